@@ -1,0 +1,165 @@
+import math
+from datetime import timedelta
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from tenancy.models import Municipality
+
+
+class Visibility(models.TextChoices):
+    PRIVATE = "private", "private (owner town only)"
+    REGION = "region", "region (every town on the platform)"
+    PUBLIC = "public", "public"
+
+
+class StationKind(models.TextChoices):
+    RIVER = "river", "river water level"
+    RAIN = "rain", "rain gauge"
+    RESERVOIR = "reservoir", "reservoir / dam / irrigation pond"
+
+
+# Readings outside these bounds cannot come from a working sensor of that kind: a river stage
+# (m above the gauge datum, which may be below sea level), a 10-minute rainfall amount (the world
+# record is about 40 mm), and a reservoir storage rate in percent of capacity.
+PHYSICAL_LIMITS = {
+    StationKind.RIVER: (-50.0, 200.0),
+    StationKind.RAIN: (0.0, 300.0),
+    StationKind.RESERVOIR: (0.0, 200.0),
+}
+
+
+class StationQuerySet(models.QuerySet):
+    def visible_to(self, viewer):
+        """Restrict to what `viewer` may see; the only way tenant stations leave the database."""
+        if viewer.is_platform_admin:
+            return self
+        rule = Q(visibility=Visibility.PUBLIC)
+        if viewer.is_member:
+            rule |= Q(visibility=Visibility.REGION) | Q(municipality_id__in=viewer.municipality_ids)
+        return self.filter(rule)
+
+
+class Station(models.Model):
+    code = models.CharField(
+        max_length=40,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "Letters, digits, '.', '_' and '-' only.")],
+    )
+    name_ja = models.CharField(max_length=100)
+    name_en = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=StationKind.choices)
+    municipality = models.ForeignKey(Municipality, on_delete=models.PROTECT, related_name="stations")
+    lon = models.FloatField(validators=[MinValueValidator(-180), MaxValueValidator(180)])
+    lat = models.FloatField(validators=[MinValueValidator(-90), MaxValueValidator(90)])
+    river_name = models.CharField("river or basin", max_length=100, blank=True)
+    unit = models.CharField(max_length=20, help_text="m (river stage), mm (rainfall per reading), % (storage rate)")
+    expected_interval = models.DurationField(
+        null=True,
+        blank=True,
+        default=timedelta(minutes=10),
+        help_text="How often the station reports. Empty for gauges that report only above a start level.",
+    )
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = StationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["code"]
+        indexes = [models.Index(fields=["municipality", "kind"]), models.Index(fields=["visibility"])]
+
+    def __str__(self):
+        return f"{self.code} {self.name_en}"
+
+    @property
+    def physical_limits(self) -> tuple[float, float]:
+        return PHYSICAL_LIMITS[StationKind(self.kind)]
+
+
+class Threshold(models.Model):
+    """One level of a station's warning scale, as data: names and levels change with national policy."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="thresholds")
+    name = models.CharField(max_length=40, help_text="Machine name, e.g. 'flood_caution'.")
+    label_ja = models.CharField(max_length=60)
+    label_en = models.CharField(max_length=60)
+    level = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(5)],
+        help_text="Alert-level equivalent (1-5) when reached; empty for thresholds below the scale "
+        "(e.g. 水防団待機水位).",
+    )
+    value = models.FloatField()
+    window = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="For rain gauges: the accumulation window the value applies to (e.g. 1 hour). "
+        "Empty: compared with the reading itself.",
+    )
+
+    class Meta:
+        ordering = ["station", "value"]
+        constraints = [
+            models.UniqueConstraint(fields=["station", "name"], name="threshold_unique_name_per_station"),
+        ]
+
+    def __str__(self):
+        return f"{self.station.code} {self.name} {self.value}"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if not math.isfinite(self.value):
+            raise ValidationError({"value": "Threshold value must be a finite number."})
+
+
+class Observation(models.Model):
+    class Quality(models.TextChoices):
+        OK = "ok", "ok"
+        SUSPECT = "suspect", "suspect (implausible jump)"
+
+    class Source(models.TextChoices):
+        HTTP = "http", "HTTP API"
+        CSV = "csv", "CSV upload"
+        MQTT = "mqtt", "MQTT"
+        NGSI = "ngsi", "NGSI"
+        SIMULATOR = "sim", "storm simulator"
+        IMPORT = "import", "bulk import"
+        SEED = "seed", "demo seed"
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="observations")
+    observed_at = models.DateTimeField()
+    value = models.FloatField()
+    quality = models.CharField(max_length=10, choices=Quality.choices, default=Quality.OK)
+    received_at = models.DateTimeField()
+    source = models.CharField(max_length=10, choices=Source.choices)
+
+    class Meta:
+        ordering = ["station", "observed_at"]
+        constraints = [
+            # Also the index for time-range reads of one station.
+            models.UniqueConstraint(fields=["station", "observed_at"], name="observation_unique_station_time"),
+        ]
+
+    def __str__(self):
+        return f"{self.station_id} {self.observed_at.isoformat()} {self.value}"
+
+
+class StationState(models.Model):
+    """The latest reading per station, kept current on ingest so the map never scans history."""
+
+    station = models.OneToOneField(Station, on_delete=models.CASCADE, primary_key=True, related_name="state")
+    value = models.FloatField(null=True, blank=True)
+    observed_at = models.DateTimeField(null=True, blank=True)
+    quality = models.CharField(max_length=10, choices=Observation.Quality.choices, default=Observation.Quality.OK)
+    level = models.PositiveSmallIntegerField(null=True, blank=True)
+    # For rain gauges: the amount in each threshold window ending at observed_at, {"3600": 12.5}.
+    accumulations = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.station_id}: {self.value} at {self.observed_at} (level {self.level})"

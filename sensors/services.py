@@ -1,0 +1,362 @@
+"""Writes to sensor data. Every ingestion path (HTTP, CSV, MQTT, NGSI, simulator, imports) ends here."""
+
+from __future__ import annotations
+
+import logging
+import math
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from tenancy.models import Municipality
+
+from .models import Observation, Station, StationKind, StationState, Threshold
+
+logger = logging.getLogger(__name__)
+
+MAX_CODE_LENGTH = 40
+MAX_TIME_LENGTH = 64
+OLDEST_ACCEPTED = datetime(1900, 1, 1, tzinfo=dt_timezone.utc)
+# SQLite refuses statements with more than 32,766 parameters; stay well below.
+IN_CHUNK = 2000
+
+
+class ItemError(ValueError):
+    """One reading is invalid; the rest of the batch goes on."""
+
+
+@dataclass
+class IngestReport:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict] = field(default_factory=list)
+    changed_states: list[StationState] = field(default_factory=list)
+
+    def reject(self, index: int, error: str) -> None:
+        self.rejected.append({"index": index, "error": error})
+
+    def as_dict(self) -> dict:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+@dataclass
+class _Reading:
+    index: int
+    station: Station
+    observed_at: datetime
+    value: float
+
+
+def _shown(raw: Any, limit: int = 40) -> str:
+    """A bounded, quoted echo of client input for error messages."""
+    text = raw if isinstance(raw, str) else repr(raw)
+    return repr(text[:limit] + ("…" if len(text) > limit else ""))
+
+
+def parse_observed_at(raw: Any, *, now: datetime) -> datetime:
+    if isinstance(raw, datetime):
+        parsed = raw
+    elif isinstance(raw, str):
+        if len(raw) > MAX_TIME_LENGTH:
+            raise ItemError("'observed_at' is too long to be an ISO 8601 time")
+        try:
+            parsed = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise ItemError(f"'observed_at' {_shown(raw)} is not an ISO 8601 time") from None
+    else:
+        raise ItemError("'observed_at' must be an ISO 8601 string with a UTC offset")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ItemError(f"'observed_at' {_shown(str(raw))} has no UTC offset (add e.g. +09:00 or Z)")
+    parsed = parsed.astimezone(dt_timezone.utc)
+    if parsed > now + timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS):
+        raise ItemError(f"'observed_at' {_shown(str(raw))} is in the future")
+    if parsed < OLDEST_ACCEPTED:
+        raise ItemError(f"'observed_at' {_shown(str(raw))} is before 1900")
+    return parsed
+
+
+def parse_value(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ItemError(f"'value' {_shown(raw)} is not a number")
+    try:
+        value = float(raw)
+    except OverflowError:
+        raise ItemError("'value' is not a finite number") from None
+    if not math.isfinite(value):
+        raise ItemError(f"'value' must be a finite number, got {value!r}")
+    return value
+
+
+def _parse_item(item: Any, *, now: datetime) -> tuple[str, datetime, float]:
+    if not isinstance(item, Mapping):
+        raise ItemError("item must be an object with 'station', 'observed_at' and 'value'")
+    missing = [key for key in ("station", "observed_at", "value") if key not in item]
+    if missing:
+        raise ItemError("missing " + ", ".join(f"'{key}'" for key in missing))
+    code = item["station"]
+    if not isinstance(code, str) or not code.strip():
+        raise ItemError("'station' must be a non-empty string")
+    code = code.strip()
+    if len(code) > MAX_CODE_LENGTH:
+        raise ItemError(f"'station' {_shown(code)} is longer than {MAX_CODE_LENGTH} characters")
+    return code, parse_observed_at(item["observed_at"], now=now), parse_value(item["value"])
+
+
+def _chunks(values: Sequence, size: int = IN_CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def observation_ingest(
+    *,
+    municipality: Municipality | None,
+    items: Sequence[Any],
+    source: str,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Validate, dedupe and store a batch of readings, and move each station's latest state forward.
+
+    `municipality` limits the batch to that town's stations (a gateway token's town); None is for
+    platform-level callers (imports, the demo seed) that may write any station. Invalid items are
+    reported by index and the valid ones stored; nothing is stored twice for the same station and
+    time. Subscribers in settings.INGEST_SUBSCRIBERS get the changed states after commit.
+    """
+    now = now or timezone.now()
+    report = IngestReport()
+
+    parsed: list[tuple[int, str, datetime, float]] = []
+    for index, item in enumerate(items):
+        try:
+            parsed.append((index, *_parse_item(item, now=now)))
+        except ItemError as exc:
+            report.reject(index, str(exc))
+
+    stations = _stations_by_code(municipality, {code for _, code, _, _ in parsed})
+    scope = f"municipality '{municipality.slug}'" if municipality else "this platform"
+    readings: list[_Reading] = []
+    for index, code, observed_at, value in parsed:
+        station = stations.get(code)
+        if station is None:
+            # Same words for "no such station" and "another town's station": existence is private.
+            report.reject(index, f"unknown station {_shown(code)} for {scope}")
+            continue
+        if not station.is_active:
+            report.reject(index, f"station {_shown(code)} is inactive")
+            continue
+        low, high = station.physical_limits
+        if not low <= value <= high:
+            report.reject(
+                index, f"'value' {value:g} is impossible for a {station.kind} station (allowed {low:g} to {high:g})"
+            )
+            continue
+        readings.append(_Reading(index, station, observed_at, value))
+
+    if readings:
+        with transaction.atomic():
+            _store(readings, report, now=now, source=source)
+    report.rejected.sort(key=lambda rejection: rejection["index"])
+
+    if report.changed_states:
+        changed = list(report.changed_states)
+        transaction.on_commit(lambda: notify_subscribers(changed))
+    return report
+
+
+def _stations_by_code(municipality: Municipality | None, codes: set[str]) -> dict[str, Station]:
+    found: dict[str, Station] = {}
+    ordered = sorted(codes)
+    for chunk in _chunks(ordered):
+        queryset = Station.objects.filter(code__in=chunk)
+        if municipality is not None:
+            queryset = queryset.filter(municipality=municipality)
+        found.update({station.code: station for station in queryset})
+    return found
+
+
+def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, source: str) -> None:
+    station_ids = sorted({reading.station.pk for reading in readings})
+
+    # Lock the latest-state rows of every station in the batch, in a fixed order, so concurrent
+    # batches for the same stations queue up; the duplicate check below is then exact.
+    StationState.objects.bulk_create(
+        [StationState(station_id=pk) for pk in station_ids], ignore_conflicts=True
+    )
+    states: dict[int, StationState] = {}
+    for chunk in _chunks(station_ids):
+        for state in StationState.objects.select_for_update().filter(station_id__in=chunk).order_by("station_id"):
+            states[state.station_id] = state
+
+    existing = _existing_keys(station_ids, sorted({reading.observed_at for reading in readings}))
+    fresh: list[_Reading] = []
+    seen: set[tuple[int, datetime]] = set()
+    for reading in readings:
+        key = (reading.station.pk, reading.observed_at)
+        if key in existing or key in seen:
+            report.duplicates += 1
+            continue
+        seen.add(key)
+        fresh.append(reading)
+    if not fresh:
+        return
+
+    Observation.objects.bulk_create(
+        [
+            Observation(
+                station_id=reading.station.pk,
+                observed_at=reading.observed_at,
+                value=reading.value,
+                received_at=now,
+                source=source,
+            )
+            for reading in fresh
+        ],
+        batch_size=1000,
+    )
+    report.accepted = len(fresh)
+
+    newest: dict[int, _Reading] = {}
+    oldest: dict[int, datetime] = {}
+    for reading in fresh:
+        pk = reading.station.pk
+        if pk not in newest or reading.observed_at > newest[pk].observed_at:
+            newest[pk] = reading
+        if pk not in oldest or reading.observed_at < oldest[pk]:
+            oldest[pk] = reading.observed_at
+
+    thresholds = _thresholds_by_station(newest.keys())
+    stations = {reading.station.pk: reading.station for reading in fresh}
+    changed: list[StationState] = []
+    for pk, reading in newest.items():
+        state = states[pk]
+        if state.observed_at is None or reading.observed_at > state.observed_at:
+            state.value = reading.value
+            state.observed_at = reading.observed_at
+            state.quality = Observation.Quality.OK
+            changed.append(state)
+        elif not _window_touched(thresholds[pk], state.observed_at, oldest[pk]):
+            # An older reading arrived late: stored, but the latest state stays where it is.
+            continue
+        else:
+            changed.append(state)
+
+    _refresh_accumulations([state for state in changed if stations[state.station_id].kind == StationKind.RAIN], thresholds)
+    for state in changed:
+        state.level = level_for(state, thresholds[state.station_id])
+        state.updated_at = now
+    StationState.objects.bulk_update(
+        changed, ["value", "observed_at", "quality", "level", "accumulations", "updated_at"], batch_size=500
+    )
+    report.changed_states = changed
+
+
+def _existing_keys(station_ids: list[int], times: list[datetime]) -> set[tuple[int, datetime]]:
+    keys: set[tuple[int, datetime]] = set()
+    for ids in _chunks(station_ids):
+        for chunk in _chunks(times):
+            keys.update(
+                Observation.objects.filter(station_id__in=ids, observed_at__in=chunk).values_list(
+                    "station_id", "observed_at"
+                )
+            )
+    return keys
+
+
+def _thresholds_by_station(station_ids: Iterable[int]) -> dict[int, list[Threshold]]:
+    grouped: dict[int, list[Threshold]] = defaultdict(list)
+    for chunk in _chunks(sorted(station_ids)):
+        for threshold in Threshold.objects.filter(station_id__in=chunk).order_by("value"):
+            grouped[threshold.station_id].append(threshold)
+    return grouped
+
+
+def _window_touched(thresholds: list[Threshold], latest: datetime, oldest_new: datetime) -> bool:
+    """Whether a late reading falls inside an accumulation window that ends at the latest reading."""
+    windows = [threshold.window for threshold in thresholds if threshold.window]
+    return bool(windows) and oldest_new > latest - max(windows)
+
+
+def _refresh_accumulations(states: list[StationState], thresholds: dict[int, list[Threshold]]) -> None:
+    """Recompute rain totals per threshold window, ending at each state's latest reading, in one query."""
+    windows_by_station = {
+        state.station_id: sorted({t.window for t in thresholds[state.station_id] if t.window})
+        for state in states
+    }
+    wanted = [state for state in states if windows_by_station[state.station_id]]
+    if not wanted:
+        return
+    ranges = Q()
+    for state in wanted:
+        ranges |= Q(
+            station_id=state.station_id,
+            observed_at__gt=state.observed_at - windows_by_station[state.station_id][-1],
+            observed_at__lte=state.observed_at,
+        )
+    series: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
+    for station_id, observed_at, value in (
+        Observation.objects.filter(ranges).order_by("station_id", "observed_at").values_list(
+            "station_id", "observed_at", "value"
+        )
+    ):
+        series[station_id].append((observed_at, value))
+    for state in wanted:
+        points = series[state.station_id]
+        times = [point[0] for point in points]
+        totals = {}
+        for window in windows_by_station[state.station_id]:
+            start = bisect_right(times, state.observed_at - window)
+            totals[str(int(window.total_seconds()))] = round(sum(value for _, value in points[start:]), 3)
+        state.accumulations = totals
+
+
+def level_for(state: StationState, thresholds: list[Threshold]) -> int | None:
+    """The 0-5 alert-level equivalent of the current reading; None when there is no reading."""
+    if state.value is None:
+        return None
+    level = 0
+    for threshold in thresholds:
+        if threshold.level is None:
+            continue
+        if threshold.window:
+            measured = state.accumulations.get(str(int(threshold.window.total_seconds())))
+        else:
+            measured = state.value
+        if measured is not None and measured >= threshold.value:
+            level = max(level, threshold.level)
+    return level
+
+
+def notify_subscribers(states: list[StationState]) -> None:
+    """Hand committed state changes to the consumers named in settings (alerts, live map...)."""
+    for path in settings.INGEST_SUBSCRIBERS:
+        try:
+            import_string(path)(states)
+        except Exception:
+            # The readings are stored; one broken consumer must not starve the others.
+            logger.exception("ingest subscriber %s failed for %d station(s)", path, len(states))
+
+
+def station_state_recompute(*, station: Station) -> StationState:
+    """Rebuild one station's latest state from history (after threshold edits or data repair)."""
+    with transaction.atomic():
+        StationState.objects.get_or_create(station=station)
+        state = StationState.objects.select_for_update().get(station=station)
+        latest = station.observations.order_by("-observed_at").first()
+        state.value = latest.value if latest else None
+        state.observed_at = latest.observed_at if latest else None
+        state.quality = latest.quality if latest else Observation.Quality.OK
+        thresholds = {station.pk: list(station.thresholds.order_by("value"))}
+        state.accumulations = {}
+        if latest and station.kind == StationKind.RAIN:
+            _refresh_accumulations([state], thresholds)
+        state.level = level_for(state, thresholds[station.pk])
+        state.save()
+    return state

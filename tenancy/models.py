@@ -1,0 +1,76 @@
+import hashlib
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+
+class Municipality(models.Model):
+    """A local government on the platform: owns stations, members and ingest tokens."""
+
+    code = models.CharField(
+        "local government code",
+        max_length=6,
+        unique=True,
+        validators=[RegexValidator(r"^\d{6}$", "A local government code is six digits.")],
+        help_text="全国地方公共団体コード (6 digits, with check digit).",
+    )
+    slug = models.SlugField(max_length=40, unique=True)
+    name_ja = models.CharField(max_length=100)
+    name_en = models.CharField(max_length=100)
+    boundary = models.JSONField(
+        null=True, blank=True, help_text="GeoJSON Polygon or MultiPolygon geometry, [lon, lat] (RFC 7946)."
+    )
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "municipalities"
+
+    def __str__(self):
+        return f"{self.name_en} ({self.slug})"
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "viewer"
+        OPERATOR = "operator", "operator"
+        ADMIN = "admin", "admin"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    municipality = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "municipality"], name="membership_unique_user_town")]
+
+    def __str__(self):
+        return f"{self.user} @ {self.municipality.slug} ({self.role})"
+
+
+class IngestToken(models.Model):
+    """A bearer token for a sensor gateway. Only a SHA-256 digest is stored; the secret is shown once."""
+
+    municipality = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="ingest_tokens")
+    label = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, help_text="First characters of the token, to recognise it in lists.")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        state = "revoked" if self.revoked_at else "active"
+        return f"{self.prefix}… {self.municipality.slug} {self.label} ({state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @staticmethod
+    def digest_of(secret: str) -> str:
+        return hashlib.sha256(secret.encode("utf-8")).hexdigest()

@@ -1,0 +1,121 @@
+"""Reads of sensor data. Every function takes the viewer and goes through `Station.objects.visible_to`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from tenancy.selectors import Viewer
+
+from .models import Observation, Station, StationState, Threshold
+
+
+def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str | None = None) -> QuerySet[Station]:
+    """Stations the viewer may see, with owner, latest state and thresholds loaded (three queries)."""
+    queryset = (
+        Station.objects.visible_to(viewer)
+        .filter(is_active=True)
+        .select_related("municipality", "state")
+        .prefetch_related(Prefetch("thresholds", queryset=Threshold.objects.order_by("value")))
+        .order_by("code")
+    )
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    if municipality:
+        queryset = queryset.filter(municipality__slug=municipality)
+    return queryset
+
+
+def station_get(*, viewer: Viewer, code: str) -> Station:
+    """One visible station; raises Station.DoesNotExist alike for missing and not-visible ones."""
+    return station_list(viewer=viewer).get(code=code)
+
+
+def _state_of(station: Station) -> StationState | None:
+    try:
+        return station.state
+    except StationState.DoesNotExist:
+        return None
+
+
+def station_is_stale(station: Station, *, now: datetime) -> bool:
+    """No reading within the expected interval (doubled, for one missed report of slack).
+
+    Gauges without an expected interval report only above a start level, so their silence is normal.
+    """
+    if station.expected_interval is None:
+        return False
+    state = _state_of(station)
+    if state is None or state.observed_at is None:
+        return True
+    return now - state.observed_at > 2 * station.expected_interval
+
+
+def local_iso(value: datetime | None) -> str | None:
+    return timezone.localtime(value).isoformat() if value else None
+
+
+def station_feature(station: Station, *, now: datetime) -> dict:
+    """A GeoJSON Feature in the shape of the `/api/v1/stations` contract (and the live layer)."""
+    state = _state_of(station)
+    thresholds = station.thresholds.all()
+    return {
+        "type": "Feature",
+        "id": station.code,
+        "geometry": {"type": "Point", "coordinates": [station.lon, station.lat]},
+        "properties": {
+            "code": station.code,
+            "name": station.name_ja if _lang() == "ja" else station.name_en,
+            "name_ja": station.name_ja,
+            "name_en": station.name_en,
+            "kind": station.kind,
+            "municipality": station.municipality.slug,
+            "river": station.river_name,
+            "unit": station.unit,
+            "value": state.value if state else None,
+            "observed_at": local_iso(state.observed_at) if state else None,
+            "level": state.level if state else None,
+            "accumulations": state.accumulations if state else {},
+            "thresholds": [
+                {
+                    "name": t.name,
+                    "label_ja": t.label_ja,
+                    "label_en": t.label_en,
+                    "level": t.level,
+                    "value": t.value,
+                    "window_minutes": int(t.window.total_seconds() // 60) if t.window else None,
+                }
+                for t in thresholds
+            ],
+            "stale": station_is_stale(station, now=now),
+            "visibility": station.visibility,
+        },
+    }
+
+
+def _lang() -> str:
+    from django.utils import translation
+
+    return (translation.get_language() or "ja")[:2]
+
+
+def station_feature_collection(*, viewer: Viewer, kind: str | None = None, municipality: str | None = None) -> dict:
+    now = timezone.now()
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            station_feature(station, now=now)
+            for station in station_list(viewer=viewer, kind=kind, municipality=municipality)
+        ],
+    }
+
+
+def observation_range(*, station: Station, since: datetime, until: datetime) -> QuerySet[Observation]:
+    """Readings of an already visibility-checked station in [since, until], oldest first."""
+    return (
+        Observation.objects.filter(station=station, observed_at__gte=since, observed_at__lte=until)
+        .order_by("observed_at")
+        .only("observed_at", "value", "quality")
+    )

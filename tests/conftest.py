@@ -1,0 +1,93 @@
+"""Shared fixtures: two neighbouring towns, each with a private, a region-only and a public station."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from sensors.models import Station, StationKind, Threshold, Visibility
+from tenancy.models import Membership, Municipality
+from tenancy.services import ingest_token_create
+
+RIVER_THRESHOLDS = [
+    ("standby", "水防団待機水位", "Flood-fighting standby", None, 2.0),
+    ("flood_caution", "氾濫注意水位", "Flood caution", 2, 3.0),
+    ("evacuation_decision", "避難判断水位", "Evacuation decision", 3, 3.5),
+    ("flood_danger", "氾濫危険水位", "Flood danger", 4, 4.0),
+    ("flooding", "氾濫発生", "Flooding", 5, 5.0),
+]
+
+
+def make_town(code: str, slug: str, name: str) -> Municipality:
+    return Municipality.objects.create(code=code, slug=slug, name_ja=name, name_en=name.title())
+
+
+def make_station(town, code, *, kind=StationKind.RIVER, visibility=Visibility.PUBLIC, **extra) -> Station:
+    unit = {"river": "m", "rain": "mm", "reservoir": "%"}[kind]
+    station = Station.objects.create(
+        code=code,
+        name_ja=f"{code} 観測所",
+        name_en=f"{code} gauge",
+        kind=kind,
+        municipality=town,
+        lon=extra.pop("lon", 140.0),
+        lat=extra.pop("lat", 35.0),
+        unit=unit,
+        visibility=visibility,
+        **extra,
+    )
+    if kind == StationKind.RIVER:
+        Threshold.objects.bulk_create(
+            Threshold(station=station, name=n, label_ja=ja, label_en=en, level=lv, value=v)
+            for n, ja, en, lv, v in RIVER_THRESHOLDS
+        )
+    elif kind == StationKind.RAIN:
+        Threshold.objects.bulk_create(
+            [
+                Threshold(station=station, name="rain_1h_heavy", label_ja="大雨(1時間)", label_en="Heavy rain (1 h)",
+                          level=3, value=30, window=timedelta(hours=1)),
+                Threshold(station=station, name="rain_1h_violent", label_ja="猛烈な雨(1時間)",
+                          label_en="Violent rain (1 h)", level=4, value=50, window=timedelta(hours=1)),
+            ]
+        )
+    return station
+
+
+@pytest.fixture
+def towns(db):
+    return make_town("990001", "town-a", "town a"), make_town("990002", "town-b", "town b")
+
+
+@pytest.fixture
+def stations(towns):
+    """{"a-private": Station, "a-region": ..., "a-public": ..., "b-private": ...}"""
+    result = {}
+    for town, prefix in zip(towns, ("A", "B")):
+        for visibility in Visibility.values:
+            code = f"{prefix}-{visibility.upper()}"
+            result[f"{prefix.lower()}-{visibility}"] = make_station(town, code, visibility=visibility)
+    return result
+
+
+@pytest.fixture
+def token_a(towns):
+    return ingest_token_create(municipality=towns[0], label="test gateway a")[1]
+
+
+@pytest.fixture
+def token_b(towns):
+    return ingest_token_create(municipality=towns[1], label="test gateway b")[1]
+
+
+@pytest.fixture
+def user_a(towns):
+    user = get_user_model().objects.create_user("a-viewer", password="pw-a-viewer-123")
+    Membership.objects.create(user=user, municipality=towns[0], role=Membership.Role.VIEWER)
+    return user
+
+
+@pytest.fixture
+def user_b(towns):
+    user = get_user_model().objects.create_user("b-viewer", password="pw-b-viewer-123")
+    Membership.objects.create(user=user, municipality=towns[1], role=Membership.Role.VIEWER)
+    return user

@@ -59,7 +59,8 @@ class _Reading:
 def _shown(raw: Any, limit: int = 40) -> str:
     """A bounded, quoted echo of client input for error messages."""
     text = raw if isinstance(raw, str) else repr(raw)
-    return repr(text[:limit] + ("…" if len(text) > limit else ""))
+    bounded = text[:limit] + ("…" if len(text) > limit else "")
+    return repr(bounded) if isinstance(raw, str) else bounded
 
 
 def parse_observed_at(raw: Any, *, now: datetime) -> datetime:
@@ -97,6 +98,8 @@ def parse_value(raw: Any) -> float:
 
 
 def _parse_item(item: Any, *, now: datetime) -> tuple[str, datetime, float]:
+    if isinstance(item, ItemError):
+        raise item
     if not isinstance(item, Mapping):
         raise ItemError("item must be an object with 'station', 'observed_at' and 'value'")
     missing = [key for key in ("station", "observed_at", "value") if key not in item]

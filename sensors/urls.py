@@ -1,1 +1,9 @@
-urlpatterns = []
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("observations", api.ObservationIngestAPI.as_view(), name="api-observations-ingest"),
+    path("stations", api.StationListAPI.as_view(), name="api-stations"),
+    path("stations/<str:code>/observations", api.StationObservationsAPI.as_view(), name="api-station-observations"),
+]

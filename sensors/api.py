@@ -1,0 +1,192 @@
+"""REST endpoints for observations and stations. Thin: parse, call a service or selector, render."""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tenancy.authentication import BearerTokenAuthentication
+from tenancy.models import IngestToken
+from tenancy.selectors import viewer_for_request
+
+from .models import Observation, Station, StationKind
+from .parsers import ObservationCSVParser, ObservationJSONParser
+from .selectors import local_iso, observation_range, station_feature_collection, station_get
+from .services import observation_ingest
+
+
+class HasIngestToken(BasePermission):
+    message = "A gateway token is required: 'Authorization: Bearer <token>'."
+
+    def has_permission(self, request, view):
+        return isinstance(request.auth, IngestToken)
+
+
+ERROR = inline_serializer("Error", {"detail": serializers.CharField()})
+INGEST_REPLY = inline_serializer(
+    "IngestReply",
+    {
+        "accepted": serializers.IntegerField(),
+        "duplicates": serializers.IntegerField(),
+        "rejected": inline_serializer(
+            "IngestRejection", {"index": serializers.IntegerField(), "error": serializers.CharField()}, many=True
+        ),
+    },
+)
+INGEST_REQUEST = inline_serializer(
+    "IngestRequest",
+    {
+        "observations": inline_serializer(
+            "IngestObservation",
+            {
+                "station": serializers.CharField(),
+                "observed_at": serializers.DateTimeField(help_text="ISO 8601 with a UTC offset"),
+                "value": serializers.FloatField(),
+            },
+            many=True,
+        )
+    },
+)
+
+
+class ObservationIngestAPI(APIView):
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [HasIngestToken]
+    parser_classes = [ObservationJSONParser, ObservationCSVParser]
+
+    @extend_schema(
+        operation_id="observations_ingest",
+        summary="Push readings from a gateway (JSON or text/csv with header station,observed_at,value).",
+        request={"application/json": INGEST_REQUEST, "text/csv": OpenApiTypes.STR},
+        responses={
+            200: INGEST_REPLY,
+            400: OpenApiResponse(ERROR, description="Malformed document; nothing was stored."),
+            401: OpenApiResponse(ERROR, description="Missing, invalid or revoked token."),
+            413: OpenApiResponse(ERROR, description="More than INGEST_MAX_BATCH items or INGEST_MAX_BODY_BYTES."),
+            415: OpenApiResponse(ERROR, description="Content type other than JSON or CSV."),
+        },
+    )
+    def post(self, request):
+        items = request.data
+        if not isinstance(items, list):
+            # DRF hands an empty body over as an empty form, not to our parsers.
+            raise ParseError('Empty body; send {"observations": [...]} or CSV.')
+        source = Observation.Source.CSV if request.content_type.startswith("text/csv") else Observation.Source.HTTP
+        report = observation_ingest(municipality=request.auth.municipality, items=items, source=source)
+        return Response(report.as_dict())
+
+
+class StationListAPI(APIView):
+    @extend_schema(
+        operation_id="stations_list",
+        summary="GeoJSON FeatureCollection of the stations the caller may see (anonymous: public only).",
+        parameters=[
+            OpenApiParameter("kind", enum=StationKind.values, required=False),
+            OpenApiParameter("municipality", str, required=False, description="Owner town's slug."),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        kind = request.query_params.get("kind") or None
+        if kind is not None and kind not in StationKind.values:
+            raise ValidationError({"kind": f"Must be one of {', '.join(StationKind.values)}."})
+        collection = station_feature_collection(
+            viewer=viewer_for_request(request),
+            kind=kind,
+            municipality=request.query_params.get("municipality") or None,
+        )
+        return Response(collection, content_type="application/geo+json")
+
+
+# A '+' in an unencoded query string arrives as a space: "10:00:00 09:00" meant "10:00:00+09:00".
+SPACE_FOR_PLUS = re.compile(r" (\d{2}:?\d{2})$")
+
+
+def parse_query_time(name: str, raw: str) -> datetime:
+    text = SPACE_FOR_PLUS.sub(r"+\1", raw.strip())
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError({name: f"{raw[:40]!r} is not an ISO 8601 time."}) from None
+    if parsed.tzinfo is None:
+        raise ValidationError({name: "Needs a UTC offset, e.g. 2026-11-22T09:00:00+09:00 (encode '+' as %2B)."})
+    return parsed
+
+
+def observation_window(query) -> tuple[datetime, datetime]:
+    until = parse_query_time("until", query["until"]) if query.get("until") else timezone.now()
+    since = parse_query_time("since", query["since"]) if query.get("since") else until - timedelta(hours=24)
+    if since > until:
+        raise ValidationError({"since": "Must not be after 'until'."})
+    if until - since > timedelta(days=settings.OBSERVATIONS_MAX_DAYS):
+        raise ValidationError({"since": f"At most {settings.OBSERVATIONS_MAX_DAYS} days per request."})
+    return since, until
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+class StationObservationsAPI(APIView):
+    @extend_schema(
+        operation_id="station_observations",
+        summary="Readings of one station in a time range (default: the last 24 hours).",
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.DATETIME, required=False),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, required=False),
+            OpenApiParameter("format", enum=["json", "csv"], required=False),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 400: ERROR, 404: ERROR},
+    )
+    def get(self, request, code: str):
+        output = request.query_params.get("format", "json")
+        if output not in ("json", "csv"):
+            raise ValidationError({"format": "Must be json or csv."})
+        try:
+            station = station_get(viewer=viewer_for_request(request), code=code)
+        except Station.DoesNotExist:
+            # Identical for "no such station" and "not yours to see".
+            raise NotFound("No station with this code.") from None
+        since, until = observation_window(request.query_params)
+        readings = observation_range(station=station, since=since, until=until)
+        if output == "csv":
+            return self._csv(station, readings)
+        return Response(
+            {
+                "station": station.code,
+                "unit": station.unit,
+                "since": local_iso(since),
+                "until": local_iso(until),
+                "observations": [
+                    {"observed_at": local_iso(r.observed_at), "value": r.value, "quality": r.quality}
+                    for r in readings.iterator(chunk_size=2000)
+                ],
+            }
+        )
+
+    @staticmethod
+    def _csv(station: Station, readings) -> StreamingHttpResponse:
+        writer = csv.writer(_Echo())
+        rows = (
+            writer.writerow([station.code, local_iso(r.observed_at), repr(r.value), r.quality])
+            for r in readings.iterator(chunk_size=2000)
+        )
+        header = writer.writerow(["station", "observed_at", "value", "quality"])
+        response = StreamingHttpResponse(
+            (line for chunk in ([header], rows) for line in chunk), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{station.code}.csv"'
+        return response

@@ -119,6 +119,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # A file, not Django's in-memory default, so tests can run concurrent writers as the
+            # storm simulator and the server do; one per process so parallel test runs don't collide.
+            "TEST": {"NAME": str(SQLITE_PATH.with_name(f"test-{os.getpid()}-{SQLITE_PATH.name}"))},
         }
     }
 DATABASES["default"].setdefault("TEST", {})

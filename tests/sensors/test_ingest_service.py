@@ -1,0 +1,139 @@
+"""The ingestion service itself: latest state, accumulations, subscribers, concurrency."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from sensors.models import Observation, StationKind, StationState, Threshold
+from sensors.services import observation_ingest, station_state_recompute
+from tests.conftest import make_station
+
+NOW = timezone.now().replace(microsecond=0)
+received = []
+
+
+def record_states(states):
+    received.append(sorted((s.station_id, s.value, s.level) for s in states))
+
+
+def broken_subscriber(states):
+    raise RuntimeError("boom")
+
+
+def reading(code, minutes_ago, value):
+    return {"station": code, "observed_at": NOW - timedelta(minutes=minutes_ago), "value": value}
+
+
+@pytest.fixture(autouse=True)
+def clear_received():
+    received.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(INGEST_SUBSCRIBERS=["tests.sensors.test_ingest_service.broken_subscriber",
+                                       "tests.sensors.test_ingest_service.record_states"])
+def test_subscribers_get_changed_states_once_per_batch_after_commit(towns):
+    a, b = make_station(towns[0], "A1"), make_station(towns[0], "A2")
+    report = observation_ingest(
+        municipality=towns[0],
+        items=[reading("A1", 20, 1.0), reading("A1", 10, 3.2), reading("A2", 10, 4.5)],
+        source="http",
+    )
+    assert report.accepted == 3
+    # One call for the whole batch, after the broken subscriber failed, with the newest values.
+    assert received == [[(a.pk, 3.2, 2), (b.pk, 4.5, 4)]]
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(INGEST_SUBSCRIBERS=["tests.sensors.test_ingest_service.record_states"])
+def test_no_notification_when_the_surrounding_transaction_rolls_back(towns):
+    make_station(towns[0], "A1")
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            observation_ingest(municipality=towns[0], items=[reading("A1", 10, 1.0)], source="http")
+            raise RuntimeError("caller failed after ingesting")
+    assert received == []
+    assert Observation.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(INGEST_SUBSCRIBERS=["tests.sensors.test_ingest_service.record_states"])
+def test_a_late_reading_outside_any_window_changes_no_state_and_notifies_nobody(towns):
+    make_station(towns[0], "A1")
+    observation_ingest(municipality=towns[0], items=[reading("A1", 10, 2.0)], source="http")
+    received.clear()
+    report = observation_ingest(municipality=towns[0], items=[reading("A1", 120, 9.0)], source="http")
+    assert report.accepted == 1
+    assert received == []
+    assert StationState.objects.get(station__code="A1").value == 2.0
+
+
+def test_late_rain_inside_the_window_updates_the_total_and_level(towns):
+    make_station(towns[0], "R1", kind=StationKind.RAIN)
+    observation_ingest(municipality=None, items=[reading("R1", 10, 20.0)], source="http")
+    state = StationState.objects.get(station__code="R1")
+    assert (state.accumulations, state.level) == ({"3600": 20.0}, 0)
+
+    observation_ingest(municipality=None, items=[reading("R1", 30, 15.0)], source="http")
+    state.refresh_from_db()
+    assert (state.value, state.accumulations, state.level) == (20.0, {"3600": 35.0}, 3)
+
+    observation_ingest(municipality=None, items=[reading("R1", 50, 20.0)], source="http")
+    state.refresh_from_db()
+    assert (state.accumulations, state.level) == ({"3600": 55.0}, 4)
+
+
+def test_recompute_after_threshold_change(towns):
+    station = make_station(towns[0], "A1")
+    observation_ingest(municipality=None, items=[reading("A1", 10, 3.2)], source="http")
+    assert StationState.objects.get(station=station).level == 2
+    Threshold.objects.filter(station=station, name="evacuation_decision").update(value=3.1)
+    assert station_state_recompute(station=station).level == 3
+
+
+def test_inactive_station_is_rejected(towns):
+    make_station(towns[0], "OFF", is_active=False)
+    report = observation_ingest(municipality=towns[0], items=[reading("OFF", 10, 1.0)], source="http")
+    assert report.rejected == [{"index": 0, "error": "station 'OFF' is inactive"}]
+
+
+def test_large_batch_stores_every_reading(towns):
+    codes = [f"S{i:03d}" for i in range(50)]
+    for code in codes:
+        make_station(towns[0], code)
+    items = [reading(code, minutes, 1.0 + minutes / 1000) for code in codes for minutes in range(0, 200)]
+    report = observation_ingest(municipality=towns[0], items=items, source="import")
+    assert (report.accepted, report.duplicates, report.rejected) == (10_000, 0, [])
+    assert Observation.objects.count() == 10_000
+    assert set(StationState.objects.values_list("value", flat=True)) == {1.0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_gateways_posting_the_same_batch_at_once_store_it_once(towns):
+    for i in range(20):
+        make_station(towns[0], f"C{i:02d}")
+    items = [reading(f"C{i:02d}", minutes, 1.0) for i in range(20) for minutes in range(0, 100, 10)]
+    reports, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def post():
+        try:
+            barrier.wait()
+            reports.append(observation_ingest(municipality=towns[0], items=items, source="http"))
+        except Exception as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted((r.accepted, r.duplicates) for r in reports) == [(0, 200), (200, 0)]
+    assert Observation.objects.count() == 200

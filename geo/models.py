@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -28,3 +29,58 @@ class River(models.Model):
 
     def __str__(self):
         return self.name_en
+
+
+class HazardZone(models.Model):
+    """An area on a hazard map (ハザードマップ), e.g. an assumed inundation area. Public geography."""
+
+    class Kind(models.TextChoices):
+        INUNDATION = "inundation", "inundation (洪水浸水想定区域)"
+        STORM_SURGE = "storm_surge", "storm surge (高潮浸水想定区域)"
+        LANDSLIDE = "landslide", "landslide (土砂災害警戒区域)"
+
+    name_ja = models.CharField(max_length=100)
+    name_en = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.INUNDATION)
+    depth_min_m = models.FloatField(null=True, blank=True, help_text="Assumed inundation depth band, lower bound.")
+    depth_max_m = models.FloatField(null=True, blank=True, help_text="Assumed inundation depth band, upper bound.")
+    municipality = models.ForeignKey(
+        "tenancy.Municipality", null=True, blank=True, on_delete=models.SET_NULL, related_name="hazard_zones"
+    )
+    geometry = models.JSONField(help_text="GeoJSON Polygon or MultiPolygon, [lon, lat].")
+    source = models.CharField(max_length=200, blank=True, help_text="Where the zone came from (file, survey, year).")
+
+    class Meta:
+        ordering = ["kind", "name_en"]
+
+    def __str__(self):
+        return f"{self.name_en} ({self.kind})"
+
+
+class Shelter(models.Model):
+    """An evacuation shelter (指定避難所). Its status is public: residents need it most."""
+
+    class Status(models.TextChoices):
+        CLOSED = "closed", "closed"
+        OPEN = "open", "open"
+        FULL = "full", "full"
+
+    code = models.CharField(max_length=40, unique=True)
+    name_ja = models.CharField(max_length=100)
+    name_en = models.CharField(max_length=100)
+    municipality = models.ForeignKey("tenancy.Municipality", on_delete=models.PROTECT, related_name="shelters")
+    lon = models.FloatField()
+    lat = models.FloatField()
+    address = models.CharField(max_length=200, blank=True)
+    capacity = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CLOSED)
+    status_updated_at = models.DateTimeField(null=True, blank=True)
+    status_updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self):
+        return f"{self.code} {self.name_en} ({self.status})"

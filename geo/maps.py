@@ -1,0 +1,347 @@
+"""The folium base map: Leaflet from our own static files, optional tiles, and the public geography.
+
+A disaster dashboard must work when the internet is degraded, so nothing here loads from a CDN:
+`MizumoriMap` replaces folium's default asset list (Leaflet, jQuery, Bootstrap, Font Awesome,
+awesome-markers from five hosts) with the vendored Leaflet and our own map script. Only the
+features that work without jQuery/Bootstrap are used (GeoJson, FeatureGroup, LayerControl,
+FitBounds, MacroElements); folium's `Popup` and `Icon` need those libraries and are avoided.
+
+Stations are drawn by `dashboard.maps` on top of this map.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import folium
+import shapely.geometry
+from django.conf import settings
+from django.templatetags.static import static
+from django.utils.html import format_html
+from folium.template import Template
+from folium.utilities import JsCode
+from shapely.errors import GEOSException
+
+from tenancy.models import Municipality
+from tenancy.selectors import municipality_list
+
+from .models import Basin, River
+
+logger = logging.getLogger(__name__)
+
+# Static paths, resolved with static() when a map is built so a hashed storage would be honoured.
+VENDORED_JS = [
+    ("leaflet", "vendor/leaflet/leaflet.js"),
+    ("mizumori_map", "mizumori/map.js"),
+]
+VENDORED_CSS = [
+    ("leaflet_css", "vendor/leaflet/leaflet.css"),
+    ("mizumori_map_css", "mizumori/map.css"),
+]
+
+# Honshu, roughly: what to show when there is nothing to fit the view to.
+FALLBACK_CENTER = (36.2, 138.25)
+FALLBACK_ZOOM = 5
+# Do not zoom in further than street level when everything shown is one point.
+FIT_MAX_ZOOM = 14
+
+AREA_TYPES = {"Polygon", "MultiPolygon"}
+LINE_TYPES = {"LineString", "MultiLineString"}
+
+# Functions in static/mizumori/map.js, referenced by name from folium's generated script.
+BIND_DETAILS_JS = JsCode("Mizumori.bindDetails")
+
+MUNICIPALITY_STYLE = {"color": "#4a4a4a", "weight": 1.5, "fillColor": "#9e9e9e", "fillOpacity": 0.04}
+OWN_MUNICIPALITY_STYLE = {"color": "#1b3a57", "weight": 3, "fillColor": "#1b3a57", "fillOpacity": 0.06}
+BASIN_STYLE = {"color": "#3f7fa6", "weight": 1, "dashArray": "6 4", "fillColor": "#7fb8d9", "fillOpacity": 0.12}
+RIVER_STYLE = {"color": "#1f6fb2", "weight": 3, "opacity": 0.9}
+
+
+class MizumoriMap(folium.Map):
+    """A folium Map that loads only vendored assets and leaves the host page's layout alone.
+
+    folium's own header also sets a non-zoomable viewport and full-page `html, body, #map` styles
+    meant for a stand-alone file; embedded in our pages those would break the layout and stop
+    residents zooming the page, so this template keeps only the map itself.
+    """
+
+    _template = Template(
+        """
+        {% macro html(this, kwargs) %}
+            <div class="folium-map mz-map-canvas" id={{ this.get_name()|tojson }}></div>
+        {% endmacro %}
+
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = L.map(
+                {{ this.get_name()|tojson }},
+                {
+                    center: {{ this.location|tojson }},
+                    crs: L.CRS.{{ this.crs }},
+                    ...{{ this.options|tojavascript }}
+                }
+            );
+            {%- if this.control_scale %}
+            L.control.scale().addTo({{ this.get_name() }});
+            {%- endif %}
+            {%- if this.zoom_control_position %}
+            L.control.zoom({ position: {{ this.zoom_control|tojson }} }).addTo({{ this.get_name() }});
+            {%- endif %}
+            {%- if this.objects_to_stay_in_front %}
+            function {{ this.get_name() }}_objects_in_front() {
+                {%- for obj in this.objects_to_stay_in_front %}
+                {{ obj.get_name() }}.bringToFront();
+                {%- endfor %}
+            }
+            {{ this.get_name() }}.on("overlayadd", {{ this.get_name() }}_objects_in_front);
+            {%- endif %}
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, *, tiles=None, **kwargs: Any):
+        super().__init__(tiles=tiles, **kwargs)
+        # Instance attributes, so add_js_link() on one map never leaks into another.
+        self.default_js = [(name, static(path)) for name, path in VENDORED_JS]
+        self.default_css = [(name, static(path)) for name, path in VENDORED_CSS]
+
+    def render(self, **kwargs):
+        super().render(**kwargs)
+        # The figure's content-type meta would land in our <head> next to <meta charset>.
+        self.get_root().header._children.pop("meta_http", None)
+
+
+@dataclass(frozen=True)
+class Geography:
+    """The public geography a map shows: boundaries, basins and rivers."""
+
+    municipalities: Sequence[Municipality]
+    basins: Sequence[Basin]
+    rivers: Sequence[River]
+
+
+@dataclass(frozen=True)
+class MapParts:
+    """A rendered map split for a host template: <head> links, the map's markup, its script."""
+
+    header: str
+    html: str
+    script: str
+
+
+def load_geography() -> Geography:
+    """Boundaries, basins and rivers: public geography, not tenant data (three queries)."""
+    return Geography(
+        municipalities=municipality_list(),
+        basins=list(Basin.objects.all()),
+        rivers=list(River.objects.all()),
+    )
+
+
+def base_map(
+    geography: Geography,
+    *,
+    own_municipality_ids: Iterable[int] = (),
+    tiles_url: str | None = None,
+    tiles_attribution: str | None = None,
+) -> MizumoriMap:
+    """A map with the geography layers; call `finish_map` after adding further layers.
+
+    `tiles_url` defaults to settings.MAP_TILES_URL; empty means no tile layer at all, so the map
+    works with no tile server reachable and shows the layers on a plain background.
+    """
+    if tiles_url is None:
+        tiles_url = settings.MAP_TILES_URL
+    if tiles_attribution is None:
+        tiles_attribution = settings.MAP_TILES_ATTRIBUTION
+    folium_map = MizumoriMap(location=FALLBACK_CENTER, zoom_start=FALLBACK_ZOOM, control_scale=True)
+    if tiles_url:
+        add_tile_layer(folium_map, tiles_url, tiles_attribution)
+
+    own = frozenset(own_municipality_ids)
+    for layer in (municipality_layer(geography.municipalities, own_ids=own), basin_layer(geography.basins)):
+        if layer is not None:
+            layer.add_to(folium_map)
+    rivers = river_layer(geography.rivers)
+    if rivers is not None:
+        rivers.add_to(folium_map)
+        # Rivers stay above boundaries and basins when those are toggled back on.
+        folium_map.keep_in_front(rivers)
+    return folium_map
+
+
+def add_tile_layer(folium_map: folium.Map, url: str, attribution: str) -> None:
+    folium.TileLayer(
+        tiles=url,
+        attr=attribution or " ",  # folium refuses a custom URL without attribution
+        name="背景地図 Base map",
+        control=False,
+        max_zoom=18,
+    ).add_to(folium_map)
+
+
+def finish_map(
+    folium_map: folium.Map,
+    *,
+    fit_geometries: Iterable[dict] = (),
+    fit_points: Iterable[tuple[float, float]] = (),
+) -> None:
+    """Add what must come after every layer: the layer switcher and the initial view.
+
+    The view fits the given area geometries and (lat, lon) points; with nothing to fit, the
+    fallback centre set at construction stays.
+    """
+    folium.LayerControl(collapsed=True, position="topright").add_to(folium_map)
+    bounds = bounds_of(fit_geometries, fit_points)
+    if bounds is not None:
+        folium_map.fit_bounds(bounds, padding=(12, 12), max_zoom=FIT_MAX_ZOOM)
+
+
+def embed_parts(folium_map: folium.Map) -> MapParts:
+    """Render the map's figure and split it so a Django template can place each part (no iframe)."""
+    figure = folium_map.get_root()
+    figure.render()
+    return MapParts(
+        header=figure.header.render(),
+        html=figure.html.render(),
+        script=figure.script.render(),
+    )
+
+
+# --- geography layers ---------------------------------------------------------------------------
+
+MUNICIPALITY_LAYER_NAME = "市町村境界 Municipal boundaries"
+BASIN_LAYER_NAME = "流域 Basins"
+RIVER_LAYER_NAME = "河川 Rivers"
+
+
+def municipality_layer(
+    municipalities: Iterable[Municipality], *, own_ids: frozenset[int] = frozenset()
+) -> folium.FeatureGroup | None:
+    features = [
+        area_feature(
+            town.boundary,
+            feature_id=town.slug,
+            allowed_types=AREA_TYPES,
+            display={"label": bilingual_label_html(town.name_ja, town.name_en)},
+            extra={"own": town.pk in own_ids},
+        )
+        for town in municipalities
+    ]
+    return _geojson_group(
+        MUNICIPALITY_LAYER_NAME,
+        features,
+        style=lambda feature: OWN_MUNICIPALITY_STYLE if feature["properties"]["own"] else MUNICIPALITY_STYLE,
+    )
+
+
+def basin_layer(basins: Iterable[Basin]) -> folium.FeatureGroup | None:
+    features = [
+        area_feature(
+            basin.geometry,
+            feature_id=f"basin-{basin.pk}",
+            allowed_types=AREA_TYPES,
+            display={"tooltip": bilingual_label_html(basin.name_ja, basin.name_en, suffix_ja="流域", suffix_en="basin")},
+        )
+        for basin in basins
+    ]
+    return _geojson_group(BASIN_LAYER_NAME, features, style=lambda feature: BASIN_STYLE)
+
+
+def river_layer(rivers: Iterable[River]) -> folium.FeatureGroup | None:
+    features = [
+        area_feature(
+            river.geometry,
+            feature_id=f"river-{river.pk}",
+            allowed_types=LINE_TYPES,
+            display={"tooltip": bilingual_label_html(river.name_ja, river.name_en)},
+        )
+        for river in rivers
+    ]
+    return _geojson_group(RIVER_LAYER_NAME, features, style=lambda feature: RIVER_STYLE)
+
+
+def _geojson_group(name: str, features: list[dict | None], *, style) -> folium.FeatureGroup | None:
+    drawable = [feature for feature in features if feature is not None]
+    if not drawable:
+        return None
+    group = folium.FeatureGroup(name=name)
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": drawable},
+        style_function=style,
+        on_each_feature=BIND_DETAILS_JS,
+        control=False,
+    ).add_to(group)
+    return group
+
+
+def area_feature(
+    geometry: Any,
+    *,
+    feature_id: str,
+    allowed_types: set[str],
+    display: dict,
+    extra: dict | None = None,
+) -> dict | None:
+    """A GeoJSON Feature for one stored geometry, or None if the geometry cannot be drawn.
+
+    Geometries are user-imported JSON; Leaflet throws on an invalid one and that would stop the
+    whole map script, so a bad row is logged and left out instead.
+    """
+    if not is_drawable(geometry, allowed_types):
+        if geometry:
+            logger.warning("map: skipping %s, its geometry is not a valid %s", feature_id,
+                           "/".join(sorted(allowed_types)))
+        return None
+    return {
+        "type": "Feature",
+        "id": feature_id,
+        "geometry": geometry,
+        "properties": {"display": display, **(extra or {})},
+    }
+
+
+def is_drawable(geometry: Any, allowed_types: set[str]) -> bool:
+    if not isinstance(geometry, dict) or geometry.get("type") not in allowed_types:
+        return False
+    try:
+        shape = shapely.geometry.shape(geometry)
+    except (GEOSException, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return False
+    return not shape.is_empty
+
+
+def bilingual_label_html(name_ja: str, name_en: str, *, suffix_ja: str = "", suffix_en: str = "") -> str:
+    """Escaped HTML for an area or river label: Japanese name over English name."""
+    english = f"{name_en} {suffix_en}".strip()
+    return format_html(
+        '<span class="mz-label-ja" lang="ja">{}</span> <span class="mz-label-en" lang="en">{}</span>',
+        f"{name_ja}{suffix_ja}",
+        english,
+    )
+
+
+# --- view -----------------------------------------------------------------------------------------
+
+
+def bounds_of(geometries: Iterable[dict], points: Iterable[tuple[float, float]]) -> list[list[float]] | None:
+    """[[south, west], [north, east]] around drawable area geometries and (lat, lon) points."""
+    west = south = float("inf")
+    east = north = float("-inf")
+    for geometry in geometries:
+        if not is_drawable(geometry, AREA_TYPES | LINE_TYPES):
+            continue
+        min_lon, min_lat, max_lon, max_lat = shapely.geometry.shape(geometry).bounds
+        west, south = min(west, min_lon), min(south, min_lat)
+        east, north = max(east, max_lon), max(north, max_lat)
+    for lat, lon in points:
+        west, south = min(west, lon), min(south, lat)
+        east, north = max(east, lon), max(north, lat)
+    if west == float("inf"):
+        return None
+    return [[south, west], [north, east]]
+
+
+def municipality_boundaries(municipalities: Iterable[Municipality]) -> list[dict]:
+    return [town.boundary for town in municipalities if town.boundary]

@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "tenancy",
     "geo",
     "sensors",
+    "alerts",
+    "ngsi",
     "dashboard",
 ]
 
@@ -224,6 +226,30 @@ MAP_TILES_URL = os.environ.get("MAP_TILES_URL", "")
 MAP_TILES_ATTRIBUTION = os.environ.get(
     "MAP_TILES_ATTRIBUTION", '<a href="https://maps.gsi.go.jp/development/ichiran.html">地理院タイル</a>'
 )
+
+# --- MQTT gateway ingestion (manage.py ingest_mqtt) --------------------------------------------
+MQTT_URL = os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883")  # mqtts:// for TLS
+MQTT_TOPIC = os.environ.get("MQTT_TOPIC", "mizumori/+/+")  # mizumori/<municipality-slug>/<station-code>
+MQTT_USERNAME = os.environ.get("MQTT_USERNAME", "")
+MQTT_PASSWORD = os.environ.get("MQTT_PASSWORD", "")
+MQTT_CA_FILE = os.environ.get("MQTT_CA_FILE", "")
+MQTT_CLIENT_ID = os.environ.get("MQTT_CLIENT_ID", "mizumori-ingest")
+MQTT_BATCH_SIZE = env_int("MQTT_BATCH_SIZE", 500)
+MQTT_BATCH_MILLISECONDS = env_int("MQTT_BATCH_MILLISECONDS", 500)
+
+# --- NGSI-v2 -------------------------------------------------------------------------------------
+# Subscription notifications go only to these hosts (host or host:port; "*" nowhere near production),
+# so the platform cannot be used to reach internal addresses.
+NGSI_NOTIFY_ALLOWED_HOSTS = env_list("NGSI_NOTIFY_ALLOWED_HOSTS", "")
+NGSI_MAX_LIMIT = env_int("NGSI_MAX_LIMIT", 1000)
+
+# --- Alerts --------------------------------------------------------------------------------------
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env_int("ALERT_WEBHOOK_TIMEOUT_SECONDS", 5)
+ALERT_WEBHOOK_MAX_ATTEMPTS = env_int("ALERT_WEBHOOK_MAX_ATTEMPTS", 8)
+CAP_SENDER = os.environ.get("CAP_SENDER", "mizumori@example.invalid")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mizumori@example.invalid")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 
 LOGGING = {
     "version": 1,

@@ -217,7 +217,7 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024)
 # Readings stamped further in the future than this (gateway clock skew) are rejected.
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300)
 # Called with the changed station states after every committed ingestion batch (dotted paths).
-INGEST_SUBSCRIBERS = env_list("INGEST_SUBSCRIBERS", "")
+INGEST_SUBSCRIBERS = env_list("INGEST_SUBSCRIBERS", "dashboard.live.publish_station_changes")
 # Longest range one observations request may cover.
 OBSERVATIONS_MAX_DAYS = env_int("OBSERVATIONS_MAX_DAYS", 31)
 

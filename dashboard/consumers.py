@@ -1,0 +1,144 @@
+"""`/ws/live/`: the live map protocol of DESIGN.md.
+
+Client -> server: {"type": "subscribe", "layers": [...]}, {"type": "resume", "since": <seq>}.
+Server -> client: subscribed, snapshot, stations (and alerts, shelters ...), error. A bad frame gets an
+error reply and the connection stays up.
+"""
+
+from __future__ import annotations
+
+import json
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils import timezone
+
+from sensors.selectors import station_feature, station_list
+from tenancy.models import Municipality
+from tenancy.selectors import viewer_for_user
+
+from . import live
+
+MAX_FRAME_BYTES = 16 * 1024
+
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        self.viewer = await database_sync_to_async(viewer_for_user)(self.scope.get("user"))
+        self.layers: set[str] = set()
+        self.groups_joined: list[str] = []
+        await self.accept()
+
+    async def disconnect(self, code):
+        await self._leave_groups()
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if text_data is None:
+            await self.error("Frames must be JSON text, not binary.")
+            return
+        if len(text_data.encode("utf-8")) > MAX_FRAME_BYTES:
+            await self.error(f"Frame larger than {MAX_FRAME_BYTES} bytes.")
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self.error("Frame is not valid JSON.")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content, **kwargs):
+        if not isinstance(content, dict):
+            await self.error('Expected a JSON object with a "type".')
+            return
+        kind = content.get("type")
+        if kind == "subscribe":
+            await self.subscribe(content.get("layers"))
+        elif kind == "resume":
+            await self.resume(content.get("since"))
+        elif kind == "ping":
+            await self.send_json({"type": "pong", "seq": live.live_store().current_seq()})
+        else:
+            await self.error(f"Unknown message type {str(kind)[:40]!r}; expected subscribe or resume.")
+
+    async def error(self, message: str):
+        await self.send_json({"type": "error", "error": message})
+
+    async def subscribe(self, layers):
+        if not isinstance(layers, list) or not layers or not all(isinstance(layer, str) for layer in layers):
+            await self.error('"layers" must be a non-empty list of layer names.')
+            return
+        unknown = [layer for layer in layers if layer not in live.LAYERS]
+        if unknown:
+            await self.error(
+                f"Unknown layer(s) {', '.join(repr(layer[:20]) for layer in unknown[:5])}; "
+                f"available: {', '.join(live.LAYERS)}."
+            )
+            return
+        self.layers = set(layers)
+        await self._join_groups()
+        seq = await database_sync_to_async(live.live_store().current_seq)()
+        await self.send_json({"type": "subscribed", "layers": sorted(self.layers), "seq": seq})
+        await self.send_snapshot()
+
+    async def resume(self, since):
+        if not self.layers:
+            await self.error('Send {"type": "subscribe", "layers": [...]} before resuming.')
+            return
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+            await self.error('"since" must be a non-negative integer sequence number.')
+            return
+        missed, complete = await database_sync_to_async(self._missed_since)(since)
+        if not complete:
+            await self.send_snapshot()
+            return
+        for message in missed:
+            await self._deliver(message)
+
+    def _missed_since(self, since: int) -> tuple[list[dict], bool]:
+        store = live.live_store()
+        if since > store.current_seq():
+            # The client counted on a stream that has since restarted: its numbers mean nothing here.
+            return [], False
+        messages, complete = [], True
+        for group in self.groups_joined:
+            group_messages, group_complete = store.since(group, since)
+            messages.extend(group_messages)
+            complete = complete and group_complete
+        return sorted(messages, key=lambda message: message["seq"]), complete
+
+    async def send_snapshot(self):
+        seq, features = await database_sync_to_async(self._snapshot)()
+        await self.send_json({"type": "snapshot", "seq": seq, "layers": sorted(self.layers), "features": features})
+
+    def _snapshot(self) -> tuple[int, list[dict]]:
+        # Read the sequence first: anything published after it is newer than the snapshot.
+        seq = live.live_store().current_seq()
+        kinds = [layer for layer in self.layers if layer in live.STATION_LAYERS]
+        now = timezone.now()
+        stations = station_list(viewer=self.viewer).filter(kind__in=kinds)
+        return seq, [station_feature(station, now=now) for station in stations]
+
+    async def _join_groups(self):
+        await self._leave_groups()
+        town_ids = []
+        if self.viewer.is_platform_admin:
+            town_ids = await database_sync_to_async(lambda: list(Municipality.objects.values_list("pk", flat=True)))()
+        self.groups_joined = live.audience_groups(self.viewer, town_ids)
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def _leave_groups(self):
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = []
+
+    async def live_message(self, event):
+        await self._deliver(event["message"])
+
+    async def _deliver(self, message: dict):
+        if message["type"] == "stations":
+            features = [f for f in message["features"] if f["properties"]["kind"] in self.layers]
+            if features:
+                await self.send_json({**message, "features": features})
+        elif message.get("layer") in self.layers:
+            await self.send_json(message)

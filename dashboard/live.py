@@ -1,0 +1,174 @@
+"""Live map layers: who hears about which station, the sequence numbers, and the replay buffer.
+
+Every changed station is published once per audience group, coalesced per ingestion batch:
+
+- ``live.public``          stations anyone may see
+- ``live.region``          stations every town on the platform may see
+- ``live.town.<id>``       a town's private stations (its own members only)
+
+A viewer's connection joins exactly the groups `audience_groups(viewer)` names, so what reaches a
+browser is decided by the same rule as `Station.objects.visible_to`. Messages carry one platform-wide
+sequence number; the last messages of each group are kept so a reconnecting client can ask for
+what it missed (`messages_since`) or, when too far behind, reload a snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import defaultdict, deque
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from sensors.models import Station, Visibility
+from sensors.selectors import station_feature, station_list
+from tenancy.selectors import Viewer
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_GROUP = "live.public"
+REGION_GROUP = "live.region"
+STATION_LAYERS = ("river", "rain", "reservoir")
+LAYERS = (*STATION_LAYERS, "alerts", "shelters")
+# How many messages per group a reconnecting client can catch up on before it gets a snapshot.
+REPLAY_DEPTH = 200
+PLATFORM = Viewer(is_platform_admin=True)
+
+
+def town_group(municipality_id: int) -> str:
+    return f"live.town.{municipality_id}"
+
+
+def audience_groups(viewer: Viewer, all_town_ids=()) -> list[str]:
+    """The groups whose messages this viewer may receive."""
+    if viewer.is_platform_admin:
+        return [PUBLIC_GROUP, REGION_GROUP, *(town_group(pk) for pk in sorted(all_town_ids))]
+    if viewer.is_member:
+        return [PUBLIC_GROUP, REGION_GROUP, *(town_group(pk) for pk in sorted(viewer.municipality_ids))]
+    return [PUBLIC_GROUP]
+
+
+def station_audience(station: Station) -> str:
+    if station.visibility == Visibility.PUBLIC:
+        return PUBLIC_GROUP
+    if station.visibility == Visibility.REGION:
+        return REGION_GROUP
+    return town_group(station.municipality_id)
+
+
+class MemoryLiveStore:
+    """Sequence and replay buffer inside one process: the embedded default's in-memory channel layer
+    only reaches browsers connected to this same process anyway."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._buffers: dict[str, deque] = defaultdict(lambda: deque(maxlen=REPLAY_DEPTH))
+
+    def next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    def current_seq(self) -> int:
+        return self._seq
+
+    def remember(self, group: str, message: dict) -> None:
+        with self._lock:
+            self._buffers[group].append(message)
+
+    def since(self, group: str, seq: int) -> tuple[list[dict], bool]:
+        """Messages after `seq`, and whether the buffer reaches back far enough to be complete."""
+        with self._lock:
+            buffered = list(self._buffers[group])
+        complete = not buffered or buffered[0]["seq"] <= seq + 1 or len(buffered) < REPLAY_DEPTH
+        return [m for m in buffered if m["seq"] > seq], complete
+
+
+class RedisLiveStore:
+    """Shared by every ASGI process: INCR for the sequence, a capped sorted set per group."""
+
+    def __init__(self, url: str, prefix: str):
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+        self._prefix = prefix
+
+    def _key(self, name: str) -> str:
+        return f"{self._prefix}:live:{name}"
+
+    def next_seq(self) -> int:
+        return int(self._redis.incr(self._key("seq")))
+
+    def current_seq(self) -> int:
+        return int(self._redis.get(self._key("seq")) or 0)
+
+    def remember(self, group: str, message: dict) -> None:
+        key = self._key(group)
+        pipe = self._redis.pipeline()
+        pipe.zadd(key, {json.dumps(message, separators=(",", ":")): message["seq"]})
+        pipe.zremrangebyrank(key, 0, -REPLAY_DEPTH - 1)
+        pipe.execute()
+
+    def since(self, group: str, seq: int) -> tuple[list[dict], bool]:
+        key = self._key(group)
+        pipe = self._redis.pipeline()
+        pipe.zrange(key, 0, 0, withscores=True)
+        pipe.zrangebyscore(key, f"({seq}", "+inf")
+        pipe.zcard(key)
+        oldest, newer, size = pipe.execute()
+        complete = not oldest or oldest[0][1] <= seq + 1 or size < REPLAY_DEPTH
+        return [json.loads(raw) for raw in newer], complete
+
+
+_store = None
+_store_lock = threading.Lock()
+
+
+def live_store():
+    global _store
+    with _store_lock:
+        if _store is None:
+            if settings.REDIS_URL:
+                _store = RedisLiveStore(settings.REDIS_URL, getattr(settings, "CHANNEL_PREFIX", "mizumori"))
+            else:
+                _store = MemoryLiveStore()
+        return _store
+
+
+def reset_live_store() -> None:
+    """For tests that switch settings."""
+    global _store
+    with _store_lock:
+        _store = None
+
+
+def _publish(group: str, message: dict) -> None:
+    live_store().remember(group, message)
+    async_to_sync(get_channel_layer().group_send)(group, {"type": "live.message", "message": message})
+
+
+def publish_station_changes(states) -> None:
+    """Ingestion subscriber: one `stations` message per audience group for the whole batch."""
+    station_ids = [state.station_id for state in states]
+    if not station_ids:
+        return
+    now = timezone.now()
+    by_group: dict[str, list[dict]] = defaultdict(list)
+    for station in station_list(viewer=PLATFORM).filter(pk__in=station_ids):
+        by_group[station_audience(station)].append(station_feature(station, now=now))
+    for group, features in by_group.items():
+        _publish(group, {"type": "stations", "seq": live_store().next_seq(), "features": features})
+
+
+def publish_to_audience(group: str, layer: str, message_type: str, payload: dict) -> dict:
+    """For the other layers (alerts, shelters): delivered to connections subscribed to `layer`."""
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}")
+    message = {"type": message_type, "layer": layer, "seq": live_store().next_seq(), **payload}
+    _publish(group, message)
+    return message

@@ -1,0 +1,209 @@
+"""The `/ws/live/` protocol: subscribe, live station messages per audience, resume, bad frames."""
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import override_settings
+from django.utils import timezone
+
+from config.asgi import application
+from dashboard.consumers import LiveConsumer
+from sensors.services import observation_ingest
+from tests.conftest import make_station
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+LIVE = ["dashboard.live.publish_station_changes"]
+
+
+async def connect(user=None, path="/ws/live/"):
+    communicator = WebsocketCommunicator(LiveConsumer.as_asgi(), path)
+    if user is not None:
+        communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def subscribe(communicator, layers=("river",)):
+    await communicator.send_json_to({"type": "subscribe", "layers": list(layers)})
+    subscribed = await communicator.receive_json_from()
+    assert subscribed["type"] == "subscribed", subscribed
+    snapshot = await communicator.receive_json_from()
+    assert snapshot["type"] == "snapshot"
+    return subscribed, snapshot
+
+
+def codes(message):
+    return sorted(f["properties"]["code"] for f in message["features"])
+
+
+@database_sync_to_async
+def ingest(code, value, minutes_ago=0):
+    return observation_ingest(
+        municipality=None,
+        items=[{"station": code, "observed_at": timezone.now() - timedelta(minutes=minutes_ago), "value": value}],
+        source="http",
+    )
+
+
+@override_settings(INGEST_SUBSCRIBERS=LIVE)
+async def test_anonymous_gets_a_snapshot_and_live_updates_of_public_stations_only(stations):
+    ws = await connect()
+    subscribed, snapshot = await subscribe(ws)
+    assert subscribed["layers"] == ["river"]
+    assert codes(snapshot) == ["A-PUBLIC", "B-PUBLIC"]
+
+    await ingest("A-PRIVATE", 4.2)
+    await ingest("A-REGION", 4.2)
+    await ingest("A-PUBLIC", 3.6)
+    message = await ws.receive_json_from(timeout=2)
+    assert message["type"] == "stations"
+    assert codes(message) == ["A-PUBLIC"]
+    props = message["features"][0]["properties"]
+    assert (props["value"], props["level"]) == (3.6, 3)
+    assert message["seq"] > subscribed["seq"]
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+@override_settings(INGEST_SUBSCRIBERS=LIVE)
+async def test_town_user_hears_own_private_and_region_but_never_another_towns_private(stations, user_a):
+    ws = await connect(user_a)
+    _, snapshot = await subscribe(ws)
+    assert codes(snapshot) == ["A-PRIVATE", "A-PUBLIC", "A-REGION", "B-PUBLIC", "B-REGION"]
+    received = []
+    for code in ("B-PRIVATE", "A-PRIVATE", "B-REGION"):
+        await ingest(code, 2.0)
+    for _ in range(2):
+        received += codes(await ws.receive_json_from(timeout=2))
+    assert sorted(received) == ["A-PRIVATE", "B-REGION"]
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+@override_settings(INGEST_SUBSCRIBERS=LIVE)
+async def test_layers_filter_what_arrives(towns):
+    await database_sync_to_async(make_station)(towns[0], "RIV")
+    await database_sync_to_async(make_station)(towns[0], "RAIN", kind="rain")
+    ws = await connect()
+    await subscribe(ws, ["rain"])
+    await ingest("RIV", 1.0)
+    await ingest("RAIN", 2.5)
+    message = await ws.receive_json_from(timeout=2)
+    assert codes(message) == ["RAIN"]
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+@override_settings(INGEST_SUBSCRIBERS=LIVE)
+async def test_a_large_batch_is_a_handful_of_messages(towns):
+    @database_sync_to_async
+    def setup_and_ingest():
+        for i in range(50):
+            make_station(towns[i % 2], f"S{i:02d}", visibility=("public", "region", "private")[i % 3])
+        now = timezone.now()
+        items = [
+            {"station": f"S{i:02d}", "observed_at": now - timedelta(minutes=m), "value": 1.0}
+            for i in range(50)
+            for m in range(200)
+        ]
+        return observation_ingest(municipality=None, items=items, source="import")
+
+    ws = await connect()
+    await subscribe(ws)
+    report = await setup_and_ingest()
+    assert report.accepted == 10_000
+    message = await ws.receive_json_from(timeout=5)
+    assert len(message["features"]) == 17  # the public ones: i % 3 == 0
+    # One message for the public group, however many readings the batch had.
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+@override_settings(INGEST_SUBSCRIBERS=LIVE)
+async def test_resume_replays_what_was_missed_in_order(stations):
+    ws = await connect()
+    subscribed, _ = await subscribe(ws)
+    await ws.disconnect()
+    await ingest("A-PUBLIC", 1.0, minutes_ago=2)
+    await ingest("B-PUBLIC", 2.0, minutes_ago=1)
+    await ingest("A-PRIVATE", 3.0)
+
+    ws = await connect()
+    await subscribe(ws)
+    await ws.send_json_to({"type": "resume", "since": subscribed["seq"]})
+    first = await ws.receive_json_from(timeout=2)
+    second = await ws.receive_json_from(timeout=2)
+    assert (codes(first), codes(second)) == (["A-PUBLIC"], ["B-PUBLIC"])
+    assert first["seq"] < second["seq"]
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+async def test_resume_from_a_number_the_server_never_issued_gets_a_snapshot(stations):
+    ws = await connect()
+    await subscribe(ws)
+    await ws.send_json_to({"type": "resume", "since": 10**12})
+    message = await ws.receive_json_from()
+    assert message["type"] == "snapshot"
+    assert codes(message) == ["A-PUBLIC", "B-PUBLIC"]
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame, error",
+    [
+        ("{not json", "Frame is not valid JSON."),
+        ("[1, 2]", 'Expected a JSON object with a "type".'),
+        ('{"type": "dance"}', "Unknown message type 'dance'"),
+        ('{"type": "subscribe", "layers": "river"}', '"layers" must be a non-empty list'),
+        ('{"type": "subscribe", "layers": []}', '"layers" must be a non-empty list'),
+        ('{"type": "subscribe", "layers": ["river", "secret-hq"]}', "Unknown layer(s) 'secret-hq'"),
+        ('{"type": "resume", "since": 3}', "before resuming"),
+        ('{"type": "subscribe", "layers": ["' + "x" * 20000 + '"]}', "Frame larger than"),
+        ("[" * 5000 + "]" * 5000, "Frame is not valid JSON."),
+    ],
+    ids=["broken", "list", "unknown-type", "layers-string", "layers-empty", "unknown-layer", "resume-first",
+         "oversized", "deep"],
+)
+async def test_bad_frames_get_an_error_and_the_connection_stays_healthy(stations, frame, error):
+    ws = await connect()
+    await ws.send_to(text_data=frame)
+    reply = await ws.receive_json_from()
+    assert reply["type"] == "error"
+    assert error in reply["error"]
+    await subscribe(ws)
+    await ws.send_json_to({"type": "ping"})
+    assert (await ws.receive_json_from())["type"] == "pong"
+    await ws.disconnect()
+
+
+async def test_binary_frames_are_refused_politely(stations):
+    ws = await connect()
+    await ws.send_to(bytes_data=b"\x00\x01")
+    assert (await ws.receive_json_from())["error"] == "Frames must be JSON text, not binary."
+    await ws.disconnect()
+
+
+async def test_bad_resume_numbers(stations):
+    ws = await connect()
+    await subscribe(ws)
+    for since in (-1, "12", True, None, 1.5):
+        await ws.send_to(text_data=json.dumps({"type": "resume", "since": since}))
+        assert "non-negative integer" in (await ws.receive_json_from())["error"]
+    await ws.disconnect()
+
+
+async def test_foreign_origin_is_refused_by_the_asgi_stack(db):
+    communicator = WebsocketCommunicator(application, "/ws/live/", headers=[(b"origin", b"http://evil.example")])
+    connected, _ = await communicator.connect()
+    assert not connected
+    ok = WebsocketCommunicator(application, "/ws/live/", headers=[(b"origin", b"http://127.0.0.1:8000")])
+    connected, _ = await ok.connect()
+    assert connected
+    await ok.disconnect()
+    await asyncio.sleep(0)

@@ -1,0 +1,120 @@
+"""Production mode: two ASGI server processes on the real Redis channel layer and one database.
+
+A reading posted to server 1 must reach a websocket client connected to server 2. This is what
+breaks silently with the in-memory layer, so it only means something with REDIS_URL set (CI's
+service run); the embedded run has no second process to reach by design.
+"""
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import websockets
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from tenancy.services import ingest_token_create
+from tests.conftest import make_station, make_town
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def require_redis():
+    if settings.REDIS_URL:
+        return
+    if os.environ.get("MIZUMORI_REQUIRE_SERVICES") == "1" and os.environ.get("DATABASE_URL"):
+        pytest.fail("REDIS_URL must be set when DATABASE_URL is: the service run tests the Redis layer")
+    pytest.skip("needs REDIS_URL: cross-process delivery is a property of the Redis channel layer")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url_for_children() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        user = db.get("USER") or "postgres"
+        return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    return ""
+
+
+def start_server(port: int, tmp_path: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_children(),
+        "SQLITE_PATH": str(connection.settings_dict["NAME"]),
+        "INGEST_SUBSCRIBERS": "dashboard.live.publish_station_changes",
+    }
+    log = open(tmp_path / f"daphne-{port}.log", "w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def wait_until_up(port: int, process: subprocess.Popen, tmp_path: Path):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server on {port} exited: {(tmp_path / f'daphne-{port}.log').read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/stations", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"server on {port} did not come up")
+
+
+def test_a_reading_posted_to_one_server_reaches_a_client_of_the_other(tmp_path):
+    require_redis()
+    town = make_town("990001", "town-a", "town a")
+    make_station(town, "MP-1")
+    token = ingest_token_create(municipality=town)[1]
+    ports = free_port(), free_port()
+    servers = [start_server(port, tmp_path) for port in ports]
+    try:
+        for port, server in zip(ports, servers):
+            wait_until_up(port, server, tmp_path)
+        message = asyncio.run(listen_on_second_while_posting_to_first(ports, token))
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=10)
+    assert message["type"] == "stations"
+    assert [f["properties"]["code"] for f in message["features"]] == ["MP-1"]
+    assert message["features"][0]["properties"]["value"] == 3.75
+
+
+async def listen_on_second_while_posting_to_first(ports, token):
+    uri = f"ws://127.0.0.1:{ports[1]}/ws/live/"
+    async with websockets.connect(uri, origin=f"http://127.0.0.1:{ports[1]}") as ws:
+        await ws.send(json.dumps({"type": "subscribe", "layers": ["river"]}))
+        assert json.loads(await ws.recv())["type"] == "subscribed"
+        assert json.loads(await ws.recv())["type"] == "snapshot"
+        body = json.dumps(
+            {"observations": [{"station": "MP-1", "observed_at": timezone.now().isoformat(), "value": 3.75}]}
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ports[0]}/api/v1/observations",
+            data=body,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        reply = await asyncio.to_thread(lambda: json.load(urllib.request.urlopen(request, timeout=10)))
+        assert reply == {"accepted": 1, "duplicates": 0, "rejected": []}
+        return json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+
+

@@ -221,6 +221,9 @@ INGEST_SUBSCRIBERS = env_list("INGEST_SUBSCRIBERS", "dashboard.live.publish_stat
 # Longest range one observations request may cover.
 OBSERVATIONS_MAX_DAYS = env_int("OBSERVATIONS_MAX_DAYS", 31)
 
+# Shows a "fictional demo data" banner on every page (make demo sets it).
+MIZUMORI_DEMO_BANNER = env_bool("MIZUMORI_DEMO_BANNER", False)
+
 # Base map tiles: GSI tiles in production; empty means "no tiles" (boundaries and stations still draw).
 MAP_TILES_URL = os.environ.get("MAP_TILES_URL", "")
 MAP_TILES_ATTRIBUTION = os.environ.get(

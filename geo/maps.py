@@ -50,6 +50,11 @@ FIT_MAX_ZOOM = 14
 AREA_TYPES = {"Polygon", "MultiPolygon"}
 LINE_TYPES = {"LineString", "MultiLineString"}
 
+# Permanent area labels go in their own pane between areas (400) and markers (600): in Leaflet's
+# tooltip pane (650) a town's name would cover the stations inside it.
+AREA_LABEL_PANE = "mz-area-labels"
+AREA_LABEL_PANE_Z = 450
+
 # Functions in static/mizumori/map.js, referenced by name from folium's generated script.
 BIND_DETAILS_JS = JsCode("Mizumori.bindDetails")
 
@@ -159,6 +164,7 @@ def base_map(
     if tiles_url:
         add_tile_layer(folium_map, tiles_url, tiles_attribution)
 
+    folium.map.CustomPane(AREA_LABEL_PANE, z_index=AREA_LABEL_PANE_Z, pointer_events=False).add_to(folium_map)
     own = frozenset(own_municipality_ids)
     for layer in (municipality_layer(geography.municipalities, own_ids=own), basin_layer(geography.basins)):
         if layer is not None:
@@ -220,11 +226,11 @@ def municipality_layer(
     municipalities: Iterable[Municipality], *, own_ids: frozenset[int] = frozenset()
 ) -> folium.FeatureGroup | None:
     features = [
-        area_feature(
+        geometry_feature(
             town.boundary,
             feature_id=town.slug,
             allowed_types=AREA_TYPES,
-            display={"label": bilingual_label_html(town.name_ja, town.name_en)},
+            display={"label": bilingual_label_html(town.name_ja, town.name_en), "label_pane": AREA_LABEL_PANE},
             extra={"own": town.pk in own_ids},
         )
         for town in municipalities
@@ -238,7 +244,7 @@ def municipality_layer(
 
 def basin_layer(basins: Iterable[Basin]) -> folium.FeatureGroup | None:
     features = [
-        area_feature(
+        geometry_feature(
             basin.geometry,
             feature_id=f"basin-{basin.pk}",
             allowed_types=AREA_TYPES,
@@ -251,7 +257,7 @@ def basin_layer(basins: Iterable[Basin]) -> folium.FeatureGroup | None:
 
 def river_layer(rivers: Iterable[River]) -> folium.FeatureGroup | None:
     features = [
-        area_feature(
+        geometry_feature(
             river.geometry,
             feature_id=f"river-{river.pk}",
             allowed_types=LINE_TYPES,
@@ -276,7 +282,7 @@ def _geojson_group(name: str, features: list[dict | None], *, style) -> folium.F
     return group
 
 
-def area_feature(
+def geometry_feature(
     geometry: Any,
     *,
     feature_id: str,
@@ -291,8 +297,8 @@ def area_feature(
     """
     if not is_drawable(geometry, allowed_types):
         if geometry:
-            logger.warning("map: skipping %s, its geometry is not a valid %s", feature_id,
-                           "/".join(sorted(allowed_types)))
+            expected = "/".join(sorted(allowed_types))
+            logger.warning("map: skipping %s, its geometry is not a valid %s", feature_id, expected)
         return None
     return {
         "type": "Feature",

@@ -1,0 +1,464 @@
+"""The station layer and its legend, drawn on top of the geo base map.
+
+Markers follow the official evacuation-level colours (2 yellow, 3 red, 4 purple, 5 black) and never
+rely on colour alone: the level is written inside every marker ("L3"), the station kind is the
+marker's shape, and a stale station is dashed, faded and tagged 欠測. All text that comes from data
+(station and town names, units) is HTML-escaped here, once, before it reaches the browser; the
+browser script inserts these prepared strings as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Iterable
+
+import folium
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from folium.elements import MacroElement
+from folium.template import Template
+from folium.utilities import JsCode
+
+from geo.maps import BIND_DETAILS_JS, Geography, MizumoriMap, base_map, finish_map, municipality_boundaries
+
+from .selectors import MapStation
+
+# --- levels ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LevelStyle:
+    css: str  # class suffix: mz-level-<css>
+    badge: str  # drawn inside the marker, so the level reads without colour
+    fill: str
+    text: str  # chosen for at least 4.5:1 contrast on `fill`
+    stroke: str
+    name_ja: str
+    name_en: str
+    action_ja: str
+    action_en: str
+    advice_ja: str
+    advice_en: str
+
+    @property
+    def title_ja(self) -> str:
+        # "データなし" and "平常" are their own action; do not say them twice.
+        return self.name_ja if self.name_ja == self.action_ja else f"{self.name_ja} {self.action_ja}"
+
+    @property
+    def title_en(self) -> str:
+        return self.name_en if self.name_en == self.action_en else f"{self.name_en}: {self.action_en}"
+
+
+# The national words for each level as revised in May 2021 (避難勧告 abolished). Which reading
+# reaches which level is per-station data (sensors.Threshold); only the words and colours live
+# here, and they change again with the new 防災気象情報 system. Colours are JMA's warning palette.
+CALM = dict(fill="#e3eef5", text="#1b3a57", stroke="#1b3a57")
+LEVELS: dict[int | None, LevelStyle] = {
+    None: LevelStyle(
+        "none", "–", "#ffffff", "#595959", "#767676",
+        "データなし", "No data", "データなし", "No data",
+        "この観測所からのデータがまだありません。", "No reading has arrived from this station yet.",
+    ),
+    0: LevelStyle(
+        "0", "L0", **CALM,
+        name_ja="平常", name_en="Normal", action_ja="平常", action_en="Normal",
+        advice_ja="基準値未満です。", advice_en="Below every warning threshold.",
+    ),
+    1: LevelStyle(
+        "1", "L1", **CALM,
+        name_ja="警戒レベル1", name_en="Level 1", action_ja="早期注意", action_en="Stay alert",
+        advice_ja="災害への心構えを高めてください。", advice_en="Be prepared for a possible disaster.",
+    ),
+    2: LevelStyle(
+        "2", "L2", "#f2e700", "#000000", "#333333",
+        "警戒レベル2", "Level 2", "避難行動の確認", "Check how to evacuate",
+        "ハザードマップで避難先と避難経路を確認してください。",
+        "Check the hazard map, your shelter and the way there.",
+    ),
+    3: LevelStyle(
+        "3", "L3", "#ff2800", "#000000", "#333333",
+        "警戒レベル3", "Level 3", "高齢者等避難", "Older people evacuate",
+        "高齢の方、障害のある方など避難に時間のかかる人は危険な場所から避難してください。",
+        "Older people and anyone who needs time to move: leave dangerous places now.",
+    ),
+    4: LevelStyle(
+        "4", "L4", "#aa00aa", "#ffffff", "#333333",
+        "警戒レベル4", "Level 4", "避難指示", "Evacuate",
+        "危険な場所から全員避難してください。", "Everyone: leave dangerous places now.",
+    ),
+    5: LevelStyle(
+        "5", "L5", "#0c000c", "#ffffff", "#0c000c",
+        "警戒レベル5", "Level 5", "緊急安全確保", "Emergency safety",
+        "災害が発生しています。命の危険があります。直ちに身の安全を確保してください。",
+        "A disaster is under way and lives are in danger: get to safety immediately.",
+    ),
+}
+
+
+def level_style(level: int | None) -> LevelStyle:
+    # Levels above the scale (data errors) are shown as the top level rather than hidden.
+    if level is not None and level > 5:
+        level = 5
+    return LEVELS.get(level, LEVELS[None])
+
+
+@dataclass(frozen=True)
+class KindStyle:
+    shape: str
+    name_ja: str
+    name_en: str
+    layer_name: str
+
+
+KINDS = {
+    "river": KindStyle("circle", "河川水位", "River level", "河川水位 River level"),
+    "rain": KindStyle("diamond", "雨量", "Rainfall", "雨量 Rainfall"),
+    "reservoir": KindStyle("square", "貯水池・ため池", "Reservoir / pond", "貯水池 Reservoirs"),
+}
+
+SHAPE_SVG = {
+    "circle": '<circle cx="15" cy="15" r="12.5"/>',
+    "diamond": '<path d="M15 1.5 28.5 15 15 28.5 1.5 15Z"/>',
+    "square": '<rect x="3" y="3" width="24" height="24" rx="3"/>',
+}
+
+SHARING = {
+    "public": ("公開", "Public"),
+    "region": ("地域内で共有", "Shared in region"),
+    "private": ("自治体内のみ", "Own town only"),
+}
+
+STALE_JA, STALE_EN = "欠測", "stale"
+
+
+def kind_style(kind: str) -> KindStyle:
+    return KINDS.get(kind, KindStyle("circle", kind, kind, kind))
+
+
+# --- marker, tooltip, popup -----------------------------------------------------------------------
+
+
+def marker_svg(*, shape: str, level: LevelStyle, stale: bool) -> SafeString:
+    """The marker drawing: a shape per kind, filled with the level colour, the level written inside."""
+    dash = ' stroke-dasharray="4 3"' if stale else ""
+    opacity = ' opacity="0.55"' if stale else ""
+    font_size = "9" if shape == "diamond" else "10.5"
+    return format_html(
+        '<svg class="mz-marker-svg" viewBox="0 0 30 30" width="30" height="30" aria-hidden="true" focusable="false">'
+        '<g fill="{}" stroke="{}" stroke-width="2"{}{}>{}</g>'
+        '<text x="15" y="15.5" text-anchor="middle" dominant-baseline="middle" font-size="{}" font-weight="700" '
+        'font-family="system-ui, sans-serif" fill="{}">{}</text></svg>',
+        level.fill,
+        level.stroke,
+        mark_safe(dash),
+        mark_safe(opacity),
+        mark_safe(SHAPE_SVG.get(shape, SHAPE_SVG["circle"])),
+        font_size,
+        level.text,
+        level.badge,
+    )
+
+
+def station_marker_html(item: MapStation) -> SafeString:
+    props = item.feature["properties"]
+    level = level_style(props["level"])
+    kind = kind_style(props["kind"])
+    stale = bool(props["stale"])
+    spoken = (
+        f"{props['name_ja']} {kind.name_ja} {level.title_ja} / {props['name_en']} {kind.name_en} {level.title_en}"
+    )
+    if stale:
+        spoken += f" ({STALE_JA} / {STALE_EN})"
+    classes = f"mz-marker mz-kind-{props['kind']} mz-level-{level.css}" + (" mz-stale" if stale else "")
+    return format_html(
+        '<div class="{}" role="img" aria-label="{}">{}{}</div>',
+        classes,
+        spoken,
+        marker_svg(shape=kind.shape, level=level, stale=stale),
+        format_html('<span class="mz-stale-tag" lang="ja">{}</span>', STALE_JA) if stale else "",
+    )
+
+
+def level_chip_html(level: LevelStyle) -> SafeString:
+    return format_html('<span class="mz-chip mz-level-{}">{}</span>', level.css, level.badge)
+
+
+def value_text(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    # River stages are read to the centimetre; rainfall and storage rates to one decimal.
+    digits = 2 if unit == "m" else 1
+    return f"{value:.{digits}f} {unit}".strip()
+
+
+def observed_text(observed_at_iso: str | None) -> str:
+    """The reading time in the site time zone (TIME_ZONE), with the zone's abbreviation, e.g. JST."""
+    if not observed_at_iso:
+        return "—"
+    observed_at = datetime.fromisoformat(observed_at_iso)
+    return timezone.localtime(observed_at).strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def reached_threshold(props: dict) -> dict | None:
+    """The highest threshold whose level is the station's current level (what was crossed)."""
+    level = props["level"]
+    if not level:
+        return None
+    matching = [t for t in props["thresholds"] if t["level"] == level]
+    return max(matching, key=lambda t: t["value"]) if matching else None
+
+
+def window_text(seconds: str) -> str:
+    minutes = int(seconds) // 60
+    if minutes % 60 == 0:
+        return f"{minutes // 60}時間 / {minutes // 60} h"
+    return f"{minutes}分 / {minutes} min"
+
+
+def station_tooltip_html(item: MapStation) -> SafeString:
+    props = item.feature["properties"]
+    level = level_style(props["level"])
+    stale_line = (
+        format_html('<br><span class="mz-stale-note">{} / {}</span>', STALE_JA, STALE_EN) if props["stale"] else ""
+    )
+    return format_html(
+        '<div class="mz-tip"><strong lang="ja">{}</strong> <span lang="en">{}</span><br>'
+        '{} <span lang="ja">{}</span> / <span lang="en">{}</span> · {}{}</div>',
+        props["name_ja"],
+        props["name_en"],
+        level_chip_html(level),
+        level.action_ja,
+        level.action_en,
+        value_text(props["value"], props["unit"]),
+        stale_line,
+    )
+
+
+def station_popup_html(item: MapStation, *, show_sharing: bool) -> SafeString:
+    props = item.feature["properties"]
+    town = item.station.municipality
+    level = level_style(props["level"])
+    kind = kind_style(props["kind"])
+    rows = [
+        ("種別", "Kind", format_html("{} / {}", kind.name_ja, kind.name_en)),
+        ("現在値", "Reading", value_text(props["value"], props["unit"])),
+        ("観測時刻", "Observed", observed_text(props["observed_at"])),
+        ("管理", "Owner", format_html("{} / {}", town.name_ja, town.name_en)),
+    ]
+    if props["river"]:
+        rows.insert(1, ("河川・流域", "River", props["river"]))
+    threshold = reached_threshold(props)
+    if threshold:
+        rows.append(("超過基準", "Threshold", format_html("{} / {}", threshold["label_ja"], threshold["label_en"])))
+    for seconds, amount in sorted(props["accumulations"].items(), key=lambda pair: int(pair[0])):
+        total = format_html("{}: {}", window_text(seconds), value_text(amount, props["unit"]))
+        rows.append(("累積雨量", "Rain total", total))
+    if show_sharing and props["visibility"] in SHARING:
+        sharing_ja, sharing_en = SHARING[props["visibility"]]
+        rows.append(("公開範囲", "Shared with", format_html("{} / {}", sharing_ja, sharing_en)))
+
+    stale_note = (
+        format_html(
+            '<p class="mz-stale-note"><span lang="ja">{}: 最新のデータが届いていません。</span> '
+            '<span lang="en">Stale: no recent reading from this station.</span></p>',
+            STALE_JA,
+        )
+        if props["stale"]
+        else ""
+    )
+    return format_html(
+        '<div class="mz-popup">'
+        '<p class="mz-popup-title"><strong lang="ja">{}</strong><br><span lang="en">{}</span></p>'
+        '<p class="mz-popup-level mz-level-{}">{} <span lang="ja">{}</span><br><span lang="en">{}</span></p>'
+        "{}"
+        '<dl class="mz-popup-facts">{}</dl>'
+        '<p class="mz-popup-code">{}</p>'
+        "</div>",
+        props["name_ja"],
+        props["name_en"],
+        level.css,
+        level_chip_html(level),
+        level.title_ja,
+        level.title_en,
+        stale_note,
+        format_html_join(
+            "", '<dt><span lang="ja">{}</span> <span lang="en">{}</span></dt><dd>{}</dd>', rows
+        ),
+        props["code"],
+    )
+
+
+# --- layers -----------------------------------------------------------------------------------------
+
+STATION_MARKER_JS = JsCode("Mizumori.stationMarker")
+
+
+def station_display(item: MapStation, *, show_sharing: bool) -> dict:
+    level = item.level or 0
+    return {
+        "icon": station_marker_html(item),
+        "tooltip": station_tooltip_html(item),
+        "popup": station_popup_html(item, show_sharing=show_sharing),
+        # Severe stations are drawn over calm ones where markers overlap.
+        "z": level * 100 + (0 if item.stale else 50),
+    }
+
+
+# What the browser needs besides the prepared display strings: enough to match a feature from the
+# live layer (same `id`) and to style or filter by state. Thresholds and accumulations are already
+# in the popup text and would only make the page heavier on a weak connection.
+MAP_PROPERTIES = ("code", "kind", "municipality", "level", "stale", "value", "unit", "observed_at")
+
+
+def map_feature(item: MapStation, *, show_sharing: bool) -> dict:
+    """A slim copy of the contract feature plus the prepared display strings (the original is not changed)."""
+    source = item.feature["properties"]
+    properties = {key: source[key] for key in MAP_PROPERTIES}
+    properties["display"] = station_display(item, show_sharing=show_sharing)
+    return {"type": "Feature", "id": item.feature["id"], "geometry": item.feature["geometry"], "properties": properties}
+
+
+def station_layers(stations: Iterable[MapStation], *, show_sharing: bool = False) -> list[folium.FeatureGroup]:
+    """One toggleable layer per station kind, in a fixed order; kinds with no station are left out."""
+    by_kind: dict[str, list[dict]] = {}
+    for item in stations:
+        by_kind.setdefault(item.station.kind, []).append(map_feature(item, show_sharing=show_sharing))
+    ordered_kinds = [kind for kind in KINDS if kind in by_kind] + sorted(set(by_kind) - set(KINDS))
+    return [_station_group(kind_style(kind).layer_name, by_kind[kind]) for kind in ordered_kinds]
+
+
+def _station_group(name: str, features: list[dict]) -> folium.FeatureGroup:
+    group = folium.FeatureGroup(name=name)
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        point_to_layer=STATION_MARKER_JS,
+        on_each_feature=BIND_DETAILS_JS,
+        control=False,
+    ).add_to(group)
+    return group
+
+
+# --- legend -----------------------------------------------------------------------------------------
+
+
+class StationLegend(MacroElement):
+    """The bilingual legend, placed in the map as a Leaflet control by static/mizumori/map.js.
+
+    Its markup is part of the page, so it still reads (below the map) if the script fails.
+    """
+
+    _template = Template(
+        """
+        {% macro html(this, kwargs) %}{{ this.legend_html }}{% endmacro %}
+        {% macro script(this, kwargs) %}
+            Mizumori.addLegend({{ this._parent.get_name() }}, {{ this.get_name()|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self):
+        super().__init__()
+        self._name = "StationLegend"
+        self.legend_html = ""
+
+    def render(self, **kwargs):
+        self.legend_html = legend_html(element_id=self.get_name())
+        super().render(**kwargs)
+
+
+# The kind rows show the bare shape: a level badge there would read as a level.
+SHAPE_ONLY = replace(LEVELS[0], badge="")
+
+
+def legend_level_row(level: int | None) -> dict:
+    style = level_style(level)
+    return {"svg": marker_svg(shape="circle", level=style, stale=False), "ja": style.title_ja, "en": style.title_en}
+
+
+def legend_html(*, element_id: str) -> str:
+    level_rows = [legend_level_row(level) for level in (5, 4, 3, 2, 1, 0, None)]
+    kind_rows = [
+        {
+            "svg": marker_svg(shape=kind.shape, level=SHAPE_ONLY, stale=False),
+            "ja": kind.name_ja,
+            "en": kind.name_en,
+        }
+        for kind in KINDS.values()
+    ]
+    stale_row = {
+        "svg": marker_svg(shape="circle", level=LEVELS[0], stale=True),
+        "ja": f"{STALE_JA}(最新データなし)",
+        "en": "Stale: no recent reading",
+    }
+    return render_to_string(
+        "dashboard/_map_legend.html",
+        {"element_id": element_id, "level_rows": level_rows, "kind_rows": kind_rows, "stale_row": stale_row},
+    )
+
+
+# --- the whole map ------------------------------------------------------------------------------------
+
+
+def station_map(
+    geography: Geography,
+    stations: list[MapStation],
+    *,
+    own_municipality_ids: Iterable[int] = (),
+    show_sharing: bool = False,
+) -> MizumoriMap:
+    """Base map + station layers + legend, viewed to fit the boundaries and the stations."""
+    folium_map = base_map(geography, own_municipality_ids=own_municipality_ids)
+    for group in station_layers(stations, show_sharing=show_sharing):
+        group.add_to(folium_map)
+    StationLegend().add_to(folium_map)
+    finish_map(
+        folium_map,
+        fit_geometries=municipality_boundaries(geography.municipalities),
+        fit_points=[(item.station.lat, item.station.lon) for item in stations],
+    )
+    return folium_map
+
+
+# --- plain-language notices (the list under the public map) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class StationNotice:
+    """One station at a raised level, in words a resident can act on."""
+
+    code: str
+    name_ja: str
+    name_en: str
+    town_ja: str
+    town_en: str
+    kind: KindStyle
+    level: LevelStyle
+    reading: str
+    observed: str
+    stale: bool
+
+
+def station_notices(items: Iterable[MapStation]) -> list[StationNotice]:
+    notices = []
+    for item in items:
+        props = item.feature["properties"]
+        town = item.station.municipality
+        notices.append(
+            StationNotice(
+                code=props["code"],
+                name_ja=props["name_ja"],
+                name_en=props["name_en"],
+                town_ja=town.name_ja,
+                town_en=town.name_en,
+                kind=kind_style(props["kind"]),
+                level=level_style(props["level"]),
+                reading=value_text(props["value"], props["unit"]),
+                observed=observed_text(props["observed_at"]),
+                stale=bool(props["stale"]),
+            )
+        )
+    return notices

@@ -1,0 +1,80 @@
+/*
+ * Mizumori map helpers. Folium generates the map script and refers to these functions by name
+ * (see geo/maps.py and dashboard/maps.py), so this file is loaded in <head>, before that script.
+ *
+ * Every string under feature.properties.display was built and HTML-escaped on the server; it is
+ * inserted as prepared. Never put raw feature properties (names, units) into HTML here.
+ */
+(function (window, document) {
+  "use strict";
+
+  var L = window.L;
+  var Mizumori = (window.Mizumori = window.Mizumori || {});
+  var NARROW_SCREEN = "(max-width: 40em)";
+
+  function displayOf(feature) {
+    return (feature && feature.properties && feature.properties.display) || {};
+  }
+
+  // pointToLayer for station features: a div icon holding the server-drawn marker.
+  Mizumori.stationMarker = function (feature, latlng) {
+    var display = displayOf(feature);
+    return L.marker(latlng, {
+      icon: L.divIcon({
+        className: "mz-station-icon",
+        html: display.icon || "",
+        iconSize: [30, 30],
+        iconAnchor: [15, 15],
+        popupAnchor: [0, -15],
+        tooltipAnchor: [15, 0],
+      }),
+      keyboard: true,
+      riseOnHover: true,
+      zIndexOffset: display.z || 0,
+    });
+  };
+
+  // onEachFeature for every layer: a permanent label (areas), a hover tooltip, a popup.
+  Mizumori.bindDetails = function (feature, layer) {
+    var display = displayOf(feature);
+    if (display.label) {
+      layer.bindTooltip(display.label, {
+        permanent: true,
+        direction: "center",
+        className: "mz-area-label",
+        pane: display.label_pane || "tooltipPane",
+      });
+    } else if (display.tooltip) {
+      layer.bindTooltip(display.tooltip, { direction: "top", sticky: !(layer instanceof L.Marker) });
+    }
+    if (display.popup) {
+      layer.bindPopup(display.popup, { maxWidth: 320, autoPanPadding: [16, 16] });
+      if (display.tooltip) {
+        // On touch screens a tap opens the popup; a tooltip on top of it only gets in the way.
+        layer.on("popupopen", function () { layer.closeTooltip(); });
+      }
+    }
+  };
+
+  // Move the legend (already in the page, below the map) into a map corner.
+  Mizumori.addLegend = function (map, elementId) {
+    var element = document.getElementById(elementId);
+    if (!element) {
+      return;
+    }
+    var LegendControl = L.Control.extend({
+      options: { position: "bottomright" },
+      onAdd: function () {
+        element.classList.add("leaflet-control");
+        L.DomEvent.disableClickPropagation(element);
+        L.DomEvent.disableScrollPropagation(element);
+        return element;
+      },
+    });
+    new LegendControl().addTo(map);
+    // On a phone an open legend would cover most of the map; it stays one tap away.
+    if (window.matchMedia && window.matchMedia(NARROW_SCREEN).matches) {
+      element.removeAttribute("open");
+    }
+  };
+})(window, document);

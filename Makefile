@@ -1,0 +1,63 @@
+# Mizumori — developer entry points. GNU make.
+#
+#   make demo    install, migrate, seed the fictional demo towns, start the site and the storm simulator
+#   make test    install, Django system checks, migration check, pytest (PYTEST_ARGS="..." passes through)
+#
+# Both use whatever DATABASE_URL / REDIS_URL are in the environment; with none set they run on the
+# embedded default (SQLite in var/, in-memory channel layer, eager Celery). See README.md.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+PORT ?= 8000
+DEMO_PASSWORD ?= mizumori-demo
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv install test demo clean bench
+
+help:
+	@echo "make demo     start the demo site on http://127.0.0.1:$(PORT)/ with the storm simulator (Ctrl-C stops both)"
+	@echo "make test     manage.py check, makemigrations --check, pytest (PYTEST_ARGS='-k ingest' passes through)"
+	@echo "make install  create .venv and install requirements-dev.txt (again only when requirements*.txt change)"
+	@echo "make bench    run bench/run.py"
+	@echo "make clean    remove var/ (the embedded SQLite database) and staticfiles/; keeps .venv"
+
+venv install: $(STAMP)
+
+# Re-runs only when a requirements file is newer than the stamp.
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r requirements-dev.txt
+	touch $@
+
+# Any non-zero exit fails the target, including pytest's 5 ("no tests collected").
+test: $(STAMP)
+	$(BIN)/python manage.py check
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: export DEBUG := 0
+demo: export MIZUMORI_DEMO_BANNER := 1
+demo: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo --password '$(DEMO_PASSWORD)'
+	$(BIN)/python manage.py collectstatic --noinput
+	PORT='$(PORT)' DEMO_PASSWORD='$(DEMO_PASSWORD)' bash bin/demo
+
+clean:
+	rm -rf var staticfiles
+
+bench: $(STAMP)
+	@if [ -f bench/run.py ]; then \
+		$(BIN)/python bench/run.py; \
+	else \
+		echo "bench/run.py does not exist yet: nothing to run."; \
+	fi

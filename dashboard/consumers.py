@@ -8,14 +8,15 @@ error reply and the connection stays up.
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
-from sensors.selectors import station_feature, station_list
+from sensors.selectors import station_list
 from tenancy.models import Municipality
-from tenancy.selectors import viewer_for_user
+from tenancy.selectors import ANONYMOUS, viewer_for_user
 
 from . import live
 
@@ -24,7 +25,11 @@ MAX_FRAME_BYTES = 16 * 1024
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
-        self.viewer = await database_sync_to_async(viewer_for_user)(self.scope.get("user"))
+        # The public page is the public view even for a logged-in user (see dashboard.views).
+        if parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("view") == ["public"]:
+            self.viewer = ANONYMOUS
+        else:
+            self.viewer = await database_sync_to_async(viewer_for_user)(self.scope.get("user"))
         self.layers: set[str] = set()
         self.groups_joined: list[str] = []
         await self.accept()
@@ -52,7 +57,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         kind = content.get("type")
         if kind == "subscribe":
-            await self.subscribe(content.get("layers"))
+            await self.subscribe(content.get("layers"), snapshot=content.get("snapshot", True) is not False)
         elif kind == "resume":
             await self.resume(content.get("since"))
         elif kind == "ping":
@@ -63,7 +68,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def error(self, message: str):
         await self.send_json({"type": "error", "error": message})
 
-    async def subscribe(self, layers):
+    async def subscribe(self, layers, *, snapshot: bool = True):
         if not isinstance(layers, list) or not layers or not all(isinstance(layer, str) for layer in layers):
             await self.error('"layers" must be a non-empty list of layer names.')
             return
@@ -78,7 +83,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self._join_groups()
         seq = await database_sync_to_async(live.live_store().current_seq)()
         await self.send_json({"type": "subscribed", "layers": sorted(self.layers), "seq": seq})
-        await self.send_snapshot()
+        if snapshot:
+            # A reconnecting client says snapshot=false and resumes from its last number instead.
+            await self.send_snapshot()
 
     async def resume(self, since):
         if not self.layers:
@@ -116,7 +123,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         kinds = [layer for layer in self.layers if layer in live.STATION_LAYERS]
         now = timezone.now()
         stations = station_list(viewer=self.viewer).filter(kind__in=kinds)
-        return seq, [station_feature(station, now=now) for station in stations]
+        show_sharing = self.viewer.is_member
+        return seq, [live.live_feature(station, now=now, show_sharing=show_sharing) for station in stations]
 
     async def _join_groups(self):
         await self._leave_groups()

@@ -147,6 +147,16 @@ def reset_live_store() -> None:
         _store = None
 
 
+def live_feature(station: Station, *, now, show_sharing: bool) -> dict:
+    """The contract feature plus the map's prepared, escaped marker/tooltip/popup strings."""
+    from .maps import station_display
+    from .selectors import MapStation
+
+    feature = station_feature(station, now=now)
+    feature["properties"]["display"] = station_display(MapStation(station, feature), show_sharing=show_sharing)
+    return feature
+
+
 def _publish(group: str, message: dict) -> None:
     live_store().remember(group, message)
     async_to_sync(get_channel_layer().group_send)(group, {"type": "live.message", "message": message})
@@ -160,7 +170,8 @@ def publish_station_changes(states) -> None:
     now = timezone.now()
     by_group: dict[str, list[dict]] = defaultdict(list)
     for station in station_list(viewer=PLATFORM).filter(pk__in=station_ids):
-        by_group[station_audience(station)].append(station_feature(station, now=now))
+        group = station_audience(station)
+        by_group[group].append(live_feature(station, now=now, show_sharing=group != PUBLIC_GROUP))
     for group, features in by_group.items():
         _publish(group, {"type": "stations", "seq": live_store().next_seq(), "features": features})
 

@@ -24,7 +24,7 @@ from folium.utilities import JsCode
 
 from geo.maps import BIND_DETAILS_JS, Geography, MizumoriMap, base_map, finish_map, municipality_boundaries
 
-from .selectors import MapStation
+from .selectors import NOTICE_LEVEL, MapStation
 
 # --- levels ---------------------------------------------------------------------------------------
 
@@ -299,19 +299,27 @@ STATION_MARKER_JS = JsCode("Mizumori.stationMarker")
 
 def station_display(item: MapStation, *, show_sharing: bool) -> dict:
     level = item.level or 0
-    return {
+    display = {
         "icon": station_marker_html(item),
         "tooltip": station_tooltip_html(item),
         "popup": station_popup_html(item, show_sharing=show_sharing),
         # Severe stations are drawn over calm ones where markers overlap.
         "z": level * 100 + (0 if item.stale else 50),
     }
+    if level >= NOTICE_LEVEL:
+        # The list under the map, so the live script can keep it in step with the markers.
+        (notice,) = station_notices([item])
+        display["notice"] = {
+            language: render_to_string("dashboard/_notice_item.html", {"notice": notice, "LANGUAGE_CODE": language})
+            for language in ("ja", "en")
+        }
+    return display
 
 
 # What the browser needs besides the prepared display strings: enough to match a feature from the
 # live layer (same `id`) and to style or filter by state. Thresholds and accumulations are already
 # in the popup text and would only make the page heavier on a weak connection.
-MAP_PROPERTIES = ("code", "kind", "municipality", "level", "stale", "value", "unit", "observed_at")
+MAP_PROPERTIES = ("code", "kind", "municipality", "level", "stale", "stale_after", "value", "unit", "observed_at")
 
 
 def map_feature(item: MapStation, *, show_sharing: bool) -> dict:
@@ -323,22 +331,42 @@ def map_feature(item: MapStation, *, show_sharing: bool) -> dict:
 
 
 def station_layers(stations: Iterable[MapStation], *, show_sharing: bool = False) -> list[folium.FeatureGroup]:
-    """One toggleable layer per station kind, in a fixed order; kinds with no station are left out."""
-    by_kind: dict[str, list[dict]] = {}
+    """One toggleable layer per station kind, in a fixed order. Every kind gets its layer, even
+    empty, because the live layer may add a station of that kind later (a new share, say)."""
+    by_kind: dict[str, list[dict]] = {kind: [] for kind in KINDS}
     for item in stations:
         by_kind.setdefault(item.station.kind, []).append(map_feature(item, show_sharing=show_sharing))
-    ordered_kinds = [kind for kind in KINDS if kind in by_kind] + sorted(set(by_kind) - set(KINDS))
-    return [_station_group(kind_style(kind).layer_name, by_kind[kind]) for kind in ordered_kinds]
+    ordered_kinds = list(KINDS) + sorted(set(by_kind) - set(KINDS))
+    return [_station_group(kind, by_kind[kind]) for kind in ordered_kinds]
 
 
-def _station_group(name: str, features: list[dict]) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name=name)
-    folium.GeoJson(
+class LiveLayerRegistration(MacroElement):
+    """Hands a station GeoJson layer to static/mizumori/live.js under its kind (folium names are random)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            Mizumori.registerStationLayer({{ this.kind|tojson }}, {{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self._name = "LiveLayerRegistration"
+        self.kind = kind
+
+
+def _station_group(kind: str, features: list[dict]) -> folium.FeatureGroup:
+    group = folium.FeatureGroup(name=kind_style(kind).layer_name)
+    layer = folium.GeoJson(
         {"type": "FeatureCollection", "features": features},
         point_to_layer=STATION_MARKER_JS,
         on_each_feature=BIND_DETAILS_JS,
         control=False,
-    ).add_to(group)
+    )
+    layer.add_to(group)
+    LiveLayerRegistration(kind).add_to(layer)
     return group
 
 

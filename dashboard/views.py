@@ -1,23 +1,50 @@
-"""Public and HQ map pages. Thin: pick the viewer, ask the selectors and map builders, render."""
+"""Public and HQ map pages and the station page. Thin: pick the viewer, ask the selectors and map builders, render."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
 from geo.maps import embed_parts, load_geography
+from sensors.models import Station, StationKind
+from sensors.selectors import local_iso
 from tenancy.selectors import ANONYMOUS, Viewer, viewer_for_user
 
-from .maps import station_map, station_notices
-from .selectors import map_stations, stations_needing_notice
+from .maps import (
+    LevelStyle,
+    kind_style,
+    level_style,
+    observed_text,
+    reached_threshold,
+    station_map,
+    station_notices,
+    value_text,
+    window_text,
+)
+from .selectors import (
+    RAIN_BIN,
+    RAIN_RUNNING_TOTAL,
+    StationHistory,
+    map_stations,
+    station_history,
+    stations_needing_notice,
+    thin_series,
+)
 
 
 def public_map(request):
     # Always the public view, even for a logged-in HQ user: what staff see here is exactly what
     # residents see, and nothing shared only between towns can leak onto the public page.
     context = map_page_context(viewer=ANONYMOUS, show_sharing=False)
+    context["live_view"] = "public"
     return render(request, "dashboard/public.html", context)
 
 
@@ -28,6 +55,7 @@ def hq_map(request):
     towns = context["geography"].municipalities
     context["active_towns"] = [town for town in towns if town.pk in viewer.municipality_ids]
     context["is_platform_admin"] = viewer.is_platform_admin
+    context["live_view"] = "hq"
     return render(request, "dashboard/hq.html", context)
 
 
@@ -43,5 +71,281 @@ def map_page_context(*, viewer: Viewer, show_sharing: bool) -> dict:
         "station_count": len(stations),
         "notices": station_notices(stations_needing_notice(stations)),
         "generated_at": timezone.localtime(),
+        "demo_banner": getattr(settings, "MIZUMORI_DEMO_BANNER", False),
+    }
+
+
+# --- one station: /stations/<code>/ -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartSpan:
+    key: str  # the ?range= value
+    length: timedelta
+    label_ja: str
+    label_en: str
+
+
+# Only these spans, whatever the query string says, so the page's readings query stays bounded.
+CHART_SPANS = {
+    "24h": ChartSpan("24h", timedelta(hours=24), "24時間", "24 hours"),
+    "7d": ChartSpan("7d", timedelta(days=7), "7日間", "7 days"),
+}
+DEFAULT_CHART_SPAN = CHART_SPANS["24h"]
+# Newest readings listed in the table; the CSV link has the whole span.
+READINGS_TABLE_ROWS = 500
+# Points per line on the chart: more than a wide screen has pixels across.
+CHART_MAX_POINTS = 2000
+
+
+def station_detail(request, code: str):
+    span = CHART_SPANS.get(request.GET.get("range", ""), DEFAULT_CHART_SPAN)
+    # Whole seconds, so the CSV link names the very range shown, in readable times.
+    until = timezone.now().replace(microsecond=0)
+    try:
+        history = station_history(
+            viewer=viewer_for_user(request.user), code=code, since=until - span.length, until=until
+        )
+    except Station.DoesNotExist:
+        # The same 404 for "no such station" and "not yours to see": existence is private.
+        raise Http404("No such station.") from None
+    context = station_page_context(history, span=span)
+    context["back_url"] = reverse("dashboard-hq" if request.user.is_authenticated else "dashboard-public")
+    return render(request, "dashboard/station_detail.html", context)
+
+
+@dataclass(frozen=True)
+class TrendStyle:
+    arrow: str
+    ja: str
+    en: str
+
+
+TRENDS = {
+    "rising": TrendStyle("↑", "上昇", "rising"),
+    "steady": TrendStyle("→", "横ばい", "steady"),
+    "falling": TrendStyle("↓", "下降", "falling"),
+}
+RAIN_TRENDS = {
+    "rising": TrendStyle("↑", "強まっている", "getting heavier"),
+    "steady": TrendStyle("→", "横ばい", "steady"),
+    "falling": TrendStyle("↓", "弱まっている", "easing"),
+}
+NO_TREND = TrendStyle("–", "データ不足", "not enough data")
+NO_RAIN = TrendStyle("–", "降雨なし", "no rain")
+
+QUALITY_WORDS = {"ok": ("正常", "ok"), "suspect": ("要確認", "suspect")}
+
+# Threshold lines differ by dash pattern (and by the level written in their label) as well as by
+# colour, for colour-blind readers and black-and-white printouts. Canvas pixels; L5 is solid.
+THRESHOLD_DASH: dict[int | None, list[int]] = {
+    None: [2, 4],
+    0: [2, 4],
+    1: [2, 4],
+    2: [12, 4],
+    3: [12, 4, 2, 4],
+    4: [5, 4],
+    5: [],
+}
+
+CHART_TITLES = {
+    "hydrograph": ("水位の推移", "Water level (hydrograph)"),
+    "hyetograph": ("雨量の推移", "Rainfall (hyetograph)"),
+    "storage": ("貯水率の推移", "Storage rate"),
+}
+CHART_COLOURS = {"river": "#0b4f8a", "reservoir": "#0b6e4f", "rain_bars": "#5b9bd5", "rain_total": "#00838f"}
+
+
+@dataclass(frozen=True)
+class ThresholdLine:
+    """One threshold as the chart draws it and the list under the chart names it."""
+
+    label_ja: str
+    label_en: str
+    level: LevelStyle
+    value: float
+    value_text: str
+    window: str  # "1時間 / 1 h" for rain totals, "" otherwise
+    scale: str | None  # the chart scale it is drawn on; None: its window matches no plotted series
+
+    @property
+    def colour(self) -> str:
+        # Calm levels have a white or pale fill, invisible as a line: use their outline colour.
+        return self.level.fill if self.level.css in {"2", "3", "4", "5"} else self.level.stroke
+
+    @property
+    def dash(self) -> list[int]:
+        return THRESHOLD_DASH.get(None if self.level.css == "none" else int(self.level.css), [])
+
+    @property
+    def svg_dash(self) -> str:
+        return " ".join(str(step) for step in self.dash) or "none"
+
+    def as_chart_json(self) -> dict:
+        return {
+            "label_ja": self.label_ja,
+            "label_en": self.label_en,
+            "badge": self.level.badge,
+            "level_css": self.level.css,
+            "value": self.value,
+            "value_text": self.value_text + (f" ({self.window})" if self.window else ""),
+            "scale": self.scale,
+            "colour": self.colour,
+            "outline": self.level.stroke,
+            "dash": self.dash,
+            "width": 3 if self.level.css == "5" else 2,
+        }
+
+
+def threshold_scale(kind: str, window_minutes: int | None) -> str | None:
+    if kind != StationKind.RAIN:
+        return "value"
+    # A rain threshold with no window is compared with each reading, i.e. with a 10-minute amount.
+    if window_minutes is None or window_minutes == RAIN_BIN.total_seconds() // 60:
+        return "amount"
+    if window_minutes == RAIN_RUNNING_TOTAL.total_seconds() // 60:
+        return "total"
+    return None
+
+
+def threshold_lines(props: dict) -> list[ThresholdLine]:
+    return [
+        ThresholdLine(
+            label_ja=threshold["label_ja"],
+            label_en=threshold["label_en"],
+            level=level_style(threshold["level"]),
+            value=threshold["value"],
+            value_text=value_text(threshold["value"], props["unit"]),
+            window=window_text(str(threshold["window_minutes"] * 60)) if threshold["window_minutes"] else "",
+            scale=threshold_scale(props["kind"], threshold["window_minutes"]),
+        )
+        for threshold in props["thresholds"]
+    ]
+
+
+def chart_scale(key: str, side: str, label_ja: str, label_en: str, *, from_zero: bool) -> dict:
+    return {"key": key, "side": side, "from_zero": from_zero, "label_ja": label_ja, "label_en": label_en}
+
+
+def chart_series(key, kind, scale, colour, label_ja, label_en, values) -> dict:
+    """`kind` is how the series is drawn: "line" or "bars"."""
+    return {
+        "key": key, "type": kind, "scale": scale, "colour": colour,
+        "label_ja": label_ja, "label_en": label_en, "values": values,
+    }
+
+
+def station_chart(history: StationHistory, thresholds: list[ThresholdLine]) -> dict:
+    """What static/mizumori/station.js draws, embedded with json_script: data and labels, no code."""
+    station = history.station
+    unit = station.unit
+    chart = {
+        "unit": unit,
+        # As value_text: river stages to the centimetre, rain and storage to one decimal.
+        "digits": 2 if unit == "m" else 1,
+        "time_zone": settings.TIME_ZONE,
+        "x_range": [history.since.timestamp(), history.until.timestamp()],
+        "thresholds": [line.as_chart_json() for line in thresholds if line.scale],
+    }
+    if station.kind == StationKind.RAIN:
+        intervals = history.rain_intervals()
+        if intervals:
+            chart["x_range"][1] = max(chart["x_range"][1], intervals[-1].end.timestamp())
+        chart |= {
+            "chart": "hyetograph",
+            "x": [interval.end.timestamp() for interval in intervals],
+            "scales": [
+                chart_scale("amount", "left", f"10分雨量 ({unit})", f"10-min rain ({unit})", from_zero=True),
+                chart_scale("total", "right", f"1時間雨量 ({unit})", f"1-hour rain ({unit})", from_zero=True),
+            ],
+            "series": [
+                chart_series(
+                    "amount_10min", "bars", "amount", CHART_COLOURS["rain_bars"], "10分雨量", "10-min rain",
+                    [interval.amount for interval in intervals],
+                ),
+                chart_series(
+                    "total_1h", "line", "total", CHART_COLOURS["rain_total"], "1時間雨量", "1-hour rain",
+                    [interval.running_total for interval in intervals],
+                ),
+            ],
+        }
+        return chart
+    points = thin_series([(r.observed_at.timestamp(), r.value) for r in history.readings], limit=CHART_MAX_POINTS)
+    if station.kind == StationKind.RESERVOIR:
+        names = ("storage", "貯水率", "Storage rate")
+    else:
+        names = ("hydrograph", "水位", "Water level")
+    chart_name, label_ja, label_en = names
+    chart |= {
+        "chart": chart_name,
+        "x": [time for time, _ in points],
+        "scales": [
+            chart_scale(
+                "value", "left", f"{label_ja} ({unit})", f"{label_en} ({unit})",
+                from_zero=station.kind == StationKind.RESERVOIR,
+            )
+        ],
+        "series": [
+            chart_series(
+                "value", "line", "value", CHART_COLOURS[station.kind], label_ja, label_en,
+                [value for _, value in points],
+            )
+        ],
+    }
+    return chart
+
+
+def station_trend(history: StationHistory) -> TrendStyle:
+    trend = history.trend
+    if history.station.kind == StationKind.RAIN:
+        return RAIN_TRENDS[trend] if trend else (NO_RAIN if history.readings else NO_TREND)
+    return TRENDS[trend] if trend else NO_TREND
+
+
+def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
+    station = history.station
+    props = history.feature["properties"]
+    thresholds = threshold_lines(props)
+    newest_rows = history.readings[-READINGS_TABLE_ROWS:][::-1]
+    detail_url = reverse("station-detail", args=[station.code])
+    chart = station_chart(history, thresholds)
+    csv_query = urlencode({"since": local_iso(history.since), "until": local_iso(history.until), "format": "csv"})
+    return {
+        "station": station,
+        "town": station.municipality,
+        "props": props,
+        "kind": kind_style(station.kind),
+        "level": level_style(props["level"]),
+        "reading": value_text(props["value"], props["unit"]),
+        "observed": observed_text(props["observed_at"]),
+        "reached": reached_threshold(props),
+        "rain_totals": [
+            (window_text(seconds), value_text(amount, props["unit"]))
+            for seconds, amount in sorted(props["accumulations"].items(), key=lambda pair: int(pair[0]))
+        ],
+        "trend": station_trend(history),
+        "span": span,
+        "spans": [
+            {"span": choice, "url": f"{detail_url}?range={choice.key}", "current": choice.key == span.key}
+            for choice in CHART_SPANS.values()
+        ],
+        "since": history.since,
+        "until": history.until,
+        "chart": chart,
+        "chart_title": CHART_TITLES[chart["chart"]],
+        "thresholds": thresholds,
+        "rows": [
+            {
+                "observed_at": reading.observed_at,
+                "value": value_text(reading.value, station.unit),
+                "quality": QUALITY_WORDS.get(reading.quality, (reading.quality, reading.quality)),
+                "suspect": reading.quality != "ok",
+            }
+            for reading in newest_rows
+        ],
+        "reading_count": len(history.readings),
+        "rows_capped": len(history.readings) > len(newest_rows),
+        "readings_truncated": history.truncated,
+        "csv_url": f"{reverse('api-station-observations', args=[station.code])}?{csv_query}",
         "demo_banner": getattr(settings, "MIZUMORI_DEMO_BANNER", False),
     }

@@ -40,17 +40,21 @@ def _state_of(station: Station) -> StationState | None:
         return None
 
 
-def station_is_stale(station: Station, *, now: datetime) -> bool:
-    """No reading within the expected interval (doubled, for one missed report of slack).
+def station_stale_after(station: Station) -> datetime | None:
+    """When the latest reading stops counting as current: the expected interval, doubled for one
+    missed report of slack. None for gauges that report only above a start level (silence is normal)
+    and for stations that never reported (stale already)."""
+    state = _state_of(station)
+    if station.expected_interval is None or state is None or state.observed_at is None:
+        return None
+    return state.observed_at + 2 * station.expected_interval
 
-    Gauges without an expected interval report only above a start level, so their silence is normal.
-    """
+
+def station_is_stale(station: Station, *, now: datetime) -> bool:
     if station.expected_interval is None:
         return False
-    state = _state_of(station)
-    if state is None or state.observed_at is None:
-        return True
-    return now - state.observed_at > 2 * station.expected_interval
+    stale_after = station_stale_after(station)
+    return stale_after is None or now > stale_after
 
 
 def local_iso(value: datetime | None) -> str | None:
@@ -90,6 +94,8 @@ def station_feature(station: Station, *, now: datetime) -> dict:
                 for t in thresholds
             ],
             "stale": station_is_stale(station, now=now),
+            # Lets a page that stops hearing from the server still grey the station out on time.
+            "stale_after": local_iso(station_stale_after(station)),
             "visibility": station.visibility,
         },
     }

@@ -16,22 +16,37 @@
     return (feature && feature.properties && feature.properties.display) || {};
   }
 
+  // Station markers by station code and station layers by kind, for static/mizumori/live.js.
+  Mizumori.stationMarkers = Mizumori.stationMarkers || {};
+  Mizumori.stationLayers = Mizumori.stationLayers || {};
+
+  Mizumori.stationIcon = function (feature) {
+    return L.divIcon({
+      className: "mz-station-icon",
+      html: displayOf(feature).icon || "",
+      iconSize: [30, 30],
+      iconAnchor: [15, 15],
+      popupAnchor: [0, -15],
+      tooltipAnchor: [15, 0],
+    });
+  };
+
   // pointToLayer for station features: a div icon holding the server-drawn marker.
   Mizumori.stationMarker = function (feature, latlng) {
-    var display = displayOf(feature);
-    return L.marker(latlng, {
-      icon: L.divIcon({
-        className: "mz-station-icon",
-        html: display.icon || "",
-        iconSize: [30, 30],
-        iconAnchor: [15, 15],
-        popupAnchor: [0, -15],
-        tooltipAnchor: [15, 0],
-      }),
+    var marker = L.marker(latlng, {
+      icon: Mizumori.stationIcon(feature),
       keyboard: true,
       riseOnHover: true,
-      zIndexOffset: display.z || 0,
+      zIndexOffset: displayOf(feature).z || 0,
     });
+    if (feature && feature.id !== undefined) {
+      Mizumori.stationMarkers[feature.id] = marker;
+    }
+    return marker;
+  };
+
+  Mizumori.registerStationLayer = function (kind, layer) {
+    Mizumori.stationLayers[kind] = layer;
   };
 
   // onEachFeature for every layer: a permanent label (areas), a hover tooltip, a popup.

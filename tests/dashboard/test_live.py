@@ -5,8 +5,10 @@ import json
 from datetime import timedelta
 
 import pytest
+import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 
@@ -35,6 +37,14 @@ async def subscribe(communicator, layers=("river",)):
     snapshot = await communicator.receive_json_from()
     assert snapshot["type"] == "snapshot"
     return subscribed, snapshot
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def close_worker_connections():
+    yield
+    # database_sync_to_async runs on a worker thread whose connection outlives the test; close it
+    # there, or PostgreSQL refuses to drop the test database at the end of the run.
+    await database_sync_to_async(connections.close_all)()
 
 
 def codes(message):

@@ -33,7 +33,7 @@ def build_region():
     from sensors.models import Station, Threshold
     from tenancy.models import Municipality
 
-    town = Municipality.objects.create(code="990099", slug="bench-town", name_ja="ベンチ町", name_en="Bench Town")
+    town = Municipality.objects.create(code="990094", slug="bench-town", name_ja="ベンチ町", name_en="Bench Town")
     stations = Station.objects.bulk_create(
         Station(code=f"B{i:04d}", name_ja=f"観測所{i}", name_en=f"Gauge {i}", kind="river", municipality=town,
                 lon=140 + i / 1000, lat=35, unit="m", visibility="public")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -65,6 +65,12 @@ class ObservationIngestAPI(APIView):
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [HasIngestToken]
     parser_classes = [ObservationJSONParser, ObservationCSVParser]
+
+    def permission_denied(self, request, message=None, code=None):
+        # Say what is needed in the API's own words, whatever the Accept-Language.
+        if not isinstance(request.auth, IngestToken):
+            raise NotAuthenticated(HasIngestToken.message)
+        super().permission_denied(request, message, code)
 
     @extend_schema(
         operation_id="observations_ingest",

@@ -1,4 +1,5 @@
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from .selectors import ingest_token_by_secret
@@ -28,3 +29,17 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Documents gateway tokens in /api/schema/ (drf-spectacular finds it by `target_class`)."""
+
+    target_class = "tenancy.authentication.BearerTokenAuthentication"
+    name = "gatewayToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A municipality's gateway token from `manage.py create_ingest_token <slug>`.",
+        }

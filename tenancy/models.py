@@ -1,8 +1,19 @@
 import hashlib
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+
+
+def validate_local_government_code(code: str) -> None:
+    """全国地方公共団体コード: five digits and a check digit (JIS X 0402)."""
+    if len(code) != 6 or not code.isdigit():
+        return  # the regex validator reports the shape
+    weighted = sum(int(digit) * weight for digit, weight in zip(code[:5], (6, 5, 4, 3, 2)))
+    expected = (11 - weighted % 11) % 10
+    if int(code[5]) != expected:
+        raise ValidationError(f"Check digit of {code} should be {expected}.")
 
 
 class Municipality(models.Model):
@@ -12,7 +23,10 @@ class Municipality(models.Model):
         "local government code",
         max_length=6,
         unique=True,
-        validators=[RegexValidator(r"^\d{6}$", "A local government code is six digits.")],
+        validators=[
+            RegexValidator(r"^\d{6}$", "A local government code is six digits."),
+            validate_local_government_code,
+        ],
         help_text="全国地方公共団体コード (6 digits, with check digit).",
     )
     slug = models.SlugField(max_length=40, unique=True)

@@ -53,9 +53,21 @@ def make_station(town, code, *, kind=StationKind.RIVER, visibility=Visibility.PU
     return station
 
 
+@pytest.fixture(scope="session", autouse=True)
+def celery_tasks_run_in_process():
+    """Tasks run eagerly in tests, also when REDIS_URL gives Celery a broker (the service run): no
+    worker runs during tests. That the broker answers is checked in tests/test_services_available.py."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+
+
 @pytest.fixture
 def towns(db):
-    return make_town("990001", "town-a", "town a"), make_town("990002", "town-b", "town b")
+    # Fictional codes with valid check digits; prefecture 99 does not exist.
+    return make_town("990001", "town-a", "town a"), make_town("990043", "town-b", "town b")
 
 
 @pytest.fixture

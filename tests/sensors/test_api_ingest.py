@@ -272,6 +272,12 @@ def test_missing_or_bad_token_is_401_and_stores_nothing(client, stations, header
     response = client.post(URL, data=body, content_type="application/json", **extra)
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Bearer"
+    assert response.json()["detail"] in {
+        "A gateway token is required: 'Authorization: Bearer <token>'.",
+        "Authorization header must be 'Bearer <token>'.",
+        "Invalid or revoked token.",
+        "Token contains non-ASCII characters.",
+    }
     assert Observation.objects.count() == 0
 
 

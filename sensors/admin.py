@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Observation, Station, StationState, Threshold
+from .models import Observation, RejectedMessage, Station, StationState, Threshold
 
 
 class ThresholdInline(admin.TabularInline):
@@ -37,3 +37,16 @@ class ObservationAdmin(admin.ModelAdmin):
     # History is evidence: corrections go through re-ingestion, not hand edits.
     readonly_fields = ["station", "observed_at", "value", "received_at", "source"]
     show_full_result_count = False
+
+
+@admin.register(RejectedMessage)
+class RejectedMessageAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "source", "topic", "reason", "payload_bytes"]
+    list_filter = ["source"]
+    search_fields = ["topic", "reason"]
+    date_hierarchy = "received_at"
+    readonly_fields = ["received_at", "source", "topic", "payload_excerpt", "payload_bytes", "reason"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False

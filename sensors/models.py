@@ -163,3 +163,28 @@ class StationState(models.Model):
 
     def __str__(self):
         return f"{self.station_id}: {self.value} at {self.observed_at} (level {self.level})"
+
+
+class RejectedMessage(models.Model):
+    """A message an ingestion adapter could not store (fully), kept so operators can see what and why.
+
+    Bounded on purpose: the payload is only an excerpt, decoded with undecodable bytes replaced, so a
+    hostile or broken gateway cannot fill the database or break the admin page.
+    """
+
+    TOPIC_MAX_LENGTH = 500
+    EXCERPT_MAX_LENGTH = 2000
+    REASON_MAX_LENGTH = 2000
+
+    received_at = models.DateTimeField(db_index=True)
+    source = models.CharField(max_length=10, choices=Observation.Source.choices, default=Observation.Source.MQTT)
+    topic = models.CharField(max_length=TOPIC_MAX_LENGTH, blank=True)
+    payload_excerpt = models.TextField(blank=True, help_text="The start of the payload as text (not the whole of it).")
+    payload_bytes = models.PositiveIntegerField(default=0, help_text="Size of the whole payload.")
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self):
+        return f"{self.received_at:%Y-%m-%d %H:%M:%S} {self.source} {self.topic}: {self.reason[:80]}"

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from sensors.selectors import station_list
 from tenancy.models import Municipality
-from tenancy.selectors import ANONYMOUS, viewer_for_user
+from tenancy.selectors import ANONYMOUS, active_municipality_id, viewer_for_user
 
 from . import live
 
@@ -29,10 +29,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("view") == ["public"]:
             self.viewer = ANONYMOUS
         else:
-            self.viewer = await database_sync_to_async(viewer_for_user)(self.scope.get("user"))
+            self.viewer = await database_sync_to_async(self._viewer_of_session)()
         self.layers: set[str] = set()
         self.groups_joined: list[str] = []
         await self.accept()
+
+    def _viewer_of_session(self):
+        return viewer_for_user(self.scope.get("user"), active_municipality_id(self.scope.get("session")))
 
     async def disconnect(self, code):
         await self._leave_groups()

@@ -8,15 +8,19 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
-from django.shortcuts import render
+from django.http import Http404, HttpResponseBadRequest
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
 from geo.maps import embed_parts, load_geography
 from sensors.models import Station, StationKind
 from sensors.selectors import local_iso
-from tenancy.selectors import ANONYMOUS, Viewer, viewer_for_user
+from tenancy.models import Membership
+from tenancy.selectors import ANONYMOUS, Viewer, memberships_of, viewer_for_request
+from tenancy.services import town_switch
 
 from .maps import (
     LevelStyle,
@@ -50,10 +54,12 @@ def public_map(request):
 
 @login_required
 def hq_map(request):
-    viewer = viewer_for_user(request.user)
+    viewer = viewer_for_request(request)
     context = map_page_context(viewer=viewer, show_sharing=True)
     towns = context["geography"].municipalities
     context["active_towns"] = [town for town in towns if town.pk in viewer.municipality_ids]
+    context["memberships"] = memberships_of(request.user)
+    context["acting_municipality_id"] = viewer.acting_municipality_id
     context["is_platform_admin"] = viewer.is_platform_admin
     context["live_view"] = "hq"
     return render(request, "dashboard/hq.html", context)
@@ -104,7 +110,7 @@ def station_detail(request, code: str):
     until = timezone.now().replace(microsecond=0)
     try:
         history = station_history(
-            viewer=viewer_for_user(request.user), code=code, since=until - span.length, until=until
+            viewer=viewer_for_request(request), code=code, since=until - span.length, until=until
         )
     except Station.DoesNotExist:
         # The same 404 for "no such station" and "not yours to see": existence is private.
@@ -349,3 +355,20 @@ def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
         "csv_url": f"{reverse('api-station-observations', args=[station.code])}?{csv_query}",
         "demo_banner": getattr(settings, "MIZUMORI_DEMO_BANNER", False),
     }
+
+
+@login_required
+@require_POST
+def switch_town(request):
+    """Act for another of the user's towns; the choice lives in the session and is audited."""
+    try:
+        town_switch(request=request, municipality_id=int(request.POST.get("municipality", "")))
+    except (ValueError, Membership.DoesNotExist):
+        return HttpResponseBadRequest("You are not a member of that municipality.")
+    return redirect(safe_next_url(request, request.POST.get("next")))
+
+
+def safe_next_url(request, target: str | None) -> str:
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return reverse("dashboard-hq")

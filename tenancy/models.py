@@ -88,3 +88,53 @@ class IngestToken(models.Model):
     @staticmethod
     def digest_of(secret: str) -> str:
         return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class AuditEvent(models.Model):
+    """A security-relevant action, kept for the town's admin and the platform operator."""
+
+    class Action(models.TextChoices):
+        LOGIN = "login", "login"
+        LOGIN_FAILED = "login_failed", "failed login"
+        LOGOUT = "logout", "logout"
+        TOWN_SWITCHED = "town_switched", "active town switched"
+        SHARING_GRANTED = "sharing_granted", "sharing granted"
+        SHARING_WITHDRAWN = "sharing_withdrawn", "sharing withdrawn"
+        VISIBILITY_CHANGED = "visibility_changed", "station visibility changed"
+        TOKEN_CREATED = "token_created", "gateway token created"
+        TOKEN_REVOKED = "token_revoked", "gateway token revoked"
+        THRESHOLD_CHANGED = "threshold_changed", "threshold changed"
+        ALERT_ACKNOWLEDGED = "alert_acknowledged", "alert acknowledged"
+        ALERT_RESOLVED = "alert_resolved", "alert resolved"
+        MEMBERSHIP_CHANGED = "membership_changed", "membership changed"
+        SHELTER_UPDATED = "shelter_updated", "shelter status changed"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=30, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # What the actor typed as a username on a failed login; never a password.
+    actor_name = models.CharField(max_length=150, blank=True)
+    municipality = models.ForeignKey(
+        Municipality, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    target = models.CharField(max_length=200, blank=True, help_text="What was acted on, e.g. a station code.")
+    detail = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["municipality", "-at"])]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.actor_name or self.actor_id} {self.target}"
+
+
+class ApiUsage(models.Model):
+    """API calls per town per month, for splitting the platform's running cost."""
+
+    municipality = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="api_usage")
+    month = models.DateField(help_text="First day of the month.")
+    calls = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["municipality", "month"], name="api_usage_unique_town_month")]

@@ -1,9 +1,11 @@
 import secrets
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from .models import IngestToken, Membership, Municipality
+from .models import ApiUsage, AuditEvent, IngestToken, Membership, Municipality
+from .selectors import ACTIVE_TOWN_SESSION_KEY
 
 TOKEN_PREFIX = "mzm_"
 
@@ -19,13 +21,21 @@ def ingest_token_create(*, municipality: Municipality, label: str = "", created_
         digest=IngestToken.digest_of(secret),
         created_by=created_by,
     )
+    audit_record(
+        action=AuditEvent.Action.TOKEN_CREATED, actor=created_by, municipality=municipality,
+        target=f"{token.prefix}…", detail={"label": token.label},
+    )
     return token, secret
 
 
-def ingest_token_revoke(*, token: IngestToken) -> IngestToken:
+def ingest_token_revoke(*, token: IngestToken, actor=None) -> IngestToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        audit_record(
+            action=AuditEvent.Action.TOKEN_REVOKED, actor=actor, municipality=token.municipality,
+            target=f"{token.prefix}…", detail={"label": token.label},
+        )
     return token
 
 
@@ -38,8 +48,55 @@ def ingest_token_mark_used(*, token: IngestToken) -> None:
         token.last_used_at = now
 
 
-def membership_set(*, user, municipality: Municipality, role: str) -> Membership:
+def membership_set(*, user, municipality: Municipality, role: str, actor=None) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         user=user, municipality=municipality, defaults={"role": role}
     )
+    audit_record(
+        action=AuditEvent.Action.MEMBERSHIP_CHANGED, actor=actor, municipality=municipality,
+        target=user.get_username(), detail={"role": role},
+    )
     return membership
+
+
+def audit_record(
+    *, action: str, actor=None, municipality: Municipality | int | None = None, target: str = "",
+    detail: dict | None = None, request=None, actor_name: str = "",
+) -> AuditEvent:
+    """Write one audit row. `detail` must hold no secrets (tokens, passwords): it is shown to admins."""
+    municipality_id = municipality.pk if isinstance(municipality, Municipality) else municipality
+    actor = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        action=action,
+        actor=actor,
+        actor_name=(actor.get_username() if actor else actor_name)[:150],
+        municipality_id=municipality_id,
+        target=str(target)[:200],
+        detail=detail or {},
+        ip_address=request.META.get("REMOTE_ADDR") if request is not None else None,
+    )
+
+
+def town_switch(*, request, municipality_id: int) -> Membership:
+    """Make one of the user's towns the one they act for; raises Membership.DoesNotExist otherwise."""
+    membership = Membership.objects.select_related("municipality").get(
+        user_id=request.user.pk, municipality_id=municipality_id
+    )
+    request.session[ACTIVE_TOWN_SESSION_KEY] = membership.municipality_id
+    audit_record(
+        action=AuditEvent.Action.TOWN_SWITCHED, actor=request.user, municipality=membership.municipality,
+        request=request,
+    )
+    return membership
+
+
+def api_usage_count(*, municipality_id: int, calls: int = 1) -> None:
+    month = timezone.localdate().replace(day=1)
+    updated = ApiUsage.objects.filter(municipality_id=municipality_id, month=month).update(calls=F("calls") + calls)
+    if not updated:
+        try:
+            with transaction.atomic():
+                ApiUsage.objects.create(municipality_id=municipality_id, month=month, calls=calls)
+        except IntegrityError:
+            # Another request created this month's row first.
+            ApiUsage.objects.filter(municipality_id=municipality_id, month=month).update(calls=F("calls") + calls)

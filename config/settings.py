@@ -237,6 +237,14 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024)
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300)
 # Called with the changed station states after every committed ingestion batch (dotted paths).
 INGEST_SUBSCRIBERS = env_list("INGEST_SUBSCRIBERS", "dashboard.live.publish_station_changes")
+# Called after a station's audience changes (visibility, sharing grants) with (station_ids, before).
+VISIBILITY_SUBSCRIBERS = env_list("VISIBILITY_SUBSCRIBERS", "dashboard.live.publish_visibility_change")
+# Columns of the monthly usage report (tenancy.usage): name -> function(month_start, month_end).
+USAGE_METRICS = {
+    "stations": "sensors.usage.stations_per_town",
+    "readings": "sensors.usage.readings_per_town",
+    "api_calls": "tenancy.usage.api_calls_per_town",
+}
 # Longest range one observations request may cover.
 OBSERVATIONS_MAX_DAYS = env_int("OBSERVATIONS_MAX_DAYS", 31)
 

@@ -25,8 +25,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from sensors.models import Station, Visibility
-from sensors.selectors import station_feature, station_list
+from sensors.selectors import station_audiences, station_feature, station_list
 from tenancy.selectors import Viewer
+
+# Imported here, not on first use: folium is slow to import, and the first snapshot must not wait.
+from .maps import station_display
+from .selectors import MapStation
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +56,14 @@ def audience_groups(viewer: Viewer, all_town_ids=()) -> list[str]:
     return [PUBLIC_GROUP]
 
 
-def station_audience(station: Station) -> str:
-    if station.visibility == Visibility.PUBLIC:
-        return PUBLIC_GROUP
-    if station.visibility == Visibility.REGION:
-        return REGION_GROUP
-    return town_group(station.municipality_id)
+def audience_of(visibility: str, towns) -> list[str]:
+    """The groups that hear about a station: its one public or region group, else the towns that
+    may see it (the owner and, for shared stations, the grantees)."""
+    if visibility == Visibility.PUBLIC:
+        return [PUBLIC_GROUP]
+    if visibility == Visibility.REGION:
+        return [REGION_GROUP]
+    return [town_group(pk) for pk in sorted(towns)]
 
 
 class MemoryLiveStore:
@@ -149,9 +155,6 @@ def reset_live_store() -> None:
 
 def live_feature(station: Station, *, now, show_sharing: bool) -> dict:
     """The contract feature plus the map's prepared, escaped marker/tooltip/popup strings."""
-    from .maps import station_display
-    from .selectors import MapStation
-
     feature = station_feature(station, now=now)
     feature["properties"]["display"] = station_display(MapStation(station, feature), show_sharing=show_sharing)
     return feature
@@ -164,16 +167,39 @@ def _publish(group: str, message: dict) -> None:
 
 def publish_station_changes(states) -> None:
     """Ingestion subscriber: one `stations` message per audience group for the whole batch."""
-    station_ids = [state.station_id for state in states]
+    publish_stations([state.station_id for state in states])
+
+
+def publish_stations(station_ids) -> None:
     if not station_ids:
         return
     now = timezone.now()
+    audiences = station_audiences(station_ids)
     by_group: dict[str, list[dict]] = defaultdict(list)
     for station in station_list(viewer=PLATFORM).filter(pk__in=station_ids):
-        group = station_audience(station)
-        by_group[group].append(live_feature(station, now=now, show_sharing=group != PUBLIC_GROUP))
+        groups = audience_of(*audiences[station.pk])
+        feature = live_feature(station, now=now, show_sharing=groups != [PUBLIC_GROUP])
+        for group in groups:
+            by_group[group].append(feature)
     for group, features in by_group.items():
         _publish(group, {"type": "stations", "seq": live_store().next_seq(), "features": features})
+
+
+def publish_visibility_change(station_ids, before) -> None:
+    """Visibility subscriber: groups that could see a station and no longer can get a `withdrawn`
+    message (only they ever learn its code); the station's current audience gets it afresh."""
+    after = station_audiences(station_ids)
+    codes = dict(Station.objects.filter(pk__in=list(station_ids)).values_list("pk", "code"))
+    withdrawn: dict[str, list[str]] = defaultdict(list)
+    for pk in station_ids:
+        if pk not in before or pk not in codes:
+            continue
+        lost = set(audience_of(*before[pk])) - set(audience_of(*after.get(pk, ("private", frozenset()))))
+        for group in lost:
+            withdrawn[group].append(codes[pk])
+    for group, lost_codes in withdrawn.items():
+        _publish(group, {"type": "withdrawn", "seq": live_store().next_seq(), "stations": sorted(lost_codes)})
+    publish_stations(station_ids)
 
 
 def publish_to_audience(group: str, layer: str, message_type: str, payload: dict) -> dict:

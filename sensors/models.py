@@ -1,6 +1,7 @@
 import math
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -10,6 +11,7 @@ from tenancy.models import Municipality
 
 class Visibility(models.TextChoices):
     PRIVATE = "private", "private (owner town only)"
+    SHARED = "shared", "shared with named municipalities"
     REGION = "region", "region (every town on the platform)"
     PUBLIC = "public", "public"
 
@@ -32,12 +34,21 @@ PHYSICAL_LIMITS = {
 
 class StationQuerySet(models.QuerySet):
     def visible_to(self, viewer):
-        """Restrict to what `viewer` may see; the only way tenant stations leave the database."""
+        """Restrict to what `viewer` may see; the only way tenant stations leave the database.
+
+        Anyone: public. Any town on the platform: region. The owner town: everything it owns. A town
+        named in an active sharing grant (for the station or a group holding it): shared stations.
+        """
         if viewer.is_platform_admin:
             return self
         rule = Q(visibility=Visibility.PUBLIC)
         if viewer.is_member:
-            rule |= Q(visibility=Visibility.REGION) | Q(municipality_id__in=viewer.municipality_ids)
+            towns = viewer.municipality_ids
+            rule |= (
+                Q(visibility=Visibility.REGION)
+                | Q(municipality_id__in=towns)
+                | Q(visibility=Visibility.SHARED, pk__in=shared_station_ids(towns))
+            )
         return self.filter(rule)
 
 
@@ -188,3 +199,79 @@ class RejectedMessage(models.Model):
 
     def __str__(self):
         return f"{self.received_at:%Y-%m-%d %H:%M:%S} {self.source} {self.topic}: {self.reason[:80]}"
+
+
+class StationGroup(models.Model):
+    """A town's named set of its own stations (e.g. "upper-basin river gauges"), shared as one."""
+
+    municipality = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="station_groups")
+    name = models.CharField(max_length=100)
+    stations = models.ManyToManyField(Station, related_name="groups", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["municipality", "name"]
+        constraints = [models.UniqueConstraint(fields=["municipality", "name"], name="station_group_unique_name")]
+
+    def __str__(self):
+        return f"{self.municipality.slug}: {self.name}"
+
+
+class SharingGrantQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(withdrawn_at__isnull=True)
+
+
+class SharingGrant(models.Model):
+    """A town's decision to let a named neighbour see one station or a group of its stations.
+
+    Kept after withdrawal as the record of who shared what, when, and who took it back.
+    """
+
+    station = models.ForeignKey(Station, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    group = models.ForeignKey(StationGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    grantor = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="grants_given")
+    grantee = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="grants_received")
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    granted_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = SharingGrantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-granted_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(station__isnull=False, group__isnull=True) | Q(station__isnull=True, group__isnull=False),
+                name="sharing_grant_station_xor_group",
+            ),
+            models.CheckConstraint(condition=~Q(grantor=models.F("grantee")), name="sharing_grant_not_to_self"),
+            models.UniqueConstraint(
+                fields=["station", "grantee"], condition=Q(withdrawn_at__isnull=True),
+                name="sharing_grant_one_active_per_station",
+            ),
+            models.UniqueConstraint(
+                fields=["group", "grantee"], condition=Q(withdrawn_at__isnull=True),
+                name="sharing_grant_one_active_per_group",
+            ),
+        ]
+
+    def __str__(self):
+        subject = self.station.code if self.station_id else f"group {self.group}"
+        state = "withdrawn" if self.withdrawn_at else "active"
+        return f"{subject} → {self.grantee.slug} ({state})"
+
+
+def shared_station_ids(municipality_ids):
+    """Subquery: ids of stations shared with any of these towns by an active grant."""
+    active = SharingGrant.objects.active().filter(grantee_id__in=municipality_ids)
+    direct = active.filter(station__isnull=False).values("station_id")
+    grouped = StationGroup.stations.through.objects.filter(
+        stationgroup_id__in=active.filter(group__isnull=False).values("group_id")
+    ).values("station_id")
+    return Station.objects.filter(Q(pk__in=direct) | Q(pk__in=grouped)).values("pk")

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from tenancy.selectors import Viewer
 
-from .models import Observation, Station, StationState, Threshold
+from .models import Observation, SharingGrant, Station, StationGroup, StationState, Threshold, Visibility
 
 
 def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str | None = None) -> QuerySet[Station]:
@@ -124,4 +124,36 @@ def observation_range(*, station: Station, since: datetime, until: datetime) -> 
         Observation.objects.filter(station=station, observed_at__gte=since, observed_at__lte=until)
         .order_by("observed_at")
         .only("observed_at", "value", "quality")
+    )
+
+
+def station_audiences(station_ids) -> dict[int, tuple[str, frozenset[int]]]:
+    """Who may see each station: (visibility, towns with access). For public and region stations the
+    town set is just the owner; for private and shared ones it is exactly the towns that may see it.
+    A fixed number of queries however many stations; used to route live messages, not to answer a viewer."""
+    rows = Station.objects.filter(pk__in=list(station_ids)).values_list("pk", "visibility", "municipality_id")
+    stations = {pk: visibility for pk, visibility, _ in rows}
+    towns: dict[int, set[int]] = {pk: {owner} for pk, _, owner in rows}
+    shared = [pk for pk, visibility in stations.items() if visibility == Visibility.SHARED]
+    if shared:
+        active = SharingGrant.objects.active()
+        for station_id, grantee_id in active.filter(station_id__in=shared).values_list("station_id", "grantee_id"):
+            towns[station_id].add(grantee_id)
+        memberships = StationGroup.stations.through.objects.filter(station_id__in=shared)
+        grantees_by_group: dict[int, set[int]] = {}
+        for group_id, grantee_id in active.filter(group__isnull=False).filter(
+            group_id__in=memberships.values("stationgroup_id")
+        ).values_list("group_id", "grantee_id"):
+            grantees_by_group.setdefault(group_id, set()).add(grantee_id)
+        for station_id, group_id in memberships.values_list("station_id", "stationgroup_id"):
+            towns[station_id] |= grantees_by_group.get(group_id, set())
+    return {pk: (stations[pk], frozenset(towns[pk])) for pk in stations}
+
+
+def sharing_grants_of(*, municipality_id: int) -> QuerySet[SharingGrant]:
+    """Grants a town has given (active first), for its admin's sharing page."""
+    return (
+        SharingGrant.objects.filter(grantor_id=municipality_id)
+        .select_related("station", "group", "grantee", "granted_by", "withdrawn_by")
+        .order_by("withdrawn_at", "-granted_at")
     )

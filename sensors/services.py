@@ -17,9 +17,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from tenancy.models import Municipality
+from tenancy.models import AuditEvent, Municipality
+from tenancy.services import audit_record
 
-from .models import Observation, Station, StationKind, StationState, Threshold
+from .models import Observation, SharingGrant, Station, StationGroup, StationKind, StationState, Threshold, Visibility
+from .selectors import station_audiences
 
 logger = logging.getLogger(__name__)
 
@@ -369,3 +371,102 @@ def station_state_recompute(*, station: Station) -> StationState:
         state.level = level_for(state, thresholds[station.pk])
         state.save()
     return state
+
+
+
+# --- sharing ------------------------------------------------------------------------------------
+class SharingError(ValueError):
+    """A sharing change that does not make sense (to oneself, another town's station...)."""
+
+
+def _after_visibility_change(station_ids: list[int]) -> None:
+    """Tell the consumers in settings.VISIBILITY_SUBSCRIBERS who could see these stations before the
+    change, once it commits, so live viewers who lost access stop receiving them at once."""
+    before = station_audiences(station_ids)
+
+    def notify():
+        for path in settings.VISIBILITY_SUBSCRIBERS:
+            try:
+                import_string(path)(station_ids, before)
+            except Exception:
+                logger.exception("visibility subscriber %s failed", path)
+
+    transaction.on_commit(notify)
+
+
+@transaction.atomic
+def station_visibility_set(*, station: Station, visibility: str, actor=None) -> Station:
+    if visibility not in Visibility.values:
+        raise SharingError(f"Unknown visibility {visibility!r}.")
+    if station.visibility == visibility:
+        return station
+    _after_visibility_change([station.pk])
+    previous, station.visibility = station.visibility, visibility
+    station.save(update_fields=["visibility"])
+    audit_record(
+        action=AuditEvent.Action.VISIBILITY_CHANGED, actor=actor, municipality=station.municipality_id,
+        target=station.code, detail={"from": previous, "to": visibility},
+    )
+    return station
+
+
+@transaction.atomic
+def sharing_grant(
+    *, grantee: Municipality, station: Station | None = None, group: StationGroup | None = None, actor=None
+) -> SharingGrant:
+    """Share one station or a group of stations with a named neighbour; private ones become 'shared'."""
+    if (station is None) == (group is None):
+        raise SharingError("Share either a station or a group.")
+    grantor_id = station.municipality_id if station else group.municipality_id
+    if grantee.pk == grantor_id:
+        raise SharingError("A town always sees its own stations.")
+    stations = [station] if station else list(group.stations.all())
+    if any(item.municipality_id != grantor_id for item in stations):
+        raise SharingError("A group may only share its own town's stations.")
+    existing = SharingGrant.objects.active().filter(grantee=grantee, station=station, group=group).first()
+    if existing:
+        return existing
+    _after_visibility_change([item.pk for item in stations])
+    for item in stations:
+        if item.visibility == Visibility.PRIVATE:
+            item.visibility = Visibility.SHARED
+            item.save(update_fields=["visibility"])
+    grant = SharingGrant.objects.create(
+        station=station, group=group, grantor_id=grantor_id, grantee=grantee, granted_by=_user(actor)
+    )
+    audit_record(
+        action=AuditEvent.Action.SHARING_GRANTED, actor=actor, municipality=grantor_id,
+        target=station.code if station else f"group {group.name}", detail={"grantee": grantee.slug},
+    )
+    return grant
+
+
+@transaction.atomic
+def sharing_withdraw(*, grant: SharingGrant, actor=None) -> SharingGrant:
+    grant = SharingGrant.objects.select_for_update().get(pk=grant.pk)
+    if grant.withdrawn_at is not None:
+        return grant
+    stations = [grant.station_id] if grant.station_id else list(grant.group.stations.values_list("pk", flat=True))
+    _after_visibility_change(stations)
+    grant.withdrawn_at = timezone.now()
+    grant.withdrawn_by = _user(actor)
+    grant.save(update_fields=["withdrawn_at", "withdrawn_by"])
+    audit_record(
+        action=AuditEvent.Action.SHARING_WITHDRAWN, actor=actor, municipality=grant.grantor_id,
+        target=grant.station.code if grant.station_id else f"group {grant.group.name}",
+        detail={"grantee": grant.grantee.slug},
+    )
+    return grant
+
+
+@transaction.atomic
+def station_group_create(*, municipality: Municipality, name: str, stations: list[Station]) -> StationGroup:
+    if any(station.municipality_id != municipality.pk for station in stations):
+        raise SharingError("A group may only hold its own town's stations.")
+    group = StationGroup.objects.create(municipality=municipality, name=name.strip()[:100])
+    group.stations.set(stations)
+    return group
+
+
+def _user(actor):
+    return actor if getattr(actor, "is_authenticated", False) else None

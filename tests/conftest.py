@@ -72,12 +72,19 @@ def towns(db):
 
 @pytest.fixture
 def stations(towns):
-    """{"a-private": Station, "a-region": ..., "a-public": ..., "b-private": ...}"""
+    """{"a-private": Station, "a-shared": ..., "a-region": ..., "a-public": ..., "b-private": ...}
+
+    A-SHARED is shared with town B and B-SHARED with town A, each by an active grant.
+    """
+    from sensors.models import SharingGrant
+
     result = {}
     for town, prefix in zip(towns, ("A", "B")):
         for visibility in Visibility.values:
             code = f"{prefix}-{visibility.upper()}"
             result[f"{prefix.lower()}-{visibility}"] = make_station(town, code, visibility=visibility)
+    SharingGrant.objects.create(station=result["a-shared"], grantor=towns[0], grantee=towns[1])
+    SharingGrant.objects.create(station=result["b-shared"], grantor=towns[1], grantee=towns[0])
     return result
 
 

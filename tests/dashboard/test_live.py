@@ -32,9 +32,9 @@ async def connect(user=None, path="/ws/live/"):
 
 async def subscribe(communicator, layers=("river",)):
     await communicator.send_json_to({"type": "subscribe", "layers": list(layers)})
-    subscribed = await communicator.receive_json_from()
+    subscribed = await communicator.receive_json_from(timeout=5)
     assert subscribed["type"] == "subscribed", subscribed
-    snapshot = await communicator.receive_json_from()
+    snapshot = await communicator.receive_json_from(timeout=5)
     assert snapshot["type"] == "snapshot"
     return subscribed, snapshot
 
@@ -84,7 +84,7 @@ async def test_anonymous_gets_a_snapshot_and_live_updates_of_public_stations_onl
 async def test_town_user_hears_own_private_and_region_but_never_another_towns_private(stations, user_a):
     ws = await connect(user_a)
     _, snapshot = await subscribe(ws)
-    assert codes(snapshot) == ["A-PRIVATE", "A-PUBLIC", "A-REGION", "B-PUBLIC", "B-REGION"]
+    assert codes(snapshot) == ["A-PRIVATE", "A-PUBLIC", "A-REGION", "A-SHARED", "B-PUBLIC", "B-REGION", "B-SHARED"]
     received = []
     for code in ("B-PRIVATE", "A-PRIVATE", "B-REGION"):
         await ingest(code, 2.0)

@@ -20,7 +20,7 @@ from tenancy.selectors import ANONYMOUS
 from tests.conftest import make_station
 
 PUBLIC_CODES = {"A-PUBLIC", "B-PUBLIC"}
-HIDDEN_FROM_PUBLIC = {"A-PRIVATE", "A-REGION", "B-PRIVATE", "B-REGION"}
+HIDDEN_FROM_PUBLIC = {"A-PRIVATE", "A-SHARED", "A-REGION", "B-PRIVATE", "B-SHARED", "B-REGION"}
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -160,7 +160,9 @@ def test_hq_shows_every_station_the_user_may_see(client, stations, user_a):
 
     html = page(client, "/hq/")
 
-    assert set(station_features(html)) == {"A-PRIVATE", "A-REGION", "B-REGION", "A-PUBLIC", "B-PUBLIC"}
+    assert set(station_features(html)) == {
+        "A-PRIVATE", "A-SHARED", "A-REGION", "B-REGION", "B-SHARED", "A-PUBLIC", "B-PUBLIC",
+    }
     assert "B-PRIVATE" not in html
 
 

@@ -35,13 +35,13 @@ def test_anonymous_sees_public_stations_only(client, stations):
 def test_town_user_sees_own_private_region_and_public(client, stations, user_a):
     client.force_login(user_a)
     assert codes(client.get("/api/v1/stations")) == [
-        "A-PRIVATE", "A-PUBLIC", "A-REGION", "B-PUBLIC", "B-REGION",
+        "A-PRIVATE", "A-PUBLIC", "A-REGION", "A-SHARED", "B-PUBLIC", "B-REGION", "B-SHARED",
     ]
 
 
 def test_gateway_token_reads_as_its_town(client, stations, token_b):
     response = client.get("/api/v1/stations", HTTP_AUTHORIZATION=f"Bearer {token_b}")
-    assert codes(response) == ["A-PUBLIC", "A-REGION", "B-PRIVATE", "B-PUBLIC", "B-REGION"]
+    assert codes(response) == ["A-PUBLIC", "A-REGION", "A-SHARED", "B-PRIVATE", "B-PUBLIC", "B-REGION", "B-SHARED"]
 
 
 def test_feature_shape_follows_the_contract(client, stations):

@@ -1,0 +1,159 @@
+"""Pages for a town's admin: who may see our stations, the audit log, and our usage.
+
+Every page acts for the admin's acting town only; a station, grant or group of another town is a
+404, the same as one that does not exist.
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from sensors.models import SharingGrant, Station, StationGroup, Visibility
+from sensors.selectors import sharing_grants_of, station_list
+from sensors.services import (
+    SharingError,
+    sharing_grant,
+    sharing_withdraw,
+    station_group_create,
+    station_visibility_set,
+)
+from tenancy.models import AuditEvent, Membership, Municipality
+from tenancy.selectors import viewer_for_request
+from tenancy.usage import parse_month, usage_report
+
+AUDIT_PAGE_SIZE = 200
+
+
+def town_admin_required(view):
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        viewer = viewer_for_request(request)
+        if viewer.acting_municipality_id is None or not viewer.has_role(Membership.Role.ADMIN):
+            return render(request, "dashboard/town_admin/forbidden.html", status=403)
+        town = Municipality.objects.get(pk=viewer.acting_municipality_id)
+        return view(request, viewer, town, *args, **kwargs)
+
+    return wrapper
+
+
+def _own_station(viewer, town, code) -> Station:
+    try:
+        return station_list(viewer=viewer).filter(municipality=town).get(code=code)
+    except Station.DoesNotExist:
+        raise Http404("No station with this code.") from None
+
+
+def _other_town(town, pk) -> Municipality:
+    try:
+        return Municipality.objects.exclude(pk=town.pk).get(pk=int(pk))
+    except (ValueError, TypeError, Municipality.DoesNotExist):
+        raise Http404("No such municipality.") from None
+
+
+@town_admin_required
+def sharing_page(request, viewer, town):
+    if request.method == "POST":
+        try:
+            _apply_sharing_change(request, viewer, town)
+        except SharingError as exc:
+            messages.error(request, str(exc))
+        return redirect(reverse("town-admin-sharing"))
+    own = list(station_list(viewer=viewer).filter(municipality=town).prefetch_related("groups"))
+    return render(
+        request,
+        "dashboard/town_admin/sharing.html",
+        {
+            "town": town,
+            "stations": own,
+            "visibilities": Visibility.choices,
+            "grants": list(sharing_grants_of(municipality_id=town.pk)),
+            "groups": list(StationGroup.objects.filter(municipality=town).prefetch_related("stations")),
+            "neighbours": list(Municipality.objects.exclude(pk=town.pk).order_by("code")),
+        },
+    )
+
+
+def _apply_sharing_change(request, viewer, town) -> None:
+    action = request.POST.get("action")
+    user = request.user
+    if action == "visibility":
+        station = _own_station(viewer, town, request.POST.get("station"))
+        station_visibility_set(station=station, visibility=request.POST.get("visibility", ""), actor=user)
+        messages.success(request, f"{station.code}: {station.get_visibility_display()}")
+    elif action == "grant":
+        grantee = _other_town(town, request.POST.get("grantee"))
+        if request.POST.get("group"):
+            group = _own_group(town, request.POST["group"])
+            sharing_grant(group=group, grantee=grantee, actor=user)
+            messages.success(request, f"{group.name} → {grantee.name_en}")
+        else:
+            station = _own_station(viewer, town, request.POST.get("station"))
+            sharing_grant(station=station, grantee=grantee, actor=user)
+            messages.success(request, f"{station.code} → {grantee.name_en}")
+    elif action == "withdraw":
+        try:
+            grant = SharingGrant.objects.get(pk=int(request.POST.get("grant", "")), grantor=town)
+        except (ValueError, SharingGrant.DoesNotExist):
+            raise Http404("No such grant.") from None
+        sharing_withdraw(grant=grant, actor=user)
+        messages.success(request, "Sharing withdrawn / 共有を取り消しました")
+    elif action == "group":
+        codes = request.POST.getlist("stations")
+        stations = list(station_list(viewer=viewer).filter(municipality=town, code__in=codes))
+        name = request.POST.get("name", "").strip()
+        if not name or len(stations) != len(set(codes)) or not stations:
+            raise SharingError("A group needs a name and at least one of your stations.")
+        station_group_create(municipality=town, name=name, stations=stations)
+        messages.success(request, name)
+    else:
+        raise SharingError("Unknown action.")
+
+
+def _own_group(town, pk) -> StationGroup:
+    try:
+        return StationGroup.objects.get(pk=int(pk), municipality=town)
+    except (ValueError, StationGroup.DoesNotExist):
+        raise Http404("No such group.") from None
+
+
+@town_admin_required
+def audit_page(request, viewer, town):
+    action = request.GET.get("action") or None
+    events = AuditEvent.objects.filter(municipality=town).select_related("actor").order_by("-at")
+    if action in AuditEvent.Action.values:
+        events = events.filter(action=action)
+    return render(
+        request,
+        "dashboard/town_admin/audit.html",
+        {"town": town, "events": events[:AUDIT_PAGE_SIZE], "actions": AuditEvent.Action.choices, "action": action},
+    )
+
+
+@town_admin_required
+def usage_page(request, viewer, town):
+    try:
+        month = parse_month(request.GET.get("month"))
+    except ValueError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    rows = usage_report(month, municipality_ids=None if viewer.is_platform_admin else [town.pk])
+    names = list(rows[0].counts) if rows else []
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="usage-{month:%Y-%m}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["month", "municipality", "code", *names])
+        for row in rows:
+            writer.writerow([f"{month:%Y-%m}", row.municipality.slug, row.municipality.code,
+                             *(row.counts[n] for n in names)])
+        return response
+    return render(
+        request, "dashboard/town_admin/usage.html", {"town": town, "rows": rows, "names": names, "month": month}
+    )

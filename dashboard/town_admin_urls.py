@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import town_admin
+
+urlpatterns = [
+    path("sharing/", town_admin.sharing_page, name="town-admin-sharing"),
+    path("audit/", town_admin.audit_page, name="town-admin-audit"),
+    path("usage/", town_admin.usage_page, name="town-admin-usage"),
+]

@@ -1,0 +1,112 @@
+"""The town admin's pages: sharing, audit log, usage. Only for admins, only for their own town."""
+
+import csv
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from sensors.models import SharingGrant, Station, Visibility
+from tenancy.models import AuditEvent, Membership
+
+SHARING = "/hq/admin/sharing/"
+
+
+def member(town, name, role):
+    user = get_user_model().objects.create_user(name, password="pw-12345-abc")
+    Membership.objects.create(user=user, municipality=town, role=role)
+    return user
+
+
+@pytest.fixture
+def admin_a(towns):
+    return member(towns[0], "a-admin", Membership.Role.ADMIN)
+
+
+@pytest.mark.parametrize("role", [Membership.Role.VIEWER, Membership.Role.OPERATOR])
+@pytest.mark.parametrize("url", [SHARING, "/hq/admin/audit/", "/hq/admin/usage/"])
+def test_only_admins_get_in(client, towns, role, url):
+    client.force_login(member(towns[0], f"a-{role}", role))
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"action": "visibility", "station": "A-PRIVATE", "visibility": "public"}).status_code == 403
+
+
+def test_anonymous_is_sent_to_login(client, db):
+    assert client.get(SHARING)["Location"].startswith("/accounts/login/")
+
+
+def test_admin_sees_and_changes_only_own_stations(client, stations, towns, admin_a):
+    client.force_login(admin_a)
+    page = client.get(SHARING).content.decode()
+    assert "A-PRIVATE" in page and "B-PRIVATE" not in page
+    client.post(SHARING, {"action": "visibility", "station": "A-PRIVATE", "visibility": "public"})
+    assert Station.objects.get(code="A-PRIVATE").visibility == Visibility.PUBLIC
+    # Another town's station is a 404 and stays as it was, whatever its visibility.
+    for code in ("B-PRIVATE", "B-PUBLIC", "NOPE"):
+        response = client.post(SHARING, {"action": "visibility", "station": code, "visibility": "private"})
+        assert response.status_code == 404
+    assert Station.objects.get(code="B-PUBLIC").visibility == Visibility.PUBLIC
+
+
+def test_admin_grants_and_withdraws(client, stations, towns, admin_a):
+    a, b = towns
+    client.force_login(admin_a)
+    client.post(SHARING, {"action": "grant", "station": "A-REGION", "grantee": b.pk})
+    grant = SharingGrant.objects.get(station__code="A-REGION", grantee=b)
+    assert grant.granted_by == admin_a
+    client.post(SHARING, {"action": "withdraw", "grant": grant.pk})
+    grant.refresh_from_db()
+    assert grant.withdrawn_by == admin_a
+    # B's grant to A cannot be withdrawn by A.
+    b_grant = SharingGrant.objects.get(station__code="B-SHARED")
+    assert client.post(SHARING, {"action": "withdraw", "grant": b_grant.pk}).status_code == 404
+    b_grant.refresh_from_db()
+    assert b_grant.withdrawn_at is None
+
+
+def test_granting_to_oneself_is_an_error_message_not_a_crash(client, stations, towns, admin_a):
+    client.force_login(admin_a)
+    response = client.post(SHARING, {"action": "grant", "station": "A-PRIVATE", "grantee": towns[0].pk}, follow=True)
+    assert response.status_code == 404  # your own town is not among the neighbours you can pick
+
+
+def test_group_create_and_share(client, stations, towns, admin_a):
+    client.force_login(admin_a)
+    client.post(SHARING, {"action": "group", "name": "river set", "stations": ["A-PRIVATE", "A-REGION"]})
+    group = admin_a.memberships.get().municipality.station_groups.get()
+    assert sorted(group.stations.values_list("code", flat=True)) == ["A-PRIVATE", "A-REGION"]
+    response = client.post(SHARING, {"action": "group", "name": "sneaky", "stations": ["A-PRIVATE", "B-PRIVATE"]},
+                           follow=True)
+    assert "at least one of your stations" in response.content.decode()
+    client.post(SHARING, {"action": "grant", "group": group.pk, "grantee": towns[1].pk})
+    assert SharingGrant.objects.filter(group=group, grantee=towns[1]).exists()
+
+
+def test_sharing_changes_need_csrf(stations, admin_a):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_a)
+    response = client.post(SHARING, {"action": "visibility", "station": "A-PRIVATE", "visibility": "public"})
+    assert response.status_code == 403
+    assert Station.objects.get(code="A-PRIVATE").visibility == Visibility.PRIVATE
+
+
+def test_audit_page_lists_only_own_town(client, stations, towns, admin_a):
+    AuditEvent.objects.create(action=AuditEvent.Action.TOKEN_CREATED, municipality=towns[0], target="mzm_AAAA…")
+    AuditEvent.objects.create(action=AuditEvent.Action.TOKEN_CREATED, municipality=towns[1], target="mzm_BBBB…")
+    client.force_login(admin_a)
+    page = client.get("/hq/admin/audit/").content.decode()
+    assert "mzm_AAAA" in page and "mzm_BBBB" not in page
+
+
+def test_usage_page_and_csv(client, stations, towns, admin_a, token_a):
+    client.get("/api/v1/stations", HTTP_AUTHORIZATION=f"Bearer {token_a}")
+    client.force_login(admin_a)
+    response = client.get("/hq/admin/usage/?format=csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:3] == ["month", "municipality", "code"]
+    assert [row[1] for row in rows[1:]] == ["town-a"]  # a town admin sees its own row only
+    values = dict(zip(rows[0], rows[1]))
+    assert values["stations"] == "4" and values["api_calls"] == "1"
+    assert client.get("/hq/admin/usage/?month=2026-13").status_code == 400
+    assert client.get("/hq/admin/usage/?month=<script>").status_code == 400

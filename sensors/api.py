@@ -7,7 +7,7 @@ import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -101,6 +101,7 @@ class StationListAPI(APIView):
         parameters=[
             OpenApiParameter("kind", enum=StationKind.values, required=False),
             OpenApiParameter("municipality", str, required=False, description="Owner town's slug."),
+            OpenApiParameter("format", enum=["geojson", "csv"], required=False),
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
@@ -108,12 +109,37 @@ class StationListAPI(APIView):
         kind = request.query_params.get("kind") or None
         if kind is not None and kind not in StationKind.values:
             raise ValidationError({"kind": f"Must be one of {', '.join(StationKind.values)}."})
+        output = request.query_params.get("format", "geojson")
+        if output not in ("geojson", "json", "csv"):
+            raise ValidationError({"format": "Must be geojson or csv."})
         collection = station_feature_collection(
             viewer=viewer_for_request(request),
             kind=kind,
             municipality=request.query_params.get("municipality") or None,
         )
+        if output == "csv":
+            return self._csv(collection)
         return Response(collection, content_type="application/geo+json")
+
+    CSV_COLUMNS = ("code", "name_ja", "name_en", "kind", "municipality", "river", "unit", "value", "observed_at",
+                   "level", "stale", "visibility")
+
+    def _csv(self, collection) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="stations.csv"'
+        writer = csv.writer(response)
+        writer.writerow([*self.CSV_COLUMNS, "lon", "lat"])
+        for feature in collection["features"]:
+            props = feature["properties"]
+            writer.writerow([*(csv_cell(props[column]) for column in self.CSV_COLUMNS), *feature["geometry"]["coordinates"]])
+        return response
+
+
+def csv_cell(value):
+    """Text cells that a spreadsheet would run as a formula are prefixed with an apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
 
 
 # A '+' in an unencoded query string arrives as a space: "10:00:00 09:00" meant "10:00:00+09:00".

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.utils import timezone as dj_timezone
 
-from sensors.models import StationKind
+from sensors.models import Station, StationKind
 from sensors.services import observation_ingest
 from tests.conftest import make_station
 
@@ -178,3 +178,23 @@ def test_openapi_schema_documents_the_endpoints(client):
 
         paths = yaml.safe_load(response.content)["paths"]
     assert {"/api/v1/observations", "/api/v1/stations", "/api/v1/stations/{code}/observations"} <= set(paths)
+
+
+def test_station_export_as_csv_lists_what_the_caller_may_see(client, stations, user_a):
+    ingest("A-PUBLIC", 5, 3.6)
+    response = client.get("/api/v1/stations?format=csv")
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:4] == ["code", "name_ja", "name_en", "kind"]
+    assert sorted(row[0] for row in rows[1:]) == ["A-PUBLIC", "B-PUBLIC"]
+    client.force_login(user_a)
+    rows = list(csv.reader(io.StringIO(client.get("/api/v1/stations?format=csv").content.decode())))
+    assert "A-PRIVATE" in {row[0] for row in rows} and "B-PRIVATE" not in {row[0] for row in rows}
+    assert client.get("/api/v1/stations?format=xlsx").status_code == 400
+
+
+def test_csv_export_defuses_spreadsheet_formulas(client, towns):
+    station = make_station(towns[0], "F-1", visibility="public")
+    Station.objects.filter(pk=station.pk).update(name_en='=HYPERLINK("http://evil")')
+    rows = list(csv.reader(io.StringIO(client.get("/api/v1/stations?format=csv").content.decode())))
+    assert rows[1][2].startswith("'=")

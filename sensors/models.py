@@ -168,6 +168,9 @@ class StationState(models.Model):
     observed_at = models.DateTimeField(null=True, blank=True)
     quality = models.CharField(max_length=10, choices=Observation.Quality.choices, default=Observation.Quality.OK)
     level = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The last reading not flagged as suspect: what the next reading's plausibility is judged against.
+    reference_value = models.FloatField(null=True, blank=True)
+    reference_at = models.DateTimeField(null=True, blank=True)
     # For rain gauges: the amount in each threshold window ending at observed_at, {"3600": 12.5}.
     accumulations = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -81,6 +81,8 @@ def station_feature(station: Station, *, now: datetime) -> dict:
             "value": state.value if state else None,
             "observed_at": local_iso(state.observed_at) if state else None,
             "level": state.level if state else None,
+            # "suspect": the latest reading jumped implausibly; it is shown but does not set the level.
+            "quality": state.quality if state and state.observed_at else None,
             "accumulations": state.accumulations if state else {},
             "thresholds": [
                 {

@@ -56,6 +56,50 @@ class _Reading:
     station: Station
     observed_at: datetime
     value: float
+    quality: str = Observation.Quality.OK
+
+
+# A river stage or storage rate cannot move further than this between two readings: a fixed slack
+# for gauge noise plus a rate times the time between them. A faster jump is a spike (a wave hitting
+# the sensor, a wiring fault) until the next reading confirms it. Rain may burst, so it is never judged.
+PLAUSIBLE_CHANGE = {
+    StationKind.RIVER: (0.5, 3.0),  # m, m per hour
+    StationKind.RESERVOIR: (5.0, 20.0),  # %, % per hour
+}
+
+
+def _plausible(kind: str, value: float, reference: float | None, elapsed: timedelta) -> bool:
+    if reference is None or kind not in PLAUSIBLE_CHANGE:
+        return True
+    slack, per_hour = PLAUSIBLE_CHANGE[kind]
+    return abs(value - reference) <= slack + per_hour * max(elapsed.total_seconds(), 0) / 3600
+
+
+def _flag_implausible_jumps(readings: list["_Reading"], state: StationState) -> None:
+    """Mark readings newer than the latest state that jump implausibly from the last good reading.
+
+    A reading close to the one before it confirms it, so a real step change (a gate opening, a
+    re-levelled gauge) is flagged once, not forever.
+    """
+    if not readings or readings[0].station.kind not in PLAUSIBLE_CHANGE:
+        return
+    kind = readings[0].station.kind
+    reference = (state.reference_value, state.reference_at)
+    previous = (state.value, state.observed_at) if state.observed_at else (None, None)
+    for reading in readings:
+        if state.observed_at is not None and reading.observed_at <= state.observed_at:
+            continue  # a late reading: nothing newer to judge it against cheaply, kept as ok
+        near_reference = reference[1] is None or _plausible(
+            kind, reading.value, reference[0], reading.observed_at - reference[1]
+        )
+        near_previous = previous[1] is not None and _plausible(
+            kind, reading.value, previous[0], reading.observed_at - previous[1]
+        )
+        if near_reference or near_previous:
+            reference = (reading.value, reading.observed_at)
+        else:
+            reading.quality = Observation.Quality.SUSPECT
+        previous = (reading.value, reading.observed_at)
 
 
 def _shown(raw: Any, limit: int = 40) -> str:
@@ -213,12 +257,20 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
     if not fresh:
         return
 
+    by_station: dict[int, list[_Reading]] = defaultdict(list)
+    for reading in fresh:
+        by_station[reading.station.pk].append(reading)
+    for pk, station_readings in by_station.items():
+        station_readings.sort(key=lambda reading: reading.observed_at)
+        _flag_implausible_jumps(station_readings, states[pk])
+
     Observation.objects.bulk_create(
         [
             Observation(
                 station_id=reading.station.pk,
                 observed_at=reading.observed_at,
                 value=reading.value,
+                quality=reading.quality,
                 received_at=now,
                 source=source,
             )
@@ -228,34 +280,28 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
     )
     report.accepted = len(fresh)
 
-    newest: dict[int, _Reading] = {}
-    oldest: dict[int, datetime] = {}
-    for reading in fresh:
-        pk = reading.station.pk
-        if pk not in newest or reading.observed_at > newest[pk].observed_at:
-            newest[pk] = reading
-        if pk not in oldest or reading.observed_at < oldest[pk]:
-            oldest[pk] = reading.observed_at
-
-    thresholds = _thresholds_by_station(newest.keys())
+    thresholds = _thresholds_by_station(by_station.keys())
     stations = {reading.station.pk: reading.station for reading in fresh}
     changed: list[StationState] = []
-    for pk, reading in newest.items():
-        state = states[pk]
-        if state.observed_at is None or reading.observed_at > state.observed_at:
-            state.value = reading.value
-            state.observed_at = reading.observed_at
-            state.quality = Observation.Quality.OK
+    for pk, station_readings in by_station.items():
+        state, newest = states[pk], station_readings[-1]
+        if state.observed_at is None or newest.observed_at > state.observed_at:
+            state.value = newest.value
+            state.observed_at = newest.observed_at
+            state.quality = newest.quality
+            ok = [reading for reading in station_readings if reading.quality == Observation.Quality.OK]
+            if ok and (state.reference_at is None or ok[-1].observed_at > state.reference_at):
+                state.reference_value, state.reference_at = ok[-1].value, ok[-1].observed_at
             changed.append(state)
-        elif not _window_touched(thresholds[pk], state.observed_at, oldest[pk]):
-            # An older reading arrived late: stored, but the latest state stays where it is.
-            continue
-        else:
+        elif _window_touched(thresholds[pk], state.observed_at, station_readings[0].observed_at):
             changed.append(state)
+        # else: older readings arrived late; stored, but the latest state stays where it is.
 
     _refresh_accumulations([state for state in changed if stations[state.station_id].kind == StationKind.RAIN], thresholds)
     for state in changed:
-        state.level = level_for(state, thresholds[state.station_id])
+        if state.quality == Observation.Quality.OK:
+            state.level = level_for(state, thresholds[state.station_id])
+        # A suspect reading is shown as it came, flagged, but does not move the level.
         state.updated_at = now
     # An upsert on the (already locked) rows: Django's bulk_update builds a CASE per row and field,
     # which costs more than the rest of a gateway tick.
@@ -263,7 +309,10 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
         changed,
         update_conflicts=True,
         unique_fields=["station"],
-        update_fields=["value", "observed_at", "quality", "level", "accumulations", "updated_at"],
+        update_fields=[
+            "value", "observed_at", "quality", "reference_value", "reference_at", "level", "accumulations",
+            "updated_at",
+        ],
         batch_size=500,
     )
     report.changed_states = changed
@@ -364,11 +413,19 @@ def station_state_recompute(*, station: Station) -> StationState:
         state.value = latest.value if latest else None
         state.observed_at = latest.observed_at if latest else None
         state.quality = latest.quality if latest else Observation.Quality.OK
+        good = station.observations.filter(quality=Observation.Quality.OK).order_by("-observed_at").first()
+        state.reference_value = good.value if good else None
+        state.reference_at = good.observed_at if good else None
         thresholds = {station.pk: list(station.thresholds.order_by("value"))}
         state.accumulations = {}
         if latest and station.kind == StationKind.RAIN:
             _refresh_accumulations([state], thresholds)
-        state.level = level_for(state, thresholds[station.pk])
+        if good is not None and state.quality != Observation.Quality.OK:
+            # As on ingest: a suspect latest reading does not set the level; the last good one does.
+            judged = StationState(value=good.value, accumulations=state.accumulations)
+            state.level = level_for(judged, thresholds[station.pk])
+        else:
+            state.level = level_for(state, thresholds[station.pk])
         state.save()
     return state
 

@@ -40,7 +40,7 @@ def test_subscribers_get_changed_states_once_per_batch_after_commit(towns):
     a, b = make_station(towns[0], "A1"), make_station(towns[0], "A2")
     report = observation_ingest(
         municipality=towns[0],
-        items=[reading("A1", 20, 1.0), reading("A1", 10, 3.2), reading("A2", 10, 4.5)],
+        items=[reading("A1", 20, 2.8), reading("A1", 10, 3.2), reading("A2", 10, 4.5)],
         source="http",
     )
     assert report.accepted == 3
@@ -137,3 +137,43 @@ def test_two_gateways_posting_the_same_batch_at_once_store_it_once(towns):
     assert errors == []
     assert sorted((r.accepted, r.duplicates) for r in reports) == [(0, 200), (200, 0)]
     assert Observation.objects.count() == 200
+
+
+def test_a_spike_is_flagged_suspect_and_does_not_move_the_level(towns):
+    make_station(towns[0], "SPK")
+
+    def post(minutes_ago, value):
+        observation_ingest(municipality=None, items=[reading("SPK", minutes_ago, value)], source="http")
+        return StationState.objects.get(station__code="SPK")
+
+    post(30, 1.00)
+    post(20, 1.10)
+    state = post(10, 5.10)  # +4 m in ten minutes
+    assert (state.value, state.quality, state.level) == (5.10, "suspect", 0)
+    state = post(0, 1.15)  # back to where it was: fine, and judged against the last good reading
+    assert (state.quality, state.level) == ("ok", 0)
+    qualities = dict(Observation.objects.filter(station__code="SPK").values_list("value", "quality"))
+    assert qualities == {1.0: "ok", 1.1: "ok", 5.1: "suspect", 1.15: "ok"}
+
+
+def test_a_real_step_is_confirmed_by_the_next_reading(towns):
+    make_station(towns[0], "STEP")
+    items = [reading("STEP", 30, 1.0), reading("STEP", 20, 3.6), reading("STEP", 10, 3.65)]
+    observation_ingest(municipality=None, items=items, source="http")
+    assert list(Observation.objects.filter(station__code="STEP").order_by("observed_at")
+                .values_list("quality", flat=True)) == ["ok", "suspect", "ok"]
+    state = StationState.objects.get(station__code="STEP")
+    assert (state.quality, state.level, state.reference_value) == ("ok", 3, 3.65)
+
+
+def test_a_steady_rise_is_never_suspect(towns):
+    make_station(towns[0], "RISE")
+    items = [reading("RISE", 60 - m, 1.0 + m * 0.04) for m in range(0, 60, 2)]  # 1.2 m per hour
+    observation_ingest(municipality=None, items=items, source="http")
+    assert set(Observation.objects.filter(station__code="RISE").values_list("quality", flat=True)) == {"ok"}
+
+
+def test_rain_bursts_are_not_judged(towns):
+    make_station(towns[0], "RB", kind=StationKind.RAIN)
+    observation_ingest(municipality=None, items=[reading("RB", 20, 0.0), reading("RB", 10, 40.0)], source="http")
+    assert set(Observation.objects.filter(station__code="RB").values_list("quality", flat=True)) == {"ok"}

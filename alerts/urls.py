@@ -1,1 +1,7 @@
-urlpatterns = []
+from django.urls import path
+
+from .feeds import PublicAlertFeed
+
+urlpatterns = [
+    path("feed.atom", PublicAlertFeed(), name="alerts-feed"),
+]

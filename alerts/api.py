@@ -1,0 +1,280 @@
+"""REST endpoints for alerts and their CAP documents. Thin: parse, call a selector or service, render."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tenancy.selectors import viewer_for_request
+
+from .cap import CONTENT_TYPE as CAP_CONTENT_TYPE
+from .cap import cap_document
+from .models import Alert, AlertEvent, AlertRule
+from .selectors import alert_document, alert_events, alert_get, alert_list, alert_operable_by, event_document
+from .services import AlertStateError, alert_acknowledge, alert_resolve
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+
+ERROR = inline_serializer("AlertError", {"detail": serializers.CharField()})
+STATION = inline_serializer(
+    "AlertStation",
+    {
+        "code": serializers.CharField(),
+        "name_ja": serializers.CharField(),
+        "name_en": serializers.CharField(),
+        "kind": serializers.CharField(),
+        "municipality": serializers.CharField(help_text="Owner town's slug."),
+        "visibility": serializers.CharField(),
+        "unit": serializers.CharField(),
+        "lon": serializers.FloatField(),
+        "lat": serializers.FloatField(),
+    },
+)
+RULE = inline_serializer(
+    "AlertRuleSummary",
+    {
+        "id": serializers.IntegerField(),
+        "kind": serializers.ChoiceField(choices=AlertRule.Kind.choices),
+        "name": serializers.CharField(),
+        "window_minutes": serializers.FloatField(allow_null=True),
+    },
+)
+ALERT_FIELDS = {
+    "id": serializers.IntegerField(),
+    "state": serializers.ChoiceField(choices=Alert.State.choices),
+    "level": serializers.IntegerField(min_value=1, max_value=5),
+    "peak_level": serializers.IntegerField(min_value=1, max_value=5),
+    "level_name_ja": serializers.CharField(allow_null=True),
+    "level_name_en": serializers.CharField(allow_null=True),
+    "action_ja": serializers.CharField(allow_null=True),
+    "action_en": serializers.CharField(allow_null=True),
+    "level_scheme": serializers.CharField(allow_null=True, help_text="Version of the level words used."),
+    "station": STATION,
+    "rule": RULE,
+    "value": serializers.FloatField(allow_null=True, help_text="The rule's measure at the latest reading."),
+    "unit": serializers.CharField(),
+    "observed_at": serializers.DateTimeField(allow_null=True),
+    "rate_of_rise_per_hour": serializers.FloatField(allow_null=True, help_text="Over the last 30 minutes."),
+    "next_level": serializers.IntegerField(allow_null=True),
+    "time_to_next_level_minutes": serializers.FloatField(
+        allow_null=True, help_text="Linear trend; absent when the trend does not support a forecast."
+    ),
+    "time_to_next_level_uncertainty_minutes": serializers.FloatField(allow_null=True, help_text="One sigma."),
+    "opened_at": serializers.DateTimeField(),
+    "updated_at": serializers.DateTimeField(),
+    "acknowledged_at": serializers.DateTimeField(allow_null=True),
+    "resolved_at": serializers.DateTimeField(allow_null=True),
+    "cap_url": serializers.URLField(),
+    "url": serializers.URLField(),
+}
+ALERT = inline_serializer("Alert", ALERT_FIELDS)
+EVENT = inline_serializer(
+    "AlertEvent",
+    {
+        "id": serializers.IntegerField(),
+        "kind": serializers.ChoiceField(choices=AlertEvent.Kind.choices),
+        "level": serializers.IntegerField(),
+        "value": serializers.FloatField(allow_null=True),
+        "observed_at": serializers.DateTimeField(allow_null=True),
+        "at": serializers.DateTimeField(),
+        "actor": serializers.CharField(allow_null=True, help_text="Username; null for the system."),
+        "note": serializers.CharField(),
+    },
+    many=True,
+)
+ALERT_DETAIL = inline_serializer("AlertDetail", {**ALERT_FIELDS, "events": EVENT})
+ALERT_PAGE = inline_serializer(
+    "AlertPage",
+    {
+        "count": serializers.IntegerField(),
+        "limit": serializers.IntegerField(),
+        "offset": serializers.IntegerField(),
+        "results": inline_serializer("AlertPageItem", ALERT_FIELDS, many=True),
+    },
+)
+ACTION_REPLY = inline_serializer(
+    "AlertActionReply",
+    {
+        "recorded": serializers.BooleanField(help_text="False when this was a repeat (nothing changed)."),
+        "alert": ALERT,
+    },
+)
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The alert cannot make this transition."
+    default_code = "conflict"
+
+
+class CapXMLRenderer(BaseRenderer):
+    """Lets clients ask for `Accept: application/cap+xml`; errors still come as a short XML text."""
+
+    media_type = CAP_CONTENT_TYPE
+    format = "cap"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, bytes):
+            return data
+        from xml.sax.saxutils import escape
+
+        detail = data.get("detail", "") if isinstance(data, dict) else str(data)
+        return f'<?xml version="1.0" encoding="utf-8"?><error>{escape(str(detail))}</error>'.encode()
+
+
+def _int_param(query, name: str, *, low: int, high: int, default: int | None = None) -> int | None:
+    raw = query.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({name: "Must be an integer."}) from None
+    if not low <= value <= high:
+        raise ValidationError({name: f"Must be between {low} and {high}."})
+    return value
+
+
+def _choice_param(query, name: str, choices: list[str]) -> str | None:
+    value = query.get(name) or None
+    if value is not None and value not in choices:
+        raise ValidationError({name: f"Must be one of {', '.join(choices)}."})
+    return value
+
+
+def _visible_alert(request, alert_id: int) -> Alert:
+    try:
+        return alert_get(viewer=viewer_for_request(request), alert_id=alert_id)
+    except Alert.DoesNotExist:
+        # Identical for "no such alert" and "not yours to see".
+        raise NotFound("No alert with this id.") from None
+
+
+class AlertListAPI(APIView):
+    @extend_schema(
+        operation_id="alerts_list",
+        summary="Alerts the caller may see, newest first (anonymous: public stations, level 3 and above).",
+        parameters=[
+            OpenApiParameter("state", enum=Alert.State.values, required=False),
+            OpenApiParameter("municipality", str, required=False, description="Owner town's slug."),
+            OpenApiParameter("kind", enum=AlertRule.Kind.values, required=False, description="Rule kind."),
+            OpenApiParameter("level", int, required=False, description="Current level, exactly."),
+            OpenApiParameter("min_level", int, required=False, description="Current level, at least."),
+            OpenApiParameter("station", str, required=False, description="Station code."),
+            OpenApiParameter("limit", int, required=False, description=f"Default {DEFAULT_LIMIT}, at most {MAX_LIMIT}."),
+            OpenApiParameter("offset", int, required=False),
+        ],
+        responses={200: ALERT_PAGE, 400: ERROR},
+    )
+    def get(self, request):
+        query = request.query_params
+        limit = _int_param(query, "limit", low=1, high=MAX_LIMIT, default=DEFAULT_LIMIT)
+        offset = _int_param(query, "offset", low=0, high=10**9, default=0)
+        alerts = alert_list(
+            viewer=viewer_for_request(request),
+            state=_choice_param(query, "state", Alert.State.values),
+            municipality=query.get("municipality") or None,
+            kind=_choice_param(query, "kind", AlertRule.Kind.values),
+            level=_int_param(query, "level", low=1, high=5),
+            min_level=_int_param(query, "min_level", low=1, high=5),
+            station=query.get("station") or None,
+        )
+        return Response(
+            {
+                "count": alerts.count(),
+                "limit": limit,
+                "offset": offset,
+                "results": [alert_document(alert) for alert in alerts[offset : offset + limit]],
+            }
+        )
+
+
+class AlertDetailAPI(APIView):
+    @extend_schema(
+        operation_id="alerts_detail",
+        summary="One alert with its audit trail of events.",
+        responses={200: ALERT_DETAIL, 404: ERROR},
+    )
+    def get(self, request, alert_id: int):
+        alert = _visible_alert(request, alert_id)
+        return Response({**alert_document(alert), "events": [event_document(e) for e in alert_events(alert)]})
+
+
+class _AlertActionAPI(APIView):
+    permission_classes = [IsAuthenticated]
+    # The service making the transition: (alert, user) -> the recorded event, or None for a repeat.
+    transition = None
+
+    def post(self, request, alert_id: int):
+        alert = _visible_alert(request, alert_id)
+        if not alert_operable_by(user=request.user, alert=alert):
+            raise PermissionDenied("Only operators and admins of a town that may see this station can do this.")
+        try:
+            event = type(self).transition(alert, request.user)
+        except AlertStateError as exc:
+            raise Conflict(str(exc)) from None
+        return Response({"recorded": event is not None, "alert": alert_document(alert)})
+
+
+class AlertAcknowledgeAPI(_AlertActionAPI):
+    transition = staticmethod(alert_acknowledge)
+
+    @extend_schema(
+        operation_id="alerts_acknowledge",
+        summary="Acknowledge an alert (operators and admins). Repeating it is harmless.",
+        request=None,
+        responses={
+            200: ACTION_REPLY,
+            401: OpenApiResponse(ERROR, description="Not logged in."),
+            403: OpenApiResponse(ERROR, description="Viewer role, a gateway token, or the CSRF token missing."),
+            404: ERROR,
+            409: OpenApiResponse(ERROR, description="The alert is resolved."),
+        },
+    )
+    def post(self, request, alert_id: int):
+        return super().post(request, alert_id)
+
+
+class AlertResolveAPI(_AlertActionAPI):
+    transition = staticmethod(alert_resolve)
+
+    @extend_schema(
+        operation_id="alerts_resolve",
+        summary="Resolve an alert by hand (operators and admins). Resolving a resolved alert is harmless.",
+        request=None,
+        responses={
+            200: ACTION_REPLY,
+            401: OpenApiResponse(ERROR, description="Not logged in."),
+            403: OpenApiResponse(ERROR, description="Viewer role, a gateway token, or the CSRF token missing."),
+            404: ERROR,
+        },
+    )
+    def post(self, request, alert_id: int):
+        return super().post(request, alert_id)
+
+
+class AlertCapAPI(APIView):
+    renderer_classes = [JSONRenderer, CapXMLRenderer]
+
+    @extend_schema(
+        operation_id="alerts_cap",
+        summary="The alert as an OASIS CAP 1.2 message (newest version, or the version of ?event=<id>).",
+        parameters=[OpenApiParameter("event", int, required=False, description="Event id of an earlier version.")],
+        responses={(200, CAP_CONTENT_TYPE): OpenApiTypes.STR, 404: ERROR},
+    )
+    def get(self, request, alert_id: int):
+        alert = _visible_alert(request, alert_id)
+        event_id = _int_param(request.query_params, "event", low=1, high=2**63 - 1)
+        document = cap_document(alert, event_id=event_id)
+        if document is None:
+            raise NotFound("No CAP message for this alert version.")
+        return HttpResponse(document, content_type=f"{CAP_CONTENT_TYPE}; charset=utf-8")

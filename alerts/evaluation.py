@@ -1,0 +1,264 @@
+"""Pure computation behind alert rules: derived metrics and the level state machine. No database here.
+
+Everything works on one station's recent readings as numpy arrays (times in epoch seconds, oldest
+first), loaded for all changed stations of a batch by one query in `alerts.services`.
+
+Plausibility (river and reservoir gauges): a reading that differs from the last accepted one by more
+than the rule's plausible step is a *jump*. If the next reading comes back within the step of the
+value before the jump, the jump was a *spike* (a bird on the sensor, a radio glitch) and is ignored
+for good. A jump is never acted on while it is the newest reading; once the next reading confirms it,
+it counts like any other. So a real sudden rise costs one reading of delay, and a lone spike never
+opens, escalates, de-escalates or resolves anything. Two implausible readings in a row are taken as
+real. Rain gauges get no spike check: 0 mm then 20 mm then 0 mm is an ordinary downpour.
+
+Ingestion flags implausible jumps too (`Observation.quality == "suspect"`, with its own limits that
+grow with the time between readings). Flagged readings never count here; the evaluator's check runs
+over all readings, flagged or not, so the two checks do not delay a confirmed jump twice, and a rule
+can still ask for a tighter `max_step` than ingestion's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+
+HOUR = 3600.0
+# Rain "event" totals run from the first rain after a dry spell at least this long.
+DRY_SPELL = timedelta(hours=6)
+# Rates of rise are reported over these windows; the 30-minute one is the headline rate.
+RATE_WINDOWS = (timedelta(minutes=10), timedelta(minutes=30), timedelta(minutes=60))
+HEADLINE_RATE_WINDOW = timedelta(minutes=30)
+# Time-to-threshold: fit a line to the last TREND_WINDOW of readings...
+TREND_WINDOW = timedelta(minutes=60)
+# ...only when they span at least this long and number at least TREND_MIN_POINTS,
+TREND_MIN_SPAN = timedelta(minutes=30)
+TREND_MIN_POINTS = 4
+# ...the rise is clearly not noise (slope / its standard error),
+TREND_MIN_T_STATISTIC = 3.0
+# ...the line explains most of the movement,
+TREND_MIN_R2 = 0.8
+# ...and the answer is not a long extrapolation, nor less certain than itself.
+TREND_MAX_HORIZON = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rung of a rule's ladder: at or beyond `value`, the alert level is `level`."""
+
+    level: int
+    value: float
+
+
+@dataclass(frozen=True)
+class Hysteresis:
+    """How a rule moves between levels (see `next_level`)."""
+
+    rising: bool = True
+    margin: float = 0.0
+    min_duration: timedelta = timedelta(0)
+    min_readings: int = 1
+
+
+@dataclass(frozen=True)
+class Trend:
+    slope_per_hour: float
+    slope_se_per_hour: float
+    fitted_now: float
+    fitted_now_se: float
+    r2: float
+    points: int
+
+
+@dataclass(frozen=True)
+class Forecast:
+    level: int
+    threshold: float
+    eta: timedelta
+    uncertainty: timedelta
+
+
+# --- plausibility ----------------------------------------------------------------------------
+
+
+def jumps_and_spikes(values: np.ndarray, max_step: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per reading: whether it jumped by more than `max_step` from the last accepted reading, and
+    whether that jump was a spike (the following reading came back). See the module docstring."""
+    size = len(values)
+    jump = np.zeros(size, dtype=bool)
+    spike = np.zeros(size, dtype=bool)
+    if max_step is None or size < 2:
+        return jump, spike
+    reference = values[0]
+    for index in range(1, size):
+        value = values[index]
+        if abs(value - reference) <= max_step:
+            reference = value
+            continue
+        jump[index] = True
+        if index + 1 < size and abs(values[index + 1] - reference) <= max_step:
+            spike[index] = True  # reference stays: the spike never happened
+        else:
+            reference = value
+    return jump, spike
+
+
+# --- measures, one value per reading ---------------------------------------------------------
+
+
+def window_sums(times: np.ndarray, amounts: np.ndarray, window: timedelta) -> np.ndarray:
+    """Total of the amounts in (t - window, t] at every reading t (rain per window)."""
+    cumulative = np.concatenate(([0.0], np.cumsum(amounts)))
+    starts = np.searchsorted(times, times - window.total_seconds(), side="right")
+    return cumulative[1:] - cumulative[starts]
+
+
+def event_totals(times: np.ndarray, amounts: np.ndarray, dry_spell: timedelta = DRY_SPELL) -> np.ndarray:
+    """Rain since the current event began, at every reading; an event ends after `dry_spell` without rain.
+
+    The total drops to 0 once the dry spell has lasted, so a new storm starts from zero.
+    """
+    totals = np.zeros(len(times))
+    wet = amounts > 0
+    if not wet.any():
+        return totals
+    wet_times = times[wet]
+    gap = dry_spell.total_seconds()
+    # A wet reading starts an event when the previous wet reading is a dry spell or more before it.
+    starts_event = np.concatenate(([True], np.diff(wet_times) >= gap))
+    event_of_wet = np.cumsum(starts_event) - 1
+    cumulative = np.concatenate(([0.0], np.cumsum(amounts)))
+    event_start_time = wet_times[starts_event][event_of_wet]
+    # For every reading: the latest wet reading at or before it, and its event's start.
+    last_wet = np.searchsorted(wet_times, times, side="right") - 1
+    has_wet = last_wet >= 0
+    index_of = np.searchsorted(times, event_start_time, side="left")
+    start_index = np.where(has_wet, index_of[np.maximum(last_wet, 0)], 0)
+    within_event = has_wet & (times - wet_times[np.maximum(last_wet, 0)] < gap)
+    totals = np.where(within_event, cumulative[np.arange(1, len(times) + 1)] - cumulative[start_index], 0.0)
+    return totals
+
+
+def rates_of_rise(times: np.ndarray, values: np.ndarray, window: timedelta) -> np.ndarray:
+    """Change per hour between each reading and the earliest one inside (t - window, t]; NaN when the
+    readings in the window span less than half of it (too little data to call it a rate)."""
+    seconds = window.total_seconds()
+    starts = np.searchsorted(times, times - seconds, side="left")
+    span = times - times[starts]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = (values - values[starts]) / span * HOUR
+    return np.where(span >= seconds / 2, rates, np.nan)
+
+
+# --- trend and time to the next threshold ----------------------------------------------------
+
+
+def linear_trend(times: np.ndarray, values: np.ndarray, window: timedelta = TREND_WINDOW) -> Trend | None:
+    """Least-squares line through the readings of the last `window`; None when there are too few."""
+    if len(times) == 0:
+        return None
+    recent = times >= times[-1] - window.total_seconds()
+    t, v = times[recent], values[recent]
+    n = len(t)
+    if n < TREND_MIN_POINTS or t[-1] - t[0] < TREND_MIN_SPAN.total_seconds():
+        return None
+    hours = (t - t[-1]) / HOUR
+    mean_t, mean_v = hours.mean(), v.mean()
+    sxx = float(((hours - mean_t) ** 2).sum())
+    if sxx <= 0:
+        return None
+    slope = float(((hours - mean_t) * (v - mean_v)).sum() / sxx)
+    intercept = mean_v - slope * mean_t
+    residuals = v - (intercept + slope * hours)
+    ss_res = float((residuals**2).sum())
+    ss_tot = float(((v - mean_v) ** 2).sum())
+    resid_sd = math.sqrt(ss_res / (n - 2))
+    return Trend(
+        slope_per_hour=slope,
+        slope_se_per_hour=resid_sd / math.sqrt(sxx),
+        fitted_now=float(intercept),  # hours are measured from the newest reading, so t=0 is "now"
+        fitted_now_se=resid_sd * math.sqrt(1 / n + mean_t**2 / sxx),
+        r2=1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0,
+        points=n,
+    )
+
+
+def time_to_next(trend: Trend | None, steps: list[Step], *, current_level: int, rising: bool = True) -> Forecast | None:
+    """When the linear trend reaches the next step above `current_level`, with a one-sigma uncertainty.
+
+    None whenever the trend does not support a forecast: no trend, moving away from (or flat towards)
+    the threshold, a slope not clearly above its noise, a poor fit, the threshold already reached
+    by the fitted line, or an answer further out than TREND_MAX_HORIZON or less certain than itself.
+    """
+    if trend is None:
+        return None
+    ahead = sorted((s for s in steps if s.level > current_level), key=lambda s: s.level)
+    if not ahead:
+        return None
+    target = ahead[0]
+    sign = 1.0 if rising else -1.0
+    slope = sign * trend.slope_per_hour
+    if slope <= 0 or slope < TREND_MIN_T_STATISTIC * trend.slope_se_per_hour or trend.r2 < TREND_MIN_R2:
+        return None
+    distance = sign * (target.value - trend.fitted_now)
+    if distance <= 0:
+        return None
+    eta_hours = distance / slope
+    # Delta method on eta = distance / slope, both uncertain.
+    relative = math.hypot(trend.slope_se_per_hour / slope, trend.fitted_now_se / distance)
+    sigma_hours = eta_hours * relative
+    if eta_hours * HOUR > TREND_MAX_HORIZON.total_seconds() or sigma_hours >= eta_hours:
+        return None
+    return Forecast(
+        level=target.level,
+        threshold=target.value,
+        eta=timedelta(seconds=round(eta_hours * HOUR)),
+        uncertainty=timedelta(seconds=max(60, round(sigma_hours * HOUR))),
+    )
+
+
+# --- the level state machine -----------------------------------------------------------------
+
+
+def _sustained(times: np.ndarray, holds: np.ndarray, rules: Hysteresis) -> bool:
+    """Whether `holds` is true for the newest reading and has been for long enough, without a break."""
+    if len(holds) == 0 or not holds[-1]:
+        return False
+    breaks = np.flatnonzero(~holds)
+    start = breaks[-1] + 1 if len(breaks) else 0
+    run_readings = len(holds) - start
+    run_seconds = times[-1] - times[start]
+    return run_readings >= rules.min_readings and run_seconds >= rules.min_duration.total_seconds()
+
+
+def next_level(
+    times: np.ndarray, measure: np.ndarray, steps: list[Step], *, current: int, rules: Hysteresis
+) -> int:
+    """The level after the newest reading (0 = no alert), given the level before it.
+
+    Up: the highest level whose threshold the measure has met on every reading of a run ending now
+    that is at least `min_readings` long and `min_duration` old. Down: the lowest level such that the
+    measure has stayed below every higher threshold minus the margin for such a run. Inside the margin
+    nothing moves, so a value hovering around a threshold does not flap. NaN measures (not enough
+    data) break runs both ways: unknown never opens nor resolves.
+    """
+    if not steps:
+        return 0
+    sign = 1.0 if rules.rising else -1.0
+    oriented = sign * measure
+    with np.errstate(invalid="ignore"):
+        for candidate in sorted({s.level for s in steps if s.level > current}, reverse=True):
+            entry = min(sign * s.value for s in steps if s.level >= candidate)
+            if _sustained(times, oriented >= entry, rules):
+                return candidate
+        if current == 0:
+            return 0
+        for candidate in sorted({0, *(s.level for s in steps if s.level < current)}):
+            higher = [sign * s.value for s in steps if s.level > candidate]
+            # No step above the candidate any more (thresholds were removed): nothing holds the level.
+            below = oriented < min(higher) - rules.margin if higher else np.ones(len(oriented), dtype=bool)
+            if _sustained(times, below, rules):
+                return candidate
+    return current

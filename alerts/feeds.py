@@ -1,0 +1,63 @@
+"""`/alerts/feed.atom`: the public's alerts (public stations, level 3 and above) as Atom, each entry
+linking its CAP 1.2 document. It is the anonymous view whoever asks: a feed gets copied around."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.syndication.views import Feed
+from django.urls import reverse
+from django.utils.feedgenerator import Atom1Feed
+
+from .models import Alert
+from .selectors import level_definition, public_feed_alerts
+
+STATE_WORDS = {
+    Alert.State.OPEN: ("発表中", "in force"),
+    Alert.State.ACKNOWLEDGED: ("発表中", "in force"),
+    Alert.State.RESOLVED: ("解除", "ended"),
+}
+
+
+class PublicAlertFeed(Feed):
+    feed_type = Atom1Feed
+    title = "Mizumori 公開警報 / public alerts"
+    subtitle = "警戒レベル3以上(公開観測所)/ Alert level 3 and above at public gauges"
+    link = "/"
+
+    def feed_url(self):
+        return settings.SITE_URL.rstrip("/") + reverse("alerts-feed")
+
+    def items(self):
+        return public_feed_alerts()
+
+    def item_title(self, alert: Alert) -> str:
+        words = level_definition(alert)
+        ja, en = STATE_WORDS[alert.state]
+        name_ja = f" {words.name_ja}" if words else ""
+        name_en = f" {words.name_en}" if words else ""
+        return (
+            f"【警戒レベル{alert.level}{name_ja}】{alert.station.name_ja} {ja} / "
+            f"Level {alert.level}{name_en}: {alert.station.name_en} ({en})"
+        )
+
+    def item_description(self, alert: Alert) -> str:
+        words = level_definition(alert)
+        action = f"{words.action_ja} / {words.action_en}" if words else ""
+        return f"{alert.station.name_ja} ({alert.station.municipality.name_ja}): {alert.last_value} — {action}"
+
+    def item_link(self, alert: Alert) -> str:
+        return settings.SITE_URL.rstrip("/") + reverse("api-alert-cap", args=[alert.pk])
+
+    def item_guid(self, alert: Alert) -> str:
+        return settings.SITE_URL.rstrip("/") + reverse("api-alert-detail", args=[alert.pk])
+
+    item_guid_is_permalink = False
+
+    def item_pubdate(self, alert: Alert):
+        return alert.opened_at
+
+    def item_updateddate(self, alert: Alert):
+        return alert.updated_at
+
+    def item_categories(self, alert: Alert):
+        return [f"level-{alert.level}", alert.state, alert.station.municipality.slug]

@@ -1,0 +1,167 @@
+"""What a rule means: its steps, its measure, how much history it needs, and the default rules of a station.
+
+Pure functions over model instances already loaded; `alerts.services` does the loading and writing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from sensors.models import Station, StationKind, Threshold
+
+from .evaluation import TREND_WINDOW, Hysteresis, Step, event_totals, rates_of_rise, window_sums
+from .models import AlertRule
+
+Kind = AlertRule.Kind
+
+# Largest believable change between two consecutive readings, per station kind, when a rule does not
+# say: a river stage rarely moves a metre in one reporting interval, a reservoir ten points of storage.
+DEFAULT_MAX_STEP = {StationKind.RIVER: 1.0, StationKind.RESERVOIR: 10.0, StationKind.RAIN: None}
+# Default margins to leave a level: about the noise and wave of a gauge, so a level does not flap.
+DEFAULT_HYSTERESIS = {StationKind.RIVER: 0.1, StationKind.RESERVOIR: 1.0, StationKind.RAIN: 2.0}
+DEFAULT_STALE_LEVEL = 1
+DEFAULT_STALE_FACTOR = 3.0
+# A station that has never reported and has no interval is assumed to report this often.
+FALLBACK_INTERVAL = timedelta(minutes=10)
+# Rain totals shown with every rain alert, whatever the rule's window.
+RAIN_REPORT_WINDOWS = (timedelta(minutes=10), timedelta(hours=1), timedelta(hours=3), timedelta(hours=24))
+# How far back an event total can reach; a storm longer than this is counted over its last 72 hours.
+EVENT_LOOKBACK = timedelta(hours=72)
+
+
+def leveled(thresholds: list[Threshold]) -> list[Threshold]:
+    return [t for t in thresholds if t.level is not None and 1 <= t.level <= 5]
+
+
+def rule_steps(rule: AlertRule, thresholds: list[Threshold]) -> list[Step]:
+    """The rule's ladder: its own value and level, or the station's thresholds for the same measure."""
+    if rule.value is not None and rule.level is not None:
+        return [Step(rule.level, rule.value)]
+    if rule.kind == Kind.THRESHOLD:
+        return [Step(t.level, t.value) for t in leveled(thresholds) if t.window is None]
+    if rule.kind == Kind.RAIN_ACCUMULATION and rule.window is not None:
+        return [Step(t.level, t.value) for t in leveled(thresholds) if t.window == rule.window]
+    return []
+
+
+def reading_steps(thresholds: list[Threshold]) -> list[Step]:
+    """The station's ladder on the reading itself: what "time to the next level" aims at."""
+    return [Step(t.level, t.value) for t in leveled(thresholds) if t.window is None]
+
+
+def rule_hysteresis(rule: AlertRule) -> Hysteresis:
+    return Hysteresis(
+        rising=rule.direction == AlertRule.Direction.RISING,
+        margin=rule.hysteresis,
+        min_duration=rule.min_duration,
+        min_readings=rule.min_readings,
+    )
+
+
+def rule_max_step(rule: AlertRule, station: Station) -> float | None:
+    if rule.kind in (Kind.RAIN_ACCUMULATION, Kind.STALE) or station.kind == StationKind.RAIN:
+        return None
+    return rule.max_step if rule.max_step is not None else DEFAULT_MAX_STEP[StationKind(station.kind)]
+
+
+def rule_measure(rule: AlertRule, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The quantity the rule compares, at every reading."""
+    if rule.kind == Kind.RAIN_ACCUMULATION:
+        if rule.window is None:
+            return event_totals(times, values)
+        return window_sums(times, values, rule.window)
+    if rule.kind == Kind.RATE_OF_RISE:
+        return rates_of_rise(times, values, rule.window)
+    return values
+
+
+READING_LABELS = {
+    StationKind.RIVER: ("水位", "Water level"),
+    StationKind.RAIN: ("雨量", "Rainfall"),
+    StationKind.RESERVOIR: ("貯水率", "Storage rate"),
+}
+
+
+def _duration_label(window: timedelta, ja: bool) -> str:
+    minutes = int(window.total_seconds() // 60)
+    if minutes % 60 == 0:
+        return f"{minutes // 60}時間" if ja else f"{minutes // 60} h"
+    return f"{minutes}分" if ja else f"{minutes} min"
+
+
+def measure_label(rule: AlertRule, station: Station, *, ja: bool) -> str:
+    """What the rule's value is, in words for people (CAP descriptions, e-mail)."""
+    if rule.kind == Kind.RAIN_ACCUMULATION:
+        if rule.window is None:
+            return "累加雨量" if ja else "Storm total rainfall"
+        return f"{_duration_label(rule.window, ja)}雨量" if ja else f"Rainfall over {_duration_label(rule.window, ja)}"
+    if rule.kind == Kind.RATE_OF_RISE:
+        window = _duration_label(rule.window, ja)
+        return f"上昇速度({window})" if ja else f"Rate of rise over {window}"
+    if rule.kind == Kind.STALE:
+        return "欠測時間" if ja else "Silent for"
+    label_ja, label_en = READING_LABELS[StationKind(station.kind)]
+    return label_ja if ja else label_en
+
+
+def rule_unit(rule: AlertRule, station: Station) -> str:
+    if rule.kind == Kind.RAIN_ACCUMULATION:
+        return "mm"
+    if rule.kind == Kind.RATE_OF_RISE:
+        return f"{station.unit}/h"
+    if rule.kind == Kind.STALE:
+        return "min"
+    return station.unit
+
+
+def station_interval(station: Station) -> timedelta:
+    return station.expected_interval or FALLBACK_INTERVAL
+
+
+def rule_lookback(rule: AlertRule, station: Station) -> timedelta:
+    """History a rule needs before the first reading it steps through."""
+    interval = station_interval(station)
+    persistence = max(rule.min_duration, interval * rule.min_readings) + 2 * interval
+    if rule.kind == Kind.RAIN_ACCUMULATION:
+        reach = EVENT_LOOKBACK if rule.window is None else rule.window
+        return max(reach, max(RAIN_REPORT_WINDOWS)) + persistence
+    if rule.kind == Kind.RATE_OF_RISE:
+        return max(rule.window, TREND_WINDOW) + persistence
+    if station.kind == StationKind.RAIN:
+        return max(RAIN_REPORT_WINDOWS) + persistence
+    return TREND_WINDOW + persistence
+
+
+def default_rules(station: Station, thresholds: list[Threshold]) -> list[AlertRule]:
+    """The rules a station's own data implies (unsaved): one per threshold ladder, and a stale check.
+
+    A rule per measure, not per threshold, so rising through the levels escalates one alert.
+    """
+    kind = StationKind(station.kind)
+    common = dict(station=station, is_default=True, hysteresis=DEFAULT_HYSTERESIS[kind])
+    rules: list[AlertRule] = []
+    ladder = leveled(thresholds)
+    if any(t.window is None for t in ladder):
+        rules.append(AlertRule(kind=Kind.THRESHOLD, name="Thresholds (reading)", window=None, **common))
+    for window in sorted({t.window for t in ladder if t.window is not None}):
+        minutes = int(window.total_seconds() // 60)
+        label = f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+        rules.append(AlertRule(kind=Kind.RAIN_ACCUMULATION, name=f"Rain over {label}", window=window, **common))
+    if station.expected_interval:
+        rules.append(
+            AlertRule(
+                kind=Kind.STALE,
+                name="Gauge not reporting",
+                level=DEFAULT_STALE_LEVEL,
+                stale_factor=DEFAULT_STALE_FACTOR,
+                **common,
+            )
+        )
+    return rules
+
+
+def rule_key(rule: AlertRule) -> tuple[str, timedelta | None]:
+    """What makes a default rule unique at its station (see the model's constraints)."""
+    return rule.kind, rule.window

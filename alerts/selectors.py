@@ -1,0 +1,270 @@
+"""Reads of alerts. Every function takes the viewer and reaches stations through `Station.objects.visible_to`.
+
+The public (anyone who is not a member of a town: anonymous callers, the Atom feed) sees alerts of
+public stations that reached level 3 (高齢者等避難) or higher at some point, including their later
+de-escalation and end; members of a town see every alert of every station they may see.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from django.conf import settings
+from django.db.models import IntegerField, Prefetch, QuerySet, Value
+from django.urls import reverse
+from django.utils import timezone
+
+from sensors.models import Station
+from sensors.selectors import local_iso
+from tenancy.models import Membership, Municipality
+from tenancy.selectors import ANONYMOUS, Viewer
+
+from .models import Alert, AlertEvent, LevelDefinition
+from .rules import rule_unit
+
+PUBLIC_MIN_LEVEL = 3
+# Alerts of the last days listed in the public Atom feed.
+FEED_DAYS = getattr(settings, "ALERT_FEED_DAYS", 7)
+# Compound SELECTs per statement (SQLite allows 500) and stations per IN list.
+AUDIENCE_TERMS_PER_QUERY = 100
+AUDIENCE_STATIONS_PER_QUERY = 200
+
+
+def _with_relations(queryset: QuerySet[Alert]) -> QuerySet[Alert]:
+    return queryset.select_related("station", "station__municipality", "rule", "level_scheme").prefetch_related(
+        Prefetch("level_scheme__levels", queryset=LevelDefinition.objects.order_by("level"))
+    )
+
+
+def alert_list(
+    *,
+    viewer: Viewer,
+    state: str | None = None,
+    municipality: str | None = None,
+    kind: str | None = None,
+    level: int | None = None,
+    min_level: int | None = None,
+    station: str | None = None,
+) -> QuerySet[Alert]:
+    """Alerts the viewer may see, newest first, with station, rule and level words loaded (two queries)."""
+    queryset = Alert.objects.filter(station__in=Station.objects.visible_to(viewer))
+    if not viewer.is_member:  # the public, signed in or not
+        queryset = queryset.filter(peak_level__gte=PUBLIC_MIN_LEVEL)
+    if state:
+        queryset = queryset.filter(state=state)
+    if municipality:
+        queryset = queryset.filter(station__municipality__slug=municipality)
+    if kind:
+        queryset = queryset.filter(rule__kind=kind)
+    if level is not None:
+        queryset = queryset.filter(level=level)
+    if min_level is not None:
+        queryset = queryset.filter(level__gte=min_level)
+    if station:
+        queryset = queryset.filter(station__code=station)
+    return _with_relations(queryset).order_by("-opened_at", "-pk")
+
+
+def alert_get(*, viewer: Viewer, alert_id: int) -> Alert:
+    """One visible alert; raises Alert.DoesNotExist alike for missing and not-visible ones."""
+    return alert_list(viewer=viewer).get(pk=alert_id)
+
+
+def alert_board(viewer: Viewer, municipality: str | None = None, kind: str | None = None) -> list[Alert]:
+    """Unresolved alerts for an HQ board: most severe first, then the oldest (waiting longest) first."""
+    queryset = alert_list(viewer=viewer, municipality=municipality, kind=kind).exclude(state=Alert.State.RESOLVED)
+    return list(queryset.order_by("-level", "opened_at", "pk"))
+
+
+def alert_history(
+    viewer: Viewer,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    municipality: str | None = None,
+    kind: str | None = None,
+    station: str | None = None,
+    limit: int = 200,
+) -> list[Alert]:
+    """Alerts opened in [since, until] (default: the last 7 days), newest first, with their events."""
+    until = until or timezone.now()
+    since = since or until - timedelta(days=7)
+    queryset = (
+        alert_list(viewer=viewer, municipality=municipality, kind=kind, station=station)
+        .filter(opened_at__gte=since, opened_at__lte=until)
+        .prefetch_related(Prefetch("events", queryset=AlertEvent.objects.select_related("actor").order_by("at", "pk")))
+    )
+    return list(queryset[:limit])
+
+
+def alert_events(alert: Alert) -> list[AlertEvent]:
+    return list(alert.events.select_related("actor").order_by("at", "pk"))
+
+
+def public_feed_alerts(*, now: datetime | None = None, days: int = FEED_DAYS) -> list[Alert]:
+    """What the Atom feed lists: the public's view, limited to alerts active in the last `days`."""
+    now = now or timezone.now()
+    return list(alert_list(viewer=ANONYMOUS).filter(updated_at__gte=now - timedelta(days=days)).order_by("-updated_at", "-pk"))
+
+
+def alert_operable_by(*, user, alert: Alert) -> bool:
+    """Whether `user` may acknowledge or resolve `alert`: an operator or admin of a town that may see
+    its station (the visibility rule decides which towns), or a platform admin."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    town_ids = frozenset(
+        Membership.objects.filter(
+            user_id=user.pk, role__in=[Membership.Role.OPERATOR, Membership.Role.ADMIN]
+        ).values_list("municipality_id", flat=True)
+    )
+    if not town_ids:
+        return False
+    return Station.objects.visible_to(Viewer(user_id=user.pk, municipality_ids=town_ids)).filter(pk=alert.station_id).exists()
+
+
+def level_definition(alert: Alert, level: int | None = None) -> LevelDefinition | None:
+    """The words for `level` (default: the alert's) in the scheme the alert was issued with."""
+    if alert.level_scheme is None:
+        return None
+    wanted = alert.level if level is None else level
+    return next((d for d in alert.level_scheme.levels.all() if d.level == wanted), None)
+
+
+# --- audiences -------------------------------------------------------------------------------
+
+
+def station_audiences(station_ids: Iterable[int], town_ids: Iterable[int], *, public: bool = False) -> dict[int, set]:
+    """For each station, which of `town_ids` may see it (and None for the public when `public`).
+
+    Each town's view is `Station.objects.visible_to` for a viewer of that town alone — the same rule
+    as every page and API — glued into one UNION query so the cost does not grow with the towns.
+    """
+    station_ids = sorted(set(station_ids))
+    audiences: list[int | None] = ([None] if public else []) + sorted(set(town_ids))
+    result: dict[int, set] = defaultdict(set)
+    if not station_ids or not audiences:
+        return result
+    for station_start in range(0, len(station_ids), AUDIENCE_STATIONS_PER_QUERY):
+        chunk = station_ids[station_start : station_start + AUDIENCE_STATIONS_PER_QUERY]
+        for audience_start in range(0, len(audiences), AUDIENCE_TERMS_PER_QUERY):
+            terms = [
+                Station.objects.visible_to(
+                    ANONYMOUS if town_id is None else Viewer(municipality_ids=frozenset({town_id}))
+                )
+                .filter(pk__in=chunk)
+                .order_by()
+                .annotate(audience=Value(0 if town_id is None else town_id, output_field=IntegerField()))
+                .values_list("pk", "audience")
+                for town_id in audiences[audience_start : audience_start + AUDIENCE_TERMS_PER_QUERY]
+            ]
+            union = terms[0].union(*terms[1:], all=True) if len(terms) > 1 else terms[0]
+            for station_id, audience in union:
+                result[station_id].add(None if audience == 0 else audience)
+    return result
+
+
+def live_groups_for_stations(station_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Channels groups that should hear about alerts of each station: `alerts.public` when anyone may see
+    it, and `alerts.<slug>` of every town that may see it."""
+    towns = dict(Municipality.objects.values_list("pk", "slug"))
+    groups: dict[int, list[str]] = {}
+    for station_id, audience in station_audiences(station_ids, towns.keys(), public=True).items():
+        groups[station_id] = sorted(live_group(None if town_id is None else towns[town_id]) for town_id in audience)
+    return groups
+
+
+def live_group(town_slug: str | None) -> str:
+    return "alerts.public" if town_slug is None else f"alerts.{town_slug}"
+
+
+# --- the one JSON shape of an alert (REST, live, webhook) -----------------------------------
+
+
+def _minutes(value: timedelta | None) -> float | None:
+    return None if value is None else round(value.total_seconds() / 60, 1)
+
+
+def alert_document(alert: Alert, *, site_url: str | None = None) -> dict:
+    station = alert.station
+    words = level_definition(alert)
+    base = (site_url if site_url is not None else settings.SITE_URL).rstrip("/")
+    return {
+        "id": alert.pk,
+        "state": alert.state,
+        "level": alert.level,
+        "peak_level": alert.peak_level,
+        "level_name_ja": words.name_ja if words else None,
+        "level_name_en": words.name_en if words else None,
+        "action_ja": words.action_ja if words else None,
+        "action_en": words.action_en if words else None,
+        "level_scheme": alert.level_scheme.version if alert.level_scheme else None,
+        "station": {
+            "code": station.code,
+            "name_ja": station.name_ja,
+            "name_en": station.name_en,
+            "kind": station.kind,
+            "municipality": station.municipality.slug,
+            "visibility": station.visibility,
+            "unit": station.unit,
+            "lon": station.lon,
+            "lat": station.lat,
+        },
+        "rule": {
+            "id": alert.rule_id,
+            "kind": alert.rule.kind,
+            "name": alert.rule.name,
+            "window_minutes": _minutes(alert.rule.window),
+        },
+        "value": alert.last_value,
+        "unit": rule_unit(alert.rule, alert.station),
+        "observed_at": local_iso(alert.last_observed_at),
+        "rate_of_rise_per_hour": alert.rate_of_rise,
+        "next_level": alert.next_level,
+        "time_to_next_level_minutes": _minutes(alert.time_to_next_level),
+        "time_to_next_level_uncertainty_minutes": _minutes(alert.time_to_next_level_uncertainty),
+        "opened_at": local_iso(alert.opened_at),
+        "updated_at": local_iso(alert.updated_at),
+        "acknowledged_at": local_iso(alert.acknowledged_at),
+        "resolved_at": local_iso(alert.resolved_at),
+        "cap_url": base + reverse("api-alert-cap", args=[alert.pk]),
+        "url": base + reverse("api-alert-detail", args=[alert.pk]),
+    }
+
+
+def event_document(event: AlertEvent) -> dict:
+    return {
+        "id": event.pk,
+        "kind": event.kind,
+        "level": event.level,
+        "value": event.value,
+        "observed_at": local_iso(event.observed_at),
+        "at": local_iso(event.at),
+        "actor": event.actor.get_username() if event.actor_id and event.actor else None,
+        "note": event.note,
+    }
+
+
+def notification_document(event: AlertEvent) -> dict:
+    """What every transport sends for one event: the event and the alert as it is now."""
+    return {"event": event_document(event), "alert": alert_document(event.alert)}
+
+
+def events_for_notification(event_ids: Iterable[int]) -> list[AlertEvent]:
+    return list(
+        AlertEvent.objects.filter(pk__in=list(event_ids))
+        .select_related(
+            "actor", "alert", "alert__station", "alert__station__municipality", "alert__rule", "alert__level_scheme"
+        )
+        .prefetch_related(Prefetch("alert__level_scheme__levels", queryset=LevelDefinition.objects.order_by("level")))
+        .order_by("at", "pk")
+    )
+
+
+def cap_versions(alert: Alert) -> list[AlertEvent]:
+    """The alert's CAP messages, oldest first: one per notified event."""
+    return list(alert.events.filter(kind__in=AlertEvent.NOTIFIED_KINDS).order_by("at", "pk"))
+

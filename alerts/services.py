@@ -1,0 +1,740 @@
+"""Writes of alert state: evaluating ingested readings, stale checks, acknowledgement and resolution,
+default rules, and the notification outbox with its dispatcher.
+
+Flow: `sensors.services.observation_ingest` commits a batch → `evaluate_station_changes` (an ingest
+subscriber) moves alerts and writes one `AlertEvent` per transition plus one `Delivery` per
+(event, channel) in the same transaction → after commit, Celery tasks announce the events on the
+live groups and run the dispatcher, which claims due deliveries atomically and sends them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from sensors.models import Observation, Station, StationKind, StationState, Threshold
+from sensors.selectors import local_iso
+
+from . import rules as rulebook
+from .evaluation import (
+    RATE_WINDOWS,
+    jumps_and_spikes,
+    linear_trend,
+    next_level,
+    rates_of_rise,
+    time_to_next,
+    window_sums,
+)
+from .models import Alert, AlertEvent, AlertRule, Delivery, LevelDefinition, LevelScheme, NotificationChannel
+from .selectors import events_for_notification, live_groups_for_stations, notification_document, station_audiences
+from .transports import TransportError, live, sender_for
+
+logger = logging.getLogger(__name__)
+
+Kind = AlertRule.Kind
+# SQLite refuses statements with more than 32,766 parameters; stay well below.
+IN_CHUNK = 2000
+# When a station's readings arrive after a long gap, evaluation steps through at most this much of them.
+CATCH_UP = timedelta(hours=6)
+# A delivery left in "sending" this long is assumed lost with its worker and is sent again.
+DELIVERY_LEASE = timedelta(
+    seconds=getattr(settings, "ALERT_DELIVERY_LEASE_SECONDS", max(60, 4 * settings.ALERT_WEBHOOK_TIMEOUT_SECONDS))
+)
+RETRY_BASE = timedelta(seconds=getattr(settings, "ALERT_RETRY_BASE_SECONDS", 15))
+RETRY_MAX = timedelta(hours=1)
+ALERT_FIELDS = [
+    "level", "peak_level", "state", "updated_at", "resolved_at", "last_value", "last_observed_at",
+    "rate_of_rise", "next_level", "time_to_next_level", "time_to_next_level_uncertainty",
+]  # fmt: skip
+
+
+class AlertStateError(Exception):
+    """The alert cannot make this transition (e.g. acknowledging a resolved alert)."""
+
+
+def _chunks(values: list, size: int = IN_CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+# --- level schemes ---------------------------------------------------------------------------
+
+
+def level_scheme_activate(scheme: LevelScheme) -> LevelScheme:
+    """Make `scheme` the one new alerts use; open alerts keep the words they were issued with."""
+    with transaction.atomic():
+        LevelScheme.objects.filter(is_active=True).exclude(pk=scheme.pk).update(is_active=False)
+        LevelScheme.objects.filter(pk=scheme.pk).update(is_active=True)
+    scheme.is_active = True
+    return scheme
+
+
+def _active_scheme() -> LevelScheme | None:
+    definitions = list(LevelDefinition.objects.filter(scheme__is_active=True).select_related("scheme"))
+    if not definitions:
+        return LevelScheme.objects.filter(is_active=True).first()
+    scheme = definitions[0].scheme
+    scheme._prefetched_objects_cache = {"levels": sorted(definitions, key=lambda d: d.level)}
+    return scheme
+
+
+# --- default rules ---------------------------------------------------------------------------
+
+
+def alert_rules_sync_for_station(station: Station, *, now: datetime | None = None) -> list[AlertRule]:
+    """Create the default rules the station's thresholds and reporting interval imply; retire default
+    rules they no longer imply (disabled, their open alerts resolved). Operator rules are left alone,
+    and a default rule an operator disabled stays disabled."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        wanted = {rulebook.rule_key(rule): rule for rule in rulebook.default_rules(station, list(station.thresholds.all()))}
+        existing = {
+            rulebook.rule_key(rule): rule
+            for rule in AlertRule.objects.select_for_update().filter(station=station, is_default=True)
+        }
+        AlertRule.objects.bulk_create(
+            [rule for key, rule in wanted.items() if key not in existing], ignore_conflicts=True
+        )
+        retired = [rule for key, rule in existing.items() if key not in wanted and rule.is_enabled]
+        if retired:
+            AlertRule.objects.filter(pk__in=[rule.pk for rule in retired]).update(is_enabled=False)
+            batch = _Transitions(now=now, scheme=None)
+            for alert in Alert.objects.select_for_update().filter(rule__in=retired).exclude(state=Alert.State.RESOLVED):
+                batch.resolve(alert, note="rule retired: the station's thresholds no longer imply it")
+            batch.save()
+    return list(station.alert_rules.filter(is_default=True).order_by("kind", "window"))
+
+
+def _missing_default_rules(
+    stations: dict[int, Station], thresholds: dict[int, list[Threshold]], rules: list[AlertRule]
+) -> list[AlertRule]:
+    present = {(rule.station_id, *rulebook.rule_key(rule)) for rule in rules if rule.is_default}
+    return [
+        rule
+        for station in stations.values()
+        for rule in rulebook.default_rules(station, thresholds.get(station.pk, []))
+        if (station.pk, *rulebook.rule_key(rule)) not in present
+    ]
+
+
+# --- transitions -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Transitions:
+    """Alert changes of one transaction, written in bulk by `save` (a fixed number of queries)."""
+
+    now: datetime
+    scheme: LevelScheme | None
+    open_alerts: dict[int, Alert] = field(default_factory=dict)  # by rule id
+    new_alerts: list[Alert] = field(default_factory=list)
+    changed: dict[int, Alert] = field(default_factory=dict)  # existing alerts, by id
+    events: list[AlertEvent] = field(default_factory=list)
+
+    def touch(self, alert: Alert) -> None:
+        alert.updated_at = self.now
+        if alert.pk is not None:
+            self.changed[alert.pk] = alert
+
+    def move(
+        self,
+        rule: AlertRule,
+        level: int,
+        *,
+        value: float | None,
+        observed_at: datetime | None,
+        metrics: dict,
+        note: str = "",
+    ) -> None:
+        """Take the rule's alert to `level` (0: resolved), opening one if none is open."""
+        alert = self.open_alerts.get(rule.pk)
+        current = alert.level if alert else 0
+        if level == current:
+            return
+        if alert is None:
+            alert = Alert(
+                station_id=rule.station_id,
+                rule=rule,
+                level_scheme=self.scheme,
+                level=level,
+                peak_level=level,
+                state=Alert.State.OPEN,
+                opened_at=self.now,
+                updated_at=self.now,
+            )
+            self.new_alerts.append(alert)
+            self.open_alerts[rule.pk] = alert
+            kind = AlertEvent.Kind.OPENED
+        elif level == 0:
+            self.resolve(alert, value=value, observed_at=observed_at, metrics=metrics, note=note)
+            return
+        else:
+            kind = AlertEvent.Kind.ESCALATED if level > current else AlertEvent.Kind.DEESCALATED
+            alert.level = level
+            alert.peak_level = max(alert.peak_level, level)
+        self.touch(alert)
+        _apply_metrics(alert, value=value, observed_at=observed_at, metrics=metrics)
+        self.events.append(
+            AlertEvent(alert=alert, kind=kind, level=level, value=value, observed_at=observed_at, at=self.now,
+                       note=note, metrics=metrics)
+        )
+
+    def resolve(
+        self,
+        alert: Alert,
+        *,
+        value: float | None = None,
+        observed_at: datetime | None = None,
+        metrics: dict | None = None,
+        note: str = "",
+        actor=None,
+    ) -> AlertEvent:
+        alert.state = Alert.State.RESOLVED
+        alert.resolved_at = self.now
+        alert.resolved_by = actor
+        if value is not None:
+            _apply_metrics(alert, value=value, observed_at=observed_at, metrics=metrics or {})
+        self.touch(alert)
+        self.open_alerts.pop(alert.rule_id, None)
+        event = AlertEvent(
+            alert=alert, kind=AlertEvent.Kind.RESOLVED, level=alert.level, value=value, observed_at=observed_at,
+            actor=actor, at=self.now, note=note, metrics=metrics or {},
+        )
+        self.events.append(event)
+        return event
+
+    def save(self) -> list[AlertEvent]:
+        # Existing alerts first: one resolved here frees its rule for a new alert inserted below.
+        if self.changed:
+            Alert.objects.bulk_update(list(self.changed.values()), ALERT_FIELDS + ["resolved_by"])
+        if self.new_alerts:
+            Alert.objects.bulk_create(self.new_alerts)
+        if self.events:
+            AlertEvent.objects.bulk_create(self.events)
+            if _deliveries_create(self.events, now=self.now):
+                transaction.on_commit(_dispatch_soon, robust=True)
+            event_ids = [event.pk for event in self.events]
+            transaction.on_commit(lambda: _announce_soon(event_ids), robust=True)
+        return self.events
+
+
+def _apply_metrics(alert: Alert, *, value: float | None, observed_at: datetime | None, metrics: dict) -> None:
+    alert.last_value = value
+    alert.last_observed_at = observed_at
+    alert.rate_of_rise = metrics.get("rate_of_rise_per_hour")
+    forecast = metrics.get("forecast")
+    alert.next_level = forecast["level"] if forecast else None
+    alert.time_to_next_level = timedelta(seconds=forecast["eta_seconds"]) if forecast else None
+    alert.time_to_next_level_uncertainty = timedelta(seconds=forecast["uncertainty_seconds"]) if forecast else None
+
+
+def _dispatch_soon() -> None:
+    from .tasks import deliveries_dispatch_task
+
+    deliveries_dispatch_task.delay()
+
+
+def _announce_soon(event_ids: list[int]) -> None:
+    from .tasks import alert_events_announce_task
+
+    alert_events_announce_task.delay(event_ids)
+
+
+# --- evaluation of ingested readings ---------------------------------------------------------
+
+
+@dataclass
+class _History:
+    """One station's recent readings, oldest first, with their quality flags."""
+
+    times: np.ndarray  # epoch seconds
+    values: np.ndarray
+    suspect: np.ndarray  # flagged on ingest: never moves an alert
+    stamps: list[datetime]
+    newest: datetime  # newest reading of the station (the changed state's)
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[datetime, float, str]], newest: datetime) -> "_History":
+        return cls(
+            times=np.array([at.timestamp() for at, _, _ in rows], dtype=float),
+            values=np.array([value for _, value, _ in rows], dtype=float),
+            suspect=np.array([quality == Observation.Quality.SUSPECT for _, _, quality in rows], dtype=bool),
+            stamps=[at for at, _, _ in rows],
+            newest=newest,
+        )
+
+
+def _load_history(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int, list[tuple[datetime, float, str]]]:
+    """Readings in (start, end] for every station: one query per IN_CHUNK // 3 stations."""
+    rows: dict[int, list] = defaultdict(list)
+    station_ids = sorted(ranges)
+    for chunk in _chunks(station_ids, IN_CHUNK // 3):
+        condition = Q()
+        for station_id in chunk:
+            start, end = ranges[station_id]
+            condition |= Q(station_id=station_id, observed_at__gt=start, observed_at__lte=end)
+        for station_id, observed_at, value, quality in (
+            Observation.objects.filter(condition)
+            .order_by("station_id", "observed_at")
+            .values_list("station_id", "observed_at", "value", "quality")
+        ):
+            rows[station_id].append((observed_at, value, quality))
+    return rows
+
+
+def _rain_totals(times: np.ndarray, values: np.ndarray) -> dict[str, float]:
+    totals = {}
+    for window in rulebook.RAIN_REPORT_WINDOWS:
+        minutes = int(window.total_seconds() // 60)
+        label = f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}min"
+        totals[label] = round(float(window_sums(times, values, window)[-1]), 2)
+    return totals
+
+
+def _metrics(
+    rule: AlertRule, station: Station, thresholds: list[Threshold], times: np.ndarray, values: np.ndarray,
+    measure: float, level: int,
+) -> dict:
+    """What an alert reports beside its measure: rates of rise and time to the next level, or rain totals."""
+    metrics: dict = {"reading": float(values[-1]), "measure": _finite(measure)}
+    if station.kind == StationKind.RAIN:
+        metrics["rain"] = _rain_totals(times, values)
+        return metrics
+    rates = {int(w.total_seconds() // 60): _finite(rates_of_rise(times, values, w)[-1]) for w in RATE_WINDOWS}
+    metrics["rates_per_hour"] = {str(minutes): rate for minutes, rate in rates.items()}
+    metrics["rate_of_rise_per_hour"] = rates[30]
+    if rule.kind == Kind.THRESHOLD:
+        steps = rulebook.rule_steps(rule, thresholds)
+        rising = rule.direction == AlertRule.Direction.RISING
+        current = level
+    else:
+        steps = rulebook.reading_steps(thresholds)
+        rising = True
+        current = max((step.level for step in steps if values[-1] >= step.value), default=0)
+    forecast = time_to_next(linear_trend(times, values), steps, current_level=current, rising=rising)
+    metrics["forecast"] = (
+        {
+            "level": forecast.level,
+            "threshold": forecast.threshold,
+            "eta_seconds": int(forecast.eta.total_seconds()),
+            "uncertainty_seconds": int(forecast.uncertainty.total_seconds()),
+        }
+        if forecast
+        else None
+    )
+    return metrics
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return round(value, 4) if np.isfinite(value) else None
+
+
+def _evaluate_rule(
+    batch: _Transitions, rule: AlertRule, station: Station, thresholds: list[Threshold], history: _History
+) -> None:
+    """Step the rule through the readings it has not seen yet, in time order.
+
+    Quality-flagged readings are left out of every measure and are never a step. The spike check runs
+    over all readings, flagged or not, so a jump that ingestion already flagged and the next reading
+    confirmed is not held back a second time.
+    """
+    steps = rulebook.rule_steps(rule, thresholds)
+    hysteresis = rulebook.rule_hysteresis(rule)
+    jump, spike = jumps_and_spikes(history.values, rulebook.rule_max_step(rule, station))
+    usable = ~spike & ~history.suspect
+    if rule.evaluated_until is None:
+        # A new rule judges the present, not the history that happens to be loaded.
+        stepped_after = history.newest - timedelta(microseconds=1)
+    else:
+        stepped_after = max(rule.evaluated_until, history.newest - CATCH_UP)
+    first = next((i for i, stamp in enumerate(history.stamps) if stamp > stepped_after), len(history.stamps))
+    for k in range(first, len(history.stamps)):
+        if jump[k] or history.suspect[k]:
+            continue  # flagged, or a jump not yet confirmed or refuted by the next reading
+        keep = usable[: k + 1].copy()
+        keep[k] = True
+        times, values = history.times[: k + 1][keep], history.values[: k + 1][keep]
+        measure = rulebook.rule_measure(rule, times, values)
+        alert = batch.open_alerts.get(rule.pk)
+        current = alert.level if alert else 0
+        level = next_level(times, measure, steps, current=current, rules=hysteresis)
+        if level != current:
+            batch.move(
+                rule, level, value=_finite(measure[-1]), observed_at=history.stamps[k],
+                metrics=_metrics(rule, station, thresholds, times, values, measure[-1], level),
+            )
+    rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
+
+    alert = batch.open_alerts.get(rule.pk)
+    if alert is not None and len(history.times):
+        # Keep the open alert's figures current even when its level does not move.
+        keep = usable.copy()
+        keep[-1] &= not jump[-1]
+        times, values = history.times[keep], history.values[keep]
+        if len(times):
+            measure = rulebook.rule_measure(rule, times, values)
+            observed_at = history.stamps[int(np.flatnonzero(keep)[-1])]
+            if observed_at != alert.last_observed_at:
+                _apply_metrics(
+                    alert, value=_finite(measure[-1]), observed_at=observed_at,
+                    metrics=_metrics(rule, station, thresholds, times, values, measure[-1], alert.level),
+                )
+                batch.touch(alert)
+
+
+def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
+    """Ingest subscriber: apply every rule of the changed stations to their new readings.
+
+    Loads stations, thresholds, rules (locked, so concurrent batches for a station queue up), open
+    alerts and the recent history of all changed stations in a fixed number of queries, then writes
+    the transitions, their events and deliveries in one transaction. Notifications go out after commit.
+    """
+    newest = {state.station_id: state.observed_at for state in states if state.observed_at is not None}
+    if not newest:
+        return []
+    now = timezone.now()
+    station_ids = sorted(newest)
+    with transaction.atomic():
+        stations = Station.objects.select_related("municipality").in_bulk(station_ids)
+        thresholds: dict[int, list[Threshold]] = defaultdict(list)
+        for threshold in Threshold.objects.filter(station_id__in=station_ids).order_by("value"):
+            thresholds[threshold.station_id].append(threshold)
+        rules = _locked_rules(station_ids)
+        missing = _missing_default_rules(stations, thresholds, rules)
+        if missing:
+            AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
+            rules = _locked_rules(station_ids)
+        batch = _Transitions(now=now, scheme=_active_scheme())
+        batch.open_alerts = {
+            alert.rule_id: alert
+            for alert in Alert.objects.select_for_update(of=("self",))
+            .filter(station_id__in=station_ids)
+            .exclude(state=Alert.State.RESOLVED)
+            .order_by("pk")
+        }
+        rules_by_station: dict[int, list[AlertRule]] = defaultdict(list)
+        for rule in rules:
+            rule.station = stations[rule.station_id]
+            rules_by_station[rule.station_id].append(rule)
+
+        ranges = {}
+        for station_id, station_rules in rules_by_station.items():
+            station = stations[station_id]
+            stepping = [rule for rule in station_rules if rule.is_enabled and rule.kind != Kind.STALE]
+            if not stepping:
+                continue
+            oldest_cursor = min(
+                (rule.evaluated_until or newest[station_id]) for rule in stepping
+            )
+            start = max(oldest_cursor, newest[station_id] - CATCH_UP)
+            lookback = max(rulebook.rule_lookback(rule, station) for rule in stepping)
+            ranges[station_id] = (start - lookback, newest[station_id])
+        history_rows = _load_history(ranges)
+
+        stepped: list[AlertRule] = []
+        for rule in rules:
+            station = rule.station
+            alert = batch.open_alerts.get(rule.pk)
+            if not rule.is_enabled:
+                if alert is not None:
+                    batch.resolve(alert, note="rule disabled")
+                continue
+            if rule.kind == Kind.STALE:
+                limit = rulebook.station_interval(station) * rule.stale_factor
+                if alert is not None and now - newest[station.pk] <= limit:
+                    batch.resolve(alert, observed_at=newest[station.pk], note="reporting again")
+                continue
+            history = _History.from_rows(history_rows.get(station.pk, []), newest[station.pk])
+            _evaluate_rule(batch, rule, station, thresholds[station.pk], history)
+            stepped.append(rule)
+        if stepped:
+            AlertRule.objects.bulk_update(stepped, ["evaluated_until"])
+        return batch.save()
+
+
+def _locked_rules(station_ids: list[int]) -> list[AlertRule]:
+    rules: list[AlertRule] = []
+    for chunk in _chunks(station_ids):
+        rules.extend(
+            AlertRule.objects.select_for_update().filter(station_id__in=chunk).order_by("station_id", "pk")
+        )
+    return rules
+
+
+# --- stale sensors ---------------------------------------------------------------------------
+
+
+def stale_sensors_check(*, now: datetime | None = None) -> list[AlertEvent]:
+    """Open an alert for every station silent for longer than its expected interval × the rule's
+    factor, and resolve those that report again. Runs periodically (`check_stale_sensors`, beat)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        unmonitored = list(
+            Station.objects.filter(is_active=True, expected_interval__isnull=False).exclude(
+                Exists(AlertRule.objects.filter(station=OuterRef("pk"), kind=Kind.STALE, is_default=True))
+            )
+        )
+        if unmonitored:
+            AlertRule.objects.bulk_create(
+                [rule for station in unmonitored for rule in rulebook.default_rules(station, []) if rule.kind == Kind.STALE],
+                ignore_conflicts=True,
+            )
+        rules = list(
+            AlertRule.objects.select_for_update(of=("self",))
+            .filter(kind=Kind.STALE)
+            .select_related("station", "station__municipality", "station__state")
+            .order_by("station_id", "pk")
+        )
+        batch = _Transitions(now=now, scheme=_active_scheme())
+        batch.open_alerts = {
+            alert.rule_id: alert
+            for alert in Alert.objects.select_for_update(of=("self",))
+            .filter(rule__kind=Kind.STALE)
+            .exclude(state=Alert.State.RESOLVED)
+            .order_by("pk")
+        }
+        for rule in rules:
+            station = rule.station
+            alert = batch.open_alerts.get(rule.pk)
+            if not (rule.is_enabled and station.is_active and station.expected_interval):
+                if alert is not None:
+                    batch.resolve(alert, note="not monitored any more")
+                continue
+            try:
+                last = station.state.observed_at
+            except StationState.DoesNotExist:
+                last = None
+            silent = now - (last or station.created_at)
+            limit = station.expected_interval * rule.stale_factor
+            minutes = round(silent.total_seconds() / 60, 1)
+            metrics = {"silent_minutes": minutes, "last_reading_at": local_iso(last)}
+            if silent > limit:
+                if alert is None:
+                    batch.move(rule, rule.level or rulebook.DEFAULT_STALE_LEVEL, value=minutes, observed_at=last, metrics=metrics)
+                else:
+                    alert.last_value = minutes
+                    batch.touch(alert)
+            elif alert is not None:
+                batch.resolve(alert, value=minutes, observed_at=last, metrics=metrics, note="reporting again")
+        return batch.save()
+
+
+# --- people ----------------------------------------------------------------------------------
+
+
+def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None) -> AlertEvent | None:
+    """Record that `user` has seen the alert. Idempotent per user: a second acknowledgement by the same
+    user records nothing and returns None; other operators' acknowledgements are each recorded once.
+    The alert stays acknowledged through later level changes (which are notified anyway)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Alert.objects.select_for_update().get(pk=alert.pk)
+        if locked.state == Alert.State.RESOLVED:
+            raise AlertStateError("The alert is already resolved.")
+        if AlertEvent.objects.filter(alert=locked, kind=AlertEvent.Kind.ACKNOWLEDGED, actor=user).exists():
+            return None
+        try:
+            # The unique constraint is the last word if the row lock was not (another process,
+            # a database without row locks): the loser records nothing.
+            with transaction.atomic():
+                event = AlertEvent.objects.create(
+                    alert=locked, kind=AlertEvent.Kind.ACKNOWLEDGED, level=locked.level, value=locked.last_value,
+                    actor=user, at=now,
+                )
+        except IntegrityError:
+            return None
+        if locked.state == Alert.State.OPEN:
+            locked.state = Alert.State.ACKNOWLEDGED
+            locked.acknowledged_at = now
+            locked.acknowledged_by = user
+        locked.updated_at = now
+        locked.save(update_fields=["state", "acknowledged_at", "acknowledged_by", "updated_at"])
+        transaction.on_commit(lambda: _announce_soon([event.pk]), robust=True)
+    _refresh(alert, locked)
+    return event
+
+
+def alert_resolve(alert: Alert, user, *, now: datetime | None = None, note: str = "") -> AlertEvent | None:
+    """Close the alert by hand. Resolving a resolved alert does nothing and returns None. If the
+    readings still meet the rule, the next reading opens a new alert: to silence a broken gauge,
+    disable its rule."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Alert.objects.select_for_update().get(pk=alert.pk)
+        if locked.state == Alert.State.RESOLVED:
+            return None
+        batch = _Transitions(now=now, scheme=None)
+        event = batch.resolve(locked, note=note or "resolved by hand", actor=user)
+        batch.save()
+    _refresh(alert, locked)
+    return event
+
+
+def _refresh(alert: Alert, saved: Alert) -> None:
+    for name in ("state", "acknowledged_at", "acknowledged_by_id", "resolved_at", "resolved_by_id", "updated_at"):
+        setattr(alert, name, getattr(saved, name))
+
+
+# --- notification --------------------------------------------------------------------------------
+
+
+def _deliveries_create(events: list[AlertEvent], *, now: datetime) -> int:
+    """Queue the notified events for every enabled channel of every town that may see the station."""
+    notified = [event for event in events if event.kind in AlertEvent.NOTIFIED_KINDS]
+    if not notified:
+        return 0
+    channels = list(NotificationChannel.objects.filter(enabled=True))
+    if not channels:
+        return 0
+    audiences = station_audiences(
+        {event.alert.station_id for event in notified}, {channel.municipality_id for channel in channels}
+    )
+    deliveries = [
+        Delivery(event=event, channel=channel, next_attempt_at=now, created_at=now)
+        for event in notified
+        for channel in channels
+        if channel.municipality_id in audiences.get(event.alert.station_id, ())
+    ]
+    Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+    return len(deliveries)
+
+
+def alert_events_announce(event_ids: list[int]) -> int:
+    """Send events to the live groups of everyone who may see the station; returns messages sent."""
+    events = events_for_notification(event_ids)
+    if not events:
+        return 0
+    groups = live_groups_for_stations({event.alert.station_id for event in events})
+    sent = 0
+    for event in events:
+        audience = groups.get(event.alert.station_id, [])
+        live.send(audience, notification_document(event))
+        sent += len(audience)
+    return sent
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+def deliveries_dispatch(*, worker_id: str | None = None, now: datetime | None = None, limit: int = 100) -> DispatchReport:
+    """Claim due deliveries, send them, and record the outcome. Safe to run in several processes.
+
+    A claim is atomic (SKIP LOCKED where the database has it, otherwise a conditional UPDATE whose
+    row count says who won), so two workers never hold the same delivery. A worker that dies while
+    sending leaves the row in "sending"; after DELIVERY_LEASE another worker claims it again
+    (at least once). A sent delivery is never claimed again.
+    """
+    worker_id = worker_id or default_worker_id()
+    now = now or timezone.now()
+    report = DispatchReport()
+    claimed_ids = _deliveries_claim(worker_id=worker_id, now=now, limit=limit)
+    report.claimed = len(claimed_ids)
+    if not claimed_ids:
+        return report
+    deliveries = list(
+        Delivery.objects.filter(pk__in=claimed_ids, claimed_by=worker_id, state=Delivery.State.SENDING)
+        .select_related("channel")
+        .order_by("pk")
+    )
+    documents = {event.pk: notification_document(event) for event in events_for_notification({d.event_id for d in deliveries})}
+    for delivery in deliveries:
+        try:
+            sender_for(delivery.channel.kind)(delivery.channel, documents[delivery.event_id])
+        except TransportError as exc:
+            outcome = _delivery_failed(delivery, worker_id=worker_id, now=now, error=str(exc), permanent=exc.permanent)
+        except Exception as exc:  # a bug in a transport must not stop the other deliveries
+            logger.exception("delivery %s crashed", delivery.pk)
+            outcome = _delivery_failed(delivery, worker_id=worker_id, now=now, error=repr(exc), permanent=False)
+        else:
+            outcome = _delivery_sent(delivery, now=now)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    return report
+
+
+def _deliveries_claim(*, worker_id: str, now: datetime, limit: int) -> list[int]:
+    due = Q(state=Delivery.State.PENDING, next_attempt_at__lte=now) | Q(
+        state=Delivery.State.SENDING, claimed_at__lt=now - DELIVERY_LEASE
+    )
+    claim = dict(state=Delivery.State.SENDING, claimed_by=worker_id, claimed_at=now, attempts=F("attempts") + 1)
+    if connection.features.has_select_for_update_skip_locked:
+        with transaction.atomic():
+            ids = list(
+                Delivery.objects.select_for_update(skip_locked=True)
+                .filter(due)
+                .order_by("next_attempt_at", "pk")
+                .values_list("pk", flat=True)[:limit]
+            )
+            if ids:
+                Delivery.objects.filter(pk__in=ids).update(**claim)
+        return ids
+    claimed: list[int] = []
+    tried: set[int] = set()
+    while len(claimed) < limit:
+        # Another worker may win every row we looked at; then look further rather than report "idle".
+        candidates = list(
+            Delivery.objects.filter(due)
+            .exclude(pk__in=tried)
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", "state", "claimed_by", "claimed_at")[:limit]
+        )
+        if not candidates:
+            break
+        for pk, state, claimed_by, claimed_at in candidates:
+            tried.add(pk)
+            if state == Delivery.State.PENDING:
+                guard = Q(state=Delivery.State.PENDING, claimed_by__isnull=True)
+            else:  # reclaiming an expired lease: only if nobody reclaimed it since we looked
+                guard = Q(state=Delivery.State.SENDING, claimed_by=claimed_by, claimed_at=claimed_at)
+            if Delivery.objects.filter(guard, pk=pk).update(**claim) == 1:
+                claimed.append(pk)
+                if len(claimed) == limit:
+                    break
+    return claimed
+
+
+def _delivery_sent(delivery: Delivery, *, now: datetime) -> str:
+    # Whoever holds the claim now, the message is out: mark it so nobody sends it again.
+    Delivery.objects.filter(pk=delivery.pk).exclude(state=Delivery.State.SENT).update(
+        state=Delivery.State.SENT, sent_at=now, last_error=""
+    )
+    channel = delivery.channel
+    if channel.failing_since is not None or channel.last_error:
+        NotificationChannel.objects.filter(pk=channel.pk).update(failing_since=None, last_error="")
+    return "sent"
+
+
+def _delivery_failed(delivery: Delivery, *, worker_id: str, now: datetime, error: str, permanent: bool) -> str:
+    error = error[:500]
+    mine = Delivery.objects.filter(pk=delivery.pk, claimed_by=worker_id, state=Delivery.State.SENDING)
+    if permanent or delivery.attempts >= settings.ALERT_WEBHOOK_MAX_ATTEMPTS:
+        mine.update(state=Delivery.State.FAILED, last_error=error)
+        NotificationChannel.objects.filter(pk=delivery.channel_id, failing_since__isnull=True).update(failing_since=now)
+        NotificationChannel.objects.filter(pk=delivery.channel_id).update(last_error=error)
+        logger.warning("delivery %s to channel %s failed for good: %s", delivery.pk, delivery.channel_id, error)
+        return "failed"
+    backoff = min(RETRY_BASE * 2 ** max(delivery.attempts - 1, 0), RETRY_MAX)
+    mine.update(
+        state=Delivery.State.PENDING, claimed_by=None, claimed_at=None, next_attempt_at=now + backoff, last_error=error
+    )
+    return "retrying"

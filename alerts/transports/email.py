@@ -1,0 +1,62 @@
+"""Alert events by e-mail through Django's mail backend; the channel's target is the one recipient."""
+
+from __future__ import annotations
+
+import smtplib
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+
+from . import TransportError
+
+KIND_WORDS = {
+    "opened": ("発表", "issued"),
+    "escalated": ("引き上げ", "raised"),
+    "deescalated": ("引き下げ", "lowered"),
+    "resolved": ("解除", "ended"),
+    "acknowledged": ("確認", "acknowledged"),
+}
+
+
+def subject_for(notification: dict) -> str:
+    alert, event = notification["alert"], notification["event"]
+    station = alert["station"]
+    ja, en = KIND_WORDS.get(event["kind"], (event["kind"], event["kind"]))
+    level = f"警戒レベル{event['level']}"
+    return f"[Mizumori] {level} {ja} / Level {event['level']} {en}: {station['name_ja']} ({station['code']})"
+
+
+def body_for(notification: dict) -> str:
+    alert, event = notification["alert"], notification["event"]
+    station = alert["station"]
+    lines = [
+        f"{station['name_ja']} / {station['name_en']} ({station['code']}, {station['municipality']})",
+        f"警戒レベル{event['level']} {alert.get('level_name_ja') or ''} — {alert.get('action_ja') or ''}",
+        f"Level {event['level']} {alert.get('level_name_en') or ''} — {alert.get('action_en') or ''}",
+        f"{alert['rule']['name']}: {event['value']} {alert['unit']} at {event['observed_at'] or event['at']}",
+    ]
+    if alert.get("rate_of_rise_per_hour") is not None:
+        lines.append(f"Rate of rise: {alert['rate_of_rise_per_hour']:+.2f} {station['unit']}/h")
+    if alert.get("time_to_next_level_minutes") is not None:
+        lines.append(
+            f"Level {alert['next_level']} in about {alert['time_to_next_level_minutes']:.0f} min "
+            f"(± {alert['time_to_next_level_uncertainty_minutes']:.0f} min) if the trend holds"
+        )
+    lines += ["", f"Alert: {alert['url']}", f"CAP: {alert['cap_url']}"]
+    return "\n".join(lines) + "\n"
+
+
+def send(channel, notification: dict, *, timeout: float | None = None) -> None:
+    message = EmailMessage(
+        subject=subject_for(notification),
+        body=body_for(notification),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[channel.target],
+        headers={"X-Mizumori-Event": str(notification["event"]["id"])},
+    )
+    try:
+        message.send(fail_silently=False)
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise TransportError(f"recipient refused: {exc}", permanent=True) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise TransportError(f"mail server: {exc}") from exc

@@ -1,0 +1,198 @@
+"""REST, Atom and board reads: who sees which alert, who may act on it."""
+
+from datetime import timedelta
+from xml.etree import ElementTree
+
+import pytest
+from django.test import Client, override_settings
+
+from alerts.models import Alert
+from alerts.selectors import alert_board, alert_history, station_audiences
+from alerts.services import alert_resolve
+from sensors.models import Visibility
+from tenancy.models import Membership
+from tenancy.selectors import ANONYMOUS, Viewer, viewer_for_user
+from tests.conftest import make_station
+
+from .conftest import SUBSCRIBERS, ingest, make_member, minute_now
+
+ATOM = {"atom": "http://www.w3.org/2005/Atom"}
+LEVELS = {"a-private": 4.1, "a-region": 3.6, "a-public": 4.2, "b-private": 3.7, "a-publow": 3.1}
+
+
+@pytest.fixture
+def alerts(stations, towns, django_capture_on_commit_callbacks):
+    """One open alert per station: {"a-private": Alert(level 4), ...}; "a-publow" is public at level 2."""
+    stations = {**stations, "a-publow": make_station(towns[0], "A-PUBLOW", visibility=Visibility.PUBLIC)}
+    at = minute_now() - timedelta(minutes=10)
+    with override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS):
+        for key, value in LEVELS.items():
+            with django_capture_on_commit_callbacks(execute=True):
+                ingest(stations[key].code, [(at, value)])
+    return {key: Alert.objects.get(station=stations[key]) for key in LEVELS}
+
+
+def codes(response):
+    assert response.status_code == 200, response.content
+    return sorted(item["station"]["code"] for item in response.json()["results"])
+
+
+def test_anonymous_sees_public_alerts_of_level_3_and_up_only(client, alerts):
+    assert codes(client.get("/api/v1/alerts")) == ["A-PUBLIC"]
+    assert client.get(f"/api/v1/alerts/{alerts['a-publow'].pk}").status_code == 404
+    assert client.get(f"/api/v1/alerts/{alerts['a-region'].pk}/cap").status_code == 404
+    assert client.get(f"/api/v1/alerts/{alerts['a-public'].pk}/cap").status_code == 200
+
+
+def test_members_see_their_own_shared_and_public_alerts(client, alerts, user_a, user_b):
+    client.force_login(user_a)
+    assert codes(client.get("/api/v1/alerts")) == ["A-PRIVATE", "A-PUBLIC", "A-PUBLOW", "A-REGION"]
+    client.force_login(user_b)
+    assert codes(client.get("/api/v1/alerts")) == ["A-PUBLIC", "A-PUBLOW", "A-REGION", "B-PRIVATE"]
+
+
+def test_town_b_never_sees_town_a_private_alert(client, alerts, user_b, operator_b):
+    hidden = alerts["a-private"]
+    for user in (user_b, operator_b):
+        client.force_login(user)
+        assert "A-PRIVATE" not in codes(client.get("/api/v1/alerts"))
+        assert "A-PRIVATE" not in codes(client.get("/api/v1/alerts", {"municipality": "town-a"}))
+        assert client.get(f"/api/v1/alerts/{hidden.pk}").status_code == 404
+        assert client.get(f"/api/v1/alerts/{hidden.pk}/cap").status_code == 404
+        assert client.post(f"/api/v1/alerts/{hidden.pk}/acknowledge").status_code == 404
+        assert client.post(f"/api/v1/alerts/{hidden.pk}/resolve").status_code == 404
+    # The same answer as for an alert that does not exist.
+    assert client.get("/api/v1/alerts/999999").json() == client.get(f"/api/v1/alerts/{hidden.pk}").json()
+    viewer = viewer_for_user(user_b)
+    assert hidden not in alert_board(viewer=viewer) and hidden not in alert_history(viewer=viewer)
+    assert station_audiences([hidden.station_id], [t.pk for t in (user_b.memberships.get().municipality,)]) == {}
+
+
+def test_filters(client, alerts, user_a):
+    client.force_login(user_a)
+    assert codes(client.get("/api/v1/alerts", {"level": 4})) == ["A-PRIVATE", "A-PUBLIC"]
+    assert codes(client.get("/api/v1/alerts", {"min_level": 3})) == ["A-PRIVATE", "A-PUBLIC", "A-REGION"]
+    assert codes(client.get("/api/v1/alerts", {"kind": "threshold", "state": "open"})) == [
+        "A-PRIVATE", "A-PUBLIC", "A-PUBLOW", "A-REGION",
+    ]
+    assert codes(client.get("/api/v1/alerts", {"kind": "stale"})) == []
+    assert codes(client.get("/api/v1/alerts", {"municipality": "town-b"})) == []
+    assert codes(client.get("/api/v1/alerts", {"station": "A-REGION"})) == ["A-REGION"]
+    page = client.get("/api/v1/alerts", {"limit": 2, "offset": 1}).json()
+    assert (page["count"], page["limit"], page["offset"], len(page["results"])) == (4, 2, 1, 2)
+    for bad in ({"state": "gone"}, {"level": "high"}, {"level": 9}, {"kind": "x"}, {"limit": 0}):
+        assert client.get("/api/v1/alerts", bad).status_code == 400, bad
+
+
+def test_detail_shows_the_alert_in_the_scheme_words_with_its_trail(client, alerts, user_a):
+    client.force_login(user_a)
+    body = client.get(f"/api/v1/alerts/{alerts['a-private'].pk}").json()
+    assert (body["level"], body["level_name_ja"], body["level_name_en"]) == (4, "避難指示", "Evacuate all")
+    assert body["level_scheme"] == "2021-05" and body["state"] == "open" and body["unit"] == "m"
+    assert body["observed_at"].endswith("+09:00")
+    assert [(e["kind"], e["level"], e["actor"]) for e in body["events"]] == [("opened", 4, None)]
+    assert body["cap_url"].endswith(f"/api/v1/alerts/{alerts['a-private'].pk}/cap")
+
+
+def test_acknowledge_and_resolve_permissions(client, alerts, towns, user_a, operator_a, operator_b):
+    region, private = alerts["a-region"], alerts["a-private"]
+    assert client.post(f"/api/v1/alerts/{region.pk}/acknowledge").status_code == 401
+    client.force_login(user_a)  # a viewer of the owner town
+    assert client.post(f"/api/v1/alerts/{private.pk}/acknowledge").status_code == 403
+    client.force_login(operator_b)  # an operator of a town the region station is shared with
+    first = client.post(f"/api/v1/alerts/{region.pk}/acknowledge")
+    assert first.status_code == 200 and first.json()["recorded"] is True
+    assert first.json()["alert"]["state"] == "acknowledged"
+    again = client.post(f"/api/v1/alerts/{region.pk}/acknowledge")
+    assert again.status_code == 200 and again.json()["recorded"] is False
+    client.force_login(operator_a)
+    resolved = client.post(f"/api/v1/alerts/{private.pk}/resolve")
+    assert resolved.status_code == 200 and resolved.json()["alert"]["state"] == "resolved"
+    assert client.post(f"/api/v1/alerts/{private.pk}/resolve").json()["recorded"] is False
+    assert client.post(f"/api/v1/alerts/{private.pk}/acknowledge").status_code == 409
+    admin_b = make_member("b-admin", towns[1], Membership.Role.ADMIN)
+    client.force_login(admin_b)
+    assert client.post(f"/api/v1/alerts/{alerts['b-private'].pk}/resolve").status_code == 200
+
+
+def test_gateway_tokens_cannot_act_on_alerts(client, alerts, token_a):
+    response = client.post(
+        f"/api/v1/alerts/{alerts['a-public'].pk}/acknowledge", HTTP_AUTHORIZATION=f"Bearer {token_a}"
+    )
+    assert response.status_code == 403
+
+
+def test_browser_session_needs_the_csrf_token(alerts, operator_a):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(operator_a)
+    url = f"/api/v1/alerts/{alerts['a-private'].pk}/acknowledge"
+    refused = browser.post(url)
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    browser.get("/accounts/login/")  # any page that sets the cookie
+    token = browser.cookies["csrftoken"].value
+    assert browser.post(url, HTTP_X_CSRFTOKEN=token).status_code == 200
+
+
+def test_cap_endpoint_content_negotiation_and_versions(client, alerts):
+    url = f"/api/v1/alerts/{alerts['a-public'].pk}/cap"
+    assert client.get(url, HTTP_ACCEPT="application/cap+xml").status_code == 200
+    assert client.get(url, {"event": 999999}).status_code == 404
+    assert client.get(url, {"event": "x"}).status_code == 400
+    missing = client.get("/api/v1/alerts/999999/cap", HTTP_ACCEPT="application/cap+xml")
+    assert missing.status_code == 404 and b"<error>" in missing.content
+
+
+def feed_entries(client):
+    response = client.get("/alerts/feed.atom")
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/atom+xml")
+    root = ElementTree.fromstring(response.content)
+    return [
+        (entry.findtext("atom:title", namespaces=ATOM), entry.find("atom:link", namespaces=ATOM).get("href"))
+        for entry in root.findall("atom:entry", namespaces=ATOM)
+    ]
+
+
+def test_atom_feed_lists_public_alerts_of_level_3_and_up_with_cap_links(client, alerts, user_b):
+    public = alerts["a-public"]
+    entries = feed_entries(client)
+    assert len(entries) == 1
+    title, link = entries[0]
+    assert "A-PUBLIC" in title and "避難指示" in title
+    assert link == f"http://127.0.0.1:8000/api/v1/alerts/{public.pk}/cap"
+    client.force_login(user_b)
+    assert feed_entries(client) == entries  # a feed is the public view whoever reads it
+
+
+def test_feed_keeps_a_resolved_public_alert_so_its_end_is_announced(client, alerts, operator_a):
+    alert_resolve(alerts["a-public"], operator_a)
+    [(title, _)] = feed_entries(client)
+    assert "解除" in title and "ended" in title
+
+
+def test_board_orders_by_level_then_age_without_n_plus_one(alerts, towns, user_a, django_assert_max_num_queries):
+    viewer = viewer_for_user(user_a)
+    with django_assert_max_num_queries(2):
+        board = alert_board(viewer=viewer)
+        for alert in board:  # everything a board row shows, already loaded
+            assert alert.station.municipality.slug and alert.rule.kind
+            assert alert.level_scheme.levels.all()[0].name_ja
+    assert [a.station.code for a in board] == ["A-PRIVATE", "A-PUBLIC", "A-REGION", "A-PUBLOW"]
+    assert [a.station.code for a in alert_board(viewer=viewer, municipality="town-a", kind="threshold")][:1] == [
+        "A-PRIVATE"
+    ]
+    with django_assert_max_num_queries(3):
+        history = alert_history(viewer=viewer)
+        assert all(alert.events.all()[0].kind == "opened" for alert in history)
+    assert len(history) == 4
+    everything = Viewer(is_platform_admin=True)
+    with django_assert_max_num_queries(2):
+        assert len(alert_board(viewer=everything)) == 5
+    assert [a.station.code for a in alert_board(viewer=ANONYMOUS)] == ["A-PUBLIC"]
+
+
+def test_schema_documents_the_alert_endpoints(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    for path in ("/api/v1/alerts", "/api/v1/alerts/{alert_id}", "/api/v1/alerts/{alert_id}/acknowledge",
+                 "/api/v1/alerts/{alert_id}/resolve", "/api/v1/alerts/{alert_id}/cap"):
+        assert path in schema["paths"], path
+    assert "application/cap+xml" in schema["paths"]["/api/v1/alerts/{alert_id}/cap"]["get"]["responses"]["200"]["content"]

@@ -1,0 +1,156 @@
+"""Derived metrics and the level state machine, on plain arrays."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from alerts.evaluation import (
+    Hysteresis,
+    Step,
+    event_totals,
+    jumps_and_spikes,
+    linear_trend,
+    next_level,
+    rates_of_rise,
+    time_to_next,
+    window_sums,
+)
+
+MIN = 60.0
+RIVER = [Step(2, 3.0), Step(3, 3.5), Step(4, 4.0), Step(5, 5.0)]
+
+
+def every_10_min(count):
+    return np.arange(count) * 10 * MIN
+
+
+def test_rates_of_rise_in_metres_per_hour_and_unknown_without_enough_span():
+    times = every_10_min(7)
+    values = np.array([1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6])
+    ten = rates_of_rise(times, values, timedelta(minutes=10))
+    thirty = rates_of_rise(times, values, timedelta(minutes=30))
+    sixty = rates_of_rise(times, values, timedelta(minutes=60))
+    assert ten[-1] == pytest.approx(0.6)
+    assert thirty[-1] == pytest.approx(0.6)
+    assert sixty[-1] == pytest.approx(0.6)
+    assert np.isnan(thirty[0]) and np.isnan(thirty[1])  # less than 15 minutes of data behind them
+
+
+def test_window_sums_match_a_loop():
+    rng = np.random.default_rng(7)
+    times = np.sort(rng.choice(np.arange(0, 3 * 24 * 60, 10), size=200, replace=False)).astype(float) * MIN
+    amounts = rng.uniform(0, 5, size=200)
+    for window in (timedelta(minutes=10), timedelta(hours=1), timedelta(hours=3), timedelta(hours=24)):
+        expected = [amounts[(times > t - window.total_seconds()) & (times <= t)].sum() for t in times]
+        np.testing.assert_allclose(window_sums(times, amounts, window), expected)
+
+
+def test_event_totals_restart_after_a_six_hour_dry_spell():
+    times = every_10_min(120)  # 20 hours
+    amounts = np.zeros(120)
+    amounts[6:12] = 2.0  # first shower, 12 mm
+    amounts[30:32] = 3.0  # 3 h later: same event
+    amounts[80:83] = 1.0  # more than 6 h after the last rain: a new event
+    totals = event_totals(times, amounts)
+    assert totals[11] == 12.0
+    assert totals[31] == 18.0
+    assert totals[31 + 35] == 18.0  # 5 h 50 min dry: the event still stands
+    assert totals[31 + 36] == 0.0  # 6 h dry: over
+    assert totals[82] == 3.0
+
+
+def test_single_spike_is_flagged_and_a_confirmed_jump_is_not():
+    values = np.array([1.0, 1.1, 5.0, 1.2, 1.3, 4.0, 4.1, 4.2])
+    jump, spike = jumps_and_spikes(values, max_step=1.0)
+    assert list(np.flatnonzero(jump)) == [2, 5]
+    assert list(np.flatnonzero(spike)) == [2]  # 5.0 came back; 4.0 was followed by 4.1
+
+
+def test_no_spike_check_without_a_step():
+    jump, spike = jumps_and_spikes(np.array([0.0, 20.0, 0.0]), max_step=None)
+    assert not jump.any() and not spike.any()
+
+
+def rising(step_minutes=10, count=7, start=3.0, per_step=0.1, noise=None):
+    times = np.arange(count) * step_minutes * MIN
+    values = start + per_step * np.arange(count)
+    if noise is not None:
+        values = values + noise
+    return times, values
+
+
+def test_time_to_next_level_with_uncertainty_on_a_clean_rise():
+    times, values = rising(noise=np.array([0.01, -0.01, 0.015, -0.01, 0.0, 0.01, -0.015]))
+    forecast = time_to_next(linear_trend(times, values), RIVER, current_level=4)
+    assert forecast.level == 5
+    # 3.6 m now, 0.6 m/h: level 5 (5.0 m) in about 2 h 20 min.
+    assert forecast.eta.total_seconds() == pytest.approx(140 * MIN, rel=0.05)
+    assert timedelta(minutes=1) <= forecast.uncertainty < timedelta(minutes=20)
+
+
+@pytest.mark.parametrize(
+    "case, times_values",
+    [
+        ("falling", rising(per_step=-0.1)),
+        ("flat", rising(per_step=0.0, noise=np.array([0.01, -0.01, 0.0, 0.01, -0.01, 0.0, 0.01]))),
+        ("too few points", rising(count=3)),
+        ("too short a span", rising(step_minutes=2, count=8)),
+        ("poor fit", rising(per_step=0.02, noise=np.array([0.3, -0.3, 0.25, -0.2, 0.3, -0.25, 0.2]))),
+        ("too far ahead", rising(per_step=0.005)),
+    ],
+)
+def test_no_forecast_when_the_trend_does_not_support_one(case, times_values):
+    times, values = times_values
+    assert time_to_next(linear_trend(times, values), RIVER, current_level=2) is None, case
+
+
+def test_no_forecast_above_the_top_level():
+    times, values = rising(start=5.1)
+    assert time_to_next(linear_trend(times, values), RIVER, current_level=5) is None
+
+
+def test_falling_rules_forecast_downwards():
+    times, values = rising(start=40.0, per_step=-1.0)  # a reservoir emptying: 34 % now, -6 %/h
+    forecast = time_to_next(linear_trend(times, values), [Step(3, 30.0)], current_level=0, rising=False)
+    assert forecast.level == 3 and forecast.eta.total_seconds() == pytest.approx(40 * MIN, rel=0.05)
+
+
+def walk(values, steps=RIVER, rules=Hysteresis(margin=0.1)):
+    """Levels after each reading, feeding readings one by one like the evaluator does."""
+    times = every_10_min(len(values))
+    measure = np.array(values, dtype=float)
+    levels, level = [], 0
+    for k in range(len(values)):
+        level = next_level(times[: k + 1], measure[: k + 1], steps, current=level, rules=rules)
+        levels.append(level)
+    return levels
+
+
+def test_levels_rise_fall_and_hold_inside_the_margin():
+    assert walk([2.9, 3.0, 2.95, 3.05, 2.89, 3.6, 3.45, 3.39, 5.2, 4.95, 4.1, 3.0]) == [
+        0, 2, 2, 2, 0, 3, 3, 2, 5, 5, 4, 2,
+    ]
+
+
+def test_minimum_readings_and_duration_before_any_change():
+    rules = Hysteresis(margin=0.1, min_readings=2, min_duration=timedelta(minutes=20))
+    # Two readings above are not enough: they span 10 minutes; the third makes 20.
+    assert walk([3.1, 3.1, 2.0, 3.1, 3.1, 3.1, 2.0, 2.0, 2.0], rules=rules) == [0, 0, 0, 0, 0, 2, 2, 2, 0]
+
+
+def test_unknown_measure_neither_opens_nor_resolves():
+    times = every_10_min(3)
+    assert next_level(times, np.array([np.nan, np.nan, np.nan]), RIVER, current=0, rules=Hysteresis()) == 0
+    assert next_level(times, np.array([np.nan, np.nan, np.nan]), RIVER, current=3, rules=Hysteresis()) == 3
+
+
+def test_falling_direction_mirrors_the_ladder():
+    low_storage = [Step(2, 30.0), Step(3, 20.0)]
+    rules = Hysteresis(rising=False, margin=1.0)
+    assert walk([35, 30, 25, 19.5, 20.5, 21.5, 31.5], steps=low_storage, rules=rules) == [0, 2, 2, 3, 3, 2, 0]
+
+
+def test_a_level_whose_thresholds_were_removed_falls_at_once():
+    times = every_10_min(2)
+    assert next_level(times, np.array([4.5, 4.5]), [Step(2, 3.0)], current=4, rules=Hysteresis()) == 2

@@ -1,0 +1,176 @@
+"""A storm replayed through the real ingestion path, one gateway batch per reading, with alert
+evaluation subscribed: the exact audit trail it must leave behind."""
+
+from datetime import timedelta
+
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+
+from alerts.models import Alert, AlertEvent, AlertRule
+from sensors.models import Visibility
+from tests.conftest import make_station
+
+from .conftest import SUBSCRIBERS, ingest, ingest_series, minute_now
+
+# Thresholds (tests/conftest.py): 2.0 standby (no level), 3.0 → 2, 3.5 → 3, 4.0 → 4, 5.0 → 5.
+# The default rule leaves a level 0.1 m below its threshold; the plausible step is 1 m per reading.
+STORM = [
+    1.80, 1.85,
+    4.60,  # a lone spike: jumps 2.75 m and comes straight back — no alert
+    1.90, 2.20, 2.50, 2.80,
+    2.96, 3.02,  # reaches 3.0 → level 2
+    2.95, 3.01, 2.93, 3.04,  # hovers around 3.0 inside the margin: no flapping
+    3.20, 3.40, 3.55,  # → 3
+    3.70, 3.85, 4.02,  # → 4
+    4.25, 4.50, 4.75, 5.02,  # → 5
+    5.20, 5.25, 4.95,  # 4.95 is inside the margin of 5.0: stays 5
+    4.85,  # → 4
+    4.60,
+    0.40,  # a spike down: comes back at once — no de-escalation, no resolution
+    4.30, 4.05, 3.93,  # 3.93 inside the margin of 4.0: stays 4
+    3.85,  # → 3
+    3.55, 3.46, 3.52, 3.44, 3.50, 3.47, 3.41,  # hovers around 3.5 inside the margin
+    3.30,  # → 2
+    3.10, 2.95,  # inside the margin of 3.0
+    2.85,  # → resolved
+    2.60, 2.40, 2.20,
+]
+
+
+def trail(station):
+    return [
+        (event.alert.rule.kind, event.kind, event.level)
+        for event in AlertEvent.objects.filter(alert__station=station).select_related("alert__rule").order_by("pk")
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
+def test_storm_replay_leaves_the_exact_trail(towns):
+    station = make_station(towns[0], "STORM-1", visibility=Visibility.PUBLIC)
+    start = minute_now() - timedelta(hours=12)
+    after_storm = ingest_series(station.code, start, STORM)
+    threshold, stale = AlertRule.Kind.THRESHOLD, AlertRule.Kind.STALE
+
+    storm_trail = [
+        (threshold, "opened", 2),
+        (threshold, "escalated", 3),
+        (threshold, "escalated", 4),
+        (threshold, "escalated", 5),
+        (threshold, "deescalated", 4),
+        (threshold, "deescalated", 3),
+        (threshold, "deescalated", 2),
+        (threshold, "resolved", 2),
+    ]
+    assert trail(station) == storm_trail
+
+    # One alert carried the whole storm, peaked at 5, and is over.
+    alert = Alert.objects.get(station=station, rule__kind=threshold)
+    assert (alert.state, alert.level, alert.peak_level) == ("resolved", 2, 5)
+    assert alert.level_scheme.version == "2021-05"
+    # Each transition names the reading that caused it.
+    observed = list(alert.events.order_by("pk").values_list("observed_at", "value"))
+    assert [value for _, value in observed] == [3.02, 3.55, 4.02, 5.02, 4.85, 3.85, 3.30, 2.85]
+    positions, position = [], 0
+    for _, value in observed:
+        position = STORM.index(value, position)
+        positions.append(position)
+    assert [at for at, _ in observed] == [start + timedelta(minutes=10 * i) for i in positions]
+
+    # The steady rise into level 4 gave a rate of rise and a forecast for level 5; falling gives none.
+    escalated_4 = alert.events.get(kind="escalated", level=4)
+    assert escalated_4.metrics["rate_of_rise_per_hour"] > 0.5
+    forecast = escalated_4.metrics["forecast"]
+    assert forecast["level"] == 5 and 0 < forecast["uncertainty_seconds"] < forecast["eta_seconds"]
+    assert alert.events.get(kind="deescalated", level=3).metrics["forecast"] is None
+
+    # The gauge falls silent (last reading 3 hours before now): the periodic check notices, once.
+    assert after_storm < minute_now() - timedelta(hours=2)
+    call_command("check_stale_sensors")
+    call_command("check_stale_sensors")
+    assert trail(station) == storm_trail + [(stale, "opened", 1)]
+
+    # It reports again: the stale alert resolves with that batch.
+    ingest(station.code, [(minute_now() - timedelta(minutes=1), 1.5)])
+    assert trail(station) == storm_trail + [(stale, "opened", 1), (stale, "resolved", 1)]
+    assert not Alert.objects.filter(station=station).exclude(state="resolved").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
+def test_one_batch_with_many_readings_steps_through_every_level(towns):
+    station = make_station(towns[0], "BATCH-1")
+    start = minute_now() - timedelta(hours=3)
+    ingest(station.code, [(start, 1.0)])
+    ingest(
+        station.code,
+        [(start + timedelta(minutes=10 * i), value) for i, value in enumerate([1.0, 2.6, 3.1, 3.6, 4.1, 4.5], start=1)],
+    )
+    assert [(kind, level) for _, kind, level in trail(station)] == [
+        ("opened", 2), ("escalated", 3), ("escalated", 4),
+    ]
+    # Replaying the same batch is all duplicates: nothing changes, nothing is recorded twice.
+    report = ingest(station.code, [(start + timedelta(minutes=10 * i), 4.5) for i in range(1, 7)])
+    assert report.duplicates == 6
+    assert len(trail(station)) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
+def test_a_real_sudden_rise_counts_one_reading_later(towns):
+    station = make_station(towns[0], "JUMP-1")
+    start = minute_now() - timedelta(hours=3)
+    at = ingest_series(station.code, start, [1.0, 1.1, 1.2, 4.2])
+    assert trail(station) == []  # the jump is unconfirmed while it is the newest reading
+    ingest(station.code, [(at, 4.25)])
+    assert [(kind, level) for _, kind, level in trail(station)] == [("opened", 4)]
+    assert AlertEvent.objects.get(alert__station=station).value == 4.25
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
+def test_a_late_reading_does_not_rewrite_the_past(towns):
+    station = make_station(towns[0], "LATE-1")
+    start = minute_now() - timedelta(hours=3)
+    ingest_series(station.code, start, [1.0, 1.1, 1.2, 1.3])
+    # A reading from before the last one arrives late: it is stored, but what was decided stays.
+    ingest(station.code, [(start + timedelta(minutes=15), 3.2)])
+    assert trail(station) == []
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
+def test_concurrent_batches_for_one_station_leave_one_trail(towns):
+    station = make_station(towns[0], "BUSY-1")
+    start = minute_now() - timedelta(hours=3)
+    ingest(station.code, [(start, 1.0)])
+    batches = [
+        [(start + timedelta(minutes=10 * i), value) for i, value in enumerate([2.6, 3.1, 3.6], start=1)],
+        [(start + timedelta(minutes=10 * i), value) for i, value in enumerate([4.1, 4.3, 4.4], start=4)],
+    ]
+    barrier, errors = threading.Barrier(len(batches)), []
+
+    def post(batch):
+        try:
+            barrier.wait()
+            ingest(station.code, batch)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    events = [(kind, level) for _, kind, level in trail(station)]
+    # Rising batch first: every level once. Later batch first: the earlier readings arrive late and
+    # do not rewrite the past. Never anything twice.
+    assert events in ([("opened", 2), ("escalated", 3), ("escalated", 4)], [("opened", 4)])
+    assert Alert.objects.get(station=station).level == 4

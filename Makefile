@@ -13,6 +13,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# FIWARE's filip client pins versions that clash with ours; the NGSI interop test runs it from here.
+FILIP_VENV := var/venv-filip
+FILIP_STAMP := $(FILIP_VENV)/.installed
 
 PORT ?= 8000
 DEMO_PASSWORD ?= mizumori-demo
@@ -38,8 +41,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install -r requirements-dev.txt
 	touch $@
 
+$(FILIP_STAMP): requirements-filip.txt
+	test -x $(FILIP_VENV)/bin/python || $(PYTHON) -m venv $(FILIP_VENV)
+	$(FILIP_VENV)/bin/python -m pip install -r requirements-filip.txt
+	touch $@
+
 # Any non-zero exit fails the target, including pytest's 5 ("no tests collected").
-test: $(STAMP)
+test: $(STAMP) $(FILIP_STAMP)
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -164,6 +164,12 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TIMEZONE = "UTC"
+# Run by `celery -A config beat`; the embedded default runs the same work with the --loop commands
+# that make demo starts (eager Celery has no beat).
+CELERY_BEAT_SCHEDULE = {
+    "alerts-check-stale-sensors": {"task": "alerts.check_stale_sensors", "schedule": 60.0},
+    "alerts-dispatch-deliveries": {"task": "alerts.dispatch_deliveries", "schedule": 30.0},
+}
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -236,7 +242,12 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024)
 # Readings stamped further in the future than this (gateway clock skew) are rejected.
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300)
 # Called with the changed station states after every committed ingestion batch (dotted paths).
-INGEST_SUBSCRIBERS = env_list("INGEST_SUBSCRIBERS", "dashboard.live.publish_station_changes")
+INGEST_SUBSCRIBERS = env_list(
+    "INGEST_SUBSCRIBERS",
+    "alerts.services.evaluate_station_changes,"
+    "dashboard.live.publish_station_changes,"
+    "ngsi.services.notify_station_changes",
+)
 # Called after a station's audience changes (visibility, sharing grants) with (station_ids, before).
 VISIBILITY_SUBSCRIBERS = env_list("VISIBILITY_SUBSCRIBERS", "dashboard.live.publish_visibility_change")
 # Columns of the monthly usage report (tenancy.usage): name -> function(month_start, month_end).

@@ -268,3 +268,15 @@ def cap_versions(alert: Alert) -> list[AlertEvent]:
     """The alert's CAP messages, oldest first: one per notified event."""
     return list(alert.events.filter(kind__in=AlertEvent.NOTIFIED_KINDS).order_by("at", "pk"))
 
+
+
+def acknowledgements_of(alerts: Iterable[Alert]) -> dict[int, list[AlertEvent]]:
+    """Who acknowledged each of these (already visibility-checked) alerts, in one query."""
+    by_alert: dict[int, list[AlertEvent]] = defaultdict(list)
+    for event in (
+        AlertEvent.objects.filter(alert_id__in=[alert.pk for alert in alerts], kind=AlertEvent.Kind.ACKNOWLEDGED)
+        .select_related("actor")
+        .order_by("at", "pk")
+    ):
+        by_alert[event.alert_id].append(event)
+    return by_alert

@@ -254,6 +254,7 @@ VISIBILITY_SUBSCRIBERS = env_list("VISIBILITY_SUBSCRIBERS", "dashboard.live.publ
 USAGE_METRICS = {
     "stations": "sensors.usage.stations_per_town",
     "readings": "sensors.usage.readings_per_town",
+    "alerts": "alerts.usage.alerts_per_town",
     "api_calls": "tenancy.usage.api_calls_per_town",
 }
 # Longest range one observations request may cover.

@@ -54,3 +54,13 @@ def test_month_bounds_are_in_the_site_time_zone():
     start, end = month_bounds(date(2026, 12, 15))
     assert (start.isoformat(), end.isoformat()) == ("2026-12-01T00:00:00+09:00", "2027-01-01T00:00:00+09:00")
     assert parse_month("2026-02") == date(2026, 2, 1)
+
+
+def test_alerts_are_counted_per_owner_town(stations):
+    from alerts.models import Alert, AlertRule
+
+    now = timezone.now()
+    rule = AlertRule.objects.create(station=stations["b-public"], kind="threshold", name="usage")
+    Alert.objects.create(station=stations["b-public"], rule=rule, level=3, peak_level=3, opened_at=now, updated_at=now)
+    rows = {row.municipality.slug: row.counts["alerts"] for row in usage_report(timezone.localdate())}
+    assert rows == {"town-a": 0, "town-b": 1}

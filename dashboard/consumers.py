@@ -3,6 +3,10 @@
 Client -> server: {"type": "subscribe", "layers": [...]}, {"type": "resume", "since": <seq>}.
 Server -> client: subscribed, snapshot, stations (and alerts, shelters ...), error. A bad frame gets an
 error reply and the connection stays up.
+
+The snapshot is one message: `features` holds the stations of the subscribed station layers and,
+when "shelters" is subscribed, `shelters` holds every shelter (dashboard.live_geo.shelter_feature):
+{"type": "snapshot", "seq": n, "layers": [...], "features": [...], "shelters": [...]}.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sensors.selectors import station_list
 from tenancy.models import Municipality
 from tenancy.selectors import ANONYMOUS, active_municipality_id, viewer_for_user
 
-from . import live
+from . import live, live_geo
 
 MAX_FRAME_BYTES = 16 * 1024
 
@@ -117,17 +121,27 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return sorted(messages, key=lambda message: message["seq"]), complete
 
     async def send_snapshot(self):
-        seq, features = await database_sync_to_async(self._snapshot)()
-        await self.send_json({"type": "snapshot", "seq": seq, "layers": sorted(self.layers), "features": features})
+        seq, features, shelters = await database_sync_to_async(self._snapshot)()
+        message = {"type": "snapshot", "seq": seq, "layers": sorted(self.layers), "features": features}
+        if shelters is not None:
+            message["shelters"] = shelters
+        await self.send_json(message)
 
-    def _snapshot(self) -> tuple[int, list[dict]]:
+    def _no_longer_visible(self, codes: list[str]) -> list[str]:
+        still = set(station_list(viewer=self.viewer).filter(code__in=codes).values_list("code", flat=True))
+        return [code for code in codes if code not in still]
+
+    def _snapshot(self) -> tuple[int, list[dict], list[dict] | None]:
         # Read the sequence first: anything published after it is newer than the snapshot.
         seq = live.live_store().current_seq()
         kinds = [layer for layer in self.layers if layer in live.STATION_LAYERS]
         now = timezone.now()
         stations = station_list(viewer=self.viewer).filter(kind__in=kinds)
         show_sharing = self.viewer.is_member
-        return seq, [live.live_feature(station, now=now, show_sharing=show_sharing) for station in stations]
+        features = [live.live_feature(station, now=now, show_sharing=show_sharing) for station in stations]
+        # Shelters are public: every viewer subscribed to the layer gets all of them.
+        shelters = live_geo.shelter_snapshot() if live_geo.SHELTER_LAYER in self.layers else None
+        return seq, features, shelters
 
     async def _join_groups(self):
         await self._leave_groups()
@@ -147,7 +161,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self._deliver(event["message"])
 
     async def _deliver(self, message: dict):
-        if message["type"] == "stations":
+        if message["type"] == "withdrawn":
+            # The group lost the station, but this viewer may still see it another way (own town,
+            # another grant, now public): forward only what it really can no longer see.
+            gone = await database_sync_to_async(self._no_longer_visible)(message["stations"])
+            if gone:
+                await self.send_json({**message, "stations": gone})
+        elif message["type"] == "stations":
             features = [f for f in message["features"] if f["properties"]["kind"] in self.layers]
             if features:
                 await self.send_json({**message, "features": features})

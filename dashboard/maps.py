@@ -1,10 +1,14 @@
-"""The station layer and its legend, drawn on top of the geo base map.
+"""The station and shelter layers and the legend, drawn on top of the geo base map.
 
 Markers follow the official evacuation-level colours (2 yellow, 3 red, 4 purple, 5 black) and never
 rely on colour alone: the level is written inside every marker ("L3"), the station kind is the
 marker's shape, and a stale station is dashed, faded and tagged 欠測. All text that comes from data
 (station and town names, units) is HTML-escaped here, once, before it reaches the browser; the
 browser script inserts these prepared strings as they are.
+
+Shelters are drawn the same way: a house-shaped marker whose colour, outline and inner mark all say
+the status (open: solid green with a tick; full: solid brown with a bar; closed: hollow, dashed,
+with a cross), and the status in words in the tooltip, popup, legend and HQ panel.
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ from folium.elements import MacroElement
 from folium.template import Template
 from folium.utilities import JsCode
 
-from geo.maps import BIND_DETAILS_JS, Geography, MizumoriMap, base_map, finish_map, municipality_boundaries
+from geo.maps import (
+    BIND_DETAILS_JS,
+    DepthBand,
+    Geography,
+    MizumoriMap,
+    base_map,
+    finish_map,
+    hazard_bands_shown,
+    municipality_boundaries,
+)
+from geo.models import Shelter
 
 from .selectors import NOTICE_LEVEL, MapStation
 
@@ -370,6 +384,184 @@ def _station_group(kind: str, features: list[dict]) -> folium.FeatureGroup:
     return group
 
 
+# --- shelters ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShelterStatusStyle:
+    css: str  # class suffix: mz-shelter-<css>
+    fill: str
+    stroke: str
+    mark_colour: str  # the inner mark, at least 4.5:1 on `fill`
+    dashed: bool
+    mark: str  # SVG drawn inside the house: the status as a shape
+    name_ja: str
+    name_en: str
+    advice_ja: str
+    advice_en: str
+    z: int  # open shelters are drawn over closed ones where markers overlap
+
+
+SHELTER_STATUSES: dict[str, ShelterStatusStyle] = {
+    Shelter.Status.OPEN: ShelterStatusStyle(
+        "open", "#1a7f37", "#0b3d1a", "#ffffff", False,
+        '<path d="M9 19.5 13.5 24 21.5 15" fill="none" stroke-width="3" stroke-linecap="round" '
+        'stroke-linejoin="round"/>',
+        "開設中", "Open", "避難者を受け入れています。", "Taking in evacuees.", 60,
+    ),
+    Shelter.Status.FULL: ShelterStatusStyle(
+        "full", "#8f3f00", "#3d1b00", "#ffffff", False,
+        '<path d="M8.5 19.5H21.5" fill="none" stroke-width="4" stroke-linecap="round"/>',
+        "満員", "Full", "これ以上受け入れできません。開設中の別の避難所へ。",
+        "Cannot take more people: go to another open shelter.", 40,
+    ),
+    Shelter.Status.CLOSED: ShelterStatusStyle(
+        "closed", "#ffffff", "#595959", "#595959", True,
+        '<path d="M10.5 15.5 19.5 24.5M19.5 15.5 10.5 24.5" fill="none" stroke-width="2.5" stroke-linecap="round"/>',
+        "閉鎖中", "Closed", "開設されていません。", "Not open.", 0,
+    ),
+}
+SHELTER_LAYER_NAME = "避難所 Shelters"
+SHELTER_HOUSE_PATH = "M15 2.5 28 13.5V28H2V13.5Z"
+SHELTER_MARKER_JS = JsCode("Mizumori.shelterMarker")
+
+
+def shelter_status_style(status: str) -> ShelterStatusStyle:
+    # An unknown stored value reads as closed: never tell residents a shelter is open when unsure.
+    return SHELTER_STATUSES.get(status, SHELTER_STATUSES[Shelter.Status.CLOSED])
+
+
+def shelter_svg(style: ShelterStatusStyle) -> SafeString:
+    dash = ' stroke-dasharray="3 2.5"' if style.dashed else ""
+    return format_html(
+        '<svg class="mz-marker-svg mz-shelter-svg" viewBox="0 0 30 30" width="30" height="30" aria-hidden="true" '
+        'focusable="false"><path d="{}" fill="{}" stroke="{}" stroke-width="2" stroke-linejoin="round"{}/>'
+        '<g stroke="{}">{}</g></svg>',
+        SHELTER_HOUSE_PATH,
+        style.fill,
+        style.stroke,
+        mark_safe(dash),
+        style.mark_colour,
+        mark_safe(style.mark),
+    )
+
+
+def shelter_marker_html(shelter: Shelter) -> SafeString:
+    style = shelter_status_style(shelter.status)
+    return format_html(
+        '<div class="mz-shelter mz-shelter-{}" role="img" aria-label="{} 避難所 {} / {} shelter: {}">{}</div>',
+        style.css,
+        shelter.name_ja,
+        style.name_ja,
+        shelter.name_en,
+        style.name_en,
+        shelter_svg(style),
+    )
+
+
+def shelter_status_chip_html(shelter: Shelter) -> SafeString:
+    style = shelter_status_style(shelter.status)
+    return format_html(
+        '<span class="mz-shelter-chip mz-shelter-{}"><span lang="ja">{}</span> / <span lang="en">{}</span></span>',
+        style.css,
+        style.name_ja,
+        style.name_en,
+    )
+
+
+def capacity_text(capacity: int | None) -> str:
+    if capacity is None:
+        return "収容人数不明 / capacity unknown"
+    return f"{capacity:,}人 / {capacity:,} people"
+
+
+def local_time_text(moment: datetime | None) -> str:
+    """A time in the site time zone (TIME_ZONE), with the zone's abbreviation, e.g. JST."""
+    if moment is None:
+        return "—"
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def shelter_tooltip_html(shelter: Shelter) -> SafeString:
+    return format_html(
+        '<div class="mz-tip"><strong lang="ja">{}</strong> <span lang="en">{}</span><br>{} · {}</div>',
+        shelter.name_ja,
+        shelter.name_en,
+        shelter_status_chip_html(shelter),
+        capacity_text(shelter.capacity),
+    )
+
+
+def shelter_popup_html(shelter: Shelter) -> SafeString:
+    style = shelter_status_style(shelter.status)
+    town = shelter.municipality
+    rows = [
+        ("収容人数", "Capacity", capacity_text(shelter.capacity)),
+        ("管理", "Run by", format_html("{} / {}", town.name_ja, town.name_en)),
+        ("状態の更新", "Status updated", local_time_text(shelter.status_updated_at)),
+    ]
+    if shelter.address:
+        rows.insert(1, ("住所", "Address", shelter.address))
+    return format_html(
+        '<div class="mz-popup mz-shelter-popup">'
+        '<p class="mz-popup-title"><strong lang="ja">{}</strong><br><span lang="en">{}</span></p>'
+        '<p class="mz-popup-level">{}<br><span lang="ja">{}</span> <span lang="en">{}</span></p>'
+        '<dl class="mz-popup-facts">{}</dl>'
+        '<p class="mz-popup-code">{}</p>'
+        "</div>",
+        shelter.name_ja,
+        shelter.name_en,
+        shelter_status_chip_html(shelter),
+        style.advice_ja,
+        style.advice_en,
+        format_html_join("", '<dt><span lang="ja">{}</span> <span lang="en">{}</span></dt><dd>{}</dd>', rows),
+        shelter.code,
+    )
+
+
+def shelter_display(shelter: Shelter) -> dict:
+    """The prepared, escaped strings for one shelter: marker, tooltip, popup and the HQ panel's cells."""
+    return {
+        "icon": shelter_marker_html(shelter),
+        "tooltip": shelter_tooltip_html(shelter),
+        "popup": shelter_popup_html(shelter),
+        "z": shelter_status_style(shelter.status).z,
+        "status": shelter_status_chip_html(shelter),
+        "updated": local_time_text(shelter.status_updated_at),
+    }
+
+
+class ShelterLayerRegistration(MacroElement):
+    """Hands the shelter GeoJson layer to static/mizumori/live.js (folium names are random)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            Mizumori.registerShelterLayer({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self):
+        super().__init__()
+        self._name = "ShelterLayerRegistration"
+
+
+def shelter_layer(features: list[dict]) -> folium.FeatureGroup:
+    """The shelters, from features shaped by dashboard.live_geo.shelter_feature. Drawn even when
+    empty: a shelter added later arrives over the live layer."""
+    group = folium.FeatureGroup(name=SHELTER_LAYER_NAME)
+    layer = folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        point_to_layer=SHELTER_MARKER_JS,
+        on_each_feature=BIND_DETAILS_JS,
+        control=False,
+    )
+    layer.add_to(group)
+    ShelterLayerRegistration().add_to(layer)
+    return group
+
+
 # --- legend -----------------------------------------------------------------------------------------
 
 
@@ -388,13 +580,17 @@ class StationLegend(MacroElement):
         """
     )
 
-    def __init__(self):
+    def __init__(self, *, hazard_bands: Iterable[DepthBand] = (), shelters: bool = True):
         super().__init__()
         self._name = "StationLegend"
         self.legend_html = ""
+        self.hazard_bands = list(hazard_bands)
+        self.shelters = shelters
 
     def render(self, **kwargs):
-        self.legend_html = legend_html(element_id=self.get_name())
+        self.legend_html = legend_html(
+            element_id=self.get_name(), hazard_bands=self.hazard_bands, shelters=self.shelters
+        )
         super().render(**kwargs)
 
 
@@ -407,7 +603,18 @@ def legend_level_row(level: int | None) -> dict:
     return {"svg": marker_svg(shape="circle", level=style, stale=False), "ja": style.title_ja, "en": style.title_en}
 
 
-def legend_html(*, element_id: str) -> str:
+def legend_shelter_rows() -> list[dict]:
+    return [
+        {"svg": shelter_svg(style), "ja": f"避難所 {style.name_ja}", "en": f"Shelter: {style.name_en}"}
+        for style in SHELTER_STATUSES.values()
+    ]
+
+
+def legend_hazard_rows(bands: Iterable[DepthBand]) -> list[dict]:
+    return [{"css": band.css, "fill": band.fill, "ja": band.label_ja, "en": band.label_en} for band in bands]
+
+
+def legend_html(*, element_id: str, hazard_bands: Iterable[DepthBand] = (), shelters: bool = False) -> str:
     level_rows = [legend_level_row(level) for level in (5, 4, 3, 2, 1, 0, None)]
     kind_rows = [
         {
@@ -424,7 +631,14 @@ def legend_html(*, element_id: str) -> str:
     }
     return render_to_string(
         "dashboard/_map_legend.html",
-        {"element_id": element_id, "level_rows": level_rows, "kind_rows": kind_rows, "stale_row": stale_row},
+        {
+            "element_id": element_id,
+            "level_rows": level_rows,
+            "kind_rows": kind_rows,
+            "stale_row": stale_row,
+            "shelter_rows": legend_shelter_rows() if shelters else [],
+            "hazard_rows": legend_hazard_rows(hazard_bands),
+        },
     )
 
 
@@ -435,18 +649,28 @@ def station_map(
     geography: Geography,
     stations: list[MapStation],
     *,
+    shelter_features: list[dict] | None = None,
     own_municipality_ids: Iterable[int] = (),
     show_sharing: bool = False,
 ) -> MizumoriMap:
-    """Base map + station layers + legend, viewed to fit the boundaries and the stations."""
+    """Base map (with hazard zones) + station layers + shelters + legend, viewed to fit the
+    boundaries, the stations and the shelters. `shelter_features=None` leaves shelters out."""
     folium_map = base_map(geography, own_municipality_ids=own_municipality_ids)
     for group in station_layers(stations, show_sharing=show_sharing):
         group.add_to(folium_map)
-    StationLegend().add_to(folium_map)
+    if shelter_features is not None:
+        shelter_layer(shelter_features).add_to(folium_map)
+    StationLegend(
+        hazard_bands=hazard_bands_shown(geography.hazard_zones), shelters=shelter_features is not None
+    ).add_to(folium_map)
+    shelter_points = [
+        (feature["geometry"]["coordinates"][1], feature["geometry"]["coordinates"][0])
+        for feature in shelter_features or ()
+    ]
     finish_map(
         folium_map,
         fit_geometries=municipality_boundaries(geography.municipalities),
-        fit_points=[(item.station.lat, item.station.lon) for item in stations],
+        fit_points=[(item.station.lat, item.station.lon) for item in stations] + shelter_points,
     )
     return folium_map
 

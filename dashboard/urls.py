@@ -1,11 +1,17 @@
 from django.urls import include, path
 
-from . import views
+from . import alert_views, views
 
 urlpatterns = [
     path("", views.public_map, name="dashboard-public"),
     path("hq/", views.hq_map, name="dashboard-hq"),
     path("hq/town/", views.switch_town, name="dashboard-switch-town"),
+    path("hq/admin/", include("dashboard.town_admin_urls")),
+    path("hq/alerts/", alert_views.board, name="alert-board"),
+    path("hq/alerts/history/", alert_views.history, name="alert-history"),
+    path("hq/alerts/<int:alert_id>/act", alert_views.act, name="alert-act"),
+    path("alerts/current/", alert_views.public_current, name="alerts-public-current"),
+    path("hq/shelters/<str:code>/status", views.shelter_status, name="dashboard-shelter-status"),
     path("stations/<str:code>/", views.station_detail, name="station-detail"),
     # Django's set_language view (POST), for the language switch in the page header.
     path("i18n/", include("django.conf.urls.i18n")),

@@ -1,4 +1,5 @@
-"""Public and HQ map pages and the station page. Thin: pick the viewer, ask the selectors and map builders, render."""
+"""Public and HQ map pages, the shelter status endpoint and the station page. Thin: pick the viewer, ask
+the selectors and map builders (or a service, for a write), render."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseBadRequest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,13 +18,18 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from geo.maps import embed_parts, load_geography
+from geo.models import Shelter
+from geo.selectors import shelter_get, shelter_list, shelter_status_settable
+from geo.services import shelter_status_set
 from sensors.models import Station, StationKind
 from sensors.selectors import local_iso
 from tenancy.models import Membership
 from tenancy.selectors import ANONYMOUS, Viewer, memberships_of, viewer_for_request
 from tenancy.services import town_switch
 
+from .live_geo import shelter_feature, shelter_features
 from .maps import (
+    SHELTER_STATUSES,
     LevelStyle,
     kind_style,
     level_style,
@@ -61,6 +68,8 @@ def hq_map(request):
     context["memberships"] = memberships_of(request.user)
     context["acting_municipality_id"] = viewer.acting_municipality_id
     context["is_platform_admin"] = viewer.is_platform_admin
+    context["shelter_rows"] = shelter_panel_rows(viewer, context["shelters"])
+    context["shelter_choices"] = SHELTER_CHOICES
     context["live_view"] = "hq"
     return render(request, "dashboard/hq.html", context)
 
@@ -68,11 +77,18 @@ def hq_map(request):
 def map_page_context(*, viewer: Viewer, show_sharing: bool) -> dict:
     geography = load_geography()
     stations = map_stations(viewer=viewer)
+    shelters = shelter_list()
+    features = shelter_features(shelters)
     folium_map = station_map(
-        geography, stations, own_municipality_ids=viewer.municipality_ids, show_sharing=show_sharing
+        geography,
+        stations,
+        shelter_features=features,
+        own_municipality_ids=viewer.municipality_ids,
+        show_sharing=show_sharing,
     )
     return {
         "geography": geography,
+        "shelters": list(zip(shelters, features)),
         "map": embed_parts(folium_map),
         "station_count": len(stations),
         "notices": station_notices(stations_needing_notice(stations)),
@@ -355,6 +371,71 @@ def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
         "csv_url": f"{reverse('api-station-observations', args=[station.code])}?{csv_query}",
         "demo_banner": getattr(settings, "MIZUMORI_DEMO_BANNER", False),
     }
+
+
+# --- shelter status: POST /hq/shelters/<code>/status ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShelterChoice:
+    """One button of the HQ panel: what it does, in words."""
+
+    value: str
+    css: str
+    action_ja: str
+    action_en: str
+
+
+# In the order a shelter usually goes through.
+SHELTER_CHOICES = [
+    ShelterChoice(Shelter.Status.OPEN, SHELTER_STATUSES[Shelter.Status.OPEN].css, "開設", "Open"),
+    ShelterChoice(Shelter.Status.FULL, SHELTER_STATUSES[Shelter.Status.FULL].css, "満員", "Mark full"),
+    ShelterChoice(Shelter.Status.CLOSED, SHELTER_STATUSES[Shelter.Status.CLOSED].css, "閉鎖", "Close"),
+]
+
+
+@dataclass(frozen=True)
+class ShelterRow:
+    shelter: Shelter
+    feature: dict
+    settable: bool
+
+
+def shelter_panel_rows(viewer: Viewer, shelters: list[tuple[Shelter, dict]]) -> list[ShelterRow]:
+    """The HQ panel: the shelters of the town the user acts for (every town for a platform admin)."""
+    return [
+        ShelterRow(shelter, feature, shelter_status_settable(viewer=viewer, shelter=shelter))
+        for shelter, feature in shelters
+        if viewer.is_platform_admin or shelter.municipality_id in viewer.municipality_ids
+    ]
+
+
+@login_required
+@require_POST
+def shelter_status(request, code: str):
+    """Open, fill or close a shelter. The HQ panel's script asks for JSON; a plain form post (no
+    script) is redirected back to the panel. Every viewer's map hears of it from the live layer."""
+    viewer = viewer_for_request(request)
+    try:
+        shelter = shelter_get(code=code)
+    except Shelter.DoesNotExist:
+        raise Http404("No such shelter.") from None
+    if not shelter_status_settable(viewer=viewer, shelter=shelter):
+        raise PermissionDenied("Only an operator of the town that runs this shelter may change its status.")
+    try:
+        shelter_status_set(shelter=shelter, status=request.POST.get("status", ""), actor=request.user, request=request)
+    except ValidationError as exc:
+        if wants_json(request):
+            return JsonResponse({"error": exc.messages[0]}, status=400)
+        # Plain text: the message quotes what was posted.
+        return HttpResponseBadRequest(exc.messages[0], content_type="text/plain; charset=utf-8")
+    if wants_json(request):
+        return JsonResponse({"shelter": shelter_feature(shelter)})
+    return redirect(reverse("dashboard-hq") + "#shelters")
+
+
+def wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
 
 
 @login_required

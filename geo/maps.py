@@ -6,7 +6,9 @@ awesome-markers from five hosts) with the vendored Leaflet and our own map scrip
 features that work without jQuery/Bootstrap are used (GeoJson, FeatureGroup, LayerControl,
 FitBounds, MacroElements); folium's `Popup` and `Icon` need those libraries and are avoided.
 
-Stations are drawn by `dashboard.maps` on top of this map.
+Hazard zones (浸水想定区域 ...) are public geography and drawn here, shaded in the national hazard-map
+depth colours and labelled with their depth in words. Stations and shelters, whose markers change
+live, are drawn by `dashboard.maps` on top of this map.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import folium
 import shapely.geometry
 from django.conf import settings
 from django.templatetags.static import static
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from folium.template import Template
 from folium.utilities import JsCode
 from shapely.errors import GEOSException
@@ -27,7 +29,8 @@ from shapely.errors import GEOSException
 from tenancy.models import Municipality
 from tenancy.selectors import municipality_list
 
-from .models import Basin, River
+from .models import Basin, HazardZone, River
+from .selectors import hazard_zone_list
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +122,12 @@ class MizumoriMap(folium.Map):
 
 @dataclass(frozen=True)
 class Geography:
-    """The public geography a map shows: boundaries, basins and rivers."""
+    """The public geography a map shows: boundaries, basins, rivers and hazard zones."""
 
     municipalities: Sequence[Municipality]
     basins: Sequence[Basin]
     rivers: Sequence[River]
+    hazard_zones: Sequence[HazardZone] = ()
 
 
 @dataclass(frozen=True)
@@ -136,11 +140,12 @@ class MapParts:
 
 
 def load_geography() -> Geography:
-    """Boundaries, basins and rivers: public geography, not tenant data (three queries)."""
+    """Boundaries, basins, rivers and hazard zones: public geography, not tenant data (four queries)."""
     return Geography(
         municipalities=municipality_list(),
         basins=list(Basin.objects.all()),
         rivers=list(River.objects.all()),
+        hazard_zones=hazard_zone_list(),
     )
 
 
@@ -166,13 +171,18 @@ def base_map(
 
     folium.map.CustomPane(AREA_LABEL_PANE, z_index=AREA_LABEL_PANE_Z, pointer_events=False).add_to(folium_map)
     own = frozenset(own_municipality_ids)
-    for layer in (municipality_layer(geography.municipalities, own_ids=own), basin_layer(geography.basins)):
+    area_layers = (
+        municipality_layer(geography.municipalities, own_ids=own),
+        basin_layer(geography.basins),
+        hazard_zone_layer(geography.hazard_zones),
+    )
+    for layer in area_layers:
         if layer is not None:
             layer.add_to(folium_map)
     rivers = river_layer(geography.rivers)
     if rivers is not None:
         rivers.add_to(folium_map)
-        # Rivers stay above boundaries and basins when those are toggled back on.
+        # Rivers stay above boundaries, basins and hazard zones when those are toggled back on.
         folium_map.keep_in_front(rivers)
     return folium_map
 
@@ -266,6 +276,141 @@ def river_layer(rivers: Iterable[River]) -> folium.FeatureGroup | None:
         for river in rivers
     ]
     return _geojson_group(RIVER_LAYER_NAME, features, style=lambda feature: RIVER_STYLE)
+
+
+# --- hazard zones -------------------------------------------------------------------------------
+
+HAZARD_LAYER_NAME = "浸水想定区域など Hazard zones"
+
+
+@dataclass(frozen=True)
+class DepthBand:
+    """One assumed-depth band of an inundation map, as the legend and the shading show it."""
+
+    css: str
+    upper_m: float | None  # inclusive upper bound; None: no upper bound
+    fill: str
+    label_ja: str
+    label_en: str
+
+
+# The depth colours of 水害ハザードマップ作成の手引き (MLIT, 2016), which every Japanese town's printed
+# hazard map uses: residents read ours the way they read theirs. Colour is never the only cue: every
+# zone is labelled with its depth in words, and deeper bands have heavier outlines.
+DEPTH_BANDS = (
+    DepthBand("d0", 0.5, "#f7f5a9", "0.5m未満", "under 0.5 m"),
+    DepthBand("d1", 3.0, "#ffd8c0", "0.5〜3.0m", "0.5–3.0 m"),
+    DepthBand("d2", 5.0, "#ffb7b7", "3.0〜5.0m", "3.0–5.0 m"),
+    DepthBand("d3", 10.0, "#ff9191", "5.0〜10.0m", "5.0–10.0 m"),
+    DepthBand("d4", 20.0, "#f285c9", "10.0〜20.0m", "10.0–20.0 m"),
+    DepthBand("d5", None, "#dc7adc", "20.0m以上", "20 m or more"),
+)
+UNKNOWN_DEPTH = DepthBand("unknown", None, "#bdbdbd", "浸水深不明", "depth not given")
+# A landslide warning area has no depth; the yellow of 土砂災害警戒区域 on the national maps.
+LANDSLIDE_AREA = DepthBand("landslide", None, "#f5d000", "土砂災害警戒区域", "landslide warning area")
+HAZARD_BANDS = {band.css: band for band in (*DEPTH_BANDS, UNKNOWN_DEPTH, LANDSLIDE_AREA)}
+
+HAZARD_KIND_WORDS = {
+    HazardZone.Kind.INUNDATION: ("洪水浸水想定区域", "Assumed flood inundation area"),
+    HazardZone.Kind.STORM_SURGE: ("高潮浸水想定区域", "Assumed storm-surge inundation area"),
+    HazardZone.Kind.LANDSLIDE: ("土砂災害警戒区域", "Landslide warning area"),
+}
+
+
+def hazard_band(zone: HazardZone) -> DepthBand:
+    """The band a zone is shaded in: the one holding its deepest assumed depth."""
+    if zone.kind == HazardZone.Kind.LANDSLIDE:
+        return LANDSLIDE_AREA
+    if zone.depth_max_m is not None:
+        return next(band for band in DEPTH_BANDS if band.upper_m is None or zone.depth_max_m <= band.upper_m)
+    if zone.depth_min_m is not None:
+        return next(band for band in DEPTH_BANDS if band.upper_m is None or zone.depth_min_m < band.upper_m)
+    return UNKNOWN_DEPTH
+
+
+def hazard_style(band: DepthBand) -> dict:
+    heavier = {"d2": 1.5, "d3": 2, "d4": 2.5, "d5": 3}.get(band.css, 1)
+    return {
+        "color": "#8a4b2a" if band is not LANDSLIDE_AREA else "#8a6d00",
+        "weight": heavier,
+        "dashArray": "2 4" if band in (UNKNOWN_DEPTH, LANDSLIDE_AREA) else None,
+        "fillColor": band.fill,
+        "fillOpacity": 0.55,
+    }
+
+
+def depth_text(zone: HazardZone) -> tuple[str, str]:
+    """The zone's own assumed depth in words, Japanese and English ("" when it has none)."""
+    low, high = zone.depth_min_m, zone.depth_max_m
+    if low is not None and high is not None:
+        return f"浸水深 {low:g}〜{high:g}m", f"{low:g}–{high:g} m deep"
+    if high is not None:
+        return f"浸水深 {high:g}m以下", f"up to {high:g} m deep"
+    if low is not None:
+        return f"浸水深 {low:g}m以上", f"{low:g} m deep or more"
+    return "", ""
+
+
+def hazard_label_html(zone: HazardZone) -> str:
+    """The permanent label: the zone's name and its depth (in words: the shading alone is colour)."""
+    depth_ja, depth_en = depth_text(zone)
+    if zone.kind == HazardZone.Kind.LANDSLIDE or not depth_ja:
+        depth_ja, depth_en = HAZARD_KIND_WORDS.get(zone.kind, ("", ""))
+    return format_html(
+        '<span class="mz-label-ja" lang="ja">{}<br>{}</span> <span class="mz-label-en" lang="en">{}</span>',
+        zone.name_ja,
+        depth_ja,
+        depth_en,
+    )
+
+
+def hazard_popup_html(zone: HazardZone, band: DepthBand) -> str:
+    kind_ja, kind_en = HAZARD_KIND_WORDS.get(zone.kind, (zone.kind, zone.kind))
+    depth_ja, depth_en = depth_text(zone)
+    rows = [("種別", "Kind", format_html("{} / {}", kind_ja, kind_en))]
+    if depth_ja:
+        rows.append(("想定浸水深", "Assumed depth", format_html("{} / {}", depth_ja, depth_en)))
+    if zone.source:
+        rows.append(("出典", "Source", zone.source))
+    return format_html(
+        '<div class="mz-popup mz-hazard-popup">'
+        '<p class="mz-popup-title"><span class="mz-hazard-swatch mz-hazard-{}" aria-hidden="true"></span>'
+        '<strong lang="ja">{}</strong><br><span lang="en">{}</span></p>'
+        '<dl class="mz-popup-facts">{}</dl>'
+        "</div>",
+        band.css,
+        zone.name_ja,
+        zone.name_en,
+        format_html_join("", '<dt><span lang="ja">{}</span> <span lang="en">{}</span></dt><dd>{}</dd>', rows),
+    )
+
+
+def hazard_zone_layer(zones: Iterable[HazardZone]) -> folium.FeatureGroup | None:
+    features = []
+    for zone in zones:
+        band = hazard_band(zone)
+        features.append(
+            geometry_feature(
+                zone.geometry,
+                feature_id=f"hazard-{zone.pk}",
+                allowed_types=AREA_TYPES,
+                display={
+                    "label": hazard_label_html(zone),
+                    "label_pane": AREA_LABEL_PANE,
+                    "popup": hazard_popup_html(zone, band),
+                },
+                extra={"band": band.css},
+            )
+        )
+    return _geojson_group(
+        HAZARD_LAYER_NAME, features, style=lambda feature: hazard_style(HAZARD_BANDS[feature["properties"]["band"]])
+    )
+
+
+def hazard_bands_shown(zones: Iterable[HazardZone]) -> list[DepthBand]:
+    """The bands the map actually shades, shallow to deep, for the legend."""
+    used = {hazard_band(zone).css for zone in zones if is_drawable(zone.geometry, AREA_TYPES)}
+    return [band for band in HAZARD_BANDS.values() if band.css in used]
 
 
 def _geojson_group(name: str, features: list[dict | None], *, style) -> folium.FeatureGroup | None:

@@ -15,6 +15,8 @@ rows, found by a natural key:
 
 Several features with the same key (a town's islands, a river's reaches, one depth band in many
 polygons) become one geometry (a union, or merged lines).
+
+`shelter_status_set` is the one write of a shelter's live state (open / full / closed), by HQ staff.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ from typing import IO, Any, Callable, Iterable, Sequence
 
 import shapely
 import shapely.geometry
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from tenancy.models import Municipality
+from tenancy.models import AuditEvent, Municipality
+from tenancy.services import audit_record
 
 from .importers import (
     COORDINATE_DECIMALS,
@@ -507,3 +512,39 @@ WRITERS = {
     "hazard_zones": _import_hazard_zones,
     "shelters": _import_shelters,
 }
+
+
+# --- a shelter's live status ------------------------------------------------------------------------
+
+
+def shelter_status_set(*, shelter: Shelter, status: str, actor, request=None) -> Shelter:
+    """Open, fill or close a shelter: stores who and when, and writes an audit row, in one transaction.
+
+    Raises ValidationError for a status that is not one of Shelter.Status. Whether `actor` may do
+    this is the caller's question (geo.selectors.shelter_status_settable). Browsers hear of the
+    change from the Shelter post_save receiver in dashboard.signals once the transaction commits
+    (geo does not know the dashboard); that receiver also covers edits made in the admin.
+    """
+    if not isinstance(status, str) or status not in Shelter.Status.values:
+        allowed = ", ".join(Shelter.Status.values)
+        raise ValidationError(f"{str(status)[:20]!r} is not a shelter status; use one of {allowed}.", code="invalid")
+    with transaction.atomic():
+        # Locked, so two operators changing the same shelter get an audit trail in the order it happened.
+        locked = Shelter.objects.select_for_update().get(pk=shelter.pk)
+        previous = locked.status
+        locked.status = status
+        locked.status_updated_at = timezone.now()
+        locked.status_updated_by = actor if getattr(actor, "is_authenticated", False) else None
+        locked.save(update_fields=["status", "status_updated_at", "status_updated_by"])
+        audit_record(
+            action=AuditEvent.Action.SHELTER_UPDATED,
+            actor=actor,
+            municipality=locked.municipality_id,
+            target=locked.code,
+            detail={"from": previous, "to": status},
+            request=request,
+        )
+    shelter.status = locked.status
+    shelter.status_updated_at = locked.status_updated_at
+    shelter.status_updated_by = locked.status_updated_by
+    return shelter

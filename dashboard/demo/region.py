@@ -417,3 +417,90 @@ STATIONS_BY_CODE = {spec.code: spec for spec in STATIONS}
 
 def station(code: str) -> StationSpec:
     return STATIONS_BY_CODE[code]
+
+
+# --- hazard zones -------------------------------------------------------------------------------
+
+HAZARD_SOURCE = f"{FICTIONAL_NOTE}: 想定最大規模降雨 (demo)"
+HAZARD_STEP_U = 0.01
+
+
+@dataclass(frozen=True)
+class HazardZoneSpec:
+    """An assumed inundation area on one bank of the main river, between u_from and u_to.
+
+    Its inner edge follows the river at `near` (valley units of v), its outer edge swells to `far`
+    in the middle of the reach and narrows towards both ends, like the floodplain of a real
+    hazard map. Zones on the same bank are meant not to overlap: each place has one depth.
+    """
+
+    name_ja: str
+    name_en: str
+    town: str
+    depth_min_m: float | None
+    depth_max_m: float | None
+    u_from: float
+    u_to: float
+    bank: int  # +1 north bank (left, looking downstream), -1 south bank
+    near: float
+    far: float
+
+    def _edge(self, offset_of_u) -> list[tuple[float, float]]:
+        steps = round((self.u_to - self.u_from) / HAZARD_STEP_U)
+        us = [self.u_from + (self.u_to - self.u_from) * i / steps for i in range(steps + 1)]
+        return [(u, _main_river_v(u) + self.bank * offset_of_u(u)) for u in us]
+
+    def _outer_offset(self, u: float) -> float:
+        swell = math.sin(math.pi * (u - self.u_from) / (self.u_to - self.u_from))
+        return self.near + (self.far - self.near) * (0.35 + 0.65 * swell)
+
+    @property
+    def geometry(self) -> dict:
+        """A GeoJSON Polygon, counter-clockwise (RFC 7946): the lower-v edge downstream, the other back."""
+        inner = self._edge(lambda u: self.near)
+        outer = self._edge(self._outer_offset)
+        lower, upper = (inner, outer) if self.bank > 0 else (outer, inner)
+        ring = lower + list(reversed(upper))
+        ring.append(ring[0])
+        return _polygon(ring)
+
+
+HAZARD_ZONES: tuple[HazardZoneSpec, ...] = (
+    HazardZoneSpec("翡翠川下流 右岸", "Lower Kawasemi, north bank", COAST, 3.0, 5.0, 0.76, 0.95, +1, 0.04, 0.40),
+    HazardZoneSpec("翡翠川下流 左岸", "Lower Kawasemi, south bank", COAST, 0.5, 3.0, 0.75, 0.97, -1, 0.04, 0.36),
+    HazardZoneSpec("新田地区", "Shinden district", CORE, None, 0.5, 0.60, 0.70, +1, 0.04, 0.30),
+)
+
+
+# --- shelters -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShelterSpec:
+    code: str
+    name_ja: str
+    name_en: str
+    town: str
+    u: float
+    v: float
+    capacity: int
+    status: str  # as the demo starts: a storm is coming and some towns have opened shelters
+    address: str
+
+    @property
+    def lonlat(self) -> tuple[float, float]:
+        return to_lonlat(self.u, self.v)
+
+
+OPEN, FULL, CLOSED = "open", "full", "closed"
+
+SHELTERS: tuple[ShelterSpec, ...] = (
+    ShelterSpec("SH-OKU-01", "奥翠小学校", "Okumidori Elementary School", UP, 0.12, -0.30, 250, OPEN, "奥翠町本郷 1-1（架空）"),
+    ShelterSpec("SH-OKU-02", "奥翠町民センター", "Okumidori Community Centre", UP, 0.30, -0.40, 120, CLOSED, "奥翠町滝見 3-2（架空）"),
+    ShelterSpec("SH-MDG-01", "翠ヶ原市総合体育館", "Midorigahara City Gymnasium", CORE, 0.45, -0.40, 800, OPEN, "翠ヶ原市中央 2-5（架空）"),
+    ShelterSpec("SH-MDG-02", "翠ヶ原中学校", "Midorigahara Junior High School", CORE, 0.53, 0.45, 400, FULL, "翠ヶ原市北町 4-10（架空）"),
+    ShelterSpec("SH-MDG-03", "南台公民館", "Minamidai Community Hall", CORE, 0.64, -0.60, 90, CLOSED, "翠ヶ原市南台 1-8（架空）"),
+    ShelterSpec("SH-MDH-01", "翠浜町役場", "Midorihama Town Office", COAST, 0.80, 0.65, 300, OPEN, "翠浜町役場通 1（架空）"),
+    ShelterSpec("SH-MDH-02", "翠浜高台公園", "Midorihama Hilltop Park", COAST, 0.92, -0.70, 500, CLOSED, "翠浜町高台 7（架空）"),
+    ShelterSpec("SH-MDH-03", "翠浜小学校", "Midorihama Elementary School", COAST, 0.88, 0.68, 350, CLOSED, "翠浜町潮見 2-3（架空）"),
+)

@@ -1,5 +1,6 @@
-"""Services that write the FICTIONAL demo region: towns, users, geography, stations, thresholds and
-a day of calm-weather history. Every function is idempotent: run the seed as often as you like."""
+"""Services that write the FICTIONAL demo region: towns, users, geography (with hazard zones and
+shelters), stations, thresholds and a day of calm-weather history. Every function is idempotent:
+run the seed as often as you like."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from geo.models import Basin, River
+from geo.models import Basin, HazardZone, River, Shelter
 from sensors.models import PHYSICAL_LIMITS, Observation, Station, StationKind, StationState, Threshold
 from sensors.services import observation_ingest, station_state_recompute
 from tenancy.models import Membership, Municipality
@@ -55,6 +56,8 @@ class DemoLogin:
 class SeedSummary:
     towns: list[Municipality] = field(default_factory=list)
     stations: dict[str, Station] = field(default_factory=dict)
+    hazard_zones: list[HazardZone] = field(default_factory=list)
+    shelters: list[Shelter] = field(default_factory=list)
     stations_retuned: int = 0
     logins: list[DemoLogin] = field(default_factory=list)
     accepted: int = 0
@@ -68,6 +71,8 @@ def demo_seed(*, password: str = DEFAULT_PASSWORD, now: datetime | None = None, 
     with transaction.atomic():
         towns = demo_towns_upsert()
         demo_geography_upsert()
+        summary.hazard_zones = demo_hazard_zones_upsert(towns)
+        summary.shelters = demo_shelters_upsert(towns, now=now or timezone.now())
         stations, retuned = demo_stations_upsert(towns)
         summary.logins = demo_users_upsert(towns, password=password)
     summary.towns = list(towns.values())
@@ -105,6 +110,49 @@ def demo_geography_upsert() -> Basin:
             defaults={"name_ja": river.name_ja, "basin": basin, "geometry": region.river_line(river.key)},
         )
     return basin
+
+
+def demo_hazard_zones_upsert(towns: dict[str, Municipality]) -> list[HazardZone]:
+    """The assumed inundation areas along the lower river, keyed by kind, town and Japanese name
+    (the key geo imports use, so an imported real hazard map would update the same rows)."""
+    zones = []
+    for spec in region.HAZARD_ZONES:
+        zone, _ = HazardZone.objects.update_or_create(
+            kind=HazardZone.Kind.INUNDATION,
+            municipality=towns[spec.town],
+            name_ja=spec.name_ja,
+            defaults={
+                "name_en": spec.name_en,
+                "depth_min_m": spec.depth_min_m,
+                "depth_max_m": spec.depth_max_m,
+                "geometry": spec.geometry,
+                "source": region.HAZARD_SOURCE,
+            },
+        )
+        zones.append(zone)
+    return zones
+
+
+def demo_shelters_upsert(towns: dict[str, Municipality], *, now: datetime) -> list[Shelter]:
+    """The shelters, in the demo's starting state. A status that already matches is left alone
+    (with its time), so seeding again changes nothing; one an operator changed is set back."""
+    shelters = []
+    for spec in region.SHELTERS:
+        lon, lat = spec.lonlat
+        shelter = Shelter.objects.filter(code=spec.code).first() or Shelter(code=spec.code)
+        shelter.name_ja = spec.name_ja
+        shelter.name_en = spec.name_en
+        shelter.municipality = towns[spec.town]
+        shelter.lon, shelter.lat = lon, lat
+        shelter.address = spec.address
+        shelter.capacity = spec.capacity
+        if shelter.pk is None or shelter.status != spec.status:
+            shelter.status = spec.status
+            shelter.status_updated_at = None if spec.status == Shelter.Status.CLOSED else now
+            shelter.status_updated_by = None
+        shelter.save()
+        shelters.append(shelter)
+    return shelters
 
 
 def demo_stations_upsert(towns: dict[str, Municipality]) -> tuple[dict[str, Station], set[str]]:

@@ -1,20 +1,23 @@
 /*
  * The live layer: keeps the folium map (drawn by the server) in step with /ws/live/.
  *
- * Protocol (DESIGN.md): subscribe -> subscribed + snapshot; then "stations" messages with a
- * sequence number. After a drop the client reconnects with backoff, subscribes without a
- * snapshot and resumes from its last number; the server answers with what was missed, or with a
- * snapshot when it cannot. The indicator says live / reconnecting / offline since hh:mm, so a
+ * Protocol (DESIGN.md): subscribe -> subscribed + snapshot; then "stations" and "shelters" messages
+ * with a sequence number. The snapshot carries the stations in "features" and every shelter in
+ * "shelters"; a "shelters" message carries the shelters that changed (open / full / closed).
+ * After a drop the client reconnects with backoff, subscribes without a snapshot and resumes
+ * from its last number; the server answers with what was missed, or with a snapshot when it
+ * cannot. The indicator says live / reconnecting / offline since hh:mm, so a
  * frozen map is never mistaken for a calm one.
  *
- * Marker, tooltip, popup and notice strings arrive prepared and escaped by the server
- * (properties.display); nothing from a feature's raw properties is put into HTML here.
+ * Marker, tooltip, popup, notice and shelter-panel strings arrive prepared and escaped by the
+ * server (properties.display); nothing from a feature's raw properties is put into HTML here.
  */
 (function (window, document) {
   "use strict";
 
   var Mizumori = (window.Mizumori = window.Mizumori || {});
   var STATION_KINDS = ["river", "rain", "reservoir"];
+  var LIVE_LAYERS = STATION_KINDS.concat(["shelters"]);
   var PING_EVERY_MS = 20000;
   var PONG_WITHIN_MS = 10000;
   var MAX_BACKOFF_MS = 30000;
@@ -50,7 +53,7 @@
     this.socket = socket;
     socket.onopen = function () {
       var resuming = self.seq > 0;
-      self.send({ type: "subscribe", layers: STATION_KINDS, snapshot: !resuming });
+      self.send({ type: "subscribe", layers: LIVE_LAYERS, snapshot: !resuming });
       if (resuming) {
         self.send({ type: "resume", since: self.seq });
       }
@@ -131,10 +134,22 @@
         break;
       case "snapshot":
         this.replaceAll(message.features || []);
+        if (message.shelters) {
+          replaceShelters(message.shelters);
+        }
         this.seq = message.seq;
+        break;
+      case "shelters":
+        (message.features || []).forEach(applyShelter);
+        this.seq = Math.max(this.seq, message.seq);
         break;
       case "stations":
         (message.features || []).forEach(this.upsert, this);
+        this.seq = Math.max(this.seq, message.seq);
+        this.refreshNotices();
+        break;
+      case "withdrawn":
+        (message.stations || []).forEach(this.remove, this);
         this.seq = Math.max(this.seq, message.seq);
         this.refreshNotices();
         break;
@@ -172,18 +187,22 @@
 
   LiveMap.prototype.upsert = function (feature) {
     var marker = Mizumori.stationMarkers[feature.id];
-    var display = (feature.properties && feature.properties.display) || {};
     if (!marker) {
       var layer = Mizumori.stationLayers[feature.properties && feature.properties.kind];
       if (layer) {
         layer.addData(feature);
-        marker = Mizumori.stationMarkers[feature.id];
       }
       return;
     }
     var changed = !marker.feature || JSON.stringify(marker.feature.properties) !== JSON.stringify(feature.properties);
+    refreshMarker(marker, feature, Mizumori.stationIcon(feature), changed);
+  };
+
+  // Give an existing marker (station or shelter) a feature's new drawing, tooltip and popup.
+  function refreshMarker(marker, feature, icon, changed) {
+    var display = (feature.properties && feature.properties.display) || {};
     marker.feature = feature;
-    marker.setIcon(Mizumori.stationIcon(feature));
+    marker.setIcon(icon);
     marker.setZIndexOffset(display.z || 0);
     if (marker.getTooltip() && display.tooltip) {
       marker.setTooltipContent(display.tooltip);
@@ -198,6 +217,78 @@
       void element.offsetWidth;
       element.classList.add("mz-just-updated");
     }
+  }
+
+  // --- shelters: the markers and, on /hq/, the rows of the shelter panel --------------------------
+
+  function applyShelter(feature) {
+    var marker = Mizumori.shelterMarkers[feature.id];
+    if (marker) {
+      // Only a new status (or a re-confirmed one, with a new time) is news worth a pulse; the
+      // snapshot after every (re)connect repeats what the page already shows.
+      var before = (marker.feature && marker.feature.properties) || {};
+      var after = feature.properties || {};
+      var changed = before.status !== after.status || before.status_updated_at !== after.status_updated_at;
+      refreshMarker(marker, feature, Mizumori.shelterIcon(feature), changed);
+    } else if (Mizumori.shelterLayer) {
+      Mizumori.shelterLayer.addData(feature);
+    }
+    applyShelterRow(feature);
+  }
+
+  // The snapshot is the whole truth: update every shelter it has, drop those it no longer has.
+  function replaceShelters(features) {
+    var current = {};
+    features.forEach(function (feature) { current[feature.id] = true; });
+    Object.keys(Mizumori.shelterMarkers).forEach(function (code) {
+      if (!current[code]) {
+        if (Mizumori.shelterLayer) {
+          Mizumori.shelterLayer.removeLayer(Mizumori.shelterMarkers[code]);
+        }
+        delete Mizumori.shelterMarkers[code];
+      }
+    });
+    features.forEach(applyShelter);
+  }
+
+  function applyShelterRow(feature) {
+    var rows = document.querySelectorAll("[data-shelter-row]");
+    var props = feature.properties || {};
+    var display = props.display || {};
+    Array.prototype.forEach.call(rows, function (row) {
+      if (row.getAttribute("data-shelter-row") !== String(feature.id)) {
+        return;
+      }
+      var status = row.querySelector('[data-shelter-field="status"]');
+      var updated = row.querySelector('[data-shelter-field="updated"]');
+      if (status && display.status) {
+        status.innerHTML = display.status;
+      }
+      if (updated && display.updated) {
+        updated.textContent = display.updated;
+      }
+      Array.prototype.forEach.call(row.querySelectorAll('button[name="status"]'), function (button) {
+        button.setAttribute("aria-pressed", button.value === props.status ? "true" : "false");
+      });
+    });
+  }
+
+  // For static/mizumori/shelters.js: show the operator's own change at once, even while offline.
+  Mizumori.applyShelter = applyShelter;
+
+  // A station this page may no longer show (sharing withdrawn, visibility narrowed).
+  LiveMap.prototype.remove = function (code) {
+    var marker = Mizumori.stationMarkers[code];
+    if (!marker) {
+      return;
+    }
+    STATION_KINDS.forEach(function (kind) {
+      var layer = Mizumori.stationLayers[kind];
+      if (layer && layer.hasLayer(marker)) {
+        layer.removeLayer(marker);
+      }
+    });
+    delete Mizumori.stationMarkers[code];
   };
 
   // Readings age even when no message arrives (or while offline): grey stations out on time.

@@ -49,6 +49,39 @@
     Mizumori.stationLayers[kind] = layer;
   };
 
+  // Shelter markers by shelter code and the one shelter layer, for static/mizumori/live.js.
+  Mizumori.shelterMarkers = Mizumori.shelterMarkers || {};
+  Mizumori.shelterLayer = Mizumori.shelterLayer || null;
+
+  Mizumori.shelterIcon = function (feature) {
+    return L.divIcon({
+      className: "mz-shelter-icon",
+      html: displayOf(feature).icon || "",
+      iconSize: [30, 30],
+      iconAnchor: [15, 15],
+      popupAnchor: [0, -15],
+      tooltipAnchor: [15, 0],
+    });
+  };
+
+  // pointToLayer for shelter features: a div icon holding the server-drawn house.
+  Mizumori.shelterMarker = function (feature, latlng) {
+    var marker = L.marker(latlng, {
+      icon: Mizumori.shelterIcon(feature),
+      keyboard: true,
+      riseOnHover: true,
+      zIndexOffset: displayOf(feature).z || 0,
+    });
+    if (feature && feature.id !== undefined) {
+      Mizumori.shelterMarkers[feature.id] = marker;
+    }
+    return marker;
+  };
+
+  Mizumori.registerShelterLayer = function (layer) {
+    Mizumori.shelterLayer = layer;
+  };
+
   // onEachFeature for every layer: a permanent label (areas), a hover tooltip, a popup.
   Mizumori.bindDetails = function (feature, layer) {
     var display = displayOf(feature);

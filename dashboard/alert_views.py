@@ -1,0 +1,95 @@
+"""The HQ alert board and history, and the public's current alerts. Thin: selectors and services
+of the alerts app, with the viewer of the request."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from alerts.models import Alert, AlertRule
+from alerts.selectors import acknowledgements_of, alert_board, alert_get, alert_history, alert_list, alert_operable_by
+from alerts.services import AlertStateError, alert_acknowledge, alert_resolve
+from tenancy.models import Municipality
+from tenancy.selectors import ANONYMOUS, viewer_for_request
+
+PUBLIC_ALERTS_SHOWN = 20
+
+
+def _filters(request) -> dict:
+    town = request.GET.get("town") or None
+    kind = request.GET.get("kind") or None
+    return {
+        "municipality": town if town and Municipality.objects.filter(slug=town).exists() else None,
+        "kind": kind if kind in AlertRule.Kind.values else None,
+    }
+
+
+@login_required
+def board(request):
+    viewer = viewer_for_request(request)
+    filters = _filters(request)
+    alerts = alert_board(viewer, **filters)
+    acknowledgements = acknowledgements_of(alerts)
+    for alert in alerts:
+        alert.acknowledgements = acknowledgements.get(alert.pk, [])
+    context = {
+        "alerts": alerts,
+        "filters": filters,
+        "towns": Municipality.objects.order_by("code"),
+        "kinds": AlertRule.Kind.choices,
+        "query": request.GET.urlencode(),
+    }
+    template = "dashboard/alerts/_board.html" if request.GET.get("fragment") else "dashboard/alerts/board.html"
+    return render(request, template, context)
+
+
+@login_required
+def history(request):
+    viewer = viewer_for_request(request)
+    filters = _filters(request)
+    return render(
+        request,
+        "dashboard/alerts/history.html",
+        {
+            "alerts": alert_history(viewer, **filters),
+            "filters": filters,
+            "towns": Municipality.objects.order_by("code"),
+            "kinds": AlertRule.Kind.choices,
+        },
+    )
+
+
+@login_required
+@require_POST
+def act(request, alert_id: int):
+    """Acknowledge or resolve from the board; the same rules as the REST endpoints."""
+    try:
+        alert = alert_get(viewer=viewer_for_request(request), alert_id=alert_id)
+    except Alert.DoesNotExist:
+        raise Http404("No alert with this id.") from None
+    if not alert_operable_by(user=request.user, alert=alert):
+        return HttpResponseForbidden("Operators and admins of a town that sees this station may act on it.")
+    try:
+        if request.POST.get("action") == "resolve":
+            alert_resolve(alert, request.user)
+        else:
+            alert_acknowledge(alert, request.user)
+    except AlertStateError as exc:
+        messages.error(request, str(exc))
+    query = request.POST.get("query", "")
+    return redirect(reverse("alert-board") + (f"?{query}" if query else ""))
+
+
+def public_current(request):
+    """The public's current alerts (level 3 and up on public stations), as a fragment for `/`."""
+    return render(request, "dashboard/alerts/_public.html", {"public_alerts": public_alerts()})
+
+
+def public_alerts() -> list[Alert]:
+    return list(alert_list(viewer=ANONYMOUS).exclude(state=Alert.State.RESOLVED).order_by("-level", "opened_at")[
+        :PUBLIC_ALERTS_SHOWN
+    ])

@@ -1,0 +1,68 @@
+/*
+ * The HQ alert board, live: listens on /ws/live/ to the "alerts" layer and reloads the board's
+ * server-rendered fragment when an alert changes (the server decides what this user may see).
+ */
+(function (window, document) {
+  "use strict";
+
+  var board = document.getElementById("mz-alert-board");
+  var indicator = document.getElementById("mz-live-status");
+  if (!board || !window.WebSocket) {
+    return;
+  }
+  var attempt = 0;
+  var offlineSince = null;
+
+  function setStatus(status) {
+    if (!indicator) {
+      return;
+    }
+    var time = offlineSince ? ("0" + offlineSince.getHours()).slice(-2) + ":" + ("0" + offlineSince.getMinutes()).slice(-2) : "";
+    var words = {
+      live: ["ライブ", "Live"],
+      reconnecting: ["再接続中…", "Reconnecting…"],
+      offline: [time + "から接続が切れています(再試行中)", "Offline since " + time + " (retrying)"],
+    }[status];
+    indicator.className = "mz-live-status mz-live-" + status;
+    indicator.querySelector("[lang=ja]").textContent = words[0];
+    indicator.querySelector("[lang=en]").textContent = words[1];
+  }
+
+  function refresh() {
+    window.fetch(board.getAttribute("data-fragment-url"), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+      .then(function (html) { board.innerHTML = html; })
+      .catch(function () { /* the next message or reconnect tries again */ });
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new window.WebSocket(scheme + window.location.host + "/ws/live/");
+    socket.onopen = function () {
+      socket.send(JSON.stringify({ type: "subscribe", layers: ["alerts"] }));
+    };
+    socket.onmessage = function (event) {
+      var message = JSON.parse(event.data);
+      if (message.type === "subscribed") {
+        attempt = 0;
+        // Anything may have changed while we were away.
+        if (offlineSince) {
+          refresh();
+        }
+        offlineSince = null;
+        setStatus("live");
+      } else if (message.type === "alert") {
+        refresh();
+      }
+    };
+    socket.onclose = function () {
+      offlineSince = offlineSince || new Date();
+      setStatus(attempt >= 3 ? "offline" : "reconnecting");
+      var delay = Math.min(30000, 1000 * Math.pow(2, attempt));
+      attempt += 1;
+      window.setTimeout(connect, delay / 2 + Math.random() * delay / 2);
+    };
+  }
+
+  connect();
+})(window, document);

@@ -139,12 +139,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels, cache and Celery --------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Keys of the channel layer and the live-map replay store in Redis; one per deployment sharing a Redis.
+CHANNEL_PREFIX = os.environ.get("CHANNEL_PREFIX", "mizumori")
 if REDIS_URL:
     # One PUBLISH per group: the core Redis layer silently drops messages for full channels.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNEL_PREFIX", "mizumori")},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_PREFIX},
         }
     }
     CACHES = {

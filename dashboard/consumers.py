@@ -66,7 +66,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if kind == "subscribe":
             await self.subscribe(content.get("layers"), snapshot=content.get("snapshot", True) is not False)
         elif kind == "resume":
-            await self.resume(content.get("since"))
+            await self.resume(content.get("since"), content.get("stream"))
         elif kind == "ping":
             await self.send_json({"type": "pong", "seq": live.live_store().current_seq()})
         else:
@@ -89,17 +89,22 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.layers = set(layers)
         await self._join_groups()
         seq = await database_sync_to_async(live.live_store().current_seq)()
-        await self.send_json({"type": "subscribed", "layers": sorted(self.layers), "seq": seq})
+        stream = await database_sync_to_async(live.live_store().stream_id)()
+        await self.send_json({"type": "subscribed", "layers": sorted(self.layers), "seq": seq, "stream": stream})
         if snapshot:
             # A reconnecting client says snapshot=false and resumes from its last number instead.
             await self.send_snapshot()
 
-    async def resume(self, since):
+    async def resume(self, since, stream=None):
         if not self.layers:
             await self.error('Send {"type": "subscribe", "layers": [...]} before resuming.')
             return
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
             await self.error('"since" must be a non-negative integer sequence number.')
+            return
+        if stream is not None and stream != await database_sync_to_async(live.live_store().stream_id)():
+            # The numbers the client holds belong to a stream that has since restarted.
+            await self.send_snapshot()
             return
         missed, complete = await database_sync_to_async(self._missed_since)(since)
         if not complete:
@@ -149,8 +154,28 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if self.viewer.is_platform_admin:
             town_ids = await database_sync_to_async(lambda: list(Municipality.objects.values_list("pk", flat=True)))()
         self.groups_joined = live.audience_groups(self.viewer, town_ids)
+        if "alerts" in self.layers:
+            self.groups_joined += await database_sync_to_async(self._alert_groups)()
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+
+    def _alert_groups(self) -> list[str]:
+        """The alerts app's groups (alerts.transports.live): the acting town's, or the public's."""
+        if self.viewer.is_platform_admin:
+            return [f"alerts.{slug}" for slug in Municipality.objects.values_list("slug", flat=True)]
+        if self.viewer.acting_municipality_id is not None:
+            return [f"alerts.{Municipality.objects.get(pk=self.viewer.acting_municipality_id).slug}"]
+        return ["alerts.public"]
+
+    async def alert_message(self, event):
+        """An alert event from alerts.transports.live, forwarded as {"type": "alert", ...}."""
+        alert = event["alert"]
+        if not self.viewer.is_member:
+            # The public hears of level 3 and up only, and not who on the staff acted.
+            if (alert.get("peak_level") or 0) < 3:
+                return
+            alert = {**alert, "event": {**alert.get("event", {}), "actor": None}}
+        await self.send_json({"type": "alert", "layer": "alerts", "alert": alert})
 
     async def _leave_groups(self):
         for group in getattr(self, "groups_joined", []):

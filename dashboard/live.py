@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from collections import defaultdict, deque
 
 from asgiref.sync import async_to_sync
@@ -72,6 +73,7 @@ class MemoryLiveStore:
 
     def __init__(self):
         self._lock = threading.Lock()
+        self._stream = uuid.uuid4().hex[:12]
         self._seq = 0
         self._buffers: dict[str, deque] = defaultdict(lambda: deque(maxlen=REPLAY_DEPTH))
 
@@ -82,6 +84,10 @@ class MemoryLiveStore:
 
     def current_seq(self) -> int:
         return self._seq
+
+    def stream_id(self) -> str:
+        """Names this run of the sequence: it starts again at 0 when the process restarts."""
+        return self._stream
 
     def remember(self, group: str, message: dict) -> None:
         with self._lock:
@@ -113,6 +119,12 @@ class RedisLiveStore:
     def current_seq(self) -> int:
         return int(self._redis.get(self._key("seq")) or 0)
 
+    def stream_id(self) -> str:
+        """Names this run of the sequence; a new one if Redis lost the counter (restart, flush)."""
+        key = self._key("stream")
+        self._redis.set(key, uuid.uuid4().hex[:12], nx=True)
+        return self._redis.get(key).decode()
+
     def remember(self, group: str, message: dict) -> None:
         key = self._key(group)
         pipe = self._redis.pipeline()
@@ -140,7 +152,7 @@ def live_store():
     with _store_lock:
         if _store is None:
             if settings.REDIS_URL:
-                _store = RedisLiveStore(settings.REDIS_URL, getattr(settings, "CHANNEL_PREFIX", "mizumori"))
+                _store = RedisLiveStore(settings.REDIS_URL, settings.CHANNEL_PREFIX)
             else:
                 _store = MemoryLiveStore()
         return _store

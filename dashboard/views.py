@@ -28,6 +28,7 @@ from tenancy.selectors import ANONYMOUS, Viewer, memberships_of, viewer_for_requ
 from tenancy.services import town_switch
 
 from .live_geo import shelter_feature, shelter_features
+from .alert_views import public_alerts
 from .maps import (
     SHELTER_STATUSES,
     LevelStyle,
@@ -56,6 +57,7 @@ def public_map(request):
     # residents see, and nothing shared only between towns can leak onto the public page.
     context = map_page_context(viewer=ANONYMOUS, show_sharing=False)
     context["live_view"] = "public"
+    context["public_alerts"] = public_alerts()
     return render(request, "dashboard/public.html", context)
 
 
@@ -71,6 +73,7 @@ def hq_map(request):
     context["shelter_rows"] = shelter_panel_rows(viewer, context["shelters"])
     context["shelter_choices"] = SHELTER_CHOICES
     context["live_view"] = "hq"
+    context["is_town_admin"] = viewer.acting_municipality_id is not None and viewer.has_role(Membership.Role.ADMIN)
     return render(request, "dashboard/hq.html", context)
 
 

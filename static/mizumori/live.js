@@ -17,7 +17,7 @@
 
   var Mizumori = (window.Mizumori = window.Mizumori || {});
   var STATION_KINDS = ["river", "rain", "reservoir"];
-  var LIVE_LAYERS = STATION_KINDS.concat(["shelters"]);
+  var LIVE_LAYERS = STATION_KINDS.concat(["shelters", "alerts"]);
   var PING_EVERY_MS = 20000;
   var PONG_WITHIN_MS = 10000;
   var MAX_BACKOFF_MS = 30000;
@@ -55,7 +55,8 @@
       var resuming = self.seq > 0;
       self.send({ type: "subscribe", layers: LIVE_LAYERS, snapshot: !resuming });
       if (resuming) {
-        self.send({ type: "resume", since: self.seq });
+        // With the stream's name, so a server whose counter restarted answers with a snapshot.
+        self.send({ type: "resume", since: self.seq, stream: self.stream });
       }
       self.startHeartbeat();
     };
@@ -127,6 +128,8 @@
       case "subscribed":
         this.attempt = 0;
         this.offlineSince = null;
+        this.stream = message.stream;
+        this.refreshAlerts();
         if (!this.seq) {
           this.seq = message.seq;
         }
@@ -152,6 +155,9 @@
         (message.stations || []).forEach(this.remove, this);
         this.seq = Math.max(this.seq, message.seq);
         this.refreshNotices();
+        break;
+      case "alert":
+        this.refreshAlerts();
         break;
       case "pong":
         window.clearTimeout(this.pongTimer);
@@ -337,6 +343,18 @@
     container.innerHTML = '<ul class="mz-notice-list">' + raised.map(function (feature) {
       return feature.properties.display.notice[language];
     }).join("") + "</ul>";
+  };
+
+  // The list of alerts in force under the public map: the server renders it, we fetch it again.
+  LiveMap.prototype.refreshAlerts = function () {
+    var container = document.getElementById("mz-public-alerts");
+    if (!container || !window.fetch) {
+      return;
+    }
+    window.fetch(container.getAttribute("data-fragment-url"), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+      .then(function (html) { container.innerHTML = html; })
+      .catch(function () { /* kept as it was; the next alert or reconnect tries again */ });
   };
 
   LiveMap.prototype.setStatus = function (status) {

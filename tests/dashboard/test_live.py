@@ -217,3 +217,42 @@ async def test_foreign_origin_is_refused_by_the_asgi_stack(db):
     assert connected
     await ok.disconnect()
     await asyncio.sleep(0)
+
+
+async def test_resuming_with_another_streams_numbers_gets_a_snapshot(stations):
+    ws = await connect()
+    subscribed, _ = await subscribe(ws)
+    assert subscribed["stream"]
+    await ws.send_json_to({"type": "resume", "since": 0, "stream": "a-stream-from-before-a-restart"})
+    assert (await ws.receive_json_from(timeout=5))["type"] == "snapshot"
+    await ws.send_json_to({"type": "resume", "since": subscribed["seq"], "stream": subscribed["stream"]})
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+async def test_alerts_reach_the_public_from_level_3_without_staff_names(stations):
+    from channels.layers import get_channel_layer
+
+    ws = await connect()
+    await subscribe(ws, ["alerts"])
+    layer = get_channel_layer()
+    alert = {"id": 1, "peak_level": 2, "station": {"code": "A-PUBLIC"}, "event": {"id": 7, "actor": "a-operator"}}
+    await layer.group_send("alerts.public", {"type": "alert.message", "alert": alert})
+    assert await ws.receive_nothing(timeout=0.3)
+    await layer.group_send("alerts.public", {"type": "alert.message", "alert": {**alert, "peak_level": 3}})
+    message = await ws.receive_json_from(timeout=5)
+    assert message["type"] == "alert" and message["alert"]["event"]["actor"] is None
+    await ws.disconnect()
+
+
+async def test_a_town_member_hears_its_towns_alert_group_only(stations, user_a):
+    from channels.layers import get_channel_layer
+
+    ws = await connect(user_a)
+    await subscribe(ws, ["alerts"])
+    layer = get_channel_layer()
+    await layer.group_send("alerts.town-b", {"type": "alert.message", "alert": {"id": 2, "peak_level": 4}})
+    assert await ws.receive_nothing(timeout=0.3)
+    await layer.group_send("alerts.town-a", {"type": "alert.message", "alert": {"id": 3, "peak_level": 1}})
+    assert (await ws.receive_json_from(timeout=5))["alert"]["id"] == 3
+    await ws.disconnect()

@@ -562,6 +562,57 @@ def shelter_layer(features: list[dict]) -> folium.FeatureGroup:
     return group
 
 
+# --- active alerts ----------------------------------------------------------------------------------
+
+ALERT_LAYER_NAME = "警報 Active alerts"
+ALERT_MARKER_JS = JsCode("Mizumori.alertMarker")
+
+
+def alert_map_feature(alert: dict) -> dict:
+    """A map feature for one alert document (alerts.selectors.alert_document). static/mizumori/live.js
+    builds the same shape from live alert messages; the label is set as text there, never as HTML."""
+    station = alert["station"]
+    value = f" {alert['value']:.2f} {alert['unit']}" if alert.get("value") is not None else ""
+    return {
+        "type": "Feature",
+        "id": f"alert-{alert['id']}",
+        "geometry": {"type": "Point", "coordinates": [station["lon"], station["lat"]]},
+        "properties": {
+            "alert": alert["id"],
+            "level": alert["level"],
+            "state": alert["state"],
+            "label": f"L{alert['level']} {station['name_ja']} / {station['name_en']}{value}",
+        },
+    }
+
+
+class AlertLayerRegistration(MacroElement):
+    """Hands the alert GeoJson layer to static/mizumori/live.js (folium names are random)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            Mizumori.registerAlertLayer({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self):
+        super().__init__()
+        self._name = "AlertLayerRegistration"
+
+
+def alert_layer(features: list[dict]) -> folium.FeatureGroup:
+    """Open alerts drawn over their stations; drawn even when empty, as alerts arrive live."""
+    group = folium.FeatureGroup(name=ALERT_LAYER_NAME)
+    layer = folium.GeoJson(
+        {"type": "FeatureCollection", "features": features}, point_to_layer=ALERT_MARKER_JS, control=False
+    )
+    layer.add_to(group)
+    AlertLayerRegistration().add_to(layer)
+    return group
+
+
 # --- legend -----------------------------------------------------------------------------------------
 
 
@@ -650,6 +701,7 @@ def station_map(
     stations: list[MapStation],
     *,
     shelter_features: list[dict] | None = None,
+    alert_features: list[dict] | None = None,
     own_municipality_ids: Iterable[int] = (),
     show_sharing: bool = False,
 ) -> MizumoriMap:
@@ -660,6 +712,8 @@ def station_map(
         group.add_to(folium_map)
     if shelter_features is not None:
         shelter_layer(shelter_features).add_to(folium_map)
+    if alert_features is not None:
+        alert_layer(alert_features).add_to(folium_map)
     StationLegend(
         hazard_bands=hazard_bands_shown(geography.hazard_zones), shelters=shelter_features is not None
     ).add_to(folium_map)

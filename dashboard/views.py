@@ -28,8 +28,11 @@ from tenancy.selectors import ANONYMOUS, Viewer, memberships_of, viewer_for_requ
 from tenancy.services import town_switch
 
 from .live_geo import shelter_feature, shelter_features
+from alerts.selectors import alert_board, alert_document
+
 from .alert_views import public_alerts
 from .maps import (
+    alert_map_feature,
     SHELTER_STATUSES,
     LevelStyle,
     kind_style,
@@ -82,10 +85,12 @@ def map_page_context(*, viewer: Viewer, show_sharing: bool) -> dict:
     stations = map_stations(viewer=viewer)
     shelters = shelter_list()
     features = shelter_features(shelters)
+    alerts = public_alerts() if viewer.is_anonymous else alert_board(viewer)
     folium_map = station_map(
         geography,
         stations,
         shelter_features=features,
+        alert_features=[alert_map_feature(alert_document(alert)) for alert in alerts],
         own_municipality_ids=viewer.municipality_ids,
         show_sharing=show_sharing,
     )

@@ -157,6 +157,7 @@
         this.refreshNotices();
         break;
       case "alert":
+        this.applyAlert(message.alert || {});
         this.refreshAlerts();
         break;
       case "pong":
@@ -343,6 +344,36 @@
     container.innerHTML = '<ul class="mz-notice-list">' + raised.map(function (feature) {
       return feature.properties.display.notice[language];
     }).join("") + "</ul>";
+  };
+
+  // Keep the map's alert layer in step: one badge per unresolved alert, over its station.
+  LiveMap.prototype.applyAlert = function (alert) {
+    var layer = Mizumori.alertLayer;
+    if (!layer || alert.id === undefined) {
+      return;
+    }
+    var id = "alert-" + alert.id;
+    var existing = Mizumori.alertMarkers[id];
+    if (existing) {
+      layer.removeLayer(existing);
+      delete Mizumori.alertMarkers[id];
+    }
+    var station = alert.station;
+    if (alert.state === "resolved" || !station || typeof station.lon !== "number") {
+      return;
+    }
+    var value = typeof alert.value === "number" ? " " + alert.value.toFixed(2) + " " + (alert.unit || "") : "";
+    layer.addData({
+      type: "Feature",
+      id: id,
+      geometry: { type: "Point", coordinates: [station.lon, station.lat] },
+      properties: {
+        alert: alert.id,
+        level: alert.level,
+        state: alert.state,
+        label: "L" + alert.level + " " + station.name_ja + " / " + station.name_en + value,
+      },
+    });
   };
 
   // The list of alerts in force under the public map: the server renders it, we fetch it again.

@@ -82,6 +82,29 @@
     Mizumori.shelterLayer = layer;
   };
 
+  // Active alerts: a badge over the station, built from numbers and text nodes only.
+  Mizumori.alertMarkers = Mizumori.alertMarkers || {};
+  Mizumori.alertMarker = function (feature, latlng) {
+    var props = feature.properties || {};
+    var level = parseInt(props.level, 10) || 0;
+    var badge = document.createElement("div");
+    badge.className = "mz-alert-badge mz-level-" + level;
+    badge.textContent = "⚠ L" + level;
+    var marker = L.marker(latlng, {
+      icon: L.divIcon({ className: "mz-alert-icon", html: badge, iconSize: [46, 20], iconAnchor: [23, 36] }),
+      zIndexOffset: 2000 + level * 100,
+      keyboard: false,
+    });
+    var tip = document.createElement("span");
+    tip.textContent = props.label || "";
+    marker.bindTooltip(tip, { direction: "top" });
+    Mizumori.alertMarkers[feature.id] = marker;
+    return marker;
+  };
+  Mizumori.registerAlertLayer = function (layer) {
+    Mizumori.alertLayer = layer;
+  };
+
   // onEachFeature for every layer: a permanent label (areas), a hover tooltip, a popup.
   Mizumori.bindDetails = function (feature, layer) {
     var display = displayOf(feature);

@@ -87,3 +87,27 @@ def test_public_current_alerts_are_level_3_and_up_on_public_stations(client, ale
     assert "A-PUBLIC 観測所" in page
     assert "B-PUBLIC 観測所" not in page  # level 2
     assert "A-PRIVATE" not in page and "B-PRIVATE" not in page
+
+
+def alert_labels(html):
+    """The labels of the alert layer's features in the folium script."""
+    import json
+
+    decoder, labels, key = json.JSONDecoder(), [], '"label": '
+    position = html.find(key)
+    while position != -1:
+        value, _ = decoder.raw_decode(html, position + len(key))
+        labels.append(value)
+        position = html.find(key, position + 1)
+    return labels
+
+
+def test_maps_draw_the_alerts_each_viewer_may_see(client, alerts, operator_a, operator_b):
+    public = alert_labels(client.get("/").content.decode())
+    assert public == ["L3 A-PUBLIC 観測所 / A-PUBLIC gauge 3.60 m"]
+    client.force_login(operator_a)
+    hq_a = alert_labels(client.get("/hq/").content.decode())
+    assert any("A-PRIVATE" in label for label in hq_a) and not any("B-PRIVATE" in label for label in hq_a)
+    client.force_login(operator_b)
+    hq_b = alert_labels(client.get("/hq/").content.decode())
+    assert any("B-PRIVATE" in label for label in hq_b) and not any("A-PRIVATE" in label for label in hq_b)

@@ -19,6 +19,7 @@ from typing import Iterable
 
 import folium
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -252,6 +253,9 @@ def station_tooltip_html(item: MapStation) -> SafeString:
     )
 
 
+TRENDS = {"rising": ("↑", "上昇", "rising"), "steady": ("→", "横ばい", "steady"), "falling": ("↓", "下降", "falling")}
+
+
 def station_popup_html(item: MapStation, *, show_sharing: bool) -> SafeString:
     props = item.feature["properties"]
     town = item.station.municipality
@@ -265,6 +269,9 @@ def station_popup_html(item: MapStation, *, show_sharing: bool) -> SafeString:
     ]
     if props["river"]:
         rows.insert(1, ("河川・流域", "River", props["river"]))
+    trend = TRENDS.get(props.get("trend"))
+    if trend:
+        rows.insert(2, ("傾向", "Trend", format_html('{} <span lang="ja">{}</span> / <span lang="en">{}</span>', *trend)))
     threshold = reached_threshold(props)
     if threshold:
         rows.append(("超過基準", "Threshold", format_html("{} / {}", threshold["label_ja"], threshold["label_en"])))
@@ -290,7 +297,7 @@ def station_popup_html(item: MapStation, *, show_sharing: bool) -> SafeString:
         '<p class="mz-popup-level mz-level-{}">{} <span lang="ja">{}</span><br><span lang="en">{}</span></p>'
         "{}"
         '<dl class="mz-popup-facts">{}</dl>'
-        '<p class="mz-popup-code">{}</p>'
+        '<p class="mz-popup-code">{} · <a href="{}"><span lang="ja">詳細・グラフ</span> / <span lang="en">Details and chart</span></a></p>'
         "</div>",
         props["name_ja"],
         props["name_en"],
@@ -303,6 +310,7 @@ def station_popup_html(item: MapStation, *, show_sharing: bool) -> SafeString:
             "", '<dt><span lang="ja">{}</span> <span lang="en">{}</span></dt><dd>{}</dd>', rows
         ),
         props["code"],
+        reverse("station-detail", args=[props["code"]]),
     )
 
 

@@ -168,6 +168,9 @@ class StationState(models.Model):
     observed_at = models.DateTimeField(null=True, blank=True)
     quality = models.CharField(max_length=10, choices=Observation.Quality.choices, default=Observation.Quality.OK)
     level = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The reading before the latest, for the trend arrow on the map.
+    previous_value = models.FloatField(null=True, blank=True)
+    previous_at = models.DateTimeField(null=True, blank=True)
     # The last reading not flagged as suspect: what the next reading's plausibility is judged against.
     reference_value = models.FloatField(null=True, blank=True)
     reference_at = models.DateTimeField(null=True, blank=True)

@@ -57,6 +57,22 @@ def station_is_stale(station: Station, *, now: datetime) -> bool:
     return stale_after is None or now > stale_after
 
 
+# Changes smaller than this between the last two readings read as steady (gauge noise).
+STEADY_WITHIN = {"river": 0.02, "reservoir": 0.5}
+
+
+def station_trend(station: Station) -> str | None:
+    """rising / steady / falling from the last two readings; None for rain and without two readings."""
+    state = _state_of(station)
+    tolerance = STEADY_WITHIN.get(station.kind)
+    if tolerance is None or state is None or state.value is None or state.previous_value is None:
+        return None
+    change = state.value - state.previous_value
+    if abs(change) <= tolerance:
+        return "steady"
+    return "rising" if change > 0 else "falling"
+
+
 def local_iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
 
@@ -83,6 +99,7 @@ def station_feature(station: Station, *, now: datetime) -> dict:
             "level": state.level if state else None,
             # "suspect": the latest reading jumped implausibly; it is shown but does not set the level.
             "quality": state.quality if state and state.observed_at else None,
+            "trend": station_trend(station),
             "accumulations": state.accumulations if state else {},
             "thresholds": [
                 {

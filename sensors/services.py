@@ -286,6 +286,11 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
     for pk, station_readings in by_station.items():
         state, newest = states[pk], station_readings[-1]
         if state.observed_at is None or newest.observed_at > state.observed_at:
+            before = station_readings[-2] if len(station_readings) > 1 else None
+            if before is not None and (state.observed_at is None or before.observed_at > state.observed_at):
+                state.previous_value, state.previous_at = before.value, before.observed_at
+            else:
+                state.previous_value, state.previous_at = state.value, state.observed_at
             state.value = newest.value
             state.observed_at = newest.observed_at
             state.quality = newest.quality
@@ -310,8 +315,8 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
         update_conflicts=True,
         unique_fields=["station"],
         update_fields=[
-            "value", "observed_at", "quality", "reference_value", "reference_at", "level", "accumulations",
-            "updated_at",
+            "value", "observed_at", "quality", "previous_value", "previous_at", "reference_value", "reference_at",
+            "level", "accumulations", "updated_at",
         ],
         batch_size=500,
     )

@@ -441,3 +441,23 @@ def test_query_count_does_not_grow_with_stations(client, stations, user_a, djang
     with django_assert_max_num_queries(len(few_stations)):
         html = page(client, url)
     assert len(station_features(html)) >= 17
+
+
+def test_station_popup_links_to_the_station_page_with_a_trend(client, towns):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sensors.services import observation_ingest
+    from tests.conftest import make_station
+
+    make_station(towns[0], "POP-1", visibility="public")
+    now = timezone.now()
+    observation_ingest(
+        municipality=None,
+        items=[{"station": "POP-1", "observed_at": now - timedelta(minutes=m), "value": 2.0 - m / 100} for m in (20, 10)],
+        source="http",
+    )
+    html = client.get("/").content.decode()
+    assert "/stations/POP-1/" in html
+    assert "rising" in html and ("↑" in html or "\\u2191" in html)  # JSON-escaped in the map script

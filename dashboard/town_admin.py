@@ -15,16 +15,21 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from sensors.models import SharingGrant, Station, StationGroup, Visibility
+from django.contrib.auth import get_user_model
+
+from sensors.models import SharingGrant, Station, StationGroup, Threshold, Visibility
 from sensors.selectors import sharing_grants_of, station_list
 from sensors.services import (
+    ItemError,
     SharingError,
+    threshold_set,
     sharing_grant,
     sharing_withdraw,
     station_group_create,
     station_visibility_set,
 )
-from tenancy.models import AuditEvent, Membership, Municipality
+from tenancy.models import AuditEvent, IngestToken, Membership, Municipality
+from tenancy.services import ingest_token_create, ingest_token_revoke, membership_remove, membership_set
 from tenancy.selectors import viewer_for_request
 from tenancy.usage import parse_month, usage_report
 
@@ -156,4 +161,82 @@ def usage_page(request, viewer, town):
         return response
     return render(
         request, "dashboard/town_admin/usage.html", {"town": town, "rows": rows, "names": names, "month": month}
+    )
+
+
+@town_admin_required
+def thresholds_page(request, viewer, town):
+    if request.method == "POST":
+        try:
+            threshold = Threshold.objects.select_related("station").get(
+                pk=int(request.POST.get("threshold", "")), station__municipality=town
+            )
+        except (ValueError, Threshold.DoesNotExist):
+            raise Http404("No such threshold.") from None
+        raw = request.POST.get("value", "").strip()
+        try:
+            threshold_set(threshold=threshold, value=float(raw) if raw else raw, actor=request.user)
+            messages.success(request, f"{threshold.station.code} {threshold.label_en}: {threshold.value:g}")
+        except (ValueError, ItemError) as exc:
+            messages.error(request, f"{threshold.station.code} {threshold.label_en}: {exc}")
+        return redirect(reverse("town-admin-thresholds"))
+    stations = list(
+        station_list(viewer=viewer).filter(municipality=town)
+    )
+    return render(request, "dashboard/town_admin/thresholds.html", {"town": town, "stations": stations})
+
+
+@town_admin_required
+def tokens_page(request, viewer, town):
+    created_secret = None
+    if request.method == "POST":
+        if request.POST.get("action") == "revoke":
+            try:
+                token = IngestToken.objects.get(pk=int(request.POST.get("token", "")), municipality=town)
+            except (ValueError, IngestToken.DoesNotExist):
+                raise Http404("No such token.") from None
+            ingest_token_revoke(token=token, actor=request.user)
+            messages.success(request, f"Revoked {token.prefix}…")
+        else:
+            # Shown on this response only; never stored, never shown again.
+            _, created_secret = ingest_token_create(
+                municipality=town, label=request.POST.get("label", "").strip(), created_by=request.user
+            )
+    response = render(
+        request,
+        "dashboard/town_admin/tokens.html",
+        {"town": town, "tokens": IngestToken.objects.filter(municipality=town), "created_secret": created_secret},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@town_admin_required
+def members_page(request, viewer, town):
+    if request.method == "POST":
+        username = request.POST.get("username", "").strip()
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            messages.error(request, "No active user with that name; the platform operator creates accounts.")
+        elif request.POST.get("action") == "remove":
+            membership = Membership.objects.filter(user=user, municipality=town).first()
+            if membership is None:
+                raise Http404("No such member.")
+            if user == request.user:
+                messages.error(request, "You cannot remove yourself.")
+            else:
+                membership_remove(membership=membership, actor=request.user)
+        elif request.POST.get("role") in Membership.Role.values:
+            membership_set(user=user, municipality=town, role=request.POST["role"], actor=request.user)
+        else:
+            messages.error(request, "Choose viewer, operator or admin.")
+        return redirect(reverse("town-admin-members"))
+    return render(
+        request,
+        "dashboard/town_admin/members.html",
+        {
+            "town": town,
+            "memberships": Membership.objects.filter(municipality=town).select_related("user").order_by("user__username"),
+            "roles": Membership.Role.choices,
+        },
     )

@@ -6,4 +6,7 @@ urlpatterns = [
     path("sharing/", town_admin.sharing_page, name="town-admin-sharing"),
     path("audit/", town_admin.audit_page, name="town-admin-audit"),
     path("usage/", town_admin.usage_page, name="town-admin-usage"),
+    path("thresholds/", town_admin.thresholds_page, name="town-admin-thresholds"),
+    path("tokens/", town_admin.tokens_page, name="town-admin-tokens"),
+    path("members/", town_admin.members_page, name="town-admin-members"),
 ]

@@ -532,3 +532,22 @@ def station_group_create(*, municipality: Municipality, name: str, stations: lis
 
 def _user(actor):
     return actor if getattr(actor, "is_authenticated", False) else None
+
+
+# --- thresholds ---------------------------------------------------------------------------------
+def threshold_set(*, threshold: Threshold, value: float, actor=None) -> Threshold:
+    """Change one threshold's value; the station's level is recomputed and live viewers told."""
+    value = parse_value(value)
+    low, high = threshold.station.physical_limits
+    if not low <= value <= high:
+        raise ItemError(f"{value:g} is impossible for a {threshold.station.kind} station (allowed {low:g} to {high:g})")
+    with transaction.atomic():
+        previous, threshold.value = threshold.value, value
+        threshold.save(update_fields=["value"])
+        audit_record(
+            action=AuditEvent.Action.THRESHOLD_CHANGED, actor=actor, municipality=threshold.station.municipality_id,
+            target=f"{threshold.station.code} {threshold.name}", detail={"from": previous, "to": value},
+        )
+        state = station_state_recompute(station=threshold.station)
+        transaction.on_commit(lambda: notify_subscribers([state]))
+    return threshold

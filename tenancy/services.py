@@ -100,3 +100,11 @@ def api_usage_count(*, municipality_id: int, calls: int = 1) -> None:
         except IntegrityError:
             # Another request created this month's row first.
             ApiUsage.objects.filter(municipality_id=municipality_id, month=month).update(calls=F("calls") + calls)
+
+
+def membership_remove(*, membership: Membership, actor=None) -> None:
+    audit_record(
+        action=AuditEvent.Action.MEMBERSHIP_CHANGED, actor=actor, municipality=membership.municipality,
+        target=membership.user.get_username(), detail={"role": None},
+    )
+    membership.delete()

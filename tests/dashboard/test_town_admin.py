@@ -110,3 +110,77 @@ def test_usage_page_and_csv(client, stations, towns, admin_a, token_a):
     assert values["stations"] == "4" and values["api_calls"] == "1"
     assert client.get("/hq/admin/usage/?month=2026-13").status_code == 400
     assert client.get("/hq/admin/usage/?month=<script>").status_code == 400
+
+
+# --- thresholds, tokens, members ---------------------------------------------------------------
+
+
+def test_admin_changes_a_threshold_and_the_level_follows(client, stations, towns, admin_a):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sensors.models import StationState, Threshold
+    from sensors.services import observation_ingest
+
+    observation_ingest(
+        municipality=None, items=[{"station": "A-PUBLIC", "observed_at": timezone.now() - timedelta(minutes=1),
+                                   "value": 3.2}], source="http",
+    )
+    assert StationState.objects.get(station__code="A-PUBLIC").level == 2
+    threshold = Threshold.objects.get(station__code="A-PUBLIC", name="evacuation_decision")
+    client.force_login(admin_a)
+    client.post("/hq/admin/thresholds/", {"threshold": threshold.pk, "value": "3.1"})
+    assert Threshold.objects.get(pk=threshold.pk).value == 3.1
+    assert StationState.objects.get(station__code="A-PUBLIC").level == 3
+    event = AuditEvent.objects.get(action=AuditEvent.Action.THRESHOLD_CHANGED)
+    assert (event.target, event.detail) == ("A-PUBLIC evacuation_decision", {"from": 3.5, "to": 3.1})
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "nan", "inf", "1e999", "-999"])
+def test_bad_threshold_values_are_refused_and_nothing_changes(client, stations, admin_a, bad):
+    from sensors.models import Threshold
+
+    threshold = Threshold.objects.get(station__code="A-PUBLIC", name="flood_danger")
+    client.force_login(admin_a)
+    page = client.post("/hq/admin/thresholds/", {"threshold": threshold.pk, "value": bad}, follow=True)
+    assert Threshold.objects.get(pk=threshold.pk).value == 4.0
+    assert "A-PUBLIC" in page.content.decode()
+
+
+def test_another_towns_threshold_is_404(client, stations, admin_a):
+    from sensors.models import Threshold
+
+    threshold = Threshold.objects.get(station__code="B-PUBLIC", name="flood_danger")
+    client.force_login(admin_a)
+    assert client.post("/hq/admin/thresholds/", {"threshold": threshold.pk, "value": "1"}).status_code == 404
+    assert Threshold.objects.get(pk=threshold.pk).value == 4.0
+
+
+def test_admin_creates_a_token_shown_once_and_revokes_it(client, stations, towns, admin_a):
+    from tenancy.models import IngestToken
+
+    client.force_login(admin_a)
+    page = client.post("/hq/admin/tokens/", {"action": "create", "label": "river gw"}).content.decode()
+    secret = __import__("re").search(r'id="mz-new-token">([^<]+)<', page).group(1)
+    token = IngestToken.objects.get(label="river gw")
+    assert token.digest == IngestToken.digest_of(secret) and token.municipality == towns[0]
+    assert secret not in client.get("/hq/admin/tokens/").content.decode()
+    client.post("/hq/admin/tokens/", {"action": "revoke", "token": token.pk})
+    assert IngestToken.objects.get(pk=token.pk).revoked_at is not None
+    b_token = IngestToken.objects.create(municipality=towns[1], prefix="mzm_b", digest="b" * 64)
+    assert client.post("/hq/admin/tokens/", {"action": "revoke", "token": b_token.pk}).status_code == 404
+
+
+def test_admin_manages_members_of_own_town_only(client, towns, admin_a, user_b):
+    client.force_login(admin_a)
+    client.post("/hq/admin/members/", {"username": "b-viewer", "role": "operator"})
+    assert Membership.objects.get(user=user_b, municipality=towns[0]).role == "operator"
+    assert Membership.objects.get(user=user_b, municipality=towns[1]).role == "viewer"  # B's own untouched
+    client.post("/hq/admin/members/", {"username": "b-viewer", "action": "remove"})
+    assert not Membership.objects.filter(user=user_b, municipality=towns[0]).exists()
+    client.post("/hq/admin/members/", {"username": "a-admin", "action": "remove"})
+    assert Membership.objects.filter(user=admin_a, municipality=towns[0]).exists()
+    page = client.post("/hq/admin/members/", {"username": "nobody", "role": "admin"}, follow=True).content.decode()
+    assert "No active user with that name" in page
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.MEMBERSHIP_CHANGED).count() == 2

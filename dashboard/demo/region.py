@@ -351,7 +351,7 @@ class StationSpec:
         return RIVERS_BY_KEY[self.river].name_ja if self.river else BASIN_NAME_JA
 
 
-PUBLIC, REGION, PRIVATE = Visibility.PUBLIC, Visibility.REGION, Visibility.PRIVATE
+PUBLIC, REGION, PRIVATE, SHARED = Visibility.PUBLIC, Visibility.REGION, Visibility.PRIVATE, Visibility.SHARED
 RIVER, RAIN, RESERVOIR = StationKind.RIVER, StationKind.RAIN, StationKind.RESERVOIR
 
 
@@ -390,12 +390,12 @@ STATIONS: tuple[StationSpec, ...] = (
     _gauge("KWS-R10", "翡翠川河口", "Kawasemi Estuary", COAST, PUBLIC, "kawasemi", 0.96, 0.55, 2.00, river_thresholds(2.0, 2.8, 3.3, 3.8, 4.6), tide_amplitude=0.35),
     # Tributaries.
     _gauge("SWI-R01", "沢井", "Sawai", UP, REGION, "sawai", 0.22, 0.35, 1.50, river_thresholds(0.9, 1.4, 1.8, 2.2, 2.8)),
-    _flood_gauge("SWI-F01", "沢井下流", "Lower Sawai", CORE, PRIVATE, "sawai", 0.42, 0.30, 1.35, river_thresholds(0.8, 1.2, 1.5, 1.9, 2.5)),
+    _flood_gauge("SWI-F01", "沢井下流", "Lower Sawai", CORE, SHARED, "sawai", 0.42, 0.30, 1.35, river_thresholds(0.8, 1.2, 1.5, 1.9, 2.5)),
     _gauge("KTK-R01", "小竹", "Kotake", CORE, REGION, "kotake", 0.55, 0.40, 1.10, river_thresholds(1.0, 1.5, 1.9, 2.3, 2.9)),
     _gauge("KTK-R02", "小竹橋", "Kotake Bridge", COAST, PUBLIC, "kotake", 0.77, 0.50, 1.30, river_thresholds(1.1, 1.6, 2.1, 2.5, 3.1)),
-    _flood_gauge("KTK-F01", "小竹合流点", "Kotake Confluence", COAST, PRIVATE, "kotake", 0.81, 0.35, 1.25, river_thresholds(0.9, 1.3, 1.7, 2.1, 2.7)),
+    _flood_gauge("KTK-F01", "小竹合流点", "Kotake Confluence", COAST, SHARED, "kotake", 0.81, 0.35, 1.25, river_thresholds(0.9, 1.3, 1.7, 2.1, 2.7)),
     # Rain gauges: most in the hills, where the storm breaks first and hardest.
-    _rain("KWS-P01", "奥翠山", "Mt. Okumidori", UP, PRIVATE, 0.05, 0.50, 14.0),
+    _rain("KWS-P01", "奥翠山", "Mt. Okumidori", UP, SHARED, 0.05, 0.50, 14.0),
     _rain("KWS-P02", "翠峠", "Midori Pass", UP, REGION, 0.12, -0.55, 15.0),
     _rain("KWS-P03", "大平", "Ohira", UP, PUBLIC, 0.22, 0.30, 13.0),
     _rain("KWS-P04", "奥翠町役場", "Okumidori Town Office", UP, PRIVATE, 0.30, -0.20, 12.0),
@@ -407,7 +407,7 @@ STATIONS: tuple[StationSpec, ...] = (
     _reservoir("KWS-D01", "翡翠ダム", "Kawasemi Dam", UP, PUBLIC, 0.035, None, 62.0, 40.0, 120.0, 135.0, 150, river="kawasemi"),
     _reservoir("KWS-T01", "大池", "Oike Pond", UP, PRIVATE, 0.19, 0.55, 88.0, 20.0, 115.0, 125.0, 90),
     _reservoir("KWS-T02", "上池", "Kamiike Pond", UP, REGION, 0.26, -0.55, 85.0, 18.0, 115.0, 125.0, 90),
-    _reservoir("KWS-T03", "皿池", "Saraike Pond", CORE, PRIVATE, 0.45, -0.55, 92.0, 26.0, 115.0, 125.0, 100),
+    _reservoir("KWS-T03", "皿池", "Saraike Pond", CORE, SHARED, 0.45, -0.55, 92.0, 26.0, 115.0, 125.0, 100),
     _reservoir("KWS-T04", "鏡池", "Kagamiike Pond", CORE, REGION, 0.62, 0.50, 80.0, 15.0, 115.0, 125.0, 100),
     _reservoir("KWS-T05", "新池", "Shinike Pond", COAST, PRIVATE, 0.83, 0.55, 90.0, 12.0, 115.0, 125.0, 110),
     _reservoir("KWS-T06", "蛙池", "Kaeruike Pond", COAST, REGION, 0.90, -0.55, 75.0, 10.0, 115.0, 125.0, 110),
@@ -504,3 +504,14 @@ SHELTERS: tuple[ShelterSpec, ...] = (
     ShelterSpec("SH-MDH-02", "翠浜高台公園", "Midorihama Hilltop Park", COAST, 0.92, -0.70, 500, CLOSED, "翠浜町高台 7（架空）"),
     ShelterSpec("SH-MDH-03", "翠浜小学校", "Midorihama Elementary School", COAST, 0.88, 0.68, 350, CLOSED, "翠浜町潮見 2-3（架空）"),
 )
+
+
+# Who each town lets see its shared stations (sensors.SharingGrant): the upstream town shares its
+# hill rain gauge with the coast, which floods last; the core city shares a tributary gauge and a
+# pond with its neighbours; the coast shares its confluence gauge with the core city.
+SHARING = [
+    ("KWS-P01", "midorihama"),
+    ("SWI-F01", "midorihama"),
+    ("KWS-T03", "okumidori"),
+    ("KTK-F01", "midorigahara"),
+]

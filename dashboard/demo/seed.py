@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from geo.models import Basin, HazardZone, River, Shelter
 from sensors.models import PHYSICAL_LIMITS, Observation, Station, StationKind, StationState, Threshold
-from sensors.services import observation_ingest, station_state_recompute
+from sensors.services import observation_ingest, sharing_grant, station_state_recompute
 from tenancy.models import Membership, Municipality
 from tenancy.services import membership_set
 
@@ -74,6 +74,7 @@ def demo_seed(*, password: str = DEFAULT_PASSWORD, now: datetime | None = None, 
         summary.hazard_zones = demo_hazard_zones_upsert(towns)
         summary.shelters = demo_shelters_upsert(towns, now=now or timezone.now())
         stations, retuned = demo_stations_upsert(towns)
+        demo_sharing_upsert(stations, towns)
         summary.logins = demo_users_upsert(towns, password=password)
     summary.towns = list(towns.values())
     summary.stations = stations
@@ -82,6 +83,12 @@ def demo_seed(*, password: str = DEFAULT_PASSWORD, now: datetime | None = None, 
         demo_history_ingest(stations, now=now or timezone.now(), summary=summary)
     _recompute_states(stations[code] for code in retuned)
     return summary
+
+
+def demo_sharing_upsert(stations: dict, towns: dict[str, Municipality]) -> None:
+    """The demo's sharing grants; an existing active grant is kept as it is."""
+    for code, grantee in region.SHARING:
+        sharing_grant(station=stations[code], grantee=towns[grantee])
 
 
 def demo_towns_upsert() -> dict[str, Municipality]:

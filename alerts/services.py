@@ -25,6 +25,8 @@ from django.utils import timezone
 
 from sensors.models import Observation, Station, StationKind, StationState, Threshold
 from sensors.selectors import local_iso
+from tenancy.models import AuditEvent
+from tenancy.services import audit_record
 
 from . import rules as rulebook
 from .evaluation import (
@@ -561,6 +563,10 @@ def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None) -> Ale
             locked.acknowledged_by = user
         locked.updated_at = now
         locked.save(update_fields=["state", "acknowledged_at", "acknowledged_by", "updated_at"])
+        audit_record(
+            action=AuditEvent.Action.ALERT_ACKNOWLEDGED, actor=user, municipality=locked.station.municipality_id,
+            target=f"alert {locked.pk} {locked.station.code}", detail={"level": locked.level},
+        )
         transaction.on_commit(lambda: _announce_soon([event.pk]), robust=True)
     _refresh(alert, locked)
     return event
@@ -578,6 +584,10 @@ def alert_resolve(alert: Alert, user, *, now: datetime | None = None, note: str 
         batch = _Transitions(now=now, scheme=None)
         event = batch.resolve(locked, note=note or "resolved by hand", actor=user)
         batch.save()
+        audit_record(
+            action=AuditEvent.Action.ALERT_RESOLVED, actor=user, municipality=locked.station.municipality_id,
+            target=f"alert {locked.pk} {locked.station.code}", detail={"level": locked.level},
+        )
     _refresh(alert, locked)
     return event
 

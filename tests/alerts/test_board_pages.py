@@ -111,3 +111,14 @@ def test_maps_draw_the_alerts_each_viewer_may_see(client, alerts, operator_a, op
     client.force_login(operator_b)
     hq_b = alert_labels(client.get("/hq/").content.decode())
     assert any("B-PRIVATE" in label for label in hq_b) and not any("A-PRIVATE" in label for label in hq_b)
+
+
+def test_acknowledging_and_resolving_are_audited_for_the_owner_town(client, alerts, operator_a, towns):
+    from tenancy.models import AuditEvent
+
+    client.force_login(operator_a)
+    client.post(f"/hq/alerts/{alerts['a-private'].pk}/act", {"action": "acknowledge"})
+    client.post(f"/hq/alerts/{alerts['a-private'].pk}/act", {"action": "resolve"})
+    events = list(AuditEvent.objects.filter(municipality=towns[0], action__startswith="alert_").order_by("at")
+                  .values_list("action", "actor"))
+    assert events == [("alert_acknowledged", operator_a.pk), ("alert_resolved", operator_a.pk)]

@@ -52,7 +52,8 @@ class AlertAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(admin.ModelAdmin):
-    list_display = ["municipality", "kind", "label", "target", "enabled", "failing_since", "last_error"]
+    list_display = ["municipality", "kind", "label", "target", "scope", "enabled", "failing_since", "last_error"]
+    autocomplete_fields = ["stations"]
     list_filter = ["kind", "enabled", "municipality", ("failing_since", admin.EmptyFieldListFilter)]
     search_fields = ["target", "label"]
     readonly_fields = ["failing_since", "last_error", "created_at"]

@@ -266,8 +266,20 @@ class NotificationChannel(models.Model):
         EMAIL = "email", "e-mail"
         WEBHOOK = "webhook", "webhook (JSON POST, HMAC-signed)"
 
+    class Scope(models.TextChoices):
+        VISIBLE = "visible", "every station the town may see"
+        OWN = "own", "the town's own stations only"
+        SUBSCRIBED = "subscribed", "own stations and the neighbours' stations subscribed to"
+
     municipality = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="notification_channels")
     kind = models.CharField(max_length=10, choices=Kind.choices)
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.VISIBLE)
+    # A downstream town subscribes to a neighbour's upstream gauge shared with it. Visibility still
+    # decides: once the share is withdrawn, the subscription has no effect.
+    stations = models.ManyToManyField(
+        Station, blank=True, related_name="subscribed_channels",
+        help_text="With scope 'subscribed': other towns' stations whose alerts this channel gets.",
+    )
     label = models.CharField(max_length=100, blank=True)
     target = models.CharField(max_length=500, help_text="E-mail address or https:// URL.")
     secret = models.CharField(max_length=200, blank=True, help_text="Webhook HMAC-SHA256 key.")

@@ -601,21 +601,36 @@ def _refresh(alert: Alert, saved: Alert) -> None:
 
 
 def _deliveries_create(events: list[AlertEvent], *, now: datetime) -> int:
-    """Queue the notified events for every enabled channel of every town that may see the station."""
+    """Queue the notified events for every enabled channel of every town that may see the station,
+    as far as the channel's scope asks for it (all it may see, its own, or own plus subscribed)."""
     notified = [event for event in events if event.kind in AlertEvent.NOTIFIED_KINDS]
     if not notified:
         return 0
     channels = list(NotificationChannel.objects.filter(enabled=True))
     if not channels:
         return 0
-    audiences = station_audiences(
-        {event.alert.station_id for event in notified}, {channel.municipality_id for channel in channels}
-    )
+    station_ids = {event.alert.station_id for event in notified}
+    audiences = station_audiences(station_ids, {channel.municipality_id for channel in channels})
+    owners = dict(Station.objects.filter(pk__in=station_ids).values_list("pk", "municipality_id"))
+    subscribed: dict[int, set[int]] = defaultdict(set)
+    for channel_id, station_id in NotificationChannel.stations.through.objects.filter(
+        notificationchannel_id__in=[c.pk for c in channels if c.scope == NotificationChannel.Scope.SUBSCRIBED],
+        station_id__in=station_ids,
+    ).values_list("notificationchannel_id", "station_id"):
+        subscribed[channel_id].add(station_id)
+
+    def wants(channel: NotificationChannel, station_id: int) -> bool:
+        if channel.municipality_id not in audiences.get(station_id, ()):
+            return False  # the town may not (or no longer) see the station
+        if channel.scope == NotificationChannel.Scope.VISIBLE or owners.get(station_id) == channel.municipality_id:
+            return True
+        return channel.scope == NotificationChannel.Scope.SUBSCRIBED and station_id in subscribed[channel.pk]
+
     deliveries = [
         Delivery(event=event, channel=channel, next_attempt_at=now, created_at=now)
         for event in notified
         for channel in channels
-        if channel.municipality_id in audiences.get(event.alert.station_id, ())
+        if wants(channel, event.alert.station_id)
     ]
     Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     return len(deliveries)
@@ -748,3 +763,19 @@ def _delivery_failed(delivery: Delivery, *, worker_id: str, now: datetime, error
         state=Delivery.State.PENDING, claimed_by=None, claimed_at=None, next_attempt_at=now + backoff, last_error=error
     )
     return "retrying"
+
+
+def notification_channel_save(
+    *, municipality, kind: str, target: str, secret: str = "", scope: str = NotificationChannel.Scope.VISIBLE,
+    stations=(), channel: NotificationChannel | None = None, enabled: bool = True,
+) -> NotificationChannel:
+    """Create or change a town's channel; raises django ValidationError with what is wrong."""
+    channel = channel or NotificationChannel(municipality=municipality)
+    channel.kind, channel.target, channel.scope, channel.enabled = kind, target.strip(), scope, enabled
+    if secret:
+        channel.secret = secret
+    channel.full_clean()
+    with transaction.atomic():
+        channel.save()
+        channel.stations.set(list(stations) if scope == NotificationChannel.Scope.SUBSCRIBED else [])
+    return channel

@@ -16,7 +16,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 
+from alerts.models import NotificationChannel
+from alerts.services import notification_channel_save
 from sensors.models import SharingGrant, Station, StationGroup, Threshold, Visibility
 from sensors.selectors import sharing_grants_of, station_list
 from sensors.services import (
@@ -238,5 +241,42 @@ def members_page(request, viewer, town):
             "town": town,
             "memberships": Membership.objects.filter(municipality=town).select_related("user").order_by("user__username"),
             "roles": Membership.Role.choices,
+        },
+    )
+
+
+@town_admin_required
+def channels_page(request, viewer, town):
+    """Where the town's alerts go, which channels are failing, and what each one subscribes to."""
+    neighbours_stations = list(station_list(viewer=viewer).exclude(municipality=town))
+    if request.method == "POST":
+        channel = None
+        if request.POST.get("channel"):
+            try:
+                channel = NotificationChannel.objects.get(pk=int(request.POST["channel"]), municipality=town)
+            except (ValueError, NotificationChannel.DoesNotExist):
+                raise Http404("No such channel.") from None
+        wanted = set(request.POST.getlist("stations"))
+        try:
+            notification_channel_save(
+                municipality=town, channel=channel,
+                kind=request.POST.get("kind", channel.kind if channel else ""),
+                target=request.POST.get("target", channel.target if channel else ""),
+                secret=request.POST.get("secret", ""),
+                scope=request.POST.get("scope", NotificationChannel.Scope.VISIBLE),
+                stations=[station for station in neighbours_stations if station.code in wanted],
+                enabled=request.POST.get("enabled") == "on",
+            )
+            messages.success(request, "Saved / 保存しました")
+        except ValidationError as exc:
+            messages.error(request, "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items()))
+        return redirect(reverse("town-admin-channels"))
+    channels = list(NotificationChannel.objects.filter(municipality=town).prefetch_related("stations"))
+    return render(
+        request,
+        "dashboard/town_admin/channels.html",
+        {
+            "town": town, "channels": channels, "kinds": NotificationChannel.Kind.choices,
+            "scopes": NotificationChannel.Scope.choices, "neighbours_stations": neighbours_stations,
         },
     )

@@ -9,4 +9,5 @@ urlpatterns = [
     path("thresholds/", town_admin.thresholds_page, name="town-admin-thresholds"),
     path("tokens/", town_admin.tokens_page, name="town-admin-tokens"),
     path("members/", town_admin.members_page, name="town-admin-members"),
+    path("channels/", town_admin.channels_page, name="town-admin-channels"),
 ]

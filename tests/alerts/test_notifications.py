@@ -363,3 +363,31 @@ def test_shared_station_alerts_reach_the_grantee_only_while_the_grant_lasts(town
     mail.outbox.clear()
     ingest(shared.code, [(at + timedelta(minutes=10), 4.1)])
     assert [to for message in mail.outbox for to in message.to] == ["hq@town-a.example"]
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
+def test_a_downstream_town_subscribes_a_channel_to_an_upstream_gauge_shared_with_it(towns):
+    upstream, downstream = towns
+    gauge = make_station(upstream, "UP-1", visibility=Visibility.SHARED)
+    other = make_station(upstream, "UP-2", visibility=Visibility.REGION)
+    own = make_station(downstream, "DOWN-1", visibility=Visibility.PRIVATE)
+    grant = SharingGrant.objects.create(station=gauge, grantor=upstream, grantee=downstream)
+    subscribed = NotificationChannel.objects.create(
+        municipality=downstream, kind="email", target="duty@down.example", scope="subscribed"
+    )
+    subscribed.stations.add(gauge)
+    NotificationChannel.objects.create(municipality=downstream, kind="email", target="own@down.example", scope="own")
+    at = minute_now() - timedelta(minutes=30)
+
+    def recipients_after(code, value, minutes):
+        mail.outbox.clear()
+        ingest(code, [(at + timedelta(minutes=minutes), value)])
+        return sorted(to for message in mail.outbox for to in message.to)
+
+    assert recipients_after("UP-1", 3.6, 0) == ["duty@down.example"]  # subscribed to it
+    assert recipients_after("UP-2", 3.6, 0) == []  # visible, but neither own nor subscribed
+    assert recipients_after("DOWN-1", 3.6, 0) == ["duty@down.example", "own@down.example"]  # own stations
+    grant.withdrawn_at = timezone.now()
+    grant.save()
+    assert recipients_after("UP-1", 4.1, 10) == []  # the share is gone: so is the subscription's effect

@@ -184,3 +184,26 @@ def test_admin_manages_members_of_own_town_only(client, towns, admin_a, user_b):
     page = client.post("/hq/admin/members/", {"username": "nobody", "role": "admin"}, follow=True).content.decode()
     assert "No active user with that name" in page
     assert AuditEvent.objects.filter(action=AuditEvent.Action.MEMBERSHIP_CHANGED).count() == 2
+
+
+def test_admin_manages_alert_channels_and_sees_failing_ones(client, stations, towns, admin_a):
+    from django.utils import timezone
+
+    from alerts.models import NotificationChannel
+
+    client.force_login(admin_a)
+    page = client.post("/hq/admin/channels/", {"kind": "webhook", "target": "https://hq.example/hook",
+                                               "scope": "visible", "enabled": "on"}, follow=True).content.decode()
+    assert "A webhook needs a secret" in page and not NotificationChannel.objects.exists()
+    client.post("/hq/admin/channels/", {"kind": "email", "target": "duty@a.example", "scope": "visible", "enabled": "on"})
+    channel = NotificationChannel.objects.get(municipality=towns[0])
+    client.post("/hq/admin/channels/", {"channel": channel.pk, "kind": "email", "target": "duty@a.example",
+                                        "scope": "subscribed", "stations": ["B-SHARED", "B-PRIVATE"], "enabled": "on"})
+    channel.refresh_from_db()
+    # B-PRIVATE is not visible to town A, so it cannot be subscribed to, whatever the form says.
+    assert (channel.scope, list(channel.stations.values_list("code", flat=True))) == ("subscribed", ["B-SHARED"])
+    NotificationChannel.objects.filter(pk=channel.pk).update(failing_since=timezone.now(), last_error="550 no such user")
+    assert "550 no such user" in client.get("/hq/admin/channels/").content.decode()
+    other = NotificationChannel.objects.create(municipality=towns[1], kind="email", target="b@b.example")
+    assert client.post("/hq/admin/channels/", {"channel": other.pk, "target": "x@x.example"}).status_code == 404
+    assert NotificationChannel.objects.get(pk=other.pk).target == "b@b.example"

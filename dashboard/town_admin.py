@@ -6,7 +6,6 @@ Every page acts for the admin's acting town only; a station, grant or group of a
 
 from __future__ import annotations
 
-import csv
 from functools import wraps
 
 from django.contrib import messages
@@ -34,7 +33,7 @@ from sensors.services import (
 from tenancy.models import AuditEvent, IngestToken, Membership, Municipality
 from tenancy.services import ingest_token_create, ingest_token_revoke, membership_remove, membership_set
 from tenancy.selectors import viewer_for_request
-from tenancy.usage import parse_month, usage_report
+from tenancy.usage import parse_month, usage_csv, usage_report
 
 AUDIT_PAGE_SIZE = 200
 
@@ -156,11 +155,7 @@ def usage_page(request, viewer, town):
     if request.GET.get("format") == "csv":
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="usage-{month:%Y-%m}.csv"'
-        writer = csv.writer(response)
-        writer.writerow(["month", "municipality", "code", *names])
-        for row in rows:
-            writer.writerow([f"{month:%Y-%m}", row.municipality.slug, row.municipality.code,
-                             *(row.counts[n] for n in names)])
+        usage_csv(rows, response)
         return response
     return render(
         request, "dashboard/town_admin/usage.html", {"town": town, "rows": rows, "names": names, "month": month}

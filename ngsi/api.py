@@ -311,36 +311,31 @@ class EntityListAPI(NgsiAPIView):
         return no_content()
 
 
+def _render_one(request, entity_id: str, render):
+    """One visible entity (or its attributes) in the format the query asks for."""
+    params = request.query_params
+    options = parse_options(params.get("options"), READ_OPTIONS - {"count"})
+    entity = entity_get(
+        viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id, entity_type=params.get("type")
+    )
+    return ngsi_json(
+        render(
+            entity, attrs_format_of(options), parse_names(params.get("attrs"), "attrs"),
+            parse_names(params.get("metadata"), "metadata"),
+        )
+    )
+
+
 class EntityAPI(NgsiAPIView):
     @ngsi_schema("ngsi_entity_get", "One entity.", parameters=[ENTITY_ID, *TENANT, *RENDER_QUERY])
     def get(self, request, entity_id: str):
-        params = request.query_params
-        options = parse_options(params.get("options"), READ_OPTIONS - {"count"})
-        entity = entity_get(
-            viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id, entity_type=params.get("type")
-        )
-        return ngsi_json(
-            render_entity(
-                entity, attrs_format_of(options), parse_names(params.get("attrs"), "attrs"),
-                parse_names(params.get("metadata"), "metadata"),
-            )
-        )
+        return _render_one(request, entity_id, render_entity)
 
 
 class EntityAttrsAPI(NgsiAPIView):
     @ngsi_schema("ngsi_entity_attrs_get", "The attributes of one entity.", parameters=[ENTITY_ID, *TENANT, *RENDER_QUERY])
     def get(self, request, entity_id: str):
-        params = request.query_params
-        options = parse_options(params.get("options"), READ_OPTIONS - {"count"})
-        entity = entity_get(
-            viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id, entity_type=params.get("type")
-        )
-        return ngsi_json(
-            render_attrs(
-                entity, attrs_format_of(options), parse_names(params.get("attrs"), "attrs"),
-                parse_names(params.get("metadata"), "metadata"),
-            )
-        )
+        return _render_one(request, entity_id, render_attrs)
 
     def _write(self, request, entity_id: str, *, allow_append: bool):
         options = parse_options(request.query_params.get("options"), WRITE_OPTIONS | ({"append"} if allow_append else set()))

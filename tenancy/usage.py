@@ -7,6 +7,7 @@ Each metric is a function in the app that owns the data, listed in settings.USAG
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
@@ -61,3 +62,13 @@ def usage_report(month: date, municipality_ids=None) -> list[UsageRow]:
     return [
         UsageRow(town, month, {name: values.get(town.pk, 0) for name, values in metrics.items()}) for town in towns
     ]
+
+
+def usage_csv(rows: list[UsageRow], out) -> None:
+    """The report as CSV: month, municipality slug, code, then one column per metric."""
+    names = list(rows[0].counts) if rows else list(settings.USAGE_METRICS)
+    writer = csv.writer(out)
+    writer.writerow(["month", "municipality", "code", *names])
+    for row in rows:
+        writer.writerow([f"{row.month:%Y-%m}", row.municipality.slug, row.municipality.code,
+                         *(row.counts[name] for name in names)])

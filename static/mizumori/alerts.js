@@ -1,6 +1,7 @@
 /*
  * The HQ alert board, live: listens on /ws/live/ to the "alerts" layer and reloads the board's
  * server-rendered fragment when an alert changes (the server decides what this user may see).
+ * Loaded after live.js, whose status line it shares (live.js finds no map here and stays idle).
  */
 (function (window, document) {
   "use strict";
@@ -14,18 +15,7 @@
   var offlineSince = null;
 
   function setStatus(status) {
-    if (!indicator) {
-      return;
-    }
-    var time = offlineSince ? ("0" + offlineSince.getHours()).slice(-2) + ":" + ("0" + offlineSince.getMinutes()).slice(-2) : "";
-    var words = {
-      live: ["ライブ", "Live"],
-      reconnecting: ["再接続中…", "Reconnecting…"],
-      offline: [time + "から接続が切れています(再試行中)", "Offline since " + time + " (retrying)"],
-    }[status];
-    indicator.className = "mz-live-status mz-live-" + status;
-    indicator.querySelector("[lang=ja]").textContent = words[0];
-    indicator.querySelector("[lang=en]").textContent = words[1];
+    window.Mizumori.showLiveStatus(indicator, status, offlineSince);
   }
 
   function refresh() {

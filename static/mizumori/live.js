@@ -390,19 +390,24 @@
 
   LiveMap.prototype.setStatus = function (status) {
     this.root.setAttribute("data-live-status", status);
-    if (!this.indicator) {
+    Mizumori.showLiveStatus(this.indicator, status, this.offlineSince);
+  };
+
+  // The status line in both languages; also used by the alert board (static/mizumori/alerts.js).
+  Mizumori.showLiveStatus = function (indicator, status, offlineSince) {
+    if (!indicator) {
       return;
     }
-    var since = this.offlineSince;
+    var since = offlineSince;
     var time = since ? ("0" + since.getHours()).slice(-2) + ":" + ("0" + since.getMinutes()).slice(-2) : "";
     var words = {
       live: ["ライブ", "Live"],
       reconnecting: ["再接続中…", "Reconnecting…"],
       offline: [time + "から接続が切れています(再試行中)", "Offline since " + time + " (retrying)"],
     }[status] || ["接続中…", "Connecting…"];
-    this.indicator.className = "mz-live-status mz-live-" + status;
-    this.indicator.querySelector("[lang=ja]").textContent = words[0];
-    this.indicator.querySelector("[lang=en]").textContent = words[1];
+    indicator.className = "mz-live-status mz-live-" + status;
+    indicator.querySelector("[lang=ja]").textContent = words[0];
+    indicator.querySelector("[lang=en]").textContent = words[1];
   };
 
   Mizumori.startLive = function () {

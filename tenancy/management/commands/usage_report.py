@@ -1,8 +1,6 @@
-import csv
-
 from django.core.management.base import BaseCommand, CommandError
 
-from tenancy.usage import parse_month, usage_report
+from tenancy.usage import parse_month, usage_csv, usage_report
 
 
 class Command(BaseCommand):
@@ -16,10 +14,4 @@ class Command(BaseCommand):
             first = parse_month(month)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        rows = usage_report(first)
-        names = list(rows[0].counts) if rows else []
-        writer = csv.writer(self.stdout)
-        writer.writerow(["month", "municipality", "code", *names])
-        for row in rows:
-            writer.writerow([f"{row.month:%Y-%m}", row.municipality.slug, row.municipality.code,
-                             *(row.counts[name] for name in names)])
+        usage_csv(usage_report(first), self.stdout)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class EventsConfig(AppConfig):
+    name = "events"
+    verbose_name = "change log and outbox"
+    default_auto_field = "django.db.models.BigAutoField"

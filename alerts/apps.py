@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class AlertsConfig(AppConfig):
     name = "alerts"
     verbose_name = "Alerts (rules, lifecycle, notifications, CAP)"
+
+    def ready(self):
+        from events.registry import register
+        from sensors.services import STATION_CHANGED
+
+        from .handlers import station_changes_evaluate
+
+        register("alerts.evaluate", kinds=[STATION_CHANGED], func=station_changes_evaluate)

@@ -9,6 +9,7 @@ live groups and run the dispatcher, which claims due deliveries atomically and s
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -16,6 +17,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import numpy as np
 from django.conf import settings
@@ -23,6 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from events import emit
 from sensors.models import Observation, Station, StationKind, StationState, Threshold
 from sensors.selectors import local_iso
 from tenancy.models import AuditEvent
@@ -39,8 +42,8 @@ from .evaluation import (
     window_sums,
 )
 from .models import Alert, AlertEvent, AlertRule, Delivery, LevelDefinition, LevelScheme, NotificationChannel
-from .selectors import events_for_notification, live_groups_for_stations, notification_document, station_audiences
-from .transports import TransportError, live, sender_for
+from .selectors import events_for_notification, notification_document, station_audiences
+from .transports import TransportError, sender_for
 
 logger = logging.getLogger(__name__)
 
@@ -226,8 +229,7 @@ class _Transitions:
             AlertEvent.objects.bulk_create(self.events)
             if _deliveries_create(self.events, now=self.now):
                 transaction.on_commit(_dispatch_soon, robust=True)
-            event_ids = [event.pk for event in self.events]
-            transaction.on_commit(lambda: _announce_soon(event_ids), robust=True)
+            alert_events_emit([event.pk for event in self.events])
         return self.events
 
 
@@ -247,10 +249,13 @@ def _dispatch_soon() -> None:
     deliveries_dispatch_task.delay()
 
 
-def _announce_soon(event_ids: list[int]) -> None:
-    from .tasks import alert_events_announce_task
+ALERT_CHANGED = "alert.changed"
 
-    alert_events_announce_task.delay(event_ids)
+
+def alert_events_emit(event_ids: list[int]) -> None:
+    """Alert transitions go into the change log with the transaction that made them; the live
+    publisher (dashboard) sends them, sequenced, to everyone who may see the station."""
+    emit(ALERT_CHANGED, {"events": list(event_ids)})
 
 
 # --- evaluation of ingested readings ---------------------------------------------------------
@@ -278,21 +283,45 @@ class _History:
 
 
 def _load_history(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int, list[tuple[datetime, float, str]]]:
-    """Readings in (start, end] for every station: one query per IN_CHUNK // 3 stations."""
+    """Readings in (start, end] for every station, in one query whatever the number of stations: the
+    ranges go in as arrays (PostgreSQL `unnest`) or one JSON document (SQLite `json_each`) and are
+    joined to the (station, observed_at) index, instead of an OR with a term per station."""
     rows: dict[int, list] = defaultdict(list)
+    if not ranges:
+        return rows
+    table = connection.ops.quote_name(Observation._meta.db_table)
     station_ids = sorted(ranges)
-    for chunk in _chunks(station_ids, IN_CHUNK // 3):
-        condition = Q()
-        for station_id in chunk:
-            start, end = ranges[station_id]
-            condition |= Q(station_id=station_id, observed_at__gt=start, observed_at__lte=end)
-        for station_id, observed_at, value, quality in (
-            Observation.objects.filter(condition)
-            .order_by("station_id", "observed_at")
-            .values_list("station_id", "observed_at", "value", "quality")
-        ):
-            rows[station_id].append((observed_at, value, quality))
+    if connection.vendor == "postgresql":
+        sql = f"""
+            SELECT o.station_id, o.observed_at, o.value, o.quality
+            FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS r(station_id, start_at, end_at)
+            JOIN {table} o ON o.station_id = r.station_id AND o.observed_at > r.start_at AND o.observed_at <= r.end_at
+            ORDER BY o.station_id, o.observed_at"""
+        params = [station_ids, [ranges[pk][0] for pk in station_ids], [ranges[pk][1] for pk in station_ids]]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for station_id, observed_at, value, quality in cursor.fetchall():
+                rows[station_id].append((observed_at, value, quality))
+        return rows
+    adapt = connection.ops.adapt_datetimefield_value
+    document = json.dumps([[pk, adapt(ranges[pk][0]), adapt(ranges[pk][1])] for pk in station_ids])
+    sql = f"""
+        SELECT o.station_id, o.observed_at, o.value, o.quality
+        FROM json_each(%s) AS r
+        JOIN {table} o ON o.station_id = json_extract(r.value, '$[0]')
+            AND o.observed_at > json_extract(r.value, '$[1]') AND o.observed_at <= json_extract(r.value, '$[2]')
+        ORDER BY o.station_id, o.observed_at"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [document])
+        for station_id, observed_at, value, quality in cursor.fetchall():
+            rows[station_id].append((_sqlite_time(observed_at), value, quality))
     return rows
+
+
+def _sqlite_time(raw) -> datetime:
+    if isinstance(raw, datetime):
+        return raw if raw.tzinfo else raw.replace(tzinfo=dt_timezone.utc)
+    return datetime.fromisoformat(raw).replace(tzinfo=dt_timezone.utc)
 
 
 def _rain_totals(times: np.ndarray, values: np.ndarray) -> dict[str, float]:
@@ -461,9 +490,28 @@ def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
             history = _History.from_rows(history_rows.get(station.pk, []), newest[station.pk])
             _evaluate_rule(batch, rule, station, thresholds[station.pk], history)
             stepped.append(rule)
-        if stepped:
-            AlertRule.objects.bulk_update(stepped, ["evaluated_until"])
+        _cursors_save(stepped)
         return batch.save()
+
+
+def _cursors_save(rules: list[AlertRule]) -> None:
+    """Store how far each rule has stepped: one UPDATE per distinct time (a gateway tick moves every
+    station to the same time), not Django's bulk_update with a CASE per row."""
+    by_time: dict[datetime, list[int]] = defaultdict(list)
+    for rule in rules:
+        by_time[rule.evaluated_until].append(rule.pk)
+    if len(by_time) > 8 and connection.vendor == "postgresql":
+        ids = [rule.pk for rule in rules]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {connection.ops.quote_name(AlertRule._meta.db_table)} AS rule SET evaluated_until = c.until "
+                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS c(id, until) WHERE rule.id = c.id",
+                [ids, [rule.evaluated_until for rule in rules]],
+            )
+        return
+    for until, ids in by_time.items():
+        for chunk in _chunks(ids):
+            AlertRule.objects.filter(pk__in=chunk).update(evaluated_until=until)
 
 
 def _locked_rules(station_ids: list[int]) -> list[AlertRule]:
@@ -567,7 +615,7 @@ def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None) -> Ale
             action=AuditEvent.Action.ALERT_ACKNOWLEDGED, actor=user, municipality=locked.station.municipality_id,
             target=f"alert {locked.pk} {locked.station.code}", detail={"level": locked.level},
         )
-        transaction.on_commit(lambda: _announce_soon([event.pk]), robust=True)
+        alert_events_emit([event.pk])
     _refresh(alert, locked)
     return event
 
@@ -634,20 +682,6 @@ def _deliveries_create(events: list[AlertEvent], *, now: datetime) -> int:
     ]
     Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     return len(deliveries)
-
-
-def alert_events_announce(event_ids: list[int]) -> int:
-    """Send events to the live groups of everyone who may see the station; returns messages sent."""
-    events = events_for_notification(event_ids)
-    if not events:
-        return 0
-    groups = live_groups_for_stations({event.alert.station_id for event in events})
-    sent = 0
-    for event in events:
-        audience = groups.get(event.alert.station_id, [])
-        live.send(audience, notification_document(event))
-        sent += len(audience)
-    return sent
 
 
 def default_worker_id() -> str:

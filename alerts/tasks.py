@@ -13,11 +13,6 @@ def deliveries_dispatch_task() -> dict:
     return vars(report)
 
 
-@shared_task(name="alerts.announce_events")
-def alert_events_announce_task(event_ids: list[int]) -> int:
-    return services.alert_events_announce(event_ids)
-
-
 @shared_task(name="alerts.check_stale_sensors")
 def stale_sensors_check_task() -> int:
     return len(services.stale_sensors_check())

@@ -31,6 +31,16 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+
+
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -244,15 +254,15 @@ INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 10_000)
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024)
 # Readings stamped further in the future than this (gateway clock skew) are rejected.
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300)
-# Called with the changed station states after every committed ingestion batch (dotted paths).
-INGEST_SUBSCRIBERS = env_list(
-    "INGEST_SUBSCRIBERS",
-    "alerts.services.evaluate_station_changes,"
-    "dashboard.live.publish_station_changes,"
-    "ngsi.services.notify_station_changes",
-)
-# Called after a station's audience changes (visibility, sharing grants) with (station_ids, before).
-VISIBILITY_SUBSCRIBERS = env_list("VISIBILITY_SUBSCRIBERS", "dashboard.live.publish_visibility_change")
+# Who runs the change-log handlers (alert evaluation, live publishing, NGSI notifications):
+# "workers" — `manage.py drain_events` processes (production: the Redis channel layer reaches every
+# ASGI process); "in-process" — a task inside the ASGI server (the embedded default, whose in-memory
+# channel layer reaches only that process); "eager" — in the writer's thread after commit (tests).
+EVENTS_DRAIN = os.environ.get("EVENTS_DRAIN", "workers" if REDIS_URL else "in-process")
+if EVENTS_DRAIN not in {"workers", "in-process", "eager"}:
+    raise ImproperlyConfigured(f"EVENTS_DRAIN={EVENTS_DRAIN!r}: use workers, in-process or eager")
+# How often an idle drain looks for new events (a commit in the same process wakes it at once).
+EVENTS_POLL_SECONDS = env_float("EVENTS_POLL_SECONDS", 0.1)
 # Columns of the monthly usage report (tenancy.usage): name -> function(month_start, month_end).
 USAGE_METRICS = {
     "stations": "sensors.usage.stations_per_town",

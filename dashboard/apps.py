@@ -6,5 +6,18 @@ class DashboardConfig(AppConfig):
     verbose_name = "Dashboard (public and HQ pages)"
 
     def ready(self):
-        # Connects the receivers that put shelter changes on the live map.
+        from events.registry import register
+        from sensors.services import STATION_CHANGED, VISIBILITY_CHANGED
+
+        # Connects the receivers that put shelter changes into the change log.
         from . import signals  # noqa: F401
+        from .live import ALERT_CHANGED, live_events_publish
+        from .live_geo import SHELTER_CHANGED
+
+        register(
+            "dashboard.live",
+            kinds=[STATION_CHANGED, VISIBILITY_CHANGED, ALERT_CHANGED, SHELTER_CHANGED],
+            func=live_events_publish,
+            # Live messages carry current state: after an outage, keep retrying rather than give up.
+            max_attempts=10_000,
+        )

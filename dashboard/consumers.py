@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
+from alerts.selectors import live_group
 from sensors.selectors import station_list
 from tenancy.models import Municipality
 from tenancy.selectors import ANONYMOUS, active_municipality_id, viewer_for_user
@@ -160,22 +161,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
 
     def _alert_groups(self) -> list[str]:
-        """The alerts app's groups (alerts.transports.live): the acting town's, or the public's."""
+        """The alerts app's groups (alerts.selectors.live_group): the acting town's, or the public's."""
         if self.viewer.is_platform_admin:
-            return [f"alerts.{slug}" for slug in Municipality.objects.values_list("slug", flat=True)]
+            return [live_group(slug) for slug in Municipality.objects.values_list("slug", flat=True)]
         if self.viewer.acting_municipality_id is not None:
-            return [f"alerts.{Municipality.objects.get(pk=self.viewer.acting_municipality_id).slug}"]
-        return ["alerts.public"]
-
-    async def alert_message(self, event):
-        """An alert event from alerts.transports.live, forwarded as {"type": "alert", ...}."""
-        alert = event["alert"]
-        if not self.viewer.is_member:
-            # The public hears of level 3 and up only, and not who on the staff acted.
-            if (alert.get("peak_level") or 0) < 3:
-                return
-            alert = {**alert, "event": {**alert.get("event", {}), "actor": None}}
-        await self.send_json({"type": "alert", "layer": "alerts", "alert": alert})
+            return [live_group(Municipality.objects.get(pk=self.viewer.acting_municipality_id).slug)]
+        return [live_group(None)]
 
     async def _leave_groups(self):
         for group in getattr(self, "groups_joined", []):

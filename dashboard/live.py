@@ -25,6 +25,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
+from alerts.selectors import events_for_notification, live_group, live_groups_for_stations, notification_document
+from alerts.services import ALERT_CHANGED
 from sensors.models import Station, Visibility
 from sensors.selectors import station_audiences, station_feature, station_list
 from tenancy.selectors import Viewer
@@ -177,12 +179,8 @@ def _publish(group: str, message: dict) -> None:
     async_to_sync(get_channel_layer().group_send)(group, {"type": "live.message", "message": message})
 
 
-def publish_station_changes(states) -> None:
-    """Ingestion subscriber: one `stations` message per audience group for the whole batch."""
-    publish_stations([state.station_id for state in states])
-
-
 def publish_stations(station_ids) -> None:
+    """One `stations` message per audience group for all these stations, as committed now."""
     if not station_ids:
         return
     now = timezone.now()
@@ -198,8 +196,8 @@ def publish_stations(station_ids) -> None:
 
 
 def publish_visibility_change(station_ids, before) -> None:
-    """Visibility subscriber: groups that could see a station and no longer can get a `withdrawn`
-    message (only they ever learn its code); the station's current audience gets it afresh."""
+    """Groups that could see a station and no longer can get a `withdrawn` message (only they ever
+    learn its code); the station's current audience gets it afresh."""
     after = station_audiences(station_ids)
     codes = dict(Station.objects.filter(pk__in=list(station_ids)).values_list("pk", "code"))
     withdrawn: dict[str, list[str]] = defaultdict(list)
@@ -221,3 +219,63 @@ def publish_to_audience(group: str, layer: str, message_type: str, payload: dict
     message = {"type": message_type, "layer": layer, "seq": live_store().next_seq(), **payload}
     _publish(group, message)
     return message
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+PUBLIC_ALERT_MIN_LEVEL = 3
+
+
+def publish_alert_events(event_ids) -> None:
+    """Alert events to the alert groups of every town that may see the station, and to the public
+    (level 3 and up only, without who on the staff acted), each as a sequenced `alert` message."""
+    events = events_for_notification(event_ids)
+    if not events:
+        return
+    groups = live_groups_for_stations({event.alert.station_id for event in events})
+    for event in events:
+        document = notification_document(event)
+        alert = {**document["alert"], "event": document["event"]}
+        for group in groups.get(event.alert.station_id, []):
+            if group == live_group(None):
+                if (alert.get("peak_level") or 0) < PUBLIC_ALERT_MIN_LEVEL:
+                    continue
+                payload = {**alert, "event": {**alert["event"], "actor": None}}
+            else:
+                payload = alert
+            publish_to_audience(group, "alerts", "alert", {"alert": payload})
+
+
+# --- the change-log handler ----------------------------------------------------------------------
+
+
+def live_events_publish(events: list[tuple[str, dict]]) -> None:
+    """The one live publisher: every change of a drain batch, coalesced — visibility changes first
+    (so a viewer who lost a station hears `withdrawn` before anything else), then one `stations`
+    message per audience, alert events, and one `shelters` message."""
+    from sensors.services import STATION_CHANGED, VISIBILITY_CHANGED
+
+    from .live_geo import SHELTER_CHANGED, publish_shelters
+
+    before: dict[int, tuple[str, frozenset[int]]] = {}
+    stations: set[int] = set()
+    alert_events: list[int] = []
+    shelters: set[int] = set()
+    for kind, payload in events:
+        if kind == VISIBILITY_CHANGED:
+            for pk, (visibility, towns) in payload.get("before", {}).items():
+                before.setdefault(int(pk), (visibility, frozenset(towns)))  # the first: what browsers were told
+        elif kind == STATION_CHANGED:
+            stations.update(payload.get("stations", []))
+        elif kind == ALERT_CHANGED:
+            alert_events.extend(payload.get("events", []))
+        elif kind == SHELTER_CHANGED:
+            shelters.update(payload.get("shelters", []))
+    if before:
+        publish_visibility_change(sorted(before), before)
+        stations -= set(before)  # published with their new audience just now
+    publish_stations(sorted(stations))
+    if alert_events:
+        publish_alert_events(list(dict.fromkeys(alert_events)))
+    if shelters:
+        publish_shelters(sorted(shelters))

@@ -7,18 +7,16 @@ group every connection joins:
 
     {"type": "shelters", "layer": "shelters", "seq": n, "features": [<shelter_feature>, ...]}
 
-Publishing is triggered by the Shelter post_save receiver (dashboard.signals), after the
-transaction commits: the HQ status endpoint, the admin and any other save all reach browsers
-the same way, and a rolled-back change never does.
+Publishing is triggered by the Shelter post_save receiver (dashboard.signals), which puts a
+`shelter.changed` event in the change log in the saving transaction: the HQ status endpoint, the
+admin and any other save all reach browsers the same way, and a rolled-back change never does.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Iterable
 
-from django.db import transaction
-
+from events import emit
 from geo.models import Shelter
 from geo.selectors import shelter_list
 from sensors.selectors import local_iso
@@ -66,35 +64,11 @@ def publish_shelters(shelter_ids: Iterable[int]) -> dict | None:
     return live.publish_to_audience(live.PUBLIC_GROUP, SHELTER_LAYER, SHELTER_LAYER, {"features": features})
 
 
-# --- after commit, coalesced --------------------------------------------------------------------
-
-_pending = threading.local()
-
-
-def _pending_ids() -> set[int]:
-    if not hasattr(_pending, "ids"):
-        _pending.ids = set()
-    return _pending.ids
+SHELTER_CHANGED = "shelter.changed"
 
 
 def shelter_changed(shelter_id: int) -> None:
-    """Publish this shelter once the current transaction commits (at once outside a transaction).
-
-    Saves in one transaction (a seed, a bulk admin action) become one message: the first commit
-    callback sends every shelter pending in this thread and the later ones find nothing left. If
-    a transaction rolls back, its ids stay pending and go out with the next commit; that is
-    harmless, as a message always carries the shelter's current committed state.
-    """
-    _pending_ids().add(shelter_id)
-    # robust: the change is already committed; a channel layer that is down must not turn the
-    # operator's successful save into an error page. Django logs the failure.
-    transaction.on_commit(_publish_pending, robust=True)
-
-
-def _publish_pending() -> None:
-    pending = _pending_ids()
-    if not pending:
-        return
-    shelter_ids = sorted(pending)
-    pending.clear()
-    publish_shelters(shelter_ids)
+    """Put this shelter's change in the change log with the transaction that saved it; the live
+    publisher (dashboard.live.live_events_publish) sends every shelter changed in a drain batch as
+    one message, with the state committed by then."""
+    emit(SHELTER_CHANGED, {"shelters": [shelter_id]})

@@ -5,3 +5,6 @@ class EventsConfig(AppConfig):
     name = "events"
     verbose_name = "change log and outbox"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import checks  # noqa: F401  (registers the system check)

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class NgsiConfig(AppConfig):
     name = "ngsi"
     verbose_name = "NGSI-v2 interface (FIWARE)"
+
+    def ready(self):
+        from events.registry import register
+        from sensors.services import STATION_CHANGED
+
+        from .services import station_changes_notify
+
+        register("ngsi.notify", kinds=[STATION_CHANGED], func=station_changes_notify)

@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from sensors.models import Observation
-from sensors.services import IngestReport, observation_ingest
+from sensors.services import IngestReport, changed_station_ids, observation_ingest
 from tenancy.models import IngestToken, Membership, Municipality
 from tenancy.selectors import Viewer
 
@@ -375,10 +375,10 @@ def _throttle_allows(subscription: Subscription, now: datetime) -> bool:
     return queryset.update(last_notification=now) == 1
 
 
-def notify_station_changes(states) -> None:
-    """Ingestion subscriber (settings.INGEST_SUBSCRIBERS): at most one notification per subscription
-    for a committed batch, holding every matching changed entity the subscription's owner may see."""
-    station_ids = list(dict.fromkeys(state.station_id for state in states))
+def station_changes_notify(events: list[tuple[str, dict]]) -> None:
+    """Change-log handler (NgsiConfig.ready): at most one notification per subscription for a drain
+    batch, holding every matching changed entity the subscription's owner may see."""
+    station_ids = changed_station_ids(events)
     if not station_ids:
         return
     subscriptions = subscriptions_to_notify()

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
+from events import emit
 from tenancy.models import AuditEvent, Municipality
 from tenancy.services import audit_record
 
@@ -177,7 +177,8 @@ def observation_ingest(
     `municipality` limits the batch to that town's stations (a gateway token's town); None is for
     platform-level callers (imports, the demo seed) that may write any station. Invalid items are
     reported by index and the valid ones stored; nothing is stored twice for the same station and
-    time. Subscribers in settings.INGEST_SUBSCRIBERS get the changed states after commit.
+    time. The changed stations go into the change log in the same transaction (`station_changes_emit`);
+    nothing else runs in the caller's request.
     """
     now = now or timezone.now()
     report = IngestReport()
@@ -212,11 +213,9 @@ def observation_ingest(
     if readings:
         with transaction.atomic():
             _store(readings, report, now=now, source=source)
+            if report.changed_states:
+                station_changes_emit(report.changed_states)
     report.rejected.sort(key=lambda rejection: rejection["index"])
-
-    if report.changed_states:
-        changed = list(report.changed_states)
-        transaction.on_commit(lambda: notify_subscribers(changed))
     return report
 
 
@@ -399,14 +398,18 @@ def level_for(state: StationState, thresholds: list[Threshold]) -> int | None:
     return level
 
 
-def notify_subscribers(states: list[StationState]) -> None:
-    """Hand committed state changes to the consumers named in settings (alerts, live map...)."""
-    for path in settings.INGEST_SUBSCRIBERS:
-        try:
-            import_string(path)(states)
-        except Exception:
-            # The readings are stored; one broken consumer must not starve the others.
-            logger.exception("ingest subscriber %s failed for %d station(s)", path, len(states))
+STATION_CHANGED = "station.changed"
+
+
+def station_changes_emit(states: Iterable[StationState]) -> None:
+    """One change-log event for a batch of moved station states; its handlers (alert evaluation, live
+    publishing, NGSI notifications) run in the drain, batched, never in the writer's request."""
+    emit(STATION_CHANGED, {"stations": sorted({state.station_id for state in states})})
+
+
+def changed_station_ids(events: Iterable[tuple[str, dict]]) -> list[int]:
+    """The stations named by the `station.changed` events of a drain batch, each once."""
+    return sorted({int(pk) for kind, payload in events if kind == STATION_CHANGED for pk in payload.get("stations", [])})
 
 
 def station_state_recompute(*, station: Station) -> StationState:
@@ -441,19 +444,20 @@ class SharingError(ValueError):
     """A sharing change that does not make sense (to oneself, another town's station...)."""
 
 
+VISIBILITY_CHANGED = "visibility.changed"
+
+
 def _after_visibility_change(station_ids: list[int]) -> None:
-    """Tell the consumers in settings.VISIBILITY_SUBSCRIBERS who could see these stations before the
-    change, once it commits, so live viewers who lost access stop receiving them at once."""
+    """Record who could see these stations before the change (call it before changing them, inside
+    the transaction), so live viewers who lost access are told at once: see dashboard.live."""
     before = station_audiences(station_ids)
-
-    def notify():
-        for path in settings.VISIBILITY_SUBSCRIBERS:
-            try:
-                import_string(path)(station_ids, before)
-            except Exception:
-                logger.exception("visibility subscriber %s failed", path)
-
-    transaction.on_commit(notify)
+    emit(
+        VISIBILITY_CHANGED,
+        {
+            "stations": sorted(station_ids),
+            "before": {str(pk): [visibility, sorted(towns)] for pk, (visibility, towns) in before.items()},
+        },
+    )
 
 
 @transaction.atomic
@@ -549,5 +553,5 @@ def threshold_set(*, threshold: Threshold, value: float, actor=None) -> Threshol
             target=f"{threshold.station.code} {threshold.name}", detail={"from": previous, "to": value},
         )
         state = station_state_recompute(station=threshold.station)
-        transaction.on_commit(lambda: notify_subscribers([state]))
+        station_changes_emit([state])
     return threshold

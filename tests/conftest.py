@@ -64,6 +64,17 @@ def celery_tasks_run_in_process():
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def change_log_drains_on_commit():
+    """The change-log handlers (alert evaluation, live publishing, NGSI) run right after the writing
+    transaction commits, in the test's thread, as Celery tasks run eagerly. Tests of the drain
+    itself (tests/events) switch back to workers; the browser tests' servers drain in-process."""
+    from django.test import override_settings
+
+    with override_settings(EVENTS_DRAIN="eager"):
+        yield
+
+
 @pytest.fixture
 def towns(db):
     # Fictional codes with valid check digits; prefecture 99 does not exist.

@@ -1,8 +1,8 @@
-"""Ways an alert event leaves the platform, one module each: `live` (Channels groups), `email`, `webhook`.
+"""Ways an alert event leaves the platform, one module each: `email`, `webhook`.
 
-`email` and `webhook` are per-channel deliveries from the outbox (`Delivery` rows, retried by the
-dispatcher); `live` is a best-effort broadcast to connected browsers, which re-sync through the REST
-API after a reconnect.
+Both are per-channel deliveries from the delivery outbox (`Delivery` rows, retried by the
+dispatcher). Browsers hear of alert events through the change log (`alert.changed`) and the one
+live publisher in dashboard.live, sequenced like every other live message.
 """
 
 

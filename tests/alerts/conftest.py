@@ -15,7 +15,6 @@ from django.utils import timezone
 from sensors.services import observation_ingest
 from tenancy.models import Membership
 
-SUBSCRIBERS = ["alerts.services.evaluate_station_changes"]
 seed_migration = importlib.import_module("alerts.migrations.0002_seed_level_scheme_2021")
 
 

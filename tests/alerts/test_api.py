@@ -4,7 +4,7 @@ from datetime import timedelta
 from xml.etree import ElementTree
 
 import pytest
-from django.test import Client, override_settings
+from django.test import Client
 
 from alerts.models import Alert
 from alerts.selectors import alert_board, alert_history, station_audiences
@@ -14,7 +14,7 @@ from tenancy.models import Membership
 from tenancy.selectors import ANONYMOUS, Viewer, viewer_for_user
 from tests.conftest import make_station
 
-from .conftest import SUBSCRIBERS, ingest, make_member, minute_now
+from .conftest import ingest, make_member, minute_now
 
 ATOM = {"atom": "http://www.w3.org/2005/Atom"}
 LEVELS = {"a-private": 4.1, "a-region": 3.6, "a-public": 4.2, "b-private": 3.7, "a-publow": 3.1}
@@ -25,10 +25,9 @@ def alerts(stations, towns, django_capture_on_commit_callbacks):
     """One open alert per station: {"a-private": Alert(level 4), ...}; "a-publow" is public at level 2."""
     stations = {**stations, "a-publow": make_station(towns[0], "A-PUBLOW", visibility=Visibility.PUBLIC)}
     at = minute_now() - timedelta(minutes=10)
-    with override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS):
-        for key, value in LEVELS.items():
-            with django_capture_on_commit_callbacks(execute=True):
-                ingest(stations[key].code, [(at, value)])
+    for key, value in LEVELS.items():
+        with django_capture_on_commit_callbacks(execute=True):
+            ingest(stations[key].code, [(at, value)])
     return {key: Alert.objects.get(station=stations[key]) for key in LEVELS}
 
 

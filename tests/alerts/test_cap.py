@@ -12,7 +12,7 @@ from alerts.models import Alert, AlertEvent
 from sensors.models import Visibility
 from tests.conftest import make_station
 
-from .conftest import SUBSCRIBERS, ingest, ingest_series, minute_now
+from .conftest import ingest, ingest_series, minute_now
 
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
 SQUARE = {"type": "Polygon", "coordinates": [[[139.9, 34.9], [140.1, 34.9], [140.1, 35.1], [139.9, 35.1], [139.9, 34.9]]]}
@@ -37,7 +37,7 @@ def versions(client, alert):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS, CAP_SENDER="hq@mizumori.example.jp")
+@override_settings(CAP_SENDER="hq@mizumori.example.jp")
 def test_every_version_of_a_public_alert_validates_and_references_the_earlier_ones(client, towns, assert_valid_cap):
     towns[0].boundary = SQUARE
     towns[0].save()
@@ -89,7 +89,6 @@ def test_every_version_of_a_public_alert_validates_and_references_the_earlier_on
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_private_and_region_alerts_are_restricted(client, towns, user_a, assert_valid_cap):
     client.force_login(user_a)
     for visibility in (Visibility.PRIVATE, Visibility.REGION):
@@ -101,7 +100,7 @@ def test_private_and_region_alerts_are_restricted(client, towns, user_a, assert_
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS, TIME_ZONE="UTC")
+@override_settings(TIME_ZONE="UTC")
 def test_sent_keeps_a_numeric_offset_in_utc(client, towns, assert_valid_cap):
     alert = storm("UTC-1", towns[0])
     for _, document in versions(client, alert):
@@ -110,7 +109,6 @@ def test_sent_keeps_a_numeric_offset_in_utc(client, towns, assert_valid_cap):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_stale_alert_message_validates(client, towns, assert_valid_cap):
     station = make_station(towns[0], "QUIET", visibility=Visibility.PUBLIC)
     ingest(station.code, [(minute_now() - timedelta(hours=3), 1.0)])

@@ -5,14 +5,13 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
-from django.test import override_settings
 from django.utils import timezone
 
 from alerts.models import Alert, AlertEvent, AlertRule
 from alerts.services import AlertStateError, alert_acknowledge, alert_resolve
 from tests.conftest import make_station
 
-from .conftest import SUBSCRIBERS, ingest, minute_now
+from .conftest import ingest, minute_now
 
 
 def open_alert(station, value=3.6):
@@ -27,7 +26,6 @@ def acks(alert):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_acknowledge_is_idempotent_per_user(towns, operator_a, operator_a2):
     alert = open_alert(make_station(towns[0], "R1"))
     first = alert_acknowledge(alert, operator_a)
@@ -40,7 +38,6 @@ def test_acknowledge_is_idempotent_per_user(towns, operator_a, operator_a2):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_acknowledgement_survives_escalation_and_resolved_alerts_refuse_it(towns, operator_a):
     station = make_station(towns[0], "R1")
     alert = open_alert(station)
@@ -80,7 +77,6 @@ def run_at_once(*calls):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_two_operators_acknowledging_at_once_are_both_recorded_once(towns, operator_a, operator_a2):
     alert = open_alert(make_station(towns[0], "R1"))
     for _ in range(3):  # each round adds nothing after the first
@@ -92,7 +88,6 @@ def test_two_operators_acknowledging_at_once_are_both_recorded_once(towns, opera
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_the_same_operator_acknowledging_twice_at_once_is_recorded_once(towns, operator_a):
     alert = open_alert(make_station(towns[0], "R1"))
     results = run_at_once(*(lambda: alert_acknowledge(Alert.objects.get(pk=alert.pk), operator_a) for _ in range(4)))
@@ -101,7 +96,6 @@ def test_the_same_operator_acknowledging_twice_at_once_is_recorded_once(towns, o
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_acknowledge_and_resolve_racing_leave_a_consistent_trail(towns, operator_a, operator_a2):
     alert = open_alert(make_station(towns[0], "R1"))
 

@@ -25,7 +25,7 @@ from alerts.transports.webhook import SIGNATURE_HEADER
 from sensors.models import SharingGrant, Visibility
 from tests.conftest import make_station, make_town
 
-from .conftest import SUBSCRIBERS, ingest, make_event, minute_now
+from .conftest import ingest, make_event, minute_now
 
 SECRET = "s3cret-for-tests"
 
@@ -83,7 +83,6 @@ def later(minutes):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_webhook_retries_through_503s_and_delivers_exactly_once(towns):
     station = make_station(towns[0], "R1", visibility=Visibility.PRIVATE)
     with receiving(script=[503, 503, 503]) as receiver:
@@ -116,7 +115,6 @@ def test_webhook_retries_through_503s_and_delivers_exactly_once(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 @pytest.mark.parametrize("status, permanent", [(410, True), (401, True), (408, False), (429, False)])
 def test_client_errors_other_than_408_and_429_mark_the_channel_failing(towns, status, permanent):
     station = make_station(towns[0], "R1")
@@ -136,7 +134,7 @@ def test_client_errors_other_than_408_and_429_mark_the_channel_failing(towns, st
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS, ALERT_WEBHOOK_MAX_ATTEMPTS=3)
+@override_settings(ALERT_WEBHOOK_MAX_ATTEMPTS=3)
 def test_exhausted_attempts_mark_the_channel_failing_and_a_later_success_clears_it(towns):
     station = make_station(towns[0], "R1")
     with receiving(script=[500, 502, 503]) as receiver:
@@ -238,7 +236,6 @@ def test_a_delivery_stuck_in_sending_is_reclaimed_but_a_sent_one_never_is(towns)
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 @pytest.mark.parametrize(
     "visibility, expected",
     [
@@ -260,7 +257,6 @@ def test_email_goes_to_every_town_that_may_see_the_station_and_no_other(towns, v
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_town_b_webhook_never_hears_of_town_a_private_alert(towns):
     private = make_station(towns[0], "A-PRIV", visibility=Visibility.PRIVATE)
     region = make_station(towns[0], "A-REG", visibility=Visibility.REGION)
@@ -324,7 +320,6 @@ class GroupListener:
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_live_groups_follow_visibility(towns):
     at = minute_now() - timedelta(minutes=5)
     private = make_station(towns[0], "A-PRIV", visibility=Visibility.PRIVATE)
@@ -345,7 +340,6 @@ def test_live_groups_follow_visibility(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_shared_station_alerts_reach_the_grantee_only_while_the_grant_lasts(towns):
     town_c = make_town("990051", "town-c", "town c")
     for town in (*towns, town_c):
@@ -366,7 +360,6 @@ def test_shared_station_alerts_reach_the_grantee_only_while_the_grant_lasts(town
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_a_downstream_town_subscribes_a_channel_to_an_upstream_gauge_shared_with_it(towns):
     upstream, downstream = towns
     gauge = make_station(upstream, "UP-1", visibility=Visibility.SHARED)

@@ -8,13 +8,12 @@ import threading
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.test import override_settings
 
 from alerts.models import Alert, AlertEvent, AlertRule
 from sensors.models import Visibility
 from tests.conftest import make_station
 
-from .conftest import SUBSCRIBERS, ingest, ingest_series, minute_now
+from .conftest import ingest, ingest_series, minute_now
 
 # Thresholds (tests/conftest.py): 2.0 standby (no level), 3.0 → 2, 3.5 → 3, 4.0 → 4, 5.0 → 5.
 # The default rule leaves a level 0.1 m below its threshold; the plausible step is 1 m per reading.
@@ -49,7 +48,6 @@ def trail(station):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_storm_replay_leaves_the_exact_trail(towns):
     station = make_station(towns[0], "STORM-1", visibility=Visibility.PUBLIC)
     start = minute_now() - timedelta(hours=12)
@@ -101,7 +99,6 @@ def test_storm_replay_leaves_the_exact_trail(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_one_batch_with_many_readings_steps_through_every_level(towns):
     station = make_station(towns[0], "BATCH-1")
     start = minute_now() - timedelta(hours=3)
@@ -120,7 +117,6 @@ def test_one_batch_with_many_readings_steps_through_every_level(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_a_real_sudden_rise_counts_one_reading_later(towns):
     station = make_station(towns[0], "JUMP-1")
     start = minute_now() - timedelta(hours=3)
@@ -132,7 +128,6 @@ def test_a_real_sudden_rise_counts_one_reading_later(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_a_late_reading_does_not_rewrite_the_past(towns):
     station = make_station(towns[0], "LATE-1")
     start = minute_now() - timedelta(hours=3)
@@ -143,7 +138,6 @@ def test_a_late_reading_does_not_rewrite_the_past(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_concurrent_batches_for_one_station_leave_one_trail(towns):
     station = make_station(towns[0], "BUSY-1")
     start = minute_now() - timedelta(hours=3)

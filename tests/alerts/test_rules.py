@@ -5,14 +5,13 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.test import override_settings
 
 from alerts.models import Alert, AlertEvent, AlertRule, LevelDefinition, LevelScheme
 from alerts.services import alert_rules_sync_for_station, evaluate_station_changes, level_scheme_activate
 from sensors.models import Observation, StationKind, StationState, Threshold
 from tests.conftest import make_station
 
-from .conftest import SUBSCRIBERS, ingest, ingest_series, minute_now
+from .conftest import ingest, ingest_series, minute_now
 
 Kind = AlertRule.Kind
 
@@ -51,7 +50,6 @@ def test_sync_command_covers_every_station_and_rejects_unknown_codes(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_retired_default_rule_resolves_its_alert(towns):
     station = make_station(towns[0], "R1")
     ingest(station.code, [(minute_now() - timedelta(minutes=5), 3.2)])
@@ -65,7 +63,6 @@ def test_retired_default_rule_resolves_its_alert(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_rain_accumulation_rule_from_hourly_thresholds(towns):
     station = make_station(towns[0], "G1", kind=StationKind.RAIN)
     start = minute_now() - timedelta(hours=6)
@@ -80,7 +77,6 @@ def test_rain_accumulation_rule_from_hourly_thresholds(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_event_total_rule_counts_the_whole_storm(towns):
     station = make_station(towns[0], "G1", kind=StationKind.RAIN)
     AlertRule.objects.create(station=station, kind=Kind.RAIN_ACCUMULATION, name="Storm total", value=40, level=3,
@@ -95,7 +91,6 @@ def test_event_total_rule_counts_the_whole_storm(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_rate_of_rise_rule_needs_its_readings(towns):
     station = make_station(towns[0], "R1")
     AlertRule.objects.create(
@@ -114,7 +109,6 @@ def test_rate_of_rise_rule_needs_its_readings(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_minimum_duration_before_opening_and_resolving(towns):
     station = make_station(towns[0], "R1", expected_interval=None)
     alert_rules_sync_for_station(station)
@@ -152,7 +146,6 @@ def test_quality_flagged_readings_move_nothing(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_disabling_a_rule_resolves_its_open_alert_on_the_next_batch(towns):
     station = make_station(towns[0], "R1")
     at = ingest_series(station.code, minute_now() - timedelta(hours=1), [3.6])
@@ -163,7 +156,6 @@ def test_disabling_a_rule_resolves_its_open_alert_on_the_next_batch(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS)
 def test_alerts_keep_the_words_they_were_issued_with(towns):
     first = make_station(towns[0], "R1")
     ingest(first.code, [(minute_now() - timedelta(minutes=20), 4.2)])

@@ -9,7 +9,6 @@ import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
-from django.test import override_settings
 from django.utils import timezone
 
 from config.asgi import application
@@ -18,7 +17,6 @@ from sensors.services import observation_ingest
 from tests.conftest import make_station
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-LIVE = ["dashboard.live.publish_station_changes"]
 
 
 async def connect(user=None, path="/ws/live/"):
@@ -60,7 +58,6 @@ def ingest(code, value, minutes_ago=0):
     )
 
 
-@override_settings(INGEST_SUBSCRIBERS=LIVE)
 async def test_anonymous_gets_a_snapshot_and_live_updates_of_public_stations_only(stations):
     ws = await connect()
     subscribed, snapshot = await subscribe(ws)
@@ -80,7 +77,6 @@ async def test_anonymous_gets_a_snapshot_and_live_updates_of_public_stations_onl
     await ws.disconnect()
 
 
-@override_settings(INGEST_SUBSCRIBERS=LIVE)
 async def test_town_user_hears_own_private_and_region_but_never_another_towns_private(stations, user_a):
     ws = await connect(user_a)
     _, snapshot = await subscribe(ws)
@@ -95,7 +91,6 @@ async def test_town_user_hears_own_private_and_region_but_never_another_towns_pr
     await ws.disconnect()
 
 
-@override_settings(INGEST_SUBSCRIBERS=LIVE)
 async def test_layers_filter_what_arrives(towns):
     await database_sync_to_async(make_station)(towns[0], "RIV")
     await database_sync_to_async(make_station)(towns[0], "RAIN", kind="rain")
@@ -109,7 +104,6 @@ async def test_layers_filter_what_arrives(towns):
     await ws.disconnect()
 
 
-@override_settings(INGEST_SUBSCRIBERS=LIVE)
 async def test_a_large_batch_is_a_handful_of_messages(towns):
     @database_sync_to_async
     def setup_and_ingest():
@@ -134,7 +128,6 @@ async def test_a_large_batch_is_a_handful_of_messages(towns):
     await ws.disconnect()
 
 
-@override_settings(INGEST_SUBSCRIBERS=LIVE)
 async def test_resume_replays_what_was_missed_in_order(stations):
     ws = await connect()
     subscribed, _ = await subscribe(ws)
@@ -230,29 +223,59 @@ async def test_resuming_with_another_streams_numbers_gets_a_snapshot(stations):
     await ws.disconnect()
 
 
-async def test_alerts_reach_the_public_from_level_3_without_staff_names(stations):
-    from channels.layers import get_channel_layer
+@database_sync_to_async
+def alert_event(code, level, actor=None):
+    """An alert event as the evaluator or an operator writes it: through the change log."""
+    from alerts.models import Alert, AlertEvent, AlertRule
+    from alerts.services import alert_events_emit
+    from sensors.models import Station
 
+    station = Station.objects.get(code=code)
+    rule = AlertRule.objects.create(station=station, kind="threshold", name=f"manual {AlertRule.objects.count()}")
+    now = timezone.now()
+    alert = Alert.objects.create(station=station, rule=rule, level=level, peak_level=level, opened_at=now, updated_at=now)
+    event = AlertEvent.objects.create(alert=alert, kind="opened", level=level, value=3.6, at=now, actor=actor)
+    alert_events_emit([event.pk])
+    return event
+
+
+async def test_alerts_reach_the_public_from_level_3_without_staff_names(stations, user_a):
     ws = await connect()
-    await subscribe(ws, ["alerts"])
-    layer = get_channel_layer()
-    alert = {"id": 1, "peak_level": 2, "station": {"code": "A-PUBLIC"}, "event": {"id": 7, "actor": "a-operator"}}
-    await layer.group_send("alerts.public", {"type": "alert.message", "alert": alert})
+    subscribed, _ = await subscribe(ws, ["alerts"])
+    await alert_event("A-PUBLIC", 2, actor=user_a)
     assert await ws.receive_nothing(timeout=0.3)
-    await layer.group_send("alerts.public", {"type": "alert.message", "alert": {**alert, "peak_level": 3}})
+    event = await alert_event("A-PUBLIC", 3, actor=user_a)
     message = await ws.receive_json_from(timeout=5)
-    assert message["type"] == "alert" and message["alert"]["event"]["actor"] is None
+    assert message["type"] == "alert" and message["layer"] == "alerts"
+    assert message["alert"]["event"]["id"] == event.pk and message["alert"]["event"]["actor"] is None
+    assert message["seq"] > subscribed["seq"]
     await ws.disconnect()
 
 
 async def test_a_town_member_hears_its_towns_alert_group_only(stations, user_a):
-    from channels.layers import get_channel_layer
-
     ws = await connect(user_a)
     await subscribe(ws, ["alerts"])
-    layer = get_channel_layer()
-    await layer.group_send("alerts.town-b", {"type": "alert.message", "alert": {"id": 2, "peak_level": 4}})
+    await alert_event("B-PRIVATE", 4)
     assert await ws.receive_nothing(timeout=0.3)
-    await layer.group_send("alerts.town-a", {"type": "alert.message", "alert": {"id": 3, "peak_level": 1}})
-    assert (await ws.receive_json_from(timeout=5))["alert"]["id"] == 3
+    event = await alert_event("A-PRIVATE", 1)
+    message = await ws.receive_json_from(timeout=5)
+    assert message["alert"]["event"]["id"] == event.pk and message["alert"]["station"]["code"] == "A-PRIVATE"
     await ws.disconnect()
+
+
+async def test_alert_messages_are_replayed_on_resume_like_stations(stations, user_a):
+    ws = await connect(user_a)
+    subscribed, _ = await subscribe(ws, ["alerts", "river"])
+    await ws.disconnect()
+    missed = [await alert_event("A-PRIVATE", 3), await alert_event("A-REGION", 2)]
+    await ingest("A-PRIVATE", 1.0)
+
+    again = await connect(user_a)
+    await again.send_json_to({"type": "subscribe", "layers": ["alerts", "river"], "snapshot": False})
+    assert (await again.receive_json_from(timeout=5))["type"] == "subscribed"
+    await again.send_json_to({"type": "resume", "since": subscribed["seq"], "stream": subscribed["stream"]})
+    replayed = [await again.receive_json_from(timeout=5) for _ in range(3)]
+    assert [m["seq"] for m in replayed] == sorted(m["seq"] for m in replayed)
+    assert [m["alert"]["event"]["id"] for m in replayed if m["type"] == "alert"] == [e.pk for e in missed]
+    assert [codes(m) for m in replayed if m["type"] == "stations"] == [["A-PRIVATE"]]
+    await again.disconnect()

@@ -51,22 +51,34 @@ def database_url_for_children() -> str:
     return ""
 
 
-def start_server(port: int, tmp_path: Path) -> subprocess.Popen:
-    env = {
+def child_environment() -> dict[str, str]:
+    return {
         **os.environ,
         "DATABASE_URL": database_url_for_children(),
         "SQLITE_PATH": str(connection.settings_dict["NAME"]),
-        "INGEST_SUBSCRIBERS": "dashboard.live.publish_station_changes",
+        "EVENTS_DRAIN": "workers",
     }
+
+
+def start_server(port: int, tmp_path: Path) -> subprocess.Popen:
     log = open(tmp_path / f"daphne-{port}.log", "w")
     return subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=child_environment(), stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def start_drain_worker(tmp_path: Path) -> subprocess.Popen:
+    """The production shape: neither server drains the change log; a separate worker publishes."""
+    log = open(tmp_path / "drain.log", "w")
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "drain_events"], cwd=ROOT, env=child_environment(), stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
 def wait_until_up(port: int, process: subprocess.Popen, tmp_path: Path):
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"server on {port} exited: {(tmp_path / f'daphne-{port}.log').read_text()[-2000:]}")
@@ -75,7 +87,7 @@ def wait_until_up(port: int, process: subprocess.Popen, tmp_path: Path):
             return
         except OSError:
             time.sleep(0.2)
-    pytest.fail(f"server on {port} did not come up")
+    pytest.fail(f"server on {port} did not come up: {(tmp_path / f'daphne-{port}.log').read_text()[-2000:]}")
 
 
 def test_a_reading_posted_to_one_server_reaches_a_client_of_the_other(tmp_path):
@@ -84,9 +96,9 @@ def test_a_reading_posted_to_one_server_reaches_a_client_of_the_other(tmp_path):
     make_station(town, "MP-1")
     token = ingest_token_create(municipality=town)[1]
     ports = free_port(), free_port()
-    servers = [start_server(port, tmp_path) for port in ports]
+    servers = [start_server(port, tmp_path) for port in ports] + [start_drain_worker(tmp_path)]
     try:
-        for port, server in zip(ports, servers):
+        for port, server in zip(ports, servers[:2]):
             wait_until_up(port, server, tmp_path)
         message = asyncio.run(listen_on_second_while_posting_to_first(ports, token))
     finally:

@@ -63,8 +63,8 @@ def server_environment() -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database_url_for_children(),
         "SQLITE_PATH": str(connection.settings_dict["NAME"]),
-        # Only the live layer listens to ingestion here: these tests are about what browsers see.
-        "INGEST_SUBSCRIBERS": "dashboard.live.publish_station_changes",
+        # The server drains the change log itself (alerts, live publishing), with Redis too.
+        "EVENTS_DRAIN": "in-process",
         # No tile server: nothing but this server may be contacted (and there is no internet).
         "MAP_TILES_URL": "",
         # Our own channel-layer prefix on a shared Redis, so another test run's messages stay out.

@@ -5,9 +5,9 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone as dj_timezone
 
+from events.models import OutboxEvent
 from sensors.models import Observation, StationState
 from tests.ngsi.conftest import NGSI, NOT_FOUND, T0, bearer, entity_id
 
@@ -80,7 +80,7 @@ def test_put_value_text_plain_and_attribute_object(client, basin, token_a):
     assert send(client, "put", f"{attrs_path('A-REGION')}/height/value", "1.5", token_a).status_code == 204
 
 
-def test_batch_update_is_one_ingestion_batch(client, basin, token_a, django_capture_on_commit_callbacks):
+def test_batch_update_is_one_ingestion_batch(client, basin, token_a, settings):
     body = {
         "actionType": "update",
         "entities": [
@@ -89,26 +89,17 @@ def test_batch_update_is_one_ingestion_batch(client, basin, token_a, django_capt
             {"id": entity_id("A-RAIN", "rain"), "precipitation": {"value": 1.0}, "dateObserved": {"value": T1.isoformat()}},
         ],
     }
-    batches = []
-    with override_settings(INGEST_SUBSCRIBERS=["tests.ngsi.test_entities_write.remember_batch"]):
-        REMEMBERED.clear()
-        with django_capture_on_commit_callbacks(execute=True):
-            response = send(client, "post", f"{NGSI}/op/update", body, token_a)
-        batches = list(REMEMBERED)
+    settings.EVENTS_DRAIN = "workers"  # keep the change-log rows to look at
+    OutboxEvent.objects.all().delete()  # the fixture's own readings
+    response = send(client, "post", f"{NGSI}/op/update", body, token_a)
+    batches = list(OutboxEvent.objects.filter(handler="alerts.evaluate").values_list("payload", flat=True))
     assert response.status_code == 204, response.content
     assert ("A-PUBLIC", T1, 4.2, "ngsi") in stored() and ("A-RAIN", T1, 1.0, "ngsi") in stored()
-    assert len(batches) == 1 and len(batches[0]) == 2
+    assert len(batches) == 1 and len(batches[0]["stations"]) == 2
     for action in ("append", "replace"):
         body["actionType"] = action
         assert send(client, "post", f"{NGSI}/op/update", body, token_a).status_code == 204  # duplicates: kept once
     assert Observation.objects.filter(observed_at=T1).count() == 2
-
-
-REMEMBERED: list = []
-
-
-def remember_batch(states):
-    REMEMBERED.append([state.station_id for state in states])
 
 
 def test_upsert_adds_a_reading_and_creation_is_refused(client, basin, token_a):

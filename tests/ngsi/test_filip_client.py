@@ -58,7 +58,6 @@ def filip_python() -> str:
 @pytest.mark.timeout(300)
 def test_filip_lists_filters_reads_updates_and_subscribes(live_server, basin, token_a, receiver, eager_celery, settings):
     python = filip_python()
-    settings.INGEST_SUBSCRIBERS = ["ngsi.services.notify_station_changes"]
     river, other = entity_id("A-PUBLIC"), entity_id("A-PRIVATE")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

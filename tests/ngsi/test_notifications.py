@@ -5,7 +5,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.test import override_settings
 
 from ngsi.models import Subscription
 from ngsi.services import notification_backoff_seconds
@@ -17,7 +16,6 @@ pytestmark = [
     pytest.mark.usefixtures("eager_celery"),
     pytest.mark.timeout(120),
 ]
-SUBSCRIBERS = override_settings(INGEST_SUBSCRIBERS=["ngsi.services.notify_station_changes"])
 
 
 def subscribe(client, token, url, *, entities=None, condition=None, notification=None, **extra):
@@ -49,7 +47,6 @@ def ingest(capture, readings, minutes=10):
     return report
 
 
-@SUBSCRIBERS
 def test_one_notification_per_batch_in_orion_format(client, basin, token_a, receiver, django_capture_on_commit_callbacks):
     subscription_id = subscribe(client, token_a, receiver.url, entities=[{"idPattern": ".*", "type": "WaterObserved"}],
                                 notification={"attrs": ["height", "dateObserved", "alertLevel"]})
@@ -86,7 +83,6 @@ def test_one_notification_per_batch_in_orion_format(client, basin, token_a, rece
     assert [e["id"] for e in receiver.requests[1]["json"]["data"]] == [entity_id("A-PUBLIC")]
 
 
-@SUBSCRIBERS
 def test_key_values_conditions_and_expression(client, basin, token_a, receiver, django_capture_on_commit_callbacks):
     subscribe(client, token_a, receiver.url, entities=[{"id": entity_id("A-PUBLIC")}, {"idPattern": "RAIN$"}],
               condition={"attrs": ["height", "precipitation"], "expression": {"q": "alertLevel>=3"}},
@@ -101,7 +97,6 @@ def test_key_values_conditions_and_expression(client, basin, token_a, receiver, 
     ]
 
 
-@SUBSCRIBERS
 def test_a_subscription_only_sees_what_its_owner_may_see(client, basin, token_a, token_b, receiver,
                                                       django_capture_on_commit_callbacks):
     subscribe(client, token_b, receiver.url, notification={"attrsFormat": "keyValues", "attrs": ["height"]})
@@ -113,7 +108,6 @@ def test_a_subscription_only_sees_what_its_owner_may_see(client, basin, token_a,
     assert requests[0]["headers"]["fiware-service"] == "town_b"
 
 
-@SUBSCRIBERS
 def test_scoped_subscription_and_a_revoked_owner(client, basin, token_a, receiver, django_capture_on_commit_callbacks):
     from tenancy.models import IngestToken
     from tenancy.services import ingest_token_revoke
@@ -132,7 +126,6 @@ def test_scoped_subscription_and_a_revoked_owner(client, basin, token_a, receive
     assert len(receiver.wait_for(2, timeout=1)) == 1
 
 
-@SUBSCRIBERS
 def test_a_user_owned_subscription_stops_when_the_user_leaves_the_town(client, basin, user_a, receiver,
                                                                        django_capture_on_commit_callbacks):
     from tenancy.models import Membership
@@ -148,7 +141,6 @@ def test_a_user_owned_subscription_stops_when_the_user_leaves_the_town(client, b
     assert len(receiver.wait_for(2, timeout=1)) == 1
 
 
-@SUBSCRIBERS
 def test_throttling_drops_notifications_inside_the_period(client, basin, token_a, receiver,
                                                           django_capture_on_commit_callbacks):
     subscription_id = subscribe(client, token_a, receiver.url, throttling=3600)
@@ -165,7 +157,6 @@ def test_throttling_drops_notifications_inside_the_period(client, basin, token_a
     assert receiver.requests[1]["json"]["data"][0]["height"]["value"] == 1.3
 
 
-@SUBSCRIBERS
 def test_a_failed_attempt_is_retried_and_recorded(client, basin, token_a, receiver, django_capture_on_commit_callbacks):
     subscription_id = subscribe(client, token_a, receiver.url)
     receiver.statuses.extend([500])
@@ -183,7 +174,6 @@ def test_a_failed_attempt_is_retried_and_recorded(client, basin, token_a, receiv
     assert notification["lastSuccess"] >= notification["lastFailure"]
 
 
-@SUBSCRIBERS
 def test_consecutive_failures_make_a_subscription_failed_until_re_armed(client, basin, token_a, receiver, settings,
                                                                         django_capture_on_commit_callbacks):
     settings.NGSI_NOTIFY_MAX_ATTEMPTS = 4
@@ -207,7 +197,6 @@ def test_consecutive_failures_make_a_subscription_failed_until_re_armed(client, 
     assert record["status"] == "active" and "failsCounter" not in record["notification"]
 
 
-@SUBSCRIBERS
 def test_client_errors_are_not_retried(client, basin, token_a, receiver, django_capture_on_commit_callbacks):
     receiver.statuses.extend([404])
     subscription_id = subscribe(client, token_a, receiver.url)
@@ -216,7 +205,6 @@ def test_client_errors_are_not_retried(client, basin, token_a, receiver, django_
     assert shown(client, token_a, subscription_id)["notification"]["failsCounter"] == 1
 
 
-@SUBSCRIBERS
 def test_unreachable_receiver_and_allow_list_checked_again_before_sending(client, basin, token_a, receiver, settings,
                                                                            django_capture_on_commit_callbacks):
     subscription_id = subscribe(client, token_a, receiver.url)
@@ -234,7 +222,6 @@ def test_unreachable_receiver_and_allow_list_checked_again_before_sending(client
     assert notification["timesSent"] == 2 and notification["lastFailureReason"].startswith("ConnectionError")
 
 
-@SUBSCRIBERS
 def test_only_changed_attrs_covered_and_inactive(client, basin, token_a, receiver, django_capture_on_commit_callbacks):
     first = subscribe(client, token_a, receiver.url, entities=[{"id": entity_id("A-PUBLIC")}],
                       notification={"onlyChangedAttrs": True, "attrsFormat": "keyValues"})

@@ -1,42 +1,35 @@
-"""The ingestion service itself: latest state, accumulations, subscribers, concurrency."""
+"""The ingestion service itself: latest state, accumulations, the change-log event, concurrency."""
 
 import threading
 from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
-from django.test import override_settings
 from django.utils import timezone
 
 from sensors.models import Observation, StationKind, StationState, Threshold
-from sensors.services import observation_ingest, station_state_recompute
+from events.models import OutboxEvent
+from sensors.services import STATION_CHANGED, observation_ingest, station_state_recompute
 from tests.conftest import make_station
 
 NOW = timezone.now().replace(microsecond=0)
-received = []
-
-
-def record_states(states):
-    received.append(sorted((s.station_id, s.value, s.level) for s in states))
-
-
-def broken_subscriber(states):
-    raise RuntimeError("boom")
 
 
 def reading(code, minutes_ago, value):
     return {"station": code, "observed_at": NOW - timedelta(minutes=minutes_ago), "value": value}
 
 
-@pytest.fixture(autouse=True)
-def clear_received():
-    received.clear()
+def station_events():
+    return list(OutboxEvent.objects.filter(kind=STATION_CHANGED, handler="alerts.evaluate").values_list("payload", flat=True))
 
 
-@pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=["tests.sensors.test_ingest_service.broken_subscriber",
-                                       "tests.sensors.test_ingest_service.record_states"])
-def test_subscribers_get_changed_states_once_per_batch_after_commit(towns):
+@pytest.fixture
+def workers(settings):
+    """Handlers run only when something drains: what the request left behind can be looked at."""
+    settings.EVENTS_DRAIN = "workers"
+
+
+def test_a_batch_is_one_change_log_event_naming_each_changed_station_once(towns, workers):
     a, b = make_station(towns[0], "A1"), make_station(towns[0], "A2")
     report = observation_ingest(
         municipality=towns[0],
@@ -44,31 +37,31 @@ def test_subscribers_get_changed_states_once_per_batch_after_commit(towns):
         source="http",
     )
     assert report.accepted == 3
-    # One call for the whole batch, after the broken subscriber failed, with the newest values.
-    assert received == [[(a.pk, 3.2, 2), (b.pk, 4.5, 4)]]
+    assert station_events() == [{"stations": [a.pk, b.pk]}]
+    # The request only stored: nothing was evaluated yet.
+    from alerts.models import AlertRule
+
+    assert not AlertRule.objects.filter(station__in=[a, b], evaluated_until__isnull=False).exists()
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=["tests.sensors.test_ingest_service.record_states"])
-def test_no_notification_when_the_surrounding_transaction_rolls_back(towns):
+def test_no_event_when_the_surrounding_transaction_rolls_back(towns, workers):
     make_station(towns[0], "A1")
     with pytest.raises(RuntimeError):
         with transaction.atomic():
             observation_ingest(municipality=towns[0], items=[reading("A1", 10, 1.0)], source="http")
             raise RuntimeError("caller failed after ingesting")
-    assert received == []
+    assert OutboxEvent.objects.count() == 0
     assert Observation.objects.count() == 0
 
 
-@pytest.mark.django_db(transaction=True)
-@override_settings(INGEST_SUBSCRIBERS=["tests.sensors.test_ingest_service.record_states"])
-def test_a_late_reading_outside_any_window_changes_no_state_and_notifies_nobody(towns):
+def test_a_late_reading_outside_any_window_changes_no_state_and_emits_nothing(towns, workers):
     make_station(towns[0], "A1")
     observation_ingest(municipality=towns[0], items=[reading("A1", 10, 2.0)], source="http")
-    received.clear()
+    OutboxEvent.objects.all().delete()
     report = observation_ingest(municipality=towns[0], items=[reading("A1", 120, 9.0)], source="http")
     assert report.accepted == 1
-    assert received == []
+    assert station_events() == []
     assert StationState.objects.get(station__code="A1").value == 2.0
 
 

@@ -5,7 +5,6 @@ import pytest_asyncio
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import connections
-from django.test import override_settings
 
 from sensors.models import SharingGrant, Station, Visibility
 from sensors.selectors import station_audiences
@@ -110,7 +109,6 @@ async def close_worker_connections():
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-@override_settings(VISIBILITY_SUBSCRIBERS=["dashboard.live.publish_visibility_change"])
 async def test_a_withdrawn_station_is_removed_from_the_other_towns_live_map_at_once(
     towns, stations, close_worker_connections
 ):

@@ -2,7 +2,6 @@
 
 import logging
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from sensors.adapters.mqtt import MqttIngestError, MqttIngestor
@@ -60,12 +59,6 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        if settings.INGEST_SUBSCRIBERS and "InMemoryChannelLayer" in settings.CHANNEL_LAYERS["default"]["BACKEND"]:
-            # DESIGN.md: the in-memory layer lives inside one process; this is not the web server's.
-            logger.warning(
-                "no REDIS_URL: readings stored by this process reach browsers only on their next reload, "
-                "not live; set REDIS_URL (or have gateways post to the HTTP API) for a live map"
-            )
         ingestor.install_signal_handlers()
         try:
             stats = ingestor.run()

@@ -1,0 +1,159 @@
+"""The change log: emit inside the writer's transaction, drain in batches, retry, exactly-once effect."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.checks import run_checks
+from django.db import connection, transaction
+from django.utils import timezone
+
+from events import registry
+from events.models import OutboxEvent
+from events.selectors import event_lag
+from events.services import drain_once, drain_pending, emit, failed_events_retry
+from tenancy.models import AuditEvent
+
+
+@pytest.fixture
+def workers(settings):
+    settings.EVENTS_DRAIN = "workers"
+
+
+@pytest.fixture
+def handled():
+    """Registers test handlers for kind "test.thing"; yields the list of batches they received."""
+    batches: list[list[tuple[str, dict]]] = []
+    lock = threading.Lock()
+
+    def record(events):
+        with lock:
+            batches.append(events)
+
+    registry.register("test.record", kinds=["test.thing"], func=record)
+    yield batches
+    registry.unregister("test.record")
+    registry.unregister("test.broken")
+
+
+def test_emit_writes_one_row_per_registered_handler_and_none_for_unknown_kinds(db, workers, handled):
+    assert emit("test.nobody-listens", {"x": 1}) == 0
+    assert emit("test.thing", {"x": 1}) == 1
+    row = OutboxEvent.objects.get()
+    assert (row.kind, row.handler, row.payload, row.attempts, row.failed_at) == ("test.thing", "test.record", {"x": 1}, 0, None)
+
+
+def test_a_drain_hands_a_handler_its_whole_batch_in_order_and_removes_it(db, workers, handled):
+    for n in range(5):
+        emit("test.thing", {"n": n})
+    report = drain_once(handler_names=["test.record"])
+    assert (report.claimed, report.handled, report.failed) == (5, 5, 0)
+    assert handled == [[("test.thing", {"n": n}) for n in range(5)]]
+    assert not OutboxEvent.objects.exists()
+
+
+def test_a_failing_handler_is_retried_alone_with_backoff_and_its_writes_roll_back(db, workers, handled, caplog):
+    calls = []
+
+    def broken(events):
+        calls.append(events)
+        AuditEvent.objects.create(action="visibility_changed", target="written by a failing handler")
+        raise RuntimeError("receiver down")
+
+    registry.register("test.broken", kinds=["test.thing"], func=broken, max_attempts=3)
+    emit("test.thing", {"n": 1})
+    report = drain_pending()
+    assert report.failed == 1 and len(handled) == 1 and len(calls) == 1
+    # What the failing handler wrote went with it; the working handler's event is gone, its own stays.
+    assert not AuditEvent.objects.filter(target="written by a failing handler").exists()
+    row = OutboxEvent.objects.get()
+    assert (row.handler, row.attempts, row.failed_at) == ("test.broken", 1, None)
+    assert "RuntimeError: receiver down" in row.last_error and row.available_at > timezone.now()
+    assert "retrying in 1 s" in caplog.text
+
+    drain_pending()
+    assert len(calls) == 1  # not before its time
+    for attempt in (2, 3):
+        OutboxEvent.objects.update(available_at=timezone.now())
+        drain_pending()
+        assert len(calls) == attempt
+    row.refresh_from_db()
+    assert row.failed_at is not None and row.attempts == 3  # gave up, kept for the operator
+    lag = event_lag()
+    assert (lag.pending, lag.failed, lag.lag_seconds) == (0, 1, 0.0)
+    assert failed_events_retry(handler_name="test.broken") == 1
+    assert event_lag().pending == 1
+
+
+def test_lag_is_the_age_of_the_oldest_pending_event(db, workers, handled):
+    emit("test.thing", {})
+    OutboxEvent.objects.update(created_at=timezone.now() - timedelta(seconds=42))
+    lag = event_lag()
+    assert 41 <= lag.lag_seconds < 60 and lag.pending == 1
+    assert lag.as_dict()["handlers"]["test.record"]["pending"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nothing_is_emitted_when_the_writer_rolls_back(workers, handled):
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            emit("test.thing", {})
+            raise RuntimeError("writer failed")
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eager_drain_runs_after_commit_only(settings, handled):
+    settings.EVENTS_DRAIN = "eager"
+    with transaction.atomic():
+        emit("test.thing", {"n": 1})
+        assert handled == []
+    assert handled == [[("test.thing", {"n": 1})]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_handle_every_event_exactly_once(workers, handled):
+    for n in range(200):
+        emit("test.thing", {"n": n})
+    registry.register("test.record", kinds=["test.thing"], func=registry.get("test.record").func, batch_size=7)
+    errors = []
+
+    def worker():
+        try:
+            while drain_once(handler_names=["test.record"]).claimed or OutboxEvent.objects.exists():
+                pass
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    seen = [payload["n"] for batch in handled for _, payload in batch]
+    assert sorted(seen) == list(range(200))  # each once, none lost
+    assert all(len(batch) <= 7 for batch in handled)
+
+
+def test_the_system_check_fails_when_alert_evaluation_is_not_wired(db):
+    assert not [error for error in run_checks() if error.id == "events.E001"]
+    saved = registry.get("alerts.evaluate")
+    registry.unregister("alerts.evaluate")
+    try:
+        assert [error.id for error in run_checks() if error.id == "events.E001"] == ["events.E001"]
+    finally:
+        registry.register(saved.name, kinds=saved.kinds, func=saved.func, batch_size=saved.batch_size,
+                          max_attempts=saved.max_attempts)
+
+
+def test_apps_register_their_handlers():
+    names = {handler.name for handler in registry.handlers_for("station.changed")}
+    assert {"alerts.evaluate", "dashboard.live", "ngsi.notify"} <= names
+    assert [h.name for h in registry.handlers_for("alert.changed")] == ["dashboard.live"]
+    assert [h.name for h in registry.handlers_for("shelter.changed")] == ["dashboard.live"]
+    assert [h.name for h in registry.handlers_for("visibility.changed")] == ["dashboard.live"]

@@ -1,0 +1,131 @@
+"""The whole path: a request stores and emits; workers evaluate alerts and publish, once, in batches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from alerts.models import Alert, AlertEvent
+from events.models import OutboxEvent
+from events.services import drain_once, drain_pending
+from sensors.services import observation_ingest
+from tests.conftest import make_station
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def workers(settings):
+    settings.EVENTS_DRAIN = "workers"
+
+
+def river_stations(town, count, prefix="R"):
+    return [make_station(town, f"{prefix}{i:03d}") for i in range(count)]
+
+
+def tick(stations, value, minutes_ago=5):
+    """A gateway tick: one reading for each station in one batch."""
+    at = timezone.now().replace(microsecond=0) - timedelta(minutes=minutes_ago)
+    return observation_ingest(
+        municipality=None, items=[{"station": s.code, "observed_at": at, "value": value} for s in stations], source="http"
+    )
+
+
+def opened_per_station():
+    return sorted(AlertEvent.objects.filter(kind="opened").values_list("alert__station__code", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_evaluate_a_batch_exactly_once(towns, workers):
+    stations = river_stations(towns[0], 30)
+    tick(stations, 4.2)  # above 氾濫危険水位: level 4 equivalent at once
+    assert not Alert.objects.exists()  # the request only stored
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(50):
+                if not drain_once().claimed and not OutboxEvent.objects.filter(failed_at__isnull=True).exists():
+                    break
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    assert opened_per_station() == sorted(s.code for s in stations)
+    assert Alert.objects.filter(level=4).count() == 30
+    assert not OutboxEvent.objects.exists()  # the alert events were published too
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(towns, workers):
+    stations = river_stations(towns[0], 5)
+    tick(stations, 4.2)
+    database = connection.settings_dict
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if connection.vendor == "postgresql":
+        env["DATABASE_URL"] = (
+            f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
+        )
+    else:
+        env.pop("DATABASE_URL", None)
+        env["SQLITE_PATH"] = str(database["NAME"])
+    script = (
+        "import os, signal, django\n"
+        "django.setup()\n"
+        "from events import registry\n"
+        "from events.services import drain_once\n"
+        "real = registry.get('alerts.evaluate')\n"
+        "def evaluate_then_die(events):\n"
+        "    real.func(events)  # every alert written, not yet committed\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "registry.register('alerts.evaluate', kinds=real.kinds, func=evaluate_then_die)\n"
+        "drain_once(handler_names=['alerts.evaluate'])\n"
+    )
+    connection.close()
+    died = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, timeout=120, capture_output=True)
+    assert died.returncode == -9, died.stderr.decode()[-2000:]
+    assert not Alert.objects.exists()
+    assert OutboxEvent.objects.filter(handler="alerts.evaluate").count() == 1
+
+    drain_pending()
+    assert opened_per_station() == sorted(s.code for s in stations)
+    drain_pending()
+    assert len(opened_per_station()) == 5
+
+
+def queries_per_drain(town, count, prefix):
+    stations = river_stations(town, count, prefix)
+    tick(stations, 1.0, minutes_ago=20)
+    drain_pending()
+    tick(stations, 3.6, minutes_ago=10)  # level 3 everywhere: alerts open, live messages, NGSI
+    counts = {}
+    for name in ("alerts.evaluate", "dashboard.live", "ngsi.notify"):
+        with CaptureQueriesContext(connection) as queries:
+            drain_once(handler_names=[name])
+        counts[name] = len(queries)
+    with CaptureQueriesContext(connection) as queries:
+        drain_pending()  # the alert events, published
+    counts["alerts published"] = len(queries)
+    return counts
+
+
+def test_queries_per_drain_batch_do_not_grow_with_the_number_of_stations(towns, workers):
+    small = queries_per_drain(towns[0], 5, "S")
+    large = queries_per_drain(towns[1], 60, "L")
+    assert small == large, (small, large)

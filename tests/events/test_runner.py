@@ -1,0 +1,76 @@
+"""Running the drain: in the ASGI server's own loop (embedded default) and as a worker loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import OperationalError, connections
+from django.utils import timezone
+
+from dashboard.consumers import LiveConsumer
+from events import runner
+from events.runner import InProcessDrain, drain_forever
+from events.services import DrainReport
+from sensors.services import observation_ingest
+from tests.conftest import make_station
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_the_in_process_drain_starts_with_the_first_connection_and_publishes(towns, settings):
+    settings.EVENTS_DRAIN = "in-process"
+    await database_sync_to_async(make_station)(towns[0], "IP-1")
+    app = InProcessDrain(LiveConsumer.as_asgi())
+    ws = WebsocketCommunicator(app, "/ws/live/")
+    try:
+        assert (await ws.connect())[0]
+        assert app._task is not None and not app._task.done()
+        await ws.send_json_to({"type": "subscribe", "layers": ["river"]})
+        assert (await ws.receive_json_from(timeout=5))["type"] == "subscribed"
+        assert (await ws.receive_json_from(timeout=5))["type"] == "snapshot"
+        await database_sync_to_async(observation_ingest)(
+            municipality=None, items=[{"station": "IP-1", "observed_at": timezone.now() - timedelta(minutes=1), "value": 2.5}],
+            source="http",
+        )
+        message = await ws.receive_json_from(timeout=10)
+        assert message["type"] == "stations" and message["features"][0]["properties"]["value"] == 2.5
+    finally:
+        await ws.disconnect()
+        app._stop.set()
+        await asyncio.wait_for(app._task, timeout=10)
+        await database_sync_to_async(connections.close_all)()
+
+
+@pytest.mark.asyncio
+async def test_the_drain_loop_outlives_a_database_outage_with_one_warning(monkeypatch, caplog):
+    """Three failing passes (database down) then success: one warning, one recovery line, no traceback."""
+    outcomes = [OperationalError("the database system is shutting down")] * 3 + [DrainReport()] * 50
+    calls = []
+
+    def fake_tick():
+        calls.append(1)
+        outcome = outcomes[min(len(calls) - 1, len(outcomes) - 1)]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(runner, "_drain_tick", fake_tick)
+    monkeypatch.setattr(runner, "OUTAGE_BACKOFF_MAX_SECONDS", 0.02)
+    stop = asyncio.Event()
+    caplog.set_level(logging.INFO, logger="events.runner")
+    task = asyncio.create_task(drain_forever(stop=stop, idle_seconds=0.01, name="test drain"))
+    for _ in range(200):
+        if len(calls) >= 6:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "database unreachable" in warnings[0].getMessage()
+    assert "the database system is shutting down" in warnings[0].getMessage() and not warnings[0].exc_info
+    assert any("recovered after" in r.getMessage() for r in caplog.records)

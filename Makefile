@@ -23,11 +23,12 @@ PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install test demo clean bench
+.PHONY: help venv install test demo serve clean bench
 
 help:
 	@echo "make demo     start the demo site on http://127.0.0.1:$(PORT)/ with the storm simulator (Ctrl-C stops both)"
 	@echo "make test     manage.py check, makemigrations --check, pytest (PYTEST_ARGS='-k ingest' passes through)"
+	@echo "make serve    the production process set (ASGI, change-log workers, Celery worker and beat, MQTT) on DATABASE_URL / REDIS_URL"
 	@echo "make install  create .venv and install requirements-dev.txt (again only when requirements*.txt change)"
 	@echo "make bench    run bench/run.py"
 	@echo "make clean    remove var/ (the embedded SQLite database) and staticfiles/; keeps .venv"
@@ -59,6 +60,11 @@ demo: $(STAMP)
 	$(BIN)/python manage.py seed_demo --password '$(DEMO_PASSWORD)'
 	$(BIN)/python manage.py collectstatic --noinput
 	PORT='$(PORT)' DEMO_PASSWORD='$(DEMO_PASSWORD)' bash bin/demo
+
+# The production process set in the foreground (bin/serve); needs DATABASE_URL and REDIS_URL.
+serve: export DEBUG := 0
+serve: $(STAMP)
+	PORT='$(PORT)' bash bin/serve
 
 clean:
 	rm -rf var staticfiles

@@ -263,6 +263,8 @@ if EVENTS_DRAIN not in {"workers", "in-process", "eager"}:
     raise ImproperlyConfigured(f"EVENTS_DRAIN={EVENTS_DRAIN!r}: use workers, in-process or eager")
 # How often an idle drain looks for new events (a commit in the same process wakes it at once).
 EVENTS_POLL_SECONDS = env_float("EVENTS_POLL_SECONDS", 0.1)
+# /health/ and /hq/ report "degraded" when the oldest unhandled change is older than this.
+EVENTS_LAG_WARN_SECONDS = env_float("EVENTS_LAG_WARN_SECONDS", 5.0)
 # Columns of the monthly usage report (tenancy.usage): name -> function(month_start, month_end).
 USAGE_METRICS = {
     "stations": "sensors.usage.stations_per_town",

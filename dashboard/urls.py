@@ -1,10 +1,11 @@
 from django.urls import include, path
 
-from . import alert_views, views
+from . import alert_views, health, views
 
 urlpatterns = [
     path("", views.public_map, name="dashboard-public"),
     path("hq/", views.hq_map, name="dashboard-hq"),
+    path("health/", health.health, name="health"),
     path("hq/town/", views.switch_town, name="dashboard-switch-town"),
     path("hq/admin/", include("dashboard.town_admin_urls")),
     path("hq/alerts/", alert_views.board, name="alert-board"),

@@ -27,6 +27,7 @@ from tenancy.models import Membership
 from tenancy.selectors import ANONYMOUS, Viewer, memberships_of, viewer_for_request
 from tenancy.services import town_switch
 
+from .health import pipeline_status
 from .live_geo import shelter_feature, shelter_features
 from alerts.selectors import alert_board, alert_document
 
@@ -76,6 +77,7 @@ def hq_map(request):
     context["shelter_rows"] = shelter_panel_rows(viewer, context["shelters"])
     context["shelter_choices"] = SHELTER_CHOICES
     context["live_view"] = "hq"
+    context["pipeline"] = pipeline_status()
     context["is_town_admin"] = viewer.acting_municipality_id is not None and viewer.has_role(Membership.Role.ADMIN)
     return render(request, "dashboard/hq.html", context)
 

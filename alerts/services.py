@@ -9,7 +9,6 @@ live groups and run the dispatcher, which claims due deliveries atomically and s
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -17,7 +16,6 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 
 import numpy as np
 from django.conf import settings
@@ -27,7 +25,7 @@ from django.utils import timezone
 
 from events import emit
 from sensors.models import Observation, Station, StationKind, StationState, Threshold
-from sensors.selectors import local_iso
+from sensors.selectors import local_iso, readings_in_ranges
 from tenancy.models import AuditEvent
 from tenancy.services import audit_record
 
@@ -282,48 +280,6 @@ class _History:
         )
 
 
-def _load_history(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int, list[tuple[datetime, float, str]]]:
-    """Readings in (start, end] for every station, in one query whatever the number of stations: the
-    ranges go in as arrays (PostgreSQL `unnest`) or one JSON document (SQLite `json_each`) and are
-    joined to the (station, observed_at) index, instead of an OR with a term per station."""
-    rows: dict[int, list] = defaultdict(list)
-    if not ranges:
-        return rows
-    table = connection.ops.quote_name(Observation._meta.db_table)
-    station_ids = sorted(ranges)
-    if connection.vendor == "postgresql":
-        sql = f"""
-            SELECT o.station_id, o.observed_at, o.value, o.quality
-            FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS r(station_id, start_at, end_at)
-            JOIN {table} o ON o.station_id = r.station_id AND o.observed_at > r.start_at AND o.observed_at <= r.end_at
-            ORDER BY o.station_id, o.observed_at"""
-        params = [station_ids, [ranges[pk][0] for pk in station_ids], [ranges[pk][1] for pk in station_ids]]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            for station_id, observed_at, value, quality in cursor.fetchall():
-                rows[station_id].append((observed_at, value, quality))
-        return rows
-    adapt = connection.ops.adapt_datetimefield_value
-    document = json.dumps([[pk, adapt(ranges[pk][0]), adapt(ranges[pk][1])] for pk in station_ids])
-    sql = f"""
-        SELECT o.station_id, o.observed_at, o.value, o.quality
-        FROM json_each(%s) AS r
-        JOIN {table} o ON o.station_id = json_extract(r.value, '$[0]')
-            AND o.observed_at > json_extract(r.value, '$[1]') AND o.observed_at <= json_extract(r.value, '$[2]')
-        ORDER BY o.station_id, o.observed_at"""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [document])
-        for station_id, observed_at, value, quality in cursor.fetchall():
-            rows[station_id].append((_sqlite_time(observed_at), value, quality))
-    return rows
-
-
-def _sqlite_time(raw) -> datetime:
-    if isinstance(raw, datetime):
-        return raw if raw.tzinfo else raw.replace(tzinfo=dt_timezone.utc)
-    return datetime.fromisoformat(raw).replace(tzinfo=dt_timezone.utc)
-
-
 def _rain_totals(times: np.ndarray, values: np.ndarray) -> dict[str, float]:
     totals = {}
     for window in rulebook.RAIN_REPORT_WINDOWS:
@@ -472,7 +428,7 @@ def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
             start = max(oldest_cursor, newest[station_id] - CATCH_UP)
             lookback = max(rulebook.rule_lookback(rule, station) for rule in stepping)
             ranges[station_id] = (start - lookback, newest[station_id])
-        history_rows = _load_history(ranges)
+        history_rows = readings_in_ranges(ranges)
 
         stepped: list[AlertRule] = []
         for rule in rules:

@@ -154,8 +154,11 @@ def create_month_partition(connection, month: date) -> int:
     return max(moved, 0)
 
 
-def partitions_ensure_ahead(*, months_ahead: int, now: datetime | None = None, using: str = DEFAULT_DB_ALIAS) -> PartitionReport:
-    """Make sure this month and the next `months_ahead` months have partitions. Idempotent."""
+def partitions_ensure_ahead(
+    *, months_ahead: int, since: date | None = None, now: datetime | None = None, using: str = DEFAULT_DB_ALIAS
+) -> PartitionReport:
+    """Make sure this month and the next `months_ahead` months have partitions (and every month
+    from `since` on, to give past months that hold rows in DEFAULT their own). Idempotent."""
     if months_ahead < 0:
         raise ValueError("months_ahead must be 0 or more")
     connection = connections[using]
@@ -163,10 +166,12 @@ def partitions_ensure_ahead(*, months_ahead: int, now: datetime | None = None, u
     if not is_partitioned(connection):
         report.skipped = _not_partitioned_reason(connection)
         return report
-    first = month_start(now or timezone.now())
+    current = month_start(now or timezone.now())
+    first = min(month_start(since), current) if since else current
+    count = (current.year - first.year) * 12 + current.month - first.month + months_ahead + 1
     with transaction.atomic(using=using):
         existing = attached_months(connection)
-        for offset in range(months_ahead + 1):
+        for offset in range(count):
             month = add_months(first, offset)
             if month in existing:
                 continue

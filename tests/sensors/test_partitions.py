@@ -74,6 +74,8 @@ def test_a_bad_month_is_refused_with_what_was_wrong(text):
 @pytest.mark.parametrize("args, error", [
     (["--detach-before", "2026-13"], "--detach-before: '2026-13' is not a month written as YYYY-MM"),
     (["--ahead", "-1"], "--ahead must be 0 or more"),
+    (["--since", "1950-1"], "--since: '1950-1' is not a month written as YYYY-MM"),
+    (["--since", "2001-01", "--detach-before", "2002-01"], "--since 2001-01 is before --detach-before 2002-01"),
 ])
 def test_command_refuses_bad_arguments_and_changes_nothing(args, error):
     tables_before = connection.introspection.table_names()
@@ -89,7 +91,7 @@ def test_command_refuses_bad_arguments_and_changes_nothing(args, error):
 @pytest.mark.django_db
 def test_sqlite_keeps_the_plain_table_and_maintenance_is_a_clear_no_op(stations):
     out = StringIO()
-    call_command("observation_partitions", "--ahead", "2", "--detach-before", "2000-01", stdout=out)
+    call_command("observation_partitions", "--ahead", "2", "--since", "1999-01", "--detach-before", "1998-01", stdout=out)
     assert out.getvalue().strip() == "observations are a plain table on sqlite; partitions exist only on PostgreSQL, nothing to do"
     assert observation_partitions_ahead_task.delay().get()["skipped"].startswith("observations are a plain table")
     assert not partitions.is_partitioned(connection)
@@ -235,6 +237,23 @@ def test_rows_waiting_in_default_move_into_their_new_month_partition(towns):
     # The moved rows are still guarded by the unique constraint in their new home.
     with pytest.raises(IntegrityError), transaction.atomic():
         Observation.objects.create(station=station, observed_at=in_month[0], value=1, received_at=in_month[0], source="http")
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_since_gives_past_months_in_default_their_own_partitions(towns):
+    station = make_station(towns[0], "DEF-2")
+    late_import = [datetime(2035, 1, 10, tzinfo=UTC), datetime(2035, 2, 10, tzinfo=UTC), datetime(2034, 12, 31, tzinfo=UTC)]
+    insert_raw(station, *late_import)
+    report = partitions.partitions_ensure_ahead(
+        months_ahead=1, since=date(2035, 1, 1), now=datetime(2035, 3, 2, tzinfo=UTC)
+    )
+    assert report.created == [f"sensors_observation_p2035_{m:02d}" for m in (1, 2, 3, 4)]
+    assert report.moved == {"sensors_observation_p2035_01": 1, "sensors_observation_p2035_02": 1}
+    homes = where_rows_are(station)
+    assert [homes[t] for t in late_import] == [
+        "sensors_observation_p2035_01", "sensors_observation_p2035_02", partitions.DEFAULT_PARTITION
+    ]
 
 
 @postgresql_only

@@ -135,7 +135,7 @@ def create_month_partition(connection, month: date) -> int:
         # PostgreSQL refuses ALTER TABLE on a table with pending trigger events.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"LOCK TABLE {quote(DEFAULT_PARTITION)} IN SHARE ROW EXCLUSIVE MODE")
-        cursor.execute(f"CREATE TABLE {quote(name)} (LIKE {quote(PARENT)} INCLUDING DEFAULTS)")
+        cursor.execute(f"CREATE TABLE {quote(name)} (LIKE {quote(PARENT)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
         cursor.execute(
             f"WITH moved AS (DELETE FROM {quote(DEFAULT_PARTITION)} "
             f"WHERE observed_at >= {start} AND observed_at < {end} RETURNING {columns}) "

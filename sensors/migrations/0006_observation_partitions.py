@@ -14,6 +14,8 @@ On a large table this holds an exclusive lock for the duration of the copy: plan
 window (docs/operations.md).
 """
 
+import re
+
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
@@ -45,15 +47,24 @@ def _set_id_sequence(cursor, table):
 
 def _set_aside(cursor, table, new_name):
     """Rename `table` and free the names PostgreSQL keeps per schema (its indexes and id sequence),
-    so the rebuilt table can take them; returns the foreign-key constraint names it had."""
+    so the rebuilt table can take them. Returns the foreign-key constraint names it had and the
+    definitions of its other indexes (any a later migration added), to be made again on the new table."""
     cursor.execute(f"ALTER TABLE {table} RENAME TO {new_name}")
     foreign_keys = _constraint_names(cursor, new_name, "f")
     for name in foreign_keys + _constraint_names(cursor, new_name, "u") + _constraint_names(cursor, new_name, "p"):
         cursor.execute(f'ALTER TABLE {new_name} DROP CONSTRAINT "{name}"')
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND schemaname = current_schema()",
+        [new_name],
+    )
+    indexes = cursor.fetchall()
+    for name, _ in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
     cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [new_name])
     sequence = cursor.fetchone()[0]
     cursor.execute(f"ALTER SEQUENCE {sequence} RENAME TO {new_name}_id_seq")
-    return foreign_keys
+    on_table = re.compile(rf" ON (ONLY )?(\S+\.)?{new_name} ")
+    return foreign_keys, [on_table.sub(f" ON {table} ", definition) for _, definition in indexes]
 
 
 def _add_constraints(cursor, foreign_keys, primary_key):
@@ -76,11 +87,14 @@ def partition_observations(apps, schema_editor):
         # Rows written earlier in this transaction (tests) leave deferred FK checks pending, and
         # PostgreSQL refuses ALTER TABLE while they are.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        foreign_keys = _set_aside(cursor, TABLE, OLD)
+        foreign_keys, indexes = _set_aside(cursor, TABLE, OLD)
         cursor.execute(
-            f"CREATE TABLE {TABLE} (LIKE {OLD} INCLUDING DEFAULTS INCLUDING IDENTITY) PARTITION BY RANGE (observed_at)"
+            f"CREATE TABLE {TABLE} (LIKE {OLD} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS) "
+            "PARTITION BY RANGE (observed_at)"
         )
         _add_constraints(cursor, foreign_keys, "id, observed_at")
+        for definition in indexes:
+            cursor.execute(definition)
         cursor.execute(f"CREATE TABLE {partitions.DEFAULT_PARTITION} PARTITION OF {TABLE} DEFAULT")
         cursor.execute(
             f"SELECT DISTINCT date_trunc('month', observed_at AT TIME ZONE 'UTC')::date FROM {OLD}"
@@ -105,11 +119,15 @@ def unpartition_observations(apps, schema_editor):
         return
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        foreign_keys = _set_aside(cursor, TABLE, PARTITIONED)
-        cursor.execute(f"CREATE TABLE {TABLE} (LIKE {PARTITIONED} INCLUDING DEFAULTS INCLUDING IDENTITY)")
+        foreign_keys, indexes = _set_aside(cursor, TABLE, PARTITIONED)
+        cursor.execute(
+            f"CREATE TABLE {TABLE} (LIKE {PARTITIONED} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS)"
+        )
         cursor.execute(f"INSERT INTO {TABLE} SELECT * FROM {PARTITIONED}")
         _set_id_sequence(cursor, TABLE)
         _add_constraints(cursor, foreign_keys, "id")
+        for definition in indexes:
+            cursor.execute(definition)
         cursor.execute(f"DROP TABLE {PARTITIONED}")
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 

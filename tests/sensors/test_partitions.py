@@ -123,6 +123,11 @@ def test_migration_partitions_a_populated_table_and_keeps_every_row_once(towns):
     ]
     insert_raw(station, *times)
     insert_raw(other, now)
+    # As if another migration had added an index and a check before this one runs: both must survive.
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the rows above leave FK checks pending
+        cursor.execute("CREATE INDEX observation_quality_test_idx ON sensors_observation (quality, observed_at)")
+        cursor.execute("ALTER TABLE sensors_observation ADD CONSTRAINT observation_value_test_check CHECK (value > -100)")
     with connection.cursor() as cursor:
         cursor.execute("SELECT id, station_id, observed_at, value, quality, received_at, source FROM sensors_observation")
         before = sorted(cursor.fetchall())
@@ -144,8 +149,13 @@ def test_migration_partitions_a_populated_table_and_keeps_every_row_once(towns):
     this_month = partitions.month_start(now)
     assert all(add_months(this_month, offset) in months for offset in range(4))
 
+    constraints = connection.introspection.get_constraints(connection.cursor(), "sensors_observation")
+    assert constraints["observation_quality_test_idx"]["columns"] == ["quality", "observed_at"]
+    assert constraints["observation_value_test_check"]["check"]
     with pytest.raises(IntegrityError), transaction.atomic():
         Observation.objects.create(station=station, observed_at=times[0], value=9, received_at=now, source="http")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Observation.objects.create(station=station, observed_at=now - timedelta(hours=1), value=-200, received_at=now, source="http")
     fresh = Observation.objects.create(
         station=station, observed_at=now - timedelta(minutes=10), value=2, received_at=now, source="http"
     )
@@ -165,6 +175,8 @@ def test_migration_partitions_a_populated_table_and_keeps_every_row_once(towns):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*), count(DISTINCT id) FROM sensors_observation")
         assert cursor.fetchone() == (len(before) + 2, len(before) + 2)
+    constraints = connection.introspection.get_constraints(connection.cursor(), "sensors_observation")
+    assert "observation_quality_test_idx" in constraints and "observation_value_test_check" in constraints
     MigrationExecutor(connection).migrate(PARTITIONED)
     assert Observation.objects.count() == len(before) + 2
 

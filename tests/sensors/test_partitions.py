@@ -20,12 +20,18 @@ from sensors.tasks import observation_partitions_ahead_task
 from tests.conftest import make_station
 
 BEFORE_PARTITIONING = [("sensors", "0005_state_previous_reading")]
-PARTITIONED = [("sensors", "0006_observation_partitions")]
 
 postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="observations are partitioned only on PostgreSQL; SQLite keeps the plain table"
 )
 sqlite_only = pytest.mark.skipif(connection.vendor != "sqlite", reason="the no-op path of the embedded default")
+
+
+def migrate_to_latest():
+    """Forward to every app's newest migration, so migrations of other apps that depend on sensors
+    and were unapplied on the way back come back too."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def where_rows_are(station) -> dict[datetime, str]:
@@ -101,6 +107,26 @@ def test_sqlite_keeps_the_plain_table_and_maintenance_is_a_clear_no_op(stations)
     assert not [name for name, info in indexes.items() if info["index"] and info["columns"] == ["station_id"]]
 
 
+@sqlite_only
+@pytest.mark.django_db(transaction=True)  # SQLite's schema editor cannot run inside the test's transaction
+def test_sqlite_migration_keeps_the_plain_table_and_its_rows_both_ways(towns):
+    station = make_station(towns[0], "SQL-1")
+    times = [datetime(1950, 6, 15, tzinfo=UTC), datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC)]
+    for observed_at in times:
+        Observation.objects.create(station=station, observed_at=observed_at, value=1, received_at=observed_at, source="import")
+    before = sorted(Observation.objects.values_list("id", "station_id", "observed_at", "value"))
+
+    MigrationExecutor(connection).migrate(BEFORE_PARTITIONING)
+    indexes = connection.introspection.get_constraints(connection.cursor(), "sensors_observation")
+    assert [name for name, info in indexes.items() if info["index"] and info["columns"] == ["station_id"]]
+    migrate_to_latest()
+
+    assert sorted(Observation.objects.values_list("id", "station_id", "observed_at", "value")) == before
+    indexes = connection.introspection.get_constraints(connection.cursor(), "sensors_observation")
+    assert not [name for name, info in indexes.items() if info["index"] and info["columns"] == ["station_id"]]
+    assert not [name for name in connection.introspection.table_names() if name.startswith("sensors_observation_")]
+
+
 # --- PostgreSQL ----------------------------------------------------------------------------------
 
 
@@ -132,7 +158,7 @@ def test_migration_partitions_a_populated_table_and_keeps_every_row_once(towns):
         cursor.execute("SELECT id, station_id, observed_at, value, quality, received_at, source FROM sensors_observation")
         before = sorted(cursor.fetchall())
 
-    MigrationExecutor(connection).migrate(PARTITIONED)
+    migrate_to_latest()
 
     assert partitions.is_partitioned(connection)
     after = sorted(
@@ -177,7 +203,7 @@ def test_migration_partitions_a_populated_table_and_keeps_every_row_once(towns):
         assert cursor.fetchone() == (len(before) + 2, len(before) + 2)
     constraints = connection.introspection.get_constraints(connection.cursor(), "sensors_observation")
     assert "observation_quality_test_idx" in constraints and "observation_value_test_check" in constraints
-    MigrationExecutor(connection).migrate(PARTITIONED)
+    migrate_to_latest()
     assert Observation.objects.count() == len(before) + 2
 
 

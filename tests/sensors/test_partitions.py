@@ -90,6 +90,16 @@ def test_command_refuses_bad_arguments_and_changes_nothing(args, error):
     assert connection.introspection.table_names() == tables_before
 
 
+def test_beat_runs_the_partition_task_daily():
+    from django.conf import settings
+
+    from config.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["sensors-observation-partitions-ahead"]
+    assert entry["schedule"] == 24 * 60 * 60
+    assert entry["task"] in app.tasks and entry["task"] == observation_partitions_ahead_task.name
+
+
 # --- SQLite: the plain table stays, every entry point says there is nothing to do ----------------
 
 

@@ -182,6 +182,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "alerts-check-stale-sensors": {"task": "alerts.check_stale_sensors", "schedule": 60.0},
     "alerts-dispatch-deliveries": {"task": "alerts.dispatch_deliveries", "schedule": 30.0},
+    "sensors-observation-partitions-ahead": {"task": "sensors.observation_partitions_ahead", "schedule": 86400.0},
 }
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -274,6 +275,10 @@ USAGE_METRICS = {
 }
 # Longest range one observations request may cover.
 OBSERVATIONS_MAX_DAYS = env_int("OBSERVATIONS_MAX_DAYS", 31)
+# PostgreSQL: how many months after the current one get their observation partition ahead of
+# time (daily beat task / manage.py observation_partitions). Readings of a month without one land
+# in the DEFAULT partition and are moved when the month's partition is created.
+OBSERVATION_PARTITIONS_AHEAD = env_int("OBSERVATION_PARTITIONS_AHEAD", 3)
 
 # Shows a "fictional demo data" banner on every page (make demo sets it).
 MIZUMORI_DEMO_BANNER = env_bool("MIZUMORI_DEMO_BANNER", False)

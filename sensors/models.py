@@ -142,13 +142,17 @@ class Observation(models.Model):
         IMPORT = "import", "bulk import"
         SEED = "seed", "demo seed"
 
-    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="observations")
+    # No index of its own: the unique (station, observed_at) index serves lookups by station.
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="observations", db_index=False)
     observed_at = models.DateTimeField()
     value = models.FloatField()
     quality = models.CharField(max_length=10, choices=Quality.choices, default=Quality.OK)
     received_at = models.DateTimeField()
     source = models.CharField(max_length=10, choices=Source.choices)
 
+    # On PostgreSQL the table is range-partitioned by month of observed_at (migration 0006,
+    # sensors/partitions.py); there the primary key is (id, observed_at), id staying unique by its
+    # sequence.
     class Meta:
         ordering = ["station", "observed_at"]
         constraints = [

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so its process_exception runs last: a database or Redis outage becomes a 503 (config.errors).
+    "config.errors.ServiceOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -260,6 +262,8 @@ USAGE_METRICS = {
     "alerts": "alerts.usage.alerts_per_town",
     "api_calls": "tenancy.usage.api_calls_per_town",
 }
+# Seconds a client is told to wait (Retry-After) when the database or Redis does not answer (503).
+OUTAGE_RETRY_AFTER_SECONDS = env_int("OUTAGE_RETRY_AFTER_SECONDS", 15)
 # Longest range one observations request may cover.
 OBSERVATIONS_MAX_DAYS = env_int("OBSERVATIONS_MAX_DAYS", 31)
 

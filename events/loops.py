@@ -42,8 +42,16 @@ SERVICE_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 REMEMBERED_ERRORS = 100
 
 
-def is_service_outage(error: BaseException) -> bool:
-    return isinstance(error, SERVICE_OUTAGE_ERRORS)
+def is_service_outage(error: BaseException | None) -> bool:
+    """True when `error`, or an error it was raised from or while handling, is an outage: Django's
+    session store, for one, re-raises a failed save as SessionInterrupted."""
+    for _ in range(10):
+        if error is None:
+            return False
+        if isinstance(error, SERVICE_OUTAGE_ERRORS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def first_line(error: BaseException) -> str:

@@ -158,3 +158,19 @@ def test_a_stop_signal_ends_the_loop_after_the_running_tick(signum):
     run_periodically(job, interval=3600, loop=True)
     assert ticks == ["started", "finished"]
     assert signal.getsignal(signum) is previous
+
+
+def test_an_error_raised_while_handling_an_outage_is_an_outage():
+    from django.contrib.sessions.exceptions import SessionInterrupted
+
+    from events.loops import is_service_outage
+
+    try:
+        try:
+            raise OperationalError("the database system is shutting down")
+        except OperationalError:
+            raise SessionInterrupted("The request's session was deleted before the request completed.")
+    except SessionInterrupted as error:
+        assert is_service_outage(error)
+    assert not is_service_outage(SessionInterrupted("really deleted"))
+    assert not is_service_outage(None)

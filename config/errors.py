@@ -104,3 +104,18 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     return _api_error(request, 400, "Bad request.", BadRequest("Bad request")) or defaults.bad_request(
         request, exception
     )
+
+
+def declare_service_unavailable(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing hook: every operation may answer the outage 503 above."""
+    retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
+    for path, operations in result.get("paths", {}).items():
+        keys = ["error", "description"] if path.startswith(NGSI_PREFIX) else ["error", "detail"]
+        body = {"type": "object", "required": keys, "properties": {key: {"type": "string"} for key in keys}}
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault("503", {
+                "description": "The database or Redis does not answer; retry after Retry-After seconds.",
+                "headers": retry_after,
+                "content": {"application/json": {"schema": body}},
+            })
+    return result

@@ -237,6 +237,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "River, rainfall and reservoir observations shared between neighbouring municipalities.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.errors.declare_service_unavailable",
+    ],
 }
 
 # --- Mizumori ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tenancy.api_errors import REQUEST_ERROR
 from tenancy.selectors import viewer_for_request
 
 from .cap import CONTENT_TYPE as CAP_CONTENT_TYPE
@@ -22,6 +23,9 @@ from .services import AlertStateError, alert_acknowledge, alert_resolve
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
+MAX_OFFSET = 10**9
+# The alert levels, as the schema declares them and the query parameters check them.
+LEVEL = {"type": "integer", "minimum": 1, "maximum": 5}
 
 ERROR = inline_serializer("AlertError", {"detail": serializers.CharField()})
 STATION = inline_serializer(
@@ -167,25 +171,28 @@ class AlertListAPI(APIView):
             OpenApiParameter("state", enum=Alert.State.values, required=False),
             OpenApiParameter("municipality", str, required=False, description="Owner town's slug."),
             OpenApiParameter("kind", enum=AlertRule.Kind.values, required=False, description="Rule kind."),
-            OpenApiParameter("level", int, required=False, description="Current level, exactly."),
-            OpenApiParameter("min_level", int, required=False, description="Current level, at least."),
+            OpenApiParameter("level", LEVEL, required=False, description="Current level, exactly."),
+            OpenApiParameter("min_level", LEVEL, required=False, description="Current level, at least."),
             OpenApiParameter("station", str, required=False, description="Station code."),
-            OpenApiParameter("limit", int, required=False, description=f"Default {DEFAULT_LIMIT}, at most {MAX_LIMIT}."),
-            OpenApiParameter("offset", int, required=False),
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, required=False,
+                description=f"Default {DEFAULT_LIMIT}.",
+            ),
+            OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, required=False),
         ],
-        responses={200: ALERT_PAGE, 400: ERROR},
+        responses={200: ALERT_PAGE, 400: REQUEST_ERROR},
     )
     def get(self, request):
         query = request.query_params
         limit = _int_param(query, "limit", low=1, high=MAX_LIMIT, default=DEFAULT_LIMIT)
-        offset = _int_param(query, "offset", low=0, high=10**9, default=0)
+        offset = _int_param(query, "offset", low=0, high=MAX_OFFSET, default=0)
         alerts = alert_list(
             viewer=viewer_for_request(request),
             state=_choice_param(query, "state", Alert.State.values),
             municipality=query.get("municipality") or None,
             kind=_choice_param(query, "kind", AlertRule.Kind.values),
-            level=_int_param(query, "level", low=1, high=5),
-            min_level=_int_param(query, "min_level", low=1, high=5),
+            level=_int_param(query, "level", low=LEVEL["minimum"], high=LEVEL["maximum"]),
+            min_level=_int_param(query, "min_level", low=LEVEL["minimum"], high=LEVEL["maximum"]),
             station=query.get("station") or None,
         )
         return Response(
@@ -269,7 +276,7 @@ class AlertCapAPI(APIView):
         operation_id="alerts_cap",
         summary="The alert as an OASIS CAP 1.2 message (newest version, or the version of ?event=<id>).",
         parameters=[OpenApiParameter("event", int, required=False, description="Event id of an earlier version.")],
-        responses={(200, CAP_CONTENT_TYPE): OpenApiTypes.STR, 404: ERROR},
+        responses={(200, CAP_CONTENT_TYPE): OpenApiTypes.STR, 400: REQUEST_ERROR, 404: ERROR},
     )
     def get(self, request, alert_id: int):
         alert = _visible_alert(request, alert_id)

@@ -85,6 +85,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so its process_exception runs last: a database or Redis outage becomes a 503 (config.errors).
+    "config.errors.ServiceOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -246,6 +248,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "River, rainfall and reservoir observations shared between neighbouring municipalities.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.errors.declare_service_unavailable",
+    ],
 }
 
 # --- Mizumori ---------------------------------------------------------------------------------
@@ -273,6 +279,8 @@ USAGE_METRICS = {
     "alerts": "alerts.usage.alerts_per_town",
     "api_calls": "tenancy.usage.api_calls_per_town",
 }
+# Seconds a client is told to wait (Retry-After) when the database or Redis does not answer (503).
+OUTAGE_RETRY_AFTER_SECONDS = env_int("OUTAGE_RETRY_AFTER_SECONDS", 15)
 # Longest range one observations request may cover.
 OBSERVATIONS_MAX_DAYS = env_int("OBSERVATIONS_MAX_DAYS", 31)
 # PostgreSQL: how many months after the current one get their observation partition ahead of

@@ -12,3 +12,8 @@ urlpatterns = [
     path("ngsi/", include("ngsi.urls")),
     path("", include("dashboard.urls")),
 ]
+
+# JSON under /api/ and /ngsi/; a database or Redis outage is a 503 (config/errors.py).
+handler400 = "config.errors.bad_request"
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

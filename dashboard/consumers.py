@@ -12,6 +12,7 @@ when "shelters" is subscribed, `shelters` holds every shelter (dashboard.live_ge
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -24,11 +25,21 @@ from tenancy.models import Municipality
 from tenancy.selectors import ANONYMOUS, active_municipality_id, viewer_for_user
 
 from . import live, live_geo
+from .throttle import (
+    CLOSE_CODE_RATE_LIMITED,
+    FRAMES_PER_WINDOW,
+    SUBSCRIBES_PER_WINDOW,
+    WINDOW_SECONDS,
+    ConnectionThrottle,
+)
 
 MAX_FRAME_BYTES = 16 * 1024
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
+    # Read by the per-connection rate limits (dashboard.throttle); tests stop it.
+    throttle_clock = staticmethod(time.monotonic)
+
     async def connect(self):
         # The public page is the public view even for a logged-in user (see dashboard.views).
         if parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("view") == ["public"]:
@@ -46,6 +57,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self._leave_groups()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if not await self._admitted(
+            self._throttle().admit_frame, f"Too many frames: at most {FRAMES_PER_WINDOW} per {WINDOW_SECONDS:g} s."
+        ):
+            return
         if text_data is None:
             await self.error("Frames must be JSON text, not binary.")
             return
@@ -64,6 +79,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.error('Expected a JSON object with a "type".')
             return
         kind = content.get("type")
+        if kind in ("subscribe", "resume") and not await self._admitted(
+            self._throttle().admit_subscribe,
+            f"Too many subscribe/resume frames: at most {SUBSCRIBES_PER_WINDOW} per {WINDOW_SECONDS:g} s.",
+        ):
+            return
         if kind == "subscribe":
             await self.subscribe(content.get("layers"), snapshot=content.get("snapshot", True) is not False)
         elif kind == "resume":
@@ -75,6 +95,24 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def error(self, message: str):
         await self.send_json({"type": "error", "error": message})
+
+    def _throttle(self) -> ConnectionThrottle:
+        if getattr(self, "throttle", None) is None:
+            self.throttle = ConnectionThrottle(self.throttle_clock)
+        return self.throttle
+
+    async def _admitted(self, admit, refusal: str) -> bool:
+        """False when the frame is refused: the client hears why, or is closed once it persists."""
+        if getattr(self, "closing_for_abuse", False):
+            return False
+        if admit():
+            return True
+        if self.throttle.strike():
+            await self.error(f"{refusal} This frame was ignored.")
+        else:
+            self.closing_for_abuse = True
+            await self.close(code=CLOSE_CODE_RATE_LIMITED, reason="Rate limit: too many frames after being warned.")
+        return False
 
     async def subscribe(self, layers, *, snapshot: bool = True):
         if not isinstance(layers, list) or not layers or not all(isinstance(layer, str) for layer in layers):

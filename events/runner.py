@@ -17,21 +17,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from .loops import first_line, is_service_outage
 from .services import DrainReport, add_waker, drain_once, remove_waker
 
 logger = logging.getLogger(__name__)
 
 OUTAGE_BACKOFF_MAX_SECONDS = 30.0
-
-
-def _connection_error(exc: BaseException) -> bool:
-    """Errors that mean "a service is unreachable", after which the loop backs off quietly."""
-    from django.db import InterfaceError, OperationalError
-
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return isinstance(exc, (OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError)) or bool(
-        names & {"ConnectionError", "TimeoutError", "BusyLoadingError"}
-    )
 
 
 def _drain_tick() -> DrainReport:
@@ -64,15 +55,18 @@ async def drain_forever(*, stop: asyncio.Event, idle_seconds: float | None = Non
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any one failure
                 if outage_since is None:
                     outage_since = time.monotonic()
-                    if _connection_error(exc):
-                        logger.warning("%s: %s unreachable, retrying with backoff: %s", name, _service_of(exc), _first_line(exc))
+                    if is_service_outage(exc):
+                        logger.warning(
+                            "%s: database or Redis unavailable (%s); retrying with back-off up to %.0f s",
+                            name, first_line(exc), OUTAGE_BACKOFF_MAX_SECONDS,
+                        )
                     else:
                         logger.exception("%s: drain pass failed; retrying with backoff", name)
                 backoff = min(max(backoff * 2, idle), OUTAGE_BACKOFF_MAX_SECONDS)
                 await _sleep_or_stop(stop, backoff * (0.5 + random.random() / 2))
                 continue
             if outage_since is not None:
-                logger.info("%s: recovered after %.1f s", name, time.monotonic() - outage_since)
+                logger.info("%s: database and Redis reachable again after %.1f s", name, time.monotonic() - outage_since)
                 outage_since = None
                 backoff = idle
             if report.claimed > report.failed:
@@ -80,18 +74,6 @@ async def drain_forever(*, stop: asyncio.Event, idle_seconds: float | None = Non
             await _wait_for_any(stop, wake, idle)
     finally:
         remove_waker(waker)
-
-
-def _service_of(exc: BaseException) -> str:
-    module = type(exc).__module__
-    if module.startswith("redis"):
-        return "Redis"
-    return "database" if "db" in module or "psycopg" in module or "sqlite" in module else "a service"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -201,6 +201,9 @@ class NgsiAPIView(APIView):
 # --- OpenAPI description ---------------------------------------------------------------------------------
 
 NGSI_ERROR = inline_serializer("NgsiError", {"error": serializers.CharField(), "description": serializers.CharField()})
+NGSI_SUBSCRIPTIONS = inline_serializer(
+    "NgsiSubscriptionSummary", {"id": serializers.CharField(), "status": serializers.CharField()}, many=True
+)
 ERRORS = {
     400: OpenApiResponse(NGSI_ERROR, description="BadRequest"),
     401: OpenApiResponse(NGSI_ERROR, description="Unauthorized: missing or invalid token"),
@@ -461,6 +464,8 @@ class TypeListAPI(NgsiAPIView):
         "ngsi_types_list", "Entity types among the stations the caller may see.",
         parameters=[*TENANT, OPTIONS_QUERY, OpenApiParameter("limit", int, required=False),
                     OpenApiParameter("offset", int, required=False)],
+        responses={200: OpenApiResponse(OpenApiTypes.ANY, description="An array of types, or of type names "
+                                        "with options=values."), **ERRORS},
     )
     def get(self, request):
         options = parse_options(request.query_params.get("options"), {"count", "values", "noAttrDetail"})
@@ -497,6 +502,7 @@ class SubscriptionListAPI(NgsiAPIView):
         "ngsi_subscriptions_list", "Subscriptions of the caller's municipality.",
         parameters=[*TENANT, OPTIONS_QUERY, OpenApiParameter("limit", int, required=False),
                     OpenApiParameter("offset", int, required=False)],
+        responses={200: NGSI_SUBSCRIPTIONS, **ERRORS},
     )
     def get(self, request):
         options = parse_options(request.query_params.get("options"), {"count"})

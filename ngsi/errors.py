@@ -73,3 +73,15 @@ class PartialUpdate(NgsiError):
 def entity_not_found() -> NotFound:
     # The same words for "no such station" and "not yours to see or write": existence is private.
     return NotFound(ENTITY_NOT_FOUND)
+
+
+class ServiceUnavailable(NgsiError):
+    """The database or Redis does not answer (a restart, an outage): retry after `Retry-After`."""
+
+    status = 503
+    error = "ServiceUnavailable"
+
+
+class InternalServerError(NgsiError):
+    status = 500
+    error = "InternalServerError"

@@ -17,6 +17,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tenancy.api_errors import REQUEST_ERROR
 from tenancy.authentication import BearerTokenAuthentication
 from tenancy.models import IngestToken
 from tenancy.selectors import viewer_for_request
@@ -103,7 +104,11 @@ class StationListAPI(APIView):
             OpenApiParameter("municipality", str, required=False, description="Owner town's slug."),
             OpenApiParameter("format", enum=["geojson", "csv"], required=False),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            (200, "application/geo+json"): OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.STR,
+            400: REQUEST_ERROR,
+        },
     )
     def get(self, request):
         kind = request.query_params.get("kind") or None
@@ -181,7 +186,12 @@ class StationObservationsAPI(APIView):
             OpenApiParameter("until", OpenApiTypes.DATETIME, required=False),
             OpenApiParameter("format", enum=["json", "csv"], required=False),
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: ERROR, 404: ERROR},
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.STR,
+            400: REQUEST_ERROR,
+            404: ERROR,
+        },
     )
     def get(self, request, code: str):
         output = request.query_params.get("format", "json")

@@ -1,5 +1,6 @@
 """The periodic commands the embedded default runs instead of Celery beat."""
 
+import logging
 import os
 import signal
 import threading
@@ -57,3 +58,31 @@ def test_dispatch_alerts_sends_what_is_due(towns):
     stop_soon()
     call_command("dispatch_alerts", "--loop", "--interval", "0.1", stdout=StringIO())
     assert len(mail.outbox) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dispatch_alerts_loop_survives_a_database_restart(towns, monkeypatch, caplog):
+    """dispatch_alerts --loop exited on `OperationalError: the database system is shutting down`."""
+    from django.db import OperationalError
+
+    import alerts.management.commands.dispatch_alerts as command
+    from events import loops
+
+    real_dispatch = command.deliveries_dispatch
+    calls = []
+
+    def dispatch_through_a_restart(**kwargs):
+        calls.append(1)
+        if len(calls) <= 3:
+            raise OperationalError("the database system is shutting down")
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_dispatch(**kwargs)
+
+    monkeypatch.setattr(command, "deliveries_dispatch", dispatch_through_a_restart)
+    monkeypatch.setattr(loops, "backoff_delay", lambda failures, **kwargs: 0.0)
+    caplog.set_level(logging.INFO, logger="events.loops")
+    call_command("dispatch_alerts", "--loop", "--interval", "0", stdout=StringIO())
+    assert len(calls) == 5
+    assert [r.levelname for r in caplog.records if r.name == "events.loops"] == ["WARNING", "INFO"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -193,12 +193,13 @@ async def test_binary_frames_are_refused_politely(stations):
 
 
 async def test_bad_resume_numbers(stations):
-    ws = await connect()
-    await subscribe(ws)
     for since in (-1, "12", True, None, 1.5):
+        # A connection each: subscribe and resume frames share a budget of 5 per 10 s (test_live_throttle.py).
+        ws = await connect()
+        await subscribe(ws)
         await ws.send_to(text_data=json.dumps({"type": "resume", "since": since}))
         assert "non-negative integer" in (await ws.receive_json_from())["error"]
-    await ws.disconnect()
+        await ws.disconnect()
 
 
 async def test_foreign_origin_is_refused_by_the_asgi_stack(db):

@@ -1,8 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from alerts.services import stale_sensors_check
-
-from ._loop import run_periodically
+from events.loops import run_periodically
 
 
 class Command(BaseCommand):
@@ -18,4 +17,4 @@ class Command(BaseCommand):
             for event in events:
                 self.stdout.write(f"alert {event.alert_id} {event.kind} (station {event.alert.station_id})")
 
-        run_periodically(check, interval=interval, loop=loop)
+        run_periodically(check, interval=interval, loop=loop, name="check_stale_sensors")

@@ -1,8 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from alerts.services import default_worker_id, deliveries_dispatch
-
-from ._loop import run_periodically
+from events.loops import run_periodically
 
 
 class Command(BaseCommand):
@@ -27,4 +26,4 @@ class Command(BaseCommand):
                 if report.claimed == 0:
                     return
 
-        run_periodically(dispatch, interval=interval, loop=loop)
+        run_periodically(dispatch, interval=interval, loop=loop, name="dispatch_alerts")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
+from django.db import connections
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
@@ -77,6 +79,60 @@ def local_iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
 
 
+class LocalIsoFormatter:
+    """`local_iso` for many UTC times in ascending order, without a time zone conversion per time.
+
+    The zone's offset is looked up once per span in which it is constant (probed every few hours,
+    with the exact change instant found by bisection), then each time is shifted by it and given
+    the offset's text. The output is the same string `local_iso` gives, for any zone with DST or
+    not; tzdata has no offset that changes and changes back within `PROBE`.
+    """
+
+    PROBE = timedelta(hours=6)
+    HORIZON = timedelta(days=2)
+
+    def __init__(self, zone=None):
+        self.zone = zone or timezone.get_current_timezone()
+        self._start = self._end = datetime.max
+        self._offset = timedelta(0)
+        self._suffix = ""
+
+    def __call__(self, value: datetime) -> str:
+        """One aware time (any offset), or a naive one meaning UTC, as local ISO 8601 text."""
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        if not self._start <= value < self._end:
+            self._span_from(value)
+        return (value + self._offset).isoformat() + self._suffix
+
+    def _offset_at(self, utc: datetime) -> timedelta:
+        return utc.replace(tzinfo=UTC).astimezone(self.zone).utcoffset()
+
+    def _span_from(self, utc: datetime) -> None:
+        offset = self._offset_at(utc)
+        end = utc
+        limit = min(utc, datetime.max - self.HORIZON - self.PROBE) + self.HORIZON
+        while end < limit:
+            probe = end + self.PROBE
+            if self._offset_at(probe) != offset:
+                end = self._first_change(end, probe, offset)
+                break
+            end = probe
+        aware = utc.replace(tzinfo=UTC).astimezone(self.zone)
+        self._start, self._end, self._offset = utc, max(end, utc + timedelta(microseconds=1)), offset
+        self._suffix = aware.isoformat()[len(aware.replace(tzinfo=None).isoformat()):]
+
+    def _first_change(self, low: datetime, high: datetime, offset: timedelta) -> datetime:
+        """The first microsecond in (low, high] whose offset differs from `offset` (the one at low)."""
+        while high - low > timedelta(microseconds=1):
+            middle = low + (high - low) // 2
+            if self._offset_at(middle) == offset:
+                low = middle
+            else:
+                high = middle
+        return high
+
+
 def station_feature(station: Station, *, now: datetime) -> dict:
     """A GeoJSON Feature in the shape of the `/api/v1/stations` contract (and the live layer)."""
     state = _state_of(station)
@@ -144,6 +200,25 @@ def observation_range(*, station: Station, since: datetime, until: datetime) -> 
         .order_by("observed_at")
         .only("observed_at", "value", "quality")
     )
+
+
+def observation_history(
+    *, station: Station, since: datetime, until: datetime, chunk_size: int = 2000
+) -> Iterator[list[tuple[str, float, str]]]:
+    """Readings of an already visibility-checked station in [since, until], oldest first, as chunks
+    of (observed_at in local ISO 8601, value, quality) tuples.
+
+    The history endpoint's fast path: the range query is compiled by the ORM and its rows are read
+    as plain tuples through the cursor, without model instances or Django's per-row converters, and
+    times are formatted by one `LocalIsoFormatter`.
+    """
+    queryset = observation_range(station=station, since=since, until=until).values_list("observed_at", "value", "quality")
+    sql, params = queryset.query.sql_with_params()
+    to_local = LocalIsoFormatter()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(chunk_size):
+            yield [(to_local(observed_at), value, quality) for observed_at, value, quality in rows]
 
 
 def station_audiences(station_ids) -> dict[int, tuple[str, frozenset[int]]]:

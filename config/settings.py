@@ -144,6 +144,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Keys of the channel layer and the live-map replay store in Redis; one per deployment sharing a Redis.
 CHANNEL_PREFIX = os.environ.get("CHANNEL_PREFIX", "mizumori")
+# Keys of the cache and the API usage counters (tenancy.api_usage) in Redis.
+CACHE_PREFIX = os.environ.get("CACHE_PREFIX", "mizumori")
 if REDIS_URL:
     # One PUBLISH per group: the core Redis layer silently drops messages for full channels.
     CHANNEL_LAYERS = {
@@ -156,12 +158,18 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("CACHE_PREFIX", "mizumori"),
+            "KEY_PREFIX": CACHE_PREFIX,
         }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# API calls are counted in Redis (or, without it, in the serving process) and written to the usage
+# table this often; 0 stops the embedded default's in-process flusher (tests flush by hand).
+API_USAGE_FLUSH_SECONDS = env_int("API_USAGE_FLUSH_SECONDS", 60)
+if API_USAGE_FLUSH_SECONDS < 0:
+    raise ImproperlyConfigured(f"API_USAGE_FLUSH_SECONDS={API_USAGE_FLUSH_SECONDS} must be 0 (off) or more seconds")
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -174,6 +182,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "alerts-check-stale-sensors": {"task": "alerts.check_stale_sensors", "schedule": 60.0},
     "alerts-dispatch-deliveries": {"task": "alerts.dispatch_deliveries", "schedule": 30.0},
+    "tenancy-flush-api-usage": {"task": "tenancy.flush_api_usage", "schedule": float(API_USAGE_FLUSH_SECONDS or 60)},
 }
 
 # --- Auth -------------------------------------------------------------------------------------

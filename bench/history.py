@@ -67,11 +67,16 @@ def main():
         station, until = build_history()
         since = until - timedelta(days=7) + timedelta(minutes=1)
         query = {"since": since.isoformat(), "until": until.isoformat()}
+        from django.db.models import TextField
+        from django.db.models.functions import Cast
+
         from sensors.models import Observation
 
+        # The query the endpoint runs (times as text), fetched as raw tuples.
         range_sql, params = (
             Observation.objects.filter(station=station, observed_at__gte=since, observed_at__lte=until)
-            .order_by("observed_at").values_list("observed_at", "value", "quality").query.sql_with_params()
+            .order_by("observed_at").annotate(observed_text=Cast("observed_at", output_field=TextField()))
+            .values_list("observed_text", "value", "quality").query.sql_with_params()
         )
 
         def sql():

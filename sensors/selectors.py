@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from django.db import connections
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from tenancy.selectors import Viewer
@@ -99,11 +100,25 @@ class LocalIsoFormatter:
 
     def __call__(self, value: datetime) -> str:
         """One aware time (any offset), or a naive one meaning UTC, as local ISO 8601 text."""
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        if not self._start <= value < self._end:
-            self._span_from(value)
-        return (value + self._offset).isoformat() + self._suffix
+        return self.rows([(value,)])[0][0]
+
+    def rows(self, rows) -> list[tuple]:
+        """Rows whose first item is a time (aware, naive meaning UTC, or ISO text of either), with
+        that time as local ISO 8601 text."""
+        formatted = []
+        append = formatted.append
+        start, end, offset, suffix = self._start, self._end, self._offset, self._suffix
+        for at, *rest in rows:
+            if type(at) is str:
+                at = datetime.fromisoformat(at)
+            if at.tzinfo is not None:
+                # Database drivers hand over UTC; other offsets take the slower exact path.
+                at = at.replace(tzinfo=None) if at.tzinfo is UTC else at.astimezone(UTC).replace(tzinfo=None)
+            if not start <= at < end:
+                self._span_from(at)
+                start, end, offset, suffix = self._start, self._end, self._offset, self._suffix
+            append(((at + offset).isoformat() + suffix, *rest))
+        return formatted
 
     def _offset_at(self, utc: datetime) -> timedelta:
         return utc.replace(tzinfo=UTC).astimezone(self.zone).utcoffset()
@@ -209,16 +224,21 @@ def observation_history(
     of (observed_at in local ISO 8601, value, quality) tuples.
 
     The history endpoint's fast path: the range query is compiled by the ORM and its rows are read
-    as plain tuples through the cursor, without model instances or Django's per-row converters, and
-    times are formatted by one `LocalIsoFormatter`.
+    as plain tuples through the cursor, without model instances or Django's per-row converters.
+    The database hands times over as text (UTC), which `datetime.fromisoformat` reads far faster
+    than the drivers' timestamp loaders, and one `LocalIsoFormatter` formats them.
     """
-    queryset = observation_range(station=station, since=since, until=until).values_list("observed_at", "value", "quality")
+    queryset = (
+        observation_range(station=station, since=since, until=until)
+        .annotate(observed_text=Cast("observed_at", output_field=TextField()))
+        .values_list("observed_text", "value", "quality")
+    )
     sql, params = queryset.query.sql_with_params()
     to_local = LocalIsoFormatter()
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(chunk_size):
-            yield [(to_local(observed_at), value, quality) for observed_at, value, quality in rows]
+            yield to_local.rows(rows)
 
 
 def station_audiences(station_ids) -> dict[int, tuple[str, frozenset[int]]]:

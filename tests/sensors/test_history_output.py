@@ -86,7 +86,7 @@ TRICKY_VALUES = [
 def test_tricky_values_and_codes_render_as_before(client, towns):
     station = make_station(towns[0], "R-1.a_b")
     times = [UNTIL - timedelta(minutes=10 * i, microseconds=i * 1234) for i in range(len(TRICKY_VALUES))]
-    store(station, [(at, value, "suspect" if i % 3 else "ok") for i, (at, value) in enumerate(zip(times, TRICKY_VALUES))])
+    store(station, [(at, value, "suspect" if i % 3 else "ok") for i, (at, value) in enumerate(zip(times, TRICKY_VALUES, strict=True))])
     assert_same_as_reference(client, station, UNTIL - timedelta(days=1), UNTIL)
     body = fetch(client, station, UNTIL - timedelta(days=1), UNTIL, "json").decode()
     assert '"value":-0.5,' in body and '"value":1e-07,' in body and "+09:00" in body and ".998766+09:00" in body

@@ -89,6 +89,8 @@ MIDDLEWARE = [
     "config.errors.ServiceOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Outside every middleware that writes the body, inside WhiteNoise (static files come precompressed).
+    "config.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -154,6 +156,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Keys of the channel layer and the live-map replay store in Redis; one per deployment sharing a Redis.
 CHANNEL_PREFIX = os.environ.get("CHANNEL_PREFIX", "mizumori")
+# Keys of the cache and the API usage counters (tenancy.api_usage) in Redis.
+CACHE_PREFIX = os.environ.get("CACHE_PREFIX", "mizumori")
 if REDIS_URL:
     # One PUBLISH per group: the core Redis layer silently drops messages for full channels.
     CHANNEL_LAYERS = {
@@ -166,12 +170,18 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("CACHE_PREFIX", "mizumori"),
+            "KEY_PREFIX": CACHE_PREFIX,
         }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# API calls are counted in Redis (or, without it, in the serving process) and written to the usage
+# table this often; 0 stops the embedded default's in-process flusher (tests flush by hand).
+API_USAGE_FLUSH_SECONDS = env_int("API_USAGE_FLUSH_SECONDS", 60)
+if API_USAGE_FLUSH_SECONDS < 0:
+    raise ImproperlyConfigured(f"API_USAGE_FLUSH_SECONDS={API_USAGE_FLUSH_SECONDS} must be 0 (off) or more seconds")
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -185,6 +195,7 @@ CELERY_BEAT_SCHEDULE = {
     "alerts-check-stale-sensors": {"task": "alerts.check_stale_sensors", "schedule": 60.0},
     "alerts-dispatch-deliveries": {"task": "alerts.dispatch_deliveries", "schedule": 30.0},
     "sensors-observation-partitions-ahead": {"task": "sensors.observation_partitions_ahead", "schedule": 86400.0},
+    "tenancy-flush-api-usage": {"task": "tenancy.flush_api_usage", "schedule": float(API_USAGE_FLUSH_SECONDS or 60)},
 }
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -281,6 +292,9 @@ USAGE_METRICS = {
 }
 # Seconds a client is told to wait (Retry-After) when the database or Redis does not answer (503).
 OUTAGE_RETRY_AFTER_SECONDS = env_int("OUTAGE_RETRY_AFTER_SECONDS", 15)
+# Brotli quality for JSON, GeoJSON and CSV responses (0-11); 4-5 compresses better than gzip at a
+# similar speed. HTML pages always get gzip (config/compression.py says why).
+BROTLI_QUALITY = env_int("BROTLI_QUALITY", 4)
 # Longest range one observations request may cover.
 OBSERVATIONS_MAX_DAYS = env_int("OBSERVATIONS_MAX_DAYS", 31)
 # PostgreSQL: how many months after the current one get their observation partition ahead of

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -14,6 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError, ValidationError
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,7 +27,7 @@ from tenancy.selectors import viewer_for_request
 
 from .models import Observation, Station, StationKind
 from .parsers import ObservationCSVParser, ObservationJSONParser
-from .selectors import local_iso, observation_range, station_feature_collection, station_get
+from .selectors import local_iso, observation_history, station_feature_collection, station_get
 from .services import observation_ingest
 
 
@@ -203,32 +206,61 @@ class StationObservationsAPI(APIView):
             # Identical for "no such station" and "not yours to see".
             raise NotFound("No station with this code.") from None
         since, until = observation_window(request.query_params)
-        readings = observation_range(station=station, since=since, until=until)
+        chunks = observation_history(station=station, since=since, until=until)
         if output == "csv":
-            return self._csv(station, readings)
-        return Response(
-            {
-                "station": station.code,
-                "unit": station.unit,
-                "since": local_iso(since),
-                "until": local_iso(until),
-                "observations": [
-                    {"observed_at": local_iso(r.observed_at), "value": r.value, "quality": r.quality}
-                    for r in readings.iterator(chunk_size=2000)
-                ],
-            }
+            response = StreamingHttpResponse(history_csv(station, chunks), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="{station.code}.csv"'
+            return response
+        envelope = {"station": station.code, "unit": station.unit, "since": local_iso(since), "until": local_iso(until)}
+        return HttpResponse(b"".join(history_json(envelope, chunks)), content_type="application/json")
+
+
+# The history renderers write each row with one f-string. They give the same bytes as DRF's
+# JSONRenderer and csv.writer would (tests/sensors/test_history_output.py holds them to that):
+# times, reprs of finite floats and quality codes need no escaping or quoting, and whatever might
+# (the station code, the unit, a quality code) goes through those writers once per response.
+
+def history_json(envelope: dict, chunks) -> Iterator[bytes]:
+    """{"station", "unit", "since", "until", "observations": [...]} as UTF-8 JSON, in pieces."""
+    renderer = JSONRenderer()
+    head = renderer.render({**envelope, "observations": []})
+    yield head[: -len(b"]}")]
+    quality_json = _Memo(lambda quality: renderer.render(quality).decode())
+    separator = ""
+    for chunk in chunks:
+        text = ",".join(
+            f'{{"observed_at":"{observed_at}","value":{_json_float(value)},"quality":{quality_json[quality]}}}'
+            for observed_at, value, quality in chunk
+        )
+        yield (separator + text).encode()
+        separator = ","
+    yield b"]}"
+
+
+def history_csv(station: Station, chunks) -> Iterator[str]:
+    """station,observed_at,value,quality rows (CRLF-terminated, as csv.writer writes them)."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(["station", "observed_at", "value", "quality"])
+    code = writer.writerow([station.code])[:-2]
+    quality_cell = _Memo(lambda quality: writer.writerow([quality])[:-2])
+    for chunk in chunks:
+        yield "".join(
+            f"{code},{observed_at},{value!r},{quality_cell[quality]}\r\n" for observed_at, value, quality in chunk
         )
 
-    @staticmethod
-    def _csv(station: Station, readings) -> StreamingHttpResponse:
-        writer = csv.writer(_Echo())
-        rows = (
-            writer.writerow([station.code, local_iso(r.observed_at), repr(r.value), r.quality])
-            for r in readings.iterator(chunk_size=2000)
-        )
-        header = writer.writerow(["station", "observed_at", "value", "quality"])
-        response = StreamingHttpResponse(
-            (line for chunk in ([header], rows) for line in chunk), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="{station.code}.csv"'
-        return response
+
+class _Memo(dict):
+    def __init__(self, compute):
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, key):
+        self[key] = value = self.compute(key)
+        return value
+
+
+def _json_float(value: float) -> str:
+    if -math.inf < value < math.inf:
+        return repr(value)
+    # What json.dumps(allow_nan=False), and so DRF's strict renderer, says of NaN and infinities.
+    raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")

@@ -1,4 +1,6 @@
 import secrets
+from collections import Counter
+from datetime import date
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -90,16 +92,28 @@ def town_switch(*, request, municipality_id: int) -> Membership:
     return membership
 
 
-def api_usage_count(*, municipality_id: int, calls: int = 1) -> None:
-    month = timezone.localdate().replace(day=1)
-    updated = ApiUsage.objects.filter(municipality_id=municipality_id, month=month).update(calls=F("calls") + calls)
-    if not updated:
-        try:
-            with transaction.atomic():
-                ApiUsage.objects.create(municipality_id=municipality_id, month=month, calls=calls)
-        except IntegrityError:
-            # Another request created this month's row first.
-            ApiUsage.objects.filter(municipality_id=municipality_id, month=month).update(calls=F("calls") + calls)
+@transaction.atomic
+def api_usage_add(*, counts: dict[tuple[int, date], int]) -> int:
+    """Add counted API calls {(municipality id, local day): calls} to the monthly ApiUsage rows, in
+    one transaction. Calls of towns deleted since they were counted are dropped. Returns calls added."""
+    per_month: Counter = Counter()
+    for (municipality_id, day), calls in counts.items():
+        per_month[(municipality_id, day.replace(day=1))] += calls
+    existing = set(Municipality.objects.filter(pk__in={town for town, _ in per_month}).values_list("pk", flat=True))
+    added = 0
+    for (municipality_id, month), calls in sorted(per_month.items()):
+        if municipality_id not in existing or calls <= 0:
+            continue
+        updated = ApiUsage.objects.filter(municipality_id=municipality_id, month=month).update(calls=F("calls") + calls)
+        if not updated:
+            try:
+                with transaction.atomic():
+                    ApiUsage.objects.create(municipality_id=municipality_id, month=month, calls=calls)
+            except IntegrityError:
+                # Another flush created this month's row first.
+                ApiUsage.objects.filter(municipality_id=municipality_id, month=month).update(calls=F("calls") + calls)
+        added += calls
+    return added
 
 
 def membership_remove(*, membership: Membership, actor=None) -> None:

@@ -75,6 +75,16 @@ def change_log_drains_on_commit():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def api_usage_flushed_by_hand():
+    """No background flusher thread writing API usage into the test database; tests call
+    tenancy.api_usage.api_usage_flush themselves."""
+    from django.conf import settings
+
+    settings.API_USAGE_FLUSH_SECONDS = 0
+    yield
+
+
 @pytest.fixture
 def towns(db):
     # Fictional codes with valid check digits; prefecture 99 does not exist.

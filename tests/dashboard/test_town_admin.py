@@ -100,7 +100,11 @@ def test_audit_page_lists_only_own_town(client, stations, towns, admin_a):
 
 
 def test_usage_page_and_csv(client, stations, towns, admin_a, token_a):
+    from tenancy.api_usage import api_usage_counter, api_usage_flush
+
+    api_usage_counter().discard_all()
     client.get("/api/v1/stations", HTTP_AUTHORIZATION=f"Bearer {token_a}")
+    api_usage_flush()  # counted calls reach the report when flushed (Celery beat / the server's flusher)
     client.force_login(admin_a)
     response = client.get("/hq/admin/usage/?format=csv")
     rows = list(csv.reader(io.StringIO(response.content.decode())))

@@ -85,11 +85,15 @@ def test_switching_to_a_town_you_do_not_belong_to_is_refused(client, stations, t
 
 
 def test_api_calls_are_counted_per_town_and_month(client, stations, token_a, user_b):
+    from tenancy.api_usage import api_usage_counter, api_usage_flush
+
+    api_usage_counter().discard_all()
     for _ in range(3):
         client.get("/api/v1/stations", HTTP_AUTHORIZATION=f"Bearer {token_a}")
     client.force_login(user_b)
     client.get("/api/v1/stations")
     client.get("/")  # pages are not API calls
+    api_usage_flush()
     month = timezone.localdate().replace(day=1)
     assert dict(ApiUsage.objects.filter(month=month).values_list("municipality__slug", "calls")) == {
         "town-a": 3, "town-b": 1,

@@ -10,10 +10,12 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from sensors.services import observation_ingest
+from tenancy.api_usage import api_usage_counter, api_usage_flush
 from tenancy.usage import month_bounds, parse_month, usage_report
 
 
 def test_report_counts_per_town(stations, towns, token_a, client):
+    api_usage_counter().discard_all()
     now = timezone.now()
     observation_ingest(
         municipality=None,
@@ -22,6 +24,7 @@ def test_report_counts_per_town(stations, towns, token_a, client):
         source="http",
     )
     client.get("/api/v1/stations", HTTP_AUTHORIZATION=f"Bearer {token_a}")
+    api_usage_flush()
     rows = {row.municipality.slug: row.counts for row in usage_report(timezone.localdate())}
     counted = ("stations", "readings", "api_calls")
     assert {name: rows["town-a"][name] for name in counted} == {"stations": 4, "readings": 5, "api_calls": 1}

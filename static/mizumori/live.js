@@ -162,12 +162,12 @@
         this.seq = Math.max(this.seq, message.seq);
         break;
       case "stations":
-        (message.features || []).forEach(Mizumori.drawStation);
+        (message.features || []).forEach(function (feature) { Mizumori.drawStation(feature, true); });
         this.seq = Math.max(this.seq, message.seq);
         this.refreshNotices();
         break;
       case "withdrawn":
-        (message.stations || []).forEach(Mizumori.removeStation);
+        (message.stations || []).forEach(function (code) { Mizumori.removeStation(code); });
         this.seq = Math.max(this.seq, message.seq);
         this.refreshNotices();
         break;

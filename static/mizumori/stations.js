@@ -344,9 +344,10 @@
     return L.latLng(coordinates[1], coordinates[0]);
   }
 
-  // Draw a station or bring its marker up to date. Returns false when there is nothing to draw
-  // (no position, or a kind this page has no layer for).
-  Mizumori.drawStation = function (feature) {
+  // Draw a station or bring its marker up to date; `pulse` rings a marker whose reading changed (live
+  // patches, not snapshots). Returns false when there is nothing to draw (no position, or a kind
+  // this page has no layer for).
+  Mizumori.drawStation = function (feature, pulse) {
     var props = feature && feature.properties;
     var latlng = props && latLngOf(feature);
     var layer = props && Mizumori.stationLayers[props.kind];
@@ -378,12 +379,14 @@
       if (marker.isTooltipOpen()) {
         marker.getTooltip().update();
       }
-      var element = marker.getElement && marker.getElement();
-      if (element) {
-        // A brief ring around a marker that just changed, so a new reading catches the eye.
-        element.classList.remove("mz-just-updated");
-        void element.offsetWidth;
+      var element = pulse === true && marker.getElement && marker.getElement();
+      if (element && !element.classList.contains("mz-just-updated")) {
+        // A brief ring so a new reading catches the eye. No forced reflow to restart it: that
+        // costs a layout of every marker, per marker.
         element.classList.add("mz-just-updated");
+        element.addEventListener("animationend", function () {
+          element.classList.remove("mz-just-updated");
+        }, { once: true });
       }
     }
     return true;

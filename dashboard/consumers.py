@@ -4,9 +4,12 @@ Client -> server: {"type": "subscribe", "layers": [...]}, {"type": "resume", "si
 Server -> client: subscribed, snapshot, stations (and alerts, shelters ...), error. A bad frame gets an
 error reply and the connection stays up.
 
-The snapshot is one message: `features` holds the stations of the subscribed station layers and,
-when "shelters" is subscribed, `shelters` holds every shelter (dashboard.live_geo.shelter_feature):
-{"type": "snapshot", "seq": n, "layers": [...], "features": [...], "shelters": [...]}.
+A snapshot holds the stations of the subscribed station layers in `features` and, when "shelters"
+is subscribed, every shelter (dashboard.live_geo.shelter_feature) in `shelters`. It goes out in
+parts small enough for any websocket frame limit (dashboard.live.snapshot_frames):
+{"type": "snapshot", "seq": n, "stream": s, "part": i, "parts": k, "layers": [...], "features": [...],
+"shelters": [...]}. The map pages carry their first snapshot in the page and subscribe with
+"snapshot": false, then resume from its number.
 """
 
 from __future__ import annotations
@@ -165,19 +168,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return sorted(messages, key=lambda message: message["seq"]), complete
 
     async def send_snapshot(self):
-        seq, features, shelters = await database_sync_to_async(self._snapshot)()
-        message = {"type": "snapshot", "seq": seq, "layers": sorted(self.layers), "features": features}
-        if shelters is not None:
-            message["shelters"] = shelters
-        await self.send_json(message)
+        for frame in await database_sync_to_async(self._snapshot_frames)():
+            await self.send(text_data=frame)
 
     def _no_longer_visible(self, codes: list[str]) -> list[str]:
         still = set(station_list(viewer=self.viewer).filter(code__in=codes).values_list("code", flat=True))
         return [code for code in codes if code not in still]
 
-    def _snapshot(self) -> tuple[int, list[dict], list[dict] | None]:
+    def _snapshot_frames(self) -> list[str]:
         # Read the sequence first: anything published after it is newer than the snapshot.
-        seq = live.live_store().current_seq()
+        store = live.live_store()
+        seq, stream = store.current_seq(), store.stream_id()
         kinds = [layer for layer in self.layers if layer in live.STATION_LAYERS]
         now = timezone.now()
         stations = station_list(viewer=self.viewer).filter(kind__in=kinds)
@@ -185,7 +186,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         features = [live.live_feature(station, now=now, show_sharing=show_sharing) for station in stations]
         # Shelters are public: every viewer subscribed to the layer gets all of them.
         shelters = live_geo.shelter_snapshot() if live_geo.SHELTER_LAYER in self.layers else None
-        return seq, features, shelters
+        return live.snapshot_frames(
+            seq=seq, stream=stream, layers=sorted(self.layers), features=features, shelters=shelters
+        )
 
     async def _join_groups(self):
         await self._leave_groups()

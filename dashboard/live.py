@@ -31,9 +31,7 @@ from sensors.models import Station, Visibility
 from sensors.selectors import station_audiences, station_feature, station_list
 from tenancy.selectors import Viewer
 
-# Imported here, not on first use: folium is slow to import, and the first snapshot must not wait.
-from .maps import station_display
-from .selectors import MapStation
+from .selectors import MapStation, map_stations
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +41,11 @@ STATION_LAYERS = ("river", "rain", "reservoir")
 LAYERS = (*STATION_LAYERS, "alerts", "shelters")
 # How many messages per group a reconnecting client can catch up on before it gets a snapshot.
 REPLAY_DEPTH = 200
+# daphne closes the connection (1011) on a frame over 1 MiB, and a phone on a weak connection
+# should not wait for one huge frame: a snapshot goes out in parts of at most this many bytes
+# (UTF-8) and features each.
+SNAPSHOT_PART_BYTES = 256 * 1024
+SNAPSHOT_PART_ITEMS = 500
 PLATFORM = Viewer(is_platform_admin=True)
 
 
@@ -167,11 +170,79 @@ def reset_live_store() -> None:
         _store = None
 
 
+def audience_feature(feature: dict, *, show_sharing: bool) -> dict:
+    """The contract feature as one audience receives it: data only (static/mizumori/stations.js draws
+    it). Whom a station is shared with is staff information, so `visibility` stays out unless
+    `show_sharing`. Returns a copy; `feature` is not changed."""
+    if show_sharing:
+        return feature
+    properties = {key: value for key, value in feature["properties"].items() if key != "visibility"}
+    return {**feature, "properties": properties}
+
+
 def live_feature(station: Station, *, now, show_sharing: bool) -> dict:
-    """The contract feature plus the map's prepared, escaped marker/tooltip/popup strings."""
-    feature = station_feature(station, now=now)
-    feature["properties"]["display"] = station_display(MapStation(station, feature), show_sharing=show_sharing)
-    return feature
+    """A station as the live layer and the map page carry it: the /api/v1/stations feature, no HTML."""
+    return audience_feature(station_feature(station, now=now), show_sharing=show_sharing)
+
+
+def page_snapshot(*, viewer: Viewer, show_sharing: bool) -> tuple[dict, list[MapStation]]:
+    """The first snapshot, rendered into the map page so the page's socket resumes from its number
+    instead of asking for the whole set again: {"seq", "stream", "layers", "features"} and the
+    stations it holds. The number is read before the stations, so anything published meanwhile is
+    newer than the snapshot and reaches the page on resume."""
+    store = live_store()
+    seq, stream = store.current_seq(), store.stream_id()
+    stations = map_stations(viewer=viewer)
+    features = [audience_feature(item.feature, show_sharing=show_sharing) for item in stations]
+    return {"seq": seq, "stream": stream, "layers": list(STATION_LAYERS), "features": features}, stations
+
+
+def snapshot_frames(
+    *, seq: int, stream: str, layers: list[str], features: list[dict], shelters: list[dict] | None = None
+) -> list[str]:
+    """A websocket snapshot as JSON text frames, each at most SNAPSHOT_PART_BYTES (UTF-8) and
+    SNAPSHOT_PART_ITEMS features and shelters:
+
+        {"type": "snapshot", "seq", "stream", "part": i, "parts": n, "layers", "features": [...]
+         [, "shelters": [...]]}
+
+    Parts are numbered from 0; every part has the same seq, stream and layers, and `shelters` is in
+    every part when the shelters layer was asked for (possibly empty). The client applies the
+    snapshot only once it holds all `parts`. A single item bigger than a part (not a real station)
+    travels alone in its own part rather than being dropped.
+    """
+
+    def encode(value) -> str:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    items = [("features", encode(feature)) for feature in features]
+    if shelters is not None:
+        items += [("shelters", encode(shelter)) for shelter in shelters]
+    # Room for the envelope: type, numbers, stream and layers (names from live.LAYERS) and brackets.
+    budget = SNAPSHOT_PART_BYTES - 1024 - len(encode(stream)) - len(encode(layers))
+    parts: list[dict[str, list[str]]] = []
+    current: dict[str, list[str]] = {"features": [], "shelters": []}
+    size = count = 0
+    for key, text in items:
+        item_bytes = len(text.encode("utf-8")) + 1  # and its comma
+        if count and (size + item_bytes > budget or count >= SNAPSHOT_PART_ITEMS):
+            parts.append(current)
+            current, size, count = {"features": [], "shelters": []}, 0, 0
+        current[key].append(text)
+        size += item_bytes
+        count += 1
+    parts.append(current)
+
+    frames = []
+    for index, part in enumerate(parts):
+        envelope = encode(
+            {"type": "snapshot", "seq": seq, "stream": stream, "part": index, "parts": len(parts), "layers": layers}
+        )
+        body = '"features":[' + ",".join(part["features"]) + "]"
+        if shelters is not None:
+            body += ',"shelters":[' + ",".join(part["shelters"]) + "]"
+        frames.append(envelope[:-1] + "," + body + "}")
+    return frames
 
 
 def _publish(group: str, message: dict) -> None:

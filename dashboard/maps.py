@@ -2,20 +2,25 @@
 
 Markers follow the official evacuation-level colours (2 yellow, 3 red, 4 purple, 5 black) and never
 rely on colour alone: the level is written inside every marker ("L3"), the station kind is the
-marker's shape, and a stale station is dashed, faded and tagged 欠測. All text that comes from data
-(station and town names, units) is HTML-escaped here, once, before it reaches the browser; the
-browser script inserts these prepared strings as they are.
+marker's shape, and a stale station is dashed, faded and tagged 欠測.
+
+Stations are drawn by the browser (static/mizumori/stations.js) from their feature properties, on
+the first render from the snapshot in the page and afterwards from live messages, with DOM text
+nodes: data is never inserted as HTML. What the browser needs besides the data — the level words,
+colours and advice, kind shapes, popup headings — is `map_vocabulary()`, embedded in the page as
+JSON, so these words have one home: this module. The server draws the legend from the same styles.
 
 Shelters are drawn the same way: a house-shaped marker whose colour, outline and inner mark all say
 the status (open: solid green with a tick; full: solid brown with a bar; closed: hollow, dashed,
-with a cross), and the status in words in the tooltip, popup, legend and HQ panel.
+with a cross), and the status in words in the tooltip, popup, legend and HQ panel. Shelters are few,
+so their marker, tooltip and popup are still prepared (and HTML-escaped) here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable
 
 import folium
 from django.template.loader import render_to_string
@@ -71,7 +76,7 @@ class LevelStyle:
 # The national words for each level as revised in May 2021 (避難勧告 abolished). Which reading
 # reaches which level is per-station data (sensors.Threshold); only the words and colours live
 # here, and they change again with the new 防災気象情報 system. Colours are JMA's warning palette.
-CALM = dict(fill="#e3eef5", text="#1b3a57", stroke="#1b3a57")
+CALM = {"fill": "#e3eef5", "text": "#1b3a57", "stroke": "#1b3a57"}
 LEVELS: dict[int | None, LevelStyle] = {
     None: LevelStyle(
         "none", "–", "#ffffff", "#595959", "#767676",
@@ -135,11 +140,16 @@ KINDS = {
     "reservoir": KindStyle("square", "貯水池・ため池", "Reservoir / pond", "貯水池 Reservoirs"),
 }
 
-SHAPE_SVG = {
-    "circle": '<circle cx="15" cy="15" r="12.5"/>',
-    "diamond": '<path d="M15 1.5 28.5 15 15 28.5 1.5 15Z"/>',
-    "square": '<rect x="3" y="3" width="24" height="24" rx="3"/>',
+# Each kind's marker outline as SVG element data (tag, attributes) on a 30×30 view box: drawn by the
+# server in the legend (marker_svg) and by the browser on the map, from this one definition.
+SHAPES: dict[str, tuple[str, dict[str, str]]] = {
+    "circle": ("circle", {"cx": "15", "cy": "15", "r": "12.5"}),
+    "diamond": ("path", {"d": "M15 1.5 28.5 15 15 28.5 1.5 15Z"}),
+    "square": ("rect", {"x": "3", "y": "3", "width": "24", "height": "24", "rx": "3"}),
 }
+# The level badge is smaller in a diamond, whose middle is narrower.
+BADGE_FONT_SIZE = {"diamond": "9"}
+BADGE_FONT_SIZE_DEFAULT = "10.5"
 
 SHARING = {
     "public": ("公開", "Public"),
@@ -154,14 +164,19 @@ def kind_style(kind: str) -> KindStyle:
     return KINDS.get(kind, KindStyle("circle", kind, kind, kind))
 
 
-# --- marker, tooltip, popup -----------------------------------------------------------------------
+# --- marker drawing (legend) and the vocabulary the browser draws stations with -------------------
 
 
 def marker_svg(*, shape: str, level: LevelStyle, stale: bool) -> SafeString:
-    """The marker drawing: a shape per kind, filled with the level colour, the level written inside."""
+    """The marker drawing for the legend: a shape per kind, filled with the level colour, the level
+    written inside. static/mizumori/stations.js draws the map's markers the same way from
+    `map_vocabulary()`."""
+    tag, attributes = SHAPES.get(shape, SHAPES["circle"])
+    outline = format_html(
+        "<{} {}/>", tag, format_html_join(" ", '{}="{}"', sorted(attributes.items()))
+    )
     dash = ' stroke-dasharray="4 3"' if stale else ""
     opacity = ' opacity="0.55"' if stale else ""
-    font_size = "9" if shape == "diamond" else "10.5"
     return format_html(
         '<svg class="mz-marker-svg" viewBox="0 0 30 30" width="30" height="30" aria-hidden="true" focusable="false">'
         '<g fill="{}" stroke="{}" stroke-width="2"{}{}>{}</g>'
@@ -171,43 +186,24 @@ def marker_svg(*, shape: str, level: LevelStyle, stale: bool) -> SafeString:
         level.stroke,
         mark_safe(dash),
         mark_safe(opacity),
-        mark_safe(SHAPE_SVG.get(shape, SHAPE_SVG["circle"])),
-        font_size,
+        outline,
+        BADGE_FONT_SIZE.get(shape, BADGE_FONT_SIZE_DEFAULT),
         level.text,
         level.badge,
     )
 
 
-def station_marker_html(item: MapStation) -> SafeString:
-    props = item.feature["properties"]
-    level = level_style(props["level"])
-    kind = kind_style(props["kind"])
-    stale = bool(props["stale"])
-    spoken = (
-        f"{props['name_ja']} {kind.name_ja} {level.title_ja} / {props['name_en']} {kind.name_en} {level.title_en}"
-    )
-    if stale:
-        spoken += f" ({STALE_JA} / {STALE_EN})"
-    classes = f"mz-marker mz-kind-{props['kind']} mz-level-{level.css}" + (" mz-stale" if stale else "")
-    return format_html(
-        '<div class="{}" role="img" aria-label="{}">{}{}</div>',
-        classes,
-        spoken,
-        marker_svg(shape=kind.shape, level=level, stale=stale),
-        format_html('<span class="mz-stale-tag" lang="ja">{}</span>', STALE_JA) if stale else "",
-    )
-
-
-def level_chip_html(level: LevelStyle) -> SafeString:
-    return format_html('<span class="mz-chip mz-level-{}">{}</span>', level.css, level.badge)
-
-
 def value_text(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
-    # River stages are read to the centimetre; rainfall and storage rates to one decimal.
-    digits = 2 if unit == "m" else 1
+    digits = VALUE_DIGITS.get(unit, VALUE_DIGITS_DEFAULT)
     return f"{value:.{digits}f} {unit}".strip()
+
+
+# River stages are read to the centimetre; rainfall and storage rates to one decimal.
+VALUE_DIGITS = {"m": 2}
+VALUE_DIGITS_DEFAULT = 1
+TIME_FORMAT = "%Y-%m-%d %H:%M %Z"
 
 
 def observed_text(observed_at_iso: str | None) -> str:
@@ -215,7 +211,7 @@ def observed_text(observed_at_iso: str | None) -> str:
     if not observed_at_iso:
         return "—"
     observed_at = datetime.fromisoformat(observed_at_iso)
-    return timezone.localtime(observed_at).strftime("%Y-%m-%d %H:%M %Z").strip()
+    return timezone.localtime(observed_at).strftime(TIME_FORMAT).strip()
 
 
 def reached_threshold(props: dict) -> dict | None:
@@ -227,143 +223,85 @@ def reached_threshold(props: dict) -> dict | None:
     return max(matching, key=lambda t: t["value"]) if matching else None
 
 
+WINDOW_WORDS = {"hours": ("時間", "h"), "minutes": ("分", "min")}
+
+
 def window_text(seconds: str) -> str:
     minutes = int(seconds) // 60
     if minutes % 60 == 0:
-        return f"{minutes // 60}時間 / {minutes // 60} h"
-    return f"{minutes}分 / {minutes} min"
-
-
-def station_tooltip_html(item: MapStation) -> SafeString:
-    props = item.feature["properties"]
-    level = level_style(props["level"])
-    stale_line = (
-        format_html('<br><span class="mz-stale-note">{} / {}</span>', STALE_JA, STALE_EN) if props["stale"] else ""
-    )
-    return format_html(
-        '<div class="mz-tip"><strong lang="ja">{}</strong> <span lang="en">{}</span><br>'
-        '{} <span lang="ja">{}</span> / <span lang="en">{}</span> · {}{}</div>',
-        props["name_ja"],
-        props["name_en"],
-        level_chip_html(level),
-        level.action_ja,
-        level.action_en,
-        value_text(props["value"], props["unit"]),
-        stale_line,
-    )
+        return f"{minutes // 60}{WINDOW_WORDS['hours'][0]} / {minutes // 60} {WINDOW_WORDS['hours'][1]}"
+    return f"{minutes}{WINDOW_WORDS['minutes'][0]} / {minutes} {WINDOW_WORDS['minutes'][1]}"
 
 
 TRENDS = {"rising": ("↑", "上昇", "rising"), "steady": ("→", "横ばい", "steady"), "falling": ("↓", "下降", "falling")}
 
+# The row headings of a station's popup, (ja, en), keyed by what the row shows.
+POPUP_ROWS = {
+    "kind": ("種別", "Kind"),
+    "river": ("河川・流域", "River"),
+    "trend": ("傾向", "Trend"),
+    "reading": ("現在値", "Reading"),
+    "observed": ("観測時刻", "Observed"),
+    "owner": ("管理", "Owner"),
+    "threshold": ("超過基準", "Threshold"),
+    "rain_total": ("累積雨量", "Rain total"),
+    "sharing": ("公開範囲", "Shared with"),
+}
+POPUP_WORDS = {
+    "stale_note": (f"{STALE_JA}: 最新のデータが届いていません。", "Stale: no recent reading from this station."),
+    "details": ("詳細・グラフ", "Details and chart"),
+}
 
-def station_popup_html(item: MapStation, *, show_sharing: bool) -> SafeString:
-    props = item.feature["properties"]
-    town = item.station.municipality
-    level = level_style(props["level"])
-    kind = kind_style(props["kind"])
-    rows = [
-        ("種別", "Kind", format_html("{} / {}", kind.name_ja, kind.name_en)),
-        ("現在値", "Reading", value_text(props["value"], props["unit"])),
-        ("観測時刻", "Observed", observed_text(props["observed_at"])),
-        ("管理", "Owner", format_html("{} / {}", town.name_ja, town.name_en)),
-    ]
-    if props["river"]:
-        rows.insert(1, ("河川・流域", "River", props["river"]))
-    trend = TRENDS.get(props.get("trend"))
-    if trend:
-        rows.insert(2, ("傾向", "Trend", format_html('{} <span lang="ja">{}</span> / <span lang="en">{}</span>', *trend)))
-    threshold = reached_threshold(props)
-    if threshold:
-        rows.append(("超過基準", "Threshold", format_html("{} / {}", threshold["label_ja"], threshold["label_en"])))
-    for seconds, amount in sorted(props["accumulations"].items(), key=lambda pair: int(pair[0])):
-        total = format_html("{}: {}", window_text(seconds), value_text(amount, props["unit"]))
-        rows.append(("累積雨量", "Rain total", total))
-    if show_sharing and props["visibility"] in SHARING:
-        sharing_ja, sharing_en = SHARING[props["visibility"]]
-        rows.append(("公開範囲", "Shared with", format_html("{} / {}", sharing_ja, sharing_en)))
 
-    stale_note = (
-        format_html(
-            '<p class="mz-stale-note"><span lang="ja">{}: 最新のデータが届いていません。</span> '
-            '<span lang="en">Stale: no recent reading from this station.</span></p>',
-            STALE_JA,
-        )
-        if props["stale"]
-        else ""
-    )
-    return format_html(
-        '<div class="mz-popup">'
-        '<p class="mz-popup-title"><strong lang="ja">{}</strong><br><span lang="en">{}</span></p>'
-        '<p class="mz-popup-level mz-level-{}">{} <span lang="ja">{}</span><br><span lang="en">{}</span></p>'
-        "{}"
-        '<dl class="mz-popup-facts">{}</dl>'
-        '<p class="mz-popup-code">{} · <a href="{}"><span lang="ja">詳細・グラフ</span> / <span lang="en">Details and chart</span></a></p>'
-        "</div>",
-        props["name_ja"],
-        props["name_en"],
-        level.css,
-        level_chip_html(level),
-        level.title_ja,
-        level.title_en,
-        stale_note,
-        format_html_join(
-            "", '<dt><span lang="ja">{}</span> <span lang="en">{}</span></dt><dd>{}</dd>', rows
-        ),
-        props["code"],
-        reverse("station-detail", args=[props["code"]]),
-    )
+def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
+    """Everything static/mizumori/stations.js needs to draw a station from its feature properties:
+    the level words, colours and advice, kind shapes, the popup's headings, town names. Embedded in
+    the map page as JSON, so these words have one home (here) and are never copied into the script.
+
+    `show_sharing` says whether the page is a staff page, whose popups say who a station is shared with.
+    """
+    levels = {}
+    for key, style in LEVELS.items():
+        levels["none" if key is None else str(key)] = {
+            "css": style.css,
+            "badge": style.badge,
+            "fill": style.fill,
+            "text": style.text,
+            "stroke": style.stroke,
+            "title": [style.title_ja, style.title_en],
+            "name": [style.name_ja, style.name_en],
+            "action": [style.action_ja, style.action_en],
+            "advice": [style.advice_ja, style.advice_en],
+        }
+    return {
+        "levels": levels,
+        "top_level": max(key for key in LEVELS if key is not None),
+        "notice_level": NOTICE_LEVEL,
+        "kinds": {kind: {"shape": style.shape, "name": [style.name_ja, style.name_en]} for kind, style in KINDS.items()},
+        "shapes": {name: {"tag": tag, "attributes": attributes} for name, (tag, attributes) in SHAPES.items()},
+        "badge_font_size": {**{shape: BADGE_FONT_SIZE_DEFAULT for shape in SHAPES}, **BADGE_FONT_SIZE},
+        "stale": [STALE_JA, STALE_EN],
+        "trends": {name: list(words) for name, words in TRENDS.items()},
+        "sharing": {name: list(words) for name, words in SHARING.items()} if show_sharing else {},
+        "rows": {name: list(words) for name, words in POPUP_ROWS.items()},
+        "words": {name: list(words) for name, words in POPUP_WORDS.items()},
+        "window": {name: list(words) for name, words in WINDOW_WORDS.items()},
+        "value_digits": VALUE_DIGITS,
+        "value_digits_default": VALUE_DIGITS_DEFAULT,
+        # Feature times are ISO strings in TIME_ZONE already (sensors.selectors.local_iso); the page
+        # adds the zone's name as the server's own pages do.
+        "time_zone_name": timezone.localtime().strftime("%Z"),
+        "towns": {town.slug: [town.name_ja, town.name_en] for town in towns},
+        "station_url": reverse("station-detail", args=["__code__"]),
+    }
 
 
 # --- layers -----------------------------------------------------------------------------------------
 
-STATION_MARKER_JS = JsCode("Mizumori.stationMarker")
-
-
-def station_display(item: MapStation, *, show_sharing: bool) -> dict:
-    level = item.level or 0
-    display = {
-        "icon": station_marker_html(item),
-        "tooltip": station_tooltip_html(item),
-        "popup": station_popup_html(item, show_sharing=show_sharing),
-        # Severe stations are drawn over calm ones where markers overlap.
-        "z": level * 100 + (0 if item.stale else 50),
-    }
-    if level >= NOTICE_LEVEL:
-        # The list under the map, so the live script can keep it in step with the markers.
-        (notice,) = station_notices([item])
-        display["notice"] = {
-            language: render_to_string("dashboard/_notice_item.html", {"notice": notice, "LANGUAGE_CODE": language})
-            for language in ("ja", "en")
-        }
-    return display
-
-
-# What the browser needs besides the prepared display strings: enough to match a feature from the
-# live layer (same `id`) and to style or filter by state. Thresholds and accumulations are already
-# in the popup text and would only make the page heavier on a weak connection.
-MAP_PROPERTIES = ("code", "kind", "municipality", "level", "stale", "stale_after", "value", "unit", "observed_at")
-
-
-def map_feature(item: MapStation, *, show_sharing: bool) -> dict:
-    """A slim copy of the contract feature plus the prepared display strings (the original is not changed)."""
-    source = item.feature["properties"]
-    properties = {key: source[key] for key in MAP_PROPERTIES}
-    properties["display"] = station_display(item, show_sharing=show_sharing)
-    return {"type": "Feature", "id": item.feature["id"], "geometry": item.feature["geometry"], "properties": properties}
-
-
-def station_layers(stations: Iterable[MapStation], *, show_sharing: bool = False) -> list[folium.FeatureGroup]:
-    """One toggleable layer per station kind, in a fixed order. Every kind gets its layer, even
-    empty, because the live layer may add a station of that kind later (a new share, say)."""
-    by_kind: dict[str, list[dict]] = {kind: [] for kind in KINDS}
-    for item in stations:
-        by_kind.setdefault(item.station.kind, []).append(map_feature(item, show_sharing=show_sharing))
-    ordered_kinds = list(KINDS) + sorted(set(by_kind) - set(KINDS))
-    return [_station_group(kind, by_kind[kind]) for kind in ordered_kinds]
-
 
 class LiveLayerRegistration(MacroElement):
-    """Hands a station GeoJson layer to static/mizumori/live.js under its kind (folium names are random)."""
+    """Hands a station layer (a FeatureGroup) to static/mizumori/live.js under its kind (folium
+    names are random). The layer starts empty: the browser draws the stations into it."""
 
     _template = Template(
         """
@@ -379,17 +317,14 @@ class LiveLayerRegistration(MacroElement):
         self.kind = kind
 
 
-def _station_group(kind: str, features: list[dict]) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name=kind_style(kind).layer_name)
-    layer = folium.GeoJson(
-        {"type": "FeatureCollection", "features": features},
-        point_to_layer=STATION_MARKER_JS,
-        on_each_feature=BIND_DETAILS_JS,
-        control=False,
-    )
-    layer.add_to(group)
-    LiveLayerRegistration(kind).add_to(layer)
-    return group
+def station_layers() -> list[folium.FeatureGroup]:
+    """One toggleable, empty layer per station kind, in a fixed order, for the browser to draw into."""
+    groups = []
+    for kind in KINDS:
+        group = folium.FeatureGroup(name=kind_style(kind).layer_name)
+        LiveLayerRegistration(kind).add_to(group)
+        groups.append(group)
+    return groups
 
 
 # --- shelters ---------------------------------------------------------------------------------------
@@ -711,12 +646,12 @@ def station_map(
     shelter_features: list[dict] | None = None,
     alert_features: list[dict] | None = None,
     own_municipality_ids: Iterable[int] = (),
-    show_sharing: bool = False,
 ) -> MizumoriMap:
-    """Base map (with hazard zones) + station layers + shelters + legend, viewed to fit the
-    boundaries, the stations and the shelters. `shelter_features=None` leaves shelters out."""
+    """Base map (with hazard zones) + empty station layers + shelters + legend, viewed to fit the
+    boundaries, the stations and the shelters. `shelter_features=None` leaves shelters out. The
+    stations themselves are drawn by the browser from the page's snapshot (dashboard.views)."""
     folium_map = base_map(geography, own_municipality_ids=own_municipality_ids)
-    for group in station_layers(stations, show_sharing=show_sharing):
+    for group in station_layers():
         group.add_to(folium_map)
     if shelter_features is not None:
         shelter_layer(shelter_features).add_to(folium_map)

@@ -28,6 +28,7 @@ from tenancy.selectors import ANONYMOUS, Viewer, memberships_of, viewer_for_requ
 from tenancy.services import town_switch
 
 from .health import pipeline_status
+from .live import page_snapshot
 from .live_geo import shelter_feature, shelter_features
 from alerts.selectors import alert_board, alert_document
 
@@ -38,6 +39,7 @@ from .maps import (
     LevelStyle,
     kind_style,
     level_style,
+    map_vocabulary,
     observed_text,
     reached_threshold,
     station_map,
@@ -49,7 +51,6 @@ from .selectors import (
     RAIN_BIN,
     RAIN_RUNNING_TOTAL,
     StationHistory,
-    map_stations,
     station_history,
     stations_needing_notice,
     thin_series,
@@ -84,7 +85,7 @@ def hq_map(request):
 
 def map_page_context(*, viewer: Viewer, show_sharing: bool) -> dict:
     geography = load_geography()
-    stations = map_stations(viewer=viewer)
+    snapshot, stations = page_snapshot(viewer=viewer, show_sharing=show_sharing)
     shelters = shelter_list()
     features = shelter_features(shelters)
     alerts = public_alerts() if viewer.is_anonymous else alert_board(viewer)
@@ -94,10 +95,12 @@ def map_page_context(*, viewer: Viewer, show_sharing: bool) -> dict:
         shelter_features=features,
         alert_features=[alert_map_feature(alert_document(alert)) for alert in alerts],
         own_municipality_ids=viewer.municipality_ids,
-        show_sharing=show_sharing,
     )
     return {
         "geography": geography,
+        # Drawn by static/mizumori/stations.js; both go into the page as JSON (json_script).
+        "live_snapshot": snapshot,
+        "map_vocabulary": map_vocabulary(towns=geography.municipalities, show_sharing=show_sharing),
         "shelters": list(zip(shelters, features)),
         "map": embed_parts(folium_map),
         "station_count": len(stations),

@@ -1,16 +1,18 @@
 /*
- * The live layer: keeps the folium map (drawn by the server) in step with /ws/live/.
+ * The live layer: draws the stations of the page's first snapshot and keeps the map in step with
+ * /ws/live/ (docs/api.md, "Websocket").
  *
- * Protocol (DESIGN.md): subscribe -> subscribed + snapshot; then "stations" and "shelters" messages
- * with a sequence number. The snapshot carries the stations in "features" and every shelter in
- * "shelters"; a "shelters" message carries the shelters that changed (open / full / closed).
- * After a drop the client reconnects with backoff, subscribes without a snapshot and resumes
- * from its last number; the server answers with what was missed, or with a snapshot when it
- * cannot. The indicator says live / reconnecting / offline since hh:mm, so a
- * frozen map is never mistaken for a calm one.
+ * The page carries its first snapshot (#mz-live-snapshot: seq, stream, features), so the socket
+ * starts with subscribe {"snapshot": false} and resume {"since": seq, "stream": stream}: the
+ * server answers with what was missed, or with a fresh snapshot when it cannot. Then "stations",
+ * "withdrawn" and "shelters" messages with sequence numbers. A snapshot may come in parts
+ * ("part" of "parts"); it is applied only once every part is here. After a drop the client
+ * reconnects with backoff and resumes the same way. The indicator says live / reconnecting /
+ * offline since hh:mm, so a frozen map is never mistaken for a calm one.
  *
- * Marker, tooltip, popup, notice and shelter-panel strings arrive prepared and escaped by the
- * server (properties.display); nothing from a feature's raw properties is put into HTML here.
+ * Stations are drawn from their properties by static/mizumori/stations.js (DOM text, never HTML).
+ * Shelter marker, tooltip, popup and panel strings still arrive prepared and escaped by the server
+ * (properties.display).
  */
 (function (window, document) {
   "use strict";
@@ -22,12 +24,31 @@
   var PONG_WITHIN_MS = 10000;
   var MAX_BACKOFF_MS = 30000;
   var STALE_CHECK_MS = 15000;
+  // More parts than this is not a snapshot this page asked for.
+  var MAX_SNAPSHOT_PARTS = 10000;
+
+  function readJson(id) {
+    var element = document.getElementById(id);
+    if (!element) {
+      return null;
+    }
+    try {
+      return JSON.parse(element.textContent);
+    } catch (error) {
+      return null;
+    }
+  }
 
   function LiveMap(root) {
     this.root = root;
     this.view = root.getAttribute("data-live-view") || "";
     this.language = document.documentElement.lang === "en" ? "en" : "ja";
     this.seq = 0;
+    this.stream = null;
+    // True once the map holds a whole snapshot (the page's or the server's): then a (re)connect
+    // resumes from this.seq instead of asking for everything again.
+    this.synced = false;
+    this.pendingSnapshot = null;
     this.attempt = 0;
     this.socket = null;
     this.offlineSince = null;
@@ -52,7 +73,8 @@
     }
     this.socket = socket;
     socket.onopen = function () {
-      var resuming = self.seq > 0;
+      var resuming = self.synced;
+      self.pendingSnapshot = null;
       self.send({ type: "subscribe", layers: LIVE_LAYERS, snapshot: !resuming });
       if (resuming) {
         // With the stream's name, so a server whose counter restarted answers with a snapshot.
@@ -130,29 +152,22 @@
         this.offlineSince = null;
         this.stream = message.stream;
         this.refreshAlerts();
-        if (!this.seq) {
-          this.seq = message.seq;
-        }
         this.setStatus("live");
         break;
       case "snapshot":
-        this.replaceAll(message.features || []);
-        if (message.shelters) {
-          replaceShelters(message.shelters);
-        }
-        this.seq = message.seq;
+        this.receiveSnapshotPart(message);
         break;
       case "shelters":
         (message.features || []).forEach(applyShelter);
         this.seq = Math.max(this.seq, message.seq);
         break;
       case "stations":
-        (message.features || []).forEach(this.upsert, this);
+        (message.features || []).forEach(function (feature) { Mizumori.drawStation(feature, true); });
         this.seq = Math.max(this.seq, message.seq);
         this.refreshNotices();
         break;
       case "withdrawn":
-        (message.stations || []).forEach(this.remove, this);
+        (message.stations || []).forEach(function (code) { Mizumori.removeStation(code); });
         this.seq = Math.max(this.seq, message.seq);
         this.refreshNotices();
         break;
@@ -176,36 +191,74 @@
     this.root.setAttribute("data-live-seq", String(this.seq));
   };
 
-  LiveMap.prototype.replaceAll = function (features) {
-    STATION_KINDS.forEach(function (kind) {
-      var layer = Mizumori.stationLayers[kind];
-      if (layer) {
-        layer.eachLayer(function (marker) {
-          if (marker.feature) {
-            delete Mizumori.stationMarkers[marker.feature.id];
-          }
-        });
-        layer.clearLayers();
+  // The page's own snapshot, drawn before the socket opens.
+  LiveMap.prototype.loadPageSnapshot = function () {
+    var snapshot = readJson("mz-live-snapshot");
+    if (!snapshot || typeof snapshot.seq !== "number") {
+      return;
+    }
+    this.replaceAll(Array.isArray(snapshot.features) ? snapshot.features : []);
+    this.seq = snapshot.seq;
+    this.stream = snapshot.stream;
+    this.synced = true;
+  };
+
+  // Collect the parts of a snapshot (same seq and stream); apply it once all have arrived.
+  LiveMap.prototype.receiveSnapshotPart = function (message) {
+    var parts = typeof message.parts === "number" ? message.parts : 1;
+    var part = typeof message.part === "number" ? message.part : 0;
+    if (Math.floor(parts) !== parts || parts < 1 || parts > MAX_SNAPSHOT_PARTS || Math.floor(part) !== part || part < 0 || part >= parts) {
+      return;
+    }
+    var pending = this.pendingSnapshot;
+    if (!pending || pending.seq !== message.seq || pending.stream !== message.stream || pending.parts.length !== parts) {
+      // A new snapshot: any unfinished one before it is superseded.
+      pending = this.pendingSnapshot = { seq: message.seq, stream: message.stream, parts: new Array(parts), received: 0 };
+    }
+    if (!pending.parts[part]) {
+      pending.parts[part] = message;
+      pending.received += 1;
+    }
+    if (pending.received < parts) {
+      return;
+    }
+    this.pendingSnapshot = null;
+    var features = [];
+    var shelters = null;
+    pending.parts.forEach(function (piece) {
+      features = features.concat(piece.features || []);
+      if (Array.isArray(piece.shelters)) {
+        shelters = (shelters || []).concat(piece.shelters);
       }
     });
-    features.forEach(this.upsert, this);
+    this.replaceAll(features);
+    if (shelters) {
+      replaceShelters(shelters);
+    }
+    this.seq = message.seq;
+    if (message.stream) {
+      this.stream = message.stream;
+    }
+    this.synced = true;
+  };
+
+  // The snapshot is the whole truth: draw every station it has, drop those it no longer has.
+  LiveMap.prototype.replaceAll = function (features) {
+    var current = {};
+    features.forEach(function (feature) {
+      if (Mizumori.drawStation(feature)) {
+        current[feature.id] = true;
+      }
+    });
+    Object.keys(Mizumori.stationMarkers).forEach(function (code) {
+      if (!current[code]) {
+        Mizumori.removeStation(code);
+      }
+    });
     this.refreshNotices();
   };
 
-  LiveMap.prototype.upsert = function (feature) {
-    var marker = Mizumori.stationMarkers[feature.id];
-    if (!marker) {
-      var layer = Mizumori.stationLayers[feature.properties && feature.properties.kind];
-      if (layer) {
-        layer.addData(feature);
-      }
-      return;
-    }
-    var changed = !marker.feature || JSON.stringify(marker.feature.properties) !== JSON.stringify(feature.properties);
-    refreshMarker(marker, feature, Mizumori.stationIcon(feature), changed);
-  };
-
-  // Give an existing marker (station or shelter) a feature's new drawing, tooltip and popup.
+  // Give an existing shelter marker a feature's new drawing, tooltip and popup.
   function refreshMarker(marker, feature, icon, changed) {
     var display = (feature.properties && feature.properties.display) || {};
     marker.feature = feature;
@@ -283,67 +336,27 @@
   // For static/mizumori/shelters.js: show the operator's own change at once, even while offline.
   Mizumori.applyShelter = applyShelter;
 
-  // A station this page may no longer show (sharing withdrawn, visibility narrowed).
-  LiveMap.prototype.remove = function (code) {
-    var marker = Mizumori.stationMarkers[code];
-    if (!marker) {
-      return;
-    }
-    STATION_KINDS.forEach(function (kind) {
-      var layer = Mizumori.stationLayers[kind];
-      if (layer && layer.hasLayer(marker)) {
-        layer.removeLayer(marker);
-      }
-    });
-    delete Mizumori.stationMarkers[code];
-  };
-
   // Readings age even when no message arrives (or while offline): grey stations out on time.
   LiveMap.prototype.markStale = function () {
     var now = Date.now();
     Object.keys(Mizumori.stationMarkers).forEach(function (code) {
-      var marker = Mizumori.stationMarkers[code];
-      var props = marker.feature && marker.feature.properties;
+      var feature = Mizumori.stationMarkers[code].feature;
+      var props = feature && feature.properties;
       if (!props || props.stale || !props.stale_after || Date.parse(props.stale_after) > now) {
         return;
       }
-      props.stale = true;
-      var element = marker.getElement && marker.getElement();
-      var drawn = element && element.querySelector(".mz-marker");
-      if (drawn && !drawn.classList.contains("mz-stale")) {
-        drawn.classList.add("mz-stale");
-        var tag = document.createElement("span");
-        tag.className = "mz-stale-tag";
-        tag.lang = "ja";
-        tag.textContent = "欠測";
-        drawn.appendChild(tag);
-      }
+      var properties = {};
+      Object.keys(props).forEach(function (key) { properties[key] = props[key]; });
+      properties.stale = true;
+      Mizumori.drawStation({ type: feature.type, id: feature.id, geometry: feature.geometry, properties: properties });
     });
   };
 
   LiveMap.prototype.refreshNotices = function () {
     var container = document.getElementById("mz-notices");
-    var empty = document.getElementById("mz-notices-empty");
-    if (!container) {
-      return;
+    if (container) {
+      Mizumori.drawNotices(container, document.getElementById("mz-notices-empty"), this.language);
     }
-    var language = this.language;
-    var raised = Object.keys(Mizumori.stationMarkers)
-      .map(function (code) { return Mizumori.stationMarkers[code].feature; })
-      .filter(function (feature) {
-        var display = feature && feature.properties && feature.properties.display;
-        return display && display.notice;
-      })
-      .sort(function (a, b) {
-        return (b.properties.level - a.properties.level) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-      });
-    if (!raised.length) {
-      container.innerHTML = empty ? empty.innerHTML : "";
-      return;
-    }
-    container.innerHTML = '<ul class="mz-notice-list">' + raised.map(function (feature) {
-      return feature.properties.display.notice[language];
-    }).join("") + "</ul>";
   };
 
   // Keep the map's alert layer in step: one badge per unresolved alert, over its station.
@@ -416,6 +429,7 @@
       return null;
     }
     var live = new LiveMap(root);
+    live.loadPageSnapshot();
     live.connect();
     window.setInterval(function () { live.markStale(); }, STALE_CHECK_MS);
     Mizumori.live = live;

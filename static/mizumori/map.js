@@ -2,8 +2,10 @@
  * Mizumori map helpers. Folium generates the map script and refers to these functions by name
  * (see geo/maps.py and dashboard/maps.py), so this file is loaded in <head>, before that script.
  *
- * Every string under feature.properties.display was built and HTML-escaped on the server; it is
- * inserted as prepared. Never put raw feature properties (names, units) into HTML here.
+ * Every string under feature.properties.display (areas, shelters) was built and HTML-escaped on the
+ * server; it is inserted as prepared. Never put raw feature properties (names, units) into HTML here.
+ * Stations are drawn from their properties by static/mizumori/stations.js, into the layers that
+ * the map script registers here.
  */
 (function (window, document) {
   "use strict";
@@ -16,34 +18,9 @@
     return (feature && feature.properties && feature.properties.display) || {};
   }
 
-  // Station markers by station code and station layers by kind, for static/mizumori/live.js.
+  // Station markers by station code and station layers by kind, for static/mizumori/stations.js.
   Mizumori.stationMarkers = Mizumori.stationMarkers || {};
   Mizumori.stationLayers = Mizumori.stationLayers || {};
-
-  Mizumori.stationIcon = function (feature) {
-    return L.divIcon({
-      className: "mz-station-icon",
-      html: displayOf(feature).icon || "",
-      iconSize: [30, 30],
-      iconAnchor: [15, 15],
-      popupAnchor: [0, -15],
-      tooltipAnchor: [15, 0],
-    });
-  };
-
-  // pointToLayer for station features: a div icon holding the server-drawn marker.
-  Mizumori.stationMarker = function (feature, latlng) {
-    var marker = L.marker(latlng, {
-      icon: Mizumori.stationIcon(feature),
-      keyboard: true,
-      riseOnHover: true,
-      zIndexOffset: displayOf(feature).z || 0,
-    });
-    if (feature && feature.id !== undefined) {
-      Mizumori.stationMarkers[feature.id] = marker;
-    }
-    return marker;
-  };
 
   Mizumori.registerStationLayer = function (kind, layer) {
     Mizumori.stationLayers[kind] = layer;

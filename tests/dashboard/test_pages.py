@@ -12,9 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard.maps import LEVELS, map_feature, station_notices, station_popup_html
+from dashboard.live import live_feature
+from dashboard.maps import LEVELS, SHAPES, marker_svg, station_notices
 from dashboard.selectors import map_stations, stations_needing_notice
-from sensors.models import StationKind, Visibility
+from sensors.models import Station, StationKind, Visibility
 from sensors.services import observation_ingest
 from tenancy.selectors import ANONYMOUS
 from tests.conftest import make_station
@@ -36,31 +37,39 @@ def observe(code, value, *, minutes_ago=1):
 
 
 class AssetCollector(HTMLParser):
-    """Every <script src>, <link href> and inline <script> body of a page."""
+    """Every <script src>, <link href>, inline <script> body and JSON data block of a page."""
 
     def __init__(self):
         super().__init__()
         self.script_srcs, self.link_hrefs, self.inline_scripts = [], [], []
-        self._in_inline_script = False
+        self.data_blocks: dict[str, str] = {}
+        self._current: tuple[str, str] | None = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "script":
             if attrs.get("src") is not None:
                 self.script_srcs.append(attrs["src"])
+            elif attrs.get("type") == "application/json":
+                self._current = ("data", attrs.get("id") or "")
+                self.data_blocks[attrs.get("id") or ""] = ""
             else:
-                self._in_inline_script = True
+                self._current = ("code", "")
                 self.inline_scripts.append("")
         elif tag == "link" and attrs.get("href") is not None:
             self.link_hrefs.append(attrs["href"])
 
     def handle_endtag(self, tag):
         if tag == "script":
-            self._in_inline_script = False
+            self._current = None
 
     def handle_data(self, data):
-        if self._in_inline_script:
+        if self._current is None:
+            return
+        if self._current[0] == "code":
             self.inline_scripts[-1] += data
+        else:
+            self.data_blocks[self._current[1]] += data
 
 
 def assets_of(html: str) -> AssetCollector:
@@ -69,16 +78,14 @@ def assets_of(html: str) -> AssetCollector:
     return collector
 
 
-def map_features(html: str) -> list[dict]:
-    """The GeoJSON features folium embedded in the page script (each layer's `..._add({...});`)."""
-    features = []
-    for match in re.finditer(r"geo_json_[0-9a-f]+_add\((\{.*\})\);", html):
-        features.extend(json.loads(match.group(1))["features"])
-    return features
+def page_data(html: str, element_id: str):
+    """A JSON block of the page (<script type="application/json" id=...>), decoded."""
+    return json.loads(assets_of(html).data_blocks[element_id])
 
 
 def station_features(html: str) -> dict[str, dict]:
-    return {f["properties"]["code"]: f for f in map_features(html) if "code" in f.get("properties", {})}
+    """The stations of the page's first snapshot, which the browser draws."""
+    return {f["properties"]["code"]: f for f in page_data(html, "mz-live-snapshot")["features"]}
 
 
 def notices_section(html: str) -> str:
@@ -190,9 +197,48 @@ def test_hq_header_names_the_users_town(client, stations, user_a):
 def test_hq_popup_says_who_the_station_is_shared_with(client, stations, user_a):
     client.force_login(user_a)
 
-    popup = station_features(page(client, "/hq/"))["A-PRIVATE"]["properties"]["display"]["popup"]
+    html = page(client, "/hq/")
 
-    assert "Own town only" in popup
+    assert station_features(html)["A-PRIVATE"]["properties"]["visibility"] == "private"
+    assert page_data(html, "mz-map-vocabulary")["sharing"]["private"] == ["自治体内のみ", "Own town only"]
+
+
+@pytest.mark.django_db
+def test_public_page_carries_no_sharing_information(client, stations):
+    html = page(client)
+
+    assert all("visibility" not in f["properties"] for f in station_features(html).values())
+    assert page_data(html, "mz-map-vocabulary")["sharing"] == {}
+
+
+@pytest.mark.django_db
+def test_the_page_snapshot_has_the_live_number_and_stream(client, stations):
+    from dashboard.live import live_store, publish_stations
+
+    publish_stations([Station.objects.get(code="A-PUBLIC").pk])
+    store = live_store()
+
+    snapshot = page_data(page(client), "mz-live-snapshot")
+
+    assert snapshot["seq"] == store.current_seq() > 0
+    assert snapshot["stream"] == store.stream_id()
+    assert snapshot["layers"] == ["river", "rain", "reservoir"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/", "/hq/"])
+def test_no_station_html_is_built_on_the_server(client, stations, user_a, url):
+    client.force_login(user_a)
+    observe("A-PUBLIC", 4.1)
+
+    html = page(client, url)
+
+    for feature in station_features(html).values():
+        assert "display" not in feature["properties"]
+        assert not any("<" in str(value) for value in feature["properties"].values())
+    # The map script only registers the (empty) station layers; no marker is built in it.
+    (script,) = assets_of(html).inline_scripts
+    assert "A-PUBLIC" not in script and "L.marker" not in script
 
 
 # --- no CDN, every asset present ----------------------------------------------------------------------
@@ -271,11 +317,11 @@ def test_station_names_are_escaped_everywhere(client, towns):
     assert "<script>alert" not in html
     assert "<img src=x" not in html
     assert len(assets.inline_scripts) == 1  # no </script> broke out of the map script
-    display = station_features(html)["EVIL"]["properties"]["display"]
-    for fragment in (display["icon"], display["tooltip"], display["popup"]):
-        assert "<script" not in fragment and "<img" not in fragment
-    assert "&lt;script&gt;alert(&quot;ja&quot;)&lt;/script&gt;" in display["popup"]
-    assert "&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in display["popup"]
+    # The data blocks hold the names as they are (the browser sets them as text, see
+    # tests/e2e/test_map_browser.py), and nothing broke out of them either.
+    assert set(assets.data_blocks) == {"mz-map-vocabulary", "mz-live-snapshot"}
+    properties = station_features(html)["EVIL"]["properties"]
+    assert (properties["name_ja"], properties["name_en"]) == (HOSTILE_NAME, HOSTILE_NAME_EN)
     assert "&lt;script&gt;alert(&quot;ja&quot;)&lt;/script&gt;" in notices_section(html)
 
 
@@ -306,64 +352,34 @@ def test_legend_is_in_japanese_and_english(client, stations):
 
 
 @pytest.mark.django_db
-def test_marker_shows_level_as_text_and_colour(client, stations):
-    observe("A-PUBLIC", 4.1)  # 氾濫危険水位 4.0 -> level 4
+def test_the_page_carries_the_level_words_and_colours_for_the_browser(client, stations):
+    vocabulary = page_data(page(client), "mz-map-vocabulary")
 
-    icon = station_features(page(client))["A-PUBLIC"]["properties"]["display"]["icon"]
-
-    assert ">L4</text>" in icon
-    assert LEVELS[4].fill in icon
-    assert "mz-kind-river" in icon
-
-
-@pytest.mark.django_db
-def test_station_without_data_is_grey_and_hollow(client, stations):
-    icon = station_features(page(client))["A-PUBLIC"]["properties"]["display"]["icon"]
-
-    assert "mz-level-none" in icon
-    assert 'fill="#ffffff"' in icon and ">–</text>" in icon
+    assert vocabulary["levels"]["4"]["fill"] == LEVELS[4].fill
+    assert vocabulary["levels"]["4"]["badge"] == "L4"
+    assert vocabulary["levels"]["3"]["title"] == [LEVELS[3].title_ja, LEVELS[3].title_en]
+    assert vocabulary["levels"]["none"]["badge"] == "–"
+    assert vocabulary["kinds"]["rain"] == {"shape": "diamond", "name": ["雨量", "Rainfall"]}
+    assert vocabulary["towns"]["town-a"] == ["town a", "Town A"]
+    assert vocabulary["station_url"] == "/stations/__code__/"
 
 
 @pytest.mark.django_db
-def test_stale_station_is_dashed_and_says_so(client, stations):
-    observe("A-PUBLIC", 3.1, minutes_ago=120)  # expected every 10 minutes
+def test_stale_and_level_arrive_as_data(client, stations):
+    observe("A-PUBLIC", 4.1, minutes_ago=120)  # level 4, and stale: expected every 10 minutes
 
-    display = station_features(page(client))["A-PUBLIC"]["properties"]["display"]
+    properties = station_features(page(client))["A-PUBLIC"]["properties"]
 
-    assert "stroke-dasharray" in display["icon"]
-    assert "欠測" in display["icon"]
-    assert "欠測" in display["tooltip"] and "stale" in display["tooltip"]
+    assert properties["level"] == 4 and properties["stale"] is True and properties["value"] == 4.1
 
 
-@pytest.mark.django_db
-def test_popup_has_both_languages_reading_local_time_and_owner(client, stations):
-    observe("A-PUBLIC", 3.6, minutes_ago=5)
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_legend_marker_draws_each_kind_shape(shape):
+    tag, _ = SHAPES[shape]
 
-    popup = station_features(page(client))["A-PUBLIC"]["properties"]["display"]["popup"]
+    drawing = marker_svg(shape=shape, level=LEVELS[3], stale=True)
 
-    local = timezone.localtime(timezone.now() - timedelta(minutes=5))
-    assert "A-PUBLIC 観測所" in popup and "A-PUBLIC gauge" in popup
-    assert "河川水位" in popup and "River level" in popup
-    assert "3.60 m" in popup
-    assert "警戒レベル3" in popup and "高齢者等避難" in popup and "Older people evacuate" in popup
-    assert local.strftime("%Y-%m-%d %H:%M") in popup and "JST" in popup
-    assert "town a / Town A" in popup
-    assert "避難判断水位" in popup
-
-
-@pytest.mark.django_db
-def test_kind_changes_the_marker_shape(towns):
-    for kind in (StationKind.RIVER, StationKind.RAIN, StationKind.RESERVOIR):
-        make_station(towns[0], f"K-{kind}", kind=kind)
-
-    icons = {
-        item.station.kind: map_feature(item, show_sharing=False)["properties"]["display"]["icon"]
-        for item in map_stations(viewer=ANONYMOUS)
-    }
-
-    assert "<circle" in icons["river"]
-    assert "<path" in icons["rain"]
-    assert "<rect" in icons["reservoir"]
+    assert f"<{tag} " in drawing and ">L3</text>" in drawing and "stroke-dasharray" in drawing
 
 
 @pytest.mark.django_db
@@ -377,10 +393,17 @@ def test_notices_sorted_most_severe_first(stations):
 
 
 @pytest.mark.django_db
-def test_popup_leaves_out_sharing_on_the_public_map(stations):
-    item = map_stations(viewer=ANONYMOUS)[0]
+def test_live_features_are_data_and_sharing_only_for_staff(stations):
+    station = Station.objects.get(code="A-SHARED")
+    now = timezone.now()
 
-    assert "Shared with" not in station_popup_html(item, show_sharing=False)
+    for_staff = live_feature(station, now=now, show_sharing=True)
+    for_public = live_feature(station, now=now, show_sharing=False)
+
+    assert for_staff["properties"]["visibility"] == "shared"
+    assert "visibility" not in for_public["properties"]
+    assert {**for_public["properties"], "visibility": "shared"} == for_staff["properties"]
+    assert "display" not in for_staff["properties"]
 
 
 # --- page chrome ------------------------------------------------------------------------------------------
@@ -459,5 +482,7 @@ def test_station_popup_links_to_the_station_page_with_a_trend(client, towns):
         source="http",
     )
     html = client.get("/").content.decode()
-    assert "/stations/POP-1/" in html
-    assert "rising" in html and ("↑" in html or "\\u2191" in html)  # JSON-escaped in the map script
+    assert station_features(html)["POP-1"]["properties"]["trend"] == "rising"
+    vocabulary = page_data(html, "mz-map-vocabulary")
+    assert vocabulary["station_url"] == "/stations/__code__/"
+    assert vocabulary["trends"]["rising"] == ["↑", "上昇", "rising"]

@@ -57,6 +57,14 @@ def database_url_for_children() -> str:
     return ""
 
 
+
+@pytest.fixture(autouse=True)
+def server_drains_the_change_log(settings):
+    """What this test process writes (readings, shares) is left in the change log for the server
+    under test, which drains it in-process as the embedded default does; draining it here would
+    publish to this process's channel layer, which no browser listens to."""
+    settings.EVENTS_DRAIN = "workers"
+
 def server_environment() -> dict[str, str]:
     return {
         **os.environ,

@@ -29,9 +29,10 @@ MARKER_HAS = """([code, text]) => {
     const element = marker && marker.getElement();
     return Boolean(element) && element.innerHTML.includes(text);
 }"""
+# The popup is built from the marker's current feature when it opens (static/mizumori/stations.js).
 POPUP_HAS = """([code, text]) => {
     const marker = Mizumori.stationMarkers[code];
-    return Boolean(marker) && marker.getPopup().getContent().includes(text);
+    return Boolean(marker) && Mizumori.stationPopupElement(marker.feature.properties).textContent.includes(text);
 }"""
 SHELTER_IS = """([code, status, words]) => {
     const marker = Mizumori.shelterMarkers[code];

@@ -1,0 +1,431 @@
+/*
+ * Stations on the map, drawn in the browser from their GeoJSON feature properties (the
+ * /api/v1/stations shape): the marker, its tooltip and popup, and the notice under the public map.
+ * The first render (the snapshot in the page) and every live patch go through drawStation, so a
+ * marker looks the same however it got there.
+ *
+ * Everything is built with DOM calls and textContent: data from a feature (names, units, codes) is
+ * never inserted as HTML. The words, colours and advice for each level, the kind shapes and the
+ * popup's headings are not written here: they come from the vocabulary the server embeds in the
+ * page (#mz-map-vocabulary, dashboard.maps.map_vocabulary), their one home.
+ */
+(function (window, document) {
+  "use strict";
+
+  var L = window.L;
+  var Mizumori = (window.Mizumori = window.Mizumori || {});
+  var SVG_NS = "http://www.w3.org/2000/svg";
+  var vocabulary = null;
+
+  Mizumori.stationMarkers = Mizumori.stationMarkers || {};
+  Mizumori.stationLayers = Mizumori.stationLayers || {};
+
+  function words() {
+    if (vocabulary === null) {
+      var element = document.getElementById("mz-map-vocabulary");
+      vocabulary = element ? JSON.parse(element.textContent) : {};
+    }
+    return vocabulary;
+  }
+
+  // --- reading the properties --------------------------------------------------------------------
+
+  function levelStyle(level) {
+    var levels = words().levels || {};
+    if (typeof level !== "number" || !isFinite(level)) {
+      return levels.none;
+    }
+    // Levels above the scale (data errors) are shown as the top level rather than hidden.
+    var key = String(Math.min(Math.floor(level), words().top_level));
+    return levels[key] || levels.none;
+  }
+
+  function kindStyle(kind) {
+    var kinds = words().kinds || {};
+    return Object.prototype.hasOwnProperty.call(kinds, kind) ? kinds[kind] : null;
+  }
+
+  function text(value) {
+    return value === null || value === undefined ? "" : String(value);
+  }
+
+  function valueText(value, unit) {
+    if (typeof value !== "number" || !isFinite(value)) {
+      return "—";
+    }
+    var digitsByUnit = words().value_digits || {};
+    var digits = Object.prototype.hasOwnProperty.call(digitsByUnit, unit) ? digitsByUnit[unit] : words().value_digits_default;
+    return (value.toFixed(digits) + " " + text(unit)).trim();
+  }
+
+  // Feature times are ISO 8601 in the site's time zone already: show the date and minute and the zone.
+  function observedText(iso) {
+    var match = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})/.exec(text(iso));
+    return match ? match[1] + " " + match[2] + " " + words().time_zone_name : "—";
+  }
+
+  function windowText(seconds) {
+    var minutes = Math.floor(Number(seconds) / 60);
+    var units = words().window;
+    if (minutes % 60 === 0) {
+      var hours = minutes / 60;
+      return hours + units.hours[0] + " / " + hours + " " + units.hours[1];
+    }
+    return minutes + units.minutes[0] + " / " + minutes + " " + units.minutes[1];
+  }
+
+  // The highest threshold at the station's current level: what was crossed.
+  function reachedThreshold(props) {
+    if (!props.level || !Array.isArray(props.thresholds)) {
+      return null;
+    }
+    var reached = null;
+    props.thresholds.forEach(function (threshold) {
+      if (threshold && threshold.level === props.level && (!reached || threshold.value > reached.value)) {
+        reached = threshold;
+      }
+    });
+    return reached;
+  }
+
+  function stationZ(props) {
+    var level = typeof props.level === "number" ? Math.min(props.level, words().top_level) : 0;
+    // Severe stations are drawn over calm ones where markers overlap.
+    return Math.max(level, 0) * 100 + (props.stale ? 0 : 50);
+  }
+
+  // --- DOM helpers -------------------------------------------------------------------------------
+
+  function node(tag, className, content, lang) {
+    var element = document.createElement(tag);
+    if (className) {
+      element.className = className;
+    }
+    if (lang) {
+      element.lang = lang;
+    }
+    if (content !== undefined && content !== null) {
+      element.textContent = content;
+    }
+    return element;
+  }
+
+  function append(parent) {
+    for (var i = 1; i < arguments.length; i += 1) {
+      var child = arguments[i];
+      if (child === null || child === undefined) {
+        continue;
+      }
+      parent.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+    return parent;
+  }
+
+  // "日本語 / English", each in a span with its language.
+  function bilingual(pair, separator) {
+    return append(
+      document.createDocumentFragment(),
+      node("span", null, pair[0], "ja"),
+      separator === undefined ? " / " : separator,
+      node("span", null, pair[1], "en")
+    );
+  }
+
+  function chip(level) {
+    return node("span", "mz-chip mz-level-" + level.css, level.badge);
+  }
+
+  // --- the marker --------------------------------------------------------------------------------
+
+  var markerTemplates = {};
+
+  // The drawing for one kind, level and staleness, built once and cloned for every marker like it.
+  function markerTemplate(kind, level, stale) {
+    var key = kind + "|" + level.css + "|" + (stale ? 1 : 0);
+    if (markerTemplates[key]) {
+      return markerTemplates[key];
+    }
+    var style = kindStyle(kind);
+    var shapeName = style ? style.shape : "circle";
+    var shape = words().shapes[shapeName] || words().shapes.circle;
+    var div = node("div", "mz-marker mz-kind-" + (style ? kind : "other") + " mz-level-" + level.css + (stale ? " mz-stale" : ""));
+    div.setAttribute("role", "img");
+    var svg = document.createElementNS(SVG_NS, "svg");
+    var attributes = { "class": "mz-marker-svg", viewBox: "0 0 30 30", width: "30", height: "30", "aria-hidden": "true", focusable: "false" };
+    Object.keys(attributes).forEach(function (name) { svg.setAttribute(name, attributes[name]); });
+    var group = document.createElementNS(SVG_NS, "g");
+    group.setAttribute("fill", level.fill);
+    group.setAttribute("stroke", level.stroke);
+    group.setAttribute("stroke-width", "2");
+    if (stale) {
+      group.setAttribute("stroke-dasharray", "4 3");
+      group.setAttribute("opacity", "0.55");
+    }
+    var outline = document.createElementNS(SVG_NS, shape.tag);
+    Object.keys(shape.attributes).forEach(function (name) { outline.setAttribute(name, shape.attributes[name]); });
+    group.appendChild(outline);
+    var badge = document.createElementNS(SVG_NS, "text");
+    var badgeAttributes = {
+      x: "15", y: "15.5", "text-anchor": "middle", "dominant-baseline": "middle",
+      "font-size": words().badge_font_size[shapeName], "font-weight": "700",
+      "font-family": "system-ui, sans-serif", fill: level.text,
+    };
+    Object.keys(badgeAttributes).forEach(function (name) { badge.setAttribute(name, badgeAttributes[name]); });
+    badge.textContent = level.badge;
+    svg.appendChild(group);
+    svg.appendChild(badge);
+    div.appendChild(svg);
+    if (stale) {
+      div.appendChild(node("span", "mz-stale-tag", words().stale[0], "ja"));
+    }
+    markerTemplates[key] = div;
+    return div;
+  }
+
+  function markerElement(props) {
+    var level = levelStyle(props.level);
+    var stale = Boolean(props.stale);
+    var kind = kindStyle(props.kind);
+    var kindNames = kind ? kind.name : [text(props.kind), text(props.kind)];
+    var element = markerTemplate(text(props.kind), level, stale).cloneNode(true);
+    var spoken = text(props.name_ja) + " " + kindNames[0] + " " + level.title[0] + " / " +
+      text(props.name_en) + " " + kindNames[1] + " " + level.title[1];
+    if (stale) {
+      spoken += " (" + words().stale[0] + " / " + words().stale[1] + ")";
+    }
+    element.setAttribute("aria-label", spoken);
+    return element;
+  }
+
+  function stationIcon(props) {
+    return L.divIcon({
+      className: "mz-station-icon",
+      html: markerElement(props),
+      iconSize: [30, 30],
+      iconAnchor: [15, 15],
+      popupAnchor: [0, -15],
+      tooltipAnchor: [15, 0],
+    });
+  }
+
+  // --- tooltip, popup, notice --------------------------------------------------------------------
+
+  function tooltipElement(props) {
+    var level = levelStyle(props.level);
+    var tip = append(
+      node("div", "mz-tip"),
+      node("strong", null, text(props.name_ja), "ja"), " ", node("span", null, text(props.name_en), "en"),
+      node("br"),
+      chip(level), " ", bilingual(level.action), " · " + valueText(props.value, props.unit)
+    );
+    if (props.stale) {
+      append(tip, node("br"), append(node("span", "mz-stale-note"), words().stale[0] + " / " + words().stale[1]));
+    }
+    return tip;
+  }
+
+  function popupElement(props) {
+    var vocab = words();
+    var level = levelStyle(props.level);
+    var kind = kindStyle(props.kind);
+    var rows = [["kind", kind ? kind.name.join(" / ") : text(props.kind)]];
+    if (props.river) {
+      rows.push(["river", text(props.river)]);
+    }
+    rows.push(["reading", valueText(props.value, props.unit)]);
+    var trend = Object.prototype.hasOwnProperty.call(vocab.trends, props.trend) ? vocab.trends[props.trend] : null;
+    if (trend) {
+      rows.push(["trend", append(document.createDocumentFragment(), trend[0] + " ", bilingual([trend[1], trend[2]]))]);
+    }
+    rows.push(["observed", observedText(props.observed_at)]);
+    var town = Object.prototype.hasOwnProperty.call(vocab.towns, props.municipality) ? vocab.towns[props.municipality] : null;
+    rows.push(["owner", town ? town.join(" / ") : text(props.municipality)]);
+    var threshold = reachedThreshold(props);
+    if (threshold) {
+      rows.push(["threshold", text(threshold.label_ja) + " / " + text(threshold.label_en)]);
+    }
+    var totals = props.accumulations && typeof props.accumulations === "object" ? props.accumulations : {};
+    Object.keys(totals)
+      .filter(function (seconds) { return /^\d+$/.test(seconds); })
+      .sort(function (a, b) { return Number(a) - Number(b); })
+      .forEach(function (seconds) {
+        rows.push(["rain_total", windowText(seconds) + ": " + valueText(totals[seconds], props.unit)]);
+      });
+    // Present only on staff pages (the vocabulary has no sharing words on the public map) and only
+    // in features sent to staff (dashboard.live.audience_feature).
+    if (Object.prototype.hasOwnProperty.call(vocab.sharing, props.visibility)) {
+      rows.push(["sharing", vocab.sharing[props.visibility].join(" / ")]);
+    }
+
+    var popup = node("div", "mz-popup");
+    append(popup, append(
+      node("p", "mz-popup-title"),
+      node("strong", null, text(props.name_ja), "ja"), node("br"), node("span", null, text(props.name_en), "en")
+    ));
+    append(popup, append(
+      node("p", "mz-popup-level mz-level-" + level.css),
+      chip(level), " ", node("span", null, level.title[0], "ja"), node("br"), node("span", null, level.title[1], "en")
+    ));
+    if (props.stale) {
+      append(popup, append(node("p", "mz-stale-note"), bilingual(vocab.words.stale_note, " ")));
+    }
+    var facts = node("dl", "mz-popup-facts");
+    rows.forEach(function (row) {
+      append(facts, append(node("dt"), bilingual(vocab.rows[row[0]], " ")), append(node("dd"), row[1]));
+    });
+    append(popup, facts);
+    var link = node("a");
+    link.href = vocab.station_url.replace("__code__", encodeURIComponent(text(props.code)));
+    append(link, bilingual(vocab.words.details));
+    append(popup, append(node("p", "mz-popup-code"), text(props.code) + " · ", link));
+    return popup;
+  }
+
+  // One item of the list under the public map (the same words as dashboard/_notice_item.html).
+  function noticeElement(props, language) {
+    var other = language === "en" ? "ja" : "en";
+    var first = language === "en" ? 1 : 0;
+    var second = 1 - first;
+    var level = levelStyle(props.level);
+    var kind = kindStyle(props.kind);
+    var kindNames = kind ? kind.name : [text(props.kind), text(props.kind)];
+    var vocab = words();
+    var town = Object.prototype.hasOwnProperty.call(vocab.towns, props.municipality)
+      ? vocab.towns[props.municipality] : [text(props.municipality), text(props.municipality)];
+    var heading = [level.name[0] + " " + level.action[0], level.name[1] + ": " + level.action[1]];
+    var names = [text(props.name_ja), text(props.name_en)];
+    var item = node("li", "mz-notice mz-level-" + level.css);
+    append(item, append(
+      node("p", "mz-notice-level"),
+      chip(level), " ", node("strong", null, heading[first], language), " ", node("span", null, heading[second], other)
+    ));
+    append(item, node("p", "mz-notice-advice", level.advice[first], language));
+    append(item, node("p", null, level.advice[second], other));
+    append(item, append(
+      node("p", "mz-notice-meta"),
+      node("span", null, names[first], language), " (", node("span", null, names[second], other), ")",
+      " — " + kindNames[first] + (language === "en" ? ", " : "、") + town[first]
+    ));
+    var meta = append(node("p", "mz-notice-meta"), valueText(props.value, props.unit) + " · " + observedText(props.observed_at));
+    if (props.stale) {
+      append(meta, " · ", append(node("span", "mz-stale-note"), bilingual(vocab.stale)));
+    }
+    return append(item, meta);
+  }
+
+  function isRaised(props) {
+    return typeof props.level === "number" && props.level >= words().notice_level;
+  }
+
+  // --- markers on the map ------------------------------------------------------------------------
+
+  function createMarker(feature, latlng) {
+    var marker = L.marker(latlng, {
+      icon: stationIcon(feature.properties),
+      keyboard: true,
+      riseOnHover: true,
+      zIndexOffset: stationZ(feature.properties),
+    });
+    marker.feature = feature;
+    // Built when opened, from the marker's current feature: a patch never leaves an old popup behind.
+    marker.bindTooltip(function (layer) { return tooltipElement(layer.feature.properties); }, { direction: "top" });
+    marker.bindPopup(function (layer) { return popupElement(layer.feature.properties); }, { maxWidth: 320, autoPanPadding: [16, 16] });
+    // On touch screens a tap opens the popup; a tooltip on top of it only gets in the way.
+    marker.on("popupopen", function () { marker.closeTooltip(); });
+    return marker;
+  }
+
+  function latLngOf(feature) {
+    var geometry = feature.geometry;
+    var coordinates = geometry && geometry.type === "Point" && geometry.coordinates;
+    if (!coordinates || typeof coordinates[0] !== "number" || typeof coordinates[1] !== "number") {
+      return null;
+    }
+    return L.latLng(coordinates[1], coordinates[0]);
+  }
+
+  // Draw a station or bring its marker up to date; `pulse` rings a marker whose reading changed (live
+  // patches, not snapshots). Returns false when there is nothing to draw (no position, or a kind
+  // this page has no layer for).
+  Mizumori.drawStation = function (feature, pulse) {
+    var props = feature && feature.properties;
+    var latlng = props && latLngOf(feature);
+    var layer = props && Mizumori.stationLayers[props.kind];
+    if (!latlng || !layer || feature.id === undefined || feature.id === null) {
+      return false;
+    }
+    var marker = Mizumori.stationMarkers[feature.id];
+    if (marker && !layer.hasLayer(marker)) {
+      Mizumori.removeStation(feature.id);  // its kind changed: it moves to another layer
+      marker = null;
+    }
+    if (!marker) {
+      marker = createMarker(feature, latlng);
+      Mizumori.stationMarkers[feature.id] = marker;
+      layer.addLayer(marker);
+      return true;
+    }
+    var changed = JSON.stringify(marker.feature.properties) !== JSON.stringify(props);
+    marker.feature = feature;
+    if (!marker.getLatLng().equals(latlng)) {
+      marker.setLatLng(latlng);
+    }
+    if (changed) {
+      marker.setIcon(stationIcon(props));
+      marker.setZIndexOffset(stationZ(props));
+      if (marker.isPopupOpen()) {
+        marker.getPopup().update();
+      }
+      if (marker.isTooltipOpen()) {
+        marker.getTooltip().update();
+      }
+      var element = pulse === true && marker.getElement && marker.getElement();
+      if (element && !element.classList.contains("mz-just-updated")) {
+        // A brief ring so a new reading catches the eye. No forced reflow to restart it: that
+        // costs a layout of every marker, per marker.
+        element.classList.add("mz-just-updated");
+        element.addEventListener("animationend", function () {
+          element.classList.remove("mz-just-updated");
+        }, { once: true });
+      }
+    }
+    return true;
+  };
+
+  // A station this page may no longer show (sharing withdrawn, visibility narrowed).
+  Mizumori.removeStation = function (code) {
+    var marker = Mizumori.stationMarkers[code];
+    if (!marker) {
+      return;
+    }
+    Object.keys(Mizumori.stationLayers).forEach(function (kind) {
+      Mizumori.stationLayers[kind].removeLayer(marker);
+    });
+    delete Mizumori.stationMarkers[code];
+  };
+
+  // The list under the public map, most severe first, rebuilt from the markers' features.
+  Mizumori.drawNotices = function (container, emptyTemplate, language) {
+    var raised = Object.keys(Mizumori.stationMarkers)
+      .map(function (code) { return Mizumori.stationMarkers[code].feature; })
+      .filter(function (feature) { return isRaised(feature.properties); })
+      .sort(function (a, b) {
+        return (b.properties.level - a.properties.level) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+      });
+    container.textContent = "";
+    if (!raised.length) {
+      if (emptyTemplate) {
+        container.appendChild(emptyTemplate.content.cloneNode(true));
+      }
+      return;
+    }
+    var list = node("ul", "mz-notice-list");
+    raised.forEach(function (feature) { list.appendChild(noticeElement(feature.properties, language)); });
+    container.appendChild(list);
+  };
+
+  // For the live layer and for tests: the same builders the map uses.
+  Mizumori.stationTooltipElement = tooltipElement;
+  Mizumori.stationPopupElement = popupElement;
+  Mizumori.stationNoticeElement = noticeElement;
+})(window, document);

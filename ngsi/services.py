@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
@@ -16,6 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from sensors.models import Observation
+from sensors.parsers import number_from_text
 from sensors.services import IngestReport, observation_ingest
 from tenancy.models import IngestToken, Membership, Municipality
 from tenancy.selectors import Viewer
@@ -508,8 +508,8 @@ NOTIFY_FORMATS = ("normalized", "keyValues")
 
 def _incoming_number(raw: Any) -> float | None:
     # IoT Agents often carry numbers as text ("23.5"); words, NaN and overflow are refused.
-    if isinstance(raw, str) and len(raw) <= 64 and re.fullmatch(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*", raw):
-        raw = float(raw)
+    if isinstance(raw, str):
+        raw = number_from_text(raw)
     return finite_number(raw)
 
 

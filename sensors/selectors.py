@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
@@ -176,3 +178,25 @@ def sharing_grants_of(*, municipality_id: int) -> QuerySet[SharingGrant]:
         .select_related("station", "group", "grantee", "granted_by", "withdrawn_by")
         .order_by("withdrawn_at", "-granted_at")
     )
+
+
+# --- the MQTT consumer's status --------------------------------------------------------------------
+# Kept in the cache (Redis in production, so every process sees the consumer's; per process in the
+# embedded default) because the consumer is its own process and the health endpoint is the web server's.
+MQTT_STATUS_KEY = "mqtt-status:{client_id}"
+
+
+def mqtt_status(*, client_id: str | None = None) -> dict:
+    """What an operator needs about the MQTT consumer with this client id (default MQTT_CLIENT_ID):
+
+    - `connected_at`: the last time it connected to the broker (ISO 8601, UTC), or None;
+    - `sessions_lost`: how often the broker had no session for it on a reconnect (`session present:
+      False` after it had one): QoS 1 readings queued for it while it was away may be gone;
+    - `last_session_lost_at`: when that last happened, or None.
+    """
+    stored = cache.get(MQTT_STATUS_KEY.format(client_id=client_id or settings.MQTT_CLIENT_ID)) or {}
+    return {
+        "connected_at": stored.get("connected_at"),
+        "sessions_lost": stored.get("sessions_lost", 0),
+        "last_session_lost_at": stored.get("last_session_lost_at"),
+    }

@@ -242,6 +242,9 @@ SPECTACULAR_SETTINGS = {
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 10_000)
 # Request bodies above this many bytes are refused with 413 before parsing.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024)
+# The ASGI server buffers at most this much of any request body (chunked ones included, which carry
+# no Content-Length) and answers 413 beyond it; keep it at least the largest endpoint limit above.
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", max(INGEST_MAX_BODY_BYTES, 5 * 1024 * 1024))
 # Readings stamped further in the future than this (gateway clock skew) are rejected.
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300)
 # Called with the changed station states after every committed ingestion batch (dotted paths).

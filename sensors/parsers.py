@@ -27,6 +27,9 @@ NUMBER_TEXT = re.compile(
 MAX_NUMBER_TEXT = 64
 
 
+EMPTY_BODY = 'Empty body; send {"observations": [...]} or CSV.'
+
+
 class PayloadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body too large."
@@ -38,6 +41,8 @@ def read_limited(stream) -> bytes:
     body = stream.read(limit + 1)
     if len(body) > limit:
         raise PayloadTooLarge(f"Request body exceeds {limit} bytes; split the batch.")
+    if not body:
+        raise ParseError(EMPTY_BODY)
     return body
 
 

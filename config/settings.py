@@ -285,10 +285,13 @@ MQTT_CLIENT_ID = os.environ.get("MQTT_CLIENT_ID", "mizumori-ingest")
 MQTT_BATCH_SIZE = env_int("MQTT_BATCH_SIZE", 500)
 MQTT_BATCH_MILLISECONDS = env_int("MQTT_BATCH_MILLISECONDS", 500)
 
+# --- Outbound requests (alert webhooks, NGSI subscription notifications) ----------------------------
+# They go only to these hosts (host or host:port; "*" for every public host, nowhere near production);
+# a non-public address (loopback, private, link-local, metadata...) must be listed itself, never by
+# "*". See outbound/destinations.py. NGSI_NOTIFY_ALLOWED_HOSTS is the older name, still read.
+OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS", "") + env_list("NGSI_NOTIFY_ALLOWED_HOSTS", "")
+
 # --- NGSI-v2 -------------------------------------------------------------------------------------
-# Subscription notifications go only to these hosts (host or host:port; "*" nowhere near production),
-# so the platform cannot be used to reach internal addresses.
-NGSI_NOTIFY_ALLOWED_HOSTS = env_list("NGSI_NOTIFY_ALLOWED_HOSTS", "")
 NGSI_MAX_LIMIT = env_int("NGSI_MAX_LIMIT", 1000)
 
 # --- Alerts --------------------------------------------------------------------------------------

@@ -14,7 +14,13 @@ from django.core.management import call_command
 
 from sensors.models import Observation
 from sensors.parsers import number_from_text
-from sensors.services import ItemError, normalized_text, observation_ingest, parse_observed_at, parse_station_code
+from sensors.services import (
+    ItemError,
+    normalized_text,
+    observation_ingest,
+    parse_observed_at,
+    parse_station_code,
+)
 
 URL = "/api/v1/observations"
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)

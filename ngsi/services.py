@@ -96,7 +96,7 @@ def _time_value(raw: Any, where: str) -> datetime:
         raise BadRequest(f"{where} must be an ISO 8601 time string")
     parsed = parse_time(raw)
     if parsed is None:
-        raise BadRequest(f"{where} {raw[:40]!r} is not an ISO 8601 time")
+        raise BadRequest(f"{where} {raw[:40]!r} is not an ISO 8601 time in the representable range")
     return parsed
 
 

@@ -32,6 +32,8 @@ def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str |
 
 def station_get(*, viewer: Viewer, code: str) -> Station:
     """One visible station; raises Station.DoesNotExist alike for missing and not-visible ones."""
+    if "\x00" in code:  # no code has one, and PostgreSQL refuses to even compare text with a NUL
+        raise Station.DoesNotExist
     return station_list(viewer=viewer).get(code=code)
 
 

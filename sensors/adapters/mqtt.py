@@ -392,7 +392,7 @@ class MqttIngestor:
     def _note_session(self, session_present: bool) -> None:
         try:
             lost = mqtt_connection_record(client_id=self.client_id, session_present=session_present)
-        except Exception as exc:  # the cache (Redis) is down: the consumer goes on without the counter
+        except Exception as exc:  # noqa: BLE001 — the cache (Redis) is down: the consumer goes on without the counter
             logger.warning("cannot record the MQTT connection in the cache: %s: %s", type(exc).__name__, exc)
             lost = not session_present and self._connection_generation > 1
         if lost:
@@ -501,6 +501,9 @@ class MqttIngestor:
             message.slug, message.items = parse_mqtt_message(message.topic, message.payload)
         except MalformedMessage as exc:
             message.problem = str(exc)
+        except Exception as exc:  # a parser bug must cost one message, not the consumer
+            logger.exception("MQTT message on %r could not be parsed", message.topic[:MAX_TOPIC_SHOWN])
+            message.problem = f"could not be parsed: {type(exc).__name__}: {str(exc)[:300]}"
         return message
 
     def _flush(self, batch: list[_Received]) -> bool:
@@ -513,7 +516,7 @@ class MqttIngestor:
             try:
                 self._store_isolating(batch, after_failures=failures)
                 break
-            except Exception as down:
+            except Exception as down:  # noqa: BLE001 (see below)
                 # _DatabaseDown; or the rejection log itself could not be written: wait and try
                 # again rather than exit, since an exiting consumer stops ingestion for every town.
                 self.stats.failed_flushes += 1

@@ -29,11 +29,11 @@ def test_attribute_write_with_an_unrepresentable_time_is_refused(client, basin, 
     before = stored()
     body = {"height": {"value": 2.0}, "dateObserved": {"value": raw}}
     response = send(client, "patch", f"{NGSI}/entities/{entity_id('A-PUBLIC')}/attrs", body, token_a)
-    assert response.status_code == 422, response.content
-    assert "outside the representable range" in response.json()["description"]
+    assert response.status_code == 400, response.content
+    assert "representable range" in response.json()["description"]
     metadata = {"height": {"value": 2.0, "metadata": {"TimeInstant": {"type": "DateTime", "value": raw}}}}
     response = send(client, "post", f"{NGSI}/entities/{entity_id('A-PUBLIC')}/attrs", metadata, token_a)
-    assert response.status_code == 422, response.content
+    assert response.status_code == 400, response.content
     assert stored() == before
 
 
@@ -42,13 +42,25 @@ def test_entity_writes_with_an_unrepresentable_time_are_refused(client, basin, t
     before = stored()
     entity = {"id": entity_id("A-PUBLIC"), "type": "WaterObserved", "height": 3.3, "dateObserved": raw}
     upsert = send(client, "post", f"{NGSI}/entities?options=upsert,keyValues", entity, token_a)
-    assert upsert.status_code == 422, upsert.content
+    assert upsert.status_code == 400, upsert.content
     batch = send(client, "post", f"{NGSI}/op/update", {"actionType": "append", "entities": [
         {"id": entity_id("A-PUBLIC"), "type": "WaterObserved", "height": {"value": 3.3}, "dateObserved": {"value": raw}},
     ]}, token_a)
-    assert batch.status_code == 422, batch.content
-    assert "outside the representable range" in batch.json()["description"]
+    assert batch.status_code == 400, batch.content
+    assert "representable range" in batch.json()["description"]
     assert stored() == before
+
+
+@pytest.mark.parametrize("raw", UNREPRESENTABLE)
+def test_queries_and_subscriptions_with_an_unrepresentable_time_are_400(client, basin, token_a, raw, settings):
+    settings.OUTBOUND_ALLOWED_HOSTS = ["notify.example"]
+    query = client.get(f"{NGSI}/entities", {"q": f"dateObserved>{raw}"}, **bearer(token_a))
+    assert query.status_code in (200, 400), query.content  # no match or refused, never a 500
+    subscription = send(client, "post", f"{NGSI}/subscriptions", {
+        "subject": {"entities": [{"idPattern": ".*"}]},
+        "notification": {"http": {"url": "http://notify.example/notify"}}, "expires": raw,
+    }, token_a)
+    assert subscription.status_code == 400 and "expires" in subscription.json()["description"]
 
 
 def test_entity_id_with_a_nul_is_not_found(client, basin, token_a):

@@ -8,7 +8,10 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
+from django.db import connections
 
 from config.asgi import application
 from sensors.models import Observation
@@ -17,6 +20,14 @@ T0 = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 JST = timezone(timedelta(hours=9))
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def close_the_handler_threads_connections():
+    """The application's views (and the tests' async ORM calls) run on asgiref's sync thread; its
+    connections must be closed there, or PostgreSQL keeps the test database busy at teardown."""
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 def scope(token: str, content_type: str, *, headers=()) -> dict:
@@ -105,3 +116,45 @@ async def test_a_declared_length_over_the_server_limit_is_refused_before_reading
     headers = ((b"content-length", b"20000"),)
     status, _, taken = await exchange(scope(token_a, "application/json", headers=headers), [b"{" * 10_000, b"}" * 10_000])
     assert status == 413 and taken == 0
+
+
+# --- a real daphne -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def daphne(tmp_path):
+    from tests.e2e.conftest import AsgiServer, free_port, server_environment
+
+    env = {**server_environment(), "INGEST_MAX_BODY_BYTES": "4000", "REQUEST_MAX_BODY_BYTES": "20000"}
+    server = AsgiServer(port=free_port(), env=env, log_dir=tmp_path)
+    try:
+        yield server.start().wait_until_up()
+    finally:
+        server.stop()
+
+
+def post_chunked(port: int, token: str, chunks) -> tuple[int, dict]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("POST", "/api/v1/observations", body=iter(chunks), encode_chunked=True,
+                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+async def test_daphne_accepts_chunked_bodies_within_the_limits(stations, token_a, daphne):
+    data = json.dumps({"observations": readings(10)}).encode()
+    assert len(data) < 4000
+    status, reply = await sync_to_async(post_chunked)(daphne.port, token_a, split(data, 100))
+    assert (status, reply["accepted"]) == (200, 10), reply
+    over_ingest = json.dumps({"observations": readings(60, minutes=100)}).encode()
+    assert 4000 < len(over_ingest) < 20000
+    status, reply = await sync_to_async(post_chunked)(daphne.port, token_a, split(over_ingest, 500))
+    assert (status, reply["detail"]) == (413, "Request body exceeds 4000 bytes; split the batch.")
+    status, reply = await sync_to_async(post_chunked)(daphne.port, token_a, [b" " * 1000] * 30)
+    assert (status, reply["detail"]) == (413, "Request body exceeds 20000 bytes; split the batch.")
+    assert await Observation.objects.acount() == 10

@@ -164,6 +164,11 @@ def test_json_full_width_and_padded_codes_match_and_foreign_digits_do_not(client
     ]
 
 
+def test_reading_a_station_with_a_nul_in_its_code_is_a_404(client, existing):
+    assert client.get("/api/v1/stations/A-PUBLIC%00/observations").status_code == 404
+    assert client.get("/stations/A-PUBLIC%00/").status_code == 404
+
+
 # --- HTTP CSV --------------------------------------------------------------------------------------
 
 

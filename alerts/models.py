@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from outbound.destinations import destination_problem
 from sensors.models import Station, StationKind
 from tenancy.models import Municipality
 
@@ -302,6 +303,10 @@ class NotificationChannel(models.Model):
                 raise ValidationError({"target": "A webhook target is an http(s):// URL."})
             if not self.secret:
                 raise ValidationError({"secret": "A webhook needs a secret to sign its body."})
+            # Checked again, after resolving, before every delivery; this tells the admin now.
+            problem = destination_problem(self.target, resolve_names=True)
+            if problem:
+                raise ValidationError({"target": f"This webhook target is refused: {problem}."})
         if self.kind == self.Kind.EMAIL and "@" not in self.target:
             raise ValidationError({"target": "An e-mail channel's target is an address."})
 

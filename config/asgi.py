@@ -14,12 +14,14 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 from events.runner import InProcessDrain  # noqa: E402
 
+from config.body_limit import RequestBodyLimit  # noqa: E402
+
 # InProcessDrain runs the change-log drain inside this process when settings.EVENTS_DRAIN is
 # "in-process" (the embedded default); otherwise it only passes requests through.
 application = InProcessDrain(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
+            "http": RequestBodyLimit(django_asgi_app),
             "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )

@@ -270,6 +270,9 @@ SPECTACULAR_SETTINGS = {
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 10_000)
 # Request bodies above this many bytes are refused with 413 before parsing.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024)
+# The ASGI server buffers at most this much of any request body (chunked ones included, which carry
+# no Content-Length) and answers 413 beyond it; keep it at least the largest endpoint limit above.
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", max(INGEST_MAX_BODY_BYTES, 5 * 1024 * 1024))
 # Readings stamped further in the future than this (gateway clock skew) are rejected.
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300)
 # Who runs the change-log handlers (alert evaluation, live publishing, NGSI notifications):
@@ -321,10 +324,13 @@ MQTT_CLIENT_ID = os.environ.get("MQTT_CLIENT_ID", "mizumori-ingest")
 MQTT_BATCH_SIZE = env_int("MQTT_BATCH_SIZE", 500)
 MQTT_BATCH_MILLISECONDS = env_int("MQTT_BATCH_MILLISECONDS", 500)
 
+# --- Outbound requests (alert webhooks, NGSI subscription notifications) ----------------------------
+# They go only to these hosts (host or host:port; "*" for every public host, nowhere near production);
+# a non-public address (loopback, private, link-local, metadata...) must be listed itself, never by
+# "*". See outbound/destinations.py. NGSI_NOTIFY_ALLOWED_HOSTS is the older name, still read.
+OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS", "") + env_list("NGSI_NOTIFY_ALLOWED_HOSTS", "")
+
 # --- NGSI-v2 -------------------------------------------------------------------------------------
-# Subscription notifications go only to these hosts (host or host:port; "*" nowhere near production),
-# so the platform cannot be used to reach internal addresses.
-NGSI_NOTIFY_ALLOWED_HOSTS = env_list("NGSI_NOTIFY_ALLOWED_HOSTS", "")
 NGSI_MAX_LIMIT = env_int("NGSI_MAX_LIMIT", 1000)
 
 # --- Alerts --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from sensors.parsers import json_integer
 from tenancy.authentication import BearerTokenAuthentication
 from tenancy.models import IngestToken
 from tenancy.selectors import viewer_for_request
@@ -128,7 +129,9 @@ def _not_a_number(constant: str):
 
 def _json(text: str):
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_not_a_number)
+        return json.loads(
+            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_not_a_number, parse_int=json_integer
+        )
     except json.JSONDecodeError as exc:
         raise BadRequest(f"Parse Error: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except ValueError as exc:  # e.g. an integer literal longer than Python converts

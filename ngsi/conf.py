@@ -1,6 +1,6 @@
 """NGSI settings with their defaults, so a deployment that sets none of them still works.
 
-settings.py defines NGSI_NOTIFY_ALLOWED_HOSTS and NGSI_MAX_LIMIT; the others may be added there
+settings.py defines NGSI_MAX_LIMIT (where notifications may go is OUTBOUND_ALLOWED_HOSTS, see outbound/); the others may be added there
 (from the environment) to override these defaults.
 """
 

@@ -7,11 +7,12 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
+from outbound.destinations import destination_problem
+
 from .entities import KEY_VALUES, NORMALIZED, name_is_valid
 from .errors import BadRequest, Unprocessable
 from .filters import compile_pattern, parse_geo, parse_q, parse_time
 from .models import Subscription
-from .notify_urls import notification_url_problem
 
 MAX_SUBJECT_ENTITIES = 100
 MAX_ATTR_NAMES = 100
@@ -173,7 +174,7 @@ def _notification(notification: Any) -> dict:
         # Accepted for compatibility; NGSI_NOTIFY_TIMEOUT_SECONDS bounds every delivery.
         _expect(endpoint["timeout"], int, f"notification.{transports[0]}.timeout")
     url = _expect(endpoint.get("url"), str, f"notification.{transports[0]}.url")
-    problem = notification_url_problem(url)
+    problem = destination_problem(url, resolve_names=True)
     if problem:
         raise Unprocessable(f"notification URL refused: {problem}")
     fields["url"] = url

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 from django.utils import timezone
 
 from sensors.models import Station, StationKind, StationState
+from sensors.services import ItemError, parse_station_code
 
 ID_PREFIX = "urn:ngsi-ld:"
 WATER_OBSERVED = "WaterObserved"
@@ -109,9 +110,12 @@ def parse_entity_id(entity_id: str) -> tuple[str, str] | None:
     if not isinstance(entity_id, str) or not entity_id.startswith(ID_PREFIX):
         return None
     entity_type, sep, code = entity_id[len(ID_PREFIX) :].partition(":")
-    if not sep or entity_type not in ENTITY_TYPES or not code or len(code) > 40:
+    if not sep or entity_type not in ENTITY_TYPES:
         return None
-    return entity_type, code
+    try:
+        return entity_type, parse_station_code(code)
+    except ItemError:  # empty, too long, a NUL...: no station of ours has such a code
+        return None
 
 
 def kinds_of_type(entity_type: str) -> list[str]:

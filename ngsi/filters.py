@@ -146,7 +146,12 @@ def parse_time(text: str) -> datetime | None:
     except ValueError:
         return None
     # Orion reads a time without offset as UTC.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+    try:
+        parsed.astimezone(dt_timezone.utc)
+    except (OverflowError, ValueError):
+        return None  # 9999-12-31T23:59:59-14:00 has no UTC equivalent: not a time we can compare or store
+    return parsed
 
 
 def _number(text: str) -> float | None:

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from outbound.destinations import destination_problem
 from sensors.models import Station
 from tenancy.models import IngestToken, Municipality
 
@@ -107,10 +108,8 @@ class Subscription(models.Model):
         return f"{self.public_id} {self.municipality.slug} -> {self.url}"
 
     def clean(self):
-        from .notify_urls import notification_url_problem
-
         # Deliveries check again before every send; this only spares an operator a silent failure.
-        problem = notification_url_problem(self.url, resolve=False)
+        problem = destination_problem(self.url, resolve_names=False)
         if problem:
             raise ValidationError({"url": problem})
 

@@ -3,19 +3,22 @@ subscriptions and their notifications, and Orion notifications received from oth
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
+from urllib.parse import urlencode, urlsplit
 
-import requests
 from django.db.models import F, Q
 from django.utils import timezone
 
+from outbound import http as outbound_http
+from outbound.destinations import RefusedDestination
 from sensors.models import Observation
+from sensors.parsers import number_from_text
 from sensors.services import IngestReport, changed_station_ids, observation_ingest
 from tenancy.models import IngestToken, Membership, Municipality
 from tenancy.selectors import Viewer
@@ -38,7 +41,6 @@ from .entities import (
 from .errors import BadRequest, Forbidden, NotFound, PartialUpdate, Unauthorized, Unprocessable
 from .filters import EntityFilter, compile_pattern, parse_geo, parse_q, parse_time
 from .models import NotifyMapping, Subscription
-from .notify_urls import notification_url_problem
 from .selectors import (
     Tenant,
     municipality_get,
@@ -94,7 +96,7 @@ def _time_value(raw: Any, where: str) -> datetime:
         raise BadRequest(f"{where} must be an ISO 8601 time string")
     parsed = parse_time(raw)
     if parsed is None:
-        raise BadRequest(f"{where} {raw[:40]!r} is not an ISO 8601 time")
+        raise BadRequest(f"{where} {raw[:40]!r} is not an ISO 8601 time in the representable range")
     return parsed
 
 
@@ -467,24 +469,18 @@ def notification_deliver(*, subscription_pk: int, body: str) -> DeliveryOutcome:
     now = timezone.now()
     if subscription is None or subscription.status != Subscription.Status.ACTIVE or subscription.is_expired(now):
         return DeliveryOutcome(False, False, "the subscription is gone, inactive, failed or expired")
-    problem = notification_url_problem(subscription.url, resolve=True)
-    if problem:
-        _record_failure(subscription, f"refused: {problem}", now, attempted=False)
-        return DeliveryOutcome(False, False, problem)
     timeout = ngsi_setting("NGSI_NOTIFY_TIMEOUT_SECONDS")
+    url = subscription.url
+    if subscription.custom_qs:
+        url += ("&" if urlsplit(url).query else "?") + urlencode(subscription.custom_qs)
     try:
-        # No redirects: a receiver must not be able to bounce us to an address the allow-list refuses.
-        with requests.post(
-            subscription.url,
-            data=body.encode("utf-8"),
-            headers=notification_headers(subscription),
-            params=subscription.custom_qs or None,
-            timeout=(timeout, timeout),
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            code = response.status_code
-    except requests.RequestException as exc:
+        # outbound.http checks the destination policy after resolving the name, connects only to the
+        # checked address, and never follows a redirect (a receiver cannot bounce us inside).
+        code = outbound_http.post(url, body.encode("utf-8"), notification_headers(subscription), timeout=timeout)
+    except RefusedDestination as exc:
+        _record_failure(subscription, f"refused: {exc}", now, attempted=False)
+        return DeliveryOutcome(False, False, str(exc))
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: a header http.client refuses
         reason = f"{type(exc).__name__}: {str(exc)[:300]}"
         failed = _record_failure(subscription, reason, timezone.now(), attempted=True)
         return DeliveryOutcome(False, not failed, reason)
@@ -508,8 +504,8 @@ NOTIFY_FORMATS = ("normalized", "keyValues")
 
 def _incoming_number(raw: Any) -> float | None:
     # IoT Agents often carry numbers as text ("23.5"); words, NaN and overflow are refused.
-    if isinstance(raw, str) and len(raw) <= 64 and re.fullmatch(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*", raw):
-        raw = float(raw)
+    if isinstance(raw, str):
+        raw = number_from_text(raw)
     return finite_number(raw)
 
 

@@ -17,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,7 +27,7 @@ from tenancy.models import IngestToken
 from tenancy.selectors import viewer_for_request
 
 from .models import Observation, Station, StationKind
-from .parsers import ObservationCSVParser, ObservationJSONParser
+from .parsers import EMPTY_BODY, ObservationCSVParser, ObservationJSONParser
 from .selectors import local_iso, observation_history, station_feature_collection, station_get
 from .services import observation_ingest
 
@@ -65,10 +66,31 @@ INGEST_REQUEST = inline_serializer(
 )
 
 
+class ChunkedBodyRequest(Request):
+    """DRF reads no body from a request without Content-Length; a chunked upload (gateways send them)
+    has none but says Transfer-Encoding (daphne and uvicorn pass the header on, decoded bodies).
+    Its body is read like any other, through the parsers' size limit."""
+
+    def _load_stream(self):
+        super()._load_stream()
+        meta = self._request.META
+        if self._stream is None and meta.get("HTTP_TRANSFER_ENCODING") and not self._request._read_started:
+            self._stream = self._request
+
+
 class ObservationIngestAPI(APIView):
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [HasIngestToken]
     parser_classes = [ObservationJSONParser, ObservationCSVParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        return ChunkedBodyRequest(
+            request,
+            parsers=self.get_parsers(),
+            authenticators=self.get_authenticators(),
+            negotiator=self.get_content_negotiator(),
+            parser_context=self.get_parser_context(request),
+        )
 
     def permission_denied(self, request, message=None, code=None):
         # Say what is needed in the API's own words, whatever the Accept-Language.
@@ -92,7 +114,7 @@ class ObservationIngestAPI(APIView):
         items = request.data
         if not isinstance(items, list):
             # DRF hands an empty body over as an empty form, not to our parsers.
-            raise ParseError('Empty body; send {"observations": [...]} or CSV.')
+            raise ParseError(EMPTY_BODY)
         source = Observation.Source.CSV if request.content_type.startswith("text/csv") else Observation.Source.HTTP
         report = observation_ingest(municipality=request.auth.municipality, items=items, source=source)
         return Response(report.as_dict())

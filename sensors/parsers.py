@@ -17,11 +17,17 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import BaseParser
 
-from .services import ItemError
+from .services import ItemError, normalized_text
 
 CSV_COLUMNS = ("station", "observed_at", "value")
-# Deliberately stricter than float(): no "1_000", no surrounding words.
-NUMBER_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf|infinity)$", re.IGNORECASE)
+# Deliberately stricter than float(): no "1_000", no surrounding words, ASCII digits only (after NFKC).
+NUMBER_TEXT = re.compile(
+    r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf|infinity)$", re.IGNORECASE | re.ASCII
+)
+MAX_NUMBER_TEXT = 64
+
+
+EMPTY_BODY = 'Empty body; send {"observations": [...]} or CSV.'
 
 
 class PayloadTooLarge(APIException):
@@ -35,6 +41,8 @@ def read_limited(stream) -> bytes:
     body = stream.read(limit + 1)
     if len(body) > limit:
         raise PayloadTooLarge(f"Request body exceeds {limit} bytes; split the batch.")
+    if not body:
+        raise ParseError(EMPTY_BODY)
     return body
 
 
@@ -68,7 +76,7 @@ class ObservationJSONParser(BaseParser):
     def parse(self, stream, media_type=None, parser_context=None):
         text = decode_utf8(read_limited(stream))
         try:
-            document = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            document = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_int=json_integer)
         except json.JSONDecodeError as exc:
             raise ParseError(f"Malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}.") from None
         except RecursionError:
@@ -124,7 +132,18 @@ class ObservationCSVParser(BaseParser):
 
 
 def number_from_text(text: str):
-    """A float for numeric text (NaN/inf included, so they are rejected as non-finite); else the text."""
-    if NUMBER_TEXT.match(text):
-        return float(text)
+    """A float for numeric text after NFKC (`１.５` is 1.5; NaN/inf included, so they are rejected as
+    non-finite); else the text, which the service refuses per item with the reason."""
+    normalized = normalized_text(text)
+    if len(normalized) <= MAX_NUMBER_TEXT and NUMBER_TEXT.match(normalized):
+        return float(normalized)
     return text
+
+
+def json_integer(text: str):
+    """`parse_int` for json.loads: an integer literal longer than Python converts (4,300 digits) is read
+    as a float, i.e. infinity, which the item's number check refuses, instead of failing the document."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from datetime import timezone as dt_timezone
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, connections
 from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -38,6 +40,8 @@ def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str |
 
 def station_get(*, viewer: Viewer, code: str) -> Station:
     """One visible station; raises Station.DoesNotExist alike for missing and not-visible ones."""
+    if "\x00" in code:  # no code has one, and PostgreSQL refuses to even compare text with a NUL
+        raise Station.DoesNotExist
     return station_list(viewer=viewer).get(code=code)
 
 
@@ -318,3 +322,25 @@ def _sqlite_time(raw) -> datetime:
     if isinstance(raw, datetime):
         return raw if raw.tzinfo else raw.replace(tzinfo=dt_timezone.utc)
     return datetime.fromisoformat(raw).replace(tzinfo=dt_timezone.utc)
+
+
+# --- the MQTT consumer's status --------------------------------------------------------------------
+# Kept in the cache (Redis in production, so every process sees the consumer's; per process in the
+# embedded default) because the consumer is its own process and the health endpoint is the web server's.
+MQTT_STATUS_KEY = "mqtt-status:{client_id}"
+
+
+def mqtt_status(*, client_id: str | None = None) -> dict:
+    """What an operator needs about the MQTT consumer with this client id (default MQTT_CLIENT_ID):
+
+    - `connected_at`: the last time it connected to the broker (ISO 8601, UTC), or None;
+    - `sessions_lost`: how often the broker had no session for it on a reconnect (`session present:
+      False` after it had one): QoS 1 readings queued for it while it was away may be gone;
+    - `last_session_lost_at`: when that last happened, or None.
+    """
+    stored = cache.get(MQTT_STATUS_KEY.format(client_id=client_id or settings.MQTT_CLIENT_ID)) or {}
+    return {
+        "connected_at": stored.get("connected_at"),
+        "sessions_lost": stored.get("sessions_lost", 0),
+        "last_session_lost_at": stored.get("last_session_lost_at"),
+    }

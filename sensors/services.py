@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import unicodedata
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from datetime import timezone as dt_timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
@@ -21,7 +23,7 @@ from tenancy.models import AuditEvent, Municipality
 from tenancy.services import audit_record
 
 from .models import Observation, SharingGrant, Station, StationGroup, StationKind, StationState, Threshold, Visibility
-from .selectors import readings_in_ranges, station_audiences
+from .selectors import MQTT_STATUS_KEY, mqtt_status, readings_in_ranges, station_audiences
 
 logger = logging.getLogger(__name__)
 
@@ -109,21 +111,49 @@ def _shown(raw: Any, limit: int = 40) -> str:
     return repr(bounded) if isinstance(raw, str) else bounded
 
 
+def normalized_text(raw: str) -> str:
+    """Text from a gateway or a form as the platform reads it: NFKC, surrounding whitespace stripped.
+
+    On purpose: Japanese gateways and forms send full-width digits and letters (`１.５`, `ＫＡＷ－０１`),
+    which NFKC maps to ASCII. Digits of other scripts stay what they are and are refused where a
+    number or a time is expected (see `_foreign_digits`). Every ingestion parser goes through here.
+    """
+    return unicodedata.normalize("NFKC", raw).strip()
+
+
+def _foreign_digits(text: str) -> bool:
+    """Whether text has decimal digits other than 0-9 (Arabic-Indic, Devanagari...), which float()
+    would read but the documented formats do not allow."""
+    return any(not ("0" <= char <= "9") and unicodedata.category(char) == "Nd" for char in text)
+
+
+def _has_control_character(text: str) -> bool:
+    # NUL and friends: PostgreSQL refuses NUL in text, and no station code or time contains them.
+    return any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in text)
+
+
 def parse_observed_at(raw: Any, *, now: datetime) -> datetime:
     if isinstance(raw, datetime):
         parsed = raw
     elif isinstance(raw, str):
         if len(raw) > MAX_TIME_LENGTH:
             raise ItemError("'observed_at' is too long to be an ISO 8601 time")
+        text = normalized_text(raw)
+        if _foreign_digits(text):
+            raise ItemError(f"'observed_at' {_shown(raw)} has digits other than 0-9")
         try:
-            parsed = datetime.fromisoformat(raw.strip())
+            parsed = datetime.fromisoformat(text)
         except ValueError:
             raise ItemError(f"'observed_at' {_shown(raw)} is not an ISO 8601 time") from None
     else:
         raise ItemError("'observed_at' must be an ISO 8601 string with a UTC offset")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ItemError(f"'observed_at' {_shown(str(raw))} has no UTC offset (add e.g. +09:00 or Z)")
-    parsed = parsed.astimezone(dt_timezone.utc)
+    try:
+        # 0001-01-01T00:00+14:00 and 9999-12-31T23:59-14:00 have no UTC equivalent in datetime's range.
+        parsed = parsed.astimezone(dt_timezone.utc)
+    except (OverflowError, ValueError):
+        raise ItemError(f"'observed_at' {_shown(str(raw))} is outside the representable range of times") from None
     if parsed > now + timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS):
         raise ItemError(f"'observed_at' {_shown(str(raw))} is in the future")
     if parsed < OLDEST_ACCEPTED:
@@ -132,6 +162,8 @@ def parse_observed_at(raw: Any, *, now: datetime) -> datetime:
 
 
 def parse_value(raw: Any) -> float:
+    if isinstance(raw, str) and _foreign_digits(raw):
+        raise ItemError(f"'value' {_shown(raw)} has digits other than 0-9 (ASCII or full-width digits only)")
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise ItemError(f"'value' {_shown(raw)} is not a number")
     try:
@@ -143,6 +175,20 @@ def parse_value(raw: Any) -> float:
     return value
 
 
+def parse_station_code(raw: Any) -> str:
+    """A station code as sent (NFKC, stripped), or ItemError saying what is wrong with it."""
+    if not isinstance(raw, str):
+        raise ItemError("'station' must be a non-empty string")
+    code = normalized_text(raw)
+    if not code:
+        raise ItemError("'station' must be a non-empty string")
+    if _has_control_character(code):
+        raise ItemError(f"'station' {_shown(code)} contains a control character")
+    if len(code) > MAX_CODE_LENGTH:
+        raise ItemError(f"'station' {_shown(code)} is longer than {MAX_CODE_LENGTH} characters")
+    return code
+
+
 def _parse_item(item: Any, *, now: datetime) -> tuple[str, datetime, float]:
     if isinstance(item, ItemError):
         raise item
@@ -151,13 +197,7 @@ def _parse_item(item: Any, *, now: datetime) -> tuple[str, datetime, float]:
     missing = [key for key in ("station", "observed_at", "value") if key not in item]
     if missing:
         raise ItemError("missing " + ", ".join(f"'{key}'" for key in missing))
-    code = item["station"]
-    if not isinstance(code, str) or not code.strip():
-        raise ItemError("'station' must be a non-empty string")
-    code = code.strip()
-    if len(code) > MAX_CODE_LENGTH:
-        raise ItemError(f"'station' {_shown(code)} is longer than {MAX_CODE_LENGTH} characters")
-    return code, parse_observed_at(item["observed_at"], now=now), parse_value(item["value"])
+    return parse_station_code(item["station"]), parse_observed_at(item["observed_at"], now=now), parse_value(item["value"])
 
 
 def _chunks(values: Sequence, size: int = IN_CHUNK) -> Iterable[Sequence]:
@@ -488,6 +528,25 @@ def station_state_recompute(*, station: Station) -> StationState:
         state.save()
     return state
 
+
+
+def mqtt_connection_record(*, client_id: str, session_present: bool, now: datetime | None = None) -> bool:
+    """Note that the MQTT consumer `client_id` connected; True when the broker lost its session.
+
+    A first connection never has a session; a later one without it means the broker forgot the
+    subscription and the QoS 1 messages it held (restarted without persistence, session expired).
+    One consumer process writes this; a lost update between two would only miss a count.
+    """
+    now = now or timezone.now()
+    key = MQTT_STATUS_KEY.format(client_id=client_id)
+    status = mqtt_status(client_id=client_id)
+    lost = not session_present and status["connected_at"] is not None
+    if lost:
+        status["sessions_lost"] += 1
+        status["last_session_lost_at"] = now.isoformat()
+    status["connected_at"] = now.isoformat()
+    cache.set(key, status, timeout=None)
+    return lost
 
 
 # --- sharing ------------------------------------------------------------------------------------

@@ -12,25 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
-import socket
-import urllib.error
-import urllib.request
 
 from django.conf import settings
+
+from outbound import http as outbound_http
+from outbound.destinations import RefusedDestination
 
 from . import TransportError
 
 SIGNATURE_HEADER = "X-Mizumori-Signature"
 RETRYABLE_CLIENT_ERRORS = {408, 429}
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
 
 
 def body_for(notification: dict) -> bytes:
@@ -42,27 +35,26 @@ def signature_for(secret: str, body: bytes) -> str:
 
 
 def send(channel, notification: dict, *, timeout: float | None = None) -> None:
+    """POST to the channel's target if the destination policy (outbound.destinations) allows it now.
+
+    A refused target is a permanent failure recorded as "refused: <why>": nothing was sent, so the
+    delivery row never shows anything an internal address answered.
+    """
     body = body_for(notification)
-    request = urllib.request.Request(
-        channel.target,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": "Mizumori-alerts/1",
-            SIGNATURE_HEADER: signature_for(channel.secret, body),
-            "X-Mizumori-Event": str(notification["event"]["id"]),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Mizumori-alerts/1",
+        SIGNATURE_HEADER: signature_for(channel.secret, body),
+        "X-Mizumori-Event": str(notification["event"]["id"]),
+    }
     timeout = settings.ALERT_WEBHOOK_TIMEOUT_SECONDS if timeout is None else timeout
     try:
-        with _opener.open(request, timeout=timeout) as response:
-            response.read(64 * 1024)
-    except urllib.error.HTTPError as exc:
-        permanent = 300 <= exc.code < 500 and exc.code not in RETRYABLE_CLIENT_ERRORS
-        raise TransportError(f"HTTP {exc.code} from {channel.target}", permanent=permanent) from exc
-    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TransportError(f"{type(exc).__name__}: {reason}") from exc
-    except ValueError as exc:  # a target urllib cannot even parse
-        raise TransportError(f"bad webhook URL: {exc}", permanent=True) from exc
+        status = outbound_http.post(channel.target, body, headers, timeout=timeout)
+    except RefusedDestination as exc:
+        raise TransportError(f"refused: {exc}", permanent=True) from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+    if 200 <= status < 300:
+        return
+    permanent = 300 <= status < 500 and status not in RETRYABLE_CLIENT_ERRORS
+    raise TransportError(f"HTTP {status} from {channel.target}", permanent=permanent)

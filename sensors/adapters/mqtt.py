@@ -10,6 +10,12 @@ acknowledged (the consumer stopped, crashed, lost the broker, or the database wa
 delivered again by the broker; the ingestion service turns the second copy into a duplicate, so
 nothing is lost and nothing is stored twice.
 
+Faults: a message that cannot be stored is never retried forever and never stops the consumer. A
+database outage (the database does not answer) is waited out with backoff, acknowledging nothing.
+Any other exception while storing a batch (a bug, a value the database refuses) is isolated: the
+batch is stored again message by message, and a message that fails on its own is recorded in the
+rejected-message log with the error and acknowledged.
+
 Threads: paho's network thread only queues messages; parsing, database writes and acknowledgements
 happen on the thread that called `run()`. Keepalive pings go on while the database is slow.
 """
@@ -32,13 +38,14 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, close_old_connections, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from tenancy.models import Municipality
 
 from ..models import Observation, RejectedMessage
-from ..services import ItemError, observation_ingest
+from ..parsers import json_integer
+from ..services import ItemError, mqtt_connection_record, normalized_text, observation_ingest
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +102,7 @@ def topic_parts(topic: str) -> tuple[str, str]:
     levels = topic.split("/")
     if len(levels) < 3:
         raise MalformedMessage(f"topic {shown} is not <prefix>/<municipality-slug>/<station-code>")
-    slug, code = levels[-2], levels[-1]
+    slug, code = levels[-2], normalized_text(levels[-1])
     if not SLUG_LEVEL.match(slug):
         raise MalformedMessage(f"topic {shown}: {slug[:60]!r} is not a municipality slug")
     if not CODE_LEVEL.match(code):
@@ -113,13 +120,11 @@ def _decode_json(payload: bytes) -> Any:
     if not text.strip():
         raise MalformedMessage("payload is empty")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_int=json_integer)
     except json.JSONDecodeError as exc:
         raise MalformedMessage(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise MalformedMessage("payload JSON is nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer literal with thousands of digits
-        raise MalformedMessage(f"payload is not usable JSON: {str(exc)[:200]}") from None
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
@@ -203,6 +208,8 @@ class IngestorStats:
     duplicates: int = 0
     rejected_messages: int = 0
     failed_flushes: int = 0
+    isolated_batches: int = 0  # batches stored message by message after an unexpected error
+    sessions_lost: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -378,9 +385,25 @@ class MqttIngestor:
         with self._connection_lock:
             self._connection_generation += 1
             self._connected = True
-        logger.info("connected to %s (session present: %s)", self.broker, flags.session_present)
+        self._note_session(flags.session_present)
         # Also with a session present: re-subscribing is harmless and repairs a lost subscription.
         client.subscribe(self.topic, qos=1)
+
+    def _note_session(self, session_present: bool) -> None:
+        try:
+            lost = mqtt_connection_record(client_id=self.client_id, session_present=session_present)
+        except Exception as exc:  # noqa: BLE001 — the cache (Redis) is down: the consumer goes on without the counter
+            logger.warning("cannot record the MQTT connection in the cache: %s: %s", type(exc).__name__, exc)
+            lost = not session_present and self._connection_generation > 1
+        if lost:
+            self.stats.sessions_lost += 1
+            logger.warning(
+                "connected to %s (session present: False): the broker lost this consumer's session; "
+                "readings queued for it while it was away may be gone (gateways should resend them)",
+                self.broker,
+            )
+        else:
+            logger.info("connected to %s (session present: %s)", self.broker, session_present)
 
     def _on_connect_fail(self, client, userdata):
         logger.warning("cannot reach MQTT broker %s; retrying", self.broker)
@@ -478,29 +501,78 @@ class MqttIngestor:
             message.slug, message.items = parse_mqtt_message(message.topic, message.payload)
         except MalformedMessage as exc:
             message.problem = str(exc)
+        except Exception as exc:  # a parser bug must cost one message, not the consumer
+            logger.exception("MQTT message on %r could not be parsed", message.topic[:MAX_TOPIC_SHOWN])
+            message.problem = f"could not be parsed: {type(exc).__name__}: {str(exc)[:300]}"
         return message
 
     def _flush(self, batch: list[_Received]) -> bool:
-        """Store the batch, retrying with backoff while the database fails; then acknowledge it."""
+        """Store the batch and acknowledge it. Waits out database outages (acknowledging nothing);
+        isolates any other failure to the messages that cause it."""
         delay = self.retry_initial_delay
+        failures = 0
         while True:
             close_old_connections()
             try:
-                self._store(batch)
+                self._store_isolating(batch, after_failures=failures)
                 break
-            except (DatabaseError, InterfaceError):
+            except Exception as down:  # noqa: BLE001 (see below)
+                # _DatabaseDown; or the rejection log itself could not be written: wait and try
+                # again rather than exit, since an exiting consumer stops ingestion for every town.
                 self.stats.failed_flushes += 1
-                logger.exception(
-                    "storing %d MQTT message(s) failed; nothing acknowledged, retrying in %.1f s", len(batch), delay
-                )
+                failures += 1
                 _close_broken_connection()
+                if failures == 1:
+                    logger.warning(
+                        "storing %d MQTT message(s) failed, nothing acknowledged; retrying with backoff: %s",
+                        len(batch), down,
+                    )
+                else:
+                    logger.debug("database still failing (%d attempts): %s", failures, down)
                 if self._stop.wait(delay):
                     logger.warning("stopping with %d unstored message(s); the broker keeps them", len(batch))
                     return False
                 delay = min(delay * 2, self.retry_max_delay)
+        if failures:
+            logger.warning("database back after %d failed attempt(s); %d MQTT message(s) stored", failures, len(batch))
         self.stats.handled += len(batch)
         self._acknowledge(batch)
         return True
+
+    def _store_isolating(self, batch: list[_Received], *, after_failures: int) -> None:
+        """`_store` the batch; on an error that is not an outage, store it message by message and
+        record each message that fails alone as rejected. Raises _DatabaseDown for an outage."""
+        try:
+            self._store(batch)
+            return
+        except Exception as exc:
+            failure = exc
+            if _outage(exc, after_failures=after_failures):
+                raise _DatabaseDown(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+        self.stats.isolated_batches += 1
+        logger.error(
+            "storing a batch of %d MQTT message(s) failed (%s: %s); storing them one by one",
+            len(batch), type(failure).__name__, str(failure)[:300],
+        )
+        for message in batch:
+            try:
+                self._store([message])
+            except Exception as exc:
+                if _outage(exc, after_failures=after_failures):
+                    raise _DatabaseDown(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+                logger.error("MQTT message on %r cannot be stored; recorded as rejected", message.topic[:MAX_TOPIC_SHOWN])
+                self._record_rejections(
+                    [rejection_for(message, f"could not be stored: {type(exc).__name__}: {str(exc)[:300]}")]
+                )
+
+    def _record_rejections(self, rejections: list[RejectedMessage]) -> None:
+        RejectedMessage.objects.bulk_create(rejections)
+        self._rejections_noted(rejections)
+
+    def _rejections_noted(self, rejections: list[RejectedMessage]) -> None:
+        self.stats.rejected_messages += len(rejections)
+        for row in rejections:
+            logger.warning("rejected MQTT message on %r: %s", row.topic, row.reason)
 
     def _store(self, batch: list[_Received]) -> None:
         """One transaction for the batch: its readings and its rejection log commit together."""
@@ -528,11 +600,9 @@ class MqttIngestor:
                 duplicates += report.duplicates
                 rejections.extend(_item_rejections(messages, report.rejected))
             RejectedMessage.objects.bulk_create(rejections)
+        self._rejections_noted(rejections)
         self.stats.accepted += accepted
         self.stats.duplicates += duplicates
-        self.stats.rejected_messages += len(rejections)
-        for row in rejections:
-            logger.warning("rejected MQTT message on %r: %s", row.topic, row.reason)
 
     def _acknowledge(self, batch: list[_Received]) -> None:
         with self._connection_lock:
@@ -543,6 +613,34 @@ class MqttIngestor:
                     continue  # delivered again after the reconnect; the second copy is a duplicate
                 self._client.ack(message.mid, message.qos)
                 self.stats.acknowledged += 1
+
+
+class _DatabaseDown(Exception):
+    """The database does not answer: wait and retry, acknowledge nothing."""
+
+
+# An OperationalError while the database answers a probe is taken for an outage this many times
+# (a failover, a restart under way), then treated like any other error: isolated to its message.
+OUTAGE_ATTEMPTS_WHILE_REACHABLE = 8
+
+
+def _outage(exc: Exception, *, after_failures: int) -> bool:
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False  # DataError, IntegrityError, a bug: the message, not the database
+    if not _database_answers():
+        return True
+    return after_failures + 1 < OUTAGE_ATTEMPTS_WHILE_REACHABLE
+
+
+def _database_answers() -> bool:
+    _close_broken_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except DatabaseError:
+        _close_broken_connection()
+        return False
 
 
 def _close_broken_connection() -> None:

@@ -30,6 +30,12 @@ from .conftest import ingest, make_event, minute_now
 SECRET = "s3cret-for-tests"
 
 
+@pytest.fixture(autouse=True)
+def receivers_on_loopback_allowed(settings):
+    """The receivers here listen on 127.0.0.1, which only an explicit listing lets webhooks reach."""
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+
+
 class Receiver:
     """A webhook endpoint on 127.0.0.1: answers `script` statuses in order, then 200."""
 

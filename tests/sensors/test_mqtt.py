@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import OperationalError, connection
+from django.db import DataError, OperationalError, connection
 
 from sensors.adapters import mqtt as mqtt_adapter
 from sensors.adapters.mqtt import (
@@ -37,7 +37,8 @@ from sensors.adapters.mqtt import (
     safe_text,
 )
 from sensors.models import Observation, RejectedMessage
-from sensors.services import ItemError
+from sensors.selectors import mqtt_status
+from sensors.services import ItemError, mqtt_connection_record
 
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=1)
 WAIT = 10.0
@@ -95,7 +96,6 @@ def test_parse_keeps_nan_for_the_service_to_reject():
         ("mizumori/town-a/A-1", b"[]", "empty list"),
         ("mizumori/town-a/A-1", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
         ("mizumori/town-a/A-1", b'{"value": 1, "value": 2, "observed_at": "x"}', "duplicate key"),
-        ("mizumori/town-a/A-1", b'{"value": 1' + b"0" * 5000 + b', "observed_at": "x"}', "not usable JSON"),
         ("mizumori/town-a/A-1", b" " * (MAX_PAYLOAD_BYTES + 1), "at most 262144"),
         ("town-a/A-1", reading(0), "is not <prefix>"),
         ("mizumori//A-1", reading(0), "not a municipality slug"),
@@ -112,6 +112,15 @@ def test_parse_refuses_hostile_messages_with_a_reason(topic, payload, reason):
         parse_mqtt_message(topic, payload)
     assert reason in str(excinfo.value)
     assert len(str(excinfo.value)) < 500  # a bounded message, whatever the input
+
+
+def test_parse_reads_an_overlong_integer_as_infinity_for_the_service_to_reject():
+    _, items = parse_mqtt_message("mizumori/town-a/A-1", b'{"value": 1' + b"0" * 5000 + b', "observed_at": "x"}')
+    assert items[0]["value"] == float("inf")
+
+
+def test_parse_reads_a_full_width_station_code_in_the_topic_as_ascii():
+    assert parse_mqtt_message("mizumori/town-a/Ａ－１", reading(0))[1][0]["station"] == "A-1"
 
 
 def test_parse_refuses_more_readings_than_one_batch_allows(settings):
@@ -423,6 +432,59 @@ def test_command_stops_on_sigterm_after_acknowledging_what_it_stored(broker, ses
     assert again.received == 0  # the acknowledgements reached the broker before the disconnect
 
 
+@pytest.mark.django_db(transaction=True)
+def test_poison_time_is_rejected_and_acknowledged_and_the_readings_behind_it_are_stored(broker, session, stations):
+    url, prefix, client_id = session
+    topic = f"{prefix}/town-a/A-PUBLIC"
+    poison = b'{"observed_at":"0001-01-01T00:00:00+14:00","value":1}'
+    consumer = Consumer(url, prefix, client_id).start()
+    try:
+        publish(broker, [(topic, poison), (topic, b'{"observed_at":"9999-12-31T23:59:59-14:00","value":1}')]
+                + [(topic, reading(m, 1.0 + m / 10)) for m in range(5)])
+        wait_until(lambda: Observation.objects.count() == 5, what="the readings behind the poison stored")
+        wait_until(lambda: RejectedMessage.objects.count() == 2, what="the poison messages logged")
+    finally:
+        stats = consumer.stop()
+    assert stored_values("A-PUBLIC") == [1.0 + m / 10 for m in range(5)]
+    reasons = sorted(RejectedMessage.objects.values_list("reason", flat=True))
+    assert all("outside the representable range" in reason for reason in reasons), reasons
+    assert stats.acknowledged == stats.received == 7
+    # Acknowledged: a new consumer on the same session gets nothing again.
+    assert Consumer(url, prefix, client_id, idle_exit=0.5).start().join().received == 0
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("a bug"), DataError("invalid byte sequence"), OverflowError("date value out of range")],
+                         ids=lambda failure: type(failure).__name__)
+@pytest.mark.django_db(transaction=True)
+def test_an_unexpected_error_is_isolated_to_the_message_that_causes_it(broker, session, stations, monkeypatch, caplog, failure):
+    url, prefix, client_id = session
+    real_ingest = mqtt_adapter.observation_ingest
+
+    def fails_on_666(**kwargs):
+        if any(isinstance(item, dict) and item.get("value") == 666 for item in kwargs["items"]):
+            raise failure
+        return real_ingest(**kwargs)
+
+    monkeypatch.setattr(mqtt_adapter, "observation_ingest", fails_on_666)
+    topic = f"{prefix}/town-a/A-PUBLIC"
+    # Held until all three are at the broker, so they are stored as one batch.
+    consumer = Consumer(url, prefix, client_id, batch_milliseconds=2000, quiet_milliseconds=1500)
+    consumer.start()
+    try:
+        publish(broker, [(topic, reading(0, 1.0)), (topic, reading(10, 666)), (topic, reading(20, 2.0))])
+        wait_until(lambda: RejectedMessage.objects.exists(), what="the failing message logged")
+        wait_until(lambda: Observation.objects.count() == 2, what="the other readings stored")
+    finally:
+        stats = consumer.stop()
+    assert stored_values("A-PUBLIC") == [1.0, 2.0]
+    row = RejectedMessage.objects.get()
+    assert row.reason.startswith(f"could not be stored: {type(failure).__name__}")
+    assert row.payload_excerpt == reading(10, 666).decode()
+    assert stats.isolated_batches == 1 and stats.acknowledged == stats.received == 3
+    assert stats.failed_flushes == 0  # not mistaken for an outage, not retried
+    assert "storing them one by one" in caplog.text
+
+
 def test_command_refuses_a_bad_url():
     from django.core.management.base import CommandError
 
@@ -508,6 +570,34 @@ def test_consumer_reconnects_after_a_broker_restart(private_broker, stations):
         stats = consumer.stop()
     assert stored_values("A-PUBLIC") == [1.0, 2.0]
     assert stats.accepted == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_lost_in_a_broker_crash_is_a_warning_and_counted(private_broker, stations, caplog):
+    private_broker.start()
+    prefix = f"mizumori-test-{uuid.uuid4().hex[:12]}"
+    client_id = f"{prefix}-consumer"
+    consumer = Consumer(private_broker.url, prefix, client_id, reconnect_max_delay=1).start()
+    try:
+        assert mqtt_status(client_id=client_id)["sessions_lost"] == 0  # a first connection has no session
+        private_broker.kill_all()  # a crash: the broker never saves the session
+        wait_until(lambda: not consumer.ingestor.subscribed.is_set(), what="the consumer to notice")
+        private_broker.start()
+        assert consumer.ingestor.subscribed.wait(WAIT), "consumer did not reconnect"
+    finally:
+        stats = consumer.stop()
+    status = mqtt_status(client_id=client_id)
+    assert stats.sessions_lost == 1 and status["sessions_lost"] == 1 and status["last_session_lost_at"]
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "session present: False" in r.getMessage()]
+    assert len(warnings) == 1 and "may be gone" in warnings[0].getMessage()
+
+
+def test_connection_record_counts_only_sessions_that_existed():
+    client_id = f"mizumori-test-{uuid.uuid4().hex[:12]}"
+    assert mqtt_connection_record(client_id=client_id, session_present=False) is False
+    assert mqtt_connection_record(client_id=client_id, session_present=True) is False
+    assert mqtt_connection_record(client_id=client_id, session_present=False) is True
+    assert mqtt_status(client_id=client_id)["sessions_lost"] == 1
 
 
 def test_refused_credentials_stop_the_consumer_with_a_clear_error(private_broker):

@@ -318,14 +318,14 @@ class StationSpec:
     v: float | None  # None: on its river at u
     river: str | None
     base: float  # calm-weather value in the station's unit
-    # How strongly the demo storm moves this station: metres of rise at a river gauge's peak,
-    # the peak 10-minute rainfall (mm) at a rain gauge, percentage points of storage at a reservoir.
+    # How strongly the design storm (hydrology.py) moves this station: metres of rise at a river
+    # gauge's peak, the peak 10-minute rainfall (mm) at a rain gauge, percentage points of storage at
+    # a reservoir. River rating curves and reservoir volumes are calibrated to it.
     storm_response: float
     thresholds: tuple[ThresholdSpec, ...]
     expected_interval: timedelta | None = EVERY_10_MINUTES
     start_level: float | None = None  # flood gauges (危機管理型水位計) report only at or above this stage
     tide_amplitude: float = 0.0  # metres of semidiurnal tide near the mouth
-    time_to_peak_min: float = 90.0  # reservoirs: minutes from the start of inflow to the fullest
 
     @property
     def unit(self) -> str:
@@ -369,9 +369,9 @@ def _rain(code, name_ja, name_en, town, visibility, u, v, peak_10min):
     return StationSpec(code, name_ja, name_en, RAIN, town, visibility, u, v, None, 0.0, peak_10min, RAIN_THRESHOLDS)
 
 
-def _reservoir(code, name_ja, name_en, town, visibility, u, v, base, fill, flood_full, crest, time_to_peak, river=None):
+def _reservoir(code, name_ja, name_en, town, visibility, u, v, base, fill, flood_full, crest, river=None):
     return StationSpec(code, name_ja, name_en, RESERVOIR, town, visibility, u, v, river, base, fill,
-                       reservoir_thresholds(flood_full, crest), time_to_peak_min=time_to_peak)
+                       reservoir_thresholds(flood_full, crest))
 
 
 UP, CORE, COAST = TOWN_SLUGS
@@ -395,22 +395,22 @@ STATIONS: tuple[StationSpec, ...] = (
     _gauge("KTK-R02", "小竹橋", "Kotake Bridge", COAST, PUBLIC, "kotake", 0.77, 0.50, 1.30, river_thresholds(1.1, 1.6, 2.1, 2.5, 3.1)),
     _flood_gauge("KTK-F01", "小竹合流点", "Kotake Confluence", COAST, SHARED, "kotake", 0.81, 0.35, 1.25, river_thresholds(0.9, 1.3, 1.7, 2.1, 2.7)),
     # Rain gauges: most in the hills, where the storm breaks first and hardest.
-    _rain("KWS-P01", "奥翠山", "Mt. Okumidori", UP, SHARED, 0.05, 0.50, 14.0),
-    _rain("KWS-P02", "翠峠", "Midori Pass", UP, REGION, 0.12, -0.55, 15.0),
-    _rain("KWS-P03", "大平", "Ohira", UP, PUBLIC, 0.22, 0.30, 13.0),
-    _rain("KWS-P04", "奥翠町役場", "Okumidori Town Office", UP, PRIVATE, 0.30, -0.20, 12.0),
-    _rain("KWS-P05", "翠ヶ原市役所", "Midorigahara City Hall", CORE, PUBLIC, 0.47, 0.35, 9.0),
-    _rain("KWS-P06", "南台", "Minamidai", CORE, PRIVATE, 0.60, -0.35, 8.0),
-    _rain("KWS-P07", "翠浜", "Midorihama", COAST, REGION, 0.80, 0.30, 6.0),
-    _rain("KWS-P08", "灯台岬", "Lighthouse Cape", COAST, PRIVATE, 0.93, -0.45, 5.0),
+    _rain("KWS-P01", "奥翠山", "Mt. Okumidori", UP, SHARED, 0.05, 0.50, 11.0),
+    _rain("KWS-P02", "翠峠", "Midori Pass", UP, REGION, 0.12, -0.55, 12.0),
+    _rain("KWS-P03", "大平", "Ohira", UP, PUBLIC, 0.22, 0.30, 10.5),
+    _rain("KWS-P04", "奥翠町役場", "Okumidori Town Office", UP, PRIVATE, 0.30, -0.20, 10.0),
+    _rain("KWS-P05", "翠ヶ原市役所", "Midorigahara City Hall", CORE, PUBLIC, 0.47, 0.35, 8.0),
+    _rain("KWS-P06", "南台", "Minamidai", CORE, PRIVATE, 0.60, -0.35, 7.0),
+    _rain("KWS-P07", "翠浜", "Midorihama", COAST, REGION, 0.80, 0.30, 5.0),
+    _rain("KWS-P08", "灯台岬", "Lighthouse Cape", COAST, PRIVATE, 0.93, -0.45, 4.0),
     # The dam and the irrigation ponds (ため池), as storage rate.
-    _reservoir("KWS-D01", "翡翠ダム", "Kawasemi Dam", UP, PUBLIC, 0.035, None, 62.0, 40.0, 120.0, 135.0, 150, river="kawasemi"),
-    _reservoir("KWS-T01", "大池", "Oike Pond", UP, PRIVATE, 0.19, 0.55, 88.0, 20.0, 115.0, 125.0, 90),
-    _reservoir("KWS-T02", "上池", "Kamiike Pond", UP, REGION, 0.26, -0.55, 85.0, 18.0, 115.0, 125.0, 90),
-    _reservoir("KWS-T03", "皿池", "Saraike Pond", CORE, SHARED, 0.45, -0.55, 92.0, 26.0, 115.0, 125.0, 100),
-    _reservoir("KWS-T04", "鏡池", "Kagamiike Pond", CORE, REGION, 0.62, 0.50, 80.0, 15.0, 115.0, 125.0, 100),
-    _reservoir("KWS-T05", "新池", "Shinike Pond", COAST, PRIVATE, 0.83, 0.55, 90.0, 12.0, 115.0, 125.0, 110),
-    _reservoir("KWS-T06", "蛙池", "Kaeruike Pond", COAST, REGION, 0.90, -0.55, 75.0, 10.0, 115.0, 125.0, 110),
+    _reservoir("KWS-D01", "翡翠ダム", "Kawasemi Dam", UP, PUBLIC, 0.035, None, 62.0, 40.0, 120.0, 135.0, river="kawasemi"),
+    _reservoir("KWS-T01", "大池", "Oike Pond", UP, PRIVATE, 0.19, 0.55, 88.0, 20.0, 115.0, 125.0),
+    _reservoir("KWS-T02", "上池", "Kamiike Pond", UP, REGION, 0.26, -0.55, 85.0, 18.0, 115.0, 125.0),
+    _reservoir("KWS-T03", "皿池", "Saraike Pond", CORE, SHARED, 0.45, -0.55, 92.0, 26.0, 115.0, 125.0),
+    _reservoir("KWS-T04", "鏡池", "Kagamiike Pond", CORE, REGION, 0.62, 0.50, 80.0, 15.0, 115.0, 125.0),
+    _reservoir("KWS-T05", "新池", "Shinike Pond", COAST, PRIVATE, 0.83, 0.55, 90.0, 12.0, 115.0, 125.0),
+    _reservoir("KWS-T06", "蛙池", "Kaeruike Pond", COAST, REGION, 0.90, -0.55, 75.0, 10.0, 115.0, 125.0),
 )
 STATIONS_BY_CODE = {spec.code: spec for spec in STATIONS}
 

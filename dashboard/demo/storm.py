@@ -1,176 +1,87 @@
-"""The demo storm over the FICTIONAL Kawasemi basin, and the simulator that feeds it to the platform.
+"""The storm simulator: feeds the demo weather (weather.py) through the basin model (hydrology.py)
+to the platform, as the demo stations' gateways would.
 
-The model (first half) is pure: a station's value is a deterministic function of the storm minute
-and the value the station started from. A convective cell breaks over the hills first and drifts
-towards the sea; the flood wave runs down each river, so a gauge peaks later the further it is
-from the source; the dam and the ponds fill and then drain slowly.
+Every reading carries the time it represents. On start the simulator backfills, with backdated
+readings, everything from where each station's data ends (at the earliest the anchor, where
+`seed_demo`'s history ends and the current storm begins) up to the last 10-minute mark; then it
+sends one reading per station every 10 minutes of real time, as the stations' expected interval
+says. Readings go through `observation_ingest` in-process or, like a real gateway, through the HTTP
+API of a running server.
 
-Two faults are part of the script, for the stale-sensor and data-quality features:
-- SILENT_GAUGE (KWS-R07, 新田, core city) sends nothing after storm minute SILENT_AFTER_MINUTE (150),
-  while the river is still rising there: as if the gauge had been washed out.
-- SPIKE_GAUGE (KWS-R09, 潮見橋, coast) sends one reading SPIKE_JUMP_M (4 m) too high, on the tick
-  whose storm time covers SPIKE_MINUTE (100): a glitch, not water.
-
-The simulator (second half) stamps every tick with the real current time, so nothing is ever in
-the future, while storm time advances `minutes_per_tick` per tick. It delivers either in-process
-through `observation_ingest` or, like a real gateway, through the HTTP API of a running server.
+Two faults are scripted into the current storm, for the stale-sensor and data-quality features:
+- SILENT_GAUGE (KWS-R07, 新田, core city) sends nothing from SILENT_FROM after the storm's start
+  until the storm has passed (SHOW_LENGTH), as if washed out: stale by the time the demo opens.
+- SPIKE_GAUGE (KWS-R09, 潮見橋, coast) reads SPIKE_JUMP_M too high once, in the last backfilled
+  reading of a simulator run that starts during the current storm: the map opens with it flagged,
+  and the next reading, 10 minutes later at most, withdraws it.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import math
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 from django.utils import timezone
 
-from sensors.models import PHYSICAL_LIMITS, Observation, Station, StationKind, StationState
+from sensors.models import (
+    PHYSICAL_LIMITS,
+    Observation,
+    Station,
+    StationKind,
+    StationState,
+)
 from sensors.services import observation_ingest
 from tenancy.models import Municipality
 from tenancy.services import ingest_token_create, ingest_token_revoke
 
 from . import region
-from .region import StationSpec
-
-# --- the storm model (pure) ---------------------------------------------------------------------
-
-STORM_MINUTES = 360
-DEFAULT_MINUTES_PER_TICK = 10
-
-RAIN_PEAK_MINUTE_AT_HEAD = 60.0
-RAIN_CELL_DRIFT_MINUTES = 40.0  # the cell reaches the coast this much later than the head of the basin
-RAIN_BURST_SIGMA_MINUTES = 18.0
-RAIN_RESOLUTION_MM = 0.5  # a tipping-bucket gauge counts half millimetres
-
-RIVER_ONSET_MINUTE = 30.0  # the first runoff reaches the river sources
-FLOOD_WAVE_MINUTES_PER_KM = 3.5  # about 17 km/h, a fast flood wave in a short, steep river
-RIVER_TIME_TO_PEAK_MINUTES = 90.0
-HYDROGRAPH_SHAPE = 3.0  # gamma unit hydrograph: steep rise, long recession
-
-RESERVOIR_ONSET_MINUTE = 30.0
-STORAGE_SHAPE = 2.0  # storage recedes slower than a river: releases are limited
-
-# Continuity: a station starts the storm from its last stored value, and that head start (or lag)
-# fades over this many minutes towards the region's calm value. The storm's own rise is added to
-# the calm value, never to the start value, so a looping storm cannot ratchet levels upwards.
-RETURN_TO_CALM_MINUTES = {StationKind.RIVER: 60.0, StationKind.RESERVOIR: 240.0}
+from .hydrology import STEP, Snapshot, grid_floor
+from .weather import SHOW_LEAD, Weather, basin_from_anchor
 
 SILENT_GAUGE = "KWS-R07"
-SILENT_AFTER_MINUTE = 150
+SILENT_FROM = SHOW_LEAD - timedelta(minutes=20)  # last reading 30 minutes before the demo opens
 SPIKE_GAUGE = "KWS-R09"
-SPIKE_MINUTE = 100
 SPIKE_JUMP_M = 4.0
-
-VALUE_DECIMALS = {StationKind.RIVER: 2, StationKind.RAIN: 1, StationKind.RESERVOIR: 1}
-
-
-def storm_ticks(minutes_per_tick: int = DEFAULT_MINUTES_PER_TICK) -> int:
-    """Ticks that cover the whole storm, recession included."""
-    return math.ceil(STORM_MINUTES / minutes_per_tick)
+# Older seeded history than this is not caught up on: seed the demo again instead.
+MAX_CATCH_UP = timedelta(days=7)
 
 
-def unit_hydrograph(minutes_since_onset: float, time_to_peak: float, shape: float) -> float:
-    """Gamma-shaped response, 0 before the onset, 1 at the peak."""
-    if minutes_since_onset <= 0:
-        return 0.0
-    ratio = minutes_since_onset / time_to_peak
-    return ratio**shape * math.exp(shape * (1 - ratio))
+@dataclass(frozen=True)
+class Script:
+    """The faults of one simulator run on top of the physics."""
 
+    weather: Weather
+    spike_at: datetime | None
 
-def rain_peak_minute(spec: StationSpec) -> float:
-    return RAIN_PEAK_MINUTE_AT_HEAD + RAIN_CELL_DRIFT_MINUTES * spec.u
+    def reading(self, code: str, at: datetime, value: float | None) -> float | None:
+        """What the station sends at `at`, given what the basin model says it measures."""
+        weather = self.weather
+        if code == SILENT_GAUGE and weather.anchor + SILENT_FROM <= at < weather.show_end:
+            return None
+        if value is not None and code == SPIKE_GAUGE and at == self.spike_at:
+            highest = PHYSICAL_LIMITS[StationKind.RIVER][1]
+            return round(min(value + SPIKE_JUMP_M, highest), 2)
+        return value
 
-
-def river_onset_minute(spec: StationSpec) -> float:
-    return RIVER_ONSET_MINUTE + FLOOD_WAVE_MINUTES_PER_KM * spec.chainage_km
-
-
-def river_peak_minute(spec: StationSpec) -> float:
-    return river_onset_minute(spec) + RIVER_TIME_TO_PEAK_MINUTES
-
-
-def reservoir_onset_minute(spec: StationSpec) -> float:
-    return RESERVOIR_ONSET_MINUTE + RAIN_CELL_DRIFT_MINUTES * spec.u
-
-
-def _rain_10min(spec: StationSpec, minute: float) -> float:
-    offset = (minute - rain_peak_minute(spec)) / RAIN_BURST_SIGMA_MINUTES
-    amount = spec.storm_response * math.exp(-0.5 * offset * offset)
-    return round(amount / RAIN_RESOLUTION_MM) * RAIN_RESOLUTION_MM
-
-
-def _carry_over(spec: StationSpec, minute: float, start_value: float | None) -> float:
-    """What is left, at this minute, of the difference between the start value and the calm value."""
-    if start_value is None:
-        return 0.0
-    return (start_value - spec.base) * math.exp(-minute / RETURN_TO_CALM_MINUTES[StationKind(spec.kind)])
-
-
-def _river_stage(spec: StationSpec, minute: float, start_value: float | None) -> float:
-    rise = spec.storm_response * unit_hydrograph(
-        minute - river_onset_minute(spec), RIVER_TIME_TO_PEAK_MINUTES, HYDROGRAPH_SHAPE
-    )
-    return spec.base + _carry_over(spec, minute, start_value) + rise
-
-
-def _storage(spec: StationSpec, minute: float, start_value: float | None) -> float:
-    fill = spec.storm_response * unit_hydrograph(
-        minute - reservoir_onset_minute(spec), spec.time_to_peak_min, STORAGE_SHAPE
-    )
-    return spec.base + _carry_over(spec, minute, start_value) + fill
-
-
-def storm_value(spec: StationSpec, minute: float, *, start_value: float | None = None) -> float:
-    """The station's true value at this storm minute (10-minute rainfall for rain gauges)."""
-    kind = StationKind(spec.kind)
-    if kind == StationKind.RAIN:
-        value = _rain_10min(spec, minute)
-    elif kind == StationKind.RIVER:
-        value = _river_stage(spec, minute, start_value)
-    else:
-        value = _storage(spec, minute, start_value)
-    return _within_limits(kind, value)
-
-
-def _within_limits(kind: StationKind, value: float) -> float:
-    low, high = PHYSICAL_LIMITS[kind]
-    return round(min(max(value, low), high), VALUE_DECIMALS[kind])
-
-
-def is_spike_tick(spec: StationSpec, minute: float, minutes_per_tick: int) -> bool:
-    """The one tick whose storm time [minute, minute + step) covers SPIKE_MINUTE, so any step size hits it once."""
-    return spec.code == SPIKE_GAUGE and minute <= SPIKE_MINUTE < minute + minutes_per_tick
-
-
-def storm_reading(
-    spec: StationSpec,
-    minute: float,
-    *,
-    start_value: float | None = None,
-    minutes_per_tick: int = DEFAULT_MINUTES_PER_TICK,
-) -> float | None:
-    """What the station sends at this storm minute, or None when it sends nothing."""
-    if spec.code == SILENT_GAUGE and minute > SILENT_AFTER_MINUTE:
-        return None
-    value = storm_value(spec, minute, start_value=start_value)
-    if spec.start_level is not None and value < spec.start_level:
-        return None
-    if is_spike_tick(spec, minute, minutes_per_tick):
-        value = _within_limits(StationKind(spec.kind), value + SPIKE_JUMP_M)
-    return value
+    @classmethod
+    def for_run(cls, weather: Weather, started_at: datetime) -> Script:
+        last_backfilled = grid_floor(started_at)
+        during_storm = weather.anchor < last_backfilled < weather.show_end
+        return cls(weather=weather, spike_at=last_backfilled if during_storm else None)
 
 
 # --- the simulator ------------------------------------------------------------------------------
 
 HTTP_TIMEOUT_SECONDS = 10
-MAX_PENDING_PER_TOWN = 2000  # readings kept for re-sending while the server is unreachable
+MAX_PENDING_PER_TOWN = 20_000  # readings kept for re-sending while the server is unreachable
+POST_BATCH = 5000  # readings per POST, below the API's INGEST_MAX_BATCH (10,000 by default)
 RETRYABLE_HTTP_STATUS = {408, 429, 500, 502, 503, 504}
 
 
@@ -263,22 +174,26 @@ class HttpDelivery:
         self.tokens.clear()
 
     def send(self, slug: str, items: list[dict]) -> BatchResult:
-        batch = self.pending[slug] + [self._as_json(item) for item in items]
+        queue = self.pending[slug] + [self._as_json(item) for item in items]
         self.pending[slug] = []
-        try:
-            reply = self._post(slug, batch)
-        except _Retry as problem:
-            self._keep(slug, batch)
-            self.warn(f"{problem}; {len(self.pending[slug])} reading(s) kept for the next tick")
-            return BatchResult(failed=True)
-        except _GiveUp as problem:
-            self.warn(f"{problem}; {len(batch)} reading(s) dropped")
-            return BatchResult(failed=True)
-        return BatchResult(
-            accepted=reply["accepted"],
-            duplicates=reply["duplicates"],
-            rejected=[_describe_rejection(batch, rejection) for rejection in reply["rejected"]],
-        )
+        result = BatchResult()
+        for start in range(0, len(queue), POST_BATCH):
+            batch = queue[start : start + POST_BATCH]
+            try:
+                reply = self._post(slug, batch)
+            except _Retry as problem:
+                self._keep(slug, queue[start:])
+                self.warn(f"{problem}; {len(self.pending[slug])} reading(s) kept for the next tick")
+                result.failed = True
+                return result
+            except _GiveUp as problem:
+                self.warn(f"{problem}; {len(batch)} reading(s) dropped")
+                result.failed = True
+                continue
+            result.accepted += reply["accepted"]
+            result.duplicates += reply["duplicates"]
+            result.rejected += [_describe_rejection(batch, rejection) for rejection in reply["rejected"]]
+        return result
 
     def _keep(self, slug: str, batch: list[dict]) -> None:
         self.pending[slug] = batch[-MAX_PENDING_PER_TOWN:]
@@ -356,45 +271,45 @@ def _demo_stations() -> dict[str, Station]:
     return stations
 
 
-def _start_values(stations: dict[str, Station]) -> dict[str, float | None]:
-    """Each station's last stored value, so the storm continues from where the data left off."""
-    values = dict(
-        StationState.objects.filter(station__in=stations.values()).values_list("station__code", "value")
-    )
-    return {code: values.get(code) for code in stations}
+def _anchor(stations: dict[str, Station], now: datetime) -> datetime:
+    """Where the seeded history ends (the current storm's start); without history, SHOW_LEAD ago."""
+    latest = [
+        observed_at
+        for station in stations.values()
+        if station.expected_interval is not None
+        for observed_at in Observation.objects.filter(station=station, source=Observation.Source.SEED)
+        .order_by("-observed_at")
+        .values_list("observed_at", flat=True)[:1]
+    ]
+    return grid_floor(max(latest)) if latest else grid_floor(now) - SHOW_LEAD
 
 
-def _tick_stamp(clock, previous: datetime | None) -> datetime:
-    """The current time in whole seconds, later than the previous tick's stamp.
-
-    Two ticks within one second would carry the same time and the second would only produce
-    duplicates, so a tick waits for the next second rather than stamping a time in the future.
-    """
-    stamp = clock.now().replace(microsecond=0)
-    while previous is not None and stamp <= previous:
-        clock.sleep(max((previous + timedelta(seconds=1) - clock.now()).total_seconds(), 0.001))
-        stamp = clock.now().replace(microsecond=0)
-    return stamp
-
-
-def storm_tick_readings(
-    stations: dict[str, Station],
-    minute: float,
-    *,
-    stamp: datetime,
-    start_values: dict[str, float | None],
-    minutes_per_tick: int,
-) -> dict[str, list[dict]]:
-    """This tick's readings, grouped by the slug of the town that owns each station."""
-    by_town: dict[str, list[dict]] = {}
-    for code, station in sorted(stations.items()):
-        value = storm_reading(
-            region.station(code), minute, start_value=start_values.get(code), minutes_per_tick=minutes_per_tick
+def _resume_points(stations: dict[str, Station], anchor: datetime) -> dict[str, datetime]:
+    """Per station, the time after which it still has readings to send: its newest stored reading,
+    or the anchor when that is older (a station never goes back over history it already has)."""
+    newest = dict(
+        StationState.objects.filter(station__in=stations.values(), observed_at__isnull=False).values_list(
+            "station__code", "observed_at"
         )
-        if value is not None:
-            by_town.setdefault(station.municipality.slug, []).append(
-                {"station": code, "observed_at": stamp, "value": value}
-            )
+    )
+    return {code: max(newest.get(code, anchor), anchor) for code in stations}
+
+
+def storm_readings(
+    snapshots: Iterable[Snapshot], stations: dict[str, Station], script: Script, resume: dict[str, datetime]
+) -> dict[str, list[dict]]:
+    """The readings in these snapshots that the stations send and have not sent, grouped by the slug
+    of the town that owns each station (a token may write only its own town's stations)."""
+    by_town: dict[str, list[dict]] = {}
+    for snapshot in snapshots:
+        for code, station in stations.items():
+            if snapshot.at <= resume[code]:
+                continue
+            value = script.reading(code, snapshot.at, snapshot.values[code])
+            if value is not None:
+                by_town.setdefault(station.municipality.slug, []).append(
+                    {"station": code, "observed_at": snapshot.at, "value": value}
+                )
     return by_town
 
 
@@ -413,62 +328,62 @@ def _level_summary(stations: dict[str, Station]) -> str:
 def storm_simulate(
     *,
     steps: int | None = None,
-    minutes_per_tick: int = DEFAULT_MINUTES_PER_TICK,
-    interval: float = 5.0,
     loop: bool = False,
     api_url: str | None = None,
     out: Callable[[str], None] = print,
     warn: Callable[[str], None] = print,
 ) -> StormTotals:
-    """Run the storm: `steps` ticks (default: the whole storm), again and again with `loop`.
-
-    Storm time restarts at minute 0 on every loop, from the values the stations then hold.
-    """
-    if minutes_per_tick < 1:
-        raise StormError("minutes per tick must be at least 1")
-    if interval < 0:
-        raise StormError("the interval cannot be negative")
-    if steps is not None and steps < 1:
-        raise StormError("steps must be at least 1")
+    """Backfill up to now, then one reading per station every 10 minutes of real time: `steps`
+    readings, or until the current storm has passed, or with `loop` for ever (storm after storm)."""
+    if steps is not None and steps < 0:
+        raise StormError("steps cannot be negative")
     stations = _demo_stations()
     towns = {station.municipality.slug: station.municipality for station in stations.values()}
     delivery = HttpDelivery(api_url, towns, warn=warn) if api_url else InProcessDelivery(towns)
-    ticks_per_storm = steps or storm_ticks(minutes_per_tick)
     clock = WallClock()
+    started_at = clock.now()
+    weather = Weather(anchor=_anchor(stations, started_at))
+    if weather.anchor < started_at - MAX_CATCH_UP:
+        raise StormError(
+            f"The demo's seeded history ends at {timezone.localtime(weather.anchor):%Y-%m-%d %H:%M}, more than "
+            f"{MAX_CATCH_UP.days} days ago: run `manage.py seed_demo` again to start a fresh storm."
+        )
+    script = Script.for_run(weather, started_at)
+    resume = _resume_points(stations, weather.anchor)
+    run = basin_from_anchor(weather)
+    for _ in run.run_until(min(resume.values())):
+        pass  # on to where the stored readings end (an earlier run may have sent some)
     totals = StormTotals()
     out(
-        f"Storm over {region.BASIN_NAME_EN}: {ticks_per_storm} tick(s) of {minutes_per_tick} storm minute(s), "
-        f"{interval:g} s apart, {'via ' + delivery.endpoint if api_url else 'in-process'}"
-        + (", looping until interrupted" if loop else "")
+        f"Storm over {region.BASIN_NAME_EN}: the current storm began at "
+        f"{timezone.localtime(weather.anchor):%Y-%m-%d %H:%M}; readings every {STEP.seconds // 60} minutes, "
+        f"{'via ' + delivery.endpoint if api_url else 'in-process'}"
+        + (", storm after storm until interrupted" if loop else "")
     )
-    stamp = None
     try:
         delivery.open()
-        while True:
-            start_values = _start_values(stations)
-            for tick in range(ticks_per_storm):
-                if totals.ticks:
-                    clock.sleep(interval)
-                stamp = _tick_stamp(clock, stamp)
-                minute = tick * minutes_per_tick
-                readings = storm_tick_readings(
-                    stations, minute, stamp=stamp, start_values=start_values, minutes_per_tick=minutes_per_tick
-                )
-                result = _deliver_tick(delivery, readings, totals)
-                out(_tick_line(tick + 1, ticks_per_storm, minute, stamp, result, stations))
-            if not loop:
-                break
+        backfill = list(run.run_until(grid_floor(started_at)))
+        _deliver(delivery, storm_readings(backfill, stations, script, resume), totals, stations, out, "backfilled up to")
+        sent = 0
+        while loop or (sent < steps if steps is not None else run.at < weather.show_end):
+            due = run.at + STEP
+            while clock.now() < due:
+                clock.sleep(min((due - clock.now()).total_seconds(), 60.0))
+            snapshots = list(run.run_until(grid_floor(clock.now())))
+            if not loop and steps is not None:
+                snapshots = snapshots[: steps - sent]
+            sent += len(snapshots)
+            _deliver(delivery, storm_readings(snapshots, stations, script, resume), totals, stations, out, "reading at")
     finally:
         delivery.close()
     out(
-        f"Storm done: {totals.ticks} tick(s), {totals.sent} reading(s) sent, {totals.accepted} accepted, "
+        f"Storm done: {totals.sent} reading(s) sent, {totals.accepted} accepted, "
         f"{totals.duplicates} duplicate(s), {totals.rejected} rejected, {totals.failed_posts} failed delivery(ies)."
     )
     return totals
 
 
-def _deliver_tick(delivery, readings: dict[str, list[dict]], totals: StormTotals) -> BatchResult:
-    """One batch per town (a token may write only its own town's stations); the tick's combined result."""
+def _deliver(delivery, readings: dict[str, list[dict]], totals: StormTotals, stations, out, what: str) -> None:
     combined = BatchResult()
     for slug, items in readings.items():
         result = delivery.send(slug, items)
@@ -478,16 +393,13 @@ def _deliver_tick(delivery, readings: dict[str, list[dict]], totals: StormTotals
         combined.rejected += result.rejected
         combined.failed = combined.failed or result.failed
     totals.ticks += 1
-    return combined
-
-
-def _tick_line(tick: int, ticks: int, minute: int, stamp: datetime, result: BatchResult, stations) -> str:
-    hours, minutes = divmod(minute, 60)
-    failed = " (delivery failed, see stderr)" if result.failed else ""
-    return (
-        f"storm +{hours:02d}:{minutes:02d} tick {tick}/{ticks} at {timezone.localtime(stamp):%H:%M:%S}: "
-        f"accepted {result.accepted}, duplicates {result.duplicates}, rejected {len(result.rejected)}"
-        f"{_rejections_shown(result.rejected)}{failed} | levels {_level_summary(stations)}"
+    newest = max((item["observed_at"] for items in readings.values() for item in items), default=None)
+    when = f"{timezone.localtime(newest):%m-%d %H:%M}" if newest else "(nothing new)"
+    failed = " (delivery failed, see stderr)" if combined.failed else ""
+    out(
+        f"{what} {when}: {sum(len(items) for items in readings.values())} sent, accepted {combined.accepted}, "
+        f"duplicates {combined.duplicates}, rejected {len(combined.rejected)}"
+        f"{_rejections_shown(combined.rejected)}{failed} | levels {_level_summary(stations)}"
     )
 
 

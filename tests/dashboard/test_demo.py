@@ -1,38 +1,55 @@
-"""The fictional demo region (seed_demo) and the storm simulator (simulate_storm)."""
+"""The fictional demo region (seed_demo), its basin model and weather, and the storm simulator (simulate_storm)."""
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import signal
 import socket
 import threading
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
+from typing import ClassVar
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 from shapely.geometry import Point, shape
 from shapely.ops import unary_union
 
-from dashboard.demo import region, storm
-from dashboard.demo.seed import DEFAULT_PASSWORD, calm_value, demo_seed, history_times
+from dashboard.demo import hydrology, region, storm, weather
+from dashboard.demo.seed import DEFAULT_PASSWORD, demo_seed
 from geo.models import Basin, River
-from sensors.models import PHYSICAL_LIMITS, Observation, Station, StationKind, StationState, Threshold, Visibility
+from sensors.models import (
+    PHYSICAL_LIMITS,
+    Observation,
+    Station,
+    StationKind,
+    StationState,
+    Threshold,
+    Visibility,
+)
+from sensors.selectors import station_is_stale
 from tenancy.models import IngestToken, Membership, Municipality
 
 RIVER_ORDER = ["standby", "flood_caution", "evacuation_decision", "flood_danger", "flooding"]
 RIVER_LABELS = ["水防団待機水位", "氾濫注意水位", "避難判断水位", "氾濫危険水位", "氾濫発生"]
 RIVER_LEVELS = [None, 2, 3, 4, 5]
 HILL_RAIN_GAUGES = ["KWS-P01", "KWS-P02", "KWS-P03", "KWS-P04"]
-LEVEL_4_GAUGE = "KWS-R05"  # the core city's main gauge is the one the storm takes to 氾濫危険水位
+LEVEL_4_GAUGE = "KWS-R05"  # the core city's main gauge is the one the design storm takes to 氾濫危険水位
+MAIN_RIVER = [f"KWS-R{n:02d}" for n in range(1, 11)]
 AREA_TOLERANCE = 1e-9  # square degrees: about 0.01 m², rounding noise only
+ONE_HOUR_STEPS = 6
+MAX_HOURLY_RAIN_MM = 120
+MAX_RISE_M_PER_HOUR = 2.0
+# A fixed timeline for the pure model tests: no clock involved.
+ANCHOR = datetime(2026, 6, 15, 3, 0, tzinfo=UTC)
+SHORT_HISTORY = timedelta(days=1)
 
 
 @pytest.fixture(autouse=True)
@@ -46,23 +63,25 @@ class FakeClock:
 
     def __init__(self, start):
         self.current = start.replace(microsecond=0)
+        self.slept = []
 
     def now(self):
         return self.current
 
     def sleep(self, seconds):
+        self.slept.append(seconds)
         self.current += timedelta(seconds=seconds)
 
 
 @pytest.fixture
 def seed_now():
-    # Two hours back, so that storm ticks on a fake clock after it are still in the real past.
+    # Two hours back, so that live readings on a fake clock after it are still in the real past.
     return timezone.now() - timedelta(hours=2)
 
 
 @pytest.fixture
 def seeded(db, seed_now):
-    return demo_seed(now=seed_now)
+    return demo_seed(now=seed_now, history_length=SHORT_HISTORY)
 
 
 @pytest.fixture
@@ -81,24 +100,20 @@ def town_shapes():
     return {town.slug: shape(town.boundary) for town in Municipality.objects.filter(slug__in=region.TOWN_SLUGS)}
 
 
-def sim_values(code):
-    return list(
-        Observation.objects.filter(station__code=code, source=Observation.Source.SIMULATOR)
-        .order_by("observed_at")
-        .values_list("value", flat=True)
-    )
-
-
-def max_hourly_total(ten_minute_amounts):
-    windows = (ten_minute_amounts[i : i + 6] for i in range(max(len(ten_minute_amounts) - 5, 1)))
-    return max(sum(window) for window in windows)
-
-
 def demo_counts():
     models = (Municipality, Station, Threshold, Membership, Basin, River, Observation, StationState)
     return {model.__name__: model.objects.count() for model in models} | {
         "users": get_user_model().objects.count()
     }
+
+
+def hourly_totals(amounts):
+    return [sum(amounts[i : i + ONE_HOUR_STEPS]) for i in range(max(len(amounts) - ONE_HOUR_STEPS + 1, 1))]
+
+
+def level_of(code, value):
+    spec = region.station(code)
+    return max([t.level or 0 for t in spec.thresholds if t.window is None and value >= t.value] or [0])
 
 
 # --- the region ---------------------------------------------------------------------------------
@@ -185,7 +200,7 @@ def test_thresholds_follow_the_japanese_scales():
             assert [t.label_ja for t in thresholds] == RIVER_LABELS
             assert [t.level for t in thresholds] == RIVER_LEVELS
             values = [t.value for t in thresholds]
-            assert all(low < high for low, high in zip(values, values[1:])), station.code
+            assert all(low < high for low, high in itertools.pairwise(values)), station.code
             assert all(t.window is None for t in thresholds)
         elif station.kind == StationKind.RAIN:
             hourly = {t.value: t.level for t in thresholds if t.window == timedelta(hours=1)}
@@ -214,64 +229,293 @@ def test_seed_creates_town_users_and_platform_admin_with_the_password():
     assert User.objects.get(username="platform-admin").check_password(DEFAULT_PASSWORD)
 
 
-def test_history_times_cover_24_hours_on_the_10_minute_grid_ending_at_or_before_now():
-    now = timezone.now()
-    times = history_times(now)
-    assert len(times) == 144
-    assert times[-1] <= now < times[-1] + timedelta(minutes=10)
-    assert times[-1] - times[0] == timedelta(hours=23, minutes=50)
-    assert all(t.minute % 10 == 0 and t.second == 0 for t in times)
+# --- the basin model and the weather (pure) -----------------------------------------------------
 
 
-def test_calm_values_are_deterministic_and_physical():
-    times = history_times(timezone.now())
+@pytest.fixture(scope="module")
+def design_run():
+    """The design storm alone over a calm basin: 30 hours of snapshots."""
+    storm_alone = hydrology.design_storm(ANCHOR)
+    run = hydrology.BasinRun(lambda at: [storm_alone] if storm_alone.start < at else [], ANCHOR)
+    return list(run.run_until(ANCHOR + timedelta(hours=30)))
+
+
+@pytest.fixture(scope="module")
+def timeline():
+    """The whole demo timeline: 60 days of history, the current storm and two later ones (--loop)."""
+    demo_weather = weather.Weather(anchor=ANCHOR)
+    run = hydrology.BasinRun(demo_weather.storms_until, demo_weather.history_start)
+    return demo_weather, list(run.run_until(ANCHOR + timedelta(days=3)))
+
+
+def series(snapshots, code):
+    return [snapshot.values[code] for snapshot in snapshots]
+
+
+def test_the_model_is_deterministic_given_the_seed(design_run):
+    storm_alone = hydrology.design_storm(ANCHOR)
+    again = hydrology.BasinRun(lambda at: [storm_alone], ANCHOR)
+    assert [snapshot.values for snapshot in again.run_until(ANCHOR + timedelta(hours=30))] == [
+        snapshot.values for snapshot in design_run
+    ]
+    assert weather.Weather(ANCHOR).past_storms == weather.Weather(ANCHOR).past_storms
+    assert weather.Weather(ANCHOR).later_storm(3) == weather.Weather(ANCHOR).later_storm(3)
+    assert weather.Weather(ANCHOR, seed=7).past_storms != weather.Weather(ANCHOR).past_storms
+
+
+def test_the_anchor_must_be_on_the_10_minute_grid():
+    with pytest.raises(ValueError, match="10-minute grid"):
+        weather.Weather(anchor=ANCHOR + timedelta(minutes=3))
+
+
+def test_rain_readings_add_up_to_the_hyetographs(timeline):
+    demo_weather, snapshots = timeline
+    storms = demo_weather.storms_until(snapshots[-1].at)
+    start = demo_weather.history_start
+    for spec in hydrology.rain_gauges():
+        total = 0.0
+        for snapshot in snapshots:
+            total += snapshot.values[spec.code]
+        expected = hydrology.cumulative_rain(spec, storms, snapshots[-1].at) - hydrology.cumulative_rain(
+            spec, storms, start
+        )
+        assert abs(total - expected) < hydrology.TIP_MM, spec.code
+        # Any window: the readings in it equal the hyetograph's integral over it, to within one tip.
+        amounts = series(snapshots, spec.code)
+        peak = max(range(len(amounts)), key=amounts.__getitem__)
+        window_start, window_end = snapshots[peak - 3].at, snapshots[peak + 2].at
+        in_window = sum(amounts[peak - 2 : peak + 3])
+        integral = hydrology.cumulative_rain(spec, storms, window_end) - hydrology.cumulative_rain(
+            spec, storms, window_start
+        )
+        assert abs(in_window - integral) < hydrology.TIP_MM * 2, spec.code
+        assert all(amount >= 0 and (amount / hydrology.TIP_MM).is_integer() for amount in amounts)
+
+
+def test_rain_stays_physical_and_the_design_storm_is_a_heavy_one(timeline, design_run):
+    _, snapshots = timeline
+    for spec in hydrology.rain_gauges():
+        assert max(hourly_totals(series(snapshots, spec.code))) <= MAX_HOURLY_RAIN_MM, spec.code
+    design_hourly = {code: max(hourly_totals(series(design_run, code))) for code in HILL_RAIN_GAUGES}
+    assert all(30 <= total <= 80 for total in design_hourly.values()), design_hourly  # 激しい / 非常に激しい雨
+    hills, coast = series(design_run, "KWS-P02"), series(design_run, "KWS-P08")
+    assert hills.index(max(hills)) < coast.index(max(coast))  # the cell drifts towards the sea
+    assert max(hourly_totals(coast)) < max(hourly_totals(hills))
+
+
+def test_runoff_tanks_and_reservoirs_balance_their_water():
+    storm_alone = hydrology.design_storm(ANCHOR)
+    basin = hydrology.Basin(hydrology.calibration())
+    stored_before = {code: tank.stored for code, tank in basin.state.tanks.items()}
+    volume_before = {code: r.volume for code, r in basin.state.reservoirs.items()}
+    rained = Counter()
+    ran_off = Counter()
+    evaporated = Counter()
+    net_inflow = Counter()
+    for at in hydrology.grid(ANCHOR + hydrology.STEP, ANCHOR + timedelta(hours=48)):
+        rain = {spec.code: hydrology.rain_reading(spec, [storm_alone], at) for spec in hydrology.rain_gauges()}
+        basin.step(rain)
+        for code in basin.state.tanks:
+            rained[code] += basin.catchment_rain(code, rain)
+            ran_off[code] += basin.runoff_mm[code]
+            evaporated[code] += basin.evaporated_mm[code]
+        for code in basin.state.reservoirs:
+            net_inflow[code] += (basin.inflows[code] - basin.outflows[code]) * hydrology.STEP_SECONDS
+    for code, tank in basin.state.tanks.items():
+        assert rained[code] > 40
+        balance = rained[code] - ran_off[code] - evaporated[code] - (tank.stored - stored_before[code])
+        assert abs(balance) < 1e-6, code
+    for code, reservoir in basin.state.reservoirs.items():
+        assert abs(reservoir.volume - volume_before[code] - net_inflow[code]) < 1e-3 * reservoir.full_volume, code
+
+
+def test_a_reach_delays_and_flattens_a_flood_wave_but_loses_no_water():
+    reach = hydrology.Reach(lag=timedelta(minutes=35), k=timedelta(minutes=20), initial_flow=0.0)
+    inflow = [0.0, 50.0, 100.0, 50.0] + [0.0] * 200
+    outflow = [reach.step(q) for q in inflow]
+    assert abs(sum(outflow) - sum(inflow)) < 1e-6 * sum(inflow)
+    assert outflow.index(max(outflow)) > inflow.index(max(inflow)) + 2
+    assert max(outflow) < max(inflow)
+
+
+def test_a_rating_curve_passes_through_its_two_survey_points():
+    curve = hydrology.RatingCurve.through((3.0, 0.95), (420.0, 4.15))
+    assert curve.stage(3.0) == pytest.approx(0.95)
+    assert curve.stage(420.0) == pytest.approx(4.15)
+    assert curve.stage(100.0) < curve.stage(200.0)
+
+
+def test_rivers_rise_at_most_2_m_an_hour(timeline):
+    _, snapshots = timeline
+    for spec in hydrology.river_gauges():
+        values = series(snapshots, spec.code)
+        rises = [
+            later - earlier
+            for earlier, later in zip(values, values[ONE_HOUR_STEPS:])
+            if earlier is not None and later is not None
+        ]
+        steps = [later - earlier for earlier, later in itertools.pairwise(values) if None not in (earlier, later)]
+        assert max(rises) <= MAX_RISE_M_PER_HOUR, spec.code
+        assert max(steps) <= MAX_RISE_M_PER_HOUR / ONE_HOUR_STEPS + 0.02, spec.code
+
+
+def test_downstream_peaks_lag_upstream_peaks(design_run, timeline):
+    def peak_time(snapshots, code):
+        return max(snapshots, key=lambda snapshot: snapshot.flows[code]).at
+
+    main = [peak_time(design_run, code) for code in MAIN_RIVER]
+    assert main == sorted(main) and main[-1] - main[0] >= timedelta(hours=2)
+    assert peak_time(design_run, "SWI-R01") < peak_time(design_run, "SWI-F01")
+    assert peak_time(design_run, "KTK-R01") < peak_time(design_run, "KTK-R02") < peak_time(design_run, "KTK-F01")
+    # The same in every past storm: the wave at the core city comes after the one in the hills.
+    demo_weather, snapshots = timeline
+    for past in demo_weather.past_storms:
+        window = [s for s in snapshots if past.start <= s.at < past.start + timedelta(hours=24)]
+        assert peak_time(window, "KWS-R02") < peak_time(window, "KWS-R05") < peak_time(window, "KWS-R09")
+
+
+def test_the_design_storm_takes_gauges_to_levels_2_3_and_4_but_not_5(design_run):
+    reached = {
+        spec.code: max(level_of(spec.code, v) for v in series(design_run, spec.code) if v is not None)
+        for spec in hydrology.river_gauges()
+    }
+    assert reached[LEVEL_4_GAUGE] == 4
+    assert Counter(reached.values())[3] >= 2 and Counter(reached.values())[2] >= 2
+    assert 5 not in reached.values()
+
+
+def test_the_demo_opens_with_river_gauges_at_levels_2_3_and_4(design_run):
+    opening = ANCHOR + weather.SHOW_LEAD
+    for snapshot in design_run:
+        if opening <= snapshot.at <= opening + timedelta(minutes=30):
+            levels = {level_of(code, value) for code, value in snapshot.values.items()
+                      if region.station(code).kind == StationKind.RIVER and value is not None}
+            assert {2, 3, 4} <= levels, snapshot.at
+
+
+def test_reservoirs_fill_from_inflow_and_release_afterwards(design_run):
+    for spec in hydrology.reservoirs():
+        values = series(design_run, spec.code)
+        assert values[0] == spec.base
+        assert max(values) > spec.base + 5, spec.code
+        assert values[-1] < max(values), spec.code
+    assert max(series(design_run, "KWS-D01")) >= 100  # the dam reaches 常時満水位
+
+
+def test_flood_gauges_send_only_above_their_start_level(design_run):
     for spec in region.STATIONS:
-        first = [calm_value(spec, at) for at in times]
-        assert first == [calm_value(spec, at) for at in times]
-        low, high = PHYSICAL_LIMITS[StationKind(spec.kind)]
-        assert all(low <= value <= high for value in first)
-        if spec.kind == StationKind.RAIN:
-            assert max_hourly_total(first) < 20  # a light shower, below every rain threshold
-        elif spec.kind == StationKind.RIVER:
-            assert max(first) < spec.thresholds[0].value  # calm: below the standby level
+        if spec.start_level is None:
+            continue
+        values = series(design_run, spec.code)
+        assert values[0] is None
+        sent = [value for value in values if value is not None]
+        assert sent and min(sent) >= spec.start_level
 
 
-def test_calm_weather_has_a_light_shower_in_the_hills():
-    times = history_times(timezone.now())
-    hill_rain = sum(calm_value(region.station(code), at) for code in HILL_RAIN_GAUGES for at in times)
-    assert 0 < hill_rain
+def test_history_holds_several_storms_with_dry_spells_between(timeline):
+    demo_weather, snapshots = timeline
+    storms = demo_weather.past_storms
+    assert 4 <= len(storms) <= 6
+    starts = [past.start for past in storms]
+    assert starts == sorted(starts) and starts[0] >= demo_weather.history_start
+    assert all(later - earlier >= timedelta(days=5) for earlier, later in itertools.pairwise(starts))
+    assert starts[-1] <= ANCHOR - weather.QUIET_BEFORE_ANCHOR
+    assert len({round(past.scale, 3) for past in storms}) == len(storms)  # storms of different sizes
+    history = [s for s in snapshots if s.at <= ANCHOR]
+    wet_days = {s.at.date() for s in history if any(s.rain_mm.values())}
+    assert 5 <= len(wet_days) <= 20
+    before_anchor = [s for s in history if s.at > ANCHOR - timedelta(days=2)]
+    assert all(level_of(code, s.values[code]) == 0 for s in before_anchor for code in MAIN_RIVER)
+
+
+def test_the_loop_brings_new_storms_after_the_current_one(timeline):
+    demo_weather, snapshots = timeline
+    later = [demo_weather.later_storm(n) for n in (1, 2)]
+    assert ANCHOR + weather.SHOW_LENGTH < later[0].start < later[1].start
+    assert [s for s in demo_weather.storms_until(ANCHOR + timedelta(days=3)) if s.start > ANCHOR] == later
+    after_show = [s for s in snapshots if s.at > later[1].start]
+    assert max(s.values["KWS-R05"] for s in after_show) > region.station("KWS-R05").base + 0.3
+
+
+def test_the_script_silences_one_gauge_and_spikes_another_once():
+    demo_weather = weather.Weather(ANCHOR)
+    script = storm.Script.for_run(demo_weather, ANCHOR + weather.SHOW_LEAD + timedelta(minutes=4))
+    assert script.spike_at == ANCHOR + weather.SHOW_LEAD
+    times = list(hydrology.grid(ANCHOR, ANCHOR + timedelta(hours=14)))
+    spiked = [at for at in times if script.reading(storm.SPIKE_GAUGE, at, 1.0) != 1.0]
+    assert spiked == [script.spike_at] and script.reading(storm.SPIKE_GAUGE, script.spike_at, 1.0) == 5.0
+    silent = [at for at in times if script.reading(storm.SILENT_GAUGE, at, 1.0) is None]
+    assert silent[0] == ANCHOR + storm.SILENT_FROM and silent[-1] < demo_weather.show_end
+    last_reading = silent[0] - hydrology.STEP
+    stale_after = last_reading + 2 * region.station(storm.SILENT_GAUGE).expected_interval
+    assert stale_after < ANCHOR + weather.SHOW_LEAD  # stale when the demo opens
+    assert script.reading("KWS-R05", script.spike_at, 1.0) == 1.0
+    # A run that starts before the current storm or after it has passed spikes nothing.
+    assert storm.Script.for_run(demo_weather, ANCHOR - timedelta(hours=1)).spike_at is None
+    assert storm.Script.for_run(demo_weather, demo_weather.show_end + timedelta(hours=1)).spike_at is None
+
+
+# --- seed_demo: history -------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_seed_writes_24_hours_of_history_and_latest_states(seeded, seed_now):
-    assert seeded.accepted == sum(144 for s in region.STATIONS if s.expected_interval) and not seeded.rejected
+def test_seed_demo_command_writes_60_days_of_past_storms_up_to_the_current_storm():
+    before = timezone.now()
+    out = StringIO()
+    call_command("seed_demo", "--password", "cmd-pass-456", stdout=out)
+    text = out.getvalue()
+    assert "fictional" in text and "Towns: 3" in text and "stations: 30" in text and "users: 10" in text
+    assert "5 past storms" in text and "platform-admin" in text and "cmd-pass-456" in text
+    assert get_user_model().objects.get(username="okumidori-admin").check_password("cmd-pass-456")
+
+    anchor = hydrology.grid_floor(before) - weather.SHOW_LEAD
+    assert anchor <= hydrology.grid_floor(timezone.now()) - weather.SHOW_LEAD
+    steps = int(weather.HISTORY / hydrology.STEP)
     for spec in region.STATIONS:
         observations = Observation.objects.filter(station__code=spec.code)
+        times = observations.order_by("observed_at").values_list("observed_at", flat=True)
         if spec.expected_interval is None:
-            assert not observations.exists(), "flood gauges stay silent in calm weather"
-            continue
-        assert observations.count() == 144
+            assert 0 < len(times) < steps // 10, "a flood gauge reports only in storms"
+        else:
+            assert len(times) == steps, spec.code
+            assert times[0] == anchor - weather.HISTORY + hydrology.STEP
         assert set(observations.values_list("source", flat=True)) == {Observation.Source.SEED}
-        oldest = observations.order_by("observed_at").first()
-        newest = observations.order_by("observed_at").last()
-        assert seed_now - timedelta(hours=24) < oldest.observed_at
-        assert seed_now - timedelta(minutes=10) < newest.observed_at <= seed_now
-        state = StationState.objects.get(station__code=spec.code)
-        assert (state.observed_at, state.value) == (newest.observed_at, newest.value)
-        assert newest.value == calm_value(spec, newest.observed_at)
-        assert state.level == 0
+    assert Observation.objects.filter(observed_at__gt=anchor).count() == 0
+    states = StationState.objects.filter(station__code__in=region.STATIONS_BY_CODE)
+    regular = states.exclude(station__expected_interval=None)
+    assert {state.observed_at for state in regular} == {anchor}
+    assert {state.level for state in regular} == {0}  # the dry spell before the current storm
+    # The past storms are in the data: rivers crossed thresholds, rain piled up.
+    r05 = list(Observation.objects.filter(station__code="KWS-R05").values_list("value", flat=True))
+    assert max(r05) >= region.station("KWS-R05").thresholds[1].value
+    p02 = list(Observation.objects.filter(station__code="KWS-P02").order_by("observed_at").values_list("value", flat=True))
+    assert max(hourly_totals(p02)) >= 30
     for kind, (low, high) in PHYSICAL_LIMITS.items():
-        values = Observation.objects.filter(station__kind=kind).values_list("value", flat=True)
-        assert all(low <= value <= high for value in values)
+        assert not Observation.objects.filter(station__kind=kind).exclude(value__gte=low, value__lte=high).exists()
 
 
 @pytest.mark.django_db
-def test_seed_twice_is_idempotent(seeded, seed_now):
+def test_seeding_again_rewrites_the_same_history(seeded, seed_now):
     before = demo_counts()
-    again = demo_seed(now=seed_now)
+    values_before = list(Observation.objects.order_by("station_id", "observed_at").values_list("value", flat=True))
+    again = demo_seed(now=seed_now, history_length=SHORT_HISTORY)
     assert demo_counts() == before
-    assert again.accepted == 0 and again.duplicates == seeded.accepted
+    assert again.replaced == seeded.written == again.written
+    assert values_before == list(
+        Observation.objects.order_by("station_id", "observed_at").values_list("value", flat=True)
+    )
     assert again.stations_retuned == 0
+
+
+@pytest.mark.django_db
+def test_seeding_again_replaces_readings_from_an_earlier_demo_run(seeded, seed_now):
+    stray = Station.objects.get(code="KWS-R05")
+    Observation.objects.create(
+        station=stray, observed_at=seed_now, value=3.3, received_at=seed_now, source=Observation.Source.HTTP
+    )
+    demo_seed(now=seed_now, history_length=SHORT_HISTORY)
+    assert not Observation.objects.filter(station=stray, observed_at__gt=seeded.weather.anchor).exists()
+    assert StationState.objects.get(station=stray).observed_at == seeded.weather.anchor
 
 
 @pytest.mark.django_db
@@ -281,7 +525,7 @@ def test_reseeding_restores_edited_thresholds_and_recomputes_the_level(seeded, s
     Threshold.objects.create(station=station, name="made_up", label_ja="x", label_en="x", level=5, value=0.2)
     StationState.objects.filter(station=station).update(level=5)
 
-    again = demo_seed(now=seed_now)
+    again = demo_seed(now=seed_now, history=False)
 
     assert again.stations_retuned == 1
     assert sorted(station.thresholds.values_list("name", flat=True)) == sorted(RIVER_ORDER)
@@ -289,173 +533,118 @@ def test_reseeding_restores_edited_thresholds_and_recomputes_the_level(seeded, s
     assert StationState.objects.get(station=station).level == 0
 
 
-@pytest.mark.django_db
-def test_seed_demo_command_prints_summary_and_logins():
-    out = StringIO()
-    call_command("seed_demo", "--password", "cmd-pass-456", stdout=out)
-    text = out.getvalue()
-    assert "fictional" in text
-    assert "Towns: 3" in text and "stations: 30" in text and "users: 10" in text
-    assert "4032 reading(s) accepted" in text
-    assert "platform-admin" in text and "midorihama-operator" in text and "cmd-pass-456" in text
-    assert get_user_model().objects.get(username="okumidori-admin").check_password("cmd-pass-456")
-
-
-# --- the storm model ----------------------------------------------------------------------------
-
-
-def storm_series(spec, minutes_per_tick=10, start_value=None):
-    return [
-        storm.storm_reading(spec, minute, start_value=start_value, minutes_per_tick=minutes_per_tick)
-        for minute in range(0, storm.STORM_MINUTES, minutes_per_tick)
-    ]
-
-
-def test_storm_model_is_deterministic():
-    for spec in region.STATIONS:
-        assert storm_series(spec) == storm_series(spec)
-        assert storm_series(spec, start_value=spec.base + 0.3) == storm_series(spec, start_value=spec.base + 0.3)
-
-
-def test_storm_continues_from_the_start_value_and_returns_towards_calm():
-    spec = region.station("KWS-R08")
-    assert storm.storm_value(spec, 0, start_value=1.37) == 1.37
-    assert storm.storm_value(spec, 0) == spec.base
-    assert abs(storm.storm_value(spec, 10, start_value=2.5) - storm.storm_value(spec, 10)) < 2.5 - spec.base
-    dam = region.station("KWS-D01")
-    assert storm.storm_value(dam, 0, start_value=70.0) == 70.0
-
-
-def test_rain_bursts_in_the_hills_first_and_crosses_hourly_thresholds():
-    hourly = {code: max_hourly_total(storm_series(region.station(code))) for code in HILL_RAIN_GAUGES}
-    assert all(total >= 30 for total in hourly.values()), hourly
-    assert max(hourly.values()) >= 50
-    assert all(sum(storm_series(spec)) < 80 for spec in region.STATIONS if spec.kind == StationKind.RAIN)
-    for code in HILL_RAIN_GAUGES:
-        amounts = storm_series(region.station(code))
-        assert sum(1 for amount in amounts if 10 <= amount <= 20) >= 2
-    hills, coast = storm_series(region.station("KWS-P02")), storm_series(region.station("KWS-P08"))
-    assert hills.index(max(hills)) < coast.index(max(coast))
-
-
-def test_rivers_peak_later_downstream_and_reach_level_4_but_not_5():
-    main = [spec for spec in region.STATIONS if spec.river == "kawasemi" and spec.kind == StationKind.RIVER]
-    peaks = [storm.river_peak_minute(spec) for spec in sorted(main, key=lambda spec: spec.u)]
-    assert peaks == sorted(peaks) and peaks[0] < peaks[-1] - 60
-    reached = {}
-    for spec in region.STATIONS:
-        if spec.kind != StationKind.RIVER:
-            continue
-        highest = max(storm.storm_value(spec, minute) for minute in range(0, storm.STORM_MINUTES, 10))
-        reached[spec.code] = max([t.level or 0 for t in spec.thresholds if highest >= t.value] or [0])
-    assert reached[LEVEL_4_GAUGE] == 4
-    assert Counter(reached.values())[3] >= 2 and Counter(reached.values())[2] >= 2
-    assert 5 not in reached.values()
-
-
-def test_reservoirs_fill_and_stay_physical():
-    for spec in region.STATIONS:
-        if spec.kind != StationKind.RESERVOIR:
-            continue
-        series = storm_series(spec)
-        assert max(series) > series[0] + 5
-        assert series[-1] < max(series)  # released after the peak
-    assert max(storm_series(region.station("KWS-D01"))) >= 100  # the dam reaches 常時満水位
-
-
-@pytest.mark.parametrize("minutes_per_tick", [5, 7, 10, 30])
-def test_spike_is_sent_once_whatever_the_step(minutes_per_tick):
-    spec = region.station(storm.SPIKE_GAUGE)
-    clean = [storm.storm_value(spec, m) for m in range(0, storm.STORM_MINUTES, minutes_per_tick)]
-    sent = storm_series(spec, minutes_per_tick)
-    jumps = [s - c for s, c in zip(sent, clean) if s != c]
-    assert len(jumps) == 1 and jumps[0] == pytest.approx(storm.SPIKE_JUMP_M)
-
-
-def test_silent_gauge_and_flood_gauges_send_nothing_when_they_should_not():
-    silent = storm_series(region.station(storm.SILENT_GAUGE))
-    minutes = range(0, storm.STORM_MINUTES, 10)
-    assert [m for m, value in zip(minutes, silent) if value is None] == [
-        m for m in minutes if m > storm.SILENT_AFTER_MINUTE
-    ]
-    for spec in region.STATIONS:
-        if spec.start_level is None:
-            continue
-        series = storm_series(spec)
-        assert series[0] is None  # calm: below the start level
-        sent = [value for value in series if value is not None]
-        assert sent and min(sent) >= spec.start_level
-
-
-def test_storm_values_stay_within_physical_limits_even_from_odd_start_values():
-    for spec in region.STATIONS:
-        low, high = PHYSICAL_LIMITS[StationKind(spec.kind)]
-        for start in (low, high, None):
-            values = [v for v in storm_series(spec, start_value=start) if v is not None]
-            assert all(low <= value <= high for value in values), spec.code
-
-
 # --- simulate_storm, in-process -----------------------------------------------------------------
 
 
+def readings(code, source=Observation.Source.SIMULATOR):
+    return list(
+        Observation.objects.filter(station__code=code, source=source)
+        .order_by("observed_at")
+        .values_list("observed_at", "value", "quality")
+    )
+
+
 @pytest.mark.django_db
-def test_simulate_storm_in_process_through_the_peak(seeded, storm_clock):
-    steps = math.ceil(storm.river_peak_minute(region.station(LEVEL_4_GAUGE)) / 10) + 1
+def test_simulate_storm_backfills_the_storm_then_reads_every_10_minutes(seeded, storm_clock):
+    anchor = seeded.weather.anchor
+    started = storm_clock.now()
     out = StringIO()
-    call_command("simulate_storm", "--steps", str(steps), "--interval", "0", stdout=out, stderr=StringIO())
+    call_command("simulate_storm", "--steps", "0", stdout=out, stderr=StringIO())
+    assert "backfilled up to" in out.getvalue()
+    last_backfilled = hydrology.grid_floor(started)
+    assert last_backfilled - anchor >= weather.SHOW_LEAD
+    r05 = readings("KWS-R05")
+    assert [at for at, _, _ in r05] == list(hydrology.grid(anchor + hydrology.STEP, last_backfilled))
 
-    minutes = [tick * 10 for tick in range(steps)]
-    tick_lines = [line for line in out.getvalue().splitlines() if line.startswith("storm +")]
-    assert len(tick_lines) == steps and "levels" in tick_lines[-1] and "L4" in tick_lines[-1]
-    assert Observation.objects.filter(source=Observation.Source.SIMULATOR).count() > 25 * steps
-    assert all(
-        observed_at <= timezone.now()
-        for observed_at in Observation.objects.values_list("observed_at", flat=True)
-    )
+    # The map as the demo opens: levels 2, 3 and 4 among river gauges, a stale gauge, a flagged spike.
+    now = storm_clock.now()
+    states = {s.station.code: s for s in StationState.objects.select_related("station")}
+    river_levels = {states[spec.code].level for spec in hydrology.river_gauges() if spec.code in states}
+    assert {2, 3, 4} <= river_levels
+    assert states[LEVEL_4_GAUGE].level == 4
+    assert station_is_stale(states[storm.SILENT_GAUGE].station, now=now)
+    assert [code for code, s in states.items() if station_is_stale(s.station, now=now)] == [storm.SILENT_GAUGE]
+    spike = states[storm.SPIKE_GAUGE]
+    assert spike.quality == Observation.Quality.SUSPECT and spike.observed_at == last_backfilled
+    assert spike.value - spike.previous_value > 3
 
-    river_levels = dict(
-        StationState.objects.filter(station__kind=StationKind.RIVER).values_list("station__code", "level")
-    )
-    assert river_levels[LEVEL_4_GAUGE] == 4
-    assert sum(1 for level in river_levels.values() if level is not None and level >= 3) >= 2
+    # Ten minutes on: one more reading each, the spike withdrawn by the next reading.
+    out = StringIO()
+    call_command("simulate_storm", "--steps", "1", stdout=out, stderr=StringIO())
+    assert storm_clock.now() >= last_backfilled + hydrology.STEP
+    assert all(0 < pause <= 60 for pause in storm_clock.slept)
+    spike_series = readings(storm.SPIKE_GAUGE)
+    assert [quality for _, _, quality in spike_series[-2:]] == [Observation.Quality.SUSPECT, Observation.Quality.OK]
+    assert [q for _, _, q in spike_series].count(Observation.Quality.SUSPECT) == 1
+    spike = StationState.objects.get(station__code=storm.SPIKE_GAUGE)
+    assert spike.quality == Observation.Quality.OK and abs(spike.value - spike_series[-3][1]) < 0.5
+    levels = set(StationState.objects.filter(station__kind=StationKind.RIVER).values_list("level", flat=True))
+    assert {2, 3, 4} <= levels
+    assert readings("KWS-R05")[-1][0] == last_backfilled + hydrology.STEP
+    assert "accepted 2" in out.getvalue() and "duplicates 0" in out.getvalue()
 
-    hourly = {code: max_hourly_total(sim_values(code)) for code in HILL_RAIN_GAUGES}
-    assert all(total >= 30 for total in hourly.values()) and max(hourly.values()) >= 50
-    rain_states = StationState.objects.filter(station__code__in=HILL_RAIN_GAUGES)
-    assert max(state.accumulations["3600"] for state in rain_states) >= 50
-    assert max(state.level for state in rain_states) >= 4
-
-    assert len(sim_values(storm.SILENT_GAUGE)) == sum(1 for m in minutes if m <= storm.SILENT_AFTER_MINUTE)
-    assert all(len(sim_values(code)) == steps for code in ("KWS-R05", "KWS-R06", "KWS-D01", "KWS-P01"))
-
-    spike = sim_values(storm.SPIKE_GAUGE)
-    jumps = [i for i in range(1, len(spike) - 1) if spike[i] - spike[i - 1] > 3 and spike[i] - spike[i + 1] > 3]
-    assert len(jumps) == 1
-
-    assert Observation.objects.filter(station__code="SWI-F01", source=Observation.Source.SIMULATOR).exists()
-    for kind, (low, high) in PHYSICAL_LIMITS.items():
-        assert not Observation.objects.filter(station__kind=kind).exclude(value__gte=low, value__lte=high).exists()
+    # Every reading's time is the time it represents: on the grid, never ahead of the clock.
+    stamps = Observation.objects.values_list("observed_at", flat=True)
+    assert all(stamp <= storm_clock.now() and stamp <= timezone.now() for stamp in stamps)
+    assert all(stamp.minute % 10 == 0 and stamp.second == 0 and stamp.microsecond == 0 for stamp in stamps)
 
 
 @pytest.mark.django_db
-def test_simulate_storm_never_stamps_two_ticks_with_the_same_second(seeded, storm_clock):
-    call_command("simulate_storm", "--steps", "3", "--interval", "0", stdout=StringIO())
-    stamps = sorted(
-        set(
-            Observation.objects.filter(source=Observation.Source.SIMULATOR).values_list("observed_at", flat=True)
+def test_rain_totals_on_the_map_are_the_sums_of_the_10_minute_amounts(seeded, storm_clock):
+    call_command("simulate_storm", "--steps", "2", stdout=StringIO())
+    for spec in hydrology.rain_gauges():
+        state = StationState.objects.get(station__code=spec.code)
+        last_hour = Observation.objects.filter(
+            station__code=spec.code,
+            observed_at__gt=state.observed_at - timedelta(hours=1),
+            observed_at__lte=state.observed_at,
+        ).values_list("value", flat=True)
+        assert len(last_hour) == ONE_HOUR_STEPS
+        assert state.accumulations["3600"] == pytest.approx(sum(last_hour))
+        stored = Observation.objects.filter(station__code=spec.code, observed_at__gt=seeded.weather.anchor)
+        storm_total = sum(stored.values_list("value", flat=True))
+        storms = seeded.weather.storms_until(state.observed_at)
+        expected = hydrology.cumulative_rain(spec, storms, state.observed_at) - hydrology.cumulative_rain(
+            spec, storms, seeded.weather.anchor
         )
+        assert abs(storm_total - expected) < hydrology.TIP_MM, spec.code
+    hill_hourly = max(
+        StationState.objects.get(station__code=code).accumulations["3600"] for code in HILL_RAIN_GAUGES
     )
-    assert len(stamps) == 3
-    assert all(later - earlier == timedelta(seconds=1) for earlier, later in zip(stamps, stamps[1:]))
-    assert all(stamp.microsecond == 0 for stamp in stamps)
+    assert hill_hourly <= MAX_HOURLY_RAIN_MM
+
+
+@pytest.mark.django_db
+def test_simulate_storm_runs_until_the_storm_has_passed_and_continues_from_where_it_stopped(seeded, storm_clock, monkeypatch):
+    monkeypatch.setattr(weather, "SHOW_LENGTH", weather.SHOW_LEAD + timedelta(minutes=30))
+    call_command("simulate_storm", stdout=StringIO())
+    r05 = readings("KWS-R05")
+    assert r05[-1][0] == seeded.weather.anchor + weather.SHOW_LEAD + timedelta(minutes=30)
+    sent_before = Observation.objects.count()
+    out = StringIO()
+    call_command("simulate_storm", "--steps", "1", stdout=out)
+    assert Observation.objects.count() > sent_before
+    assert "duplicates 0" in out.getvalue()
 
 
 @pytest.mark.django_db
 def test_simulate_storm_without_seed_says_so():
-    from django.core.management.base import CommandError
-
     with pytest.raises(CommandError, match="seed_demo"):
-        call_command("simulate_storm", "--steps", "1", "--interval", "0", stdout=StringIO())
+        call_command("simulate_storm", "--steps", "0", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_simulate_storm_on_a_long_stale_history_asks_for_a_new_seed(db):
+    demo_seed(now=timezone.now() - timedelta(days=9), history_length=SHORT_HISTORY)
+    with pytest.raises(CommandError, match="seed_demo` again"):
+        call_command("simulate_storm", "--steps", "0", stdout=StringIO())
+    assert not Observation.objects.filter(source=Observation.Source.SIMULATOR).exists()
+
+
+@pytest.mark.django_db
+def test_negative_steps_are_refused(seeded):
+    with pytest.raises(CommandError, match="negative"):
+        call_command("simulate_storm", "--steps", "-1", stdout=StringIO())
 
 
 # --- simulate_storm --api-url -------------------------------------------------------------------
@@ -471,13 +660,12 @@ def free_port():
 def test_simulate_storm_through_the_http_api(live_server, storm_clock):
     demo_seed(history=False)  # transactional test: keep what has to be flushed afterwards small
     out, err = StringIO(), StringIO()
-    call_command(
-        "simulate_storm", "--api-url", live_server.url, "--steps", "2", "--interval", "0", stdout=out, stderr=err
-    )
+    call_command("simulate_storm", "--api-url", live_server.url, "--steps", "1", stdout=out, stderr=err)
     assert err.getvalue() == ""
-    assert Observation.objects.count() >= 2 * 25
-    assert Observation.objects.filter(station__code="KWS-R05").count() == 2
-    assert "accepted 28" in out.getvalue()
+    backfill_steps = int(weather.SHOW_LEAD / hydrology.STEP)
+    assert Observation.objects.filter(station__code="KWS-R05").count() == backfill_steps + 1
+    assert set(Observation.objects.values_list("source", flat=True)) == {Observation.Source.HTTP}
+    assert StationState.objects.get(station__code=LEVEL_4_GAUGE).level == 4
     tokens = IngestToken.objects.filter(label="storm simulator")
     assert tokens.count() == 3 and not tokens.filter(revoked_at__isnull=True).exists()
 
@@ -486,7 +674,7 @@ def test_simulate_storm_through_the_http_api(live_server, storm_clock):
 def test_simulate_storm_survives_an_unreachable_server_and_revokes_its_tokens(seeded_without_history, storm_clock):
     out, err = StringIO(), StringIO()
     url = f"http://127.0.0.1:{free_port()}"
-    call_command("simulate_storm", "--api-url", url, "--steps", "2", "--interval", "0", stdout=out, stderr=err)
+    call_command("simulate_storm", "--api-url", url, "--steps", "1", stdout=out, stderr=err)
     assert "cannot reach the server" in err.getvalue()
     assert "kept for the next tick" in err.getvalue()
     assert out.getvalue().count("delivery failed") == 2
@@ -498,7 +686,7 @@ def test_simulate_storm_survives_an_unreachable_server_and_revokes_its_tokens(se
 class FlakyGateway(BaseHTTPRequestHandler):
     """A stand-in server: refuses the first POST with 503, then accepts all but the first item."""
 
-    requests: list = []
+    requests: ClassVar[list] = []
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -536,7 +724,7 @@ def flaky_gateway():
 def test_http_mode_resends_after_a_server_error_and_reports_rejections(seeded_without_history, storm_clock, flaky_gateway):
     url, requests = flaky_gateway
     out, err = StringIO(), StringIO()
-    call_command("simulate_storm", "--api-url", url + "/", "--steps", "2", "--interval", "0", stdout=out, stderr=err)
+    call_command("simulate_storm", "--api-url", url + "/", "--steps", "1", stdout=out, stderr=err)
 
     assert "HTTP 503" in err.getvalue() and "restarting" in err.getvalue()
     first, *rest = requests
@@ -544,7 +732,8 @@ def test_http_mode_resends_after_a_server_error_and_reports_rejections(seeded_wi
     resent = next(r for r in rest if r["auth"] == first["auth"])
     first_items = first["body"]["observations"]
     assert resent["body"]["observations"][: len(first_items)] == first_items  # kept and sent again
-    assert len(resent["body"]["observations"]) == 2 * len(first_items)
+    newer = resent["body"]["observations"][len(first_items) :]
+    assert newer and min(item["observed_at"] for item in newer) > max(item["observed_at"] for item in first_items)
     assert first_items[0]["observed_at"].endswith("+09:00")
     assert "test says no" in out.getvalue()
 
@@ -556,7 +745,7 @@ def test_tokens_are_revoked_when_the_storm_is_interrupted(seeded_without_history
 
     monkeypatch.setattr(storm.HttpDelivery, "send", interrupt)
     out = StringIO()
-    call_command("simulate_storm", "--api-url", "http://127.0.0.1:9", "--loop", "--interval", "0", stdout=out)
+    call_command("simulate_storm", "--api-url", "http://127.0.0.1:9", "--loop", stdout=out)
     assert "Storm stopped." in out.getvalue()
     tokens = IngestToken.objects.filter(label="storm simulator")
     assert tokens.count() == 3 and not tokens.filter(revoked_at__isnull=True).exists()
@@ -572,7 +761,7 @@ def test_sigterm_stops_the_storm_and_revokes_its_tokens(seeded_without_history, 
     monkeypatch.setattr(storm.HttpDelivery, "send", terminated)
     handler_before = signal.getsignal(signal.SIGTERM)
     out = StringIO()
-    call_command("simulate_storm", "--api-url", "http://127.0.0.1:9", "--loop", "--interval", "0", stdout=out)
+    call_command("simulate_storm", "--api-url", "http://127.0.0.1:9", "--loop", stdout=out)
     assert "Storm stopped." in out.getvalue()
     assert not IngestToken.objects.filter(label="storm simulator", revoked_at__isnull=True).exists()
     assert signal.getsignal(signal.SIGTERM) is handler_before

@@ -1,6 +1,7 @@
 from collections import Counter
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from dashboard.demo import region
 from dashboard.demo.seed import DEFAULT_PASSWORD, demo_seed
@@ -9,7 +10,8 @@ from dashboard.demo.seed import DEFAULT_PASSWORD, demo_seed
 class Command(BaseCommand):
     help = (
         "Create or refresh the FICTIONAL demo region (three towns on the Kawasemi basin, stations, "
-        "thresholds, users) with 24 hours of calm-weather history. Safe to run again."
+        "thresholds, users) and rewrite its stations' readings: 60 days of history with past storms, "
+        "ending where the current storm begins (for simulate_storm). Safe to run again."
     )
 
     def add_arguments(self, parser):
@@ -29,12 +31,13 @@ class Command(BaseCommand):
             + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
             + f"); users: {len(summary.logins)}."
         )
+        weather = summary.weather
         self.stdout.write(
-            f"History: {summary.accepted} reading(s) accepted, {summary.duplicates} duplicate(s), "
-            f"{len(summary.rejected)} rejected."
+            f"History: {summary.written} reading(s) written ({summary.replaced} earlier demo reading(s) replaced): "
+            f"{len(weather.past_storms)} past storms from {timezone.localtime(weather.history_start):%Y-%m-%d}; "
+            f"the current storm began at {timezone.localtime(weather.anchor):%Y-%m-%d %H:%M} "
+            "(run simulate_storm to bring it up to now)."
         )
-        for rejection in summary.rejected[:5]:
-            self.stderr.write(f"  rejected #{rejection['index']}: {rejection['error']}")
         self.stdout.write(f"Logins (password: {password}):")
         for login in summary.logins:
             where = f"{login.role} of {login.town}" if login.town else "superuser, /admin/"

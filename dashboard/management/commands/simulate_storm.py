@@ -4,31 +4,29 @@ from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard.demo.storm import DEFAULT_MINUTES_PER_TICK, StormError, storm_simulate, storm_ticks
+from dashboard.demo.storm import StormError, storm_simulate
 
 
 class Command(BaseCommand):
     help = (
-        "Feed the demo storm's readings through the ingestion service, stamped with the real time. "
-        "With --api-url they go through the HTTP API of a running server, which is what keeps the "
-        "live map moving in the embedded default (in-process channel layer)."
+        "Feed the demo storm's readings through the ingestion service, each stamped with the time it "
+        "represents: first a backfill up to now (from where the seeded history or earlier runs end), "
+        "then one reading per station every 10 minutes of real time. With --api-url they go through "
+        "the HTTP API of a running server, which is what keeps the live map moving in the embedded "
+        "default (in-process channel layer)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--interval", type=float, default=5.0, help="real seconds between ticks (default 5; 0 for tests)")
         parser.add_argument(
             "--steps",
             type=int,
             default=None,
-            help=f"number of ticks (default: the whole storm, {storm_ticks()} ticks at {DEFAULT_MINUTES_PER_TICK} min)",
+            help="readings per station after the backfill, 10 minutes apart (default: until the current storm "
+            "has passed; 0: backfill only)",
         )
         parser.add_argument(
-            "--minutes-per-tick",
-            type=int,
-            default=DEFAULT_MINUTES_PER_TICK,
-            help=f"storm minutes per tick (default {DEFAULT_MINUTES_PER_TICK})",
+            "--loop", action="store_true", help="keep going after the current storm, storm after storm, until Ctrl-C"
         )
-        parser.add_argument("--loop", action="store_true", help="start the storm over when it ends, until Ctrl-C")
         parser.add_argument(
             "--api-url",
             default=None,
@@ -36,13 +34,11 @@ class Command(BaseCommand):
             "with a temporary token per town instead of ingesting in-process",
         )
 
-    def handle(self, *args, interval, steps, minutes_per_tick, loop, api_url, **options):
+    def handle(self, *args, steps, loop, api_url, **options):
         try:
             with _terminate_as_interrupt():
                 storm_simulate(
                     steps=steps,
-                    minutes_per_tick=minutes_per_tick,
-                    interval=interval,
                     loop=loop,
                     api_url=api_url,
                     out=self.stdout.write,

@@ -298,7 +298,9 @@ class GroupListener:
             # One receive per channel that is never timed out: the pub/sub layer unsubscribes a
             # channel whose receive is cancelled.
             while True:
-                self.received.append((group, await layer.receive(channel)))
+                event = await layer.receive(channel)
+                # Live messages travel as {"type": "live.message", "message": {...}} (dashboard.live).
+                self.received.append((group, event["message"]))
 
         tasks = [asyncio.create_task(collect(group, channel)) for group, channel in channels.items()]
         self.ready.set()
@@ -334,7 +336,7 @@ def test_live_groups_follow_visibility(towns):
         ingest(private.code, [(at, 4.1)])
         assert listener.wait_for(1) == [("alerts.town-a", "A-PRIV")]
         message = listener.received[0][1]
-        assert message["type"] == "alert.message"
+        assert message["type"] == "alert" and message["layer"] == "alerts" and message["seq"] > 0
         assert (message["alert"]["event"]["kind"], message["alert"]["level"]) == ("opened", 4)
         assert message["alert"]["level_name_en"] == "Evacuate all"
 

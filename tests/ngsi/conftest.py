@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from events.models import OutboxEvent
+
 from sensors.models import StationKind, Visibility
 from sensors.services import observation_ingest
 from tests.conftest import make_station
@@ -60,6 +62,8 @@ def basin(towns):
         now=T0 + timedelta(minutes=1),
     )
     assert report.accepted == len(values), report.rejected
+    # The basin's readings are its history, not news: subscriptions hear only of the tests' own.
+    OutboxEvent.objects.all().delete()
     return {**stations, **extra}
 
 

@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 async def close_the_handler_threads_connections(settings):
     """The application's views (and the tests' async ORM calls) run on asgiref's sync thread; its
     connections must be closed there, or PostgreSQL keeps the test database busy at teardown.
-    These tests are about reading bodies: no subscriber runs after ingestion."""
-    settings.INGEST_SUBSCRIBERS = []
+    These tests are about reading bodies: no change-log handler runs after ingestion."""
+    settings.EVENTS_DRAIN = "workers"
     yield
     await sync_to_async(connections.close_all)()
     # Django's ASGI handler runs each request's view on a thread of its own (ThreadSensitiveContext);

@@ -228,6 +228,7 @@ class AlertEvent(models.Model):
         DEESCALATED = "deescalated", "de-escalated"
         ACKNOWLEDGED = "acknowledged", "acknowledged"
         RESOLVED = "resolved", "resolved"
+        NOTE = "note", "note"
 
     # Kinds that change what the public and the towns should do; these are notified and become CAP messages.
     NOTIFIED_KINDS = (Kind.OPENED, Kind.ESCALATED, Kind.DEESCALATED, Kind.RESOLVED)

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -589,6 +590,37 @@ def alert_resolve(alert: Alert, user, *, now: datetime | None = None, note: str 
             target=f"alert {locked.pk} {locked.station.code}", detail={"level": locked.level},
         )
     _refresh(alert, locked)
+    return event
+
+
+NOTE_MAX_LENGTH = AlertEvent._meta.get_field("note").max_length
+
+
+class AlertNoteError(ValueError):
+    pass
+
+
+def alert_note_add(alert: Alert, user, note: str, *, now: datetime | None = None) -> AlertEvent:
+    """Add a note to the alert's trail (e.g. a downstream town telling the owner what it sees), in the
+    owner town's audit log. Who may is the caller's question (tenancy.permissions, Action.ADD_NOTE)."""
+    text = unicodedata.normalize("NFKC", note if isinstance(note, str) else "").strip()
+    if not text:
+        raise AlertNoteError("note: write a few words / メモを入力してください")
+    if len(text) > NOTE_MAX_LENGTH:
+        raise AlertNoteError(f"note: at most {NOTE_MAX_LENGTH} characters / {NOTE_MAX_LENGTH}文字以内")
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        raise AlertNoteError("note: control characters are not allowed / 制御文字は使えません")
+    now = now or timezone.now()
+    with transaction.atomic():
+        event = AlertEvent.objects.create(
+            alert=alert, kind=AlertEvent.Kind.NOTE, level=alert.level, value=alert.last_value, actor=user, at=now,
+            note=text,
+        )
+        audit_record(
+            action=AuditEvent.Action.ALERT_NOTE_ADDED, actor=user, municipality=alert.station.municipality_id,
+            target=f"alert {alert.pk} {alert.station.code}", detail={"level": alert.level, "note": text},
+        )
+        transaction.on_commit(lambda: _announce_soon([event.pk]), robust=True)
     return event
 
 

@@ -168,7 +168,7 @@ class StationState(models.Model):
     observed_at = models.DateTimeField(null=True, blank=True)
     quality = models.CharField(max_length=10, choices=Observation.Quality.choices, default=Observation.Quality.OK)
     level = models.PositiveSmallIntegerField(null=True, blank=True)
-    # The reading before the latest, for the trend arrow on the map.
+    # The reading before the latest (the trend is judged over a window: sensors.trends).
     previous_value = models.FloatField(null=True, blank=True)
     previous_at = models.DateTimeField(null=True, blank=True)
     # The last reading not flagged as suspect: what the next reading's plausibility is judged against.

@@ -55,6 +55,8 @@ def reading_trend(kind: str, readings: Iterable[Reading], *, window: timedelta =
             return None
         change = in_window[-1].value - in_window[0].value
     band = TREND_STEADY_BAND.get(kind, 0.0)
+    # Readings are decimal: 1.22 - 1.20 is 0.020000000000000018 in binary, and must read as 2 cm.
+    change = round(change, 9)
     if change > band:
         return "rising"
     if change < -band:

@@ -5,7 +5,7 @@ Pure functions over model instances already loaded; `alerts.services` does the l
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -35,20 +35,21 @@ def leveled(thresholds: list[Threshold]) -> list[Threshold]:
     return [t for t in thresholds if t.level is not None and 1 <= t.level <= 5]
 
 
-def rule_steps(rule: AlertRule, thresholds: list[Threshold]) -> list[Step]:
-    """The rule's ladder: its own value and level, or the station's thresholds for the same measure."""
+def rule_steps(rule: AlertRule, thresholds: list[Threshold], *, at: datetime | None = None) -> list[Step]:
+    """The rule's ladder at time `at` (None: now): its own value and level, or the values of the
+    station's thresholds for the same measure that were in force then."""
     if rule.value is not None and rule.level is not None:
         return [Step(rule.level, rule.value)]
     if rule.kind == Kind.THRESHOLD:
-        return [Step(t.level, t.value) for t in leveled(thresholds) if t.window is None]
+        return reading_steps(thresholds, at=at)
     if rule.kind == Kind.RAIN_ACCUMULATION and rule.window is not None:
-        return [Step(t.level, t.value) for t in leveled(thresholds) if t.window == rule.window]
+        return [Step(t.level, t.value_at(at)) for t in leveled(thresholds) if t.window == rule.window]
     return []
 
 
-def reading_steps(thresholds: list[Threshold]) -> list[Step]:
-    """The station's ladder on the reading itself: what "time to the next level" aims at."""
-    return [Step(t.level, t.value) for t in leveled(thresholds) if t.window is None]
+def reading_steps(thresholds: list[Threshold], *, at: datetime | None = None) -> list[Step]:
+    """The station's ladder on the reading itself at time `at`: what "time to the next level" aims at."""
+    return [Step(t.level, t.value_at(at)) for t in leveled(thresholds) if t.window is None]
 
 
 def rule_hysteresis(rule: AlertRule) -> Hysteresis:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, prefetch_related_objects
 from django.utils import timezone
 
 from sensors.models import Observation, Station, StationKind, StationState, Threshold
@@ -307,7 +307,7 @@ def _rain_totals(times: np.ndarray, values: np.ndarray) -> dict[str, float]:
 
 def _metrics(
     rule: AlertRule, station: Station, thresholds: list[Threshold], times: np.ndarray, values: np.ndarray,
-    measure: float, level: int,
+    measure: float, level: int, *, at: datetime,
 ) -> dict:
     """What an alert reports beside its measure: rates of rise and time to the next level, or rain totals."""
     metrics: dict = {"reading": float(values[-1]), "measure": _finite(measure)}
@@ -318,11 +318,11 @@ def _metrics(
     metrics["rates_per_hour"] = {str(minutes): rate for minutes, rate in rates.items()}
     metrics["rate_of_rise_per_hour"] = rates[30]
     if rule.kind == Kind.THRESHOLD:
-        steps = rulebook.rule_steps(rule, thresholds)
+        steps = rulebook.rule_steps(rule, thresholds, at=at)
         rising = rule.direction == AlertRule.Direction.RISING
         current = level
     else:
-        steps = rulebook.reading_steps(thresholds)
+        steps = rulebook.reading_steps(thresholds, at=at)
         rising = True
         current = max((step.level for step in steps if values[-1] >= step.value), default=0)
     forecast = time_to_next(linear_trend(times, values), steps, current_level=current, rising=rising)
@@ -353,7 +353,6 @@ def _evaluate_rule(
     over all readings, flagged or not, so a jump that ingestion already flagged and the next reading
     confirmed is not held back a second time.
     """
-    steps = rulebook.rule_steps(rule, thresholds)
     hysteresis = rulebook.rule_hysteresis(rule)
     jump, spike = jumps_and_spikes(history.values, rulebook.rule_max_step(rule, station))
     usable = ~spike & ~history.suspect
@@ -372,11 +371,13 @@ def _evaluate_rule(
         measure = rulebook.rule_measure(rule, times, values)
         alert = batch.open_alerts.get(rule.pk)
         current = alert.level if alert else 0
+        # Each reading is judged by the thresholds in force when it was taken.
+        steps = rulebook.rule_steps(rule, thresholds, at=history.stamps[k])
         level = next_level(times, measure, steps, current=current, rules=hysteresis)
         if level != current:
             batch.move(
                 rule, level, value=_finite(measure[-1]), observed_at=history.stamps[k],
-                metrics=_metrics(rule, station, thresholds, times, values, measure[-1], level),
+                metrics=_metrics(rule, station, thresholds, times, values, measure[-1], level, at=history.stamps[k]),
             )
     rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
 
@@ -392,7 +393,7 @@ def _evaluate_rule(
             if observed_at != alert.last_observed_at:
                 _apply_metrics(
                     alert, value=_finite(measure[-1]), observed_at=observed_at,
-                    metrics=_metrics(rule, station, thresholds, times, values, measure[-1], alert.level),
+                    metrics=_metrics(rule, station, thresholds, times, values, measure[-1], alert.level, at=observed_at),
                 )
                 batch.touch(alert)
 
@@ -412,8 +413,10 @@ def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
     with transaction.atomic():
         stations = Station.objects.select_related("municipality").in_bulk(station_ids)
         thresholds: dict[int, list[Threshold]] = defaultdict(list)
-        for threshold in Threshold.objects.filter(station_id__in=station_ids).order_by("value"):
+        for threshold in Threshold.objects.filter(station_id__in=station_ids):
             thresholds[threshold.station_id].append(threshold)
+        # Past values, for judging each reading by the threshold in force then; only edited ones have any.
+        prefetch_related_objects([t for ts in thresholds.values() for t in ts if t.valid_from], "revisions")
         rules = _locked_rules(station_ids)
         missing = _missing_default_rules(stations, thresholds, rules)
         if missing:

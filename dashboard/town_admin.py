@@ -181,11 +181,10 @@ def thresholds_page(request, viewer, town):
             )
         except (ValueError, Threshold.DoesNotExist):
             raise Http404("No such threshold.") from None
-        raw = request.POST.get("value", "").strip()
         try:
-            threshold_set(threshold=threshold, value=float(raw) if raw else raw, actor=request.user)
+            threshold = threshold_set(threshold=threshold, value=request.POST.get("value", ""), actor=request.user)
             messages.success(request, f"{threshold.station.code} {threshold.label_en}: {threshold.value:g}")
-        except (ValueError, ItemError) as exc:
+        except ItemError as exc:
             messages.error(request, f"{threshold.station.code} {threshold.label_en}: {exc}")
         return redirect(reverse("town-admin-thresholds"))
     stations = list(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from tenancy.selectors import Viewer
 
-from .models import Observation, SharingGrant, Station, StationGroup, StationState, Threshold, Visibility
+from .models import Observation, SharingGrant, Station, StationGroup, StationState, Visibility
 from .trends import station_trend, trend_readings_prefetch
 
 
@@ -20,7 +20,7 @@ def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str |
         Station.objects.visible_to(viewer)
         .filter(is_active=True)
         .select_related("municipality", "state")
-        .prefetch_related(Prefetch("thresholds", queryset=Threshold.objects.order_by("value")), trend_readings_prefetch())
+        .prefetch_related("thresholds", trend_readings_prefetch())
         .order_by("code")
     )
     if kind:

@@ -174,3 +174,30 @@ def test_concurrent_batches_for_one_station_leave_one_trail(towns):
     # do not rewrite the past. Never anything twice.
     assert events in ([("opened", 2), ("escalated", 3), ("escalated", 4)], [("opened", 4)])
     assert Alert.objects.get(station=station).level == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_threshold_edit_mid_storm_leaves_older_readings_judged_by_the_old_value(towns):
+    """Evaluation lags behind ingestion (a batched worker): readings taken before the edit and judged
+    after it are judged by the threshold that was in force when they were taken."""
+    from sensors.models import Threshold
+    from sensors.services import threshold_set
+
+    station = make_station(towns[0], "EDIT-1", visibility=Visibility.PUBLIC)
+    start = minute_now() - timedelta(hours=3)
+    step = timedelta(minutes=10)
+    with override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS):
+        ingest(station.code, [(start, 2.5)])  # the default rules start here
+    with override_settings(INGEST_SUBSCRIBERS=[]):  # the alert worker is behind
+        after = ingest_series(station.code, start + step, [3.1, 3.15, 3.1, 3.12], step)
+    edited_at = after - timedelta(minutes=5)
+    caution = Threshold.objects.get(station=station, name="flood_caution")
+    threshold_set(threshold=caution, value=3.3, now=edited_at)  # 3.0 → 3.3 while the river is at 3.1
+    with override_settings(INGEST_SUBSCRIBERS=SUBSCRIBERS):
+        ingest_series(station.code, after, [3.1, 3.1, 3.1, 3.1, 3.1, 3.1], step)
+
+    opened = AlertEvent.objects.get(alert__station=station, alert__rule__kind="threshold", kind="opened")
+    assert opened.level == 2 and opened.observed_at < edited_at  # 3.1 ≥ 3.0, the value then
+    resolved = AlertEvent.objects.get(alert__station=station, alert__rule__kind="threshold", kind="resolved")
+    assert resolved.observed_at > edited_at  # 3.1 is below 3.3 − margin, the value now
+    assert Alert.objects.filter(station=station, rule__kind="threshold").count() == 1

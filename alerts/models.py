@@ -108,6 +108,15 @@ class AlertRule(models.Model):
         validators=[MinValueValidator(0)],
         help_text="A level is left only when the value is this far back below its threshold.",
     )
+    clear_hold = models.DurationField(
+        default=timedelta(0),
+        help_text="A level is left only after the value has stayed below threshold − margin this long.",
+    )
+    immediate_level = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=LEVEL_VALIDATORS,
+        help_text="Levels from this one up are raised by the first reading that meets them, without "
+        "waiting for confirmation (empty: every level waits).",
+    )
     max_step = models.FloatField(
         null=True,
         blank=True,

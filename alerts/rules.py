@@ -43,13 +43,19 @@ def rule_steps(rule: AlertRule, thresholds: list[Threshold], *, at: datetime | N
     if rule.kind == Kind.THRESHOLD:
         return reading_steps(thresholds, at=at)
     if rule.kind == Kind.RAIN_ACCUMULATION and rule.window is not None:
-        return [Step(t.level, t.value_at(at)) for t in leveled(thresholds) if t.window == rule.window]
+        return _ladder(thresholds, rule.window, at)
     return []
 
 
 def reading_steps(thresholds: list[Threshold], *, at: datetime | None = None) -> list[Step]:
     """The station's ladder on the reading itself at time `at`: what "time to the next level" aims at."""
-    return [Step(t.level, t.value_at(at)) for t in leveled(thresholds) if t.window is None]
+    return _ladder(thresholds, None, at)
+
+
+def _ladder(thresholds: list[Threshold], window: timedelta | None, at: datetime | None) -> list[Step]:
+    """Steps of the leveled thresholds on one measure, with the values in force at `at` and each
+    one's own margin (None: the rule's)."""
+    return [Step(t.level, t.value_at(at), t.margin) for t in leveled(thresholds) if t.window == window]
 
 
 def rule_hysteresis(rule: AlertRule) -> Hysteresis:
@@ -58,6 +64,8 @@ def rule_hysteresis(rule: AlertRule) -> Hysteresis:
         margin=rule.hysteresis,
         min_duration=rule.min_duration,
         min_readings=rule.min_readings,
+        hold=rule.clear_hold,
+        immediate_level=rule.immediate_level,
     )
 
 
@@ -124,7 +132,7 @@ def station_interval(station: Station) -> timedelta:
 def rule_lookback(rule: AlertRule, station: Station) -> timedelta:
     """History a rule needs before the first reading it steps through."""
     interval = station_interval(station)
-    persistence = max(rule.min_duration, interval * rule.min_readings) + 2 * interval
+    persistence = max(rule.min_duration, interval * rule.min_readings, rule.clear_hold) + 2 * interval
     if rule.kind == Kind.RAIN_ACCUMULATION:
         reach = EVENT_LOOKBACK if rule.window is None else rule.window
         return max(reach, max(RAIN_REPORT_WINDOWS)) + persistence

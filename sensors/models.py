@@ -111,6 +111,11 @@ class Threshold(models.Model):
         help_text="For rain gauges: the accumulation window the value applies to (e.g. 1 hour). "
         "Empty: compared with the reading itself.",
     )
+    margin = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="How far the value must fall back below this threshold to leave its level (station "
+        "unit). Empty: the rule's margin (hysteresis).",
+    )
     valid_from = models.DateTimeField(
         null=True, blank=True, editable=False,
         help_text="Since when `value` is in force (empty: since the station began); earlier values are "

@@ -13,13 +13,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tenancy.api_errors import REQUEST_ERROR
+from tenancy.permissions import Action, permits
 from tenancy.selectors import viewer_for_request
 
 from .cap import CONTENT_TYPE as CAP_CONTENT_TYPE
 from .cap import cap_document
 from .models import Alert, AlertEvent, AlertRule
-from .selectors import alert_document, alert_events, alert_get, alert_list, alert_operable_by, event_document
-from .services import AlertStateError, alert_acknowledge, alert_resolve
+from .selectors import alert_document, alert_events, alert_get, alert_list, event_document
+from .services import AlertNoteError, AlertStateError, alert_acknowledge, alert_note_add, alert_resolve
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -80,20 +81,17 @@ ALERT_FIELDS = {
     "url": serializers.URLField(),
 }
 ALERT = inline_serializer("Alert", ALERT_FIELDS)
-EVENT = inline_serializer(
-    "AlertEvent",
-    {
-        "id": serializers.IntegerField(),
-        "kind": serializers.ChoiceField(choices=AlertEvent.Kind.choices),
-        "level": serializers.IntegerField(),
-        "value": serializers.FloatField(allow_null=True),
-        "observed_at": serializers.DateTimeField(allow_null=True),
-        "at": serializers.DateTimeField(),
-        "actor": serializers.CharField(allow_null=True, help_text="Username; null for the system."),
-        "note": serializers.CharField(),
-    },
-    many=True,
-)
+EVENT_FIELDS = {
+    "id": serializers.IntegerField(),
+    "kind": serializers.ChoiceField(choices=AlertEvent.Kind.choices),
+    "level": serializers.IntegerField(),
+    "value": serializers.FloatField(allow_null=True),
+    "observed_at": serializers.DateTimeField(allow_null=True),
+    "at": serializers.DateTimeField(),
+    "actor": serializers.CharField(allow_null=True, help_text="Username; null for the system."),
+    "note": serializers.CharField(),
+}
+EVENT = inline_serializer("AlertEvent", EVENT_FIELDS, many=True)
 ALERT_DETAIL = inline_serializer("AlertDetail", {**ALERT_FIELDS, "events": EVENT})
 ALERT_PAGE = inline_serializer(
     "AlertPage",
@@ -111,6 +109,19 @@ ACTION_REPLY = inline_serializer(
         "alert": ALERT,
     },
 )
+
+
+OWNER_ONLY = "Not of the owner town acting for it, the viewer role, a gateway token, or the CSRF token missing."
+
+
+def action_responses(replies: dict, *, denied: str) -> dict:
+    """The responses of an action endpoint: its own replies, and the refusals every action shares."""
+    return {
+        **replies,
+        401: OpenApiResponse(ERROR, description="Not logged in."),
+        403: OpenApiResponse(ERROR, description=denied),
+        404: OpenApiResponse(ERROR, description="No such alert, or not one the caller may see."),
+    }
 
 
 class Conflict(APIException):
@@ -213,18 +224,33 @@ class AlertDetailAPI(APIView):
     )
     def get(self, request, alert_id: int):
         alert = _visible_alert(request, alert_id)
-        return Response({**alert_document(alert), "events": [event_document(e) for e in alert_events(alert)]})
+        events = alert_events(alert, viewer=viewer_for_request(request))
+        return Response({**alert_document(alert), "events": [event_document(e) for e in events]})
+
+
+def _alert_for(request, alert_id: int, action: Action) -> Alert:
+    """The alert, if the caller may see it (else 404) and may do `action` to it (else 403)."""
+    alert = _visible_alert(request, alert_id)
+    if not permits(viewer_for_request(request), action, alert):
+        raise PermissionDenied(ACTION_DENIED[action])
+    return alert
+
+
+ACTION_DENIED = {
+    Action.ACKNOWLEDGE: "Only operators and admins of the town that owns this station, acting for it, can do this.",
+    Action.RESOLVE: "Only operators and admins of the town that owns this station, acting for it, can do this.",
+    Action.ADD_NOTE: "Notes take the operator or admin role in the town you are acting for.",
+}
 
 
 class _AlertActionAPI(APIView):
     permission_classes = [IsAuthenticated]
+    action = None
     # The service making the transition: (alert, user) -> the recorded event, or None for a repeat.
     transition = None
 
     def post(self, request, alert_id: int):
-        alert = _visible_alert(request, alert_id)
-        if not alert_operable_by(user=request.user, alert=alert):
-            raise PermissionDenied("Only operators and admins of a town that may see this station can do this.")
+        alert = _alert_for(request, alert_id, type(self).action)
         try:
             event = type(self).transition(alert, request.user)
         except AlertStateError as exc:
@@ -233,40 +259,65 @@ class _AlertActionAPI(APIView):
 
 
 class AlertAcknowledgeAPI(_AlertActionAPI):
+    action = Action.ACKNOWLEDGE
     transition = staticmethod(alert_acknowledge)
 
     @extend_schema(
         operation_id="alerts_acknowledge",
         summary="Acknowledge an alert (operators and admins). Repeating it is harmless.",
         request=None,
-        responses={
-            200: ACTION_REPLY,
-            401: OpenApiResponse(ERROR, description="Not logged in."),
-            403: OpenApiResponse(ERROR, description="Viewer role, a gateway token, or the CSRF token missing."),
-            404: ERROR,
-            409: OpenApiResponse(ERROR, description="The alert is resolved."),
-        },
+        responses=action_responses(
+            {200: ACTION_REPLY, 409: OpenApiResponse(ERROR, description="The alert is resolved.")},
+            denied=OWNER_ONLY,
+        ),
     )
     def post(self, request, alert_id: int):
         return super().post(request, alert_id)
 
 
 class AlertResolveAPI(_AlertActionAPI):
+    action = Action.RESOLVE
     transition = staticmethod(alert_resolve)
 
     @extend_schema(
         operation_id="alerts_resolve",
         summary="Resolve an alert by hand (operators and admins). Resolving a resolved alert is harmless.",
         request=None,
-        responses={
-            200: ACTION_REPLY,
-            401: OpenApiResponse(ERROR, description="Not logged in."),
-            403: OpenApiResponse(ERROR, description="Viewer role, a gateway token, or the CSRF token missing."),
-            404: ERROR,
-        },
+        responses=action_responses(
+            {200: ACTION_REPLY},
+            denied=OWNER_ONLY,
+        ),
     )
     def post(self, request, alert_id: int):
         return super().post(request, alert_id)
+
+
+NOTE_REQUEST = inline_serializer("AlertNoteRequest", {"note": serializers.CharField(max_length=200)})
+NOTE_REPLY = inline_serializer("AlertNoteReply", {"event": inline_serializer("AlertNoteEvent", EVENT_FIELDS)})
+
+
+class AlertNoteAPI(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="alerts_note",
+        summary="Add a note to an alert's trail (operators and admins of any town that sees the station).",
+        request=NOTE_REQUEST,
+        responses=action_responses(
+            {201: NOTE_REPLY, 400: OpenApiResponse(ERROR, description="No note, too long, or control characters.")},
+            denied="The viewer role in the town you act for, a gateway token, or the CSRF token missing.",
+        ),
+    )
+    def post(self, request, alert_id: int):
+        alert = _alert_for(request, alert_id, Action.ADD_NOTE)
+        note = request.data.get("note") if isinstance(request.data, dict) else None
+        if not isinstance(note, str):
+            raise ValidationError({"note": "Send {\"note\": \"<text>\"}."})
+        try:
+            event = alert_note_add(alert, request.user, note)
+        except AlertNoteError as exc:
+            raise ValidationError({"note": str(exc)}) from None
+        return Response({"event": event_document(event)}, status=status.HTTP_201_CREATED)
 
 
 class AlertCapAPI(APIView):

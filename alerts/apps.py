@@ -12,3 +12,11 @@ class AlertsConfig(AppConfig):
         from .handlers import station_changes_evaluate
 
         register("alerts.evaluate", kinds=[STATION_CHANGED], func=station_changes_evaluate)
+
+        from tenancy import permissions
+
+        from .models import Alert, NotificationChannel
+        from .selectors import alerts_visible_to
+
+        permissions.register(Alert, owner="station__municipality", visible=alerts_visible_to)
+        permissions.register(NotificationChannel, owner="municipality")

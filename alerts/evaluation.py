@@ -50,6 +50,7 @@ class Step:
 
     level: int
     value: float
+    margin: float | None = None  # how far back below `value` leaving the level takes; None: the rule's
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,14 @@ class Hysteresis:
     """How a rule moves between levels (see `next_level`)."""
 
     rising: bool = True
-    margin: float = 0.0
+    margin: float = 0.0  # for steps without a margin of their own
     min_duration: timedelta = timedelta(0)
     min_readings: int = 1
+    # Lowering waits until the value has stayed below threshold - margin this long.
+    hold: timedelta = timedelta(0)
+    # A level at or above this is raised on the first reading that meets it: danger is not delayed
+    # for confirmation (None: every level waits).
+    immediate_level: int | None = None
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,7 @@ def time_to_next(trend: Trend | None, steps: list[Step], *, current_level: int, 
 # --- the level state machine -----------------------------------------------------------------
 
 
-def _sustained(times: np.ndarray, holds: np.ndarray, rules: Hysteresis) -> bool:
+def _sustained(times: np.ndarray, holds: np.ndarray, rules: Hysteresis, *, lowering: bool = False) -> bool:
     """Whether `holds` is true for the newest reading and has been for long enough, without a break."""
     if len(holds) == 0 or not holds[-1]:
         return False
@@ -230,7 +236,8 @@ def _sustained(times: np.ndarray, holds: np.ndarray, rules: Hysteresis) -> bool:
     start = breaks[-1] + 1 if len(breaks) else 0
     run_readings = len(holds) - start
     run_seconds = times[-1] - times[start]
-    return run_readings >= rules.min_readings and run_seconds >= rules.min_duration.total_seconds()
+    duration = max(rules.min_duration, rules.hold) if lowering else rules.min_duration
+    return run_readings >= rules.min_readings and run_seconds >= duration.total_seconds()
 
 
 def next_level(
@@ -239,10 +246,11 @@ def next_level(
     """The level after the newest reading (0 = no alert), given the level before it.
 
     Up: the highest level whose threshold the measure has met on every reading of a run ending now
-    that is at least `min_readings` long and `min_duration` old. Down: the lowest level such that the
-    measure has stayed below every higher threshold minus the margin for such a run. Inside the margin
-    nothing moves, so a value hovering around a threshold does not flap. NaN measures (not enough
-    data) break runs both ways: unknown never opens nor resolves.
+    that is at least `min_readings` long and `min_duration` old — except a level at or above
+    `immediate_level`, raised by the first reading that meets it. Down: the lowest level such that the
+    measure has stayed below every higher threshold minus its margin for such a run, and for `hold`.
+    Inside the margin nothing moves, so a value hovering around a threshold does not flap. NaN
+    measures (not enough data) break runs both ways: unknown never opens nor resolves.
     """
     if not steps:
         return 0
@@ -251,14 +259,17 @@ def next_level(
     with np.errstate(invalid="ignore"):
         for candidate in sorted({s.level for s in steps if s.level > current}, reverse=True):
             entry = min(sign * s.value for s in steps if s.level >= candidate)
-            if _sustained(times, oriented >= entry, rules):
+            met = oriented >= entry
+            if rules.immediate_level is not None and candidate >= rules.immediate_level and met[-1]:
+                return candidate
+            if _sustained(times, met, rules):
                 return candidate
         if current == 0:
             return 0
         for candidate in sorted({0, *(s.level for s in steps if s.level < current)}):
-            higher = [sign * s.value for s in steps if s.level > candidate]
+            higher = [sign * s.value - (rules.margin if s.margin is None else s.margin) for s in steps if s.level > candidate]
             # No step above the candidate any more (thresholds were removed): nothing holds the level.
-            below = oriented < min(higher) - rules.margin if higher else np.ones(len(oriented), dtype=bool)
-            if _sustained(times, below, rules):
+            below = oriented < min(higher) if higher else np.ones(len(oriented), dtype=bool)
+            if _sustained(times, below, rules, lowering=True):
                 return candidate
     return current

@@ -109,6 +109,15 @@ class AlertRule(models.Model):
         validators=[MinValueValidator(0)],
         help_text="A level is left only when the value is this far back below its threshold.",
     )
+    clear_hold = models.DurationField(
+        default=timedelta(0),
+        help_text="A level is left only after the value has stayed below threshold − margin this long.",
+    )
+    immediate_level = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=LEVEL_VALIDATORS,
+        help_text="Levels from this one up are raised by the first reading that meets them, without "
+        "waiting for confirmation (empty: every level waits).",
+    )
     max_step = models.FloatField(
         null=True,
         blank=True,
@@ -229,6 +238,7 @@ class AlertEvent(models.Model):
         DEESCALATED = "deescalated", "de-escalated"
         ACKNOWLEDGED = "acknowledged", "acknowledged"
         RESOLVED = "resolved", "resolved"
+        NOTE = "note", "note"
 
     # Kinds that change what the public and the towns should do; these are notified and become CAP messages.
     NOTIFIED_KINDS = (Kind.OPENED, Kind.ESCALATED, Kind.DEESCALATED, Kind.RESOLVED)

@@ -5,7 +5,7 @@ Pure functions over model instances already loaded; `alerts.services` does the l
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -35,20 +35,27 @@ def leveled(thresholds: list[Threshold]) -> list[Threshold]:
     return [t for t in thresholds if t.level is not None and 1 <= t.level <= 5]
 
 
-def rule_steps(rule: AlertRule, thresholds: list[Threshold]) -> list[Step]:
-    """The rule's ladder: its own value and level, or the station's thresholds for the same measure."""
+def rule_steps(rule: AlertRule, thresholds: list[Threshold], *, at: datetime | None = None) -> list[Step]:
+    """The rule's ladder at time `at` (None: now): its own value and level, or the values of the
+    station's thresholds for the same measure that were in force then."""
     if rule.value is not None and rule.level is not None:
         return [Step(rule.level, rule.value)]
     if rule.kind == Kind.THRESHOLD:
-        return [Step(t.level, t.value) for t in leveled(thresholds) if t.window is None]
+        return reading_steps(thresholds, at=at)
     if rule.kind == Kind.RAIN_ACCUMULATION and rule.window is not None:
-        return [Step(t.level, t.value) for t in leveled(thresholds) if t.window == rule.window]
+        return _ladder(thresholds, rule.window, at)
     return []
 
 
-def reading_steps(thresholds: list[Threshold]) -> list[Step]:
-    """The station's ladder on the reading itself: what "time to the next level" aims at."""
-    return [Step(t.level, t.value) for t in leveled(thresholds) if t.window is None]
+def reading_steps(thresholds: list[Threshold], *, at: datetime | None = None) -> list[Step]:
+    """The station's ladder on the reading itself at time `at`: what "time to the next level" aims at."""
+    return _ladder(thresholds, None, at)
+
+
+def _ladder(thresholds: list[Threshold], window: timedelta | None, at: datetime | None) -> list[Step]:
+    """Steps of the leveled thresholds on one measure, with the values in force at `at` and each
+    one's own margin (None: the rule's)."""
+    return [Step(t.level, t.value_at(at), t.margin) for t in leveled(thresholds) if t.window == window]
 
 
 def rule_hysteresis(rule: AlertRule) -> Hysteresis:
@@ -57,6 +64,8 @@ def rule_hysteresis(rule: AlertRule) -> Hysteresis:
         margin=rule.hysteresis,
         min_duration=rule.min_duration,
         min_readings=rule.min_readings,
+        hold=rule.clear_hold,
+        immediate_level=rule.immediate_level,
     )
 
 
@@ -123,7 +132,7 @@ def station_interval(station: Station) -> timedelta:
 def rule_lookback(rule: AlertRule, station: Station) -> timedelta:
     """History a rule needs before the first reading it steps through."""
     interval = station_interval(station)
-    persistence = max(rule.min_duration, interval * rule.min_readings) + 2 * interval
+    persistence = max(rule.min_duration, interval * rule.min_readings, rule.clear_hold) + 2 * interval
     if rule.kind == Kind.RAIN_ACCUMULATION:
         reach = EVENT_LOOKBACK if rule.window is None else rule.window
         return max(reach, max(RAIN_REPORT_WINDOWS)) + persistence

@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from sensors.models import Station
 from sensors.selectors import local_iso
-from tenancy.models import Membership, Municipality
+from tenancy.models import Municipality
+from tenancy.permissions import Action, restrict
 from tenancy.selectors import ANONYMOUS, Viewer
 
 from .models import Alert, AlertEvent, LevelDefinition
@@ -38,6 +39,15 @@ def _with_relations(queryset: QuerySet[Alert]) -> QuerySet[Alert]:
     )
 
 
+def alerts_visible_to(alerts: QuerySet[Alert], viewer: Viewer) -> QuerySet[Alert]:
+    """The visibility rule of alerts, registered with tenancy.permissions: alerts of the stations the
+    viewer may see; for the public, only those that reached PUBLIC_MIN_LEVEL."""
+    alerts = alerts.filter(station__in=Station.objects.visible_to(viewer))
+    if not viewer.is_member:  # the public, signed in or not
+        alerts = alerts.filter(peak_level__gte=PUBLIC_MIN_LEVEL)
+    return alerts
+
+
 def alert_list(
     *,
     viewer: Viewer,
@@ -49,9 +59,7 @@ def alert_list(
     station: str | None = None,
 ) -> QuerySet[Alert]:
     """Alerts the viewer may see, newest first, with station, rule and level words loaded (two queries)."""
-    queryset = Alert.objects.filter(station__in=Station.objects.visible_to(viewer))
-    if not viewer.is_member:  # the public, signed in or not
-        queryset = queryset.filter(peak_level__gte=PUBLIC_MIN_LEVEL)
+    queryset = restrict(Alert.objects.all(), viewer, Action.VIEW)
     if state:
         queryset = queryset.filter(state=state)
     if municipality:
@@ -99,31 +107,18 @@ def alert_history(
     return list(queryset[:limit])
 
 
-def alert_events(alert: Alert) -> list[AlertEvent]:
-    return list(alert.events.select_related("actor").order_by("at", "pk"))
+def alert_events(alert: Alert, *, viewer: Viewer) -> list[AlertEvent]:
+    """The alert's trail; towns' notes to each other are for town staff, not the public."""
+    events = alert.events.select_related("actor").order_by("at", "pk")
+    if not viewer.is_member:
+        events = events.exclude(kind=AlertEvent.Kind.NOTE)
+    return list(events)
 
 
 def public_feed_alerts(*, now: datetime | None = None, days: int = FEED_DAYS) -> list[Alert]:
     """What the Atom feed lists: the public's view, limited to alerts active in the last `days`."""
     now = now or timezone.now()
     return list(alert_list(viewer=ANONYMOUS).filter(updated_at__gte=now - timedelta(days=days)).order_by("-updated_at", "-pk"))
-
-
-def alert_operable_by(*, user, alert: Alert) -> bool:
-    """Whether `user` may acknowledge or resolve `alert`: an operator or admin of a town that may see
-    its station (the visibility rule decides which towns), or a platform admin."""
-    if user is None or not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    town_ids = frozenset(
-        Membership.objects.filter(
-            user_id=user.pk, role__in=[Membership.Role.OPERATOR, Membership.Role.ADMIN]
-        ).values_list("municipality_id", flat=True)
-    )
-    if not town_ids:
-        return False
-    return Station.objects.visible_to(Viewer(user_id=user.pk, municipality_ids=town_ids)).filter(pk=alert.station_id).exists()
 
 
 def level_definition(alert: Alert, level: int | None = None) -> LevelDefinition | None:

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, prefetch_related_objects
 from django.utils import timezone
 
 from events import emit
@@ -291,7 +292,7 @@ def _rain_totals(times: np.ndarray, values: np.ndarray) -> dict[str, float]:
 
 def _metrics(
     rule: AlertRule, station: Station, thresholds: list[Threshold], times: np.ndarray, values: np.ndarray,
-    measure: float, level: int,
+    measure: float, level: int, *, at: datetime,
 ) -> dict:
     """What an alert reports beside its measure: rates of rise and time to the next level, or rain totals."""
     metrics: dict = {"reading": float(values[-1]), "measure": _finite(measure)}
@@ -302,11 +303,11 @@ def _metrics(
     metrics["rates_per_hour"] = {str(minutes): rate for minutes, rate in rates.items()}
     metrics["rate_of_rise_per_hour"] = rates[30]
     if rule.kind == Kind.THRESHOLD:
-        steps = rulebook.rule_steps(rule, thresholds)
+        steps = rulebook.rule_steps(rule, thresholds, at=at)
         rising = rule.direction == AlertRule.Direction.RISING
         current = level
     else:
-        steps = rulebook.reading_steps(thresholds)
+        steps = rulebook.reading_steps(thresholds, at=at)
         rising = True
         current = max((step.level for step in steps if values[-1] >= step.value), default=0)
     forecast = time_to_next(linear_trend(times, values), steps, current_level=current, rising=rising)
@@ -337,7 +338,6 @@ def _evaluate_rule(
     over all readings, flagged or not, so a jump that ingestion already flagged and the next reading
     confirmed is not held back a second time.
     """
-    steps = rulebook.rule_steps(rule, thresholds)
     hysteresis = rulebook.rule_hysteresis(rule)
     jump, spike = jumps_and_spikes(history.values, rulebook.rule_max_step(rule, station))
     usable = ~spike & ~history.suspect
@@ -356,11 +356,13 @@ def _evaluate_rule(
         measure = rulebook.rule_measure(rule, times, values)
         alert = batch.open_alerts.get(rule.pk)
         current = alert.level if alert else 0
+        # Each reading is judged by the thresholds in force when it was taken.
+        steps = rulebook.rule_steps(rule, thresholds, at=history.stamps[k])
         level = next_level(times, measure, steps, current=current, rules=hysteresis)
         if level != current:
             batch.move(
                 rule, level, value=_finite(measure[-1]), observed_at=history.stamps[k],
-                metrics=_metrics(rule, station, thresholds, times, values, measure[-1], level),
+                metrics=_metrics(rule, station, thresholds, times, values, measure[-1], level, at=history.stamps[k]),
             )
     rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
 
@@ -376,7 +378,7 @@ def _evaluate_rule(
             if observed_at != alert.last_observed_at:
                 _apply_metrics(
                     alert, value=_finite(measure[-1]), observed_at=observed_at,
-                    metrics=_metrics(rule, station, thresholds, times, values, measure[-1], alert.level),
+                    metrics=_metrics(rule, station, thresholds, times, values, measure[-1], alert.level, at=observed_at),
                 )
                 batch.touch(alert)
 
@@ -396,8 +398,10 @@ def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
     with transaction.atomic():
         stations = Station.objects.select_related("municipality").in_bulk(station_ids)
         thresholds: dict[int, list[Threshold]] = defaultdict(list)
-        for threshold in Threshold.objects.filter(station_id__in=station_ids).order_by("value"):
+        for threshold in Threshold.objects.filter(station_id__in=station_ids):
             thresholds[threshold.station_id].append(threshold)
+        # Past values, for judging each reading by the threshold in force then; only edited ones have any.
+        prefetch_related_objects([t for ts in thresholds.values() for t in ts if t.valid_from], "revisions")
         rules = _locked_rules(station_ids)
         missing = _missing_default_rules(stations, thresholds, rules)
         if missing:
@@ -593,6 +597,37 @@ def alert_resolve(alert: Alert, user, *, now: datetime | None = None, note: str 
             target=f"alert {locked.pk} {locked.station.code}", detail={"level": locked.level},
         )
     _refresh(alert, locked)
+    return event
+
+
+NOTE_MAX_LENGTH = AlertEvent._meta.get_field("note").max_length
+
+
+class AlertNoteError(ValueError):
+    pass
+
+
+def alert_note_add(alert: Alert, user, note: str, *, now: datetime | None = None) -> AlertEvent:
+    """Add a note to the alert's trail (e.g. a downstream town telling the owner what it sees), in the
+    owner town's audit log. Who may is the caller's question (tenancy.permissions, Action.ADD_NOTE)."""
+    text = unicodedata.normalize("NFKC", note if isinstance(note, str) else "").strip()
+    if not text:
+        raise AlertNoteError("note: write a few words / メモを入力してください")
+    if len(text) > NOTE_MAX_LENGTH:
+        raise AlertNoteError(f"note: at most {NOTE_MAX_LENGTH} characters / {NOTE_MAX_LENGTH}文字以内")
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        raise AlertNoteError("note: control characters are not allowed / 制御文字は使えません")
+    now = now or timezone.now()
+    with transaction.atomic():
+        event = AlertEvent.objects.create(
+            alert=alert, kind=AlertEvent.Kind.NOTE, level=alert.level, value=alert.last_value, actor=user, at=now,
+            note=text,
+        )
+        audit_record(
+            action=AuditEvent.Action.ALERT_NOTE_ADDED, actor=user, municipality=alert.station.municipality_id,
+            target=f"alert {alert.pk} {alert.station.code}", detail={"level": alert.level, "note": text},
+        )
+        alert_events_emit([event.pk])
     return event
 
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseForbidden
+from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert, AlertRule
-from alerts.selectors import acknowledgements_of, alert_board, alert_get, alert_history, alert_list, alert_operable_by
-from alerts.services import AlertStateError, alert_acknowledge, alert_resolve
+from alerts.selectors import acknowledgements_of, alert_board, alert_get, alert_history, alert_list
+from alerts.services import AlertNoteError, AlertStateError, alert_acknowledge, alert_note_add, alert_resolve
 from tenancy.models import Municipality
+from tenancy.permissions import Action, permits
 from tenancy.selectors import ANONYMOUS, viewer_for_request
 
 PUBLIC_ALERTS_SHOWN = 20
+BOARD_ACTIONS = {"acknowledge": Action.ACKNOWLEDGE, "resolve": Action.RESOLVE, "note": Action.ADD_NOTE}
 
 
 def _filters(request) -> dict:
@@ -36,6 +38,8 @@ def board(request):
     acknowledgements = acknowledgements_of(alerts)
     for alert in alerts:
         alert.acknowledgements = acknowledgements.get(alert.pk, [])
+        alert.may_operate = permits(viewer, Action.ACKNOWLEDGE, alert)
+        alert.may_note = permits(viewer, Action.ADD_NOTE, alert)
     context = {
         "alerts": alerts,
         "filters": filters,
@@ -66,19 +70,29 @@ def history(request):
 @login_required
 @require_POST
 def act(request, alert_id: int):
-    """Acknowledge or resolve from the board; the same rules as the REST endpoints."""
+    """Acknowledge, resolve or add a note from the board; the same rules as the REST endpoints."""
+    viewer = viewer_for_request(request)
     try:
-        alert = alert_get(viewer=viewer_for_request(request), alert_id=alert_id)
+        alert = alert_get(viewer=viewer, alert_id=alert_id)
     except Alert.DoesNotExist:
         raise Http404("No alert with this id.") from None
-    if not alert_operable_by(user=request.user, alert=alert):
-        return HttpResponseForbidden("Operators and admins of a town that sees this station may act on it.")
+    action = BOARD_ACTIONS.get(request.POST.get("action", "acknowledge"))
+    if action is None:
+        return HttpResponseBadRequest("action: acknowledge, resolve or note.")
+    if not permits(viewer, action, alert):
+        return HttpResponseForbidden(
+            "Notes take the operator role in the town you act for."
+            if action == Action.ADD_NOTE
+            else "Operators and admins of the town that owns this station, acting for it, may do this."
+        )
     try:
-        if request.POST.get("action") == "resolve":
+        if action == Action.RESOLVE:
             alert_resolve(alert, request.user)
+        elif action == Action.ADD_NOTE:
+            alert_note_add(alert, request.user, request.POST.get("note", ""))
         else:
             alert_acknowledge(alert, request.user)
-    except AlertStateError as exc:
+    except (AlertStateError, AlertNoteError) as exc:
         messages.error(request, str(exc))
     query = request.POST.get("query", "")
     return redirect(reverse("alert-board") + (f"?{query}" if query else ""))

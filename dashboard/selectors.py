@@ -11,8 +11,9 @@ from datetime import timezone as dt_timezone
 
 from django.utils import timezone
 
-from sensors.models import Observation, Station, StationKind
+from sensors.models import Station, StationKind
 from sensors.selectors import observation_range, station_feature, station_get, station_list
+from sensors.trends import Reading, reading_trend
 from tenancy.selectors import Viewer
 
 # Residents are told about stations from this level up (警戒レベル2: check how to evacuate).
@@ -56,18 +57,6 @@ STATION_PAGE_MAX_READINGS = 20_000
 # total, the window of the national heavy-rain criteria.
 RAIN_BIN = timedelta(minutes=10)
 RAIN_RUNNING_TOTAL = timedelta(hours=1)
-# The trend compares the newest reading with the one about this long before it.
-TREND_WINDOW = timedelta(minutes=30)
-# Changes up to this much over TREND_WINDOW are sensor noise and read as steady: river stages are read
-# to the centimetre, storage rates to a tenth of a percent, and rain gauges tip in 0.5 mm steps.
-TREND_STEADY_BAND = {StationKind.RIVER: 0.02, StationKind.RESERVOIR: 0.5, StationKind.RAIN: 0.5}
-
-
-@dataclass(frozen=True)
-class Reading:
-    observed_at: datetime
-    value: float
-    quality: str
 
 
 @dataclass(frozen=True)
@@ -121,36 +110,6 @@ def station_history(*, viewer: Viewer, code: str, since: datetime, until: dateti
         lead_in=readings[:split],
         truncated=truncated,
     )
-
-
-def reading_trend(kind: str, readings: list[Reading], *, window: timedelta = TREND_WINDOW) -> str | None:
-    """"rising", "steady" or "falling" over the `window` before the newest reading; None when too
-    little is known (or, for rain, when no rain fell in the last two windows).
-
-    Rain compares the total of the latest window with the window before it; stages and storage
-    compare the newest reading with the oldest one inside the window. Suspect readings don't count.
-    """
-    usable = [reading for reading in readings if reading.quality != Observation.Quality.SUSPECT]
-    if not usable:
-        return None
-    newest = usable[-1].observed_at
-    if kind == StationKind.RAIN:
-        recent = sum(r.value for r in usable if r.observed_at > newest - window)
-        before = sum(r.value for r in usable if newest - 2 * window < r.observed_at <= newest - window)
-        if recent == 0 and before == 0:
-            return None
-        change = recent - before
-    else:
-        in_window = [r for r in usable if r.observed_at >= newest - window]
-        if len(in_window) < 2:
-            return None
-        change = in_window[-1].value - in_window[0].value
-    band = TREND_STEADY_BAND.get(kind, 0.0)
-    if change > band:
-        return "rising"
-    if change < -band:
-        return "falling"
-    return "steady"
 
 
 def rain_bins(readings: list[Reading], *, since: datetime, until: datetime) -> list[RainBin]:

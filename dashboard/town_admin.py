@@ -31,6 +31,7 @@ from sensors.services import (
     station_visibility_set,
 )
 from tenancy.models import AuditEvent, IngestToken, Membership, Municipality
+from tenancy.permissions import Action, permits, restrict
 from tenancy.services import ingest_token_create, ingest_token_revoke, membership_remove, membership_set
 from tenancy.selectors import viewer_for_request
 from tenancy.usage import parse_month, usage_csv, usage_report
@@ -38,17 +39,26 @@ from tenancy.usage import parse_month, usage_csv, usage_report
 AUDIT_PAGE_SIZE = 200
 
 
-def town_admin_required(view):
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        viewer = viewer_for_request(request)
-        if viewer.acting_municipality_id is None or not viewer.has_role(Membership.Role.ADMIN):
-            return render(request, "dashboard/town_admin/forbidden.html", status=403)
-        town = Municipality.objects.get(pk=viewer.acting_municipality_id)
-        return view(request, viewer, town, *args, **kwargs)
+def town_admin_required(action: Action):
+    """The page acts for the viewer's acting town, if tenancy.permissions lets the viewer do `action` there."""
 
-    return wrapper
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            viewer = viewer_for_request(request)
+            town = (
+                Municipality.objects.filter(pk=viewer.acting_municipality_id).first()
+                if viewer.acting_municipality_id is not None
+                else None
+            )
+            if town is None or not permits(viewer, action, town):
+                return render(request, "dashboard/town_admin/forbidden.html", status=403)
+            return view(request, viewer, town, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 def _own_station(viewer, town, code) -> Station:
@@ -65,7 +75,7 @@ def _other_town(town, pk) -> Municipality:
         raise Http404("No such municipality.") from None
 
 
-@town_admin_required
+@town_admin_required(Action.MANAGE_SHARING)
 def sharing_page(request, viewer, town):
     if request.method == "POST":
         try:
@@ -131,7 +141,7 @@ def _own_group(town, pk) -> StationGroup:
         raise Http404("No such group.") from None
 
 
-@town_admin_required
+@town_admin_required(Action.VIEW_AUDIT)
 def audit_page(request, viewer, town):
     action = request.GET.get("action") or None
     events = AuditEvent.objects.filter(municipality=town).select_related("actor").order_by("-at")
@@ -144,7 +154,7 @@ def audit_page(request, viewer, town):
     )
 
 
-@town_admin_required
+@town_admin_required(Action.VIEW_AUDIT)
 def usage_page(request, viewer, town):
     try:
         month = parse_month(request.GET.get("month"))
@@ -162,20 +172,19 @@ def usage_page(request, viewer, town):
     )
 
 
-@town_admin_required
+@town_admin_required(Action.EDIT_THRESHOLDS)
 def thresholds_page(request, viewer, town):
     if request.method == "POST":
         try:
-            threshold = Threshold.objects.select_related("station").get(
+            threshold = restrict(Threshold.objects.select_related("station"), viewer, Action.EDIT_THRESHOLDS).get(
                 pk=int(request.POST.get("threshold", "")), station__municipality=town
             )
         except (ValueError, Threshold.DoesNotExist):
             raise Http404("No such threshold.") from None
-        raw = request.POST.get("value", "").strip()
         try:
-            threshold_set(threshold=threshold, value=float(raw) if raw else raw, actor=request.user)
+            threshold = threshold_set(threshold=threshold, value=request.POST.get("value", ""), actor=request.user)
             messages.success(request, f"{threshold.station.code} {threshold.label_en}: {threshold.value:g}")
-        except (ValueError, ItemError) as exc:
+        except ItemError as exc:
             messages.error(request, f"{threshold.station.code} {threshold.label_en}: {exc}")
         return redirect(reverse("town-admin-thresholds"))
     stations = list(
@@ -184,7 +193,7 @@ def thresholds_page(request, viewer, town):
     return render(request, "dashboard/town_admin/thresholds.html", {"town": town, "stations": stations})
 
 
-@town_admin_required
+@town_admin_required(Action.MANAGE_TOKENS)
 def tokens_page(request, viewer, town):
     created_secret = None
     if request.method == "POST":
@@ -209,7 +218,7 @@ def tokens_page(request, viewer, town):
     return response
 
 
-@town_admin_required
+@town_admin_required(Action.MANAGE_MEMBERS)
 def members_page(request, viewer, town):
     if request.method == "POST":
         username = request.POST.get("username", "").strip()
@@ -240,7 +249,7 @@ def members_page(request, viewer, town):
     )
 
 
-@town_admin_required
+@town_admin_required(Action.MANAGE_ALERT_CHANNELS)
 def channels_page(request, viewer, town):
     """Where the town's alerts go, which channels are failing, and what each one subscribes to."""
     neighbours_stations = list(station_list(viewer=viewer).exclude(municipality=town))

@@ -23,7 +23,8 @@ from geo.selectors import shelter_get, shelter_list, shelter_status_settable
 from geo.services import shelter_status_set
 from sensors.models import Station, StationKind
 from sensors.selectors import local_iso
-from tenancy.models import Membership
+from tenancy.models import Membership, Municipality
+from tenancy.permissions import Action, permits
 from tenancy.selectors import ANONYMOUS, Viewer, memberships_of, viewer_for_request
 from tenancy.services import town_switch
 
@@ -79,7 +80,9 @@ def hq_map(request):
     context["shelter_choices"] = SHELTER_CHOICES
     context["live_view"] = "hq"
     context["pipeline"] = pipeline_status()
-    context["is_town_admin"] = viewer.acting_municipality_id is not None and viewer.has_role(Membership.Role.ADMIN)
+    context["is_town_admin"] = viewer.acting_municipality_id is not None and permits(
+        viewer, Action.MANAGE_SHARING, Municipality(pk=viewer.acting_municipality_id)
+    )
     return render(request, "dashboard/hq.html", context)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from tenancy.models import Membership
+from tenancy.permissions import Action, permits
 from tenancy.selectors import Viewer
 
 from .models import HazardZone, Shelter
@@ -35,7 +35,5 @@ def shelter_get(*, code: str) -> Shelter:
 
 def shelter_status_settable(*, viewer: Viewer, shelter: Shelter) -> bool:
     """Operators (and admins) of the town that runs the shelter may open, fill or close it, in the
-    town they are acting for; platform admins may for any town."""
-    if viewer.is_platform_admin:
-        return True
-    return shelter.municipality_id in viewer.municipality_ids and viewer.has_role(Membership.Role.OPERATOR)
+    town they are acting for; platform admins may for any town (the rule: tenancy.permissions)."""
+    return permits(viewer, Action.SET_SHELTER_STATUS, shelter)

@@ -541,7 +541,7 @@ class SubscriptionAPI(NgsiAPIView):
         viewer = _identity(request)
         subscription = subscription_get(viewer=viewer, tenant=_tenant(request), public_id=subscription_id)
         if to_change:
-            subscription_check_manager(viewer=viewer, token=_token_or_none(request))
+            subscription_check_manager(viewer=viewer, token=_token_or_none(request), subscription=subscription)
         return subscription
 
     @ngsi_schema(

@@ -12,3 +12,9 @@ class NgsiConfig(AppConfig):
         from .services import station_changes_notify
 
         register("ngsi.notify", kinds=[STATION_CHANGED], func=station_changes_notify)
+
+        from tenancy import permissions
+
+        from .models import Subscription
+
+        permissions.register(Subscription, owner="municipality")

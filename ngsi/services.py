@@ -20,7 +20,8 @@ from outbound.destinations import RefusedDestination
 from sensors.models import Observation
 from sensors.parsers import number_from_text
 from sensors.services import IngestReport, changed_station_ids, observation_ingest
-from tenancy.models import IngestToken, Membership, Municipality
+from tenancy.models import IngestToken, Municipality
+from tenancy.permissions import Action, permits
 from tenancy.selectors import Viewer
 
 from .conf import ngsi_setting
@@ -271,17 +272,18 @@ def _owner_town(*, viewer: Viewer, token: IngestToken | None, tenant: Tenant) ->
     if viewer.is_anonymous:
         raise Unauthorized("Subscriptions need a gateway token (Authorization: Bearer) or a logged-in member")
     if viewer.acting_municipality_id is not None:
-        if not viewer.has_role(Membership.Role.OPERATOR):
+        town = municipality_get(viewer.acting_municipality_id)
+        if not permits(viewer, Action.MANAGE_SUBSCRIPTIONS, town):
             raise Forbidden("Managing subscriptions takes the operator or admin role in your municipality")
-        return municipality_get(viewer.acting_municipality_id)
+        return town
     if viewer.is_platform_admin and tenant.municipality is not None:
         return tenant.municipality
     raise BadRequest("Set Fiware-Service to the municipality that will own this subscription")
 
 
-def subscription_check_manager(*, viewer: Viewer, token: IngestToken | None) -> None:
+def subscription_check_manager(*, viewer: Viewer, token: IngestToken | None, subscription: Subscription) -> None:
     """Changing a subscription: its town's gateway token, or an operator or admin of that town."""
-    if token is None and not viewer.has_role(Membership.Role.OPERATOR):
+    if token is None and not permits(viewer, Action.MANAGE_SUBSCRIPTIONS, subscription):
         raise Forbidden("Managing subscriptions takes the operator or admin role in your municipality")
 
 

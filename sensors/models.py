@@ -1,5 +1,5 @@
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -111,15 +111,61 @@ class Threshold(models.Model):
         help_text="For rain gauges: the accumulation window the value applies to (e.g. 1 hour). "
         "Empty: compared with the reading itself.",
     )
+    margin = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="How far the value must fall back below this threshold to leave its level (station "
+        "unit). Empty: the rule's margin (hysteresis).",
+    )
+    valid_from = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="Since when `value` is in force (empty: since the station began); earlier values are "
+        "its revisions.",
+    )
 
     class Meta:
-        ordering = ["station", "value"]
+        # By level, not by value: a form's rows must not move when a value is edited.
+        ordering = ["station", "window", models.F("level").asc(nulls_first=True), "pk"]
         constraints = [
             models.UniqueConstraint(fields=["station", "name"], name="threshold_unique_name_per_station"),
         ]
 
     def __str__(self):
         return f"{self.station.code} {self.name} {self.value}"
+
+    def value_at(self, when: datetime | None) -> float:
+        """The value in force at `when` (a reading's time); None means now. Uses prefetched
+        `revisions` when present, so judging a batch of readings costs no query per reading."""
+        if when is None or self.valid_from is None or when >= self.valid_from:
+            return self.value
+        for revision in self.revisions.all():
+            if (revision.valid_from is None or revision.valid_from <= when) and when < revision.valid_to:
+                return revision.value
+        return self.value
+
+
+class ThresholdRevision(models.Model):
+    """A value a threshold had before an edit, and when it was in force: [valid_from, valid_to).
+
+    History lives beside the threshold rather than as one row per version, so every read of the
+    current value (map, API, ingestion's level) stays one row per threshold; only judging a past
+    reading (alert replay, charts, CAP of old alerts) looks here.
+    """
+
+    threshold = models.ForeignKey(Threshold, on_delete=models.CASCADE, related_name="revisions")
+    value = models.FloatField()
+    valid_from = models.DateTimeField(null=True, blank=True, help_text="Empty: since the station began.")
+    valid_to = models.DateTimeField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who replaced this value.",
+    )
+
+    class Meta:
+        ordering = ["threshold", "valid_to"]
+        indexes = [models.Index(fields=["threshold", "valid_to"])]
+
+    def __str__(self):
+        return f"{self.threshold_id} {self.value} until {self.valid_to:%Y-%m-%d %H:%M}"
 
     def clean(self):
         from django.core.exceptions import ValidationError
@@ -172,7 +218,7 @@ class StationState(models.Model):
     observed_at = models.DateTimeField(null=True, blank=True)
     quality = models.CharField(max_length=10, choices=Observation.Quality.choices, default=Observation.Quality.OK)
     level = models.PositiveSmallIntegerField(null=True, blank=True)
-    # The reading before the latest, for the trend arrow on the map.
+    # The reading before the latest (the trend is judged over a window: sensors.trends).
     previous_value = models.FloatField(null=True, blank=True)
     previous_at = models.DateTimeField(null=True, blank=True)
     # The last reading not flagged as suspect: what the next reading's plausibility is judged against.

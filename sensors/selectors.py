@@ -13,22 +13,24 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, connections
-from django.db.models import Prefetch, QuerySet, TextField
+from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from tenancy.selectors import Viewer
 
-from .models import Observation, SharingGrant, Station, StationGroup, StationState, Threshold, Visibility
+from .models import Observation, SharingGrant, Station, StationGroup, StationState, Visibility
+from .trends import station_trend, trend_readings_prefetch
 
 
 def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str | None = None) -> QuerySet[Station]:
-    """Stations the viewer may see, with owner, latest state and thresholds loaded (three queries)."""
+    """Stations the viewer may see, with owner, latest state, thresholds and the readings their trend
+    is judged on loaded (three queries)."""
     queryset = (
         Station.objects.visible_to(viewer)
         .filter(is_active=True)
         .select_related("municipality", "state")
-        .prefetch_related(Prefetch("thresholds", queryset=Threshold.objects.order_by("value")))
+        .prefetch_related("thresholds", trend_readings_prefetch())
         .order_by("code")
     )
     if kind:
@@ -67,22 +69,6 @@ def station_is_stale(station: Station, *, now: datetime) -> bool:
         return False
     stale_after = station_stale_after(station)
     return stale_after is None or now > stale_after
-
-
-# Changes smaller than this between the last two readings read as steady (gauge noise).
-STEADY_WITHIN = {"river": 0.02, "reservoir": 0.5}
-
-
-def station_trend(station: Station) -> str | None:
-    """rising / steady / falling from the last two readings; None for rain and without two readings."""
-    state = _state_of(station)
-    tolerance = STEADY_WITHIN.get(station.kind)
-    if tolerance is None or state is None or state.value is None or state.previous_value is None:
-        return None
-    change = state.value - state.previous_value
-    if abs(change) <= tolerance:
-        return "steady"
-    return "rising" if change > 0 else "falling"
 
 
 def local_iso(value: datetime | None) -> str | None:

@@ -22,7 +22,17 @@ from events import emit
 from tenancy.models import AuditEvent, Municipality
 from tenancy.services import audit_record
 
-from .models import Observation, SharingGrant, Station, StationGroup, StationKind, StationState, Threshold, Visibility
+from .models import (
+    Observation,
+    SharingGrant,
+    Station,
+    StationGroup,
+    StationKind,
+    StationState,
+    Threshold,
+    ThresholdRevision,
+    Visibility,
+)
 from .selectors import MQTT_STATUS_KEY, mqtt_status, readings_in_ranges, station_audiences
 
 logger = logging.getLogger(__name__)
@@ -649,15 +659,74 @@ def _user(actor):
 
 
 # --- thresholds ---------------------------------------------------------------------------------
-def threshold_set(*, threshold: Threshold, value: float, actor=None) -> Threshold:
-    """Change one threshold's value; the station's level is recomputed and live viewers told."""
-    value = parse_value(value)
+THRESHOLD_TEXT_MAX_LENGTH = 40
+
+
+def parse_threshold_value(raw: Any) -> float:
+    """A threshold typed by a person: a number, or text in any width ("１．２" is 1.2, NFKC). A comma
+    is refused rather than guessed: "1,2" may mean 1.2 or 12."""
+    if isinstance(raw, str):
+        text = unicodedata.normalize("NFKC", raw).strip()
+        if not text:
+            raise ItemError("値を入力してください / Enter a value")
+        if len(text) > THRESHOLD_TEXT_MAX_LENGTH:
+            raise ItemError(f"値が長すぎます / The value is longer than {THRESHOLD_TEXT_MAX_LENGTH} characters")
+        if "," in text:
+            raise ItemError(
+                f"「{text}」: 小数点は「.」で入力してください(例 1.2) / "
+                f"{text!r}: use '.' for the decimal point (e.g. 1.2), not ','"
+            )
+        try:
+            raw = float(text)
+        except ValueError:
+            raise ItemError(f"「{text}」は数値ではありません / {text!r} is not a number") from None
+    return parse_value(raw)
+
+
+def _threshold_order_problem(threshold: Threshold, value: float) -> str | None:
+    """Within a station's scale (its thresholds on the same measure) a higher level needs a higher
+    value, and thresholds below the scale (no level) stay below every level."""
+    siblings = [
+        (t.level, value if t.pk == threshold.pk else t.value, t)
+        for t in Threshold.objects.filter(station_id=threshold.station_id, window=threshold.window)
+    ]
+    ranked = sorted(siblings, key=lambda item: (item[0] is not None, item[0] or 0))
+    for (low_level, low_value, low), (high_level, high_value, high) in zip(ranked, ranked[1:]):
+        if low_level == high_level:
+            continue  # thresholds without a level, or two names for one level: no order between them
+        if not low_value < high_value:
+            return (
+                f"{low.label_ja}({low_value:g})は{high.label_ja}({high_value:g})より低くなければなりません / "
+                f"{low.label_en} ({low_value:g}) must be below {high.label_en} ({high_value:g})"
+            )
+    return None
+
+
+def threshold_set(*, threshold: Threshold, value: Any, actor=None, now: datetime | None = None) -> Threshold:
+    """Change one threshold's value. The value it replaces is kept with the time it was in force
+    (ThresholdRevision), so past readings are still judged by it; the station's level is recomputed
+    and live viewers told. Nothing changes when the value is refused."""
+    value = parse_threshold_value(value)
     low, high = threshold.station.physical_limits
     if not low <= value <= high:
-        raise ItemError(f"{value:g} is impossible for a {threshold.station.kind} station (allowed {low:g} to {high:g})")
+        raise ItemError(
+            f"{value:g} はこの観測所では不可能な値です({low:g}〜{high:g}) / "
+            f"{value:g} is impossible for a {threshold.station.kind} station (allowed {low:g} to {high:g})"
+        )
+    now = now or timezone.now()
     with transaction.atomic():
-        previous, threshold.value = threshold.value, value
-        threshold.save(update_fields=["value"])
+        threshold = Threshold.objects.select_for_update().select_related("station").get(pk=threshold.pk)
+        problem = _threshold_order_problem(threshold, value)
+        if problem:
+            raise ItemError(problem)
+        previous = threshold.value
+        if previous == value:
+            return threshold
+        ThresholdRevision.objects.create(
+            threshold=threshold, value=previous, valid_from=threshold.valid_from, valid_to=now, changed_by=actor
+        )
+        threshold.value, threshold.valid_from = value, now
+        threshold.save(update_fields=["value", "valid_from"])
         audit_record(
             action=AuditEvent.Action.THRESHOLD_CHANGED, actor=actor, municipality=threshold.station.municipality_id,
             target=f"{threshold.station.code} {threshold.name}", detail={"from": previous, "to": value},

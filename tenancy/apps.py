@@ -6,4 +6,9 @@ class TenancyConfig(AppConfig):
     verbose_name = "Tenancy (municipalities, members, tokens)"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the audit receivers)
+        from . import permissions, signals  # noqa: F401  (signals connects the audit receivers)
+        from .models import AuditEvent, IngestToken, Membership
+
+        permissions.register(IngestToken, owner="municipality")
+        permissions.register(Membership, owner="municipality")
+        permissions.register(AuditEvent, owner="municipality")

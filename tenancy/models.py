@@ -106,6 +106,7 @@ class AuditEvent(models.Model):
         THRESHOLD_CHANGED = "threshold_changed", "threshold changed"
         ALERT_ACKNOWLEDGED = "alert_acknowledged", "alert acknowledged"
         ALERT_RESOLVED = "alert_resolved", "alert resolved"
+        ALERT_NOTE_ADDED = "alert_note_added", "note added to an alert"
         MEMBERSHIP_CHANGED = "membership_changed", "membership changed"
         SHELTER_UPDATED = "shelter_updated", "shelter status changed"
 

@@ -137,3 +137,164 @@ def test_error_messages_never_name_a_hidden_station(client, world, principal):
         assert "A-PRIVATE" not in body and "A-PRIVATE 観測所" not in body
     # A gateway token of town B cannot learn whether A's private station exists.
     assert json.dumps(client.get("/api/v1/stations").json()).count("A-PRIVATE") == 0
+
+
+# --- actions: who may do what, through every door that acts ------------------------------------
+#
+# Principals for actions: a member of A only (viewer, operator, admin), a user who is operator in A
+# and viewer in B acting as B, a neighbour operator (B) on A's shared station, anonymous, and the
+# platform operator. The rule, written out independently of tenancy.permissions: acknowledging,
+# resolving, shelters and the town pages belong to the owner town's role in the town the user acts
+# for; a note needs the operator role in the acting town and a station that town may see.
+
+ACTORS = ["anonymous", "a-viewer", "a-operator", "a-admin", "a-operator+b-viewer@b", "b-operator", "platform"]
+ALERT_STATIONS = ["A-PRIVATE", "A-SHARED", "A-PUBLIC", "B-SHARED"]
+ROLE_OF = {"viewer": 1, "operator": 2, "admin": 3}
+
+
+def acting(actor: str) -> tuple[str | None, str | None]:
+    """(acting town, role there) as the rule sees it; ("*", "admin") for the platform operator."""
+    if actor == "anonymous":
+        return None, None
+    if actor == "platform":
+        return "*", "admin"
+    if actor == "a-operator+b-viewer@b":
+        return "B", "viewer"
+    town, role = actor.split("-")
+    return town.upper(), role
+
+
+def may(actor: str, action: str, owner: str, station_code: str | None = None) -> bool:
+    town, role = acting(actor)
+    if town is None:
+        return False
+    if town == "*":
+        return True
+    if action == "note":
+        principal = f"{town.lower()}-{role}"
+        return ROLE_OF[role] >= ROLE_OF["operator"] and may_see(principal, station_code)
+    least = "admin" if action.startswith("manage") else "operator"
+    return town == owner and ROLE_OF[role] >= ROLE_OF[least]
+
+
+@pytest.fixture
+def actors(stations, towns):
+    from alerts.models import Alert, AlertEvent, AlertRule
+
+    users = {}
+    for actor in ACTORS[1:]:
+        user = get_user_model().objects.create_user(actor.replace("@", "-at-").replace("+", "-and-"), password="pw-12345-abc")
+        users[actor] = user
+    for actor in ("a-viewer", "a-operator", "a-admin"):
+        Membership.objects.create(user=users[actor], municipality=towns[0], role=actor.split("-")[1])
+    Membership.objects.create(user=users["b-operator"], municipality=towns[1], role="operator")
+    both = users["a-operator+b-viewer@b"]
+    Membership.objects.create(user=both, municipality=towns[0], role="operator")
+    Membership.objects.create(user=both, municipality=towns[1], role="viewer")
+    users["platform"].is_superuser = True
+    users["platform"].save()
+    now = timezone.now()
+    alerts = {}
+    for code in ALERT_STATIONS:
+        station = next(s for s in stations.values() if s.code == code)
+        rule = AlertRule.objects.create(station=station, kind="threshold", name="matrix")
+        alerts[code] = Alert.objects.create(
+            station=station, rule=rule, level=3, peak_level=3, opened_at=now, updated_at=now, last_value=3.6
+        )
+        AlertEvent.objects.create(alert=alerts[code], kind="opened", level=3, value=3.6, at=now)
+    return users, alerts
+
+
+def act_as(client, users, towns, actor):
+    if actor == "anonymous":
+        return client
+    client.force_login(users[actor])
+    if actor == "a-operator+b-viewer@b":
+        session = client.session
+        session["mizumori_active_town"] = towns[1].pk
+        session.save()
+    return client
+
+
+def viewer_may_see(actor: str, code: str) -> bool:
+    town, role = acting(actor)
+    if town == "*":
+        return True
+    if town is None:
+        return code.endswith("PUBLIC")  # the public sees level-3 alerts of public stations
+    return may_see(f"{town.lower()}-{role}", code)
+
+
+def expect(response, allowed: bool, visible: bool, actor: str, door: str):
+    if allowed:
+        assert response.status_code in (200, 201, 302), (actor, door, response.status_code, response.content[:200])
+    elif actor == "anonymous":
+        assert response.status_code in (302, 401, 403), (actor, door, response.status_code)
+    else:
+        assert response.status_code == (403 if visible else 404), (actor, door, response.status_code)
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_every_alert_door_agrees_with_the_rule(client, actors, towns, actor):
+    from alerts.models import AlertEvent
+
+    users, alerts = actors
+    client = act_as(client, users, towns, actor)
+    for code, alert in alerts.items():
+        owner = code[0]
+        visible = viewer_may_see(actor, code)
+        for url in (f"/api/v1/alerts/{alert.pk}", f"/api/v1/alerts/{alert.pk}/cap"):
+            assert client.get(url).status_code == (200 if visible else 404), (actor, url)
+        before = AlertEvent.objects.filter(alert=alert).count()
+        note = client.post(f"/api/v1/alerts/{alert.pk}/notes", {"note": "水位上昇を確認"}, content_type="application/json")
+        expect(note, may(actor, "note", owner, code), visible, actor, f"note {code}")
+        board_note = client.post(f"/hq/alerts/{alert.pk}/act", {"action": "note", "note": "見ています"})
+        expect(board_note, may(actor, "note", owner, code), visible, actor, f"board note {code}")
+        ack = client.post(f"/api/v1/alerts/{alert.pk}/acknowledge")
+        expect(ack, may(actor, "acknowledge", owner), visible, actor, f"acknowledge {code}")
+        board_ack = client.post(f"/hq/alerts/{alert.pk}/act", {"action": "acknowledge"})
+        expect(board_ack, may(actor, "acknowledge", owner), visible, actor, f"board acknowledge {code}")
+        resolve = client.post(f"/api/v1/alerts/{alert.pk}/resolve")
+        expect(resolve, may(actor, "resolve", owner), visible, actor, f"resolve {code}")
+        recorded = AlertEvent.objects.filter(alert=alert).count() - before
+        notes = 2 if may(actor, "note", owner, code) else 0
+        # One acknowledgement (the board's is a repeat by the same user) and one resolution.
+        operated = 2 if may(actor, "acknowledge", owner) else 0
+        assert recorded == notes + operated, (actor, code, recorded)
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_every_town_door_agrees_with_the_rule(client, actors, towns, actor):
+    """Shelters, the town admin pages and NGSI subscriptions, acting for the town the user acts for."""
+    from geo.models import Shelter
+
+    users, _ = actors
+    client = act_as(client, users, towns, actor)
+    shelter_a = Shelter.objects.create(code="SH-A", name_ja="A 避難所", name_en="A shelter", municipality=towns[0],
+                                       lon=140.05, lat=35.05)
+    response = client.post(f"/hq/shelters/{shelter_a.code}/status", {"status": "open"}, HTTP_ACCEPT="application/json")
+    expect(response, may(actor, "shelter", "A"), True, actor, "shelter status")
+    shelter_a.refresh_from_db()
+    assert (shelter_a.status == "open") == may(actor, "shelter", "A"), actor
+
+    town, _ = acting(actor)
+    for page in ("sharing", "audit", "usage", "thresholds", "tokens", "members", "channels"):
+        response = client.get(f"/hq/admin/{page}/")
+        # Every town page acts for the acting town; the platform operator needs a town to act for.
+        allowed = town not in (None, "*") and may(actor, "manage", town)
+        if actor == "anonymous":
+            assert response.status_code == 302, page
+        else:
+            assert response.status_code == (200 if allowed else 403), (actor, page)
+
+    subscription = {
+        "subject": {"entities": [{"idPattern": ".*"}]},
+        "notification": {"http": {"url": "http://127.0.0.1:9/never"}},
+    }
+    response = client.post("/ngsi/v2/subscriptions", data=json.dumps(subscription), content_type="application/json")
+    if actor == "anonymous":
+        assert response.status_code == 401
+    elif town not in (None, "*") and not may(actor, "subscribe", town):
+        assert response.status_code == 403, (actor, response.content)
+    else:
+        assert response.status_code != 403, (actor, response.content)

@@ -98,13 +98,15 @@ def test_acknowledge_and_resolve_permissions(client, alerts, towns, user_a, oper
     assert client.post(f"/api/v1/alerts/{region.pk}/acknowledge").status_code == 401
     client.force_login(user_a)  # a viewer of the owner town
     assert client.post(f"/api/v1/alerts/{private.pk}/acknowledge").status_code == 403
-    client.force_login(operator_b)  # an operator of a town the region station is shared with
+    client.force_login(operator_b)  # an operator of a neighbour that sees the region station: a note, no more
+    assert client.post(f"/api/v1/alerts/{region.pk}/acknowledge").status_code == 403
+    assert client.post(f"/api/v1/alerts/{region.pk}/resolve").status_code == 403
+    client.force_login(operator_a)
     first = client.post(f"/api/v1/alerts/{region.pk}/acknowledge")
     assert first.status_code == 200 and first.json()["recorded"] is True
     assert first.json()["alert"]["state"] == "acknowledged"
     again = client.post(f"/api/v1/alerts/{region.pk}/acknowledge")
     assert again.status_code == 200 and again.json()["recorded"] is False
-    client.force_login(operator_a)
     resolved = client.post(f"/api/v1/alerts/{private.pk}/resolve")
     assert resolved.status_code == 200 and resolved.json()["alert"]["state"] == "resolved"
     assert client.post(f"/api/v1/alerts/{private.pk}/resolve").json()["recorded"] is False
@@ -195,3 +197,49 @@ def test_schema_documents_the_alert_endpoints(client):
                  "/api/v1/alerts/{alert_id}/resolve", "/api/v1/alerts/{alert_id}/cap"):
         assert path in schema["paths"], path
     assert "application/cap+xml" in schema["paths"]["/api/v1/alerts/{alert_id}/cap"]["get"]["responses"]["200"]["content"]
+
+
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        ('{"note": ""}', "application/json"),
+        ('{"note": "   "}', "application/json"),
+        ('{"note": 42}', "application/json"),
+        ('["note"]', "application/json"),
+        ('{"note": "' + "水" * 201 + '"}', "application/json"),
+        ('{"note": "ok\\u0000<script>"}', "application/json"),
+        ('{"note": "ok\\u001b[31m"}', "application/json"),
+        ('{"note": "trunc', "application/json"),
+        (b"\xff\xfe\x00n", "application/json"),
+    ],
+)
+def test_a_bad_note_is_refused_and_nothing_is_recorded(client, alerts, operator_b, body, content_type):
+    from alerts.models import AlertEvent
+    from tenancy.models import AuditEvent
+
+    shared = alerts["a-region"]  # B sees it: a note is allowed, so only the body can be wrong
+    client.force_login(operator_b)
+    before = (AlertEvent.objects.count(), AuditEvent.objects.count())
+    response = client.post(f"/api/v1/alerts/{shared.pk}/notes", data=body, content_type=content_type)
+    assert response.status_code == 400, response.content
+    assert response.json()  # a JSON error saying what is wrong
+    assert (AlertEvent.objects.count(), AuditEvent.objects.count()) == before
+
+
+def test_a_neighbours_note_goes_to_the_owners_audit_log_and_stays_off_the_public_trail(
+    client, alerts, towns, operator_b
+):
+    from tenancy.models import AuditEvent
+
+    public = alerts["a-public"]
+    client.force_login(operator_b)
+    response = client.post(f"/api/v1/alerts/{public.pk}/notes", {"note": "  下流でも１．２ m 上昇  "},
+                           content_type="application/json")
+    assert response.status_code == 201
+    assert response.json()["event"]["kind"] == "note"
+    assert response.json()["event"]["note"] == "下流でも1.2 m 上昇"  # NFKC, trimmed
+    logged = AuditEvent.objects.get(action=AuditEvent.Action.ALERT_NOTE_ADDED)
+    assert logged.municipality == towns[0] and logged.actor == operator_b
+    assert "note" in [event["kind"] for event in client.get(f"/api/v1/alerts/{public.pk}").json()["events"]]
+    client.logout()
+    assert "note" not in [event["kind"] for event in client.get(f"/api/v1/alerts/{public.pk}").json()["events"]]

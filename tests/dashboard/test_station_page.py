@@ -16,7 +16,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard.selectors import Reading, rain_bins, reading_trend, thin_series
+from dashboard.selectors import rain_bins, thin_series
+from sensors.trends import Reading, reading_trend
 from sensors.models import Observation, StationKind, Threshold, Visibility
 from sensors.services import observation_ingest
 from tests.conftest import make_station
@@ -321,8 +322,9 @@ def test_query_count_does_not_grow_with_readings(client, stations, user_a, logge
         page(client, code, "?range=7d")
 
     ingest(code, [(minute, 1.0) for minute in range(6, 3000)])
-    # station + owner + state, thresholds, readings; for a user also session, user and memberships.
-    with django_assert_max_num_queries(6 if logged_in else 3):
+    # station + owner + state, thresholds, the last hour for the trend, readings; for a user also
+    # session, user and memberships.
+    with django_assert_max_num_queries(7 if logged_in else 4):
         page(client, code, "?range=7d")
 
     with CaptureQueriesContext(connection) as many:

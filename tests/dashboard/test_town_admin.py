@@ -152,6 +152,91 @@ def test_bad_threshold_values_are_refused_and_nothing_changes(client, stations, 
     assert "A-PUBLIC" in page.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"), [("４．２", 4.2), ("  4.3 ", 4.3), ("４", 4.0), ("4.25", 4.25)]
+)
+def test_full_width_digits_are_read_as_numbers(client, stations, admin_a, typed, stored):
+    from sensors.models import Threshold
+
+    threshold = Threshold.objects.get(station__code="A-PUBLIC", name="flood_danger")
+    client.force_login(admin_a)
+    client.post("/hq/admin/thresholds/", {"threshold": threshold.pk, "value": typed})
+    assert Threshold.objects.get(pk=threshold.pk).value == stored
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ("4,2", "小数点は「.」"),  # 4.2 or 42? Not guessed.
+        ("４，２", "use &#x27;.&#x27; for the decimal point"),
+        ("3.6", "must be below"),  # flood danger (L4) at or below evacuation decision (L3 = 3.5)… 3.6 is fine,
+        ("5.0", "must be below"),  # …but equal to flooding (L5 = 5.0) is not
+        ("5.5", "must be below"),  # above flooding
+        ("1.0", "must be below"),  # below the standby level, which sits below the scale
+        ("x" * 10_000, "longer than"),
+        ("<script>alert(1)</script>", "is not a number"),
+        ("\x00", "is not a number"),
+    ],
+)
+def test_bad_or_out_of_order_thresholds_are_refused_with_a_clear_message(client, stations, admin_a, bad, says):
+    from sensors.models import Threshold, ThresholdRevision
+
+    threshold = Threshold.objects.get(station__code="A-PUBLIC", name="flood_danger")
+    client.force_login(admin_a)
+    page = client.post("/hq/admin/thresholds/", {"threshold": threshold.pk, "value": bad}, follow=True).content.decode()
+    if bad == "3.6":
+        assert Threshold.objects.get(pk=threshold.pk).value == 3.6
+        return
+    assert Threshold.objects.get(pk=threshold.pk).value == 4.0
+    assert not ThresholdRevision.objects.exists()
+    assert says in page, page
+    assert "<script>alert(1)" not in page
+
+
+def test_threshold_rows_keep_their_place_after_an_edit(client, stations, admin_a):
+    import re
+
+    from sensors.models import Threshold
+
+    client.force_login(admin_a)
+
+    def rows():
+        page = client.get("/hq/admin/thresholds/").content.decode()
+        return [int(pk) for pk in re.findall(r'name="threshold" value="(\d+)"', page)]
+
+    before = rows()
+    levels = [Threshold.objects.get(pk=pk).level for pk in before if Threshold.objects.get(pk=pk).station.code == "A-PUBLIC"]
+    assert levels == [None, 2, 3, 4, 5]  # by level, the level-less standby first
+    # Lower the standby level: by value it was already first; raise flood caution to just below L3.
+    caution = Threshold.objects.get(station__code="A-PUBLIC", name="flood_caution")
+    client.post("/hq/admin/thresholds/", {"threshold": caution.pk, "value": "3.49"})
+    assert Threshold.objects.get(pk=caution.pk).value == 3.49
+    assert rows() == before
+
+
+def test_every_threshold_change_keeps_the_value_it_replaces(client, stations, admin_a):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sensors.models import Threshold
+
+    threshold = Threshold.objects.get(station__code="A-PUBLIC", name="flood_danger")
+    client.force_login(admin_a)
+    before_edits = timezone.now()
+    client.post("/hq/admin/thresholds/", {"threshold": threshold.pk, "value": "4.2"})
+    between = timezone.now()
+    client.post("/hq/admin/thresholds/", {"threshold": threshold.pk, "value": "4.4"})
+    threshold = Threshold.objects.get(pk=threshold.pk)
+    history = [(r.value, r.valid_from is None) for r in threshold.revisions.order_by("valid_to")]
+    assert history == [(4.0, True), (4.2, False)]
+    assert threshold.value_at(before_edits - timedelta(days=1)) == 4.0
+    assert threshold.value_at(between) == 4.2
+    assert threshold.value_at(timezone.now()) == threshold.value_at(None) == 4.4
+    first, second = threshold.revisions.order_by("valid_to")
+    assert first.valid_to == second.valid_from and second.valid_to == threshold.valid_from
+
+
 def test_another_towns_threshold_is_404(client, stations, admin_a):
     from sensors.models import Threshold
 

@@ -172,17 +172,18 @@ def test_rain_bursts_are_not_judged(towns):
     assert set(Observation.objects.filter(station__code="RB").values_list("quality", flat=True)) == {"ok"}
 
 
-def test_trend_follows_the_last_two_readings(towns, client):
+def test_trend_follows_the_last_half_hour(towns, client):
     make_station(towns[0], "TR", visibility="public")
 
     def trend_after(minutes_ago, value):
         observation_ingest(municipality=None, items=[reading("TR", minutes_ago, value)], source="http")
         return client.get("/api/v1/stations").json()["features"][0]["properties"]["trend"]
 
-    assert trend_after(30, 1.00) is None
-    assert trend_after(20, 1.20) == "rising"
-    assert trend_after(10, 1.21) == "steady"
-    assert trend_after(0, 1.00) == "falling"
-    # Two readings in one batch: the trend is between them.
-    observation_ingest(municipality=None, items=[reading("TR", -1, 1.3), reading("TR", -2, 1.5)], source="http")
+    assert trend_after(50, 1.00) is None
+    assert trend_after(40, 1.20) == "rising"
+    assert trend_after(30, 1.21) == "rising"  # 1.00 → 1.21 within the half hour
+    assert trend_after(10, 1.22) == "steady"  # 1.20 (30 min before) → 1.22
+    assert trend_after(5, 1.00) == "falling"
+    # Two readings in one batch: the newest counts, against the oldest of its half hour.
+    observation_ingest(municipality=None, items=[reading("TR", 2, 1.3), reading("TR", 3, 1.5)], source="http")
     assert client.get("/api/v1/stations").json()["features"][0]["properties"]["trend"] == "rising"

@@ -27,7 +27,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 help:
 	@echo "make demo     start the demo site on http://127.0.0.1:$(PORT)/ with the storm simulator (Ctrl-C stops both)"
-	@echo "make test     manage.py check, makemigrations --check, pytest (PYTEST_ARGS='-k ingest' passes through)"
+	@echo "make test     ruff, manage.py check, makemigrations --check, pytest (PYTEST_ARGS='-k ingest' passes through)"
 	@echo "make serve    the production process set (ASGI, change-log workers, Celery worker and beat, MQTT) on DATABASE_URL / REDIS_URL"
 	@echo "make install  create .venv and install requirements-dev.txt (again only when requirements*.txt change)"
 	@echo "make bench    run bench/run.py"
@@ -49,6 +49,7 @@ $(FILIP_STAMP): requirements-filip.txt
 
 # Any non-zero exit fails the target, including pytest's 5 ("no tests collected").
 test: $(STAMP) $(FILIP_STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)

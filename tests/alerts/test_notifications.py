@@ -371,8 +371,8 @@ def test_shared_station_alerts_reach_the_grantee_only_while_the_grant_lasts(town
 def test_a_downstream_town_subscribes_a_channel_to_an_upstream_gauge_shared_with_it(towns):
     upstream, downstream = towns
     gauge = make_station(upstream, "UP-1", visibility=Visibility.SHARED)
-    other = make_station(upstream, "UP-2", visibility=Visibility.REGION)
-    own = make_station(downstream, "DOWN-1", visibility=Visibility.PRIVATE)
+    make_station(upstream, "UP-2", visibility=Visibility.REGION)  # another of its gauges: never in the subscription
+    make_station(downstream, "DOWN-1", visibility=Visibility.PRIVATE)
     grant = SharingGrant.objects.create(station=gauge, grantor=upstream, grantee=downstream)
     subscribed = NotificationChannel.objects.create(
         municipality=downstream, kind="email", target="duty@down.example", scope="subscribed"

@@ -35,6 +35,7 @@ import json
 import math
 import multiprocessing
 import os
+import queue
 import resource
 import signal
 import socket
@@ -551,6 +552,7 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
         monitor.close()
 
     sampler = threading.Thread(target=sample, daemon=True)
+    profilers = start_profiles(kinds, args) if args.profile else []
     while time.monotonic() < start_at:
         time.sleep(0.05)
     cpu_before = {kind: cpu_seconds(pids) for kind, pids in kinds.items()}
@@ -566,6 +568,13 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
     stop_sampling.set()
     sampler.join(timeout=5)
     cpu_used = {kind: cpu_seconds(pids) - cpu_before.get(kind, 0.0) for kind, pids in kinds.items()}
+    for kind, proc, path in profilers:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        report.note(f"py-spy profile of one {kind} process during the sustained run ({path.name}), "
+                    f"share of samples: {profile_summary(path)}")
     accepted = sum(o["accepted"] for o in outcomes)
     failures = sum(o["failures"] for o in outcomes)
     latencies = [x for o in outcomes for x in o["latencies"]]
@@ -600,6 +609,44 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
         report.add("a", "ingest ÷ raw COPY", f"{rate / copy_rate:.1%} stored, {evaluated / copy_rate:.1%} evaluated",
                    GOALS["ratio"])
         state["copy_rate"] = copy_rate
+
+
+def start_profiles(kinds: dict[str, list[int]], args) -> list:
+    """py-spy (requirements-dev.txt) samples one web and one drain process through the sustained run."""
+    spy = Path(sys.executable).with_name("py-spy")
+    profilers = []
+    for kind in ("web", "drain"):
+        if not kinds.get(kind) or not spy.exists():
+            continue
+        path = ROOT / "var" / "bench" / f"profile-{kind}.txt"
+        proc = subprocess.Popen(
+            [str(spy), "record", "--nonblocking", "--format", "raw", "--rate", "50", "--duration",
+             str(int(args.duration) + 3), "--pid", str(kinds[kind][0]), "--output", str(path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        profilers.append((kind, proc, path))
+    return profilers
+
+
+def profile_summary(path: Path, top: int = 8) -> str:
+    """Inclusive share of samples of the busiest project functions (collapsed stacks from py-spy)."""
+    inclusive: dict[str, int] = defaultdict(int)
+    total = 0
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return "no profile written"
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        frames = {frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].replace(str(ROOT) + "/", "") + ")"
+                  for frame in stack.split(";") if "site-packages" not in frame and str(ROOT) in frame}
+        for frame in frames:
+            inclusive[frame] += int(count)
+    busiest = sorted(inclusive.items(), key=lambda item: -item[1])[:top]
+    return "; ".join(f"{name} {count / total:.0%}" for name, count in busiest) if total else "no samples"
 
 
 def raw_copy(rows: int) -> float:
@@ -1037,11 +1084,11 @@ def seed_map_stations(port: int, target: int, report: Report) -> int:
 def phase_page(report: Report, port: int, args) -> None:
     print("f: / with 2,000 public stations", flush=True)
     total = seed_map_stations(port, args.map_stations, report)
-    http_ = Http(port)
+    http_ = Http(port, timeout=180)
     for encoding in ("gzip", None):
         timings, size = [], 0
         headers = {"Accept-Encoding": encoding} if encoding else {}
-        for _ in range(args.reads):
+        for _ in range(max(1, args.reads // 4)):
             began = time.monotonic()
             status, response_headers, body = http_.request("GET", "/", headers=headers)
             timings.append(time.monotonic() - began)
@@ -1122,6 +1169,8 @@ def parse_args(argv=None):
     parser.add_argument("--drain-workers", type=int, default=int(os.environ.get("DRAIN_WORKERS", 2)))
     parser.add_argument("--map-stations", type=int, default=2000)
     parser.add_argument("--marker-selector", default=MARKER_SELECTOR)
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy one web and one drain process during the sustained run (var/bench/profile-*.txt)")
     parser.add_argument("--reuse-seed", action="store_true",
                         help="development only: keep the previous run's database and seed instead of starting fresh")
     parser.add_argument("--output", default=str(ROOT / "var" / "bench" / "latest.md"))
@@ -1134,7 +1183,7 @@ def parse_args(argv=None):
     args.tick_interval = 0.3 if quick else 0.5
     args.samples = 5 if quick else 20
     args.sample_interval = 1.0 if quick else 1.5
-    args.alert_samples = 3 if quick else 20
+    args.alert_samples = 3 if quick else 10
     args.alert_timeout = 15.0
     args.reads = 5 if quick else 20
     args.browser_loads = 1 if quick else 3
@@ -1196,7 +1245,11 @@ def main(argv=None) -> int:
         }
         for name in "abcdef":
             if name in args.phases:
-                phases[name]()
+                try:
+                    phases[name]()
+                except (OSError, RuntimeError, ValueError, http.client.HTTPException, queue.Empty) as exc:
+                    # One phase failing (a timeout under load) must not hide the others' figures.
+                    report.add(name, "phase failed", f"{type(exc).__name__}: {str(exc)[:120]}")
     except KeyboardInterrupt:
         interrupted = True
         report.note("interrupted: the figures above are partial")

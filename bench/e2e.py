@@ -628,6 +628,9 @@ def start_profiles(kinds: dict[str, list[int]], args) -> list:
     return profilers
 
 
+PROJECT_PACKAGES = {"alerts", "config", "dashboard", "events", "geo", "ngsi", "sensors", "tenancy"}
+
+
 def profile_summary(path: Path, top: int = 8) -> str:
     """Inclusive share of samples of the busiest project functions (collapsed stacks from py-spy)."""
     inclusive: dict[str, int] = defaultdict(int)
@@ -641,8 +644,12 @@ def profile_summary(path: Path, top: int = 8) -> str:
         if not count.isdigit():
             continue
         total += int(count)
-        frames = {frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].replace(str(ROOT) + "/", "") + ")"
-                  for frame in stack.split(";") if "site-packages" not in frame and str(ROOT) in frame}
+        frames = set()
+        for frame in stack.split(";"):
+            function, _, where = frame.rpartition(" (")
+            filename = where.split(":")[0].replace(str(ROOT) + "/", "")
+            if filename.split("/")[0] in PROJECT_PACKAGES:  # py-spy shortens paths to the package
+                frames.add(f"{function} ({filename})")
         for frame in frames:
             inclusive[frame] += int(count)
     busiest = sorted(inclusive.items(), key=lambda item: -item[1])[:top]

@@ -652,7 +652,7 @@ def profile_summary(path: Path, top: int = 8) -> str:
                 frames.add(f"{function} ({filename})")
         for frame in frames:
             inclusive[frame] += int(count)
-    busiest = sorted(inclusive.items(), key=lambda item: -item[1])[:top]
+    busiest = sorted(inclusive.items(), key=lambda item: (-item[1], item[0]))[:top]
     return "; ".join(f"{name} {count / total:.0%}" for name, count in busiest) if total else "no samples"
 
 

@@ -71,7 +71,7 @@ def test_profile_summary_counts_project_frames_inclusively(e2e, tmp_path):
         f"run (/usr/lib/python3.11/site-packages/uvicorn/main.py:1);idle (/usr/lib/python3.11/selectors.py:5) 1\n"
         "garbage line without a count\n"
     )
-    assert e2e.profile_summary(path) == "ingest (sensors/services.py) 75%; emit (events/services.py) 75%"
+    assert e2e.profile_summary(path) == "emit (events/services.py) 75%; ingest (sensors/services.py) 75%"
     assert e2e.profile_summary(tmp_path / "missing.txt") == "no profile written"
 
 

@@ -30,7 +30,7 @@ help:
 	@echo "make test     ruff, manage.py check, makemigrations --check, pytest (PYTEST_ARGS='-k ingest' passes through)"
 	@echo "make serve    the production process set (ASGI, change-log workers, Celery worker and beat, MQTT) on DATABASE_URL / REDIS_URL"
 	@echo "make install  create .venv and install requirements-dev.txt (again only when requirements*.txt change)"
-	@echo "make bench    run bench/run.py"
+	@echo "make bench    end-to-end benchmark on PostgreSQL + Redis (bench/e2e.py, with bench/run.py): one table in var/bench/latest.md"
 	@echo "make clean    remove var/ (the embedded SQLite database) and staticfiles/; keeps .venv"
 
 venv install: $(STAMP)
@@ -70,9 +70,8 @@ serve: $(STAMP)
 clean:
 	rm -rf var staticfiles
 
+# Drops and re-creates the database BENCH_DATABASE_URL names (default mizumori_bench on 127.0.0.1);
+# BENCH_ARGS="--quick" or "--only a,c" pass through. See docs/performance.md.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	@if [ -f bench/run.py ]; then \
-		$(BIN)/python bench/run.py; \
-	else \
-		echo "bench/run.py does not exist yet: nothing to run."; \
-	fi
+	$(BIN)/python bench/e2e.py $(BENCH_ARGS)

@@ -24,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, prefetch_related_objects
 from django.utils import timezone
 
+from bulkwrite import update_from_arrays
 from events import emit
 from sensors.models import Observation, Station, StationKind, StationState, Threshold
 from sensors.selectors import local_iso, readings_in_ranges
@@ -221,7 +222,7 @@ class _Transitions:
     def save(self) -> list[AlertEvent]:
         # Existing alerts first: one resolved here frees its rule for a new alert inserted below.
         if self.changed:
-            Alert.objects.bulk_update(list(self.changed.values()), ALERT_FIELDS + ["resolved_by"])
+            update_from_arrays(Alert, list(self.changed.values()), ALERT_FIELDS + ["resolved_by"])
         if self.new_alerts:
             Alert.objects.bulk_create(self.new_alerts)
         if self.events:
@@ -455,20 +456,14 @@ def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
 
 
 def _cursors_save(rules: list[AlertRule]) -> None:
-    """Store how far each rule has stepped: one UPDATE per distinct time (a gateway tick moves every
-    station to the same time), not Django's bulk_update with a CASE per row."""
+    """Store how far each rule has stepped, without a CASE per row: arrays on PostgreSQL; elsewhere
+    one UPDATE per distinct time (a gateway tick moves every station to the same time)."""
+    if connection.vendor == "postgresql":
+        update_from_arrays(AlertRule, rules, ["evaluated_until"])
+        return
     by_time: dict[datetime, list[int]] = defaultdict(list)
     for rule in rules:
         by_time[rule.evaluated_until].append(rule.pk)
-    if len(by_time) > 8 and connection.vendor == "postgresql":
-        ids = [rule.pk for rule in rules]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {connection.ops.quote_name(AlertRule._meta.db_table)} AS rule SET evaluated_until = c.until "
-                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS c(id, until) WHERE rule.id = c.id",
-                [ids, [rule.evaluated_until for rule in rules]],
-            )
-        return
     for until, ids in by_time.items():
         for chunk in _chunks(ids):
             AlertRule.objects.filter(pk__in=chunk).update(evaluated_until=until)

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
+from bulkwrite import update_from_arrays
 from events import emit
 from tenancy.models import AuditEvent, Municipality
 from tenancy.services import audit_record
@@ -417,22 +417,7 @@ def _states_save(states: list[StationState]) -> None:
     if not states:
         return
     if connection.vendor == "postgresql":
-        columns = ", ".join(f"{name} = s.{name}" for name in STATE_FIELDS)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {_STATES} AS t SET {columns} FROM unnest("
-                "%s::bigint[], %s::float8[], %s::timestamptz[], %s::text[], %s::float8[], %s::timestamptz[], "
-                "%s::float8[], %s::timestamptz[], %s::smallint[], %s::jsonb[], %s::timestamptz[]) "
-                f"AS s(station_id, {', '.join(STATE_FIELDS)}) WHERE t.station_id = s.station_id",
-                [
-                    [state.station_id for state in states],
-                    *([getattr(state, name) for state in states] for name in STATE_FIELDS[:2]),
-                    [str(state.quality) for state in states],
-                    *([getattr(state, name) for state in states] for name in STATE_FIELDS[3:8]),
-                    [Jsonb(state.accumulations or {}) for state in states],
-                    [state.updated_at for state in states],
-                ],
-            )
+        update_from_arrays(StationState, states, STATE_FIELDS)
         return
     StationState.objects.bulk_create(
         states, update_conflicts=True, unique_fields=["station"], update_fields=STATE_FIELDS, batch_size=500

@@ -1,0 +1,40 @@
+"""bulkwrite.update_from_arrays: many rows, different values, one statement on PostgreSQL."""
+
+from datetime import timedelta
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from alerts.models import Alert, AlertRule
+from bulkwrite import update_from_arrays
+from sensors.models import StationState
+from tests.conftest import make_station
+
+
+def test_every_field_kind_round_trips_and_untouched_fields_stay(towns, user_a):
+    stations = [make_station(towns[0], f"BW-{i}") for i in range(3)]
+    now = timezone.now().replace(microsecond=0)
+    states = [StationState.objects.create(station=s, value=1.0, observed_at=now, accumulations={}) for s in stations]
+    for i, state in enumerate(states):
+        state.value, state.level, state.accumulations = 2.5 + i, i, {"3600": i * 1.5, "note": "x'\"); --"}
+        state.observed_at = now + timedelta(minutes=i)
+    with CaptureQueriesContext(connection) as queries:
+        update_from_arrays(StationState, states, ["value", "level", "accumulations", "observed_at"])
+    if connection.vendor == "postgresql":
+        assert len(queries) == 1
+    for i, state in enumerate(StationState.objects.order_by("station__code")):
+        assert (state.value, state.level, state.accumulations["3600"], state.observed_at) == (
+            2.5 + i, i, i * 1.5, now + timedelta(minutes=i)
+        )
+        assert state.accumulations["note"] == "x'\"); --" and state.quality == "ok"
+
+    rule = AlertRule.objects.create(station=stations[0], kind="threshold", name="bw")
+    alert = Alert.objects.create(station=stations[0], rule=rule, level=2, peak_level=2, opened_at=now, updated_at=now)
+    alert.state, alert.resolved_by, alert.time_to_next_level, alert.rate_of_rise = "resolved", user_a, timedelta(minutes=42), None
+    update_from_arrays(Alert, [alert], ["state", "resolved_by", "time_to_next_level", "rate_of_rise"])
+    alert.refresh_from_db()
+    assert (alert.state, alert.resolved_by_id, alert.time_to_next_level, alert.rate_of_rise) == (
+        "resolved", user_a.pk, timedelta(minutes=42), None
+    )
+    update_from_arrays(Alert, [], ["state"])  # nothing to do is not an error

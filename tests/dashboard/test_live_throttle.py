@@ -32,13 +32,13 @@ def clock(monkeypatch):
 def snapshots(monkeypatch):
     """Counts the snapshots the server builds."""
     built = []
-    real = LiveConsumer._snapshot
+    real = LiveConsumer._snapshot_frames
 
     def counting(self):
         built.append(1)
         return real(self)
 
-    monkeypatch.setattr(LiveConsumer, "_snapshot", counting)
+    monkeypatch.setattr(LiveConsumer, "_snapshot_frames", counting)
     return built
 
 

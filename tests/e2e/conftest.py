@@ -157,9 +157,11 @@ class AsgiServer:
         return reply
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def asgi_server_process(django_db_setup, tmp_path_factory):
-    """One daphne for the whole session (starting one takes seconds)."""
+    """One daphne for the browser tests (starting one takes seconds). Stopped when they end: it
+    drains the change log of the test database in-process, and would take events that later tests
+    leave for their own workers."""
     if not shutil.which(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed")
     server = AsgiServer(port=free_port(), env=server_environment(), log_dir=tmp_path_factory.mktemp("asgi"))

@@ -26,5 +26,8 @@ class Command(BaseCommand):
             if written or not loop:
                 self.stdout.write(f"{written} API calls written")
 
+        if not loop:
+            flush()
+            return
         # The shared loop: survives database and Redis outages, stops cleanly on SIGTERM / Ctrl-C.
-        run_periodically(flush, interval=interval, loop=loop, name="flush_api_usage")
+        run_periodically(flush, interval=interval, loop=True, name="flush_api_usage")

@@ -7,13 +7,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.checks import run_checks
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from events import registry
 from events.models import OutboxEvent
 from events.selectors import event_lag
 from events.services import drain_once, drain_pending, emit, failed_events_retry
+from tests.events.workers import drain_in_threads
 from tenancy.models import AuditEvent
 
 
@@ -118,22 +119,7 @@ def test_two_workers_handle_every_event_exactly_once(workers, handled):
     for n in range(200):
         emit("test.thing", {"n": n})
     registry.register("test.record", kinds=["test.thing"], func=registry.get("test.record").func, batch_size=7)
-    errors = []
-
-    def worker():
-        try:
-            while drain_once(handler_names=["test.record"]).claimed or OutboxEvent.objects.exists():
-                pass
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    errors = drain_in_threads(handler_names=["test.record"])
     assert not errors
     seen = [payload["n"] for batch in handled for _, payload in batch]
     assert sorted(seen) == list(range(200))  # each once, none lost

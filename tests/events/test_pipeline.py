@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from events.models import OutboxEvent
 from events.services import drain_once, drain_pending
 from sensors.services import observation_ingest
 from tests.conftest import make_station
+from tests.events.workers import drain_in_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,23 +49,7 @@ def test_two_workers_evaluate_a_batch_exactly_once(towns, workers):
     stations = river_stations(towns[0], 30)
     tick(stations, 4.2)  # above 氾濫危険水位: level 4 equivalent at once
     assert not Alert.objects.exists()  # the request only stored
-    errors = []
-
-    def worker():
-        try:
-            for _ in range(50):
-                if not drain_once().claimed and not OutboxEvent.objects.filter(failed_at__isnull=True).exists():
-                    break
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    errors = drain_in_threads()
     assert not errors
     assert opened_per_station() == sorted(s.code for s in stations)
     assert Alert.objects.filter(level=4).count() == 30

@@ -20,7 +20,7 @@ STATE_WORDS = {
 
 class PublicAlertFeed(Feed):
     feed_type = Atom1Feed
-    title = "Mizumori 公開警報 / public alerts"
+    title = "Mizumori 公開アラート / public alerts"
     subtitle = "警戒レベル3以上(公開観測所)/ Alert level 3 and above at public gauges"
     link = "/"
 

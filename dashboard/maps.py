@@ -73,9 +73,12 @@ class LevelStyle:
         return self.name_en if self.name_en == self.action_en else f"{self.name_en}: {self.action_en}"
 
 
-# The national words for each level as revised in May 2021 (避難勧告 abolished). Which reading
-# reaches which level is per-station data (sensors.Threshold); only the words and colours live
-# here, and they change again with the new 防災気象情報 system. Colours are JMA's warning palette.
+# A gauge's state is *equivalent information* (警戒レベル相当情報): it says which level a reading
+# corresponds to, never an order. 高齢者等避難 / 避難指示 / 緊急安全確保 are orders only a town issues
+# for its districts (and 警報 is the weather agency's word), so they appear nowhere here: the advice
+# points residents to the town's own evacuation information. Which reading reaches which level is
+# per-station data (sensors.Threshold); colours are the official scale (2 yellow, 3 red, 4 purple,
+# 5 black), always with the level's text and badge so colour is never the only cue.
 CALM = {"fill": "#e3eef5", "text": "#1b3a57", "stroke": "#1b3a57"}
 LEVELS: dict[int | None, LevelStyle] = {
     None: LevelStyle(
@@ -90,33 +93,39 @@ LEVELS: dict[int | None, LevelStyle] = {
     ),
     1: LevelStyle(
         "1", "L1", **CALM,
-        name_ja="警戒レベル1", name_en="Level 1", action_ja="早期注意", action_en="Stay alert",
-        advice_ja="災害への心構えを高めてください。", advice_en="Be prepared for a possible disaster.",
+        name_ja="警戒レベル1相当", name_en="Level 1 equivalent", action_ja="注意", action_en="Stay alert",
+        advice_ja="今後の情報に注意してください。", advice_en="Keep an eye on the latest information.",
     ),
     2: LevelStyle(
         "2", "L2", "#f2e700", "#000000", "#333333",
-        "警戒レベル2", "Level 2", "避難行動の確認", "Check how to evacuate",
+        "警戒レベル2相当", "Level 2 equivalent", "注意の基準に到達", "Caution level reached",
         "ハザードマップで避難先と避難経路を確認してください。",
         "Check the hazard map, your shelter and the way there.",
     ),
     3: LevelStyle(
         "3", "L3", "#ff2800", "#000000", "#333333",
-        "警戒レベル3", "Level 3", "高齢者等避難", "Older people evacuate",
-        "高齢の方、障害のある方など避難に時間のかかる人は危険な場所から避難してください。",
-        "Older people and anyone who needs time to move: leave dangerous places now.",
+        "警戒レベル3相当", "Level 3 equivalent", "避難判断の基準に到達", "Evacuation decision level reached",
+        "高齢の方など避難に時間のかかる人が避難を始める目安です。町の避難情報を確認してください。",
+        "The point at which people who need time to move should start to leave. Check your town's "
+        "evacuation information.",
     ),
     4: LevelStyle(
         "4", "L4", "#aa00aa", "#ffffff", "#333333",
-        "警戒レベル4", "Level 4", "避難指示", "Evacuate",
-        "危険な場所から全員避難してください。", "Everyone: leave dangerous places now.",
+        "警戒レベル4相当", "Level 4 equivalent", "危険な水位に到達", "Danger level reached",
+        "危険な場所にいる人全員が避難する目安です。町の避難情報を確認し、早めに行動してください。",
+        "The point at which everyone in a dangerous place should leave. Check your town's evacuation "
+        "information and act early.",
     ),
     5: LevelStyle(
         "5", "L5", "#0c000c", "#ffffff", "#0c000c",
-        "警戒レベル5", "Level 5", "緊急安全確保", "Emergency safety",
-        "災害が発生しています。命の危険があります。直ちに身の安全を確保してください。",
-        "A disaster is under way and lives are in danger: get to safety immediately.",
+        "警戒レベル5相当", "Level 5 equivalent", "災害発生のおそれ", "Disaster may be under way",
+        "災害が発生しているおそれがあります。命を守る行動をとってください。",
+        "A disaster may be under way: act now to protect your life.",
     ),
 }
+
+# Words only a town (orders) or the weather agency (警報) may use: never in a gauge's state.
+RESERVED_WORDS = ("高齢者等避難", "避難指示", "緊急安全確保", "警報")
 
 
 def level_style(level: int | None) -> LevelStyle:
@@ -507,7 +516,7 @@ def shelter_layer(features: list[dict]) -> folium.FeatureGroup:
 
 # --- active alerts ----------------------------------------------------------------------------------
 
-ALERT_LAYER_NAME = "警報 Active alerts"
+ALERT_LAYER_NAME = "アラート Active alerts"
 ALERT_MARKER_JS = JsCode("Mizumori.alertMarker")
 
 

@@ -132,7 +132,7 @@ def test_public_list_names_only_public_stations_at_level_two_or_more(client, sta
     notices = notices_section(html)
 
     assert "A-PUBLIC 観測所" in notices
-    assert "高齢者等避難" in notices and "Older people evacuate" in notices
+    assert "警戒レベル3相当" in notices and "Level 3 equivalent" in notices
     assert "B-PUBLIC" not in notices
     assert "A-PRIVATE" not in html
 
@@ -336,10 +336,10 @@ def test_legend_is_in_japanese_and_english(client, stations):
 
     for words in [
         ("凡例", "Legend"),
-        ("緊急安全確保", "Emergency safety"),
-        ("避難指示", "Evacuate"),
-        ("高齢者等避難", "Older people evacuate"),
-        ("避難行動の確認", "Check how to evacuate"),
+        ("警戒レベル5相当", "Level 5 equivalent"),
+        ("警戒レベル4相当", "Level 4 equivalent"),
+        ("警戒レベル3相当", "Level 3 equivalent"),
+        ("警戒レベル2相当", "Level 2 equivalent"),
         ("データなし", "No data"),
         ("欠測", "Stale"),
         ("河川水位", "River level"),
@@ -486,3 +486,18 @@ def test_station_popup_links_to_the_station_page_with_a_trend(client, towns):
     vocabulary = page_data(html, "mz-map-vocabulary")
     assert vocabulary["station_url"] == "/stations/__code__/"
     assert vocabulary["trends"]["rising"] == ["↑", "上昇", "rising"]
+
+
+@pytest.mark.django_db
+def test_a_gauge_never_speaks_with_a_towns_order_or_the_weather_agencys_words(client, stations):
+    """Gauges say 「警戒レベルN相当」; 高齢者等避難 / 避難指示 / 緊急安全確保 are orders only a town
+    issues, 警報 is the weather agency's. Not on the page, in its legend or in the words the browser
+    draws popups with, whatever level the gauges are at."""
+    from dashboard.maps import RESERVED_WORDS
+
+    observe("A-PUBLIC", 5.2)  # 氾濫発生: level 5 equivalent
+    observe("B-PUBLIC", 4.1)  # 氾濫危険水位: level 4 equivalent
+    html = page(client)
+    assert "警戒レベル5相当" in html and "警戒レベル4相当" in html
+    for word in RESERVED_WORDS:
+        assert word not in html, word

@@ -159,7 +159,7 @@ def test_page_header_shows_level_words_value_trend_and_observed_time(client, sta
     text = page(client, "A-PUBLIC")
 
     assert '<span class="mz-chip mz-level-3">L3</span>' in text
-    assert "高齢者等避難" in text and "Older people evacuate" in text
+    assert "警戒レベル3相当" in text and "Level 3 equivalent" in text
     assert "3.60 m" in text
     assert "↑" in text and "上昇" in text and "rising" in text
     assert "JST" in text

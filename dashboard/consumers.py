@@ -179,6 +179,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         # Read the sequence first: anything published after it is newer than the snapshot.
         store = live.live_store()
         seq, stream = store.current_seq(), store.stream_id()
+        if self.viewer.is_anonymous:
+            # Every anonymous reader sees the same public set: a crowd reconnecting at once after a
+            # network blip shares one build instead of queueing hundreds in the sync thread.
+            key = (seq, stream, tuple(sorted(self.layers)))
+            return live.shared_public_snapshot(key, lambda: self._build_snapshot_frames(seq, stream))
+        return self._build_snapshot_frames(seq, stream)
+
+    def _build_snapshot_frames(self, seq: int, stream: str) -> list[str]:
         kinds = [layer for layer in self.layers if layer in live.STATION_LAYERS]
         now = timezone.now()
         stations = station_list(viewer=self.viewer).filter(kind__in=kinds)

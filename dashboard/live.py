@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict, deque
 
@@ -243,6 +244,27 @@ def snapshot_frames(
             body += ',"shelters":[' + ",".join(part["shelters"]) + "]"
         frames.append(envelope[:-1] + "," + body + "}")
     return frames
+
+
+# One public snapshot per (sequence number, stream, layers), for a few seconds: the same bytes for
+# every anonymous reader, valid only while nothing newer was published (a new number is a new key)
+# and while `stale` flags judged at build time still hold.
+SHARED_SNAPSHOT_SECONDS = 5.0
+_shared_snapshot: dict[tuple, tuple[float, list[str]]] = {}
+_shared_snapshot_lock = threading.Lock()
+
+
+def shared_public_snapshot(key: tuple, build) -> list[str]:
+    """The frames of the public snapshot for `key`, built by `build()` at most once per key and
+    SHARED_SNAPSHOT_SECONDS in this process."""
+    with _shared_snapshot_lock:
+        cached = _shared_snapshot.get(key)
+        if cached is not None and time.monotonic() - cached[0] < SHARED_SNAPSHOT_SECONDS:
+            return cached[1]
+        frames = build()
+        _shared_snapshot.clear()
+        _shared_snapshot[key] = (time.monotonic(), frames)
+        return frames
 
 
 def _publish(group: str, message: dict) -> None:

@@ -85,6 +85,14 @@ def api_usage_flushed_by_hand():
     yield
 
 
+@pytest.fixture(autouse=True)
+def no_shared_snapshot_from_another_test():
+    """The public snapshot is shared per sequence number within a process; each test starts afresh."""
+    from dashboard import live
+
+    live._shared_snapshot.clear()
+
+
 @pytest.fixture
 def towns(db):
     # Fictional codes with valid check digits; prefecture 99 does not exist.

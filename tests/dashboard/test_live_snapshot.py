@@ -163,3 +163,38 @@ async def test_a_page_with_its_snapshot_resumes_and_gets_no_second_snapshot(many
     assert await ws.receive_nothing(timeout=0.3)
     await ws.disconnect()
     await database_sync_to_async(connections.close_all)()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_anonymous_readers_share_one_snapshot_build_and_members_get_their_own(stations, user_a, monkeypatch):
+    """A crowd of residents reconnecting at once costs one snapshot build, not one each; a town
+    member's snapshot is never taken from the shared public one."""
+    builds = []
+    real = LiveConsumer._build_snapshot_frames
+
+    def counting(self, seq, stream):
+        builds.append(self.viewer.is_anonymous)
+        return real(self, seq, stream)
+
+    monkeypatch.setattr(LiveConsumer, "_build_snapshot_frames", counting)
+
+    async def snapshot_codes(user=None):
+        ws = WebsocketCommunicator(LiveConsumer.as_asgi(), "/ws/live/")
+        if user is not None:
+            ws.scope["user"] = user
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"type": "subscribe", "layers": ["river"]})
+        assert (await ws.receive_json_from(timeout=5))["type"] == "subscribed"
+        snapshot = await ws.receive_json_from(timeout=5)
+        await ws.disconnect()
+        return sorted(f["properties"]["code"] for f in snapshot["features"])
+
+    try:
+        public = [await snapshot_codes() for _ in range(5)]
+        member = await snapshot_codes(user_a)
+    finally:
+        await database_sync_to_async(connections.close_all)()
+    assert all(codes == ["A-PUBLIC", "B-PUBLIC"] for codes in public)
+    assert "A-PRIVATE" in member and "B-PRIVATE" not in member
+    assert builds == [True, False]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden
+from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -45,7 +45,7 @@ def board(request):
         "filters": filters,
         "towns": Municipality.objects.order_by("code"),
         "kinds": AlertRule.Kind.choices,
-        "query": request.GET.urlencode(),
+        "query": _board_query(request.GET),
     }
     template = "dashboard/alerts/_board.html" if request.GET.get("fragment") else "dashboard/alerts/board.html"
     return render(request, template, context)
@@ -94,8 +94,16 @@ def act(request, alert_id: int):
             alert_acknowledge(alert, request.user)
     except (AlertStateError, AlertNoteError) as exc:
         messages.error(request, str(exc))
-    query = request.POST.get("query", "")
+    query = _board_query(QueryDict(request.POST.get("query", "")))
     return redirect(reverse("alert-board") + (f"?{query}" if query else ""))
+
+
+def _board_query(params: QueryDict) -> str:
+    """The board's filters to come back to after acting. `fragment` is how the live refresh asks for
+    the bare list; carried into the redirect it landed operators on an unstyled page."""
+    kept = params.copy()
+    kept.pop("fragment", None)
+    return kept.urlencode()
 
 
 def public_current(request):

@@ -61,6 +61,18 @@ def test_operator_acknowledges_and_the_board_says_who(client, alerts, operator_a
     assert "a-operator" in client.get("/hq/alerts/").content.decode()
 
 
+def test_acting_from_the_live_refreshed_board_returns_to_the_full_board_with_its_filters(client, alerts, operator_a):
+    client.force_login(operator_a)
+    fragment = client.get("/hq/alerts/?town=town-a&fragment=1").content.decode()
+    query = __import__("re").search(r'name="query" value="([^"]*)"', fragment).group(1)
+    assert "fragment" not in query
+    response = client.post(
+        f"/hq/alerts/{alerts['a-public'].pk}/act", {"action": "acknowledge", "query": "town=town-a&fragment=1"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/hq/alerts/?town=town-a"
+    assert "<html" in client.get(response["Location"]).content.decode()
+
+
 def test_viewers_cannot_act_and_other_towns_private_alerts_are_404(client, alerts, towns, operator_b):
     viewer = make_member("a-viewer-2", towns[0], Membership.Role.VIEWER)
     client.force_login(viewer)

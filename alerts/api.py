@@ -79,6 +79,8 @@ ALERT_FIELDS = {
     "resolved_at": serializers.DateTimeField(allow_null=True),
     "cap_url": serializers.URLField(),
     "url": serializers.URLField(),
+    "station_page_url": serializers.URLField(help_text="The station's page, for people (hydrograph, thresholds)."),
+    "board_url": serializers.URLField(help_text="The HQ alert board, for people who may act on the alert."),
 }
 ALERT = inline_serializer("Alert", ALERT_FIELDS)
 EVENT_FIELDS = {

@@ -227,6 +227,8 @@ def alert_document(alert: Alert, *, site_url: str | None = None) -> dict:
         "resolved_at": local_iso(alert.resolved_at),
         "cap_url": base + reverse("api-alert-cap", args=[alert.pk]),
         "url": base + reverse("api-alert-detail", args=[alert.pk]),
+        "station_page_url": base + reverse("station-detail", args=[station.code]),
+        "board_url": base + reverse("alert-board"),
     }
 
 

@@ -42,7 +42,12 @@ def body_for(notification: dict) -> str:
             f"Level {alert['next_level']} in about {alert['time_to_next_level_minutes']:.0f} min "
             f"(± {alert['time_to_next_level_uncertainty_minutes']:.0f} min) if the trend holds"
         )
-    lines += ["", f"Alert: {alert['url']}", f"CAP: {alert['cap_url']}"]
+    lines += [
+        "",
+        f"観測所 / Station: {alert['station_page_url']}",
+        f"アラート一覧 / Alert board (HQ): {alert['board_url']}",
+        f"CAP: {alert['cap_url']}",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.conf import settings
 from channels.layers import get_channel_layer
 from django.core import mail
 from django.db import connection
@@ -260,6 +261,9 @@ def test_email_goes_to_every_town_that_may_see_the_station_and_no_other(towns, v
     message = mail.outbox[0]
     assert "警戒レベル4" in message.subject and "避難指示" in message.body and "Evacuate all" in message.body
     assert f"/api/v1/alerts/{Alert.objects.get().pk}/cap" in message.body
+    # People follow the links: the station page and the board on the site's own address, not JSON.
+    assert f"{settings.SITE_URL.rstrip('/')}/stations/A-X/" in message.body
+    assert f"{settings.SITE_URL.rstrip('/')}/hq/alerts/" in message.body
 
 
 @pytest.mark.django_db(transaction=True)

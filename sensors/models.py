@@ -334,10 +334,11 @@ def shared_station_ids(municipality_ids):
 
 
 class CatalogStamp(models.Model):
-    """One row whose `stamp` changes whenever any station or threshold row is written, by database
-    triggers (migration 0009_perf_catalog_stamp), so every write path counts, `QuerySet.update` and raw
-    SQL included. Ingestion keeps stations and thresholds in a per-process cache (`sensors.catalog`)
-    and reloads it when the stamp it reads differs from the one it loaded with.
+    """One row whose `stamp` changes whenever any station, threshold or threshold revision row is
+    written, by database triggers (migration 0009_perf_catalog_stamp), so every write path counts,
+    `QuerySet.update` and raw SQL included. Ingestion (`sensors.catalog`) and alert evaluation keep
+    stations and thresholds in per-process caches and reload them when the stamp they read differs
+    from the one they loaded with.
 
     The stamp is random rather than a counter: a process that loaded inside a transaction which then
     rolled back has cached data under a stamp the database never commits, and must never meet it again.

@@ -1,8 +1,8 @@
-"""The catalog stamp and the triggers that change it on every write to stations and thresholds."""
+"""The catalog stamp and the triggers that change it on every write to stations, thresholds and their revisions."""
 
 from django.db import migrations, models
 
-TABLES = ("sensors_station", "sensors_threshold")
+TABLES = ("sensors_station", "sensors_threshold", "sensors_thresholdrevision")
 
 POSTGRES_FORWARD = [
     """

@@ -82,8 +82,3 @@ def _load() -> dict[str, StationRow]:
         )
     return catalog
 
-
-def forget() -> None:
-    """Drop this process's copy (tests that swap databases; never needed for correctness otherwise)."""
-    global _cached
-    _cached = (None, {})

@@ -13,6 +13,7 @@ POSTGRES_FORWARD = [
         RETURN NULL;
     END $$
     """,
+    "INSERT INTO sensors_catalogstamp (id, stamp) VALUES (1, (random() * 9.0e18)::bigint)",
     *(
         f"CREATE TRIGGER {table}_catalog_touch AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
         "FOR EACH STATEMENT EXECUTE FUNCTION sensors_catalog_touch()"
@@ -25,11 +26,14 @@ POSTGRES_BACKWARD = [
 ]
 # SQLite has row triggers only; one writer at a time, so the extra updates cost no waiting.
 SQLITE_FORWARD = [
-    f"CREATE TRIGGER {table}_catalog_touch_{event.lower()} AFTER {event} ON {table} BEGIN "
-    "INSERT INTO sensors_catalogstamp (id, stamp) VALUES (1, random()) "
-    "ON CONFLICT (id) DO UPDATE SET stamp = excluded.stamp; END"
-    for table in TABLES
-    for event in ("INSERT", "UPDATE", "DELETE")
+    "INSERT INTO sensors_catalogstamp (id, stamp) VALUES (1, random())",
+    *(
+        f"CREATE TRIGGER {table}_catalog_touch_{event.lower()} AFTER {event} ON {table} BEGIN "
+        "INSERT INTO sensors_catalogstamp (id, stamp) VALUES (1, random()) "
+        "ON CONFLICT (id) DO UPDATE SET stamp = excluded.stamp; END"
+        for table in TABLES
+        for event in ("INSERT", "UPDATE", "DELETE")
+    ),
 ]
 SQLITE_BACKWARD = [
     f"DROP TRIGGER IF EXISTS {table}_catalog_touch_{event.lower()}"

@@ -79,3 +79,9 @@ def test_a_deleted_station_is_forgotten(towns):
     assert ingest(towns[0], "C1", 20, 1.0).accepted == 1
     Station.objects.filter(code="C1").delete()
     assert ingest(towns[0], "C1", 10, 1.0).rejected[0]["error"].startswith("unknown station 'C1'")
+
+
+def test_a_migrated_database_has_a_stamp_before_any_catalog_write(db):
+    # Without one nothing could be cached until the first edit of a station (a populated database
+    # migrated in place has none for months).
+    assert catalog.current_stamp() is not None

@@ -113,9 +113,6 @@ PLAUSIBLE_CHANGE = {
     StationKind.RIVER: (0.5, 3.0),  # m, m per hour
     StationKind.RESERVOIR: (5.0, 20.0),  # %, % per hour
 }
-_PLAUSIBLE_PER_MICROSECOND = {
-    kind: (slack, per_hour / 3_600_000_000) for kind, (slack, per_hour) in PLAUSIBLE_CHANGE.items()
-}
 
 
 def _flag_implausible_jumps(readings: list[_Reading], state: _State) -> None:
@@ -124,9 +121,9 @@ def _flag_implausible_jumps(readings: list[_Reading], state: _State) -> None:
     A reading close to the one before it confirms it, so a real step change (a gate opening, a
     re-levelled gauge) is flagged once, not forever.
     """
-    if not readings or readings[0].station.kind not in _PLAUSIBLE_PER_MICROSECOND:
+    if not readings or readings[0].station.kind not in PLAUSIBLE_CHANGE:
         return
-    slack, rate = _PLAUSIBLE_PER_MICROSECOND[readings[0].station.kind]
+    slack, per_hour = PLAUSIBLE_CHANGE[readings[0].station.kind]
     latest = state.observed_at
     reference_value, reference_at = state.reference_value, state.reference_at
     previous_value, previous_at = (state.value, latest) if latest is not None else (None, None)
@@ -137,11 +134,10 @@ def _flag_implausible_jumps(readings: list[_Reading], state: _State) -> None:
         near_reference = (
             reference_at is None
             or reference_value is None
-            or abs(value - reference_value) <= slack + rate * max(at - reference_at, 0)
+            or abs(value - reference_value) <= slack + per_hour * (max(at - reference_at, 0) / 1e6) / 3600
         )
-        near_previous = (
-            previous_at is not None
-            and (previous_value is None or abs(value - previous_value) <= slack + rate * max(at - previous_at, 0))
+        near_previous = previous_at is not None and (
+            previous_value is None or abs(value - previous_value) <= slack + per_hour * (max(at - previous_at, 0) / 1e6) / 3600
         )
         if near_reference or near_previous:
             reference_value, reference_at = value, at
@@ -274,16 +270,15 @@ class _BatchParser:
         if not isinstance(item, Mapping):
             raise ItemError("item must be an object with 'station', 'observed_at' and 'value'")
         try:
-            return (
-                self._memo(self.codes, parse_station_code, item["station"]),
-                self._memo(self.times, self._micros, item["observed_at"]),
-                parse_value(item["value"]),
-            )
+            station, observed_at, value = item["station"], item["observed_at"], item["value"]
         except KeyError:
             missing = [key for key in ("station", "observed_at", "value") if key not in item]
-            if not missing:
-                raise
             raise ItemError("missing " + ", ".join(f"'{key}'" for key in missing)) from None
+        return (
+            self._memo(self.codes, parse_station_code, station),
+            self._memo(self.times, self._micros, observed_at),
+            parse_value(value),
+        )
 
 
 def _chunks(values: Sequence, size: int = IN_CHUNK) -> Iterable[Sequence]:

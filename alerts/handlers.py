@@ -5,15 +5,13 @@ from __future__ import annotations
 from sensors.models import StationState
 from sensors.services import changed_station_ids
 
-from .services import IN_CHUNK, evaluate_station_changes
+from .services import evaluate_newest_readings, of_stations
 
 
 def station_changes_evaluate(events: list[tuple[str, dict]]) -> None:
     """Every station changed in the batch is evaluated once, from its state as committed now."""
-    station_ids = changed_station_ids(events)
-    states = []
-    for start in range(0, len(station_ids), IN_CHUNK):
-        states.extend(
-            StationState.objects.filter(station_id__in=station_ids[start : start + IN_CHUNK], observed_at__isnull=False)
-        )
-    evaluate_station_changes(states)
+    newest = {}
+    states = StationState.objects.filter(observed_at__isnull=False).values_list("station_id", "observed_at")
+    for queryset in of_stations(states, changed_station_ids(events)):
+        newest.update(queryset)
+    evaluate_newest_readings(newest)

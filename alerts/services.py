@@ -26,8 +26,10 @@ from django.utils import timezone
 
 from bulkwrite import update_from_arrays
 from events import emit
-from sensors.models import Observation, Station, StationKind, StationState, Threshold
-from sensors.selectors import local_iso, readings_in_ranges
+from sensors.models import Station, StationKind, StationState, Threshold
+from sensors.catalog import current_stamp
+from sensors.selectors import local_iso, readings_in_ranges_micros
+from sensors.services import from_micros, to_micros
 from tenancy.models import AuditEvent
 from tenancy.services import audit_record
 
@@ -71,6 +73,16 @@ class AlertStateError(Exception):
 def _chunks(values: list, size: int = IN_CHUNK):
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def of_stations(queryset, station_ids: list[int]):
+    """`queryset` limited to rows of these stations, as querysets in chunks. On PostgreSQL one query
+    with the ids as a single array parameter: the driver's client-side binding quotes every member
+    of an IN list in Python, which cost more than the query."""
+    if connection.vendor == "postgresql":
+        column = f"{connection.ops.quote_name(queryset.model._meta.db_table)}.{connection.ops.quote_name('station_id')}"
+        return [queryset.extra(where=[f"{column} = ANY(%s::bigint[])"], params=[list(station_ids)])]
+    return [queryset.filter(station_id__in=chunk) for chunk in _chunks(station_ids)]
 
 
 # --- level schemes ---------------------------------------------------------------------------
@@ -122,15 +134,64 @@ def alert_rules_sync_for_station(station: Station, *, now: datetime | None = Non
 
 
 def _missing_default_rules(
-    stations: dict[int, Station], thresholds: dict[int, list[Threshold]], rules: list[AlertRule]
+    stations: dict[int, Station], thresholds: dict[int, list[Threshold]], rules: list[AlertRule], wanted: dict
 ) -> list[AlertRule]:
-    present = {(rule.station_id, *rulebook.rule_key(rule)) for rule in rules if rule.is_default}
-    return [
-        rule
-        for station in stations.values()
-        for rule in rulebook.default_rules(station, thresholds.get(station.pk, []))
-        if (station.pk, *rulebook.rule_key(rule)) not in present
-    ]
+    """Default rules the stations' data implies and that do not exist. `wanted` caches the keys of
+    each station's default rules (valid while the catalog stamp is), so a batch whose stations have
+    all their rules builds no rule instances."""
+    present: dict[int, set] = defaultdict(set)
+    for rule in rules:
+        if rule.is_default:
+            present[rule.station_id].add(rulebook.rule_key(rule))
+    missing = []
+    for station in stations.values():
+        keys = wanted.get(station.pk)
+        if keys is None:
+            keys = wanted[station.pk] = frozenset(
+                rulebook.rule_key(rule) for rule in rulebook.default_rules(station, thresholds.get(station.pk, []))
+            )
+        if keys <= present[station.pk]:
+            continue
+        missing.extend(
+            rule
+            for rule in rulebook.default_rules(station, thresholds.get(station.pk, []))
+            if rulebook.rule_key(rule) not in present[station.pk]
+        )
+    return missing
+
+
+class _CatalogCache:
+    """Per-process copies of what evaluation reads of the catalog (thresholds with their revisions,
+    default-rule keys), dropped whenever the catalog stamp changes (see `sensors.models.CatalogStamp`)."""
+
+    def __init__(self):
+        self.stamp: int | None = None
+        self.thresholds: dict[int, list[Threshold]] = {}
+        self.default_keys: dict[int, frozenset] = {}
+
+    def current(self) -> "_CatalogCache":
+        stamp = current_stamp()
+        if stamp is None:
+            return _CatalogCache()  # no stamp to trust: a fresh, unshared copy
+        if stamp != self.stamp:
+            self.thresholds, self.default_keys, self.stamp = {}, {}, stamp
+        return self
+
+    def thresholds_of(self, station_ids: list[int]) -> dict[int, list[Threshold]]:
+        missing = [pk for pk in station_ids if pk not in self.thresholds]
+        if missing:
+            loaded: dict[int, list[Threshold]] = defaultdict(list)
+            for chunk in _chunks(missing):
+                for threshold in Threshold.objects.filter(station_id__in=chunk):
+                    loaded[threshold.station_id].append(threshold)
+            # Past values, for judging each reading by the threshold in force then; only edited ones have any.
+            prefetch_related_objects([t for ts in loaded.values() for t in ts if t.valid_from], "revisions")
+            for pk in missing:
+                self.thresholds[pk] = loaded.get(pk, [])
+        return {pk: self.thresholds[pk] for pk in station_ids}
+
+
+_catalog_cache = _CatalogCache()
 
 
 # --- transitions -----------------------------------------------------------------------------
@@ -265,21 +326,44 @@ def alert_events_emit(event_ids: list[int]) -> None:
 class _History:
     """One station's recent readings, oldest first, with their quality flags."""
 
+    micros: np.ndarray  # microseconds since the epoch, exact
     times: np.ndarray  # epoch seconds
     values: np.ndarray
     suspect: np.ndarray  # flagged on ingest: never moves an alert
-    stamps: list[datetime]
     newest: datetime  # newest reading of the station (the changed state's)
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[datetime, float, str]], newest: datetime) -> "_History":
+    def from_series(cls, series: tuple[list, list, list] | None, newest: datetime) -> "_History":
+        micros, values, suspect = series or ([], [], [])
+        micros = np.array(micros, dtype=np.int64)
         return cls(
-            times=np.array([at.timestamp() for at, _, _ in rows], dtype=float),
-            values=np.array([value for _, value, _ in rows], dtype=float),
-            suspect=np.array([quality == Observation.Quality.SUSPECT for _, _, quality in rows], dtype=bool),
-            stamps=[at for at, _, _ in rows],
+            micros=micros,
+            times=micros / 1e6,  # the same double as datetime.timestamp() gives
+            values=np.array(values, dtype=float),
+            suspect=np.array(suspect, dtype=bool),
             newest=newest,
         )
+
+    def stamp(self, index: int) -> datetime:
+        return from_micros(int(self.micros[index]))
+
+
+def _stays_closed(rule: AlertRule, thresholds: list[Threshold], history: _History, first: int) -> bool:
+    """Whether stepping a threshold rule without an open alert through readings `first`... cannot open
+    one: no reading reaches the lowest rung of the ladder in force when it was taken. `next_level` from
+    level 0 needs the newest reading to meet a rung, so every step would stay at 0; spikes and flags
+    only remove readings, so looking at all of them is safe. Most stations of a batch end here."""
+    if rule.kind != Kind.THRESHOLD:
+        return False
+    sign = 1.0 if rule.direction == AlertRule.Direction.RISING else -1.0
+    if not any(threshold.valid_from for threshold in thresholds):
+        steps = rulebook.rule_steps(rule, thresholds)
+        return not steps or float((sign * history.values[first:]).max()) < min(sign * step.value for step in steps)
+    for index in range(first, len(history.values)):
+        steps = rulebook.rule_steps(rule, thresholds, at=history.stamp(index))
+        if steps and sign * history.values[index] >= min(sign * step.value for step in steps):
+            return False
+    return True
 
 
 def _rain_totals(times: np.ndarray, values: np.ndarray) -> dict[str, float]:
@@ -339,16 +423,19 @@ def _evaluate_rule(
     over all readings, flagged or not, so a jump that ingestion already flagged and the next reading
     confirmed is not held back a second time.
     """
-    hysteresis = rulebook.rule_hysteresis(rule)
-    jump, spike = jumps_and_spikes(history.values, rulebook.rule_max_step(rule, station))
-    usable = ~spike & ~history.suspect
     if rule.evaluated_until is None:
         # A new rule judges the present, not the history that happens to be loaded.
         stepped_after = history.newest - timedelta(microseconds=1)
     else:
         stepped_after = max(rule.evaluated_until, history.newest - CATCH_UP)
-    first = next((i for i, stamp in enumerate(history.stamps) if stamp > stepped_after), len(history.stamps))
-    for k in range(first, len(history.stamps)):
+    first = int(np.searchsorted(history.micros, to_micros(stepped_after), side="right"))
+    if rule.pk not in batch.open_alerts and (first == len(history.micros) or _stays_closed(rule, thresholds, history, first)):
+        rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
+        return
+    hysteresis = rulebook.rule_hysteresis(rule)
+    jump, spike = jumps_and_spikes(history.values, rulebook.rule_max_step(rule, station))
+    usable = ~spike & ~history.suspect
+    for k in range(first, len(history.micros)):
         if jump[k] or history.suspect[k]:
             continue  # flagged, or a jump not yet confirmed or refuted by the next reading
         keep = usable[: k + 1].copy()
@@ -358,12 +445,13 @@ def _evaluate_rule(
         alert = batch.open_alerts.get(rule.pk)
         current = alert.level if alert else 0
         # Each reading is judged by the thresholds in force when it was taken.
-        steps = rulebook.rule_steps(rule, thresholds, at=history.stamps[k])
+        stamp = history.stamp(k)
+        steps = rulebook.rule_steps(rule, thresholds, at=stamp)
         level = next_level(times, measure, steps, current=current, rules=hysteresis)
         if level != current:
             batch.move(
-                rule, level, value=_finite(measure[-1]), observed_at=history.stamps[k],
-                metrics=_metrics(rule, station, thresholds, times, values, measure[-1], level, at=history.stamps[k]),
+                rule, level, value=_finite(measure[-1]), observed_at=stamp,
+                metrics=_metrics(rule, station, thresholds, times, values, measure[-1], level, at=stamp),
             )
     rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
 
@@ -375,7 +463,7 @@ def _evaluate_rule(
         times, values = history.times[keep], history.values[keep]
         if len(times):
             measure = rulebook.rule_measure(rule, times, values)
-            observed_at = history.stamps[int(np.flatnonzero(keep)[-1])]
+            observed_at = history.stamp(int(np.flatnonzero(keep)[-1]))
             if observed_at != alert.last_observed_at:
                 _apply_metrics(
                     alert, value=_finite(measure[-1]), observed_at=observed_at,
@@ -391,30 +479,34 @@ def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
     alerts and the recent history of all changed stations in a fixed number of queries, then writes
     the transitions, their events and deliveries in one transaction. Notifications go out after commit.
     """
-    newest = {state.station_id: state.observed_at for state in states if state.observed_at is not None}
+    return evaluate_newest_readings(
+        {state.station_id: state.observed_at for state in states if state.observed_at is not None}
+    )
+
+
+def evaluate_newest_readings(newest: dict[int, datetime]) -> list[AlertEvent]:
+    """`evaluate_station_changes` for {station id: its newest reading's time}."""
     if not newest:
         return []
     now = timezone.now()
     station_ids = sorted(newest)
     with transaction.atomic():
-        stations = Station.objects.select_related("municipality").in_bulk(station_ids)
-        thresholds: dict[int, list[Threshold]] = defaultdict(list)
-        for threshold in Threshold.objects.filter(station_id__in=station_ids):
-            thresholds[threshold.station_id].append(threshold)
-        # Past values, for judging each reading by the threshold in force then; only edited ones have any.
-        prefetch_related_objects([t for ts in thresholds.values() for t in ts if t.valid_from], "revisions")
+        catalog = _catalog_cache.current()
+        stations = {station.pk: station for station in _stations_of(station_ids)}
+        thresholds = catalog.thresholds_of(station_ids)
         rules = _locked_rules(station_ids)
-        missing = _missing_default_rules(stations, thresholds, rules)
+        missing = _missing_default_rules(stations, thresholds, rules, catalog.default_keys)
         if missing:
             AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
             rules = _locked_rules(station_ids)
         batch = _Transitions(now=now, scheme=_active_scheme())
         batch.open_alerts = {
             alert.rule_id: alert
-            for alert in Alert.objects.select_for_update(of=("self",))
-            .filter(station_id__in=station_ids)
-            .exclude(state=Alert.State.RESOLVED)
-            .order_by("pk")
+            for queryset in of_stations(
+                Alert.objects.select_for_update(of=("self",)).exclude(state=Alert.State.RESOLVED).order_by("pk"),
+                station_ids,
+            )
+            for alert in queryset
         }
         rules_by_station: dict[int, list[AlertRule]] = defaultdict(list)
         for rule in rules:
@@ -433,7 +525,7 @@ def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
             start = max(oldest_cursor, newest[station_id] - CATCH_UP)
             lookback = max(rulebook.rule_lookback(rule, station) for rule in stepping)
             ranges[station_id] = (start - lookback, newest[station_id])
-        history_rows = readings_in_ranges(ranges)
+        history_rows = readings_in_ranges_micros(ranges)
 
         stepped: list[AlertRule] = []
         for rule in rules:
@@ -448,7 +540,7 @@ def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
                 if alert is not None and now - newest[station.pk] <= limit:
                     batch.resolve(alert, observed_at=newest[station.pk], note="reporting again")
                 continue
-            history = _History.from_rows(history_rows.get(station.pk, []), newest[station.pk])
+            history = _History.from_series(history_rows.get(station.pk), newest[station.pk])
             _evaluate_rule(batch, rule, station, thresholds[station.pk], history)
             stepped.append(rule)
         _cursors_save(stepped)
@@ -471,11 +563,19 @@ def _cursors_save(rules: list[AlertRule]) -> None:
 
 def _locked_rules(station_ids: list[int]) -> list[AlertRule]:
     rules: list[AlertRule] = []
-    for chunk in _chunks(station_ids):
-        rules.extend(
-            AlertRule.objects.select_for_update().filter(station_id__in=chunk).order_by("station_id", "pk")
-        )
+    for queryset in of_stations(AlertRule.objects.select_for_update().order_by("station_id", "pk"), station_ids):
+        rules.extend(queryset)
     return rules
+
+
+def _stations_of(station_ids: list[int]) -> list[Station]:
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Station._meta.db_table)
+        queryset = Station.objects.select_related("municipality").extra(
+            where=[f"{table}.{connection.ops.quote_name('id')} = ANY(%s::bigint[])"], params=[list(station_ids)]
+        )
+        return list(queryset)
+    return [station for chunk in _chunks(station_ids) for station in Station.objects.select_related("municipality").filter(pk__in=chunk)]
 
 
 # --- stale sensors ---------------------------------------------------------------------------

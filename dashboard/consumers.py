@@ -168,7 +168,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return sorted(messages, key=lambda message: message["seq"]), complete
 
     async def send_snapshot(self):
-        for frame in await database_sync_to_async(self._snapshot_frames)():
+        # Built in a worker thread, not the consumers' one sync thread, so a crowd of subscribers
+        # asking for snapshots does not hold up every other consumer's database work behind them.
+        for frame in await database_sync_to_async(self._snapshot_frames, thread_sensitive=False)():
             await self.send(text_data=frame)
 
     def _no_longer_visible(self, codes: list[str]) -> list[str]:
@@ -179,12 +181,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         # Read the sequence first: anything published after it is newer than the snapshot.
         store = live.live_store()
         seq, stream = store.current_seq(), store.stream_id()
-        if self.viewer.is_anonymous:
-            # Every anonymous reader sees the same public set: a crowd reconnecting at once after a
-            # network blip shares one build instead of queueing hundreds in the sync thread.
-            key = (seq, stream, tuple(sorted(self.layers)))
-            return live.shared_public_snapshot(key, lambda: self._build_snapshot_frames(seq, stream))
-        return self._build_snapshot_frames(seq, stream)
+        # Readers who see the same stations (every anonymous one, the members of one town) share one
+        # build: a crowd reconnecting at once after a network blip costs one, not hundreds.
+        key = (seq, stream, tuple(sorted(self.layers)), live.snapshot_audience(self.viewer))
+        return live.shared_snapshot(key, lambda: self._build_snapshot_frames(seq, stream))
 
     def _build_snapshot_frames(self, seq: int, stream: str) -> list[str]:
         kinds = [layer for layer in self.layers if layer in live.STATION_LAYERS]

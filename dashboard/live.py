@@ -246,25 +246,53 @@ def snapshot_frames(
     return frames
 
 
-# One public snapshot per (sequence number, stream, layers), for a few seconds: the same bytes for
-# every anonymous reader, valid only while nothing newer was published (a new number is a new key)
-# and while `stale` flags judged at build time still hold.
+# One snapshot per (sequence number, stream, layers, audience), for a few seconds: the same bytes for
+# every reader of that audience, valid only while nothing newer was published (a new number is a new
+# key) and while `stale` flags judged at build time still hold.
 SHARED_SNAPSHOT_SECONDS = 5.0
+SHARED_SNAPSHOT_KEYS = 64
 _shared_snapshot: dict[tuple, tuple[float, list[str]]] = {}
+_shared_snapshot_building: dict[tuple, threading.Event] = {}
 _shared_snapshot_lock = threading.Lock()
 
 
-def shared_public_snapshot(key: tuple, build) -> list[str]:
-    """The frames of the public snapshot for `key`, built by `build()` at most once per key and
-    SHARED_SNAPSHOT_SECONDS in this process."""
-    with _shared_snapshot_lock:
-        cached = _shared_snapshot.get(key)
-        if cached is not None and time.monotonic() - cached[0] < SHARED_SNAPSHOT_SECONDS:
-            return cached[1]
+def snapshot_audience(viewer: Viewer) -> tuple:
+    """What a viewer's snapshot depends on: viewers with equal keys see the same stations with the
+    same properties (`station_list` restricts by these fields only; `show_sharing` is `is_member`)."""
+    if viewer.is_platform_admin:
+        return ("platform",)
+    return ("towns", tuple(sorted(viewer.municipality_ids)))
+
+
+def shared_snapshot(key: tuple, build) -> list[str]:
+    """The frames of the snapshot for `key`, built by `build()` at most once per key and
+    SHARED_SNAPSHOT_SECONDS in this process: concurrent readers of one key wait for the one build,
+    readers of other keys do not wait for it."""
+    while True:
+        with _shared_snapshot_lock:
+            cached = _shared_snapshot.get(key)
+            if cached is not None and time.monotonic() - cached[0] < SHARED_SNAPSHOT_SECONDS:
+                return cached[1]
+            pending = _shared_snapshot_building.get(key)
+            if pending is None:
+                pending = _shared_snapshot_building[key] = threading.Event()
+                break
+        # Someone else builds it; a builder that failed leaves no frames, and the next one tries.
+        pending.wait(timeout=60)
+    try:
         frames = build()
-        _shared_snapshot.clear()
-        _shared_snapshot[key] = (time.monotonic(), frames)
+        with _shared_snapshot_lock:
+            now = time.monotonic()
+            for old in [k for k, (at, _) in _shared_snapshot.items() if now - at >= SHARED_SNAPSHOT_SECONDS]:
+                del _shared_snapshot[old]
+            if len(_shared_snapshot) >= SHARED_SNAPSHOT_KEYS:
+                del _shared_snapshot[min(_shared_snapshot, key=lambda k: _shared_snapshot[k][0])]
+            _shared_snapshot[key] = (now, frames)
         return frames
+    finally:
+        with _shared_snapshot_lock:
+            _shared_snapshot_building.pop(key, None)
+        pending.set()
 
 
 def _publish(group: str, message: dict) -> None:

@@ -331,3 +331,18 @@ def shared_station_ids(municipality_ids):
         stationgroup_id__in=active.filter(group__isnull=False).values("group_id")
     ).values("station_id")
     return Station.objects.filter(Q(pk__in=direct) | Q(pk__in=grouped)).values("pk")
+
+
+class CatalogStamp(models.Model):
+    """One row whose `stamp` changes whenever any station, threshold or threshold revision row is
+    written, by database triggers (migration 0009_perf_catalog_stamp), so every write path counts,
+    `QuerySet.update` and raw SQL included. Ingestion (`sensors.catalog`) and alert evaluation keep
+    stations and thresholds in per-process caches and reload them when the stamp they read differs
+    from the one they loaded with.
+
+    The stamp is random rather than a counter: a process that loaded inside a transaction which then
+    rolled back has cached data under a stamp the database never commits, and must never meet it again.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    stamp = models.BigIntegerField(default=0)

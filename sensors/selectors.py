@@ -304,6 +304,47 @@ def readings_in_ranges(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int
     return rows
 
 
+def readings_in_ranges_micros(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int, tuple[list, list, list]]:
+    """As `readings_in_ranges`, for arithmetic: per station (times in integer microseconds since the
+    epoch, values, whether each reading is flagged suspect), oldest first. PostgreSQL computes the
+    microseconds, so no timestamp is parsed in Python (that parsing was most of the query's cost)."""
+    series: dict[int, tuple[list, list, list]] = {}
+    if not ranges:
+        return series
+    if connection.vendor != "postgresql":
+        epoch = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+        for pk, rows in readings_in_ranges(ranges).items():
+            series[pk] = (
+                [(at - epoch) // timedelta(microseconds=1) for at, _, _ in rows],
+                [value for _, value, _ in rows],
+                [quality == Observation.Quality.SUSPECT for _, _, quality in rows],
+            )
+        return series
+    table = connection.ops.quote_name(Observation._meta.db_table)
+    station_ids = sorted(ranges)
+    sql = f"""
+        SELECT o.station_id, (extract(epoch FROM o.observed_at) * 1000000)::bigint, o.value, o.quality = %s
+        FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS r(station_id, start_at, end_at)
+        JOIN {table} o ON o.station_id = r.station_id AND o.observed_at > r.start_at AND o.observed_at <= r.end_at
+        ORDER BY o.station_id, o.observed_at"""
+    params = [
+        str(Observation.Quality.SUSPECT), station_ids,
+        [ranges[pk][0] for pk in station_ids], [ranges[pk][1] for pk in station_ids],
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    current = None
+    for station_id, micros, value, suspect in rows:
+        if station_id != current:
+            current = station_id
+            times, values, flags = series[station_id] = ([], [], [])
+        times.append(micros)
+        values.append(value)
+        flags.append(suspect)
+    return series
+
+
 def _sqlite_time(raw) -> datetime:
     if isinstance(raw, datetime):
         return raw if raw.tzinfo else raw.replace(tzinfo=dt_timezone.utc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import unicodedata
@@ -17,7 +18,6 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from bulkwrite import update_from_arrays
 from events import emit
 from tenancy.models import AuditEvent, Municipality
 from tenancy.services import audit_record
@@ -33,6 +33,7 @@ from .models import (
     ThresholdRevision,
     Visibility,
 )
+from .catalog import StationRow, stations_by_code
 from .selectors import MQTT_STATUS_KEY, mqtt_status, readings_in_ranges, station_audiences
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class IngestReport:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[dict] = field(default_factory=list)
-    changed_states: list[StationState] = field(default_factory=list)
+    changed_states: list["_State"] = field(default_factory=list)
 
     def reject(self, index: int, error: str) -> None:
         self.rejected.append({"index": index, "error": error})
@@ -62,14 +63,48 @@ class IngestReport:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
-@dataclass
-class _Reading:
-    index: int
-    station: Station
-    observed_at: datetime
-    value: float
-    quality: str = Observation.Quality.OK
+# Ingestion keeps times as integer microseconds since the epoch (UTC): exact, cheap to compare, hash
+# and send to PostgreSQL as one bigint array, where timestamps cost a Python object per reading.
+EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+MICROSECOND = timedelta(microseconds=1)
 
+
+def to_micros(at: datetime) -> int:
+    return (at - EPOCH) // MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+class _Reading:
+    __slots__ = ("index", "station", "at", "value", "quality")
+
+    def __init__(self, index: int, station: StationRow, at: int, value: float):
+        self.index, self.station, self.at, self.value = index, station, at, value
+        self.quality = OK
+
+
+class _State:
+    """A station's latest-state row as ingestion reads and writes it (times in microseconds)."""
+
+    __slots__ = (
+        "station_id", "value", "observed_at", "quality", "previous_value", "previous_at", "reference_value",
+        "reference_at", "level", "accumulations", "accumulations_changed",
+    )  # fmt: skip
+
+    def __init__(self, station_id, value, observed_at, quality, previous_value, previous_at, reference_value,
+                 reference_at, level, accumulations):  # fmt: skip
+        self.station_id, self.value, self.observed_at, self.quality = station_id, value, observed_at, quality
+        self.previous_value, self.previous_at = previous_value, previous_at
+        self.reference_value, self.reference_at = reference_value, reference_at
+        self.level = level
+        self.accumulations = accumulations  # dict, or the stored JSON text until someone needs it
+        self.accumulations_changed = False
+
+
+OK = str(Observation.Quality.OK)
+SUSPECT = str(Observation.Quality.SUSPECT)
 
 # A river stage or storage rate cannot move further than this between two readings: a fixed slack
 # for gauge noise plus a rate times the time between them. A faster jump is a spike (a wave hitting
@@ -80,14 +115,7 @@ PLAUSIBLE_CHANGE = {
 }
 
 
-def _plausible(kind: str, value: float, reference: float | None, elapsed: timedelta) -> bool:
-    if reference is None or kind not in PLAUSIBLE_CHANGE:
-        return True
-    slack, per_hour = PLAUSIBLE_CHANGE[kind]
-    return abs(value - reference) <= slack + per_hour * max(elapsed.total_seconds(), 0) / 3600
-
-
-def _flag_implausible_jumps(readings: list["_Reading"], state: StationState) -> None:
+def _flag_implausible_jumps(readings: list[_Reading], state: _State) -> None:
     """Mark readings newer than the latest state that jump implausibly from the last good reading.
 
     A reading close to the one before it confirms it, so a real step change (a gate opening, a
@@ -95,23 +123,27 @@ def _flag_implausible_jumps(readings: list["_Reading"], state: StationState) -> 
     """
     if not readings or readings[0].station.kind not in PLAUSIBLE_CHANGE:
         return
-    kind = readings[0].station.kind
-    reference = (state.reference_value, state.reference_at)
-    previous = (state.value, state.observed_at) if state.observed_at else (None, None)
+    slack, per_hour = PLAUSIBLE_CHANGE[readings[0].station.kind]
+    latest = state.observed_at
+    reference_value, reference_at = state.reference_value, state.reference_at
+    previous_value, previous_at = (state.value, latest) if latest is not None else (None, None)
     for reading in readings:
-        if state.observed_at is not None and reading.observed_at <= state.observed_at:
+        at, value = reading.at, reading.value
+        if latest is not None and at <= latest:
             continue  # a late reading: nothing newer to judge it against cheaply, kept as ok
-        near_reference = reference[1] is None or _plausible(
-            kind, reading.value, reference[0], reading.observed_at - reference[1]
+        near_reference = (
+            reference_at is None
+            or reference_value is None
+            or abs(value - reference_value) <= slack + per_hour * (max(at - reference_at, 0) / 1e6) / 3600
         )
-        near_previous = previous[1] is not None and _plausible(
-            kind, reading.value, previous[0], reading.observed_at - previous[1]
+        near_previous = previous_at is not None and (
+            previous_value is None or abs(value - previous_value) <= slack + per_hour * (max(at - previous_at, 0) / 1e6) / 3600
         )
         if near_reference or near_previous:
-            reference = (reading.value, reading.observed_at)
+            reference_value, reference_at = value, at
         else:
-            reading.quality = Observation.Quality.SUSPECT
-        previous = (reading.value, reading.observed_at)
+            reading.quality = SUSPECT
+        previous_value, previous_at = value, at
 
 
 def _shown(raw: Any, limit: int = 40) -> str:
@@ -128,17 +160,23 @@ def normalized_text(raw: str) -> str:
     which NFKC maps to ASCII. Digits of other scripts stay what they are and are refused where a
     number or a time is expected (see `_foreign_digits`). Every ingestion parser goes through here.
     """
+    if raw.isascii():
+        return raw.strip()  # NFKC leaves ASCII as it is
     return unicodedata.normalize("NFKC", raw).strip()
 
 
 def _foreign_digits(text: str) -> bool:
     """Whether text has decimal digits other than 0-9 (Arabic-Indic, Devanagari...), which float()
     would read but the documented formats do not allow."""
+    if text.isascii():
+        return False
     return any(not ("0" <= char <= "9") and unicodedata.category(char) == "Nd" for char in text)
 
 
 def _has_control_character(text: str) -> bool:
     # NUL and friends: PostgreSQL refuses NUL in text, and no station code or time contains them.
+    if text.isascii():
+        return not text.isprintable()  # in ASCII exactly the Cc characters are not printable
     return any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in text)
 
 
@@ -199,15 +237,48 @@ def parse_station_code(raw: Any) -> str:
     return code
 
 
-def _parse_item(item: Any, *, now: datetime) -> tuple[str, datetime, float]:
-    if isinstance(item, ItemError):
-        raise item
-    if not isinstance(item, Mapping):
-        raise ItemError("item must be an object with 'station', 'observed_at' and 'value'")
-    missing = [key for key in ("station", "observed_at", "value") if key not in item]
-    if missing:
-        raise ItemError("missing " + ", ".join(f"'{key}'" for key in missing))
-    return parse_station_code(item["station"]), parse_observed_at(item["observed_at"], now=now), parse_value(item["value"])
+class _BatchParser:
+    """Reads the items of one batch. A batch repeats its station codes and times (a gateway tick is
+    one time for every station), so each distinct raw code and time is parsed once, errors included."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        self.codes: dict = {}
+        self.times: dict = {}
+
+    def _memo(self, memo: dict, parse, raw):
+        try:
+            found = memo.get(raw)
+        except TypeError:  # unhashable (a list or an object where text belongs): parse it to say why
+            return parse(raw)
+        if found is None:
+            try:
+                found = parse(raw)
+            except ItemError as exc:
+                found = exc
+            memo[raw] = found
+        if isinstance(found, ItemError):
+            raise found
+        return found
+
+    def _micros(self, raw: Any) -> int:
+        return to_micros(parse_observed_at(raw, now=self.now))
+
+    def item(self, item: Any) -> tuple[str, int, float]:
+        if isinstance(item, ItemError):
+            raise item
+        if not isinstance(item, Mapping):
+            raise ItemError("item must be an object with 'station', 'observed_at' and 'value'")
+        try:
+            station, observed_at, value = item["station"], item["observed_at"], item["value"]
+        except KeyError:
+            missing = [key for key in ("station", "observed_at", "value") if key not in item]
+            raise ItemError("missing " + ", ".join(f"'{key}'" for key in missing)) from None
+        return (
+            self._memo(self.codes, parse_station_code, station),
+            self._memo(self.times, self._micros, observed_at),
+            parse_value(value),
+        )
 
 
 def _chunks(values: Sequence, size: int = IN_CHUNK) -> Iterable[Sequence]:
@@ -232,33 +303,32 @@ def observation_ingest(
     """
     now = now or timezone.now()
     report = IngestReport()
-
-    parsed: list[tuple[int, str, datetime, float]] = []
-    for index, item in enumerate(items):
-        try:
-            parsed.append((index, *_parse_item(item, now=now)))
-        except ItemError as exc:
-            report.reject(index, str(exc))
-
-    stations = _stations_by_code(municipality, {code for _, code, _, _ in parsed})
+    parser = _BatchParser(now)
+    catalog = stations_by_code()
+    town = municipality.pk if municipality is not None else None
     scope = f"municipality '{municipality.slug}'" if municipality else "this platform"
     readings: list[_Reading] = []
-    for index, code, observed_at, value in parsed:
-        station = stations.get(code)
-        if station is None:
+    for index, item in enumerate(items):
+        try:
+            code, at, value = parser.item(item)
+        except ItemError as exc:
+            report.reject(index, str(exc))
+            continue
+        station = catalog.get(code)
+        if station is None or (town is not None and station.municipality_id != town):
             # Same words for "no such station" and "another town's station": existence is private.
             report.reject(index, f"unknown station {_shown(code)} for {scope}")
             continue
         if not station.is_active:
             report.reject(index, f"station {_shown(code)} is inactive")
             continue
-        low, high = station.physical_limits
+        low, high = station.limits
         if not low <= value <= high:
             report.reject(
                 index, f"'value' {value:g} is impossible for a {station.kind} station (allowed {low:g} to {high:g})"
             )
             continue
-        readings.append(_Reading(index, station, observed_at, value))
+        readings.append(_Reading(index, station, at, value))
 
     if readings:
         with transaction.atomic():
@@ -269,35 +339,17 @@ def observation_ingest(
     return report
 
 
-def _stations_by_code(municipality: Municipality | None, codes: set[str]) -> dict[str, Station]:
-    found: dict[str, Station] = {}
-    ordered = sorted(codes)
-    for chunk in _chunks(ordered):
-        queryset = Station.objects.filter(code__in=chunk)
-        if municipality is not None:
-            queryset = queryset.filter(municipality=municipality)
-        found.update({station.code: station for station in queryset})
-    return found
-
-
 def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, source: str) -> None:
     station_ids = sorted({reading.station.pk for reading in readings})
-
     # Lock the latest-state rows of every station in the batch, in a fixed order, so concurrent
     # batches for the same stations queue up; the duplicate check below is then exact.
-    StationState.objects.bulk_create(
-        [StationState(station_id=pk) for pk in station_ids], ignore_conflicts=True
-    )
-    states: dict[int, StationState] = {}
-    for chunk in _chunks(station_ids):
-        for state in StationState.objects.select_for_update().filter(station_id__in=chunk).order_by("station_id"):
-            states[state.station_id] = state
+    states = _states_lock(station_ids, now=now)
 
-    existing = _existing_keys(readings)
+    existing = _existing_keys(readings, states)
     fresh: list[_Reading] = []
-    seen: set[tuple[int, datetime]] = set()
+    seen: set[tuple[int, int]] = set()
     for reading in readings:
-        key = (reading.station.pk, reading.observed_at)
+        key = (reading.station.pk, reading.at)
         if key in existing or key in seen:
             report.duplicates += 1
             continue
@@ -310,173 +362,258 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
     for reading in fresh:
         by_station[reading.station.pk].append(reading)
     for pk, station_readings in by_station.items():
-        station_readings.sort(key=lambda reading: reading.observed_at)
+        if len(station_readings) > 1:
+            station_readings.sort(key=_reading_time)
         _flag_implausible_jumps(station_readings, states[pk])
 
-    _observations_insert(fresh, received_at=now, source=source)
-    report.accepted = len(fresh)
+    stored = _observations_insert(fresh, received_at=now, source=source)
+    report.accepted = stored
+    report.duplicates += len(fresh) - stored
 
-    thresholds = _thresholds_by_station(by_station.keys())
-    stations = {reading.station.pk: reading.station for reading in fresh}
-    changed: list[StationState] = []
+    changed: list[tuple[_State, StationRow]] = []
+    rain: list[tuple[_State, StationRow]] = []
     for pk, station_readings in by_station.items():
         state, newest = states[pk], station_readings[-1]
-        if state.observed_at is None or newest.observed_at > state.observed_at:
+        station = newest.station
+        latest = state.observed_at
+        if latest is None or newest.at > latest:
             before = station_readings[-2] if len(station_readings) > 1 else None
-            if before is not None and (state.observed_at is None or before.observed_at > state.observed_at):
-                state.previous_value, state.previous_at = before.value, before.observed_at
+            if before is not None and (latest is None or before.at > latest):
+                state.previous_value, state.previous_at = before.value, before.at
             else:
-                state.previous_value, state.previous_at = state.value, state.observed_at
+                state.previous_value, state.previous_at = state.value, latest
             state.value = newest.value
-            state.observed_at = newest.observed_at
+            state.observed_at = newest.at
             state.quality = newest.quality
-            ok = [reading for reading in station_readings if reading.quality == Observation.Quality.OK]
-            if ok and (state.reference_at is None or ok[-1].observed_at > state.reference_at):
-                state.reference_value, state.reference_at = ok[-1].value, ok[-1].observed_at
-            changed.append(state)
-        elif _window_touched(thresholds[pk], state.observed_at, station_readings[0].observed_at):
-            changed.append(state)
-        # else: older readings arrived late; stored, but the latest state stays where it is.
+            ok = [reading for reading in station_readings if reading.quality == OK]
+            if ok and (state.reference_at is None or ok[-1].at > state.reference_at):
+                state.reference_value, state.reference_at = ok[-1].value, ok[-1].at
+        elif not (station.windows and station_readings[0].at > latest - to_micros_span(station.windows[-1])):
+            continue  # older readings arrived late; stored, but the latest state stays where it is
+        # else: a late reading inside an accumulation window ending at the latest reading
+        changed.append((state, station))
+        if station.kind == StationKind.RAIN and station.windows:
+            rain.append((state, station))
 
-    _refresh_accumulations([state for state in changed if stations[state.station_id].kind == StationKind.RAIN], thresholds)
-    for state in changed:
-        if state.quality == Observation.Quality.OK:
-            state.level = level_for(state, thresholds[state.station_id])
+    _refresh_accumulations(rain)
+    for state, station in changed:
+        if state.quality == OK:
+            state.level = level_for(state, station.thresholds)
         # A suspect reading is shown as it came, flagged, but does not move the level.
-        state.updated_at = now
-    _states_save(changed)
-    report.changed_states = changed
+    report.changed_states = [state for state, _ in changed]
+    _states_save(report.changed_states, now=now)
 
 
-def _existing_keys(readings: list[_Reading]) -> set[tuple[int, datetime]]:
-    """The (station, time) pairs of the batch already stored."""
+def _reading_time(reading: _Reading) -> int:
+    return reading.at
+
+
+def to_micros_span(span: timedelta) -> int:
+    return span // MICROSECOND
+
+
+_OBSERVATIONS = Observation._meta.db_table
+_STATES = StationState._meta.db_table
+# Microseconds since the epoch back to a timestamp, exactly (a float epoch would round).
+_FROM_MICROS = "(timestamptz 'epoch' + {} * interval '1 microsecond')"
+_TO_MICROS = "(extract(epoch FROM {}) * 1000000)::bigint"
+STATE_FIELDS = [
+    "value", "observed_at", "quality", "previous_value", "previous_at", "reference_value", "reference_at",
+    "level", "accumulations", "updated_at",
+]  # fmt: skip
+_STATE_TIMES = ("observed_at", "previous_at", "reference_at")
+
+
+def _states_lock(station_ids: list[int], *, now: datetime) -> dict[int, _State]:
+    """Make sure every station has a latest-state row, lock them in station order, read them as tuples."""
     if connection.vendor == "postgresql":
-        # The batch's own pairs, joined to the unique (station, observed_at) index.
-        pairs = sorted({(reading.station.pk, reading.observed_at) for reading in readings})
+        columns = ", ".join(_TO_MICROS.format(name) if name in _STATE_TIMES else name for name in STATE_FIELDS[:-2])
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT o.station_id, o.observed_at FROM unnest(%s::bigint[], %s::timestamptz[]) AS k(station_id, at) "
-                f"JOIN {_OBSERVATIONS} o ON o.station_id = k.station_id AND o.observed_at = k.at",
+                f"INSERT INTO {_STATES} (station_id, quality, accumulations, updated_at) "
+                "SELECT unnest(%s::bigint[]), %s, '{}'::jsonb, %s ON CONFLICT (station_id) DO NOTHING",
+                [station_ids, OK, now],
+            )
+            cursor.execute(
+                f"SELECT station_id, {columns}, accumulations::text FROM {_STATES} "
+                "WHERE station_id = ANY(%s::bigint[]) ORDER BY station_id FOR UPDATE",
+                [station_ids],
+            )
+            rows = cursor.fetchall()
+    else:
+        StationState.objects.bulk_create([StationState(station_id=pk) for pk in station_ids], ignore_conflicts=True)
+        rows = []
+        for chunk in _chunks(station_ids):
+            for row in (
+                StationState.objects.select_for_update()
+                .filter(station_id__in=chunk)
+                .order_by("station_id")
+                .values_list("station_id", *STATE_FIELDS[:-1])
+            ):
+                row = list(row)
+                for position in (2, 5, 7):  # observed_at, previous_at, reference_at
+                    row[position] = to_micros(row[position]) if row[position] is not None else None
+                rows.append(row)
+    return {row[0]: _State(*row) for row in rows}
+
+
+def _existing_keys(readings: list[_Reading], states: dict[int, _State]) -> set[tuple[int, int]]:
+    """The (station, time) pairs of the batch already stored.
+
+    The latest state is the newest stored reading, so only readings at or before it (late ones, or
+    any for a station without a state yet) can be stored already; a batch of new readings costs no
+    lookup. The insert still skips conflicts, and counts what it skipped, should that ever not hold.
+    """
+    if connection.vendor == "postgresql":
+        pairs = sorted(
+            {
+                (reading.station.pk, reading.at)
+                for reading in readings
+                if (latest := states[reading.station.pk].observed_at) is None or reading.at <= latest
+            }
+        )
+        if not pairs:
+            return set()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT k.station_id, k.at FROM unnest(%s::bigint[], %s::bigint[]) AS k(station_id, at) "
+                f"JOIN {_OBSERVATIONS} o ON o.station_id = k.station_id AND o.observed_at = {_FROM_MICROS.format('k.at')}",
                 [[pair[0] for pair in pairs], [pair[1] for pair in pairs]],
             )
             return set(cursor.fetchall())
     station_ids = sorted({reading.station.pk for reading in readings})
-    times = sorted({reading.observed_at for reading in readings})
-    keys: set[tuple[int, datetime]] = set()
+    times = sorted({from_micros(reading.at) for reading in readings})
+    keys: set[tuple[int, int]] = set()
     for ids in _chunks(station_ids):
         for chunk in _chunks(times):
             keys.update(
-                Observation.objects.filter(station_id__in=ids, observed_at__in=chunk).values_list(
+                (station_id, to_micros(at))
+                for station_id, at in Observation.objects.filter(station_id__in=ids, observed_at__in=chunk).values_list(
                     "station_id", "observed_at"
                 )
             )
     return keys
 
 
-_OBSERVATIONS = Observation._meta.db_table
-_STATES = StationState._meta.db_table
-STATE_FIELDS = [
-    "value", "observed_at", "quality", "previous_value", "previous_at", "reference_value", "reference_at",
-    "level", "accumulations", "updated_at",
-]  # fmt: skip
-
-
-def _observations_insert(readings: list[_Reading], *, received_at: datetime, source: str) -> None:
-    """One INSERT from arrays on PostgreSQL: Django's bulk_create spends more time building model
-    instances and SQL per row than the database spends storing them."""
+def _observations_insert(readings: list[_Reading], *, received_at: datetime, source: str) -> int:
+    """Store the readings; how many were stored. One INSERT from arrays on PostgreSQL: Django's
+    bulk_create spends more time building model instances and SQL per row than the database spends
+    storing them."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {_OBSERVATIONS} (station_id, observed_at, value, quality, received_at, source) "
-                "SELECT station_id, observed_at, value, quality, %s, %s "
-                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[], %s::text[]) "
-                "AS r(station_id, observed_at, value, quality)",
+                f"SELECT station_id, {_FROM_MICROS.format('at')}, value, quality, %s, %s "
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::text[]) AS r(station_id, at, value, quality) "
+                "ON CONFLICT DO NOTHING",
                 [
                     received_at, source,
-                    [r.station.pk for r in readings], [r.observed_at for r in readings],
-                    [r.value for r in readings], [str(r.quality) for r in readings],
+                    [r.station.pk for r in readings], [r.at for r in readings],
+                    [r.value for r in readings], [r.quality for r in readings],
                 ],
             )
-        return
+            return cursor.rowcount
     Observation.objects.bulk_create(
         [
             Observation(
-                station_id=r.station.pk, observed_at=r.observed_at, value=r.value, quality=r.quality,
+                station_id=r.station.pk, observed_at=from_micros(r.at), value=r.value, quality=r.quality,
                 received_at=received_at, source=source,
             )
             for r in readings
         ],
         batch_size=1000,
     )
+    return len(readings)
 
 
-def _states_save(states: list[StationState]) -> None:
+def _states_save(states: list[_State], *, now: datetime) -> None:
     """Write the moved latest states (rows already locked by this transaction): one UPDATE from
     arrays on PostgreSQL; elsewhere an upsert (Django's bulk_update builds a CASE per row and field,
     which costs more than the rest of a gateway tick)."""
     if not states:
         return
     if connection.vendor == "postgresql":
-        update_from_arrays(StationState, states, STATE_FIELDS)
+        def times(name):
+            return [getattr(state, name) for state in states]
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_STATES} AS t SET value = s.value, observed_at = {_FROM_MICROS.format('s.observed_at')}, "
+                f"quality = s.quality, previous_value = s.previous_value, "
+                f"previous_at = {_FROM_MICROS.format('s.previous_at')}, reference_value = s.reference_value, "
+                f"reference_at = {_FROM_MICROS.format('s.reference_at')}, level = s.level, "
+                "accumulations = COALESCE(s.accumulations::jsonb, t.accumulations), updated_at = %s "
+                "FROM unnest(%s::bigint[], %s::float8[], %s::bigint[], %s::text[], %s::float8[], %s::bigint[], "
+                "%s::float8[], %s::bigint[], %s::int[], %s::text[]) AS s(station_id, value, observed_at, quality, "
+                "previous_value, previous_at, reference_value, reference_at, level, accumulations) "
+                "WHERE t.station_id = s.station_id",
+                [
+                    now, times("station_id"), times("value"), times("observed_at"), times("quality"),
+                    times("previous_value"), times("previous_at"), times("reference_value"), times("reference_at"),
+                    times("level"),
+                    [json.dumps(s.accumulations) if s.accumulations_changed else None for s in states],
+                ],
+            )
         return
+    rows = []
+    for state in states:
+        row = StationState(station_id=state.station_id, updated_at=now)
+        for name in STATE_FIELDS[:-1]:
+            value = getattr(state, name)
+            setattr(row, name, from_micros(value) if name in _STATE_TIMES and value is not None else value)
+        rows.append(row)
     StationState.objects.bulk_create(
-        states, update_conflicts=True, unique_fields=["station"], update_fields=STATE_FIELDS, batch_size=500
+        rows, update_conflicts=True, unique_fields=["station"], update_fields=STATE_FIELDS, batch_size=500
     )
 
 
-def _thresholds_by_station(station_ids: Iterable[int]) -> dict[int, list[Threshold]]:
-    grouped: dict[int, list[Threshold]] = defaultdict(list)
-    for chunk in _chunks(sorted(station_ids)):
-        for threshold in Threshold.objects.filter(station_id__in=chunk).order_by("value"):
-            grouped[threshold.station_id].append(threshold)
-    return grouped
-
-
-def _window_touched(thresholds: list[Threshold], latest: datetime, oldest_new: datetime) -> bool:
-    """Whether a late reading falls inside an accumulation window that ends at the latest reading."""
-    windows = [threshold.window for threshold in thresholds if threshold.window]
-    return bool(windows) and oldest_new > latest - max(windows)
-
-
-def _refresh_accumulations(states: list[StationState], thresholds: dict[int, list[Threshold]]) -> None:
-    """Recompute rain totals per threshold window, ending at each state's latest reading, in one query."""
-    windows_by_station = {
-        state.station_id: sorted({t.window for t in thresholds[state.station_id] if t.window})
-        for state in states
-    }
-    wanted = [state for state in states if windows_by_station[state.station_id]]
+def _accumulation_totals(wanted: list[tuple[int, int, Sequence[timedelta]]]) -> dict[int, dict[str, float]]:
+    """Rain totals per threshold window ending at each station's latest reading, in one query.
+    `wanted`: (station id, latest reading in microseconds, its windows ascending)."""
     if not wanted:
-        return
-    series = {
-        station_id: [(at, value) for at, value, _ in rows]
-        for station_id, rows in readings_in_ranges(
-            {
-                state.station_id: (state.observed_at - windows_by_station[state.station_id][-1], state.observed_at)
-                for state in wanted
-            }
-        ).items()
-    }
-    series = defaultdict(list, series)
-    for state in wanted:
-        points = series[state.station_id]
-        times = [point[0] for point in points]
-        totals = {}
-        for window in windows_by_station[state.station_id]:
-            start = bisect_right(times, state.observed_at - window)
-            totals[str(int(window.total_seconds()))] = round(sum(value for _, value in points[start:]), 3)
-        state.accumulations = totals
+        return {}
+    series = readings_in_ranges(
+        {pk: (from_micros(latest - to_micros_span(windows[-1])), from_micros(latest)) for pk, latest, windows in wanted}
+    )
+    totals: dict[int, dict[str, float]] = {}
+    for pk, latest, windows in wanted:
+        points = series.get(pk, [])
+        times = [to_micros(at) for at, _, _ in points]
+        values = [value for _, value, _ in points]
+        totals[pk] = {
+            str(int(window.total_seconds())): round(
+                sum(values[bisect_right(times, latest - to_micros_span(window)) :]), 3
+            )
+            for window in windows
+        }
+    return totals
 
 
-def level_for(state: StationState, thresholds: list[Threshold]) -> int | None:
-    """The 0-5 alert-level equivalent of the current reading; None when there is no reading."""
+def _refresh_accumulations(rain: list[tuple[_State, StationRow]]) -> None:
+    totals = _accumulation_totals([(state.station_id, state.observed_at, station.windows) for state, station in rain])
+    for state, _ in rain:
+        state.accumulations = totals[state.station_id]
+        state.accumulations_changed = True
+
+
+def level_for(state, thresholds) -> int | None:
+    """The 0-5 alert-level equivalent of the current reading; None when there is no reading.
+
+    `state` has `value` and `accumulations` (a dict, or its JSON text as read on ingest);
+    `thresholds` have `value`, `level` and `window` (models or `catalog.ThresholdRow`)."""
     if state.value is None:
         return None
     level = 0
+    accumulations = None
     for threshold in thresholds:
         if threshold.level is None:
             continue
         if threshold.window:
-            measured = state.accumulations.get(str(int(threshold.window.total_seconds())))
+            if accumulations is None:
+                accumulations = state.accumulations
+                if isinstance(accumulations, str):
+                    accumulations = json.loads(accumulations)
+            measured = accumulations.get(str(int(threshold.window.total_seconds())))
         else:
             measured = state.value
         if measured is not None and measured >= threshold.value:
@@ -512,8 +649,9 @@ def station_state_recompute(*, station: Station) -> StationState:
         state.reference_at = good.observed_at if good else None
         thresholds = {station.pk: list(station.thresholds.order_by("value"))}
         state.accumulations = {}
-        if latest and station.kind == StationKind.RAIN:
-            _refresh_accumulations([state], thresholds)
+        windows = sorted({t.window for t in thresholds[station.pk] if t.window})
+        if latest and station.kind == StationKind.RAIN and windows:
+            state.accumulations = _accumulation_totals([(station.pk, to_micros(latest.observed_at), windows)])[station.pk]
         if good is not None and state.quality != Observation.Quality.OK:
             # As on ingest: a suspect latest reading does not set the level; the last good one does.
             judged = StationState(value=good.value, accumulations=state.accumulations)

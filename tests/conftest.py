@@ -87,7 +87,7 @@ def api_usage_flushed_by_hand():
 
 @pytest.fixture(autouse=True)
 def no_shared_snapshot_from_another_test():
-    """The public snapshot is shared per sequence number within a process; each test starts afresh."""
+    """Snapshots are shared per sequence number and audience within a process; each test starts afresh."""
     from dashboard import live
 
     live._shared_snapshot.clear()

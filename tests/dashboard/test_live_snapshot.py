@@ -167,14 +167,15 @@ async def test_a_page_with_its_snapshot_resumes_and_gets_no_second_snapshot(many
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_anonymous_readers_share_one_snapshot_build_and_members_get_their_own(stations, user_a, monkeypatch):
-    """A crowd of residents reconnecting at once costs one snapshot build, not one each; a town
-    member's snapshot is never taken from the shared public one."""
+async def test_readers_of_one_audience_share_one_snapshot_build(towns, stations, user_a, user_b, monkeypatch):
+    """A crowd of residents (or of one town's staff) reconnecting at once costs one snapshot build per
+    audience, not one each; a town member's snapshot is never taken from the public one nor from
+    another town's."""
     builds = []
     real = LiveConsumer._build_snapshot_frames
 
     def counting(self, seq, stream):
-        builds.append(self.viewer.is_anonymous)
+        builds.append(tuple(sorted(self.viewer.municipality_ids)))
         return real(self, seq, stream)
 
     monkeypatch.setattr(LiveConsumer, "_build_snapshot_frames", counting)
@@ -192,9 +193,50 @@ async def test_anonymous_readers_share_one_snapshot_build_and_members_get_their_
 
     try:
         public = [await snapshot_codes() for _ in range(5)]
-        member = await snapshot_codes(user_a)
+        members_a = [await snapshot_codes(user_a) for _ in range(3)]
+        member_b = await snapshot_codes(user_b)
     finally:
         await database_sync_to_async(connections.close_all)()
     assert all(codes == ["A-PUBLIC", "B-PUBLIC"] for codes in public)
-    assert "A-PRIVATE" in member and "B-PRIVATE" not in member
-    assert builds == [True, False]
+    assert all("A-PRIVATE" in codes and "B-PRIVATE" not in codes for codes in members_a)
+    assert "B-PRIVATE" in member_b and "A-PRIVATE" not in member_b
+    assert builds == [(), (towns[0].pk,), (towns[1].pk,)]
+
+
+def test_concurrent_readers_of_one_key_wait_for_one_build_and_other_keys_do_not_wait():
+    import threading
+    import time
+
+    started, release, builds = threading.Event(), threading.Event(), []
+
+    def slow_build():
+        builds.append("slow")
+        started.set()
+        release.wait(timeout=5)
+        return ["slow frames"]
+
+    results = []
+    readers = [
+        threading.Thread(target=lambda: results.append(live.shared_snapshot(("k", 1), slow_build))) for _ in range(4)
+    ]
+    readers[0].start()
+    assert started.wait(timeout=5)
+    for reader in readers[1:]:
+        reader.start()
+    time.sleep(0.05)
+    # Another audience's snapshot is built meanwhile, not queued behind the slow one.
+    assert live.shared_snapshot(("k", 2), lambda: builds.append("other") or ["other frames"]) == ["other frames"]
+    release.set()
+    for reader in readers:
+        reader.join(timeout=5)
+    assert results == [["slow frames"]] * 4
+    assert sorted(builds) == ["other", "slow"]
+
+
+def test_a_failed_build_is_not_shared_and_the_next_reader_builds():
+    def failing():
+        raise RuntimeError("database went away")
+
+    with pytest.raises(RuntimeError):
+        live.shared_snapshot(("k", 3), failing)
+    assert live.shared_snapshot(("k", 3), lambda: ["frames"]) == ["frames"]

@@ -187,3 +187,29 @@ def test_trend_follows_the_last_half_hour(towns, client):
     # Two readings in one batch: the newest counts, against the oldest of its half hour.
     observation_ingest(municipality=None, items=[reading("TR", 2, 1.3), reading("TR", 3, 1.5)], source="http")
     assert client.get("/api/v1/stations").json()["features"][0]["properties"]["trend"] == "rising"
+
+
+def test_a_batch_parses_each_repeated_time_once_and_reports_every_item_in_its_own_words(towns, workers):
+    make_station(towns[0], "A1")
+    make_station(towns[0], "A2")
+    at = (NOW - timedelta(minutes=10)).isoformat()
+    report = observation_ingest(
+        municipality=towns[0],
+        items=[
+            {"station": "A1", "observed_at": at, "value": 1.0},
+            {"station": "A2", "observed_at": at, "value": 1.0},
+            {"station": 123},  # missing keys are named before the bad station is judged
+            {"station": "A1", "observed_at": "yesterday", "value": 1.0},
+            {"station": "A2", "observed_at": "yesterday", "value": 1.0},
+            {"station": ["A1"], "observed_at": at, "value": 1.0},
+            {"station": "A1", "observed_at": at, "value": 1.0},
+        ],
+        source="http",
+    )
+    assert (report.accepted, report.duplicates) == (2, 1)
+    assert report.rejected == [
+        {"index": 2, "error": "missing 'observed_at', 'value'"},
+        {"index": 3, "error": "'observed_at' 'yesterday' is not an ISO 8601 time"},
+        {"index": 4, "error": "'observed_at' 'yesterday' is not an ISO 8601 time"},
+        {"index": 5, "error": "'station' must be a non-empty string"},
+    ]

@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import registry
+from .loops import first_line, is_service_outage
 from .models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -167,7 +168,13 @@ def _retry_later(handler: registry.Handler, rows: list[OutboxEvent], exc: Except
     cap = RETRY_MAX_SECONDS if handler.retry_max_seconds is None else min(handler.retry_max_seconds, RETRY_MAX_SECONDS)
     delay = min(RETRY_BASE_SECONDS * 2 ** (attempts - 1), cap)
     gives_up = attempts >= handler.max_attempts
-    if attempts == 1 or gives_up:
+    if attempts == 1 and is_service_outage(exc):
+        # An outage (Redis stopped, the database restarting) is expected to end: one line, no traceback.
+        logger.warning(
+            "event handler %s could not run on %d event(s): %s; retrying in %g s",
+            handler.name, len(rows), first_line(exc), delay,
+        )
+    elif attempts == 1 or gives_up:
         logger.exception(
             "event handler %s failed on %d event(s) (attempt %d)%s", handler.name, len(rows), attempts,
             "; giving up on them" if gives_up else f"; retrying in {delay:g} s",

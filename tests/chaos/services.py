@@ -89,7 +89,10 @@ class Postgres(Throwaway):
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             runuser = need_binary("runuser", "/usr/sbin/runuser", "/sbin/runuser")
-            user = pwd.getpwnam("postgres")
+            try:
+                user = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.fail("running as root, the chaos test runs initdb as the 'postgres' OS user, which does not exist")
             os.chown(self.dir, user.pw_uid, user.pw_gid)
             self.as_user = [runuser, "-u", "postgres", "--"]
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/mizumori_chaos"

@@ -87,6 +87,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.seq = 0
         self.recent_seqs: deque[int] = deque(maxlen=RECENT_SEQS)
         self.degraded: str | None = None
+        # Where the replay after an outage starts: the number reached when it began (a message the
+        # channel layer dropped then may be older than one that got through later).
+        self.replay_from = 0
         await self.accept()
 
     def _viewer_of_session(self):
@@ -172,7 +175,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "subscribed", "layers": sorted(self.layers), "seq": seq, "stream": stream})
         reason = live_health().reason
         if reason is not None:
-            self.degraded = reason
+            self.degraded, self.replay_from = reason, seq
             await self.send_json({"type": "degraded", "reason": reason})
         if snapshot:
             # A reconnecting client says snapshot=false and resumes from its last number instead.
@@ -224,6 +227,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if not self.layers:
             return  # not subscribed yet: `subscribed` will say how things are
         if reason is not None:
+            if was is None:
+                self.replay_from = self.seq
             if reason != was:
                 await self.send_json({"type": "degraded", "reason": reason})
             return
@@ -234,7 +239,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         except Exception:  # noqa: BLE001 - the database went again: the monitor will say so
             return
         await self.send_json({"type": "restored", "seq": current})
-        await self._catch_up(self.seq)
+        await self._catch_up(self.replay_from)
 
     async def send_snapshot(self):
         frames, seq = await database_sync_to_async(self._snapshot_frames)()

@@ -154,8 +154,7 @@ def test_the_page_says_when_the_server_is_gone_and_catches_up_when_it_is_back(
 
     asgi_server.start().wait_until_up()
     # Back on the same port: the page reconnects by itself (backoff) and resumes from its last
-    # number. With Redis the replay store has the missed message; the in-memory store died with
-    # the process, so the server answers with a snapshot. Either way the new reading shows.
+    # number; the replay log in the database has the missed message (with or without Redis).
     public.wait_for_selector(LIVE, timeout=30_000)
     wait_for_reading(public, PUBLIC_CODE, "L3", "3.55 m")
     assert "ライブ" in public.locator("#mz-live-status").inner_text()

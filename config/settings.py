@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "events",
+    "livelog",
     "tenancy",
     "geo",
     "sensors",
@@ -284,6 +285,13 @@ if EVENTS_DRAIN not in {"workers", "in-process", "eager"}:
 EVENTS_POLL_SECONDS = env_float("EVENTS_POLL_SECONDS", 0.1)
 # /health/ and /hq/ report "degraded" when the oldest unhandled change is older than this.
 EVENTS_LAG_WARN_SECONDS = env_float("EVENTS_LAG_WARN_SECONDS", 5.0)
+
+# The live layer's replay log (livelog): how many messages are kept for reconnecting browsers, and
+# how often each ASGI process checks that live messages can reach its browsers (Redis, database,
+# the live publisher's change-log backlog) so they can show "degraded" while they cannot.
+LIVE_REPLAY_KEEP = env_int("LIVE_REPLAY_KEEP", 5000)
+LIVE_HEALTH_SECONDS = env_float("LIVE_HEALTH_SECONDS", 2.0)
+
 # Columns of the monthly usage report (tenancy.usage): name -> function(month_start, month_end).
 USAGE_METRICS = {
     "stations": "sensors.usage.stations_per_town",
@@ -343,9 +351,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"outage_once": {"()": "config.logfilters.OutageTracebackOnce"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "channels_redis.pubsub": {"filters": ["outage_once"]},
+    },
 }
 
 # --- Security ------------------------------------------------------------------------------

@@ -11,13 +11,16 @@ class DashboardConfig(AppConfig):
 
         # Connects the receivers that put shelter changes into the change log.
         from . import signals  # noqa: F401
-        from .live import ALERT_CHANGED, live_events_publish
+        from .live import ALERT_CHANGED, LIVE_HANDLER, live_events_publish
         from .live_geo import SHELTER_CHANGED
 
         register(
-            "dashboard.live",
+            LIVE_HANDLER,
             kinds=[STATION_CHANGED, VISIBILITY_CHANGED, ALERT_CHANGED, SHELTER_CHANGED],
             func=live_events_publish,
-            # Live messages carry current state: after an outage, keep retrying rather than give up.
+            # Live messages carry current state: after an outage, keep retrying rather than give up,
+            # often (a retry is one failed Redis call), and in order, so numbers follow the changes.
             max_attempts=10_000,
+            retry_max_seconds=5,
+            in_order=True,
         )

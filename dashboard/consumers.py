@@ -10,16 +10,27 @@ parts small enough for any websocket frame limit (dashboard.live.snapshot_frames
 {"type": "snapshot", "seq": n, "stream": s, "part": i, "parts": k, "layers": [...], "features": [...],
 "shelters": [...]}. The map pages carry their first snapshot in the page and subscribe with
 "snapshot": false, then resume from its number.
+
+While live messages cannot reach this process (Redis or the database unreachable, or the publisher
+retrying: dashboard.live_health) the connection stays open and the client gets {"type": "degraded",
+"reason": ...}; when they can again, {"type": "restored", "seq": n} followed by what it missed, read
+from the database's replay log (or a snapshot when that cannot bridge the gap).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import time
+from collections import deque
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.utils import timezone
 
 from alerts.selectors import live_group
@@ -28,6 +39,7 @@ from tenancy.models import Municipality
 from tenancy.selectors import ANONYMOUS, active_municipality_id, viewer_for_user
 
 from . import live, live_geo
+from .live_health import live_health
 from .throttle import (
     CLOSE_CODE_RATE_LIMITED,
     FRAMES_PER_WINDOW,
@@ -37,11 +49,31 @@ from .throttle import (
 )
 
 MAX_FRAME_BYTES = 16 * 1024
+# Numbers of the last messages sent, so a message replayed after an outage and then delivered by the
+# channel layer as well reaches the browser once.
+RECENT_SEQS = 1000
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     # Read by the per-connection rate limits (dashboard.throttle); tests stop it.
     throttle_clock = staticmethod(time.monotonic)
+
+    async def __call__(self, scope, receive, send):
+        # channels' AsyncConsumer.__call__ with a third source of messages: this process's live
+        # health monitor (it cannot come through the channel layer, which may be what is down).
+        self.scope = scope
+        self.base_send = send
+        self.health_queue: asyncio.Queue = asyncio.Queue()
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        live_health().attach(self.health_queue)
+        try:
+            await await_many_dispatch([receive, self.channel_receive, self.health_queue.get], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            live_health().detach(self.health_queue)
 
     async def connect(self):
         # The public page is the public view even for a logged-in user (see dashboard.views).
@@ -51,6 +83,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.viewer = await database_sync_to_async(self._viewer_of_session)()
         self.layers: set[str] = set()
         self.groups_joined: list[str] = []
+        # The newest number this client has been brought up to: where a replay after an outage starts.
+        self.seq = 0
+        self.recent_seqs: deque[int] = deque(maxlen=RECENT_SEQS)
+        self.degraded: str | None = None
+        # Where the replay after an outage starts: the number reached when it began (a message the
+        # channel layer dropped then may be older than one that got through later).
+        self.replay_from = 0
         await self.accept()
 
     def _viewer_of_session(self):
@@ -92,7 +131,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         elif kind == "resume":
             await self.resume(content.get("since"), content.get("stream"))
         elif kind == "ping":
-            await self.send_json({"type": "pong", "seq": live.live_store().current_seq()})
+            await self.send_json({"type": "pong", "seq": await self._current_seq_or_last_known()})
         else:
             await self.error(f"Unknown message type {str(kind)[:40]!r}; expected subscribe or resume.")
 
@@ -132,7 +171,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self._join_groups()
         seq = await database_sync_to_async(live.live_store().current_seq)()
         stream = await database_sync_to_async(live.live_store().stream_id)()
+        self.seq = seq
         await self.send_json({"type": "subscribed", "layers": sorted(self.layers), "seq": seq, "stream": stream})
+        reason = live_health().reason
+        if reason is not None:
+            self.degraded, self.replay_from = reason, seq
+            await self.send_json({"type": "degraded", "reason": reason})
         if snapshot:
             # A reconnecting client says snapshot=false and resumes from its last number instead.
             await self.send_snapshot()
@@ -148,10 +192,16 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             # The numbers the client holds belong to a stream that has since restarted.
             await self.send_snapshot()
             return
+        await self._catch_up(since)
+
+    async def _catch_up(self, since: int):
+        """What this client missed after `since`, replayed in order, or a snapshot when the log
+        cannot bridge the gap."""
         missed, complete = await database_sync_to_async(self._missed_since)(since)
         if not complete:
             await self.send_snapshot()
             return
+        self.seq = max(self.seq, since)
         for message in missed:
             await self._deliver(message)
 
@@ -160,31 +210,57 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if since > store.current_seq():
             # The client counted on a stream that has since restarted: its numbers mean nothing here.
             return [], False
-        messages, complete = [], True
-        for group in self.groups_joined:
-            group_messages, group_complete = store.since(group, since)
-            messages.extend(group_messages)
-            complete = complete and group_complete
-        return sorted(messages, key=lambda message: message["seq"]), complete
+        return store.since(self.groups_joined, since)
+
+    async def _current_seq_or_last_known(self) -> int:
+        try:
+            return await database_sync_to_async(live.live_store().current_seq)()
+        except Exception:  # noqa: BLE001 - a heartbeat must not close the socket during an outage
+            return self.seq
+
+    async def live_health(self, event):
+        """From this process's monitor (dashboard.live_health): tell the client, and on recovery
+        replay from the database what the channel layer may have dropped meanwhile."""
+        reason = event["degraded"]
+        was = self.degraded
+        self.degraded = reason
+        if not self.layers:
+            return  # not subscribed yet: `subscribed` will say how things are
+        if reason is not None:
+            if was is None:
+                self.replay_from = self.seq
+            if reason != was:
+                await self.send_json({"type": "degraded", "reason": reason})
+            return
+        if was is None:
+            return
+        try:
+            current = await database_sync_to_async(live.live_store().current_seq)()
+        except Exception:  # noqa: BLE001 - the database went again: the monitor will say so
+            return
+        await self.send_json({"type": "restored", "seq": current})
+        await self._catch_up(self.replay_from)
 
     async def send_snapshot(self):
         # Built in a worker thread, not the consumers' one sync thread, so a crowd of subscribers
         # asking for snapshots does not hold up every other consumer's database work behind them.
-        for frame in await database_sync_to_async(self._snapshot_frames, thread_sensitive=False)():
+        frames, seq = await database_sync_to_async(self._snapshot_frames, thread_sensitive=False)()
+        self.seq = max(self.seq, seq)
+        for frame in frames:
             await self.send(text_data=frame)
 
     def _no_longer_visible(self, codes: list[str]) -> list[str]:
         still = set(station_list(viewer=self.viewer).filter(code__in=codes).values_list("code", flat=True))
         return [code for code in codes if code not in still]
 
-    def _snapshot_frames(self) -> list[str]:
+    def _snapshot_frames(self) -> tuple[list[str], int]:
         # Read the sequence first: anything published after it is newer than the snapshot.
         store = live.live_store()
         seq, stream = store.current_seq(), store.stream_id()
         # Readers who see the same stations (every anonymous one, the members of one town) share one
         # build: a crowd reconnecting at once after a network blip costs one, not hundreds.
         key = (seq, stream, tuple(sorted(self.layers)), live.snapshot_audience(self.viewer))
-        return live.shared_snapshot(key, lambda: self._build_snapshot_frames(seq, stream))
+        return live.shared_snapshot(key, lambda: self._build_snapshot_frames(seq, stream)), seq
 
     def _build_snapshot_frames(self, seq: int, stream: str) -> list[str]:
         kinds = [layer for layer in self.layers if layer in live.STATION_LAYERS]
@@ -226,6 +302,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self._deliver(event["message"])
 
     async def _deliver(self, message: dict):
+        seq = message.get("seq")
+        if isinstance(seq, int):
+            if seq in self.recent_seqs:
+                return  # replayed already
+            self.recent_seqs.append(seq)
+            self.seq = max(self.seq, seq)
         if message["type"] == "withdrawn":
             # The group lost the station, but this viewer may still see it another way (own town,
             # another grant, now public): forward only what it really can no longer see.

@@ -8,8 +8,9 @@ Every changed station is published once per audience group, coalesced per ingest
 
 A viewer's connection joins exactly the groups `audience_groups(viewer)` names, so what reaches a
 browser is decided by the same rule as `Station.objects.visible_to`. Messages carry one platform-wide
-sequence number; the last messages of each group are kept so a reconnecting client can ask for
-what it missed (`messages_since`) or, when too far behind, reload a snapshot.
+sequence number; the last messages are kept in the database (livelog), so a reconnecting client
+can ask for what it missed (`LiveStore.since`) or, when too far behind, reload a snapshot — across
+Redis restarts too.
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ import json
 import logging
 import threading
 import time
-import uuid
-from collections import defaultdict, deque
+from collections import defaultdict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.utils import timezone
 
 from alerts.selectors import events_for_notification, live_group, live_groups_for_stations, notification_document
 from alerts.services import ALERT_CHANGED
+from livelog.selectors import live_current_seq, live_messages_since, live_stream_name
+from livelog.services import live_message_append
 from sensors.models import Station, Visibility
 from sensors.selectors import station_audiences, station_feature, station_list
 from tenancy.selectors import Viewer
@@ -36,11 +37,14 @@ from .selectors import MapStation, map_stations
 
 logger = logging.getLogger(__name__)
 
+# The change-log handler that publishes (registered in dashboard.apps).
+LIVE_HANDLER = "dashboard.live"
 PUBLIC_GROUP = "live.public"
 REGION_GROUP = "live.region"
 STATION_LAYERS = ("river", "rain", "reservoir")
 LAYERS = (*STATION_LAYERS, "alerts", "shelters")
-# How many messages per group a reconnecting client can catch up on before it gets a snapshot.
+# At most this many missed messages are replayed to a reconnecting client; further behind, it gets a
+# snapshot (cheaper, and the same result: messages carry current state).
 REPLAY_DEPTH = 200
 # daphne closes the connection (1011) on a frame over 1 MiB, and a phone on a weak connection
 # should not wait for one huge frame: a snapshot goes out in parts of at most this many bytes
@@ -73,102 +77,31 @@ def audience_of(visibility: str, towns) -> list[str]:
     return [town_group(pk) for pk in sorted(towns)]
 
 
-class MemoryLiveStore:
-    """Sequence and replay buffer inside one process: the embedded default's in-memory channel layer
-    only reaches browsers connected to this same process anyway."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._stream = uuid.uuid4().hex[:12]
-        self._seq = 0
-        self._buffers: dict[str, deque] = defaultdict(lambda: deque(maxlen=REPLAY_DEPTH))
-
-    def next_seq(self) -> int:
-        with self._lock:
-            self._seq += 1
-            return self._seq
+class LiveStore:
+    """The sequence and the replay buffer, kept in the database (livelog) by the one publisher: they
+    survive a Redis restart, and every ASGI process reads the same ones. A message's number is its
+    row's id, so numbers only grow; `stream` changes only with a new database."""
 
     def current_seq(self) -> int:
-        return self._seq
+        return live_current_seq()
 
     def stream_id(self) -> str:
-        """Names this run of the sequence: it starts again at 0 when the process restarts."""
-        return self._stream
+        return live_stream_name()
 
-    def remember(self, group: str, message: dict) -> None:
-        with self._lock:
-            self._buffers[group].append(message)
+    def remember(self, group: str, message: dict) -> dict:
+        """Store `message` for `group`; returns it numbered."""
+        return live_message_append(group, message)
 
-    def since(self, group: str, seq: int) -> tuple[list[dict], bool]:
-        """Messages after `seq`, and whether the buffer reaches back far enough to be complete."""
-        with self._lock:
-            buffered = list(self._buffers[group])
-        complete = not buffered or buffered[0]["seq"] <= seq + 1 or len(buffered) < REPLAY_DEPTH
-        return [m for m in buffered if m["seq"] > seq], complete
+    def since(self, groups, seq: int) -> tuple[list[dict], bool]:
+        """Messages of `groups` after `seq`, and whether the log reaches back far enough to be complete."""
+        return live_messages_since(groups, seq, limit=REPLAY_DEPTH)
 
 
-class RedisLiveStore:
-    """Shared by every ASGI process: INCR for the sequence, a capped sorted set per group."""
-
-    def __init__(self, url: str, prefix: str):
-        import redis
-
-        self._redis = redis.Redis.from_url(url)
-        self._prefix = prefix
-
-    def _key(self, name: str) -> str:
-        return f"{self._prefix}:live:{name}"
-
-    def next_seq(self) -> int:
-        return int(self._redis.incr(self._key("seq")))
-
-    def current_seq(self) -> int:
-        return int(self._redis.get(self._key("seq")) or 0)
-
-    def stream_id(self) -> str:
-        """Names this run of the sequence; a new one if Redis lost the counter (restart, flush)."""
-        key = self._key("stream")
-        self._redis.set(key, uuid.uuid4().hex[:12], nx=True)
-        return self._redis.get(key).decode()
-
-    def remember(self, group: str, message: dict) -> None:
-        key = self._key(group)
-        pipe = self._redis.pipeline()
-        pipe.zadd(key, {json.dumps(message, separators=(",", ":")): message["seq"]})
-        pipe.zremrangebyrank(key, 0, -REPLAY_DEPTH - 1)
-        pipe.execute()
-
-    def since(self, group: str, seq: int) -> tuple[list[dict], bool]:
-        key = self._key(group)
-        pipe = self._redis.pipeline()
-        pipe.zrange(key, 0, 0, withscores=True)
-        pipe.zrangebyscore(key, f"({seq}", "+inf")
-        pipe.zcard(key)
-        oldest, newer, size = pipe.execute()
-        complete = not oldest or oldest[0][1] <= seq + 1 or size < REPLAY_DEPTH
-        return [json.loads(raw) for raw in newer], complete
+_store = LiveStore()
 
 
-_store = None
-_store_lock = threading.Lock()
-
-
-def live_store():
-    global _store
-    with _store_lock:
-        if _store is None:
-            if settings.REDIS_URL:
-                _store = RedisLiveStore(settings.REDIS_URL, settings.CHANNEL_PREFIX)
-            else:
-                _store = MemoryLiveStore()
-        return _store
-
-
-def reset_live_store() -> None:
-    """For tests that switch settings."""
-    global _store
-    with _store_lock:
-        _store = None
+def live_store() -> LiveStore:
+    return _store
 
 
 def audience_feature(feature: dict, *, show_sharing: bool) -> dict:
@@ -295,9 +228,13 @@ def shared_snapshot(key: tuple, build) -> list[str]:
         pending.set()
 
 
-def _publish(group: str, message: dict) -> None:
-    live_store().remember(group, message)
+def _publish(group: str, message: dict) -> dict:
+    """Number and store the message, then hand it to the channel layer. Runs inside the drain's
+    transaction: if the channel layer is unreachable (Redis down) the error rolls the stored
+    message back with it, and the change-log events stay pending and are published on retry."""
+    message = live_store().remember(group, message)
     async_to_sync(get_channel_layer().group_send)(group, {"type": "live.message", "message": message})
+    return message
 
 
 def publish_stations(station_ids) -> None:
@@ -313,7 +250,7 @@ def publish_stations(station_ids) -> None:
         for group in groups:
             by_group[group].append(feature)
     for group, features in by_group.items():
-        _publish(group, {"type": "stations", "seq": live_store().next_seq(), "features": features})
+        _publish(group, {"type": "stations", "features": features})
 
 
 def publish_visibility_change(station_ids, before) -> None:
@@ -329,7 +266,7 @@ def publish_visibility_change(station_ids, before) -> None:
         for group in lost:
             withdrawn[group].append(codes[pk])
     for group, lost_codes in withdrawn.items():
-        _publish(group, {"type": "withdrawn", "seq": live_store().next_seq(), "stations": sorted(lost_codes)})
+        _publish(group, {"type": "withdrawn", "stations": sorted(lost_codes)})
     publish_stations(station_ids)
 
 
@@ -337,9 +274,7 @@ def publish_to_audience(group: str, layer: str, message_type: str, payload: dict
     """For the other layers (alerts, shelters): delivered to connections subscribed to `layer`."""
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}")
-    message = {"type": message_type, "layer": layer, "seq": live_store().next_seq(), **payload}
-    _publish(group, message)
-    return message
+    return _publish(group, {"type": message_type, "layer": layer, **payload})
 
 
 # --- alerts -------------------------------------------------------------------------------------

@@ -27,16 +27,33 @@ class Handler:
     batch_size: int = 1000
     # A handler that keeps failing stops being retried after this many attempts (kept for the operator).
     max_attempts: int = 100
+    # Retries back off up to this many seconds (events.services.RETRY_MAX_SECONDS unless lower).
+    retry_max_seconds: float | None = None
+    # While its oldest pending event waits for a retry, newer ones wait too: batches are handled
+    # strictly in the order they were emitted (the live publisher: numbers follow events).
+    in_order: bool = False
 
 
 _handlers: dict[str, Handler] = {}
 
 
-def register(name: str, *, kinds: Iterable[str], func: HandlerFunc, batch_size: int = 1000, max_attempts: int = 100) -> Handler:
+def register(
+    name: str,
+    *,
+    kinds: Iterable[str],
+    func: HandlerFunc,
+    batch_size: int = 1000,
+    max_attempts: int = 100,
+    retry_max_seconds: float | None = None,
+    in_order: bool = False,
+) -> Handler:
     """Register (or, for the same name, replace) a handler. Names are stored in outbox rows: keep them stable."""
     if len(name) > 60:
         raise ValueError(f"handler name {name!r} is longer than 60 characters")
-    handler = Handler(name=name, kinds=frozenset(kinds), func=func, batch_size=batch_size, max_attempts=max_attempts)
+    handler = Handler(
+        name=name, kinds=frozenset(kinds), func=func, batch_size=batch_size, max_attempts=max_attempts,
+        retry_max_seconds=retry_max_seconds, in_order=in_order,
+    )
     _handlers[name] = handler
     return handler
 

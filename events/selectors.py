@@ -73,3 +73,8 @@ def event_lag() -> EventLag:
         at=timezone.now(),
         handlers=[HandlerLag(row["handler"], row["pending"], row["failed"], row["oldest"]) for row in rows],
     )
+
+
+def handler_retrying(handler: str) -> bool:
+    """Whether `handler` has events it failed on and is waiting to retry (not given up on)."""
+    return OutboxEvent.objects.filter(handler=handler, failed_at__isnull=True, attempts__gt=0).exists()

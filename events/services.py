@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import registry
+from .loops import first_line, is_service_outage
 from .models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -134,9 +135,14 @@ def _drain_handler(handler: registry.Handler) -> DrainReport:
                 cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_advisory_key(handler.name)])
                 if not cursor.fetchone()[0]:
                     return report
+        pending = OutboxEvent.objects.filter(handler=handler.name, failed_at__isnull=True)
+        if handler.in_order:
+            oldest = pending.order_by("id").values_list("available_at", flat=True).first()
+            if oldest is None or oldest > now:
+                return report
         rows = list(
-            OutboxEvent.objects.select_for_update(skip_locked=True)
-            .filter(handler=handler.name, failed_at__isnull=True, available_at__lte=now)
+            pending.select_for_update(skip_locked=True)
+            .filter(available_at__lte=now)
             .order_by("id")
             .only("id", "kind", "payload", "attempts")[: handler.batch_size]
         )
@@ -159,12 +165,19 @@ def _drain_handler(handler: registry.Handler) -> DrainReport:
 def _retry_later(handler: registry.Handler, rows: list[OutboxEvent], exc: Exception, *, now) -> None:
     attempts = max(row.attempts for row in rows) + 1
     error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_LENGTH]
-    delay = min(RETRY_BASE_SECONDS * 2 ** (attempts - 1), RETRY_MAX_SECONDS)
+    cap = RETRY_MAX_SECONDS if handler.retry_max_seconds is None else min(handler.retry_max_seconds, RETRY_MAX_SECONDS)
+    delay = min(RETRY_BASE_SECONDS * 2 ** (attempts - 1), cap)
     gives_up = attempts >= handler.max_attempts
-    if attempts == 1 or gives_up:
+    if attempts == 1 and is_service_outage(exc):
+        # An outage (Redis stopped, the database restarting) is expected to end: one line, no traceback.
+        logger.warning(
+            "event handler %s could not run on %d event(s): %s; retrying in %g s",
+            handler.name, len(rows), first_line(exc), delay,
+        )
+    elif attempts == 1 or gives_up:
         logger.exception(
             "event handler %s failed on %d event(s) (attempt %d)%s", handler.name, len(rows), attempts,
-            "; giving up on them" if gives_up else f"; retrying in {delay} s",
+            "; giving up on them" if gives_up else f"; retrying in {delay:g} s",
         )
     else:
         logger.warning("event handler %s failed again (attempt %d): %s", handler.name, attempts, error.splitlines()[0])

@@ -112,6 +112,29 @@ def test_every_door_agrees_with_the_rule(client, world, principal):
     user = world.get(principal)
     assert snapshot_codes(user, "/ws/live/") == expected
     assert snapshot_codes(user, "/ws/live/?view=public") == public
+    # And what the replay log gives back (on resume, and after an outage's "restored": one path).
+    assert replayed_codes(user, "/ws/live/") == expected
+    assert replayed_codes(user, "/ws/live/?view=public") == public
+
+
+def replayed_codes(user, path) -> set[str]:
+    async def run():
+        communicator = WebsocketCommunicator(LiveConsumer.as_asgi(), path)
+        if user is not None:
+            communicator.scope["user"] = user
+        await communicator.connect()
+        await communicator.send_json_to({"type": "subscribe", "layers": ["river", "rain", "reservoir"], "snapshot": False})
+        subscribed = await communicator.receive_json_from(timeout=5)
+        await communicator.send_json_to({"type": "resume", "since": 0, "stream": subscribed["stream"]})
+        codes = set()
+        while not await communicator.receive_nothing(timeout=0.5):
+            message = await communicator.receive_json_from(timeout=5)
+            assert message["type"] == "stations", message
+            codes |= {feature["properties"]["code"] for feature in message["features"]}
+        await communicator.disconnect()
+        return codes
+
+    return async_to_sync(run)()
 
 
 def snapshot_codes(user, path) -> set[str]:

@@ -43,6 +43,11 @@
         setStatus("live");
       } else if (message.type === "alert") {
         refresh();
+      } else if (message.type === "degraded") {
+        setStatus("degraded");
+      } else if (message.type === "restored") {
+        setStatus("live");
+        refresh();
       }
     };
     socket.onclose = function () {

@@ -8,7 +8,9 @@
  * "withdrawn" and "shelters" messages with sequence numbers. A snapshot may come in parts
  * ("part" of "parts"); it is applied only once every part is here. After a drop the client
  * reconnects with backoff and resumes the same way. The indicator says live / reconnecting /
- * offline since hh:mm, so a frozen map is never mistaken for a calm one.
+ * offline since hh:mm, so a frozen map is never mistaken for a calm one; and "degraded" while the
+ * server says it cannot deliver updates (Redis or the database down): the socket stays open, and
+ * "restored" is followed by what was missed.
  *
  * Stations are drawn from their properties by static/mizumori/stations.js (DOM text, never HTML).
  * Shelter marker, tooltip, popup and panel strings still arrive prepared and escaped by the server
@@ -174,6 +176,14 @@
       case "alert":
         this.applyAlert(message.alert || {});
         this.refreshAlerts();
+        break;
+      case "degraded":
+        this.setStatus("degraded");
+        break;
+      case "restored":
+        this.setStatus("live");
+        this.refreshAlerts();
+        this.refreshNotices();
         break;
       case "pong":
         window.clearTimeout(this.pongTimer);
@@ -416,6 +426,7 @@
     var words = {
       live: ["ライブ", "Live"],
       reconnecting: ["再接続中…", "Reconnecting…"],
+      degraded: ["更新が遅れています(サーバー側で復旧中)", "Updates delayed (server recovering)"],
       offline: [time + "から接続が切れています(再試行中)", "Offline since " + time + " (retrying)"],
     }[status] || ["接続中…", "Connecting…"];
     indicator.className = "mz-live-status mz-live-" + status;

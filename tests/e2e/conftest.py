@@ -184,8 +184,8 @@ def asgi_server(asgi_server_process):
 
 @pytest.fixture
 def second_server(asgi_server, tmp_path_factory):
-    """Another ASGI process on the same database (and, with Redis, the same channel layer and
-    replay store), as a production deployment runs several. Started, not yet waited for."""
+    """Another ASGI process on the same database and replay log (and, with Redis, the same channel
+    layer), as a production deployment runs several. Started, not yet waited for."""
     server = AsgiServer(port=free_port(), env=asgi_server.env, log_dir=tmp_path_factory.mktemp("asgi"), name="second")
     server.start()
     yield server

@@ -154,8 +154,7 @@ def test_the_page_says_when_the_server_is_gone_and_catches_up_when_it_is_back(
 
     asgi_server.start().wait_until_up()
     # Back on the same port: the page reconnects by itself (backoff) and resumes from its last
-    # number. With Redis the replay store has the missed message; the in-memory store died with
-    # the process, so the server answers with a snapshot. Either way the new reading shows.
+    # number; the replay log in the database has the missed message (with or without Redis).
     public.wait_for_selector(LIVE, timeout=30_000)
     wait_for_reading(public, PUBLIC_CODE, "L3", "3.55 m")
     assert "ライブ" in public.locator("#mz-live-status").inner_text()
@@ -192,4 +191,46 @@ def test_an_operator_opens_a_shelter_and_the_public_map_shows_it(asgi_server, re
     # And back: a shelter that fills up says so too.
     row.locator("button[value='full']").click()
     public.wait_for_function(SHELTER_IS, arg=[SHELTER_CODE, "full", "Full"])
+    browser.assert_clean()
+
+
+def test_the_page_says_degraded_while_the_server_cannot_publish_and_catches_up_after(asgi_server, region, browser):
+    """Issue 10 item 5: the socket stays open, but the live publisher cannot deliver (here: its
+    oldest change-log event waits for a retry, as during a Redis outage, and holds the newer ones
+    behind it). The page says so, and shows what happened meanwhile once it is restored."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    from django.db import connections
+    from django.utils import timezone
+
+    from dashboard.live import LIVE_HANDLER
+    from events.models import OutboxEvent
+
+    def in_db_thread(func):
+        # Playwright's loop runs in this thread, where Django refuses database calls.
+        def run():
+            try:
+                return func()
+            finally:
+                connections.close_all()
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(run).result()
+
+    public = open_public(browser, asgi_server)
+    stalled = in_db_thread(lambda: OutboxEvent.objects.create(
+        kind="station.changed", handler=LIVE_HANDLER, payload={"stations": []}, attempts=3,
+        last_error="ConnectionError: Error 111 connecting to Redis", created_at=timezone.now(),
+        available_at=timezone.now() + timedelta(hours=1),
+    ).pk)
+    public.wait_for_selector("[data-live-view][data-live-status='degraded']", timeout=15_000)
+    indicator = public.locator("#mz-live-status").inner_text()
+    assert "更新が遅れています" in indicator and "Updates delayed" in indicator, indicator
+    public.screenshot(path=str(ARTIFACTS / "live-degraded.png"))
+
+    asgi_server.post_readings(region["token"], [(PUBLIC_CODE, 3.2)])
+    in_db_thread(lambda: OutboxEvent.objects.filter(pk=stalled).delete())  # the outage ends
+    public.wait_for_selector(LIVE, timeout=15_000)
+    wait_for_reading(public, PUBLIC_CODE, "L2", "3.20 m")
     browser.assert_clean()

@@ -143,3 +143,35 @@ def test_apps_register_their_handlers():
     assert [h.name for h in registry.handlers_for("alert.changed")] == ["dashboard.live"]
     assert [h.name for h in registry.handlers_for("shelter.changed")] == ["dashboard.live"]
     assert [h.name for h in registry.handlers_for("visibility.changed")] == ["dashboard.live"]
+
+
+def test_an_in_order_handler_holds_newer_events_while_an_older_batch_waits_for_its_retry(db, workers, handled, caplog):
+    """The live publisher's guarantee: what could not go out during an outage goes out first, then
+    what came after, so sequence numbers follow the changes (issue 10 item 5)."""
+    seen: list[int] = []
+    down = {"yes": True}
+
+    def publish(events):
+        if down["yes"]:
+            raise ConnectionError("Redis is restarting")
+        seen.extend(payload["n"] for _, payload in events)
+
+    registry.register("test.broken", kinds=["test.thing"], func=publish, retry_max_seconds=5, in_order=True)
+    emit("test.thing", {"n": 1})
+    drain_once(handler_names=["test.broken"])
+    # An outage is one line, not a traceback.
+    assert "could not run on 1 event(s): ConnectionError: Redis is restarting; retrying in 1 s" in caplog.text
+    assert "Traceback" not in caplog.text
+    emit("test.thing", {"n": 2})
+    down["yes"] = False
+
+    assert drain_once(handler_names=["test.broken"]).claimed == 0  # n=2 waits behind n=1's retry
+    assert seen == []
+    mine = OutboxEvent.objects.filter(handler="test.broken")
+    for attempt in range(2, 8):
+        assert all(row.available_at - timezone.now() <= timedelta(seconds=5) for row in mine)  # capped back-off
+        mine.update(available_at=timezone.now())
+        down["yes"] = attempt < 7
+        drain_once(handler_names=["test.broken"])
+        assert seen == ([] if down["yes"] else [1, 2])
+    assert not mine.exists()

@@ -701,8 +701,13 @@ class SubscriptionListSlashAPI(SubscriptionListAPI):
     schema = None
 
 
-# The NGSI-v2 specification writes the type list as `/v2/types/`.
+# The NGSI-v2 specification writes the type list as `/v2/types/`; filip lists registrations at
+# `/v2/registrations/`.
 class TypeListSlashAPI(TypeListAPI):
+    schema = None
+
+
+class RegistrationListSlashAPI(RegistrationListAPI):
     schema = None
 
 

@@ -26,6 +26,7 @@ urlpatterns = [
     path("v2/subscriptions/", api.SubscriptionListSlashAPI.as_view()),
     path("v2/subscriptions/<str:subscription_id>", api.SubscriptionAPI.as_view(), name="ngsi-subscription"),
     path("v2/registrations", api.RegistrationListAPI.as_view(), name="ngsi-registrations"),
+    path("v2/registrations/", api.RegistrationListSlashAPI.as_view()),
     path("v2/registrations/<str:registration_id>", api.RegistrationAPI.as_view(), name="ngsi-registration"),
     path("notify", api.NotifyAPI.as_view(), name="ngsi-notify"),
     re_path(r"^.*$", api.service_not_found),

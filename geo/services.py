@@ -84,6 +84,7 @@ class GeoImportOptions:
     hazard_kind: str = HazardZone.Kind.INUNDATION
     source_layer: str | None = None
     assume_crs: str | None = None
+    encoding: str | None = None
     fix: bool = False
     dry_run: bool = False
 
@@ -94,6 +95,7 @@ class GeoImportReport:
     layer: str
     source_crs: str
     features: int
+    encoding: str | None = None  # how a Shapefile's text was read, when given or detected
     created: int = 0
     updated: int = 0
     problems: list[FeatureProblem] = field(default_factory=list)
@@ -143,7 +145,9 @@ def geo_layer_import(
     if options.layer not in GEOMETRY_TYPES_OF_LAYER:
         raise GeoImportError(f"unknown layer {options.layer!r}; one of {', '.join(GEOMETRY_TYPES_OF_LAYER)}")
     path = Path(path)
-    source = read_layer(path, source_layer=options.source_layer, assume_crs=options.assume_crs)
+    source = read_layer(
+        path, source_layer=options.source_layer, assume_crs=options.assume_crs, encoding=options.encoding
+    )
     if source.frame.empty:
         raise GeoImportError(f"{path}: the layer has no features")
     fields = _Fields.resolve(source.fields, options)
@@ -156,6 +160,7 @@ def geo_layer_import(
         layer=options.layer,
         source_crs=checked.source_crs,
         features=checked.total,
+        encoding=source.encoding,
         problems=list(checked.problems),
         repaired=checked.repaired,
         dry_run=options.dry_run,

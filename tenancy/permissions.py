@@ -38,6 +38,7 @@ class Action(StrEnum):
     MANAGE_SHARING = "manage_sharing"
     MANAGE_ALERT_CHANNELS = "manage_alert_channels"
     VIEW_AUDIT = "view_audit"
+    MANAGE_SHELTERS = "manage_shelters"
 
 
 OWNER = "owner"  # the object must belong to the acting town
@@ -65,6 +66,8 @@ RULES: dict[Action, Rule] = {
     Action.MANAGE_SHARING: Rule(Membership.Role.ADMIN, OWNER),
     Action.MANAGE_ALERT_CHANNELS: Rule(Membership.Role.ADMIN, OWNER),
     Action.VIEW_AUDIT: Rule(Membership.Role.ADMIN, OWNER),
+    # The town's shelter register (import / export of the standard dataset); opening one is SET_SHELTER_STATUS.
+    Action.MANAGE_SHELTERS: Rule(Membership.Role.ADMIN, OWNER),
 }
 
 

@@ -186,3 +186,56 @@ def test_the_command_reports_rows_and_refuses_unknown_towns_and_files(towns, tmp
         run(tmp_path / "missing.csv")
     with pytest.raises(CommandError, match="not a known text encoding"):
         run(path, "--encoding", "bogus")
+
+
+# --- the town admin's page ------------------------------------------------------------------------------
+
+
+def admin_of(town, name, role=None):
+    from django.contrib.auth import get_user_model
+
+    from tenancy.models import Membership
+
+    user = get_user_model().objects.create_user(name, password="pw-12345-abc")
+    Membership.objects.create(user=user, municipality=town, role=role or Membership.Role.ADMIN)
+    return user
+
+
+def test_a_town_admin_uploads_the_dataset_and_sees_the_report(client, towns):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(admin_of(towns[0], "a-admin"))
+    upload = SimpleUploadedFile("shelters.csv", dataset(*ROWS, "990001,0009,town a,,,,,35,140,,,,,,,,,,,,"))
+    page = client.post("/hq/admin/shelters/", {"dataset": upload})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "2 created" in text and "名称 is empty" in text and "belongs to town-b, not to town-a" in text
+    assert sorted(Shelter.objects.values_list("code", flat=True)) == ["990001-0001", "990001-0002"]
+    assert "水森小学校" in client.get("/hq/admin/shelters/").content.decode()
+    download = client.get("/hq/admin/shelters/", {"format": "csv"})
+    assert download["Content-Type"].startswith("text/csv")
+    body = download.content.decode("utf-8-sig")
+    assert "水森小学校" in body and "隣町" not in body  # only the acting town's shelters
+
+
+def test_the_shelter_page_is_for_the_towns_admins_only(client, towns):
+    from tenancy.models import Membership
+
+    shelter_dataset_import(data=dataset(*ROWS))
+    assert client.get("/hq/admin/shelters/").status_code == 302
+    client.force_login(admin_of(towns[0], "a-operator", Membership.Role.OPERATOR))
+    assert client.get("/hq/admin/shelters/", {"format": "csv"}).status_code == 403
+    assert client.post("/hq/admin/shelters/", {"dataset": io.BytesIO(dataset(ROWS[0]))}).status_code == 403
+    client.force_login(admin_of(towns[1], "b-admin"))
+    assert "水森小学校" not in client.get("/hq/admin/shelters/", {"format": "csv"}).content.decode("utf-8-sig")
+
+
+def test_a_bad_upload_is_a_clear_400_and_stores_nothing(client, towns):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(admin_of(towns[0], "a-admin"))
+    assert client.post("/hq/admin/shelters/", {}).status_code == 400
+    garbage = SimpleUploadedFile("x.csv", b"\xff\xfe\x00\x81<script>")
+    response = client.post("/hq/admin/shelters/", {"dataset": garbage})
+    assert response.status_code == 400 and b"<script>" not in response.content
+    assert not Shelter.objects.exists()

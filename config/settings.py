@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "sensors",
     "alerts",
     "ngsi",
+    "releases",
     "dashboard",
 ]
 

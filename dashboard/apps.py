@@ -12,11 +12,13 @@ class DashboardConfig(AppConfig):
         # Connects the receivers that put shelter changes into the change log.
         from . import signals  # noqa: F401
         from .live import ALERT_CHANGED, live_events_publish
+        from releases.services import RELEASE_CHANGED
+
         from .live_geo import SHELTER_CHANGED
 
         register(
             "dashboard.live",
-            kinds=[STATION_CHANGED, VISIBILITY_CHANGED, ALERT_CHANGED, SHELTER_CHANGED],
+            kinds=[STATION_CHANGED, VISIBILITY_CHANGED, ALERT_CHANGED, SHELTER_CHANGED, RELEASE_CHANGED],
             func=live_events_publish,
             # Live messages carry current state: after an outage, keep retrying rather than give up.
             max_attempts=10_000,

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 PUBLIC_GROUP = "live.public"
 REGION_GROUP = "live.region"
 STATION_LAYERS = ("river", "rain", "reservoir")
-LAYERS = (*STATION_LAYERS, "alerts", "shelters")
+LAYERS = (*STATION_LAYERS, "alerts", "shelters", "releases")
 # How many messages per group a reconnecting client can catch up on before it gets a snapshot.
 REPLAY_DEPTH = 200
 # daphne closes the connection (1011) on a frame over 1 MiB, and a phone on a weak connection
@@ -339,6 +339,19 @@ def publish_alert_events(event_ids) -> None:
             publish_to_audience(group, "alerts", "alert", {"alert": payload})
 
 
+# --- dam release notices -----------------------------------------------------------------------
+
+
+def publish_releases(release_ids) -> None:
+    """Dam release notices are public: one `releases` message to everyone with their current state
+    (an ended notice says so, and the map takes it away)."""
+    from releases.selectors import release_document, releases_by_ids
+
+    documents = [release_document(release) for release in releases_by_ids(release_ids)]
+    if documents:
+        publish_to_audience(PUBLIC_GROUP, "releases", "releases", {"releases": documents})
+
+
 # --- the change-log handler ----------------------------------------------------------------------
 
 
@@ -348,12 +361,15 @@ def live_events_publish(events: list[tuple[str, dict]]) -> None:
     message per audience, alert events, and one `shelters` message."""
     from sensors.services import STATION_CHANGED, VISIBILITY_CHANGED
 
+    from releases.services import RELEASE_CHANGED
+
     from .live_geo import SHELTER_CHANGED, publish_shelters
 
     before: dict[int, tuple[str, frozenset[int]]] = {}
     stations: set[int] = set()
     alert_events: list[int] = []
     shelters: set[int] = set()
+    releases: set[int] = set()
     for kind, payload in events:
         if kind == VISIBILITY_CHANGED:
             for pk, (visibility, towns) in payload.get("before", {}).items():
@@ -364,6 +380,8 @@ def live_events_publish(events: list[tuple[str, dict]]) -> None:
             alert_events.extend(payload.get("events", []))
         elif kind == SHELTER_CHANGED:
             shelters.update(payload.get("shelters", []))
+        elif kind == RELEASE_CHANGED:
+            releases.update(payload.get("releases", []))
     if before:
         publish_visibility_change(sorted(before), before)
         stations -= set(before)  # published with their new audience just now
@@ -372,3 +390,5 @@ def live_events_publish(events: list[tuple[str, dict]]) -> None:
         publish_alert_events(list(dict.fromkeys(alert_events)))
     if shelters:
         publish_shelters(sorted(shelters))
+    if releases:
+        publish_releases(sorted(releases))

@@ -39,6 +39,7 @@ class Action(StrEnum):
     MANAGE_ALERT_CHANNELS = "manage_alert_channels"
     VIEW_AUDIT = "view_audit"
     MANAGE_SHELTERS = "manage_shelters"
+    POST_RELEASE = "post_release"
 
 
 OWNER = "owner"  # the object must belong to the acting town
@@ -68,6 +69,8 @@ RULES: dict[Action, Rule] = {
     Action.VIEW_AUDIT: Rule(Membership.Role.ADMIN, OWNER),
     # The town's shelter register (import / export of the standard dataset); opening one is SET_SHELTER_STATUS.
     Action.MANAGE_SHELTERS: Rule(Membership.Role.ADMIN, OWNER),
+    # A dam release notice (放流通知): posted and ended by the dam's town.
+    Action.POST_RELEASE: Rule(Membership.Role.OPERATOR, OWNER),
 }
 
 

@@ -211,3 +211,23 @@ def test_the_atom_feed_lists_notices_with_typed_cap_links(client, dam, token_a):
     link = entry.find("atom:link", ATOM)
     assert link.get("type") == "application/cap+xml" and link.get("href").endswith(f"/api/v1/releases/{release_id}/cap")
     assert root.findtext("atom:author/atom:name", namespaces=ATOM) == "Mizumori"
+
+
+def test_the_public_page_and_the_downstream_hq_show_the_notice_escaped(client, dam, towns, token_a):
+    hostile = '</script><img src=x onerror=alert(1)>'
+    post(client, notice(reach=hostile, districts=["<b>下町</b>"]), token_a)
+    page = Client().get("/").content.decode()
+    assert "川に近づかないでください。" in page and "mizumori/releases.js" in page
+    assert "<img src=x" not in page and "<b>下町" not in page
+    assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page  # the panel, as text
+    assert 'id="mz-releases-data"' in page
+    hq = Client()
+    hq.force_login(member(towns[1], "b-viewer", Membership.Role.VIEWER))
+    assert "貴自治体の区域に関係します" in hq.get("/hq/").content.decode()
+    # A town neither the dam's nor downstream sees the notice, without the mark.
+    from tests.conftest import make_town
+
+    elsewhere = Client()
+    elsewhere.force_login(member(make_town("990051", "town-c", "town c"), "c-viewer", Membership.Role.VIEWER))
+    hq_page = elsewhere.get("/hq/").content.decode()
+    assert "川に近づかないでください。" in hq_page and "貴自治体の区域に関係します" not in hq_page

@@ -25,6 +25,7 @@ from .documents import render_subscription
 from .entities import render_attribute, render_attrs, render_entity, type_descriptions
 from .errors import (
     ATTRIBUTE_NOT_FOUND,
+    ENTITY_NOT_FOUND,
     BadRequest,
     Forbidden,
     MethodNotAllowed,
@@ -46,8 +47,10 @@ from .filters import (
     parse_order_by,
     parse_page,
     parse_query_document,
+    sort_entities,
     unique_values,
 )
+from .release_entities import ALERT_TYPE, is_release_id, release_entities, release_entity_create, release_entity_get
 from .selectors import (
     Tenant,
     entity_get,
@@ -303,9 +306,15 @@ class EntityListAPI(NgsiAPIView):
         names = parse_names(params.get("attrs"), "attrs")
         metadata = parse_names(params.get("metadata"), "metadata")
         order_by = parse_order_by(params.get("orderBy"))
-        entities = entity_search(
-            viewer=viewer_for_request(request), tenant=_tenant(request), entity_filter=entity_filter, order_by=order_by
-        )
+        if entity_filter.types == {ALERT_TYPE}:
+            # Dam release notices: public, the same for every caller and tenant.
+            _tenant(request)
+            entities = sort_entities([e for e in release_entities() if entity_filter.matches(e)], order_by)
+        else:
+            entities = entity_search(
+                viewer=viewer_for_request(request), tenant=_tenant(request), entity_filter=entity_filter,
+                order_by=order_by,
+            )
         return entity_page(entities, options=options, page=page, names=names, metadata=metadata)
 
     @ngsi_schema(
@@ -314,15 +323,23 @@ class EntityListAPI(NgsiAPIView):
         "existing station of the token's town gets a reading.",
         parameters=[*TENANT, OPTIONS_QUERY],
         request=OpenApiTypes.OBJECT,
-        responses={204: None, **WRITE_ERRORS},
+        responses={201: None, 204: None, **WRITE_ERRORS},
     )
     def post(self, request):
         options = parse_options(request.query_params.get("options"), WRITE_OPTIONS | {"upsert"})
         token = _gateway_token(request)
+        document = read_body(request)
+        if isinstance(document, dict) and document.get("type") == ALERT_TYPE:
+            # A dam release notice (docs/ngsi.md): created here, with an id of ours.
+            _tenant(request)
+            entity = release_entity_create(token=token, document=document, key_values="keyValues" in options)
+            response = HttpResponse(status=201)
+            response["Location"] = f"/v2/entities/{entity.id}?type={ALERT_TYPE}"
+            return response
         entity_create(
             token=token,
             tenant=_tenant(request),
-            document=read_body(request),
+            document=document,
             key_values="keyValues" in options,
             upsert="upsert" in options,
         )
@@ -341,13 +358,22 @@ def entity_page(entities, *, options: set[str], page, names, metadata) -> HttpRe
     return ngsi_json(rows, headers=headers)
 
 
+def _any_entity(request, entity_id: str, entity_type: str | None):
+    """A station entity the caller may see, or a dam release notice (public)."""
+    if is_release_id(entity_id):
+        _tenant(request)
+        if entity_type and entity_type != ALERT_TYPE:
+            raise NotFound(ENTITY_NOT_FOUND)
+        return release_entity_get(entity_id)
+    return entity_get(viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id,
+                      entity_type=entity_type)
+
+
 def _render_one(request, entity_id: str, render):
     """One visible entity (or its attributes) in the format the query asks for."""
     params = request.query_params
     options = parse_options(params.get("options"), READ_OPTIONS - {"count"})
-    entity = entity_get(
-        viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id, entity_type=params.get("type")
-    )
+    entity = _any_entity(request, entity_id, params.get("type"))
     return ngsi_json(
         render(
             entity, attrs_format_of(options), parse_names(params.get("attrs"), "attrs"),
@@ -405,10 +431,7 @@ class EntityAttrsAPI(NgsiAPIView):
 class AttributeAPI(NgsiAPIView):
     @ngsi_schema("ngsi_entity_attr_get", "One attribute of an entity.", parameters=[ENTITY_ID, ATTR_NAME, *TENANT, TYPE_QUERY])
     def get(self, request, entity_id: str, attr_name: str):
-        entity = entity_get(
-            viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id,
-            entity_type=request.query_params.get("type"),
-        )
+        entity = _any_entity(request, entity_id, request.query_params.get("type"))
         if attr_name not in entity.attrs:
             raise NotFound(ATTRIBUTE_NOT_FOUND)
         return ngsi_json(render_attribute(entity.attrs[attr_name]))
@@ -435,10 +458,7 @@ class AttributeValueAPI(NgsiAPIView):
         parameters=[ENTITY_ID, ATTR_NAME, *TENANT, TYPE_QUERY], responses={200: OpenApiTypes.ANY, **ERRORS},
     )
     def get(self, request, entity_id: str, attr_name: str):
-        entity = entity_get(
-            viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id,
-            entity_type=request.query_params.get("type"),
-        )
+        entity = _any_entity(request, entity_id, request.query_params.get("type"))
         if attr_name not in entity.attrs:
             raise NotFound(ATTRIBUTE_NOT_FOUND)
         return ngsi_json(entity.attrs[attr_name].value)

@@ -14,22 +14,12 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard import live
-from geo.models import River
 from releases.models import DamRelease
-from sensors.models import StationKind
 from tenancy.models import Membership
-from tests.conftest import make_station
 
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
 ATOM = {"atom": "http://www.w3.org/2005/Atom"}
 API = "/api/v1/releases"
-
-
-@pytest.fixture
-def dam(towns):
-    River.objects.create(name_ja="水森川", name_en="Mizumori River",
-                         geometry={"type": "LineString", "coordinates": [[140.0, 35.2], [140.05, 35.1], [140.1, 35.0]]})
-    return make_station(towns[0], "A-DAM", kind=StationKind.RESERVOIR, lon=140.0, lat=35.2)
 
 
 def notice(**extra):

@@ -426,30 +426,37 @@ def _import_shelters(context: _Context, features: list[Feature]) -> tuple[int, i
         values["municipality"] = town
         wanted.append((feature, values))
 
+    return _shelters_upsert(wanted, SHELTER_IMPORTED_FIELDS, context.reject)
+
+
+def _shelters_upsert(wanted: list[tuple[Any, dict[str, Any]]], fields: list[str], reject) -> tuple[int, int]:
+    """Create or update shelters by code from (source, values) pairs; `fields` are the ones an
+    import may change (never the live status). A shelter of another town is not moved:
+    `reject(source, reason)` is told instead. Returns (created, updated)."""
     existing: dict[str, Shelter] = {}
     for chunk in _chunks(sorted(values["code"] for _, values in wanted)):
-        existing.update({shelter.code: shelter for shelter in Shelter.objects.filter(code__in=chunk)})
+        existing.update({s.code: s for s in Shelter.objects.select_related("municipality").filter(code__in=chunk)})
 
     new: list[Shelter] = []
     changed: list[Shelter] = []
-    for feature, values in wanted:
+    for source, values in wanted:
         shelter = existing.get(values["code"])
         if shelter is None:
             new.append(Shelter(**{"name_en": values["name_ja"], **values}))
             continue
         if shelter.municipality_id != values["municipality"].pk:
-            context.reject(
-                feature,
+            reject(
+                source,
                 f"shelter {values['code']!r} belongs to {shelter.municipality.slug}; an import does not move it "
                 f"to {values['municipality'].slug}",
             )
             continue
-        for attribute in SHELTER_IMPORTED_FIELDS:
+        for attribute in fields:
             if attribute in values:
                 setattr(shelter, attribute, values[attribute])
         changed.append(shelter)
     Shelter.objects.bulk_create(new, batch_size=IN_CHUNK)
-    Shelter.objects.bulk_update(changed, SHELTER_IMPORTED_FIELDS, batch_size=IN_CHUNK)
+    Shelter.objects.bulk_update(changed, fields, batch_size=IN_CHUNK)
     return len(new), len(changed)
 
 
@@ -620,29 +627,11 @@ def shelter_dataset_import(
         if code in wanted:
             refuse(row, f"ID {row.local_id!r} of {town.code} already on line {wanted[code][0].line}")
             continue
-        wanted[code] = (row, {"name_ja": row.name_ja, "lon": round(row.lon, 7), "lat": round(row.lat, 7),
-                              **row.values, "municipality": town})
+        wanted[code] = (row, {"code": code, "name_ja": row.name_ja, "lon": round(row.lon, 7),
+                              "lat": round(row.lat, 7), **row.values, "municipality": town})
 
     with transaction.atomic():
-        existing = {}
-        for chunk in _chunks(sorted(wanted)):
-            existing.update({s.code: s for s in Shelter.objects.select_related("municipality").filter(code__in=chunk)})
-        new, changed = [], []
-        for code, (row, values) in wanted.items():
-            shelter = existing.get(code)
-            if shelter is None:
-                new.append(Shelter(code=code, **{"name_en": values["name_ja"], **values}))
-                continue
-            if shelter.municipality_id != values["municipality"].pk:
-                refuse(row, f"shelter {code!r} belongs to {shelter.municipality.slug}; an import does not move it")
-                continue
-            for attribute in SHELTER_DATASET_FIELDS:
-                if attribute in values:
-                    setattr(shelter, attribute, values[attribute])
-            changed.append(shelter)
-        Shelter.objects.bulk_create(new, batch_size=IN_CHUNK)
-        Shelter.objects.bulk_update(changed, SHELTER_DATASET_FIELDS, batch_size=IN_CHUNK)
-        report.created, report.updated = len(new), len(changed)
+        report.created, report.updated = _shelters_upsert(list(wanted.values()), SHELTER_DATASET_FIELDS, refuse)
         if dry_run:
             transaction.set_rollback(True)
     report.reports = sorted(reports.values(), key=lambda row_report: row_report.line)

@@ -592,6 +592,24 @@ def unique_values(rows: list, key: Callable = json.dumps) -> list:
     return result
 
 
+# --- JSON documents (op/query here, subscriptions in documents.py) -----------------------------------
+
+_KIND_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "true or false", int: "an integer"}
+
+
+def expect_type(value: Any, kind: type, where: str):
+    # JSON true/false are Python ints too; they are not numbers here.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BadRequest(f"{where} must be {_KIND_NAMES[kind]}")
+    return value
+
+
+def reject_unknown_fields(document: dict, known: set[str], where: str) -> None:
+    unknown = sorted(set(document) - known)
+    if unknown:
+        raise BadRequest(f"Unrecognized field in {where}: /{unknown[0][:60]}/")
+
+
 # --- POST /v2/op/query: the same query as a JSON document -------------------------------------------
 
 QUERY_FIELDS = {"entities", "attrs", "expression", "metadata"}
@@ -618,48 +636,36 @@ class QueryDocument:
 
 def _string_fields(document: dict, where: str) -> dict[str, str]:
     for key, value in document.items():
-        if not isinstance(value, str):
-            raise BadRequest(f"{where}.{key[:40]} must be a string")
+        expect_type(value, str, f"{where}.{key[:40]}")
     return document
 
 
 def _name_list(raw: Any, what: str) -> list[str] | None:
     if raw is None:
         return None
-    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
-        raise BadRequest(f"{what} must be an array of strings")
+    expect_type(raw, list, what)
+    for index, name in enumerate(raw):
+        expect_type(name, str, f"{what}[{index}]")
     return parse_names(",".join(raw), what) if raw else None
 
 
 def parse_query_document(document: Any) -> QueryDocument:
-    if not isinstance(document, dict):
-        raise BadRequest('The body must be a JSON object {"entities": [...], "attrs": [...], "expression": {...}}')
-    unknown = sorted(set(document) - QUERY_FIELDS)
-    if unknown:
-        raise BadRequest(f"Unrecognized field: /{unknown[0][:40]}/")
-    entities = document.get("entities", [])
-    if not isinstance(entities, list):
-        raise BadRequest("entities must be an array")
+    expect_type(document, dict, "the query document")
+    reject_unknown_fields(document, QUERY_FIELDS, "the query document")
+    entities = expect_type(document.get("entities", []), list, "entities")
     if len(entities) > MAX_QUERY_SUBJECTS:
         raise BadRequest(f"At most {MAX_QUERY_SUBJECTS} items in entities")
     subjects = []
     for index, subject in enumerate(entities):
         where = f"entities[{index}]"
-        if not isinstance(subject, dict):
-            raise BadRequest(f"{where} must be a JSON object")
-        unknown = sorted(set(subject) - SUBJECT_FIELDS)
-        if unknown:
-            raise BadRequest(f"Unrecognized field in {where}: /{unknown[0][:40]}/")
+        expect_type(subject, dict, where)
+        reject_unknown_fields(subject, SUBJECT_FIELDS, where)
         _string_fields(subject, where)
         if not subject.get("id") and not subject.get("idPattern"):
             raise BadRequest(f"{where} needs id or idPattern")
         subjects.append(parse_entity_filter(subject))
-    expression = document.get("expression", {})
-    if not isinstance(expression, dict):
-        raise BadRequest("expression must be a JSON object")
-    unknown = sorted(set(expression) - EXPRESSION_FIELDS)
-    if unknown:
-        raise BadRequest(f"Unrecognized field in expression: /{unknown[0][:40]}/")
+    expression = expect_type(document.get("expression", {}), dict, "expression")
+    reject_unknown_fields(expression, EXPRESSION_FIELDS, "expression")
     return QueryDocument(
         subjects=subjects,
         expression=parse_entity_filter(_string_fields(expression, "expression")),

@@ -34,6 +34,7 @@ from .live_geo import shelter_feature, shelter_features
 from alerts.selectors import alert_board, alert_document
 
 from .alert_views import public_alerts
+from jma.selectors import jma_warnings_by_town
 from releases.selectors import release_document, releases_in_force
 from .maps import (
     alert_map_feature,
@@ -113,6 +114,8 @@ def map_page_context(*, viewer: Viewer, show_sharing: bool) -> dict:
         "notices": station_notices(stations_needing_notice(stations)),
         # Dam release notices are public: the same on both pages (static/mizumori/releases.js).
         "releases": [release_document(release) for release in releases_in_force()],
+        # The weather agency's warnings in force per town, in its words (jma/).
+        "jma_warnings": jma_warnings_by_town(),
         "generated_at": timezone.localtime(),
         "demo_banner": getattr(settings, "MIZUMORI_DEMO_BANNER", False),
     }

@@ -135,8 +135,11 @@ def test_the_command_reads_a_directory_oldest_first_and_reports_what_it_skipped(
 def test_the_pages_show_the_warnings_attributed_to_the_agency(client, towns):
     jma_report_apply(parse_report(weather()))
     page = client.get("/").content.decode()
-    assert "気象庁の警報・注意報" in page and "出典：気象庁（防災情報XML）" in page
+    assert "気象庁の発表" in page and "出典：気象庁（防災情報XML）" in page
     assert "大雨警報" in page and "洪水注意報" in page and "水森県気象警報・注意報" in page
+    # The agency's words stay inside its attributed section: nowhere else on the page.
+    start, end = page.index('<section class="mz-section mz-jma"'), page.index("</section>", page.index("mz-attribution"))
+    assert "警報" not in page[:start] + page[end:]
     user = get_user_model().objects.create_user("b-viewer", password="pw-12345-abc")
     Membership.objects.create(user=user, municipality=towns[1], role=Membership.Role.VIEWER)
     client.force_login(user)

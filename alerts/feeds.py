@@ -18,11 +18,41 @@ STATE_WORDS = {
 }
 
 
+CAP_MEDIA_TYPE = "application/cap+xml"
+
+
+class _CapLinks:
+    """Stands in for the XML writer while an entry is written: its alternate link is the alert's CAP
+    document, and says so with `type` (RFC 4287 §4.2.7.3), so readers know what they will fetch."""
+
+    def __init__(self, handler):
+        self._handler = handler
+
+    def addQuickElement(self, name, contents=None, attrs=None):  # noqa: N802 - the writer's method name
+        if name == "link" and (attrs or {}).get("rel") == "alternate":
+            attrs = {**attrs, "type": CAP_MEDIA_TYPE}
+        self._handler.addQuickElement(name, contents, attrs)
+
+    def __getattr__(self, name):
+        return getattr(self._handler, name)
+
+
+class CapLinkedAtomFeed(Atom1Feed):
+    def add_item_elements(self, handler, item):
+        super().add_item_elements(_CapLinks(handler), item)
+
+
 class PublicAlertFeed(Feed):
-    feed_type = Atom1Feed
+    feed_type = CapLinkedAtomFeed
     title = "Mizumori 公開アラート / public alerts"
     subtitle = "警戒レベル3以上(公開観測所)/ Alert level 3 and above at public gauges"
     link = "/"
+    # RFC 4287 §4.1.1: a feed names its author. The platform computes these alerts from the towns'
+    # gauges; each entry names the town whose gauge it is.
+    author_name = "Mizumori"
+
+    def item_author_name(self, alert: Alert) -> str:
+        return alert.station.municipality.name_ja
 
     def feed_url(self):
         return settings.SITE_URL.rstrip("/") + reverse("alerts-feed")

@@ -80,6 +80,8 @@ INSTALLED_APPS = [
     "sensors",
     "alerts",
     "ngsi",
+    "releases",
+    "jma",
     "dashboard",
 ]
 

@@ -11,12 +11,14 @@ class DashboardConfig(AppConfig):
 
         # Connects the receivers that put shelter changes into the change log.
         from . import signals  # noqa: F401
+        from releases.services import RELEASE_CHANGED
+
         from .live import ALERT_CHANGED, LIVE_HANDLER, live_events_publish
         from .live_geo import SHELTER_CHANGED
 
         register(
             LIVE_HANDLER,
-            kinds=[STATION_CHANGED, VISIBILITY_CHANGED, ALERT_CHANGED, SHELTER_CHANGED],
+            kinds=[STATION_CHANGED, VISIBILITY_CHANGED, ALERT_CHANGED, SHELTER_CHANGED, RELEASE_CHANGED],
             func=live_events_publish,
             # Live messages carry current state: after an outage, keep retrying rather than give up,
             # often (a retry is one failed Redis call), and in order, so numbers follow the changes.

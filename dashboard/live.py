@@ -42,7 +42,7 @@ LIVE_HANDLER = "dashboard.live"
 PUBLIC_GROUP = "live.public"
 REGION_GROUP = "live.region"
 STATION_LAYERS = ("river", "rain", "reservoir")
-LAYERS = (*STATION_LAYERS, "alerts", "shelters")
+LAYERS = (*STATION_LAYERS, "alerts", "shelters", "releases")
 # At most this many missed messages are replayed to a reconnecting client; further behind, it gets a
 # snapshot (cheaper, and the same result: messages carry current state).
 REPLAY_DEPTH = 200
@@ -302,6 +302,19 @@ def publish_alert_events(event_ids) -> None:
             publish_to_audience(group, "alerts", "alert", {"alert": payload})
 
 
+# --- dam release notices -----------------------------------------------------------------------
+
+
+def publish_releases(release_ids) -> None:
+    """Dam release notices are public: one `releases` message to everyone with their current state
+    (an ended notice says so, and the map takes it away)."""
+    from releases.selectors import release_document, releases_by_ids
+
+    documents = [release_document(release) for release in releases_by_ids(release_ids)]
+    if documents:
+        publish_to_audience(PUBLIC_GROUP, "releases", "releases", {"releases": documents})
+
+
 # --- the change-log handler ----------------------------------------------------------------------
 
 
@@ -311,12 +324,15 @@ def live_events_publish(events: list[tuple[str, dict]]) -> None:
     message per audience, alert events, and one `shelters` message."""
     from sensors.services import STATION_CHANGED, VISIBILITY_CHANGED
 
+    from releases.services import RELEASE_CHANGED
+
     from .live_geo import SHELTER_CHANGED, publish_shelters
 
     before: dict[int, tuple[str, frozenset[int]]] = {}
     stations: set[int] = set()
     alert_events: list[int] = []
     shelters: set[int] = set()
+    releases: set[int] = set()
     for kind, payload in events:
         if kind == VISIBILITY_CHANGED:
             for pk, (visibility, towns) in payload.get("before", {}).items():
@@ -327,6 +343,8 @@ def live_events_publish(events: list[tuple[str, dict]]) -> None:
             alert_events.extend(payload.get("events", []))
         elif kind == SHELTER_CHANGED:
             shelters.update(payload.get("shelters", []))
+        elif kind == RELEASE_CHANGED:
+            releases.update(payload.get("releases", []))
     if before:
         publish_visibility_change(sorted(before), before)
         stations -= set(before)  # published with their new audience just now
@@ -335,3 +353,5 @@ def live_events_publish(events: list[tuple[str, dict]]) -> None:
         publish_alert_events(list(dict.fromkeys(alert_events)))
     if shelters:
         publish_shelters(sorted(shelters))
+    if releases:
+        publish_releases(sorted(releases))

@@ -18,6 +18,12 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from alerts.models import NotificationChannel
+from geo.models import Shelter
+from geo.selectors import shelter_dataset_csv
+from geo.services import shelter_dataset_import
+from geo.shelter_dataset import HAZARD_COLUMNS as SHELTER_HAZARD_LABELS
+from geo.shelter_dataset import MAX_BYTES as SHELTER_DATASET_MAX_BYTES
+from geo.shelter_dataset import DatasetError
 from alerts.services import notification_channel_save
 from sensors.models import SharingGrant, Station, StationGroup, Threshold, Visibility
 from sensors.selectors import sharing_grants_of, station_list
@@ -283,4 +289,41 @@ def channels_page(request, viewer, town):
             "town": town, "channels": channels, "kinds": NotificationChannel.Kind.choices,
             "scopes": NotificationChannel.Scope.choices, "neighbours_stations": neighbours_stations,
         },
+    )
+
+
+SHELTER_UPLOAD_FIELD = "dataset"
+
+
+@town_admin_required(Action.MANAGE_SHELTERS)
+def shelters_page(request, viewer, town):
+    """The town's 指定緊急避難場所 as the national standard CSV: download it, or upload one (only this
+    town's rows are imported) and see the per-row report."""
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(shelter_dataset_csv(municipality=town), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="shelters-{town.code}.csv"'
+        return response
+    report, error = None, None
+    if request.method == "POST":
+        upload = request.FILES.get(SHELTER_UPLOAD_FIELD)
+        if upload is None:
+            error = "Choose a CSV file / CSVファイルを選んでください"
+        elif upload.size > SHELTER_DATASET_MAX_BYTES:
+            error = f"The file is larger than {SHELTER_DATASET_MAX_BYTES // (1024 * 1024)} MiB"
+        else:
+            try:
+                report = shelter_dataset_import(
+                    data=upload.read(), municipality=town, dry_run=bool(request.POST.get("dry_run"))
+                )
+            except DatasetError as exc:
+                error = str(exc)
+    marks = {True: "○", False: "—", None: "?"}
+    rows = [
+        (shelter, [marks[shelter.suitable_for(hazard)] for hazard in SHELTER_HAZARD_LABELS])
+        for shelter in Shelter.objects.filter(municipality=town).order_by("code")
+    ]
+    return render(
+        request, "dashboard/town_admin/shelters.html",
+        {"town": town, "rows": rows, "report": report, "error": error, "hazards": SHELTER_HAZARD_LABELS.values()},
+        status=400 if error else 200,
     )

@@ -10,4 +10,5 @@ urlpatterns = [
     path("tokens/", town_admin.tokens_page, name="town-admin-tokens"),
     path("members/", town_admin.members_page, name="town-admin-members"),
     path("channels/", town_admin.channels_page, name="town-admin-channels"),
+    path("shelters/", town_admin.shelters_page, name="town-admin-shelters"),
 ]

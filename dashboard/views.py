@@ -34,6 +34,8 @@ from .live_geo import shelter_feature, shelter_features
 from alerts.selectors import alert_board, alert_document
 
 from .alert_views import public_alerts
+from jma.selectors import jma_warnings_by_town
+from releases.selectors import release_document, releases_in_force
 from .maps import (
     alert_map_feature,
     SHELTER_STATUSES,
@@ -79,6 +81,8 @@ def hq_map(request):
     context["shelter_rows"] = shelter_panel_rows(viewer, context["shelters"])
     context["shelter_choices"] = SHELTER_CHOICES
     context["live_view"] = "hq"
+    acting = next((t for t in towns if t.pk == viewer.acting_municipality_id), None)
+    context["releases_own_town"] = acting.slug if acting else ""
     context["pipeline"] = pipeline_status()
     context["is_town_admin"] = viewer.acting_municipality_id is not None and permits(
         viewer, Action.MANAGE_SHARING, Municipality(pk=viewer.acting_municipality_id)
@@ -108,6 +112,10 @@ def map_page_context(*, viewer: Viewer, show_sharing: bool) -> dict:
         "map": embed_parts(folium_map),
         "station_count": len(stations),
         "notices": station_notices(stations_needing_notice(stations)),
+        # Dam release notices are public: the same on both pages (static/mizumori/releases.js).
+        "releases": [release_document(release) for release in releases_in_force()],
+        # The weather agency's warnings in force per town, in its words (jma/).
+        "jma_warnings": jma_warnings_by_town(),
         "generated_at": timezone.localtime(),
         "demo_banner": getattr(settings, "MIZUMORI_DEMO_BANNER", False),
     }

@@ -9,6 +9,7 @@ lon/lat range (a wrong --assume-crs shows up here). Features that fail are repor
 
 from __future__ import annotations
 
+import codecs
 import math
 import os
 import warnings
@@ -80,20 +81,75 @@ class SourceFile:
     frame: geopandas.GeoDataFrame  # in WGS84
     source_crs: str
     fields: list[str] = field(default_factory=list)
+    encoding: str | None = None  # how a Shapefile's text was read, when we chose it (--encoding or detected)
 
 
-def read_layer(path: str | os.PathLike, *, source_layer: str | None = None, assume_crs: str | None = None) -> SourceFile:
+# Encodings tried, in order, on a Shapefile that does not say its own (no .cpg): UTF-8, then the
+# Windows Japanese code page of older 国土数値情報 and municipal downloads (Shift_JIS plus vendor
+# characters such as ①, ㈱ and NEC's kanji, so CP932 rather than plain Shift_JIS).
+DETECTED_ENCODINGS = ("UTF-8", "CP932")
+
+
+def shapefile_encoding(path: Path) -> str | None:
+    """The encoding to read a Shapefile's attributes with, when the file does not declare one.
+
+    GDAL believes a `.cpg` file (and otherwise the .dbf's language driver byte); without either it
+    reads text as ISO-8859-1, which turns Japanese into mojibake without an error. So when there is
+    no `.cpg` and no language driver, the .dbf's records are tried as UTF-8, then CP932.
+    """
+    if path.suffix.lower() != ".shp":
+        return None
+    if any(candidate.exists() for candidate in (path.with_suffix(".cpg"), path.with_suffix(".CPG"))):
+        return None
+    dbf = next((c for c in (path.with_suffix(".dbf"), path.with_suffix(".DBF")) if c.exists()), None)
+    if dbf is None:
+        return None
+    data = dbf.read_bytes()
+    if len(data) < 32:
+        return None
+    if data[29] != 0:  # a language driver id: GDAL maps it to an encoding itself
+        return None
+    records, header_length, record_length = (
+        int.from_bytes(data[4:8], "little"), int.from_bytes(data[8:10], "little"), int.from_bytes(data[10:12], "little"),
+    )
+    text = data[header_length : header_length + records * record_length]
+    for encoding in DETECTED_ENCODINGS:
+        try:
+            text.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise GeoImportError(
+        f"{path}: its attribute text is neither UTF-8 nor CP932 (Shift_JIS) and the file has no .cpg "
+        "saying which encoding it is; name it with --encoding (e.g. --encoding EUC-JP)"
+    )
+
+
+def read_layer(
+    path: str | os.PathLike,
+    *,
+    source_layer: str | None = None,
+    assume_crs: str | None = None,
+    encoding: str | None = None,
+) -> SourceFile:
     """The features of one layer of a GeoJSON / GeoPackage / Shapefile, reprojected to WGS84."""
     path = Path(path)
     if not path.exists():
         raise GeoImportError(f"{path}: no such file")
     layer = _chosen_layer(path, source_layer)
+    if encoding is not None:
+        try:
+            encoding = codecs.lookup(encoding).name
+        except LookupError:
+            raise GeoImportError(f"--encoding {encoding[:40]!r} is not a known text encoding (e.g. CP932, UTF-8)") from None
+    else:
+        encoding = shapefile_encoding(path)
     try:
         with warnings.catch_warnings():
             # GDAL's and geopandas' notes (e.g. a column of mixed types read as text); failures raise.
             warnings.simplefilter("ignore", RuntimeWarning)
             warnings.simplefilter("ignore", UserWarning)
-            frame = geopandas.read_file(path, layer=layer, engine="pyogrio")
+            frame = geopandas.read_file(path, layer=layer, engine="pyogrio", **({"encoding": encoding} if encoding else {}))
     except (
         pyogrio.errors.DataSourceError,
         pyogrio.errors.DataLayerError,
@@ -101,15 +157,21 @@ def read_layer(path: str | os.PathLike, *, source_layer: str | None = None, assu
         pyogrio.errors.FeatureError,
     ) as exc:
         raise GeoImportError(f"{path}: cannot read it as GeoJSON, GeoPackage or Shapefile ({_first_line(exc)})") from None
+    except UnicodeDecodeError as exc:  # a ValueError too: before that clause
+        raise GeoImportError(f"{path}: its text is not {encoding} ({exc.reason}); try another --encoding") from None
     except (pyogrio.errors.FieldError, pyogrio.errors.CRSError, ValueError) as exc:
         raise GeoImportError(f"{path}: unreadable layer ({_first_line(exc)})") from None
     if not isinstance(frame, geopandas.GeoDataFrame) or frame.geometry.name not in frame.columns:
         raise GeoImportError(f"{path}: the layer has no geometry (an attribute table?)")
     source_crs = _source_crs(path, frame, assume_crs)
-    if frame.crs is None:
+    assumed = frame.crs is None
+    if assumed:
         frame = frame.set_crs(source_crs)
     fields = [name for name in frame.columns if name != frame.geometry.name]
-    return SourceFile(frame=frame.to_crs(WGS84), source_crs=source_crs, fields=fields)
+    converted = frame.to_crs(WGS84)
+    if assumed:
+        _check_assumed_crs(path, frame, converted, source_crs)
+    return SourceFile(frame=converted, source_crs=source_crs, fields=fields, encoding=encoding)
 
 
 def _chosen_layer(path: Path, source_layer: str | None) -> str | None:
@@ -148,6 +210,39 @@ def _source_crs(path: Path, frame: geopandas.GeoDataFrame, assume_crs: str | Non
             "or EPSG:4326 (lon/lat)"
         )
     return assumed.to_string()
+
+
+# After the conversion every feature lies within this many degrees (about 100 m) of one point.
+COLLAPSED_DEGREES = 0.001
+
+
+def _check_assumed_crs(path: Path, raw: geopandas.GeoDataFrame, converted: geopandas.GeoDataFrame, crs: str) -> None:
+    """Refuse an --assume-crs under which every feature lands near one point.
+
+    The usual case: a file in longitude/latitude read as a plane CRS in metres (EPSG:6677 for
+    EPSG:6668): 139.7 becomes 139.7 m east of the plane's origin, and the whole layer collapses to
+    a few metres around that origin — coordinates in range, so the range check cannot catch it.
+    Real plane coordinates within ±180 m / ±90 m of a plane's origin are not a concern.
+    """
+    if not CRS.from_user_input(crs).is_projected:
+        return
+    present = ~(raw.geometry.isna() | raw.geometry.is_empty)
+    if present.sum() < 2:
+        return
+    raw_bounds, new_bounds = raw.geometry[present].total_bounds, converted.geometry[present].total_bounds
+    if not all(math.isfinite(value) for value in (*raw_bounds, *new_bounds)):
+        return
+    min_x, min_y, max_x, max_y = raw_bounds
+    looks_like_degrees = -180 <= min_x <= max_x <= 180 and -90 <= min_y <= max_y <= 90
+    raw_spread = max(max_x - min_x, max_y - min_y)
+    new_spread = max(new_bounds[2] - new_bounds[0], new_bounds[3] - new_bounds[1])
+    if looks_like_degrees and raw_spread > 0 and new_spread < COLLAPSED_DEGREES:
+        lon, lat = (new_bounds[0] + new_bounds[2]) / 2, (new_bounds[1] + new_bounds[3]) / 2
+        raise GeoImportError(
+            f"{path}: with --assume-crs {crs} (metres) all {int(present.sum())} features land within "
+            f"{max(new_spread * 111_000, 1):.0f} m of one point ({lon:.5f}, {lat:.5f}); the file's coordinates "
+            "look like longitude/latitude in degrees: try --assume-crs EPSG:6668 (JGD2011) or EPSG:4326"
+        )
 
 
 def check_features(

@@ -74,6 +74,17 @@ class Shelter(models.Model):
     address = models.CharField(max_length=200, blank=True)
     capacity = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CLOSED)
+    # Which hazards the shelter is designated for (指定緊急避難場所 per 災害種別, as the national standard
+    # dataset lists them): True designated, False not designated, None not known (imported without it).
+    # A flood order recommends only shelters with for_flood True.
+    for_flood = models.BooleanField("洪水", null=True, blank=True)
+    for_landslide = models.BooleanField("崖崩れ、土石流及び地滑り", null=True, blank=True)
+    for_storm_surge = models.BooleanField("高潮", null=True, blank=True)
+    for_earthquake = models.BooleanField("地震", null=True, blank=True)
+    for_tsunami = models.BooleanField("津波", null=True, blank=True)
+    for_large_fire = models.BooleanField("大規模な火事", null=True, blank=True)
+    for_inland_flood = models.BooleanField("内水氾濫", null=True, blank=True)
+    for_volcano = models.BooleanField("火山現象", null=True, blank=True)
     status_updated_at = models.DateTimeField(null=True, blank=True)
     status_updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -84,3 +95,15 @@ class Shelter(models.Model):
 
     def __str__(self):
         return f"{self.code} {self.name_en} ({self.status})"
+
+    def suitable_for(self, hazard: str) -> bool | None:
+        """Designated for `hazard` (one of SHELTER_HAZARDS: "flood", "landslide", ...)? None: not known."""
+        if hazard not in SHELTER_HAZARDS:
+            raise ValueError(f"unknown hazard {hazard!r}; one of {', '.join(SHELTER_HAZARDS)}")
+        return getattr(self, f"for_{hazard}")
+
+
+# The 災害種別 of the national standard dataset, in its column order; Shelter.for_<hazard> each.
+SHELTER_HAZARDS = (
+    "flood", "landslide", "storm_surge", "earthquake", "tsunami", "large_fire", "inland_flood", "volcano",
+)

@@ -37,3 +37,15 @@ def shelter_status_settable(*, viewer: Viewer, shelter: Shelter) -> bool:
     """Operators (and admins) of the town that runs the shelter may open, fill or close it, in the
     town they are acting for; platform admins may for any town (the rule: tenancy.permissions)."""
     return permits(viewer, Action.SET_SHELTER_STATUS, shelter)
+
+
+def shelter_dataset_csv(*, municipality=None) -> str:
+    """Shelters (of one town, or all) as the national standard 指定緊急避難場所一覧 CSV."""
+    from sensors.api import csv_cell
+
+    from .shelter_dataset import render
+
+    shelters = Shelter.objects.select_related("municipality").order_by("municipality__code", "code")
+    if municipality is not None:
+        shelters = shelters.filter(municipality=municipality)
+    return render(shelters, text_cell=csv_cell)

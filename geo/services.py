@@ -49,7 +49,8 @@ from .importers import (
     merged,
     read_layer,
 )
-from .models import Basin, HazardZone, River, Shelter
+from . import shelter_dataset
+from .models import SHELTER_HAZARDS, Basin, HazardZone, River, Shelter
 
 NAME_MAX_LENGTH = 100
 CODE_MAX_LENGTH = 40
@@ -84,6 +85,7 @@ class GeoImportOptions:
     hazard_kind: str = HazardZone.Kind.INUNDATION
     source_layer: str | None = None
     assume_crs: str | None = None
+    encoding: str | None = None
     fix: bool = False
     dry_run: bool = False
 
@@ -94,6 +96,7 @@ class GeoImportReport:
     layer: str
     source_crs: str
     features: int
+    encoding: str | None = None  # how a Shapefile's text was read, when given or detected
     created: int = 0
     updated: int = 0
     problems: list[FeatureProblem] = field(default_factory=list)
@@ -143,7 +146,9 @@ def geo_layer_import(
     if options.layer not in GEOMETRY_TYPES_OF_LAYER:
         raise GeoImportError(f"unknown layer {options.layer!r}; one of {', '.join(GEOMETRY_TYPES_OF_LAYER)}")
     path = Path(path)
-    source = read_layer(path, source_layer=options.source_layer, assume_crs=options.assume_crs)
+    source = read_layer(
+        path, source_layer=options.source_layer, assume_crs=options.assume_crs, encoding=options.encoding
+    )
     if source.frame.empty:
         raise GeoImportError(f"{path}: the layer has no features")
     fields = _Fields.resolve(source.fields, options)
@@ -156,6 +161,7 @@ def geo_layer_import(
         layer=options.layer,
         source_crs=checked.source_crs,
         features=checked.total,
+        encoding=source.encoding,
         problems=list(checked.problems),
         repaired=checked.repaired,
         dry_run=options.dry_run,
@@ -420,30 +426,37 @@ def _import_shelters(context: _Context, features: list[Feature]) -> tuple[int, i
         values["municipality"] = town
         wanted.append((feature, values))
 
+    return _shelters_upsert(wanted, SHELTER_IMPORTED_FIELDS, context.reject)
+
+
+def _shelters_upsert(wanted: list[tuple[Any, dict[str, Any]]], fields: list[str], reject) -> tuple[int, int]:
+    """Create or update shelters by code from (source, values) pairs; `fields` are the ones an
+    import may change (never the live status). A shelter of another town is not moved:
+    `reject(source, reason)` is told instead. Returns (created, updated)."""
     existing: dict[str, Shelter] = {}
     for chunk in _chunks(sorted(values["code"] for _, values in wanted)):
-        existing.update({shelter.code: shelter for shelter in Shelter.objects.filter(code__in=chunk)})
+        existing.update({s.code: s for s in Shelter.objects.select_related("municipality").filter(code__in=chunk)})
 
     new: list[Shelter] = []
     changed: list[Shelter] = []
-    for feature, values in wanted:
+    for source, values in wanted:
         shelter = existing.get(values["code"])
         if shelter is None:
             new.append(Shelter(**{"name_en": values["name_ja"], **values}))
             continue
         if shelter.municipality_id != values["municipality"].pk:
-            context.reject(
-                feature,
+            reject(
+                source,
                 f"shelter {values['code']!r} belongs to {shelter.municipality.slug}; an import does not move it "
                 f"to {values['municipality'].slug}",
             )
             continue
-        for attribute in SHELTER_IMPORTED_FIELDS:
+        for attribute in fields:
             if attribute in values:
                 setattr(shelter, attribute, values[attribute])
         changed.append(shelter)
     Shelter.objects.bulk_create(new, batch_size=IN_CHUNK)
-    Shelter.objects.bulk_update(changed, SHELTER_IMPORTED_FIELDS, batch_size=IN_CHUNK)
+    Shelter.objects.bulk_update(changed, fields, batch_size=IN_CHUNK)
     return len(new), len(changed)
 
 
@@ -548,3 +561,78 @@ def shelter_status_set(*, shelter: Shelter, status: str, actor, request=None) ->
     shelter.status_updated_at = locked.status_updated_at
     shelter.status_updated_by = locked.status_updated_by
     return shelter
+
+
+# --- shelters in the national standard dataset layout (指定緊急避難場所一覧 CSV) ----------------------------
+
+
+@dataclass
+class ShelterDatasetReport:
+    encoding: str
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    reports: list[shelter_dataset.RowReport] = field(default_factory=list)  # per row: left out, or values not mapped
+    unmapped_columns: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "encoding": self.encoding, "rows": self.rows, "created": self.created, "updated": self.updated,
+            "skipped": sum(1 for report in self.reports if report.error), "dry_run": self.dry_run,
+            "unmapped_columns": self.unmapped_columns, "rows_reported": [report.as_dict() for report in self.reports],
+        }
+
+
+SHELTER_DATASET_FIELDS = ["name_ja", "name_en", "lon", "lat", "address", "capacity",
+                          *(f"for_{hazard}" for hazard in SHELTER_HAZARDS)]
+
+
+def shelter_dataset_import(
+    *, data: bytes, municipality: Municipality | None = None, encoding: str | None = None, dry_run: bool = False
+) -> ShelterDatasetReport:
+    """Create or update shelters from a 指定緊急避難場所一覧 CSV, by town code + ID; never their live
+    status, never moving one to another town. `municipality` limits the file to that town (a town
+    admin's upload) and is the owner of rows without a 全国地方公共団体コード. Raises DatasetError for
+    a file that cannot be read at all; everything else is reported per row."""
+    text, used_encoding = shelter_dataset.decode(data, encoding)
+    parsed = shelter_dataset.parse(text)
+    report = ShelterDatasetReport(
+        encoding=used_encoding, rows=len(parsed.rows) + sum(1 for r in parsed.reports if r.error),
+        unmapped_columns=parsed.unmapped_columns, dry_run=dry_run,
+    )
+    reports = {row_report.line: row_report for row_report in parsed.reports}
+
+    def refuse(row, reason: str) -> None:
+        reports.setdefault(row.line, shelter_dataset.RowReport(row.line)).error = reason
+
+    towns = list(Municipality.objects.order_by("code"))
+    wanted: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for row in parsed.rows:
+        if row.town_code is None:
+            town = municipality
+            if town is None:
+                refuse(row, "no 全国地方公共団体コード column, and no town given for the file")
+                continue
+        else:
+            matches = [t for t in towns if t.code == row.town_code or (len(row.town_code) == 5 and t.code.startswith(row.town_code))]
+            if len(matches) != 1:
+                refuse(row, f"no municipality with code {row.town_code} on the platform (an import does not create towns)")
+                continue
+            town = matches[0]
+            if municipality is not None and town.pk != municipality.pk:
+                refuse(row, f"belongs to {town.slug}, not to {municipality.slug}: not imported")
+                continue
+        code = shelter_dataset.shelter_code(town.code, row.local_id)
+        if code in wanted:
+            refuse(row, f"ID {row.local_id!r} of {town.code} already on line {wanted[code][0].line}")
+            continue
+        wanted[code] = (row, {"code": code, "name_ja": row.name_ja, "lon": round(row.lon, 7),
+                              "lat": round(row.lat, 7), **row.values, "municipality": town})
+
+    with transaction.atomic():
+        report.created, report.updated = _shelters_upsert(list(wanted.values()), SHELTER_DATASET_FIELDS, refuse)
+        if dry_run:
+            transaction.set_rollback(True)
+    report.reports = sorted(reports.values(), key=lambda row_report: row_report.line)
+    return report

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -24,13 +25,17 @@ from .documents import render_subscription
 from .entities import render_attribute, render_attrs, render_entity, type_descriptions
 from .errors import (
     ATTRIBUTE_NOT_FOUND,
+    ENTITY_NOT_FOUND,
     BadRequest,
     Forbidden,
     MethodNotAllowed,
     NgsiError,
     NotFound,
+    REGISTRATION_NOT_FOUND,
+    REGISTRATIONS_UNSUPPORTED,
     RequestEntityTooLarge,
     Unauthorized,
+    Unprocessable,
     UnsupportedMediaType,
 )
 from .filters import (
@@ -41,9 +46,20 @@ from .filters import (
     parse_options,
     parse_order_by,
     parse_page,
+    parse_query_document,
+    sort_entities,
     unique_values,
 )
-from .selectors import Tenant, entity_get, entity_search, subscription_get, subscriptions_of, tenant_for
+from .release_entities import ALERT_TYPE, is_release_id, release_entities, release_entity_create, release_entity_get
+from .selectors import (
+    Tenant,
+    entity_get,
+    entity_query,
+    entity_search,
+    subscription_get,
+    subscriptions_of,
+    tenant_for,
+)
 from .services import (
     attribute_write,
     entities_batch_update,
@@ -85,8 +101,10 @@ def no_content() -> HttpResponse:
     return HttpResponse(status=204)
 
 
+@csrf_exempt
 def service_not_found(request, *args, **kwargs) -> HttpResponse:
-    """Anything else under /ngsi/ (Orion's answer for a path it does not serve)."""
+    """Anything else under /ngsi/ (Orion's answer for a path it does not serve). CSRF-exempt so that a
+    POST from a client with a stale session cookie also gets this JSON, not Django's CSRF page."""
     return ngsi_error(BadRequest("service not found"))
 
 
@@ -264,7 +282,12 @@ class ResourcesAPI(NgsiAPIView):
     @ngsi_schema("ngsi_resources", "Entry points of the NGSI-v2 API.", responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return ngsi_json(
-            {"entities_url": "/v2/entities", "types_url": "/v2/types", "subscriptions_url": "/v2/subscriptions"}
+            {
+                "entities_url": "/v2/entities",
+                "types_url": "/v2/types",
+                "subscriptions_url": "/v2/subscriptions",
+                "registrations_url": "/v2/registrations",
+            }
         )
 
 
@@ -278,23 +301,21 @@ class EntityListAPI(NgsiAPIView):
     def get(self, request):
         params = request.query_params
         options = parse_options(params.get("options"), READ_OPTIONS)
-        attrs_format = attrs_format_of(options)
         page = parse_page(params, max_limit=ngsi_setting("NGSI_MAX_LIMIT"), options=options)
         entity_filter = parse_entity_filter(params)
         names = parse_names(params.get("attrs"), "attrs")
         metadata = parse_names(params.get("metadata"), "metadata")
         order_by = parse_order_by(params.get("orderBy"))
-        entities = entity_search(
-            viewer=viewer_for_request(request), tenant=_tenant(request), entity_filter=entity_filter, order_by=order_by
-        )
-        rows = [
-            render_entity(entity, attrs_format, names, metadata)
-            for entity in entities[page.offset : page.offset + page.limit]
-        ]
-        if "unique" in options:
-            rows = unique_values(rows)
-        headers = {"Fiware-Total-Count": str(len(entities))} if page.count else {}
-        return ngsi_json(rows, headers=headers)
+        if entity_filter.types == {ALERT_TYPE}:
+            # Dam release notices: public, the same for every caller and tenant.
+            _tenant(request)
+            entities = sort_entities([e for e in release_entities() if entity_filter.matches(e)], order_by)
+        else:
+            entities = entity_search(
+                viewer=viewer_for_request(request), tenant=_tenant(request), entity_filter=entity_filter,
+                order_by=order_by,
+            )
+        return entity_page(entities, options=options, page=page, names=names, metadata=metadata)
 
     @ngsi_schema(
         "ngsi_entities_create",
@@ -302,28 +323,57 @@ class EntityListAPI(NgsiAPIView):
         "existing station of the token's town gets a reading.",
         parameters=[*TENANT, OPTIONS_QUERY],
         request=OpenApiTypes.OBJECT,
-        responses={204: None, **WRITE_ERRORS},
+        responses={201: None, 204: None, **WRITE_ERRORS},
     )
     def post(self, request):
         options = parse_options(request.query_params.get("options"), WRITE_OPTIONS | {"upsert"})
         token = _gateway_token(request)
+        document = read_body(request)
+        if isinstance(document, dict) and document.get("type") == ALERT_TYPE:
+            # A dam release notice (docs/ngsi.md): created here, with an id of ours.
+            _tenant(request)
+            entity = release_entity_create(token=token, document=document, key_values="keyValues" in options)
+            response = HttpResponse(status=201)
+            response["Location"] = f"/v2/entities/{entity.id}?type={ALERT_TYPE}"
+            return response
         entity_create(
             token=token,
             tenant=_tenant(request),
-            document=read_body(request),
+            document=document,
             key_values="keyValues" in options,
             upsert="upsert" in options,
         )
         return no_content()
 
 
+def entity_page(entities, *, options: set[str], page, names, metadata) -> HttpResponse:
+    """One page of entities in the format `options` asks for (GET /v2/entities, POST /v2/op/query)."""
+    attrs_format = attrs_format_of(options)
+    rows = [
+        render_entity(entity, attrs_format, names, metadata) for entity in entities[page.offset : page.offset + page.limit]
+    ]
+    if "unique" in options:
+        rows = unique_values(rows)
+    headers = {"Fiware-Total-Count": str(len(entities))} if page.count else {}
+    return ngsi_json(rows, headers=headers)
+
+
+def _any_entity(request, entity_id: str, entity_type: str | None):
+    """A station entity the caller may see, or a dam release notice (public)."""
+    if is_release_id(entity_id):
+        _tenant(request)
+        if entity_type and entity_type != ALERT_TYPE:
+            raise NotFound(ENTITY_NOT_FOUND)
+        return release_entity_get(entity_id)
+    return entity_get(viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id,
+                      entity_type=entity_type)
+
+
 def _render_one(request, entity_id: str, render):
     """One visible entity (or its attributes) in the format the query asks for."""
     params = request.query_params
     options = parse_options(params.get("options"), READ_OPTIONS - {"count"})
-    entity = entity_get(
-        viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id, entity_type=params.get("type")
-    )
+    entity = _any_entity(request, entity_id, params.get("type"))
     return ngsi_json(
         render(
             entity, attrs_format_of(options), parse_names(params.get("attrs"), "attrs"),
@@ -381,10 +431,7 @@ class EntityAttrsAPI(NgsiAPIView):
 class AttributeAPI(NgsiAPIView):
     @ngsi_schema("ngsi_entity_attr_get", "One attribute of an entity.", parameters=[ENTITY_ID, ATTR_NAME, *TENANT, TYPE_QUERY])
     def get(self, request, entity_id: str, attr_name: str):
-        entity = entity_get(
-            viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id,
-            entity_type=request.query_params.get("type"),
-        )
+        entity = _any_entity(request, entity_id, request.query_params.get("type"))
         if attr_name not in entity.attrs:
             raise NotFound(ATTRIBUTE_NOT_FOUND)
         return ngsi_json(render_attribute(entity.attrs[attr_name]))
@@ -411,10 +458,7 @@ class AttributeValueAPI(NgsiAPIView):
         parameters=[ENTITY_ID, ATTR_NAME, *TENANT, TYPE_QUERY], responses={200: OpenApiTypes.ANY, **ERRORS},
     )
     def get(self, request, entity_id: str, attr_name: str):
-        entity = entity_get(
-            viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id,
-            entity_type=request.query_params.get("type"),
-        )
+        entity = _any_entity(request, entity_id, request.query_params.get("type"))
         if attr_name not in entity.attrs:
             raise NotFound(ATTRIBUTE_NOT_FOUND)
         return ngsi_json(entity.attrs[attr_name].value)
@@ -462,6 +506,38 @@ class BatchUpdateAPI(NgsiAPIView):
         return no_content()
 
 
+class BatchQueryAPI(NgsiAPIView):
+    @ngsi_schema(
+        "ngsi_op_query",
+        "The entity list as a query document: entities (id / idPattern with type / typePattern, any one "
+        "matches), attrs, expression (q, georel, geometry, coords) and metadata; paged and ordered by the "
+        "query string. A read: anonymous callers see public stations.",
+        parameters=[
+            *TENANT,
+            OPTIONS_QUERY,
+            OpenApiParameter("orderBy", str, required=False),
+            OpenApiParameter("limit", int, required=False),
+            OpenApiParameter("offset", int, required=False),
+        ],
+        request=OpenApiTypes.OBJECT,
+        responses={
+            200: OpenApiTypes.ANY,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            413: WRITE_ERRORS[413],
+            415: WRITE_ERRORS[415],
+        },
+    )
+    def post(self, request):
+        params = request.query_params
+        options = parse_options(params.get("options"), READ_OPTIONS)
+        page = parse_page(params, max_limit=ngsi_setting("NGSI_MAX_LIMIT"), options=options)
+        order_by = parse_order_by(params.get("orderBy"))
+        query = parse_query_document(read_body(request))
+        entities = entity_query(viewer=viewer_for_request(request), tenant=_tenant(request), query=query, order_by=order_by)
+        return entity_page(entities, options=options, page=page, names=query.attrs, metadata=query.metadata)
+
+
 class TypeListAPI(NgsiAPIView):
     @ngsi_schema(
         "ngsi_types_list", "Entity types among the stations the caller may see.",
@@ -498,6 +574,41 @@ class TypeAPI(NgsiAPIView):
         if not types:
             raise NotFound("Entity type not found")
         return ngsi_json({"attrs": types[0]["attrs"], "count": types[0]["count"]})
+
+
+class RegistrationListAPI(NgsiAPIView):
+    """Context-source registrations: this broker forwards to none, so the list is always empty (as an
+    Orion without registrations answers) and creating one is refused."""
+
+    @ngsi_schema(
+        "ngsi_registrations_list", "Context-source registrations: always an empty list (none are supported).",
+        parameters=[*TENANT, OPTIONS_QUERY, OpenApiParameter("limit", int, required=False),
+                    OpenApiParameter("offset", int, required=False)],
+        responses={200: OpenApiResponse(OpenApiTypes.ANY, description="[]"), **ERRORS},
+    )
+    def get(self, request):
+        options = parse_options(request.query_params.get("options"), {"count"})
+        page = parse_page(request.query_params, max_limit=ngsi_setting("NGSI_MAX_LIMIT"), options=options)
+        _tenant(request)  # malformed tenant headers are still 400
+        return ngsi_json([], headers={"Fiware-Total-Count": "0"} if page.count else {})
+
+    @ngsi_schema(
+        "ngsi_registrations_create", "Refused: this broker does not forward to context sources.",
+        parameters=TENANT, request=OpenApiTypes.OBJECT,
+        responses={422: OpenApiResponse(NGSI_ERROR, description="Unprocessable"), **ERRORS},
+    )
+    def post(self, request):
+        raise Unprocessable(REGISTRATIONS_UNSUPPORTED)
+
+
+class RegistrationAPI(NgsiAPIView):
+    @ngsi_schema(
+        "ngsi_registration_get", "No registration exists: always NotFound.",
+        parameters=[OpenApiParameter("registration_id", str, OpenApiParameter.PATH), *TENANT],
+        responses={404: ERRORS[404], 400: ERRORS[400]},
+    )
+    def get(self, request, registration_id: str):
+        raise NotFound(REGISTRATION_NOT_FOUND)
 
 
 class SubscriptionListAPI(NgsiAPIView):
@@ -607,4 +718,19 @@ class EntityListSlashAPI(EntityListAPI):
 
 
 class SubscriptionListSlashAPI(SubscriptionListAPI):
+    schema = None
+
+
+# The NGSI-v2 specification writes the type list as `/v2/types/`; filip lists registrations at
+# `/v2/registrations/`.
+class TypeListSlashAPI(TypeListAPI):
+    schema = None
+
+
+class RegistrationListSlashAPI(RegistrationListAPI):
+    schema = None
+
+
+# Orion's own path for notifications from another broker (`/ngsi/notify` is the older one here).
+class OpNotifyAPI(NotifyAPI):
     schema = None

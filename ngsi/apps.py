@@ -9,9 +9,9 @@ class NgsiConfig(AppConfig):
         from events.registry import register
         from sensors.services import STATION_CHANGED
 
-        from .services import station_changes_notify
+        from .services import READINGS_STORED, station_changes_notify
 
-        register("ngsi.notify", kinds=[STATION_CHANGED], func=station_changes_notify)
+        register("ngsi.notify", kinds=[STATION_CHANGED, READINGS_STORED], func=station_changes_notify)
 
         from tenancy import permissions
 

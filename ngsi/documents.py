@@ -11,7 +11,7 @@ from outbound.destinations import destination_problem
 
 from .entities import KEY_VALUES, NORMALIZED, name_is_valid
 from .errors import BadRequest, Unprocessable
-from .filters import compile_pattern, parse_geo, parse_q, parse_time
+from .filters import compile_pattern, expect_type, parse_geo, parse_q, parse_time, reject_unknown_fields
 from .models import Subscription
 
 MAX_SUBJECT_ENTITIES = 100
@@ -32,20 +32,8 @@ READ_ONLY_NOTIFICATION_FIELDS = {
 OTHER_TRANSPORTS = ("mqtt", "mqttCustom", "kafka", "kafkaCustom")
 
 
-_KIND_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "true or false", int: "an integer"}
-
-
-def _expect(value: Any, kind: type, where: str):
-    # JSON true/false are Python ints too; they are not numbers here.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise BadRequest(f"{where} must be {_KIND_NAMES[kind]}")
-    return value
-
-
-def _unknown_fields(document: dict, known: set[str], where: str) -> None:
-    unknown = sorted(set(document) - known)
-    if unknown:
-        raise BadRequest(f"Unrecognized field in {where}: /{unknown[0][:60]}/")
+_expect = expect_type
+_unknown_fields = reject_unknown_fields
 
 
 def _names(value: Any, where: str) -> list[str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 ENTITY_NOT_FOUND = "The requested entity has not been found. Check type and id"
 ATTRIBUTE_NOT_FOUND = "The entity does not have such an attribute"
 SUBSCRIPTION_NOT_FOUND = "The requested subscription has not been found. Check id"
+REGISTRATION_NOT_FOUND = "The requested registration has not been found. Check id"
+REGISTRATIONS_UNSUPPORTED = "Registrations are not supported: this broker does not forward to context sources"
 
 
 class NgsiError(Exception):

@@ -165,6 +165,7 @@ def _number(text: str) -> float | None:
 # --- q: the simple query language -----------------------------------------------------------------
 
 _BINARY = ("==", "!=", ">=", "<=", "~=")
+_OPERATOR_CHARACTERS = "=!<>~:"
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,7 @@ def _statement(text: str) -> Statement:
         raise BadRequest("Empty statement in q")
     if text.startswith("!") and not text.startswith("!="):
         return Statement(_attribute_path(text[1:]), "absent")
-    position = next((i for i, char in enumerate(text) if char in "=!<>~:"), None)
+    position = next((i for i, char in enumerate(text) if char in _OPERATOR_CHARACTERS), None)
     if position is None:
         return Statement(_attribute_path(text), "exists")
     two = text[position : position + 2]
@@ -277,6 +278,9 @@ def _statement(text: str) -> Statement:
     path = _attribute_path(text[:position])
     if not rest:
         raise BadRequest(f"Missing value in q statement {text[:60]!r}")
+    if rest[0] in _OPERATOR_CHARACTERS:
+        # `height>>1`, `height<>1`, `height:=1`: no such operator (Orion answers 400, not an empty list).
+        raise BadRequest(f"Invalid operator in q statement {text[:60]!r}")
     if op == "~=":
         operand = _operand(rest)
         return Statement(path, op, pattern=compile_pattern(operand.text, "the ~= pattern in q"))
@@ -586,3 +590,85 @@ def unique_values(rows: list, key: Callable = json.dumps) -> list:
             seen.add(marker)
             result.append(row)
     return result
+
+
+# --- JSON documents (op/query here, subscriptions in documents.py) -----------------------------------
+
+_KIND_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "true or false", int: "an integer"}
+
+
+def expect_type(value: Any, kind: type, where: str):
+    # JSON true/false are Python ints too; they are not numbers here.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BadRequest(f"{where} must be {_KIND_NAMES[kind]}")
+    return value
+
+
+def reject_unknown_fields(document: dict, known: set[str], where: str) -> None:
+    unknown = sorted(set(document) - known)
+    if unknown:
+        raise BadRequest(f"Unrecognized field in {where}: /{unknown[0][:60]}/")
+
+
+# --- POST /v2/op/query: the same query as a JSON document -------------------------------------------
+
+QUERY_FIELDS = {"entities", "attrs", "expression", "metadata"}
+EXPRESSION_FIELDS = {"q", "mq", "georel", "geometry", "coords"}
+SUBJECT_FIELDS = {"id", "idPattern", "type", "typePattern"}
+MAX_QUERY_SUBJECTS = 100
+
+
+@dataclass
+class QueryDocument:
+    """`{"entities": [...], "attrs": [...], "expression": {...}, "metadata": [...]}`: entities match
+    any one of `subjects` (all when there are none) and every part of `expression`."""
+
+    subjects: list[EntityFilter]
+    expression: EntityFilter
+    attrs: list[str] | None
+    metadata: list[str] | None
+
+    def matches(self, entity: StationEntity) -> bool:
+        if self.subjects and not any(subject.matches(entity) for subject in self.subjects):
+            return False
+        return self.expression.matches(entity)
+
+
+def _string_fields(document: dict, where: str) -> dict[str, str]:
+    for key, value in document.items():
+        expect_type(value, str, f"{where}.{key[:40]}")
+    return document
+
+
+def _name_list(raw: Any, what: str) -> list[str] | None:
+    if raw is None:
+        return None
+    expect_type(raw, list, what)
+    for index, name in enumerate(raw):
+        expect_type(name, str, f"{what}[{index}]")
+    return parse_names(",".join(raw), what) if raw else None
+
+
+def parse_query_document(document: Any) -> QueryDocument:
+    expect_type(document, dict, "the query document")
+    reject_unknown_fields(document, QUERY_FIELDS, "the query document")
+    entities = expect_type(document.get("entities", []), list, "entities")
+    if len(entities) > MAX_QUERY_SUBJECTS:
+        raise BadRequest(f"At most {MAX_QUERY_SUBJECTS} items in entities")
+    subjects = []
+    for index, subject in enumerate(entities):
+        where = f"entities[{index}]"
+        expect_type(subject, dict, where)
+        reject_unknown_fields(subject, SUBJECT_FIELDS, where)
+        _string_fields(subject, where)
+        if not subject.get("id") and not subject.get("idPattern"):
+            raise BadRequest(f"{where} needs id or idPattern")
+        subjects.append(parse_entity_filter(subject))
+    expression = expect_type(document.get("expression", {}), dict, "expression")
+    reject_unknown_fields(expression, EXPRESSION_FIELDS, "expression")
+    return QueryDocument(
+        subjects=subjects,
+        expression=parse_entity_filter(_string_fields(expression, "expression")),
+        attrs=_name_list(document.get("attrs"), "attrs"),
+        metadata=_name_list(document.get("metadata"), "metadata"),
+    )

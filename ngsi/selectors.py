@@ -16,7 +16,7 @@ from tenancy.selectors import Viewer, viewer_for_token, viewer_for_user
 
 from .entities import StationEntity, kinds_of_type, parse_entity_id, station_entity
 from .errors import BadRequest, NotFound, SUBSCRIPTION_NOT_FOUND, entity_not_found
-from .filters import EntityFilter, sort_entities
+from .filters import EntityFilter, QueryDocument, sort_entities
 from .models import NotifyMapping, Subscription
 
 # Orion: a service (tenant) is alphanumerics and underscores, at most 50 characters.
@@ -100,6 +100,15 @@ def entity_search(
     """Every visible entity matching the filter, ordered (default: by station code)."""
     stations = _narrowed(visible_stations(viewer=viewer, tenant=tenant), entity_filter)
     matching = [entity for entity in map(station_entity, stations) if entity_filter.matches(entity)]
+    return sort_entities(matching, order_by)
+
+
+def entity_query(*, viewer: Viewer, tenant: Tenant, query: QueryDocument, order_by=()) -> list[StationEntity]:
+    """POST /v2/op/query: every visible entity matching one of the query's subjects and its expression."""
+    stations = visible_stations(viewer=viewer, tenant=tenant)
+    if len(query.subjects) == 1:
+        stations = _narrowed(stations, query.subjects[0])
+    matching = [entity for entity in map(station_entity, stations) if query.matches(entity)]
     return sort_entities(matching, order_by)
 
 

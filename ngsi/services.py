@@ -12,14 +12,16 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode, urlsplit
 
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from events import emit
 from outbound import http as outbound_http
 from outbound.destinations import RefusedDestination
 from sensors.models import Observation
 from sensors.parsers import number_from_text
-from sensors.services import IngestReport, changed_station_ids, observation_ingest
+from sensors.services import STATION_CHANGED, IngestReport, changed_station_ids, observation_ingest
 from tenancy.models import IngestToken, Municipality
 from tenancy.permissions import Action, permits
 from tenancy.selectors import Viewer
@@ -152,8 +154,18 @@ def _rejection_text(error: str, entity: StationEntity) -> str:
     return f"{entity.id}: {text}"
 
 
+# Readings stored through NGSI that did not move their station's latest state (stamped older than
+# it): Orion notifies subscribers of every update, so these reach `station_changes_notify` too,
+# while alert evaluation and the live maps, which follow the latest state only, do not hear of them.
+READINGS_STORED = "ngsi.readings_stored"
+
+
 def _ingest(token: IngestToken, entities: Sequence[StationEntity], items: list[dict]) -> IngestReport:
-    report = observation_ingest(municipality=token.municipality, items=items, source=Observation.Source.NGSI)
+    with transaction.atomic():
+        report = observation_ingest(municipality=token.municipality, items=items, source=Observation.Source.NGSI)
+        unmoved = report.stored_station_ids - {state.station_id for state in report.changed_states}
+        if unmoved:
+            emit(READINGS_STORED, {"stations": sorted(unmoved)})
     if report.rejected:
         reasons = "; ".join(_rejection_text(r["error"], entities[r["index"]]) for r in report.rejected)
         if report.accepted or report.duplicates:
@@ -382,7 +394,7 @@ def _throttle_allows(subscription: Subscription, now: datetime) -> bool:
 def station_changes_notify(events: list[tuple[str, dict]]) -> None:
     """Change-log handler (NgsiConfig.ready): at most one notification per subscription for a drain
     batch, holding every matching changed entity the subscription's owner may see."""
-    station_ids = changed_station_ids(events)
+    station_ids = changed_station_ids(events, kinds=(STATION_CHANGED, READINGS_STORED))
     if not station_ids:
         return
     subscriptions = subscriptions_to_notify()

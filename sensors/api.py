@@ -26,6 +26,7 @@ from tenancy.authentication import BearerTokenAuthentication
 from tenancy.models import IngestToken
 from tenancy.selectors import viewer_for_request
 
+from .api_schema import OBSERVATIONS_CSV, STATION_FEATURE_COLLECTION, STATIONS_CSV
 from .models import Observation, Station, StationKind
 from .parsers import EMPTY_BODY, ObservationCSVParser, ObservationJSONParser
 from .selectors import local_iso, observation_history, station_feature_collection, station_get
@@ -130,8 +131,8 @@ class StationListAPI(APIView):
             OpenApiParameter("format", enum=["geojson", "csv"], required=False),
         ],
         responses={
-            (200, "application/geo+json"): OpenApiTypes.OBJECT,
-            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/geo+json"): OpenApiResponse(STATION_FEATURE_COLLECTION, description="GeoJSON"),
+            (200, "text/csv"): STATIONS_CSV,
             400: REQUEST_ERROR,
         },
     )
@@ -213,7 +214,7 @@ class StationObservationsAPI(APIView):
         ],
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
-            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "text/csv"): OBSERVATIONS_CSV,
             400: REQUEST_ERROR,
             404: ERROR,
         },

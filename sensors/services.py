@@ -55,6 +55,8 @@ class IngestReport:
     duplicates: int = 0
     rejected: list[dict] = field(default_factory=list)
     changed_states: list["_State"] = field(default_factory=list)
+    # Stations that got at least one new reading, whether or not it moved their latest state.
+    stored_station_ids: set[int] = field(default_factory=set)
 
     def reject(self, index: int, error: str) -> None:
         self.rejected.append({"index": index, "error": error})
@@ -369,6 +371,7 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
     stored = _observations_insert(fresh, received_at=now, source=source)
     report.accepted = stored
     report.duplicates += len(fresh) - stored
+    report.stored_station_ids = set(by_station)
 
     changed: list[tuple[_State, StationRow]] = []
     rain: list[tuple[_State, StationRow]] = []
@@ -630,9 +633,11 @@ def station_changes_emit(states: Iterable[StationState]) -> None:
     emit(STATION_CHANGED, {"stations": sorted({state.station_id for state in states})})
 
 
-def changed_station_ids(events: Iterable[tuple[str, dict]]) -> list[int]:
-    """The stations named by the `station.changed` events of a drain batch, each once."""
-    return sorted({int(pk) for kind, payload in events if kind == STATION_CHANGED for pk in payload.get("stations", [])})
+def changed_station_ids(events: Iterable[tuple[str, dict]], kinds: Iterable[str] = (STATION_CHANGED,)) -> list[int]:
+    """The stations named by the `station.changed` events (or other events of the same payload
+    shape, `kinds`) of a drain batch, each once."""
+    kinds = set(kinds)
+    return sorted({int(pk) for kind, payload in events if kind in kinds for pk in payload.get("stations", [])})
 
 
 def station_state_recompute(*, station: Station) -> StationState:

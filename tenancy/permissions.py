@@ -38,6 +38,8 @@ class Action(StrEnum):
     MANAGE_SHARING = "manage_sharing"
     MANAGE_ALERT_CHANNELS = "manage_alert_channels"
     VIEW_AUDIT = "view_audit"
+    MANAGE_SHELTERS = "manage_shelters"
+    POST_RELEASE = "post_release"
 
 
 OWNER = "owner"  # the object must belong to the acting town
@@ -65,6 +67,10 @@ RULES: dict[Action, Rule] = {
     Action.MANAGE_SHARING: Rule(Membership.Role.ADMIN, OWNER),
     Action.MANAGE_ALERT_CHANNELS: Rule(Membership.Role.ADMIN, OWNER),
     Action.VIEW_AUDIT: Rule(Membership.Role.ADMIN, OWNER),
+    # The town's shelter register (import / export of the standard dataset); opening one is SET_SHELTER_STATUS.
+    Action.MANAGE_SHELTERS: Rule(Membership.Role.ADMIN, OWNER),
+    # A dam release notice (放流通知): posted and ended by the dam's town.
+    Action.POST_RELEASE: Rule(Membership.Role.OPERATOR, OWNER),
 }
 
 

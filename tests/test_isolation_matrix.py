@@ -301,7 +301,7 @@ def test_every_town_door_agrees_with_the_rule(client, actors, towns, actor):
     assert (shelter_a.status == "open") == may(actor, "shelter", "A"), actor
 
     town, _ = acting(actor)
-    for page in ("sharing", "audit", "usage", "thresholds", "tokens", "members", "channels"):
+    for page in ("sharing", "audit", "usage", "thresholds", "tokens", "members", "channels", "shelters"):
         response = client.get(f"/hq/admin/{page}/")
         # Every town page acts for the acting town; the platform operator needs a town to act for.
         allowed = town not in (None, "*") and may(actor, "manage", town)

@@ -21,7 +21,7 @@
 
   var Mizumori = (window.Mizumori = window.Mizumori || {});
   var STATION_KINDS = ["river", "rain", "reservoir"];
-  var LIVE_LAYERS = STATION_KINDS.concat(["shelters", "alerts"]);
+  var LIVE_LAYERS = STATION_KINDS.concat(["shelters", "alerts", "releases"]);
   var PING_EVERY_MS = 20000;
   var PONG_WITHIN_MS = 10000;
   var MAX_BACKOFF_MS = 30000;
@@ -172,6 +172,13 @@
         (message.stations || []).forEach(function (code) { Mizumori.removeStation(code); });
         this.seq = Math.max(this.seq, message.seq);
         this.refreshNotices();
+        break;
+      case "releases":
+        // Dam release notices: drawn by static/mizumori/releases.js.
+        if (Mizumori.applyReleases) {
+          Mizumori.applyReleases(message.releases || []);
+        }
+        this.seq = Math.max(this.seq, message.seq);
         break;
       case "alert":
         this.applyAlert(message.alert || {});

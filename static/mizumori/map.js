@@ -106,6 +106,8 @@
 
   // Move the legend (already in the page, below the map) into a map corner.
   Mizumori.addLegend = function (map, elementId) {
+    // The page's one map: layers that page scripts draw themselves (releases.js) go onto it.
+    Mizumori.map = map;
     var element = document.getElementById(elementId);
     if (!element) {
       return;

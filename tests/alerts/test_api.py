@@ -243,3 +243,15 @@ def test_a_neighbours_note_goes_to_the_owners_audit_log_and_stays_off_the_public
     assert "note" in [event["kind"] for event in client.get(f"/api/v1/alerts/{public.pk}").json()["events"]]
     client.logout()
     assert "note" not in [event["kind"] for event in client.get(f"/api/v1/alerts/{public.pk}").json()["events"]]
+
+
+def test_atom_feed_names_its_authors_and_types_its_cap_links(client, alerts):
+    """RFC 4287 §4.1.1 (atom:author) and §4.2.7.3 (link type): the feed and each entry name an author,
+    and an entry's link says it leads to a CAP document."""
+    root = ElementTree.fromstring(client.get("/alerts/feed.atom").content)
+    assert root.findtext("atom:author/atom:name", namespaces=ATOM) == "Mizumori"
+    [entry] = root.findall("atom:entry", namespaces=ATOM)
+    assert entry.findtext("atom:author/atom:name", namespaces=ATOM) == alerts["a-public"].station.municipality.name_ja
+    [link] = entry.findall("atom:link", namespaces=ATOM)
+    assert link.attrib == {"rel": "alternate", "type": "application/cap+xml",
+                           "href": f"http://127.0.0.1:8000/api/v1/alerts/{alerts['a-public'].pk}/cap"}

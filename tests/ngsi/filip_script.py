@@ -10,6 +10,7 @@ environment; the result is one JSON object on stdout, so the test can assert on 
     MIZUMORI_RECEIVER_URL    where the subscription created here should notify
     MIZUMORI_RIVER_ID        a river gauge entity of that town (read, updated)
     MIZUMORI_OTHER_ID        a river gauge of the same town for the batch update
+    MIZUMORI_FOREIGN_ID      an entity of another broker that a notify mapping feeds into a station
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from datetime import datetime, timedelta, timezone
 from filip import __version__ as filip_version
 from filip.clients.ngsi_v2 import ContextBrokerClient
 from filip.models.base import FiwareHeaderSecure
-from filip.models.ngsi_v2.base import AttrsFormat
-from filip.models.ngsi_v2.context import ActionType, ContextEntity, NamedContextAttribute
-from filip.models.ngsi_v2.subscriptions import Subscription
+from filip.models.ngsi_v2.base import AttrsFormat, EntityPattern, Expression
+from filip.models.ngsi_v2.context import ActionType, ContextEntity, NamedContextAttribute, Query
+from filip.models.ngsi_v2.subscriptions import Message, Subscription
 
 
 def main() -> dict:
@@ -76,6 +77,46 @@ def main() -> dict:
         }
         out["height_value"] = client.get_attribute_value(entity_id=river_id, attr_name="height", entity_type="WaterObserved")
         out["types"] = sorted(item["type"] for item in client.get_entity_types())
+
+        # POST /v2/op/query (paged by filip with limit/offset and the count header).
+        out["op_query"] = [
+            entity.model_dump(include={"id", "height"})
+            for entity in client.query(
+                query=Query(
+                    entities=[EntityPattern(idPattern=".*", type="WaterObserved")],
+                    attrs=["height"],
+                    expression=Expression(q="height>3"),
+                ),
+                response_format=kv,
+            )
+        ]
+        out["op_query_normalized"] = [
+            (entity.id, entity.get_attribute("alertLevel").value)
+            for entity in client.query(
+                query=Query(entities=[EntityPattern(id=river_id)], attrs=["alertLevel"]), limit=5
+            )
+        ]
+        # The routes fixed for issue 16: /v2 lists registrations, which filip reads at /v2/registrations/.
+        out["registrations_url"] = client.get(url=f"{url}/v2", headers=client.headers).json().get("registrations_url")
+        out["registrations"] = client.get_registration_list()
+        slashed = client.get(url=f"{url}/v2/types/", headers=client.headers)
+        out["types_slash"] = (slashed.status_code, sorted(item["type"] for item in slashed.json()))
+        # filip itself refuses to send `q=height>>1`, so it goes through its session as it is.
+        bad_q = client.get(url=f"{url}/v2/entities", params={"q": "height>>1"}, headers=client.headers)
+        out["bad_q"] = {"status": bad_q.status_code, "body": bad_q.json()}
+        # POST /v2/op/notify: another broker's notification, mapped onto a station (see NotifyMapping).
+        client.notify(
+            Message(
+                subscriptionId="5f9b2c1e0a1b2c3d4e5f6a7b",
+                data=[
+                    ContextEntity(
+                        id=os.environ["MIZUMORI_FOREIGN_ID"],
+                        type="WaterLevelSensor",
+                        waterLevel={"type": "Number", "value": 125},
+                    )
+                ],
+            )
+        )
 
         subscription = Subscription(
             description="filip test",

@@ -281,7 +281,7 @@ def test_types(client, basin, token_a):
 
 
 def test_paths_the_subset_does_not_serve(client, db):
-    response = client.get("/ngsi/v2/registrations")
+    response = client.get("/ngsi/v2/op/forward")
     assert (response.status_code, response.json()) == (400, {"error": "BadRequest", "description": "service not found"})
     deleted = client.delete(f"{NGSI}/entities/{entity_id('A-PUBLIC')}")
     assert (deleted.status_code, deleted.json()["error"]) == (405, "MethodNotAllowed")

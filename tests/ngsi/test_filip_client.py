@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from ngsi.models import NotifyMapping
 from sensors.models import Observation, StationState
 from tests.ngsi.conftest import entity_id
 
@@ -59,6 +60,8 @@ def filip_python() -> str:
 def test_filip_lists_filters_reads_updates_and_subscribes(live_server, basin, token_a, receiver, eager_celery, settings):
     python = filip_python()
     river, other = entity_id("A-PUBLIC"), entity_id("A-PRIVATE")
+    foreign = "urn:ngsi-ld:WaterLevelSensor:upstream-001"
+    NotifyMapping.objects.create(entity_id=foreign, attribute="waterLevel", station=basin["a-region"], scale=0.01)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -69,6 +72,7 @@ def test_filip_lists_filters_reads_updates_and_subscribes(live_server, basin, to
         "MIZUMORI_RECEIVER_URL": receiver.url,
         "MIZUMORI_RIVER_ID": river,
         "MIZUMORI_OTHER_ID": other,
+        "MIZUMORI_FOREIGN_ID": foreign,
     }
     run = subprocess.run([python, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, f"filip script failed:\n{run.stderr[-4000:]}"
@@ -88,10 +92,18 @@ def test_filip_lists_filters_reads_updates_and_subscribes(live_server, basin, to
                              "alertLevel": 2}
     assert out["height_value"] == 3.2
     assert out["types"] == ["WaterObserved", "WeatherObserved"]
+    assert out["op_query"] == [{"id": river, "height": 3.2}]
+    assert out["op_query_normalized"] == [[river, 2]]
+    assert out["registrations_url"] == "/v2/registrations"
+    assert out["registrations"] == []
+    assert out["types_slash"] == [200, ["WaterObserved", "WeatherObserved"]]
+    assert out["bad_q"]["status"] == 400 and out["bad_q"]["body"]["error"] == "BadRequest"
+    # The notification filip sent to /v2/op/notify became a reading of the mapped station (125 cm).
+    assert StationState.objects.get(station__code="A-REGION").value == 1.25
 
     # The three writes became observations through the ingestion service.
     assert out["height_after"] == 4.5
-    written = Observation.objects.filter(source=Observation.Source.NGSI)
+    written = Observation.objects.filter(source=Observation.Source.NGSI).exclude(station__code="A-REGION")
     assert sorted(written.values_list("station__code", "value")) == [
         ("A-PRIVATE", 1.5), ("A-PRIVATE", 1.75), ("A-PUBLIC", 4.25), ("A-PUBLIC", 4.5)
     ]

@@ -44,6 +44,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--assume-crs", metavar="EPSG:XXXX", help="CRS of a file that declares none (e.g. a Shapefile without .prj)."
         )
+        parser.add_argument(
+            "--encoding", metavar="ENC",
+            help="Text encoding of a Shapefile's attributes (e.g. CP932). Default: its .cpg; without one, "
+            "UTF-8 or else CP932, whichever reads.",
+        )
         parser.add_argument("--fix", action="store_true", help="Repair invalid geometries with shapely.make_valid.")
         parser.add_argument("--dry-run", action="store_true", help="Check and report, store nothing.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
@@ -62,6 +67,7 @@ class Command(BaseCommand):
             hazard_kind=options["kind"],
             source_layer=options["source_layer"],
             assume_crs=options["assume_crs"],
+            encoding=options["encoding"],
             fix=options["fix"],
             dry_run=options["dry_run"],
         )
@@ -81,7 +87,8 @@ class Command(BaseCommand):
         prefix = "dry run, nothing stored: would have " if report.dry_run else ""
         self.stdout.write(
             f"{prefix}{report.layer}: {report.created} created, {report.updated} updated, "
-            f"{len(report.problems)} feature(s) skipped, of {report.features} (from {report.source_crs})"
+            f"{len(report.problems)} feature(s) skipped, of {report.features} (from {report.source_crs}"
+            f"{f', text read as {report.encoding}' if report.encoding else ''})"
         )
 
     @staticmethod

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from .feeds import ReleaseFeed
+
+urlpatterns = [path("feed.atom", ReleaseFeed(), name="releases-feed")]

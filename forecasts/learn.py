@@ -1,0 +1,317 @@
+"""The forecasting model itself, pure numpy: no database, no clock.
+
+A gauge's forecast is learned from its own history. At an issue time t (the time of a reading) the
+inputs are: the gauge's level and its changes over the last steps, the levels and changes of the
+gauges upstream of it, and the basin's rain totals over several windows, all read from data at or
+before t (`features_at` never looks past t). The targets are the gauge's changes from t to
+t + h * step for every lead h out to the longest horizon; one ridge-regularised linear model (ARX)
+per lead, solved for all leads at once.
+
+Uncertainty: residuals are heteroscedastic (millimetres in calm weather, decimetres on a rising
+flood), so a spread model sigma(x) >= 0, linear in how active the gauge, its upstream and the rain
+are, is fitted to the absolute out-of-sample residuals (blocked cross-validation), and the
+empirical quantiles of residual / sigma give the intervals and the probability of a crossing.
+
+Steps are the gauge's own reporting interval, so the same code serves 1-minute to daily gauges.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Changes of the gauge's own level over these many steps, and of each upstream gauge's.
+OWN_LAGS = (1, 2, 3, 6)
+UPSTREAM_LAGS = (1, 3, 6)
+# Basin rain totals over these windows (seconds).
+RAIN_WINDOWS = (1800, 3600, 3 * 3600, 6 * 3600)
+HORIZON_SECONDS = 6 * 3600
+SHORT_HORIZON_SECONDS = 3 * 3600  # always shown (if it beats persistence); beyond only where skill allows
+RIDGE = 1.0  # on standardised inputs
+CV_FOLDS = 4
+# Quantile levels of the normalised residual that are stored; the interval is 10 % .. 90 %.
+QUANTILE_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+LOWER_Q, UPPER_Q = 0.1, 0.9
+MIN_SIGMA_FRACTION = 0.25  # a spread never below this share of the calm-weather residual
+# Fewer training rows than this many steps' worth: the learned model is not trusted (trend fallback).
+MIN_TRAINING_ROWS = 300
+
+
+@dataclass
+class Series:
+    """One station's readings, oldest first: times in epoch seconds."""
+
+    times: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, pairs) -> Series:
+        pairs = list(pairs)
+        if not pairs:
+            return cls(np.empty(0), np.empty(0))
+        times, values = zip(*pairs)
+        return cls(np.asarray(times, dtype=float), np.asarray(values, dtype=float))
+
+    def until(self, t: float) -> Series:
+        """Only what was known at t (readings at or before t)."""
+        end = np.searchsorted(self.times, t, side="right")
+        return Series(self.times[:end], self.values[:end])
+
+    def since(self, t: float) -> Series:
+        start = np.searchsorted(self.times, t, side="left")
+        return Series(self.times[start:], self.values[start:])
+
+
+def level_at(series: Series, at: np.ndarray, tolerance: float) -> np.ndarray:
+    """The last reading at or before each time, if it is at most `tolerance` old; NaN otherwise."""
+    if len(series.times) == 0:
+        return np.full(len(at), np.nan)
+    index = np.searchsorted(series.times, at, side="right") - 1
+    safe = np.clip(index, 0, None)
+    found = (index >= 0) & (at - series.times[safe] <= tolerance)
+    return np.where(found, series.values[safe], np.nan)
+
+
+def rain_total(gauges: list[Series], at: np.ndarray, window: float) -> np.ndarray:
+    """The mean over the basin's rain gauges of the rain in (t - window, t]; 0 with no gauges."""
+    if not gauges:
+        return np.zeros(len(at))
+    total = np.zeros(len(at))
+    for gauge in gauges:
+        cumulative = np.concatenate(([0.0], np.cumsum(gauge.values)))
+        end = np.searchsorted(gauge.times, at, side="right")
+        start = np.searchsorted(gauge.times, at - window, side="right")
+        total += cumulative[end] - cumulative[start]
+    return total / len(gauges)
+
+
+@dataclass
+class Inputs:
+    """What a gauge's model reads: its own series, its upstream gauges' and the basin's rain gauges'."""
+
+    own: Series
+    upstream: list[Series] = field(default_factory=list)
+    rain: list[Series] = field(default_factory=list)
+
+
+def feature_names(upstream_count: int) -> list[str]:
+    names = ["level"] + [f"d{lag}" for lag in OWN_LAGS]
+    for index in range(upstream_count):
+        names += [f"up{index}"] + [f"up{index}_d{lag}" for lag in UPSTREAM_LAGS]
+    names += [f"rain_{window // 60}m" for window in RAIN_WINDOWS]
+    return names
+
+
+def features_at(inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list[float]) -> np.ndarray:
+    """One row of inputs per issue time, from readings at or before it (rows with gaps hold NaN).
+
+    An upstream gauge with no recent reading counts as calm (`upstream_calm`): flood gauges report
+    only above their start level, so their silence means low water."""
+    tolerance = step * 1.5
+    own_now = level_at(inputs.own, at, tolerance)
+    columns = [own_now] + [own_now - level_at(inputs.own, at - lag * step, tolerance) for lag in OWN_LAGS]
+    for series, calm in zip(inputs.upstream, upstream_calm):
+        now = np.nan_to_num(level_at(series, at, tolerance), nan=calm)
+        columns.append(now)
+        for lag in UPSTREAM_LAGS:
+            columns.append(now - np.nan_to_num(level_at(series, at - lag * step, tolerance), nan=calm))
+    for window in RAIN_WINDOWS:
+        columns.append(rain_total(inputs.rain, at, window))
+    return np.column_stack(columns)
+
+
+def spread_features(x: np.ndarray, upstream_count: int) -> np.ndarray:
+    """What the residual's size is modelled on: how fast the gauge and its upstream move, and rain."""
+    own = np.abs(x[:, 1 + OWN_LAGS.index(3)])
+    columns = [np.ones(len(x)), own]
+    if upstream_count:
+        start = 1 + len(OWN_LAGS)
+        width = 1 + len(UPSTREAM_LAGS)
+        columns.append(sum(np.abs(x[:, start + i * width + 1 + UPSTREAM_LAGS.index(3)]) for i in range(upstream_count)))
+    columns += [x[:, -3], x[:, -2]]  # rain over 1 h and 3 h
+    return np.column_stack(columns)
+
+
+def leads_for(step: float) -> int:
+    return max(1, int(HORIZON_SECONDS // step))
+
+
+def targets_at(own: Series, at: np.ndarray, step: float, leads: int) -> np.ndarray:
+    now = level_at(own, at, step * 0.5)
+    return np.column_stack([level_at(own, at + h * step, step * 0.5) - now for h in range(1, leads + 1)])
+
+
+def _ridge(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    a = z.T @ z + RIDGE * np.eye(z.shape[1])
+    centre = y.mean(axis=0)
+    beta = np.linalg.solve(a, z.T @ (y - centre))
+    return mean, scale, beta, centre
+
+
+def _nonnegative_lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Least squares with coefficients >= 0 (an active-set loop; the problems here have ~5 unknowns)."""
+    active = np.ones(a.shape[1], dtype=bool)
+    coef = np.zeros(a.shape[1])
+    for _ in range(a.shape[1]):
+        solution, *_ = np.linalg.lstsq(a[:, active], b, rcond=None)
+        if (solution >= 0).all():
+            coef[:] = 0
+            coef[active] = solution
+            return coef
+        positions = np.flatnonzero(active)
+        active[positions[np.argmin(solution)]] = False
+        if not active.any():
+            break
+    return coef
+
+
+@dataclass
+class ArxModel:
+    step: float
+    leads: int
+    upstream_count: int
+    upstream_calm: list[float]
+    mean: list[float]
+    scale: list[float]
+    beta: list[list[float]]  # features x leads
+    centre: list[float]
+    spread: list[list[float]]  # per lead: coefficients of spread_features
+    quantiles: list[list[float]]  # per lead: the normalised residual at each QUANTILE_LEVELS
+    skill: list[dict]
+    rows: int
+
+    def as_json(self) -> dict:
+        return dict(vars(self))
+
+    @classmethod
+    def from_json(cls, data: dict) -> ArxModel:
+        return cls(**data)
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The regression's change from now and the spread, each rows x leads: the level at a
+        quantile q of lead h is level + change + sigma * quantile(h, q)."""
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        change = z @ np.asarray(self.beta) + np.asarray(self.centre)
+        sigma = spread_features(x, self.upstream_count) @ np.asarray(self.spread).T
+        floor = np.asarray(self.spread)[:, 0] * MIN_SIGMA_FRACTION
+        return change, np.maximum(sigma, floor)
+
+    def quantile(self, lead_index: int, level: float) -> float:
+        return float(np.interp(level, QUANTILE_LEVELS, self.quantiles[lead_index]))
+
+    def exceedance(self, lead_index: int, centre: float, sigma: float, value: float) -> float:
+        """P(level at this lead >= value), from the stored distribution of normalised residuals;
+        `centre` is level + change. Beyond the stored quantiles the tails decay exponentially."""
+        q = np.asarray(self.quantiles[lead_index])
+        z = (value - centre) / sigma
+        if z <= q[0]:
+            return float(1 - QUANTILE_LEVELS[0] * math.exp(-(q[0] - z) / max(q[1] - q[0], 1e-9)))
+        if z >= q[-1]:
+            return float((1 - QUANTILE_LEVELS[-1]) * math.exp(-(z - q[-1]) / max(q[-1] - q[-2], 1e-9)))
+        return float(1 - np.interp(z, q, QUANTILE_LEVELS))
+
+
+def skill_scores(observed: np.ndarray, predicted: np.ndarray) -> dict:
+    ok = np.isfinite(observed) & np.isfinite(predicted)
+    if ok.sum() < 2:
+        return {"nse": None, "rmse": None, "n": int(ok.sum())}
+    o, p = observed[ok], predicted[ok]
+    rmse = float(np.sqrt(np.mean((o - p) ** 2)))
+    variance = float(np.sum((o - o.mean()) ** 2))
+    nse = float(1 - np.sum((o - p) ** 2) / variance) if variance > 0 else None
+    return {"nse": nse, "rmse": rmse, "n": int(ok.sum())}
+
+
+def training_rows(inputs: Inputs, step: float, *, since: float, until: float, upstream_calm: list[float]):
+    """Issue times on the gauge's own readings in [since, until - horizon], their inputs and targets
+    (only rows with every input and every lead known)."""
+    own = inputs.own
+    mask = (own.times >= since) & (own.times <= until)
+    at = own.times[mask]
+    leads = leads_for(step)
+    x = features_at(inputs, at, step, upstream_calm)
+    y = targets_at(own.until(until), at, step, leads)
+    keep = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+    return at[keep], x[keep], y[keep], leads
+
+
+def calm_levels(inputs: Inputs) -> list[float]:
+    return [float(np.min(series.values)) if len(series.values) else 0.0 for series in inputs.upstream]
+
+
+def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel | None:
+    """Learn a gauge's model from readings in [since, until]; None with too little history."""
+    upstream_calm = calm_levels(Inputs(inputs.own, [s.until(until) for s in inputs.upstream]))
+    at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm)
+    if len(at) < MIN_TRAINING_ROWS:
+        return None
+    # Blocked cross-validation: each contiguous block predicted by a model of the others, so the
+    # spread and the skill are judged on data the model did not learn from.
+    folds = np.array_split(np.arange(len(at)), CV_FOLDS)
+    out_of_sample = np.empty_like(y)
+    for fold in folds:
+        train = np.ones(len(at), dtype=bool)
+        train[fold] = False
+        mean, scale, beta, centre = _ridge(x[train], y[train])
+        out_of_sample[fold] = ((x[fold] - mean) / scale) @ beta + centre
+    residual = y - out_of_sample
+    spread_x = spread_features(x, len(inputs.upstream))
+    spread, quantiles, skill = [], [], []
+    persistence = np.zeros_like(y)
+    for lead in range(leads):
+        coef = _nonnegative_lstsq(spread_x, np.abs(residual[:, lead]) * math.sqrt(math.pi / 2))
+        if coef[0] <= 0:
+            coef[0] = max(float(np.median(np.abs(residual[:, lead]))), 1e-4)
+        sigma = np.maximum(spread_x @ coef, coef[0] * MIN_SIGMA_FRACTION)
+        spread.append(coef.tolist())
+        quantiles.append(np.quantile(residual[:, lead] / sigma, QUANTILE_LEVELS).tolist())
+        level_now = x[:, 0]
+        model_scores = skill_scores(level_now + y[:, lead], level_now + out_of_sample[:, lead])
+        persistence_scores = skill_scores(level_now + y[:, lead], level_now + persistence[:, lead])
+        skill.append(
+            {
+                "lead_minutes": round((lead + 1) * step / 60),
+                "nse": model_scores["nse"],
+                "rmse": model_scores["rmse"],
+                "persistence_rmse": persistence_scores["rmse"],
+                "shown": _shown(model_scores, persistence_scores, (lead + 1) * step),
+            }
+        )
+    mean, scale, beta, centre = _ridge(x, y)
+    return ArxModel(
+        step=step,
+        leads=leads,
+        upstream_count=len(inputs.upstream),
+        upstream_calm=upstream_calm,
+        mean=mean.tolist(),
+        scale=scale.tolist(),
+        beta=beta.tolist(),
+        centre=centre.tolist(),
+        spread=spread,
+        quantiles=quantiles,
+        skill=skill,
+        rows=len(at),
+    )
+
+
+def _shown(model: dict, persistence: dict, lead_seconds: float) -> bool:
+    """A lead is shown only where the model beats persistence on held-out data."""
+    if model["rmse"] is None or persistence["rmse"] is None:
+        return False
+    return model["rmse"] < persistence["rmse"] and lead_seconds <= HORIZON_SECONDS
+
+
+def shown_leads(skill: list[dict]) -> int:
+    """How many leads are shown: up to 3 h wherever skill beats persistence, beyond while it keeps doing so."""
+    count = 0
+    for entry in skill:
+        if not entry["shown"]:
+            break
+        count += 1
+    return count

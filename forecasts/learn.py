@@ -35,6 +35,10 @@ CV_FOLDS = 4
 QUANTILE_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 LOWER_Q, UPPER_Q = 0.1, 0.9
 MIN_SIGMA_FRACTION = 0.25  # a spread never below this share of the calm-weather residual
+# The normalised residuals' quantiles are kept per band of the predicted spread (calm, stirring,
+# rising fast ...): a linear spread model alone is fitted mostly to calm weather and would give
+# too narrow intervals on a flood, which is when they matter.
+SPREAD_BINS = 4
 # Fewer training rows than this many steps' worth: the learned model is not trusted (trend fallback).
 MIN_TRAINING_ROWS = 300
 
@@ -182,7 +186,8 @@ class ArxModel:
     beta: list[list[float]]  # features x leads
     centre: list[float]
     spread: list[list[float]]  # per lead: coefficients of spread_features
-    quantiles: list[list[float]]  # per lead: the normalised residual at each QUANTILE_LEVELS
+    quantiles: list[list[list[float]]]  # per lead, per spread band: the normalised residual at QUANTILE_LEVELS
+    bin_edges: list[list[float]]  # per lead: the spreads between the bands
     skill: list[dict]
     rows: int
 
@@ -202,13 +207,20 @@ class ArxModel:
         floor = np.asarray(self.spread)[:, 0] * MIN_SIGMA_FRACTION
         return change, np.maximum(sigma, floor)
 
-    def quantile(self, lead_index: int, level: float) -> float:
-        return float(np.interp(level, QUANTILE_LEVELS, self.quantiles[lead_index]))
+    def _band(self, lead_index: int, sigma):
+        return np.searchsorted(self.bin_edges[lead_index], sigma)
+
+    def quantile(self, lead_index: int, level: float, sigma) -> np.ndarray | float:
+        """The normalised residual at `level` for forecasts of spread `sigma` (scalar or array)."""
+        table = np.asarray(self.quantiles[lead_index])  # bands x levels
+        at_level = np.array([np.interp(level, QUANTILE_LEVELS, row) for row in table])
+        result = at_level[self._band(lead_index, sigma)]
+        return float(result) if np.ndim(result) == 0 else result
 
     def exceedance(self, lead_index: int, centre: float, sigma: float, value: float) -> float:
         """P(level at this lead >= value), from the stored distribution of normalised residuals;
         `centre` is level + change. Beyond the stored quantiles the tails decay exponentially."""
-        q = np.asarray(self.quantiles[lead_index])
+        q = np.asarray(self.quantiles[lead_index][int(self._band(lead_index, sigma))])
         z = (value - centre) / sigma
         if z <= q[0]:
             return float(1 - QUANTILE_LEVELS[0] * math.exp(-(q[0] - z) / max(q[1] - q[0], 1e-9)))
@@ -262,7 +274,7 @@ def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel 
         out_of_sample[fold] = ((x[fold] - mean) / scale) @ beta + centre
     residual = y - out_of_sample
     spread_x = spread_features(x, len(inputs.upstream))
-    spread, quantiles, skill = [], [], []
+    spread, quantiles, edges, skill = [], [], [], []
     persistence = np.zeros_like(y)
     for lead in range(leads):
         coef = _nonnegative_lstsq(spread_x, np.abs(residual[:, lead]) * math.sqrt(math.pi / 2))
@@ -270,7 +282,16 @@ def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel 
             coef[0] = max(float(np.median(np.abs(residual[:, lead]))), 1e-4)
         sigma = np.maximum(spread_x @ coef, coef[0] * MIN_SIGMA_FRACTION)
         spread.append(coef.tolist())
-        quantiles.append(np.quantile(residual[:, lead] / sigma, QUANTILE_LEVELS).tolist())
+        normalised = residual[:, lead] / sigma
+        lead_edges = np.unique(np.quantile(sigma, np.linspace(0, 1, SPREAD_BINS + 1)[1:-1]))
+        band = np.searchsorted(lead_edges, sigma)
+        edges.append(lead_edges.tolist())
+        quantiles.append(
+            [
+                np.quantile(normalised[band == b] if (band == b).sum() >= 20 else normalised, QUANTILE_LEVELS).tolist()
+                for b in range(len(lead_edges) + 1)
+            ]
+        )
         level_now = x[:, 0]
         model_scores = skill_scores(level_now + y[:, lead], level_now + out_of_sample[:, lead])
         persistence_scores = skill_scores(level_now + y[:, lead], level_now + persistence[:, lead])
@@ -295,6 +316,7 @@ def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel 
         centre=centre.tolist(),
         spread=spread,
         quantiles=quantiles,
+        bin_edges=edges,
         skill=skill,
         rows=len(at),
     )

@@ -60,9 +60,9 @@ def model_forecast(model: learn.ArxModel, inputs: learn.Inputs, at: float, leads
         result.points.append(
             [
                 at + (lead + 1) * model.step,
-                centre + s * model.quantile(lead, 0.5),
-                centre + s * model.quantile(lead, learn.LOWER_Q),
-                centre + s * model.quantile(lead, learn.UPPER_Q),
+                centre + s * model.quantile(lead, 0.5, s),
+                centre + s * model.quantile(lead, learn.LOWER_Q, s),
+                centre + s * model.quantile(lead, learn.UPPER_Q, s),
             ]
         )
     result.exceedance = lambda lead, value: model.exceedance(

@@ -212,3 +212,31 @@ def forecast_at(station: Station, at: datetime) -> predict.Result | None:
     # Readings after `at` are loaded too: the computation itself must not look at them.
     data = gauge_data(station, model.inputs, since=at - timedelta(days=2), until=at + timedelta(days=1))
     return forecast_compute(model, data.inputs, at=at.timestamp(), thresholds=_thresholds_of([station.pk]).get(station.pk, []))
+
+
+def station_backtest(station: Station, *, since: datetime | None = None, until: datetime | None = None) -> dict:
+    """Backtest a gauge over [since, until] (default: the last quarter of its history), training on
+    readings before `since` only (see forecasts.backtest)."""
+    from . import backtest
+
+    if since and until and since >= until:
+        raise ValueError("'since' must be before 'until'.")
+    codes = forecast_inputs(station).as_json()
+    data = gauge_data(station, codes, until=until + timedelta(hours=6) if until else None)
+    own = data.inputs.own
+    if not len(own.times):
+        raise ValueError(f"{station.code} has no readings to backtest.")
+    start, end = backtest.default_window(own)
+    start = since.timestamp() if since else start
+    end = until.timestamp() if until else end
+    if start >= end:
+        raise ValueError("'since' must be before 'until'.")
+    report = backtest.backtest(data.inputs, data.step, _thresholds_of([station.pk]).get(station.pk, []), since=start, until=end)
+    return {
+        "station": station.code,
+        "since": _utc(start).isoformat(),
+        "until": _utc(end).isoformat(),
+        "step_minutes": data.step / 60,
+        "inputs": codes,
+        **{key: value for key, value in report.items() if key != "trained_on_readings_before"},
+    }

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/", include("forecasts.urls")),
     path("alerts/", include("alerts.urls")),
     path("ngsi/", include("ngsi.urls")),
+    path("hq/forecasts/", include("forecasts.page_urls")),
     path("", include("dashboard.urls")),
 ]
 

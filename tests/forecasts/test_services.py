@@ -144,8 +144,10 @@ def test_the_forecast_is_visible_only_to_who_may_see_the_gauge(trained_pair, tow
     assert client.get("/api/v1/stations/DOWN/forecast").json() == missing.json()
     outsider = get_user_model().objects.create_user("b-user")
     Membership.objects.create(user=outsider, municipality=towns[1], role=Membership.Role.ADMIN)
+    assert client.get("/hq/forecasts/DOWN/").status_code == 302  # to the login page
     client.force_login(outsider)
     assert client.get("/api/v1/stations/DOWN/forecast").status_code == 404
+    assert client.get("/hq/forecasts/DOWN/").status_code == 404
     assert "mz-forecast" not in client.get("/stations/UP/").content.decode()
     insider = get_user_model().objects.create_user("a-user")
     Membership.objects.create(user=insider, municipality=towns[0], role=Membership.Role.VIEWER)
@@ -154,6 +156,8 @@ def test_the_forecast_is_visible_only_to_who_may_see_the_gauge(trained_pair, tow
     assert body["method"] == "arx" and body["points"]
     page = client.get("/stations/DOWN/").content.decode()
     assert 'id="station-forecast"' in page and '"bands"' in page
+    skill = client.get("/hq/forecasts/DOWN/").content.decode()
+    assert 'id="backtest-steps"' in skill and "persistence" in skill and "氾濫危険水位" in skill
 
 
 def test_forecast_train_command_rejects_unknown_codes(db):

@@ -49,6 +49,10 @@ def simulate(weather, end):
     return {code: Series.of(values) for code, values in pairs.items()}
 
 
+def f3(value) -> str:
+    return "   —" if value is None or value != value else f"{value:.3f}"
+
+
 def skill(stations, series, weather):
     from dashboard.demo import region
     from forecasts import backtest, learn
@@ -64,6 +68,7 @@ def skill(stations, series, weather):
     print(f"{'gauge':8} {'NSE 1h':>7} {'3h':>6} | storms: {'model 1h':>8} {'3h':>6} {'pers 3h':>7} {'trend 3h':>8} | "
           f"氾濫危険水位 hits/miss/false, lead")
     danger_totals = {"crossings": 0, "early": 0, "hits": 0, "false_alarms": 0}
+    by_level = {}
     for spec in region.STATIONS:
         if spec.kind != "river" or spec.code not in series:
             continue
@@ -79,7 +84,7 @@ def skill(stations, series, weather):
             in_storm |= (issue >= start) & (issue <= end)
 
         def nse(method, lead):
-            return learn.skill_scores(observed[in_storm, lead], predicted[method][in_storm, lead])["nse"] or float("nan")
+            return learn.skill_scores(observed[in_storm, lead], predicted[method][in_storm, lead])["nse"]
 
         danger = next((t for t in report["thresholds"] if t["level"] == 4), None)
         text = "—"
@@ -100,8 +105,18 @@ def skill(stations, series, weather):
                 if window.any() and tc - issue[window].min() >= 1800:
                     danger_totals["early"] += 1
         steps = report["steps"]
-        print(f"{spec.code:8} {steps[5]['model']['nse']:7.3f} {steps[17]['model']['nse']:6.3f} | storms: "
-              f"{nse('model', 5):8.3f} {nse('model', 17):6.3f} {nse('persistence', 17):7.3f} {nse('trend', 17):8.3f} | {text}")
+        print(f"{spec.code:8} {f3(steps[5]['model']['nse']):>7} {f3(steps[17]['model']['nse']):>6} | storms: "
+              f"{f3(nse('model', 5)):>8} {f3(nse('model', 17)):>6} {f3(nse('persistence', 17)):>7} {f3(nse('trend', 17)):>8} | {text}")
+        for t in report["thresholds"]:
+            totals = by_level.setdefault(t["level"], {"crossings": 0, "hits": 0, "false_alarms": 0, "leads": []})
+            for key in ("crossings", "hits", "false_alarms"):
+                totals[key] += t["model"][key]
+            if t["model"]["median_lead_minutes"] is not None:
+                totals["leads"].append(t["model"]["median_lead_minutes"])
+    for level, totals in sorted(by_level.items()):
+        print(f"level-{level} thresholds, all river gauges: {totals['crossings']} crossings, {totals['hits']} warned "
+              f"(within 3 h), {totals['false_alarms']} false-alarm episodes, median of gauges' median leads "
+              f"{np.median(totals['leads']) if totals['leads'] else float('nan'):.0f} min")
     c = danger_totals
     print(f"氾濫危険水位 crossings: {c['crossings']}, detected ≥ 30 min ahead: {c['early']}, "
           f"false alarms: {c['false_alarms']} (of {c['hits'] + c['false_alarms']} warning episodes)")

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ForecastModel, StationForecast
+from .models import ForecastModel, PrealertSetting, StationForecast
 
 
 @admin.register(ForecastModel)
@@ -14,3 +14,8 @@ class ForecastModelAdmin(admin.ModelAdmin):
 class StationForecastAdmin(admin.ModelAdmin):
     list_display = ("station", "method", "based_on", "danger_probability_1h")
     readonly_fields = [field.name for field in StationForecast._meta.fields]
+
+
+@admin.register(PrealertSetting)
+class PrealertSettingAdmin(admin.ModelAdmin):
+    list_display = ("municipality", "min_probability", "lead_minutes", "min_level")

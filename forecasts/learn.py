@@ -39,6 +39,8 @@ MIN_SIGMA_FRACTION = 0.25  # a spread never below this share of the calm-weather
 # rising fast ...): a linear spread model alone is fitted mostly to calm weather and would give
 # too narrow intervals on a flood, which is when they matter.
 SPREAD_BINS = 4
+# The lead times (minutes) a town may choose for forecast pre-alerts; probabilities are kept for each.
+PREALERT_LEADS = (30, 60, 90, 120, 180)
 # Fewer training rows than this many steps' worth: the learned model is not trusted (trend fallback).
 MIN_TRAINING_ROWS = 300
 

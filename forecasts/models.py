@@ -1,4 +1,7 @@
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+from .learn import PREALERT_LEADS
 
 from sensors.models import Station
 
@@ -54,6 +57,26 @@ class StationForecast(models.Model):
     danger_probability_1h = models.FloatField(
         null=True, blank=True, help_text="Probability of reaching 氾濫危険水位 (level 4) within one hour."
     )
+    exceedance = models.JSONField(
+        default=list, blank=True,
+        help_text='Per threshold above the current value: {"name", "level", "value", "within": {"60": P, ...}}.',
+    )
 
     def __str__(self):
         return f"{self.station_id} forecast at {self.based_on:%Y-%m-%d %H:%M}"
+
+
+class PrealertSetting(models.Model):
+    """A town's choice for forecast-based pre-alerts on its HQ board: a gauge is listed when the
+    probability of crossing a level-3-or-higher threshold within `lead_minutes` is at least
+    `min_probability`. Staff only: a pre-alert is a forecast, never shown to the public as fact."""
+
+    municipality = models.OneToOneField(
+        "tenancy.Municipality", on_delete=models.CASCADE, primary_key=True, related_name="forecast_prealert"
+    )
+    min_probability = models.FloatField(default=0.5, validators=[MinValueValidator(0.01), MaxValueValidator(1.0)])
+    lead_minutes = models.PositiveSmallIntegerField(default=60, choices=[(m, f"{m} min") for m in PREALERT_LEADS])
+    min_level = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1), MaxValueValidator(5)])
+
+    def __str__(self):
+        return f"{self.municipality_id}: P >= {self.min_probability} within {self.lead_minutes} min"

@@ -19,6 +19,7 @@ from .models import Method
 # 氾濫危険水位 is the level-4 threshold of a river gauge (DESIGN.md); its probability is reported.
 DANGER_LEVEL = 4
 DANGER_WINDOW_SECONDS = 3600
+PREALERT_LEADS = learn.PREALERT_LEADS
 # The trend fallback extrapolates the straight line of the last hour this far, no further.
 TREND_HORIZON_SECONDS = 3600
 Z_80 = 1.2815515655446004  # the normal quantile of 90 %: an 80 % interval is +-Z_80 sigma
@@ -41,6 +42,8 @@ class Result:
     points: list[list[float]] = field(default_factory=list)  # [t, median, lower, upper]
     crossing: dict | None = None
     danger_probability_1h: float | None = None
+    # Per levelled threshold above the current value: P(reached within N minutes) for PREALERT_LEADS.
+    exceedance_by_threshold: list[dict] = field(default_factory=list)
     # P(level at lead index i >= value), from the method's own error distribution.
     exceedance: Callable[[int, float], float] | None = field(default=None, repr=False)
 
@@ -129,6 +132,16 @@ def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
             "earliest": earliest,
             "latest": latest,
         }
+    for threshold in ahead:
+        probabilities = {}
+        for minutes in PREALERT_LEADS:
+            leads = [i for i, t in enumerate(times) if t - result.based_on <= minutes * 60]
+            if leads:
+                probabilities[str(minutes)] = round(max(result.exceedance(i, threshold.value) for i in leads), 3)
+        result.exceedance_by_threshold.append(
+            {"name": threshold.name, "label_ja": threshold.label_ja, "label_en": threshold.label_en,
+             "level": threshold.level, "value": threshold.value, "within": probabilities}
+        )
     danger = next((t for t in thresholds if t.level == DANGER_LEVEL), None)
     if danger is not None:
         if result.level_now >= danger.value:

@@ -143,3 +143,45 @@ def forecast_for_viewer(*, viewer: Viewer, code: str) -> tuple[Station, StationF
 def forecasts_for_stations(station_ids) -> dict[int, StationForecast]:
     """Current forecasts of stations a caller has already selected through the viewer's selector."""
     return {f.station_id: f for f in StationForecast.objects.filter(station_id__in=list(station_ids))}
+
+
+DEFAULT_PREALERT = {"min_probability": 0.5, "lead_minutes": 60, "min_level": 3}
+
+
+def prealert_setting(municipality_id: int | None) -> dict:
+    from .models import PrealertSetting
+
+    setting = PrealertSetting.objects.filter(municipality_id=municipality_id).first() if municipality_id else None
+    if setting is None:
+        return dict(DEFAULT_PREALERT)
+    return {"min_probability": setting.min_probability, "lead_minutes": setting.lead_minutes, "min_level": setting.min_level}
+
+
+def forecast_prealerts(*, viewer: Viewer) -> list[dict]:
+    """Gauges the viewer may see whose forecast gives at least the acting town's probability of
+    crossing a threshold of its minimum level within its lead time; the highest level first."""
+    from sensors.selectors import station_list
+
+    from django.utils import timezone
+
+    from .predict import crossing_text
+
+    zone = timezone.get_current_timezone()
+    setting = prealert_setting(viewer.acting_municipality_id)
+    stations = {s.pk: s for s in station_list(viewer=viewer).filter(kind__in=FORECAST_KINDS)}
+    key = str(setting["lead_minutes"])
+    found = []
+    for forecast in StationForecast.objects.filter(station_id__in=list(stations)):
+        for threshold in forecast.exceedance:
+            probability = threshold["within"].get(key)
+            if threshold["level"] and threshold["level"] >= setting["min_level"] and probability is not None and probability >= setting["min_probability"]:
+                found.append({"station": stations[forecast.station_id], "threshold": threshold, "probability": probability,
+                              "crossing_text": crossing_text(forecast.crossing, english=False, zone=zone),
+                              "crossing_text_en": crossing_text(forecast.crossing, english=True, zone=zone)})
+    # One line per gauge: its highest threshold that qualifies.
+    best = {}
+    for item in found:
+        current = best.get(item["station"].pk)
+        if current is None or item["threshold"]["level"] > current["threshold"]["level"]:
+            best[item["station"].pk] = item
+    return sorted(best.values(), key=lambda item: (-item["threshold"]["level"], -item["probability"], item["station"].code))

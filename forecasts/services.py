@@ -172,6 +172,7 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
                     "points": [[round(v, 4) if i else v for i, v in enumerate(p)] for p in result.points],
                     "crossing": result.crossing,
                     "danger_probability_1h": result.danger_probability_1h,
+                    "exceedance": result.exceedance_by_threshold,
                 },
             )
             stored.append(forecast)

@@ -166,3 +166,16 @@ def test_forecast_train_command_rejects_unknown_codes(db):
     with pytest.raises(CommandError, match="NOPE"):
         call_command("forecast_train", "NOPE")
     assert not ForecastModel.objects.exists()
+
+
+def test_ngsi_water_observed_carries_the_forecast(trained_pair, ingest, client):
+    times, down, up, model = trained_pair
+    ingest([{"station": "DOWN", "observed_at": datetime.fromtimestamp(times[-1] + 600, UTC), "value": 1.0}])
+    entity = client.get("/ngsi/v2/entities/urn:ngsi-ld:WaterObserved:DOWN").json()
+    forecast = entity["forecast"]
+    assert forecast["type"] == "StructuredValue"
+    value = forecast["value"]
+    assert value["method"] == "arx" and len(value["points"]) >= 18
+    assert all(p["lower"] <= p["median"] <= p["upper"] for p in value["points"])
+    # A gauge without a forecast has no such attribute.
+    assert "forecast" not in client.get("/ngsi/v2/entities/urn:ngsi-ld:WaterObserved:UP").json()

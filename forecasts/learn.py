@@ -193,8 +193,20 @@ class ArxModel:
     skill: list[dict]
     rows: int
 
+    def __post_init__(self):
+        # Arrays made once per loaded model: a refresh forecasts hundreds of gauges per batch.
+        self._mean = np.asarray(self.mean)
+        self._scale = np.asarray(self.scale)
+        self._beta = np.asarray(self.beta)
+        self._centre = np.asarray(self.centre)
+        self._spread = np.asarray(self.spread)
+        self._floor = self._spread[:, 0] * MIN_SIGMA_FRACTION
+        self._tables = [np.asarray(table) for table in self.quantiles]  # per lead: bands x levels
+        self._edges = [np.asarray(edges) for edges in self.bin_edges]
+        self._at_level: dict[float, list[np.ndarray]] = {}
+
     def as_json(self) -> dict:
-        return dict(vars(self))
+        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
 
     @classmethod
     def from_json(cls, data: dict) -> ArxModel:
@@ -203,26 +215,24 @@ class ArxModel:
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The regression's change from now and the spread, each rows x leads: the level at a
         quantile q of lead h is level + change + sigma * quantile(h, q)."""
-        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        change = z @ np.asarray(self.beta) + np.asarray(self.centre)
-        sigma = spread_features(x, self.upstream_count) @ np.asarray(self.spread).T
-        floor = np.asarray(self.spread)[:, 0] * MIN_SIGMA_FRACTION
-        return change, np.maximum(sigma, floor)
-
-    def _band(self, lead_index: int, sigma):
-        return np.searchsorted(self.bin_edges[lead_index], sigma)
+        change = ((x - self._mean) / self._scale) @ self._beta + self._centre
+        sigma = spread_features(x, self.upstream_count) @ self._spread.T
+        return change, np.maximum(sigma, self._floor)
 
     def quantile(self, lead_index: int, level: float, sigma) -> np.ndarray | float:
         """The normalised residual at `level` for forecasts of spread `sigma` (scalar or array)."""
-        table = np.asarray(self.quantiles[lead_index])  # bands x levels
-        at_level = np.array([np.interp(level, QUANTILE_LEVELS, row) for row in table])
-        result = at_level[self._band(lead_index, sigma)]
+        per_lead = self._at_level.get(level)
+        if per_lead is None:
+            per_lead = self._at_level[level] = [
+                np.array([np.interp(level, QUANTILE_LEVELS, row) for row in table]) for table in self._tables
+            ]
+        result = per_lead[lead_index][np.searchsorted(self._edges[lead_index], sigma)]
         return float(result) if np.ndim(result) == 0 else result
 
     def exceedance(self, lead_index: int, centre: float, sigma: float, value: float) -> float:
         """P(level at this lead >= value), from the stored distribution of normalised residuals;
         `centre` is level + change. Beyond the stored quantiles the tails decay exponentially."""
-        q = np.asarray(self.quantiles[lead_index][int(self._band(lead_index, sigma))])
+        q = self._tables[lead_index][int(np.searchsorted(self._edges[lead_index], sigma))]
         z = (value - centre) / sigma
         if z <= q[0]:
             return float(1 - QUANTILE_LEVELS[0] * math.exp(-(q[0] - z) / max(q[1] - q[0], 1e-9)))

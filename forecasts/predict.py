@@ -133,11 +133,13 @@ def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
             "latest": latest,
         }
     for threshold in ahead:
+        # P(reached by each step), then the largest up to each pre-alert lead.
+        by_step = [result.exceedance(i, threshold.value) for i in range(len(times))]
         probabilities = {}
         for minutes in PREALERT_LEADS:
-            leads = [i for i, t in enumerate(times) if t - result.based_on <= minutes * 60]
-            if leads:
-                probabilities[str(minutes)] = round(max(result.exceedance(i, threshold.value) for i in leads), 3)
+            within = [p for t, p in zip(times, by_step) if t - result.based_on <= minutes * 60]
+            if within:
+                probabilities[str(minutes)] = round(max(within), 3)
         result.exceedance_by_threshold.append(
             {"name": threshold.name, "label_ja": threshold.label_ja, "label_en": threshold.label_en,
              "level": threshold.level, "value": threshold.value, "within": probabilities}

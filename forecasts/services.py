@@ -128,7 +128,8 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
         if model.station_id in changed
         or codes_changed.intersection(model.inputs.get("upstream", []) + model.inputs.get("rain", []))
     ]
-    targets = list(ForecastModel.objects.filter(pk__in=target_ids))
+    # Coefficients are loaded only for versions this process has not decoded yet (_arx_of).
+    targets = list(ForecastModel.objects.filter(pk__in=target_ids).defer("params"))
     if not targets:
         return []
     input_codes = {code for model in targets for code in model.inputs.get("upstream", []) + model.inputs.get("rain", [])}
@@ -155,35 +156,48 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
         inputs = learn.Inputs(series[model.station_id], upstream, rain)
         result = forecast_compute(model, inputs, at=latest[model.station_id].timestamp(), thresholds=thresholds.get(model.station_id, []))
         results.append((model, result))
-    stored = []
+    stored = [
+        StationForecast(
+            station_id=model.station_id,
+            model=model,
+            method=result.method,
+            issued_at=now,
+            based_on=_utc(result.based_on),
+            step_seconds=model.step_seconds,
+            points=[[round(v, 4) if i else v for i, v in enumerate(p)] for p in result.points],
+            crossing=result.crossing,
+            danger_probability_1h=result.danger_probability_1h,
+            exceedance=result.exceedance_by_threshold,
+        )
+        for model, result in results
+        if result is not None
+    ]
+    # Replaced as a set: one DELETE and one INSERT for the batch, not a round trip per gauge.
     with transaction.atomic():
-        StationForecast.objects.filter(station_id__in=[m.station_id for m, r in results if r is None]).delete()
-        for model, result in results:
-            if result is None:
-                continue
-            forecast, _ = StationForecast.objects.update_or_create(
-                station_id=model.station_id,
-                defaults={
-                    "model": model,
-                    "method": result.method,
-                    "issued_at": now,
-                    "based_on": _utc(result.based_on),
-                    "step_seconds": model.step_seconds,
-                    "points": [[round(v, 4) if i else v for i, v in enumerate(p)] for p in result.points],
-                    "crossing": result.crossing,
-                    "danger_probability_1h": result.danger_probability_1h,
-                    "exceedance": result.exceedance_by_threshold,
-                },
-            )
-            stored.append(forecast)
+        StationForecast.objects.filter(station_id__in=[m.station_id for m, _ in results]).delete()
+        StationForecast.objects.bulk_create(stored)
     return stored
+
+
+_LOADED: dict[int, learn.ArxModel] = {}
+LOADED_MAX = 2000
+
+
+def _arx_of(model: ForecastModel) -> learn.ArxModel:
+    """The learned model of a stored version, decoded once per process (versions never change)."""
+    arx = _LOADED.get(model.pk)
+    if arx is None:
+        if len(_LOADED) >= LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        arx = _LOADED[model.pk] = learn.ArxModel.from_json(model.params)
+    return arx
 
 
 def forecast_compute(model: ForecastModel, inputs: learn.Inputs, *, at: float, thresholds) -> predict.Result | None:
     """The forecast of a stored model version at `at`, from readings at or before `at` only."""
     result = None
     if model.method == Method.ARX:
-        arx = learn.ArxModel.from_json(model.params)
+        arx = _arx_of(model)
         leads = learn.shown_leads(arx.skill)
         if leads:
             result = predict.model_forecast(arx, inputs, at, leads)

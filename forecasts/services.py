@@ -24,8 +24,10 @@ TRAINING_WINDOW = timedelta(days=90)
 RETRAIN_AFTER_READINGS = 144
 # ... or when the model is this old.
 RETRAIN_AFTER = timedelta(days=1)
-# A forecast starts only from a reading this fresh relative to the newest reading of the batch.
-STALE_AFTER = timedelta(days=1)
+# A forecast starts only from a reading this fresh relative to the newest reading of the batch:
+# at most STALE_STEPS of the gauge's own steps (or STALE_AFTER, whichever is longer) behind.
+STALE_STEPS = 3
+STALE_AFTER = timedelta(minutes=30)
 KEEP_VERSIONS = 10  # older versions of a gauge's model are deleted on retraining
 
 
@@ -135,16 +137,27 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
     input_codes = {code for model in targets for code in model.inputs.get("upstream", []) + model.inputs.get("rain", [])}
     stations_by_code = {s.code: s for s in Station.objects.filter(code__in=input_codes)}
     latest = dict(
-        Station.objects.filter(pk__in=[m.station_id for m in targets])
+        Station.objects.filter(pk__in=[m.station_id for m in targets] + [s.pk for s in stations_by_code.values()])
         .exclude(state__observed_at=None)
         .values_list("pk", "state__observed_at")
     )
-    if not latest:
-        return []
-    newest = max(latest.values())
     lookback = timedelta(seconds=max(learn.RAIN_WINDOWS) + max(learn.OWN_LAGS) * max(m.step_seconds for m in targets) * 2)
-    fresh = [m for m in targets if m.station_id in latest and newest - latest[m.station_id] <= STALE_AFTER]
-    since = min(latest[m.station_id] for m in fresh) - lookback if fresh else newest
+
+    def is_fresh(model) -> bool:
+        """A gauge that has fallen silent while its inputs report gets no forecast: one starting
+        from its last reading would predict a past nobody can check against the present."""
+        own = latest.get(model.station_id)
+        if own is None:
+            return False
+        codes = model.inputs.get("upstream", []) + model.inputs.get("rain", [])
+        newest = max([own] + [latest[stations_by_code[c].pk] for c in codes if c in stations_by_code and stations_by_code[c].pk in latest])
+        return newest - own <= max(STALE_STEPS * timedelta(seconds=model.step_seconds), STALE_AFTER)
+
+    fresh = [m for m in targets if is_fresh(m)]
+    if not fresh:
+        StationForecast.objects.filter(station_id__in=[m.station_id for m in targets]).delete()
+        return []
+    since = min(latest[m.station_id] for m in fresh) - lookback
     ids = {m.station_id for m in fresh} | {s.pk for s in stations_by_code.values()}
     series = readings_of(ids, since=since)
     thresholds = _thresholds_of([m.station_id for m in fresh])
@@ -174,7 +187,7 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
     ]
     # Replaced as a set: one DELETE and one INSERT for the batch, not a round trip per gauge.
     with transaction.atomic():
-        StationForecast.objects.filter(station_id__in=[m.station_id for m, _ in results]).delete()
+        StationForecast.objects.filter(station_id__in=[m.station_id for m in targets]).delete()
         StationForecast.objects.bulk_create(stored)
     return stored
 

@@ -179,3 +179,13 @@ def test_ngsi_water_observed_carries_the_forecast(trained_pair, ingest, client):
     assert all(p["lower"] <= p["median"] <= p["upper"] for p in value["points"])
     # A gauge without a forecast has no such attribute.
     assert "forecast" not in client.get("/ngsi/v2/entities/urn:ngsi-ld:WaterObserved:UP").json()
+
+
+def test_a_gauge_that_fell_silent_while_its_inputs_report_has_no_forecast(trained_pair, ingest, client):
+    times, down, up, model = trained_pair
+    ingest([{"station": "DOWN", "observed_at": datetime.fromtimestamp(times[-1] + 600, UTC), "value": 1.0}])
+    assert StationForecast.objects.filter(station=down).exists()
+    # The upstream gauge reports for another hour; the downstream one does not.
+    ingest([{"station": "UP", "observed_at": datetime.fromtimestamp(times[-1] + 600 * k, UTC), "value": 0.6} for k in range(2, 9)])
+    assert not StationForecast.objects.filter(station=down).exists()
+    assert client.get("/api/v1/stations/DOWN/forecast").json()["method"] is None

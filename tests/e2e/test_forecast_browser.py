@@ -101,6 +101,12 @@ def test_staff_see_the_forecast_band_and_the_predicted_crossing(rising_river, as
     page.wait_for_selector("#station-chart canvas")
     assert band_pixels(page) > 300
     page.screenshot(path=str(ARTIFACTS / "forecast-station.png"))
+    # The HQ map's popup of the gauge carries the same line.
+    page.goto(f"{asgi_server.url}/hq/")
+    page.wait_for_function("() => window.Mizumori && Mizumori.stationMarkers && Mizumori.stationMarkers['FC-DOWN']")
+    page.evaluate("() => Mizumori.stationMarkers['FC-DOWN'].openPopup()")
+    page.wait_for_selector(".mz-popup .mz-popup-forecast")
+    assert "氾濫危険水位到達予測" in page.inner_text(".mz-popup .mz-popup-forecast")
     # The public page of the same gauge shows no forecast.
     public = browser.new_page()
     public.goto(f"{asgi_server.url}/stations/FC-DOWN/")

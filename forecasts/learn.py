@@ -27,6 +27,8 @@ OWN_LAGS = (1, 2, 3, 6)
 UPSTREAM_LAGS = (1, 3, 6)
 # Basin rain totals over these windows (seconds).
 RAIN_WINDOWS = (1800, 3600, 3 * 3600, 6 * 3600)
+# Longer totals stand for how wet the catchment already is (rain still draining towards the river).
+ANTECEDENT_WINDOWS = (12 * 3600, 24 * 3600)
 HORIZON_SECONDS = 6 * 3600
 SHORT_HORIZON_SECONDS = 3 * 3600  # always shown (if it beats persistence); beyond only where skill allows
 RIDGE = 1.0  # on standardised inputs
@@ -106,6 +108,8 @@ def feature_names(upstream_count: int) -> list[str]:
     names = ["level"] + [f"d{lag}" for lag in OWN_LAGS]
     for index in range(upstream_count):
         names += [f"up{index}"] + [f"up{index}_d{lag}" for lag in UPSTREAM_LAGS]
+    names += [f"rain_{window // 3600}h" for window in ANTECEDENT_WINDOWS]
+    names += ["rain_3h_squared", "rain_1h_x_3h", "rain_3h_x_level"]
     names += [f"rain_{window // 60}m" for window in RAIN_WINDOWS]
     return names
 
@@ -123,6 +127,13 @@ def features_at(inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list
         columns.append(now)
         for lag in UPSTREAM_LAGS:
             columns.append(now - np.nan_to_num(level_at(series, at - lag * step, tolerance), nan=calm))
+    for window in ANTECEDENT_WINDOWS:
+        columns.append(rain_total(inputs.rain, at, window))
+    # Runoff is not linear in rain: heavy rain on rain runs off faster, and a high river rises
+    # differently from a low one (the rating curve). Products let the linear model bend.
+    rain_1h, rain_3h = rain_total(inputs.rain, at, 3600), rain_total(inputs.rain, at, 3 * 3600)
+    columns += [rain_3h * rain_3h, rain_1h * rain_3h, rain_3h * own_now]
+    # The RAIN_WINDOWS come last: spread_features reads the 1 h and 3 h totals from the end.
     for window in RAIN_WINDOWS:
         columns.append(rain_total(inputs.rain, at, window))
     return np.column_stack(columns)

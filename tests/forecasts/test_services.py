@@ -3,6 +3,7 @@ refresh and who may see a forecast."""
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -196,3 +197,16 @@ def test_hostile_codes_get_the_same_404_as_a_missing_station(client, db, code):
     response = client.get(f"/api/v1/stations/{code}/forecast")
     assert response.status_code == 404
     assert response.json() == {"detail": "No station with this code."}
+
+
+def test_retraining_is_due_for_missing_old_or_outgrown_models(trained_pair):
+    from forecasts.services import RETRAIN_AFTER, RETRAIN_AFTER_READINGS, forecasts_retrain_due
+    from forecasts.tasks import forecasts_retrain_due_task
+
+    times, down, up, model = trained_pair
+    assert [m.station.code for m in forecasts_retrain_due()] == ["UP"]  # it had no model yet
+    assert forecasts_retrain_due() == []
+    store(down, times[-1] + 600 * np.arange(1, RETRAIN_AFTER_READINGS + 1), np.ones(RETRAIN_AFTER_READINGS))
+    assert [(m.station.code, m.version) for m in forecasts_retrain_due()] == [("DOWN", 2)]
+    ForecastModel.objects.update(trained_at=datetime.now(UTC) - RETRAIN_AFTER)
+    assert forecasts_retrain_due_task.delay().get() == 2

@@ -27,6 +27,9 @@ OWN_LAGS = (1, 2, 3, 6)
 UPSTREAM_LAGS = (1, 3, 6)
 # Basin rain totals over these windows (seconds).
 RAIN_WINDOWS = (1800, 3600, 3 * 3600, 6 * 3600)
+# Bumped whenever the inputs change: a stored model of another version is retrained, and serves
+# nothing meanwhile (the trend fallback does).
+FEATURES_VERSION = 2
 # Longer totals stand for how wet the catchment already is (rain still draining towards the river).
 ANTECEDENT_WINDOWS = (12 * 3600, 24 * 3600)
 HORIZON_SECONDS = 6 * 3600
@@ -203,6 +206,7 @@ class ArxModel:
     bin_edges: list[list[float]]  # per lead: the spreads between the bands
     skill: list[dict]
     rows: int
+    features_version: int = FEATURES_VERSION
 
     def __post_init__(self):
         # Arrays made once per loaded model: a refresh forecasts hundreds of gauges per batch.
@@ -221,7 +225,11 @@ class ArxModel:
 
     @classmethod
     def from_json(cls, data: dict) -> ArxModel:
-        return cls(**data)
+        return cls(**({"features_version": 1} | data))
+
+    @property
+    def current(self) -> bool:
+        return self.features_version == FEATURES_VERSION
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The regression's change from now and the spread, each rows x leads: the level at a

@@ -109,6 +109,7 @@ def forecasts_retrain_due(*, now: datetime | None = None) -> list[ForecastModel]
         model = models.get(station.pk)
         if (
             model is None
+            or (model.method == Method.ARX and model.params.get("features_version", 1) != learn.FEATURES_VERSION)
             or now - model.trained_at >= RETRAIN_AFTER
             or station.observations.count() - model.readings_at_training >= RETRAIN_AFTER_READINGS
         ):
@@ -192,17 +193,19 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
     return stored
 
 
-_LOADED: dict[int, learn.ArxModel] = {}
+_LOADED: dict[tuple, learn.ArxModel] = {}
 LOADED_MAX = 2000
 
 
 def _arx_of(model: ForecastModel) -> learn.ArxModel:
     """The learned model of a stored version, decoded once per process (versions never change)."""
-    arx = _LOADED.get(model.pk)
+    # Keyed by more than the id: a rolled-back transaction (tests) can hand an id out again.
+    key = (model.pk, model.station_id, model.version, model.trained_at)
+    arx = _LOADED.get(key)
     if arx is None:
         if len(_LOADED) >= LOADED_MAX:
             _LOADED.pop(next(iter(_LOADED)))
-        arx = _LOADED[model.pk] = learn.ArxModel.from_json(model.params)
+        arx = _LOADED[key] = learn.ArxModel.from_json(model.params)
     return arx
 
 
@@ -211,7 +214,7 @@ def forecast_compute(model: ForecastModel, inputs: learn.Inputs, *, at: float, t
     result = None
     if model.method == Method.ARX:
         arx = _arx_of(model)
-        leads = learn.shown_leads(arx.skill)
+        leads = learn.shown_leads(arx.skill) if arx.current else 0
         if leads:
             result = predict.model_forecast(arx, inputs, at, leads)
     if result is None:

@@ -210,3 +210,15 @@ def test_retraining_is_due_for_missing_old_or_outgrown_models(trained_pair):
     assert [(m.station.code, m.version) for m in forecasts_retrain_due()] == [("DOWN", 2)]
     ForecastModel.objects.update(trained_at=datetime.now(UTC) - RETRAIN_AFTER)
     assert forecasts_retrain_due_task.delay().get() == 2
+
+
+def test_a_model_of_older_inputs_is_not_served_and_is_due_for_retraining(trained_pair, ingest):
+    from forecasts.services import forecasts_retrain_due
+
+    times, down, up, model = trained_pair
+    model.params = {key: value for key, value in model.params.items() if key != "features_version"}
+    model.save()
+    ingest([{"station": "DOWN", "observed_at": datetime.fromtimestamp(times[-1] + 600, UTC), "value": 1.0}])
+    assert StationForecast.objects.get(station=down).method == Method.TREND
+    assert "DOWN" in [m.station.code for m in forecasts_retrain_due()]
+    assert StationForecast.objects.get(station=down).method == Method.ARX

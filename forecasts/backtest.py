@@ -33,7 +33,7 @@ def predictions(inputs: learn.Inputs, step: float, *, since: float, until: float
     level = learn.level_at(own, issue, step * 0.5)
     predicted = {"persistence": np.repeat(level[:, None], leads, axis=1)}
     if model is not None:
-        x = learn.features_at(inputs, issue, step, model.upstream_calm)
+        x = model.features(inputs, issue)
         change, sigma = model.predict(x)
         median = np.column_stack([sigma[:, h] * model.quantile(h, 0.5, sigma[:, h]) for h in range(leads)])
         predicted["model"] = level[:, None] + change + median

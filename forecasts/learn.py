@@ -29,7 +29,11 @@ UPSTREAM_LAGS = (1, 3, 6)
 RAIN_WINDOWS = (1800, 3600, 3 * 3600, 6 * 3600)
 # Bumped whenever the inputs change: a stored model of another version is retrained, and serves
 # nothing meanwhile (the trend fallback does).
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
+# With at least this many training rows (about three weeks of 10-minute readings) the model also
+# reads the extended inputs below; with fewer, their products extrapolate wildly on a storm larger
+# than any seen in training.
+EXTENDED_MIN_ROWS = 3000
 # Longer totals stand for how wet the catchment already is (rain still draining towards the river).
 ANTECEDENT_WINDOWS = (12 * 3600, 24 * 3600)
 HORIZON_SECONDS = 6 * 3600
@@ -117,7 +121,7 @@ def feature_names(upstream_count: int) -> list[str]:
     return names
 
 
-def features_at(inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list[float]) -> np.ndarray:
+def features_at(inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list[float], extended: bool = False) -> np.ndarray:
     """One row of inputs per issue time, from readings at or before it (rows with gaps hold NaN).
 
     An upstream gauge with no recent reading counts as calm (`upstream_calm`): flood gauges report
@@ -130,12 +134,13 @@ def features_at(inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list
         columns.append(now)
         for lag in UPSTREAM_LAGS:
             columns.append(now - np.nan_to_num(level_at(series, at - lag * step, tolerance), nan=calm))
-    for window in ANTECEDENT_WINDOWS:
-        columns.append(rain_total(inputs.rain, at, window))
-    # Runoff is not linear in rain: heavy rain on rain runs off faster, and a high river rises
-    # differently from a low one (the rating curve). Products let the linear model bend.
-    rain_1h, rain_3h = rain_total(inputs.rain, at, 3600), rain_total(inputs.rain, at, 3 * 3600)
-    columns += [rain_3h * rain_3h, rain_1h * rain_3h, rain_3h * own_now]
+    if extended:
+        for window in ANTECEDENT_WINDOWS:
+            columns.append(rain_total(inputs.rain, at, window))
+        # Runoff is not linear in rain: heavy rain on rain runs off faster, and a high river rises
+        # differently from a low one (the rating curve). Products let the linear model bend.
+        rain_1h, rain_3h = rain_total(inputs.rain, at, 3600), rain_total(inputs.rain, at, 3 * 3600)
+        columns += [rain_3h * rain_3h, rain_1h * rain_3h, rain_3h * own_now]
     # The RAIN_WINDOWS come last: spread_features reads the 1 h and 3 h totals from the end.
     for window in RAIN_WINDOWS:
         columns.append(rain_total(inputs.rain, at, window))
@@ -207,6 +212,10 @@ class ArxModel:
     skill: list[dict]
     rows: int
     features_version: int = FEATURES_VERSION
+    extended: bool = False
+
+    def features(self, inputs: Inputs, at: np.ndarray) -> np.ndarray:
+        return features_at(inputs, at, self.step, self.upstream_calm, self.extended)
 
     def __post_init__(self):
         # Arrays made once per loaded model: a refresh forecasts hundreds of gauges per batch.
@@ -271,14 +280,14 @@ def skill_scores(observed: np.ndarray, predicted: np.ndarray) -> dict:
     return {"nse": nse, "rmse": rmse, "n": int(ok.sum())}
 
 
-def training_rows(inputs: Inputs, step: float, *, since: float, until: float, upstream_calm: list[float]):
+def training_rows(inputs: Inputs, step: float, *, since: float, until: float, upstream_calm: list[float], extended: bool = False):
     """Issue times on the gauge's own readings in [since, until - horizon], their inputs and targets
     (only rows with every input and every lead known)."""
     own = inputs.own
     mask = (own.times >= since) & (own.times <= until)
     at = own.times[mask]
     leads = leads_for(step)
-    x = features_at(inputs, at, step, upstream_calm)
+    x = features_at(inputs, at, step, upstream_calm, extended)
     y = targets_at(own.until(until), at, step, leads)
     keep = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
     return at[keep], x[keep], y[keep], leads
@@ -294,6 +303,9 @@ def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel 
     at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm)
     if len(at) < MIN_TRAINING_ROWS:
         return None
+    extended = len(at) >= EXTENDED_MIN_ROWS
+    if extended:
+        at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm, extended=True)
     # Blocked cross-validation: each contiguous block predicted by a model of the others, so the
     # spread and the skill are judged on data the model did not learn from.
     folds = np.array_split(np.arange(len(at)), CV_FOLDS)
@@ -350,6 +362,7 @@ def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel 
         bin_edges=edges,
         skill=skill,
         rows=len(at),
+        extended=extended,
     )
 
 

@@ -51,7 +51,7 @@ class Result:
 def model_forecast(model: learn.ArxModel, inputs: learn.Inputs, at: float, leads: int) -> Result | None:
     """The learned model's forecast issued at `at` (a reading time of the gauge), from readings at or
     before `at` only; None when an input it needs is missing at that time."""
-    x = learn.features_at(inputs, np.array([at]), model.step, model.upstream_calm)
+    x = model.features(inputs, np.array([at]))
     if not np.isfinite(x).all():
         return None
     change, sigma = model.predict(x)

@@ -21,8 +21,8 @@ from .conftest import ARTIFACTS, CHROMIUM
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 STAFF = ("forecast-viewer", "pw-forecast-12345")
-# The band's fill (forecasts.charts.BAND_FILL): the canvas is transparent, so its pixels keep the
-# colour with a low alpha (the solid lines have full alpha).
+# The forecast's colour (forecasts.charts): the canvas is transparent, so the band's fill keeps the
+# colour with a low alpha, the bounds and the dashed median a high one.
 BAND_PIXEL = (106, 27, 154)
 
 
@@ -65,26 +65,31 @@ def rising_river(towns):
     for name, value in values.items():
         Threshold.objects.filter(station=down, name=name).update(value=round(value, 2))
     forecasts_refresh([down.pk])
-    assert StationForecast.objects.get(station=down).crossing["name"] == "flood_danger"
+    stored = StationForecast.objects.get(station=down)
+    assert stored.crossing["name"] == "flood_danger"
     user = get_user_model().objects.create_user(STAFF[0], password=STAFF[1])
     Membership.objects.create(user=user, municipality=towns[0], role=Membership.Role.VIEWER)
     return down
 
 
-def band_pixels(page) -> int:
-    return page.evaluate(
+def forecast_pixels(page) -> tuple[int, int]:
+    """(pixels of the band's fill, pixels in the forecast's colour at all: fill, bounds and median)."""
+    return tuple(page.evaluate(
         """([r, g, b]) => {
             const canvas = document.querySelector('#station-chart canvas');
             const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-            let count = 0;
+            let fill = 0, any = 0;
             for (let i = 0; i < data.length; i += 4) {
                 const a = data[i + 3];
-                if (a >= 25 && a <= 70 && Math.abs(data[i] - r) <= 8 && Math.abs(data[i + 1] - g) <= 8 && Math.abs(data[i + 2] - b) <= 8) count++;
+                if (a >= 25 && Math.abs(data[i] - r) <= 8 && Math.abs(data[i + 1] - g) <= 8 && Math.abs(data[i + 2] - b) <= 8) {
+                    any++;
+                    if (a <= 70) fill++;
+                }
             }
-            return count;
+            return [fill, any];
         }""",
         list(BAND_PIXEL),
-    )
+    ))
 
 
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} is not installed")
@@ -99,7 +104,8 @@ def test_staff_see_the_forecast_band_and_the_predicted_crossing(rising_river, as
     assert "氾濫危険水位到達予測" in text and "頃（" in text
     assert "Flood danger level expected around" in text
     page.wait_for_selector("#station-chart canvas")
-    assert band_pixels(page) > 300
+    fill, drawn = forecast_pixels(page)
+    assert fill > 0 and drawn > 300, (fill, drawn)
     page.screenshot(path=str(ARTIFACTS / "forecast-station.png"))
     # The HQ map's popup of the gauge carries the same line.
     page.goto(f"{asgi_server.url}/hq/")
@@ -112,5 +118,5 @@ def test_staff_see_the_forecast_band_and_the_predicted_crossing(rising_river, as
     public.goto(f"{asgi_server.url}/stations/FC-DOWN/")
     public.wait_for_selector("#station-chart canvas")
     assert public.query_selector("#station-forecast") is None
-    assert band_pixels(public) < 20
+    assert forecast_pixels(public) == (0, 0)
     browser.assert_clean()

@@ -50,7 +50,7 @@ def test_training_does_not_read_past_its_window(trained):
 def test_the_80_percent_interval_covers_70_to_90_percent_of_held_out_data(trained):
     times, inputs, split, model = trained
     issue = times[(times > split) & (times < times[-1] - learn.HORIZON_SECONDS)]
-    x = learn.features_at(inputs, issue, STEP, model.upstream_calm)
+    x = model.features(inputs, issue)
     y = learn.targets_at(inputs.own, issue, STEP, model.leads)
     change, sigma = model.predict(x)
     for lead in (5, 17, 35):  # 1 h, 3 h, 6 h
@@ -70,7 +70,7 @@ def test_the_80_percent_interval_covers_70_to_90_percent_of_held_out_data(traine
 def test_the_model_beats_persistence_on_held_out_data(trained):
     times, inputs, split, model = trained
     issue = times[(times > split) & (times < times[-1] - learn.HORIZON_SECONDS)]
-    x = learn.features_at(inputs, issue, STEP, model.upstream_calm)
+    x = model.features(inputs, issue)
     y = learn.targets_at(inputs.own, issue, STEP, model.leads)
     change, _ = model.predict(x)
     for lead in (5, 17):

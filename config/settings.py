@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "geo",
     "sensors",
     "alerts",
+    "forecasts",
     "ngsi",
     "releases",
     "jma",
@@ -197,6 +198,8 @@ CELERY_BEAT_SCHEDULE = {
     "alerts-dispatch-deliveries": {"task": "alerts.dispatch_deliveries", "schedule": 30.0},
     "sensors-observation-partitions-ahead": {"task": "sensors.observation_partitions_ahead", "schedule": 86400.0},
     "tenancy-flush-api-usage": {"task": "tenancy.flush_api_usage", "schedule": float(API_USAGE_FLUSH_SECONDS or 60)},
+    # Checks every 10 minutes; a gauge is retrained daily or after a day's worth of new readings.
+    "forecasts-retrain-due": {"task": "forecasts.retrain_due", "schedule": 600.0},
 }
 
 # --- Auth -------------------------------------------------------------------------------------

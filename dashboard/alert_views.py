@@ -16,6 +16,7 @@ from alerts.services import AlertNoteError, AlertStateError, alert_acknowledge, 
 from tenancy.models import Municipality
 from tenancy.permissions import Action, permits
 from tenancy.selectors import ANONYMOUS, viewer_for_request
+from forecasts.selectors import forecast_prealerts
 
 PUBLIC_ALERTS_SHOWN = 20
 BOARD_ACTIONS = {"acknowledge": Action.ACKNOWLEDGE, "resolve": Action.RESOLVE, "note": Action.ADD_NOTE}
@@ -46,6 +47,7 @@ def board(request):
         "towns": Municipality.objects.order_by("code"),
         "kinds": AlertRule.Kind.choices,
         "query": _board_query(request.GET),
+        "prealerts": forecast_prealerts(viewer=viewer),
     }
     template = "dashboard/alerts/_board.html" if request.GET.get("fragment") else "dashboard/alerts/board.html"
     return render(request, template, context)

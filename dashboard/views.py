@@ -32,6 +32,7 @@ from .health import pipeline_status
 from .live import page_snapshot
 from .live_geo import shelter_feature, shelter_features
 from alerts.selectors import alert_board, alert_document
+from forecasts.charts import station_page_forecast
 
 from .alert_views import public_alerts
 from jma.selectors import jma_warnings_by_town
@@ -156,6 +157,7 @@ def station_detail(request, code: str):
         # The same 404 for "no such station" and "not yours to see": existence is private.
         raise Http404("No such station.") from None
     context = station_page_context(history, span=span)
+    context["forecast"] = station_page_forecast(history.station, context["chart"], viewer_for_request(request))
     context["back_url"] = reverse("dashboard-hq" if request.user.is_authenticated else "dashboard-public")
     return render(request, "dashboard/station_detail.html", context)
 

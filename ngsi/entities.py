@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 
 from sensors.models import Station, StationKind, StationState
@@ -56,6 +57,7 @@ READ_ONLY_ATTRIBUTES = {
     "dataProvider": "the station register (the owner municipality)",
     "thresholds": "the station register (thresholds are versioned platform data)",
     "alertLevel": "the platform: it is derived from the latest reading and the station's thresholds",
+    "forecast": "the platform: it is the gauge's water-level forecast (forecasts app)",
 }
 
 # Orion refuses these in attribute values (and NGSI clients such as filip refuse entities that
@@ -153,6 +155,46 @@ def _state_of(station: Station) -> StationState | None:
         return None
 
 
+def _forecast_of(station: Station):
+    """The gauge's current forecast when the selector loaded it (ngsi.selectors does), else None:
+    never a query per station."""
+    if not Station.forecast.is_cached(station):
+        return None
+    try:
+        return station.forecast
+    except ObjectDoesNotExist:
+        return None
+
+
+def _iso(seconds: float | None) -> str | None:
+    from datetime import UTC, datetime
+
+    return timezone.localtime(datetime.fromtimestamp(seconds, UTC)).isoformat() if seconds is not None else None
+
+
+def forecast_value(kind: str, forecast) -> dict:
+    """WaterObserved's `forecast`: median and 80 % band per step (in the measured attribute's unit),
+    the next threshold's predicted crossing, P(氾濫危険水位 within 1 h). A forecast, not an observation."""
+    crossing = forecast.crossing
+    return {
+        "method": forecast.method,
+        "basedOn": timezone.localtime(forecast.based_on).isoformat(),
+        "interval": 0.8,
+        "points": [
+            {"time": _iso(t), "median": to_ngsi_value(kind, m), "lower": to_ngsi_value(kind, lo), "upper": to_ngsi_value(kind, up)}
+            for t, m, lo, up in forecast.points
+        ],
+        "crossing": {
+            "threshold": crossing["name"],
+            "level": crossing["level"],
+            "at": _iso(crossing["at"]),
+            "earliest": _iso(crossing["earliest"]),
+            "latest": _iso(crossing["latest"]),
+        } if crossing else None,
+        "dangerProbability1h": forecast.danger_probability_1h,
+    }
+
+
 def station_entity(station: Station) -> StationEntity:
     """Needs `municipality`, `state` and `thresholds` loaded (sensors.selectors.station_list does)."""
     kind = StationKind(station.kind)
@@ -182,6 +224,9 @@ def station_entity(station: Station) -> StationEntity:
         "dataProvider": Attribute("Text", orion_safe_text(station.municipality.slug)),
         "thresholds": Attribute("StructuredValue", thresholds),
     }
+    forecast = _forecast_of(station)
+    if forecast is not None and forecast.points:
+        attrs["forecast"] = Attribute("StructuredValue", forecast_value(kind, forecast))
     return StationEntity(
         id=entity_id_of(station),
         type=TYPE_OF_KIND[kind],

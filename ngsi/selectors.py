@@ -79,7 +79,10 @@ def tenant_for(service: str | None, service_path: str | None) -> Tenant:
 def visible_stations(*, viewer: Viewer, tenant: Tenant) -> QuerySet[Station]:
     if not tenant.reaches_stations:
         return Station.objects.none()
-    return station_list(viewer=viewer, municipality=tenant.municipality.slug if tenant.municipality else None)
+    # With each gauge's current forecast (WaterObserved's `forecast` attribute), in the same query.
+    return station_list(viewer=viewer, municipality=tenant.municipality.slug if tenant.municipality else None).select_related(
+        "forecast"
+    )
 
 
 def _narrowed(queryset: QuerySet[Station], entity_filter: EntityFilter) -> QuerySet[Station]:

@@ -90,6 +90,7 @@ def test_every_door_agrees_with_the_rule(client, world, principal):
         for url in (
             f"/api/v1/stations/{code}/observations",
             f"/api/v1/stations/{code}/observations?format=csv",
+            f"/api/v1/stations/{code}/forecast",
             f"/stations/{code}/",
         ):
             response = client.get(url)
@@ -155,7 +156,7 @@ def snapshot_codes(user, path) -> set[str]:
 @pytest.mark.parametrize("principal", ["anonymous", "b-viewer"])
 def test_error_messages_never_name_a_hidden_station(client, world, principal):
     client = client_as(client, world, principal)
-    for url in ("/api/v1/stations/A-PRIVATE/observations", "/stations/A-PRIVATE/"):
+    for url in ("/api/v1/stations/A-PRIVATE/observations", "/api/v1/stations/A-PRIVATE/forecast", "/stations/A-PRIVATE/"):
         body = client.get(url).content.decode()
         assert "A-PRIVATE" not in body and "A-PRIVATE 観測所" not in body
     # A gateway token of town B cannot learn whether A's private station exists.

@@ -183,7 +183,8 @@
       label: bilingual(item),
       scale: item.scale,
       stroke: item.colour,
-      width: 2,
+      width: item.width || 2,
+      dash: item.dash && item.dash.length ? item.dash : undefined,
       value: function (u, value) {
         return valueText(value);
       },
@@ -235,6 +236,8 @@
       height: size.height,
       tzDate: zoned,
       series: series,
+      // The forecast's 80 % band, between its upper and lower series (forecasts/charts.py).
+      bands: chart.bands || [],
       axes: axes,
       scales: scales,
       hooks: { drawAxes: [drawThresholdLines], draw: [placeThresholdLabels] },

@@ -1,0 +1,166 @@
+"""GET /api/v1/stations/<code>/forecast — the gauge's current forecast, for whoever may see the gauge."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sensors.models import Station
+from sensors.selectors import local_iso
+from tenancy.selectors import viewer_for_request
+
+from . import learn, predict
+from .models import Method
+from .selectors import FORECAST_KINDS, forecast_for_viewer
+
+METHOD_NOTES = {
+    Method.ARX: ("過去の観測から学習したモデル(上流の水位と流域雨量)による予測", "Learned from this gauge's history, upstream gauges and basin rain"),
+    Method.TREND: (
+        "学習に足る履歴がないため、直近1時間の傾向を延長した参考値",
+        "Too little history for a learned model: the last hour's straight-line trend, extended",
+    ),
+}
+NOT_AN_OBSERVATION = (
+    "予測値です。観測値ではなく、不確かさを含みます。避難の判断は市町村の発表に従ってください。",
+    "A forecast, not an observation, and uncertain. Evacuation decisions are the town's announcements.",
+)
+
+POINT_FIELDS = (
+    "ForecastPoint",
+    {
+        "time": serializers.DateTimeField(),
+        "median": serializers.FloatField(),
+        "lower": serializers.FloatField(help_text="10 % quantile"),
+        "upper": serializers.FloatField(help_text="90 % quantile"),
+    },
+)
+CROSSING_FIELDS = (
+    "ForecastCrossing",
+    {
+        "threshold": serializers.CharField(),
+        "label_ja": serializers.CharField(),
+        "label_en": serializers.CharField(),
+        "level": serializers.IntegerField(),
+        "value": serializers.FloatField(),
+        "at": serializers.DateTimeField(allow_null=True, help_text="When the median reaches it."),
+        "earliest": serializers.DateTimeField(allow_null=True, help_text="When the upper bound reaches it."),
+        "latest": serializers.DateTimeField(allow_null=True, help_text="When the lower bound reaches it; null: not within the horizon."),
+        "text_ja": serializers.CharField(),
+        "text_en": serializers.CharField(),
+    },
+)
+SKILL_FIELDS = (
+    "ForecastSkill",
+    {
+        "lead_minutes": serializers.IntegerField(),
+        "nse": serializers.FloatField(allow_null=True),
+        "rmse": serializers.FloatField(allow_null=True),
+        "persistence_rmse": serializers.FloatField(allow_null=True),
+        "shown": serializers.BooleanField(),
+    },
+)
+FORECAST = inline_serializer(
+    "StationForecast",
+    {
+        "station": serializers.CharField(),
+        "unit": serializers.CharField(),
+        "method": serializers.ChoiceField(choices=Method.choices, allow_null=True),
+        "method_note_ja": serializers.CharField(),
+        "method_note_en": serializers.CharField(),
+        "notice_ja": serializers.CharField(),
+        "notice_en": serializers.CharField(),
+        "based_on": serializers.DateTimeField(allow_null=True),
+        "issued_at": serializers.DateTimeField(allow_null=True),
+        "step_minutes": serializers.FloatField(allow_null=True),
+        "interval": serializers.FloatField(help_text="Coverage the lower..upper band is calibrated for (0.8)."),
+        "model_version": serializers.IntegerField(allow_null=True),
+        "trained_at": serializers.DateTimeField(allow_null=True),
+        "points": inline_serializer(*POINT_FIELDS, many=True),
+        "crossing": inline_serializer(*CROSSING_FIELDS, allow_null=True),
+        "danger_probability_1h": serializers.FloatField(allow_null=True),
+        "skill": inline_serializer(*SKILL_FIELDS, many=True),
+    },
+)
+ERROR = inline_serializer("ForecastError", {"detail": serializers.CharField()})
+
+
+def iso_of(seconds: float | None) -> str | None:
+    return local_iso(datetime.fromtimestamp(seconds, UTC)) if seconds is not None else None
+
+
+def forecast_json(station: Station, forecast) -> dict:
+    """The forecast document; also what the station page and the NGSI attribute are built from."""
+    body = {
+        "station": station.code,
+        "unit": station.unit,
+        "method": None,
+        "method_note_ja": "現在の予測はありません(報告中の河川水位計と貯水施設について、学習後に予測します)。",
+        "method_note_en": "No current forecast: made for reporting river gauges and reservoirs, once a model is trained.",
+        "notice_ja": NOT_AN_OBSERVATION[0],
+        "notice_en": NOT_AN_OBSERVATION[1],
+        "based_on": None,
+        "issued_at": None,
+        "step_minutes": None,
+        "interval": round(learn.UPPER_Q - learn.LOWER_Q, 2),
+        "model_version": None,
+        "trained_at": None,
+        "points": [],
+        "crossing": None,
+        "danger_probability_1h": None,
+        "skill": [],
+    }
+    if forecast is None or station.kind not in FORECAST_KINDS:
+        return body
+    zone = timezone.get_current_timezone()
+    crossing = None
+    if forecast.crossing:
+        c = forecast.crossing
+        crossing = {
+            "threshold": c["name"],
+            "label_ja": c["label_ja"],
+            "label_en": c["label_en"],
+            "level": c["level"],
+            "value": c["value"],
+            "at": iso_of(c["at"]),
+            "earliest": iso_of(c["earliest"]),
+            "latest": iso_of(c["latest"]),
+            "text_ja": predict.crossing_text(c, english=False, zone=zone),
+            "text_en": predict.crossing_text(c, english=True, zone=zone),
+        }
+    note = METHOD_NOTES[Method(forecast.method)]
+    body |= {
+        "method": forecast.method,
+        "method_note_ja": note[0],
+        "method_note_en": note[1],
+        "based_on": local_iso(forecast.based_on),
+        "issued_at": local_iso(forecast.issued_at),
+        "step_minutes": forecast.step_seconds / 60,
+        "model_version": forecast.model.version if forecast.model else None,
+        "trained_at": local_iso(forecast.model.trained_at) if forecast.model else None,
+        "points": [{"time": iso_of(t), "median": m, "lower": lo, "upper": up} for t, m, lo, up in forecast.points],
+        "crossing": crossing,
+        "danger_probability_1h": forecast.danger_probability_1h,
+        "skill": forecast.model.skill if forecast.model else [],
+    }
+    return body
+
+
+class StationForecastAPI(APIView):
+    @extend_schema(
+        operation_id="station_forecast",
+        summary="The gauge's water-level forecast: median and 80 % band per step, the next threshold's crossing.",
+        responses={200: FORECAST, 404: ERROR},
+    )
+    def get(self, request, code: str):
+        try:
+            station, forecast = forecast_for_viewer(viewer=viewer_for_request(request), code=code)
+        except Station.DoesNotExist:
+            # Identical for "no such station" and "not yours to see".
+            raise NotFound("No station with this code.") from None
+        return Response(forecast_json(station, forecast))

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class ForecastsConfig(AppConfig):
+    name = "forecasts"
+    verbose_name = "Water-level forecasts (learned per gauge, backtested)"
+
+    def ready(self):
+        from events.registry import register
+        from sensors.services import STATION_CHANGED
+
+        from .handlers import station_changes_forecast
+
+        # Forecasts are recomputed in the drain, batched, never inside the ingest request.
+        register("forecasts.refresh", kinds=[STATION_CHANGED], func=station_changes_forecast)

@@ -1,0 +1,12 @@
+"""Change-log handlers of the forecasts app (registered in ForecastsConfig.ready)."""
+
+from __future__ import annotations
+
+from sensors.services import changed_station_ids
+
+from .services import forecasts_refresh
+
+
+def station_changes_forecast(events: list[tuple[str, dict]]) -> None:
+    """Every gauge whose own readings or model inputs changed in the batch is forecast once."""
+    forecasts_refresh(changed_station_ids(events))

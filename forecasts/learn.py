@@ -1,0 +1,383 @@
+"""The forecasting model itself, pure numpy: no database, no clock.
+
+A gauge's forecast is learned from its own history. At an issue time t (the time of a reading) the
+inputs are: the gauge's level and its changes over the last steps, the levels and changes of the
+gauges upstream of it, and the basin's rain totals over several windows, all read from data at or
+before t (`features_at` never looks past t). The targets are the gauge's changes from t to
+t + h * step for every lead h out to the longest horizon; one ridge-regularised linear model (ARX)
+per lead, solved for all leads at once.
+
+Uncertainty: residuals are heteroscedastic (millimetres in calm weather, decimetres on a rising
+flood), so a spread model sigma(x) >= 0, linear in how active the gauge, its upstream and the rain
+are, is fitted to the absolute out-of-sample residuals (blocked cross-validation), and the
+empirical quantiles of residual / sigma give the intervals and the probability of a crossing.
+
+Steps are the gauge's own reporting interval, so the same code serves 1-minute to daily gauges.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Changes of the gauge's own level over these many steps, and of each upstream gauge's.
+OWN_LAGS = (1, 2, 3, 6)
+UPSTREAM_LAGS = (1, 3, 6)
+# Basin rain totals over these windows (seconds).
+RAIN_WINDOWS = (1800, 3600, 3 * 3600, 6 * 3600)
+# Bumped whenever the inputs change: a stored model of another version is retrained, and serves
+# nothing meanwhile (the trend fallback does).
+FEATURES_VERSION = 3
+# With at least this many training rows (about three weeks of 10-minute readings) the model also
+# reads the extended inputs below; with fewer, their products extrapolate wildly on a storm larger
+# than any seen in training.
+EXTENDED_MIN_ROWS = 3000
+# Longer totals stand for how wet the catchment already is (rain still draining towards the river).
+ANTECEDENT_WINDOWS = (12 * 3600, 24 * 3600)
+HORIZON_SECONDS = 6 * 3600
+SHORT_HORIZON_SECONDS = 3 * 3600  # always shown (if it beats persistence); beyond only where skill allows
+RIDGE = 1.0  # on standardised inputs
+CV_FOLDS = 4
+# Quantile levels of the normalised residual that are stored; the interval is 10 % .. 90 %.
+QUANTILE_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+LOWER_Q, UPPER_Q = 0.1, 0.9
+MIN_SIGMA_FRACTION = 0.25  # a spread never below this share of the calm-weather residual
+# The normalised residuals' quantiles are kept per band of the predicted spread (calm, stirring,
+# rising fast ...): a linear spread model alone is fitted mostly to calm weather and would give
+# too narrow intervals on a flood, which is when they matter.
+SPREAD_BINS = 4
+# The lead times (minutes) a town may choose for forecast pre-alerts; probabilities are kept for each.
+PREALERT_LEADS = (30, 60, 90, 120, 180)
+# Fewer training rows than this many steps' worth: the learned model is not trusted (trend fallback).
+MIN_TRAINING_ROWS = 300
+
+
+@dataclass
+class Series:
+    """One station's readings, oldest first: times in epoch seconds."""
+
+    times: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, pairs) -> Series:
+        pairs = list(pairs)
+        if not pairs:
+            return cls(np.empty(0), np.empty(0))
+        times, values = zip(*pairs)
+        return cls(np.asarray(times, dtype=float), np.asarray(values, dtype=float))
+
+    def until(self, t: float) -> Series:
+        """Only what was known at t (readings at or before t)."""
+        end = np.searchsorted(self.times, t, side="right")
+        return Series(self.times[:end], self.values[:end])
+
+    def since(self, t: float) -> Series:
+        start = np.searchsorted(self.times, t, side="left")
+        return Series(self.times[start:], self.values[start:])
+
+
+def level_at(series: Series, at: np.ndarray, tolerance: float) -> np.ndarray:
+    """The last reading at or before each time, if it is at most `tolerance` old; NaN otherwise."""
+    if len(series.times) == 0:
+        return np.full(len(at), np.nan)
+    index = np.searchsorted(series.times, at, side="right") - 1
+    safe = np.clip(index, 0, None)
+    found = (index >= 0) & (at - series.times[safe] <= tolerance)
+    return np.where(found, series.values[safe], np.nan)
+
+
+def rain_total(gauges: list[Series], at: np.ndarray, window: float) -> np.ndarray:
+    """The mean over the basin's rain gauges of the rain in (t - window, t]; 0 with no gauges."""
+    if not gauges:
+        return np.zeros(len(at))
+    total = np.zeros(len(at))
+    for gauge in gauges:
+        cumulative = np.concatenate(([0.0], np.cumsum(gauge.values)))
+        end = np.searchsorted(gauge.times, at, side="right")
+        start = np.searchsorted(gauge.times, at - window, side="right")
+        total += cumulative[end] - cumulative[start]
+    return total / len(gauges)
+
+
+@dataclass
+class Inputs:
+    """What a gauge's model reads: its own series, its upstream gauges' and the basin's rain gauges'."""
+
+    own: Series
+    upstream: list[Series] = field(default_factory=list)
+    rain: list[Series] = field(default_factory=list)
+
+
+def feature_names(upstream_count: int) -> list[str]:
+    names = ["level"] + [f"d{lag}" for lag in OWN_LAGS]
+    for index in range(upstream_count):
+        names += [f"up{index}"] + [f"up{index}_d{lag}" for lag in UPSTREAM_LAGS]
+    names += [f"rain_{window // 3600}h" for window in ANTECEDENT_WINDOWS]
+    names += ["rain_3h_squared", "rain_1h_x_3h", "rain_3h_x_level"]
+    names += [f"rain_{window // 60}m" for window in RAIN_WINDOWS]
+    return names
+
+
+def features_at(inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list[float], extended: bool = False) -> np.ndarray:
+    """One row of inputs per issue time, from readings at or before it (rows with gaps hold NaN).
+
+    An upstream gauge with no recent reading counts as calm (`upstream_calm`): flood gauges report
+    only above their start level, so their silence means low water."""
+    tolerance = step * 1.5
+    own_now = level_at(inputs.own, at, tolerance)
+    columns = [own_now] + [own_now - level_at(inputs.own, at - lag * step, tolerance) for lag in OWN_LAGS]
+    for series, calm in zip(inputs.upstream, upstream_calm):
+        now = np.nan_to_num(level_at(series, at, tolerance), nan=calm)
+        columns.append(now)
+        for lag in UPSTREAM_LAGS:
+            columns.append(now - np.nan_to_num(level_at(series, at - lag * step, tolerance), nan=calm))
+    if extended:
+        for window in ANTECEDENT_WINDOWS:
+            columns.append(rain_total(inputs.rain, at, window))
+        # Runoff is not linear in rain: heavy rain on rain runs off faster, and a high river rises
+        # differently from a low one (the rating curve). Products let the linear model bend.
+        rain_1h, rain_3h = rain_total(inputs.rain, at, 3600), rain_total(inputs.rain, at, 3 * 3600)
+        columns += [rain_3h * rain_3h, rain_1h * rain_3h, rain_3h * own_now]
+    # The RAIN_WINDOWS come last: spread_features reads the 1 h and 3 h totals from the end.
+    for window in RAIN_WINDOWS:
+        columns.append(rain_total(inputs.rain, at, window))
+    return np.column_stack(columns)
+
+
+def spread_features(x: np.ndarray, upstream_count: int) -> np.ndarray:
+    """What the residual's size is modelled on: how fast the gauge and its upstream move, and rain."""
+    own = np.abs(x[:, 1 + OWN_LAGS.index(3)])
+    columns = [np.ones(len(x)), own]
+    if upstream_count:
+        start = 1 + len(OWN_LAGS)
+        width = 1 + len(UPSTREAM_LAGS)
+        columns.append(sum(np.abs(x[:, start + i * width + 1 + UPSTREAM_LAGS.index(3)]) for i in range(upstream_count)))
+    columns += [x[:, -3], x[:, -2]]  # rain over 1 h and 3 h
+    return np.column_stack(columns)
+
+
+def leads_for(step: float) -> int:
+    return max(1, int(HORIZON_SECONDS // step))
+
+
+def targets_at(own: Series, at: np.ndarray, step: float, leads: int) -> np.ndarray:
+    now = level_at(own, at, step * 0.5)
+    return np.column_stack([level_at(own, at + h * step, step * 0.5) - now for h in range(1, leads + 1)])
+
+
+def _ridge(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    a = z.T @ z + RIDGE * np.eye(z.shape[1])
+    centre = y.mean(axis=0)
+    beta = np.linalg.solve(a, z.T @ (y - centre))
+    return mean, scale, beta, centre
+
+
+def _nonnegative_lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Least squares with coefficients >= 0 (an active-set loop; the problems here have ~5 unknowns)."""
+    active = np.ones(a.shape[1], dtype=bool)
+    coef = np.zeros(a.shape[1])
+    for _ in range(a.shape[1]):
+        solution, *_ = np.linalg.lstsq(a[:, active], b, rcond=None)
+        if (solution >= 0).all():
+            coef[:] = 0
+            coef[active] = solution
+            return coef
+        positions = np.flatnonzero(active)
+        active[positions[np.argmin(solution)]] = False
+        if not active.any():
+            break
+    return coef
+
+
+@dataclass
+class ArxModel:
+    step: float
+    leads: int
+    upstream_count: int
+    upstream_calm: list[float]
+    mean: list[float]
+    scale: list[float]
+    beta: list[list[float]]  # features x leads
+    centre: list[float]
+    spread: list[list[float]]  # per lead: coefficients of spread_features
+    quantiles: list[list[list[float]]]  # per lead, per spread band: the normalised residual at QUANTILE_LEVELS
+    bin_edges: list[list[float]]  # per lead: the spreads between the bands
+    skill: list[dict]
+    rows: int
+    features_version: int = FEATURES_VERSION
+    extended: bool = False
+
+    def features(self, inputs: Inputs, at: np.ndarray) -> np.ndarray:
+        return features_at(inputs, at, self.step, self.upstream_calm, self.extended)
+
+    def __post_init__(self):
+        # Arrays made once per loaded model: a refresh forecasts hundreds of gauges per batch.
+        self._mean = np.asarray(self.mean)
+        self._scale = np.asarray(self.scale)
+        self._beta = np.asarray(self.beta)
+        self._centre = np.asarray(self.centre)
+        self._spread = np.asarray(self.spread)
+        self._floor = self._spread[:, 0] * MIN_SIGMA_FRACTION
+        self._tables = [np.asarray(table) for table in self.quantiles]  # per lead: bands x levels
+        self._edges = [np.asarray(edges) for edges in self.bin_edges]
+        self._at_level: dict[float, list[np.ndarray]] = {}
+
+    def as_json(self) -> dict:
+        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ArxModel:
+        return cls(**({"features_version": 1} | data))
+
+    @property
+    def current(self) -> bool:
+        return self.features_version == FEATURES_VERSION
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The regression's change from now and the spread, each rows x leads: the level at a
+        quantile q of lead h is level + change + sigma * quantile(h, q)."""
+        change = ((x - self._mean) / self._scale) @ self._beta + self._centre
+        sigma = spread_features(x, self.upstream_count) @ self._spread.T
+        return change, np.maximum(sigma, self._floor)
+
+    def quantile(self, lead_index: int, level: float, sigma) -> np.ndarray | float:
+        """The normalised residual at `level` for forecasts of spread `sigma` (scalar or array)."""
+        per_lead = self._at_level.get(level)
+        if per_lead is None:
+            per_lead = self._at_level[level] = [
+                np.array([np.interp(level, QUANTILE_LEVELS, row) for row in table]) for table in self._tables
+            ]
+        result = per_lead[lead_index][np.searchsorted(self._edges[lead_index], sigma)]
+        return float(result) if np.ndim(result) == 0 else result
+
+    def exceedance(self, lead_index: int, centre: float, sigma: float, value: float) -> float:
+        """P(level at this lead >= value), from the stored distribution of normalised residuals;
+        `centre` is level + change. Beyond the stored quantiles the tails decay exponentially."""
+        q = self._tables[lead_index][int(np.searchsorted(self._edges[lead_index], sigma))]
+        z = (value - centre) / sigma
+        if z <= q[0]:
+            return float(1 - QUANTILE_LEVELS[0] * math.exp(-(q[0] - z) / max(q[1] - q[0], 1e-9)))
+        if z >= q[-1]:
+            return float((1 - QUANTILE_LEVELS[-1]) * math.exp(-(z - q[-1]) / max(q[-1] - q[-2], 1e-9)))
+        return float(1 - np.interp(z, q, QUANTILE_LEVELS))
+
+
+def skill_scores(observed: np.ndarray, predicted: np.ndarray) -> dict:
+    ok = np.isfinite(observed) & np.isfinite(predicted)
+    if ok.sum() < 2:
+        return {"nse": None, "rmse": None, "n": int(ok.sum())}
+    o, p = observed[ok], predicted[ok]
+    rmse = float(np.sqrt(np.mean((o - p) ** 2)))
+    variance = float(np.sum((o - o.mean()) ** 2))
+    nse = float(1 - np.sum((o - p) ** 2) / variance) if variance > 0 else None
+    return {"nse": nse, "rmse": rmse, "n": int(ok.sum())}
+
+
+def training_rows(inputs: Inputs, step: float, *, since: float, until: float, upstream_calm: list[float], extended: bool = False):
+    """Issue times on the gauge's own readings in [since, until - horizon], their inputs and targets
+    (only rows with every input and every lead known)."""
+    own = inputs.own
+    mask = (own.times >= since) & (own.times <= until)
+    at = own.times[mask]
+    leads = leads_for(step)
+    x = features_at(inputs, at, step, upstream_calm, extended)
+    y = targets_at(own.until(until), at, step, leads)
+    keep = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+    return at[keep], x[keep], y[keep], leads
+
+
+def calm_levels(inputs: Inputs) -> list[float]:
+    return [float(np.min(series.values)) if len(series.values) else 0.0 for series in inputs.upstream]
+
+
+def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel | None:
+    """Learn a gauge's model from readings in [since, until]; None with too little history."""
+    upstream_calm = calm_levels(Inputs(inputs.own, [s.until(until) for s in inputs.upstream]))
+    at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm)
+    if len(at) < MIN_TRAINING_ROWS:
+        return None
+    extended = len(at) >= EXTENDED_MIN_ROWS
+    if extended:
+        at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm, extended=True)
+    # Blocked cross-validation: each contiguous block predicted by a model of the others, so the
+    # spread and the skill are judged on data the model did not learn from.
+    folds = np.array_split(np.arange(len(at)), CV_FOLDS)
+    out_of_sample = np.empty_like(y)
+    for fold in folds:
+        train = np.ones(len(at), dtype=bool)
+        train[fold] = False
+        mean, scale, beta, centre = _ridge(x[train], y[train])
+        out_of_sample[fold] = ((x[fold] - mean) / scale) @ beta + centre
+    residual = y - out_of_sample
+    spread_x = spread_features(x, len(inputs.upstream))
+    spread, quantiles, edges, skill = [], [], [], []
+    persistence = np.zeros_like(y)
+    for lead in range(leads):
+        coef = _nonnegative_lstsq(spread_x, np.abs(residual[:, lead]) * math.sqrt(math.pi / 2))
+        if coef[0] <= 0:
+            coef[0] = max(float(np.median(np.abs(residual[:, lead]))), 1e-4)
+        sigma = np.maximum(spread_x @ coef, coef[0] * MIN_SIGMA_FRACTION)
+        spread.append(coef.tolist())
+        normalised = residual[:, lead] / sigma
+        lead_edges = np.unique(np.quantile(sigma, np.linspace(0, 1, SPREAD_BINS + 1)[1:-1]))
+        band = np.searchsorted(lead_edges, sigma)
+        edges.append(lead_edges.tolist())
+        quantiles.append(
+            [
+                np.quantile(normalised[band == b] if (band == b).sum() >= 20 else normalised, QUANTILE_LEVELS).tolist()
+                for b in range(len(lead_edges) + 1)
+            ]
+        )
+        level_now = x[:, 0]
+        model_scores = skill_scores(level_now + y[:, lead], level_now + out_of_sample[:, lead])
+        persistence_scores = skill_scores(level_now + y[:, lead], level_now + persistence[:, lead])
+        skill.append(
+            {
+                "lead_minutes": round((lead + 1) * step / 60),
+                "nse": model_scores["nse"],
+                "rmse": model_scores["rmse"],
+                "persistence_rmse": persistence_scores["rmse"],
+                "shown": _shown(model_scores, persistence_scores, (lead + 1) * step),
+            }
+        )
+    mean, scale, beta, centre = _ridge(x, y)
+    return ArxModel(
+        step=step,
+        leads=leads,
+        upstream_count=len(inputs.upstream),
+        upstream_calm=upstream_calm,
+        mean=mean.tolist(),
+        scale=scale.tolist(),
+        beta=beta.tolist(),
+        centre=centre.tolist(),
+        spread=spread,
+        quantiles=quantiles,
+        bin_edges=edges,
+        skill=skill,
+        rows=len(at),
+        extended=extended,
+    )
+
+
+def _shown(model: dict, persistence: dict, lead_seconds: float) -> bool:
+    """A lead is shown only where the model beats persistence on held-out data."""
+    if model["rmse"] is None or persistence["rmse"] is None:
+        return False
+    return model["rmse"] < persistence["rmse"] and lead_seconds <= HORIZON_SECONDS
+
+
+def shown_leads(skill: list[dict]) -> int:
+    """How many leads are shown: up to 3 h wherever skill beats persistence, beyond while it keeps doing so."""
+    count = 0
+    for entry in skill:
+        if not entry["shown"]:
+            break
+        count += 1
+    return count

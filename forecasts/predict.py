@@ -1,0 +1,181 @@
+"""From a trained model (or the trend fallback) and the readings known at an issue time to a
+forecast: (time, median, lower, upper) per step, the next threshold's crossing with an interval,
+and the probability of reaching 氾濫危険水位 within an hour. Pure: no database."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+
+from alerts.evaluation import linear_trend
+
+from . import learn
+from .models import Method
+
+# 氾濫危険水位 is the level-4 threshold of a river gauge (DESIGN.md); its probability is reported.
+DANGER_LEVEL = 4
+DANGER_WINDOW_SECONDS = 3600
+PREALERT_LEADS = learn.PREALERT_LEADS
+# The trend fallback extrapolates the straight line of the last hour this far, no further.
+TREND_HORIZON_SECONDS = 3600
+Z_80 = 1.2815515655446004  # the normal quantile of 90 %: an 80 % interval is +-Z_80 sigma
+
+
+@dataclass(frozen=True)
+class ThresholdLine:
+    name: str
+    label_ja: str
+    label_en: str
+    level: int | None
+    value: float
+
+
+@dataclass
+class Result:
+    method: str
+    based_on: float  # epoch seconds of the reading the forecast starts from
+    level_now: float
+    points: list[list[float]] = field(default_factory=list)  # [t, median, lower, upper]
+    crossing: dict | None = None
+    danger_probability_1h: float | None = None
+    # Per levelled threshold above the current value: P(reached within N minutes) for PREALERT_LEADS.
+    exceedance_by_threshold: list[dict] = field(default_factory=list)
+    # P(level at lead index i >= value), from the method's own error distribution.
+    exceedance: Callable[[int, float], float] | None = field(default=None, repr=False)
+
+
+def model_forecast(model: learn.ArxModel, inputs: learn.Inputs, at: float, leads: int) -> Result | None:
+    """The learned model's forecast issued at `at` (a reading time of the gauge), from readings at or
+    before `at` only; None when an input it needs is missing at that time."""
+    x = model.features(inputs, np.array([at]))
+    if not np.isfinite(x).all():
+        return None
+    change, sigma = model.predict(x)
+    level = float(x[0, 0])
+    result = Result(method=Method.ARX, based_on=at, level_now=level)
+    for lead in range(min(leads, model.leads)):
+        centre = level + float(change[0, lead])
+        s = float(sigma[0, lead])
+        result.points.append(
+            [
+                at + (lead + 1) * model.step,
+                centre + s * model.quantile(lead, 0.5, s),
+                centre + s * model.quantile(lead, learn.LOWER_Q, s),
+                centre + s * model.quantile(lead, learn.UPPER_Q, s),
+            ]
+        )
+    result.exceedance = lambda lead, value: model.exceedance(
+        lead, level + float(change[0, lead]), float(sigma[0, lead]), value
+    )
+    return result
+
+
+def trend_forecast(own: learn.Series, at: float, step: float) -> Result | None:
+    """The fallback: the straight line through the last hour's readings (alerts.evaluation's fit),
+    with its standard errors as the interval."""
+    known = own.until(at)
+    trend = linear_trend(known.times, known.values)
+    if trend is None:
+        return None
+    result = Result(method=Method.TREND, based_on=at, level_now=float(known.values[-1]))
+    leads = max(1, int(TREND_HORIZON_SECONDS // step))
+    for lead in range(1, leads + 1):
+        hours = lead * step / 3600
+        median = trend.fitted_now + trend.slope_per_hour * hours
+        spread = Z_80 * math.hypot(trend.fitted_now_se, trend.slope_se_per_hour * hours)
+        result.points.append([at + lead * step, median, median - spread, median + spread])
+
+    def exceedance(lead: int, value: float) -> float:
+        _, median, lower, upper = result.points[lead]
+        sigma = max((upper - lower) / (2 * Z_80), 1e-9)
+        return 0.5 * math.erfc((value - median) / (sigma * math.sqrt(2)))
+
+    result.exceedance = exceedance
+    return result
+
+
+def _first_crossing(times: list[float], values: list[float], start_t: float, start_v: float, value: float):
+    previous_t, previous_v = start_t, start_v
+    for t, v in zip(times, values):
+        if v >= value:
+            if previous_v >= value or v == previous_v:
+                return t
+            return previous_t + (t - previous_t) * (value - previous_v) / (v - previous_v)
+        previous_t, previous_v = t, v
+    return None
+
+
+def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
+    """Add the next threshold's crossing (median; earliest from the upper bound, latest from the
+    lower one, None when the lower bound stays below it within the horizon) and P(氾濫危険水位 in 1 h)."""
+    if not result.points:
+        return result
+    times = [p[0] for p in result.points]
+    ahead = sorted((t for t in thresholds if t.level is not None and t.value > result.level_now), key=lambda t: t.value)
+    for threshold in ahead[:1]:
+        at = _first_crossing(times, [p[1] for p in result.points], result.based_on, result.level_now, threshold.value)
+        earliest = _first_crossing(times, [p[3] for p in result.points], result.based_on, result.level_now, threshold.value)
+        if at is None and earliest is None:
+            break
+        latest = _first_crossing(times, [p[2] for p in result.points], result.based_on, result.level_now, threshold.value)
+        result.crossing = {
+            "name": threshold.name,
+            "label_ja": threshold.label_ja,
+            "label_en": threshold.label_en,
+            "level": threshold.level,
+            "value": threshold.value,
+            "at": at,
+            "earliest": earliest,
+            "latest": latest,
+        }
+    for threshold in ahead:
+        # P(reached by each step), then the largest up to each pre-alert lead.
+        by_step = [result.exceedance(i, threshold.value) for i in range(len(times))]
+        probabilities = {}
+        for minutes in PREALERT_LEADS:
+            within = [p for t, p in zip(times, by_step) if t - result.based_on <= minutes * 60]
+            if within:
+                probabilities[str(minutes)] = round(max(within), 3)
+        result.exceedance_by_threshold.append(
+            {"name": threshold.name, "label_ja": threshold.label_ja, "label_en": threshold.label_en,
+             "level": threshold.level, "value": threshold.value, "within": probabilities}
+        )
+    danger = next((t for t in thresholds if t.level == DANGER_LEVEL), None)
+    if danger is not None:
+        if result.level_now >= danger.value:
+            result.danger_probability_1h = 1.0
+        else:
+            leads = [i for i, t in enumerate(times) if t - result.based_on <= DANGER_WINDOW_SECONDS]
+            probability = max((result.exceedance(i, danger.value) for i in leads), default=None)
+            result.danger_probability_1h = None if probability is None else round(probability, 3)
+    return result
+
+
+def crossing_text(crossing: dict | None, *, english: bool, zone) -> str:
+    """「氾濫危険水位到達予測 14:20頃（14:05〜14:40）」 / "Flood danger level expected around 14:20 (14:05–14:40)"."""
+    from datetime import UTC, datetime
+
+    if not crossing or crossing.get("at") is None:
+        return ""
+
+    def clock(seconds):
+        return datetime.fromtimestamp(seconds, UTC).astimezone(zone).strftime("%H:%M") if seconds is not None else ""
+
+    at, earliest, latest = clock(crossing["at"]), clock(crossing["earliest"]), clock(crossing["latest"])
+    if english:
+        span = f"{earliest}–{latest}" if latest else f"{earliest} or later"
+        return f"{crossing['label_en']} level expected around {at} ({span})"
+    return f"{crossing['label_ja']}到達予測 {at}頃（{earliest}〜{latest}）"
+
+
+def step_of(station, own: learn.Series) -> float:
+    """The gauge's own interval: its expected one, or the median gap of its readings, or 10 minutes."""
+    if station.expected_interval:
+        return station.expected_interval.total_seconds()
+    if len(own.times) > 2:
+        return float(np.median(np.diff(own.times)))
+    return timedelta(minutes=10).total_seconds()

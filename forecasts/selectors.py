@@ -1,0 +1,187 @@
+"""Reads of forecasts. What a viewer sees goes through `sensors.selectors.station_get` (the station
+selector that takes the viewer); what a model may read goes through `Station.objects.visible_to`
+with the gauge's OWNER town as the viewer, so a neighbour's private gauge is an input only when
+it is shared with that town."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from shapely.geometry import Point, shape
+
+from geo.models import Basin, River
+from sensors.models import Observation, Station, StationKind
+from sensors.selectors import station_get
+from tenancy.models import Membership
+from tenancy.selectors import Viewer
+
+from .learn import Series
+from .models import ForecastModel, StationForecast
+
+FORECAST_KINDS = (StationKind.RIVER, StationKind.RESERVOIR)
+MAX_UPSTREAM = 3
+
+
+def town_viewer(municipality_id: int) -> Viewer:
+    """The owner town itself as a viewer: what its own staff may see, no more."""
+    return Viewer(
+        municipality_ids=frozenset({municipality_id}),
+        role=Membership.Role.VIEWER,
+        acting_municipality_id=municipality_id,
+    )
+
+
+@dataclass(frozen=True)
+class InputStations:
+    upstream: list[Station]
+    rain: list[Station]
+
+    def as_json(self) -> dict:
+        return {"upstream": [s.code for s in self.upstream], "rain": [s.code for s in self.rain]}
+
+
+def _river_of(station: Station, rivers: list[River]) -> River | None:
+    name = station.river_name.strip()
+    if not name:
+        return None
+    return next((river for river in rivers if name in (river.name_ja, river.name_en)), None)
+
+
+def _line(river: River):
+    return shape(river.geometry)
+
+
+def _along(station: Station, river: River) -> float:
+    return _line(river).project(Point(station.lon, station.lat))
+
+
+def _junction_on(tributary: River, trunk: River) -> float | None:
+    """Where a tributary's last point meets the trunk, as a distance along the trunk; None if it doesn't."""
+    line = _line(tributary)
+    if line.geom_type != "LineString":
+        return None
+    mouth = Point(line.coords[-1])
+    trunk_line = _line(trunk)
+    return trunk_line.project(mouth) if trunk_line.distance(mouth) < 1e-3 else None
+
+
+def forecast_inputs(station: Station) -> InputStations:
+    """The gauges a station's model may read: up to MAX_UPSTREAM river gauges upstream of it
+    (on its river, or on a tributary joining above it; nearest first along the water) and the rain
+    gauges of its basin, all of them visible to its owner town."""
+    eligible = list(
+        Station.objects.visible_to(town_viewer(station.municipality_id))
+        .filter(is_active=True, kind__in=(StationKind.RIVER, StationKind.RAIN))
+        .exclude(pk=station.pk)
+    )
+    here = Point(station.lon, station.lat)
+    basin = next((b for b in Basin.objects.all() if shape(b.geometry).buffer(1e-6).contains(here)), None)
+    if basin is None:
+        return InputStations([], [])
+    area = shape(basin.geometry).buffer(1e-6)
+    rain = [s for s in eligible if s.kind == StationKind.RAIN and area.contains(Point(s.lon, s.lat))]
+    rivers = list(River.objects.filter(basin=basin))
+    own_river = _river_of(station, rivers)
+    upstream = []
+    if own_river is not None:
+        own_here = _along(station, own_river)
+        for other in eligible:
+            river = _river_of(other, rivers) if other.kind == StationKind.RIVER else None
+            if river is None:
+                continue
+            if river.pk == own_river.pk:
+                distance = own_here - _along(other, river)
+            else:
+                junction = _junction_on(river, own_river)
+                if junction is None or junction >= own_here:
+                    continue
+                distance = own_here - junction + _line(river).length - _along(other, river)
+            if distance > 0:
+                upstream.append((distance, other))
+    upstream.sort(key=lambda item: (item[0], item[1].code))
+    return InputStations([s for _, s in upstream[:MAX_UPSTREAM]], rain)
+
+
+def readings_of(station_ids, *, since: datetime | None = None, until: datetime | None = None) -> dict[int, Series]:
+    """Each station's usable readings (suspect ones left out) as epoch-second series. For services
+    that already hold the stations they work on; never answers a viewer."""
+    queryset = Observation.objects.filter(station_id__in=list(station_ids)).exclude(quality=Observation.Quality.SUSPECT)
+    if since is not None:
+        queryset = queryset.filter(observed_at__gte=since)
+    if until is not None:
+        queryset = queryset.filter(observed_at__lte=until)
+    pairs = defaultdict(list)
+    for station_id, observed_at, value in queryset.order_by("station_id", "observed_at").values_list(
+        "station_id", "observed_at", "value"
+    ).iterator(chunk_size=20000):
+        pairs[station_id].append((observed_at.timestamp(), value))
+    return {station_id: Series.of(pairs.get(station_id, [])) for station_id in station_ids}
+
+
+def newest_models() -> QuerySet[ForecastModel]:
+    """The newest version of each station's model (the one that serves)."""
+    newest = ForecastModel.objects.filter(station_id=OuterRef("station_id")).order_by("-version").values("version")[:1]
+    return ForecastModel.objects.filter(version=Subquery(newest))
+
+
+def active_models(station_ids) -> dict[int, ForecastModel]:
+    return {model.station_id: model for model in newest_models().filter(station_id__in=list(station_ids))}
+
+
+def forecast_for_viewer(*, viewer: Viewer, code: str) -> tuple[Station, StationForecast | None]:
+    """A station the viewer may see and its current forecast; raises Station.DoesNotExist alike for
+    missing and not-visible stations."""
+    station = station_get(viewer=viewer, code=code)
+    forecast = StationForecast.objects.filter(station=station).select_related("model").first()
+    return station, forecast
+
+
+def forecasts_for_stations(station_ids) -> dict[int, StationForecast]:
+    """Current forecasts of stations a caller has already selected through the viewer's selector."""
+    return {f.station_id: f for f in StationForecast.objects.filter(station_id__in=list(station_ids))}
+
+
+DEFAULT_PREALERT = {"min_probability": 0.5, "lead_minutes": 60, "min_level": 3}
+
+
+def prealert_setting(municipality_id: int | None) -> dict:
+    from .models import PrealertSetting
+
+    setting = PrealertSetting.objects.filter(municipality_id=municipality_id).first() if municipality_id else None
+    if setting is None:
+        return dict(DEFAULT_PREALERT)
+    return {"min_probability": setting.min_probability, "lead_minutes": setting.lead_minutes, "min_level": setting.min_level}
+
+
+def forecast_prealerts(*, viewer: Viewer) -> list[dict]:
+    """Gauges the viewer may see whose forecast gives at least the acting town's probability of
+    crossing a threshold of its minimum level within its lead time; the highest level first."""
+    from sensors.selectors import station_list
+
+    from django.utils import timezone
+
+    from .predict import crossing_text
+
+    zone = timezone.get_current_timezone()
+    setting = prealert_setting(viewer.acting_municipality_id)
+    stations = {s.pk: s for s in station_list(viewer=viewer).filter(kind__in=FORECAST_KINDS)}
+    key = str(setting["lead_minutes"])
+    found = []
+    for forecast in StationForecast.objects.filter(station_id__in=list(stations)):
+        for threshold in forecast.exceedance:
+            probability = threshold["within"].get(key)
+            if threshold["level"] and threshold["level"] >= setting["min_level"] and probability is not None and probability >= setting["min_probability"]:
+                found.append({"station": stations[forecast.station_id], "threshold": threshold, "probability": probability,
+                              "crossing_text": crossing_text(forecast.crossing, english=False, zone=zone),
+                              "crossing_text_en": crossing_text(forecast.crossing, english=True, zone=zone)})
+    # One line per gauge: its highest threshold that qualifies.
+    best = {}
+    for item in found:
+        current = best.get(item["station"].pk)
+        if current is None or item["threshold"]["level"] > current["threshold"]["level"]:
+            best[item["station"].pk] = item
+    return sorted(best.values(), key=lambda item: (-item["threshold"]["level"], -item["probability"], item["station"].code))

@@ -1,0 +1,273 @@
+"""Writes of forecasts: training a gauge's model (a new version each time) and refreshing the
+stored forecasts of the gauges whose inputs changed (from the change-log drain)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from sensors.models import Station
+
+from . import learn, predict
+from .models import ForecastModel, Method, StationForecast
+from .selectors import FORECAST_KINDS, active_models, forecast_inputs, newest_models, readings_of
+
+logger = logging.getLogger(__name__)
+
+TRAINING_WINDOW = timedelta(days=90)
+# A retrain is due after this many new readings of the gauge (a day of 10-minute readings) ...
+RETRAIN_AFTER_READINGS = 144
+# ... or when the model is this old.
+RETRAIN_AFTER = timedelta(days=1)
+# A forecast starts only from a reading this fresh relative to the newest reading of the batch:
+# at most STALE_STEPS of the gauge's own steps (or STALE_AFTER, whichever is longer) behind.
+STALE_STEPS = 3
+STALE_AFTER = timedelta(minutes=30)
+KEEP_VERSIONS = 10  # older versions of a gauge's model are deleted on retraining
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass
+class GaugeData:
+    station: Station
+    inputs: learn.Inputs
+    step: float
+
+
+def gauge_data(station: Station, codes: dict, *, since=None, until=None) -> GaugeData:
+    """The readings a gauge's model reads, for the input stations named in `codes`."""
+    by_code = {s.code: s for s in Station.objects.filter(code__in=codes.get("upstream", []) + codes.get("rain", []))}
+    upstream = [by_code[c] for c in codes.get("upstream", []) if c in by_code]
+    rain = [by_code[c] for c in codes.get("rain", []) if c in by_code]
+    series = readings_of([station.pk] + [s.pk for s in upstream + rain], since=since, until=until)
+    own = series[station.pk]
+    inputs = learn.Inputs(own, [series[s.pk] for s in upstream], [series[s.pk] for s in rain])
+    return GaugeData(station, inputs, predict.step_of(station, own))
+
+
+def forecast_train(station: Station, *, until: datetime | None = None, window: timedelta = TRAINING_WINDOW) -> ForecastModel:
+    """Train a new version of the gauge's model on its history up to `until` (default: all of it).
+    Too little history gives a `trend` version, which says so."""
+    inputs = forecast_inputs(station)
+    codes = inputs.as_json()
+    until = until or timezone.now()
+    data = gauge_data(station, codes, since=until - window, until=until)
+    own = data.inputs.own
+    model = None
+    if len(own.times):
+        model = learn.fit(data.inputs, data.step, since=float(own.times[0]), until=float(own.times[-1]))
+    with transaction.atomic():
+        version = (ForecastModel.objects.filter(station=station).aggregate(v=Max("version"))["v"] or 0) + 1
+        record = ForecastModel(
+            station=station,
+            version=version,
+            trained_at=timezone.now(),
+            step_seconds=round(data.step),
+            readings_at_training=station.observations.count(),
+            inputs=codes,
+        )
+        if model is None:
+            record.method = Method.TREND
+            record.note = (
+                f"{len(own.times)} readings: too little history for a learned model "
+                f"(needs {learn.MIN_TRAINING_ROWS} complete rows); straight-line trend of the last hour instead."
+            )
+        else:
+            record.method = Method.ARX
+            record.train_since, record.train_until = _utc(own.times[0]), _utc(own.times[-1])
+            record.params = model.as_json()
+            record.skill = model.skill
+            record.note = f"{model.rows} training rows, {len(codes['upstream'])} upstream gauges, {len(codes['rain'])} rain gauges."
+        record.save()
+        stale = ForecastModel.objects.filter(station=station, version__lte=version - KEEP_VERSIONS)
+        stale.delete()
+    return record
+
+
+def forecast_train_many(stations=None) -> list[ForecastModel]:
+    stations = stations if stations is not None else Station.objects.filter(is_active=True, kind__in=FORECAST_KINDS)
+    trained = [forecast_train(station) for station in stations]
+    forecasts_refresh([model.station_id for model in trained])
+    return trained
+
+
+def forecasts_retrain_due(*, now: datetime | None = None) -> list[ForecastModel]:
+    """Retrain every gauge whose model is missing, old, or behind by enough new readings (periodic)."""
+    now = now or timezone.now()
+    stations = list(Station.objects.filter(is_active=True, kind__in=FORECAST_KINDS))
+    models = active_models([s.pk for s in stations])
+    due = []
+    for station in stations:
+        model = models.get(station.pk)
+        if (
+            model is None
+            or (model.method == Method.ARX and model.params.get("features_version", 1) != learn.FEATURES_VERSION)
+            or now - model.trained_at >= RETRAIN_AFTER
+            or station.observations.count() - model.readings_at_training >= RETRAIN_AFTER_READINGS
+        ):
+            due.append(station)
+    return forecast_train_many(due) if due else []
+
+
+def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
+    """Recompute the forecasts of the gauges among `changed_station_ids` and of every gauge whose
+    model reads one of them; one query for all their recent readings."""
+    changed = set(changed_station_ids)
+    if not changed:
+        return []
+    codes_changed = set(Station.objects.filter(pk__in=changed).values_list("code", flat=True))
+    candidates = newest_models().filter(station__is_active=True).only("pk", "station_id", "inputs")
+    target_ids = [
+        model.pk
+        for model in candidates
+        if model.station_id in changed
+        or codes_changed.intersection(model.inputs.get("upstream", []) + model.inputs.get("rain", []))
+    ]
+    # Coefficients are loaded only for versions this process has not decoded yet (_arx_of).
+    targets = list(ForecastModel.objects.filter(pk__in=target_ids).defer("params"))
+    if not targets:
+        return []
+    input_codes = {code for model in targets for code in model.inputs.get("upstream", []) + model.inputs.get("rain", [])}
+    stations_by_code = {s.code: s for s in Station.objects.filter(code__in=input_codes)}
+    latest = dict(
+        Station.objects.filter(pk__in=[m.station_id for m in targets] + [s.pk for s in stations_by_code.values()])
+        .exclude(state__observed_at=None)
+        .values_list("pk", "state__observed_at")
+    )
+    lookback = timedelta(seconds=max(learn.RAIN_WINDOWS) + max(learn.OWN_LAGS) * max(m.step_seconds for m in targets) * 2)
+
+    def is_fresh(model) -> bool:
+        """A gauge that has fallen silent while its inputs report gets no forecast: one starting
+        from its last reading would predict a past nobody can check against the present."""
+        own = latest.get(model.station_id)
+        if own is None:
+            return False
+        codes = model.inputs.get("upstream", []) + model.inputs.get("rain", [])
+        newest = max([own] + [latest[stations_by_code[c].pk] for c in codes if c in stations_by_code and stations_by_code[c].pk in latest])
+        return newest - own <= max(STALE_STEPS * timedelta(seconds=model.step_seconds), STALE_AFTER)
+
+    fresh = [m for m in targets if is_fresh(m)]
+    if not fresh:
+        StationForecast.objects.filter(station_id__in=[m.station_id for m in targets]).delete()
+        return []
+    since = min(latest[m.station_id] for m in fresh) - lookback
+    ids = {m.station_id for m in fresh} | {s.pk for s in stations_by_code.values()}
+    series = readings_of(ids, since=since)
+    thresholds = _thresholds_of([m.station_id for m in fresh])
+    now = timezone.now()
+    results = []
+    for model in fresh:
+        upstream = [series[stations_by_code[c].pk] for c in model.inputs.get("upstream", []) if c in stations_by_code]
+        rain = [series[stations_by_code[c].pk] for c in model.inputs.get("rain", []) if c in stations_by_code]
+        inputs = learn.Inputs(series[model.station_id], upstream, rain)
+        result = forecast_compute(model, inputs, at=latest[model.station_id].timestamp(), thresholds=thresholds.get(model.station_id, []))
+        results.append((model, result))
+    stored = [
+        StationForecast(
+            station_id=model.station_id,
+            model=model,
+            method=result.method,
+            issued_at=now,
+            based_on=_utc(result.based_on),
+            step_seconds=model.step_seconds,
+            points=[[round(v, 4) if i else v for i, v in enumerate(p)] for p in result.points],
+            crossing=result.crossing,
+            danger_probability_1h=result.danger_probability_1h,
+            exceedance=result.exceedance_by_threshold,
+        )
+        for model, result in results
+        if result is not None
+    ]
+    # Replaced as a set: one DELETE and one INSERT for the batch, not a round trip per gauge.
+    with transaction.atomic():
+        StationForecast.objects.filter(station_id__in=[m.station_id for m in targets]).delete()
+        StationForecast.objects.bulk_create(stored)
+    return stored
+
+
+_LOADED: dict[tuple, learn.ArxModel] = {}
+LOADED_MAX = 2000
+
+
+def _arx_of(model: ForecastModel) -> learn.ArxModel:
+    """The learned model of a stored version, decoded once per process (versions never change)."""
+    # Keyed by more than the id: a rolled-back transaction (tests) can hand an id out again.
+    key = (model.pk, model.station_id, model.version, model.trained_at)
+    arx = _LOADED.get(key)
+    if arx is None:
+        if len(_LOADED) >= LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        arx = _LOADED[key] = learn.ArxModel.from_json(model.params)
+    return arx
+
+
+def forecast_compute(model: ForecastModel, inputs: learn.Inputs, *, at: float, thresholds) -> predict.Result | None:
+    """The forecast of a stored model version at `at`, from readings at or before `at` only."""
+    result = None
+    if model.method == Method.ARX:
+        arx = _arx_of(model)
+        leads = learn.shown_leads(arx.skill) if arx.current else 0
+        if leads:
+            result = predict.model_forecast(arx, inputs, at, leads)
+    if result is None:
+        # No learned model, no shown horizon, or an input missing now: the labelled fallback.
+        result = predict.trend_forecast(inputs.own, at, model.step_seconds)
+    return predict.annotate(result, thresholds) if result else None
+
+
+def _thresholds_of(station_ids) -> dict[int, list[predict.ThresholdLine]]:
+    from sensors.models import Threshold
+
+    lines: dict[int, list[predict.ThresholdLine]] = {}
+    for threshold in Threshold.objects.filter(station_id__in=station_ids, window__isnull=True):
+        lines.setdefault(threshold.station_id, []).append(
+            predict.ThresholdLine(threshold.name, threshold.label_ja, threshold.label_en, threshold.level, threshold.value)
+        )
+    return lines
+
+
+def forecast_at(station: Station, at: datetime) -> predict.Result | None:
+    """The forecast the station's current model would have issued at `at` (a reading time), from
+    the readings stored up to `at` only: what the no-look-ahead tests and the backtest rely on."""
+    model = active_models([station.pk]).get(station.pk)
+    if model is None:
+        return None
+    # Readings after `at` are loaded too: the computation itself must not look at them.
+    data = gauge_data(station, model.inputs, since=at - timedelta(days=2), until=at + timedelta(days=1))
+    return forecast_compute(model, data.inputs, at=at.timestamp(), thresholds=_thresholds_of([station.pk]).get(station.pk, []))
+
+
+def station_backtest(station: Station, *, since: datetime | None = None, until: datetime | None = None) -> dict:
+    """Backtest a gauge over [since, until] (default: the last quarter of its history), training on
+    readings before `since` only (see forecasts.backtest)."""
+    from . import backtest
+
+    if since and until and since >= until:
+        raise ValueError("'since' must be before 'until'.")
+    codes = forecast_inputs(station).as_json()
+    data = gauge_data(station, codes, until=until + timedelta(hours=6) if until else None)
+    own = data.inputs.own
+    if not len(own.times):
+        raise ValueError(f"{station.code} has no readings to backtest.")
+    start, end = backtest.default_window(own)
+    start = since.timestamp() if since else start
+    end = until.timestamp() if until else end
+    if start >= end:
+        raise ValueError("'since' must be before 'until'.")
+    report = backtest.backtest(data.inputs, data.step, _thresholds_of([station.pk]).get(station.pk, []), since=start, until=end)
+    return {
+        "station": station.code,
+        "since": _utc(start).isoformat(),
+        "until": _utc(end).isoformat(),
+        "step_minutes": data.step / 60,
+        "inputs": codes,
+        **{key: value for key, value in report.items() if key != "trained_on_readings_before"},
+    }

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("stations/<str:code>/forecast", api.StationForecastAPI.as_view(), name="api-station-forecast"),
+]

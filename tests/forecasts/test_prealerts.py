@@ -1,0 +1,52 @@
+"""Forecast pre-alerts on the HQ board: the town's setting, and only gauges the viewer may see."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from forecasts.models import Method, PrealertSetting, StationForecast
+from tenancy.models import Membership
+
+
+def forecast_for(station, probability, level=3):
+    return StationForecast.objects.create(
+        station=station, method=Method.ARX, issued_at=datetime.now(UTC), based_on=datetime.now(UTC), step_seconds=600,
+        points=[[datetime.now(UTC).timestamp() + 600, 3.0, 2.9, 3.1]],
+        exceedance=[{"name": "evacuation_decision", "label_ja": "避難判断水位", "label_en": "Evacuation decision",
+                     "level": level, "value": 3.5, "within": {"30": probability / 2, "60": probability}}],
+    )
+
+
+def login(client, town, name):
+    user = get_user_model().objects.create_user(name)
+    Membership.objects.create(user=user, municipality=town, role=Membership.Role.VIEWER)
+    client.force_login(user)
+
+
+@pytest.mark.django_db
+def test_the_board_lists_gauges_over_the_towns_probability_and_only_visible_ones(client, towns, stations):
+    forecast_for(stations["a-private"], 0.7)
+    forecast_for(stations["a-public"], 0.3)
+    forecast_for(stations["a-region"], 0.9, level=2)  # below the default minimum level 3
+    login(client, towns[0], "a-viewer")
+    board = client.get("/hq/alerts/").content.decode()
+    assert 'id="forecast-prealerts"' in board and "A-PRIVATE" in board
+    assert "A-PUBLIC 観測所" not in board.split('id="forecast-prealerts"')[1].split("</section>")[0]
+    assert "A-REGION 観測所" not in board.split('id="forecast-prealerts"')[1].split("</section>")[0]
+    # The town asks for more certainty: nothing qualifies.
+    PrealertSetting.objects.create(municipality=towns[0], min_probability=0.8)
+    assert 'id="forecast-prealerts"' not in client.get("/hq/alerts/").content.decode()
+    # Town B never sees town A's private gauge, whatever the forecast.
+    client.logout()
+    login(client, towns[1], "b-viewer")
+    board = client.get("/hq/alerts/").content.decode()
+    assert "A-PRIVATE" not in board
+
+
+@pytest.mark.django_db
+def test_the_public_pages_show_no_forecast(client, towns, stations):
+    forecast_for(stations["a-public"], 0.9)
+    for url in ("/", "/stations/A-PUBLIC/"):
+        page = client.get(url).content.decode()
+        assert "forecast-prealerts" not in page and "station-forecast" not in page

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "alerts",
     "ngsi",
     "dashboard",
+    "timeline",
 ]
 
 MIDDLEWARE = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import unicodedata
-from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ from .models import (
     ThresholdRevision,
     Visibility,
 )
+from .levels import level_for, window_totals
 from .selectors import MQTT_STATUS_KEY, mqtt_status, readings_in_ranges, station_audiences
 
 logger = logging.getLogger(__name__)
@@ -458,30 +458,9 @@ def _refresh_accumulations(states: list[StationState], thresholds: dict[int, lis
     }
     series = defaultdict(list, series)
     for state in wanted:
-        points = series[state.station_id]
-        times = [point[0] for point in points]
-        totals = {}
-        for window in windows_by_station[state.station_id]:
-            start = bisect_right(times, state.observed_at - window)
-            totals[str(int(window.total_seconds()))] = round(sum(value for _, value in points[start:]), 3)
-        state.accumulations = totals
-
-
-def level_for(state: StationState, thresholds: list[Threshold]) -> int | None:
-    """The 0-5 alert-level equivalent of the current reading; None when there is no reading."""
-    if state.value is None:
-        return None
-    level = 0
-    for threshold in thresholds:
-        if threshold.level is None:
-            continue
-        if threshold.window:
-            measured = state.accumulations.get(str(int(threshold.window.total_seconds())))
-        else:
-            measured = state.value
-        if measured is not None and measured >= threshold.value:
-            level = max(level, threshold.level)
-    return level
+        state.accumulations = window_totals(
+            series[state.station_id], state.observed_at, windows_by_station[state.station_id]
+        )
 
 
 STATION_CHANGED = "station.changed"

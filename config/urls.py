@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/", include("timeline.api_urls")),
     path("alerts/", include("alerts.urls")),
     path("ngsi/", include("ngsi.urls")),
+    path("hq/", include("timeline.urls")),
     path("", include("dashboard.urls")),
 ]
 

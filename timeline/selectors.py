@@ -11,23 +11,26 @@ same visibility rules as the map (today's permissions).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.db.models import Q
 from django.urls import reverse
 
 from alerts.models import AlertEvent, AlertRule
-from alerts.selectors import alert_list
+from alerts.selectors import alert_board, alert_list
 from dashboard.maps import level_style
 from geo.models import Shelter
-from sensors.models import SharingGrant, ThresholdRevision
+from geo.selectors import shelter_list
+from sensors.models import SharingGrant, StationState, ThresholdRevision
 from sensors.selectors import (
     as_of_span,
     local_iso,
     reading_state,
     readings_in_ranges,
     readings_up_to,
+    station_is_stale,
+    station_list,
     stations_with_threshold_history,
 )
 from tenancy.models import AuditEvent, Municipality
@@ -305,3 +308,80 @@ def _threshold_events(viewer: Viewer, since: datetime, until: datetime, municipa
 
 def town_names() -> dict[str, tuple[str, str]]:
     return {slug: (ja, en) for slug, ja, en in Municipality.objects.values_list("slug", "name_ja", "name_en")}
+
+
+# --- the HQ overview: per town, now -------------------------------------------------------------
+
+OVERVIEW_RECENT = 60  # minutes of "what changed"
+OVERVIEW_RECENT_MAX = 30
+
+
+@dataclass
+class TownOverview:
+    slug: str
+    name_ja: str
+    name_en: str
+    is_own: bool
+    stations_by_level: dict[str, int] = field(default_factory=dict)  # "none", "0" … "5"
+    stale: int = 0
+    alerts_by_level: dict[int, int] = field(default_factory=dict)
+    unacknowledged: int = 0
+    shelters_open: int = 0
+    shelters_full: int = 0
+
+    @property
+    def stations(self) -> int:
+        return sum(self.stations_by_level.values())
+
+    @property
+    def open_alerts(self) -> int:
+        return sum(self.alerts_by_level.values())
+
+    def level_counts(self) -> list[tuple[str, int]]:
+        """(level key, count) from the most severe down, for the table."""
+        return [(key, self.stations_by_level.get(key, 0)) for key in ("5", "4", "3", "2", "1", "0", "none")]
+
+    def alert_counts(self) -> list[tuple[int, int]]:
+        return [(level, self.alerts_by_level.get(level, 0)) for level in (5, 4, 3, 2, 1)]
+
+
+def hq_overview(*, viewer: Viewer, now: datetime) -> dict:
+    """Per town whose stations the viewer may see (its own first): stations by level, stale gauges,
+    open alerts by level and how many nobody has acknowledged, shelters open / full; and the events of
+    the last OVERVIEW_RECENT minutes, newest first."""
+    towns: dict[str, TownOverview] = {}
+
+    def town_of(municipality) -> TownOverview:
+        if municipality.slug not in towns:
+            towns[municipality.slug] = TownOverview(
+                municipality.slug, municipality.name_ja, municipality.name_en,
+                is_own=municipality.pk in viewer.municipality_ids,
+            )
+        return towns[municipality.slug]
+
+    for station in station_list(viewer=viewer):
+        overview = town_of(station.municipality)
+        try:
+            level = station.state.level if station.state.observed_at is not None else None
+        except StationState.DoesNotExist:
+            level = None
+        key = "none" if level is None else str(level)
+        overview.stations_by_level[key] = overview.stations_by_level.get(key, 0) + 1
+        overview.stale += station_is_stale(station, now=now)
+    for alert in alert_board(viewer):
+        overview = town_of(alert.station.municipality)
+        overview.alerts_by_level[alert.level] = overview.alerts_by_level.get(alert.level, 0) + 1
+        overview.unacknowledged += alert.state == "open"
+    for shelter in shelter_list():
+        if shelter.municipality.slug in towns or shelter.municipality.pk in viewer.municipality_ids:
+            overview = town_of(shelter.municipality)
+            overview.shelters_open += shelter.status == Shelter.Status.OPEN
+            overview.shelters_full += shelter.status == Shelter.Status.FULL
+    recent = timeline_events(viewer=viewer, since=now - timedelta(minutes=OVERVIEW_RECENT), until=now)
+    return {
+        "towns": sorted(towns.values(), key=lambda town: (not town.is_own, town.slug)),
+        "recent": list(reversed(recent))[:OVERVIEW_RECENT_MAX],
+        "recent_count": len(recent),
+        "recent_minutes": OVERVIEW_RECENT,
+        "generated_at": now,
+    }

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
+
+
+class Measure(NamedTuple):
+    """What a level is judged on, without a StationState: a reading and its rain totals."""
+
+    value: float | None
+    accumulations: dict
 
 
 def level_for(state, thresholds, *, at: datetime | None = None) -> int | None:

@@ -14,15 +14,15 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, connections
-from django.db.models import Prefetch, QuerySet, TextField
+from django.db.models import QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from tenancy.selectors import Viewer
 
-from .levels import level_for, window_totals
-from .models import Observation, SharingGrant, Station, StationGroup, StationState, Threshold, Visibility
-from .trends import TREND_LOOKBACK, TREND_READINGS_ATTR, station_trend, trend_readings_prefetch
+from .levels import Measure, level_for, window_totals
+from .models import Observation, SharingGrant, Station, StationGroup, StationState, Visibility
+from .trends import TREND_LOOKBACK, TREND_READINGS_ATTR, Reading, station_trend, trend_readings_prefetch
 
 
 def visible_stations(*, viewer: Viewer, kind: str | None = None, municipality: str | None = None) -> QuerySet[Station]:
@@ -47,11 +47,13 @@ def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str |
 
 def stations_with_threshold_history(
     *, viewer: Viewer, kind: str | None = None, municipality: str | None = None
-) -> QuerySet[Station]:
-    """`visible_stations` with every threshold's past values loaded, to judge readings of any time."""
-    return visible_stations(viewer=viewer, kind=kind, municipality=municipality).prefetch_related(
-        Prefetch("thresholds", queryset=Threshold.objects.prefetch_related("revisions"))
-    )
+) -> list[Station]:
+    """`visible_stations` with their thresholds and the past values of those ever edited loaded, to
+    judge readings of any time (the rest were never anything but their value: no revisions to load)."""
+    stations = list(visible_stations(viewer=viewer, kind=kind, municipality=municipality).prefetch_related("thresholds"))
+    edited = [t for station in stations for t in station.thresholds.all() if t.valid_from is not None]
+    prefetch_related_objects(edited, "revisions")
+    return stations
 
 
 def station_get(*, viewer: Viewer, code: str) -> Station:
@@ -234,7 +236,7 @@ def station_feature_collection_at(
     for station in stations:
         station.state = _state_as_of(station, readings.get(station.pk, []), at)
         setattr(station, TREND_READINGS_ATTR, [
-            Observation(observed_at=t, value=v, quality=q)
+            Reading(t, v, q)
             for t, v, q in readings.get(station.pk, [])
             if station.state.observed_at - TREND_LOOKBACK < t
         ] if station.state.observed_at else [])
@@ -257,30 +259,38 @@ def _state_as_of(station: Station, readings: list[tuple[datetime, float, str]], 
     builds it: a suspect newest reading is shown but the level stays the last good reading's."""
     if not readings:
         return StationState(station_id=station.pk, accumulations={})
-    state = reading_state(station, readings, len(readings) - 1, at=at)
-    good = next((i for i in range(len(readings) - 1, -1, -1) if readings[i][2] == Observation.Quality.OK), None)
-    if good is not None and good != len(readings) - 1:
-        state.level = reading_state(station, readings, good, at=at).level
-    return state
-
-
-def reading_state(
-    station: Station, readings: list[tuple[datetime, float, str]], index: int, *, at: datetime
-) -> StationState:
-    """The state reading `index` of `readings` (time, value, quality; oldest first, with the span of
-    `as_of_span` before it) gave the station: value, rain totals ending at it, and its level under
-    the threshold values in force at `at` (thresholds with revisions prefetched)."""
-    observed_at, value, quality = readings[index]
-    windows = _rain_windows(station)
-    accumulations = {}
-    if windows:
-        first = bisect_right(readings, observed_at - windows[-1], key=lambda reading: reading[0])
-        accumulations = window_totals([(t, v) for t, v, _ in readings[first : index + 1]], observed_at, windows)
+    judge = ReadingJudge(station)
+    newest = len(readings) - 1
+    observed_at, value, quality = readings[newest]
     state = StationState(
-        station_id=station.pk, value=value, observed_at=observed_at, quality=quality, accumulations=accumulations
+        station_id=station.pk, value=value, observed_at=observed_at, quality=quality,
+        accumulations=judge.accumulations(readings, newest),
     )
-    state.level = level_for(state, station.thresholds.all(), at=at)
+    good = next((i for i in range(newest, -1, -1) if readings[i][2] == Observation.Quality.OK), newest)
+    state.level = judge.level(readings, good, at=at)
     return state
+
+
+class ReadingJudge:
+    """Judges one station's readings as ingestion did: rain totals ending at a reading and the level
+    (`sensors.levels.level_for`) under the threshold values in force at a given time. Readings are
+    (time, value, quality) tuples, oldest first, with `as_of_span` of history before the first one
+    judged; the station's thresholds (with revisions for edited ones) must be loaded."""
+
+    def __init__(self, station: Station):
+        self.thresholds = list(station.thresholds.all())
+        self.windows = sorted({t.window for t in self.thresholds if t.window})
+
+    def accumulations(self, readings: list[tuple[datetime, float, str]], index: int) -> dict[str, float]:
+        if not self.windows:
+            return {}
+        observed_at = readings[index][0]
+        first = bisect_right(readings, observed_at - self.windows[-1], key=lambda reading: reading[0])
+        return window_totals([(t, v) for t, v, _ in readings[first : index + 1]], observed_at, self.windows)
+
+    def level(self, readings: list[tuple[datetime, float, str]], index: int, *, at: datetime) -> int | None:
+        measured = Measure(readings[index][1], self.accumulations(readings, index))
+        return level_for(measured, self.thresholds, at=at)
 
 
 def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[tuple[datetime, float, str]]]:
@@ -288,8 +298,9 @@ def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[
     one, oldest first, in one query whatever the number of stations.
 
     PostgreSQL: a LATERAL lookup of each station's newest reading (a backward scan of the
-    (station, observed_at) index, LIMIT 1, over the partitions up to `at`), then the span before it
-    on the same index. SQLite: the same with a correlated MAX()."""
+    (station, observed_at) index, LIMIT 1, over the partitions up to `at`), then, LATERAL again so
+    that it stays a parameterized scan of the same index rather than a hash join over the whole
+    table, the span before it. SQLite: the same with a correlated MAX()."""
     rows: dict[int, list] = defaultdict(list)
     if not spans:
         return rows
@@ -305,9 +316,12 @@ def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[
                 WHERE l.station_id = s.station_id AND l.observed_at <= %s
                 ORDER BY l.observed_at DESC LIMIT 1
             ) AS last
-            JOIN {table} o ON o.station_id = s.station_id
-                AND o.observed_at > last.newest - s.span_seconds * interval '1 second'
-                AND o.observed_at <= last.newest
+            CROSS JOIN LATERAL (
+                SELECT r.station_id, r.observed_at, r.value, r.quality FROM {table} r
+                WHERE r.station_id = s.station_id
+                    AND r.observed_at > last.newest - s.span_seconds * interval '1 second'
+                    AND r.observed_at <= last.newest
+            ) AS o
             ORDER BY o.station_id, o.observed_at"""
         with connection.cursor() as cursor:
             cursor.execute(sql, [station_ids, seconds, at])

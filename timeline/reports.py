@@ -26,7 +26,7 @@ from geo.maps import load_geography
 from geo.selectors import shelter_list_at
 from sensors.selectors import (
     as_of_span,
-    reading_state,
+    ReadingJudge,
     readings_in_ranges,
     station_feature_collection_at,
     stations_with_threshold_history,
@@ -108,20 +108,21 @@ def gauge_peaks(*, viewer: Viewer, since: datetime, until: datetime, slugs: set[
     peaks = []
     for station in stations:
         series = readings.get(station.pk, [])
+        judge = ReadingJudge(station)
         peak_value = peak_at = peak_level = None
         for index, (observed_at, value, quality) in enumerate(series):
             if observed_at <= since or quality != "ok":
                 continue
             if peak_value is None or value > peak_value:
                 peak_value, peak_at = value, observed_at
-            level = reading_state(station, series, index, at=observed_at).level
+            level = judge.level(series, index, at=observed_at)
             if level is not None and (peak_level is None or level > peak_level):
                 peak_level = level
         peaks.append(GaugePeak(
             code=station.code, name_ja=station.name_ja, name_en=station.name_en,
             municipality=station.municipality.slug, unit=station.unit,
             peak_value=peak_value, peak_at=peak_at, peak_level=peak_level,
-            thresholds=[(t.label_ja, t.label_en, t.level, t.value_at(until)) for t in station.thresholds.all()],
+            thresholds=[(t.label_ja, t.label_en, t.level, t.value_at(until)) for t in judge.thresholds],
         ))
     return sorted(peaks, key=lambda peak: (-(peak.peak_level or -1), peak.municipality, peak.code))
 

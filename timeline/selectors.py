@@ -26,12 +26,13 @@ from sensors.models import SharingGrant, StationState, ThresholdRevision
 from sensors.selectors import (
     as_of_span,
     local_iso,
-    reading_state,
+    ReadingJudge,
     readings_in_ranges,
     readings_up_to,
     station_is_stale,
     station_list,
     stations_with_threshold_history,
+    visible_stations,
 )
 from tenancy.models import AuditEvent, Municipality
 from tenancy.selectors import Viewer
@@ -122,15 +123,16 @@ def level_changes(
     events = []
     for pk, station in stations.items():
         readings = during.get(pk, [])
+        judge = ReadingJudge(station)
         previous = None
         context = before.get(pk, [])
         good = [i for i, reading in enumerate(context) if reading[2] == "ok"]
         if good:
-            previous = reading_state(station, context, good[-1], at=context[good[-1]][0]).level
+            previous = judge.level(context, good[-1], at=context[good[-1]][0])
         for index, (observed_at, value, quality) in enumerate(readings):
             if observed_at <= since or quality != "ok":
                 continue
-            level = reading_state(station, readings, index, at=observed_at).level
+            level = judge.level(readings, index, at=observed_at)
             if previous is not None and level != previous:
                 rising = level > previous
                 words = level_style(level)
@@ -278,7 +280,7 @@ def _threshold_events(viewer: Viewer, since: datetime, until: datetime, municipa
     revisions = (
         ThresholdRevision.objects.filter(
             valid_to__gte=since, valid_to__lte=until,
-            threshold__station__in=stations_with_threshold_history(viewer=viewer, municipality=municipality).values("pk"),
+            threshold__station__in=visible_stations(viewer=viewer, municipality=municipality).values("pk"),
         )
         .select_related("threshold__station__municipality", "changed_by")
         .order_by("valid_to", "pk")

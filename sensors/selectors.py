@@ -321,6 +321,7 @@ def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[
                 WHERE r.station_id = s.station_id
                     AND r.observed_at > last.newest - s.span_seconds * interval '1 second'
                     AND r.observed_at <= last.newest
+                OFFSET 0  -- a fence: flattened into a join, this becomes a hash join over the whole table
             ) AS o
             ORDER BY o.station_id, o.observed_at"""
         with connection.cursor() as cursor:

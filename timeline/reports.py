@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,10 @@ from .selectors import timeline_events
 
 FONT_PATH = Path(settings.BASE_DIR) / "static" / "fonts" / "ipaexg.ttf"
 MAX_MOMENTS = 6
+# Above this many gauges a map shows shapes and colours without the level text in each marker
+# (the caption counts them per level); the text would not be legible at that density anyway.
+BADGE_LIMIT = 300
+KIND_MARKERS = {"river": "o", "rain": "^", "reservoir": "D"}
 REPORT_MAX_EVENTS = 2000
 
 
@@ -160,6 +165,7 @@ def map_moment(*, viewer: Viewer, at: datetime, slugs: set[str]) -> MapMoment:
     ]
     geography = load_geography()
     figure, axes = plt.subplots(figsize=(7.0, 5.0), dpi=110)
+    figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.92)
     try:
         axes.set_aspect("equal")
         axes.set_axis_off()
@@ -172,17 +178,25 @@ def map_moment(*, viewer: Viewer, at: datetime, slugs: set[str]) -> MapMoment:
         for river in geography.rivers:
             _draw(axes, shape(river.geometry), facecolor="none", edgecolor="#2b7bd0", linewidth=1.2)
         counts: dict[str, int] = {}
+        # One scatter per shape, level and staleness: thousands of single-point calls are what made
+        # a 2,000-gauge map slow.
+        groups: dict[tuple[str, int | None, bool], list[tuple[float, float]]] = defaultdict(list)
         for feature in features:
             props = feature["properties"]
-            lon, lat = feature["geometry"]["coordinates"]
-            style = level_style(props["level"])
             key = "none" if props["level"] is None else str(props["level"])
             counts[key] = counts.get(key, 0) + 1
-            marker = {"river": "o", "rain": "^", "reservoir": "D"}.get(props["kind"], "o")
-            axes.scatter([lon], [lat], s=150, marker=marker, c=style.fill, edgecolors=style.stroke,
-                         linewidths=1.2, zorder=3, alpha=0.45 if props["stale"] else 1.0)
-            axes.annotate(style.badge, (lon, lat), ha="center", va="center", fontsize=6, color=style.text,
-                          zorder=4, family=family)
+            marker = KIND_MARKERS.get(props["kind"], "o")
+            groups[(marker, props["level"], bool(props["stale"]))].append(tuple(feature["geometry"]["coordinates"]))
+        for (marker, level, stale), points in groups.items():
+            style = level_style(level)
+            xs, ys = zip(*points)
+            axes.scatter(xs, ys, s=150 if len(features) <= BADGE_LIMIT else 30, marker=marker, c=style.fill,
+                         edgecolors=style.stroke, linewidths=1.2, zorder=3, alpha=0.45 if stale else 1.0)
+            if len(features) <= BADGE_LIMIT:
+                # The level as text in the marker: colour is never the only cue.
+                for lon, lat in points:
+                    axes.annotate(style.badge, (lon, lat), ha="center", va="center", fontsize=6, color=style.text,
+                                  zorder=4, family=family, annotation_clip=False)
         for shelter in shelter_list_at(at):
             if shelter.municipality.slug in slugs:
                 axes.scatter([shelter.lon], [shelter.lat], s=40, marker="s", zorder=3,
@@ -190,7 +204,7 @@ def map_moment(*, viewer: Viewer, at: datetime, slugs: set[str]) -> MapMoment:
                              edgecolors="#222222", linewidths=0.6)
         axes.set_title(f"{timezone.localtime(at):%Y-%m-%d %H:%M} の状況 / situation", fontsize=10, family=family)
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", bbox_inches="tight")
+        figure.savefig(buffer, format="png")
     finally:
         plt.close(figure)
     return MapMoment(at=at, png_base64=base64.b64encode(buffer.getvalue()).decode("ascii"), counts=counts)

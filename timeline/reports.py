@@ -42,7 +42,11 @@ MAX_MOMENTS = 6
 # (the caption counts them per level); the text would not be legible at that density anyway.
 BADGE_LIMIT = 300
 KIND_MARKERS = {"river": "o", "rain": "^", "reservoir": "D"}
-REPORT_MAX_EVENTS = 2000
+# A report is read by people: past these, the rest is counted and left to /hq/timeline/ (and a
+# 2,000-gauge town's PDF stays tens of pages, not hundreds).
+REPORT_MAX_EVENTS = 500
+PEAKS_LISTED_ALL = 200
+PEAKS_MIN_LEVEL = 2
 
 
 @dataclass
@@ -95,9 +99,9 @@ def situation_report(
         "since": since,
         "until": until,
         "towns": towns,
-        "events": events[:REPORT_MAX_EVENTS],
+        "events": _listed_events(events),
         "events_count": len(events),
-        "peaks": gauge_peaks(viewer=viewer, since=since, until=until, slugs=slugs),
+        **_listed_peaks(gauge_peaks(viewer=viewer, since=since, until=until, slugs=slugs)),
         "alerts": _alerts(viewer, since, until, slugs),
         "shelters": [s for s in shelter_list_at(until) if s.municipality.slug in slugs],
         "maps": [map_moment(viewer=viewer, at=moment, slugs=slugs) for moment in moments[:MAX_MOMENTS]],
@@ -130,6 +134,27 @@ def gauge_peaks(*, viewer: Viewer, since: datetime, until: datetime, slugs: set[
             thresholds=[(t.label_ja, t.label_en, t.level, t.value_at(until)) for t in judge.thresholds],
         ))
     return sorted(peaks, key=lambda peak: (-(peak.peak_level or -1), peak.municipality, peak.code))
+
+
+def _listed_events(events: list) -> list:
+    """All events when they fit; else those that matter at HQ first (everything but level changes
+    that stay below PEAKS_MIN_LEVEL), oldest first, up to REPORT_MAX_EVENTS."""
+    if len(events) <= REPORT_MAX_EVENTS:
+        return events
+    weighty = [
+        event for event in events
+        if not event.kind.startswith("level.") or max(event.level or 0, event.previous_level or 0) >= PEAKS_MIN_LEVEL
+    ]
+    return weighty[:REPORT_MAX_EVENTS]
+
+
+def _listed_peaks(peaks: list[GaugePeak]) -> dict:
+    """Every gauge for a town of up to PEAKS_LISTED_ALL; beyond, those that reached PEAKS_MIN_LEVEL,
+    and how many stayed below."""
+    if len(peaks) <= PEAKS_LISTED_ALL:
+        return {"peaks": peaks, "peaks_below": 0}
+    listed = [peak for peak in peaks if (peak.peak_level or 0) >= PEAKS_MIN_LEVEL]
+    return {"peaks": listed, "peaks_below": len(peaks) - len(listed)}
 
 
 def _alerts(viewer: Viewer, since: datetime, until: datetime, slugs: set[str]) -> list[Alert]:

@@ -12,6 +12,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sensors.api import parse_as_of
 from tenancy.api_errors import REQUEST_ERROR
 from tenancy.permissions import Action, permits
 from tenancy.selectors import viewer_for_request
@@ -19,7 +20,7 @@ from tenancy.selectors import viewer_for_request
 from .cap import CONTENT_TYPE as CAP_CONTENT_TYPE
 from .cap import cap_document
 from .models import Alert, AlertEvent, AlertRule
-from .selectors import alert_document, alert_events, alert_get, alert_list, event_document
+from .selectors import alert_document, alert_events, alert_get, alert_list, alert_list_at, event_document
 from .services import AlertNoteError, AlertStateError, alert_acknowledge, alert_note_add, alert_resolve
 
 DEFAULT_LIMIT = 100
@@ -192,6 +193,11 @@ class AlertListAPI(APIView):
                 description=f"Default {DEFAULT_LIMIT}.",
             ),
             OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, required=False),
+            OpenApiParameter(
+                "at", OpenApiTypes.DATETIME, required=False,
+                description="The alerts open at this past moment, as they stood then (state and level filters "
+                "apply to then); visibility is today's.",
+            ),
         ],
         responses={200: ALERT_PAGE, 400: REQUEST_ERROR},
     )
@@ -199,6 +205,8 @@ class AlertListAPI(APIView):
         query = request.query_params
         limit = _int_param(query, "limit", low=1, high=MAX_LIMIT, default=DEFAULT_LIMIT)
         offset = _int_param(query, "offset", low=0, high=MAX_OFFSET, default=0)
+        if "at" in query:
+            return self._as_of(request, parse_as_of("at", query["at"]), limit, offset)
         alerts = alert_list(
             viewer=viewer_for_request(request),
             state=_choice_param(query, "state", Alert.State.values),
@@ -215,6 +223,30 @@ class AlertListAPI(APIView):
                 "offset": offset,
                 "results": [alert_document(alert) for alert in alerts[offset : offset + limit]],
             }
+        )
+
+
+    def _as_of(self, request, at, limit: int, offset: int) -> Response:
+        query = request.query_params
+        state = _choice_param(query, "state", Alert.State.values)
+        level = _int_param(query, "level", low=LEVEL["minimum"], high=LEVEL["maximum"])
+        min_level = _int_param(query, "min_level", low=LEVEL["minimum"], high=LEVEL["maximum"])
+        alerts = [
+            alert
+            for alert in alert_list_at(
+                viewer=viewer_for_request(request),
+                at=at,
+                municipality=query.get("municipality") or None,
+                kind=_choice_param(query, "kind", AlertRule.Kind.values),
+                station=query.get("station") or None,
+            )
+            if (state is None or alert.state == state)
+            and (level is None or alert.level == level)
+            and (min_level is None or alert.level >= min_level)
+        ]
+        page = alerts[offset : offset + limit]
+        return Response(
+            {"count": len(alerts), "limit": limit, "offset": offset, "results": [alert_document(a) for a in page]}
         )
 
 

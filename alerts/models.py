@@ -228,6 +228,16 @@ class Alert(models.Model):
     def is_resolved(self) -> bool:
         return self.state == self.State.RESOLVED
 
+    def apply_metrics(self, *, value: float | None, observed_at, metrics: dict) -> None:
+        """The measure and forecast of an evaluation (or of a past event's snapshot, for as-of reads)."""
+        self.last_value = value
+        self.last_observed_at = observed_at
+        self.rate_of_rise = metrics.get("rate_of_rise_per_hour")
+        forecast = metrics.get("forecast")
+        self.next_level = forecast["level"] if forecast else None
+        self.time_to_next_level = timedelta(seconds=forecast["eta_seconds"]) if forecast else None
+        self.time_to_next_level_uncertainty = timedelta(seconds=forecast["uncertainty_seconds"]) if forecast else None
+
 
 class AlertEvent(models.Model):
     """Every transition of an alert, system or human: the audit trail, and the unit of notification."""

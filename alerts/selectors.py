@@ -75,6 +75,57 @@ def alert_list(
     return _with_relations(queryset).order_by("-opened_at", "-pk")
 
 
+LEVEL_KINDS = (AlertEvent.Kind.OPENED, AlertEvent.Kind.ESCALATED, AlertEvent.Kind.DEESCALATED)
+
+
+def alert_list_at(
+    *,
+    viewer: Viewer,
+    at: datetime,
+    municipality: str | None = None,
+    kind: str | None = None,
+    station: str | None = None,
+) -> list[Alert]:
+    """The alerts that were open (or acknowledged) at `at`, as they stood then, newest first: level,
+    peak, state and acknowledgement rebuilt from their events up to `at` (in memory, never saved).
+    Visibility is today's; the public sees those that had reached PUBLIC_MIN_LEVEL by then."""
+    alerts = list(
+        alert_list(viewer=viewer, municipality=municipality, kind=kind, station=station)
+        .filter(opened_at__lte=at)
+        .exclude(resolved_at__lte=at)
+        .prefetch_related(
+            Prefetch(
+                "events",
+                queryset=AlertEvent.objects.filter(at__lte=at).select_related("actor").order_by("at", "pk"),
+                to_attr="events_then",
+            )
+        )
+    )
+    rebuilt = [alert for alert in alerts if _alert_as_of(alert, alert.events_then)]
+    if not viewer.is_member:
+        rebuilt = [alert for alert in rebuilt if alert.peak_level >= PUBLIC_MIN_LEVEL]
+    return rebuilt
+
+
+def _alert_as_of(alert: Alert, events: list[AlertEvent]) -> bool:
+    """Roll `alert` back to the state its `events` (those up to a moment) left it in; False when it
+    had no level yet then."""
+    levels = [event for event in events if event.kind in LEVEL_KINDS]
+    if not levels:
+        return False
+    last = levels[-1]
+    alert.level, alert.peak_level = last.level, max(event.level for event in levels)
+    acknowledgements = [event for event in events if event.kind == AlertEvent.Kind.ACKNOWLEDGED]
+    first_ack = acknowledgements[0] if acknowledgements else None
+    alert.state = Alert.State.ACKNOWLEDGED if first_ack else Alert.State.OPEN
+    alert.acknowledged_at = first_ack.at if first_ack else None
+    alert.acknowledged_by = first_ack.actor if first_ack else None
+    alert.resolved_at = alert.resolved_by = None
+    alert.updated_at = events[-1].at
+    alert.apply_metrics(value=last.value, observed_at=last.observed_at, metrics=last.metrics or {})
+    return True
+
+
 def alert_get(*, viewer: Viewer, alert_id: int) -> Alert:
     """One visible alert; raises Alert.DoesNotExist alike for missing and not-visible ones."""
     return alert_list(viewer=viewer).get(pk=alert_id)

@@ -295,13 +295,7 @@ class _Transitions:
 
 
 def _apply_metrics(alert: Alert, *, value: float | None, observed_at: datetime | None, metrics: dict) -> None:
-    alert.last_value = value
-    alert.last_observed_at = observed_at
-    alert.rate_of_rise = metrics.get("rate_of_rise_per_hour")
-    forecast = metrics.get("forecast")
-    alert.next_level = forecast["level"] if forecast else None
-    alert.time_to_next_level = timedelta(seconds=forecast["eta_seconds"]) if forecast else None
-    alert.time_to_next_level_uncertainty = timedelta(seconds=forecast["uncertainty_seconds"]) if forecast else None
+    alert.apply_metrics(value=value, observed_at=observed_at, metrics=metrics)
 
 
 def _dispatch_soon() -> None:

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "releases",
     "jma",
     "dashboard",
+    "timeline",
 ]
 
 MIDDLEWARE = [

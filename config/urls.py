@@ -10,10 +10,12 @@ urlpatterns = [
     path("api/v1/", include("alerts.api_urls")),
     path("api/v1/", include("releases.api_urls")),
     path("api/v1/", include("forecasts.urls")),
+    path("api/v1/", include("timeline.api_urls")),
     path("alerts/", include("alerts.urls")),
     path("releases/", include("releases.urls")),
     path("ngsi/", include("ngsi.urls")),
     path("hq/forecasts/", include("forecasts.page_urls")),
+    path("hq/", include("timeline.urls")),
     path("", include("dashboard.urls")),
 ]
 

@@ -7,8 +7,11 @@ may is decided here, once, for the HQ page and the status endpoint alike.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import datetime
 from typing import Iterable
 
+from tenancy.models import AuditEvent
 from tenancy.permissions import Action, permits
 from tenancy.selectors import Viewer
 
@@ -26,6 +29,26 @@ def shelter_list(*, ids: Iterable[int] | None = None) -> list[Shelter]:
     if ids is not None:
         shelters = shelters.filter(pk__in=list(ids))
     return list(shelters)
+
+
+def shelter_list_at(at: datetime) -> list[Shelter]:
+    """Shelters as they stood at `at` (status and when it was set, in memory, never saved), from the
+    audit trail of status changes (geo.services.shelter_status_set): the last change up to `at`, else
+    the state the first later change started from, else today's status. Two queries."""
+    shelters = shelter_list()
+    changes: dict[str, list[AuditEvent]] = defaultdict(list)
+    for event in AuditEvent.objects.filter(action=AuditEvent.Action.SHELTER_UPDATED).order_by("at", "pk"):
+        changes[event.target].append(event)
+    for shelter in shelters:
+        trail = changes.get(shelter.code, [])
+        before = [event for event in trail if event.at <= at]
+        after = [event for event in trail if event.at > at]
+        if before:
+            shelter.status, shelter.status_updated_at = before[-1].detail.get("to", shelter.status), before[-1].at
+        elif after:
+            shelter.status = after[0].detail.get("from", Shelter.Status.CLOSED)
+            shelter.status_updated_at = None
+    return shelters
 
 
 def shelter_get(*, code: str) -> Shelter:

@@ -6,7 +6,7 @@ import csv
 import math
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
@@ -29,7 +29,13 @@ from tenancy.selectors import viewer_for_request
 from .api_schema import OBSERVATIONS_CSV, STATION_FEATURE_COLLECTION, STATIONS_CSV
 from .models import Observation, Station, StationKind
 from .parsers import EMPTY_BODY, ObservationCSVParser, ObservationJSONParser
-from .selectors import local_iso, observation_history, station_feature_collection, station_get
+from .selectors import (
+    local_iso,
+    observation_history,
+    station_feature_collection,
+    station_feature_collection_at,
+    station_get,
+)
 from .services import observation_ingest
 
 
@@ -129,6 +135,11 @@ class StationListAPI(APIView):
             OpenApiParameter("kind", enum=StationKind.values, required=False),
             OpenApiParameter("municipality", str, required=False, description="Owner town's slug."),
             OpenApiParameter("format", enum=["geojson", "csv"], required=False),
+            OpenApiParameter(
+                "at", OpenApiTypes.DATETIME, required=False,
+                description="The map as it stood at this past moment (ISO 8601 with a UTC offset); "
+                "visibility is today's.",
+            ),
         ],
         responses={
             (200, "application/geo+json"): OpenApiResponse(STATION_FEATURE_COLLECTION, description="GeoJSON"),
@@ -143,11 +154,13 @@ class StationListAPI(APIView):
         output = request.query_params.get("format", "geojson")
         if output not in ("geojson", "json", "csv"):
             raise ValidationError({"format": "Must be geojson or csv."})
-        collection = station_feature_collection(
-            viewer=viewer_for_request(request),
-            kind=kind,
-            municipality=request.query_params.get("municipality") or None,
-        )
+        filters = {"kind": kind, "municipality": request.query_params.get("municipality") or None}
+        viewer = viewer_for_request(request)
+        if "at" in request.query_params:
+            at = parse_as_of("at", request.query_params["at"])
+            collection = station_feature_collection_at(viewer=viewer, at=at, **filters)
+        else:
+            collection = station_feature_collection(viewer=viewer, **filters)
         if output == "csv":
             return self._csv(collection)
         return Response(collection, content_type="application/geo+json")
@@ -186,6 +199,29 @@ def parse_query_time(name: str, raw: str) -> datetime:
     if parsed.tzinfo is None:
         raise ValidationError({name: "Needs a UTC offset, e.g. 2026-11-22T09:00:00+09:00 (encode '+' as %2B)."})
     return parsed
+
+
+# Clock skew between a browser's slider and the server: an `at` this little ahead means "now".
+AS_OF_SKEW = timedelta(minutes=5)
+AS_OF_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+def parse_as_of(name: str, raw: str, *, now: datetime | None = None) -> datetime:
+    """A past moment to read the state at: ISO 8601 with an offset, not before 1900, not in the
+    future (beyond AS_OF_SKEW, which is read as now); in UTC."""
+    now = now or timezone.now()
+    if len(raw) > 64 or any(not character.isprintable() for character in raw):
+        raise ValidationError({name: f"{raw[:40]!r} is not an ISO 8601 time."})
+    parsed = parse_query_time(name, raw)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError({name: f"{raw[:40]!r} is outside the representable range of times."}) from None
+    if parsed < AS_OF_EARLIEST:
+        raise ValidationError({name: f"{raw[:40]!r} is before 1900."})
+    if parsed > now + AS_OF_SKEW:
+        raise ValidationError({name: f"{raw[:40]!r} is in the future; leave '{name}' out for the present."})
+    return min(parsed, now)
 
 
 def observation_window(query) -> tuple[datetime, datetime]:

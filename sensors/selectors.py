@@ -5,6 +5,7 @@ services that already hold the station ids they may work on and never answer a v
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,31 +14,46 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, connections
-from django.db.models import QuerySet, TextField
+from django.db.models import QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from tenancy.selectors import Viewer
 
+from .levels import Measure, level_for, window_totals
 from .models import Observation, SharingGrant, Station, StationGroup, StationState, Visibility
-from .trends import station_trend, trend_readings_prefetch
+from .trends import TREND_LOOKBACK, TREND_READINGS_ATTR, Reading, station_trend, trend_readings_prefetch
 
 
-def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str | None = None) -> QuerySet[Station]:
-    """Stations the viewer may see, with owner, latest state, thresholds and the readings their trend
-    is judged on loaded (three queries)."""
-    queryset = (
-        Station.objects.visible_to(viewer)
-        .filter(is_active=True)
-        .select_related("municipality", "state")
-        .prefetch_related("thresholds", trend_readings_prefetch())
-        .order_by("code")
-    )
+def visible_stations(*, viewer: Viewer, kind: str | None = None, municipality: str | None = None) -> QuerySet[Station]:
+    """Active stations the viewer may see, by code, with their owner town (the base of every map read)."""
+    queryset = Station.objects.visible_to(viewer).filter(is_active=True).select_related("municipality").order_by("code")
     if kind:
         queryset = queryset.filter(kind=kind)
     if municipality:
         queryset = queryset.filter(municipality__slug=municipality)
     return queryset
+
+
+def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str | None = None) -> QuerySet[Station]:
+    """Stations the viewer may see, with owner, latest state, thresholds and the readings their trend
+    is judged on loaded (three queries)."""
+    return (
+        visible_stations(viewer=viewer, kind=kind, municipality=municipality)
+        .select_related("state")
+        .prefetch_related("thresholds", trend_readings_prefetch())
+    )
+
+
+def stations_with_threshold_history(
+    *, viewer: Viewer, kind: str | None = None, municipality: str | None = None
+) -> list[Station]:
+    """`visible_stations` with their thresholds and the past values of those ever edited loaded, to
+    judge readings of any time (the rest were never anything but their value: no revisions to load)."""
+    stations = list(visible_stations(viewer=viewer, kind=kind, municipality=municipality).prefetch_related("thresholds"))
+    edited = [t for station in stations for t in station.thresholds.all() if t.valid_from is not None]
+    prefetch_related_objects(edited, "revisions")
+    return stations
 
 
 def station_get(*, viewer: Viewer, code: str) -> Station:
@@ -143,8 +159,11 @@ class LocalIsoFormatter:
         return high
 
 
-def station_feature(station: Station, *, now: datetime) -> dict:
-    """A GeoJSON Feature in the shape of the `/api/v1/stations` contract (and the live layer)."""
+def station_feature(station: Station, *, now: datetime, at: datetime | None = None) -> dict:
+    """A GeoJSON Feature in the shape of the `/api/v1/stations` contract (and the live layer).
+
+    `at`: the feature as of that past moment (`station_feature_collection_at` loads the state and
+    readings of then); threshold values are those in force then, `now` is then."""
     state = _state_of(station)
     thresholds = station.thresholds.all()
     return {
@@ -173,7 +192,7 @@ def station_feature(station: Station, *, now: datetime) -> dict:
                     "label_ja": t.label_ja,
                     "label_en": t.label_en,
                     "level": t.level,
-                    "value": t.value,
+                    "value": t.value_at(at),
                     "window_minutes": int(t.window.total_seconds() // 60) if t.window else None,
                 }
                 for t in thresholds
@@ -201,6 +220,137 @@ def station_feature_collection(*, viewer: Viewer, kind: str | None = None, munic
             for station in station_list(viewer=viewer, kind=kind, municipality=municipality)
         ],
     }
+
+
+def station_feature_collection_at(
+    *, viewer: Viewer, at: datetime, kind: str | None = None, municipality: str | None = None
+) -> dict:
+    """The map as it stood at `at`: for each station the viewer may see *today*, its newest reading at
+    or before `at`, the level that reading had under the threshold values in force at `at`, its trend
+    and rain totals from the readings before it, and stale as judged at `at`. Same shape as
+    `station_feature_collection`; the readings come in one query (`readings_up_to`)."""
+    stations = list(stations_with_threshold_history(viewer=viewer, kind=kind, municipality=municipality))
+    spans = {station.pk: as_of_span(station) for station in stations}
+    readings = readings_up_to(spans, at)
+    features = []
+    for station in stations:
+        station.state = _state_as_of(station, readings.get(station.pk, []), at)
+        setattr(station, TREND_READINGS_ATTR, [
+            Reading(t, v, q)
+            for t, v, q in readings.get(station.pk, [])
+            if station.state.observed_at - TREND_LOOKBACK < t
+        ] if station.state.observed_at else [])
+        features.append(station_feature(station, now=at, at=at))
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _rain_windows(station: Station) -> list[timedelta]:
+    return sorted({t.window for t in station.thresholds.all() if t.window})
+
+
+def as_of_span(station: Station) -> timedelta:
+    """How far before its newest reading a station's as-of state looks: the trend's windows and the
+    longest rain window its thresholds total over."""
+    return max([TREND_LOOKBACK, *_rain_windows(station)])
+
+
+def _state_as_of(station: Station, readings: list[tuple[datetime, float, str]], at: datetime) -> StationState:
+    """The latest state the station had at `at`, rebuilt from the readings before it as ingestion
+    builds it: a suspect newest reading is shown but the level stays the last good reading's."""
+    if not readings:
+        return StationState(station_id=station.pk, accumulations={})
+    judge = ReadingJudge(station)
+    newest = len(readings) - 1
+    observed_at, value, quality = readings[newest]
+    state = StationState(
+        station_id=station.pk, value=value, observed_at=observed_at, quality=quality,
+        accumulations=judge.accumulations(readings, newest),
+    )
+    good = next((i for i in range(newest, -1, -1) if readings[i][2] == Observation.Quality.OK), newest)
+    state.level = judge.level(readings, good, at=at)
+    return state
+
+
+class ReadingJudge:
+    """Judges one station's readings as ingestion did: rain totals ending at a reading and the level
+    (`sensors.levels.level_for`) under the threshold values in force at a given time. Readings are
+    (time, value, quality) tuples, oldest first, with `as_of_span` of history before the first one
+    judged; the station's thresholds (with revisions for edited ones) must be loaded."""
+
+    def __init__(self, station: Station):
+        self.thresholds = list(station.thresholds.all())
+        self.windows = sorted({t.window for t in self.thresholds if t.window})
+
+    def accumulations(self, readings: list[tuple[datetime, float, str]], index: int) -> dict[str, float]:
+        if not self.windows:
+            return {}
+        observed_at = readings[index][0]
+        first = bisect_right(readings, observed_at - self.windows[-1], key=lambda reading: reading[0])
+        return window_totals([(t, v) for t, v, _ in readings[first : index + 1]], observed_at, self.windows)
+
+    def level(self, readings: list[tuple[datetime, float, str]], index: int, *, at: datetime) -> int | None:
+        measured = Measure(readings[index][1], self.accumulations(readings, index))
+        return level_for(measured, self.thresholds, at=at)
+
+
+def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[tuple[datetime, float, str]]]:
+    """Per station, its newest reading at or before `at` and the readings in the span before that
+    one, oldest first, in one query whatever the number of stations.
+
+    PostgreSQL: a LATERAL lookup of each station's newest reading (a backward scan of the
+    (station, observed_at) index, LIMIT 1, over the partitions up to `at`), then, LATERAL again so
+    that it stays a parameterized scan of the same index rather than a hash join over the whole
+    table, the span before it. SQLite: the same with a correlated MAX()."""
+    rows: dict[int, list] = defaultdict(list)
+    if not spans:
+        return rows
+    table = connection.ops.quote_name(Observation._meta.db_table)
+    station_ids = sorted(spans)
+    seconds = [spans[pk].total_seconds() for pk in station_ids]
+    if connection.vendor == "postgresql":
+        sql = f"""
+            SELECT o.station_id, o.observed_at, o.value, o.quality
+            FROM unnest(%s::bigint[], %s::float8[]) AS s(station_id, span_seconds)
+            CROSS JOIN LATERAL (
+                SELECT l.observed_at AS newest FROM {table} l
+                WHERE l.station_id = s.station_id AND l.observed_at <= %s
+                ORDER BY l.observed_at DESC LIMIT 1
+            ) AS last
+            CROSS JOIN LATERAL (
+                SELECT r.station_id, r.observed_at, r.value, r.quality FROM {table} r
+                WHERE r.station_id = s.station_id
+                    AND r.observed_at > last.newest - s.span_seconds * interval '1 second'
+                    AND r.observed_at <= last.newest
+                OFFSET 0  -- a fence: flattened into a join, this becomes a hash join over the whole table
+            ) AS o
+            ORDER BY o.station_id, o.observed_at"""
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [station_ids, seconds, at])
+            for station_id, observed_at, value, quality in cursor.fetchall():
+                rows[station_id].append((observed_at, value, quality))
+        return rows
+    # SQLite keeps times as text to the second by datetime(): one second of slack below, then the
+    # exact bound in Python.
+    document = json.dumps([[pk, span + 1] for pk, span in zip(station_ids, seconds)])
+    sql = f"""
+        SELECT o.station_id, o.observed_at, o.value, o.quality, last.newest
+        FROM (
+            SELECT json_extract(r.value, '$[0]') AS station_id, json_extract(r.value, '$[1]') AS span_seconds,
+                (SELECT MAX(l.observed_at) FROM {table} l
+                 WHERE l.station_id = json_extract(r.value, '$[0]') AND l.observed_at <= %s) AS newest
+            FROM json_each(%s) AS r
+        ) AS last
+        JOIN {table} o ON o.station_id = last.station_id
+            AND o.observed_at > datetime(last.newest, '-' || last.span_seconds || ' seconds')
+            AND o.observed_at <= last.newest
+        ORDER BY o.station_id, o.observed_at"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(at), document])
+        for station_id, observed_at, value, quality, newest in cursor.fetchall():
+            observed_at, newest = _sqlite_time(observed_at), _sqlite_time(newest)
+            if observed_at > newest - spans[station_id]:
+                rows[station_id].append((observed_at, value, quality))
+    return rows
 
 
 def observation_range(*, station: Station, since: datetime, until: datetime) -> QuerySet[Observation]:

@@ -34,6 +34,7 @@ from .models import (
     Visibility,
 )
 from .catalog import StationRow, stations_by_code
+from .levels import level_for
 from .selectors import MQTT_STATUS_KEY, mqtt_status, readings_in_ranges, station_audiences
 
 logger = logging.getLogger(__name__)
@@ -597,31 +598,6 @@ def _refresh_accumulations(rain: list[tuple[_State, StationRow]]) -> None:
     for state, _ in rain:
         state.accumulations = totals[state.station_id]
         state.accumulations_changed = True
-
-
-def level_for(state, thresholds) -> int | None:
-    """The 0-5 alert-level equivalent of the current reading; None when there is no reading.
-
-    `state` has `value` and `accumulations` (a dict, or its JSON text as read on ingest);
-    `thresholds` have `value`, `level` and `window` (models or `catalog.ThresholdRow`)."""
-    if state.value is None:
-        return None
-    level = 0
-    accumulations = None
-    for threshold in thresholds:
-        if threshold.level is None:
-            continue
-        if threshold.window:
-            if accumulations is None:
-                accumulations = state.accumulations
-                if isinstance(accumulations, str):
-                    accumulations = json.loads(accumulations)
-            measured = accumulations.get(str(int(threshold.window.total_seconds())))
-        else:
-            measured = state.value
-        if measured is not None and measured >= threshold.value:
-            level = max(level, threshold.level)
-    return level
 
 
 STATION_CHANGED = "station.changed"

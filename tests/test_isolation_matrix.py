@@ -117,6 +117,24 @@ def test_every_door_agrees_with_the_rule(client, world, principal):
     assert replayed_codes(user, "/ws/live/") == expected
     assert replayed_codes(user, "/ws/live/?view=public") == public
 
+    # The past (timeline/): the map as of a moment and the event timeline, by today's visibility.
+    # Every station rises through 氾濫注意水位 (3.0 m, level 2), so each leaves a crossing behind.
+    now = timezone.now()
+    for minutes, value in ((4, 1.45), (3, 1.9), (2, 2.35), (1, 2.8), (0.5, 3.25)):
+        observation_ingest(
+            municipality=None, source="http",
+            items=[{"station": code, "observed_at": now - timedelta(minutes=minutes), "value": value} for code in STATION_CODES],
+        )
+    moment = {"at": timezone.now().isoformat()}
+    as_of = client.get("/api/v1/stations", moment).json()
+    assert {f["properties"]["code"] for f in as_of["features"]} == expected
+    events = client.get("/api/v1/events", {"kind": "level"}).json()["results"]
+    assert {e["subject"] for e in events} == expected, principal
+    if principal != "anonymous":
+        timeline = client.get("/hq/timeline/").content.decode()
+        assert listed_codes(timeline) == expected
+        assert listed_codes(client.get("/hq/overview/").content.decode()) <= expected
+
 
 def replayed_codes(user, path) -> set[str]:
     async def run():
@@ -136,7 +154,6 @@ def replayed_codes(user, path) -> set[str]:
         return codes
 
     return async_to_sync(run)()
-
 
 def snapshot_codes(user, path) -> set[str]:
     async def run():

@@ -67,6 +67,9 @@
   LiveMap.prototype.connect = function () {
     var self = this;
     var socket;
+    if (this.paused) {
+      return;
+    }
     try {
       socket = new window.WebSocket(this.url());
     } catch (error) {
@@ -147,7 +150,33 @@
     window.clearTimeout(this.pongTimer);
   };
 
+  // While static/mizumori/replay.js shows the past: no socket, no reconnects, no ageing of markers.
+  // `unpause` reconnects and resumes from the last applied sequence number.
+  LiveMap.prototype.pause = function () {
+    var socket = this.socket;
+    this.paused = true;
+    this.socket = null;
+    this.pendingSnapshot = null;
+    this.stopHeartbeat();
+    if (socket) {
+      socket.close();
+    }
+    this.setStatus("paused");
+  };
+
+  LiveMap.prototype.unpause = function () {
+    this.paused = false;
+    this.attempt = 0;
+    this.offlineSince = null;
+    this.setStatus("connecting");
+    this.connect();
+  };
+
   LiveMap.prototype.handle = function (message) {
+    if (this.paused) {
+      return;
+    }
+    document.dispatchEvent(new window.CustomEvent("mz:live", { detail: message }));
     switch (message.type) {
       case "subscribed":
         this.attempt = 0;
@@ -356,6 +385,9 @@
   // Readings age even when no message arrives (or while offline): grey stations out on time.
   LiveMap.prototype.markStale = function () {
     var now = Date.now();
+    if (this.paused) {
+      return;
+    }
     Object.keys(Mizumori.stationMarkers).forEach(function (code) {
       var feature = Mizumori.stationMarkers[code].feature;
       var props = feature && feature.properties;
@@ -435,6 +467,7 @@
       reconnecting: ["再接続中…", "Reconnecting…"],
       degraded: ["更新が遅れています(サーバー側で復旧中)", "Updates delayed (server recovering)"],
       offline: [time + "から接続が切れています(再試行中)", "Offline since " + time + " (retrying)"],
+      paused: ["ライブ更新を一時停止中(過去を再生中)", "Live updates paused (replaying the past)"],
     }[status] || ["接続中…", "Connecting…"];
     indicator.className = "mz-live-status mz-live-" + status;
     indicator.querySelector("[lang=ja]").textContent = words[0];

@@ -1,0 +1,172 @@
+"""The past, at scale: the as-of map for 2,000 stations on a large observation table, and a 24-hour
+situation report PDF for one town.
+
+    nice .venv/bin/python bench/asof.py                 # 2,000 stations × 35 days every 10 min ≈ 10.1M rows
+    nice .venv/bin/python bench/asof.py --days 3        # a quick try (≈ 0.9M rows)
+
+Needs PostgreSQL (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres); prints
+figures, asserts nothing (see docs/performance.md). Creates the scratch database `mizumori_bench_asof`
+(dropped first, and at the end unless --keep), migrates it like production (monthly partitions) and
+loads readings with COPY. Targets (issue 14): as-of map ≤ 200 ms server time; 24-hour report ≤ 10 s.
+"""
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+BENCH_DATABASE = "mizumori_bench_asof"
+SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+STATIONS = 2_000
+STEP = timedelta(minutes=10)
+
+
+def database_url(name: str) -> str:
+    return urlunsplit(urlsplit(SERVER_URL)._replace(path=f"/{name}"))
+
+
+def recreate_database(drop_only: bool = False) -> None:
+    with psycopg.connect(SERVER_URL, autocommit=True) as server:
+        server.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE}")
+        if not drop_only:
+            server.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+
+
+def setup_django():
+    os.environ["DATABASE_URL"] = database_url(BENCH_DATABASE)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def build_stations(count: int):
+    from sensors.models import Station, Threshold
+    from tenancy.models import Municipality
+    from tests.conftest import RIVER_THRESHOLDS
+
+    town = Municipality.objects.create(code="990094", slug="bench-town", name_ja="ベンチ町", name_en="Bench Town")
+    stations = Station.objects.bulk_create(
+        Station(code=f"A{i:04d}", name_ja=f"観測所{i}", name_en=f"Gauge {i}", kind="river", municipality=town,
+                lon=140 + (i % 50) / 100, lat=35 + (i // 50) / 100, unit="m", visibility="public")
+        for i in range(count)
+    )
+    Threshold.objects.bulk_create(
+        Threshold(station=s, name=n, label_ja=ja, label_en=en, level=lv, value=v)
+        for s in stations for n, ja, en, lv, v in RIVER_THRESHOLDS
+    )
+    return town, [s.pk for s in stations]
+
+
+def copy_readings(station_ids: list[int], start: datetime, end: datetime) -> tuple[int, float]:
+    from django.db import connection
+
+    rows, began = 0, time.perf_counter()
+    received = end.isoformat()
+    sql = "COPY sensors_observation (station_id, observed_at, value, quality, received_at, source) FROM STDIN"
+    with connection.cursor() as cursor:
+        moment = start
+        while moment < end:
+            buffer = io.StringIO()
+            chunk_end = min(moment + timedelta(hours=12), end)
+            while moment < chunk_end:
+                stamp = moment.isoformat()
+                # A slow storm wave so levels move: 2.0 m … 4.5 m over a day.
+                wave = 2.0 + 2.5 * abs(((moment - start).total_seconds() / 86400) % 2 - 1)
+                buffer.writelines(f"{pk}\t{stamp}\t{wave + (pk % 7) / 100:.2f}\tok\t{received}\timport\n" for pk in station_ids)
+                rows += len(station_ids)
+                moment += STEP
+            with cursor.cursor.copy(sql) as copy:
+                copy.write(buffer.getvalue())
+        cursor.execute("ANALYZE sensors_observation")
+    return rows, time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--days", type=int, default=35)
+    parser.add_argument("--stations", type=int, default=STATIONS)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    recreate_database()
+    try:
+        setup_django()
+        from django.db import connection
+
+        from sensors import partitions
+        from sensors.selectors import as_of_span, readings_up_to, station_feature_collection_at
+        from tenancy.selectors import Viewer
+
+        end = datetime.now(UTC).replace(second=0, microsecond=0)
+        start = end - timedelta(days=args.days)
+        span = (end.year - start.year) * 12 + end.month - start.month
+        partitions.partitions_ensure_ahead(months_ahead=span, now=start)
+        town, station_ids = build_stations(args.stations)
+        rows, seconds = copy_readings(station_ids, start, end)
+        print(f"COPY {rows:,} rows in {seconds:.1f} s", flush=True)
+
+        viewer = Viewer(is_platform_admin=True)
+        at = end - timedelta(hours=30, minutes=5)
+        spans = {pk: timedelta(hours=1) for pk in station_ids}
+        totals, queries = [], []
+        for _ in range(args.repeats + 2):
+            began = time.perf_counter()
+            collection = station_feature_collection_at(viewer=viewer, at=at)
+            totals.append((time.perf_counter() - began) * 1000)
+            began = time.perf_counter()
+            readings_up_to(spans, at)
+            queries.append((time.perf_counter() - began) * 1000)
+        print(f"as-of map, {len(collection['features']):,} stations: {statistics.median(totals[2:]):.0f} ms in all "
+              f"(Python included), readings query {statistics.median(queries[2:]):.0f} ms fetched", flush=True)
+        # PostgreSQL's own time for the one readings query.
+        from sensors.models import Station
+
+        stations = list(Station.objects.all())
+        spans = {s.pk: as_of_span(s) for s in stations}
+        connection.force_debug_cursor = True
+        readings_up_to(spans, at)
+        sql = connection.queries[-1]["sql"]
+        connection.force_debug_cursor = False
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
+            plan = cursor.fetchone()[0]
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+        print(f"readings query in PostgreSQL: {plan[0]['Execution Time']:.0f} ms (target ≤ 200 ms)", flush=True)
+
+        from django.template.loader import render_to_string
+
+        from timeline.reports import FONT_PATH, report_pdf, situation_report
+
+        began = time.perf_counter()
+        report = situation_report(viewer=viewer, since=end - timedelta(hours=24), until=end, towns=[town],
+                                  moments=[end - timedelta(hours=h) for h in (16, 8, 0)])
+        built = time.perf_counter() - began
+        html = render_to_string("timeline/report.html", {"report": report, "font_url": FONT_PATH.as_uri(),
+                                                         "generated_at": end, "show_tools": False})
+        pdf = report_pdf(html, base_url=str(FONT_PATH.parent))
+        total = time.perf_counter() - began
+        print(f"24-hour situation report, {len(report['peaks']):,} gauges, {report['events_count']:,} events: "
+              f"{built:.1f} s to gather, {total:.1f} s with the PDF ({len(pdf) / 1e6:.1f} MB) (target ≤ 10 s); "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep:
+            recreate_database(drop_only=True)
+
+
+if __name__ == "__main__":
+    main()

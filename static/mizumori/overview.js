@@ -1,0 +1,38 @@
+/*
+ * The HQ overview (templates/timeline/_hq_overview.html) follows the live map: after live messages
+ * (the "mz:live" events static/mizumori/live.js dispatches) it fetches the fragment again, at most
+ * once every few seconds, and swaps it in. It shows now, also while the map replays the past.
+ */
+(function (window, document) {
+  "use strict";
+
+  var QUIET_MS = 3000;
+  var timer = null;
+
+  function refresh() {
+    timer = null;
+    var section = document.getElementById("mz-overview");
+    if (!section || !window.fetch) {
+      return;
+    }
+    window.fetch(section.getAttribute("data-fragment-url"), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+      .then(function (html) {
+        var holder = document.createElement("div");
+        holder.innerHTML = html;
+        var fresh = holder.querySelector("#mz-overview");
+        if (fresh) {
+          section.replaceWith(fresh);
+        }
+      })
+      .catch(function () { /* kept as it was; the next live message tries again */ });
+  }
+
+  document.addEventListener("mz:live", function (event) {
+    var type = event.detail && event.detail.type;
+    if (["stations", "withdrawn", "shelters", "alert", "snapshot"].indexOf(type) === -1 || timer) {
+      return;
+    }
+    timer = window.setTimeout(refresh, QUIET_MS);
+  });
+})(window, document);

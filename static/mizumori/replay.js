@@ -1,0 +1,273 @@
+/*
+ * Replay: the map as it stood at a past moment (templates/timeline/_replay_bar.html).
+ *
+ * Dragging the slider, stepping or playing pauses the live socket (Mizumori.live.pause) and draws
+ * what GET /api/v1/stations?at=, /api/v1/shelters?at= and /api/v1/alerts?at= say of that moment,
+ * with the same drawing code as live (Mizumori.drawStation via live.replaceAll). A "REPLAY hh:mm"
+ * banner says so. "LIVE" (or playing up to now) puts back the map as it was when replay began and
+ * unpauses the socket, which resumes from the last sequence number it applied, so whatever changed
+ * meanwhile arrives then. The public page asks without credentials: public data only.
+ *
+ * ?at=<ISO time> in the page's address (the timeline's links) starts in replay at that moment.
+ */
+(function (window, document) {
+  "use strict";
+
+  var Mizumori = (window.Mizumori = window.Mizumori || {});
+  var TICK_MS = 500;
+  var STEP_MINUTES = 10;
+
+  function Replay(bar) {
+    this.bar = bar;
+    this.view = bar.getAttribute("data-view");
+    this.timeZone = bar.getAttribute("data-time-zone") || undefined;
+    this.slider = document.getElementById("mz-replay-slider");
+    this.windowSelect = document.getElementById("mz-replay-window");
+    this.speedSelect = document.getElementById("mz-replay-speed");
+    this.playButton = document.getElementById("mz-replay-play");
+    this.liveButton = document.getElementById("mz-replay-live");
+    this.banner = document.getElementById("mz-replay-banner");
+    this.bannerTime = document.getElementById("mz-replay-time");
+    this.at = null; // ms since the epoch while replaying, null while live
+    this.anchor = Date.now(); // the slider's right end
+    this.saved = null;
+    this.request = 0;
+    this.loading = false;
+    this.timer = null;
+  }
+
+  Replay.prototype.start = function () {
+    var self = this;
+    this.bar.hidden = false;
+    this.slider.addEventListener("input", function () { self.showTime(self.sliderTime()); });
+    this.slider.addEventListener("change", function () { self.go(self.sliderTime()); });
+    this.windowSelect.addEventListener("change", function () { self.syncSlider(); });
+    document.getElementById("mz-replay-back").addEventListener("click", function () {
+      self.go((self.at === null ? Date.now() : self.at) - STEP_MINUTES * 60000);
+    });
+    document.getElementById("mz-replay-forward").addEventListener("click", function () {
+      if (self.at !== null) {
+        self.go(self.at + STEP_MINUTES * 60000);
+      }
+    });
+    this.playButton.addEventListener("click", function () {
+      if (self.timer) {
+        self.pause();
+      } else {
+        self.play();
+      }
+    });
+    this.liveButton.addEventListener("click", function () { self.goLive(); });
+    var requested = new window.URLSearchParams(window.location.search).get("at");
+    var parsed = requested ? Date.parse(requested) : NaN;
+    if (!isNaN(parsed)) {
+      this.go(parsed);
+    }
+  };
+
+  Replay.prototype.windowMinutes = function () {
+    return Number(this.windowSelect.value) || 1440;
+  };
+
+  Replay.prototype.sliderTime = function () {
+    return this.anchor + Number(this.slider.value) * 60000;
+  };
+
+  Replay.prototype.syncSlider = function () {
+    var minutes = this.windowMinutes();
+    this.slider.min = String(-minutes);
+    if (this.at !== null) {
+      var offset = Math.round((this.at - this.anchor) / 60000);
+      if (offset < -minutes) {
+        // A moment before the window (a timeline link): widen the window to reach it.
+        this.slider.min = String(offset);
+      }
+      this.slider.value = String(Math.min(0, offset));
+    } else {
+      this.slider.value = "0";
+    }
+  };
+
+  Replay.prototype.clock = function (ms) {
+    try {
+      return new Intl.DateTimeFormat("ja-JP", {
+        timeZone: this.timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+        hour12: false,
+      }).format(new Date(ms));
+    } catch (error) {
+      return new Date(ms).toISOString();
+    }
+  };
+
+  Replay.prototype.showTime = function (ms) {
+    this.bannerTime.textContent = this.clock(ms).slice(-5);
+    this.bannerTime.setAttribute("datetime", new Date(ms).toISOString());
+    this.bannerTime.title = this.clock(ms);
+  };
+
+  // Into replay at `ms` (from live or from another past moment).
+  Replay.prototype.go = function (ms) {
+    if (ms >= Date.now()) {
+      this.goLive();
+      return;
+    }
+    if (this.at === null) {
+      this.enter();
+    }
+    this.at = ms;
+    this.showTime(ms);
+    this.syncSlider();
+    this.load(ms);
+  };
+
+  Replay.prototype.enter = function () {
+    var live = Mizumori.live;
+    this.anchor = Date.now();
+    this.saved = {
+      stations: Object.keys(Mizumori.stationMarkers || {}).map(function (code) { return Mizumori.stationMarkers[code].feature; }),
+      shelters: Object.keys(Mizumori.shelterMarkers || {}).map(function (code) { return Mizumori.shelterMarkers[code].feature; }),
+      alerts: Object.keys(Mizumori.alertMarkers || {}).map(function (id) { return Mizumori.alertMarkers[id]; }),
+    };
+    if (live) {
+      live.pause();
+    }
+    this.banner.hidden = false;
+    this.liveButton.disabled = false;
+    document.documentElement.classList.add("mz-replaying");
+  };
+
+  Replay.prototype.fetchJson = function (url) {
+    // The public map shows public data even to a signed-in visitor.
+    var credentials = this.view === "public" ? "omit" : "same-origin";
+    return window.fetch(url, { credentials: credentials, headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); });
+  };
+
+  Replay.prototype.load = function (ms) {
+    var self = this;
+    var token = ++this.request;
+    var at = encodeURIComponent(new Date(ms).toISOString());
+    var bar = this.bar;
+    this.loading = true;
+    bar.setAttribute("data-replay-state", "loading");
+    return Promise.all([
+      this.fetchJson(bar.getAttribute("data-stations-url") + "?at=" + at),
+      this.fetchJson(bar.getAttribute("data-shelters-url") + "?at=" + at),
+      this.fetchJson(bar.getAttribute("data-alerts-url") + "?limit=500&at=" + at),
+    ]).then(function (answers) {
+      if (token !== self.request || self.at === null) {
+        return; // a later moment was asked for meanwhile, or we are live again
+      }
+      self.draw(answers[0].features || [], answers[1].features || [], answers[2].results || []);
+      bar.setAttribute("data-replay-at", new Date(ms).toISOString());
+      bar.setAttribute("data-replay-state", "shown");
+    }).catch(function () {
+      bar.setAttribute("data-replay-state", "failed");
+    }).then(function () {
+      if (token === self.request) {
+        self.loading = false;
+      }
+    });
+  };
+
+  Replay.prototype.draw = function (stations, shelters, alerts) {
+    var live = Mizumori.live;
+    if (live) {
+      live.replaceAll(stations);
+    } else {
+      stations.forEach(function (feature) { Mizumori.drawStation(feature); });
+    }
+    shelters.forEach(function (feature) {
+      if (Mizumori.applyShelter) {
+        Mizumori.applyShelter(feature);
+      }
+    });
+    this.clearAlerts();
+    if (live) {
+      alerts.forEach(function (alert) { live.applyAlert(alert); });
+    }
+  };
+
+  Replay.prototype.clearAlerts = function () {
+    var layer = Mizumori.alertLayer;
+    Object.keys(Mizumori.alertMarkers || {}).forEach(function (id) {
+      if (layer) {
+        layer.removeLayer(Mizumori.alertMarkers[id]);
+      }
+      delete Mizumori.alertMarkers[id];
+    });
+  };
+
+  Replay.prototype.play = function () {
+    var self = this;
+    if (this.at === null) {
+      this.go(Date.now() - this.windowMinutes() * 60000);
+    }
+    var last = Date.now();
+    this.playButton.setAttribute("aria-pressed", "true");
+    this.timer = window.setInterval(function () {
+      var now = Date.now();
+      var elapsed = now - last;
+      if (self.loading) {
+        return; // the moment shown lags behind rather than the requests piling up
+      }
+      last = now;
+      var next = self.at + elapsed * Number(self.speedSelect.value || 1);
+      if (next >= Date.now()) {
+        self.goLive();
+        return;
+      }
+      self.at = next;
+      self.showTime(next);
+      self.syncSlider();
+      self.load(next);
+    }, TICK_MS);
+  };
+
+  Replay.prototype.pause = function () {
+    window.clearInterval(this.timer);
+    this.timer = null;
+    this.playButton.setAttribute("aria-pressed", "false");
+  };
+
+  Replay.prototype.goLive = function () {
+    var live = Mizumori.live;
+    this.pause();
+    if (this.at === null) {
+      return;
+    }
+    this.at = null;
+    this.request += 1;
+    var saved = this.saved || { stations: [], shelters: [], alerts: [] };
+    this.saved = null;
+    if (live) {
+      live.replaceAll(saved.stations);
+    }
+    saved.shelters.forEach(function (feature) {
+      if (Mizumori.applyShelter) {
+        Mizumori.applyShelter(feature);
+      }
+    });
+    this.clearAlerts();
+    saved.alerts.forEach(function (marker) {
+      if (Mizumori.alertLayer) {
+        Mizumori.alertLayer.addLayer(marker);
+        Mizumori.alertMarkers[marker.feature.id] = marker;
+      }
+    });
+    this.banner.hidden = true;
+    this.liveButton.disabled = true;
+    this.syncSlider();
+    this.bar.setAttribute("data-replay-state", "live");
+    document.documentElement.classList.remove("mz-replaying");
+    if (live) {
+      live.unpause();
+    }
+  };
+
+  var bar = document.getElementById("mz-replay");
+  if (bar && window.fetch && window.URLSearchParams) {
+    Mizumori.replay = new Replay(bar);
+    Mizumori.replay.start();
+  }
+})(window, document);

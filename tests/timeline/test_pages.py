@@ -1,0 +1,99 @@
+"""The HQ overview on /hq/ (and its fragment), the timeline page, and the replay bar on both maps."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from alerts.models import Alert
+
+from .conftest import ingest
+
+
+def overview_row(html: str, slug: str) -> str:
+    match = re.search(rf'<tr data-overview-town="{slug}">(.*?)</tr>', html, re.S)
+    assert match, slug
+    return match.group(1)
+
+
+def cell(row: str, name: str) -> str:
+    return re.sub(r"<[^>]+>", "", re.search(rf'data-overview="{name}">(.*?)</td>', row, re.S).group(1)).strip()
+
+
+def test_hq_overview_counts_per_town_what_the_viewer_may_see(client, stations, user_a, clock, django_capture_on_commit_callbacks):
+    for code, value in (("A-PUBLIC", 3.6), ("A-PRIVATE", 4.2), ("B-PRIVATE", 5.5), ("B-REGION", 3.1)):
+        ingest(code, clock.now - timedelta(minutes=2), value, django_capture_on_commit_callbacks)
+    client.force_login(user_a)
+    html = client.get("/hq/").content.decode()
+    assert 'id="mz-overview"' in html and 'id="mz-replay"' in html
+    own = overview_row(html, "town-a")
+    assert cell(own, "levels").replace(" ", "") == "0/1/1/0/0/0/2"  # L4 A-PRIVATE, L3 A-PUBLIC, 2 without data
+    assert cell(own, "alerts").replace(" ", "") == "0/1/1/0/0"
+    assert cell(own, "unacknowledged") == "2"
+    neighbour = overview_row(html, "town-b")
+    # B's private L5 gauge is not A's to see: B counts its shared, region and public stations only.
+    assert cell(neighbour, "levels").replace(" ", "") == "0/0/0/1/0/0/2"
+    assert "B-PRIVATE" not in html
+    # The last hour's changes name what A may see.
+    recent = re.search(r'data-overview="recent">(.*?)</ol>', html, re.S).group(1)
+    assert "A-PUBLIC 観測所" in recent and "B-PRIVATE" not in recent
+    # The fragment the page refreshes after live messages is the same section.
+    Alert.objects.filter(station__code="A-PUBLIC").update(state="acknowledged")
+    fragment = client.get("/hq/overview/")
+    assert fragment["Cache-Control"] == "private, no-store"
+    assert cell(overview_row(fragment.content.decode(), "town-a"), "unacknowledged") == "1"
+
+
+def test_overview_and_timeline_need_a_login(client, stations):
+    for url in ("/hq/overview/", "/hq/timeline/"):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_timeline_page_lists_events_linking_to_the_map_then(client, stations, user_a, clock, django_capture_on_commit_callbacks):
+    for minutes, value in ((40, 2.0), (30, 2.9), (20, 3.8), (10, 4.1)):  # steps a gauge can make
+        for code in ("A-PUBLIC", "B-PRIVATE"):
+            ingest(code, clock.now - timedelta(minutes=minutes), value, django_capture_on_commit_callbacks)
+    client.force_login(user_a)
+    html = client.get("/hq/timeline/").content.decode()
+    assert "警戒レベル4相当に上昇" in html
+    assert re.search(r'href="/hq/\?at=[^"]+"', html)
+    assert "B-PRIVATE" not in html
+    bad = client.get("/hq/timeline/", {"since": "<script>alert(1)</script>"})
+    assert bad.status_code == 400
+    assert "<script>alert(1)" not in bad.content.decode()
+    assert "is not an ISO 8601 time" in bad.content.decode()
+
+
+def test_public_map_replays_public_data(client, stations):
+    html = client.get("/").content.decode()
+    assert 'data-view="public"' in html and "mizumori/replay.js" in html
+    assert 'id="mz-overview"' not in html
+
+
+def test_shelters_as_of_follow_their_audit_trail(client, towns, user_a, clock):
+    from django.contrib.auth import get_user_model
+
+    from geo.models import Shelter
+    from geo.services import shelter_status_set
+    from tenancy.models import Membership
+
+    operator = get_user_model().objects.create_user("a-op", password="pw-a-op-123")
+    Membership.objects.create(user=operator, municipality=towns[0], role=Membership.Role.OPERATOR)
+    shelter = Shelter.objects.create(code="SH-1", name_ja="公民館", name_en="Hall", municipality=towns[0], lon=140, lat=35)
+    before = clock.now
+    clock.advance(minutes=10)
+    shelter_status_set(shelter=shelter, status="open", actor=operator)
+    opened = clock.advance(minutes=5)
+    clock.advance(minutes=5)
+    shelter_status_set(shelter=shelter, status="full", actor=operator)
+    clock.advance(minutes=10)
+
+    def status_at(moment):
+        response = client.get("/api/v1/shelters", {"at": moment.isoformat()})
+        assert response.status_code == 200
+        return response.json()["features"][0]["properties"]["status"]
+
+    assert (status_at(before), status_at(opened), status_at(clock.now)) == ("closed", "open", "full")
+    assert client.get("/api/v1/shelters").json()["features"][0]["properties"]["status"] == "full"
+    assert client.get("/api/v1/shelters", {"at": "nonsense"}).status_code == 400

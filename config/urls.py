@@ -10,6 +10,8 @@ urlpatterns = [
     path("api/v1/", include("alerts.api_urls")),
     path("alerts/", include("alerts.urls")),
     path("ngsi/", include("ngsi.urls")),
+    # `/` (the public shell) and the public snapshot: public/urls.py.
+    path("", include("public.urls")),
     path("", include("dashboard.urls")),
 ]
 

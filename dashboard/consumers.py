@@ -18,11 +18,13 @@ import json
 import time
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
 from alerts.selectors import live_group
+from public.load import public_socket_closed, public_socket_opened
 from sensors.selectors import station_list
 from tenancy.models import Municipality
 from tenancy.selectors import ANONYMOUS, active_municipality_id, viewer_for_user
@@ -51,12 +53,19 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.viewer = await database_sync_to_async(self._viewer_of_session)()
         self.layers: set[str] = set()
         self.groups_joined: list[str] = []
+        # Anonymous sockets are counted: past PUBLIC_WEBSOCKET_READERS_MAX the public snapshot tells
+        # new readers to poll instead (public.load.live_transport).
+        self.counted_as_public = self.viewer.is_anonymous
+        if self.counted_as_public:
+            await sync_to_async(public_socket_opened)()
         await self.accept()
 
     def _viewer_of_session(self):
         return viewer_for_user(self.scope.get("user"), active_municipality_id(self.scope.get("session")))
 
     async def disconnect(self, code):
+        if getattr(self, "counted_as_public", False):
+            await sync_to_async(public_socket_closed)()
         await self._leave_groups()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):

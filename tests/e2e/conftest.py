@@ -201,7 +201,11 @@ def second_server(asgi_server, tmp_path_factory):
 @pytest.fixture
 def public_server(asgi_server, tmp_path_factory, request):
     """Another ASGI process on the same database whose public page is set by the test's
-    `public_env` marker (e.g. PUBLIC_PAGE_MODE=minimal); up before the test runs."""
+    `public_env` marker (e.g. PUBLIC_PAGE_MODE=minimal); up before the test runs. The session's
+    server is stopped meanwhile (the next test's `asgi_server` starts it again): each drains the
+    change log in-process, and with the in-memory channel layer a change it took would reach only
+    its own browsers."""
+    asgi_server.stop()
     marker = request.node.get_closest_marker("public_env")
     env = {**asgi_server.env, **(marker.kwargs if marker else {})}
     server = AsgiServer(port=free_port(), env=env, log_dir=tmp_path_factory.mktemp("asgi"), name="public")

@@ -83,10 +83,13 @@ BASEMAP = TickCache("basemap", encoded_basemap, period=basemap_period)
 
 def public_shell(request) -> HttpResponse:
     # `?lang=` is the shell's language switch (links, no form: a form would need a CSRF token);
-    # without it, the language LocaleMiddleware chose from the cookie or Accept-Language.
+    # without it, the language cookie (set by the staff pages' switch), else Japanese. Not
+    # Accept-Language: its endless spellings would split every cache in front into countless copies.
     language = request.GET.get("lang")
     if language not in LANGUAGES:
-        language = "en" if getattr(request, "LANGUAGE_CODE", "ja") == "en" else "ja"
+        language = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+    if language not in LANGUAGES:
+        language = LANGUAGES[0]
     response = cached_response(request, SHELL.get(language))
     response["Content-Language"] = language
     return response

@@ -2,7 +2,8 @@
  * The live layer: draws the stations of the page's first snapshot and keeps the map in step with
  * /ws/live/ (docs/api.md, "Websocket").
  *
- * The page carries its first snapshot (#mz-live-snapshot: seq, stream, features), so the socket
+ * The page carries its first snapshot (#mz-live-snapshot: seq, stream, features; the public page
+ * hands over its snapshot document instead, static/mizumori/public.js), so the socket
  * starts with subscribe {"snapshot": false} and resume {"since": seq, "stream": stream}: the
  * server answers with what was missed, or with a fresh snapshot when it cannot. Then "stations",
  * "withdrawn" and "shelters" messages with sequence numbers. A snapshot may come in parts

@@ -18,6 +18,8 @@ FILIP_VENV := var/venv-filip
 FILIP_STAMP := $(FILIP_VENV)/.installed
 
 PORT ?= 8000
+# make serve PROXY=1: nginx in front on PORT (deploy/nginx.conf.template), the application on PORT+1.
+PROXY ?= 0
 DEMO_PASSWORD ?= mizumori-demo
 PYTEST_ARGS ?=
 
@@ -28,7 +30,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make demo     start the demo site on http://127.0.0.1:$(PORT)/ with the storm simulator (Ctrl-C stops both)"
 	@echo "make test     ruff, manage.py check, makemigrations --check, pytest (PYTEST_ARGS='-k ingest' passes through)"
-	@echo "make serve    the production process set (ASGI, change-log workers, Celery worker and beat, MQTT) on DATABASE_URL / REDIS_URL"
+	@echo "make serve    the production process set (ASGI, change-log workers, Celery worker and beat, MQTT) on DATABASE_URL / REDIS_URL; PROXY=1 puts nginx in front"
 	@echo "make install  create .venv and install requirements-dev.txt (again only when requirements*.txt change)"
 	@echo "make bench    end-to-end benchmark on PostgreSQL + Redis (bench/e2e.py, with bench/run.py): one table in var/bench/latest.md"
 	@echo "make clean    remove var/ (the embedded SQLite database) and staticfiles/; keeps .venv"
@@ -65,7 +67,7 @@ demo: $(STAMP)
 # The production process set in the foreground (bin/serve); needs DATABASE_URL and REDIS_URL.
 serve: export DEBUG := 0
 serve: $(STAMP)
-	PORT='$(PORT)' bash bin/serve
+	PORT='$(PORT)' PROXY='$(PROXY)' bash bin/serve
 
 clean:
 	rm -rf var staticfiles

@@ -18,7 +18,8 @@ over HTTP and websockets:
        fan-out to 1,000 subscriber connections; RSS of the ASGI processes with the clients connected
     d  POST crossing a threshold -> public `alert` message on a websocket, and -> webhook received
     e  7 days (10,080 rows) of one station's history over HTTP
-    f  `/` with 2,000 public stations: bytes (gzip and not), server time, Chromium time to last marker
+    f  `/` with 2,000 public stations (shell, base map and snapshot document): bytes (gzip and not),
+       server time, Chromium time to last marker
     m  bench/run.py, the in-process micro-benchmark (same PostgreSQL, its own test database)
 
 It prints figures and asserts nothing; every figure carries the 1-minute load average at the moment
@@ -247,6 +248,9 @@ def service_env() -> dict:
         # The webhook receiver of phase d listens on loopback, which the outbound policy refuses
         # unless listed (docs/api.md, "Outbound destinations").
         OUTBOUND_ALLOWED_HOSTS="127.0.0.1",
+        # Phase f measures the map: on a shared, loaded machine the public page would otherwise
+        # switch itself to its minimal mode (public/load.py), which has no markers to count.
+        PUBLIC_PAGE_MODE=os.environ.get("PUBLIC_PAGE_MODE", "map"),
     )
     return env
 
@@ -1095,21 +1099,26 @@ def phase_page(report: Report, port: int, args) -> None:
     print("f: / with 2,000 public stations", flush=True)
     total = seed_map_stations(port, args.map_stations, report)
     http_ = Http(port, timeout=180)
+    # The public page is its shell, its base map and its snapshot document (docs/api.md, "The public
+    # page"); each is built at most once per tick, so later reads within a tick are the cached build.
     for encoding in ("gzip", None):
         timings, size = [], 0
         headers = {"Accept-Encoding": encoding} if encoding else {}
         for _ in range(max(1, args.reads // 4)):
             began = time.monotonic()
-            status, response_headers, body = http_.request("GET", "/", headers=headers)
+            size, raw = 0, 0
+            for path in ("/", "/public/basemap.js", "/api/v1/public/snapshot"):
+                status, response_headers, body = http_.request("GET", path, headers=headers)
+                size += len(body)
+                served = dict((k.lower(), v) for k, v in response_headers).get("content-encoding", "identity")
+                raw += len(gzip.decompress(body)) if served == "gzip" else len(body)
             timings.append(time.monotonic() - began)
-            size = len(body)
-            served = dict((k.lower(), v) for k, v in response_headers).get("content-encoding", "identity")
-        report.add("f", f"GET / ({total:,} public stations), Accept-Encoding: {encoding or 'none'}",
+        report.add("f", f"GET / + base map + snapshot ({total:,} public stations), Accept-Encoding: {encoding or 'none'}",
                    f"{size / 1000:,.0f} KB transferred ({served}), server time p50 {ms(pct(timings, 50))} "
                    f"p95 {ms(pct(timings, 95))}; HTTP {status}",
                    GOALS["page_bytes"] if encoding else "")
-        if encoding == "gzip" and served == "gzip":
-            report.add("f", "GET / uncompressed size of the gzip answer", f"{len(gzip.decompress(body)) / 1000:,.0f} KB")
+        if encoding == "gzip":
+            report.add("f", "the same, uncompressed", f"{raw / 1000:,.0f} KB")
     http_.close()
     report.add("f", f"Chromium: navigation start → {total:,} `{args.marker_selector}` in the DOM",
                chromium_time_to_markers(port, total, args), GOALS["marker"])

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "jma",
     "dashboard",
     "timeline",
+    "public",
 ]
 
 MIDDLEWARE = [
@@ -94,6 +95,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outside every middleware that writes the body, inside WhiteNoise (static files come precompressed).
     "config.compression.CompressionMiddleware",
+    # Private and uncacheable unless a view says otherwise (the public page does: public/http.py).
+    "public.middleware.CachePolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -298,6 +301,20 @@ EVENTS_LAG_WARN_SECONDS = env_float("EVENTS_LAG_WARN_SECONDS", 5.0)
 LIVE_REPLAY_KEEP = env_int("LIVE_REPLAY_KEEP", 5000)
 LIVE_HEALTH_SECONDS = env_float("LIVE_HEALTH_SECONDS", 2.0)
 
+# --- The public page (public/, docs/deployment.md "Public page and proxy") ---------------------------
+# The public snapshot document changes at most once per tick; proxies and browsers may keep it this long.
+PUBLIC_SNAPSHOT_TICK_SECONDS = env_int("PUBLIC_SNAPSHOT_TICK_SECONDS", 5)
+# The base map script (boundaries, rivers, hazard zones) is rebuilt at most this often.
+PUBLIC_BASEMAP_SECONDS = env_int("PUBLIC_BASEMAP_SECONDS", 60)
+# "map" or "minimal" forces the page's presentation; "auto" switches to minimal when saturated:
+PUBLIC_PAGE_MODE = os.environ.get("PUBLIC_PAGE_MODE", "auto")
+PUBLIC_MINIMAL_LAG_SECONDS = env_float("PUBLIC_MINIMAL_LAG_SECONDS", 30.0)  # change-log lag
+PUBLIC_MINIMAL_QUEUE_DEPTH = env_int("PUBLIC_MINIMAL_QUEUE_DEPTH", 5000)  # Celery tasks waiting
+PUBLIC_MINIMAL_CPU_LOAD = env_float("PUBLIC_MINIMAL_CPU_LOAD", 4.0)  # 1-minute load average per core
+# "websocket" or "poll" forces how anonymous readers stay live; "auto": websockets until this many
+# anonymous sockets are open (or the page is minimal), then conditional polling through the proxy.
+PUBLIC_LIVE_TRANSPORT = os.environ.get("PUBLIC_LIVE_TRANSPORT", "auto")
+PUBLIC_WEBSOCKET_READERS_MAX = env_int("PUBLIC_WEBSOCKET_READERS_MAX", 500)
 # Columns of the monthly usage report (tenancy.usage): name -> function(month_start, month_end).
 USAGE_METRICS = {
     "stations": "sensors.usage.stations_per_town",

@@ -16,6 +16,8 @@ urlpatterns = [
     path("ngsi/", include("ngsi.urls")),
     path("hq/forecasts/", include("forecasts.page_urls")),
     path("hq/", include("timeline.urls")),
+    # `/` (the public shell) and the public snapshot: public/urls.py.
+    path("", include("public.urls")),
     path("", include("dashboard.urls")),
 ]
 

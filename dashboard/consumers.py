@@ -26,6 +26,7 @@ import time
 from collections import deque
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -34,6 +35,7 @@ from channels.utils import await_many_dispatch
 from django.utils import timezone
 
 from alerts.selectors import live_group
+from public.load import public_socket_closed, public_socket_opened
 from sensors.selectors import station_list
 from tenancy.models import Municipality
 from tenancy.selectors import ANONYMOUS, active_municipality_id, viewer_for_user
@@ -90,12 +92,19 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         # Where the replay after an outage starts: the number reached when it began (a message the
         # channel layer dropped then may be older than one that got through later).
         self.replay_from = 0
+        # Anonymous sockets are counted: past PUBLIC_WEBSOCKET_READERS_MAX the public snapshot tells
+        # new readers to poll instead (public.load.live_transport).
+        self.counted_as_public = self.viewer.is_anonymous
+        if self.counted_as_public:
+            await sync_to_async(public_socket_opened)()
         await self.accept()
 
     def _viewer_of_session(self):
         return viewer_for_user(self.scope.get("user"), active_municipality_id(self.scope.get("session")))
 
     async def disconnect(self, code):
+        if getattr(self, "counted_as_public", False):
+            await sync_to_async(public_socket_closed)()
         await self._leave_groups()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):

@@ -3,7 +3,6 @@ from django.urls import include, path
 from . import alert_views, health, views
 
 urlpatterns = [
-    path("", views.public_map, name="dashboard-public"),
     path("hq/", views.hq_map, name="dashboard-hq"),
     path("health/", health.health, name="health"),
     path("hq/town/", views.switch_town, name="dashboard-switch-town"),

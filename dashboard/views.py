@@ -25,7 +25,7 @@ from sensors.models import Station, StationKind
 from sensors.selectors import local_iso
 from tenancy.models import Membership, Municipality
 from tenancy.permissions import Action, permits
-from tenancy.selectors import ANONYMOUS, Viewer, memberships_of, viewer_for_request
+from tenancy.selectors import Viewer, memberships_of, viewer_for_request
 from tenancy.services import town_switch
 
 from .health import pipeline_status
@@ -59,15 +59,6 @@ from .selectors import (
     stations_needing_notice,
     thin_series,
 )
-
-
-def public_map(request):
-    # Always the public view, even for a logged-in HQ user: what staff see here is exactly what
-    # residents see, and nothing shared only between towns can leak onto the public page.
-    context = map_page_context(viewer=ANONYMOUS, show_sharing=False)
-    context["live_view"] = "public"
-    context["public_alerts"] = public_alerts()
-    return render(request, "dashboard/public.html", context)
 
 
 @login_required

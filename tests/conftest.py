@@ -89,8 +89,10 @@ def api_usage_flushed_by_hand():
 def no_shared_snapshot_from_another_test():
     """Snapshots are shared per sequence number and audience within a process; each test starts afresh."""
     from dashboard import live
+    from public.tick_cache import forget_all
 
     live._shared_snapshot.clear()
+    forget_all()
 
 
 @pytest.fixture

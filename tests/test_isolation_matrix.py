@@ -21,6 +21,7 @@ from django.utils import timezone
 from dashboard.consumers import LiveConsumer
 from sensors.services import observation_ingest
 from tenancy.models import Membership
+from tests.public_page import public_page_text
 
 STATION_CODES = [f"{town}-{vis}" for town in "AB" for vis in ("PRIVATE", "SHARED", "REGION", "PUBLIC")]
 SHARED_WITH = {"A": "B", "B": "A"}  # the `stations` fixture's grants
@@ -102,7 +103,7 @@ def test_every_door_agrees_with_the_rule(client, world, principal):
                     assert response.json() == missing.json(), (principal, url)
 
     # Pages: the public map is the public view for everyone; HQ shows what the viewer may see.
-    assert listed_codes(client.get("/").content.decode()) == public
+    assert listed_codes(public_page_text(client)) == public  # the shell, its base map and its snapshot
     hq = client.get("/hq/")
     if principal == "anonymous":
         assert hq.status_code == 302

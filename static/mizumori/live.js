@@ -2,7 +2,8 @@
  * The live layer: draws the stations of the page's first snapshot and keeps the map in step with
  * /ws/live/ (docs/api.md, "Websocket").
  *
- * The page carries its first snapshot (#mz-live-snapshot: seq, stream, features), so the socket
+ * The page carries its first snapshot (#mz-live-snapshot: seq, stream, features; the public page
+ * hands over its snapshot document instead, static/mizumori/public.js), so the socket
  * starts with subscribe {"snapshot": false} and resume {"since": seq, "stream": stream}: the
  * server answers with what was missed, or with a fresh snapshot when it cannot. Then "stations",
  * "withdrawn" and "shelters" messages with sequence numbers. A snapshot may come in parts
@@ -111,6 +112,16 @@
   LiveMap.prototype.send = function (message) {
     if (this.socket && this.socket.readyState === 1) {
       this.socket.send(JSON.stringify(message));
+    }
+  };
+
+  // For good: no reconnect (the public page leaving map mode).
+  LiveMap.prototype.stop = function () {
+    var socket = this.socket;
+    this.socket = null;
+    this.stopHeartbeat();
+    if (socket) {
+      socket.close();
     }
   };
 
@@ -237,9 +248,9 @@
     this.root.setAttribute("data-live-seq", String(this.seq));
   };
 
-  // The page's own snapshot, drawn before the socket opens.
-  LiveMap.prototype.loadPageSnapshot = function () {
-    var snapshot = readJson("mz-live-snapshot");
+  // The page's own snapshot (or the one the public page fetched), drawn before the socket opens.
+  LiveMap.prototype.loadPageSnapshot = function (given) {
+    var snapshot = given || readJson("mz-live-snapshot");
     if (!snapshot || typeof snapshot.seq !== "number") {
       return;
     }
@@ -438,10 +449,15 @@
     });
   };
 
-  // The list of alerts in force under the public map: the server renders it, we fetch it again.
+  // The list of alerts in force under the public map: the server renders it, we fetch it again
+  // (on the public shell, static/mizumori/public.js fetches the snapshot instead).
   LiveMap.prototype.refreshAlerts = function () {
+    if (typeof Mizumori.onAlertsChanged === "function") {
+      Mizumori.onAlertsChanged();
+      return;
+    }
     var container = document.getElementById("mz-public-alerts");
-    if (!container || !window.fetch) {
+    if (!container || !container.getAttribute("data-fragment-url") || !window.fetch) {
       return;
     }
     window.fetch(container.getAttribute("data-fragment-url"), { credentials: "same-origin" })
@@ -474,19 +490,49 @@
     indicator.querySelector("[lang=en]").textContent = words[1];
   };
 
-  Mizumori.startLive = function () {
+  // A whole public snapshot document (static/mizumori/public.js): its stations unless the socket
+  // already brought newer ones, its shelters and its alerts.
+  LiveMap.prototype.applyDocument = function (doc) {
+    var self = this;
+    if (!this.synced || doc.stream !== this.stream || doc.seq >= this.seq) {
+      this.replaceAll(Array.isArray(doc.features) ? doc.features : []);
+      this.seq = Math.max(doc.stream === this.stream ? this.seq : 0, doc.seq);
+      this.stream = doc.stream;
+      this.synced = true;
+    }
+    replaceShelters(Array.isArray(doc.shelters) ? doc.shelters : []);
+    Object.keys(Mizumori.alertMarkers || {}).forEach(function (id) {
+      if (Mizumori.alertLayer) {
+        Mizumori.alertLayer.removeLayer(Mizumori.alertMarkers[id]);
+      }
+      delete Mizumori.alertMarkers[id];
+    });
+    (Array.isArray(doc.alerts) ? doc.alerts : []).forEach(function (alert) { self.applyAlert(alert); });
+    this.root.setAttribute("data-live-seq", String(this.seq));
+  };
+
+  // `snapshot`: a snapshot the caller already has (else the page's #mz-live-snapshot); `connect`:
+  // false keeps the socket closed (the public page in poll mode calls connect() itself if told to).
+  Mizumori.startLive = function (snapshot, options) {
     var root = document.querySelector("[data-live-view]");
-    if (!root || !window.WebSocket) {
+    var connect = !options || options.connect !== false;
+    if (!root || (connect && !window.WebSocket)) {
       return null;
     }
     var live = new LiveMap(root);
-    live.loadPageSnapshot();
-    live.connect();
+    live.loadPageSnapshot(snapshot);
+    if (connect) {
+      live.connect();
+    }
     window.setInterval(function () { live.markStale(); }, STALE_CHECK_MS);
     Mizumori.live = live;
     return live;
   };
 
-  // live.js is loaded after the map script, at the end of <body>.
-  Mizumori.startLive();
+  // live.js is loaded after the map script, at the end of <body>; a page that fetches its snapshot
+  // first (data-live-start="manual", the public shell) starts it itself.
+  var liveRoot = document.querySelector("[data-live-view]");
+  if (liveRoot && liveRoot.getAttribute("data-live-start") !== "manual") {
+    Mizumori.startLive();
+  }
 })(window, document);

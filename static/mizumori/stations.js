@@ -12,7 +12,8 @@
 (function (window, document) {
   "use strict";
 
-  var L = window.L;
+  // Leaflet is read when a marker is built, not at load: the public page loads it only in map mode
+  // (static/mizumori/public.js), and its minimal mode uses only the notice list from this file.
   var Mizumori = (window.Mizumori = window.Mizumori || {});
   var SVG_NS = "http://www.w3.org/2000/svg";
   var vocabulary = null;
@@ -198,7 +199,7 @@
   }
 
   function stationIcon(props) {
-    return L.divIcon({
+    return window.L.divIcon({
       className: "mz-station-icon",
       html: markerElement(props),
       iconSize: [30, 30],
@@ -320,7 +321,7 @@
   // --- markers on the map ------------------------------------------------------------------------
 
   function createMarker(feature, latlng) {
-    var marker = L.marker(latlng, {
+    var marker = window.L.marker(latlng, {
       icon: stationIcon(feature.properties),
       keyboard: true,
       riseOnHover: true,
@@ -341,7 +342,7 @@
     if (!coordinates || typeof coordinates[0] !== "number" || typeof coordinates[1] !== "number") {
       return null;
     }
-    return L.latLng(coordinates[1], coordinates[0]);
+    return window.L.latLng(coordinates[1], coordinates[0]);
   }
 
   // Draw a station or bring its marker up to date; `pulse` rings a marker whose reading changed (live
@@ -404,10 +405,12 @@
     delete Mizumori.stationMarkers[code];
   };
 
-  // The list under the public map, most severe first, rebuilt from the markers' features.
-  Mizumori.drawNotices = function (container, emptyTemplate, language) {
-    var raised = Object.keys(Mizumori.stationMarkers)
-      .map(function (code) { return Mizumori.stationMarkers[code].feature; })
+  // The list under the public map, most severe first, rebuilt from `features` (by default the
+  // markers' features; the public page's minimal mode has no markers and passes its snapshot's).
+  Mizumori.drawNotices = function (container, emptyTemplate, language, features) {
+    var raised = (features || Object.keys(Mizumori.stationMarkers)
+      .map(function (code) { return Mizumori.stationMarkers[code].feature; }))
+      .filter(function (feature) { return feature && feature.properties; })
       .filter(function (feature) { return isRaised(feature.properties); })
       .sort(function (a, b) {
         return (b.properties.level - a.properties.level) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

@@ -19,6 +19,14 @@ from sensors.models import Station, StationKind, Visibility
 from sensors.services import observation_ingest
 from tenancy.selectors import ANONYMOUS
 from tests.conftest import make_station
+from tests.public_page import (
+    basemap_markup,
+    public_basemap,
+    public_document,
+    public_features,
+    public_page_text,
+    public_shell,
+)
 
 PUBLIC_CODES = {"A-PUBLIC", "B-PUBLIC"}
 HIDDEN_FROM_PUBLIC = {"A-PRIVATE", "A-SHARED", "A-REGION", "B-PRIVATE", "B-SHARED", "B-REGION"}
@@ -42,6 +50,7 @@ class AssetCollector(HTMLParser):
     def __init__(self):
         super().__init__()
         self.script_srcs, self.link_hrefs, self.inline_scripts = [], [], []
+        self.map_assets: list[str] = []
         self.data_blocks: dict[str, str] = {}
         self._current: tuple[str, str] | None = None
 
@@ -58,6 +67,8 @@ class AssetCollector(HTMLParser):
                 self.inline_scripts.append("")
         elif tag == "link" and attrs.get("href") is not None:
             self.link_hrefs.append(attrs["href"])
+        for name in ("data-map-js", "data-map-css"):
+            self.map_assets.extend((attrs.get(name) or "").split())
 
     def handle_endtag(self, tag):
         if tag == "script":
@@ -88,11 +99,6 @@ def station_features(html: str) -> dict[str, dict]:
     return {f["properties"]["code"]: f for f in page_data(html, "mz-live-snapshot")["features"]}
 
 
-def notices_section(html: str) -> str:
-    """The list under the map (the map script, which mentions every station, comes after it)."""
-    return html.split('id="notices-heading"', 1)[1].split("</section>", 1)[0]
-
-
 def page(client, url="/"):
     response = client.get(url)
     assert response.status_code == 200
@@ -104,22 +110,22 @@ def page(client, url="/"):
 
 @pytest.mark.django_db
 def test_public_page_shows_only_public_stations_to_anonymous(client, stations):
-    html = page(client)
+    text = public_page_text(client)
 
-    assert set(station_features(html)) == PUBLIC_CODES
+    assert set(public_features(client)) == PUBLIC_CODES
     for code in HIDDEN_FROM_PUBLIC:
-        assert code not in html
+        assert code not in text
 
 
 @pytest.mark.django_db
 def test_public_page_stays_public_for_logged_in_town_user(client, stations, user_a):
     client.force_login(user_a)
 
-    html = page(client)
+    text = public_page_text(client)
 
-    assert set(station_features(html)) == PUBLIC_CODES
+    assert set(public_features(client)) == PUBLIC_CODES
     for code in HIDDEN_FROM_PUBLIC:
-        assert code not in html
+        assert code not in text
 
 
 @pytest.mark.django_db
@@ -128,13 +134,15 @@ def test_public_list_names_only_public_stations_at_level_two_or_more(client, sta
     observe("A-PRIVATE", 4.5)  # level 4, but not public
     observe("B-PUBLIC", 1.0)  # below every threshold
 
-    html = page(client)
-    notices = notices_section(html)
+    features = public_features(client)
+    vocabulary = page_data(public_shell(client), "mz-map-vocabulary")
 
-    assert "A-PUBLIC 観測所" in notices
-    assert "警戒レベル3相当" in notices and "Level 3 equivalent" in notices
-    assert "B-PUBLIC" not in notices
-    assert "A-PRIVATE" not in html
+    # The browser lists the document's stations at vocabulary["notice_level"] and up
+    # (static/mizumori/stations.js drawNotices; tests/e2e/test_public_browser.py draws it).
+    raised = {code for code, f in features.items() if (f["properties"]["level"] or 0) >= vocabulary["notice_level"]}
+    assert raised == {"A-PUBLIC"} and features["A-PUBLIC"]["properties"]["level"] == 3
+    assert vocabulary["levels"]["3"]["name"] == ["警戒レベル3相当", "Level 3 equivalent"]
+    assert "A-PRIVATE" not in public_page_text(client)
 
 
 @pytest.mark.django_db
@@ -205,10 +213,8 @@ def test_hq_popup_says_who_the_station_is_shared_with(client, stations, user_a):
 
 @pytest.mark.django_db
 def test_public_page_carries_no_sharing_information(client, stations):
-    html = page(client)
-
-    assert all("visibility" not in f["properties"] for f in station_features(html).values())
-    assert page_data(html, "mz-map-vocabulary")["sharing"] == {}
+    assert all("visibility" not in f["properties"] for f in public_features(client).values())
+    assert page_data(public_shell(client), "mz-map-vocabulary")["sharing"] == {}
 
 
 @pytest.mark.django_db
@@ -218,7 +224,7 @@ def test_the_page_snapshot_has_the_live_number_and_stream(client, stations):
     publish_stations([Station.objects.get(code="A-PUBLIC").pk])
     store = live_store()
 
-    snapshot = page_data(page(client), "mz-live-snapshot")
+    snapshot = public_document(client)
 
     assert snapshot["seq"] == store.current_seq() > 0
     assert snapshot["stream"] == store.stream_id()
@@ -231,13 +237,16 @@ def test_no_station_html_is_built_on_the_server(client, stations, user_a, url):
     client.force_login(user_a)
     observe("A-PUBLIC", 4.1)
 
-    html = page(client, url)
-
-    for feature in station_features(html).values():
+    if url == "/":
+        features, script = public_features(client), public_basemap(client)
+    else:
+        html = page(client, url)
+        features = station_features(html)
+        (script,) = assets_of(html).inline_scripts
+    for feature in features.values():
         assert "display" not in feature["properties"]
         assert not any("<" in str(value) for value in feature["properties"].values())
     # The map script only registers the (empty) station layers; no marker is built in it.
-    (script,) = assets_of(html).inline_scripts
     assert "A-PUBLIC" not in script and "L.marker" not in script
 
 
@@ -267,7 +276,8 @@ def test_every_static_file_the_page_references_exists(client, stations, user_a, 
 
     assets = assets_of(page(client, url))
 
-    referenced = assets.script_srcs + assets.link_hrefs
+    # The public shell loads the map's assets itself, in map mode only (static/mizumori/public.js).
+    referenced = assets.script_srcs + assets.link_hrefs + assets.map_assets
     assert any(src.endswith("leaflet.js") for src in referenced)
     for url_path in referenced:
         relative = url_path.removeprefix(django_settings.STATIC_URL)
@@ -275,11 +285,10 @@ def test_every_static_file_the_page_references_exists(client, stations, user_a, 
 
 
 @pytest.mark.django_db
-def test_map_script_is_inline_once_and_needs_no_jquery(client, stations):
-    assets = assets_of(page(client))
+def test_map_script_is_one_file_and_needs_no_jquery(client, stations):
+    assert assets_of(public_shell(client)).inline_scripts == []  # the same bytes for everyone: no nonce
 
-    assert len(assets.inline_scripts) == 1
-    script = assets.inline_scripts[0]
+    script = public_basemap(client)
     assert "L.map(" in script
     assert "$(" not in script and "jQuery" not in script
 
@@ -287,10 +296,10 @@ def test_map_script_is_inline_once_and_needs_no_jquery(client, stations):
 @pytest.mark.django_db
 def test_tile_layer_only_when_configured(client, stations, settings):
     settings.MAP_TILES_URL = ""
-    assert "L.tileLayer" not in page(client)
+    assert "L.tileLayer" not in public_basemap(client)
 
     settings.MAP_TILES_URL = "https://tiles.example.test/std/{z}/{x}/{y}.png"
-    html = page(client)
+    html = public_basemap(client)
     assert "L.tileLayer" in html
     assert "https://tiles.example.test/std/{z}/{x}/{y}.png" in html
     # The tile server is the only outside host the page mentions (besides the attribution link).
@@ -311,18 +320,19 @@ def test_station_names_are_escaped_everywhere(client, towns):
     station.save()
     observe("EVIL", 4.2)  # level 4: also listed under the map
 
-    html = page(client)
+    html = public_shell(client)
+    script = public_basemap(client)
     assets = assets_of(html)
 
-    assert "<script>alert" not in html
-    assert "<img src=x" not in html
-    assert len(assets.inline_scripts) == 1  # no </script> broke out of the map script
-    # The data blocks hold the names as they are (the browser sets them as text, see
-    # tests/e2e/test_map_browser.py), and nothing broke out of them either.
-    assert set(assets.data_blocks) == {"mz-map-vocabulary", "mz-live-snapshot", "mz-releases-data"}
-    properties = station_features(html)["EVIL"]["properties"]
+    for text in (html, script, basemap_markup(script)):
+        assert "<script>alert" not in text
+        assert "<img src=x" not in text
+    assert assets.inline_scripts == []
+    assert set(assets.data_blocks) == {"mz-map-vocabulary", "mz-releases-data"}
+    # The document holds the names as they are: the browser sets them as text (see
+    # tests/e2e/test_map_browser.py and test_public_browser.py).
+    properties = public_features(client)["EVIL"]["properties"]
     assert (properties["name_ja"], properties["name_en"]) == (HOSTILE_NAME, HOSTILE_NAME_EN)
-    assert "&lt;script&gt;alert(&quot;ja&quot;)&lt;/script&gt;" in notices_section(html)
 
 
 # --- legend, levels, stale ------------------------------------------------------------------------------
@@ -330,7 +340,7 @@ def test_station_names_are_escaped_everywhere(client, towns):
 
 @pytest.mark.django_db
 def test_legend_is_in_japanese_and_english(client, stations):
-    html = page(client)
+    html = basemap_markup(public_basemap(client))
     legend = html[html.index('class="mz-legend"') :]
     legend = legend[: legend.index("</details>")]
 
@@ -353,7 +363,7 @@ def test_legend_is_in_japanese_and_english(client, stations):
 
 @pytest.mark.django_db
 def test_the_page_carries_the_level_words_and_colours_for_the_browser(client, stations):
-    vocabulary = page_data(page(client), "mz-map-vocabulary")
+    vocabulary = page_data(public_shell(client), "mz-map-vocabulary")
 
     assert vocabulary["levels"]["4"]["fill"] == LEVELS[4].fill
     assert vocabulary["levels"]["4"]["badge"] == "L4"
@@ -368,7 +378,7 @@ def test_the_page_carries_the_level_words_and_colours_for_the_browser(client, st
 def test_stale_and_level_arrive_as_data(client, stations):
     observe("A-PUBLIC", 4.1, minutes_ago=120)  # level 4, and stale: expected every 10 minutes
 
-    properties = station_features(page(client))["A-PUBLIC"]["properties"]
+    properties = public_features(client)["A-PUBLIC"]["properties"]
 
     assert properties["level"] == 4 and properties["stale"] is True and properties["value"] == 4.1
 
@@ -419,23 +429,27 @@ def test_public_page_is_mobile_ready(client, stations):
 
 @pytest.mark.django_db
 def test_language_switch_changes_the_page_language(client, stations):
-    assert '<html lang="ja">' in page(client)
-    assert 'action="/i18n/setlang/"' in page(client)
+    assert '<html lang="ja">' in public_shell(client)
+    assert 'href="/?lang=en"' in public_shell(client)  # links: a form would need a CSRF token
+    assert 'action="/i18n/setlang/"' in page(client, "/accounts/login/")
+
+    html = public_shell(client, "/?lang=en")
+    assert '<html lang="en">' in html
+    assert "Stations at alert level 2 or above" in html
+    # Not by Accept-Language: a cache in front would keep a copy per spelling of it.
+    assert '<html lang="ja">' in public_shell(client, HTTP_ACCEPT_LANGUAGE="en")
 
     response = client.post("/i18n/setlang/", {"language": "en", "next": "/"})
     assert response.status_code == 302
-
-    html = page(client)
-    assert '<html lang="en">' in html
-    assert "Stations at alert level 2 or above" in html
+    assert '<html lang="en">' in public_shell(client)
 
 
 @pytest.mark.django_db
 def test_demo_banner_only_when_enabled(client, stations, settings):
-    assert "FICTIONAL DEMO DATA" not in page(client)
+    assert "FICTIONAL DEMO DATA" not in public_shell(client)
 
     settings.MIZUMORI_DEMO_BANNER = True
-    html = page(client)
+    html = public_shell(client)
     assert "FICTIONAL DEMO DATA" in html and "架空のデモデータ" in html
 
 
@@ -455,15 +469,17 @@ def add_observed_stations(town, prefix, count, visibility):
 def test_query_count_does_not_grow_with_stations(client, stations, user_a, django_assert_max_num_queries, url):
     client.force_login(user_a)
     observe("A-PUBLIC", 3.6)
+    # The public page's stations come with its snapshot document.
+    load = public_features if url == "/" else (lambda client: station_features(page(client, url)))
     with CaptureQueriesContext(connection) as few_stations:
-        page(client, url)
+        load(client)
 
     add_observed_stations(stations["a-public"].municipality, "MORE-PUB", 15, Visibility.PUBLIC)
     add_observed_stations(stations["a-public"].municipality, "MORE-PRIV", 15, Visibility.PRIVATE)
 
     with django_assert_max_num_queries(len(few_stations)):
-        html = page(client, url)
-    assert len(station_features(html)) >= 17
+        features = load(client)
+    assert len(features) >= 17
 
 
 def test_station_popup_links_to_the_station_page_with_a_trend(client, towns):
@@ -481,9 +497,8 @@ def test_station_popup_links_to_the_station_page_with_a_trend(client, towns):
         items=[{"station": "POP-1", "observed_at": now - timedelta(minutes=m), "value": 2.0 - m / 100} for m in (20, 10)],
         source="http",
     )
-    html = client.get("/").content.decode()
-    assert station_features(html)["POP-1"]["properties"]["trend"] == "rising"
-    vocabulary = page_data(html, "mz-map-vocabulary")
+    assert public_features(client)["POP-1"]["properties"]["trend"] == "rising"
+    vocabulary = page_data(public_shell(client), "mz-map-vocabulary")
     assert vocabulary["station_url"] == "/stations/__code__/"
     assert vocabulary["trends"]["rising"] == ["↑", "上昇", "rising"]
 
@@ -497,7 +512,7 @@ def test_a_gauge_never_speaks_with_a_towns_order_or_the_weather_agencys_words(cl
 
     observe("A-PUBLIC", 5.2)  # 氾濫発生: level 5 equivalent
     observe("B-PUBLIC", 4.1)  # 氾濫危険水位: level 4 equivalent
-    html = page(client)
+    html = public_page_text(client)
     assert "警戒レベル5相当" in html and "警戒レベル4相当" in html
     for word in RESERVED_WORDS:
         assert word not in html, word

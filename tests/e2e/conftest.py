@@ -77,6 +77,12 @@ def server_environment() -> dict[str, str]:
         "MAP_TILES_URL": "",
         # Our own channel-layer prefix on a shared Redis, so another test run's messages stay out.
         "CHANNEL_PREFIX": f"mizumori-e2e-{os.getpid()}",
+        "CACHE_PREFIX": f"mizumori-e2e-{os.getpid()}",
+        # The public snapshot is rebuilt every second (a test's data shows without waiting out a
+        # production tick), and the machine's load average, busy with other tests, is not saturation.
+        "PUBLIC_SNAPSHOT_TICK_SECONDS": "1",
+        "PUBLIC_BASEMAP_SECONDS": "1",
+        "PUBLIC_MINIMAL_CPU_LOAD": "1000000",
         "LOG_LEVEL": "WARNING",
     }
 
@@ -188,6 +194,22 @@ def second_server(asgi_server, tmp_path_factory):
     layer), as a production deployment runs several. Started, not yet waited for."""
     server = AsgiServer(port=free_port(), env=asgi_server.env, log_dir=tmp_path_factory.mktemp("asgi"), name="second")
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def public_server(asgi_server, tmp_path_factory, request):
+    """Another ASGI process on the same database whose public page is set by the test's
+    `public_env` marker (e.g. PUBLIC_PAGE_MODE=minimal); up before the test runs. The session's
+    server is stopped meanwhile (the next test's `asgi_server` starts it again): each drains the
+    change log in-process, and with the in-memory channel layer a change it took would reach only
+    its own browsers."""
+    asgi_server.stop()
+    marker = request.node.get_closest_marker("public_env")
+    env = {**asgi_server.env, **(marker.kwargs if marker else {})}
+    server = AsgiServer(port=free_port(), env=env, log_dir=tmp_path_factory.mktemp("asgi"), name="public")
+    server.start().wait_until_up()
     yield server
     server.stop()
 

@@ -139,6 +139,8 @@ def test_the_page_says_when_the_server_is_gone_and_catches_up_when_it_is_back(
 
     # While the server is down the page retries, and Chromium logs each refused attempt.
     browser.expect_console_errors(rf"WebSocket connection to '{asgi_server.url.replace('http', 'ws')}/ws/live/")
+    # The public page also checks its snapshot document now and then (static/mizumori/public.js).
+    browser.expect_console_errors(r"Failed to load resource: net::ERR_CONNECTION_REFUSED")
     asgi_server.kill()
     public.wait_for_function(
         "['reconnecting', 'offline'].includes(document.querySelector('[data-live-view]').dataset.liveStatus)"

@@ -1,0 +1,110 @@
+"""The public snapshot document: everything the public page shows, public data only, built at most
+once per publish tick for the whole deployment and served as the same bytes to every reader.
+
+    {"version": 1, "seq", "stream", "tick", "mode": "map" | "minimal", "notice": null | {"ja", "en"},
+     "live": {"transport": "websocket" | "poll", "interval": <tick seconds>, "websocket": <path>},
+     "layers": [...], "features": [<public station features>],
+     "alerts": [<public alert documents>], "shelters": [<shelter features>], <registered sections>}
+
+Sections beyond the stations are registered by name (`register_section`), so another app (the
+towns' evacuation orders, for one) adds its public part in its own AppConfig.ready() without
+touching this module; the page script hands every section to the renderers registered for it
+(static/mizumori/public.js, `Mizumori.publicSections`).
+
+Building reads as ANONYMOUS through the same selectors as every other public door, so nothing shared
+only between towns can reach it. One process builds per tick (a cache lock); the others serve the
+previous bytes meanwhile, then pick the new ones up from the shared cache.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from django.conf import settings
+
+from dashboard.live import STATION_LAYERS, audience_feature, live_store
+from dashboard.selectors import map_stations
+from tenancy.selectors import ANONYMOUS
+
+from . import load as load_module
+from .tick_cache import JSON, Built, Encoded, TickCache
+
+NOTICE = {
+    "ja": "アクセスが集中しているため、簡易表示に切り替えています。情報は引き続き自動で更新されます。",
+    "en": "The site is very busy, so this page shows a simplified list. It still updates automatically.",
+}
+
+SectionBuilder = Callable[[], object]
+SECTIONS: dict[str, SectionBuilder] = {}
+RESERVED_KEYS = {"version", "seq", "stream", "tick", "mode", "notice", "live", "layers", "features"}
+
+
+def register_section(name: str, builder: SectionBuilder) -> None:
+    """Adds `name` to the document, built by `builder()` (public data only: it runs for every reader)."""
+    if name in RESERVED_KEYS:
+        raise ValueError(f"{name!r} is a key of the document itself")
+    SECTIONS[name] = builder
+
+
+def public_alert_documents() -> list[dict]:
+    from alerts.selectors import alert_document
+    from dashboard.alert_views import public_alerts
+
+    return [alert_document(alert) for alert in public_alerts()]
+
+
+def public_shelter_features() -> list[dict]:
+    from dashboard.live_geo import shelter_snapshot
+
+    return shelter_snapshot()
+
+
+def register_builtin_sections() -> None:
+    register_section("alerts", public_alert_documents)
+    register_section("shelters", public_shelter_features)
+
+
+def tick_seconds() -> int:
+    return max(1, int(settings.PUBLIC_SNAPSHOT_TICK_SECONDS))
+
+
+def public_snapshot_document(load: load_module.Load) -> dict:
+    store = live_store()
+    # Read before the stations, as dashboard.live.page_snapshot does: anything published meanwhile
+    # is newer than this number and reaches a websocket reader on resume.
+    seq, stream = store.current_seq(), store.stream_id()
+    mode = load_module.page_mode(load)
+    transport = load_module.live_transport(load, mode)
+    document = {
+        "version": 1,
+        "seq": seq,
+        "stream": stream,
+        "tick": tick_seconds(),
+        "mode": mode,
+        "notice": NOTICE if mode == load_module.MINIMAL else None,
+        "live": {"transport": transport, "interval": tick_seconds(), "websocket": "/ws/live/?view=public"},
+        "layers": list(STATION_LAYERS),
+        "features": [audience_feature(item.feature, show_sharing=False) for item in map_stations(viewer=ANONYMOUS)],
+    }
+    for name, builder in SECTIONS.items():
+        document[name] = builder()
+    return document
+
+
+# As Django's json_script: no raw <, > or & in the document, so no browser or proxy that sniffs it
+# as HTML finds markup in a station's name.
+JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+
+
+def encoded_snapshot() -> Encoded:
+    document = public_snapshot_document(load_module.current_load())
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False).translate(JSON_ESCAPES)
+    return Encoded(text.encode(), JSON)
+
+
+SNAPSHOT = TickCache("snapshot", encoded_snapshot, period=tick_seconds)
+
+
+def public_snapshot(*, now: float | None = None) -> Built:
+    return SNAPSHOT.get(now=now)

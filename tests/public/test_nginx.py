@@ -1,0 +1,157 @@
+"""deploy/nginx.conf.template, as deployed, in front of a real ASGI server: the public snapshot is
+served from nginx's cache (one upstream request for many concurrent readers, 304s from the cache,
+stale copies while the application is down), staff responses pass through uncached, websockets
+pass through, and every response carries the security headers.
+
+Needs Debian's nginx: without it the test skips, or fails under MIZUMORI_REQUIRE_SERVICES=1 (CI).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import AsgiServer, free_port, server_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "deploy"))
+import nginx as nginx_config  # noqa: E402  (deploy/nginx.py: not a package)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TICK = 2
+READERS = 50
+SECURITY_HEADERS = dict(nginx_config.SECURITY_HEADERS)
+
+
+def services_required() -> bool:
+    return os.environ.get("MIZUMORI_REQUIRE_SERVICES", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+    if found is None:
+        message = "nginx is not installed (Debian package nginx)"
+        if services_required():
+            pytest.fail(f"MIZUMORI_REQUIRE_SERVICES=1 and {message}", pytrace=False)
+        pytest.skip(message)
+    return found
+
+
+def get(url: str, headers: dict | None = None):
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+@pytest.fixture
+def app_and_proxy(stations, tmp_path):
+    binary = nginx_binary()
+    app = AsgiServer(
+        port=free_port(),
+        env={**server_environment(), "PUBLIC_SNAPSHOT_TICK_SECONDS": str(TICK)},
+        log_dir=tmp_path,
+        name="behind-nginx",
+    )
+    app.start().wait_until_up()
+    port = free_port()
+    config = nginx_config.render(
+        listen=f"127.0.0.1:{port}",
+        upstream=f"127.0.0.1:{app.port}",
+        prefix=tmp_path / "nginx",
+        # Started as root (a container), the workers would be nobody, who cannot write into tmp_path.
+        user="root" if os.geteuid() == 0 else None,
+    )
+    log = open(tmp_path / "nginx.out", "w")
+    proxy = subprocess.Popen(
+        [binary, "-p", str(config.parent), "-c", str(config), "-e", str(config.parent / "error.log")],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proxy.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("nginx did not start: " + (tmp_path / "nginx.out").read_text()
+                                + (config.parent / "error.log").read_text(errors="replace"))
+                time.sleep(0.1)
+        yield app, f"http://127.0.0.1:{port}", config.parent
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+        log.close()
+        app.stop()
+
+
+def access_log(prefix: Path, path: str) -> list[str]:
+    return [line for line in (prefix / "access.log").read_text().splitlines() if f" {path} " in line]
+
+
+def test_nginx_caches_the_public_page_collapses_misses_and_serves_stale(app_and_proxy):
+    app, proxy, prefix = app_and_proxy
+    snapshot = f"{proxy}/api/v1/public/snapshot"
+
+    status, headers, body = get(snapshot)
+    assert status == 200 and headers["X-Cache-Status"] == "MISS"
+    assert headers["Content-Encoding"] == "gzip" and headers["Cache-Control"].startswith("public, max-age=2")
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get_all(name) == [value], name
+    # The next readers get nginx's copy, whatever cookie or query they bring.
+    for extra in ({}, {"Cookie": "sessionid=someone; csrftoken=x"}):
+        again = get(snapshot, extra)
+        assert again[0] == 200 and again[1]["X-Cache-Status"] == "HIT" and again[2] == body
+        assert "Set-Cookie" not in again[1]
+    busting = get(snapshot + "?x=1%27%20OR%201=1")
+    assert busting[1]["X-Cache-Status"] == "HIT" and busting[2] == body
+    # A reader who has it is told so by nginx.
+    status, headers, _ = get(snapshot, {"If-None-Match": headers["ETag"]})
+    assert status == 304
+
+    # Staff pages and the API pass through, never stored.
+    status, headers, _ = get(f"{proxy}/api/v1/stations")
+    assert status == 200 and headers["Cache-Control"] == "private, no-store" and "X-Cache-Status" not in headers
+    assert headers.get_all("X-Frame-Options") == ["DENY"]
+    status, headers, page = get(f"{proxy}/hq/")  # redirected to the login page
+    assert status == 200 and b'name="password"' in gzip.decompress(page)
+    assert "no-store" in headers["Cache-Control"] and "X-Cache-Status" not in headers
+
+    # The websocket handshake goes through.
+    with socket.create_connection(("127.0.0.1", int(proxy.rsplit(":", 1)[1])), timeout=10) as ws:
+        ws.sendall(
+            b"GET /ws/live/?view=public HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert ws.recv(1024).startswith(b"HTTP/1.1 101")
+
+    # Many readers at once on a cold copy: one request reaches the application.
+    basemap = f"{proxy}/public/basemap.js"
+    with ThreadPoolExecutor(max_workers=READERS) as pool:
+        results = list(pool.map(lambda _: get(basemap), range(READERS)))
+    assert {status for status, _, _ in results} == {200} and len({body for _, _, body in results}) == 1
+    statuses = [line.split("cache=")[1].split()[0] for line in access_log(prefix, "/public/basemap.js")]
+    assert statuses.count("MISS") == 1 and len(statuses) == READERS, statuses
+
+    # The application goes down: readers still get the last copy, after it expired.
+    app.kill()
+    time.sleep(TICK + 0.5)
+    status, headers, stale = get(snapshot)
+    assert status == 200 and headers["X-Cache-Status"] == "STALE" and stale == body
+    status, headers, _ = get(f"{proxy}/api/v1/stations")
+    assert status == 502  # nothing private is ever served from a cache

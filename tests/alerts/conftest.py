@@ -75,6 +75,13 @@ def ingest(code: str, readings: list[tuple[datetime, float]]):
     )
 
 
+def ingest_confirmed(code: str, at: datetime, value: float, step: timedelta = timedelta(minutes=10)):
+    """The reading `value` at `at`, and the same a reporting interval before: default rules raise a
+    level below 4 only when two readings in a row meet it (alerts.rules.DEFAULT_LEVEL_SETTINGS)."""
+    ingest(code, [(at - step, value)])
+    return ingest(code, [(at, value)])
+
+
 def ingest_series(code: str, start: datetime, values: list[float], step: timedelta = timedelta(minutes=10)):
     """One batch per reading, `step` apart from `start`; returns the time after the last one."""
     at = start

@@ -14,7 +14,7 @@ from tenancy.models import Membership
 from tenancy.selectors import ANONYMOUS, Viewer, viewer_for_user
 from tests.conftest import make_station
 
-from .conftest import ingest, make_member, minute_now
+from .conftest import ingest_confirmed, make_member, minute_now
 
 ATOM = {"atom": "http://www.w3.org/2005/Atom"}
 LEVELS = {"a-private": 4.1, "a-region": 3.6, "a-public": 4.2, "b-private": 3.7, "a-publow": 3.1}
@@ -27,7 +27,7 @@ def alerts(stations, towns, django_capture_on_commit_callbacks):
     at = minute_now() - timedelta(minutes=10)
     for key, value in LEVELS.items():
         with django_capture_on_commit_callbacks(execute=True):
-            ingest(stations[key].code, [(at, value)])
+            ingest_confirmed(stations[key].code, at, value)
     return {key: Alert.objects.get(station=stations[key]) for key in LEVELS}
 
 

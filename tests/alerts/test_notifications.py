@@ -25,7 +25,7 @@ from alerts.transports.webhook import SIGNATURE_HEADER
 from sensors.models import SharingGrant, Visibility
 from tests.conftest import make_station, make_town
 
-from .conftest import ingest, make_event, minute_now
+from .conftest import ingest, ingest_confirmed, make_event, minute_now
 
 SECRET = "s3cret-for-tests"
 
@@ -93,7 +93,7 @@ def test_webhook_retries_through_503s_and_delivers_exactly_once(towns):
     station = make_station(towns[0], "R1", visibility=Visibility.PRIVATE)
     with receiving(script=[503, 503, 503]) as receiver:
         channel = webhook(towns[0], receiver.url)
-        ingest(station.code, [(minute_now() - timedelta(minutes=5), 3.6)])  # first attempt right away: 503
+        ingest_confirmed(station.code, minute_now() - timedelta(minutes=5), 3.6)  # first attempt right away: 503
         delivery = Delivery.objects.get()
         assert (delivery.state, delivery.attempts, delivery.last_error) == ("pending", 1, f"HTTP 503 from {receiver.url}")
         assert deliveries_dispatch(worker_id="w").claimed == 0  # not due yet: backing off
@@ -126,7 +126,7 @@ def test_client_errors_other_than_408_and_429_mark_the_channel_failing(towns, st
     station = make_station(towns[0], "R1")
     with receiving(script=[status]) as receiver:
         channel = webhook(towns[0], receiver.url)
-        ingest(station.code, [(minute_now() - timedelta(minutes=5), 3.6)])
+        ingest_confirmed(station.code, minute_now() - timedelta(minutes=5), 3.6)
         delivery = Delivery.objects.get()
         channel.refresh_from_db()
         if permanent:
@@ -146,7 +146,7 @@ def test_exhausted_attempts_mark_the_channel_failing_and_a_later_success_clears_
     with receiving(script=[500, 502, 503]) as receiver:
         channel = webhook(towns[0], receiver.url)
         at = minute_now() - timedelta(minutes=30)
-        ingest(station.code, [(at, 3.6)])
+        ingest_confirmed(station.code, at, 3.6)
         for minutes in (1, 5, 30):
             deliveries_dispatch(worker_id="w", now=later(minutes))
         assert [d.state for d in Delivery.objects.all()] == ["failed"]
@@ -271,7 +271,7 @@ def test_town_b_webhook_never_hears_of_town_a_private_alert(towns):
         webhook(towns[1], receiver_b.url)
         at = minute_now() - timedelta(minutes=5)
         ingest(private.code, [(at, 4.1)])
-        ingest(region.code, [(at, 3.1)])
+        ingest_confirmed(region.code, at, 3.1)
     assert sorted(m["alert"]["station"]["code"] for m in receiver_a.accepted) == ["A-PRIV", "A-REG"]
     assert [m["alert"]["station"]["code"] for m in receiver_b.accepted] == ["A-REG"]
 
@@ -341,7 +341,7 @@ def test_live_groups_follow_visibility(towns):
         assert message["alert"]["level_name_en"] == "Evacuate all"
 
         listener.received.clear()
-        ingest(public.code, [(at, 3.6)])
+        ingest_confirmed(public.code, at, 3.6)
         assert sorted(listener.wait_for(3)) == [
             ("alerts.public", "A-PUB"), ("alerts.town-a", "A-PUB"), ("alerts.town-b", "A-PUB"),
         ]
@@ -356,7 +356,7 @@ def test_shared_station_alerts_reach_the_grantee_only_while_the_grant_lasts(town
     grant = SharingGrant.objects.create(station=shared, grantor=towns[0], grantee=towns[1])
     at = minute_now() - timedelta(minutes=30)
     with GroupListener(["alerts.town-a", "alerts.town-b", "alerts.town-c", "alerts.public"]) as listener:
-        ingest(shared.code, [(at, 3.6)])
+        ingest_confirmed(shared.code, at, 3.6)
         assert sorted(listener.wait_for(2)) == [("alerts.town-a", "A-SHR"), ("alerts.town-b", "A-SHR")]
     assert sorted(to for message in mail.outbox for to in message.to) == ["hq@town-a.example", "hq@town-b.example"]
 
@@ -383,7 +383,7 @@ def test_a_downstream_town_subscribes_a_channel_to_an_upstream_gauge_shared_with
 
     def recipients_after(code, value, minutes):
         mail.outbox.clear()
-        ingest(code, [(at + timedelta(minutes=minutes), value)])
+        ingest_confirmed(code, at + timedelta(minutes=minutes), value)
         return sorted(to for message in mail.outbox for to in message.to)
 
     assert recipients_after("UP-1", 3.6, 0) == ["duty@down.example"]  # subscribed to it

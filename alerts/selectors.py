@@ -24,6 +24,7 @@ from tenancy.selectors import ANONYMOUS, Viewer
 
 from .models import Alert, AlertEvent, LevelDefinition
 from .rules import rule_unit
+from .vocabulary import GaugeWords, gauge_words
 
 PUBLIC_MIN_LEVEL = 3
 # Alerts of the last days listed in the public Atom feed.
@@ -121,12 +122,10 @@ def public_feed_alerts(*, now: datetime | None = None, days: int = FEED_DAYS) ->
     return list(alert_list(viewer=ANONYMOUS).filter(updated_at__gte=now - timedelta(days=days)).order_by("-updated_at", "-pk"))
 
 
-def level_definition(alert: Alert, level: int | None = None) -> LevelDefinition | None:
-    """The words for `level` (default: the alert's) in the scheme the alert was issued with."""
-    if alert.level_scheme is None:
-        return None
-    wanted = alert.level if level is None else level
-    return next((d for d in alert.level_scheme.levels.all() if d.level == wanted), None)
+def alert_gauge_words(alert: Alert, level: int | None = None) -> GaugeWords:
+    """The gauge words for `level` (default: the alert's) in the scheme the alert was issued with
+    (the active one for an alert issued without). Alerts of gauges never take an order's words."""
+    return gauge_words(alert.level if level is None else level, alert.level_scheme)
 
 
 # --- audiences -------------------------------------------------------------------------------
@@ -185,17 +184,19 @@ def _minutes(value: timedelta | None) -> float | None:
 
 def alert_document(alert: Alert, *, site_url: str | None = None) -> dict:
     station = alert.station
-    words = level_definition(alert)
+    words = alert_gauge_words(alert)
     base = (site_url if site_url is not None else settings.SITE_URL).rstrip("/")
     return {
         "id": alert.pk,
         "state": alert.state,
         "level": alert.level,
         "peak_level": alert.peak_level,
-        "level_name_ja": words.name_ja if words else None,
-        "level_name_en": words.name_en if words else None,
-        "action_ja": words.action_ja if words else None,
-        "action_en": words.action_en if words else None,
+        "level_name_ja": words.name_ja,
+        "level_name_en": words.name_en,
+        "reached_ja": words.reached_ja,
+        "reached_en": words.reached_en,
+        "action_ja": words.advice_ja,
+        "action_en": words.advice_en,
         "level_scheme": alert.level_scheme.version if alert.level_scheme else None,
         "station": {
             "code": station.code,

@@ -74,65 +74,61 @@ class LevelStyle:
 
 
 # A gauge's state is *equivalent information* (警戒レベル相当情報): it says which level a reading
-# corresponds to, never an order. 高齢者等避難 / 避難指示 / 緊急安全確保 are orders only a town issues
-# for its districts (and 警報 is the weather agency's word), so they appear nowhere here: the advice
-# points residents to the town's own evacuation information. Which reading reaches which level is
-# per-station data (sensors.Threshold); colours are the official scale (2 yellow, 3 red, 4 purple,
-# 5 black), always with the level's text and badge so colour is never the only cue.
+# corresponds to, never an order. The words of levels 1–5 come from the active level scheme
+# (`alerts.vocabulary.gauge_words`, versioned data); 高齢者等避難 / 避難指示 / 緊急安全確保 are orders
+# only a town issues and 警報 is the weather agency's word, so they appear nowhere here. Colours are
+# the official scale (2 yellow, 3 red, 4 purple, 5 black), always with the level's text and badge so
+# colour is never the only cue; "no data" and "normal" are not levels of the scale and keep their
+# words here.
 CALM = {"fill": "#e3eef5", "text": "#1b3a57", "stroke": "#1b3a57"}
-LEVELS: dict[int | None, LevelStyle] = {
-    None: LevelStyle(
-        "none", "–", "#ffffff", "#595959", "#767676",
-        "データなし", "No data", "データなし", "No data",
-        "この観測所からのデータがまだありません。", "No reading has arrived from this station yet.",
+LEVEL_COLOURS: dict[int | None, dict[str, str]] = {
+    None: {"css": "none", "badge": "–", "fill": "#ffffff", "text": "#595959", "stroke": "#767676"},
+    0: {"css": "0", "badge": "L0", **CALM},
+    1: {"css": "1", "badge": "L1", **CALM},
+    2: {"css": "2", "badge": "L2", "fill": "#f2e700", "text": "#000000", "stroke": "#333333"},
+    3: {"css": "3", "badge": "L3", "fill": "#ff2800", "text": "#000000", "stroke": "#333333"},
+    4: {"css": "4", "badge": "L4", "fill": "#aa00aa", "text": "#ffffff", "stroke": "#333333"},
+    5: {"css": "5", "badge": "L5", "fill": "#0c000c", "text": "#ffffff", "stroke": "#0c000c"},
+}
+OFF_SCALE_WORDS: dict[int | None, dict[str, str]] = {
+    None: dict(
+        name_ja="データなし", name_en="No data", action_ja="データなし", action_en="No data",
+        advice_ja="この観測所からのデータがまだありません。", advice_en="No reading has arrived from this station yet.",
     ),
-    0: LevelStyle(
-        "0", "L0", **CALM,
+    0: dict(
         name_ja="平常", name_en="Normal", action_ja="平常", action_en="Normal",
         advice_ja="基準値未満です。", advice_en="Below every warning threshold.",
     ),
-    1: LevelStyle(
-        "1", "L1", **CALM,
-        name_ja="警戒レベル1相当", name_en="Level 1 equivalent", action_ja="注意", action_en="Stay alert",
-        advice_ja="今後の情報に注意してください。", advice_en="Keep an eye on the latest information.",
-    ),
-    2: LevelStyle(
-        "2", "L2", "#f2e700", "#000000", "#333333",
-        "警戒レベル2相当", "Level 2 equivalent", "注意の基準に到達", "Caution level reached",
-        "ハザードマップで避難先と避難経路を確認してください。",
-        "Check the hazard map, your shelter and the way there.",
-    ),
-    3: LevelStyle(
-        "3", "L3", "#ff2800", "#000000", "#333333",
-        "警戒レベル3相当", "Level 3 equivalent", "避難判断の基準に到達", "Evacuation decision level reached",
-        "高齢の方など避難に時間のかかる人が避難を始める目安です。町の避難情報を確認してください。",
-        "The point at which people who need time to move should start to leave. Check your town's "
-        "evacuation information.",
-    ),
-    4: LevelStyle(
-        "4", "L4", "#aa00aa", "#ffffff", "#333333",
-        "警戒レベル4相当", "Level 4 equivalent", "危険な水位に到達", "Danger level reached",
-        "危険な場所にいる人全員が避難する目安です。町の避難情報を確認し、早めに行動してください。",
-        "The point at which everyone in a dangerous place should leave. Check your town's evacuation "
-        "information and act early.",
-    ),
-    5: LevelStyle(
-        "5", "L5", "#0c000c", "#ffffff", "#0c000c",
-        "警戒レベル5相当", "Level 5 equivalent", "災害発生のおそれ", "Disaster may be under way",
-        "災害が発生しているおそれがあります。命を守る行動をとってください。",
-        "A disaster may be under way: act now to protect your life.",
-    ),
 }
 
-# Words only a town (orders) or the weather agency (警報) may use: never in a gauge's state.
-RESERVED_WORDS = ("高齢者等避難", "避難指示", "緊急安全確保", "警報")
+
+def levels() -> dict[int | None, LevelStyle]:
+    """Every level's style: colours from here, words of levels 1–5 from the active scheme."""
+    from alerts.vocabulary import gauge_words, scheme_words
+
+    scheme = scheme_words()
+    styles: dict[int | None, LevelStyle] = {}
+    for key, colours in LEVEL_COLOURS.items():
+        if key in OFF_SCALE_WORDS:
+            styles[key] = LevelStyle(**colours, **OFF_SCALE_WORDS[key])
+            continue
+        words = scheme.gauge.get(key) if scheme else None
+        words = words or gauge_words(key)
+        styles[key] = LevelStyle(
+            **colours,
+            name_ja=words.name_ja, name_en=words.name_en,
+            action_ja=words.reached_ja or words.name_ja, action_en=words.reached_en or words.name_en,
+            advice_ja=words.advice_ja, advice_en=words.advice_en,
+        )
+    return styles
 
 
-def level_style(level: int | None) -> LevelStyle:
+def level_style(level: int | None, styles: dict[int | None, LevelStyle] | None = None) -> LevelStyle:
     # Levels above the scale (data errors) are shown as the top level rather than hidden.
     if level is not None and level > 5:
         level = 5
-    return LEVELS.get(level, LEVELS[None])
+    styles = styles if styles is not None else levels()
+    return styles.get(level, styles[None])
 
 
 @dataclass(frozen=True)
@@ -269,9 +265,10 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
 
     `show_sharing` says whether the page is a staff page, whose popups say who a station is shared with.
     """
-    levels = {}
-    for key, style in LEVELS.items():
-        levels["none" if key is None else str(key)] = {
+    level_words = {}
+    styles = levels()
+    for key, style in styles.items():
+        level_words["none" if key is None else str(key)] = {
             "css": style.css,
             "badge": style.badge,
             "fill": style.fill,
@@ -283,8 +280,8 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
             "advice": [style.advice_ja, style.advice_en],
         }
     return {
-        "levels": levels,
-        "top_level": max(key for key in LEVELS if key is not None),
+        "levels": level_words,
+        "top_level": max(key for key in styles if key is not None),
         "notice_level": NOTICE_LEVEL,
         "kinds": {kind: {"shape": style.shape, "name": [style.name_ja, style.name_en]} for kind, style in KINDS.items()},
         "shapes": {name: {"tag": tag, "attributes": attributes} for name, (tag, attributes) in SHAPES.items()},
@@ -597,12 +594,8 @@ class StationLegend(MacroElement):
         super().render(**kwargs)
 
 
-# The kind rows show the bare shape: a level badge there would read as a level.
-SHAPE_ONLY = replace(LEVELS[0], badge="")
-
-
-def legend_level_row(level: int | None) -> dict:
-    style = level_style(level)
+def legend_level_row(level: int | None, styles: dict[int | None, LevelStyle]) -> dict:
+    style = level_style(level, styles)
     return {"svg": marker_svg(shape="circle", level=style, stale=False), "ja": style.title_ja, "en": style.title_en}
 
 
@@ -618,17 +611,20 @@ def legend_hazard_rows(bands: Iterable[DepthBand]) -> list[dict]:
 
 
 def legend_html(*, element_id: str, hazard_bands: Iterable[DepthBand] = (), shelters: bool = False) -> str:
-    level_rows = [legend_level_row(level) for level in (5, 4, 3, 2, 1, 0, None)]
+    styles = levels()
+    level_rows = [legend_level_row(level, styles) for level in (5, 4, 3, 2, 1, 0, None)]
+    # The kind rows show the bare shape: a level badge there would read as a level.
+    shape_only = replace(styles[0], badge="")
     kind_rows = [
         {
-            "svg": marker_svg(shape=kind.shape, level=SHAPE_ONLY, stale=False),
+            "svg": marker_svg(shape=kind.shape, level=shape_only, stale=False),
             "ja": kind.name_ja,
             "en": kind.name_en,
         }
         for kind in KINDS.values()
     ]
     stale_row = {
-        "svg": marker_svg(shape="circle", level=LEVELS[0], stale=True),
+        "svg": marker_svg(shape="circle", level=styles[0], stale=True),
         "ja": f"{STALE_JA}(最新データなし)",
         "en": "Stale: no recent reading",
     }
@@ -702,6 +698,7 @@ class StationNotice:
 
 def station_notices(items: Iterable[MapStation]) -> list[StationNotice]:
     notices = []
+    styles = levels()
     for item in items:
         props = item.feature["properties"]
         town = item.station.municipality
@@ -713,7 +710,7 @@ def station_notices(items: Iterable[MapStation]) -> list[StationNotice]:
                 town_ja=town.name_ja,
                 town_en=town.name_en,
                 kind=kind_style(props["kind"]),
-                level=level_style(props["level"]),
+                level=level_style(props["level"], styles),
                 reading=value_text(props["value"], props["unit"]),
                 observed=observed_text(props["observed_at"]),
                 stale=bool(props["stale"]),

@@ -40,6 +40,7 @@ from .maps import (
     LevelStyle,
     kind_style,
     level_style,
+    levels,
     map_vocabulary,
     observed_text,
     reached_threshold,
@@ -247,11 +248,12 @@ def threshold_scale(kind: str, window_minutes: int | None) -> str | None:
 
 
 def threshold_lines(props: dict) -> list[ThresholdLine]:
+    styles = levels()
     return [
         ThresholdLine(
             label_ja=threshold["label_ja"],
             label_en=threshold["label_en"],
-            level=level_style(threshold["level"]),
+            level=level_style(threshold["level"], styles),
             value=threshold["value"],
             value_text=value_text(threshold["value"], props["unit"]),
             window=window_text(str(threshold["window_minutes"] * 60)) if threshold["window_minutes"] else "",

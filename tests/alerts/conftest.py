@@ -16,6 +16,7 @@ from sensors.services import observation_ingest
 from tenancy.models import Membership
 
 seed_migration = importlib.import_module("alerts.migrations.0002_seed_level_scheme_2021")
+gauge_words_migration = importlib.import_module("alerts.migrations.0007_trust_gauge_words")
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +27,7 @@ def level_scheme(db):
     from alerts.models import LevelScheme
 
     seed_migration.seed(apps, None)
+    gauge_words_migration.seed(apps, None)
     return LevelScheme.objects.get(version=seed_migration.VERSION)
 
 

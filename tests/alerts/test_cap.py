@@ -12,6 +12,8 @@ from alerts.models import Alert, AlertEvent
 from sensors.models import Visibility
 from tests.conftest import make_station
 
+from alerts.vocabulary import RESERVED_WORDS, gauge_words
+
 from .conftest import ingest, ingest_series, minute_now
 
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
@@ -69,9 +71,15 @@ def test_every_version_of_a_public_alert_validates_and_references_the_earlier_on
     # The level-4 message in both languages: the words of the scheme, the figures of the moment.
     root = assert_valid_cap(documents[2][1])
     ja, en = root.findall("cap:info", namespaces=NS)
-    assert "避難指示" in ja.findtext("cap:headline", namespaces=NS)
-    assert ja.findtext("cap:instruction", namespaces=NS) == "危険な場所から全員避難"
-    assert en.findtext("cap:instruction", namespaces=NS) == "Everyone: leave dangerous places now"
+    # A gauge's alert is equivalent information: the scheme's gauge words, never the town's order
+    # (避難指示) nor the weather agency's 警報, in any version of the message.
+    assert ja.findtext("cap:headline", namespaces=NS).startswith("【警戒レベル4相当】PUB-1 観測所 危険な水位に到達")
+    assert en.findtext("cap:headline", namespaces=NS).startswith("Level 4 equivalent: PUB-1 gauge, Danger level reached")
+    assert ja.findtext("cap:instruction", namespaces=NS) == gauge_words(4).advice_ja != ""
+    assert en.findtext("cap:instruction", namespaces=NS) == gauge_words(4).advice_en != ""
+    for _, document in documents:
+        text = document.decode()
+        assert [word for word in RESERVED_WORDS if word in text] == []
     assert (en.findtext("cap:urgency", namespaces=NS), en.findtext("cap:severity", namespaces=NS)) == ("Immediate", "Severe")
     assert en.findtext("cap:certainty", namespaces=NS) == "Observed"
     assert en.findtext("cap:category", namespaces=NS) == "Met"

@@ -22,6 +22,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertEvent, Delivery, NotificationChannel
 from alerts.services import DELIVERY_LEASE, deliveries_dispatch
 from alerts.transports.webhook import SIGNATURE_HEADER
+from alerts.vocabulary import RESERVED_WORDS
 from sensors.models import SharingGrant, Visibility
 from tests.conftest import make_station, make_town
 
@@ -258,7 +259,10 @@ def test_email_goes_to_every_town_that_may_see_the_station_and_no_other(towns, v
     ingest(station.code, [(minute_now() - timedelta(minutes=5), 4.1)])
     assert sorted(to for message in mail.outbox for to in message.to) == expected
     message = mail.outbox[0]
-    assert "警戒レベル4" in message.subject and "避難指示" in message.body and "Evacuate all" in message.body
+    assert "警戒レベル4相当" in message.subject and "Level 4 equivalent" in message.subject
+    assert "危険な水位に到達" in message.body and "Danger level reached" in message.body
+    # A gauge's alert never carries a town's order words nor the weather agency's 警報.
+    assert [word for word in RESERVED_WORDS if word in message.subject + message.body] == []
     assert f"/api/v1/alerts/{Alert.objects.get().pk}/cap" in message.body
 
 
@@ -338,7 +342,7 @@ def test_live_groups_follow_visibility(towns):
         message = listener.received[0][1]
         assert message["type"] == "alert" and message["layer"] == "alerts" and message["seq"] > 0
         assert (message["alert"]["event"]["kind"], message["alert"]["level"]) == ("opened", 4)
-        assert message["alert"]["level_name_en"] == "Evacuate all"
+        assert message["alert"]["level_name_en"] == "Level 4 equivalent"
 
         listener.received.clear()
         ingest_confirmed(public.code, at, 3.6)

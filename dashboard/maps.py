@@ -81,7 +81,8 @@ class LevelStyle:
 # colour is never the only cue; "no data" and "normal" are not levels of the scale and keep their
 # words here.
 CALM = {"fill": "#e3eef5", "text": "#1b3a57", "stroke": "#1b3a57"}
-LEVEL_COLOURS: dict[int | None, dict[str, str]] = {
+UNCONFIRMED = "unconfirmed"
+LEVEL_COLOURS: dict[int | str | None, dict[str, str]] = {
     None: {"css": "none", "badge": "–", "fill": "#ffffff", "text": "#595959", "stroke": "#767676"},
     0: {"css": "0", "badge": "L0", **CALM},
     1: {"css": "1", "badge": "L1", **CALM},
@@ -89,8 +90,15 @@ LEVEL_COLOURS: dict[int | None, dict[str, str]] = {
     3: {"css": "3", "badge": "L3", "fill": "#ff2800", "text": "#000000", "stroke": "#333333"},
     4: {"css": "4", "badge": "L4", "fill": "#aa00aa", "text": "#ffffff", "stroke": "#333333"},
     5: {"css": "5", "badge": "L5", "fill": "#0c000c", "text": "#ffffff", "stroke": "#0c000c"},
+    # A suspect reading above a threshold: not a level yet, never "normal" (QC flags, never silences).
+    UNCONFIRMED: {"css": "unconfirmed", "badge": "?", "fill": "#ffffff", "text": "#5c005c", "stroke": "#aa00aa"},
 }
-OFF_SCALE_WORDS: dict[int | None, dict[str, str]] = {
+OFF_SCALE_WORDS: dict[int | str | None, dict[str, str]] = {
+    UNCONFIRMED: dict(
+        name_ja="未確認の値", name_en="Unconfirmed reading", action_ja="確認中", action_en="being checked",
+        advice_ja="基準を こえる値が とどきましたが、まだ 確認中です。次の 観測で たしかめます。",
+        advice_en="A reading above a threshold arrived but is not confirmed yet; the next reading will tell.",
+    ),
     None: dict(
         name_ja="データなし", name_en="No data", action_ja="データなし", action_en="No data",
         advice_ja="この観測所からのデータがまだありません。", advice_en="No reading has arrived from this station yet.",
@@ -102,12 +110,12 @@ OFF_SCALE_WORDS: dict[int | None, dict[str, str]] = {
 }
 
 
-def levels() -> dict[int | None, LevelStyle]:
+def levels() -> dict[int | str | None, LevelStyle]:
     """Every level's style: colours from here, words of levels 1–5 from the active scheme."""
     from alerts.vocabulary import gauge_words, scheme_words
 
     scheme = scheme_words()
-    styles: dict[int | None, LevelStyle] = {}
+    styles: dict[int | str | None, LevelStyle] = {}
     for key, colours in LEVEL_COLOURS.items():
         if key in OFF_SCALE_WORDS:
             styles[key] = LevelStyle(**colours, **OFF_SCALE_WORDS[key])
@@ -123,12 +131,22 @@ def levels() -> dict[int | None, LevelStyle]:
     return styles
 
 
-def level_style(level: int | None, styles: dict[int | None, LevelStyle] | None = None) -> LevelStyle:
+def level_style(level: int | None, styles: dict | None = None) -> LevelStyle:
     # Levels above the scale (data errors) are shown as the top level rather than hidden.
     if level is not None and level > 5:
         level = 5
     styles = styles if styles is not None else levels()
     return styles.get(level, styles[None])
+
+
+def state_style(props: dict, styles: dict | None = None) -> LevelStyle:
+    """How a station's state is shown: its level, or "unconfirmed" when a suspect latest reading
+    would mean a higher level (static/mizumori/stations.js `stateStyle` decides the same way)."""
+    styles = styles if styles is not None else levels()
+    unconfirmed = props.get("unconfirmed_level")
+    if props.get("quality") == "suspect" and unconfirmed and unconfirmed > (props.get("level") or 0):
+        return styles[UNCONFIRMED]
+    return level_style(props.get("level"), styles)
 
 
 @dataclass(frozen=True)
@@ -281,7 +299,7 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
         }
     return {
         "levels": level_words,
-        "top_level": max(key for key in styles if key is not None),
+        "top_level": max(key for key in styles if isinstance(key, int)),
         "notice_level": NOTICE_LEVEL,
         "kinds": {kind: {"shape": style.shape, "name": [style.name_ja, style.name_en]} for kind, style in KINDS.items()},
         "shapes": {name: {"tag": tag, "attributes": attributes} for name, (tag, attributes) in SHAPES.items()},
@@ -613,6 +631,10 @@ def legend_hazard_rows(bands: Iterable[DepthBand]) -> list[dict]:
 def legend_html(*, element_id: str, hazard_bands: Iterable[DepthBand] = (), shelters: bool = False) -> str:
     styles = levels()
     level_rows = [legend_level_row(level, styles) for level in (5, 4, 3, 2, 1, 0, None)]
+    level_rows.insert(-2, {
+        "svg": marker_svg(shape="circle", level=styles[UNCONFIRMED], stale=False),
+        "ja": styles[UNCONFIRMED].title_ja, "en": styles[UNCONFIRMED].title_en,
+    })
     # The kind rows show the bare shape: a level badge there would read as a level.
     shape_only = replace(styles[0], badge="")
     kind_rows = [
@@ -710,7 +732,7 @@ def station_notices(items: Iterable[MapStation]) -> list[StationNotice]:
                 town_ja=town.name_ja,
                 town_en=town.name_en,
                 kind=kind_style(props["kind"]),
-                level=level_style(props["level"], styles),
+                level=state_style(props, styles),
                 reading=value_text(props["value"], props["unit"]),
                 observed=observed_text(props["observed_at"]),
                 stale=bool(props["stale"]),

@@ -42,6 +42,7 @@ from .maps import (
     level_style,
     levels,
     map_vocabulary,
+    state_style,
     observed_text,
     reached_threshold,
     station_map,
@@ -247,8 +248,7 @@ def threshold_scale(kind: str, window_minutes: int | None) -> str | None:
     return None
 
 
-def threshold_lines(props: dict) -> list[ThresholdLine]:
-    styles = levels()
+def threshold_lines(props: dict, styles: dict) -> list[ThresholdLine]:
     return [
         ThresholdLine(
             label_ja=threshold["label_ja"],
@@ -345,7 +345,8 @@ def station_trend(history: StationHistory) -> TrendStyle:
 def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
     station = history.station
     props = history.feature["properties"]
-    thresholds = threshold_lines(props)
+    styles = levels()  # the active scheme's words, read once for the page
+    thresholds = threshold_lines(props, styles)
     newest_rows = history.readings[-READINGS_TABLE_ROWS:][::-1]
     detail_url = reverse("station-detail", args=[station.code])
     chart = station_chart(history, thresholds)
@@ -355,7 +356,7 @@ def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
         "town": station.municipality,
         "props": props,
         "kind": kind_style(station.kind),
-        "level": level_style(props["level"]),
+        "level": state_style(props, styles),
         "reading": value_text(props["value"], props["unit"]),
         "observed": observed_text(props["observed_at"]),
         "reached": reached_threshold(props),

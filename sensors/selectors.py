@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from tenancy.selectors import Viewer
 
-from .models import Observation, SharingGrant, Station, StationGroup, StationState, Visibility
+from .models import Observation, SharingGrant, Station, StationGroup, StationState, Threshold, Visibility
 from .trends import station_trend, trend_readings_prefetch
 
 
@@ -165,6 +165,9 @@ def station_feature(station: Station, *, now: datetime) -> dict:
             "level": state.level if state else None,
             # "suspect": the latest reading jumped implausibly; it is shown but does not set the level.
             "quality": state.quality if state and state.observed_at else None,
+            # ...yet QC never silences danger: the level that suspect reading would mean, so the map
+            # says "unconfirmed" rather than "normal" until the next reading confirms or withdraws it.
+            "unconfirmed_level": unconfirmed_level(state, thresholds),
             "trend": station_trend(station),
             "accumulations": state.accumulations if state else {},
             "thresholds": [
@@ -184,6 +187,15 @@ def station_feature(station: Station, *, now: datetime) -> dict:
             "visibility": station.visibility,
         },
     }
+
+
+def unconfirmed_level(state: StationState | None, thresholds: list[Threshold]) -> int | None:
+    """The level a suspect latest reading would set (None when the reading is not suspect)."""
+    from .services import level_for
+
+    if state is None or state.observed_at is None or state.quality != Observation.Quality.SUSPECT:
+        return None
+    return level_for(state, thresholds)
 
 
 def _lang() -> str:

@@ -40,6 +40,18 @@
     return levels[key] || levels.none;
   }
 
+  // A suspect latest reading that would mean a higher level shows as "unconfirmed", never as the
+  // calm level below it (dashboard/maps.py state_style decides the same way on the server).
+  function stateStyle(props) {
+    var levels = words().levels || {};
+    var level = typeof props.level === "number" ? props.level : 0;
+    var unconfirmed = props.unconfirmed_level;
+    if (props.quality === "suspect" && typeof unconfirmed === "number" && unconfirmed > level && levels.unconfirmed) {
+      return levels.unconfirmed;
+    }
+    return levelStyle(props.level);
+  }
+
   function kindStyle(kind) {
     var kinds = words().kinds || {};
     return Object.prototype.hasOwnProperty.call(kinds, kind) ? kinds[kind] : null;
@@ -183,7 +195,7 @@
   }
 
   function markerElement(props) {
-    var level = levelStyle(props.level);
+    var level = stateStyle(props);
     var stale = Boolean(props.stale);
     var kind = kindStyle(props.kind);
     var kindNames = kind ? kind.name : [text(props.kind), text(props.kind)];
@@ -211,7 +223,7 @@
   // --- tooltip, popup, notice --------------------------------------------------------------------
 
   function tooltipElement(props) {
-    var level = levelStyle(props.level);
+    var level = stateStyle(props);
     var tip = append(
       node("div", "mz-tip"),
       node("strong", null, text(props.name_ja), "ja"), " ", node("span", null, text(props.name_en), "en"),
@@ -226,7 +238,7 @@
 
   function popupElement(props) {
     var vocab = words();
-    var level = levelStyle(props.level);
+    var level = stateStyle(props);
     var kind = kindStyle(props.kind);
     var rows = [["kind", kind ? kind.name.join(" / ") : text(props.kind)]];
     if (props.river) {
@@ -286,7 +298,7 @@
     var other = language === "en" ? "ja" : "en";
     var first = language === "en" ? 1 : 0;
     var second = 1 - first;
-    var level = levelStyle(props.level);
+    var level = stateStyle(props);
     var kind = kindStyle(props.kind);
     var kindNames = kind ? kind.name : [text(props.kind), text(props.kind)];
     var vocab = words();

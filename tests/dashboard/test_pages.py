@@ -510,3 +510,25 @@ def test_a_gauge_never_speaks_with_a_towns_order_or_the_weather_agencys_words(cl
         assert response.status_code == 200, path
         text = response.content.decode()
         assert [word for word in RESERVED_WORDS if word in text] == [], path
+
+
+@pytest.mark.django_db
+def test_a_suspect_reading_above_a_threshold_shows_as_unconfirmed_never_as_normal(client, stations):
+    """QC flags, never silences: a lone jump to 氾濫危険水位 is held back from the level until the next
+    reading, but the map, the station page and the API say "unconfirmed", not "normal"."""
+    observe("A-PUBLIC", 1.0, minutes_ago=20)
+    observe("A-PUBLIC", 4.2, minutes_ago=10)  # 3.2 m in 10 minutes: flagged suspect
+    html = page(client)
+    props = station_features(html)["A-PUBLIC"]["properties"]
+    assert (props["quality"], props["level"], props["unconfirmed_level"]) == ("suspect", 0, 4)
+    vocabulary = page_data(html, "mz-map-vocabulary")
+    assert vocabulary["levels"]["unconfirmed"]["name"] == ["未確認の値", "Unconfirmed reading"]
+    api = {f["properties"]["code"]: f["properties"] for f in client.get("/api/v1/stations").json()["features"]}
+    assert api["A-PUBLIC"]["unconfirmed_level"] == 4
+    detail = client.get("/stations/A-PUBLIC/").content.decode()
+    assert "未確認の値" in detail and "mz-level-unconfirmed" in detail
+
+    observe("A-PUBLIC", 4.25, minutes_ago=1)  # the next reading confirms it: a level, not a question
+    props = station_features(page(client))["A-PUBLIC"]["properties"]
+    assert (props["quality"], props["level"], props["unconfirmed_level"]) == ("ok", 4, None)
+    assert "未確認の値" not in client.get("/stations/A-PUBLIC/").content.decode()

@@ -21,7 +21,7 @@ from sensors.models import StationKind, Visibility
 
 from .models import Alert, AlertEvent, AlertRule
 from .rules import measure_label, rule_unit
-from .selectors import alert_gauge_words, cap_versions
+from .selectors import alert_gauge_words, alert_may_go_public, cap_versions
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 CONTENT_TYPE = "application/cap+xml"
@@ -97,7 +97,7 @@ def cap_message(alert: Alert, event: AlertEvent, earlier: list[AlertEvent]) -> b
     _sub(root, "status", "Actual")
     _sub(root, "msgType", MSG_TYPES[event.kind])
     _sub(root, "source", f"Mizumori {station.municipality.name_en}")
-    if station.visibility == Visibility.PUBLIC:
+    if station.visibility == Visibility.PUBLIC and alert_may_go_public(station):
         _sub(root, "scope", "Public")
     else:
         _sub(root, "scope", "Restricted")
@@ -113,6 +113,8 @@ def cap_message(alert: Alert, event: AlertEvent, earlier: list[AlertEvent]) -> b
 
 def _restriction(alert: Alert) -> str:
     station = alert.station
+    if station.visibility == Visibility.PUBLIC:  # a public gauge whose alerts are for HQ (heavy rain)
+        return "For the disaster headquarters of the municipalities that may see this gauge."
     if station.visibility == Visibility.REGION:
         return "For the disaster headquarters of the municipalities sharing the Mizumori platform."
     if station.visibility == Visibility.SHARED:

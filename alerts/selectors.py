@@ -16,7 +16,7 @@ from django.db.models import IntegerField, Prefetch, QuerySet, Value
 from django.urls import reverse
 from django.utils import timezone
 
-from sensors.models import Station
+from sensors.models import Station, StationKind
 from sensors.selectors import local_iso
 from tenancy.models import Municipality
 from tenancy.permissions import Action, restrict
@@ -40,12 +40,22 @@ def _with_relations(queryset: QuerySet[Alert]) -> QuerySet[Alert]:
     )
 
 
+# Heavy-rain alerts are for the towns' headquarters: a point rainfall is not an evacuation level,
+# and the public sees rain as rain (its intensity on the map), not as an alert.
+HQ_ONLY_STATION_KINDS = (StationKind.RAIN,)
+
+
+def alert_may_go_public(station: Station) -> bool:
+    """Whether the public may ever hear of this station's alerts (its visibility decides the rest)."""
+    return station.kind not in HQ_ONLY_STATION_KINDS
+
+
 def alerts_visible_to(alerts: QuerySet[Alert], viewer: Viewer) -> QuerySet[Alert]:
     """The visibility rule of alerts, registered with tenancy.permissions: alerts of the stations the
-    viewer may see; for the public, only those that reached PUBLIC_MIN_LEVEL."""
+    viewer may see; for the public, only those that reached PUBLIC_MIN_LEVEL, never heavy rain."""
     alerts = alerts.filter(station__in=Station.objects.visible_to(viewer))
     if not viewer.is_member:  # the public, signed in or not
-        alerts = alerts.filter(peak_level__gte=PUBLIC_MIN_LEVEL)
+        alerts = alerts.filter(peak_level__gte=PUBLIC_MIN_LEVEL).exclude(station__kind__in=HQ_ONLY_STATION_KINDS)
     return alerts
 
 
@@ -165,8 +175,14 @@ def live_groups_for_stations(station_ids: Iterable[int]) -> dict[int, list[str]]
     """Channels groups that should hear about alerts of each station: `alerts.public` when anyone may see
     it, and `alerts.<slug>` of every town that may see it."""
     towns = dict(Municipality.objects.values_list("pk", "slug"))
+    station_ids = list(station_ids)
+    hq_only = set(
+        Station.objects.filter(pk__in=station_ids, kind__in=HQ_ONLY_STATION_KINDS).values_list("pk", flat=True)
+    )
     groups: dict[int, list[str]] = {}
     for station_id, audience in station_audiences(station_ids, towns.keys(), public=True).items():
+        if station_id in hq_only:
+            audience = audience - {None}
         groups[station_id] = sorted(live_group(None if town_id is None else towns[town_id]) for town_id in audience)
     return groups
 

@@ -43,6 +43,7 @@ from geo.maps import (
     municipality_boundaries,
 )
 from geo.models import Shelter
+from sensors.rain import RAIN_INTENSITIES
 
 from .selectors import NOTICE_LEVEL, MapStation
 
@@ -139,9 +140,39 @@ def level_style(level: int | None, styles: dict | None = None) -> LevelStyle:
     return styles.get(level, styles[None])
 
 
+# Rain gauges are shown by JMA's rain intensity of their 1-hour total (sensors/rain.py), never as a
+# 警戒レベル: JMA's colours for hourly rain (20 yellow, 30 orange, 50 red, 80 purple), the category's
+# first character as the badge.
+RAIN_COLOURS = {
+    "dry": {"badge": "–", **CALM},
+    "rain": {"badge": "雨", **CALM},
+    "heavy": {"badge": "強", "fill": "#faf500", "text": "#000000", "stroke": "#333333"},
+    "very_heavy": {"badge": "激", "fill": "#ff9900", "text": "#000000", "stroke": "#333333"},
+    "extremely_heavy": {"badge": "非", "fill": "#ff2800", "text": "#000000", "stroke": "#333333"},
+    "torrential": {"badge": "猛", "fill": "#b40068", "text": "#ffffff", "stroke": "#333333"},
+}
+
+
+def rain_styles() -> dict[str, LevelStyle]:
+    return {
+        category.key: LevelStyle(
+            css=f"rain-{category.key}", **RAIN_COLOURS[category.key],
+            name_ja=category.name_ja, name_en=category.name_en, action_ja=category.name_ja,
+            action_en=category.name_en, advice_ja=category.advice_ja, advice_en=category.advice_en,
+        )
+        for category in RAIN_INTENSITIES
+    }
+
+
+RAIN_STYLES = rain_styles()
+
+
 def state_style(props: dict, styles: dict | None = None) -> LevelStyle:
-    """How a station's state is shown: its level, or "unconfirmed" when a suspect latest reading
-    would mean a higher level (static/mizumori/stations.js `stateStyle` decides the same way)."""
+    """How a station's state is shown: its level; a rain gauge's rain intensity; or "unconfirmed" when
+    a suspect latest reading would mean a higher level (static/mizumori/stations.js `stateStyle`
+    decides the same way)."""
+    if props.get("kind") == "rain" and props.get("rain_intensity") in RAIN_STYLES:
+        return RAIN_STYLES[props["rain_intensity"]]
     styles = styles if styles is not None else levels()
     unconfirmed = props.get("unconfirmed_level")
     if props.get("quality") == "suspect" and unconfirmed and unconfirmed > (props.get("level") or 0):
@@ -216,6 +247,20 @@ def marker_svg(*, shape: str, level: LevelStyle, stale: bool) -> SafeString:
     )
 
 
+def headline_text(props: dict) -> str:
+    """The quantity that set the station's state: the reading, or for a rain gauge its 1-hour total
+    with the latest 10-minute amount beside it (stations.js `headlineText` writes the same)."""
+    if props.get("kind") == "rain" and props.get("rain_hour_total") is not None:
+        hour = value_text(props["rain_hour_total"], props["unit"])
+        ten = value_text(props["value"], props["unit"])
+        return f"{RAIN_HEADLINE[0]} {hour} ({RAIN_HEADLINE[1]} {ten})"
+    return value_text(props["value"], props["unit"])
+
+
+# Windows written the same in both languages of the page.
+RAIN_HEADLINE = ("1 h", "10 min")
+
+
 def value_text(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
@@ -276,6 +321,20 @@ POPUP_WORDS = {
 }
 
 
+def _style_words(style: LevelStyle) -> dict:
+    return {
+        "css": style.css,
+        "badge": style.badge,
+        "fill": style.fill,
+        "text": style.text,
+        "stroke": style.stroke,
+        "title": [style.title_ja, style.title_en],
+        "name": [style.name_ja, style.name_en],
+        "action": [style.action_ja, style.action_en],
+        "advice": [style.advice_ja, style.advice_en],
+    }
+
+
 def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
     """Everything static/mizumori/stations.js needs to draw a station from its feature properties:
     the level words, colours and advice, kind shapes, the popup's headings, town names. Embedded in
@@ -286,19 +345,11 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
     level_words = {}
     styles = levels()
     for key, style in styles.items():
-        level_words["none" if key is None else str(key)] = {
-            "css": style.css,
-            "badge": style.badge,
-            "fill": style.fill,
-            "text": style.text,
-            "stroke": style.stroke,
-            "title": [style.title_ja, style.title_en],
-            "name": [style.name_ja, style.name_en],
-            "action": [style.action_ja, style.action_en],
-            "advice": [style.advice_ja, style.advice_en],
-        }
+        level_words["none" if key is None else str(key)] = _style_words(style)
     return {
         "levels": level_words,
+        "rain": {key: _style_words(style) for key, style in RAIN_STYLES.items()},
+        "rain_headline": list(RAIN_HEADLINE),
         "top_level": max(key for key in styles if isinstance(key, int)),
         "notice_level": NOTICE_LEVEL,
         "kinds": {kind: {"shape": style.shape, "name": [style.name_ja, style.name_en]} for kind, style in KINDS.items()},
@@ -635,6 +686,16 @@ def legend_html(*, element_id: str, hazard_bands: Iterable[DepthBand] = (), shel
         "svg": marker_svg(shape="circle", level=styles[UNCONFIRMED], stale=False),
         "ja": styles[UNCONFIRMED].title_ja, "en": styles[UNCONFIRMED].title_en,
     })
+    # Rain gauges: JMA's intensity of the 1-hour total, not a level.
+    level_rows += [
+        {
+            "svg": marker_svg(shape=KINDS["rain"].shape, level=RAIN_STYLES[category.key], stale=False),
+            "ja": f"{category.name_ja}(1時間 {category.lower_mm:g} mm以上)",
+            "en": f"{category.name_en} (1 h ≥ {category.lower_mm:g} mm)",
+        }
+        for category in RAIN_INTENSITIES
+        if category.lower_mm >= 20
+    ]
     # The kind rows show the bare shape: a level badge there would read as a level.
     shape_only = replace(styles[0], badge="")
     kind_rows = [
@@ -733,7 +794,7 @@ def station_notices(items: Iterable[MapStation]) -> list[StationNotice]:
                 town_en=town.name_en,
                 kind=kind_style(props["kind"]),
                 level=state_style(props, styles),
-                reading=value_text(props["value"], props["unit"]),
+                reading=headline_text(props),
                 observed=observed_text(props["observed_at"]),
                 stale=bool(props["stale"]),
             )

@@ -40,6 +40,7 @@ from .maps import (
     LevelStyle,
     kind_style,
     level_style,
+    headline_text,
     levels,
     map_vocabulary,
     state_style,
@@ -357,7 +358,7 @@ def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
         "props": props,
         "kind": kind_style(station.kind),
         "level": state_style(props, styles),
-        "reading": value_text(props["value"], props["unit"]),
+        "reading": headline_text(props),
         "observed": observed_text(props["observed_at"]),
         "reached": reached_threshold(props),
         "rain_totals": [

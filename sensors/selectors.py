@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from tenancy.selectors import Viewer
 
-from .models import Observation, SharingGrant, Station, StationGroup, StationState, Threshold, Visibility
+from .rain import HOUR_KEY as RAIN_HOUR_KEY, rain_intensity
+from .models import Observation, SharingGrant, Station, StationGroup, StationKind, StationState, Threshold, Visibility
 from .trends import station_trend, trend_readings_prefetch
 
 
@@ -168,6 +169,8 @@ def station_feature(station: Station, *, now: datetime) -> dict:
             # ...yet QC never silences danger: the level that suspect reading would mean, so the map
             # says "unconfirmed" rather than "normal" until the next reading confirms or withdraws it.
             "unconfirmed_level": unconfirmed_level(state, thresholds),
+            # Rain gauges: the 1-hour total that sets their state and its JMA intensity category.
+            **rain_state(station, state),
             "trend": station_trend(station),
             "accumulations": state.accumulations if state else {},
             "thresholds": [
@@ -187,6 +190,14 @@ def station_feature(station: Station, *, now: datetime) -> dict:
             "visibility": station.visibility,
         },
     }
+
+
+def rain_state(station: Station, state: StationState | None) -> dict:
+    if station.kind != StationKind.RAIN:
+        return {}
+    total = (state.accumulations or {}).get(RAIN_HOUR_KEY) if state and state.observed_at else None
+    intensity = rain_intensity(total)
+    return {"rain_hour_total": total, "rain_intensity": intensity.key if intensity else None}
 
 
 def unconfirmed_level(state: StationState | None, thresholds: list[Threshold]) -> int | None:

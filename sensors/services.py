@@ -22,6 +22,7 @@ from events import emit
 from tenancy.models import AuditEvent, Municipality
 from tenancy.services import audit_record
 
+from .rain import HOUR as RAIN_HOUR
 from .models import (
     Observation,
     SharingGrant,
@@ -440,8 +441,9 @@ def _window_touched(thresholds: list[Threshold], latest: datetime, oldest_new: d
 
 def _refresh_accumulations(states: list[StationState], thresholds: dict[int, list[Threshold]]) -> None:
     """Recompute rain totals per threshold window, ending at each state's latest reading, in one query."""
+    # Every rain gauge keeps its 1-hour total, the measure its intensity is judged by (sensors.rain).
     windows_by_station = {
-        state.station_id: sorted({t.window for t in thresholds[state.station_id] if t.window})
+        state.station_id: sorted({t.window for t in thresholds[state.station_id] if t.window} | {RAIN_HOUR})
         for state in states
     }
     wanted = [state for state in states if windows_by_station[state.station_id]]

@@ -64,6 +64,9 @@ ALERT_FIELDS = {
     "action_ja": serializers.CharField(help_text="Plain-language advice for residents (may be empty)."),
     "action_en": serializers.CharField(help_text="Plain-language advice in English (may be empty)."),
     "level_scheme": serializers.CharField(allow_null=True, help_text="Version of the level words used."),
+    "unconfirmed": serializers.BooleanField(
+        help_text="Raised by an implausible jump, not yet confirmed by the next reading (HQ only)."
+    ),
     "station": STATION,
     "rule": RULE,
     "value": serializers.FloatField(allow_null=True, help_text="The rule's measure at the latest reading."),

@@ -145,7 +145,8 @@ def _info(root: ET.Element, alert: Alert, event: AlertEvent, language: str) -> N
         urgency, severity = LEVEL_URGENCY_SEVERITY[event.level]
     _sub(info, "urgency", urgency)
     _sub(info, "severity", severity)
-    _sub(info, "certainty", "Observed")
+    # An unconfirmed raise (an implausible jump, HQ only) is possible, not observed.
+    _sub(info, "certainty", "Possible" if (event.metrics or {}).get("unconfirmed") else "Observed")
     _sub(info, "senderName", f"Mizumori {station.municipality.name_ja if ja else station.municipality.name_en}")
     _sub(info, "headline", _headline(alert, event, words, ja))
     _sub(info, "description", _description(alert, event, words, ja))

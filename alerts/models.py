@@ -222,6 +222,15 @@ class Alert(models.Model):
     next_level = models.PositiveSmallIntegerField(null=True, blank=True)
     time_to_next_level = models.DurationField(null=True, blank=True)
     time_to_next_level_uncertainty = models.DurationField(null=True, blank=True)
+    # QC flags, never silences: an implausible jump high enough is raised at once for HQ, marked
+    # unconfirmed until the next reading confirms it (fields cleared) or withdraws it (the alert goes
+    # back to `unconfirmed_from_level`, or resolves from 0). The public never sees it meanwhile.
+    unconfirmed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Time of the suspect reading that raised the level, until confirmed."
+    )
+    unconfirmed_from_level = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The level before the unconfirmed raise (0: no alert was open)."
+    )
 
     class Meta:
         ordering = ["-opened_at", "-pk"]

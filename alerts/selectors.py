@@ -52,10 +52,14 @@ def alert_may_go_public(station: Station) -> bool:
 
 def alerts_visible_to(alerts: QuerySet[Alert], viewer: Viewer) -> QuerySet[Alert]:
     """The visibility rule of alerts, registered with tenancy.permissions: alerts of the stations the
-    viewer may see; for the public, only those that reached PUBLIC_MIN_LEVEL, never heavy rain."""
+    viewer may see; for the public, only those that reached PUBLIC_MIN_LEVEL, never heavy rain, never
+    an unconfirmed raise (alerts.services, "unconfirmed alerts")."""
     alerts = alerts.filter(station__in=Station.objects.visible_to(viewer))
     if not viewer.is_member:  # the public, signed in or not
-        alerts = alerts.filter(peak_level__gte=PUBLIC_MIN_LEVEL).exclude(station__kind__in=HQ_ONLY_STATION_KINDS)
+        alerts = (
+            alerts.filter(peak_level__gte=PUBLIC_MIN_LEVEL, unconfirmed_at__isnull=True)
+            .exclude(station__kind__in=HQ_ONLY_STATION_KINDS)
+        )
     return alerts
 
 
@@ -214,6 +218,7 @@ def alert_document(alert: Alert, *, site_url: str | None = None) -> dict:
         "action_ja": words.advice_ja,
         "action_en": words.advice_en,
         "level_scheme": alert.level_scheme.version if alert.level_scheme else None,
+        "unconfirmed": alert.unconfirmed_at is not None,
         "station": {
             "code": station.code,
             "name_ja": station.name_ja,

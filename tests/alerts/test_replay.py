@@ -22,7 +22,7 @@ from .conftest import ingest, ingest_series, minute_now
 # The plausible step is 1 m per reading. Rivers also have a rate-of-rise rule (0.5 m/h over 30 min).
 STORM = [
     1.80, 1.85,
-    4.60,  # a lone spike: jumps 2.75 m and comes straight back — no alert
+    4.60,  # a lone spike: jumps 2.75 m, raised unconfirmed for HQ at once, withdrawn by the next reading
     1.90, 2.20, 2.50,  # rising 1.8 m/h: the rate-of-rise alert (level 1) opens on 2.50
     2.80,
     2.96, 3.02,  # one reading at 3.0 is not yet level 2
@@ -59,6 +59,8 @@ def test_storm_replay_leaves_the_exact_trail(towns):
 
     threshold, stale, rise = AlertRule.Kind.THRESHOLD, AlertRule.Kind.STALE, AlertRule.Kind.RATE_OF_RISE
     storm_trail = [
+        (threshold, "opened", 4),  # the spike, unconfirmed
+        (threshold, "resolved", 4),  # withdrawn
         (rise, "opened", 1),
         (threshold, "opened", 2),
         (threshold, "escalated", 3),
@@ -72,8 +74,11 @@ def test_storm_replay_leaves_the_exact_trail(towns):
     ]
     assert trail(station) == storm_trail
 
+    # The spike's alert stays marked: never confirmed, never public.
+    spike = Alert.objects.get(station=station, rule__kind=threshold, unconfirmed_at__isnull=False)
+    assert spike.events.order_by("pk").last().note.startswith("withdrawn")
     # One alert carried the whole storm, peaked at 5, and is over.
-    alert = Alert.objects.get(station=station, rule__kind=threshold)
+    alert = Alert.objects.get(station=station, rule__kind=threshold, unconfirmed_at__isnull=True)
     assert (alert.state, alert.level, alert.peak_level) == ("resolved", 2, 5)
     assert alert.level_scheme.version == "2021-05"
     # Each transition names the reading that caused it.
@@ -124,14 +129,48 @@ def test_one_batch_with_many_readings_steps_through_every_level(towns):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_sudden_rise_counts_one_reading_later(towns):
-    station = make_station(towns[0], "JUMP-1")
+def test_a_flash_flood_jump_to_level_4_is_raised_at_once_unconfirmed_then_confirmed(towns, client):
+    """QC flags, never silences: a jump of 3 m in 10 minutes is implausible, so it does not set the
+    station's level yet — but it raises 警戒レベル4相当 for HQ at once, marked unconfirmed, hidden
+    from the public; the next reading confirms it."""
+    from alerts.services import CONFIRMED_NOTE, UNCONFIRMED_NOTE
+
+    station = make_station(towns[0], "JUMP-1", visibility=Visibility.PUBLIC)
     start = minute_now() - timedelta(hours=3)
     at = ingest_series(station.code, start, [1.0, 1.1, 1.2, 4.2])
-    assert trail(station) == []  # the jump is unconfirmed while it is the newest reading
+    alert = Alert.objects.get(station=station, rule__kind="threshold")
+    assert (alert.level, alert.unconfirmed_at, alert.unconfirmed_from_level) == (4, at - timedelta(minutes=10), 0)
+    opened = alert.events.get()
+    assert (opened.kind, opened.value, opened.note, opened.metrics) == ("opened", 4.2, UNCONFIRMED_NOTE, {"unconfirmed": True})
+    assert client.get(f"/api/v1/alerts/{alert.pk}").status_code == 404  # not to the public
+    assert client.get("/api/v1/alerts").json()["count"] == 0
+
     ingest(station.code, [(at, 4.25)])
-    assert [(kind, level) for rule, kind, level in trail(station) if rule == "threshold"] == [("opened", 4)]
-    assert AlertEvent.objects.get(alert__station=station, alert__rule__kind="threshold").value == 4.25
+    alert.refresh_from_db()
+    assert (alert.level, alert.state, alert.unconfirmed_at) == (4, "open", None)
+    assert [(e.kind, e.level, e.note) for e in alert.events.order_by("pk")] == [
+        ("opened", 4, UNCONFIRMED_NOTE), ("note", 4, CONFIRMED_NOTE),
+    ]
+    assert client.get(f"/api/v1/alerts/{alert.pk}").json()["unconfirmed"] is False  # now public
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_spike_is_raised_unconfirmed_and_withdrawn_by_the_next_reading(towns, client):
+    from alerts.services import WITHDRAWN_NOTE
+
+    station = make_station(towns[0], "SPIKE-1", visibility=Visibility.PUBLIC)
+    start = minute_now() - timedelta(hours=3)
+    ingest_series(station.code, start, [1.0, 1.05, 4.3, 1.08, 1.1])
+    alert = Alert.objects.get(station=station, rule__kind="threshold")
+    assert [(e.kind, e.level, e.note) for e in alert.events.order_by("pk")][1:] == [("resolved", 4, WITHDRAWN_NOTE)]
+    assert alert.unconfirmed_at == start + timedelta(minutes=20)  # marked for good: never public
+    assert client.get("/api/v1/alerts").json()["count"] == 0
+    assert client.get(f"/api/v1/alerts/{alert.pk}").status_code == 404
+    assert "SPIKE-1" not in client.get("/alerts/feed.atom").content.decode()
+    # A jump to a level below 3 is not raised unconfirmed: it waits for the next reading as before.
+    low = make_station(towns[0], "SPIKE-2")
+    ingest_series(low.code, start, [1.0, 1.05, 3.2])
+    assert not Alert.objects.filter(station=low, rule__kind="threshold").exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -174,7 +213,7 @@ def test_concurrent_batches_for_one_station_leave_one_trail(towns):
     # Rising batch first: every level once. Later batch first: the earlier readings arrive late and
     # do not rewrite the past. Never anything twice.
     assert events in ([("opened", 2), ("escalated", 4)], [("opened", 4)])
-    assert Alert.objects.get(station=station).level == 4
+    assert Alert.objects.get(station=station, rule__kind="threshold").level == 4
 
 
 @pytest.mark.django_db(transaction=True)

@@ -147,9 +147,13 @@ def test_quality_flagged_readings_move_nothing(towns):
                                         quality="suspect", level=4)
     alert_rules_sync_for_station(station)
     station.alert_rules.update(evaluated_until=start)
-    assert evaluate_station_changes([state]) == []
-    assert not Alert.objects.exists()
-    # The same readings unflagged do open an alert: it was the flag that held it back.
+    # Flagged readings never move a level by the ordinary rules; a flagged newest reading this high
+    # raises only an unconfirmed alert for HQ (QC flags, never silences).
+    events = evaluate_station_changes([state])
+    assert [(e.kind, e.level, e.metrics) for e in events] == [("opened", 4, {"unconfirmed": True})]
+    assert Alert.objects.get().unconfirmed_at == start + timedelta(minutes=30)
+    # The same readings unflagged open an ordinary alert: it was the flag that held it back.
+    Alert.objects.all().delete()
     Observation.objects.update(quality="ok")
     station.alert_rules.update(evaluated_until=start)
     opened = [(e.kind, e.level) for e in evaluate_station_changes([state]) if e.alert.rule.kind == Kind.THRESHOLD]

@@ -20,3 +20,12 @@ class AlertsConfig(AppConfig):
 
         permissions.register(Alert, owner="station__municipality", visible=alerts_visible_to)
         permissions.register(NotificationChannel, owner="municipality")
+
+        from django.db.models.signals import post_delete, post_save
+
+        from .models import LevelDefinition, LevelScheme
+        from .vocabulary import forget_cached_words
+
+        for model in (LevelScheme, LevelDefinition):
+            post_save.connect(forget_cached_words, sender=model, dispatch_uid=f"vocabulary-{model.__name__}-save")
+            post_delete.connect(forget_cached_words, sender=model, dispatch_uid=f"vocabulary-{model.__name__}-delete")

@@ -21,7 +21,7 @@ from sensors.models import StationKind, Visibility
 
 from .models import Alert, AlertEvent, AlertRule
 from .rules import measure_label, rule_unit
-from .selectors import cap_versions, level_definition
+from .selectors import alert_gauge_words, alert_may_go_public, cap_versions
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 CONTENT_TYPE = "application/cap+xml"
@@ -97,7 +97,7 @@ def cap_message(alert: Alert, event: AlertEvent, earlier: list[AlertEvent]) -> b
     _sub(root, "status", "Actual")
     _sub(root, "msgType", MSG_TYPES[event.kind])
     _sub(root, "source", f"Mizumori {station.municipality.name_en}")
-    if station.visibility == Visibility.PUBLIC:
+    if station.visibility == Visibility.PUBLIC and alert_may_go_public(station):
         _sub(root, "scope", "Public")
     else:
         _sub(root, "scope", "Restricted")
@@ -113,6 +113,8 @@ def cap_message(alert: Alert, event: AlertEvent, earlier: list[AlertEvent]) -> b
 
 def _restriction(alert: Alert) -> str:
     station = alert.station
+    if station.visibility == Visibility.PUBLIC:  # a public gauge whose alerts are for HQ (heavy rain)
+        return "For the disaster headquarters of the municipalities that may see this gauge."
     if station.visibility == Visibility.REGION:
         return "For the disaster headquarters of the municipalities sharing the Mizumori platform."
     if station.visibility == Visibility.SHARED:
@@ -128,7 +130,7 @@ def _info(root: ET.Element, alert: Alert, event: AlertEvent, language: str) -> N
     ja = language == "ja"
     stale = alert.rule.kind == AlertRule.Kind.STALE
     ended = event.kind == AlertEvent.Kind.RESOLVED
-    words = level_definition(alert, event.level)
+    words = alert_gauge_words(alert, event.level)
     info = _sub(root, "info")
     _sub(info, "language", "ja-JP" if ja else "en-US")
     for category in _categories(alert):
@@ -143,16 +145,17 @@ def _info(root: ET.Element, alert: Alert, event: AlertEvent, language: str) -> N
         urgency, severity = LEVEL_URGENCY_SEVERITY[event.level]
     _sub(info, "urgency", urgency)
     _sub(info, "severity", severity)
-    _sub(info, "certainty", "Observed")
+    # An unconfirmed raise (an implausible jump, HQ only) is possible, not observed.
+    _sub(info, "certainty", "Possible" if (event.metrics or {}).get("unconfirmed") else "Observed")
     _sub(info, "senderName", f"Mizumori {station.municipality.name_ja if ja else station.municipality.name_en}")
     _sub(info, "headline", _headline(alert, event, words, ja))
     _sub(info, "description", _description(alert, event, words, ja))
     if ended:
         instruction = ENDED_INSTRUCTION
-    elif stale or words is None:
-        instruction = STALE_INSTRUCTION if stale else ("", "")
+    elif stale:
+        instruction = STALE_INSTRUCTION
     else:
-        instruction = (words.action_ja, words.action_en)
+        instruction = (words.advice_ja, words.advice_en)
     if instruction[0 if ja else 1]:
         _sub(info, "instruction", instruction[0 if ja else 1])
     _sub(info, "web", f"{settings.SITE_URL.rstrip('/')}/stations/{station.code}/")
@@ -187,10 +190,10 @@ def _headline(alert: Alert, event: AlertEvent, words, ja: bool) -> str:
     station = alert.station
     kind_ja, kind_en = KIND_WORDS[event.kind]
     if ja:
-        name = f" {words.name_ja}" if words else ""
-        return f"【警戒レベル{event.level}{name}】{station.name_ja} {kind_ja}"[:160]
-    name = f" {words.name_en}" if words else ""
-    return f"Level {event.level}{name}: {station.name_en} ({kind_en})"[:160]
+        reached = f" {words.reached_ja}" if words.reached_ja else ""
+        return f"【{words.name_ja}】{station.name_ja}{reached} {kind_ja}"[:160]
+    reached = f", {words.reached_en}" if words.reached_en else ""
+    return f"{words.name_en}: {station.name_en}{reached} ({kind_en})"[:160]
 
 
 def _number(value: float | None) -> str:
@@ -206,13 +209,11 @@ def _description(alert: Alert, event: AlertEvent, words, ja: bool) -> str:
     if ja:
         lines.append(f"観測所: {station.name_ja}({station.code}、{station.municipality.name_ja})")
         lines.append(f"{measure_label(alert.rule, station, ja=True)}: {_number(event.value)} {unit}({observed})")
-        if words:
-            lines.append(f"警戒レベル{event.level}: {words.name_ja}")
+        lines.append(f"{words.name_ja}: {words.reached_ja}".rstrip(": "))
     else:
         lines.append(f"Station: {station.name_en} ({station.code}, {station.municipality.name_en})")
         lines.append(f"{measure_label(alert.rule, station, ja=False)}: {_number(event.value)} {unit} ({observed})")
-        if words:
-            lines.append(f"Alert level {event.level}: {words.name_en}")
+        lines.append(f"{words.name_en}: {words.reached_en}".rstrip(": "))
     rate = metrics.get("rate_of_rise_per_hour")
     if rate is not None:
         lines.append(
@@ -223,7 +224,7 @@ def _description(alert: Alert, event: AlertEvent, words, ja: bool) -> str:
         minutes = round(forecast["eta_seconds"] / 60)
         spread = round(forecast["uncertainty_seconds"] / 60)
         if ja:
-            lines.append(f"現在の傾向が続くと、約{minutes}分(±{spread}分)で警戒レベル{forecast['level']}の基準に達します。")
+            lines.append(f"現在の傾向が続くと、約{minutes}分(±{spread}分)で警戒レベル{forecast['level']}相当の基準に達します。")
         else:
             lines.append(
                 f"If the trend holds, level {forecast['level']} is reached in about {minutes} min (± {spread} min)."

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
 
 from .models import Alert
-from .selectors import level_definition, public_feed_alerts
+from .selectors import alert_gauge_words, public_feed_alerts
 
 STATE_WORDS = {
     Alert.State.OPEN: ("発表中", "in force"),
@@ -61,19 +61,14 @@ class PublicAlertFeed(Feed):
         return public_feed_alerts()
 
     def item_title(self, alert: Alert) -> str:
-        words = level_definition(alert)
+        words = alert_gauge_words(alert)
         ja, en = STATE_WORDS[alert.state]
-        name_ja = f" {words.name_ja}" if words else ""
-        name_en = f" {words.name_en}" if words else ""
-        return (
-            f"【警戒レベル{alert.level}{name_ja}】{alert.station.name_ja} {ja} / "
-            f"Level {alert.level}{name_en}: {alert.station.name_en} ({en})"
-        )
+        return f"【{words.name_ja}】{alert.station.name_ja} {ja} / {words.name_en}: {alert.station.name_en} ({en})"
 
     def item_description(self, alert: Alert) -> str:
-        words = level_definition(alert)
-        action = f"{words.action_ja} / {words.action_en}" if words else ""
-        return f"{alert.station.name_ja} ({alert.station.municipality.name_ja}): {alert.last_value} — {action}"
+        words = alert_gauge_words(alert)
+        reached = f"{words.reached_ja} / {words.reached_en}" if words.reached_ja else ""
+        return f"{alert.station.name_ja} ({alert.station.municipality.name_ja}): {alert.last_value} — {reached}"
 
     def item_link(self, alert: Alert) -> str:
         return settings.SITE_URL.rstrip("/") + reverse("api-alert-cap", args=[alert.pk])

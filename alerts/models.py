@@ -40,12 +40,27 @@ class LevelScheme(models.Model):
 
 
 class LevelDefinition(models.Model):
+    """One level of a scheme, in two vocabularies (read through `alerts.vocabulary`).
+
+    `name_*` / `action_*` are the *order* words (高齢者等避難, 避難指示, 緊急安全確保): what a town says
+    when it issues an evacuation order at this level. Only orders use them. `gauge_*` are the words
+    of *equivalent information* (警戒レベル相当情報): what a gauge's reading corresponds to
+    (「警戒レベル4相当」), what was reached, and plain-language advice (やさしい日本語). Every gauge
+    state and gauge alert uses these, never the order words.
+    """
+
     scheme = models.ForeignKey(LevelScheme, on_delete=models.CASCADE, related_name="levels")
     level = models.PositiveSmallIntegerField(validators=LEVEL_VALIDATORS)
-    name_ja = models.CharField(max_length=100)
-    name_en = models.CharField(max_length=100)
-    action_ja = models.CharField(max_length=300)
-    action_en = models.CharField(max_length=300)
+    name_ja = models.CharField(max_length=100, help_text="Order name, e.g. 避難指示 (orders only).")
+    name_en = models.CharField(max_length=100, help_text="Order name in English (orders only).")
+    action_ja = models.CharField(max_length=300, help_text="What the order asks (orders only).")
+    action_en = models.CharField(max_length=300, help_text="What the order asks, in English (orders only).")
+    gauge_name_ja = models.CharField(max_length=100, blank=True, help_text="Gauge state, e.g. 警戒レベル4相当.")
+    gauge_name_en = models.CharField(max_length=100, blank=True, help_text="e.g. Level 4 equivalent.")
+    gauge_reached_ja = models.CharField(max_length=200, blank=True, help_text="What the reading reached.")
+    gauge_reached_en = models.CharField(max_length=200, blank=True)
+    gauge_advice_ja = models.CharField(max_length=300, blank=True, help_text="Plain-language advice (やさしい日本語).")
+    gauge_advice_en = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["scheme", "level"]
@@ -207,6 +222,15 @@ class Alert(models.Model):
     next_level = models.PositiveSmallIntegerField(null=True, blank=True)
     time_to_next_level = models.DurationField(null=True, blank=True)
     time_to_next_level_uncertainty = models.DurationField(null=True, blank=True)
+    # QC flags, never silences: an implausible jump high enough is raised at once for HQ, marked
+    # unconfirmed until the next reading confirms it (fields cleared) or withdraws it (the alert goes
+    # back to `unconfirmed_from_level`, or resolves from 0). The public never sees it meanwhile.
+    unconfirmed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Time of the suspect reading that raised the level, until confirmed."
+    )
+    unconfirmed_from_level = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The level before the unconfirmed raise (0: no alert was open)."
+    )
 
     class Meta:
         ordering = ["-opened_at", "-pk"]

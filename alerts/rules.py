@@ -20,7 +20,24 @@ Kind = AlertRule.Kind
 # say: a river stage rarely moves a metre in one reporting interval, a reservoir ten points of storage.
 DEFAULT_MAX_STEP = {StationKind.RIVER: 1.0, StationKind.RESERVOIR: 10.0, StationKind.RAIN: None}
 # Default margins to leave a level: about the noise and wave of a gauge, so a level does not flap.
+# Used for a threshold with no margin of its own and no threshold below it to take a margin from.
 DEFAULT_HYSTERESIS = {StationKind.RIVER: 0.1, StationKind.RESERVOIR: 1.0, StationKind.RAIN: 2.0}
+# A threshold without its own margin is left only a quarter of the way down to the threshold below
+# it: wide enough to swallow a gauge's wave, never so wide that it reaches the level below.
+DEFAULT_MARGIN_SHARE_OF_GAP = 0.25
+# How default level rules move, whatever the kind: a level is raised when two readings in a row meet
+# it (a lone reading can be a glitch), except level 4 equivalent and up, which is raised by the first
+# reading (danger is not delayed for confirmation); it is lowered only after the value has stayed
+# below threshold − margin for half an hour, so a river hovering at a threshold makes one alert.
+DEFAULT_LEVEL_SETTINGS = dict(
+    min_readings=2, min_duration=timedelta(0), clear_hold=timedelta(minutes=30), immediate_level=4
+)
+# Rivers also get a rate-of-rise rule: a rise this fast over the window is worth a call to HQ even
+# below the first threshold (flash floods on small rivers give little time between levels).
+DEFAULT_RATE_OF_RISE = dict(
+    value=0.5, level=1, window=timedelta(minutes=30), hysteresis=0.2,
+    min_readings=2, min_duration=timedelta(0), clear_hold=timedelta(minutes=30),
+)
 DEFAULT_STALE_LEVEL = 1
 DEFAULT_STALE_FACTOR = 3.0
 # A station that has never reported and has no interval is assumed to report this often.
@@ -54,8 +71,26 @@ def reading_steps(thresholds: list[Threshold], *, at: datetime | None = None) ->
 
 def _ladder(thresholds: list[Threshold], window: timedelta | None, at: datetime | None) -> list[Step]:
     """Steps of the leveled thresholds on one measure, with the values in force at `at` and each
-    one's own margin (None: the rule's)."""
-    return [Step(t.level, t.value_at(at), t.margin) for t in leveled(thresholds) if t.window == window]
+    one's margin (see `threshold_margin`)."""
+    measure = [t for t in thresholds if t.window == window]
+    values = [t.value_at(at) for t in measure]
+    return [
+        Step(t.level, value, threshold_margin(t, value, values))
+        for t, value in zip(measure, values, strict=True)
+        if t.level is not None and 1 <= t.level <= 5
+    ]
+
+
+def threshold_margin(threshold: Threshold, value: float, ladder_values: list[float]) -> float | None:
+    """How far below `value` the measure must fall to leave the threshold's level: its own margin,
+    else a share of the gap to the next threshold below on the same measure (leveled or not, e.g.
+    水防団待機水位), else None (the rule's hysteresis)."""
+    if threshold.margin is not None:
+        return threshold.margin
+    below = [other for other in ladder_values if other < value]
+    if not below:
+        return None
+    return round((value - max(below)) * DEFAULT_MARGIN_SHARE_OF_GAP, 6)
 
 
 def rule_hysteresis(rule: AlertRule) -> Hysteresis:
@@ -149,15 +184,20 @@ def default_rules(station: Station, thresholds: list[Threshold]) -> list[AlertRu
     A rule per measure, not per threshold, so rising through the levels escalates one alert.
     """
     kind = StationKind(station.kind)
-    common = dict(station=station, is_default=True, hysteresis=DEFAULT_HYSTERESIS[kind])
+    common = dict(station=station, is_default=True)
+    leveled_common = dict(common, hysteresis=DEFAULT_HYSTERESIS[kind], **DEFAULT_LEVEL_SETTINGS)
     rules: list[AlertRule] = []
     ladder = leveled(thresholds)
     if any(t.window is None for t in ladder):
-        rules.append(AlertRule(kind=Kind.THRESHOLD, name="Thresholds (reading)", window=None, **common))
+        rules.append(AlertRule(kind=Kind.THRESHOLD, name="Thresholds (reading)", window=None, **leveled_common))
     for window in sorted({t.window for t in ladder if t.window is not None}):
         minutes = int(window.total_seconds() // 60)
         label = f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
-        rules.append(AlertRule(kind=Kind.RAIN_ACCUMULATION, name=f"Rain over {label}", window=window, **common))
+        rules.append(
+            AlertRule(kind=Kind.RAIN_ACCUMULATION, name=f"Rain over {label}", window=window, **leveled_common)
+        )
+    if kind == StationKind.RIVER:
+        rules.append(AlertRule(kind=Kind.RATE_OF_RISE, name="Rapid rise", **common, **DEFAULT_RATE_OF_RISE))
     if station.expected_interval:
         rules.append(
             AlertRule(
@@ -165,6 +205,7 @@ def default_rules(station: Station, thresholds: list[Threshold]) -> list[AlertRu
                 name="Gauge not reporting",
                 level=DEFAULT_STALE_LEVEL,
                 stale_factor=DEFAULT_STALE_FACTOR,
+                hysteresis=DEFAULT_HYSTERESIS[kind],
                 **common,
             )
         )

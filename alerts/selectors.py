@@ -16,7 +16,7 @@ from django.db.models import IntegerField, Prefetch, QuerySet, Value
 from django.urls import reverse
 from django.utils import timezone
 
-from sensors.models import Station
+from sensors.models import Station, StationKind
 from sensors.selectors import local_iso
 from tenancy.models import Municipality
 from tenancy.permissions import Action, restrict
@@ -24,6 +24,7 @@ from tenancy.selectors import ANONYMOUS, Viewer
 
 from .models import Alert, AlertEvent, LevelDefinition
 from .rules import rule_unit
+from .vocabulary import GaugeWords, gauge_words
 
 PUBLIC_MIN_LEVEL = 3
 # Alerts of the last days listed in the public Atom feed.
@@ -39,12 +40,26 @@ def _with_relations(queryset: QuerySet[Alert]) -> QuerySet[Alert]:
     )
 
 
+# Heavy-rain alerts are for the towns' headquarters: a point rainfall is not an evacuation level,
+# and the public sees rain as rain (its intensity on the map), not as an alert.
+HQ_ONLY_STATION_KINDS = (StationKind.RAIN,)
+
+
+def alert_may_go_public(station: Station) -> bool:
+    """Whether the public may ever hear of this station's alerts (its visibility decides the rest)."""
+    return station.kind not in HQ_ONLY_STATION_KINDS
+
+
 def alerts_visible_to(alerts: QuerySet[Alert], viewer: Viewer) -> QuerySet[Alert]:
     """The visibility rule of alerts, registered with tenancy.permissions: alerts of the stations the
-    viewer may see; for the public, only those that reached PUBLIC_MIN_LEVEL."""
+    viewer may see; for the public, only those that reached PUBLIC_MIN_LEVEL, never heavy rain, never
+    an unconfirmed raise (alerts.services, "unconfirmed alerts")."""
     alerts = alerts.filter(station__in=Station.objects.visible_to(viewer))
     if not viewer.is_member:  # the public, signed in or not
-        alerts = alerts.filter(peak_level__gte=PUBLIC_MIN_LEVEL)
+        alerts = (
+            alerts.filter(peak_level__gte=PUBLIC_MIN_LEVEL, unconfirmed_at__isnull=True)
+            .exclude(station__kind__in=HQ_ONLY_STATION_KINDS)
+        )
     return alerts
 
 
@@ -172,12 +187,10 @@ def public_feed_alerts(*, now: datetime | None = None, days: int = FEED_DAYS) ->
     return list(alert_list(viewer=ANONYMOUS).filter(updated_at__gte=now - timedelta(days=days)).order_by("-updated_at", "-pk"))
 
 
-def level_definition(alert: Alert, level: int | None = None) -> LevelDefinition | None:
-    """The words for `level` (default: the alert's) in the scheme the alert was issued with."""
-    if alert.level_scheme is None:
-        return None
-    wanted = alert.level if level is None else level
-    return next((d for d in alert.level_scheme.levels.all() if d.level == wanted), None)
+def alert_gauge_words(alert: Alert, level: int | None = None) -> GaugeWords:
+    """The gauge words for `level` (default: the alert's) in the scheme the alert was issued with
+    (the active one for an alert issued without). Alerts of gauges never take an order's words."""
+    return gauge_words(alert.level if level is None else level, alert.level_scheme)
 
 
 # --- audiences -------------------------------------------------------------------------------
@@ -217,8 +230,14 @@ def live_groups_for_stations(station_ids: Iterable[int]) -> dict[int, list[str]]
     """Channels groups that should hear about alerts of each station: `alerts.public` when anyone may see
     it, and `alerts.<slug>` of every town that may see it."""
     towns = dict(Municipality.objects.values_list("pk", "slug"))
+    station_ids = list(station_ids)
+    hq_only = set(
+        Station.objects.filter(pk__in=station_ids, kind__in=HQ_ONLY_STATION_KINDS).values_list("pk", flat=True)
+    )
     groups: dict[int, list[str]] = {}
     for station_id, audience in station_audiences(station_ids, towns.keys(), public=True).items():
+        if station_id in hq_only:
+            audience = audience - {None}
         groups[station_id] = sorted(live_group(None if town_id is None else towns[town_id]) for town_id in audience)
     return groups
 
@@ -236,18 +255,21 @@ def _minutes(value: timedelta | None) -> float | None:
 
 def alert_document(alert: Alert, *, site_url: str | None = None) -> dict:
     station = alert.station
-    words = level_definition(alert)
+    words = alert_gauge_words(alert)
     base = (site_url if site_url is not None else settings.SITE_URL).rstrip("/")
     return {
         "id": alert.pk,
         "state": alert.state,
         "level": alert.level,
         "peak_level": alert.peak_level,
-        "level_name_ja": words.name_ja if words else None,
-        "level_name_en": words.name_en if words else None,
-        "action_ja": words.action_ja if words else None,
-        "action_en": words.action_en if words else None,
+        "level_name_ja": words.name_ja,
+        "level_name_en": words.name_en,
+        "reached_ja": words.reached_ja,
+        "reached_en": words.reached_en,
+        "action_ja": words.advice_ja,
+        "action_en": words.advice_en,
         "level_scheme": alert.level_scheme.version if alert.level_scheme else None,
+        "unconfirmed": alert.unconfirmed_at is not None,
         "station": {
             "code": station.code,
             "name_ja": station.name_ja,

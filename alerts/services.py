@@ -63,6 +63,7 @@ RETRY_MAX = timedelta(hours=1)
 ALERT_FIELDS = [
     "level", "peak_level", "state", "updated_at", "resolved_at", "last_value", "last_observed_at",
     "rate_of_rise", "next_level", "time_to_next_level", "time_to_next_level_uncertainty",
+    "unconfirmed_at", "unconfirmed_from_level",
 ]  # fmt: skip
 
 
@@ -341,6 +342,11 @@ class _History:
     def stamp(self, index: int) -> datetime:
         return from_micros(int(self.micros[index]))
 
+    @property
+    def stamps(self) -> list[datetime]:
+        """Every reading's time (only the rare unconfirmed-alert path needs them all)."""
+        return [from_micros(int(micros)) for micros in self.micros]
+
 
 def _stays_closed(rule: AlertRule, thresholds: list[Threshold], history: _History, first: int) -> bool:
     """Whether stepping a threshold rule without an open alert through readings `first`... cannot open
@@ -417,6 +423,9 @@ def _evaluate_rule(
     over all readings, flagged or not, so a jump that ingestion already flagged and the next reading
     confirmed is not held back a second time.
     """
+    _settle_unconfirmed(batch, rule, history)  # QC: see "unconfirmed alerts" below
+    last = len(history.micros) - 1
+    newest_is_new = last >= 0 and (rule.evaluated_until is None or history.stamp(last) > rule.evaluated_until)
     if rule.evaluated_until is None:
         # A new rule judges the present, not the history that happens to be loaded.
         stepped_after = history.newest - timedelta(microseconds=1)
@@ -464,6 +473,72 @@ def _evaluate_rule(
                     metrics=_metrics(rule, station, thresholds, times, values, measure[-1], alert.level, at=observed_at),
                 )
                 batch.touch(alert)
+    if newest_is_new and (jump[-1] or history.suspect[-1]):
+        _raise_unconfirmed(batch, rule, thresholds, history)
+
+
+# --- unconfirmed alerts: QC flags, never silences ---------------------------------------------
+#
+# A jump is not acted on while it is the newest reading (see alerts.evaluation). But a jump above a
+# high threshold may be a flash flood: it raises the level at once for HQ, marked unconfirmed
+# (Alert.unconfirmed_at), never shown to the public; the next reading confirms it (the mark is
+# cleared and the level goes on by the ordinary rules) or withdraws it (the alert goes back to the
+# level before, or resolves). Kept apart from the reading loop above on purpose.
+
+# The lowest level a suspect reading raises unconfirmed: 警戒レベル3相当 and up.
+UNCONFIRMED_MIN_LEVEL = 3
+UNCONFIRMED_NOTE = "unconfirmed: an implausible jump, raised at once for HQ until the next reading"
+CONFIRMED_NOTE = "confirmed by the next reading"
+WITHDRAWN_NOTE = "withdrawn: the next reading came back, the jump was a spike"
+
+
+def _raise_unconfirmed(batch: _Transitions, rule: AlertRule, thresholds: list[Threshold], history: _History) -> None:
+    """The newest reading, new in this batch, was held back as a jump: raise the level it reaches,
+    if high, unconfirmed."""
+    if rule.kind != Kind.THRESHOLD or rule.direction != AlertRule.Direction.RISING:
+        return
+    alert = batch.open_alerts.get(rule.pk)
+    if alert is not None and alert.unconfirmed_at is not None:
+        return  # one unconfirmed raise at a time; the next reading settles it first
+    value, observed_at = float(history.values[-1]), history.stamps[-1]
+    steps = rulebook.rule_steps(rule, thresholds, at=observed_at)
+    level = max((step.level for step in steps if value >= step.value), default=0)
+    current = alert.level if alert else 0
+    if level < UNCONFIRMED_MIN_LEVEL or level <= current:
+        return
+    batch.move(rule, level, value=_finite(value), observed_at=observed_at, metrics={"unconfirmed": True},
+               note=UNCONFIRMED_NOTE)
+    raised = batch.open_alerts[rule.pk]
+    raised.unconfirmed_at, raised.unconfirmed_from_level = observed_at, current
+
+
+def _settle_unconfirmed(batch: _Transitions, rule: AlertRule, history: _History) -> None:
+    """A reading after the unconfirmed one has come: confirm the raise, or withdraw it when the next
+    reading is nearer the value before the jump than the jump itself (it came back: a spike)."""
+    alert = batch.open_alerts.get(rule.pk)
+    if alert is None or alert.unconfirmed_at is None:
+        return
+    at = next((i for i, stamp in enumerate(history.stamps) if stamp == alert.unconfirmed_at), None)
+    if at is not None and at + 1 >= len(history.stamps):
+        return  # still the newest reading
+    came_back = at is not None and at > 0 and (
+        abs(history.values[at + 1] - history.values[at - 1]) < abs(history.values[at + 1] - history.values[at])
+    )
+    before = alert.unconfirmed_from_level or 0
+    if not (came_back and before == 0):
+        # An alert that only ever was a spike keeps its mark when resolved: never confirmed, never public.
+        alert.unconfirmed_at, alert.unconfirmed_from_level = None, None
+    batch.touch(alert)
+    next_stamp = history.stamps[at + 1] if at is not None else history.newest
+    next_value = _finite(history.values[at + 1]) if at is not None else None
+    if came_back:
+        batch.move(rule, before, value=next_value, observed_at=next_stamp, metrics={"withdrawn": True},
+                   note=WITHDRAWN_NOTE)
+    else:
+        batch.events.append(
+            AlertEvent(alert=alert, kind=AlertEvent.Kind.NOTE, level=alert.level, value=next_value,
+                       observed_at=next_stamp, at=batch.now, note=CONFIRMED_NOTE)
+        )
 
 
 def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:

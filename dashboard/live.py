@@ -296,6 +296,8 @@ def publish_alert_events(event_ids) -> None:
             if group == live_group(None):
                 if (alert.get("peak_level") or 0) < PUBLIC_ALERT_MIN_LEVEL:
                     continue
+                if alert.get("unconfirmed") or event.metrics.get("unconfirmed") or event.metrics.get("withdrawn"):
+                    continue  # QC: an unconfirmed raise and its withdrawal are for HQ only
                 payload = {**alert, "event": {**alert["event"], "actor": None}}
             else:
                 payload = alert

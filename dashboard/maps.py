@@ -43,6 +43,7 @@ from geo.maps import (
     municipality_boundaries,
 )
 from geo.models import Shelter
+from sensors.rain import RAIN_INTENSITIES
 
 from .selectors import NOTICE_LEVEL, MapStation
 
@@ -74,65 +75,109 @@ class LevelStyle:
 
 
 # A gauge's state is *equivalent information* (警戒レベル相当情報): it says which level a reading
-# corresponds to, never an order. 高齢者等避難 / 避難指示 / 緊急安全確保 are orders only a town issues
-# for its districts (and 警報 is the weather agency's word), so they appear nowhere here: the advice
-# points residents to the town's own evacuation information. Which reading reaches which level is
-# per-station data (sensors.Threshold); colours are the official scale (2 yellow, 3 red, 4 purple,
-# 5 black), always with the level's text and badge so colour is never the only cue.
+# corresponds to, never an order. The words of levels 1–5 come from the active level scheme
+# (`alerts.vocabulary.gauge_words`, versioned data); 高齢者等避難 / 避難指示 / 緊急安全確保 are orders
+# only a town issues and 警報 is the weather agency's word, so they appear nowhere here. Colours are
+# the official scale (2 yellow, 3 red, 4 purple, 5 black), always with the level's text and badge so
+# colour is never the only cue; "no data" and "normal" are not levels of the scale and keep their
+# words here.
 CALM = {"fill": "#e3eef5", "text": "#1b3a57", "stroke": "#1b3a57"}
-LEVELS: dict[int | None, LevelStyle] = {
-    None: LevelStyle(
-        "none", "–", "#ffffff", "#595959", "#767676",
-        "データなし", "No data", "データなし", "No data",
-        "この観測所からのデータがまだありません。", "No reading has arrived from this station yet.",
+UNCONFIRMED = "unconfirmed"
+LEVEL_COLOURS: dict[int | str | None, dict[str, str]] = {
+    None: {"css": "none", "badge": "–", "fill": "#ffffff", "text": "#595959", "stroke": "#767676"},
+    0: {"css": "0", "badge": "L0", **CALM},
+    1: {"css": "1", "badge": "L1", **CALM},
+    2: {"css": "2", "badge": "L2", "fill": "#f2e700", "text": "#000000", "stroke": "#333333"},
+    3: {"css": "3", "badge": "L3", "fill": "#ff2800", "text": "#000000", "stroke": "#333333"},
+    4: {"css": "4", "badge": "L4", "fill": "#aa00aa", "text": "#ffffff", "stroke": "#333333"},
+    5: {"css": "5", "badge": "L5", "fill": "#0c000c", "text": "#ffffff", "stroke": "#0c000c"},
+    # A suspect reading above a threshold: not a level yet, never "normal" (QC flags, never silences).
+    UNCONFIRMED: {"css": "unconfirmed", "badge": "?", "fill": "#ffffff", "text": "#5c005c", "stroke": "#aa00aa"},
+}
+OFF_SCALE_WORDS: dict[int | str | None, dict[str, str]] = {
+    UNCONFIRMED: dict(
+        name_ja="未確認の値", name_en="Unconfirmed reading", action_ja="確認中", action_en="being checked",
+        advice_ja="基準を こえる値が とどきましたが、まだ 確認中です。次の 観測で たしかめます。",
+        advice_en="A reading above a threshold arrived but is not confirmed yet; the next reading will tell.",
     ),
-    0: LevelStyle(
-        "0", "L0", **CALM,
+    None: dict(
+        name_ja="データなし", name_en="No data", action_ja="データなし", action_en="No data",
+        advice_ja="この観測所からのデータがまだありません。", advice_en="No reading has arrived from this station yet.",
+    ),
+    0: dict(
         name_ja="平常", name_en="Normal", action_ja="平常", action_en="Normal",
         advice_ja="基準値未満です。", advice_en="Below every warning threshold.",
     ),
-    1: LevelStyle(
-        "1", "L1", **CALM,
-        name_ja="警戒レベル1相当", name_en="Level 1 equivalent", action_ja="注意", action_en="Stay alert",
-        advice_ja="今後の情報に注意してください。", advice_en="Keep an eye on the latest information.",
-    ),
-    2: LevelStyle(
-        "2", "L2", "#f2e700", "#000000", "#333333",
-        "警戒レベル2相当", "Level 2 equivalent", "注意の基準に到達", "Caution level reached",
-        "ハザードマップで避難先と避難経路を確認してください。",
-        "Check the hazard map, your shelter and the way there.",
-    ),
-    3: LevelStyle(
-        "3", "L3", "#ff2800", "#000000", "#333333",
-        "警戒レベル3相当", "Level 3 equivalent", "避難判断の基準に到達", "Evacuation decision level reached",
-        "高齢の方など避難に時間のかかる人が避難を始める目安です。町の避難情報を確認してください。",
-        "The point at which people who need time to move should start to leave. Check your town's "
-        "evacuation information.",
-    ),
-    4: LevelStyle(
-        "4", "L4", "#aa00aa", "#ffffff", "#333333",
-        "警戒レベル4相当", "Level 4 equivalent", "危険な水位に到達", "Danger level reached",
-        "危険な場所にいる人全員が避難する目安です。町の避難情報を確認し、早めに行動してください。",
-        "The point at which everyone in a dangerous place should leave. Check your town's evacuation "
-        "information and act early.",
-    ),
-    5: LevelStyle(
-        "5", "L5", "#0c000c", "#ffffff", "#0c000c",
-        "警戒レベル5相当", "Level 5 equivalent", "災害発生のおそれ", "Disaster may be under way",
-        "災害が発生しているおそれがあります。命を守る行動をとってください。",
-        "A disaster may be under way: act now to protect your life.",
-    ),
 }
 
-# Words only a town (orders) or the weather agency (警報) may use: never in a gauge's state.
-RESERVED_WORDS = ("高齢者等避難", "避難指示", "緊急安全確保", "警報")
+
+def levels() -> dict[int | str | None, LevelStyle]:
+    """Every level's style: colours from here, words of levels 1–5 from the active scheme."""
+    from alerts.vocabulary import gauge_words, scheme_words
+
+    scheme = scheme_words()
+    styles: dict[int | str | None, LevelStyle] = {}
+    for key, colours in LEVEL_COLOURS.items():
+        if key in OFF_SCALE_WORDS:
+            styles[key] = LevelStyle(**colours, **OFF_SCALE_WORDS[key])
+            continue
+        words = scheme.gauge.get(key) if scheme else None
+        words = words or gauge_words(key)
+        styles[key] = LevelStyle(
+            **colours,
+            name_ja=words.name_ja, name_en=words.name_en,
+            action_ja=words.reached_ja or words.name_ja, action_en=words.reached_en or words.name_en,
+            advice_ja=words.advice_ja, advice_en=words.advice_en,
+        )
+    return styles
 
 
-def level_style(level: int | None) -> LevelStyle:
+def level_style(level: int | None, styles: dict | None = None) -> LevelStyle:
     # Levels above the scale (data errors) are shown as the top level rather than hidden.
     if level is not None and level > 5:
         level = 5
-    return LEVELS.get(level, LEVELS[None])
+    styles = styles if styles is not None else levels()
+    return styles.get(level, styles[None])
+
+
+# Rain gauges are shown by JMA's rain intensity of their 1-hour total (sensors/rain.py), never as a
+# 警戒レベル: JMA's colours for hourly rain (20 yellow, 30 orange, 50 red, 80 purple), the category's
+# first character as the badge.
+RAIN_COLOURS = {
+    "dry": {"badge": "–", **CALM},
+    "rain": {"badge": "雨", **CALM},
+    "heavy": {"badge": "強", "fill": "#faf500", "text": "#000000", "stroke": "#333333"},
+    "very_heavy": {"badge": "激", "fill": "#ff9900", "text": "#000000", "stroke": "#333333"},
+    "extremely_heavy": {"badge": "非", "fill": "#ff2800", "text": "#000000", "stroke": "#333333"},
+    "torrential": {"badge": "猛", "fill": "#b40068", "text": "#ffffff", "stroke": "#333333"},
+}
+
+
+def rain_styles() -> dict[str, LevelStyle]:
+    return {
+        category.key: LevelStyle(
+            css=f"rain-{category.key}", **RAIN_COLOURS[category.key],
+            name_ja=category.name_ja, name_en=category.name_en, action_ja=category.name_ja,
+            action_en=category.name_en, advice_ja=category.advice_ja, advice_en=category.advice_en,
+        )
+        for category in RAIN_INTENSITIES
+    }
+
+
+RAIN_STYLES = rain_styles()
+
+
+def state_style(props: dict, styles: dict | None = None) -> LevelStyle:
+    """How a station's state is shown: its level; a rain gauge's rain intensity; or "unconfirmed" when
+    a suspect latest reading would mean a higher level (static/mizumori/stations.js `stateStyle`
+    decides the same way)."""
+    if props.get("kind") == "rain" and props.get("rain_intensity") in RAIN_STYLES:
+        return RAIN_STYLES[props["rain_intensity"]]
+    styles = styles if styles is not None else levels()
+    unconfirmed = props.get("unconfirmed_level")
+    if props.get("quality") == "suspect" and unconfirmed and unconfirmed > (props.get("level") or 0):
+        return styles[UNCONFIRMED]
+    return level_style(props.get("level"), styles)
 
 
 @dataclass(frozen=True)
@@ -202,6 +247,20 @@ def marker_svg(*, shape: str, level: LevelStyle, stale: bool) -> SafeString:
     )
 
 
+def headline_text(props: dict) -> str:
+    """The quantity that set the station's state: the reading, or for a rain gauge its 1-hour total
+    with the latest 10-minute amount beside it (stations.js `headlineText` writes the same)."""
+    if props.get("kind") == "rain" and props.get("rain_hour_total") is not None:
+        hour = value_text(props["rain_hour_total"], props["unit"])
+        ten = value_text(props["value"], props["unit"])
+        return f"{RAIN_HEADLINE[0]} {hour} ({RAIN_HEADLINE[1]} {ten})"
+    return value_text(props["value"], props["unit"])
+
+
+# Windows written the same in both languages of the page.
+RAIN_HEADLINE = ("1 h", "10 min")
+
+
 def value_text(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
@@ -262,6 +321,20 @@ POPUP_WORDS = {
 }
 
 
+def _style_words(style: LevelStyle) -> dict:
+    return {
+        "css": style.css,
+        "badge": style.badge,
+        "fill": style.fill,
+        "text": style.text,
+        "stroke": style.stroke,
+        "title": [style.title_ja, style.title_en],
+        "name": [style.name_ja, style.name_en],
+        "action": [style.action_ja, style.action_en],
+        "advice": [style.advice_ja, style.advice_en],
+    }
+
+
 def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
     """Everything static/mizumori/stations.js needs to draw a station from its feature properties:
     the level words, colours and advice, kind shapes, the popup's headings, town names. Embedded in
@@ -269,22 +342,15 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
 
     `show_sharing` says whether the page is a staff page, whose popups say who a station is shared with.
     """
-    levels = {}
-    for key, style in LEVELS.items():
-        levels["none" if key is None else str(key)] = {
-            "css": style.css,
-            "badge": style.badge,
-            "fill": style.fill,
-            "text": style.text,
-            "stroke": style.stroke,
-            "title": [style.title_ja, style.title_en],
-            "name": [style.name_ja, style.name_en],
-            "action": [style.action_ja, style.action_en],
-            "advice": [style.advice_ja, style.advice_en],
-        }
+    level_words = {}
+    styles = levels()
+    for key, style in styles.items():
+        level_words["none" if key is None else str(key)] = _style_words(style)
     return {
-        "levels": levels,
-        "top_level": max(key for key in LEVELS if key is not None),
+        "levels": level_words,
+        "rain": {key: _style_words(style) for key, style in RAIN_STYLES.items()},
+        "rain_headline": list(RAIN_HEADLINE),
+        "top_level": max(key for key in styles if isinstance(key, int)),
         "notice_level": NOTICE_LEVEL,
         "kinds": {kind: {"shape": style.shape, "name": [style.name_ja, style.name_en]} for kind, style in KINDS.items()},
         "shapes": {name: {"tag": tag, "attributes": attributes} for name, (tag, attributes) in SHAPES.items()},
@@ -597,12 +663,8 @@ class StationLegend(MacroElement):
         super().render(**kwargs)
 
 
-# The kind rows show the bare shape: a level badge there would read as a level.
-SHAPE_ONLY = replace(LEVELS[0], badge="")
-
-
-def legend_level_row(level: int | None) -> dict:
-    style = level_style(level)
+def legend_level_row(level: int | None, styles: dict[int | None, LevelStyle]) -> dict:
+    style = level_style(level, styles)
     return {"svg": marker_svg(shape="circle", level=style, stale=False), "ja": style.title_ja, "en": style.title_en}
 
 
@@ -618,17 +680,34 @@ def legend_hazard_rows(bands: Iterable[DepthBand]) -> list[dict]:
 
 
 def legend_html(*, element_id: str, hazard_bands: Iterable[DepthBand] = (), shelters: bool = False) -> str:
-    level_rows = [legend_level_row(level) for level in (5, 4, 3, 2, 1, 0, None)]
+    styles = levels()
+    level_rows = [legend_level_row(level, styles) for level in (5, 4, 3, 2, 1, 0, None)]
+    level_rows.insert(-2, {
+        "svg": marker_svg(shape="circle", level=styles[UNCONFIRMED], stale=False),
+        "ja": styles[UNCONFIRMED].title_ja, "en": styles[UNCONFIRMED].title_en,
+    })
+    # Rain gauges: JMA's intensity of the 1-hour total, not a level.
+    level_rows += [
+        {
+            "svg": marker_svg(shape=KINDS["rain"].shape, level=RAIN_STYLES[category.key], stale=False),
+            "ja": f"{category.name_ja}(1時間 {category.lower_mm:g} mm以上)",
+            "en": f"{category.name_en} (1 h ≥ {category.lower_mm:g} mm)",
+        }
+        for category in RAIN_INTENSITIES
+        if category.lower_mm >= 20
+    ]
+    # The kind rows show the bare shape: a level badge there would read as a level.
+    shape_only = replace(styles[0], badge="")
     kind_rows = [
         {
-            "svg": marker_svg(shape=kind.shape, level=SHAPE_ONLY, stale=False),
+            "svg": marker_svg(shape=kind.shape, level=shape_only, stale=False),
             "ja": kind.name_ja,
             "en": kind.name_en,
         }
         for kind in KINDS.values()
     ]
     stale_row = {
-        "svg": marker_svg(shape="circle", level=LEVELS[0], stale=True),
+        "svg": marker_svg(shape="circle", level=styles[0], stale=True),
         "ja": f"{STALE_JA}(最新データなし)",
         "en": "Stale: no recent reading",
     }
@@ -702,6 +781,7 @@ class StationNotice:
 
 def station_notices(items: Iterable[MapStation]) -> list[StationNotice]:
     notices = []
+    styles = levels()
     for item in items:
         props = item.feature["properties"]
         town = item.station.municipality
@@ -713,8 +793,8 @@ def station_notices(items: Iterable[MapStation]) -> list[StationNotice]:
                 town_ja=town.name_ja,
                 town_en=town.name_en,
                 kind=kind_style(props["kind"]),
-                level=level_style(props["level"]),
-                reading=value_text(props["value"], props["unit"]),
+                level=state_style(props, styles),
+                reading=headline_text(props),
                 observed=observed_text(props["observed_at"]),
                 stale=bool(props["stale"]),
             )

@@ -43,7 +43,10 @@ from .maps import (
     LevelStyle,
     kind_style,
     level_style,
+    headline_text,
+    levels,
     map_vocabulary,
+    state_style,
     observed_text,
     reached_threshold,
     station_map,
@@ -247,12 +250,12 @@ def threshold_scale(kind: str, window_minutes: int | None) -> str | None:
     return None
 
 
-def threshold_lines(props: dict) -> list[ThresholdLine]:
+def threshold_lines(props: dict, styles: dict) -> list[ThresholdLine]:
     return [
         ThresholdLine(
             label_ja=threshold["label_ja"],
             label_en=threshold["label_en"],
-            level=level_style(threshold["level"]),
+            level=level_style(threshold["level"], styles),
             value=threshold["value"],
             value_text=value_text(threshold["value"], props["unit"]),
             window=window_text(str(threshold["window_minutes"] * 60)) if threshold["window_minutes"] else "",
@@ -344,7 +347,8 @@ def station_trend(history: StationHistory) -> TrendStyle:
 def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
     station = history.station
     props = history.feature["properties"]
-    thresholds = threshold_lines(props)
+    styles = levels()  # the active scheme's words, read once for the page
+    thresholds = threshold_lines(props, styles)
     newest_rows = history.readings[-READINGS_TABLE_ROWS:][::-1]
     detail_url = reverse("station-detail", args=[station.code])
     chart = station_chart(history, thresholds)
@@ -354,8 +358,8 @@ def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
         "town": station.municipality,
         "props": props,
         "kind": kind_style(station.kind),
-        "level": level_style(props["level"]),
-        "reading": value_text(props["value"], props["unit"]),
+        "level": state_style(props, styles),
+        "reading": headline_text(props),
         "observed": observed_text(props["observed_at"]),
         "reached": reached_threshold(props),
         "rain_totals": [

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from django.db import connection
 
+from .rain import HOUR as RAIN_HOUR
 from .models import PHYSICAL_LIMITS, CatalogStamp, Station, StationKind, Threshold
 
 
@@ -36,7 +37,16 @@ class StationRow(NamedTuple):
     municipality_id: int
     limits: tuple[float, float]
     thresholds: tuple[ThresholdRow, ...]  # ordered by value
-    windows: tuple[timedelta, ...]  # accumulation windows of its thresholds, ascending
+    windows: tuple[timedelta, ...]  # accumulation windows kept in its state, ascending
+
+
+def accumulation_windows(kind: str, threshold_windows) -> tuple[timedelta, ...]:
+    """The rain totals a station's latest state keeps: its thresholds' windows and, for every rain
+    gauge, the 1-hour total its intensity is judged by (sensors.rain)."""
+    windows = {window for window in threshold_windows if window}
+    if kind == StationKind.RAIN:
+        windows.add(RAIN_HOUR)
+    return tuple(sorted(windows))
 
 
 _STAMP_SQL = f"SELECT stamp FROM {connection.ops.quote_name(CatalogStamp._meta.db_table)} WHERE id = 1"
@@ -78,7 +88,7 @@ def _load() -> dict[str, StationRow]:
         rows = tuple(thresholds.get(pk, ()))
         catalog[code] = StationRow(
             pk, code, kind, is_active, municipality_id, PHYSICAL_LIMITS[StationKind(kind)], rows,
-            tuple(sorted({row.window for row in rows if row.window})),
+            accumulation_windows(kind, (row.window for row in rows)),
         )
     return catalog
 

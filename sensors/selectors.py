@@ -21,7 +21,8 @@ from django.utils import timezone
 from tenancy.selectors import Viewer
 
 from .levels import Measure, level_for, window_totals
-from .models import Observation, SharingGrant, Station, StationGroup, StationState, Visibility
+from .models import Observation, SharingGrant, Station, StationGroup, StationKind, StationState, Threshold, Visibility
+from .rain import HOUR_KEY as RAIN_HOUR_KEY, rain_intensity
 from .trends import TREND_LOOKBACK, TREND_READINGS_ATTR, Reading, station_trend, trend_readings_prefetch
 
 
@@ -184,6 +185,11 @@ def station_feature(station: Station, *, now: datetime, at: datetime | None = No
             "level": state.level if state else None,
             # "suspect": the latest reading jumped implausibly; it is shown but does not set the level.
             "quality": state.quality if state and state.observed_at else None,
+            # ...yet QC never silences danger: the level that suspect reading would mean, so the map
+            # says "unconfirmed" rather than "normal" until the next reading confirms or withdraws it.
+            "unconfirmed_level": unconfirmed_level(state, thresholds),
+            # Rain gauges: the 1-hour total that sets their state and its JMA intensity category.
+            **rain_state(station, state),
             "trend": station_trend(station),
             "accumulations": state.accumulations if state else {},
             "thresholds": [
@@ -203,6 +209,23 @@ def station_feature(station: Station, *, now: datetime, at: datetime | None = No
             "visibility": station.visibility,
         },
     }
+
+
+def rain_state(station: Station, state: StationState | None) -> dict:
+    if station.kind != StationKind.RAIN:
+        return {}
+    total = (state.accumulations or {}).get(RAIN_HOUR_KEY) if state and state.observed_at else None
+    intensity = rain_intensity(total)
+    return {"rain_hour_total": total, "rain_intensity": intensity.key if intensity else None}
+
+
+def unconfirmed_level(state: StationState | None, thresholds: list[Threshold]) -> int | None:
+    """The level a suspect latest reading would set (None when the reading is not suspect)."""
+    from .services import level_for
+
+    if state is None or state.observed_at is None or state.quality != Observation.Quality.SUSPECT:
+        return None
+    return level_for(state, thresholds)
 
 
 def _lang() -> str:

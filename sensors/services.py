@@ -33,7 +33,7 @@ from .models import (
     ThresholdRevision,
     Visibility,
 )
-from .catalog import StationRow, stations_by_code
+from .catalog import StationRow, accumulation_windows, stations_by_code
 from .levels import level_for
 from .selectors import MQTT_STATUS_KEY, mqtt_status, readings_in_ranges, station_audiences
 
@@ -630,7 +630,7 @@ def station_state_recompute(*, station: Station) -> StationState:
         state.reference_at = good.observed_at if good else None
         thresholds = {station.pk: list(station.thresholds.order_by("value"))}
         state.accumulations = {}
-        windows = sorted({t.window for t in thresholds[station.pk] if t.window})
+        windows = accumulation_windows(station.kind, (t.window for t in thresholds[station.pk]))
         if latest and station.kind == StationKind.RAIN and windows:
             state.accumulations = _accumulation_totals([(station.pk, to_micros(latest.observed_at), windows)])[station.pk]
         if good is not None and state.quality != Observation.Quality.OK:

@@ -340,3 +340,35 @@ def test_every_town_door_agrees_with_the_rule(client, actors, towns, actor):
         assert response.status_code == 403, (actor, response.content)
     else:
         assert response.status_code != 403, (actor, response.content)
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_every_town_write_door_changes_only_what_the_rule_allows(client, actors, towns, actor):
+    """The town pages' writes (thresholds, tokens, members, sharing) on town A's objects: only A's
+    admin acting for A changes anything; everyone else is refused and nothing changes."""
+    from sensors.models import Station, Threshold
+    from tenancy.models import IngestToken
+
+    users, _ = actors
+    client = act_as(client, users, towns, actor)
+    allowed = may(actor, "manage", "A") and acting(actor)[0] == "A"
+    threshold = Threshold.objects.get(station__code="A-PUBLIC", name="flood_caution")
+    tokens_before = IngestToken.objects.filter(municipality=towns[0]).count()
+    writes = {
+        "thresholds": {"threshold": threshold.pk, "value": "３．０５"},
+        "tokens": {"label": "matrix"},
+        "members": {"username": users["a-viewer"].username, "role": "operator"},
+        "sharing": {"action": "visibility", "station": "A-PRIVATE", "visibility": "public"},
+    }
+    for page, data in writes.items():
+        response = client.post(f"/hq/admin/{page}/", data)
+        if actor == "anonymous":
+            assert response.status_code == 302 and "/login" in response["Location"], (actor, page)
+        else:
+            assert response.status_code in ((200, 302) if allowed else (403,)), (actor, page, response.status_code)
+    threshold.refresh_from_db()
+    assert (threshold.value == 3.05) == allowed, actor
+    assert (IngestToken.objects.filter(municipality=towns[0]).count() == tokens_before + 1) == allowed, actor
+    role = Membership.objects.get(user=users["a-viewer"], municipality=towns[0]).role
+    assert (role == "operator") == allowed, actor
+    assert (Station.objects.get(code="A-PRIVATE").visibility == "public") == allowed, actor

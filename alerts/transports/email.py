@@ -22,8 +22,11 @@ def subject_for(notification: dict) -> str:
     alert, event = notification["alert"], notification["event"]
     station = alert["station"]
     ja, en = KIND_WORDS.get(event["kind"], (event["kind"], event["kind"]))
-    level = f"警戒レベル{event['level']}"
-    return f"[Mizumori] {level} {ja} / Level {event['level']} {en}: {station['name_ja']} ({station['code']})"
+    # The level's gauge words come with the alert document (alerts.vocabulary): 「警戒レベル4相当」.
+    name_ja, name_en = alert["level_name_ja"], alert["level_name_en"]
+    if event["level"] != alert["level"]:
+        name_ja, name_en = f"警戒レベル{event['level']}相当", f"Level {event['level']} equivalent"
+    return f"[Mizumori] {name_ja} {ja} / {name_en} {en}: {station['name_ja']} ({station['code']})"
 
 
 def body_for(notification: dict) -> str:
@@ -31,8 +34,8 @@ def body_for(notification: dict) -> str:
     station = alert["station"]
     lines = [
         f"{station['name_ja']} / {station['name_en']} ({station['code']}, {station['municipality']})",
-        f"警戒レベル{event['level']} {alert.get('level_name_ja') or ''} — {alert.get('action_ja') or ''}",
-        f"Level {event['level']} {alert.get('level_name_en') or ''} — {alert.get('action_en') or ''}",
+        f"{alert['level_name_ja']} {alert.get('reached_ja') or ''} — {alert.get('action_ja') or ''}",
+        f"{alert['level_name_en']} {alert.get('reached_en') or ''} — {alert.get('action_en') or ''}",
         f"{alert['rule']['name']}: {event['value']} {alert['unit']} at {event['observed_at'] or event['at']}",
     ]
     if alert.get("rate_of_rise_per_hour") is not None:

@@ -41,6 +41,32 @@
     return levels[key] || levels.none;
   }
 
+  // A suspect latest reading that would mean a higher level shows as "unconfirmed", never as the
+  // calm level below it (dashboard/maps.py state_style decides the same way on the server).
+  function stateStyle(props) {
+    var rain = words().rain || {};
+    if (props.kind === "rain" && Object.prototype.hasOwnProperty.call(rain, props.rain_intensity)) {
+      return rain[props.rain_intensity];  // rain by its 1-hour total's intensity, never a level
+    }
+    var levels = words().levels || {};
+    var level = typeof props.level === "number" ? props.level : 0;
+    var unconfirmed = props.unconfirmed_level;
+    if (props.quality === "suspect" && typeof unconfirmed === "number" && unconfirmed > level && levels.unconfirmed) {
+      return levels.unconfirmed;
+    }
+    return levelStyle(props.level);
+  }
+
+  // The quantity that set the state (dashboard/maps.py headline_text writes the same).
+  function headlineText(props) {
+    var labels = words().rain_headline || ["1 h", "10 min"];
+    if (props.kind === "rain" && typeof props.rain_hour_total === "number") {
+      return labels[0] + " " + valueText(props.rain_hour_total, props.unit) + " (" + labels[1] + " " +
+        valueText(props.value, props.unit) + ")";
+    }
+    return valueText(props.value, props.unit);
+  }
+
   function kindStyle(kind) {
     var kinds = words().kinds || {};
     return Object.prototype.hasOwnProperty.call(kinds, kind) ? kinds[kind] : null;
@@ -184,7 +210,7 @@
   }
 
   function markerElement(props) {
-    var level = levelStyle(props.level);
+    var level = stateStyle(props);
     var stale = Boolean(props.stale);
     var kind = kindStyle(props.kind);
     var kindNames = kind ? kind.name : [text(props.kind), text(props.kind)];
@@ -212,12 +238,12 @@
   // --- tooltip, popup, notice --------------------------------------------------------------------
 
   function tooltipElement(props) {
-    var level = levelStyle(props.level);
+    var level = stateStyle(props);
     var tip = append(
       node("div", "mz-tip"),
       node("strong", null, text(props.name_ja), "ja"), " ", node("span", null, text(props.name_en), "en"),
       node("br"),
-      chip(level), " ", bilingual(level.action), " · " + valueText(props.value, props.unit)
+      chip(level), " ", bilingual(level.action), " · " + headlineText(props)
     );
     if (props.stale) {
       append(tip, node("br"), append(node("span", "mz-stale-note"), words().stale[0] + " / " + words().stale[1]));
@@ -227,13 +253,13 @@
 
   function popupElement(props) {
     var vocab = words();
-    var level = levelStyle(props.level);
+    var level = stateStyle(props);
     var kind = kindStyle(props.kind);
     var rows = [["kind", kind ? kind.name.join(" / ") : text(props.kind)]];
     if (props.river) {
       rows.push(["river", text(props.river)]);
     }
-    rows.push(["reading", valueText(props.value, props.unit)]);
+    rows.push(["reading", headlineText(props)]);
     var trend = Object.prototype.hasOwnProperty.call(vocab.trends, props.trend) ? vocab.trends[props.trend] : null;
     if (trend) {
       rows.push(["trend", append(document.createDocumentFragment(), trend[0] + " ", bilingual([trend[1], trend[2]]))]);
@@ -287,7 +313,7 @@
     var other = language === "en" ? "ja" : "en";
     var first = language === "en" ? 1 : 0;
     var second = 1 - first;
-    var level = levelStyle(props.level);
+    var level = stateStyle(props);
     var kind = kindStyle(props.kind);
     var kindNames = kind ? kind.name : [text(props.kind), text(props.kind)];
     var vocab = words();
@@ -307,7 +333,7 @@
       node("span", null, names[first], language), " (", node("span", null, names[second], other), ")",
       " — " + kindNames[first] + (language === "en" ? ", " : "、") + town[first]
     ));
-    var meta = append(node("p", "mz-notice-meta"), valueText(props.value, props.unit) + " · " + observedText(props.observed_at));
+    var meta = append(node("p", "mz-notice-meta"), headlineText(props) + " · " + observedText(props.observed_at));
     if (props.stale) {
       append(meta, " · ", append(node("span", "mz-stale-note"), bilingual(vocab.stale)));
     }

@@ -16,6 +16,7 @@ from sensors.services import observation_ingest
 from tenancy.models import Membership
 
 seed_migration = importlib.import_module("alerts.migrations.0002_seed_level_scheme_2021")
+gauge_words_migration = importlib.import_module("alerts.migrations.0007_trust_gauge_words")
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +27,7 @@ def level_scheme(db):
     from alerts.models import LevelScheme
 
     seed_migration.seed(apps, None)
+    gauge_words_migration.seed(apps, None)
     return LevelScheme.objects.get(version=seed_migration.VERSION)
 
 
@@ -73,6 +75,13 @@ def ingest(code: str, readings: list[tuple[datetime, float]]):
         items=[{"station": code, "observed_at": at, "value": value} for at, value in readings],
         source="sim",
     )
+
+
+def ingest_confirmed(code: str, at: datetime, value: float, step: timedelta = timedelta(minutes=10)):
+    """The reading `value` at `at`, and the same a reporting interval before: default rules raise a
+    level below 4 only when two readings in a row meet it (alerts.rules.DEFAULT_LEVEL_SETTINGS)."""
+    ingest(code, [(at - step, value)])
+    return ingest(code, [(at, value)])
 
 
 def ingest_series(code: str, start: datetime, values: list[float], step: timedelta = timedelta(minutes=10)):

@@ -1,5 +1,6 @@
 """REST, Atom and board reads: who sees which alert, who may act on it."""
 
+import json
 from datetime import timedelta
 from xml.etree import ElementTree
 
@@ -9,12 +10,13 @@ from django.test import Client
 from alerts.models import Alert
 from alerts.selectors import alert_board, alert_history, station_audiences
 from alerts.services import alert_resolve
+from alerts.vocabulary import RESERVED_WORDS, gauge_words, order_words
 from sensors.models import Visibility
 from tenancy.models import Membership
 from tenancy.selectors import ANONYMOUS, Viewer, viewer_for_user
 from tests.conftest import make_station
 
-from .conftest import ingest, make_member, minute_now
+from .conftest import ingest_confirmed, make_member, minute_now
 
 ATOM = {"atom": "http://www.w3.org/2005/Atom"}
 LEVELS = {"a-private": 4.1, "a-region": 3.6, "a-public": 4.2, "b-private": 3.7, "a-publow": 3.1}
@@ -27,7 +29,7 @@ def alerts(stations, towns, django_capture_on_commit_callbacks):
     at = minute_now() - timedelta(minutes=10)
     for key, value in LEVELS.items():
         with django_capture_on_commit_callbacks(execute=True):
-            ingest(stations[key].code, [(at, value)])
+            ingest_confirmed(stations[key].code, at, value)
     return {key: Alert.objects.get(station=stations[key]) for key in LEVELS}
 
 
@@ -86,7 +88,13 @@ def test_filters(client, alerts, user_a):
 def test_detail_shows_the_alert_in_the_scheme_words_with_its_trail(client, alerts, user_a):
     client.force_login(user_a)
     body = client.get(f"/api/v1/alerts/{alerts['a-private'].pk}").json()
-    assert (body["level"], body["level_name_ja"], body["level_name_en"]) == (4, "避難指示", "Evacuate all")
+    assert (body["level"], body["level_name_ja"], body["level_name_en"]) == (4, "警戒レベル4相当", "Level 4 equivalent")
+    assert (body["reached_ja"], body["reached_en"]) == ("危険な水位に到達", "Danger level reached")
+    assert body["action_ja"] == gauge_words(4).advice_ja != ""
+    # A gauge's alert never speaks with the order words, which the scheme keeps for towns' orders.
+    text = json.dumps(body, ensure_ascii=False)
+    assert [word for word in RESERVED_WORDS if word in text] == []
+    assert order_words(4).name_ja == "避難指示"
     assert body["level_scheme"] == "2021-05" and body["state"] == "open" and body["unit"] == "m"
     assert body["observed_at"].endswith("+09:00")
     assert [(e["kind"], e["level"], e["actor"]) for e in body["events"]] == [("opened", 4, None)]
@@ -158,7 +166,9 @@ def test_atom_feed_lists_public_alerts_of_level_3_and_up_with_cap_links(client, 
     entries = feed_entries(client)
     assert len(entries) == 1
     title, link = entries[0]
-    assert "A-PUBLIC" in title and "避難指示" in title
+    assert "A-PUBLIC" in title and "【警戒レベル4相当】" in title and "Level 4 equivalent" in title
+    feed = client.get("/alerts/feed.atom").content.decode()
+    assert [word for word in RESERVED_WORDS if word in feed] == []
     assert link == f"http://127.0.0.1:8000/api/v1/alerts/{public.pk}/cap"
     client.force_login(user_b)
     assert feed_entries(client) == entries  # a feed is the public view whoever reads it

@@ -12,6 +12,8 @@ from alerts.models import Alert, AlertEvent
 from sensors.models import Visibility
 from tests.conftest import make_station
 
+from alerts.vocabulary import RESERVED_WORDS, gauge_words
+
 from .conftest import ingest, ingest_series, minute_now
 
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
@@ -21,8 +23,9 @@ SQUARE = {"type": "Polygon", "coordinates": [[[139.9, 34.9], [140.1, 34.9], [140
 def storm(code, town, visibility=Visibility.PUBLIC):
     station = make_station(town, code, visibility=visibility)
     start = minute_now() - timedelta(hours=3)
-    ingest_series(station.code, start, [2.5, 2.8, 3.1, 3.3, 3.6, 3.8, 4.1, 3.7, 2.8, 2.5])
-    return Alert.objects.get(station=station)
+    # Levels below 4 are confirmed by a second reading, and left after half an hour below the margin.
+    ingest_series(station.code, start, [2.5, 2.8, 3.1, 3.3, 3.6, 3.8, 4.1, 3.7, 3.7, 3.7, 3.7, 2.8, 2.5, 2.5, 2.5, 2.5])
+    return Alert.objects.get(station=station, rule__kind="threshold")
 
 
 def versions(client, alert):
@@ -44,7 +47,7 @@ def test_every_version_of_a_public_alert_validates_and_references_the_earlier_on
     alert = storm("PUB-1", towns[0])
     documents = versions(client, alert)
     assert [(e.kind, e.level) for e, _ in documents] == [
-        ("opened", 2), ("escalated", 3), ("escalated", 4), ("deescalated", 3), ("resolved", 3),
+        ("opened", 2), ("escalated", 3), ("escalated", 4), ("deescalated", 3), ("deescalated", 2), ("resolved", 2),
     ]
     identifiers, sents = [], []
     for index, (event, document) in enumerate(documents):
@@ -55,7 +58,7 @@ def test_every_version_of_a_public_alert_validates_and_references_the_earlier_on
         assert sent.endswith("+09:00") and sent == cap_time(event.at)
         assert root.findtext("cap:sender", namespaces=NS) == "hq@mizumori.example.jp"
         assert root.findtext("cap:status", namespaces=NS) == "Actual"
-        assert root.findtext("cap:msgType", namespaces=NS) == ["Alert", "Update", "Update", "Update", "Cancel"][index]
+        assert root.findtext("cap:msgType", namespaces=NS) == ["Alert", "Update", "Update", "Update", "Update", "Cancel"][index]
         assert root.findtext("cap:scope", namespaces=NS) == "Public"
         references = root.findtext("cap:references", namespaces=NS)
         expected = " ".join(f"hq@mizumori.example.jp,{i},{s}" for i, s in zip(identifiers, sents))
@@ -68,9 +71,15 @@ def test_every_version_of_a_public_alert_validates_and_references_the_earlier_on
     # The level-4 message in both languages: the words of the scheme, the figures of the moment.
     root = assert_valid_cap(documents[2][1])
     ja, en = root.findall("cap:info", namespaces=NS)
-    assert "避難指示" in ja.findtext("cap:headline", namespaces=NS)
-    assert ja.findtext("cap:instruction", namespaces=NS) == "危険な場所から全員避難"
-    assert en.findtext("cap:instruction", namespaces=NS) == "Everyone: leave dangerous places now"
+    # A gauge's alert is equivalent information: the scheme's gauge words, never the town's order
+    # (避難指示) nor the weather agency's 警報, in any version of the message.
+    assert ja.findtext("cap:headline", namespaces=NS).startswith("【警戒レベル4相当】PUB-1 観測所 危険な水位に到達")
+    assert en.findtext("cap:headline", namespaces=NS).startswith("Level 4 equivalent: PUB-1 gauge, Danger level reached")
+    assert ja.findtext("cap:instruction", namespaces=NS) == gauge_words(4).advice_ja != ""
+    assert en.findtext("cap:instruction", namespaces=NS) == gauge_words(4).advice_en != ""
+    for _, document in documents:
+        text = document.decode()
+        assert [word for word in RESERVED_WORDS if word in text] == []
     assert (en.findtext("cap:urgency", namespaces=NS), en.findtext("cap:severity", namespaces=NS)) == ("Immediate", "Severe")
     assert en.findtext("cap:certainty", namespaces=NS) == "Observed"
     assert en.findtext("cap:category", namespaces=NS) == "Met"

@@ -11,11 +11,11 @@ from alerts.models import Alert, AlertEvent, AlertRule
 from alerts.services import AlertStateError, alert_acknowledge, alert_resolve
 from tests.conftest import make_station
 
-from .conftest import ingest, minute_now
+from .conftest import ingest, ingest_confirmed, minute_now
 
 
 def open_alert(station, value=3.6):
-    ingest(station.code, [(minute_now() - timedelta(minutes=5), value)])
+    ingest_confirmed(station.code, minute_now() - timedelta(minutes=5), value)
     return Alert.objects.get(station=station, state="open")
 
 

@@ -23,10 +23,11 @@ from django.utils import timezone
 from alerts.models import Alert, AlertEvent, Delivery, NotificationChannel
 from alerts.services import DELIVERY_LEASE, deliveries_dispatch
 from alerts.transports.webhook import SIGNATURE_HEADER
+from alerts.vocabulary import RESERVED_WORDS
 from sensors.models import SharingGrant, Visibility
 from tests.conftest import make_station, make_town
 
-from .conftest import ingest, make_event, minute_now
+from .conftest import ingest, ingest_confirmed, make_event, minute_now
 
 SECRET = "s3cret-for-tests"
 
@@ -94,7 +95,7 @@ def test_webhook_retries_through_503s_and_delivers_exactly_once(towns):
     station = make_station(towns[0], "R1", visibility=Visibility.PRIVATE)
     with receiving(script=[503, 503, 503]) as receiver:
         channel = webhook(towns[0], receiver.url)
-        ingest(station.code, [(minute_now() - timedelta(minutes=5), 3.6)])  # first attempt right away: 503
+        ingest_confirmed(station.code, minute_now() - timedelta(minutes=5), 3.6)  # first attempt right away: 503
         delivery = Delivery.objects.get()
         assert (delivery.state, delivery.attempts, delivery.last_error) == ("pending", 1, f"HTTP 503 from {receiver.url}")
         assert deliveries_dispatch(worker_id="w").claimed == 0  # not due yet: backing off
@@ -127,7 +128,7 @@ def test_client_errors_other_than_408_and_429_mark_the_channel_failing(towns, st
     station = make_station(towns[0], "R1")
     with receiving(script=[status]) as receiver:
         channel = webhook(towns[0], receiver.url)
-        ingest(station.code, [(minute_now() - timedelta(minutes=5), 3.6)])
+        ingest_confirmed(station.code, minute_now() - timedelta(minutes=5), 3.6)
         delivery = Delivery.objects.get()
         channel.refresh_from_db()
         if permanent:
@@ -147,7 +148,7 @@ def test_exhausted_attempts_mark_the_channel_failing_and_a_later_success_clears_
     with receiving(script=[500, 502, 503]) as receiver:
         channel = webhook(towns[0], receiver.url)
         at = minute_now() - timedelta(minutes=30)
-        ingest(station.code, [(at, 3.6)])
+        ingest_confirmed(station.code, at, 3.6)
         for minutes in (1, 5, 30):
             deliveries_dispatch(worker_id="w", now=later(minutes))
         assert [d.state for d in Delivery.objects.all()] == ["failed"]
@@ -259,7 +260,10 @@ def test_email_goes_to_every_town_that_may_see_the_station_and_no_other(towns, v
     ingest(station.code, [(minute_now() - timedelta(minutes=5), 4.1)])
     assert sorted(to for message in mail.outbox for to in message.to) == expected
     message = mail.outbox[0]
-    assert "警戒レベル4" in message.subject and "避難指示" in message.body and "Evacuate all" in message.body
+    assert "警戒レベル4相当" in message.subject and "Level 4 equivalent" in message.subject
+    assert "危険な水位に到達" in message.body and "Danger level reached" in message.body
+    # A gauge's alert never carries a town's order words nor the weather agency's 警報.
+    assert [word for word in RESERVED_WORDS if word in message.subject + message.body] == []
     assert f"/api/v1/alerts/{Alert.objects.get().pk}/cap" in message.body
     # People follow the links: the station page and the board on the site's own address, not JSON.
     assert f"{settings.SITE_URL.rstrip('/')}/stations/A-X/" in message.body
@@ -275,7 +279,7 @@ def test_town_b_webhook_never_hears_of_town_a_private_alert(towns):
         webhook(towns[1], receiver_b.url)
         at = minute_now() - timedelta(minutes=5)
         ingest(private.code, [(at, 4.1)])
-        ingest(region.code, [(at, 3.1)])
+        ingest_confirmed(region.code, at, 3.1)
     assert sorted(m["alert"]["station"]["code"] for m in receiver_a.accepted) == ["A-PRIV", "A-REG"]
     assert [m["alert"]["station"]["code"] for m in receiver_b.accepted] == ["A-REG"]
 
@@ -342,10 +346,10 @@ def test_live_groups_follow_visibility(towns):
         message = listener.received[0][1]
         assert message["type"] == "alert" and message["layer"] == "alerts" and message["seq"] > 0
         assert (message["alert"]["event"]["kind"], message["alert"]["level"]) == ("opened", 4)
-        assert message["alert"]["level_name_en"] == "Evacuate all"
+        assert message["alert"]["level_name_en"] == "Level 4 equivalent"
 
         listener.received.clear()
-        ingest(public.code, [(at, 3.6)])
+        ingest_confirmed(public.code, at, 3.6)
         assert sorted(listener.wait_for(3)) == [
             ("alerts.public", "A-PUB"), ("alerts.town-a", "A-PUB"), ("alerts.town-b", "A-PUB"),
         ]
@@ -360,7 +364,7 @@ def test_shared_station_alerts_reach_the_grantee_only_while_the_grant_lasts(town
     grant = SharingGrant.objects.create(station=shared, grantor=towns[0], grantee=towns[1])
     at = minute_now() - timedelta(minutes=30)
     with GroupListener(["alerts.town-a", "alerts.town-b", "alerts.town-c", "alerts.public"]) as listener:
-        ingest(shared.code, [(at, 3.6)])
+        ingest_confirmed(shared.code, at, 3.6)
         assert sorted(listener.wait_for(2)) == [("alerts.town-a", "A-SHR"), ("alerts.town-b", "A-SHR")]
     assert sorted(to for message in mail.outbox for to in message.to) == ["hq@town-a.example", "hq@town-b.example"]
 
@@ -387,7 +391,7 @@ def test_a_downstream_town_subscribes_a_channel_to_an_upstream_gauge_shared_with
 
     def recipients_after(code, value, minutes):
         mail.outbox.clear()
-        ingest(code, [(at + timedelta(minutes=minutes), value)])
+        ingest_confirmed(code, at + timedelta(minutes=minutes), value)
         return sorted(to for message in mail.outbox for to in message.to)
 
     assert recipients_after("UP-1", 3.6, 0) == ["duty@down.example"]  # subscribed to it

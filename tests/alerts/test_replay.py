@@ -16,27 +16,31 @@ from tests.conftest import make_station
 from .conftest import ingest, ingest_series, minute_now
 
 # Thresholds (tests/conftest.py): 2.0 standby (no level), 3.0 → 2, 3.5 → 3, 4.0 → 4, 5.0 → 5.
-# The default rule leaves a level 0.1 m below its threshold; the plausible step is 1 m per reading.
+# Default rules (alerts.rules): a level below 4 is raised by the second reading in a row that meets
+# it, level 4 and up by the first; a level is left after 30 minutes below threshold − margin, the
+# margin a quarter of the gap to the threshold below (3.0: 0.25, 3.5: 0.125, 4.0: 0.125, 5.0: 0.25).
+# The plausible step is 1 m per reading. Rivers also have a rate-of-rise rule (0.5 m/h over 30 min).
 STORM = [
     1.80, 1.85,
-    4.60,  # a lone spike: jumps 2.75 m and comes straight back — no alert
-    1.90, 2.20, 2.50, 2.80,
-    2.96, 3.02,  # reaches 3.0 → level 2
-    2.95, 3.01, 2.93, 3.04,  # hovers around 3.0 inside the margin: no flapping
-    3.20, 3.40, 3.55,  # → 3
-    3.70, 3.85, 4.02,  # → 4
-    4.25, 4.50, 4.75, 5.02,  # → 5
+    4.60,  # a lone spike: jumps 2.75 m, raised unconfirmed for HQ at once, withdrawn by the next reading
+    1.90, 2.20, 2.50,  # rising 1.8 m/h: the rate-of-rise alert (level 1) opens on 2.50
+    2.80,
+    2.96, 3.02,  # one reading at 3.0 is not yet level 2
+    2.95, 3.01, 2.93, 3.04,  # hovers around 3.0: never two readings in a row above it
+    3.20,  # the second in a row → level 2
+    3.40, 3.55,
+    3.70,  # the second in a row above 3.5 → 3
+    3.85, 4.02,  # → 4 at once
+    4.25, 4.50, 4.75, 5.02,  # → 5 at once
     5.20, 5.25, 4.95,  # 4.95 is inside the margin of 5.0: stays 5
-    4.85,  # → 4
-    4.60,
+    4.85, 4.60,  # below 4.75 from 4.60 on
     0.40,  # a spike down: comes back at once — no de-escalation, no resolution
-    4.30, 4.05, 3.93,  # 3.93 inside the margin of 4.0: stays 4
-    3.85,  # → 3
-    3.55, 3.46, 3.52, 3.44, 3.50, 3.47, 3.41,  # hovers around 3.5 inside the margin
-    3.30,  # → 2
-    3.10, 2.95,  # inside the margin of 3.0
-    2.85,  # → resolved
-    2.60, 2.40, 2.20,
+    4.30, 4.05,  # half an hour below 4.75 → 4 (the rate-of-rise alert ended on 4.30)
+    3.93,  # inside the margin of 4.0
+    3.85, 3.55, 3.46, 3.52,  # half an hour below 3.875 → 3
+    3.44, 3.50, 3.47, 3.41,  # hovers around 3.5 inside the margin
+    3.30, 3.10, 2.95, 2.85,  # half an hour below 3.375 → 2
+    2.60, 2.40, 2.20, 2.10,  # half an hour below 2.75 → resolved
 ]
 
 
@@ -52,13 +56,17 @@ def test_storm_replay_leaves_the_exact_trail(towns):
     station = make_station(towns[0], "STORM-1", visibility=Visibility.PUBLIC)
     start = minute_now() - timedelta(hours=12)
     after_storm = ingest_series(station.code, start, STORM)
-    threshold, stale = AlertRule.Kind.THRESHOLD, AlertRule.Kind.STALE
 
+    threshold, stale, rise = AlertRule.Kind.THRESHOLD, AlertRule.Kind.STALE, AlertRule.Kind.RATE_OF_RISE
     storm_trail = [
+        (threshold, "opened", 4),  # the spike, unconfirmed
+        (threshold, "resolved", 4),  # withdrawn
+        (rise, "opened", 1),
         (threshold, "opened", 2),
         (threshold, "escalated", 3),
         (threshold, "escalated", 4),
         (threshold, "escalated", 5),
+        (rise, "resolved", 1),
         (threshold, "deescalated", 4),
         (threshold, "deescalated", 3),
         (threshold, "deescalated", 2),
@@ -66,13 +74,16 @@ def test_storm_replay_leaves_the_exact_trail(towns):
     ]
     assert trail(station) == storm_trail
 
+    # The spike's alert stays marked: never confirmed, never public.
+    spike = Alert.objects.get(station=station, rule__kind=threshold, unconfirmed_at__isnull=False)
+    assert spike.events.order_by("pk").last().note.startswith("withdrawn")
     # One alert carried the whole storm, peaked at 5, and is over.
-    alert = Alert.objects.get(station=station, rule__kind=threshold)
+    alert = Alert.objects.get(station=station, rule__kind=threshold, unconfirmed_at__isnull=True)
     assert (alert.state, alert.level, alert.peak_level) == ("resolved", 2, 5)
     assert alert.level_scheme.version == "2021-05"
     # Each transition names the reading that caused it.
     observed = list(alert.events.order_by("pk").values_list("observed_at", "value"))
-    assert [value for _, value in observed] == [3.02, 3.55, 4.02, 5.02, 4.85, 3.85, 3.30, 2.85]
+    assert [value for _, value in observed] == [3.20, 3.70, 4.02, 5.02, 4.05, 3.52, 2.85, 2.10]
     positions, position = [], 0
     for _, value in observed:
         position = STORM.index(value, position)
@@ -107,31 +118,66 @@ def test_one_batch_with_many_readings_steps_through_every_level(towns):
         station.code,
         [(start + timedelta(minutes=10 * i), value) for i, value in enumerate([1.0, 2.6, 3.1, 3.6, 4.1, 4.5], start=1)],
     )
-    assert [(kind, level) for _, kind, level in trail(station)] == [
-        ("opened", 2), ("escalated", 3), ("escalated", 4),
+    # 3.6 is the first reading above 3.5 and 4.1 raises level 4 at once: level 3 is never confirmed.
+    assert [(kind, level) for rule, kind, level in trail(station) if rule == "threshold"] == [
+        ("opened", 2), ("escalated", 4),
     ]
     # Replaying the same batch is all duplicates: nothing changes, nothing is recorded twice.
     report = ingest(station.code, [(start + timedelta(minutes=10 * i), 4.5) for i in range(1, 7)])
     assert report.duplicates == 6
-    assert len(trail(station)) == 3
+    assert len(trail(station)) == 3  # and the rate-of-rise alert
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_sudden_rise_counts_one_reading_later(towns):
-    station = make_station(towns[0], "JUMP-1")
+def test_a_flash_flood_jump_to_level_4_is_raised_at_once_unconfirmed_then_confirmed(towns, client):
+    """QC flags, never silences: a jump of 3 m in 10 minutes is implausible, so it does not set the
+    station's level yet — but it raises 警戒レベル4相当 for HQ at once, marked unconfirmed, hidden
+    from the public; the next reading confirms it."""
+    from alerts.services import CONFIRMED_NOTE, UNCONFIRMED_NOTE
+
+    station = make_station(towns[0], "JUMP-1", visibility=Visibility.PUBLIC)
     start = minute_now() - timedelta(hours=3)
     at = ingest_series(station.code, start, [1.0, 1.1, 1.2, 4.2])
-    assert trail(station) == []  # the jump is unconfirmed while it is the newest reading
+    alert = Alert.objects.get(station=station, rule__kind="threshold")
+    assert (alert.level, alert.unconfirmed_at, alert.unconfirmed_from_level) == (4, at - timedelta(minutes=10), 0)
+    opened = alert.events.get()
+    assert (opened.kind, opened.value, opened.note, opened.metrics) == ("opened", 4.2, UNCONFIRMED_NOTE, {"unconfirmed": True})
+    assert client.get(f"/api/v1/alerts/{alert.pk}").status_code == 404  # not to the public
+    assert client.get("/api/v1/alerts").json()["count"] == 0
+
     ingest(station.code, [(at, 4.25)])
-    assert [(kind, level) for _, kind, level in trail(station)] == [("opened", 4)]
-    assert AlertEvent.objects.get(alert__station=station).value == 4.25
+    alert.refresh_from_db()
+    assert (alert.level, alert.state, alert.unconfirmed_at) == (4, "open", None)
+    assert [(e.kind, e.level, e.note) for e in alert.events.order_by("pk")] == [
+        ("opened", 4, UNCONFIRMED_NOTE), ("note", 4, CONFIRMED_NOTE),
+    ]
+    assert client.get(f"/api/v1/alerts/{alert.pk}").json()["unconfirmed"] is False  # now public
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_spike_is_raised_unconfirmed_and_withdrawn_by_the_next_reading(towns, client):
+    from alerts.services import WITHDRAWN_NOTE
+
+    station = make_station(towns[0], "SPIKE-1", visibility=Visibility.PUBLIC)
+    start = minute_now() - timedelta(hours=3)
+    ingest_series(station.code, start, [1.0, 1.05, 4.3, 1.08, 1.1])
+    alert = Alert.objects.get(station=station, rule__kind="threshold")
+    assert [(e.kind, e.level, e.note) for e in alert.events.order_by("pk")][1:] == [("resolved", 4, WITHDRAWN_NOTE)]
+    assert alert.unconfirmed_at == start + timedelta(minutes=20)  # marked for good: never public
+    assert client.get("/api/v1/alerts").json()["count"] == 0
+    assert client.get(f"/api/v1/alerts/{alert.pk}").status_code == 404
+    assert "SPIKE-1" not in client.get("/alerts/feed.atom").content.decode()
+    # A jump to a level below 3 is not raised unconfirmed: it waits for the next reading as before.
+    low = make_station(towns[0], "SPIKE-2")
+    ingest_series(low.code, start, [1.0, 1.05, 3.2])
+    assert not Alert.objects.filter(station=low, rule__kind="threshold").exists()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_late_reading_does_not_rewrite_the_past(towns):
     station = make_station(towns[0], "LATE-1")
     start = minute_now() - timedelta(hours=3)
-    ingest_series(station.code, start, [1.0, 1.1, 1.2, 1.3])
+    ingest_series(station.code, start, [1.0, 1.02, 1.04, 1.06])  # slower than the rate-of-rise rule
     # A reading from before the last one arrives late: it is stored, but what was decided stays.
     ingest(station.code, [(start + timedelta(minutes=15), 3.2)])
     assert trail(station) == []
@@ -163,11 +209,11 @@ def test_concurrent_batches_for_one_station_leave_one_trail(towns):
     for thread in threads:
         thread.join(60)
     assert errors == []
-    events = [(kind, level) for _, kind, level in trail(station)]
+    events = [(kind, level) for rule, kind, level in trail(station) if rule == "threshold"]
     # Rising batch first: every level once. Later batch first: the earlier readings arrive late and
     # do not rewrite the past. Never anything twice.
-    assert events in ([("opened", 2), ("escalated", 3), ("escalated", 4)], [("opened", 4)])
-    assert Alert.objects.get(station=station).level == 4
+    assert events in ([("opened", 2), ("escalated", 4)], [("opened", 4)])
+    assert Alert.objects.get(station=station, rule__kind="threshold").level == 4
 
 
 @pytest.mark.django_db(transaction=True)
@@ -187,34 +233,20 @@ def test_a_threshold_edit_mid_storm_leaves_older_readings_judged_by_the_old_valu
     caution = Threshold.objects.get(station=station, name="flood_caution")
     threshold_set(threshold=caution, value=3.3, now=edited_at)  # 3.0 → 3.3 while the river is at 3.1
     settings.EVENTS_DRAIN = "eager"  # they catch up, with everything pending
-    ingest_series(station.code, after, [3.1, 3.1, 3.1, 3.1, 3.1, 3.1], step)
+    # 2.9 is below 3.3 − its margin (a quarter of the gap to 2.0) but inside the margin of the old 3.0.
+    ingest_series(station.code, after, [2.9, 2.9, 2.9, 2.9, 2.9, 2.9], step)
 
     opened = AlertEvent.objects.get(alert__station=station, alert__rule__kind="threshold", kind="opened")
     assert opened.level == 2 and opened.observed_at < edited_at  # 3.1 ≥ 3.0, the value then
     resolved = AlertEvent.objects.get(alert__station=station, alert__rule__kind="threshold", kind="resolved")
-    assert resolved.observed_at > edited_at  # 3.1 is below 3.3 − margin, the value now
+    assert resolved.observed_at > edited_at  # 2.9 is below 3.3 − margin, the value now
     assert Alert.objects.filter(station=station, rule__kind="threshold").count() == 1
-
-
-def no_flap(station):
-    """The rule settings that keep a level from flapping without delaying danger: raise on two
-    readings (level 4 and up at once), lower after 30 minutes below threshold − margin, margins per
-    threshold (a quarter of the gap to the one below). Not yet the defaults: see docs/alerts.md."""
-    from alerts.services import alert_rules_sync_for_station
-    from sensors.models import Threshold
-
-    alert_rules_sync_for_station(station)
-    AlertRule.objects.filter(station=station, kind="threshold").update(
-        min_readings=2, clear_hold=timedelta(minutes=30), immediate_level=4
-    )
-    for name, margin in [("flood_caution", 0.25), ("evacuation_decision", 0.125), ("flood_danger", 0.125)]:
-        Threshold.objects.filter(station=station, name=name).update(margin=margin)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_value_oscillating_around_a_threshold_for_two_hours_makes_one_alert(towns):
     station = make_station(towns[0], "OSC-1", visibility=Visibility.PUBLIC)
-    no_flap(station)
+    # The default rules, untouched: alerts.rules.DEFAULT_LEVEL_SETTINGS.
     start = minute_now() - timedelta(hours=4)
     # 3.0 is 氾濫注意水位 (level 2), with a margin of 0.25 m.
     two_hours = [2.5, 3.1, 3.1] + [2.85, 3.1] * 5 + [3.05, 2.9, 3.1]
@@ -230,7 +262,7 @@ def test_a_value_oscillating_around_a_threshold_for_two_hours_makes_one_alert(to
 @pytest.mark.django_db(transaction=True)
 def test_a_jump_to_level_4_is_raised_at_once_while_lower_levels_wait_for_a_second_reading(towns):
     station = make_station(towns[0], "FLASH-1", visibility=Visibility.PUBLIC)
-    no_flap(station)
+    # The default rules, untouched: alerts.rules.DEFAULT_LEVEL_SETTINGS.
     start = minute_now() - timedelta(hours=1)
     ingest_series(station.code, start, [2.8, 3.3])
     # One reading above 氾濫注意水位 (3.0, level 2) is not yet a confirmed level 2.

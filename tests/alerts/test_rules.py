@@ -11,7 +11,7 @@ from alerts.services import alert_rules_sync_for_station, evaluate_station_chang
 from sensors.models import Observation, StationKind, StationState, Threshold
 from tests.conftest import make_station
 
-from .conftest import ingest, ingest_series, minute_now
+from .conftest import ingest, ingest_confirmed, ingest_series, minute_now
 
 Kind = AlertRule.Kind
 
@@ -34,17 +34,23 @@ def test_thresholds_produce_default_rules_and_sync_is_idempotent(towns):
     for station in (river, rain, silent_type):
         alert_rules_sync_for_station(station)
         alert_rules_sync_for_station(station)
-    assert kinds(river) == [(Kind.STALE, None, True), (Kind.THRESHOLD, None, True)]
+    rise = (Kind.RATE_OF_RISE, timedelta(minutes=30), True)
+    assert kinds(river) == [rise, (Kind.STALE, None, True), (Kind.THRESHOLD, None, True)]
     assert kinds(rain) == [(Kind.RAIN_ACCUMULATION, timedelta(hours=1), True), (Kind.STALE, None, True)]
     # A gauge that reports only above its start level gets no stale rule: silence is normal there.
-    assert kinds(silent_type) == [(Kind.THRESHOLD, None, True)]
+    assert kinds(silent_type) == [rise, (Kind.THRESHOLD, None, True)]
+    # Level rules wait for a second reading below level 4 and hold a level for half an hour.
+    threshold = river.alert_rules.get(kind=Kind.THRESHOLD)
+    assert (threshold.min_readings, threshold.immediate_level, threshold.clear_hold) == (2, 4, timedelta(minutes=30))
+    assert rain.alert_rules.get(kind=Kind.RAIN_ACCUMULATION).min_readings == 2
+    assert river.alert_rules.get(kind=Kind.RATE_OF_RISE).value == 0.5
 
 
 def test_sync_command_covers_every_station_and_rejects_unknown_codes(towns):
     make_station(towns[0], "R1")
     make_station(towns[1], "R2")
     call_command("sync_alert_rules")
-    assert AlertRule.objects.filter(is_default=True).count() == 4
+    assert AlertRule.objects.filter(is_default=True).count() == 6  # threshold, rate of rise, stale each
     with pytest.raises(Exception, match="NOPE"):
         call_command("sync_alert_rules", "R1", "NOPE")
 
@@ -52,13 +58,15 @@ def test_sync_command_covers_every_station_and_rejects_unknown_codes(towns):
 @pytest.mark.django_db(transaction=True)
 def test_retired_default_rule_resolves_its_alert(towns):
     station = make_station(towns[0], "R1")
-    ingest(station.code, [(minute_now() - timedelta(minutes=5), 3.2)])
+    ingest_confirmed(station.code, minute_now() - timedelta(minutes=5), 3.2)
     alert = Alert.objects.get(station=station)
     Threshold.objects.filter(station=station, level__isnull=False).delete()
     alert_rules_sync_for_station(station)
     alert.refresh_from_db()
     assert alert.state == "resolved"
-    assert kinds(station) == [(Kind.STALE, None, True), (Kind.THRESHOLD, None, False)]
+    assert kinds(station) == [
+        (Kind.RATE_OF_RISE, timedelta(minutes=30), True), (Kind.STALE, None, True), (Kind.THRESHOLD, None, False)
+    ]
     assert trail(station)[-1] == ("Thresholds (reading)", "resolved", 2)
 
 
@@ -73,7 +81,8 @@ def test_rain_accumulation_rule_from_hourly_thresholds(towns):
         ("opened", 3), ("escalated", 4), ("deescalated", 3), ("resolved", 3),
     ]
     opened = AlertEvent.objects.get(alert__station=station, kind="opened")
-    assert opened.value == 31.0 and opened.metrics["rain"]["1h"] == 31.0
+    # 31 mm is the first hourly total above 30; the second in a row (41 mm) confirms level 3.
+    assert opened.value == 41.0 and opened.metrics["rain"]["1h"] == 41.0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -114,11 +123,12 @@ def test_minimum_duration_before_opening_and_resolving(towns):
     alert_rules_sync_for_station(station)
     station.alert_rules.filter(kind=Kind.THRESHOLD).update(min_duration=timedelta(minutes=20))
     start = minute_now() - timedelta(hours=4)
-    ingest_series(station.code, start, [3.1, 3.1, 2.5, 3.1, 3.1, 3.1, 2.5, 2.5, 3.1, 2.5, 2.5, 2.5])
+    ingest_series(station.code, start, [3.1, 3.1, 2.5, 3.1, 3.1, 3.1, 2.5, 2.5, 3.1, 2.5, 2.5, 2.5, 2.5])
+    # Resolving also waits for the default hold (30 min), longer than this rule's 20 minutes.
     assert [(kind, level, at) for kind, level, at in AlertEvent.objects.filter(alert__station=station)
             .order_by("pk").values_list("kind", "level", "observed_at")] == [
         ("opened", 2, start + timedelta(minutes=50)),
-        ("resolved", 2, start + timedelta(minutes=110)),
+        ("resolved", 2, start + timedelta(minutes=120)),
     ]
 
 
@@ -137,18 +147,23 @@ def test_quality_flagged_readings_move_nothing(towns):
                                         quality="suspect", level=4)
     alert_rules_sync_for_station(station)
     station.alert_rules.update(evaluated_until=start)
-    assert evaluate_station_changes([state]) == []
-    assert not Alert.objects.exists()
-    # The same readings unflagged do open an alert: it was the flag that held it back.
+    # Flagged readings never move a level by the ordinary rules; a flagged newest reading this high
+    # raises only an unconfirmed alert for HQ (QC flags, never silences).
+    events = evaluate_station_changes([state])
+    assert [(e.kind, e.level, e.metrics) for e in events] == [("opened", 4, {"unconfirmed": True})]
+    assert Alert.objects.get().unconfirmed_at == start + timedelta(minutes=30)
+    # The same readings unflagged open an ordinary alert: it was the flag that held it back.
+    Alert.objects.all().delete()
     Observation.objects.update(quality="ok")
     station.alert_rules.update(evaluated_until=start)
-    assert [(e.kind, e.level) for e in evaluate_station_changes([state])] == [("opened", 4)]
+    opened = [(e.kind, e.level) for e in evaluate_station_changes([state]) if e.alert.rule.kind == Kind.THRESHOLD]
+    assert opened == [("opened", 4)]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_disabling_a_rule_resolves_its_open_alert_on_the_next_batch(towns):
     station = make_station(towns[0], "R1")
-    at = ingest_series(station.code, minute_now() - timedelta(hours=1), [3.6])
+    at = ingest_series(station.code, minute_now() - timedelta(hours=1), [3.6, 3.6])
     station.alert_rules.filter(kind=Kind.THRESHOLD).update(is_enabled=False)
     ingest(station.code, [(at, 3.7)])
     assert [(kind, level) for _, kind, level in trail(station)] == [("opened", 3), ("resolved", 3)]
@@ -210,5 +225,7 @@ def test_evaluation_costs_a_fixed_number_of_queries(towns, django_assert_max_num
         evaluate_station_changes(few)
     with django_assert_max_num_queries(len(few_queries.captured_queries)):
         events = evaluate_station_changes(many)
-    assert [(e.kind, e.level) for e in events[:2]] == [("opened", 2), ("escalated", 3)]
-    assert len(events) == 50
+    # Per station: level 2 confirmed by 3.1 and 3.6; 3.6 alone does not confirm level 3, nor one
+    # rate over a long enough span the rate-of-rise alert.
+    assert {(str(e.alert.rule.kind), str(e.kind), e.level) for e in events} == {("threshold", "opened", 2)}
+    assert len(events) == 25

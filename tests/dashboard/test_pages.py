@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard.live import live_feature
-from dashboard.maps import LEVELS, SHAPES, marker_svg, station_notices
+from dashboard.maps import SHAPES, level_style, marker_svg, station_notices
 from dashboard.selectors import map_stations, stations_needing_notice
 from sensors.models import Station, StationKind, Visibility
 from sensors.services import observation_ingest
@@ -365,9 +365,11 @@ def test_legend_is_in_japanese_and_english(client, stations):
 def test_the_page_carries_the_level_words_and_colours_for_the_browser(client, stations):
     vocabulary = page_data(public_shell(client), "mz-map-vocabulary")
 
-    assert vocabulary["levels"]["4"]["fill"] == LEVELS[4].fill
+    assert vocabulary["levels"]["4"]["fill"] == level_style(4).fill
     assert vocabulary["levels"]["4"]["badge"] == "L4"
-    assert vocabulary["levels"]["3"]["title"] == [LEVELS[3].title_ja, LEVELS[3].title_en]
+    assert vocabulary["levels"]["3"]["title"] == [level_style(3).title_ja, level_style(3).title_en]
+    # The words are the active scheme's gauge words (alerts.vocabulary), not a copy.
+    assert vocabulary["levels"]["4"]["name"] == ["警戒レベル4相当", "Level 4 equivalent"]
     assert vocabulary["levels"]["none"]["badge"] == "–"
     assert vocabulary["kinds"]["rain"] == {"shape": "diamond", "name": ["雨量", "Rainfall"]}
     assert vocabulary["towns"]["town-a"] == ["town a", "Town A"]
@@ -383,11 +385,12 @@ def test_stale_and_level_arrive_as_data(client, stations):
     assert properties["level"] == 4 and properties["stale"] is True and properties["value"] == 4.1
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_legend_marker_draws_each_kind_shape(shape):
     tag, _ = SHAPES[shape]
 
-    drawing = marker_svg(shape=shape, level=LEVELS[3], stale=True)
+    drawing = marker_svg(shape=shape, level=level_style(3), stale=True)
 
     assert f"<{tag} " in drawing and ">L3</text>" in drawing and "stroke-dasharray" in drawing
 
@@ -508,7 +511,7 @@ def test_a_gauge_never_speaks_with_a_towns_order_or_the_weather_agencys_words(cl
     """Gauges say 「警戒レベルN相当」; 高齢者等避難 / 避難指示 / 緊急安全確保 are orders only a town
     issues, 警報 is the weather agency's. Not on the page, in its legend or in the words the browser
     draws popups with, whatever level the gauges are at."""
-    from dashboard.maps import RESERVED_WORDS
+    from alerts.vocabulary import RESERVED_WORDS
 
     observe("A-PUBLIC", 5.2)  # 氾濫発生: level 5 equivalent
     observe("B-PUBLIC", 4.1)  # 氾濫危険水位: level 4 equivalent
@@ -516,3 +519,31 @@ def test_a_gauge_never_speaks_with_a_towns_order_or_the_weather_agencys_words(cl
     assert "警戒レベル5相当" in html and "警戒レベル4相当" in html
     for word in RESERVED_WORDS:
         assert word not in html, word
+    # Nor through the other doors that describe a gauge: the station API, NGSI, the station page.
+    for path in ("/api/v1/stations", "/ngsi/v2/entities?limit=1000", "/stations/A-PUBLIC/"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        text = response.content.decode()
+        assert [word for word in RESERVED_WORDS if word in text] == [], path
+
+
+@pytest.mark.django_db
+def test_a_suspect_reading_above_a_threshold_shows_as_unconfirmed_never_as_normal(client, stations):
+    """QC flags, never silences: a lone jump to 氾濫危険水位 is held back from the level until the next
+    reading, but the map, the station page and the API say "unconfirmed", not "normal"."""
+    observe("A-PUBLIC", 1.0, minutes_ago=20)
+    observe("A-PUBLIC", 4.2, minutes_ago=10)  # 3.2 m in 10 minutes: flagged suspect
+    html = page(client)
+    props = station_features(html)["A-PUBLIC"]["properties"]
+    assert (props["quality"], props["level"], props["unconfirmed_level"]) == ("suspect", 0, 4)
+    vocabulary = page_data(html, "mz-map-vocabulary")
+    assert vocabulary["levels"]["unconfirmed"]["name"] == ["未確認の値", "Unconfirmed reading"]
+    api = {f["properties"]["code"]: f["properties"] for f in client.get("/api/v1/stations").json()["features"]}
+    assert api["A-PUBLIC"]["unconfirmed_level"] == 4
+    detail = client.get("/stations/A-PUBLIC/").content.decode()
+    assert "未確認の値" in detail and "mz-level-unconfirmed" in detail
+
+    observe("A-PUBLIC", 4.25, minutes_ago=1)  # the next reading confirms it: a level, not a question
+    props = station_features(page(client))["A-PUBLIC"]["properties"]
+    assert (props["quality"], props["level"], props["unconfirmed_level"]) == ("ok", 4, None)
+    assert "未確認の値" not in client.get("/stations/A-PUBLIC/").content.decode()

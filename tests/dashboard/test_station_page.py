@@ -322,9 +322,9 @@ def test_query_count_does_not_grow_with_readings(client, stations, user_a, logge
         page(client, code, "?range=7d")
 
     ingest(code, [(minute, 1.0) for minute in range(6, 3000)])
-    # station + owner + state, thresholds, the last hour for the trend, readings; for a user also
-    # session, user, memberships and the gauge's forecast (staff only).
-    with django_assert_max_num_queries(8 if logged_in else 4):
+    # station + owner + state, thresholds, the last hour for the trend, readings, the level words of
+    # the active scheme; for a user also session, user, memberships and the gauge's forecast (staff only).
+    with django_assert_max_num_queries(9 if logged_in else 5):
         page(client, code, "?range=7d")
 
     with CaptureQueriesContext(connection) as many:

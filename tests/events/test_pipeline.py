@@ -97,7 +97,9 @@ def queries_per_drain(town, count, prefix):
     stations = river_stations(town, count, prefix)
     tick(stations, 1.0, minutes_ago=20)
     drain_pending()
-    tick(stations, 3.6, minutes_ago=10)  # level 3 everywhere: alerts open, live messages, NGSI
+    # An implausible jump to level 3 everywhere: unconfirmed alerts open at once for HQ, live
+    # messages, NGSI notifications.
+    tick(stations, 3.6, minutes_ago=10)
     counts = {}
     for name in ("alerts.evaluate", "dashboard.live", "ngsi.notify"):
         with CaptureQueriesContext(connection) as queries:
@@ -111,5 +113,7 @@ def queries_per_drain(town, count, prefix):
 
 def test_queries_per_drain_batch_do_not_grow_with_the_number_of_stations(towns, workers):
     small = queries_per_drain(towns[0], 5, "S")
-    large = queries_per_drain(towns[1], 60, "L")
+    # 40, not more: on SQLite Django splits a bulk INSERT at 999 parameters, about 49 alert rows, so
+    # a larger batch costs one more INSERT there (PostgreSQL has no such split).
+    large = queries_per_drain(towns[1], 40, "L")
     assert small == large, (small, large)

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.http import http_date
 
 from alerts.models import Alert, AlertEvent, AlertRule
-from dashboard.maps import RESERVED_WORDS
+from alerts.vocabulary import RESERVED_WORDS
 from public import load, snapshot
 from public.tick_cache import forget_all
 from sensors.services import observation_ingest

@@ -28,7 +28,7 @@ from django.utils import timezone
 from alerts.selectors import events_for_notification, live_group, live_groups_for_stations, notification_document
 from alerts.services import ALERT_CHANGED
 from livelog.selectors import live_current_seq, live_messages_since, live_stream_name
-from livelog.services import live_message_append
+from livelog.services import live_message_append, live_messages_append
 from sensors.models import Station, Visibility
 from sensors.selectors import station_audiences, station_feature, station_list
 from tenancy.selectors import Viewer
@@ -91,6 +91,10 @@ class LiveStore:
     def remember(self, group: str, message: dict) -> dict:
         """Store `message` for `group`; returns it numbered."""
         return live_message_append(group, message)
+
+    def remember_many(self, messages: list[tuple[str, dict]]) -> list[dict]:
+        """Store (group, message) pairs in one write; returns the messages numbered, in order."""
+        return live_messages_append(messages)
 
     def since(self, groups, seq: int) -> tuple[list[dict], bool]:
         """Messages of `groups` after `seq`, and whether the log reaches back far enough to be complete."""
@@ -232,9 +236,22 @@ def _publish(group: str, message: dict) -> dict:
     """Number and store the message, then hand it to the channel layer. Runs inside the drain's
     transaction: if the channel layer is unreachable (Redis down) the error rolls the stored
     message back with it, and the change-log events stay pending and are published on retry."""
-    message = live_store().remember(group, message)
-    async_to_sync(get_channel_layer().group_send)(group, {"type": "live.message", "message": message})
-    return message
+    return _publish_many([(group, message)])[0]
+
+
+def _publish_many(messages: list[tuple[str, dict]]) -> list[dict]:
+    """`_publish` for many (group, message) pairs: numbered and stored in one write, then sent in order."""
+    if not messages:
+        return []
+    numbered = live_store().remember_many(messages)
+    layer = get_channel_layer()
+
+    async def send_all():
+        for (group, _), message in zip(messages, numbered):
+            await layer.group_send(group, {"type": "live.message", "message": message})
+
+    async_to_sync(send_all)()
+    return numbered
 
 
 def publish_stations(station_ids) -> None:
@@ -249,8 +266,7 @@ def publish_stations(station_ids) -> None:
         feature = live_feature(station, now=now, show_sharing=groups != [PUBLIC_GROUP])
         for group in groups:
             by_group[group].append(feature)
-    for group, features in by_group.items():
-        _publish(group, {"type": "stations", "features": features})
+    _publish_many([(group, {"type": "stations", "features": features}) for group, features in by_group.items()])
 
 
 def publish_visibility_change(station_ids, before) -> None:
@@ -289,6 +305,7 @@ def publish_alert_events(event_ids) -> None:
     if not events:
         return
     groups = live_groups_for_stations({event.alert.station_id for event in events})
+    messages: list[tuple[str, dict]] = []
     for event in events:
         document = notification_document(event)
         alert = {**document["alert"], "event": document["event"]}
@@ -301,7 +318,8 @@ def publish_alert_events(event_ids) -> None:
                 payload = {**alert, "event": {**alert["event"], "actor": None}}
             else:
                 payload = alert
-            publish_to_audience(group, "alerts", "alert", {"alert": payload})
+            messages.append((group, {"type": "alert", "layer": "alerts", "alert": payload}))
+    _publish_many(messages)
 
 
 # --- dam release notices -----------------------------------------------------------------------

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "geo",
     "sensors",
     "alerts",
+    "orders",
     "ngsi",
     "dashboard",
 ]

@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("sensors.urls")),
     path("api/v1/", include("alerts.api_urls")),
+    path("api/v1/", include("orders.api_urls")),
     path("alerts/", include("alerts.urls")),
     path("ngsi/", include("ngsi.urls")),
     path("", include("dashboard.urls")),

@@ -38,6 +38,9 @@ class Action(StrEnum):
     MANAGE_SHARING = "manage_sharing"
     MANAGE_ALERT_CHANNELS = "manage_alert_channels"
     VIEW_AUDIT = "view_audit"
+    ISSUE_ORDER = "issue_order"
+    LIFT_ORDER = "lift_order"
+    MANAGE_TRIGGER_RULES = "manage_trigger_rules"
 
 
 OWNER = "owner"  # the object must belong to the acting town
@@ -65,6 +68,10 @@ RULES: dict[Action, Rule] = {
     Action.MANAGE_SHARING: Rule(Membership.Role.ADMIN, OWNER),
     Action.MANAGE_ALERT_CHANNELS: Rule(Membership.Role.ADMIN, OWNER),
     Action.VIEW_AUDIT: Rule(Membership.Role.ADMIN, OWNER),
+    # Evacuation orders are the mayor's: only the districts' own town decides them, never a neighbour.
+    Action.ISSUE_ORDER: Rule(Membership.Role.OPERATOR, OWNER),
+    Action.LIFT_ORDER: Rule(Membership.Role.OPERATOR, OWNER),
+    Action.MANAGE_TRIGGER_RULES: Rule(Membership.Role.ADMIN, OWNER),
 }
 
 

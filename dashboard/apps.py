@@ -13,10 +13,11 @@ class DashboardConfig(AppConfig):
         from . import signals  # noqa: F401
         from .live import ALERT_CHANGED, live_events_publish
         from .live_geo import SHELTER_CHANGED
+        from .live_orders import ORDER_KINDS
 
         register(
             "dashboard.live",
-            kinds=[STATION_CHANGED, VISIBILITY_CHANGED, ALERT_CHANGED, SHELTER_CHANGED],
+            kinds=[STATION_CHANGED, VISIBILITY_CHANGED, ALERT_CHANGED, SHELTER_CHANGED, *ORDER_KINDS],
             func=live_events_publish,
             # Live messages carry current state: after an outage, keep retrying rather than give up.
             max_attempts=10_000,

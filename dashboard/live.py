@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 PUBLIC_GROUP = "live.public"
 REGION_GROUP = "live.region"
 STATION_LAYERS = ("river", "rain", "reservoir")
-LAYERS = (*STATION_LAYERS, "alerts", "shelters")
+LAYERS = (*STATION_LAYERS, "alerts", "shelters", "orders")
 # How many messages per group a reconnecting client can catch up on before it gets a snapshot.
 REPLAY_DEPTH = 200
 # daphne closes the connection (1011) on a frame over 1 MiB, and a phone on a weak connection
@@ -345,11 +345,13 @@ def publish_alert_events(event_ids) -> None:
 def live_events_publish(events: list[tuple[str, dict]]) -> None:
     """The one live publisher: every change of a drain batch, coalesced — visibility changes first
     (so a viewer who lost a station hears `withdrawn` before anything else), then one `stations`
-    message per audience, alert events, and one `shelters` message."""
+    message per audience, alert events, one `shelters` message, then orders (dashboard.live_orders)."""
     from sensors.services import STATION_CHANGED, VISIBILITY_CHANGED
 
     from .live_geo import SHELTER_CHANGED, publish_shelters
+    from .live_orders import ORDER_KINDS, publish_order_events
 
+    order_events = [(kind, payload) for kind, payload in events if kind in ORDER_KINDS]
     before: dict[int, tuple[str, frozenset[int]]] = {}
     stations: set[int] = set()
     alert_events: list[int] = []
@@ -372,3 +374,5 @@ def live_events_publish(events: list[tuple[str, dict]]) -> None:
         publish_alert_events(list(dict.fromkeys(alert_events)))
     if shelters:
         publish_shelters(sorted(shelters))
+    if order_events:
+        publish_order_events(order_events)

@@ -18,10 +18,20 @@ from tenancy.api_errors import REQUEST_ERROR
 from tenancy.selectors import viewer_for_request
 
 from .cap import cap_document
-from .documents import district_feature, order_feature
-from .models import Order, OrderEvent
-from .selectors import district_list, order_get, order_list
-from .services import OrderConflict, OrderError, OrderForbidden, order_change, order_issue, order_lift
+from .documents import district_feature, order_feature, recommendation_document
+from .models import Order, OrderEvent, Recommendation
+from .selectors import district_list, order_get, order_list, recommendation_get, recommendation_list
+from .services import (
+    OrderConflict,
+    OrderError,
+    OrderForbidden,
+    order_change,
+    order_issue,
+    order_lift,
+    recommendation_dismiss,
+    recommendation_issue,
+    recommendation_manual,
+)
 
 ERROR = inline_serializer("OrderError", {"detail": serializers.CharField()})
 FIELD_ERROR = OpenApiResponse(
@@ -125,16 +135,14 @@ ISSUE_REQUEST = inline_serializer(
         "open_shelters": serializers.BooleanField(required=False, help_text="Open the linked shelters in the same step."),
     },
 )
-CHANGE_REQUEST = inline_serializer(
-    "OrderChangeRequest",
-    {
-        "level": serializers.IntegerField(min_value=3, max_value=5, required=False),
-        "districts": serializers.ListField(child=serializers.CharField(max_length=40), required=False),
-        "shelters": serializers.ListField(child=serializers.CharField(max_length=40), required=False),
-        "reason": serializers.CharField(required=False, max_length=1000),
-        "open_shelters": serializers.BooleanField(required=False),
-    },
-)
+CHANGE_FIELDS = {
+    "level": serializers.IntegerField(min_value=3, max_value=5, required=False),
+    "districts": serializers.ListField(child=serializers.CharField(max_length=40), required=False),
+    "shelters": serializers.ListField(child=serializers.CharField(max_length=40), required=False),
+    "reason": serializers.CharField(required=False, max_length=1000),
+    "open_shelters": serializers.BooleanField(required=False),
+}
+CHANGE_REQUEST = inline_serializer("OrderChangeRequest", CHANGE_FIELDS)
 LIFT_REQUEST = inline_serializer("OrderLiftRequest", {"reason": serializers.CharField(required=False, max_length=1000)})
 ACTION_REPLY = inline_serializer(
     "OrderActionReply",
@@ -309,3 +317,119 @@ class OrderCapAPI(APIView):
         if document is None:
             raise NotFound("No CAP message for this order version.")
         return HttpResponse(document, content_type=f"{CAP_CONTENT_TYPE}; charset=utf-8")
+
+
+RECOMMENDATION_FIELDS = {
+    "id": serializers.IntegerField(),
+    "municipality": serializers.CharField(),
+    "level": serializers.IntegerField(min_value=3, max_value=5),
+    "title_ja": serializers.CharField(),
+    "title_en": serializers.CharField(),
+    "districts": inline_serializer("RecommendationDistrict", NAMED, many=True),
+    "evidence": serializers.JSONField(help_text="fired_by (reading / forecast / manual), station, value, threshold ..."),
+    "state": serializers.ChoiceField(choices=Recommendation.State.choices),
+    "created_at": serializers.DateTimeField(),
+    "handled_at": serializers.DateTimeField(allow_null=True),
+    "dismiss_reason": serializers.CharField(),
+    "order": serializers.IntegerField(allow_null=True),
+}
+RECOMMENDATION = inline_serializer("Recommendation", RECOMMENDATION_FIELDS)
+RECOMMENDATION_LIST = inline_serializer(
+    "RecommendationList", {"results": inline_serializer("RecommendationItem", RECOMMENDATION_FIELDS, many=True)}
+)
+MANUAL_REQUEST = inline_serializer(
+    "RecommendationManualRequest",
+    {"level": serializers.IntegerField(min_value=3, max_value=5), "districts": CODES,
+     "note": serializers.CharField(required=False, max_length=300)},
+)
+RECOMMENDATION_ISSUE_REQUEST = inline_serializer(
+    "RecommendationIssueRequest",
+    {**CHANGE_FIELDS, "confirm": serializers.BooleanField(help_text="Must be true.")},
+)
+DISMISS_REQUEST = inline_serializer("RecommendationDismissRequest", {"reason": serializers.CharField(max_length=300)})
+
+
+def _visible_recommendation(request, recommendation_id: int) -> Recommendation:
+    try:
+        return recommendation_get(viewer=viewer_for_request(request), recommendation_id=recommendation_id)
+    except Recommendation.DoesNotExist:
+        raise NotFound("No recommendation with this id.") from None
+
+
+class RecommendationListAPI(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="recommendations_list",
+        summary="The acting town's recommendations (open by default; ?state=issued|dismissed|all).",
+        parameters=[OpenApiParameter("state", enum=[*Recommendation.State.values, "all"], required=False)],
+        responses={200: RECOMMENDATION_LIST, 400: REQUEST_ERROR, 401: OpenApiResponse(ERROR, description="Not logged in.")},
+    )
+    def get(self, request):
+        state = request.query_params.get("state") or Recommendation.State.OPEN
+        if state not in (*Recommendation.State.values, "all"):
+            raise ValidationError({"state": f"Must be one of {', '.join(Recommendation.State.values)}, all."})
+        rows = recommendation_list(viewer=viewer_for_request(request), state=None if state == "all" else state)
+        return Response({"results": [recommendation_document(r) for r in rows]})
+
+    @extend_schema(
+        operation_id="recommendations_manual",
+        summary="The manual trigger: put a recommendation on the town's board (operators and admins).",
+        request=MANUAL_REQUEST,
+        responses={201: RECOMMENDATION, **_action_responses({})},
+    )
+    def post(self, request):
+        data = _body(request)
+        recommendation = _service_call(
+            lambda: recommendation_manual(
+                viewer=viewer_for_request(request), actor=request.user, level=data.get("level"),
+                districts=data.get("districts"), note=data.get("note", ""), request=request,
+            )
+        )
+        return Response(recommendation_document(recommendation), status=status.HTTP_201_CREATED)
+
+
+class RecommendationIssueAPI(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="recommendations_issue",
+        summary="Issue the recommended order (confirm: true), as recommended or with another level / districts.",
+        request=RECOMMENDATION_ISSUE_REQUEST,
+        responses=_action_responses({201: ORDER_FEATURE, 409: OpenApiResponse(ERROR, description="Already handled.")}),
+    )
+    def post(self, request, recommendation_id: int):
+        recommendation = _visible_recommendation(request, recommendation_id)
+        data = _body(request)
+        viewer = viewer_for_request(request)
+        order = _service_call(
+            lambda: recommendation_issue(
+                viewer=viewer, actor=request.user, recommendation=recommendation, confirm=data.get("confirm"),
+                level=data.get("level"), districts=data.get("districts"), shelters=data.get("shelters"),
+                open_shelters=_flag(data.get("open_shelters"), "open_shelters"), reason=data.get("reason", ""),
+                request=request,
+            )
+        )
+        order = order_get(viewer=viewer, order_id=order.pk)
+        return Response(order_feature(order, viewer=viewer), status=status.HTTP_201_CREATED)
+
+
+class RecommendationDismissAPI(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="recommendations_dismiss",
+        summary="Dismiss a recommendation with a reason (kept in the audit log with its evidence).",
+        request=DISMISS_REQUEST,
+        responses=_action_responses({200: RECOMMENDATION, 409: OpenApiResponse(ERROR, description="Already handled.")}),
+    )
+    def post(self, request, recommendation_id: int):
+        recommendation = _visible_recommendation(request, recommendation_id)
+        data = _body(request)
+        _service_call(
+            lambda: recommendation_dismiss(
+                viewer=viewer_for_request(request), actor=request.user, recommendation=recommendation,
+                reason=data.get("reason"), request=request,
+            )
+        )
+        return Response(recommendation_document(_visible_recommendation(request, recommendation_id)))

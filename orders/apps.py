@@ -22,4 +22,10 @@ class OrdersConfig(AppConfig):
         ))
         permissions.register(TriggerRule, owner="municipality", visible=own_town_only)
         permissions.register(Recommendation, owner="municipality", visible=own_town_only)
+        from events.registry import register
+        from sensors.services import STATION_CHANGED
+
+        from .triggers import station_changes_recommend
+
+        register("orders.recommend", kinds=[STATION_CHANGED], func=station_changes_recommend)
         geo_layer_register("districts", geometry_types=POLYGONS, writer=districts_import, coded=True)

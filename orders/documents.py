@@ -7,7 +7,7 @@ from django.conf import settings
 from sensors.selectors import local_iso
 from tenancy.selectors import Viewer
 
-from .models import District, Order, OrderEvent
+from .models import District, Order, OrderEvent, Recommendation
 from .selectors import evidence_stations, order_history_visible, order_words
 
 
@@ -101,3 +101,22 @@ def order_feature(order: Order, *, viewer: Viewer) -> dict:
     if order_history_visible(viewer=viewer, order=order):
         properties["events"] = [event_document(event) for event in events]
     return {"type": "Feature", "id": order.pk, "geometry": districts_geometry(districts), "properties": properties}
+
+
+def recommendation_document(recommendation: Recommendation) -> dict:
+    """A recommendation as the HQ board and its live messages carry it (the owning town's staff only)."""
+    words = order_words(recommendation.level)
+    return {
+        "id": recommendation.pk,
+        "municipality": recommendation.municipality.slug,
+        "level": recommendation.level,
+        "title_ja": words.title_ja,
+        "title_en": words.title_en,
+        "districts": [{"code": d.code, "name_ja": d.name_ja, "name_en": d.name_en} for d in recommendation.districts.all()],
+        "evidence": recommendation.evidence,
+        "state": recommendation.state,
+        "created_at": local_iso(recommendation.created_at),
+        "handled_at": local_iso(recommendation.handled_at),
+        "dismiss_reason": recommendation.dismiss_reason,
+        "order": recommendation.order_id,
+    }

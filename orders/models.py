@@ -114,6 +114,10 @@ class TriggerRule(models.Model):
     districts = models.ManyToManyField(District, related_name="trigger_rules")
     is_active = models.BooleanField(default=True)
     note = models.CharField(max_length=200, blank=True)
+    fired_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When it last recommended; it fires again only after the gauge has gone back below the threshold.",
+    )
 
     class Meta:
         ordering = ["municipality", "station", "level"]

@@ -102,9 +102,13 @@ def _orders() -> QuerySet[Order]:
     )
 
 
-def order_list(*, viewer: Viewer, include_lifted: bool = False, municipality: str | None = None) -> list[Order]:
+def order_list(
+    *, viewer: Viewer, include_lifted: bool = False, municipality: str | None = None, ids=None
+) -> list[Order]:
     """Orders in force (anyone), or with `include_lifted` also the lifted ones the viewer may see."""
     orders = restrict(_orders(), viewer, Action.VIEW)
+    if ids is not None:
+        orders = orders.filter(pk__in=list(ids))
     if not include_lifted:
         orders = orders.filter(lifted_at__isnull=True)
     if municipality:

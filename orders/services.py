@@ -170,7 +170,7 @@ def order_issue(
     """Issue an order for districts of one town; optionally open its linked shelters in the same step."""
     level = checked_level(level)
     reason = checked_text(reason, "reason", REASON_MAX_LENGTH)
-    chosen = checked_districts(districts, municipality_id=None)
+    chosen = checked_districts(districts, municipality_id=recommendation.municipality_id if recommendation else None)
     town = chosen[0].municipality
     _require(viewer, Action.ISSUE_ORDER, town)
     linked = checked_shelters(shelters, municipality_id=town.pk)
@@ -265,6 +265,28 @@ def order_lift(*, viewer: Viewer, actor, order: Order, reason: Any = "", request
 # --- recommendations ------------------------------------------------------------------------------
 
 
+def recommendation_open(*, municipality_id: int, level: int, districts: list[District], evidence: dict, rule=None) -> Recommendation:
+    """A new open recommendation on the town's HQ board (from a trigger rule, or by hand)."""
+    with transaction.atomic():
+        recommendation = Recommendation.objects.create(
+            municipality_id=municipality_id, rule=rule, level=level, evidence=evidence, created_at=timezone.now()
+        )
+        recommendation.districts.set(districts)
+        emit(RECOMMENDATION_CHANGED, {"recommendations": [recommendation.pk], "municipality": municipality_id})
+    return recommendation
+
+
+def recommendation_manual(*, viewer: Viewer, actor, level: Any, districts: Any, note: Any = "", request=None) -> Recommendation:
+    """The manual trigger: an operator puts a recommendation on the board for the team to confirm."""
+    level = checked_level(level)
+    note = checked_text(note, "note", DISMISS_REASON_MAX_LENGTH)
+    chosen = checked_districts(districts, municipality_id=None)
+    town = chosen[0].municipality
+    _require(viewer, Action.ISSUE_ORDER, town)
+    evidence = {"fired_by": "manual", "actor": actor.get_username() if actor else None, "note": note}
+    return recommendation_open(municipality_id=town.pk, level=level, districts=chosen, evidence=evidence)
+
+
 def _recommendation_close(recommendation, *, state, viewer, actor, order=None, reason="", request=None) -> None:
     locked = Recommendation.objects.select_for_update().get(pk=recommendation.pk)
     if locked.state != Recommendation.State.OPEN:
@@ -285,6 +307,25 @@ def _recommendation_close(recommendation, *, state, viewer, actor, order=None, r
     )
     emit(RECOMMENDATION_CHANGED, {"recommendations": [locked.pk], "municipality": locked.municipality_id})
     recommendation.state, recommendation.handled_at, recommendation.order = locked.state, locked.handled_at, order
+
+
+def recommendation_issue(
+    *, viewer: Viewer, actor, recommendation: Recommendation, confirm: Any, level: Any = None, districts: Any = None,
+    shelters: Any = None, open_shelters: bool = False, reason: Any = "", request=None,
+) -> Order:
+    """Issue the recommended order, as recommended or changed (level, districts), after the operator
+    confirmed it (`confirm` must be True: issuing an order is never one accidental click)."""
+    _require(viewer, Action.ISSUE_ORDER, recommendation)
+    if confirm is not True:
+        raise OrderError("confirm", "Issuing an order needs confirmation: send \"confirm\": true.")
+    if recommendation.state != Recommendation.State.OPEN:
+        raise OrderConflict(f"This recommendation was already {recommendation.state}.")
+    return order_issue(
+        viewer=viewer, actor=actor,
+        level=recommendation.level if level is None else level,
+        districts=list(recommendation.districts.values_list("code", flat=True)) if districts is None else districts,
+        reason=reason, shelters=shelters, open_shelters=open_shelters, recommendation=recommendation, request=request,
+    )
 
 
 def recommendation_dismiss(*, viewer: Viewer, actor, recommendation: Recommendation, reason: Any, request=None) -> None:

@@ -319,7 +319,7 @@ def test_station_names_are_escaped_everywhere(client, towns):
     assert len(assets.inline_scripts) == 1  # no </script> broke out of the map script
     # The data blocks hold the names as they are (the browser sets them as text, see
     # tests/e2e/test_map_browser.py), and nothing broke out of them either.
-    assert set(assets.data_blocks) == {"mz-map-vocabulary", "mz-live-snapshot"}
+    assert set(assets.data_blocks) == {"mz-map-vocabulary", "mz-live-snapshot", "mz-orders-data"}
     properties = station_features(html)["EVIL"]["properties"]
     assert (properties["name_ja"], properties["name_en"]) == (HOSTILE_NAME, HOSTILE_NAME_EN)
     assert "&lt;script&gt;alert(&quot;ja&quot;)&lt;/script&gt;" in notices_section(html)

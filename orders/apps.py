@@ -10,16 +10,14 @@ class OrdersConfig(AppConfig):
         from geo.services import geo_layer_register
         from tenancy import permissions
 
-        from .models import District, Order, OrderEvent, Recommendation, TriggerRule
-        from .selectors import orders_visible_to, own_town_only
+        from .models import District, Order, Recommendation, TriggerRule
+        from .selectors import own_town_only
         from .services import districts_import
 
         # Districts are public geography (an order names them to everyone); only their town runs them.
         permissions.register(District, owner="municipality")
-        permissions.register(Order, owner="municipality", visible=orders_visible_to)
-        permissions.register(OrderEvent, owner="order__municipality", visible=lambda qs, viewer: qs.filter(
-            order__in=orders_visible_to(Order.objects.all(), viewer)
-        ))
+        # Orders are public (residents and neighbours); only their town issues, changes and lifts them.
+        permissions.register(Order, owner="municipality")
         permissions.register(TriggerRule, owner="municipality", visible=own_town_only)
         permissions.register(Recommendation, owner="municipality", visible=own_town_only)
         from events.registry import register

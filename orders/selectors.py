@@ -1,7 +1,8 @@
 """Reads of districts, orders, trigger rules and recommendations, each through the viewer.
 
-Orders in force are public: residents must see them, and neighbouring towns see each other's (a flood
-crosses borders). Lifted orders (the history) and recommendations are the owning town's staff's.
+Orders are public: residents must see them, and neighbouring towns see each other's (a flood crosses
+borders); lifted ones stay readable by id (CAP consumers need the Cancel). Who acted and on what
+evidence (an order's steps), recommendations and trigger rules are the owning town's staff's.
 Districts are public geography, like shelters.
 """
 
@@ -61,8 +62,9 @@ def active_level_scheme() -> LevelScheme | None:
 # --- visibility rules, registered with tenancy.permissions in OrdersConfig.ready --------------------
 
 
-def orders_visible_to(queryset: QuerySet, viewer: Viewer) -> QuerySet:
-    """Everyone sees orders in force; a town's members also see its lifted ones."""
+def lifted_orders_listed_for(queryset: QuerySet, viewer: Viewer) -> QuerySet:
+    """What `?all=1` lists: orders in force, and the lifted orders of the viewer's own town (all of
+    them for platform operators). A lifted order stays readable by id (its CAP Cancel is public)."""
     if viewer.is_platform_admin:
         return queryset
     if viewer.acting_municipality_id is not None and viewer.token_id is None:
@@ -109,8 +111,7 @@ def order_list(
     orders = restrict(_orders(), viewer, Action.VIEW)
     if ids is not None:
         orders = orders.filter(pk__in=list(ids))
-    if not include_lifted:
-        orders = orders.filter(lifted_at__isnull=True)
+    orders = lifted_orders_listed_for(orders, viewer) if include_lifted else orders.filter(lifted_at__isnull=True)
     if municipality:
         orders = orders.filter(municipality__slug=municipality)
     return list(orders.order_by("-level", "-issued_at", "-pk"))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import town_admin
+from . import town_admin, town_admin_triggers
 
 urlpatterns = [
     path("sharing/", town_admin.sharing_page, name="town-admin-sharing"),
@@ -10,4 +10,5 @@ urlpatterns = [
     path("tokens/", town_admin.tokens_page, name="town-admin-tokens"),
     path("members/", town_admin.members_page, name="town-admin-members"),
     path("channels/", town_admin.channels_page, name="town-admin-channels"),
+    path("triggers/", town_admin_triggers.triggers_page, name="town-admin-triggers"),
 ]

@@ -363,7 +363,10 @@ class RecommendationListAPI(APIView):
         operation_id="recommendations_list",
         summary="The acting town's recommendations (open by default; ?state=issued|dismissed|all).",
         parameters=[OpenApiParameter("state", enum=[*Recommendation.State.values, "all"], required=False)],
-        responses={200: RECOMMENDATION_LIST, 400: REQUEST_ERROR, 401: OpenApiResponse(ERROR, description="Not logged in.")},
+        responses={
+            200: RECOMMENDATION_LIST, 400: REQUEST_ERROR, 401: OpenApiResponse(ERROR, description="Not logged in."),
+            403: OpenApiResponse(ERROR, description="A gateway token: recommendations are for the town's staff."),
+        },
     )
     def get(self, request):
         state = request.query_params.get("state") or Recommendation.State.OPEN

@@ -111,11 +111,16 @@ def checked_shelters(value: Any, *, municipality_id: int) -> list[Shelter]:
     return [found[code] for code in codes]
 
 
+DENIED = {
+    Action.ISSUE_ORDER: "Only operators and admins of the districts' own town, acting for it, can issue or change its orders.",
+    Action.LIFT_ORDER: "Only operators and admins of the districts' own town, acting for it, can lift its orders.",
+    Action.MANAGE_TRIGGER_RULES: "Only the town's admins, acting for it, edit its trigger rules.",
+}
+
+
 def _require(viewer: Viewer, action: Action, obj) -> None:
     if not permits(viewer, action, obj):
-        raise OrderForbidden(
-            "Only operators and admins of the districts' own town, acting for it, can issue, change or lift its orders."
-        )
+        raise OrderForbidden(DENIED[action])
 
 
 # --- the transitions ------------------------------------------------------------------------------
@@ -406,3 +411,60 @@ def districts_import(context, features) -> tuple[int, int]:
         district.save(update_fields=["name_ja", "name_en", "geometry"])
         updated += 1
     return created, updated
+
+
+# --- trigger rules (the town's manual as data, edited by its admins) --------------------------------
+
+
+def trigger_rule_add(
+    *, viewer: Viewer, actor, town, station: Any, threshold: Any, level: Any, districts: Any,
+    forecast_minutes: Any = None, request=None,
+):
+    """Add a line to `town`'s trigger table. The gauge may be any the town may see (its own, or a
+    neighbour's shared with it); the districts must be the town's own."""
+    from sensors.models import Station
+
+    from .models import TriggerRule
+
+    _require(viewer, Action.MANAGE_TRIGGER_RULES, town)
+    level = checked_level(level)
+    code = checked_text(station, "station", 40, required=True)
+    gauge = Station.objects.visible_to(viewer).filter(code=code).prefetch_related("thresholds").first()
+    if gauge is None:
+        raise OrderError("station", f"no gauge {code!r} that {town.slug} may see.")
+    names = {t.name for t in gauge.thresholds.all()}
+    if threshold not in names:
+        raise OrderError("threshold", f"{code} has no threshold {str(threshold)[:40]!r}; it has {', '.join(sorted(names)) or 'none'}.")
+    minutes = None
+    if forecast_minutes not in (None, ""):
+        try:
+            minutes = int(forecast_minutes)
+        except (TypeError, ValueError):
+            raise OrderError("forecast_minutes", "forecast minutes must be a whole number (or empty).") from None
+        if not 1 <= minutes <= 24 * 60:
+            raise OrderError("forecast_minutes", "forecast minutes must be between 1 and 1440.")
+    chosen = checked_districts(districts, municipality_id=town.pk)
+    with transaction.atomic():
+        rule = TriggerRule.objects.create(
+            municipality=town, station=gauge, threshold=threshold, level=level, forecast_minutes=minutes
+        )
+        rule.districts.set(chosen)
+        audit_record(
+            action=AuditEvent.Action.TRIGGER_RULE_CHANGED, actor=actor, municipality=town, target=f"rule {rule.pk}",
+            detail={"added": {"station": code, "threshold": threshold, "level": level, "forecast_minutes": minutes,
+                              "districts": [d.code for d in chosen]}},
+            request=request,
+        )
+    return rule
+
+
+def trigger_rule_remove(*, viewer: Viewer, actor, rule, request=None) -> None:
+    _require(viewer, Action.MANAGE_TRIGGER_RULES, rule)
+    with transaction.atomic():
+        audit_record(
+            action=AuditEvent.Action.TRIGGER_RULE_CHANGED, actor=actor, municipality=rule.municipality_id,
+            target=f"rule {rule.pk}", detail={"removed": {"station": rule.station.code, "threshold": rule.threshold,
+                                                          "level": rule.level}},
+            request=request,
+        )
+        rule.delete()

@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("alerts.api_urls")),
     path("api/v1/", include("orders.api_urls")),
     path("alerts/", include("alerts.urls")),
+    path("orders/", include("orders.urls")),
     path("ngsi/", include("ngsi.urls")),
     path("", include("dashboard.urls")),
 ]

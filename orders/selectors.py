@@ -117,6 +117,11 @@ def order_list(
     return list(orders.order_by("-level", "-issued_at", "-pk"))
 
 
+def order_feed_list(*, viewer: Viewer, limit: int) -> list[Order]:
+    """Every order, in force or lifted, newest change first (the public record the feed carries)."""
+    return list(restrict(_orders(), viewer, Action.VIEW).order_by("-updated_at", "-pk")[:limit])
+
+
 def order_get(*, viewer: Viewer, order_id: int) -> Order:
     """One order the viewer may see; raises Order.DoesNotExist otherwise (the same for both)."""
     return restrict(_orders(), viewer, Action.VIEW).get(pk=order_id)

@@ -176,3 +176,20 @@ def test_the_schema_declares_the_order_endpoints(client):
     for path in ("/api/v1/orders", "/api/v1/orders/{order_id}/lift", "/api/v1/orders/{order_id}/cap", "/api/v1/districts"):
         assert path in schema["paths"], path
     assert "201" in schema["paths"]["/api/v1/orders"]["post"]["responses"]
+
+
+@pytest.mark.django_db
+def test_the_atom_feed_lists_orders_in_force_and_lifted_with_their_cap(client, members, districts):
+    from orders.services import order_issue, order_lift
+    from tenancy.selectors import viewer_for_user
+
+    operator = members["a-operator"]
+    viewer = viewer_for_user(operator)
+    lifted = order_issue(viewer=viewer, actor=operator, level=3, districts=["A-2"])
+    order_lift(viewer=viewer, actor=operator, order=lifted)
+    order_issue(viewer=viewer, actor=operator, level=4, districts=["A-1"], reason="<script>x</script>")
+    body = client.get("/orders/feed.atom").content.decode()
+    assert body.count("<entry>") == 2
+    assert "【警戒レベル4 避難指示】" in body and "(lifted)" in body
+    assert f"/api/v1/orders/{lifted.pk}/cap" in body
+    assert "<script>" not in body

@@ -2,8 +2,8 @@
 whose alert forecasts it within the rule's minutes) recommends the rule's level for its districts
 to the rule's town. A rule fires once per crossing: it is re-armed when the gauge is back below.
 
-A recommendation is not raised when an order in force of that town already covers every district
-of the rule at the rule's level or above: the HQ has decided already.
+A recommendation is not raised when an order in force, or an open recommendation, of that town
+already covers every district of the rule at the rule's level or above.
 """
 
 from __future__ import annotations
@@ -68,18 +68,27 @@ def _forecast(station: Station, threshold, minutes: int | None) -> dict | None:
     }
 
 
-def _already_ordered(rule: TriggerRule) -> bool:
+def _already_covered(rule: TriggerRule) -> bool:
+    """An order in force, or an open recommendation, of the rule's town already names every district
+    of the rule at its level or above: the board needs nothing new (a level-4 crossing does not
+    also recommend level 3)."""
     wanted = {d.pk for d in rule.districts.all()}
     covered: set[int] = set()
-    for order in Order.objects.filter(municipality_id=rule.municipality_id, lifted_at=None, level__gte=rule.level):
+    town, level = rule.municipality_id, rule.level
+    for order in Order.objects.filter(municipality_id=town, lifted_at=None, level__gte=level):
         covered.update(order.districts.values_list("pk", flat=True))
+    for open_one in Recommendation.objects.filter(municipality_id=town, state=Recommendation.State.OPEN, level__gte=level):
+        covered.update(open_one.districts.values_list("pk", flat=True))
     return wanted <= covered
 
 
 def rules_evaluate(station_ids: list[int]) -> list[Recommendation]:
     """Evaluate the active rules on these gauges, as committed now; returns the recommendations raised."""
+    # Highest level first, so a crossing of several thresholds at once recommends the highest.
     rules = list(
-        TriggerRule.objects.filter(station_id__in=station_ids, is_active=True).prefetch_related("districts")
+        TriggerRule.objects.filter(station_id__in=station_ids, is_active=True)
+        .prefetch_related("districts")
+        .order_by("-level", "pk")
     )
     if not rules:
         return []
@@ -100,7 +109,7 @@ def rules_evaluate(station_ids: list[int]) -> list[Recommendation]:
                     locked.fired_at = None  # back below: armed for the next crossing
                     locked.save(update_fields=["fired_at"])
                 continue
-            if locked.fired_at is not None or _already_ordered(rule):
+            if locked.fired_at is not None or _already_covered(rule):
                 continue
             locked.fired_at = timezone.now()
             locked.save(update_fields=["fired_at"])

@@ -20,7 +20,7 @@ def post(client, url, body):
 @pytest.fixture
 def ingest(django_capture_on_commit_callbacks):
     """One gateway batch; the change-log handlers run when it commits (EVENTS_DRAIN=eager)."""
-    clock = {"at": timezone.now() - timedelta(hours=1)}
+    clock = {"at": timezone.now() - timedelta(hours=3)}
 
     def send(code, value):
         clock["at"] += timedelta(minutes=10)
@@ -56,15 +56,19 @@ def test_a_shared_upstream_gauge_recommends_to_the_downstream_town_once_per_cros
     assert evidence["threshold_label_ja"] == "避難判断水位" and evidence["observed_at"]
     ingest("A-SHARED", 3.7)  # still above: no second recommendation
     assert Recommendation.objects.count() == 1
-    ingest("A-SHARED", 3.2)  # back below: armed again
+    ingest("A-SHARED", 3.2)  # back below: armed again, but the open recommendation still says it
     ingest("A-SHARED", 3.55)
+    assert Recommendation.objects.count() == 1
+    Recommendation.objects.update(state=Recommendation.State.DISMISSED)
+    ingest("A-SHARED", 3.2)
+    ingest("A-SHARED", 3.56)
     assert Recommendation.objects.count() == 2
+    recommendation = Recommendation.objects.get(state=Recommendation.State.OPEN)
 
     # On B's board, not on A's (A owns the gauge, but the decision is B's).
     client.force_login(members["b-viewer"])
-    assert [r["id"] for r in client.get("/api/v1/recommendations").json()["results"]] == sorted(
-        Recommendation.objects.values_list("pk", flat=True), reverse=True
-    )
+    assert [r["id"] for r in client.get("/api/v1/recommendations").json()["results"]] == [recommendation.pk]
+    assert len(client.get("/api/v1/recommendations", {"state": "all"}).json()["results"]) == 2
     client.force_login(members["a-admin"])
     assert client.get("/api/v1/recommendations").json()["results"] == []
     assert post(client, f"/api/v1/recommendations/{recommendation.pk}/dismiss", {"reason": "x"}).status_code == 404
@@ -150,3 +154,19 @@ def test_order_changes_reach_the_public_live_group_and_recommendations_only_the_
     assert [(m["layer"], m["features"][0]["properties"]["in_force"]) for m in orders] == [("orders", True), ("orders", False)]
     assert orders[0]["features"][0]["properties"]["name_ja"] == "避難指示"
     assert "events" not in orders[0]["features"][0]["properties"]  # who acted is staff information
+
+
+@pytest.mark.django_db
+def test_crossing_two_thresholds_at_once_recommends_only_the_higher_level(upstream_rule, districts):
+    from orders.triggers import rules_evaluate
+    from sensors.models import StationState
+
+    higher = TriggerRule.objects.create(
+        municipality=upstream_rule.municipality, station=upstream_rule.station, threshold="flood_danger", level=4
+    )
+    higher.districts.set([districts["B-1"]])
+    StationState.objects.update_or_create(
+        station=upstream_rule.station, defaults={"value": 4.1, "observed_at": timezone.now()}
+    )
+    assert [r.level for r in rules_evaluate([upstream_rule.station_id])] == [4]
+    assert list(Recommendation.objects.values_list("level", flat=True)) == [4]

@@ -18,7 +18,7 @@ from tenancy.api_errors import REQUEST_ERROR
 from tenancy.selectors import viewer_for_request
 
 from .cap import cap_document
-from .documents import district_feature, order_feature, recommendation_document
+from .documents import district_feature, order_document, order_feature, recommendation_document
 from .models import Order, OrderEvent, Recommendation
 from .selectors import district_list, order_get, order_list, recommendation_get, recommendation_list
 from .services import (
@@ -77,42 +77,40 @@ ORDER_EVENT = inline_serializer(
     },
     many=True,
 )
-ORDER_PROPERTIES = inline_serializer(
-    "OrderProperties",
-    {
-        "id": serializers.IntegerField(),
-        "level": serializers.IntegerField(min_value=3, max_value=5),
-        "municipality": serializers.CharField(help_text="Issuing town's slug."),
-        "municipality_name_ja": serializers.CharField(),
-        "municipality_name_en": serializers.CharField(),
-        "name_ja": serializers.CharField(help_text="The order's official name in the level scheme, e.g. 避難指示."),
-        "name_en": serializers.CharField(),
-        "title_ja": serializers.CharField(help_text="警戒レベルN and the name."),
-        "title_en": serializers.CharField(),
-        "action_ja": serializers.CharField(help_text="What to do, from the level scheme."),
-        "action_en": serializers.CharField(),
-        "level_scheme": serializers.CharField(allow_null=True),
-        "districts": inline_serializer("OrderDistrict", NAMED, many=True),
-        "shelters": inline_serializer(
-            "OrderShelter",
-            {**NAMED, "status": serializers.CharField(), "lon": serializers.FloatField(), "lat": serializers.FloatField()},
-            many=True,
-        ),
-        "gauges": inline_serializer(
-            "OrderGauge",
-            {**NAMED, "lon": serializers.FloatField(), "lat": serializers.FloatField(), "url": serializers.CharField()},
-            many=True,
-            help_text="Gauges in the evidence that the caller may see.",
-        ),
-        "reason": serializers.CharField(),
-        "issued_at": serializers.DateTimeField(),
-        "updated_at": serializers.DateTimeField(),
-        "lifted_at": serializers.DateTimeField(allow_null=True),
-        "in_force": serializers.BooleanField(),
-        "cap_url": serializers.URLField(),
-        "events": ORDER_EVENT,
-    },
-)
+ORDER_FIELDS = {
+    "id": serializers.IntegerField(),
+    "level": serializers.IntegerField(min_value=3, max_value=5),
+    "municipality": serializers.CharField(help_text="Issuing town's slug."),
+    "municipality_name_ja": serializers.CharField(),
+    "municipality_name_en": serializers.CharField(),
+    "name_ja": serializers.CharField(help_text="The order's official name in the level scheme, e.g. 避難指示."),
+    "name_en": serializers.CharField(),
+    "title_ja": serializers.CharField(help_text="警戒レベルN and the name."),
+    "title_en": serializers.CharField(),
+    "action_ja": serializers.CharField(help_text="What to do, from the level scheme."),
+    "action_en": serializers.CharField(),
+    "level_scheme": serializers.CharField(allow_null=True),
+    "districts": inline_serializer("OrderDistrict", NAMED, many=True),
+    "shelters": inline_serializer(
+        "OrderShelter",
+        {**NAMED, "status": serializers.CharField(), "lon": serializers.FloatField(), "lat": serializers.FloatField()},
+        many=True,
+    ),
+    "gauges": inline_serializer(
+        "OrderGauge",
+        {**NAMED, "lon": serializers.FloatField(), "lat": serializers.FloatField(), "url": serializers.CharField()},
+        many=True,
+        help_text="Gauges in the evidence that the caller may see.",
+    ),
+    "reason": serializers.CharField(),
+    "issued_at": serializers.DateTimeField(),
+    "updated_at": serializers.DateTimeField(),
+    "lifted_at": serializers.DateTimeField(allow_null=True),
+    "in_force": serializers.BooleanField(),
+    "cap_url": serializers.URLField(),
+    "events": ORDER_EVENT,
+}
+ORDER_PROPERTIES = inline_serializer("OrderProperties", ORDER_FIELDS)
 ORDER_FEATURE = inline_serializer(
     "OrderFeature",
     {"type": serializers.CharField(), "id": serializers.IntegerField(), "geometry": GEOMETRY,
@@ -144,9 +142,11 @@ CHANGE_FIELDS = {
 }
 CHANGE_REQUEST = inline_serializer("OrderChangeRequest", CHANGE_FIELDS)
 LIFT_REQUEST = inline_serializer("OrderLiftRequest", {"reason": serializers.CharField(required=False, max_length=1000)})
+# A single order as the write endpoints answer: the feature's properties, flat, with its geometry.
+ORDER_DOCUMENT = inline_serializer("Order", {**ORDER_FIELDS, "geometry": GEOMETRY})
 ACTION_REPLY = inline_serializer(
     "OrderActionReply",
-    {"recorded": serializers.BooleanField(help_text="False when nothing changed."), "order": ORDER_FEATURE},
+    {"recorded": serializers.BooleanField(help_text="False when nothing changed."), "order": ORDER_DOCUMENT},
 )
 DENIED = "Not an operator or admin of the districts' own town acting for it, a gateway token, or the CSRF token missing."
 
@@ -156,6 +156,13 @@ def _body(request) -> dict:
     if not isinstance(data, dict):
         raise ValidationError({"detail": "Send a JSON object."})
     return data
+
+
+def _slug_param(request) -> str | None:
+    slug = request.query_params.get("municipality") or None
+    if slug is not None and (len(slug) > 40 or not slug.isprintable()):
+        raise ValidationError({"municipality": "Must be a town's slug."})
+    return slug
 
 
 def _flag(value, field: str) -> bool:
@@ -189,10 +196,10 @@ class DistrictListAPI(APIView):
         operation_id="districts_list",
         summary="Evacuation districts (public geography) as GeoJSON.",
         parameters=[OpenApiParameter("municipality", str, required=False, description="Town's slug.")],
-        responses={200: DISTRICT_COLLECTION},
+        responses={200: DISTRICT_COLLECTION, 400: REQUEST_ERROR},
     )
     def get(self, request):
-        districts = district_list(municipality=request.query_params.get("municipality") or None)
+        districts = district_list(municipality=_slug_param(request))
         return Response({"type": "FeatureCollection", "features": [district_feature(d) for d in districts]})
 
 
@@ -213,7 +220,7 @@ class OrderListAPI(APIView):
         if raw not in (None, "", "0", "1"):
             raise ValidationError({"all": "Must be 1 or 0."})
         orders = order_list(
-            viewer=viewer, include_lifted=raw == "1", municipality=request.query_params.get("municipality") or None
+            viewer=viewer, include_lifted=raw == "1", municipality=_slug_param(request)
         )
         return Response({"type": "FeatureCollection", "features": [order_feature(o, viewer=viewer) for o in orders]})
 
@@ -222,7 +229,7 @@ class OrderListAPI(APIView):
         summary="Issue an evacuation order for districts of one town (its operators and admins).",
         request=ISSUE_REQUEST,
         responses={
-            201: ORDER_FEATURE, 400: FIELD_ERROR, 401: OpenApiResponse(ERROR, description="Not logged in."),
+            201: ORDER_DOCUMENT, 400: FIELD_ERROR, 401: OpenApiResponse(ERROR, description="Not logged in."),
             403: OpenApiResponse(ERROR, description=DENIED),
         },
     )
@@ -239,7 +246,7 @@ class OrderListAPI(APIView):
             )
         )
         order = order_get(viewer=viewer, order_id=order.pk)
-        return Response(order_feature(order, viewer=viewer), status=status.HTTP_201_CREATED)
+        return Response(order_document(order, viewer=viewer), status=status.HTTP_201_CREATED)
 
 
 def _action_responses(replies: dict) -> dict:
@@ -273,7 +280,7 @@ class OrderChangeAPI(APIView):
             )
         )
         order = order_get(viewer=viewer, order_id=order.pk)
-        return Response({"recorded": event is not None, "order": order_feature(order, viewer=viewer)})
+        return Response({"recorded": event is not None, "order": order_document(order, viewer=viewer)})
 
 
 class OrderLiftAPI(APIView):
@@ -293,7 +300,7 @@ class OrderLiftAPI(APIView):
             lambda: order_lift(viewer=viewer, actor=request.user, order=order, reason=data.get("reason", ""), request=request)
         )
         order = order_get(viewer=viewer, order_id=order.pk)
-        return Response({"recorded": event is not None, "order": order_feature(order, viewer=viewer)})
+        return Response({"recorded": event is not None, "order": order_document(order, viewer=viewer)})
 
 
 class OrderCapAPI(APIView):
@@ -399,7 +406,7 @@ class RecommendationIssueAPI(APIView):
         operation_id="recommendations_issue",
         summary="Issue the recommended order (confirm: true), as recommended or with another level / districts.",
         request=RECOMMENDATION_ISSUE_REQUEST,
-        responses=_action_responses({201: ORDER_FEATURE, 409: OpenApiResponse(ERROR, description="Already handled.")}),
+        responses=_action_responses({201: ORDER_DOCUMENT, 409: OpenApiResponse(ERROR, description="Already handled.")}),
     )
     def post(self, request, recommendation_id: int):
         recommendation = _visible_recommendation(request, recommendation_id)
@@ -414,7 +421,7 @@ class RecommendationIssueAPI(APIView):
             )
         )
         order = order_get(viewer=viewer, order_id=order.pk)
-        return Response(order_feature(order, viewer=viewer), status=status.HTTP_201_CREATED)
+        return Response(order_document(order, viewer=viewer), status=status.HTTP_201_CREATED)
 
 
 class RecommendationDismissAPI(APIView):

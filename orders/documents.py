@@ -120,3 +120,9 @@ def recommendation_document(recommendation: Recommendation) -> dict:
         "dismiss_reason": recommendation.dismiss_reason,
         "order": recommendation.order_id,
     }
+
+
+def order_document(order: Order, *, viewer: Viewer) -> dict:
+    """One order as the write endpoints answer: the feature's properties, flat, and its geometry."""
+    feature = order_feature(order, viewer=viewer)
+    return {**feature["properties"], "geometry": feature["geometry"]}

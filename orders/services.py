@@ -80,6 +80,8 @@ def _codes(value: Any, field: str, limit: int, *, required: bool) -> list[str]:
         value = []
     if not isinstance(value, list) or not all(isinstance(code, str) and 0 < len(code) <= 40 for code in value):
         raise OrderError(field, f"{field} must be a list of codes (text of at most 40 characters).")
+    if any(unicodedata.category(ch) == "Cc" for code in value for ch in code):
+        raise OrderError(field, f"{field}: a code contains control characters.")
     if len(value) > limit:
         raise OrderError(field, f"at most {limit} {field}.")
     if required and not value:

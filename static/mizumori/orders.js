@@ -116,7 +116,7 @@
       });
       article.appendChild(gauges);
     }
-    var time = el("time", null, p.updated_at);
+    var time = el("time", null, String(p.updated_at).slice(0, 16).replace("T", " "));
     time.dateTime = p.updated_at;
     var line = el("p", "mz-order-time mz-muted");
     line.appendChild(time);
@@ -297,6 +297,11 @@
 
   // --- live -------------------------------------------------------------------------------------
 
+  // The write endpoints answer with the order flat (properties and geometry): as a feature again.
+  function asFeature(order) {
+    return { type: "Feature", id: order.id, geometry: order.geometry, properties: order };
+  }
+
   function applyOrders(features) {
     (features || []).forEach(function (feature) {
       if (feature.properties.in_force) { orders[feature.id] = feature; } else { delete orders[feature.id]; }
@@ -455,7 +460,7 @@
         shelters: Array.prototype.filter.call(shelterSelect.options, function (o) { return o.selected; }).map(function (o) { return o.value; }),
         open_shelters: open.checked,
       }).then(function (reply) {
-        if (reply) { delete recommendations[r.id]; applyOrders([reply]); }
+        if (reply) { delete recommendations[r.id]; applyOrders([asFeature(reply)]); }
       });
     });
     li.appendChild(form);
@@ -494,7 +499,7 @@
     change.appendChild(both("レベル変更", "Change level"));
     change.addEventListener("click", function () {
       send("/api/v1/orders/" + p.id + "/change", { level: Number(level.value) }).then(function (reply) {
-        if (reply) { applyOrders([reply.order]); }
+        if (reply) { applyOrders([asFeature(reply.order)]); }
       });
     });
     li.appendChild(change);
@@ -504,7 +509,7 @@
     lift.addEventListener("click", function () {
       if (!window.confirm("この避難情報を解除しますか? / Lift this order?")) { return; }
       send("/api/v1/orders/" + p.id + "/lift", {}).then(function (reply) {
-        if (reply) { applyOrders([reply.order]); }
+        if (reply) { applyOrders([asFeature(reply.order)]); }
       });
     });
     li.appendChild(lift);

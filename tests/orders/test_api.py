@@ -26,7 +26,7 @@ def test_an_operator_issues_raises_and_lifts_an_order_and_every_step_is_kept(cli
     response = issue(client, shelters=["SH-A"], open_shelters=True)
     assert response.status_code == 201, response.content
     order = response.json()
-    props = order["properties"]
+    props = order
     assert (props["level"], props["name_ja"], props["title_en"]) == (3, "高齢者等避難", "Level 3: Older people and those needing help evacuate")
     assert props["action_ja"] == "危険な場所から高齢者等は避難"
     assert [d["code"] for d in props["districts"]] == ["A-1", "A-2"]
@@ -44,13 +44,13 @@ def test_an_operator_issues_raises_and_lifts_an_order_and_every_step_is_kept(cli
     client.force_login(members["a-operator"])
     raised = post(client, f"/api/v1/orders/{order_id}/change", {"level": 4, "reason": "氾濫危険水位に到達"})
     assert raised.status_code == 200, raised.content
-    assert raised.json()["order"]["properties"]["name_ja"] == "避難指示"
+    assert raised.json()["order"]["name_ja"] == "避難指示"
     same = post(client, f"/api/v1/orders/{order_id}/change", {"level": 4})
     assert same.json()["recorded"] is False
     extended = post(client, f"/api/v1/orders/{order_id}/change", {"districts": ["A-1"]})
-    assert [d["code"] for d in extended.json()["order"]["properties"]["districts"]] == ["A-1"]
+    assert [d["code"] for d in extended.json()["order"]["districts"]] == ["A-1"]
     lifted = post(client, f"/api/v1/orders/{order_id}/lift", {"reason": "水位低下"})
-    assert lifted.status_code == 200 and lifted.json()["order"]["properties"]["in_force"] is False
+    assert lifted.status_code == 200 and lifted.json()["order"]["in_force"] is False
     assert post(client, f"/api/v1/orders/{order_id}/lift", {}).json()["recorded"] is False
     assert post(client, f"/api/v1/orders/{order_id}/change", {"level": 5}).status_code == 409
 
@@ -84,7 +84,7 @@ def test_an_operator_issues_raises_and_lifts_an_order_and_every_step_is_kept(cli
 @pytest.mark.parametrize("principal", ["anonymous", "a-viewer", "b-operator", "b-admin"])
 def test_who_may_not_issue_or_lift_for_town_a(client, members, districts, principal):
     client.force_login(members["a-operator"])
-    order_id = issue(client).json()["properties"]["id"]
+    order_id = issue(client).json()["id"]
     client.logout()
     if principal != "anonymous":
         client.force_login(members[principal])
@@ -150,7 +150,7 @@ def test_malformed_documents_are_400_json(client, members, districts):
 def test_hostile_text_is_stored_as_text_and_escaped_in_cap(client, members, districts, assert_valid_cap):
     client.force_login(members["a-operator"])
     reason = "<script>alert(1)</script> & ]]>"
-    order_id = issue(client, reason=reason).json()["properties"]["id"]
+    order_id = issue(client, reason=reason).json()["id"]
     assert client.get("/api/v1/orders").json()["features"][0]["properties"]["reason"] == reason
     document = client.get(f"/api/v1/orders/{order_id}/cap").content
     root = assert_valid_cap(document)
@@ -193,3 +193,12 @@ def test_the_atom_feed_lists_orders_in_force_and_lifted_with_their_cap(client, m
     assert "【警戒レベル4 避難指示】" in body and "(lifted)" in body
     assert f"/api/v1/orders/{lifted.pk}/cap" in body
     assert "<script>" not in body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/districts", "/api/v1/orders"])
+def test_hostile_query_parameters_are_a_clear_400(client, districts, path):
+    for value in ("town-a\x00", "x" * 500, "\u202e"):
+        response = client.get(path, {"municipality": value})
+        assert response.status_code == 400 and "municipality" in response.json(), value
+    assert client.get(path, {"municipality": "' OR 1=1 --"}).json()["features"] == []

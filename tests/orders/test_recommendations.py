@@ -88,7 +88,7 @@ def test_issuing_a_recommendation_needs_confirmation_and_is_audited(client, memb
     assert Order.objects.count() == 0
     issued = post(client, url, {"confirm": True, "shelters": ["SH-B"], "open_shelters": True})
     assert issued.status_code == 201, issued.content
-    props = issued.json()["properties"]
+    props = issued.json()
     assert (props["name_ja"], [d["code"] for d in props["districts"]]) == ("高齢者等避難", ["B-1"])
     assert props["events"][0]["evidence"]["station"] == "A-SHARED"
     assert props["shelters"][0]["status"] == "open"
@@ -147,7 +147,7 @@ def test_order_changes_reach_the_public_live_group_and_recommendations_only_the_
 
     client.force_login(members["b-operator"])
     with django_capture_on_commit_callbacks(execute=True):
-        order_id = post(client, "/api/v1/orders", {"level": 4, "districts": ["B-1"]}).json()["properties"]["id"]
+        order_id = post(client, "/api/v1/orders", {"level": 4, "districts": ["B-1"]}).json()["id"]
     with django_capture_on_commit_callbacks(execute=True):
         post(client, f"/api/v1/orders/{order_id}/lift", {})
     orders = [m for m in store.since(live.PUBLIC_GROUP, start)[0] if m["type"] == "orders"]

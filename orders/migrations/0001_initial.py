@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         ('alerts', '0005_no_flap_settings'),
         ('geo', '0002_hazardzone_shelter'),
         ('sensors', '0008_no_flap_settings'),
-        ('tenancy', '0005_initial'),
+        ('tenancy', '0005_orders_audit_actions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "sensors",
     "alerts",
     "forecasts",
+    "orders",
     "ngsi",
     "releases",
     "jma",

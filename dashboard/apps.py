@@ -15,10 +15,11 @@ class DashboardConfig(AppConfig):
 
         from .live import ALERT_CHANGED, LIVE_HANDLER, live_events_publish
         from .live_geo import SHELTER_CHANGED
+        from .live_orders import ORDER_KINDS
 
         register(
             LIVE_HANDLER,
-            kinds=[STATION_CHANGED, VISIBILITY_CHANGED, ALERT_CHANGED, SHELTER_CHANGED, RELEASE_CHANGED],
+            kinds=[STATION_CHANGED, VISIBILITY_CHANGED, ALERT_CHANGED, SHELTER_CHANGED, RELEASE_CHANGED, *ORDER_KINDS],
             func=live_events_publish,
             # Live messages carry current state: after an outage, keep retrying rather than give up,
             # often (a retry is one failed Redis call), and in order, so numbers follow the changes.

@@ -42,7 +42,7 @@ LIVE_HANDLER = "dashboard.live"
 PUBLIC_GROUP = "live.public"
 REGION_GROUP = "live.region"
 STATION_LAYERS = ("river", "rain", "reservoir")
-LAYERS = (*STATION_LAYERS, "alerts", "shelters", "releases")
+LAYERS = (*STATION_LAYERS, "alerts", "shelters", "releases", "orders")
 # At most this many missed messages are replayed to a reconnecting client; further behind, it gets a
 # snapshot (cheaper, and the same result: messages carry current state).
 REPLAY_DEPTH = 200
@@ -341,13 +341,15 @@ def publish_releases(release_ids) -> None:
 def live_events_publish(events: list[tuple[str, dict]]) -> None:
     """The one live publisher: every change of a drain batch, coalesced — visibility changes first
     (so a viewer who lost a station hears `withdrawn` before anything else), then one `stations`
-    message per audience, alert events, and one `shelters` message."""
+    message per audience, alert events, one `shelters` message, then orders (dashboard.live_orders)."""
     from sensors.services import STATION_CHANGED, VISIBILITY_CHANGED
 
     from releases.services import RELEASE_CHANGED
 
     from .live_geo import SHELTER_CHANGED, publish_shelters
+    from .live_orders import ORDER_KINDS, publish_order_events
 
+    order_events = [(kind, payload) for kind, payload in events if kind in ORDER_KINDS]
     before: dict[int, tuple[str, frozenset[int]]] = {}
     stations: set[int] = set()
     alert_events: list[int] = []
@@ -375,3 +377,5 @@ def live_events_publish(events: list[tuple[str, dict]]) -> None:
         publish_shelters(sorted(shelters))
     if releases:
         publish_releases(sorted(releases))
+    if order_events:
+        publish_order_events(order_events)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import town_admin
+from . import town_admin, town_admin_triggers
 
 urlpatterns = [
     path("sharing/", town_admin.sharing_page, name="town-admin-sharing"),
@@ -11,4 +11,5 @@ urlpatterns = [
     path("members/", town_admin.members_page, name="town-admin-members"),
     path("channels/", town_admin.channels_page, name="town-admin-channels"),
     path("shelters/", town_admin.shelters_page, name="town-admin-shelters"),
+    path("triggers/", town_admin_triggers.triggers_page, name="town-admin-triggers"),
 ]

@@ -191,8 +191,8 @@ def _check_required_fields(fields: _Fields, options: GeoImportOptions, available
         return
     if fields.name is None:
         raise GeoImportError(f"{layer} need a name: give --name-field; the file's fields: {_listed(available)}")
-    if layer == "shelters" and fields.code is None:
-        raise GeoImportError(f"shelters need a code: give --code-field; the file's fields: {_listed(available)}")
+    if layer in CODED_LAYERS and fields.code is None:
+        raise GeoImportError(f"{layer} need a code: give --code-field; the file's fields: {_listed(available)}")
 
 
 def _nothing_importable(path: Path, layer: str, problems: list[FeatureProblem]) -> str:
@@ -405,7 +405,7 @@ def _import_named(
 
 def _import_shelters(context: _Context, features: list[Feature]) -> tuple[int, int]:
     chosen = context.options.municipality
-    areas = [] if chosen else _town_areas()
+    areas = [] if chosen else town_areas()
     first_seen: dict[str, int] = {}
     wanted: list[tuple[Feature, dict[str, Any]]] = []
     for feature in features:
@@ -419,7 +419,7 @@ def _import_shelters(context: _Context, features: list[Feature]) -> tuple[int, i
             context.reject(feature, f"code {code!r} already used by feature {first_seen[code]}")
             continue
         first_seen[code] = feature.index
-        town = chosen or _town_containing(areas, feature.geometry)
+        town = chosen or town_containing(areas, feature.geometry)
         if town is None:
             context.reject(feature, "outside every municipality boundary on the platform; give --municipality")
             continue
@@ -492,7 +492,7 @@ def _shelter_values(context: _Context, feature: Feature) -> dict[str, Any]:
     return values
 
 
-def _town_areas() -> list[tuple[Municipality, Any]]:
+def town_areas() -> list[tuple[Municipality, Any]]:
     areas = []
     for town in Municipality.objects.exclude(boundary=None).order_by("code"):
         try:
@@ -504,7 +504,7 @@ def _town_areas() -> list[tuple[Municipality, Any]]:
     return areas
 
 
-def _town_containing(areas: list[tuple[Municipality, Any]], point) -> Municipality | None:
+def town_containing(areas: list[tuple[Municipality, Any]], point) -> Municipality | None:
     return next((town for town, area in areas if area.covers(point)), None)
 
 
@@ -525,6 +525,26 @@ WRITERS = {
     "hazard_zones": _import_hazard_zones,
     "shelters": _import_shelters,
 }
+# Layers whose features are keyed by a code (--code-field), not by their name.
+CODED_LAYERS = {"shelters"}
+
+
+def geo_layer_register(
+    name: str, *, geometry_types: tuple[str, ...], writer: Callable[[Any, list[Feature]], tuple[int, int]], coded: bool
+) -> None:
+    """Called from another app's `AppConfig.ready()` to import its own layer (e.g. evacuation
+    districts) with `import_geo`: geo sits below that app and cannot import it. `writer(context,
+    features)` stores the checked features in the import's transaction and returns (created, updated);
+    it reports features it cannot store with `context.reject(feature, reason)`."""
+    GEOMETRY_TYPES_OF_LAYER[name] = geometry_types
+    WRITERS[name] = writer
+    if coded:
+        CODED_LAYERS.add(name)
+
+
+def geo_layer_names() -> tuple[str, ...]:
+    """Every importable layer, including those other apps registered."""
+    return tuple(GEOMETRY_TYPES_OF_LAYER)
 
 
 # --- a shelter's live status ------------------------------------------------------------------------

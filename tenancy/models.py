@@ -109,6 +109,9 @@ class AuditEvent(models.Model):
         ALERT_NOTE_ADDED = "alert_note_added", "note added to an alert"
         MEMBERSHIP_CHANGED = "membership_changed", "membership changed"
         SHELTER_UPDATED = "shelter_updated", "shelter status changed"
+        ORDER_CHANGED = "order_changed", "evacuation order issued, changed or lifted"
+        RECOMMENDATION_HANDLED = "recommendation_handled", "evacuation recommendation issued or dismissed"
+        TRIGGER_RULE_CHANGED = "trigger_rule_changed", "evacuation trigger rule changed"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     action = models.CharField(max_length=30, choices=Action.choices)

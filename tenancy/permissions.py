@@ -40,6 +40,9 @@ class Action(StrEnum):
     VIEW_AUDIT = "view_audit"
     MANAGE_SHELTERS = "manage_shelters"
     POST_RELEASE = "post_release"
+    ISSUE_ORDER = "issue_order"
+    LIFT_ORDER = "lift_order"
+    MANAGE_TRIGGER_RULES = "manage_trigger_rules"
 
 
 OWNER = "owner"  # the object must belong to the acting town
@@ -71,6 +74,10 @@ RULES: dict[Action, Rule] = {
     Action.MANAGE_SHELTERS: Rule(Membership.Role.ADMIN, OWNER),
     # A dam release notice (放流通知): posted and ended by the dam's town.
     Action.POST_RELEASE: Rule(Membership.Role.OPERATOR, OWNER),
+    # Evacuation orders are the mayor's: only the districts' own town decides them, never a neighbour.
+    Action.ISSUE_ORDER: Rule(Membership.Role.OPERATOR, OWNER),
+    Action.LIFT_ORDER: Rule(Membership.Role.OPERATOR, OWNER),
+    Action.MANAGE_TRIGGER_RULES: Rule(Membership.Role.ADMIN, OWNER),
 }
 
 

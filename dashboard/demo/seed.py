@@ -19,6 +19,7 @@ from tenancy.models import Membership, Municipality
 from tenancy.services import membership_set
 
 from . import region
+from .districts import demo_districts_upsert, demo_trigger_rules_upsert
 from .region import ThresholdSpec
 from .weather import HISTORY, Weather, history_snapshots
 
@@ -72,6 +73,8 @@ def demo_seed(
         summary.shelters = demo_shelters_upsert(towns, now=now or timezone.now())
         stations, retuned = demo_stations_upsert(towns)
         demo_sharing_upsert(stations, towns)
+        demo_districts_upsert(towns)
+        demo_trigger_rules_upsert(towns, stations)
         summary.logins = demo_users_upsert(towns, password=password)
     summary.towns = list(towns.values())
     summary.stations = stations

@@ -22,7 +22,7 @@
 
   var Mizumori = (window.Mizumori = window.Mizumori || {});
   var STATION_KINDS = ["river", "rain", "reservoir"];
-  var LIVE_LAYERS = STATION_KINDS.concat(["shelters", "alerts", "releases"]);
+  var LIVE_LAYERS = STATION_KINDS.concat(["shelters", "alerts", "releases", "orders"]);
   var PING_EVERY_MS = 20000;
   var PONG_WITHIN_MS = 10000;
   var MAX_BACKOFF_MS = 30000;
@@ -195,6 +195,7 @@
         this.stream = message.stream;
         this.refreshAlerts();
         this.setStatus("live");
+        announce("subscribed", message);
         break;
       case "snapshot":
         this.receiveSnapshotPart(message);
@@ -202,6 +203,13 @@
       case "shelters":
         (message.features || []).forEach(applyShelter);
         this.seq = Math.max(this.seq, message.seq);
+        announce("shelters", message);
+        break;
+      case "orders":
+      case "recommendations":
+        // Drawn by static/mizumori/orders.js.
+        this.seq = Math.max(this.seq, message.seq);
+        announce(message.type, message);
         break;
       case "stations":
         (message.features || []).forEach(function (feature) { Mizumori.drawStation(feature, true); });
@@ -247,6 +255,13 @@
     }
     this.root.setAttribute("data-live-seq", String(this.seq));
   };
+
+  // Other page scripts (static/mizumori/orders.js) hear of live messages as DOM events "mizumori:<type>".
+  function announce(type, message) {
+    if (typeof window.CustomEvent === "function") {
+      document.dispatchEvent(new window.CustomEvent("mizumori:" + type, { detail: message }));
+    }
+  }
 
   // The page's own snapshot (or the one the public page fetched), drawn before the socket opens.
   LiveMap.prototype.loadPageSnapshot = function (given) {

@@ -328,7 +328,7 @@ def test_station_names_are_escaped_everywhere(client, towns):
         assert "<script>alert" not in text
         assert "<img src=x" not in text
     assert assets.inline_scripts == []
-    assert set(assets.data_blocks) == {"mz-map-vocabulary", "mz-releases-data"}
+    assert set(assets.data_blocks) == {"mz-map-vocabulary", "mz-releases-data", "mz-orders-data"}
     # The document holds the names as they are: the browser sets them as text (see
     # tests/e2e/test_map_browser.py and test_public_browser.py).
     properties = public_features(client)["EVIL"]["properties"]

@@ -1,12 +1,13 @@
-"""manage.py import_geo FILE --layer ...: boundaries, basins, rivers, hazard zones or shelters from a geodata file."""
+"""manage.py import_geo FILE --layer ...: boundaries, basins, rivers, hazard zones, shelters (or a layer another
+app registered, such as evacuation districts) from a geodata file."""
 
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from geo.importers import LAYERS, GeoImportError
+from geo.importers import GeoImportError
 from geo.models import HazardZone
-from geo.services import GeoImportOptions, geo_layer_import
+from geo.services import GeoImportOptions, geo_layer_import, geo_layer_names
 from tenancy.models import Municipality
 
 PROBLEMS_LISTED = 50
@@ -21,17 +22,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="GeoJSON, GeoPackage (.gpkg) or Shapefile (.shp with its .dbf/.shx/.prj).")
-        parser.add_argument("--layer", required=True, choices=LAYERS, help="What the features are.")
+        parser.add_argument("--layer", required=True, choices=geo_layer_names(), help="What the features are.")
         parser.add_argument(
             "--municipality",
             metavar="SLUG",
-            help="Owner town: boundaries (all features, or only this town's), hazard zones, shelters "
-            "(default for shelters: the town whose boundary contains each one).",
+            help="Owner town: boundaries (all features, or only this town's), hazard zones, shelters, districts "
+            "(default for shelters and districts: the town whose boundary contains each one).",
         )
         parser.add_argument("--name-field", metavar="F", help="Attribute with the Japanese name (default: name_ja, name, 名称).")
         parser.add_argument("--name-en-field", metavar="F", help="Attribute with the English name (default: name_en).")
         parser.add_argument(
-            "--code-field", metavar="F", help="Shelter code, or a boundary's local government code (default: code)."
+            "--code-field", metavar="F", help="Shelter or district code, or a boundary's local government code (default: code)."
         )
         parser.add_argument("--capacity-field", metavar="F", help="Shelter capacity in people (default: capacity, 収容人数).")
         parser.add_argument("--address-field", metavar="F", help="Shelter address (default: address, 住所).")

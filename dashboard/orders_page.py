@@ -1,0 +1,47 @@
+"""Evacuation orders on the map pages: what the public page and the HQ page render into the page
+(templates/orders/) and what static/mizumori/orders.js draws from: orders in force as their API
+features, every district, shelters with their status, and the official level colours (one home:
+dashboard.maps.LEVELS)."""
+
+from __future__ import annotations
+
+from geo.selectors import shelter_list
+from orders.documents import district_feature, order_feature, recommendation_document
+from orders.models import ORDER_LEVELS
+from orders.selectors import district_list, order_list, recommendation_list
+from tenancy.permissions import Action, permits
+from tenancy.selectors import Viewer
+
+from .maps import level_style
+
+
+def orders_page_data(viewer: Viewer) -> dict:
+    orders = [order_feature(order, viewer=viewer) for order in order_list(viewer=viewer)]
+    return {
+        "orders": orders,
+        "districts": [district_feature(district) for district in district_list()],
+        "shelters": [
+            {
+                "code": s.code, "name_ja": s.name_ja, "name_en": s.name_en, "lon": s.lon, "lat": s.lat,
+                "status": s.status, "municipality": s.municipality.slug,
+            }
+            for s in shelter_list()
+        ],
+        "styles": {
+            str(level): {"fill": style.fill, "text": style.text, "stroke": style.stroke, "badge": style.badge}
+            for level, style in ((level, level_style(level)) for level in ORDER_LEVELS)
+        },
+    }
+
+
+def hq_orders_board(viewer: Viewer) -> dict:
+    """The recommendations of the acting town and whether this viewer may act on them."""
+    from tenancy.models import Municipality
+
+    recommendations = recommendation_list(viewer=viewer)
+    town = Municipality.objects.filter(pk=viewer.acting_municipality_id).first() if viewer.acting_municipality_id else None
+    return {
+        "municipality": town.slug if town else None,
+        "recommendations": [recommendation_document(r) for r in recommendations],
+        "may_issue": viewer.is_platform_admin or (town is not None and permits(viewer, Action.ISSUE_ORDER, town)),
+    }

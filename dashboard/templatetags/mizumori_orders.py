@@ -1,0 +1,28 @@
+"""`{% public_orders %}` and `{% hq_orders %}`: the evacuation-order sections of the map pages, so the
+pages' views need no change (dashboard.orders_page builds their data)."""
+
+from django import template
+
+from tenancy.selectors import ANONYMOUS, viewer_for_request
+
+from ..orders_page import hq_orders_board, orders_page_data
+
+register = template.Library()
+
+
+@register.inclusion_tag("orders/_public.html", takes_context=True)
+def public_orders(context):
+    # The public page is the public view, whoever is logged in (as dashboard.views.public_map).
+    return {"orders_data": orders_page_data(ANONYMOUS), "LANGUAGE_CODE": context.get("LANGUAGE_CODE"), "hq": False}
+
+
+@register.inclusion_tag("orders/_public.html", takes_context=True)
+def hq_orders(context):
+    viewer = viewer_for_request(context["request"])
+    return {
+        "orders_data": orders_page_data(viewer),
+        "board": hq_orders_board(viewer),
+        "LANGUAGE_CODE": context.get("LANGUAGE_CODE"),
+        "hq": True,
+        "csrf_token": context.get("csrf_token"),
+    }

@@ -1,0 +1,29 @@
+from django.apps import AppConfig
+
+
+class OrdersConfig(AppConfig):
+    name = "orders"
+    verbose_name = "Evacuation orders (districts, trigger rules, recommendations, orders)"
+
+    def ready(self):
+        from geo.importers import POLYGONS
+        from geo.services import geo_layer_register
+        from tenancy import permissions
+
+        from .models import District, Order, Recommendation, TriggerRule
+        from .selectors import own_town_only
+        from .services import districts_import
+
+        # Districts are public geography (an order names them to everyone); only their town runs them.
+        permissions.register(District, owner="municipality")
+        # Orders are public (residents and neighbours); only their town issues, changes and lifts them.
+        permissions.register(Order, owner="municipality")
+        permissions.register(TriggerRule, owner="municipality", visible=own_town_only)
+        permissions.register(Recommendation, owner="municipality", visible=own_town_only)
+        from events.registry import register
+        from sensors.services import STATION_CHANGED
+
+        from .triggers import station_changes_recommend
+
+        register("orders.recommend", kinds=[STATION_CHANGED], func=station_changes_recommend)
+        geo_layer_register("districts", geometry_types=POLYGONS, writer=districts_import, coded=True)

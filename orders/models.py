@@ -1,0 +1,156 @@
+"""Evacuation decisions: districts, the orders a town issues for them, the trigger rules of its manual,
+and the recommendations those rules raise.
+
+Only a municipality issues 高齢者等避難 (level 3), 避難指示 (level 4) and 緊急安全確保 (level 5), for
+districts; a gauge merely reaches the level those orders are decided on. The words of each level come
+from the versioned scheme (alerts.LevelScheme) that was active when the order was issued, so a later
+revision of the scale never rewrites what residents were told.
+"""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+ORDER_LEVELS = (3, 4, 5)
+LEVEL_VALIDATORS = [MinValueValidator(3), MaxValueValidator(5)]
+
+
+class District(models.Model):
+    """An evacuation district (避難単位: 地区 / 町丁目) of one town: the area an order names."""
+
+    code = models.CharField(
+        max_length=40,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "Letters, digits, '.', '_' and '-' only.")],
+    )
+    municipality = models.ForeignKey("tenancy.Municipality", on_delete=models.PROTECT, related_name="districts")
+    name_ja = models.CharField(max_length=100)
+    name_en = models.CharField(max_length=100)
+    geometry = models.JSONField(help_text="GeoJSON Polygon or MultiPolygon, [lon, lat] (RFC 7946).")
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self):
+        return f"{self.code} {self.name_ja} / {self.name_en}"
+
+
+class Order(models.Model):
+    """An evacuation order of one town for some of its districts, from issue until it is lifted."""
+
+    municipality = models.ForeignKey("tenancy.Municipality", on_delete=models.PROTECT, related_name="orders")
+    level = models.PositiveSmallIntegerField(validators=LEVEL_VALIDATORS)
+    districts = models.ManyToManyField(District, related_name="orders")
+    shelters = models.ManyToManyField("geo.Shelter", blank=True, related_name="orders")
+    reason = models.TextField(blank=True)
+    level_scheme = models.ForeignKey(
+        "alerts.LevelScheme", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The scheme whose words this order speaks (the active one when issued).",
+    )
+    issued_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-issued_at", "-pk"]
+        indexes = [models.Index(fields=["municipality", "lifted_at"])]
+
+    def __str__(self):
+        state = "lifted" if self.lifted_at else "in force"
+        return f"order {self.pk} L{self.level} {self.municipality_id} ({state})"
+
+    @property
+    def in_force(self) -> bool:
+        return self.lifted_at is None
+
+
+class OrderEvent(models.Model):
+    """One transition of an order: its history, its audit trail (who, when, on what evidence) and
+    one CAP message version each."""
+
+    class Kind(models.TextChoices):
+        ISSUED = "issued", "issued"
+        RAISED = "raised", "raised"
+        LOWERED = "lowered", "lowered"
+        EXTENDED = "extended", "districts changed"
+        LIFTED = "lifted", "lifted"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    level = models.PositiveSmallIntegerField(validators=LEVEL_VALIDATORS)
+    districts = models.JSONField(default=list, help_text="District codes in force after this step.")
+    shelters = models.JSONField(default=list, help_text="Shelter codes linked after this step.")
+    reason = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict, blank=True, help_text="What the decision was shown (gauge, reading ...).")
+    at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["order", "at", "pk"]
+
+    def __str__(self):
+        return f"order {self.order_id} {self.kind} L{self.level} by {self.actor_name} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class TriggerRule(models.Model):
+    """One line of the town's 避難情報の判断・伝達マニュアル: when gauge G reaches threshold T (or is
+    forecast to within M minutes), recommend level L for districts D. The gauge may belong to a
+    neighbouring town that shares it with this one (upstream gauges are why towns share)."""
+
+    municipality = models.ForeignKey("tenancy.Municipality", on_delete=models.CASCADE, related_name="trigger_rules")
+    station = models.ForeignKey("sensors.Station", on_delete=models.CASCADE, related_name="trigger_rules")
+    threshold = models.CharField(
+        max_length=40, help_text="The station's threshold by machine name, e.g. 'evacuation_decision'."
+    )
+    forecast_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(24 * 60)],
+        help_text="Also fire when the forecast reaches the threshold within this many minutes. Empty: readings only.",
+    )
+    level = models.PositiveSmallIntegerField(validators=LEVEL_VALIDATORS)
+    districts = models.ManyToManyField(District, related_name="trigger_rules")
+    is_active = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)
+    fired_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When it last recommended; it fires again only after the gauge has gone back below the threshold.",
+    )
+
+    class Meta:
+        ordering = ["municipality", "station", "level"]
+
+    def __str__(self):
+        return f"{self.station_id}:{self.threshold} → L{self.level}"
+
+
+class Recommendation(models.Model):
+    """What a trigger (or an operator, by hand) proposes to the town's HQ, until it is issued or dismissed."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "open"
+        ISSUED = "issued", "issued"
+        DISMISSED = "dismissed", "dismissed"
+
+    municipality = models.ForeignKey("tenancy.Municipality", on_delete=models.CASCADE, related_name="recommendations")
+    rule = models.ForeignKey(TriggerRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="recommendations")
+    level = models.PositiveSmallIntegerField(validators=LEVEL_VALIDATORS)
+    districts = models.ManyToManyField(District, related_name="recommendations")
+    evidence = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    created_at = models.DateTimeField()
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dismiss_reason = models.CharField(max_length=300, blank=True)
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="recommendations")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["municipality", "state"])]
+
+    def __str__(self):
+        return f"recommendation {self.pk} L{self.level} ({self.state})"

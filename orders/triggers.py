@@ -1,0 +1,128 @@
+"""Trigger rules evaluated from the change log: a changed gauge that reaches a rule's threshold (or
+whose alert forecasts it within the rule's minutes) recommends the rule's level for its districts
+to the rule's town. A rule fires once per crossing: it is re-armed when the gauge is back below.
+
+A recommendation is not raised when an order in force, or an open recommendation, of that town
+already covers every district of the rule at the rule's level or above.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from alerts.models import Alert
+from sensors.models import Station
+from sensors.selectors import local_iso, station_list
+from sensors.services import changed_station_ids
+from sensors.trends import station_trend
+from tenancy.selectors import Viewer
+
+from .models import Order, Recommendation, TriggerRule
+from .services import recommendation_open
+
+PLATFORM = Viewer(is_platform_admin=True)
+
+
+def station_evidence(station: Station, threshold, *, fired_by: str, forecast: dict | None = None) -> dict:
+    """What an HQ is shown with a recommendation: gauge, reading, threshold, trend, forecast, time."""
+    state = getattr(station, "state", None)
+    return {
+        "fired_by": fired_by,
+        "station": station.code,
+        "station_name_ja": station.name_ja,
+        "station_name_en": station.name_en,
+        "station_municipality": station.municipality.slug,
+        "value": state.value if state else None,
+        "unit": station.unit,
+        "observed_at": local_iso(state.observed_at) if state else None,
+        "threshold": threshold.name,
+        "threshold_label_ja": threshold.label_ja,
+        "threshold_label_en": threshold.label_en,
+        "threshold_value": threshold.value,
+        "trend": station_trend(station),
+        "forecast": forecast,
+    }
+
+
+def _forecast(station: Station, threshold, minutes: int | None) -> dict | None:
+    """The station's open alert's linear forecast, when it reaches `threshold`'s level within `minutes`."""
+    if not minutes or threshold.level is None:
+        return None
+    alert = (
+        Alert.objects.filter(station=station, state__in=[Alert.State.OPEN, Alert.State.ACKNOWLEDGED])
+        .exclude(time_to_next_level=None)
+        .order_by("-updated_at")
+        .first()
+    )
+    if alert is None or alert.next_level is None or alert.next_level < threshold.level:
+        return None
+    eta = alert.time_to_next_level.total_seconds()
+    if eta > minutes * 60:
+        return None
+    uncertainty = alert.time_to_next_level_uncertainty
+    return {
+        "level": alert.next_level,
+        "eta_minutes": round(eta / 60),
+        "uncertainty_minutes": round(uncertainty.total_seconds() / 60) if uncertainty else None,
+    }
+
+
+def _already_covered(rule: TriggerRule) -> bool:
+    """An order in force, or an open recommendation, of the rule's town already names every district
+    of the rule at its level or above: the board needs nothing new (a level-4 crossing does not
+    also recommend level 3)."""
+    wanted = {d.pk for d in rule.districts.all()}
+    covered: set[int] = set()
+    town, level = rule.municipality_id, rule.level
+    for order in Order.objects.filter(municipality_id=town, lifted_at=None, level__gte=level):
+        covered.update(order.districts.values_list("pk", flat=True))
+    for open_one in Recommendation.objects.filter(municipality_id=town, state=Recommendation.State.OPEN, level__gte=level):
+        covered.update(open_one.districts.values_list("pk", flat=True))
+    return wanted <= covered
+
+
+def rules_evaluate(station_ids: list[int]) -> list[Recommendation]:
+    """Evaluate the active rules on these gauges, as committed now; returns the recommendations raised."""
+    # Highest level first, so a crossing of several thresholds at once recommends the highest.
+    rules = list(
+        TriggerRule.objects.filter(station_id__in=station_ids, is_active=True)
+        .prefetch_related("districts")
+        .order_by("-level", "pk")
+    )
+    if not rules:
+        return []
+    stations = {s.pk: s for s in station_list(viewer=PLATFORM).filter(pk__in={r.station_id for r in rules})}
+    raised = []
+    for rule in rules:
+        station = stations.get(rule.station_id)
+        state = getattr(station, "state", None) if station else None
+        threshold = next((t for t in station.thresholds.all() if t.name == rule.threshold), None) if station else None
+        if station is None or threshold is None or state is None or state.value is None:
+            continue
+        reached = state.value >= threshold.value
+        forecast = None if reached else _forecast(station, threshold, rule.forecast_minutes)
+        with transaction.atomic():
+            locked = TriggerRule.objects.select_for_update().get(pk=rule.pk)
+            if not reached and forecast is None:
+                if locked.fired_at is not None:
+                    locked.fired_at = None  # back below: armed for the next crossing
+                    locked.save(update_fields=["fired_at"])
+                continue
+            if locked.fired_at is not None or _already_covered(rule):
+                continue
+            locked.fired_at = timezone.now()
+            locked.save(update_fields=["fired_at"])
+            evidence = station_evidence(station, threshold, fired_by="reading" if reached else "forecast", forecast=forecast)
+            raised.append(
+                recommendation_open(
+                    municipality_id=rule.municipality_id, level=rule.level, districts=list(rule.districts.all()),
+                    evidence=evidence, rule=rule,
+                )
+            )
+    return raised
+
+
+def station_changes_recommend(events: list[tuple[str, dict]]) -> None:
+    """The change-log handler (OrdersConfig.ready): every gauge changed in the batch, once."""
+    rules_evaluate(changed_station_ids(events))

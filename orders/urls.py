@@ -1,0 +1,7 @@
+from django.urls import path
+
+from .feeds import OrderFeed
+
+urlpatterns = [
+    path("feed.atom", OrderFeed(), name="orders-feed"),
+]

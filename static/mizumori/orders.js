@@ -1,0 +1,549 @@
+/*
+ * Evacuation orders on the map pages (templates/orders/_public.html): the banner of every order in
+ * force, its districts coloured by level on the map (with the level written on them: never colour
+ * alone), "my district" chosen from the list or found from the browser's location (point in polygon
+ * here, nothing sent), and the nearest open shelters with their distance. On /hq/ also the town's
+ * board: recommendations (issue with confirmation, or dismiss with a reason) and its own orders
+ * (raise, lower, lift).
+ *
+ * Data: #mz-orders-data (orders in force as /api/v1/orders features, districts, shelters, level
+ * colours). Live: static/mizumori/live.js announces "orders", "recommendations" and "shelters"
+ * messages as DOM events (mizumori:<type>); after every (re)subscription the orders are fetched
+ * again from /api/v1/orders, so nothing missed while offline stays on screen. Text goes in as DOM
+ * text, never as HTML.
+ *
+ * Loaded before the folium map script: L.Map.addInitHook hands over the map it creates.
+ */
+(function (window, document) {
+  "use strict";
+
+  var L = window.L;
+  var Mizumori = (window.Mizumori = window.Mizumori || {});
+  var STORAGE_KEY = "mizumori.myDistrict";
+  var NEAREST = 3;
+
+  function readJson(id) {
+    var element = document.getElementById(id);
+    if (!element) { return null; }
+    try { return JSON.parse(element.textContent); } catch (error) { return null; }
+  }
+
+  var data = readJson("mz-orders-data");
+  if (!data) { return; }
+  var section = document.getElementById("mz-orders");
+  var hq = section && section.getAttribute("data-orders-view") === "hq";
+  var orders = {};  // by id: features in force
+  var shelters = {};
+  var districts = {};
+  var map = null;
+  var layer = null;
+  var mine = null;  // the chosen district code
+  var myPoint = null;  // [lon, lat] from the browser, never sent
+
+  (data.orders || []).forEach(function (feature) { orders[feature.id] = feature; });
+  (data.shelters || []).forEach(function (shelter) { shelters[shelter.code] = shelter; });
+  (data.districts || []).forEach(function (feature) { districts[feature.properties.code] = feature; });
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+
+  function both(ja, en) {
+    var span = el("span");
+    var jaNode = el("span", null, ja);
+    jaNode.lang = "ja";
+    var enNode = el("span", null, en);
+    enNode.lang = "en";
+    span.appendChild(jaNode);
+    span.appendChild(document.createTextNode(" / "));
+    span.appendChild(enNode);
+    return span;
+  }
+
+  function sortedOrders() {
+    return Object.keys(orders).map(function (id) { return orders[id]; }).sort(function (a, b) {
+      return b.properties.level - a.properties.level || (a.properties.issued_at < b.properties.issued_at ? 1 : -1);
+    });
+  }
+
+  // --- the banners ------------------------------------------------------------------------------
+
+  function banner(feature) {
+    var p = feature.properties;
+    var article = el("article", "mz-order mz-order-level-" + p.level);
+    article.setAttribute("data-order-id", String(p.id));
+    var title = el("p", "mz-order-title");
+    title.appendChild(el("span", "mz-order-badge", "L" + p.level));
+    title.appendChild(document.createTextNode(" "));
+    var strong = el("strong", null, p.title_ja);
+    strong.lang = "ja";
+    title.appendChild(strong);
+    title.appendChild(document.createTextNode(" "));
+    var en = el("span", null, p.title_en);
+    en.lang = "en";
+    title.appendChild(en);
+    article.appendChild(title);
+    var action = el("p", "mz-order-action");
+    action.appendChild(both(p.action_ja, p.action_en));
+    article.appendChild(action);
+    var where = el("p", "mz-order-where");
+    where.appendChild(both(
+      p.municipality_name_ja + ": " + p.districts.map(function (d) { return d.name_ja; }).join("、"),
+      p.municipality_name_en + ": " + p.districts.map(function (d) { return d.name_en; }).join(", ")
+    ));
+    article.appendChild(where);
+    if (p.shelters.length) {
+      var list = el("p", "mz-order-shelters");
+      list.appendChild(both("避難所", "Shelters"));
+      list.appendChild(document.createTextNode(": " + p.shelters.map(function (s) {
+        var current = shelters[s.code] || s;
+        return s.name_ja + " / " + s.name_en + " (" + current.status + ")";
+      }).join(", ")));
+      article.appendChild(list);
+    }
+    if (p.gauges.length) {
+      var gauges = el("p", "mz-order-gauges");
+      gauges.appendChild(both("判断の根拠となった観測所", "Gauges behind it"));
+      gauges.appendChild(document.createTextNode(": "));
+      p.gauges.forEach(function (g, index) {
+        var link = el("a", null, g.name_ja + " / " + g.name_en);
+        link.href = g.url;
+        if (index) { gauges.appendChild(document.createTextNode(", ")); }
+        gauges.appendChild(link);
+      });
+      article.appendChild(gauges);
+    }
+    var time = el("time", null, String(p.updated_at).slice(0, 16).replace("T", " "));
+    time.dateTime = p.updated_at;
+    var line = el("p", "mz-order-time mz-muted");
+    line.appendChild(time);
+    article.appendChild(line);
+    return article;
+  }
+
+  function renderBanners() {
+    var box = document.getElementById("mz-order-banners");
+    if (!box) { return; }
+    box.textContent = "";
+    var list = sortedOrders();
+    list.forEach(function (feature) { box.appendChild(banner(feature)); });
+    if (!list.length) {
+      var none = el("p", "mz-order-none mz-muted");
+      none.appendChild(both("現在、発令中の避難情報はありません。", "No evacuation information is in force."));
+      box.appendChild(none);
+    }
+    section.setAttribute("data-orders-in-force", String(list.length));
+  }
+
+  // --- the districts on the map -----------------------------------------------------------------
+
+  function levelOf(code) {
+    var level = 0;
+    Object.keys(orders).forEach(function (id) {
+      var p = orders[id].properties;
+      if (p.districts.some(function (d) { return d.code === code; })) { level = Math.max(level, p.level); }
+    });
+    return level;
+  }
+
+  function drawDistricts() {
+    if (!map || !L) { return; }
+    if (layer) { map.removeLayer(layer); }
+    var shown = Object.keys(districts).filter(function (code) { return levelOf(code) > 0 || code === mine; });
+    layer = L.geoJSON(shown.map(function (code) { return districts[code]; }), {
+      style: function (feature) {
+        var level = levelOf(feature.properties.code);
+        var style = data.styles[String(level)] || { fill: "#1b3a57", stroke: "#1b3a57" };
+        return {
+          color: feature.properties.code === mine ? "#0050d0" : style.stroke,
+          weight: feature.properties.code === mine ? 4 : 2,
+          fillColor: style.fill,
+          fillOpacity: level ? 0.35 : 0.05,
+          dashArray: level >= 4 ? null : "6 4",
+          className: "mz-district mz-district-level-" + level,
+        };
+      },
+      onEachFeature: function (feature, polygon) {
+        var level = levelOf(feature.properties.code);
+        var label = feature.properties.name_ja + " / " + feature.properties.name_en + (level ? " — L" + level : "");
+        polygon.bindTooltip(label, { permanent: level > 0, direction: "center", className: "mz-district-label" });
+      },
+    });
+    layer.addTo(map);
+    layer.bringToBack();
+  }
+
+  if (L && L.Map && L.Map.addInitHook) {
+    L.Map.addInitHook(function () {
+      if (!map) {
+        map = this;
+        drawDistricts();
+      }
+    });
+  }
+
+  // --- my district and the nearest open shelters ------------------------------------------------
+
+  function inRing(point, ring) {
+    var inside = false;
+    for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+      var xi = ring[i][0], yi = ring[i][1], xj = ring[j][0], yj = ring[j][1];
+      if ((yi > point[1]) !== (yj > point[1]) && point[0] < (xj - xi) * (point[1] - yi) / (yj - yi) + xi) {
+        inside = !inside;
+      }
+    }
+    return inside;
+  }
+
+  function inPolygon(point, rings) {
+    return inRing(point, rings[0]) && !rings.slice(1).some(function (hole) { return inRing(point, hole); });
+  }
+
+  function districtAt(point) {
+    return Object.keys(districts).filter(function (code) {
+      var g = districts[code].geometry;
+      var polygons = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+      return polygons.some(function (rings) { return inPolygon(point, rings); });
+    })[0] || null;
+  }
+
+  function centre(code) {
+    var g = districts[code].geometry;
+    var ring = g.type === "Polygon" ? g.coordinates[0] : g.coordinates[0][0];
+    var lon = 0, lat = 0;
+    ring.forEach(function (pair) { lon += pair[0]; lat += pair[1]; });
+    return [lon / ring.length, lat / ring.length];
+  }
+
+  function distanceKm(a, b) {
+    var rad = Math.PI / 180;
+    var dLat = (b[1] - a[1]) * rad, dLon = (b[0] - a[0]) * rad;
+    var h = Math.pow(Math.sin(dLat / 2), 2) + Math.cos(a[1] * rad) * Math.cos(b[1] * rad) * Math.pow(Math.sin(dLon / 2), 2);
+    return 2 * 6371 * Math.asin(Math.sqrt(h));
+  }
+
+  function renderMine() {
+    var status = document.getElementById("mz-my-district-status");
+    var list = document.getElementById("mz-nearest-shelters");
+    if (!status || !list) { return; }
+    status.textContent = "";
+    list.textContent = "";
+    if (!mine || !districts[mine]) { return; }
+    var props = districts[mine].properties;
+    var level = levelOf(mine);
+    var order = sortedOrders().filter(function (f) {
+      return f.properties.districts.some(function (d) { return d.code === mine; });
+    })[0];
+    var line = el("p", "mz-my-district-line" + (level ? " mz-order-level-" + level : ""));
+    if (order) {
+      var p = order.properties;
+      line.appendChild(both(props.name_ja + "に" + p.title_ja + "が発令されています。" + p.action_ja,
+        p.title_en + " is in force for " + props.name_en + ". " + p.action_en));
+    } else {
+      line.appendChild(both(props.name_ja + "に発令中の避難情報はありません。", "No evacuation information is in force for " + props.name_en + "."));
+    }
+    status.appendChild(line);
+    var from = myPoint || centre(mine);
+    Object.keys(shelters).map(function (code) { return shelters[code]; })
+      .filter(function (s) { return s.status === "open"; })
+      .map(function (s) { return { shelter: s, km: distanceKm(from, [s.lon, s.lat]) }; })
+      .sort(function (a, b) { return a.km - b.km; })
+      .slice(0, NEAREST)
+      .forEach(function (item) {
+        var li = el("li", "mz-nearest-shelter");
+        li.appendChild(both(item.shelter.name_ja, item.shelter.name_en));
+        li.appendChild(document.createTextNode(" — " + item.km.toFixed(1) + " km"));
+        li.setAttribute("data-shelter-code", item.shelter.code);
+        list.appendChild(li);
+      });
+  }
+
+  function choose(code) {
+    mine = code && districts[code] ? code : null;
+    try {
+      if (mine) { window.localStorage.setItem(STORAGE_KEY, mine); } else { window.localStorage.removeItem(STORAGE_KEY); }
+    } catch (error) { /* private mode: the choice lasts for this page only */ }
+    var select = document.getElementById("mz-my-district");
+    if (select) { select.value = mine || ""; }
+    renderMine();
+    drawDistricts();
+  }
+
+  var select = document.getElementById("mz-my-district");
+  if (select) {
+    select.addEventListener("change", function () { myPoint = null; choose(select.value); });
+  }
+  var locate = document.getElementById("mz-locate");
+  if (locate && window.navigator.geolocation) {
+    locate.hidden = false;
+    locate.addEventListener("click", function () {
+      window.navigator.geolocation.getCurrentPosition(function (position) {
+        myPoint = [position.coords.longitude, position.coords.latitude];
+        var code = districtAt(myPoint);
+        if (code) {
+          choose(code);
+        } else {
+          mine = null;
+          renderMine();
+          var status = document.getElementById("mz-my-district-status");
+          status.appendChild(both("現在地はどの地区にも含まれていません。", "Your location is outside every district."));
+        }
+      }, function () { /* refused or unavailable: the list still works */ }, { maximumAge: 60000, timeout: 15000 });
+    });
+  }
+
+  // --- live -------------------------------------------------------------------------------------
+
+  // The write endpoints answer with the order flat (properties and geometry): as a feature again.
+  function asFeature(order) {
+    return { type: "Feature", id: order.id, geometry: order.geometry, properties: order };
+  }
+
+  function applyOrders(features) {
+    (features || []).forEach(function (feature) {
+      if (feature.properties.in_force) { orders[feature.id] = feature; } else { delete orders[feature.id]; }
+      (feature.properties.shelters || []).forEach(function (s) {
+        if (shelters[s.code]) { shelters[s.code].status = s.status; }
+      });
+    });
+    refresh();
+  }
+
+  function refresh() {
+    renderBanners();
+    drawDistricts();
+    renderMine();
+    if (hq) { renderBoard(); }
+  }
+
+  function resync() {
+    window.fetch("/api/v1/orders", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        if (!body) { return; }
+        orders = {};
+        applyOrders(body.features);
+      })
+      .catch(function () { /* kept; the next message or reconnect tries again */ });
+  }
+
+  document.addEventListener("mizumori:orders", function (event) { applyOrders(event.detail.features); });
+  document.addEventListener("mizumori:subscribed", resync);
+  document.addEventListener("mizumori:shelters", function (event) {
+    (event.detail.features || []).forEach(function (feature) {
+      var p = feature.properties;
+      shelters[p.code] = { code: p.code, name_ja: p.name_ja, name_en: p.name_en, lon: feature.geometry.coordinates[0],
+        lat: feature.geometry.coordinates[1], status: p.status, municipality: p.municipality };
+    });
+    renderBanners();
+    renderMine();
+  });
+
+  // --- the HQ board -----------------------------------------------------------------------------
+
+  var board = hq ? readJson("mz-order-board-data") : null;
+  var boardRoot = document.getElementById("mz-order-board");
+  var recommendations = {};
+  if (board) {
+    (board.recommendations || []).forEach(function (r) { recommendations[r.id] = r; });
+  }
+
+  function showError(text) {
+    var box = document.getElementById("mz-order-board-error");
+    if (!box) { return; }
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
+  function send(url, body) {
+    showError("");
+    return window.fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": boardRoot.getAttribute("data-csrf") },
+      body: JSON.stringify(body),
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (reply) {
+        if (!response.ok) {
+          showError(Object.keys(reply).map(function (key) { return key + ": " + reply[key]; }).join("; ") || String(response.status));
+          return null;
+        }
+        return reply;
+      });
+    }).catch(function () { showError("サーバーに接続できません / Cannot reach the server"); return null; });
+  }
+
+  function levelSelect(current) {
+    var selectLevel = el("select", "mz-level-select");
+    [3, 4, 5].forEach(function (level) {
+      var option = el("option", null, "L" + level);
+      option.value = String(level);
+      option.selected = level === current;
+      selectLevel.appendChild(option);
+    });
+    return selectLevel;
+  }
+
+  function ownShelters() {
+    return Object.keys(shelters).map(function (code) { return shelters[code]; }).filter(function (s) {
+      return board && s.municipality === board.municipality;
+    });
+  }
+
+  function recommendationItem(r) {
+    var li = el("li", "mz-recommendation mz-order-level-" + r.level);
+    li.setAttribute("data-recommendation-id", String(r.id));
+    li.appendChild(el("p", "mz-recommendation-title", "L" + r.level + " " + r.title_ja + " / " + r.title_en));
+    li.appendChild(el("p", null, r.districts.map(function (d) { return d.name_ja + " / " + d.name_en; }).join(", ")));
+    var e = r.evidence || {};
+    var evidence = e.fired_by === "manual"
+      ? "手動 / manual: " + (e.actor || "") + " " + (e.note || "")
+      : (e.station_name_ja || "") + " (" + (e.station || "") + ", " + (e.station_municipality || "") + "): " + e.value + " " + (e.unit || "") +
+        " ≥ " + (e.threshold_label_ja || "") + " " + e.threshold_value + " — " + (e.observed_at || "") +
+        (e.trend ? " — " + e.trend : "") + (e.forecast ? " — forecast L" + e.forecast.level + " in " + e.forecast.eta_minutes + " min" : "");
+    li.appendChild(el("p", "mz-recommendation-evidence", evidence));
+    if (boardRoot.getAttribute("data-may-issue") !== "true") { return li; }
+
+    var form = el("form", "mz-recommendation-issue");
+    var level = levelSelect(r.level);
+    form.appendChild(level);
+    var checks = el("span", "mz-district-checks");
+    Object.keys(districts).filter(function (code) { return districts[code].properties.municipality === r.municipality; })
+      .forEach(function (code) {
+        var label = el("label");
+        var box = el("input");
+        box.type = "checkbox";
+        box.value = code;
+        box.name = "districts";
+        box.checked = r.districts.some(function (d) { return d.code === code; });
+        label.appendChild(box);
+        label.appendChild(document.createTextNode(districts[code].properties.name_ja));
+        checks.appendChild(label);
+      });
+    form.appendChild(checks);
+    var shelterSelect = el("select", "mz-shelter-select");
+    shelterSelect.multiple = true;
+    ownShelters().forEach(function (s) {
+      var option = el("option", null, s.name_ja + " (" + s.status + ")");
+      option.value = s.code;
+      shelterSelect.appendChild(option);
+    });
+    form.appendChild(shelterSelect);
+    var openLabel = el("label");
+    var open = el("input");
+    open.type = "checkbox";
+    open.name = "open_shelters";
+    open.checked = true;
+    openLabel.appendChild(open);
+    openLabel.appendChild(both("選んだ避難所を開設する", "Open the chosen shelters"));
+    form.appendChild(openLabel);
+    var confirmLabel = el("label", "mz-confirm");
+    var confirmBox = el("input");
+    confirmBox.type = "checkbox";
+    confirmBox.name = "confirm";
+    confirmLabel.appendChild(confirmBox);
+    confirmLabel.appendChild(both("内容を確認しました", "I have checked this"));
+    form.appendChild(confirmLabel);
+    var issue = el("button", "mz-button mz-issue");
+    issue.type = "submit";
+    issue.appendChild(both("発令する", "Issue"));
+    form.appendChild(issue);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      send("/api/v1/recommendations/" + r.id + "/issue", {
+        confirm: confirmBox.checked,
+        level: Number(level.value),
+        districts: Array.prototype.filter.call(checks.querySelectorAll("input"), function (b) { return b.checked; }).map(function (b) { return b.value; }),
+        shelters: Array.prototype.filter.call(shelterSelect.options, function (o) { return o.selected; }).map(function (o) { return o.value; }),
+        open_shelters: open.checked,
+      }).then(function (reply) {
+        if (reply) { delete recommendations[r.id]; applyOrders([asFeature(reply)]); }
+      });
+    });
+    li.appendChild(form);
+
+    var dismiss = el("form", "mz-recommendation-dismiss");
+    var reason = el("input");
+    reason.name = "reason";
+    reason.required = true;
+    reason.maxLength = 300;
+    reason.placeholder = "見送りの理由 / Reason";
+    dismiss.appendChild(reason);
+    var no = el("button", "mz-button");
+    no.type = "submit";
+    no.appendChild(both("見送る", "Dismiss"));
+    dismiss.appendChild(no);
+    dismiss.addEventListener("submit", function (event) {
+      event.preventDefault();
+      send("/api/v1/recommendations/" + r.id + "/dismiss", { reason: reason.value }).then(function (reply) {
+        if (reply) { delete recommendations[r.id]; renderBoard(); }
+      });
+    });
+    li.appendChild(dismiss);
+    return li;
+  }
+
+  function ownOrderItem(feature) {
+    var p = feature.properties;
+    var li = el("li", "mz-own-order mz-order-level-" + p.level);
+    li.setAttribute("data-order-id", String(p.id));
+    li.appendChild(el("p", null, "L" + p.level + " " + p.title_ja + " — " + p.districts.map(function (d) { return d.name_ja; }).join("、")));
+    if (boardRoot.getAttribute("data-may-issue") !== "true") { return li; }
+    var level = levelSelect(p.level);
+    li.appendChild(level);
+    var change = el("button", "mz-button mz-change");
+    change.type = "button";
+    change.appendChild(both("レベル変更", "Change level"));
+    change.addEventListener("click", function () {
+      send("/api/v1/orders/" + p.id + "/change", { level: Number(level.value) }).then(function (reply) {
+        if (reply) { applyOrders([asFeature(reply.order)]); }
+      });
+    });
+    li.appendChild(change);
+    var lift = el("button", "mz-button mz-lift");
+    lift.type = "button";
+    lift.appendChild(both("解除", "Lift"));
+    lift.addEventListener("click", function () {
+      if (!window.confirm("この避難情報を解除しますか? / Lift this order?")) { return; }
+      send("/api/v1/orders/" + p.id + "/lift", {}).then(function (reply) {
+        if (reply) { applyOrders([asFeature(reply.order)]); }
+      });
+    });
+    li.appendChild(lift);
+    return li;
+  }
+
+  function renderBoard() {
+    if (!board || !boardRoot) { return; }
+    var list = document.getElementById("mz-recommendations");
+    list.textContent = "";
+    Object.keys(recommendations).sort(function (a, b) { return b - a; }).forEach(function (id) {
+      list.appendChild(recommendationItem(recommendations[id]));
+    });
+    if (!list.children.length) {
+      list.appendChild(el("li", "mz-muted", "— "));
+    }
+    var own = document.getElementById("mz-own-orders");
+    own.textContent = "";
+    sortedOrders().filter(function (f) { return board.municipality && f.properties.municipality === board.municipality; })
+      .forEach(function (feature) { own.appendChild(ownOrderItem(feature)); });
+  }
+
+  document.addEventListener("mizumori:recommendations", function (event) {
+    (event.detail.recommendations || []).forEach(function (r) {
+      if (r.state === "open") { recommendations[r.id] = r; } else { delete recommendations[r.id]; }
+    });
+    renderBoard();
+  });
+
+  try {
+    choose(window.localStorage.getItem(STORAGE_KEY));
+  } catch (error) {
+    choose(null);
+  }
+  refresh();
+  Mizumori.orders = { choose: choose, districtAt: districtAt, refresh: resync };
+})(window, document);

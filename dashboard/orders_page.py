@@ -1,7 +1,7 @@
 """Evacuation orders on the map pages: what the public page and the HQ page render into the page
 (templates/orders/) and what static/mizumori/orders.js draws from: orders in force as their API
 features, every district, shelters with their status, and the official level colours (one home:
-dashboard.maps.LEVELS)."""
+dashboard.maps.level_style)."""
 
 from __future__ import annotations
 

@@ -118,7 +118,8 @@ def alert_list_at(
     )
     rebuilt = [alert for alert in alerts if _alert_as_of(alert, alert.events_then)]
     if not viewer.is_member:
-        rebuilt = [alert for alert in rebuilt if alert.peak_level >= PUBLIC_MIN_LEVEL]
+        # As alerts_visible_to says for now: an unconfirmed raise was HQ's only, then too.
+        rebuilt = [alert for alert in rebuilt if alert.peak_level >= PUBLIC_MIN_LEVEL and alert.unconfirmed_at is None]
     return rebuilt
 
 
@@ -138,7 +139,21 @@ def _alert_as_of(alert: Alert, events: list[AlertEvent]) -> bool:
     alert.resolved_at = alert.resolved_by = None
     alert.updated_at = events[-1].at
     alert.apply_metrics(value=last.value, observed_at=last.observed_at, metrics=last.metrics or {})
+    alert.unconfirmed_at = _unconfirmed_then(events, last)
     return True
+
+
+def _unconfirmed_then(events: list[AlertEvent], last_level_event: AlertEvent):
+    """When the alert's level stood on an unconfirmed raise at the end of `events` (not yet confirmed
+    by the next reading), that reading's time; else None (see alerts.services, unconfirmed alerts)."""
+    from .services import CONFIRMED_NOTE
+
+    if not (last_level_event.metrics or {}).get("unconfirmed"):
+        return None
+    later = events[events.index(last_level_event) + 1 :]
+    if any(event.kind == AlertEvent.Kind.NOTE and event.note == CONFIRMED_NOTE for event in later):
+        return None
+    return last_level_event.observed_at
 
 
 def alert_get(*, viewer: Viewer, alert_id: int) -> Alert:

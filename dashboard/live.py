@@ -97,7 +97,10 @@ class LiveStore:
         return live_messages_append(messages)
 
     def since(self, groups, seq: int) -> tuple[list[dict], bool]:
-        """Messages of `groups` after `seq`, and whether the log reaches back far enough to be complete."""
+        """Messages of `groups` (a group name or several) after `seq`, and whether the log reaches back
+        far enough to be complete."""
+        if isinstance(groups, str):
+            groups = [groups]
         return live_messages_since(groups, seq, limit=REPLAY_DEPTH)
 
 

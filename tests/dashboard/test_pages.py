@@ -533,8 +533,8 @@ def test_a_suspect_reading_above_a_threshold_shows_as_unconfirmed_never_as_norma
     reading, but the map, the station page and the API say "unconfirmed", not "normal"."""
     observe("A-PUBLIC", 1.0, minutes_ago=20)
     observe("A-PUBLIC", 4.2, minutes_ago=10)  # 3.2 m in 10 minutes: flagged suspect
-    html = page(client)
-    props = station_features(html)["A-PUBLIC"]["properties"]
+    html = public_shell(client)
+    props = public_features(client)["A-PUBLIC"]["properties"]
     assert (props["quality"], props["level"], props["unconfirmed_level"]) == ("suspect", 0, 4)
     vocabulary = page_data(html, "mz-map-vocabulary")
     assert vocabulary["levels"]["unconfirmed"]["name"] == ["未確認の値", "Unconfirmed reading"]
@@ -544,6 +544,6 @@ def test_a_suspect_reading_above_a_threshold_shows_as_unconfirmed_never_as_norma
     assert "未確認の値" in detail and "mz-level-unconfirmed" in detail
 
     observe("A-PUBLIC", 4.25, minutes_ago=1)  # the next reading confirms it: a level, not a question
-    props = station_features(page(client))["A-PUBLIC"]["properties"]
+    props = public_features(client)["A-PUBLIC"]["properties"]
     assert (props["quality"], props["level"], props["unconfirmed_level"]) == ("ok", 4, None)
     assert "未確認の値" not in client.get("/stations/A-PUBLIC/").content.decode()

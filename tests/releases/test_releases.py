@@ -56,10 +56,10 @@ def test_the_dams_gateway_posts_a_notice_that_everyone_reads_with_the_advice(cli
 
 
 def test_the_notice_reaches_the_public_live_layer(client, dam, token_a, django_capture_on_commit_callbacks):
-    before = live.live_store().next_seq()
+    before = live.live_store().current_seq()
     with django_capture_on_commit_callbacks(execute=True):
         response = post(client, notice(), token_a)
-    messages, _ = live.live_store().since(live.PUBLIC_GROUP, before)
+    messages, _ = live.live_store().since([live.PUBLIC_GROUP], before)
     released = [m for m in messages if m.get("layer") == "releases"]
     assert len(released) == 1 and released[0]["type"] == "releases"
     assert released[0]["releases"][0]["id"] == response.json()["id"]

@@ -106,8 +106,13 @@
 
   // Move the legend (already in the page, below the map) into a map corner.
   Mizumori.addLegend = function (map, elementId) {
-    // The page's one map: layers that page scripts draw themselves (releases.js) go onto it.
+    // The page's one map: layers that page scripts draw themselves (releases.js, orders.js) go onto
+    // it. On the public shell the map is built lazily (static/mizumori/public.js), after those
+    // scripts ran: they hear of it from the "mizumori:map" event.
     Mizumori.map = map;
+    if (typeof window.CustomEvent === "function") {
+      document.dispatchEvent(new window.CustomEvent("mizumori:map", { detail: { map: map } }));
+    }
     var element = document.getElementById(elementId);
     if (!element) {
       return;

@@ -12,7 +12,9 @@
  * again from /api/v1/orders, so nothing missed while offline stays on screen. Text goes in as DOM
  * text, never as HTML.
  *
- * Loaded before the folium map script: L.Map.addInitHook hands over the map it creates.
+ * On /hq/ loaded before the folium map script: L.Map.addInitHook hands over the map it creates. On
+ * the public shell Leaflet and the map come later (static/mizumori/public.js builds them lazily):
+ * static/mizumori/map.js announces the map with a "mizumori:map" event.
  */
 (function (window, document) {
   "use strict";
@@ -150,6 +152,7 @@
   }
 
   function drawDistricts() {
+    L = L || window.L;
     if (!map || !L) { return; }
     if (layer) { map.removeLayer(layer); }
     var shown = Object.keys(districts).filter(function (code) { return levelOf(code) > 0 || code === mine; });
@@ -176,14 +179,18 @@
     layer.bringToBack();
   }
 
-  if (L && L.Map && L.Map.addInitHook) {
-    L.Map.addInitHook(function () {
-      if (!map) {
-        map = this;
-        drawDistricts();
-      }
-    });
+  function useMap(given) {
+    if (given && !map) {
+      map = given;
+      drawDistricts();
+    }
   }
+
+  if (L && L.Map && L.Map.addInitHook) {
+    L.Map.addInitHook(function () { useMap(this); });
+  }
+  document.addEventListener("mizumori:map", function (event) { useMap(event.detail && event.detail.map); });
+  useMap(Mizumori.map);
 
   // --- my district and the nearest open shelters ------------------------------------------------
 

@@ -86,7 +86,7 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     banner.wait_for()
     assert "高齢者等避難" in banner.inner_text() and "川端、港町" in banner.inner_text()
     assert "港小学校 / Minato School (open)" in banner.inner_text()
-    phone.wait_for_function("document.querySelectorAll('path.mz-district-level-3').length === 2")
+    phone.wait_for_function("() => document.querySelectorAll('path.mz-district-level-3').length === 2")
     phone.select_option("#mz-my-district", "B-2")
     assert "港小学校" in phone.locator("#mz-nearest-shelters").inner_text()
     assert "km" in phone.locator("#mz-nearest-shelters").inner_text()
@@ -97,7 +97,7 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     own.locator("button.mz-change").click()
     phone.locator("#mz-order-banners .mz-order-level-4").wait_for()
     assert "避難指示" in phone.locator("#mz-order-banners").inner_text()
-    phone.wait_for_function("document.querySelectorAll('path.mz-district-level-4').length === 2")
+    phone.wait_for_function("() => document.querySelectorAll('path.mz-district-level-4').length === 2")
     phone.screenshot(path=str(ARTIFACTS / "orders-phone-raised.png"))
 
     hq.locator("#mz-own-orders .mz-own-order button.mz-lift").click()

@@ -7,7 +7,6 @@
 (function (window, document) {
   "use strict";
 
-  var L = window.L;
   var Mizumori = (window.Mizumori = window.Mizumori || {});
   var RECHECK_MS = 30000;
   var releases = {};
@@ -51,6 +50,8 @@
   }
 
   function drawLine(release) {
+    // Leaflet and the map may come after this script (the public shell builds its map lazily).
+    var L = window.L;
     if (!L || !Mizumori.map || !release.river_geometry) {
       return;
     }
@@ -113,6 +114,9 @@
     Mizumori.applyReleases(initial);
     window.setInterval(render, RECHECK_MS);
   }
+
+  // The map built after this script (static/mizumori/map.js announces it): draw onto it.
+  document.addEventListener("mizumori:map", render);
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", start);

@@ -7,7 +7,6 @@ card's headline is the quantity that set its state (a rain gauge's 1-hour total,
 Screenshot: test-artifacts/demo-storm-map.png.
 """
 
-import json
 from datetime import timedelta
 from io import StringIO
 
@@ -51,7 +50,8 @@ def test_the_demo_storm_map_speaks_gauge_words_and_heads_each_card_with_what_set
     assert "警戒レベル4相当" in text  # the storm took a river to 氾濫危険水位
     assert [word for word in RESERVED_WORDS if word in text or word in html] == []
 
-    features = json.loads(page.evaluate("() => document.getElementById('mz-live-snapshot').textContent"))["features"]
+    # The public shell holds no data: the stations are those of the snapshot document the page drew.
+    features = page.evaluate("() => Mizumori.publicPage.state.doc.features")
     by_name = {feature["properties"]["name_ja"]: feature["properties"] for feature in features}
     notices = page.evaluate(
         "() => Array.from(document.querySelectorAll('#mz-notices .mz-notice')).map(item => item.innerText)"

@@ -359,6 +359,16 @@ MQTT_BATCH_MILLISECONDS = env_int("MQTT_BATCH_MILLISECONDS", 500)
 # "*". See outbound/destinations.py. NGSI_NOTIFY_ALLOWED_HOSTS is the older name, still read.
 OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS", "") + env_list("NGSI_NOTIFY_ALLOWED_HOSTS", "")
 
+# --- JMA 防災情報XML Atom feed (jma/feed.py) -------------------------------------------------------
+# Off unless set: the URL of an Atom feed listing the agency's XML documents (e.g. its "extra" feed,
+# or a mirror inside the prefecture's network). Its host and the documents' hosts must be listed in
+# OUTBOUND_ALLOWED_HOSTS. Polled by Celery beat, or by `manage.py import_jma_xml --feed --loop`.
+JMA_FEED_URL = os.environ.get("JMA_FEED_URL", "")
+JMA_FEED_POLL_SECONDS = env_int("JMA_FEED_POLL_SECONDS", 60)
+JMA_FEED_TIMEOUT_SECONDS = env_int("JMA_FEED_TIMEOUT_SECONDS", 10)
+if JMA_FEED_URL:
+    CELERY_BEAT_SCHEDULE["jma-poll-feed"] = {"task": "jma.poll_feed", "schedule": float(JMA_FEED_POLL_SECONDS)}
+
 # --- NGSI-v2 -------------------------------------------------------------------------------------
 NGSI_MAX_LIMIT = env_int("NGSI_MAX_LIMIT", 1000)
 

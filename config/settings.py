@@ -200,6 +200,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "alerts-check-stale-sensors": {"task": "alerts.check_stale_sensors", "schedule": 60.0},
     "alerts-dispatch-deliveries": {"task": "alerts.dispatch_deliveries", "schedule": 30.0},
+    "releases-end-expired": {"task": "releases.end_expired", "schedule": 60.0},
     "sensors-observation-partitions-ahead": {"task": "sensors.observation_partitions_ahead", "schedule": 86400.0},
     "tenancy-flush-api-usage": {"task": "tenancy.flush_api_usage", "schedule": float(API_USAGE_FLUSH_SECONDS or 60)},
     # Checks every 10 minutes; a gauge is retrained daily or after a day's worth of new readings.

@@ -113,3 +113,12 @@ def test_the_ngsi_entity_is_water_observed_with_a_tide_measurand(client, tide, t
                            content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token_a}")
     assert written.status_code == 204, written.content
     assert StationState.objects.get(station=tide).value == 0.91
+
+
+def test_the_station_page_charts_the_tide_level_with_its_thresholds(client, tide, token_a):
+    post(client, token_a, [reading(minute_now() - timedelta(minutes=10), 0.6), reading(minute_now(), 0.7)])
+    page = client.get("/stations/A-TIDE/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "潮位の推移" in html and "高潮注意潮位" in html
+    assert [word for word in RESERVED_WORDS if word in html] == []

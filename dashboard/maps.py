@@ -192,6 +192,7 @@ KINDS = {
     "river": KindStyle("circle", "河川水位", "River level", "河川水位 River level"),
     "rain": KindStyle("diamond", "雨量", "Rainfall", "雨量 Rainfall"),
     "reservoir": KindStyle("square", "貯水池・ため池", "Reservoir / pond", "貯水池 Reservoirs"),
+    "tide": KindStyle("hexagon", "潮位", "Tide level", "潮位 Tide level"),
 }
 
 # Each kind's marker outline as SVG element data (tag, attributes) on a 30×30 view box: drawn by the
@@ -200,6 +201,7 @@ SHAPES: dict[str, tuple[str, dict[str, str]]] = {
     "circle": ("circle", {"cx": "15", "cy": "15", "r": "12.5"}),
     "diamond": ("path", {"d": "M15 1.5 28.5 15 15 28.5 1.5 15Z"}),
     "square": ("rect", {"x": "3", "y": "3", "width": "24", "height": "24", "rx": "3"}),
+    "hexagon": ("path", {"d": "M8.5 2.5H21.5L28.5 15 21.5 27.5H8.5L1.5 15Z"}),
 }
 # The level badge is smaller in a diamond, whose middle is narrower.
 BADGE_FONT_SIZE = {"diamond": "9"}

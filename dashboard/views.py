@@ -194,8 +194,9 @@ CHART_TITLES = {
     "hydrograph": ("水位の推移", "Water level (hydrograph)"),
     "hyetograph": ("雨量の推移", "Rainfall (hyetograph)"),
     "storage": ("貯水率の推移", "Storage rate"),
+    "tide": ("潮位の推移", "Tide level"),
 }
-CHART_COLOURS = {"river": "#0b4f8a", "reservoir": "#0b6e4f", "rain_bars": "#5b9bd5", "rain_total": "#00838f"}
+CHART_COLOURS = {"river": "#0b4f8a", "reservoir": "#0b6e4f", "tide": "#5a3d8a", "rain_bars": "#5b9bd5", "rain_total": "#00838f"}
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,8 @@ def station_chart(history: StationHistory, thresholds: list[ThresholdLine]) -> d
     points = thin_series([(r.observed_at.timestamp(), r.value) for r in history.readings], limit=CHART_MAX_POINTS)
     if station.kind == StationKind.RESERVOIR:
         names = ("storage", "貯水率", "Storage rate")
+    elif station.kind == StationKind.TIDE:
+        names = ("tide", "潮位", "Tide level")
     else:
         names = ("hydrograph", "水位", "Water level")
     chart_name, label_ja, label_en = names

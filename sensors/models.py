@@ -20,15 +20,20 @@ class StationKind(models.TextChoices):
     RIVER = "river", "river water level"
     RAIN = "rain", "rain gauge"
     RESERVOIR = "reservoir", "reservoir / dam / irrigation pond"
+    TIDE = "tide", "tide gauge (潮位)"
 
 
 # Readings outside these bounds cannot come from a working sensor of that kind: a river stage
 # (m above the gauge datum, which may be below sea level), a 10-minute rainfall amount (the world
-# record is about 40 mm), and a reservoir storage rate in percent of capacity.
+# record is about 40 mm), a reservoir storage rate in percent of capacity, and a tide level (m above
+# the station's datum, usually T.P.: Japan's highest storm surges reached about 4 m above T.P., the
+# lowest spring tides about 3 m below; the bounds leave room for a tsunami at the gauge and datums
+# such as 観測基準面 that sit a few metres below T.P.).
 PHYSICAL_LIMITS = {
     StationKind.RIVER: (-50.0, 200.0),
     StationKind.RAIN: (0.0, 300.0),
     StationKind.RESERVOIR: (0.0, 200.0),
+    StationKind.TIDE: (-15.0, 30.0),
 }
 
 
@@ -65,7 +70,15 @@ class Station(models.Model):
     lon = models.FloatField(validators=[MinValueValidator(-180), MaxValueValidator(180)])
     lat = models.FloatField(validators=[MinValueValidator(-90), MaxValueValidator(90)])
     river_name = models.CharField("river or basin", max_length=100, blank=True)
-    unit = models.CharField(max_length=20, help_text="m (river stage), mm (rainfall per reading), % (storage rate)")
+    unit = models.CharField(
+        max_length=20, help_text="m (river stage, tide level), mm (rainfall per reading), % (storage rate)"
+    )
+    datum = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="What a level of 0 means: the reference datum of a stage or tide reading, e.g. "
+        "'T.P.' (東京湾平均海面) or 'D.L.'. Empty: the gauge's own zero.",
+    )
     expected_interval = models.DurationField(
         null=True,
         blank=True,

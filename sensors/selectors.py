@@ -180,6 +180,8 @@ def station_feature(station: Station, *, now: datetime, at: datetime | None = No
             "municipality": station.municipality.slug,
             "river": station.river_name,
             "unit": station.unit,
+            # What 0 m means for a stage or tide level (e.g. "T.P."); "" for the gauge's own zero.
+            "datum": station.datum,
             "value": state.value if state else None,
             "observed_at": local_iso(state.observed_at) if state else None,
             "level": state.level if state else None,

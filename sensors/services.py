@@ -115,6 +115,9 @@ SUSPECT = str(Observation.Quality.SUSPECT)
 PLAUSIBLE_CHANGE = {
     StationKind.RIVER: (0.5, 3.0),  # m, m per hour
     StationKind.RESERVOIR: (5.0, 20.0),  # %, % per hour
+    # A tide moves up to about 1 m an hour in the Ariake Sea and a storm surge faster; the slack takes
+    # the swell the stilling well does not damp.
+    StationKind.TIDE: (0.5, 3.0),  # m, m per hour
 }
 
 

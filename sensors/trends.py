@@ -17,8 +17,11 @@ from .models import Observation, StationKind
 
 TREND_WINDOW = timedelta(minutes=30)
 # Changes up to this much over TREND_WINDOW are sensor noise and read as steady: river stages are read
-# to the centimetre, storage rates to a tenth of a percent, and rain gauges tip in 0.5 mm steps.
-TREND_STEADY_BAND = {StationKind.RIVER: 0.02, StationKind.RESERVOIR: 0.5, StationKind.RAIN: 0.5}
+# (and tide levels) to the centimetre, storage rates to a tenth of a percent, and rain gauges tip in
+# 0.5 mm steps.
+TREND_STEADY_BAND = {
+    StationKind.RIVER: 0.02, StationKind.RESERVOIR: 0.5, StationKind.RAIN: 0.5, StationKind.TIDE: 0.02,
+}
 # What a station list prefetches so each station's trend needs no query of its own: rain compares
 # the latest window with the one before it, so two windows.
 TREND_READINGS_ATTR = "trend_readings"

@@ -175,7 +175,7 @@ def state_style(props: dict, styles: dict | None = None) -> LevelStyle:
         return RAIN_STYLES[props["rain_intensity"]]
     styles = styles if styles is not None else levels()
     unconfirmed = props.get("unconfirmed_level")
-    if props.get("quality") == "suspect" and unconfirmed and unconfirmed > (props.get("level") or 0):
+    if props.get("quality") not in (None, "ok") and unconfirmed and unconfirmed > (props.get("level") or 0):
         return styles[UNCONFIRMED]
     return level_style(props.get("level"), styles)
 

@@ -176,7 +176,12 @@ RAIN_TRENDS = {
 NO_TREND = TrendStyle("–", "データ不足", "not enough data")
 NO_RAIN = TrendStyle("–", "降雨なし", "no rain")
 
-QUALITY_WORDS = {"ok": ("正常", "ok"), "suspect": ("要確認", "suspect")}
+QUALITY_WORDS = {
+    "ok": ("正常", "ok"),
+    "suspect": ("要確認（急な変化）", "suspect (sudden jump)"),
+    "range": ("要確認（範囲外）", "out of range"),
+    "flatline": ("要確認（値が変わらない）", "flatline (value stuck)"),
+}
 
 # Threshold lines differ by dash pattern (and by the level written in their label) as well as by
 # colour, for colour-blind readers and black-and-white printouts. Canvas pixels; L5 is solid.

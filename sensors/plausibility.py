@@ -1,0 +1,65 @@
+"""Plausibility limits of a station's readings: the one place both ingestion's quality flags and the
+alert evaluator's jump/spike check take them from.
+
+The limits are data on the station (`Station.plausible_min` ... `Station.flatline_readings`); an empty
+field means the default of the station's kind below. `seed_plausibility_limits` fills them from a
+station's own history.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .models import PHYSICAL_LIMITS, StationKind
+
+
+class Plausibility(NamedTuple):
+    low: float  # a reading below is flagged "range"
+    high: float  # a reading above is flagged "range"
+    max_step: float | None  # believable change between two readings at no time apart (None: not judged)
+    max_rate: float | None  # ...plus this much per hour between them
+    flatline_readings: int | None  # this many identical readings in a row are flagged "flatline" (None: off)
+
+
+# Per kind: a river stage (m) or storage rate (%) cannot move further than a fixed slack for gauge
+# noise plus a rate times the time between two readings. A real flash flood can outrun this (more
+# than 1 m in 10 minutes): its first reading is flagged, raises an unconfirmed alert at once
+# (alerts.services) and is confirmed by the next one, so a tight limit costs no warning time. Rain may burst, so its steps are never judged, and
+# a dry gauge repeats 0 mm for days. A reservoir held at full supply level may read the same for days;
+# a flowing river's gauge (1 cm resolution) does not for 12 hours of 10-minute readings.
+KIND_DEFAULTS = {
+    StationKind.RIVER: Plausibility(*PHYSICAL_LIMITS[StationKind.RIVER], 0.5, 3.0, 72),
+    StationKind.RAIN: Plausibility(*PHYSICAL_LIMITS[StationKind.RAIN], None, None, None),
+    StationKind.RESERVOIR: Plausibility(*PHYSICAL_LIMITS[StationKind.RESERVOIR], 5.0, 20.0, None),
+}
+
+
+def plausibility_of(kind: str, low=None, high=None, max_step=None, max_rate=None, flatline_readings=None) -> Plausibility:
+    """A station's limits from its fields (empty ones from its kind's defaults)."""
+    default = KIND_DEFAULTS[StationKind(kind)]
+    return Plausibility(
+        default.low if low is None else low,
+        default.high if high is None else high,
+        default.max_step if max_step is None else max_step,
+        default.max_rate if max_rate is None else max_rate,
+        default.flatline_readings if flatline_readings is None else (flatline_readings or None),
+    )
+
+
+def station_plausibility(station) -> Plausibility:
+    return plausibility_of(
+        station.kind, station.plausible_min, station.plausible_max, station.max_step, station.max_rate_per_hour,
+        station.flatline_readings,
+    )
+
+
+def in_range(limits: Plausibility, value: float) -> bool:
+    return limits.low <= value <= limits.high
+
+
+def is_jump(limits: Plausibility, from_value: float, to_value: float, seconds: float) -> bool:
+    """Whether moving from one reading to another `seconds` later is more than the station can do."""
+    if limits.max_step is None:
+        return False
+    allowed = limits.max_step + (limits.max_rate or 0.0) * max(seconds, 0.0) / 3600.0
+    return abs(to_value - from_value) > allowed

@@ -8,7 +8,10 @@ station's own history.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import NamedTuple, Sequence
+
+import numpy as np
 
 from .models import PHYSICAL_LIMITS, StationKind
 
@@ -63,3 +66,47 @@ def is_jump(limits: Plausibility, from_value: float, to_value: float, seconds: f
         return False
     allowed = limits.max_step + (limits.max_rate or 0.0) * max(seconds, 0.0) / 3600.0
     return abs(to_value - from_value) > allowed
+
+
+# History shorter than this (a day of 10-minute readings) says too little; the kind's defaults stay.
+MIN_HISTORY_READINGS = 144
+# Seeded limits leave this much room above what the station's history shows.
+HISTORY_HEADROOM = 1.5
+
+
+def limits_from_history(kind: str, times: Sequence[float], values: Sequence[float]) -> dict | None:
+    """Station fields seeded from its good readings (epoch seconds, oldest first); None when there are
+    too few to judge.
+
+    History only ever widens the step, rate and flatline limits beyond the kind's defaults: a calm
+    record must not flag the first real flood. The range closes in on what the gauge has shown, with
+    the whole observed span again as room on either side (never beyond the kind's physical limits);
+    a reading beyond is stored flagged "range", and a flagged reading above a level-3 threshold still
+    raises an unconfirmed alert. Rain keeps its kind's limits: a record downpour is not a fault.
+    """
+    default = KIND_DEFAULTS[StationKind(kind)]
+    if kind == StationKind.RAIN or len(values) < MIN_HISTORY_READINGS:
+        return None
+    times, values = np.asarray(times, dtype=float), np.asarray(values, dtype=float)
+    low, high = float(values.min()), float(values.max())
+    span = high - low
+    steps = np.abs(np.diff(values))
+    gaps = np.diff(times)
+    close = gaps <= 3600.0  # consecutive readings across a long outage say nothing of a step
+    largest_step = float(steps[close].max()) if close.any() else 0.0
+    hour_before = np.searchsorted(times, times - 3600.0)
+    largest_hourly = float(np.abs(values - values[hour_before]).max())
+    run, longest = 1, 1
+    for same in values[1:] == values[:-1]:
+        run = run + 1 if same else 1
+        longest = max(longest, run)
+    flatline = default.flatline_readings
+    if flatline is not None and longest * HISTORY_HEADROOM > flatline:
+        flatline = math.ceil(longest * HISTORY_HEADROOM)
+    return {
+        "plausible_min": round(max(default.low, low - span), 3),
+        "plausible_max": round(min(default.high, high + span), 3),
+        "max_step": round(max(default.max_step, largest_step * HISTORY_HEADROOM), 3),
+        "max_rate_per_hour": round(max(default.max_rate, largest_hourly * HISTORY_HEADROOM), 3),
+        "flatline_readings": flatline if flatline is not None else 0,
+    }

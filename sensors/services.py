@@ -34,8 +34,8 @@ from .models import (
     Visibility,
 )
 from .catalog import StationRow, accumulation_windows, stations_by_code
-from .levels import level_for
-from .plausibility import in_range, is_jump
+from .levels import Measure, level_for
+from .plausibility import in_range, is_jump, limits_from_history
 from .selectors import MQTT_STATUS_KEY, mqtt_status, readings_in_ranges, station_audiences
 
 logger = logging.getLogger(__name__)
@@ -402,7 +402,10 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
     for state, station in changed:
         if state.quality == OK:
             state.level = level_for(state, station.thresholds)
-        # A suspect reading is shown as it came, flagged, but does not move the level.
+        elif state.reference_value is not None:
+            # A flagged reading is shown as it came but sets no level; the last good one does (as in
+            # station_state_recompute).
+            state.level = level_for(Measure(state.reference_value, state.accumulations), station.thresholds)
     report.changed_states = [state for state, _ in changed]
     _states_save(report.changed_states, now=now)
 
@@ -846,3 +849,28 @@ def threshold_set(*, threshold: Threshold, value: Any, actor=None, now: datetime
         state = station_state_recompute(station=threshold.station)
         station_changes_emit([state])
     return threshold
+
+
+# How far back `seed_plausibility_limits` reads a station's history by default.
+PLAUSIBILITY_HISTORY = timedelta(days=365)
+
+
+def plausibility_limits_seed(
+    *, stations: Iterable[Station], since: datetime, dry_run: bool = False
+) -> list[tuple[Station, dict | None]]:
+    """Set each station's plausibility limits from its good readings since `since`
+    (sensors.plausibility.limits_from_history); stations with too little history keep theirs.
+    Returns what each station got (None: left as it was)."""
+    results = []
+    for station in stations:
+        rows = list(
+            station.observations.filter(observed_at__gte=since, quality=Observation.Quality.OK)
+            .order_by("observed_at")
+            .values_list("observed_at", "value")
+        )
+        limits = limits_from_history(station.kind, [to_micros(at) / 1e6 for at, _ in rows], [value for _, value in rows])
+        if limits is not None and not dry_run:
+            # An update, not save(): only these fields change; the catalog stamp trigger still fires.
+            Station.objects.filter(pk=station.pk).update(**limits)
+        results.append((station, limits))
+    return results

@@ -94,7 +94,7 @@ class Station(models.Model):
     flatline_readings = models.PositiveIntegerField(
         null=True, blank=True,
         help_text="This many identical readings in a row are flagged 'flatline' (a stuck sensor); 0 turns "
-        "the check off. Empty: the kind's default (rivers 72, rain and reservoirs off).",
+        "the check off. Empty: the kind's default (rivers 144, rain and reservoirs off).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

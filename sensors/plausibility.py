@@ -28,10 +28,11 @@ class Plausibility(NamedTuple):
 # noise plus a rate times the time between two readings. A real flash flood can outrun this (more
 # than 1 m in 10 minutes): its first reading is flagged, raises an unconfirmed alert at once
 # (alerts.services) and is confirmed by the next one, so a tight limit costs no warning time. Rain may burst, so its steps are never judged, and
-# a dry gauge repeats 0 mm for days. A reservoir held at full supply level may read the same for days;
-# a flowing river's gauge (1 cm resolution) does not for 12 hours of 10-minute readings.
+# a dry gauge repeats 0 mm for days. A reservoir held at full supply level may read the same for days.
+# A river at base flow can read the same centimetre for hours, but not for a whole day of 10-minute
+# readings (daily evaporation and diurnal flow move it).
 KIND_DEFAULTS = {
-    StationKind.RIVER: Plausibility(*PHYSICAL_LIMITS[StationKind.RIVER], 0.5, 3.0, 72),
+    StationKind.RIVER: Plausibility(*PHYSICAL_LIMITS[StationKind.RIVER], 0.5, 3.0, 144),
     StationKind.RAIN: Plausibility(*PHYSICAL_LIMITS[StationKind.RAIN], None, None, None),
     StationKind.RESERVOIR: Plausibility(*PHYSICAL_LIMITS[StationKind.RESERVOIR], 5.0, 20.0, None),
 }

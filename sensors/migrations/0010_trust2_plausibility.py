@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='station',
             name='flatline_readings',
-            field=models.PositiveIntegerField(blank=True, help_text="This many identical readings in a row are flagged 'flatline' (a stuck sensor); 0 turns the check off. Empty: the kind's default (rivers 72, rain and reservoirs off).", null=True),
+            field=models.PositiveIntegerField(blank=True, help_text="This many identical readings in a row are flagged 'flatline' (a stuck sensor); 0 turns the check off. Empty: the kind's default (rivers 144, rain and reservoirs off).", null=True),
         ),
         migrations.AddField(
             model_name='station',

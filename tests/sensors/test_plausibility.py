@@ -92,10 +92,13 @@ def test_flatline_is_off_for_reservoirs_and_rain_by_default_and_can_be_turned_of
     make_station(towns[0], "DAM", kind=StationKind.RESERVOIR)
     make_station(towns[0], "DRY", kind=StationKind.RAIN)
     make_station(towns[0], "WEIR", flatline_readings=0)
-    assert KIND_DEFAULTS[StationKind.RIVER].flatline_readings == 72
-    for code, value in (("DAM", 95.0), ("DRY", 0.0), ("WEIR", 0.8)):
-        ingest(*[reading(code, 10 * (100 - i), value) for i in range(100)])
+    make_station(towns[0], "GAUGE")
+    for code, value in (("DAM", 95.0), ("DRY", 0.0), ("WEIR", 0.8), ("GAUGE", 0.8)):
+        ingest(*[reading(code, 10 * (150 - i), value) for i in range(150)])
+    for code in ("DAM", "DRY", "WEIR"):
         assert set(qualities(code)) == {"ok"}, code
+    # A river by default: a day of 10-minute readings (144) without a change is a stuck sensor.
+    assert qualities("GAUGE") == ["ok"] * 143 + ["flatline"] * 7
 
 
 def test_history_widens_step_rate_and_flatline_never_tightens_them():
@@ -134,7 +137,7 @@ def test_seed_command_sets_limits_from_history_and_leaves_short_records_alone(to
     long.refresh_from_db()
     short.refresh_from_db()
     # range 2.0-2.4 with its span as room; the largest step (2.4 → 2.0) with half again as room
-    assert (long.plausible_min, long.plausible_max, long.max_step, long.flatline_readings) == (1.6, 2.8, 0.6, 72)
+    assert (long.plausible_min, long.plausible_max, long.max_step, long.flatline_readings) == (1.6, 2.8, 0.6, 144)
     assert (short.plausible_min, short.max_step) == (None, None)
     assert stations_by_code()["LONG"].plausibility.high == 2.8  # ingestion sees it at once
     with pytest.raises(CommandError, match="No station with code NOPE"):

@@ -133,13 +133,6 @@ class AlertRule(models.Model):
         help_text="Levels from this one up are raised by the first reading that meets them, without "
         "waiting for confirmation (empty: every level waits).",
     )
-    max_step = models.FloatField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(0)],
-        help_text="Largest believable change between two readings (river/reservoir); empty = default for "
-        "the station kind. A single reading beyond it that comes back is ignored as a spike.",
-    )
     stale_factor = models.FloatField(
         default=3.0,
         validators=[MinValueValidator(1)],

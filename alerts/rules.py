@@ -10,15 +10,13 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from sensors.models import Station, StationKind, Threshold
+from sensors.plausibility import Plausibility, station_plausibility
 
 from .evaluation import TREND_WINDOW, Hysteresis, Step, event_totals, rates_of_rise, window_sums
 from .models import AlertRule
 
 Kind = AlertRule.Kind
 
-# Largest believable change between two consecutive readings, per station kind, when a rule does not
-# say: a river stage rarely moves a metre in one reporting interval, a reservoir ten points of storage.
-DEFAULT_MAX_STEP = {StationKind.RIVER: 1.0, StationKind.RESERVOIR: 10.0, StationKind.RAIN: None, StationKind.TIDE: 1.0}
 # Default margins to leave a level: about the noise and wave of a gauge, so a level does not flap.
 # Used for a threshold with no margin of its own and no threshold below it to take a margin from.
 # A tide gauge's margin is wider than a river's: swell moves the sea surface by decimetres.
@@ -105,10 +103,11 @@ def rule_hysteresis(rule: AlertRule) -> Hysteresis:
     )
 
 
-def rule_max_step(rule: AlertRule, station: Station) -> float | None:
+def rule_plausibility(rule: AlertRule, station: Station) -> Plausibility | None:
+    """The station's plausibility limits for the rule's spike check (None: readings are not judged)."""
     if rule.kind in (Kind.RAIN_ACCUMULATION, Kind.STALE) or station.kind == StationKind.RAIN:
         return None
-    return rule.max_step if rule.max_step is not None else DEFAULT_MAX_STEP[StationKind(station.kind)]
+    return station_plausibility(station)
 
 
 def rule_measure(rule: AlertRule, times: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -438,7 +438,7 @@ def _evaluate_rule(
         rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
         return
     hysteresis = rulebook.rule_hysteresis(rule)
-    jump, spike = jumps_and_spikes(history.values, rulebook.rule_max_step(rule, station))
+    jump, spike = jumps_and_spikes(history.times, history.values, rulebook.rule_plausibility(rule, station))
     usable = ~spike & ~history.suspect
     for k in range(first, len(history.micros)):
         if jump[k] or history.suspect[k]:

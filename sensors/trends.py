@@ -40,9 +40,9 @@ def reading_trend(kind: str, readings: Iterable[Reading], *, window: timedelta =
     `readings`); None when too little is known (or, for rain, when no rain fell in the last two windows).
 
     Rain compares the total of the latest window with the window before it; stages and storage
-    compare the newest reading with the oldest one inside the window. Suspect readings don't count.
+    compare the newest reading with the oldest one inside the window. Quality-flagged readings don't count.
     """
-    usable = [reading for reading in readings if reading.quality != Observation.Quality.SUSPECT]
+    usable = [reading for reading in readings if reading.quality == Observation.Quality.OK]
     if not usable:
         return None
     newest = usable[-1].observed_at

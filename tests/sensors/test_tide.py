@@ -40,16 +40,16 @@ def test_a_tide_reading_is_ingested_and_sets_the_level_of_its_thresholds(client,
     assert (state.value, state.level) == (1.35, 2)  # above 高潮注意潮位 (1.2 m T.P.), below 警戒 (1.8)
 
 
-def test_physically_impossible_tide_levels_are_refused_per_item(client, tide, token_a):
+def test_physically_impossible_tide_levels_are_stored_flagged_range(client, tide, token_a):
     at = minute_now()
     response = post(client, token_a, [reading(at, 31.0), reading(at + timedelta(minutes=1), -15.5),
                                       reading(at + timedelta(minutes=2), -2.1)])
     body = response.json()
-    assert body["accepted"] == 1
-    assert [item["index"] for item in body["rejected"]] == [0, 1]
-    assert "impossible for a tide station (allowed -15 to 30)" in body["rejected"][0]["error"]
-    # A spring low tide below the datum is real and kept.
-    assert list(Observation.objects.values_list("value", flat=True)) == [-2.1]
+    # Out of the tide kind's range (-15 to 30 m): kept with a reason flag, never a level (issue 11).
+    assert (body["accepted"], body["rejected"]) == (3, [])
+    stored = list(Observation.objects.order_by("observed_at").values_list("value", "quality"))
+    # A spring low tide below the datum is real and kept as ok.
+    assert stored == [(31.0, "range"), (-15.5, "range"), (-2.1, "ok")]
 
 
 def test_a_tide_gauge_has_threshold_and_stale_rules_but_no_rate_of_rise(tide):

@@ -49,6 +49,7 @@ EVENT_NAMES = {
     StationKind.RIVER: ("河川水位", "River water level"),
     StationKind.RAIN: ("大雨", "Heavy rain"),
     StationKind.RESERVOIR: ("貯水率", "Reservoir storage"),
+    StationKind.TIDE: ("潮位", "Tide level"),
 }
 STALE_EVENT = ("観測欠測", "Gauge not reporting")
 KIND_WORDS = {

@@ -3,18 +3,18 @@
 Everything works on one station's recent readings as numpy arrays (times in epoch seconds, oldest
 first), loaded for all changed stations of a batch by one query in `alerts.services`.
 
-Plausibility (river and reservoir gauges): a reading that differs from the last accepted one by more
-than the rule's plausible step is a *jump*. If the next reading comes back within the step of the
+Plausibility (river and reservoir gauges): a reading that moved from the last accepted one by more
+than the station's plausibility limits allow in the time between them (`sensors.plausibility.is_jump`,
+the same test ingestion flags readings with) is a *jump*. If the next reading comes back within the step of the
 value before the jump, the jump was a *spike* (a bird on the sensor, a radio glitch) and is ignored
 for good. A jump is never acted on while it is the newest reading; once the next reading confirms it,
 it counts like any other. So a real sudden rise costs one reading of delay, and a lone spike never
 opens, escalates, de-escalates or resolves anything. Two implausible readings in a row are taken as
 real. Rain gauges get no spike check: 0 mm then 20 mm then 0 mm is an ordinary downpour.
 
-Ingestion flags implausible jumps too (`Observation.quality == "suspect"`, with its own limits that
-grow with the time between readings). Flagged readings never count here; the evaluator's check runs
-over all readings, flagged or not, so the two checks do not delay a confirmed jump twice, and a rule
-can still ask for a tighter `max_step` than ingestion's.
+Ingestion flags readings with the same limits (`Observation.quality` "suspect", "range", "flatline").
+Flagged readings never count here; the evaluator's jump check runs over all readings, flagged or not,
+so the two checks do not delay a confirmed jump twice.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+
+from sensors.plausibility import Plausibility, is_jump
 
 HOUR = 3600.0
 # Rain "event" totals run from the first rain after a dry spell at least this long.
@@ -89,25 +91,29 @@ class Forecast:
 # --- plausibility ----------------------------------------------------------------------------
 
 
-def jumps_and_spikes(values: np.ndarray, max_step: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per reading: whether it jumped by more than `max_step` from the last accepted reading, and
-    whether that jump was a spike (the following reading came back). See the module docstring."""
+def jumps_and_spikes(
+    times: np.ndarray, values: np.ndarray, limits: Plausibility | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per reading: whether it jumped implausibly (by the station's `limits`, over the time since the
+    last accepted reading), and whether that jump was a spike (the following reading came back).
+    See the module docstring. `limits` None: nothing is judged (rain, stale rules)."""
     size = len(values)
     jump = np.zeros(size, dtype=bool)
     spike = np.zeros(size, dtype=bool)
-    if max_step is None or size < 2:
+    if limits is None or limits.max_step is None or size < 2:
         return jump, spike
-    reference = values[0]
+    reference, reference_at = values[0], times[0]
     for index in range(1, size):
-        value = values[index]
-        if abs(value - reference) <= max_step:
-            reference = value
+        value, at = values[index], times[index]
+        if not is_jump(limits, reference, value, at - reference_at):
+            reference, reference_at = value, at
             continue
         jump[index] = True
-        if index + 1 < size and abs(values[index + 1] - reference) <= max_step:
+        following = index + 1
+        if following < size and not is_jump(limits, reference, values[following], times[following] - reference_at):
             spike[index] = True  # reference stays: the spike never happened
         else:
-            reference = value
+            reference, reference_at = value, at
     return jump, spike
 
 

@@ -133,13 +133,6 @@ class AlertRule(models.Model):
         help_text="Levels from this one up are raised by the first reading that meets them, without "
         "waiting for confirmation (empty: every level waits).",
     )
-    max_step = models.FloatField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(0)],
-        help_text="Largest believable change between two readings (river/reservoir); empty = default for "
-        "the station kind. A single reading beyond it that comes back is ignored as a spike.",
-    )
     stale_factor = models.FloatField(
         default=3.0,
         validators=[MinValueValidator(1)],
@@ -356,7 +349,8 @@ class NotificationChannel(models.Model):
 
 
 class Delivery(models.Model):
-    """The outbox: one notification event for one channel, delivered at most once when it succeeds."""
+    """The outbox: one notification for one channel, delivered at most once when it succeeds. A
+    notification is an alert event or a dam release notice's transition (releases app): one of them."""
 
     class State(models.TextChoices):
         PENDING = "pending", "pending"
@@ -364,7 +358,10 @@ class Delivery(models.Model):
         SENT = "sent", "sent"
         FAILED = "failed", "failed"
 
-    event = models.ForeignKey(AlertEvent, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(AlertEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    release_transition = models.ForeignKey(
+        "releases.ReleaseTransition", null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
     channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="deliveries")
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -380,8 +377,17 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(fields=["event", "channel"], name="delivery_once_per_event_channel"),
+            models.UniqueConstraint(
+                fields=["release_transition", "channel"], name="delivery_once_per_release_transition_channel"
+            ),
+            models.CheckConstraint(
+                condition=Q(event__isnull=False, release_transition__isnull=True)
+                | Q(event__isnull=True, release_transition__isnull=False),
+                name="delivery_of_an_event_or_a_release_transition",
+            ),
         ]
         indexes = [models.Index(fields=["state", "next_attempt_at"])]
 
     def __str__(self):
-        return f"event {self.event_id} → channel {self.channel_id}: {self.state} ({self.attempts})"
+        subject = f"event {self.event_id}" if self.event_id else f"release transition {self.release_transition_id}"
+        return f"{subject} → channel {self.channel_id}: {self.state} ({self.attempts})"

@@ -10,18 +10,17 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from sensors.models import Station, StationKind, Threshold
+from sensors.plausibility import Plausibility, station_plausibility
 
 from .evaluation import TREND_WINDOW, Hysteresis, Step, event_totals, rates_of_rise, window_sums
 from .models import AlertRule
 
 Kind = AlertRule.Kind
 
-# Largest believable change between two consecutive readings, per station kind, when a rule does not
-# say: a river stage rarely moves a metre in one reporting interval, a reservoir ten points of storage.
-DEFAULT_MAX_STEP = {StationKind.RIVER: 1.0, StationKind.RESERVOIR: 10.0, StationKind.RAIN: None}
 # Default margins to leave a level: about the noise and wave of a gauge, so a level does not flap.
 # Used for a threshold with no margin of its own and no threshold below it to take a margin from.
-DEFAULT_HYSTERESIS = {StationKind.RIVER: 0.1, StationKind.RESERVOIR: 1.0, StationKind.RAIN: 2.0}
+# A tide gauge's margin is wider than a river's: swell moves the sea surface by decimetres.
+DEFAULT_HYSTERESIS = {StationKind.RIVER: 0.1, StationKind.RESERVOIR: 1.0, StationKind.RAIN: 2.0, StationKind.TIDE: 0.2}
 # A threshold without its own margin is left only a quarter of the way down to the threshold below
 # it: wide enough to swallow a gauge's wave, never so wide that it reaches the level below.
 DEFAULT_MARGIN_SHARE_OF_GAP = 0.25
@@ -104,10 +103,11 @@ def rule_hysteresis(rule: AlertRule) -> Hysteresis:
     )
 
 
-def rule_max_step(rule: AlertRule, station: Station) -> float | None:
+def rule_plausibility(rule: AlertRule, station: Station) -> Plausibility | None:
+    """The station's plausibility limits for the rule's spike check (None: readings are not judged)."""
     if rule.kind in (Kind.RAIN_ACCUMULATION, Kind.STALE) or station.kind == StationKind.RAIN:
         return None
-    return rule.max_step if rule.max_step is not None else DEFAULT_MAX_STEP[StationKind(station.kind)]
+    return station_plausibility(station)
 
 
 def rule_measure(rule: AlertRule, times: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -125,6 +125,7 @@ READING_LABELS = {
     StationKind.RIVER: ("水位", "Water level"),
     StationKind.RAIN: ("雨量", "Rainfall"),
     StationKind.RESERVOIR: ("貯水率", "Storage rate"),
+    StationKind.TIDE: ("潮位", "Tide level"),
 }
 
 
@@ -196,6 +197,7 @@ def default_rules(station: Station, thresholds: list[Threshold]) -> list[AlertRu
         rules.append(
             AlertRule(kind=Kind.RAIN_ACCUMULATION, name=f"Rain over {label}", window=window, **leveled_common)
         )
+    # Not for tide gauges: the tide itself rises a metre in a few hours twice a day.
     if kind == StationKind.RIVER:
         rules.append(AlertRule(kind=Kind.RATE_OF_RISE, name="Rapid rise", **common, **DEFAULT_RATE_OF_RISE))
     if station.expected_interval:

@@ -26,6 +26,8 @@ from django.utils import timezone
 
 from bulkwrite import update_from_arrays
 from events import emit
+from releases.models import DamRelease, ReleaseTransition
+from releases.selectors import release_notification_documents
 from sensors.models import Station, StationKind, StationState, Threshold
 from sensors.catalog import current_stamp
 from sensors.selectors import local_iso, readings_in_ranges_micros
@@ -436,7 +438,7 @@ def _evaluate_rule(
         rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
         return
     hysteresis = rulebook.rule_hysteresis(rule)
-    jump, spike = jumps_and_spikes(history.values, rulebook.rule_max_step(rule, station))
+    jump, spike = jumps_and_spikes(history.times, history.values, rulebook.rule_plausibility(rule, station))
     usable = ~spike & ~history.suspect
     for k in range(first, len(history.micros)):
         if jump[k] or history.suspect[k]:
@@ -839,6 +841,33 @@ def _deliveries_create(events: list[AlertEvent], *, now: datetime) -> int:
     return len(deliveries)
 
 
+def release_deliveries_create(transition_ids, *, now: datetime | None = None) -> int:
+    """Queue dam release notice transitions (releases.ReleaseTransition) for every enabled channel of
+    the towns downstream of the release (the dam's own town included). A notice is addressed to
+    towns, not to a station: every channel of such a town gets it, whatever its scope. Once per
+    transition and channel (the unique constraint), so a repeated change-log batch queues nothing new."""
+    now = now or timezone.now()
+    transitions = list(ReleaseTransition.objects.filter(pk__in=list(transition_ids)).select_related("release"))
+    if not transitions:
+        return 0
+    towns_of = defaultdict(set)
+    for release_id, town_id in DamRelease.downstream.through.objects.filter(
+        damrelease_id__in={t.release_id for t in transitions}
+    ).values_list("damrelease_id", "municipality_id"):
+        towns_of[release_id].add(town_id)
+    channels = list(NotificationChannel.objects.filter(enabled=True, municipality_id__in=set().union(*towns_of.values())))
+    deliveries = [
+        Delivery(release_transition=transition, channel=channel, next_attempt_at=now, created_at=now)
+        for transition in transitions
+        for channel in channels
+        if channel.municipality_id in towns_of[transition.release_id]
+    ]
+    Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+    if deliveries:
+        transaction.on_commit(_dispatch_soon, robust=True)
+    return len(deliveries)
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
@@ -872,9 +901,13 @@ def deliveries_dispatch(*, worker_id: str | None = None, now: datetime | None = 
         .order_by("pk")
     )
     documents = {event.pk: notification_document(event) for event in events_for_notification({d.event_id for d in deliveries})}
+    release_documents = release_notification_documents(
+        {d.release_transition_id for d in deliveries if d.release_transition_id}
+    )
     for delivery in deliveries:
+        document = documents[delivery.event_id] if delivery.event_id else release_documents[delivery.release_transition_id]
         try:
-            sender_for(delivery.channel.kind)(delivery.channel, documents[delivery.event_id])
+            sender_for(delivery.channel.kind)(delivery.channel, document)
         except TransportError as exc:
             outcome = _delivery_failed(delivery, worker_id=worker_id, now=now, error=str(exc), permanent=exc.permanent)
         except Exception as exc:  # a bug in a transport must not stop the other deliveries

@@ -201,6 +201,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "alerts-check-stale-sensors": {"task": "alerts.check_stale_sensors", "schedule": 60.0},
     "alerts-dispatch-deliveries": {"task": "alerts.dispatch_deliveries", "schedule": 30.0},
+    "releases-end-expired": {"task": "releases.end_expired", "schedule": 60.0},
     "sensors-observation-partitions-ahead": {"task": "sensors.observation_partitions_ahead", "schedule": 86400.0},
     "tenancy-flush-api-usage": {"task": "tenancy.flush_api_usage", "schedule": float(API_USAGE_FLUSH_SECONDS or 60)},
     # Checks every 10 minutes; a gauge is retrained daily or after a day's worth of new readings.
@@ -359,6 +360,16 @@ MQTT_BATCH_MILLISECONDS = env_int("MQTT_BATCH_MILLISECONDS", 500)
 # a non-public address (loopback, private, link-local, metadata...) must be listed itself, never by
 # "*". See outbound/destinations.py. NGSI_NOTIFY_ALLOWED_HOSTS is the older name, still read.
 OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS", "") + env_list("NGSI_NOTIFY_ALLOWED_HOSTS", "")
+
+# --- JMA 防災情報XML Atom feed (jma/feed.py) -------------------------------------------------------
+# Off unless set: the URL of an Atom feed listing the agency's XML documents (e.g. its "extra" feed,
+# or a mirror inside the prefecture's network). Its host and the documents' hosts must be listed in
+# OUTBOUND_ALLOWED_HOSTS. Polled by Celery beat, or by `manage.py import_jma_xml --feed --loop`.
+JMA_FEED_URL = os.environ.get("JMA_FEED_URL", "")
+JMA_FEED_POLL_SECONDS = env_int("JMA_FEED_POLL_SECONDS", 60)
+JMA_FEED_TIMEOUT_SECONDS = env_int("JMA_FEED_TIMEOUT_SECONDS", 10)
+if JMA_FEED_URL:
+    CELERY_BEAT_SCHEDULE["jma-poll-feed"] = {"task": "jma.poll_feed", "schedule": float(JMA_FEED_POLL_SECONDS)}
 
 # --- NGSI-v2 -------------------------------------------------------------------------------------
 NGSI_MAX_LIMIT = env_int("NGSI_MAX_LIMIT", 1000)

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 LIVE_HANDLER = "dashboard.live"
 PUBLIC_GROUP = "live.public"
 REGION_GROUP = "live.region"
-STATION_LAYERS = ("river", "rain", "reservoir")
+STATION_LAYERS = ("river", "rain", "reservoir", "tide")
 LAYERS = (*STATION_LAYERS, "alerts", "shelters", "releases", "orders")
 # At most this many missed messages are replayed to a reconnecting client; further behind, it gets a
 # snapshot (cheaper, and the same result: messages carry current state).

@@ -43,7 +43,8 @@ from geo.maps import (
     municipality_boundaries,
 )
 from geo.models import Shelter
-from sensors.rain import RAIN_INTENSITIES
+from sensors.rain import HOUR as RAIN_HOUR
+from sensors.rain import RAIN_INTENSITIES, rain_intensity
 
 from .selectors import NOTICE_LEVEL, MapStation
 
@@ -165,6 +166,22 @@ def rain_styles() -> dict[str, LevelStyle]:
 
 
 RAIN_STYLES = rain_styles()
+# A rain threshold that is not a 1-hour amount (3 h, 24 h, storm totals, 10-minute amounts): no JMA
+# intensity word fits it, so it is named only by the town's own label beside this neutral chip.
+RAIN_TOTAL_STYLE = LevelStyle(
+    css="rain-rain", badge="雨量", **CALM, name_ja="雨量の基準", name_en="Rain threshold",
+    action_ja="雨量の基準", action_en="Rain threshold", advice_ja="", advice_en="",
+)
+
+
+def rain_threshold_style(window_minutes: int | None, value: float) -> LevelStyle:
+    """How a rain gauge's threshold is named: a 1-hour amount by JMA's intensity word for it, any
+    other by the neutral rain chip; never a 警戒レベル (sensors/rain.py)."""
+    if window_minutes == RAIN_HOUR.total_seconds() // 60:
+        intensity = rain_intensity(value)
+        if intensity is not None:
+            return RAIN_STYLES[intensity.key]
+    return RAIN_TOTAL_STYLE
 
 
 def state_style(props: dict, styles: dict | None = None) -> LevelStyle:
@@ -175,7 +192,7 @@ def state_style(props: dict, styles: dict | None = None) -> LevelStyle:
         return RAIN_STYLES[props["rain_intensity"]]
     styles = styles if styles is not None else levels()
     unconfirmed = props.get("unconfirmed_level")
-    if props.get("quality") == "suspect" and unconfirmed and unconfirmed > (props.get("level") or 0):
+    if props.get("quality") not in (None, "ok") and unconfirmed and unconfirmed > (props.get("level") or 0):
         return styles[UNCONFIRMED]
     return level_style(props.get("level"), styles)
 
@@ -192,6 +209,7 @@ KINDS = {
     "river": KindStyle("circle", "河川水位", "River level", "河川水位 River level"),
     "rain": KindStyle("diamond", "雨量", "Rainfall", "雨量 Rainfall"),
     "reservoir": KindStyle("square", "貯水池・ため池", "Reservoir / pond", "貯水池 Reservoirs"),
+    "tide": KindStyle("hexagon", "潮位", "Tide level", "潮位 Tide level"),
 }
 
 # Each kind's marker outline as SVG element data (tag, attributes) on a 30×30 view box: drawn by the
@@ -200,6 +218,7 @@ SHAPES: dict[str, tuple[str, dict[str, str]]] = {
     "circle": ("circle", {"cx": "15", "cy": "15", "r": "12.5"}),
     "diamond": ("path", {"d": "M15 1.5 28.5 15 15 28.5 1.5 15Z"}),
     "square": ("rect", {"x": "3", "y": "3", "width": "24", "height": "24", "rx": "3"}),
+    "hexagon": ("path", {"d": "M8.5 2.5H21.5L28.5 15 21.5 27.5H8.5L1.5 15Z"}),
 }
 # The level badge is smaller in a diamond, whose middle is narrower.
 BADGE_FONT_SIZE = {"diamond": "9"}

@@ -43,6 +43,7 @@ from .maps import (
     LevelStyle,
     kind_style,
     level_style,
+    rain_threshold_style,
     headline_text,
     levels,
     map_vocabulary,
@@ -176,7 +177,12 @@ RAIN_TRENDS = {
 NO_TREND = TrendStyle("–", "データ不足", "not enough data")
 NO_RAIN = TrendStyle("–", "降雨なし", "no rain")
 
-QUALITY_WORDS = {"ok": ("正常", "ok"), "suspect": ("要確認", "suspect")}
+QUALITY_WORDS = {
+    "ok": ("正常", "ok"),
+    "suspect": ("要確認（急な変化）", "suspect (sudden jump)"),
+    "range": ("要確認（範囲外）", "out of range"),
+    "flatline": ("要確認（値が変わらない）", "flatline (value stuck)"),
+}
 
 # Threshold lines differ by dash pattern (and by the level written in their label) as well as by
 # colour, for colour-blind readers and black-and-white printouts. Canvas pixels; L5 is solid.
@@ -194,8 +200,13 @@ CHART_TITLES = {
     "hydrograph": ("水位の推移", "Water level (hydrograph)"),
     "hyetograph": ("雨量の推移", "Rainfall (hyetograph)"),
     "storage": ("貯水率の推移", "Storage rate"),
+    "tide": ("潮位の推移", "Tide level"),
 }
-CHART_COLOURS = {"river": "#0b4f8a", "reservoir": "#0b6e4f", "rain_bars": "#5b9bd5", "rain_total": "#00838f"}
+CHART_COLOURS = {"river": "#0b4f8a", "reservoir": "#0b6e4f", "tide": "#5a3d8a", "rain_bars": "#5b9bd5", "rain_total": "#00838f"}
+
+
+# Styles whose fill shows as a line on a white chart (alert levels 2-5, JMA's rain colours from 強い雨).
+STRONG_FILLS = {"2", "3", "4", "5", "rain-heavy", "rain-very_heavy", "rain-extremely_heavy", "rain-torrential"}
 
 
 @dataclass(frozen=True)
@@ -213,11 +224,11 @@ class ThresholdLine:
     @property
     def colour(self) -> str:
         # Calm levels have a white or pale fill, invisible as a line: use their outline colour.
-        return self.level.fill if self.level.css in {"2", "3", "4", "5"} else self.level.stroke
+        return self.level.fill if self.level.css in STRONG_FILLS else self.level.stroke
 
     @property
     def dash(self) -> list[int]:
-        return THRESHOLD_DASH.get(None if self.level.css == "none" else int(self.level.css), [])
+        return THRESHOLD_DASH.get(int(self.level.css) if self.level.css.isdigit() else None, [])
 
     @property
     def svg_dash(self) -> str:
@@ -255,7 +266,11 @@ def threshold_lines(props: dict, styles: dict) -> list[ThresholdLine]:
         ThresholdLine(
             label_ja=threshold["label_ja"],
             label_en=threshold["label_en"],
-            level=level_style(threshold["level"], styles),
+            level=(
+                rain_threshold_style(threshold["window_minutes"], threshold["value"])
+                if props["kind"] == StationKind.RAIN
+                else level_style(threshold["level"], styles)
+            ),
             value=threshold["value"],
             value_text=value_text(threshold["value"], props["unit"]),
             window=window_text(str(threshold["window_minutes"] * 60)) if threshold["window_minutes"] else "",
@@ -315,6 +330,8 @@ def station_chart(history: StationHistory, thresholds: list[ThresholdLine]) -> d
     points = thin_series([(r.observed_at.timestamp(), r.value) for r in history.readings], limit=CHART_MAX_POINTS)
     if station.kind == StationKind.RESERVOIR:
         names = ("storage", "貯水率", "Storage rate")
+    elif station.kind == StationKind.TIDE:
+        names = ("tide", "潮位", "Tide level")
     else:
         names = ("hydrograph", "水位", "Water level")
     chart_name, label_ja, label_en = names

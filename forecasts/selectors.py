@@ -109,7 +109,7 @@ def forecast_inputs(station: Station) -> InputStations:
 def readings_of(station_ids, *, since: datetime | None = None, until: datetime | None = None) -> dict[int, Series]:
     """Each station's usable readings (suspect ones left out) as epoch-second series. For services
     that already hold the stations they work on; never answers a viewer."""
-    queryset = Observation.objects.filter(station_id__in=list(station_ids)).exclude(quality=Observation.Quality.SUSPECT)
+    queryset = Observation.objects.filter(station_id__in=list(station_ids)).filter(quality=Observation.Quality.OK)
     if since is not None:
         queryset = queryset.filter(observed_at__gte=since)
     if until is not None:

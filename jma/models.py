@@ -36,3 +36,22 @@ class JmaReportState(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["municipality", "warning_type"], name="jma_state_once")]
+
+
+class JmaFeedDocument(models.Model):
+    """A document the Atom feed listed and the poller has dealt with (applied, or refused for good),
+    with the entry's `updated`: the feed lists the same documents minute after minute, and each is
+    fetched once. A fetch that failed for a passing reason (timeout, 5xx) is not recorded, so the
+    next poll tries again."""
+
+    url = models.CharField(max_length=2048, unique=True)
+    updated = models.CharField(max_length=40, help_text="The feed entry's atom:updated, as written.")
+    title = models.CharField(max_length=120, blank=True)
+    outcome = models.CharField(max_length=300, help_text="'applied: <towns>' or why it was refused.")
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["fetched_at"])]
+
+    def __str__(self):
+        return f"{self.url} ({self.outcome})"

@@ -4,10 +4,14 @@
 | ------------ | ----------------- | ----------------------------------- | ------------------ | ------------------------ |
 | river        | `WaterObserved`   | `urn:ngsi-ld:WaterObserved:<code>`  | `height`           | m (MTR)                  |
 | reservoir    | `WaterObserved`   | `urn:ngsi-ld:WaterObserved:<code>`  | `fillingLevel`     | parts per one (C62)      |
+| tide         | `WaterObserved`   | `urn:ngsi-ld:WaterObserved:<code>`  | `height`           | m above the datum (MTR)  |
 | rain         | `WeatherObserved` | `urn:ngsi-ld:WeatherObserved:<code>`| `precipitation`    | mm per reading (MMT)     |
 
 Reservoirs store their storage rate (貯水率) in percent; Smart Data Models' `fillingLevel` is a
-ratio, so 87.5 % is `0.875` on this interface, both ways. docs/ngsi.md is the prose version.
+ratio, so 87.5 % is `0.875` on this interface, both ways. A tide gauge is a `WaterObserved` whose
+`height` carries the metadata `measurand` = `tideLevel` and `referenceDatum` (e.g. `T.P.`), so a
+client that knows water levels reads it unchanged and one that cares can tell the sea from a river.
+docs/ngsi.md is the prose version.
 
 Nothing here touches the database: a selector loads the stations (through the visibility rules)
 and this module only describes them.
@@ -34,16 +38,22 @@ TYPE_OF_KIND = {
     StationKind.RIVER: WATER_OBSERVED,
     StationKind.RESERVOIR: WATER_OBSERVED,
     StationKind.RAIN: WEATHER_OBSERVED,
+    StationKind.TIDE: WATER_OBSERVED,
 }
 MEASURED_ATTRIBUTE = {
     StationKind.RIVER: "height",
     StationKind.RESERVOIR: "fillingLevel",
     StationKind.RAIN: "precipitation",
+    StationKind.TIDE: "height",
 }
+# What the measured attribute measures, where the attribute's name alone is ambiguous.
+MEASURAND = {StationKind.TIDE: "tideLevel"}
 # UN/CEFACT common codes, as Smart Data Models ask for in the `unitCode` metadata.
-UNIT_CODE = {StationKind.RIVER: "MTR", StationKind.RESERVOIR: "C62", StationKind.RAIN: "MMT"}
+UNIT_CODE = {StationKind.RIVER: "MTR", StationKind.RESERVOIR: "C62", StationKind.RAIN: "MMT", StationKind.TIDE: "MTR"}
 # Stored value = NGSI value * factor (reservoirs: percent stored, ratio shown).
-STORED_PER_NGSI_UNIT = {StationKind.RIVER: 1.0, StationKind.RESERVOIR: 100.0, StationKind.RAIN: 1.0}
+STORED_PER_NGSI_UNIT = {
+    StationKind.RIVER: 1.0, StationKind.RESERVOIR: 100.0, StationKind.RAIN: 1.0, StationKind.TIDE: 1.0,
+}
 
 # The time of a written reading may come in either of these: `dateObserved` is the Smart Data
 # Models name, `TimeInstant` what FIWARE IoT Agents add to every entity and attribute.
@@ -195,6 +205,16 @@ def forecast_value(kind: str, forecast) -> dict:
     }
 
 
+def measured_metadata(station: Station) -> dict:
+    kind = StationKind(station.kind)
+    metadata = {"unitCode": {"type": "Text", "value": UNIT_CODE[kind]}}
+    if kind in MEASURAND:
+        metadata["measurand"] = {"type": "Text", "value": MEASURAND[kind]}
+    if station.datum:
+        metadata["referenceDatum"] = {"type": "Text", "value": orion_safe_text(station.datum)}
+    return metadata
+
+
 def station_entity(station: Station) -> StationEntity:
     """Needs `municipality`, `state` and `thresholds` loaded (sensors.selectors.station_list does)."""
     kind = StationKind(station.kind)
@@ -215,11 +235,7 @@ def station_entity(station: Station) -> StationEntity:
         "alternateName": Attribute("Text", orion_safe_text(station.name_en)),
         "location": Attribute("geo:json", {"type": "Point", "coordinates": [station.lon, station.lat]}),
         "dateObserved": Attribute("DateTime", timezone.localtime(observed_at).isoformat() if observed_at else None),
-        measured: Attribute(
-            "Number",
-            to_ngsi_value(kind, state.value if state else None),
-            {"unitCode": {"type": "Text", "value": UNIT_CODE[kind]}},
-        ),
+        measured: Attribute("Number", to_ngsi_value(kind, state.value if state else None), measured_metadata(station)),
         "alertLevel": Attribute("Number", state.level if state else None),
         "dataProvider": Attribute("Text", orion_safe_text(station.municipality.slug)),
         "thresholds": Attribute("StructuredValue", thresholds),

@@ -149,8 +149,6 @@ def reading_from_attributes(entity: StationEntity, attrs: Any, *, key_values: bo
 
 def _rejection_text(error: str, entity: StationEntity) -> str:
     text = error.replace("'observed_at'", "'dateObserved'").replace("'value'", f"'{entity.measured_attribute}'")
-    if entity.measured_attribute == "fillingLevel" and "impossible" in text:
-        text += " (the check is in percent of capacity; fillingLevel 1.0 is 100 %)"
     return f"{entity.id}: {text}"
 
 
@@ -215,7 +213,7 @@ def entities_batch_update(
     """POST /v2/op/update: every entity's reading in one ingestion batch (so one notification each).
 
     The whole request is checked first (shape, entities, attributes): any problem refuses it all
-    and stores nothing. What the ingestion service then refuses (impossible values, future times)
+    and stores nothing. What the ingestion service then refuses (future times, inactive stations)
     is reported as Unprocessable, or PartialUpdate when other readings were stored.
     """
     if action_type not in BATCH_ACTIONS:

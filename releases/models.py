@@ -57,3 +57,25 @@ class DamRelease(models.Model):
     def in_force(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()
         return self.ended_at is None and self.started_at <= now and (self.ends_at is None or self.ends_at > now)
+
+
+class ReleaseTransition(models.Model):
+    """One change of a notice that the downstream towns' HQs are told of (e-mail, webhooks): posted,
+    discharge updated, ended. Written with the change itself; alerts' delivery outbox sends it once
+    per channel."""
+
+    class Kind(models.TextChoices):
+        POSTED = "posted", "posted"
+        UPDATED = "updated", "discharge updated"
+        ENDED = "ended", "ended"
+
+    release = models.ForeignKey(DamRelease, on_delete=models.CASCADE, related_name="transitions")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    at = models.DateTimeField()
+    current_discharge = models.FloatField(null=True, blank=True, help_text="m³/s at the time of the change")
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self):
+        return f"release {self.release_id} {self.kind}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
 from sensors.selectors import local_iso
@@ -12,7 +14,7 @@ from tenancy.models import IngestToken
 from tenancy.permissions import Action, permits
 from tenancy.selectors import Viewer
 
-from .models import ADVICE_EN, ADVICE_JA, DamRelease
+from .models import ADVICE_EN, ADVICE_JA, DamRelease, ReleaseTransition
 
 RECENT = timedelta(days=7)
 
@@ -72,3 +74,25 @@ def release_document(release: DamRelease, *, now: datetime | None = None) -> dic
         "advice_ja": ADVICE_JA,
         "advice_en": ADVICE_EN,
     }
+
+
+def release_notification_documents(transition_ids) -> dict[int, dict]:
+    """What e-mail and webhooks send for each release transition (alerts' delivery outbox):
+    `{"release_event": {"id", "kind", "at", "current_discharge"}, "release": <the notice now>}`."""
+    transitions = ReleaseTransition.objects.filter(pk__in=list(transition_ids)).select_related(
+        "release", "release__municipality", "release__dam", "release__river"
+    ).prefetch_related("release__downstream")
+    documents = {}
+    for transition in transitions:
+        release = transition.release
+        documents[transition.pk] = {
+            "release_event": {
+                "id": transition.pk,
+                "kind": transition.kind,
+                "at": local_iso(transition.at),
+                "current_discharge": transition.current_discharge,
+            },
+            "release": release_document(release)
+            | {"cap_url": settings.SITE_URL.rstrip("/") + reverse("api-release-cap", args=[release.pk])},
+        }
+    return documents

@@ -1,5 +1,6 @@
 """Writes of dam release notices. Every change goes into the change log (`release.changed`) in the
-writer's transaction; dashboard/live.py tells the maps."""
+writer's transaction, with the `ReleaseTransition` it makes: dashboard/live.py tells the maps, and
+the `releases.notify` handler (releases.handlers) queues the downstream towns' e-mail and webhooks."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sensors.parsers import number_from_text
 from sensors.services import normalized_text
 from tenancy.models import Municipality
 
-from .models import DamRelease
+from .models import DamRelease, ReleaseTransition
 
 RELEASE_CHANGED = "release.changed"
 MAX_DISCHARGE = 100_000.0  # m³/s: beyond any dam's spillway (the largest rivers of Japan peak near 10⁴)
@@ -157,7 +158,7 @@ def release_post(*, municipality: Municipality, document: Any, user=None, now: d
             message=message, created_by=user, created_at=now, updated_at=now,
         )
         release.downstream.set({municipality, *downstream})
-        emit(RELEASE_CHANGED, {"releases": [release.pk]})
+        _changed(release, ReleaseTransition.Kind.POSTED, now)
     return release
 
 
@@ -166,10 +167,11 @@ def release_discharge_set(*, release: DamRelease, current_discharge: Any, now: d
     value = _discharge(current_discharge, "current_discharge", errors, required=True)
     if errors:
         raise ReleaseError(errors)
+    now = now or timezone.now()
     with transaction.atomic():
-        release.current_discharge, release.updated_at = value, now or timezone.now()
+        release.current_discharge, release.updated_at = value, now
         release.save(update_fields=["current_discharge", "updated_at"])
-        emit(RELEASE_CHANGED, {"releases": [release.pk]})
+        _changed(release, ReleaseTransition.Kind.UPDATED, now)
     return release
 
 
@@ -181,5 +183,29 @@ def release_end(*, release: DamRelease, user=None, now: datetime | None = None) 
     with transaction.atomic():
         release.ended_at, release.ended_by, release.updated_at = now, user, now
         release.save(update_fields=["ended_at", "ended_by", "updated_at"])
-        emit(RELEASE_CHANGED, {"releases": [release.pk]})
+        _changed(release, ReleaseTransition.Kind.ENDED, now)
     return True
+
+
+def _changed(release: DamRelease, kind: str, now: datetime) -> None:
+    """Inside the writer's transaction: the transition the HQs are told of, and the change-log event."""
+    transition = ReleaseTransition.objects.create(
+        release=release, kind=kind, at=now, current_discharge=release.current_discharge
+    )
+    emit(RELEASE_CHANGED, {"releases": [release.pk], "transitions": [transition.pk]})
+
+
+def releases_expired_end(*, now: datetime | None = None) -> list[int]:
+    """Notices whose `ends_at` has passed end by themselves (read time already shows them ended);
+    this records their `ended` transition once, so the downstream HQs are told. Run periodically
+    (Celery beat `releases.end_expired`, or `manage.py end_expired_releases --loop`)."""
+    now = now or timezone.now()
+    ended = []
+    due = DamRelease.objects.filter(ended_at__isnull=True, ends_at__lte=now).exclude(
+        transitions__kind=ReleaseTransition.Kind.ENDED
+    )
+    with transaction.atomic():
+        for release in due.select_for_update():
+            _changed(release, ReleaseTransition.Kind.ENDED, release.ends_at)
+            ended.append(release.pk)
+    return ended

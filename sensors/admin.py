@@ -11,7 +11,7 @@ class ThresholdInline(admin.TabularInline):
 class StationStateInline(admin.StackedInline):
     model = StationState
     can_delete = False
-    readonly_fields = ["value", "observed_at", "quality", "level", "accumulations", "updated_at"]
+    readonly_fields = ["value", "observed_at", "quality", "level", "repeats", "accumulations", "updated_at"]
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -45,6 +45,8 @@ STATION_FEATURE_COLLECTION = {
                             "municipality": {"type": "string", "description": "The owner town's slug."},
                             "river": {"type": "string"},
                             "unit": {"type": "string"},
+                            "datum": {"type": "string", "description": "Reference datum of a stage or tide "
+                                      "level, e.g. T.P.; empty: the gauge's own zero."},
                             "value": _NULLABLE_NUMBER,
                             "observed_at": {**_NULLABLE_TEXT, "format": "date-time"},
                             "level": {"type": "integer", "nullable": True, "minimum": 0, "maximum": 5},

@@ -18,7 +18,8 @@ from typing import NamedTuple
 from django.db import connection
 
 from .rain import HOUR as RAIN_HOUR
-from .models import PHYSICAL_LIMITS, CatalogStamp, Station, StationKind, Threshold
+from .models import CatalogStamp, Station, StationKind, Threshold
+from .plausibility import Plausibility, plausibility_of
 
 
 class ThresholdRow(NamedTuple):
@@ -35,7 +36,7 @@ class StationRow(NamedTuple):
     kind: str
     is_active: bool
     municipality_id: int
-    limits: tuple[float, float]
+    plausibility: Plausibility  # range, step, rate and flatline limits (sensors.plausibility)
     thresholds: tuple[ThresholdRow, ...]  # ordered by value
     windows: tuple[timedelta, ...]  # accumulation windows kept in its state, ascending
 
@@ -82,12 +83,13 @@ def _load() -> dict[str, StationRow]:
     ):
         thresholds[station_id].append(ThresholdRow(value, level, window))
     catalog = {}
-    for pk, code, kind, is_active, municipality_id in Station.objects.order_by().values_list(
-        "pk", "code", "kind", "is_active", "municipality_id"
+    for pk, code, kind, is_active, municipality_id, *limits in Station.objects.order_by().values_list(
+        "pk", "code", "kind", "is_active", "municipality_id",
+        "plausible_min", "plausible_max", "max_step", "max_rate_per_hour", "flatline_readings",
     ):
         rows = tuple(thresholds.get(pk, ()))
         catalog[code] = StationRow(
-            pk, code, kind, is_active, municipality_id, PHYSICAL_LIMITS[StationKind(kind)], rows,
+            pk, code, kind, is_active, municipality_id, plausibility_of(kind, *limits), rows,
             accumulation_windows(kind, (row.window for row in rows)),
         )
     return catalog

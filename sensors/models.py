@@ -20,15 +20,20 @@ class StationKind(models.TextChoices):
     RIVER = "river", "river water level"
     RAIN = "rain", "rain gauge"
     RESERVOIR = "reservoir", "reservoir / dam / irrigation pond"
+    TIDE = "tide", "tide gauge (潮位)"
 
 
 # Readings outside these bounds cannot come from a working sensor of that kind: a river stage
 # (m above the gauge datum, which may be below sea level), a 10-minute rainfall amount (the world
-# record is about 40 mm), and a reservoir storage rate in percent of capacity.
+# record is about 40 mm), a reservoir storage rate in percent of capacity, and a tide level (m above
+# the station's datum, usually T.P.: Japan's highest storm surges reached about 4 m above T.P., the
+# lowest spring tides about 3 m below; the bounds leave room for a tsunami at the gauge and datums
+# such as 観測基準面 that sit a few metres below T.P.).
 PHYSICAL_LIMITS = {
     StationKind.RIVER: (-50.0, 200.0),
     StationKind.RAIN: (0.0, 300.0),
     StationKind.RESERVOIR: (0.0, 200.0),
+    StationKind.TIDE: (-15.0, 30.0),
 }
 
 
@@ -65,7 +70,15 @@ class Station(models.Model):
     lon = models.FloatField(validators=[MinValueValidator(-180), MaxValueValidator(180)])
     lat = models.FloatField(validators=[MinValueValidator(-90), MaxValueValidator(90)])
     river_name = models.CharField("river or basin", max_length=100, blank=True)
-    unit = models.CharField(max_length=20, help_text="m (river stage), mm (rainfall per reading), % (storage rate)")
+    unit = models.CharField(
+        max_length=20, help_text="m (river stage, tide level), mm (rainfall per reading), % (storage rate)"
+    )
+    datum = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="What a level of 0 means: the reference datum of a stage or tide reading, e.g. "
+        "'T.P.' (東京湾平均海面) or 'D.L.'. Empty: the gauge's own zero.",
+    )
     expected_interval = models.DurationField(
         null=True,
         blank=True,
@@ -74,6 +87,28 @@ class Station(models.Model):
     )
     visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
     is_active = models.BooleanField(default=True)
+    # Plausibility limits (sensors.plausibility): empty means the default of the station's kind;
+    # `seed_plausibility_limits` fills them from the station's history.
+    plausible_min = models.FloatField(
+        null=True, blank=True, help_text="Readings below are stored flagged 'range'. Empty: the kind's default."
+    )
+    plausible_max = models.FloatField(
+        null=True, blank=True, help_text="Readings above are stored flagged 'range'. Empty: the kind's default."
+    )
+    max_step = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="Largest believable change between two readings (station unit), plus max rate per hour "
+        "× the hours between them; a larger jump is flagged 'suspect'. Empty: the kind's default.",
+    )
+    max_rate_per_hour = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="Believable change per hour on top of max step. Empty: the kind's default.",
+    )
+    flatline_readings = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="This many identical readings in a row are flagged 'flatline' (a stuck sensor); 0 turns "
+        "the check off. Empty: the kind's default (rivers 144, rain and reservoirs off).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = StationQuerySet.as_manager()
@@ -177,7 +212,9 @@ class ThresholdRevision(models.Model):
 class Observation(models.Model):
     class Quality(models.TextChoices):
         OK = "ok", "ok"
-        SUSPECT = "suspect", "suspect (implausible jump)"
+        SUSPECT = "suspect", "suspect (implausible jump: a spike until the next reading confirms it)"
+        RANGE = "range", "range (outside the station's plausible range)"
+        FLATLINE = "flatline", "flatline (identical readings for too long: a stuck sensor)"
 
     class Source(models.TextChoices):
         HTTP = "http", "HTTP API"
@@ -224,6 +261,8 @@ class StationState(models.Model):
     # The last reading not flagged as suspect: what the next reading's plausibility is judged against.
     reference_value = models.FloatField(null=True, blank=True)
     reference_at = models.DateTimeField(null=True, blank=True)
+    # How many readings in a row, ending at the latest, had the latest's value (flatline check).
+    repeats = models.PositiveIntegerField(default=0)
     # For rain gauges: the amount in each threshold window ending at observed_at, {"3600": 12.5}.
     accumulations = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -180,10 +180,13 @@ def station_feature(station: Station, *, now: datetime, at: datetime | None = No
             "municipality": station.municipality.slug,
             "river": station.river_name,
             "unit": station.unit,
+            # What 0 m means for a stage or tide level (e.g. "T.P."); "" for the gauge's own zero.
+            "datum": station.datum,
             "value": state.value if state else None,
             "observed_at": local_iso(state.observed_at) if state else None,
             "level": state.level if state else None,
-            # "suspect": the latest reading jumped implausibly; it is shown but does not set the level.
+            # "suspect" / "range" / "flatline": the latest reading is flagged (sensors.plausibility); it
+            # is shown but does not set the level.
             "quality": state.quality if state and state.observed_at else None,
             # ...yet QC never silences danger: the level that suspect reading would mean, so the map
             # says "unconfirmed" rather than "normal" until the next reading confirms or withdraws it.
@@ -220,10 +223,10 @@ def rain_state(station: Station, state: StationState | None) -> dict:
 
 
 def unconfirmed_level(state: StationState | None, thresholds: list[Threshold]) -> int | None:
-    """The level a suspect latest reading would set (None when the reading is not suspect)."""
+    """The level a flagged latest reading would set (None when the reading is not flagged)."""
     from .services import level_for
 
-    if state is None or state.observed_at is None or state.quality != Observation.Quality.SUSPECT:
+    if state is None or state.observed_at is None or state.quality == Observation.Quality.OK:
         return None
     return level_for(state, thresholds)
 
@@ -479,7 +482,7 @@ def readings_in_ranges(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int
 
 def readings_in_ranges_micros(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int, tuple[list, list, list]]:
     """As `readings_in_ranges`, for arithmetic: per station (times in integer microseconds since the
-    epoch, values, whether each reading is flagged suspect), oldest first. PostgreSQL computes the
+    epoch, values, whether each reading is quality-flagged), oldest first. PostgreSQL computes the
     microseconds, so no timestamp is parsed in Python (that parsing was most of the query's cost)."""
     series: dict[int, tuple[list, list, list]] = {}
     if not ranges:
@@ -490,18 +493,18 @@ def readings_in_ranges_micros(ranges: dict[int, tuple[datetime, datetime]]) -> d
             series[pk] = (
                 [(at - epoch) // timedelta(microseconds=1) for at, _, _ in rows],
                 [value for _, value, _ in rows],
-                [quality == Observation.Quality.SUSPECT for _, _, quality in rows],
+                [quality != Observation.Quality.OK for _, _, quality in rows],
             )
         return series
     table = connection.ops.quote_name(Observation._meta.db_table)
     station_ids = sorted(ranges)
     sql = f"""
-        SELECT o.station_id, (extract(epoch FROM o.observed_at) * 1000000)::bigint, o.value, o.quality = %s
+        SELECT o.station_id, (extract(epoch FROM o.observed_at) * 1000000)::bigint, o.value, o.quality <> %s
         FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS r(station_id, start_at, end_at)
         JOIN {table} o ON o.station_id = r.station_id AND o.observed_at > r.start_at AND o.observed_at <= r.end_at
         ORDER BY o.station_id, o.observed_at"""
     params = [
-        str(Observation.Quality.SUSPECT), station_ids,
+        str(Observation.Quality.OK), station_ids,
         [ranges[pk][0] for pk in station_ids], [ranges[pk][1] for pk in station_ids],
     ]  # fmt: skip
     with connection.cursor() as cursor:

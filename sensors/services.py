@@ -34,7 +34,8 @@ from .models import (
     Visibility,
 )
 from .catalog import StationRow, accumulation_windows, stations_by_code
-from .levels import level_for
+from .levels import Measure, level_for
+from .plausibility import in_range, is_jump, limits_from_history
 from .selectors import MQTT_STATUS_KEY, mqtt_status, readings_in_ranges, station_audiences
 
 logger = logging.getLogger(__name__)
@@ -93,60 +94,64 @@ class _State:
 
     __slots__ = (
         "station_id", "value", "observed_at", "quality", "previous_value", "previous_at", "reference_value",
-        "reference_at", "level", "accumulations", "accumulations_changed",
+        "reference_at", "level", "repeats", "accumulations", "accumulations_changed",
     )  # fmt: skip
 
     def __init__(self, station_id, value, observed_at, quality, previous_value, previous_at, reference_value,
-                 reference_at, level, accumulations):  # fmt: skip
+                 reference_at, level, repeats, accumulations):  # fmt: skip
         self.station_id, self.value, self.observed_at, self.quality = station_id, value, observed_at, quality
         self.previous_value, self.previous_at = previous_value, previous_at
         self.reference_value, self.reference_at = reference_value, reference_at
         self.level = level
+        self.repeats = repeats  # identical readings in a row ending at the latest (flatline check)
         self.accumulations = accumulations  # dict, or the stored JSON text until someone needs it
         self.accumulations_changed = False
 
 
 OK = str(Observation.Quality.OK)
 SUSPECT = str(Observation.Quality.SUSPECT)
-
-# A river stage or storage rate cannot move further than this between two readings: a fixed slack
-# for gauge noise plus a rate times the time between them. A faster jump is a spike (a wave hitting
-# the sensor, a wiring fault) until the next reading confirms it. Rain may burst, so it is never judged.
-PLAUSIBLE_CHANGE = {
-    StationKind.RIVER: (0.5, 3.0),  # m, m per hour
-    StationKind.RESERVOIR: (5.0, 20.0),  # %, % per hour
-}
+RANGE = str(Observation.Quality.RANGE)
+FLATLINE = str(Observation.Quality.FLATLINE)
 
 
-def _flag_implausible_jumps(readings: list[_Reading], state: _State) -> None:
-    """Mark readings newer than the latest state that jump implausibly from the last good reading.
+def _flag_readings(readings: list[_Reading], state: _State) -> None:
+    """Flag one station's readings (time order) by its plausibility limits (sensors.plausibility).
 
-    A reading close to the one before it confirms it, so a real step change (a gate opening, a
-    re-levelled gauge) is flagged once, not forever.
+    `range`: outside the station's plausible range, whenever it was taken. Readings newer than the
+    latest state are also judged against the ones before them: `suspect` when it jumps implausibly
+    from both the last good reading and the reading before it (a reading close to the one before it
+    confirms it, so a real step change is flagged once, not forever), `flatline` when it is the Nth
+    identical reading in a row. Flagged readings are stored and shown, but set no level.
     """
-    if not readings or readings[0].station.kind not in PLAUSIBLE_CHANGE:
-        return
-    slack, per_hour = PLAUSIBLE_CHANGE[readings[0].station.kind]
+    limits = readings[0].station.plausibility
     latest = state.observed_at
     reference_value, reference_at = state.reference_value, state.reference_at
     previous_value, previous_at = (state.value, latest) if latest is not None else (None, None)
+    repeats = state.repeats or 0
     for reading in readings:
         at, value = reading.at, reading.value
+        if not in_range(limits, value):
+            reading.quality = RANGE
+            continue
         if latest is not None and at <= latest:
-            continue  # a late reading: nothing newer to judge it against cheaply, kept as ok
+            continue  # a late reading: nothing newer to judge it against cheaply
+        repeats = repeats + 1 if value == previous_value else 1
         near_reference = (
             reference_at is None
             or reference_value is None
-            or abs(value - reference_value) <= slack + per_hour * (max(at - reference_at, 0) / 1e6) / 3600
+            or not is_jump(limits, reference_value, value, (at - reference_at) / 1e6)
         )
         near_previous = previous_at is not None and (
-            previous_value is None or abs(value - previous_value) <= slack + per_hour * (max(at - previous_at, 0) / 1e6) / 3600
+            previous_value is None or not is_jump(limits, previous_value, value, (at - previous_at) / 1e6)
         )
-        if near_reference or near_previous:
-            reference_value, reference_at = value, at
-        else:
+        if not (near_reference or near_previous):
             reading.quality = SUSPECT
+        elif limits.flatline_readings and repeats >= limits.flatline_readings:
+            reading.quality = FLATLINE
+        else:
+            reference_value, reference_at = value, at
         previous_value, previous_at = value, at
+    state.repeats = repeats
 
 
 def _shown(raw: Any, limit: int = 40) -> str:
@@ -325,12 +330,6 @@ def observation_ingest(
         if not station.is_active:
             report.reject(index, f"station {_shown(code)} is inactive")
             continue
-        low, high = station.limits
-        if not low <= value <= high:
-            report.reject(
-                index, f"'value' {value:g} is impossible for a {station.kind} station (allowed {low:g} to {high:g})"
-            )
-            continue
         readings.append(_Reading(index, station, at, value))
 
     if readings:
@@ -367,7 +366,7 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
     for pk, station_readings in by_station.items():
         if len(station_readings) > 1:
             station_readings.sort(key=_reading_time)
-        _flag_implausible_jumps(station_readings, states[pk])
+        _flag_readings(station_readings, states[pk])
 
     stored = _observations_insert(fresh, received_at=now, source=source)
     report.accepted = stored
@@ -403,7 +402,10 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
     for state, station in changed:
         if state.quality == OK:
             state.level = level_for(state, station.thresholds)
-        # A suspect reading is shown as it came, flagged, but does not move the level.
+        elif state.reference_value is not None:
+            # A flagged reading is shown as it came but sets no level; the last good one does (as in
+            # station_state_recompute).
+            state.level = level_for(Measure(state.reference_value, state.accumulations), station.thresholds)
     report.changed_states = [state for state, _ in changed]
     _states_save(report.changed_states, now=now)
 
@@ -423,7 +425,7 @@ _FROM_MICROS = "(timestamptz 'epoch' + {} * interval '1 microsecond')"
 _TO_MICROS = "(extract(epoch FROM {}) * 1000000)::bigint"
 STATE_FIELDS = [
     "value", "observed_at", "quality", "previous_value", "previous_at", "reference_value", "reference_at",
-    "level", "accumulations", "updated_at",
+    "level", "repeats", "accumulations", "updated_at",
 ]  # fmt: skip
 _STATE_TIMES = ("observed_at", "previous_at", "reference_at")
 
@@ -434,8 +436,8 @@ def _states_lock(station_ids: list[int], *, now: datetime) -> dict[int, _State]:
         columns = ", ".join(_TO_MICROS.format(name) if name in _STATE_TIMES else name for name in STATE_FIELDS[:-2])
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {_STATES} (station_id, quality, accumulations, updated_at) "
-                "SELECT unnest(%s::bigint[]), %s, '{}'::jsonb, %s ON CONFLICT (station_id) DO NOTHING",
+                f"INSERT INTO {_STATES} (station_id, quality, repeats, accumulations, updated_at) "
+                "SELECT unnest(%s::bigint[]), %s, 0, '{}'::jsonb, %s ON CONFLICT (station_id) DO NOTHING",
                 [station_ids, OK, now],
             )
             cursor.execute(
@@ -545,16 +547,16 @@ def _states_save(states: list[_State], *, now: datetime) -> None:
                 f"UPDATE {_STATES} AS t SET value = s.value, observed_at = {_FROM_MICROS.format('s.observed_at')}, "
                 f"quality = s.quality, previous_value = s.previous_value, "
                 f"previous_at = {_FROM_MICROS.format('s.previous_at')}, reference_value = s.reference_value, "
-                f"reference_at = {_FROM_MICROS.format('s.reference_at')}, level = s.level, "
+                f"reference_at = {_FROM_MICROS.format('s.reference_at')}, level = s.level, repeats = s.repeats, "
                 "accumulations = COALESCE(s.accumulations::jsonb, t.accumulations), updated_at = %s "
                 "FROM unnest(%s::bigint[], %s::float8[], %s::bigint[], %s::text[], %s::float8[], %s::bigint[], "
-                "%s::float8[], %s::bigint[], %s::int[], %s::text[]) AS s(station_id, value, observed_at, quality, "
-                "previous_value, previous_at, reference_value, reference_at, level, accumulations) "
+                "%s::float8[], %s::bigint[], %s::int[], %s::int[], %s::text[]) AS s(station_id, value, observed_at, "
+                "quality, previous_value, previous_at, reference_value, reference_at, level, repeats, accumulations) "
                 "WHERE t.station_id = s.station_id",
                 [
                     now, times("station_id"), times("value"), times("observed_at"), times("quality"),
                     times("previous_value"), times("previous_at"), times("reference_value"), times("reference_at"),
-                    times("level"),
+                    times("level"), times("repeats"),
                     [json.dumps(s.accumulations) if s.accumulations_changed else None for s in states],
                 ],
             )
@@ -616,6 +618,10 @@ def changed_station_ids(events: Iterable[tuple[str, dict]], kinds: Iterable[str]
     return sorted({int(pk) for kind, payload in events if kind in kinds for pk in payload.get("stations", [])})
 
 
+# Enough to judge any configured flatline count; a longer run is counted from here on.
+RECOMPUTE_REPEATS = 1000
+
+
 def station_state_recompute(*, station: Station) -> StationState:
     """Rebuild one station's latest state from history (after threshold edits or data repair)."""
     with transaction.atomic():
@@ -628,6 +634,11 @@ def station_state_recompute(*, station: Station) -> StationState:
         good = station.observations.filter(quality=Observation.Quality.OK).order_by("-observed_at").first()
         state.reference_value = good.value if good else None
         state.reference_at = good.observed_at if good else None
+        state.repeats = 0
+        for value in station.observations.order_by("-observed_at").values_list("value", flat=True)[:RECOMPUTE_REPEATS]:
+            if value != state.value:
+                break
+            state.repeats += 1
         thresholds = {station.pk: list(station.thresholds.order_by("value"))}
         state.accumulations = {}
         windows = accumulation_windows(station.kind, (t.window for t in thresholds[station.pk]))
@@ -838,3 +849,28 @@ def threshold_set(*, threshold: Threshold, value: Any, actor=None, now: datetime
         state = station_state_recompute(station=threshold.station)
         station_changes_emit([state])
     return threshold
+
+
+# How far back `seed_plausibility_limits` reads a station's history by default.
+PLAUSIBILITY_HISTORY = timedelta(days=365)
+
+
+def plausibility_limits_seed(
+    *, stations: Iterable[Station], since: datetime, dry_run: bool = False
+) -> list[tuple[Station, dict | None]]:
+    """Set each station's plausibility limits from its good readings since `since`
+    (sensors.plausibility.limits_from_history); stations with too little history keep theirs.
+    Returns what each station got (None: left as it was)."""
+    results = []
+    for station in stations:
+        rows = list(
+            station.observations.filter(observed_at__gte=since, quality=Observation.Quality.OK)
+            .order_by("observed_at")
+            .values_list("observed_at", "value")
+        )
+        limits = limits_from_history(station.kind, [to_micros(at) / 1e6 for at, _ in rows], [value for _, value in rows])
+        if limits is not None and not dry_run:
+            # An update, not save(): only these fields change; the catalog stamp trigger still fires.
+            Station.objects.filter(pk=station.pk).update(**limits)
+        results.append((station, limits))
+    return results

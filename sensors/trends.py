@@ -17,8 +17,11 @@ from .models import Observation, StationKind
 
 TREND_WINDOW = timedelta(minutes=30)
 # Changes up to this much over TREND_WINDOW are sensor noise and read as steady: river stages are read
-# to the centimetre, storage rates to a tenth of a percent, and rain gauges tip in 0.5 mm steps.
-TREND_STEADY_BAND = {StationKind.RIVER: 0.02, StationKind.RESERVOIR: 0.5, StationKind.RAIN: 0.5}
+# (and tide levels) to the centimetre, storage rates to a tenth of a percent, and rain gauges tip in
+# 0.5 mm steps.
+TREND_STEADY_BAND = {
+    StationKind.RIVER: 0.02, StationKind.RESERVOIR: 0.5, StationKind.RAIN: 0.5, StationKind.TIDE: 0.02,
+}
 # What a station list prefetches so each station's trend needs no query of its own: rain compares
 # the latest window with the one before it, so two windows.
 TREND_READINGS_ATTR = "trend_readings"
@@ -37,9 +40,9 @@ def reading_trend(kind: str, readings: Iterable[Reading], *, window: timedelta =
     `readings`); None when too little is known (or, for rain, when no rain fell in the last two windows).
 
     Rain compares the total of the latest window with the window before it; stages and storage
-    compare the newest reading with the oldest one inside the window. Suspect readings don't count.
+    compare the newest reading with the oldest one inside the window. Quality-flagged readings don't count.
     """
-    usable = [reading for reading in readings if reading.quality != Observation.Quality.SUSPECT]
+    usable = [reading for reading in readings if reading.quality == Observation.Quality.OK]
     if not usable:
         return None
     newest = usable[-1].observed_at

@@ -16,6 +16,12 @@ RIVER_THRESHOLDS = [
     ("flood_danger", "氾濫危険水位", "Flood danger", 4, 4.0),
     ("flooding", "氾濫発生", "Flooding", 5, 5.0),
 ]
+# A coastal tide gauge's ladder, in m above T.P.: 高潮注意 / 警戒 / 危険 levels as data, like a river's.
+TIDE_THRESHOLDS = [
+    ("storm_surge_caution", "高潮注意潮位", "Storm surge caution", 2, 1.2),
+    ("storm_surge_alert", "高潮警戒潮位", "Storm surge alert", 3, 1.8),
+    ("storm_surge_danger", "高潮危険潮位", "Storm surge danger", 4, 2.4),
+]
 
 
 def make_town(code: str, slug: str, name: str) -> Municipality:
@@ -23,7 +29,7 @@ def make_town(code: str, slug: str, name: str) -> Municipality:
 
 
 def make_station(town, code, *, kind=StationKind.RIVER, visibility=Visibility.PUBLIC, **extra) -> Station:
-    unit = {"river": "m", "rain": "mm", "reservoir": "%"}[kind]
+    unit = {"river": "m", "rain": "mm", "reservoir": "%", "tide": "m"}[kind]
     station = Station.objects.create(
         code=code,
         name_ja=f"{code} 観測所",
@@ -36,10 +42,10 @@ def make_station(town, code, *, kind=StationKind.RIVER, visibility=Visibility.PU
         visibility=visibility,
         **extra,
     )
-    if kind == StationKind.RIVER:
+    if kind in (StationKind.RIVER, StationKind.TIDE):
         Threshold.objects.bulk_create(
             Threshold(station=station, name=n, label_ja=ja, label_en=en, level=lv, value=v)
-            for n, ja, en, lv, v in RIVER_THRESHOLDS
+            for n, ja, en, lv, v in (RIVER_THRESHOLDS if kind == StationKind.RIVER else TIDE_THRESHOLDS)
         )
     elif kind == StationKind.RAIN:
         Threshold.objects.bulk_create(

@@ -41,7 +41,7 @@ MAX_MOMENTS = 6
 # Above this many gauges a map shows shapes and colours without the level text in each marker
 # (the caption counts them per level); the text would not be legible at that density anyway.
 BADGE_LIMIT = 300
-KIND_MARKERS = {"river": "o", "rain": "^", "reservoir": "D"}
+KIND_MARKERS = {"river": "o", "rain": "^", "reservoir": "D", "tide": "h"}
 # A report is read by people: past these, the rest is counted and left to /hq/timeline/ (and a
 # 2,000-gauge town's PDF stays tens of pages, not hundreds).
 REPORT_MAX_EVENTS = 500

@@ -1,4 +1,5 @@
-"""Ways an alert event leaves the platform, one module each: `email`, `webhook`.
+"""Ways an alert event (or a dam release notice's transition) leaves the platform, one module each:
+`email`, `webhook`.
 
 Both are per-channel deliveries from the delivery outbox (`Delivery` rows, retried by the
 dispatcher). Browsers hear of alert events through the change log (`alert.changed`) and the one
@@ -12,6 +13,14 @@ class TransportError(Exception):
     def __init__(self, message: str, *, permanent: bool = False):
         super().__init__(message)
         self.permanent = permanent
+
+
+def notification_id(notification: dict) -> str:
+    """What receivers de-duplicate by (X-Mizumori-Event): the alert event's id, or `release-<id>` for
+    a release notice's transition (releases.selectors.release_notification_documents)."""
+    if "release_event" in notification:
+        return f"release-{notification['release_event']['id']}"
+    return str(notification["event"]["id"])
 
 
 def sender_for(kind: str):

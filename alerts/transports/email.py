@@ -7,7 +7,7 @@ import smtplib
 from django.conf import settings
 from django.core.mail import EmailMessage
 
-from . import TransportError
+from . import TransportError, notification_id
 
 KIND_WORDS = {
     "opened": ("発表", "issued"),
@@ -18,7 +18,20 @@ KIND_WORDS = {
 }
 
 
+# A dam release notice's transitions (releases.models.ReleaseTransition.Kind).
+RELEASE_KIND_WORDS = {
+    "posted": ("発表", "posted"),
+    "updated": ("放流量更新", "discharge updated"),
+    "ended": ("終了", "ended"),
+}
+
+
 def subject_for(notification: dict) -> str:
+    if "release_event" in notification:
+        release = notification["release"]
+        ja, en = RELEASE_KIND_WORDS[notification["release_event"]["kind"]]
+        dam = release["dam"]
+        return f"[Mizumori] 放流通知 {ja} / Dam release notice {en}: {dam['name_ja']} ({dam['code']})"
     alert, event = notification["alert"], notification["event"]
     station = alert["station"]
     ja, en = KIND_WORDS.get(event["kind"], (event["kind"], event["kind"]))
@@ -29,7 +42,32 @@ def subject_for(notification: dict) -> str:
     return f"[Mizumori] {name_ja} {ja} / {name_en} {en}: {station['name_ja']} ({station['code']})"
 
 
+def release_body_for(notification: dict) -> str:
+    release, transition = notification["release"], notification["release_event"]
+    dam = release["dam"]
+    discharge = transition["current_discharge"]
+    lines = [
+        f"{dam['name_ja']} / {dam['name_en']} ({dam['code']}, {release['municipality']})",
+        f"放流区間 / Reach: {release['reach']}",
+        f"対象地区 / Districts: {', '.join(release['districts']) or '-'}",
+        f"計画放流量 / Planned discharge: {release['planned_discharge']:g} m³/s",
+        f"現在の放流量 / Current discharge: {'-' if discharge is None else f'{discharge:g} m³/s'}",
+        f"開始 / Start: {release['started_at']}",
+        f"終了予定 / Planned end: {release['ends_at'] or '-'}",
+    ]
+    if transition["kind"] == "ended":
+        lines.append(f"終了 / Ended: {release['ended_at'] or transition['at']}")
+    else:
+        lines.append(f"{release['advice_ja']} / {release['advice_en']}")
+    if release["message"]:
+        lines += ["", release["message"]]
+    lines += ["", f"CAP: {release['cap_url']}"]
+    return "\n".join(lines) + "\n"
+
+
 def body_for(notification: dict) -> str:
+    if "release_event" in notification:
+        return release_body_for(notification)
     alert, event = notification["alert"], notification["event"]
     station = alert["station"]
     lines = [
@@ -60,7 +98,7 @@ def send(channel, notification: dict, *, timeout: float | None = None) -> None:
         body=body_for(notification),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[channel.target],
-        headers={"X-Mizumori-Event": str(notification["event"]["id"])},
+        headers={"X-Mizumori-Event": notification_id(notification)},
     )
     try:
         message.send(fail_silently=False)

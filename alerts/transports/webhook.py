@@ -1,8 +1,9 @@
 """Alert events as signed JSON POSTs.
 
-Body: the notification document (``{"event": {...}, "alert": {...}}``), UTF-8 JSON. Headers:
+Body: the notification document (``{"event": {...}, "alert": {...}}``, or for a dam release notice
+``{"release_event": {...}, "release": {...}}``), UTF-8 JSON. Headers:
 ``X-Mizumori-Signature: sha256=<hex HMAC-SHA256 of the exact body with the channel's secret>`` and
-``X-Mizumori-Event: <event id>`` — retries after a timeout may repeat an event, so receivers
+``X-Mizumori-Event: <event id>`` (``release-<id>`` for a release notice) — retries after a timeout may repeat an event, so receivers
 de-duplicate by it. 2xx is success; 4xx other than 408 and 429 is permanent (fix the receiver or
 the channel); anything else is retried with exponential backoff by the dispatcher. Redirects are
 not followed.
@@ -20,7 +21,7 @@ from django.conf import settings
 from outbound import http as outbound_http
 from outbound.destinations import RefusedDestination
 
-from . import TransportError
+from . import TransportError, notification_id
 
 SIGNATURE_HEADER = "X-Mizumori-Signature"
 RETRYABLE_CLIENT_ERRORS = {408, 429}
@@ -45,7 +46,7 @@ def send(channel, notification: dict, *, timeout: float | None = None) -> None:
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": "Mizumori-alerts/1",
         SIGNATURE_HEADER: signature_for(channel.secret, body),
-        "X-Mizumori-Event": str(notification["event"]["id"]),
+        "X-Mizumori-Event": notification_id(notification),
     }
     timeout = settings.ALERT_WEBHOOK_TIMEOUT_SECONDS if timeout is None else timeout
     try:

@@ -21,7 +21,7 @@
   "use strict";
 
   var Mizumori = (window.Mizumori = window.Mizumori || {});
-  var STATION_KINDS = ["river", "rain", "reservoir"];
+  var STATION_KINDS = ["river", "rain", "reservoir", "tide"];
   var LIVE_LAYERS = STATION_KINDS.concat(["shelters", "alerts", "releases", "orders"]);
   var PING_EVERY_MS = 20000;
   var PONG_WITHIN_MS = 10000;

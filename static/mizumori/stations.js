@@ -51,7 +51,7 @@
     var levels = words().levels || {};
     var level = typeof props.level === "number" ? props.level : 0;
     var unconfirmed = props.unconfirmed_level;
-    if (props.quality === "suspect" && typeof unconfirmed === "number" && unconfirmed > level && levels.unconfirmed) {
+    if (props.quality && props.quality !== "ok" && typeof unconfirmed === "number" && unconfirmed > level && levels.unconfirmed) {
       return levels.unconfirmed;
     }
     return levelStyle(props.level);

@@ -5,6 +5,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
+from sensors.plausibility import Plausibility
 from alerts.evaluation import (
     Hysteresis,
     Step,
@@ -60,15 +61,33 @@ def test_event_totals_restart_after_a_six_hour_dry_spell():
     assert totals[82] == 3.0
 
 
+RIVER_LIMITS = Plausibility(-50.0, 200.0, 1.0, 0.0, None)
+
+
 def test_single_spike_is_flagged_and_a_confirmed_jump_is_not():
     values = np.array([1.0, 1.1, 5.0, 1.2, 1.3, 4.0, 4.1, 4.2])
-    jump, spike = jumps_and_spikes(values, max_step=1.0)
+    times = np.arange(len(values)) * 600.0
+    jump, spike = jumps_and_spikes(times, values, RIVER_LIMITS)
     assert list(np.flatnonzero(jump)) == [2, 5]
     assert list(np.flatnonzero(spike)) == [2]  # 5.0 came back; 4.0 was followed by 4.1
 
 
-def test_no_spike_check_without_a_step():
-    jump, spike = jumps_and_spikes(np.array([0.0, 20.0, 0.0]), max_step=None)
+def test_the_allowed_jump_grows_with_the_time_since_the_last_accepted_reading():
+    # The same test ingestion flags with: step 0.5 m plus 3 m/h.
+    limits = Plausibility(-50.0, 200.0, 0.5, 3.0, None)
+    values = np.array([1.0, 2.2, 2.3])
+    ten_minutes = np.array([0.0, 600.0, 1200.0])
+    half_hour = np.array([0.0, 1800.0, 2400.0])
+    assert list(jumps_and_spikes(ten_minutes, values, limits)[0]) == [False, True, False]  # 1.2 > 0.5 + 0.5
+    assert not jumps_and_spikes(half_hour, values, limits)[0].any()  # 1.2 <= 0.5 + 1.5
+
+
+def test_no_spike_check_without_limits():
+    times = np.array([0.0, 600.0, 1200.0])
+    jump, spike = jumps_and_spikes(times, np.array([0.0, 20.0, 0.0]), None)
+    assert not jump.any() and not spike.any()
+    rain = Plausibility(0.0, 300.0, None, None, None)
+    jump, spike = jumps_and_spikes(times, np.array([0.0, 20.0, 0.0]), rain)
     assert not jump.any() and not spike.any()
 
 

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from alerts.models import Alert, AlertEvent, AlertRule
-from sensors.models import Visibility
+from sensors.models import Observation, Visibility
 from tests.conftest import make_station
 
 from .conftest import ingest, ingest_series, minute_now
@@ -19,7 +19,7 @@ from .conftest import ingest, ingest_series, minute_now
 # Default rules (alerts.rules): a level below 4 is raised by the second reading in a row that meets
 # it, level 4 and up by the first; a level is left after 30 minutes below threshold − margin, the
 # margin a quarter of the gap to the threshold below (3.0: 0.25, 3.5: 0.125, 4.0: 0.125, 5.0: 0.25).
-# The plausible step is 1 m per reading. Rivers also have a rate-of-rise rule (0.5 m/h over 30 min).
+# The plausible step (river defaults, sensors.plausibility) is 0.5 m + 3 m/h: 1 m per 10-minute reading. Rivers also have a rate-of-rise rule (0.5 m/h over 30 min).
 STORM = [
     1.80, 1.85,
     4.60,  # a lone spike: jumps 2.75 m, raised unconfirmed for HQ at once, withdrawn by the next reading
@@ -271,3 +271,24 @@ def test_a_jump_to_level_4_is_raised_at_once_while_lower_levels_wait_for_a_secon
 
     events = AlertEvent.objects.filter(alert__station=station, alert__rule__kind="threshold")
     assert [(e.kind, e.level, e.observed_at) for e in events] == [("opened", 4, start + timedelta(minutes=20))]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_station_limits_decide_jumps_for_alerts_too_and_a_range_flag_never_silences(towns):
+    """One plausibility test (sensors.plausibility) for ingestion and alerts: a station whose limits
+    allow a fast rise has its jump to level 4 raised as a plain alert; a reading outside a station's
+    range is stored flagged "range" and still raises 警戒レベル4相当 unconfirmed for HQ."""
+    from alerts.services import UNCONFIRMED_NOTE
+
+    start = minute_now() - timedelta(hours=3)
+    flashy = make_station(towns[0], "FLASHY-1", max_step=3.0)
+    ingest_series(flashy.code, start, [1.0, 1.1, 4.2])
+    alert = Alert.objects.get(station=flashy, rule__kind="threshold")
+    assert (alert.level, alert.unconfirmed_at) == (4, None)
+    assert alert.events.get().note != UNCONFIRMED_NOTE
+
+    capped = make_station(towns[0], "CAPPED-1", max_step=3.0, plausible_max=4.1)  # the same rise, out of range
+    ingest_series(capped.code, start, [1.0, 1.1, 4.2])
+    assert Observation.objects.get(station=capped, value=4.2).quality == "range"
+    alert = Alert.objects.get(station=capped, rule__kind="threshold", unconfirmed_at__isnull=False)
+    assert (alert.level, alert.events.first().note) == (4, UNCONFIRMED_NOTE)

@@ -54,9 +54,9 @@ def test_reading_stamps_strictly_increase_even_within_one_clock_tick(e2e):
 
 
 def test_wave_stays_plausible_and_every_fifth_station_crosses_flood_danger(e2e):
-    from sensors.services import PLAUSIBLE_CHANGE
+    from sensors.plausibility import KIND_DEFAULTS
 
-    slack, _ = PLAUSIBLE_CHANGE["river"]
+    slack = KIND_DEFAULTS["river"].max_step
     for index in range(10):
         values = [e2e.wave_value(index, step) for step in range(240)]
         assert max(abs(b - a) for a, b in zip(values, values[1:])) < slack

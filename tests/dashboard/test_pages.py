@@ -228,7 +228,7 @@ def test_the_page_snapshot_has_the_live_number_and_stream(client, stations):
 
     assert snapshot["seq"] == store.current_seq() > 0
     assert snapshot["stream"] == store.stream_id()
-    assert snapshot["layers"] == ["river", "rain", "reservoir"]
+    assert snapshot["layers"] == ["river", "rain", "reservoir", "tide"]
 
 
 @pytest.mark.django_db

@@ -359,6 +359,28 @@ def test_rain_station_gets_a_hyetograph_of_ten_minute_bars_and_the_hourly_total(
 
 
 @pytest.mark.django_db
+def test_rain_station_names_its_thresholds_in_rain_words_never_alert_levels(client, towns):
+    station = make_station(towns[0], "R-WORDS", kind=StationKind.RAIN, visibility=Visibility.PUBLIC)
+    Threshold.objects.create(station=station, name="rain_3h", label_ja="大雨注意(3時間)", label_en="Rain watch (3 h)",
+                             level=2, value=80, window=timedelta(hours=3))
+    ingest("R-WORDS", [(31, 12.0), (21, 14.0), (11, 13.0), (1, 15.0)])  # 54 mm in the hour: level 4 by data
+
+    text = page(client, "R-WORDS")
+    thresholds = text.split('class="mz-threshold-list"')[1].split("</ul>")[0]
+    # The 1-hour thresholds (30 and 50 mm) by JMA's word for that hourly amount, in its colour.
+    assert 'mz-level-rain-very_heavy">激</span>' in thresholds and "大雨(1時間)" in thresholds
+    assert 'mz-level-rain-extremely_heavy">非</span>' in thresholds and "猛烈な雨(1時間)" in thresholds
+    # A 3-hour total has no JMA intensity: the town's own name beside a neutral rain chip.
+    assert 'mz-level-rain-rain">雨量</span>' in thresholds and "大雨注意(3時間)" in thresholds
+    assert "警戒レベル" not in text and "レベル4" not in text
+    chart = chart_data(text)
+    assert {(line["label_en"], line["badge"]) for line in chart["thresholds"]} == {
+        ("Heavy rain (1 h)", "激"), ("Violent rain (1 h)", "非"),
+    }
+    assert "非常に激しい雨" in text  # the state: 54 mm in the last hour
+
+
+@pytest.mark.django_db
 def test_reservoir_station_gets_a_storage_line(client, towns):
     make_station(towns[0], "D-DAM", kind=StationKind.RESERVOIR, visibility=Visibility.PUBLIC)
     ingest("D-DAM", [(40, 81.0), (20, 80.2), (1, 79.0)])

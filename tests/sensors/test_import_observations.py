@@ -102,7 +102,7 @@ def test_rejected_rows_land_in_the_rejected_file_with_line_numbers_and_reasons(t
         f"A-PUBLIC,{when(5)},1\x00",  # 10 NUL
         "",  # 11 blank: skipped, not rejected
         f"A-PUBLIC,{when(0)},9.9",  # 12 duplicate of line 2: not a second row
-        f"A-PUBLIC,{when(6)},999",  # 13 impossible river stage
+        f"A-PUBLIC,{when(6)},999",  # 13 impossible river stage: stored, flagged "range"
         f"B-PUBLIC,{when(7)},2.0",  # 14 another town's station under --municipality town-a
         f" A-REGION , {when(8)} , 2.25 ",  # 15 valid, padded
         f"A-PUBLIC,{when(9)},1e400",  # 16 overflows to inf
@@ -114,10 +114,12 @@ def test_rejected_rows_land_in_the_rejected_file_with_line_numbers_and_reasons(t
 
     output = run(data, "--municipality", "town-a", "--rejected-file", str(report))
 
-    assert "accepted 2, duplicates 1, rejected 11 (of 14 rows)" in output
-    assert sorted(Observation.objects.values_list("station__code", "value")) == [("A-PUBLIC", 1.5), ("A-REGION", 2.25)]
+    assert "accepted 3, duplicates 1, rejected 10 (of 14 rows)" in output
+    assert sorted(Observation.objects.values_list("station__code", "value", "quality")) == [
+        ("A-PUBLIC", 1.5, "ok"), ("A-PUBLIC", 999.0, "range"), ("A-REGION", 2.25, "ok"),
+    ]
     rows = rejected_rows(report)
-    assert [int(row["line"]) for row in rows] == [3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 16]
+    assert [int(row["line"]) for row in rows] == [3, 4, 5, 6, 7, 8, 9, 10, 14, 16]
     by_line = {int(row["line"]): row for row in rows}
     expected = {
         3: "unknown station 'NOPE' for municipality 'town-a'",
@@ -128,7 +130,6 @@ def test_rejected_rows_land_in_the_rejected_file_with_line_numbers_and_reasons(t
         8: "no UTC offset",
         9: "malformed CSV",
         10: "NUL",
-        13: "impossible for a river station",
         14: "unknown station 'B-PUBLIC' for municipality 'town-a'",
         16: "finite",
     }

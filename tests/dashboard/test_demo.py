@@ -179,7 +179,8 @@ def test_stations_mix_kinds_and_visibility_in_every_town_and_sit_inside_it():
     for slug in region.TOWN_SLUGS:
         owned = [station for station in stations if station.municipality.slug == slug]
         assert {station.visibility for station in owned} == set(Visibility.values), slug
-        assert {station.kind for station in owned} == set(StationKind.values), slug
+        # Tide gauges are not in the demo region yet (tests/sensors/test_tide.py covers the kind).
+        assert {station.kind for station in owned} == set(StationKind.values) - {StationKind.TIDE}, slug
     for station in stations:
         assert shapes[station.municipality.slug].contains(Point(station.lon, station.lat)), station.code
         assert station.unit == {"river": "m", "rain": "mm", "reservoir": "%"}[station.kind]

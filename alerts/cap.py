@@ -81,7 +81,8 @@ def cap_reference(event: AlertEvent) -> str:
     return f"{settings.CAP_SENDER},{cap_identifier(event)},{cap_time(event.at)}"
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+def cap_element(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    """A CAP child element (namespaced), with its text when given; shared by every CAP document we write."""
     element = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
     if text is not None:
         element.text = text
@@ -92,20 +93,20 @@ def cap_message(alert: Alert, event: AlertEvent, earlier: list[AlertEvent]) -> b
     """The CAP 1.2 XML of one version (`event`) of `alert`; `earlier` are the versions before it."""
     station = alert.station
     root = ET.Element(f"{{{CAP_NS}}}alert")
-    _sub(root, "identifier", cap_identifier(event))
-    _sub(root, "sender", settings.CAP_SENDER)
-    _sub(root, "sent", cap_time(event.at))
-    _sub(root, "status", "Actual")
-    _sub(root, "msgType", MSG_TYPES[event.kind])
-    _sub(root, "source", f"Mizumori {station.municipality.name_en}")
+    cap_element(root, "identifier", cap_identifier(event))
+    cap_element(root, "sender", settings.CAP_SENDER)
+    cap_element(root, "sent", cap_time(event.at))
+    cap_element(root, "status", "Actual")
+    cap_element(root, "msgType", MSG_TYPES[event.kind])
+    cap_element(root, "source", f"Mizumori {station.municipality.name_en}")
     if station.visibility == Visibility.PUBLIC and alert_may_go_public(station):
-        _sub(root, "scope", "Public")
+        cap_element(root, "scope", "Public")
     else:
-        _sub(root, "scope", "Restricted")
-        _sub(root, "restriction", _restriction(alert))
+        cap_element(root, "scope", "Restricted")
+        cap_element(root, "restriction", _restriction(alert))
     if earlier:
-        _sub(root, "references", " ".join(cap_reference(previous) for previous in earlier))
-    _sub(root, "incidents", f"mizumori-{alert.pk}")
+        cap_element(root, "references", " ".join(cap_reference(previous) for previous in earlier))
+    cap_element(root, "incidents", f"mizumori-{alert.pk}")
     for language in ("ja", "en"):
         _info(root, alert, event, language)
     ET.register_namespace("", CAP_NS)
@@ -132,25 +133,25 @@ def _info(root: ET.Element, alert: Alert, event: AlertEvent, language: str) -> N
     stale = alert.rule.kind == AlertRule.Kind.STALE
     ended = event.kind == AlertEvent.Kind.RESOLVED
     words = alert_gauge_words(alert, event.level)
-    info = _sub(root, "info")
-    _sub(info, "language", "ja-JP" if ja else "en-US")
+    info = cap_element(root, "info")
+    cap_element(info, "language", "ja-JP" if ja else "en-US")
     for category in _categories(alert):
-        _sub(info, "category", category)
+        cap_element(info, "category", category)
     event_ja, event_en = STALE_EVENT if stale else EVENT_NAMES[StationKind(station.kind)]
-    _sub(info, "event", event_ja if ja else event_en)
+    cap_element(info, "event", event_ja if ja else event_en)
     if ended:
-        _sub(info, "responseType", "AllClear")
+        cap_element(info, "responseType", "AllClear")
         urgency, severity = "Past", "Minor"
     else:
-        _sub(info, "responseType", "Monitor" if stale else LEVEL_RESPONSE[event.level])
+        cap_element(info, "responseType", "Monitor" if stale else LEVEL_RESPONSE[event.level])
         urgency, severity = LEVEL_URGENCY_SEVERITY[event.level]
-    _sub(info, "urgency", urgency)
-    _sub(info, "severity", severity)
+    cap_element(info, "urgency", urgency)
+    cap_element(info, "severity", severity)
     # An unconfirmed raise (an implausible jump, HQ only) is possible, not observed.
-    _sub(info, "certainty", "Possible" if (event.metrics or {}).get("unconfirmed") else "Observed")
-    _sub(info, "senderName", f"Mizumori {station.municipality.name_ja if ja else station.municipality.name_en}")
-    _sub(info, "headline", _headline(alert, event, words, ja))
-    _sub(info, "description", _description(alert, event, words, ja))
+    cap_element(info, "certainty", "Possible" if (event.metrics or {}).get("unconfirmed") else "Observed")
+    cap_element(info, "senderName", f"Mizumori {station.municipality.name_ja if ja else station.municipality.name_en}")
+    cap_element(info, "headline", _headline(alert, event, words, ja))
+    cap_element(info, "description", _description(alert, event, words, ja))
     if ended:
         instruction = ENDED_INSTRUCTION
     elif stale:
@@ -158,25 +159,25 @@ def _info(root: ET.Element, alert: Alert, event: AlertEvent, language: str) -> N
     else:
         instruction = (words.advice_ja, words.advice_en)
     if instruction[0 if ja else 1]:
-        _sub(info, "instruction", instruction[0 if ja else 1])
-    _sub(info, "web", f"{settings.SITE_URL.rstrip('/')}/stations/{station.code}/")
+        cap_element(info, "instruction", instruction[0 if ja else 1])
+    cap_element(info, "web", f"{settings.SITE_URL.rstrip('/')}/stations/{station.code}/")
     for name, value in (
         ("level", str(event.level)),
         ("levelScheme", alert.level_scheme.version if alert.level_scheme else "none"),
         ("station", station.code),
     ):
-        parameter = _sub(info, "parameter")
-        _sub(parameter, "valueName", name)
-        _sub(parameter, "value", value)
-    area = _sub(info, "area")
+        parameter = cap_element(info, "parameter")
+        cap_element(parameter, "valueName", name)
+        cap_element(parameter, "value", value)
+    area = cap_element(info, "area")
     town = station.municipality
-    _sub(area, "areaDesc", f"{station.name_ja}周辺({town.name_ja})" if ja else f"Around {station.name_en}, {town.name_en}")
+    cap_element(area, "areaDesc", f"{station.name_ja}周辺({town.name_ja})" if ja else f"Around {station.name_en}, {town.name_en}")
     for polygon in boundary_polygons(town.boundary):
-        _sub(area, "polygon", polygon)
-    _sub(area, "circle", f"{station.lat:.6f},{station.lon:.6f} {CIRCLE_RADIUS_KM:g}")
-    geocode = _sub(area, "geocode")
-    _sub(geocode, "valueName", "JP-LGCode")  # 全国地方公共団体コード
-    _sub(geocode, "value", town.code)
+        cap_element(area, "polygon", polygon)
+    cap_element(area, "circle", f"{station.lat:.6f},{station.lon:.6f} {CIRCLE_RADIUS_KM:g}")
+    geocode = cap_element(area, "geocode")
+    cap_element(geocode, "valueName", "JP-LGCode")  # 全国地方公共団体コード
+    cap_element(geocode, "value", town.code)
 
 
 def _categories(alert: Alert) -> list[str]:

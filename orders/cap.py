@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 from django.conf import settings
 
-from alerts.cap import CAP_NS, boundary_polygons, cap_time
+from alerts.cap import CAP_NS, boundary_polygons, cap_element, cap_time
 
 from .models import District, Order, OrderEvent
 from .selectors import order_words
@@ -47,27 +47,20 @@ def cap_reference(event: OrderEvent) -> str:
     return f"{settings.CAP_SENDER},{cap_identifier(event)},{cap_time(event.at)}"
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
-    element = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
-    if text is not None:
-        element.text = text
-    return element
-
-
 def cap_message(order: Order, event: OrderEvent, earlier: list[OrderEvent]) -> bytes:
     """The CAP 1.2 XML of one version (`event`) of `order`; `earlier` are the versions before it."""
     town = order.municipality
     root = ET.Element(f"{{{CAP_NS}}}alert")
-    _sub(root, "identifier", cap_identifier(event))
-    _sub(root, "sender", settings.CAP_SENDER)
-    _sub(root, "sent", cap_time(event.at))
-    _sub(root, "status", "Actual")
-    _sub(root, "msgType", MSG_TYPES[event.kind])
-    _sub(root, "source", f"Mizumori {town.name_en}")
-    _sub(root, "scope", "Public")
+    cap_element(root, "identifier", cap_identifier(event))
+    cap_element(root, "sender", settings.CAP_SENDER)
+    cap_element(root, "sent", cap_time(event.at))
+    cap_element(root, "status", "Actual")
+    cap_element(root, "msgType", MSG_TYPES[event.kind])
+    cap_element(root, "source", f"Mizumori {town.name_en}")
+    cap_element(root, "scope", "Public")
     if earlier:
-        _sub(root, "references", " ".join(cap_reference(previous) for previous in earlier))
-    _sub(root, "incidents", f"mizumori-order-{order.pk}")
+        cap_element(root, "references", " ".join(cap_reference(previous) for previous in earlier))
+    cap_element(root, "incidents", f"mizumori-order-{order.pk}")
     districts = {d.code: d for d in District.objects.filter(code__in=event.districts).order_by("code")}
     for ja in (True, False):
         _info(root, order, event, [districts[c] for c in event.districts if c in districts], ja)
@@ -79,28 +72,28 @@ def _info(root: ET.Element, order: Order, event: OrderEvent, districts: list[Dis
     town = order.municipality
     words = order_words(event.level, order.level_scheme)
     lifted = event.kind == OrderEvent.Kind.LIFTED
-    info = _sub(root, "info")
-    _sub(info, "language", "ja-JP" if ja else "en-US")
-    _sub(info, "category", "Safety")
-    _sub(info, "category", "Met")
-    _sub(info, "event", "避難情報" if ja else "Evacuation order")
+    info = cap_element(root, "info")
+    cap_element(info, "language", "ja-JP" if ja else "en-US")
+    cap_element(info, "category", "Safety")
+    cap_element(info, "category", "Met")
+    cap_element(info, "event", "避難情報" if ja else "Evacuation order")
     if lifted:
         response, urgency, severity, certainty = "AllClear", "Past", "Minor", "Observed"
     else:
         response, urgency, severity = LEVEL_CAP[event.level]
         certainty = "Likely"
-    _sub(info, "responseType", response)
-    _sub(info, "urgency", urgency)
-    _sub(info, "severity", severity)
-    _sub(info, "certainty", certainty)
-    _sub(info, "senderName", town.name_ja if ja else town.name_en)
+    cap_element(info, "responseType", response)
+    cap_element(info, "urgency", urgency)
+    cap_element(info, "severity", severity)
+    cap_element(info, "certainty", certainty)
+    cap_element(info, "senderName", town.name_ja if ja else town.name_en)
     step_ja, step_en = STEP_WORDS[event.kind]
     names = "、".join(d.name_ja for d in districts) if ja else ", ".join(d.name_en for d in districts)
     if ja:
         headline = f"【{words.title_ja}】{town.name_ja} {names} {step_ja}"
     else:
         headline = f"{words.title_en} — {town.name_en}, {names} ({step_en})"
-    _sub(info, "headline", headline[:160])
+    cap_element(info, "headline", headline[:160])
     lines = [
         (f"{town.name_ja}は{names}に{words.title_ja}を{step_ja}しました。" if ja
          else f"{town.name_en} has {step_en} {words.title_en} for {names}."),
@@ -113,23 +106,23 @@ def _info(root: ET.Element, order: Order, event: OrderEvent, districts: list[Dis
         if opened:
             label = "避難所: " if ja else "Shelters: "
             lines.append(label + ("、" if ja else ", ").join(s.name_ja if ja else s.name_en for s in opened))
-    _sub(info, "description", "\n".join(lines))
+    cap_element(info, "description", "\n".join(lines))
     instruction = LIFTED_INSTRUCTION[0 if ja else 1] if lifted else (words.action_ja if ja else words.action_en)
     if instruction:
-        _sub(info, "instruction", instruction)
-    _sub(info, "web", f"{settings.SITE_URL.rstrip('/')}/")
+        cap_element(info, "instruction", instruction)
+    cap_element(info, "web", f"{settings.SITE_URL.rstrip('/')}/")
     for name, value in (("level", str(event.level)), ("levelScheme", words.scheme or "none")):
-        parameter = _sub(info, "parameter")
-        _sub(parameter, "valueName", name)
-        _sub(parameter, "value", value)
+        parameter = cap_element(info, "parameter")
+        cap_element(parameter, "valueName", name)
+        cap_element(parameter, "value", value)
     for district in districts:
-        area = _sub(info, "area")
-        _sub(area, "areaDesc", f"{district.name_ja}({town.name_ja})" if ja else f"{district.name_en}, {town.name_en}")
+        area = cap_element(info, "area")
+        cap_element(area, "areaDesc", f"{district.name_ja}({town.name_ja})" if ja else f"{district.name_en}, {town.name_en}")
         for polygon in boundary_polygons(district.geometry):
-            _sub(area, "polygon", polygon)
-        geocode = _sub(area, "geocode")
-        _sub(geocode, "valueName", "JP-LGCode")
-        _sub(geocode, "value", town.code)
+            cap_element(area, "polygon", polygon)
+        geocode = cap_element(area, "geocode")
+        cap_element(geocode, "valueName", "JP-LGCode")
+        cap_element(geocode, "value", town.code)
 
 
 def cap_document(order: Order, *, event_id: int | None = None) -> bytes | None:

@@ -30,7 +30,7 @@ from alerts.services import ALERT_CHANGED
 from livelog.selectors import live_current_seq, live_messages_since, live_stream_name
 from livelog.services import live_message_append, live_messages_append
 from sensors.models import Station, Visibility
-from sensors.selectors import station_audiences, station_feature, station_list
+from sensors.selectors import station_audiences, station_feature, station_list_of
 from tenancy.selectors import Viewer
 
 from .selectors import MapStation, map_stations
@@ -264,7 +264,7 @@ def publish_stations(station_ids) -> None:
     now = timezone.now()
     audiences = station_audiences(station_ids)
     by_group: dict[str, list[dict]] = defaultdict(list)
-    for station in station_list(viewer=PLATFORM).filter(pk__in=station_ids):
+    for station in station_list_of(viewer=PLATFORM, station_ids=station_ids):
         groups = audience_of(*audiences[station.pk])
         feature = live_feature(station, now=now, show_sharing=groups != [PUBLIC_GROUP])
         for group in groups:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from .models import LiveMessage, LiveStream
 
@@ -28,15 +30,40 @@ def live_message_append(group: str, body: dict) -> dict:
 def live_messages_append(messages: list[tuple[str, dict]]) -> list[dict]:
     """Store (group, message) pairs in one insert, in order, and return them numbered: a drain batch
     of a thousand alert events costs one write here, not a thousand."""
-    rows = LiveMessage.objects.bulk_create(
-        [LiveMessage(group=group, body={key: value for key, value in body.items() if key != "seq"})
-         for group, body in messages]
-    )
-    if rows and any(row.pk is None for row in rows):  # a backend that cannot return ids
+    if not messages:
+        return []
+    bodies = [{key: value for key, value in body.items() if key != "seq"} for _, body in messages]
+    if connection.vendor == "postgresql":
+        ids = _insert_as_one_document([group for group, _ in messages], bodies)
+    else:
+        rows = LiveMessage.objects.bulk_create(
+            [LiveMessage(group=group, body=body) for (group, _), body in zip(messages, bodies)]
+        )
+        ids = [row.pk for row in rows]
+    if any(pk is None for pk in ids):  # a backend that cannot return ids
         raise RuntimeError("the live log needs ids back from bulk inserts (PostgreSQL, SQLite >= 3.35)")
-    if rows and rows[-1].pk // TRIM_EVERY != (rows[0].pk - 1) // TRIM_EVERY:
+    if ids[-1] // TRIM_EVERY != (ids[0] - 1) // TRIM_EVERY:
         live_messages_trim(keep=settings.LIVE_REPLAY_KEEP)
-    return [row.as_message() for row in rows]
+    return [{**body, "seq": pk} for body, pk in zip(bodies, ids)]
+
+
+def _insert_as_one_document(groups: list[str], bodies: list[dict]) -> list[int]:
+    """The rows as one jsonb parameter, split in SQL. `bulk_create` sends the bodies as a text array,
+    which the driver escapes in Python character class by character class: for a drain batch's
+    `stations` messages (every changed station's feature) that escaping cost more than everything
+    else the publisher did. Ids come back in insertion order, as `bulk_create` relies on too."""
+    table = connection.ops.quote_name(LiveMessage._meta.db_table)
+    document = json.dumps([[group, body] for group, body in zip(groups, bodies)], ensure_ascii=False,
+                          separators=(",", ":"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO {table} ("group", body, created_at) '
+            "SELECT item->>0, item->1, %s "
+            "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS rows (item, position) "
+            "ORDER BY position RETURNING id",
+            [timezone.now(), document],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def live_messages_trim(*, keep: int) -> int:

@@ -24,7 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, prefetch_related_objects
 from django.utils import timezone
 
-from bulkwrite import update_from_arrays
+from bulkwrite import pg_array, update_from_arrays
 from events import emit
 from releases.models import DamRelease, ReleaseTransition
 from releases.selectors import release_notification_documents
@@ -84,7 +84,7 @@ def of_stations(queryset, station_ids: list[int]):
     of an IN list in Python, which cost more than the query."""
     if connection.vendor == "postgresql":
         column = f"{connection.ops.quote_name(queryset.model._meta.db_table)}.{connection.ops.quote_name('station_id')}"
-        return [queryset.extra(where=[f"{column} = ANY(%s::bigint[])"], params=[list(station_ids)])]
+        return [queryset.extra(where=[f"{column} = ANY(%s::bigint[])"], params=[pg_array(list(station_ids))])]
     return [queryset.filter(station_id__in=chunk) for chunk in _chunks(station_ids)]
 
 
@@ -643,7 +643,7 @@ def _stations_of(station_ids: list[int]) -> list[Station]:
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(Station._meta.db_table)
         queryset = Station.objects.select_related("municipality").extra(
-            where=[f"{table}.{connection.ops.quote_name('id')} = ANY(%s::bigint[])"], params=[list(station_ids)]
+            where=[f"{table}.{connection.ops.quote_name('id')} = ANY(%s::bigint[])"], params=[pg_array(list(station_ids))]
         )
         return list(queryset)
     return [station for chunk in _chunks(station_ids) for station in Station.objects.select_related("municipality").filter(pk__in=chunk)]

@@ -18,6 +18,7 @@ from django.db.models import F, QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from bulkwrite import pg_array
 from tenancy.selectors import Viewer
 
 from .levels import Measure, level_for, window_totals
@@ -82,7 +83,7 @@ def _trend_readings_attach(stations: list[Station]) -> None:
             WHERE o.station_id = ANY(%s::bigint[]) AND o.quality = %s AND o.observed_at > s.observed_at - %s
             ORDER BY o.station_id, o.observed_at"""
         with connection.cursor() as cursor:
-            cursor.execute(sql, [list(by_station), ok, TREND_LOOKBACK])
+            cursor.execute(sql, [pg_array(list(by_station)), ok, TREND_LOOKBACK])
             for station_id, micros, value in cursor.fetchall():
                 by_station[station_id].append(Reading(from_micros(micros), value, ok))
     else:
@@ -514,7 +515,10 @@ def readings_in_ranges(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int
             FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS r(station_id, start_at, end_at)
             JOIN {table} o ON o.station_id = r.station_id AND o.observed_at > r.start_at AND o.observed_at <= r.end_at
             ORDER BY o.station_id, o.observed_at"""
-        params = [station_ids, [ranges[pk][0] for pk in station_ids], [ranges[pk][1] for pk in station_ids]]
+        params = [
+            pg_array(station_ids), pg_array([ranges[pk][0] for pk in station_ids]),
+            pg_array([ranges[pk][1] for pk in station_ids]),
+        ]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             for station_id, observed_at, value, quality in cursor.fetchall():
@@ -559,8 +563,8 @@ def readings_in_ranges_micros(ranges: dict[int, tuple[datetime, datetime]]) -> d
         JOIN {table} o ON o.station_id = r.station_id AND o.observed_at > r.start_at AND o.observed_at <= r.end_at
         ORDER BY o.station_id, o.observed_at"""
     params = [
-        str(Observation.Quality.OK), station_ids,
-        [ranges[pk][0] for pk in station_ids], [ranges[pk][1] for pk in station_ids],
+        str(Observation.Quality.OK), pg_array(station_ids),
+        pg_array([ranges[pk][0] for pk in station_ids]), pg_array([ranges[pk][1] for pk in station_ids]),
     ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

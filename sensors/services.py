@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from bulkwrite import pg_array
 from events import emit
 from tenancy.models import AuditEvent, Municipality
 from tenancy.services import audit_record
@@ -438,12 +439,12 @@ def _states_lock(station_ids: list[int], *, now: datetime) -> dict[int, _State]:
             cursor.execute(
                 f"INSERT INTO {_STATES} (station_id, quality, repeats, accumulations, updated_at) "
                 "SELECT unnest(%s::bigint[]), %s, 0, '{}'::jsonb, %s ON CONFLICT (station_id) DO NOTHING",
-                [station_ids, OK, now],
+                [pg_array(station_ids), OK, now],
             )
             cursor.execute(
                 f"SELECT station_id, {columns}, accumulations::text FROM {_STATES} "
                 "WHERE station_id = ANY(%s::bigint[]) ORDER BY station_id FOR UPDATE",
-                [station_ids],
+                [pg_array(station_ids)],
             )
             rows = cursor.fetchall()
     else:
@@ -484,7 +485,7 @@ def _existing_keys(readings: list[_Reading], states: dict[int, _State]) -> set[t
             cursor.execute(
                 "SELECT k.station_id, k.at FROM unnest(%s::bigint[], %s::bigint[]) AS k(station_id, at) "
                 f"JOIN {_OBSERVATIONS} o ON o.station_id = k.station_id AND o.observed_at = {_FROM_MICROS.format('k.at')}",
-                [[pair[0] for pair in pairs], [pair[1] for pair in pairs]],
+                [pg_array([pair[0] for pair in pairs]), pg_array([pair[1] for pair in pairs])],
             )
             return set(cursor.fetchall())
     station_ids = sorted({reading.station.pk for reading in readings})
@@ -514,8 +515,8 @@ def _observations_insert(readings: list[_Reading], *, received_at: datetime, sou
                 "ON CONFLICT DO NOTHING",
                 [
                     received_at, source,
-                    [r.station.pk for r in readings], [r.at for r in readings],
-                    [r.value for r in readings], [r.quality for r in readings],
+                    pg_array([r.station.pk for r in readings]), pg_array([r.at for r in readings]),
+                    pg_array([r.value for r in readings]), pg_array([r.quality for r in readings]),
                 ],
             )
             return cursor.rowcount
@@ -540,7 +541,7 @@ def _states_save(states: list[_State], *, now: datetime) -> None:
         return
     if connection.vendor == "postgresql":
         def times(name):
-            return [getattr(state, name) for state in states]
+            return pg_array([getattr(state, name) for state in states])
 
         with connection.cursor() as cursor:
             cursor.execute(
@@ -557,7 +558,7 @@ def _states_save(states: list[_State], *, now: datetime) -> None:
                     now, times("station_id"), times("value"), times("observed_at"), times("quality"),
                     times("previous_value"), times("previous_at"), times("reference_value"), times("reference_at"),
                     times("level"), times("repeats"),
-                    [json.dumps(s.accumulations) if s.accumulations_changed else None for s in states],
+                    pg_array([json.dumps(s.accumulations) if s.accumulations_changed else None for s in states]),
                 ],
             )
         return

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -38,3 +39,28 @@ def test_every_field_kind_round_trips_and_untouched_fields_stay(towns, user_a):
         "resolved", user_a.pk, timedelta(minutes=42), None
     )
     update_from_arrays(Alert, [], ["state"])  # nothing to do is not an error
+
+
+@pytest.mark.django_db
+def test_pg_array_literals_read_back_exactly_what_was_given():
+    from decimal import Decimal
+
+    from bulkwrite import pg_array
+
+    now = timezone.now()
+    texts = ['plain', '', 'NULL', 'a,b', 'x\'"); --', 'back\\slash', '{braces}', ' spaced ', '水位"\\"']
+    floats = [0.1, 1 / 3, -2.5e-300, 1e300, 3.0, None]
+    ints = [0, -1, 2**62, None]
+    times = [now, now - timedelta(days=400, microseconds=1), None]
+    assert pg_array([]) == "{}"
+    # Anything else goes to the driver as the list it was.
+    assert pg_array([Decimal("1.5")]) == [Decimal("1.5")]
+    assert pg_array([timedelta(minutes=1), None]) == [timedelta(minutes=1), None]
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s::text[], %s::float8[], %s::bigint[], %s::timestamptz[], %s::boolean[]",
+            [pg_array(texts), pg_array(floats), pg_array(ints), pg_array(times), pg_array([True, False, None])],
+        )
+        assert cursor.fetchone() == (texts, floats, ints, times, [True, False, None])

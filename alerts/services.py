@@ -440,20 +440,27 @@ def _evaluate_rule(
     hysteresis = rulebook.rule_hysteresis(rule)
     jump, spike = jumps_and_spikes(history.times, history.values, rulebook.rule_plausibility(rule, station))
     usable = ~spike & ~history.suspect
+    # A reading that is stepped is itself usable (a spike is a jump; flagged ones are skipped), so the
+    # readings judged at step k are a prefix of the usable ones, and every measure is causal (a value
+    # depends on earlier readings only): the measure is computed once, not once per reading.
+    usable_times, usable_values = history.times[usable], history.values[usable]
+    usable_measure = rulebook.rule_measure(rule, usable_times, usable_values)
+    prefix_end = np.cumsum(usable)
+    # Thresholds never edited have one ladder whatever the time: looked up once, not per reading.
+    fixed_steps = None if any(t.valid_from for t in thresholds) else rulebook.rule_steps(rule, thresholds)
     for k in range(first, len(history.micros)):
         if jump[k] or history.suspect[k]:
             continue  # flagged, or a jump not yet confirmed or refuted by the next reading
-        keep = usable[: k + 1].copy()
-        keep[k] = True
-        times, values = history.times[: k + 1][keep], history.values[: k + 1][keep]
-        measure = rulebook.rule_measure(rule, times, values)
+        end = int(prefix_end[k])
+        times, values, measure = usable_times[:end], usable_values[:end], usable_measure[:end]
         alert = batch.open_alerts.get(rule.pk)
         current = alert.level if alert else 0
         # Each reading is judged by the thresholds in force when it was taken.
-        stamp = history.stamp(k)
-        steps = rulebook.rule_steps(rule, thresholds, at=stamp)
+        stamp = None if fixed_steps is not None else history.stamp(k)
+        steps = fixed_steps if fixed_steps is not None else rulebook.rule_steps(rule, thresholds, at=stamp)
         level = next_level(times, measure, steps, current=current, rules=hysteresis)
         if level != current:
+            stamp = stamp or history.stamp(k)
             batch.move(
                 rule, level, value=_finite(measure[-1]), observed_at=stamp,
                 metrics=_metrics(rule, station, thresholds, times, values, measure[-1], level, at=stamp),

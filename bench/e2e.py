@@ -404,7 +404,8 @@ class Server:
             ["bash", "bin/serve"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def wait_healthy(self, limit: float = 300) -> None:
+    def wait_healthy(self, limit: float = 900) -> None:
+        # bin/serve migrates and collects (and compresses) static files first: minutes on a busy machine.
         began = time.monotonic()
         while time.monotonic() - began < limit:
             if self.proc.poll() is not None:

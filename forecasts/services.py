@@ -123,8 +123,10 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
     changed = set(changed_station_ids)
     if not changed:
         return []
+    candidates = list(newest_models().filter(station__is_active=True).only("pk", "station_id", "inputs"))
+    if not candidates:
+        return []  # no gauge has a model: nothing to refresh, and no more queries for the batch
     codes_changed = set(Station.objects.filter(pk__in=changed).values_list("code", flat=True))
-    candidates = newest_models().filter(station__is_active=True).only("pk", "station_id", "inputs")
     target_ids = [
         model.pk
         for model in candidates

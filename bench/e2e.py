@@ -1222,6 +1222,9 @@ def parse_args(argv=None):
     parser.add_argument("--marker-selector", default=MARKER_SELECTOR)
     parser.add_argument("--profile", action="store_true",
                         help="py-spy one web and one drain process during the sustained run (var/bench/profile-*.txt)")
+    parser.add_argument("--startup-timeout", type=float, default=900,
+                        help="seconds bin/serve may take to answer /health/ (migrate and collectstatic included; "
+                             "minutes on a loaded machine)")
     parser.add_argument("--reuse-seed", action="store_true",
                         help="development only: keep the previous run's database and seed instead of starting fresh")
     parser.add_argument("--output", default=str(ROOT / "var" / "bench" / "latest.md"))
@@ -1279,7 +1282,7 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        server.wait_healthy()
+        server.wait_healthy(args.startup_timeout)
         http_ = Http(port)
         waited, _ = wait_drained(http_, 300)
         http_.close()

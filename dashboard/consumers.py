@@ -20,7 +20,6 @@ from the database's replay log (or a snapshot when that cannot bridge the gap).
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
 from collections import deque
@@ -31,7 +30,6 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.utils import timezone
 
 from alerts.selectors import live_group
@@ -41,6 +39,7 @@ from tenancy.models import Municipality
 from tenancy.selectors import ANONYMOUS, active_municipality_id, viewer_for_user
 
 from . import live, live_geo
+from .broadcast import live_broadcaster
 from .live_health import live_health
 from .throttle import (
     CLOSE_CODE_RATE_LIMITED,
@@ -61,21 +60,54 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     throttle_clock = staticmethod(time.monotonic)
 
     async def __call__(self, scope, receive, send):
-        # channels' AsyncConsumer.__call__ with a third source of messages: this process's live
-        # health monitor (it cannot come through the channel layer, which may be what is down).
+        # Not channels' AsyncConsumer.__call__: a connection has no channel of its own on the layer.
+        # Live messages come from this process's fan-out (dashboard.broadcast), already encoded, and
+        # the live health monitor's changes (which cannot come through the channel layer, which may
+        # be what is down) into one inbox, together with the client's own frames; one loop handles
+        # them in order.
         self.scope = scope
         self.base_send = send
-        self.health_queue: asyncio.Queue = asyncio.Queue()
+        self.inbox: asyncio.Queue = asyncio.Queue()
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
-        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-        live_health().attach(self.health_queue)
+        self.layer_set: frozenset[str] = frozenset()
+        self.groups_joined: list[str] = []
+        live_health().attach(self.inbox)
+        pump = asyncio.get_running_loop().create_task(self._pump(receive))
         try:
-            await await_many_dispatch([receive, self.channel_receive, self.health_queue.get], self.dispatch)
+            while True:
+                message = await self.inbox.get()
+                if message["type"] == "live.frame":
+                    await self.live_frame(message)
+                elif message["type"] == "live.health":
+                    await self.live_health(message)
+                else:
+                    # Client frames go through channels' dispatch (it closes stale database
+                    # connections first); live frames above need no database and skip that hop.
+                    await self.dispatch(message)
         except StopConsumer:
             pass
         finally:
-            live_health().detach(self.health_queue)
+            pump.cancel()
+            live_health().detach(self.inbox)
+            await self._leave_groups()
+
+    async def _pump(self, receive):
+        """The client's side of the connection, into the inbox."""
+        while True:
+            try:
+                message = await receive()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the server lost the connection: end as a disconnect
+                message = {"type": "websocket.disconnect", "code": 1006}
+            self.inbox.put_nowait(message)
+            if message["type"] == "websocket.disconnect":
+                return
+
+    def push_live(self, item: dict) -> None:
+        """From the fan-out: a live frame ({"type": "live.frame", "seq", "text"}) or a message that
+        needs this viewer's own check ({"type": "live.message", "message"})."""
+        self.inbox.put_nowait(item)
 
     async def connect(self):
         # The public page is the public view even for a logged-in user (see dashboard.views).
@@ -84,7 +116,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         else:
             self.viewer = await database_sync_to_async(self._viewer_of_session)()
         self.layers: set[str] = set()
-        self.groups_joined: list[str] = []
         # The newest number this client has been brought up to: where a replay after an outage starts.
         self.seq = 0
         self.recent_seqs: deque[int] = deque(maxlen=RECENT_SEQS)
@@ -177,6 +208,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             )
             return
         self.layers = set(layers)
+        self.layer_set = frozenset(layers)
         await self._join_groups()
         seq = await database_sync_to_async(live.live_store().current_seq)()
         stream = await database_sync_to_async(live.live_store().stream_id)()
@@ -288,11 +320,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         town_ids = []
         if self.viewer.is_platform_admin:
             town_ids = await database_sync_to_async(lambda: list(Municipality.objects.values_list("pk", flat=True)))()
-        self.groups_joined = live.audience_groups(self.viewer, town_ids)
+        groups = live.audience_groups(self.viewer, town_ids)
         if "alerts" in self.layers:
-            self.groups_joined += await database_sync_to_async(self._alert_groups)()
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+            groups += await database_sync_to_async(self._alert_groups)()
+        self.groups_joined = groups
+        await live_broadcaster(self.channel_layer).join(self, groups)
 
     def _alert_groups(self) -> list[str]:
         """The alerts app's groups (alerts.selectors.live_group): the acting town's, or the public's."""
@@ -303,20 +335,31 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return [live_group(None)]
 
     async def _leave_groups(self):
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.groups_joined = []
+        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        if groups:
+            await live_broadcaster(self.channel_layer).leave(self, groups)
 
     async def live_message(self, event):
         await self._deliver(event["message"])
 
-    async def _deliver(self, message: dict):
-        seq = message.get("seq")
+    async def live_frame(self, event):
+        """A message of one of this client's groups, filtered to its layers and encoded once for
+        every client of the process that asked for the same layers (dashboard.broadcast)."""
+        if self._first_time(event["seq"]):
+            await self.send(text_data=event["text"])
+
+    def _first_time(self, seq) -> bool:
+        """False for a message this client was sent already (by replay, or by the channel layer)."""
         if isinstance(seq, int):
             if seq in self.recent_seqs:
-                return  # replayed already
+                return False
             self.recent_seqs.append(seq)
             self.seq = max(self.seq, seq)
+        return True
+
+    async def _deliver(self, message: dict):
+        if not self._first_time(message.get("seq")):
+            return
         if message["type"] == "withdrawn":
             # The group lost the station, but this viewer may still see it another way (own town,
             # another grant, now public): forward only what it really can no longer see.

@@ -15,18 +15,21 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, TYPE_CHECKING, Any, Iterable
 
-import geopandas
 import numpy as np
 import pandas
-import pyogrio
 import shapely
-from pyproj import CRS
-from pyproj.exceptions import CRSError
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    import geopandas
+
+# geopandas, pyogrio (GDAL) and pyproj are imported where a file is read, not here: every web
+# process imports this module (through the apps' registries) and would otherwise carry ~60 MB of
+# libraries only `import_geo` and file uploads use.
 
 WGS84 = "EPSG:4326"
 COORDINATE_DECIMALS = 7  # about 1 cm: more digits only add bytes to every map download
@@ -144,6 +147,9 @@ def read_layer(
             raise GeoImportError(f"--encoding {encoding[:40]!r} is not a known text encoding (e.g. CP932, UTF-8)") from None
     else:
         encoding = shapefile_encoding(path)
+    import geopandas
+    import pyogrio
+
     try:
         with warnings.catch_warnings():
             # GDAL's and geopandas' notes (e.g. a column of mixed types read as text); failures raise.
@@ -175,6 +181,8 @@ def read_layer(
 
 
 def _chosen_layer(path: Path, source_layer: str | None) -> str | None:
+    import pyogrio
+
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
     except (pyogrio.errors.DataSourceError, OSError) as exc:
@@ -191,6 +199,9 @@ def _chosen_layer(path: Path, source_layer: str | None) -> str | None:
 
 
 def _source_crs(path: Path, frame: geopandas.GeoDataFrame, assume_crs: str | None) -> str:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
     assumed = None
     if assume_crs is not None:
         try:
@@ -224,6 +235,8 @@ def _check_assumed_crs(path: Path, raw: geopandas.GeoDataFrame, converted: geopa
     a few metres around that origin — coordinates in range, so the range check cannot catch it.
     Real plane coordinates within ±180 m / ±90 m of a plane's origin are not a concern.
     """
+    from pyproj import CRS
+
     if not CRS.from_user_input(crs).is_projected:
         return
     present = ~(raw.geometry.isna() | raw.geometry.is_empty)

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -169,6 +170,46 @@ def snapshot_codes(user, path) -> set[str]:
         return {feature["properties"]["code"] for feature in snapshot["features"]}
 
     return async_to_sync(run)()
+
+
+# Transactional for the same reason as above.
+@pytest.mark.django_db(transaction=True)
+def test_live_messages_reach_every_principal_at_once_by_the_rule(world):
+    """Every principal's socket open in one process at the same time (they share the process's
+    fan-out, dashboard.broadcast): a reading at every station reaches each exactly as the rule says,
+    on the HQ view and on the public view."""
+    sockets = [(principal, path) for principal in PRINCIPALS for path in ("/ws/live/", "/ws/live/?view=public")]
+
+    async def run():
+        communicators = []
+        for principal, path in sockets:
+            communicator = WebsocketCommunicator(LiveConsumer.as_asgi(), path)
+            if world.get(principal) is not None:
+                communicator.scope["user"] = world[principal]
+            await communicator.connect()
+            await communicator.send_json_to({"type": "subscribe", "layers": ["river", "rain", "reservoir"], "snapshot": False})
+            assert (await communicator.receive_json_from(timeout=5))["type"] == "subscribed"
+            communicators.append(communicator)
+        await database_sync_to_async(observation_ingest)(
+            municipality=None, source="http",
+            items=[{"station": code, "observed_at": timezone.now(), "value": 1.2} for code in STATION_CODES],
+        )
+        heard = {}
+        for (principal, path), communicator in zip(sockets, communicators):
+            codes = set()
+            while not await communicator.receive_nothing(timeout=0.3):
+                message = await communicator.receive_json_from(timeout=5)
+                assert message["type"] == "stations", message
+                codes |= {feature["properties"]["code"] for feature in message["features"]}
+            heard[(principal, path)] = codes
+            await communicator.disconnect()
+        return heard
+
+    heard = async_to_sync(run)()
+    public = {code for code in STATION_CODES if code.endswith("PUBLIC")}
+    for principal, path in sockets:
+        expected = public if path.endswith("view=public") else {c for c in STATION_CODES if may_see(principal, c)}
+        assert heard[(principal, path)] == expected, (principal, path)
 
 
 @pytest.mark.parametrize("principal", ["anonymous", "b-viewer"])

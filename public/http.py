@@ -14,8 +14,10 @@ from config.compression import accepted_encodings
 from .tick_cache import Built
 
 # After max-age a cache may keep answering with the old build for this many periods while it asks
-# the application for the new one, and for STALE_IF_ERROR_SECONDS when the application fails.
-STALE_WHILE_REVALIDATE_PERIODS = 6
+# the application for the new one, and for STALE_IF_ERROR_SECONDS when the application fails. Long:
+# past it, nginx lets readers through to the application while a slow build is still running (each
+# waiting for it, on a typhoon night thousands), where the old document would have served them.
+STALE_WHILE_REVALIDATE_PERIODS = 60
 STALE_IF_ERROR_SECONDS = 600
 
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 import gzip
 import os
 import signal
-import shutil
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,29 +21,12 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import AsgiServer, free_port, server_environment
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "deploy"))
-import nginx as nginx_config  # noqa: E402  (deploy/nginx.py: not a package)
+from tests.public.proxy import ROOT, access_log, nginx_config, nginx_in_front
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TICK = 2
 READERS = 50
 SECURITY_HEADERS = dict(nginx_config.SECURITY_HEADERS)
-
-
-def services_required() -> bool:
-    return os.environ.get("MIZUMORI_REQUIRE_SERVICES", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
-    if found is None:
-        message = "nginx is not installed (Debian package nginx)"
-        if services_required():
-            pytest.fail(f"MIZUMORI_REQUIRE_SERVICES=1 and {message}", pytrace=False)
-        pytest.skip(message)
-    return found
 
 
 def get(url: str, headers: dict | None = None):
@@ -60,7 +40,6 @@ def get(url: str, headers: dict | None = None):
 
 @pytest.fixture
 def app_and_proxy(stations, tmp_path):
-    binary = nginx_binary()
     app = AsgiServer(
         port=free_port(),
         env={**server_environment(), "PUBLIC_SNAPSHOT_TICK_SECONDS": str(TICK)},
@@ -68,40 +47,11 @@ def app_and_proxy(stations, tmp_path):
         name="behind-nginx",
     )
     app.start().wait_until_up()
-    port = free_port()
-    config = nginx_config.render(
-        listen=f"127.0.0.1:{port}",
-        upstream=f"127.0.0.1:{app.port}",
-        prefix=tmp_path / "nginx",
-        # Started as root (a container), the workers would be nobody, who cannot write into tmp_path.
-        user="root" if os.geteuid() == 0 else None,
-    )
-    log = open(tmp_path / "nginx.out", "w")
-    proxy = subprocess.Popen(
-        [binary, "-p", str(config.parent), "-c", str(config), "-e", str(config.parent / "error.log")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proxy.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("nginx did not start: " + (tmp_path / "nginx.out").read_text()
-                                + (config.parent / "error.log").read_text(errors="replace"))
-                time.sleep(0.1)
-        yield app, f"http://127.0.0.1:{port}", config.parent
+        with nginx_in_front(tmp_path, upstream=app.port) as (proxy, prefix):
+            yield app, proxy, prefix
     finally:
-        proxy.terminate()
-        proxy.wait(timeout=10)
-        log.close()
         app.stop()
-
-
-def access_log(prefix: Path, path: str) -> list[str]:
-    return [line for line in (prefix / "access.log").read_text().splitlines() if f" {path} " in line]
 
 
 def test_nginx_caches_the_public_page_collapses_misses_and_serves_stale(app_and_proxy):
@@ -167,47 +117,19 @@ ANONYMOUS_CONNECTIONS = 4
 def two_pools_and_proxy(stations, tmp_path):
     """As `make serve PROXY=1` runs it: a staff pool and a public pool behind nginx, with a small
     limit on the anonymous requests in flight so the test can reach it."""
-    binary = nginx_binary()
     env = {**server_environment(), "PUBLIC_SNAPSHOT_TICK_SECONDS": str(TICK)}
     # One after the other: two starting at once on a busy machine can take longer than a start may.
     staff = AsgiServer(port=free_port(), env=env, log_dir=tmp_path, name="staff-pool").start().wait_until_up()
     public = AsgiServer(port=free_port(), env=env, log_dir=tmp_path, name="public-pool")
     try:
         public.start().wait_until_up()
-    except BaseException:
-        staff.stop()
-        raise
-    port = free_port()
-    config = nginx_config.render(
-        listen=f"127.0.0.1:{port}",
-        upstream=f"127.0.0.1:{staff.port}",
-        public_upstream=f"127.0.0.1:{public.port}",
-        prefix=tmp_path / "nginx",
-        user="root" if os.geteuid() == 0 else None,
-        anonymous_connections=ANONYMOUS_CONNECTIONS,
-    )
-    log = open(tmp_path / "nginx.out", "w")
-    proxy = subprocess.Popen(
-        [binary, "-p", str(config.parent), "-c", str(config), "-e", str(config.parent / "error.log")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proxy.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("nginx did not start: " + (tmp_path / "nginx.out").read_text())
-                time.sleep(0.1)
-        yield staff, public, f"http://127.0.0.1:{port}", config.parent
+        with nginx_in_front(
+            tmp_path, upstream=staff.port, public_upstream=public.port, anonymous_connections=ANONYMOUS_CONNECTIONS
+        ) as (proxy, prefix):
+            yield staff, public, proxy, prefix
     finally:
-        if public.process.poll() is None:
+        if public.process is not None and public.process.poll() is None:
             os.kill(public.process.pid, signal.SIGCONT)
-        proxy.terminate()
-        proxy.wait(timeout=10)
-        log.close()
         public.stop()
         staff.stop()
 

@@ -124,6 +124,17 @@ def first_readings(url: str, token: str, stations: int) -> None:
                                    for i, c in enumerate(codes[start:start + 1000])])
 
 
+def fetch_document(url: str) -> dict:
+    """The snapshot as the readers ask for it (gzip), so the copy they share is in the proxy's cache
+    before they come: the benchmark measures a storm night, not a proxy's cold start."""
+    request = urllib.request.Request(f"{url}{SNAPSHOT}", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=180) as response:
+        body = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+    return json.loads(body)
+
+
 class Staff:
     """A logged-in HQ user (through the login form, with its CSRF token)."""
 
@@ -144,11 +155,15 @@ class Staff:
         return (time.perf_counter() - started) * 1000
 
 
-def time_board(staff: Staff, samples: int, pause: float, out: list[float], stop: threading.Event | None = None):
+def time_board(staff: Staff, samples: int, pause: float, out: list[float], stop: threading.Event | None = None,
+               failures: list[str] | None = None):
     for _ in range(samples):
         if stop is not None and stop.is_set():
             return
-        out.append(staff.board_ms())
+        try:
+            out.append(staff.board_ms())
+        except OSError as error:  # urllib's HTTPError and URLError too: counted, the timing goes on
+            (failures if failures is not None else []).append(f"hq: {error}")
         time.sleep(pause)
 
 
@@ -160,6 +175,7 @@ class Reader:
         self.etag: str | None = None
         self.observed: re.Match | None = None  # the probe station's reading in the document held
         self.modified: str | None = None  # that document's Last-Modified
+        self.seen: bytes | None = None  # the reading this reader last saw first
         self.reader = self.writer = None
 
     async def request(self) -> tuple[int, dict, bytes]:
@@ -218,6 +234,9 @@ async def run_reader(reader: Reader, interval: float, until: float, stats: dict)
             now = datetime.now(timezone.utc)
             if reader.observed:
                 stats["age_s"].append((now - datetime.fromisoformat(reader.observed[1].decode())).total_seconds())
+                if reader.observed[1] != reader.seen:
+                    reader.seen = reader.observed[1]
+                    stats["first_seen"].append((reader.seen.decode(), time.time()))
             if reader.modified:
                 stats["document_age_s"].append((now - parsedate_to_datetime(reader.modified)).total_seconds())
         await asyncio.sleep(interval)
@@ -229,7 +248,7 @@ async def run_readers(
     """`count` readers for `duration` seconds, every `probe_every`-th a probe (1: all of them) of the
     age of station `probe_code`'s reading."""
     parts = urllib.parse.urlsplit(url)
-    stats = {"latency_ms": [], "errors": [], "age_s": [], "document_age_s": []}
+    stats = {"latency_ms": [], "errors": [], "age_s": [], "document_age_s": [], "first_seen": []}
     until = time.monotonic() + duration
     pattern = observed_pattern(probe_code)
     readers = [Reader(parts.hostname, parts.port or 80, probe=pattern if i % probe_every == 0 else None)
@@ -270,15 +289,32 @@ def run_wrk(url: str, count: int, interval: float, duration: float, threads: int
     return summary
 
 
-def gateway(url: str, token: str, stop: threading.Event, posted: list[float]) -> None:
-    value = 1.0
+def gateway(url: str, token: str, stop: threading.Event, posted: list[float], stored: dict[datetime, float],
+            failures: list[str]) -> None:
+    """One reading a second (one at a time: a slow POST delays the next); `stored`: each reading's
+    observed_at (as the document spells it) -> when its POST returned (it was stored)."""
     while not stop.is_set():
         value = 1.0 + (len(posted) % 100) / 1000
+        observed = datetime.now(timezone.utc)
         started = time.perf_counter()
-        post_readings(url, token, [{"station": FRESH_CODE, "observed_at": datetime.now(timezone.utc).isoformat(),
-                                    "value": value}])
-        posted.append(time.perf_counter() - started)
+        try:
+            post_readings(url, token, [{"station": FRESH_CODE, "observed_at": observed.isoformat(), "value": value}])
+        except OSError as error:
+            failures.append(f"gateway: {error}")
+        else:
+            posted.append(time.perf_counter() - started)
+            stored[observed] = time.time()
         stop.wait(1.0)
+
+
+def delivery_delays(first_seen: list[tuple[str, float]], stored: dict[datetime, float]) -> list[float]:
+    """For each probe and each new reading it saw: seconds from the reading's storage to the reader."""
+    delays = []
+    for observed, seen_at in first_seen:
+        at = stored.get(datetime.fromisoformat(observed))
+        if at is not None:
+            delays.append(seen_at - at)
+    return delays
 
 
 def app_snapshot_requests(log: Path, offset: int) -> int:
@@ -287,8 +323,26 @@ def app_snapshot_requests(log: Path, offset: int) -> int:
         return sum(1 for line in handle if b'"GET /api/v1/public/snapshot' in line)
 
 
-def summarise(args, *, elapsed, interval, wrk, probes, posted, idle, under_load, app_requests, loads) -> dict:
+def proxy_side(log: Path, offset: int) -> dict:
+    """nginx's own view of the readers' requests (deploy/nginx.conf.template's log format): how long
+    it took to answer them once it had read them, and from where (cache status)."""
+    times, statuses = [], {}
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            if b'"GET /api/v1/public/snapshot' not in line:
+                continue
+            text = line.decode("latin-1")
+            cache = text.split(" cache=", 1)[1].split(" ", 1)[0]
+            statuses[cache] = statuses.get(cache, 0) + 1
+            times.append(float(text.split(" rt=", 1)[1].split(" ", 1)[0]) * 1000)
+    return {"requests": len(times), "cache": statuses,
+            "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "p99_ms": percentile(times, 99)}
+
+
+def summarise(args, *, elapsed, interval, wrk, probes, posted, stored, idle, under_load, app_requests, loads) -> dict:
     ages, documents = probes["age_s"], probes["document_age_s"]
+    delivery = delivery_delays(probes["first_seen"], stored)
     if wrk is not None:
         requests = wrk["requests"]
         errors = {name: wrk[name] for name in ("connect", "read", "write", "timeout", "other_status")}
@@ -315,6 +369,8 @@ def summarise(args, *, elapsed, interval, wrk, probes, posted, idle, under_load,
         "data_age_s": {"n": len(ages), "p50": percentile(ages, 50), "p95": percentile(ages, 95)},
         "data_age_ticks_p95": percentile(ages, 95) / interval,
         "document_age_s": {"p50": percentile(documents, 50), "p95": percentile(documents, 95)},
+        "delivery_s": {"n": len(delivery), "p50": percentile(delivery, 50), "p95": percentile(delivery, 95)},
+        "delivery_ticks_p95": percentile(delivery, 95) / interval,
         "app_snapshot_requests": app_requests,
         "app_snapshot_requests_per_s": round(app_requests / elapsed, 2),
         "gateway_posts": len(posted),
@@ -336,6 +392,9 @@ def report(r: dict) -> None:
     age = r["data_age_s"]
     print(f"  data age s (n={age['n']}) p50 {age['p50']:.1f}  p95 {age['p95']:.1f}  = p95 {r['data_age_ticks_p95']:.2f}"
           f" ticks; document age p50 {r['document_age_s']['p50']:.1f} p95 {r['document_age_s']['p95']:.1f}")
+    delivery = r["delivery_s"]
+    print(f"  stored -> reader s (n={delivery['n']}) p50 {delivery['p50']:.1f}  p95 {delivery['p95']:.1f}"
+          f"  = p95 {r['delivery_ticks_p95']:.2f} ticks (the public page's part of the data age)")
     print(f"  snapshot requests reaching the application {r['app_snapshot_requests']}"
           f" = {r['app_snapshot_requests_per_s']:.2f}/s")
     print(f"  gateway POSTs {r['gateway_posts']}, p95 {r['gateway_post_p95_ms']:.0f} ms")
@@ -344,6 +403,12 @@ def report(r: dict) -> None:
     print(f"  HQ board ms: idle p50 {idle['p50']:.0f} p95 {idle['p95']:.0f};"
           f" under load p50 {load['p50']:.0f} p95 {load['p95']:.0f} (n={load['n']});"
           f" median ratio {ratio if ratio is None else round(ratio, 2)}")
+    if r.get("staff_and_gateway_failures"):
+        print(f"  staff / gateway failures: {r['staff_and_gateway_failures'][:5]}")
+    if r.get("proxy"):
+        px = r["proxy"]
+        print(f"  nginx: {px['requests']:,} snapshot requests answered in p50 {px['p50_ms']:.1f} / p95 {px['p95_ms']:.1f}"
+              f" / p99 {px['p99_ms']:.1f} ms once read; cache {px['cache']}")
     la = r["loadavg_1m"]
     print(f"  1-minute load average before {la['before']:.1f}, during {la['during']:.1f}, after {la['after']:.1f}"
           f" ({r['cores']} cores)")
@@ -360,6 +425,7 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=2000)
     parser.add_argument("--staff-samples", type=int, default=10)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--proxy-log", type=Path, help="nginx's access log (make serve PROXY=1: var/nginx/access.log)")
     args = parser.parse_args()
     args.readers = max(1, min(args.readers, 20_000))
     args.probes = max(1, min(args.probes, 1_000))
@@ -367,11 +433,11 @@ def main() -> None:
 
     token = seed(args.stations)
     first_readings(args.url, token, args.stations)
-    document = json.loads(urllib.request.urlopen(f"{args.url}{SNAPSHOT}", timeout=60).read())
+    document = fetch_document(args.url)
     interval = float(document["live"]["interval"])
     # The proxy may hold the document of before the seeding for up to a tick (and stale copies longer).
     time.sleep(interval * 2)
-    document = json.loads(urllib.request.urlopen(f"{args.url}{SNAPSHOT}", timeout=60).read())
+    document = fetch_document(args.url)
     print(f"{len(document['features']):,} public stations in the document; tick {interval:g} s; "
           f"mode {document['mode']}, transport {document['live']['transport']}", flush=True)
 
@@ -381,12 +447,15 @@ def main() -> None:
 
     stop = threading.Event()
     posted: list[float] = []
+    stored: dict[datetime, float] = {}
+    failures: list[str] = []
     under_load: list[float] = []
     threads = [
-        threading.Thread(target=gateway, args=(args.url, token, stop, posted), daemon=True),
-        threading.Thread(target=time_board, args=(staff, 10_000, 2.0, under_load, stop), daemon=True),
+        threading.Thread(target=gateway, args=(args.url, token, stop, posted, stored, failures), daemon=True),
+        threading.Thread(target=time_board, args=(staff, 10_000, 2.0, under_load, stop, failures), daemon=True),
     ]
     offset = args.app_log.stat().st_size
+    proxy_offset = args.proxy_log.stat().st_size if args.proxy_log else 0
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     for thread in threads:
@@ -415,10 +484,13 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     time.sleep(1)  # the last access-log lines
     result = summarise(
-        args, elapsed=elapsed, interval=interval, wrk=wrk, probes=probes, posted=posted, idle=idle,
+        args, elapsed=elapsed, interval=interval, wrk=wrk, probes=probes, posted=posted, stored=stored, idle=idle,
         under_load=under_load, app_requests=app_snapshot_requests(args.app_log, offset),
         loads=(load_before, load_during, load_after),
     )
+    result["staff_and_gateway_failures"] = failures
+    if args.proxy_log:
+        result["proxy"] = proxy_side(args.proxy_log, proxy_offset)
     report(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

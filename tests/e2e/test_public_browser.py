@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, Browser
+from tests.e2e.conftest import ARTIFACTS, chromium_for
 from tests.e2e import test_live_browser
 from tests.e2e.test_live_browser import LIVE, MARKER_HAS, PRIVATE_CODE, PUBLIC_CODE, SHELTER_CODE, open_hq, wait_for_reading
 from tests.public.proxy import ROOT, access_log, nginx_in_front
@@ -30,15 +30,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def browser(public_server):
     """Chromium guarded to the public_server (tests/e2e/conftest.py `browser` is for asgi_server)."""
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = Browser(playwright, public_server.url)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_for(public_server.url) as chromium:
+        yield chromium
 
 
 def open_public(browser, server):
@@ -113,15 +106,9 @@ def proxied(public_server, tmp_path):
 
 @pytest.fixture
 def proxied_browser(proxied):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = Browser(playwright, proxied.url)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    """Chromium guarded to nginx in front of the public_server."""
+    with chromium_for(proxied.url) as chromium:
+        yield chromium
 
 
 @pytest.mark.public_env(PUBLIC_LIVE_TRANSPORT="poll")

@@ -1,6 +1,7 @@
 """Render deploy/nginx.conf.template into a directory nginx can run from as any user.
 
-    python deploy/nginx.py --listen 127.0.0.1:8000 --upstream 127.0.0.1:8001 --prefix var/nginx
+    python deploy/nginx.py --listen 127.0.0.1:8000 --upstream 127.0.0.1:8001 [--public-upstream 127.0.0.1:8002] \
+        --prefix var/nginx
 
 writes <prefix>/nginx.conf (and the snippet it includes) and prints the command that starts nginx:
     nginx -p <prefix> -c <prefix>/nginx.conf -e <prefix>/error.log
@@ -52,17 +53,32 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 
 def render(
-    *, listen: str, upstream: str, prefix: Path, user: str | None = None, client_max_body_size: str = "12m"
+    *,
+    listen: str,
+    upstream: str,
+    prefix: Path,
+    public_upstream: str | None = None,
+    user: str | None = None,
+    client_max_body_size: str = "12m",
+    anonymous_rate: str = "10r/s",
+    anonymous_connections: int = 64,
+    anonymous_sockets: int = 600,
 ) -> Path:
-    """`user`: whom the worker processes run as when nginx is started as root (they write the cache
+    """`upstream`: the staff pool; `public_upstream`: the public pool (None: the same processes).
+    `user`: whom the worker processes run as when nginx is started as root (they write the cache
     and temporary files under `prefix`, so that user must be able to); None leaves nginx's default
-    (the starting user, or nobody under root)."""
+    (the starting user, or nobody under root). The anonymous limits: requests per second per address
+    past the cache, requests in flight at once from all of them, websockets held at once."""
     prefix = prefix.resolve()
     for sub in ("tmp", "cache"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     values = {
         "listen": listen,
         "upstream": upstream,
+        "public_upstream": public_upstream or upstream,
+        "anonymous_rate": anonymous_rate,
+        "anonymous_connections": str(anonymous_connections),
+        "anonymous_sockets": str(anonymous_sockets),
         "prefix": str(prefix),
         "client_max_body_size": client_max_body_size,
         "user_directive": f"user {user};" if user else "# user: the user who starts nginx",
@@ -90,11 +106,14 @@ def render(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--listen", required=True, help="address:port nginx listens on")
-    parser.add_argument("--upstream", required=True, help="address:port of the ASGI server(s)")
+    parser.add_argument("--upstream", required=True, help="address:port of the staff pool's ASGI server(s)")
+    parser.add_argument("--public-upstream", help="address:port of the public pool (default: --upstream)")
     parser.add_argument("--prefix", required=True, type=Path, help="directory for config, cache, logs, pid")
     parser.add_argument("--user", help="worker user when started as root (must be able to write under --prefix)")
     args = parser.parse_args()
-    path = render(listen=args.listen, upstream=args.upstream, prefix=args.prefix, user=args.user)
+    path = render(
+        listen=args.listen, upstream=args.upstream, public_upstream=args.public_upstream, prefix=args.prefix, user=args.user
+    )
     print(f"nginx -p {path.parent} -c {path} -e {path.parent}/error.log")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 from django.http import HttpResponse
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
@@ -11,14 +14,25 @@ from config.compression import accepted_encodings
 from .tick_cache import Built
 
 # After max-age a cache may keep answering with the old build for this many periods while it asks
-# the application for the new one, and for STALE_IF_ERROR_SECONDS when the application fails.
-STALE_WHILE_REVALIDATE_PERIODS = 6
+# the application for the new one, and for STALE_IF_ERROR_SECONDS when the application fails. Long:
+# past it, nginx lets readers through to the application while a slow build is still running (each
+# waiting for it, on a typhoon night thousands), where the old document would have served them.
+STALE_WHILE_REVALIDATE_PERIODS = 60
 STALE_IF_ERROR_SECONDS = 600
 
 
-def public_cache_control(period: int) -> str:
+def seconds_left(built: Built, now: float | None = None) -> int:
+    """Until the build's period ends (at least 1): builds are aligned to the clock (a period is
+    `now // period`), so a cache told a whole period would keep an old copy up to a period past the
+    next build, and readers would see data up to a period older than they need to."""
+    now = time.time() if now is None else now
+    return max(1, min(built.period, math.ceil((built.tick + 1) * built.period - now)))
+
+
+def public_cache_control(period: int, max_age: int | None = None) -> str:
+    max_age = period if max_age is None else max_age
     return (
-        f"public, max-age={period}, stale-while-revalidate={period * STALE_WHILE_REVALIDATE_PERIODS}, "
+        f"public, max-age={max_age}, stale-while-revalidate={period * STALE_WHILE_REVALIDATE_PERIODS}, "
         f"stale-if-error={STALE_IF_ERROR_SECONDS}"
     )
 
@@ -42,6 +56,6 @@ def cached_response(request, built: Built) -> HttpResponse:
             response["Content-Encoding"] = encoding
     response["ETag"] = built.etag
     response["Last-Modified"] = http_date(last_modified)
-    response["Cache-Control"] = public_cache_control(built.period)
+    response["Cache-Control"] = public_cache_control(built.period, seconds_left(built))
     patch_vary_headers(response, ("Accept-Encoding",))
     return response

@@ -14,6 +14,7 @@ browser (while Playwright's loop runs in the test's thread, Django refuses datab
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -38,7 +39,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Playwright's waits: short, so a broken live layer fails in seconds rather than minutes.
 PAGE_TIMEOUT_MS = 10_000
-SERVER_START_SECONDS = 30
+# A server start imports the whole project: on a loaded 2-core machine that alone can take 30 s.
+SERVER_START_SECONDS = 90
 
 
 def free_port() -> int:
@@ -269,15 +271,22 @@ class Browser:
         self.browser.close()
 
 
-@pytest.fixture
-def browser(asgi_server):
-    """Request it after the fixtures that write the database (see the module docstring)."""
+@contextlib.contextmanager
+def chromium_for(base_url: str):
+    """A guarded Chromium (`Browser`) that may reach `base_url` only; closed on exit."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        chromium = Browser(playwright, asgi_server.url)
+        chromium = Browser(playwright, base_url)
         try:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def browser(asgi_server):
+    """Request it after the fixtures that write the database (see the module docstring)."""
+    with chromium_for(asgi_server.url) as chromium:
+        yield chromium

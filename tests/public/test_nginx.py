@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
+import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,29 +21,12 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import AsgiServer, free_port, server_environment
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "deploy"))
-import nginx as nginx_config  # noqa: E402  (deploy/nginx.py: not a package)
+from tests.public.proxy import ROOT, access_log, nginx_config, nginx_in_front
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TICK = 2
 READERS = 50
 SECURITY_HEADERS = dict(nginx_config.SECURITY_HEADERS)
-
-
-def services_required() -> bool:
-    return os.environ.get("MIZUMORI_REQUIRE_SERVICES", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
-    if found is None:
-        message = "nginx is not installed (Debian package nginx)"
-        if services_required():
-            pytest.fail(f"MIZUMORI_REQUIRE_SERVICES=1 and {message}", pytrace=False)
-        pytest.skip(message)
-    return found
 
 
 def get(url: str, headers: dict | None = None):
@@ -59,7 +40,6 @@ def get(url: str, headers: dict | None = None):
 
 @pytest.fixture
 def app_and_proxy(stations, tmp_path):
-    binary = nginx_binary()
     app = AsgiServer(
         port=free_port(),
         env={**server_environment(), "PUBLIC_SNAPSHOT_TICK_SECONDS": str(TICK)},
@@ -67,40 +47,11 @@ def app_and_proxy(stations, tmp_path):
         name="behind-nginx",
     )
     app.start().wait_until_up()
-    port = free_port()
-    config = nginx_config.render(
-        listen=f"127.0.0.1:{port}",
-        upstream=f"127.0.0.1:{app.port}",
-        prefix=tmp_path / "nginx",
-        # Started as root (a container), the workers would be nobody, who cannot write into tmp_path.
-        user="root" if os.geteuid() == 0 else None,
-    )
-    log = open(tmp_path / "nginx.out", "w")
-    proxy = subprocess.Popen(
-        [binary, "-p", str(config.parent), "-c", str(config), "-e", str(config.parent / "error.log")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proxy.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("nginx did not start: " + (tmp_path / "nginx.out").read_text()
-                                + (config.parent / "error.log").read_text(errors="replace"))
-                time.sleep(0.1)
-        yield app, f"http://127.0.0.1:{port}", config.parent
+        with nginx_in_front(tmp_path, upstream=app.port) as (proxy, prefix):
+            yield app, proxy, prefix
     finally:
-        proxy.terminate()
-        proxy.wait(timeout=10)
-        log.close()
         app.stop()
-
-
-def access_log(prefix: Path, path: str) -> list[str]:
-    return [line for line in (prefix / "access.log").read_text().splitlines() if f" {path} " in line]
 
 
 def test_nginx_caches_the_public_page_collapses_misses_and_serves_stale(app_and_proxy):
@@ -109,7 +60,7 @@ def test_nginx_caches_the_public_page_collapses_misses_and_serves_stale(app_and_
 
     status, headers, body = get(snapshot)
     assert status == 200 and headers["X-Cache-Status"] == "MISS"
-    assert headers["Content-Encoding"] == "gzip" and headers["Cache-Control"].startswith("public, max-age=2")
+    assert headers["Content-Encoding"] == "gzip" and headers["Cache-Control"].startswith(("public, max-age=1,", "public, max-age=2,"))
     for name, value in SECURITY_HEADERS.items():
         assert headers.get_all(name) == [value], name
     # The next readers get nginx's copy, whatever cookie or query they bring.
@@ -155,3 +106,79 @@ def test_nginx_caches_the_public_page_collapses_misses_and_serves_stale(app_and_
     assert status == 200 and headers["X-Cache-Status"] == "STALE" and stale == body
     status, headers, _ = get(f"{proxy}/api/v1/stations")
     assert status == 502  # nothing private is ever served from a cache
+
+
+# --- staff are not crowded out by the public -------------------------------------------------------
+
+ANONYMOUS_CONNECTIONS = 4
+
+
+@pytest.fixture
+def two_pools_and_proxy(stations, tmp_path):
+    """As `make serve PROXY=1` runs it: a staff pool and a public pool behind nginx, with a small
+    limit on the anonymous requests in flight so the test can reach it."""
+    env = {**server_environment(), "PUBLIC_SNAPSHOT_TICK_SECONDS": str(TICK)}
+    # One after the other: two starting at once on a busy machine can take longer than a start may.
+    staff = AsgiServer(port=free_port(), env=env, log_dir=tmp_path, name="staff-pool").start().wait_until_up()
+    public = AsgiServer(port=free_port(), env=env, log_dir=tmp_path, name="public-pool")
+    try:
+        public.start().wait_until_up()
+        with nginx_in_front(
+            tmp_path, upstream=staff.port, public_upstream=public.port, anonymous_connections=ANONYMOUS_CONNECTIONS
+        ) as (proxy, prefix):
+            yield staff, public, proxy, prefix
+    finally:
+        if public.process is not None and public.process.poll() is None:
+            os.kill(public.process.pid, signal.SIGCONT)
+        public.stop()
+        staff.stop()
+
+
+def pools(prefix: Path, path: str) -> list[str]:
+    return [line.rsplit("up=", 1)[1] for line in access_log(prefix, path)]
+
+
+def test_the_nginx_template_knows_the_session_cookie_by_its_name(settings):
+    # deploy/nginx.conf.template tells staff from the anonymous by this cookie.
+    assert settings.SESSION_COOKIE_NAME == "sessionid"
+    assert "$cookie_sessionid" in (ROOT / "deploy" / "nginx.conf.template").read_text()
+
+
+def test_a_stalled_public_pool_leaves_staff_pages_and_the_cached_page_answering(two_pools_and_proxy, client, user_a):
+    staff, public, proxy, prefix = two_pools_and_proxy
+    client.force_login(user_a)
+    session = {"Cookie": f"sessionid={client.cookies['sessionid'].value}"}
+    snapshot = f"{proxy}/api/v1/public/snapshot"
+
+    # The cache is filled by the public pool; the logged-in and gateways go to the staff pool.
+    assert get(snapshot)[0] == 200 and get(snapshot)[1]["X-Cache-Status"] == "HIT"
+    status, _, page = get(f"{proxy}/hq/", session)
+    assert status == 200 and b"A-PRIVATE" in gzip.decompress(page)
+    assert get(f"{proxy}/api/v1/stations")[0] == 200  # anonymous: the public pool
+    assert pools(prefix, "/api/v1/public/snapshot")[0] == f"127.0.0.1:{public.port}"
+    assert pools(prefix, "/hq/") == [f"127.0.0.1:{staff.port}"]
+    assert pools(prefix, "/api/v1/stations") == [f"127.0.0.1:{public.port}"]
+
+    # The public pool stops answering, as one swamped by readers would.
+    os.kill(public.process.pid, signal.SIGSTOP)
+    time.sleep(TICK + 0.5)
+    with ThreadPoolExecutor(max_workers=ANONYMOUS_CONNECTIONS + 2) as pool:
+        stuck = [pool.submit(get, f"{proxy}/api/v1/stations?n={n}") for n in range(ANONYMOUS_CONNECTIONS)]
+        time.sleep(1)  # they are in flight, waiting for the public pool
+        # Past the limit, the anonymous are told at once to come back later, not queued.
+        status, headers, _ = get(f"{proxy}/api/v1/stations?n=over")
+        assert status == 503 and headers.get_all("X-Frame-Options") == ["DENY"]
+        # The readers of the public page get the cached copy meanwhile, without waiting.
+        status, headers, body = get(snapshot)
+        assert status == 200 and headers["X-Cache-Status"] in {"STALE", "UPDATING"} and body
+        # Staff pages, logging in and gateways are answered by the staff pool as before.
+        started = time.monotonic()
+        status, _, page = get(f"{proxy}/hq/", session)
+        assert status == 200 and b"A-PRIVATE" in gzip.decompress(page)
+        assert get(f"{proxy}/accounts/login/")[0] == 200
+        assert time.monotonic() - started < 8  # not behind the stuck ones (urllib gives up at 10)
+        assert not any(future.done() for future in stuck)
+        os.kill(public.process.pid, signal.SIGCONT)
+        assert [future.result()[0] for future in stuck] == [200] * ANONYMOUS_CONNECTIONS
+    assert set(pools(prefix, "/hq/")) == {f"127.0.0.1:{staff.port}"}
+    assert pools(prefix, "/accounts/login/") == [f"127.0.0.1:{staff.port}"]

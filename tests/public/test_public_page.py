@@ -16,7 +16,8 @@ from django.utils.http import http_date
 from alerts.models import Alert, AlertEvent, AlertRule
 from alerts.vocabulary import RESERVED_WORDS
 from public import load, snapshot
-from public.tick_cache import forget_all
+from public.http import public_cache_control, seconds_left
+from public.tick_cache import JSON, Built, Encoded, forget_all
 from sensors.services import observation_ingest
 from tests.geo.test_shelters import make_shelter
 from tests.public_page import BASEMAP_URL, SNAPSHOT_URL, public_document, public_features
@@ -85,10 +86,22 @@ def test_public_responses_say_how_long_a_cache_may_keep_them(stations, settings,
 
     cache_control = response["Cache-Control"]
     assert cache_control.startswith("public, ")
-    expected = 60 if url == BASEMAP_URL else 7  # the base map: PUBLIC_BASEMAP_SECONDS
-    assert f"max-age={expected}" in cache_control and "stale-while-revalidate=" in cache_control
+    period = 60 if url == BASEMAP_URL else 7  # the base map: PUBLIC_BASEMAP_SECONDS
+    max_age = int(cache_control.split("max-age=")[1].split(",")[0])
+    # What is left of the period: a cache lets the copy go when the next build is due.
+    assert 1 <= max_age <= period and f"stale-while-revalidate={period * 60}" in cache_control
     assert response["ETag"].startswith('"') and response.has_header("Last-Modified")
     assert "Accept-Encoding" in response["Vary"]
+
+
+def test_a_cache_keeps_a_build_until_the_next_one_is_due_not_a_whole_period_past_it():
+    built = Built.of(Encoded(b"{}", JSON), tick=100, period=5, previous=None, now=500.0)
+    assert seconds_left(built, now=500.0) == 5
+    assert seconds_left(built, now=502.2) == 3  # the next build is due at 505
+    assert seconds_left(built, now=504.9) == 1
+    # A build of a past tick (another process is making this one): ask again soon.
+    assert seconds_left(built, now=507.0) == 1
+    assert public_cache_control(5, 3).startswith("public, max-age=3, stale-while-revalidate=300,")
 
 
 @pytest.mark.parametrize("url", PUBLIC_URLS)

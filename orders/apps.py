@@ -23,7 +23,10 @@ class OrdersConfig(AppConfig):
         from events.registry import register
         from sensors.services import STATION_CHANGED
 
+        from .handlers import order_steps_notify
+        from .services import ORDER_CHANGED
         from .triggers import station_changes_recommend
 
         register("orders.recommend", kinds=[STATION_CHANGED], func=station_changes_recommend)
+        register("orders.notify", kinds=[ORDER_CHANGED], func=order_steps_notify)
         geo_layer_register("districts", geometry_types=POLYGONS, writer=districts_import, coded=True)

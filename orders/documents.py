@@ -126,3 +126,41 @@ def order_document(order: Order, *, viewer: Viewer) -> dict:
     """One order as the write endpoints answer: the feature's properties, flat, and its geometry."""
     feature = order_feature(order, viewer=viewer)
     return {**feature["properties"], "geometry": feature["geometry"]}
+
+
+def _town_viewer(municipality_id: int) -> Viewer:
+    """What the issuing town's staff may see: their channels get what their board shows."""
+    return Viewer(municipality_ids=frozenset({municipality_id}), role="viewer", acting_municipality_id=municipality_id)
+
+
+def order_notification_documents(event_ids) -> dict[int, dict]:
+    """What e-mail and webhooks send for each step of an order (alerts' delivery outbox):
+    `{"order_event": <the step, its CAP version's absolute URL>, "order": <the order now, with the
+    public page and HQ board URLs>}`. Links are absolute on SITE_URL (a mail is read outside the site)."""
+    from django.urls import reverse
+
+    site = settings.SITE_URL.rstrip("/")
+    events = OrderEvent.objects.filter(pk__in=list(event_ids)).select_related(
+        "order", "order__municipality", "order__level_scheme"
+    )
+    documents = {}
+    for event in events:
+        order = event.order
+        words = order_words(event.level, order.level_scheme)
+        step = event_document(event) | {
+            "cap_url": f"{site}{reverse('api-order-cap', args=[order.pk])}?event={event.pk}",
+            "name_ja": words.name_ja,
+            "name_en": words.name_en,
+            "title_ja": words.title_ja,
+            "title_en": words.title_en,
+            "district_names": [
+                {"code": d.code, "name_ja": d.name_ja, "name_en": d.name_en}
+                for d in District.objects.filter(code__in=event.districts).order_by("code")
+            ],
+        }
+        documents[event.pk] = {
+            "order_event": step,
+            "order": order_document(order, viewer=_town_viewer(order.municipality_id))
+            | {"page_url": f"{site}/", "board_url": f"{site}{reverse('dashboard-hq')}"},
+        }
+    return documents

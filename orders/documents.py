@@ -7,8 +7,8 @@ from django.conf import settings
 from sensors.selectors import local_iso
 from tenancy.selectors import Viewer
 
-from .models import District, Order, OrderEvent, Recommendation
-from .selectors import evidence_stations, order_history_visible, order_words
+from .models import District, Order, OrderDraft, OrderEvent, Recommendation
+from .selectors import evidence_stations, order_history_visible, order_words, pending_drafts_of
 
 
 def district_feature(district: District) -> dict:
@@ -119,6 +119,38 @@ def recommendation_document(recommendation: Recommendation) -> dict:
         "handled_at": local_iso(recommendation.handled_at),
         "dismiss_reason": recommendation.dismiss_reason,
         "order": recommendation.order_id,
+        "draft": _draft_summary(pending_drafts_of([recommendation.pk]).get(recommendation.pk)),
+    }
+
+
+def _draft_summary(draft: OrderDraft | None) -> dict | None:
+    if draft is None:
+        return None
+    return {"id": draft.pk, "drafted_by": draft.drafted_by_name, "drafted_at": local_iso(draft.drafted_at)}
+
+
+def draft_document(draft: OrderDraft) -> dict:
+    """An order waiting for a second operator (the town's staff only): what will be issued on confirm."""
+    words = order_words(draft.level)
+    return {
+        "id": draft.pk,
+        "municipality": draft.municipality.slug,
+        "level": draft.level,
+        "title_ja": words.title_ja,
+        "title_en": words.title_en,
+        "districts": [{"code": d.code, "name_ja": d.name_ja, "name_en": d.name_en} for d in draft.districts.all()],
+        "shelters": sorted(s.code for s in draft.shelters.all()),
+        "open_shelters": draft.open_shelters,
+        "reason": draft.reason,
+        "evidence": draft.evidence,
+        "recommendation": draft.recommendation_id,
+        "state": draft.state,
+        "drafted_by": draft.drafted_by_name,
+        "drafted_at": local_iso(draft.drafted_at),
+        "handled_by": draft.handled_by_name or None,
+        "handled_at": local_iso(draft.handled_at),
+        "withdraw_reason": draft.withdraw_reason,
+        "order": draft.order_id,
     }
 
 

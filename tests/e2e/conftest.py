@@ -37,8 +37,9 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Playwright's waits: short, so a broken live layer fails in seconds rather than minutes.
-PAGE_TIMEOUT_MS = 10_000
-SERVER_START_SECONDS = 30
+PAGE_TIMEOUT_MS = int(os.environ.get("E2E_PAGE_TIMEOUT_MS", "10000"))
+# A machine shared by parallel runs may need longer: E2E_SERVER_START_SECONDS raises it.
+SERVER_START_SECONDS = int(os.environ.get("E2E_SERVER_START_SECONDS", "30"))
 
 
 def free_port() -> int:

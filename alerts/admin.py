@@ -61,9 +61,9 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ["pk", "event", "release_transition", "channel", "state", "attempts", "next_attempt_at", "last_error", "sent_at"]
+    list_display = ["pk", "event", "release_transition", "order_event", "channel", "state", "attempts", "next_attempt_at", "last_error", "sent_at"]
     list_filter = ["state", "channel__kind"]
-    list_select_related = ["event", "release_transition", "channel", "channel__municipality"]
+    list_select_related = ["event", "release_transition", "order_event", "channel", "channel__municipality"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
 
     def has_add_permission(self, request):

@@ -350,7 +350,8 @@ class NotificationChannel(models.Model):
 
 class Delivery(models.Model):
     """The outbox: one notification for one channel, delivered at most once when it succeeds. A
-    notification is an alert event or a dam release notice's transition (releases app): one of them."""
+    notification is an alert event, a dam release notice's transition (releases app) or a step of a
+    town's evacuation order (orders app): exactly one of them."""
 
     class State(models.TextChoices):
         PENDING = "pending", "pending"
@@ -361,6 +362,9 @@ class Delivery(models.Model):
     event = models.ForeignKey(AlertEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
     release_transition = models.ForeignKey(
         "releases.ReleaseTransition", null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    order_event = models.ForeignKey(
+        "orders.OrderEvent", null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
     )
     channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="deliveries")
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
@@ -380,14 +384,21 @@ class Delivery(models.Model):
             models.UniqueConstraint(
                 fields=["release_transition", "channel"], name="delivery_once_per_release_transition_channel"
             ),
+            models.UniqueConstraint(fields=["order_event", "channel"], name="delivery_once_per_order_event_channel"),
             models.CheckConstraint(
-                condition=Q(event__isnull=False, release_transition__isnull=True)
-                | Q(event__isnull=True, release_transition__isnull=False),
-                name="delivery_of_an_event_or_a_release_transition",
+                condition=Q(event__isnull=False, release_transition__isnull=True, order_event__isnull=True)
+                | Q(event__isnull=True, release_transition__isnull=False, order_event__isnull=True)
+                | Q(event__isnull=True, release_transition__isnull=True, order_event__isnull=False),
+                name="delivery_of_one_event_transition_or_order_step",
             ),
         ]
         indexes = [models.Index(fields=["state", "next_attempt_at"])]
 
     def __str__(self):
-        subject = f"event {self.event_id}" if self.event_id else f"release transition {self.release_transition_id}"
+        if self.event_id:
+            subject = f"event {self.event_id}"
+        elif self.release_transition_id:
+            subject = f"release transition {self.release_transition_id}"
+        else:
+            subject = f"order step {self.order_event_id}"
         return f"{subject} → channel {self.channel_id}: {self.state} ({self.attempts})"

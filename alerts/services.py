@@ -26,6 +26,8 @@ from django.utils import timezone
 
 from bulkwrite import pg_array, update_from_arrays
 from events import emit
+from orders.documents import order_notification_documents
+from orders.models import OrderEvent
 from releases.models import DamRelease, ReleaseTransition
 from releases.selectors import release_notification_documents
 from sensors.models import Station, StationKind, StationState, Threshold
@@ -875,6 +877,30 @@ def release_deliveries_create(transition_ids, *, now: datetime | None = None) ->
     return len(deliveries)
 
 
+def order_deliveries_create(order_event_ids, *, now: datetime | None = None) -> int:
+    """Queue the steps of evacuation orders (orders.OrderEvent: issued, raised, lowered, districts
+    changed, lifted) for every enabled channel of the issuing town, whatever its scope: an order is
+    the town's own decision, addressed to its people, not to a station. Once per step and channel
+    (the unique constraint), so a repeated change-log batch queues nothing new."""
+    now = now or timezone.now()
+    town_of = dict(
+        OrderEvent.objects.filter(pk__in=list(order_event_ids)).values_list("pk", "order__municipality_id")
+    )
+    if not town_of:
+        return 0
+    channels = list(NotificationChannel.objects.filter(enabled=True, municipality_id__in=set(town_of.values())))
+    deliveries = [
+        Delivery(order_event_id=event_id, channel=channel, next_attempt_at=now, created_at=now)
+        for event_id, town_id in sorted(town_of.items())
+        for channel in channels
+        if channel.municipality_id == town_id
+    ]
+    Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+    if deliveries:
+        transaction.on_commit(_dispatch_soon, robust=True)
+    return len(deliveries)
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
@@ -911,8 +937,14 @@ def deliveries_dispatch(*, worker_id: str | None = None, now: datetime | None = 
     release_documents = release_notification_documents(
         {d.release_transition_id for d in deliveries if d.release_transition_id}
     )
+    order_documents = order_notification_documents({d.order_event_id for d in deliveries if d.order_event_id})
     for delivery in deliveries:
-        document = documents[delivery.event_id] if delivery.event_id else release_documents[delivery.release_transition_id]
+        if delivery.event_id:
+            document = documents[delivery.event_id]
+        elif delivery.release_transition_id:
+            document = release_documents[delivery.release_transition_id]
+        else:
+            document = order_documents[delivery.order_event_id]
         try:
             sender_for(delivery.channel.kind)(delivery.channel, document)
         except TransportError as exc:

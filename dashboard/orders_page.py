@@ -6,9 +6,9 @@ dashboard.maps.level_style)."""
 from __future__ import annotations
 
 from geo.selectors import shelter_list
-from orders.documents import district_feature, order_feature, recommendation_document
+from orders.documents import district_feature, draft_document, order_feature, recommendation_document
 from orders.models import ORDER_LEVELS
-from orders.selectors import district_list, order_list, recommendation_list
+from orders.selectors import district_list, order_draft_list, order_list, order_policy_of, recommendation_list
 from tenancy.permissions import Action, permits
 from tenancy.selectors import Viewer
 
@@ -34,8 +34,9 @@ def orders_page_data(viewer: Viewer) -> dict:
     }
 
 
-def hq_orders_board(viewer: Viewer) -> dict:
-    """The recommendations of the acting town and whether this viewer may act on them."""
+def hq_orders_board(viewer: Viewer, username: str = "") -> dict:
+    """The recommendations and drafts (waiting for a second operator) of the acting town, whether this
+    viewer may act on them, and who they are (a drafter cannot confirm their own draft)."""
     from tenancy.models import Municipality
 
     recommendations = recommendation_list(viewer=viewer)
@@ -43,5 +44,8 @@ def hq_orders_board(viewer: Viewer) -> dict:
     return {
         "municipality": town.slug if town else None,
         "recommendations": [recommendation_document(r) for r in recommendations],
+        "drafts": [draft_document(d) for d in order_draft_list(viewer=viewer)],
+        "second_person": bool(getattr(order_policy_of(viewer.acting_municipality_id), "second_person", False)),
+        "username": username,
         "may_issue": viewer.is_platform_admin or (town is not None and permits(viewer, Action.ISSUE_ORDER, town)),
     }

@@ -9,8 +9,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 
 
-from orders.selectors import district_list, trigger_rule_list
-from orders.services import OrderError, OrderForbidden, trigger_rule_add, trigger_rule_remove
+from orders.selectors import district_list, order_policy_of, trigger_rule_list
+from orders.services import OrderError, OrderForbidden, order_policy_set, trigger_rule_add, trigger_rule_remove
 from sensors.models import StationKind
 from sensors.selectors import station_list
 from tenancy.permissions import Action
@@ -29,6 +29,12 @@ def triggers_page(request, viewer, town):
                     raise Http404("No such rule.") from None
                 trigger_rule_remove(viewer=viewer, actor=request.user, rule=rule, request=request)
                 messages.success(request, "Rule removed / 削除しました")
+            elif request.POST.get("action") == "policy":
+                order_policy_set(
+                    viewer=viewer, actor=request.user, town=town,
+                    second_person=request.POST.get("second_person") == "on", request=request,
+                )
+                messages.success(request, "Saved / 保存しました")
             else:
                 trigger_rule_add(
                     viewer=viewer, actor=request.user, town=town, station=request.POST.get("station"),
@@ -57,6 +63,7 @@ def triggers_page(request, viewer, town):
             "thresholds": [{"name": name, "label_ja": ja, "label_en": en} for _, name, ja, en in thresholds],
             "districts": district_list(municipality=town.slug),
             "levels": (3, 4, 5),
+            "second_person": bool(getattr(order_policy_of(town.pk), "second_person", False)),
         },
     )
     response["Cache-Control"] = "no-store"

@@ -50,6 +50,7 @@ from .filters import (
     sort_entities,
     unique_values,
 )
+from .order_entities import is_order_id, order_entities, order_entity_get
 from .release_entities import ALERT_TYPE, is_release_id, release_entities, release_entity_create, release_entity_get
 from .selectors import (
     Tenant,
@@ -307,9 +308,10 @@ class EntityListAPI(NgsiAPIView):
         metadata = parse_names(params.get("metadata"), "metadata")
         order_by = parse_order_by(params.get("orderBy"))
         if entity_filter.types == {ALERT_TYPE}:
-            # Dam release notices: public, the same for every caller and tenant.
+            # Dam release notices and evacuation orders in force: public, the same for every tenant.
             _tenant(request)
-            entities = sort_entities([e for e in release_entities() if entity_filter.matches(e)], order_by)
+            alerts = [*release_entities(), *order_entities(viewer=viewer_for_request(request))]
+            entities = sort_entities([e for e in alerts if entity_filter.matches(e)], order_by)
         else:
             entities = entity_search(
                 viewer=viewer_for_request(request), tenant=_tenant(request), entity_filter=entity_filter,
@@ -359,11 +361,13 @@ def entity_page(entities, *, options: set[str], page, names, metadata) -> HttpRe
 
 
 def _any_entity(request, entity_id: str, entity_type: str | None):
-    """A station entity the caller may see, or a dam release notice (public)."""
-    if is_release_id(entity_id):
+    """A station entity the caller may see, a dam release notice or an evacuation order (public)."""
+    if is_release_id(entity_id) or is_order_id(entity_id):
         _tenant(request)
         if entity_type and entity_type != ALERT_TYPE:
             raise NotFound(ENTITY_NOT_FOUND)
+        if is_order_id(entity_id):
+            return order_entity_get(entity_id, viewer=viewer_for_request(request))
         return release_entity_get(entity_id)
     return entity_get(viewer=viewer_for_request(request), tenant=_tenant(request), entity_id=entity_id,
                       entity_type=entity_type)

@@ -9,9 +9,12 @@ class NgsiConfig(AppConfig):
         from events.registry import register
         from sensors.services import STATION_CHANGED
 
-        from .services import READINGS_STORED, station_changes_notify
+        from orders.services import ORDER_CHANGED
+
+        from .services import READINGS_STORED, order_changes_notify, station_changes_notify
 
         register("ngsi.notify", kinds=[STATION_CHANGED, READINGS_STORED], func=station_changes_notify)
+        register("ngsi.notify_orders", kinds=[ORDER_CHANGED], func=order_changes_notify)
 
         from tenancy import permissions
 

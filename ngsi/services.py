@@ -4,6 +4,7 @@ subscriptions and their notifications, and Orion notifications received from oth
 from __future__ import annotations
 
 import http.client
+from collections import defaultdict
 import json
 import logging
 import math
@@ -17,6 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from events import emit
+from orders.models import OrderEvent
 from outbound import http as outbound_http
 from outbound.destinations import RefusedDestination
 from sensors.models import Observation
@@ -44,6 +46,7 @@ from .entities import (
 from .errors import BadRequest, Forbidden, NotFound, PartialUpdate, Unauthorized, Unprocessable
 from .filters import EntityFilter, compile_pattern, parse_geo, parse_q, parse_time
 from .models import NotifyMapping, Subscription
+from .order_entities import order_entities_changed, order_number
 from .selectors import (
     Tenant,
     municipality_get,
@@ -331,7 +334,13 @@ def subscription_delete(*, subscription: Subscription) -> None:
 # --- notifications sent to subscribers --------------------------------------------------------------------
 
 
-def _subject_matches(subscription: Subscription, entity: StationEntity, expression: EntityFilter | None) -> bool:
+UPDATED = frozenset({"entityUpdate", "entityChange"})
+CREATED = frozenset({"entityCreate"})
+
+
+def _subject_matches(
+    subscription: Subscription, entity: StationEntity, expression: EntityFilter | None, *, alterations=UPDATED
+) -> bool:
     for pattern in subscription.entities:
         if "id" in pattern and pattern["id"] != entity.id:
             continue
@@ -346,7 +355,7 @@ def _subject_matches(subscription: Subscription, entity: StationEntity, expressi
         return False
     if subscription.condition_attrs and not set(subscription.condition_attrs) & set(entity.changed_by_a_reading):
         return False
-    if subscription.alteration_types and not {"entityUpdate", "entityChange"} & set(subscription.alteration_types):
+    if subscription.alteration_types and not alterations & set(subscription.alteration_types):
         return False
     return expression is None or expression.matches(entity)
 
@@ -418,6 +427,52 @@ def station_changes_notify(events: list[tuple[str, dict]]) -> None:
             matching = [entity for entity in seen_by[audience] if _subject_matches(subscription, entity, expression)]
         except BadRequest as exc:
             # Validated when written; a rule tightened since then must not stop other subscriptions.
+            logger.warning("subscription %s has an unusable subject: %s", subscription.public_id, exc.description)
+            continue
+        if not matching or not _throttle_allows(subscription, now):
+            continue
+        body = json.dumps(
+            {"subscriptionId": subscription.public_id, "data": [notification_entity(subscription, e) for e in matching]},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        notify_subscription.delay(subscription.pk, body)
+
+
+def order_changes_notify(events: list[tuple[str, dict]]) -> None:
+    """Change-log handler `ngsi.notify_orders` (NgsiConfig.ready): subscribers to `Alert` entities hear
+    of each step of an evacuation order (issued: `entityCreate`; raised, changed, lifted:
+    `entityUpdate` / `entityChange`), as their owner may see the order, at most one notification per
+    subscription and drain batch."""
+    step_ids = {payload["event"] for _, payload in events if isinstance(payload.get("event"), int)}
+    steps = list(OrderEvent.objects.filter(pk__in=step_ids).values_list("order_id", "kind"))
+    if not steps:
+        return
+    subscriptions = subscriptions_to_notify()
+    if not subscriptions:
+        return
+    from .tasks import notify_subscription
+
+    alterations: dict[int, frozenset] = defaultdict(frozenset)
+    for order_id, kind in steps:
+        alterations[order_id] |= CREATED if kind == OrderEvent.Kind.ISSUED else UPDATED
+    order_ids = set(alterations)
+    now = timezone.now()
+    seen_by: dict[tuple, list] = {}
+    for subscription in subscriptions:
+        viewer = subscription_owner_viewer(subscription)
+        if viewer is None:
+            continue
+        audience = (viewer.municipality_ids, viewer.is_platform_admin, viewer.acting_municipality_id, viewer.token_id)
+        if audience not in seen_by:
+            seen_by[audience] = order_entities_changed(viewer=viewer, ids=order_ids)
+        try:
+            expression = _expression_filter(subscription)
+            matching = [
+                entity for entity in seen_by[audience]
+                if _subject_matches(subscription, entity, expression, alterations=alterations[order_number(entity.id)])
+            ]
+        except BadRequest as exc:
             logger.warning("subscription %s has an unusable subject: %s", subscription.public_id, exc.description)
             continue
         if not matching or not _throttle_allows(subscription, now):

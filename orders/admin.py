@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import District, Order, OrderEvent, Recommendation, TriggerRule
+from .models import District, Order, OrderDraft, OrderEvent, OrderPolicy, Recommendation, TriggerRule
 
 
 @admin.register(District)
@@ -50,3 +50,22 @@ class RecommendationAdmin(admin.ModelAdmin):
     list_display = ["pk", "municipality", "level", "state", "created_at", "handled_at", "handled_by"]
     list_filter = ["municipality", "state"]
     readonly_fields = ["evidence"]
+
+
+@admin.register(OrderPolicy)
+class OrderPolicyAdmin(admin.ModelAdmin):
+    list_display = ["municipality", "second_person", "updated_at"]
+
+
+@admin.register(OrderDraft)
+class OrderDraftAdmin(admin.ModelAdmin):
+    """Read-only: drafts are confirmed or withdrawn through the audited services (HQ board, API)."""
+
+    list_display = ["pk", "municipality", "level", "state", "drafted_by_name", "drafted_at", "handled_by_name", "order"]
+    list_filter = ["municipality", "state"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

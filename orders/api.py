@@ -18,14 +18,24 @@ from tenancy.api_errors import REQUEST_ERROR
 from tenancy.selectors import viewer_for_request
 
 from .cap import cap_document
-from .documents import district_feature, order_document, order_feature, recommendation_document
-from .models import Order, OrderEvent, Recommendation
-from .selectors import district_list, order_get, order_list, recommendation_get, recommendation_list
+from .documents import district_feature, draft_document, order_document, order_feature, recommendation_document
+from .models import Order, OrderDraft, OrderEvent, Recommendation
+from .selectors import (
+    district_list,
+    order_draft_get,
+    order_draft_list,
+    order_get,
+    order_list,
+    recommendation_get,
+    recommendation_list,
+)
 from .services import (
     OrderConflict,
     OrderError,
     OrderForbidden,
     order_change,
+    order_draft_confirm,
+    order_draft_withdraw,
     order_issue,
     order_lift,
     recommendation_dismiss,
@@ -149,6 +159,39 @@ ACTION_REPLY = inline_serializer(
     {"recorded": serializers.BooleanField(help_text="False when nothing changed."), "order": ORDER_DOCUMENT},
 )
 DENIED = "Not an operator or admin of the districts' own town acting for it, a gateway token, or the CSRF token missing."
+DRAFT_FIELDS = {
+    "id": serializers.IntegerField(),
+    "municipality": serializers.CharField(),
+    "level": serializers.IntegerField(min_value=3, max_value=5),
+    "title_ja": serializers.CharField(),
+    "title_en": serializers.CharField(),
+    "districts": inline_serializer("OrderDraftDistrict", NAMED, many=True),
+    "shelters": serializers.ListField(child=serializers.CharField()),
+    "open_shelters": serializers.BooleanField(),
+    "reason": serializers.CharField(),
+    "evidence": serializers.JSONField(),
+    "recommendation": serializers.IntegerField(allow_null=True),
+    "state": serializers.ChoiceField(choices=OrderDraft.State.choices),
+    "drafted_by": serializers.CharField(),
+    "drafted_at": serializers.DateTimeField(),
+    "handled_by": serializers.CharField(allow_null=True),
+    "handled_at": serializers.DateTimeField(allow_null=True),
+    "withdraw_reason": serializers.CharField(),
+    "order": serializers.IntegerField(allow_null=True),
+}
+DRAFT = inline_serializer("OrderDraft", DRAFT_FIELDS)
+DRAFTED = OpenApiResponse(
+    inline_serializer("OrderDrafted", {"draft": DRAFT}),
+    description="The town asks for a second person: the order is drafted, not issued, until another "
+    "operator of the town confirms it (POST /api/v1/order-drafts/<id>/confirm).",
+)
+
+
+def _issued_or_drafted(result, viewer) -> Response:
+    if isinstance(result, OrderDraft):
+        return Response({"draft": draft_document(result)}, status=status.HTTP_202_ACCEPTED)
+    order = order_get(viewer=viewer, order_id=result.pk)
+    return Response(order_document(order, viewer=viewer), status=status.HTTP_201_CREATED)
 
 
 def _body(request) -> dict:
@@ -229,7 +272,7 @@ class OrderListAPI(APIView):
         summary="Issue an evacuation order for districts of one town (its operators and admins).",
         request=ISSUE_REQUEST,
         responses={
-            201: ORDER_DOCUMENT, 400: FIELD_ERROR, 401: OpenApiResponse(ERROR, description="Not logged in."),
+            201: ORDER_DOCUMENT, 202: DRAFTED, 400: FIELD_ERROR, 401: OpenApiResponse(ERROR, description="Not logged in."),
             403: OpenApiResponse(ERROR, description=DENIED),
         },
     )
@@ -238,15 +281,14 @@ class OrderListAPI(APIView):
             raise NotAuthenticated()
         data = _body(request)
         viewer = viewer_for_request(request)
-        order = _service_call(
+        result = _service_call(
             lambda: order_issue(
                 viewer=viewer, actor=request.user, level=data.get("level"), districts=data.get("districts"),
                 reason=data.get("reason", ""), shelters=data.get("shelters"),
                 open_shelters=_flag(data.get("open_shelters"), "open_shelters"), request=request,
             )
         )
-        order = order_get(viewer=viewer, order_id=order.pk)
-        return Response(order_document(order, viewer=viewer), status=status.HTTP_201_CREATED)
+        return _issued_or_drafted(result, viewer)
 
 
 def _action_responses(replies: dict) -> dict:
@@ -339,6 +381,12 @@ RECOMMENDATION_FIELDS = {
     "handled_at": serializers.DateTimeField(allow_null=True),
     "dismiss_reason": serializers.CharField(),
     "order": serializers.IntegerField(allow_null=True),
+    "draft": inline_serializer(
+        "RecommendationDraft",
+        {"id": serializers.IntegerField(), "drafted_by": serializers.CharField(), "drafted_at": serializers.DateTimeField()},
+        allow_null=True,
+        help_text="The order drafted from it, waiting for a second operator (the town's second-person rule).",
+    ),
 }
 RECOMMENDATION = inline_serializer("Recommendation", RECOMMENDATION_FIELDS)
 RECOMMENDATION_LIST = inline_serializer(
@@ -406,13 +454,16 @@ class RecommendationIssueAPI(APIView):
         operation_id="recommendations_issue",
         summary="Issue the recommended order (confirm: true), as recommended or with another level / districts.",
         request=RECOMMENDATION_ISSUE_REQUEST,
-        responses=_action_responses({201: ORDER_DOCUMENT, 409: OpenApiResponse(ERROR, description="Already handled.")}),
+        responses=_action_responses({
+            201: ORDER_DOCUMENT, 202: DRAFTED,
+            409: OpenApiResponse(ERROR, description="Already handled, or already waiting for a second operator."),
+        }),
     )
     def post(self, request, recommendation_id: int):
         recommendation = _visible_recommendation(request, recommendation_id)
         data = _body(request)
         viewer = viewer_for_request(request)
-        order = _service_call(
+        result = _service_call(
             lambda: recommendation_issue(
                 viewer=viewer, actor=request.user, recommendation=recommendation, confirm=data.get("confirm"),
                 level=data.get("level"), districts=data.get("districts"), shelters=data.get("shelters"),
@@ -420,8 +471,7 @@ class RecommendationIssueAPI(APIView):
                 request=request,
             )
         )
-        order = order_get(viewer=viewer, order_id=order.pk)
-        return Response(order_document(order, viewer=viewer), status=status.HTTP_201_CREATED)
+        return _issued_or_drafted(result, viewer)
 
 
 class RecommendationDismissAPI(APIView):
@@ -443,3 +493,96 @@ class RecommendationDismissAPI(APIView):
             )
         )
         return Response(recommendation_document(_visible_recommendation(request, recommendation_id)))
+
+
+DRAFT_LIST = inline_serializer(
+    "OrderDraftList", {"results": inline_serializer("OrderDraftItem", DRAFT_FIELDS, many=True)}
+)
+CONFIRM_REQUEST = inline_serializer(
+    "OrderDraftConfirmRequest", {"confirm": serializers.BooleanField(help_text="Must be true.")}
+)
+WITHDRAW_REQUEST = inline_serializer(
+    "OrderDraftWithdrawRequest", {"reason": serializers.CharField(required=False, max_length=300)}
+)
+SECOND_PERSON_DENIED = (
+    DENIED + " Or the caller drafted this order: a second operator must confirm it."
+)
+
+
+def _draft_responses(replies: dict, *, denied: str) -> dict:
+    return {
+        **_action_responses(replies),
+        403: OpenApiResponse(ERROR, description=denied),
+        404: OpenApiResponse(ERROR, description="No such draft, or not one of the caller's town."),
+        409: OpenApiResponse(ERROR, description="Already confirmed or withdrawn."),
+    }
+
+
+def _visible_draft(request, draft_id: int) -> OrderDraft:
+    try:
+        return order_draft_get(viewer=viewer_for_request(request), draft_id=draft_id)
+    except OrderDraft.DoesNotExist:
+        raise NotFound("No order draft with this id.") from None
+
+
+class OrderDraftListAPI(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="order_drafts_list",
+        summary="The acting town's orders waiting for a second operator (pending by default; "
+        "?state=confirmed|withdrawn|all).",
+        parameters=[OpenApiParameter("state", enum=[*OrderDraft.State.values, "all"], required=False)],
+        responses={
+            200: DRAFT_LIST, 400: REQUEST_ERROR, 401: OpenApiResponse(ERROR, description="Not logged in."),
+            403: OpenApiResponse(ERROR, description="A gateway token: drafts are for the town's staff."),
+        },
+    )
+    def get(self, request):
+        state = request.query_params.get("state") or OrderDraft.State.PENDING
+        if state not in (*OrderDraft.State.values, "all"):
+            raise ValidationError({"state": f"Must be one of {', '.join(OrderDraft.State.values)}, all."})
+        rows = order_draft_list(viewer=viewer_for_request(request), state=None if state == "all" else state)
+        return Response({"results": [draft_document(d) for d in rows]})
+
+
+class OrderDraftConfirmAPI(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="order_drafts_confirm",
+        summary="The second operator confirms a drafted order (confirm: true): it is issued, by them.",
+        request=CONFIRM_REQUEST,
+        responses=_draft_responses({201: ORDER_DOCUMENT}, denied=SECOND_PERSON_DENIED),
+    )
+    def post(self, request, draft_id: int):
+        draft = _visible_draft(request, draft_id)
+        data = _body(request)
+        viewer = viewer_for_request(request)
+        order = _service_call(
+            lambda: order_draft_confirm(
+                viewer=viewer, actor=request.user, draft=draft, confirm=data.get("confirm"), request=request
+            )
+        )
+        return _issued_or_drafted(order, viewer)
+
+
+class OrderDraftWithdrawAPI(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="order_drafts_withdraw",
+        summary="Withdraw a drafted order (its drafter or another operator of the town).",
+        request=WITHDRAW_REQUEST,
+        responses=_draft_responses({200: DRAFT}, denied=DENIED),
+    )
+    def post(self, request, draft_id: int):
+        draft = _visible_draft(request, draft_id)
+        data = _body(request) if request.body else {}
+        _service_call(
+            lambda: order_draft_withdraw(
+                viewer=viewer_for_request(request), actor=request.user, draft=draft, reason=data.get("reason", ""),
+                request=request,
+            )
+        )
+        return Response(draft_document(_visible_draft(request, draft_id)))

@@ -8,6 +8,9 @@ urlpatterns = [
     path("orders/<int:order_id>/change", api.OrderChangeAPI.as_view(), name="api-order-change"),
     path("orders/<int:order_id>/lift", api.OrderLiftAPI.as_view(), name="api-order-lift"),
     path("orders/<int:order_id>/cap", api.OrderCapAPI.as_view(), name="api-order-cap"),
+    path("order-drafts", api.OrderDraftListAPI.as_view(), name="api-order-drafts"),
+    path("order-drafts/<int:draft_id>/confirm", api.OrderDraftConfirmAPI.as_view(), name="api-order-draft-confirm"),
+    path("order-drafts/<int:draft_id>/withdraw", api.OrderDraftWithdrawAPI.as_view(), name="api-order-draft-withdraw"),
     path("recommendations", api.RecommendationListAPI.as_view(), name="api-recommendations"),
     path(
         "recommendations/<int:recommendation_id>/issue", api.RecommendationIssueAPI.as_view(), name="api-recommendation-issue"

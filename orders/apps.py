@@ -10,7 +10,7 @@ class OrdersConfig(AppConfig):
         from geo.services import geo_layer_register
         from tenancy import permissions
 
-        from .models import District, Order, Recommendation, TriggerRule
+        from .models import District, Order, OrderDraft, OrderPolicy, Recommendation, TriggerRule
         from .selectors import own_town_only
         from .services import districts_import
 
@@ -20,10 +20,16 @@ class OrdersConfig(AppConfig):
         permissions.register(Order, owner="municipality")
         permissions.register(TriggerRule, owner="municipality", visible=own_town_only)
         permissions.register(Recommendation, owner="municipality", visible=own_town_only)
+        # Drafts waiting for a second operator and the policy asking for one: the town's own business.
+        permissions.register(OrderDraft, owner="municipality", visible=own_town_only)
+        permissions.register(OrderPolicy, owner="municipality", visible=own_town_only)
         from events.registry import register
         from sensors.services import STATION_CHANGED
 
+        from .handlers import order_steps_notify
+        from .services import ORDER_CHANGED
         from .triggers import station_changes_recommend
 
         register("orders.recommend", kinds=[STATION_CHANGED], func=station_changes_recommend)
+        register("orders.notify", kinds=[ORDER_CHANGED], func=order_steps_notify)
         geo_layer_register("districts", geometry_types=POLYGONS, writer=districts_import, coded=True)

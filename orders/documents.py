@@ -7,8 +7,8 @@ from django.conf import settings
 from sensors.selectors import local_iso
 from tenancy.selectors import Viewer
 
-from .models import District, Order, OrderEvent, Recommendation
-from .selectors import evidence_stations, order_history_visible, order_words
+from .models import District, Order, OrderDraft, OrderEvent, Recommendation
+from .selectors import evidence_stations, order_history_visible, order_words, pending_drafts_of
 
 
 def district_feature(district: District) -> dict:
@@ -119,6 +119,38 @@ def recommendation_document(recommendation: Recommendation) -> dict:
         "handled_at": local_iso(recommendation.handled_at),
         "dismiss_reason": recommendation.dismiss_reason,
         "order": recommendation.order_id,
+        "draft": _draft_summary(pending_drafts_of([recommendation.pk]).get(recommendation.pk)),
+    }
+
+
+def _draft_summary(draft: OrderDraft | None) -> dict | None:
+    if draft is None:
+        return None
+    return {"id": draft.pk, "drafted_by": draft.drafted_by_name, "drafted_at": local_iso(draft.drafted_at)}
+
+
+def draft_document(draft: OrderDraft) -> dict:
+    """An order waiting for a second operator (the town's staff only): what will be issued on confirm."""
+    words = order_words(draft.level)
+    return {
+        "id": draft.pk,
+        "municipality": draft.municipality.slug,
+        "level": draft.level,
+        "title_ja": words.title_ja,
+        "title_en": words.title_en,
+        "districts": [{"code": d.code, "name_ja": d.name_ja, "name_en": d.name_en} for d in draft.districts.all()],
+        "shelters": sorted(s.code for s in draft.shelters.all()),
+        "open_shelters": draft.open_shelters,
+        "reason": draft.reason,
+        "evidence": draft.evidence,
+        "recommendation": draft.recommendation_id,
+        "state": draft.state,
+        "drafted_by": draft.drafted_by_name,
+        "drafted_at": local_iso(draft.drafted_at),
+        "handled_by": draft.handled_by_name or None,
+        "handled_at": local_iso(draft.handled_at),
+        "withdraw_reason": draft.withdraw_reason,
+        "order": draft.order_id,
     }
 
 
@@ -126,3 +158,41 @@ def order_document(order: Order, *, viewer: Viewer) -> dict:
     """One order as the write endpoints answer: the feature's properties, flat, and its geometry."""
     feature = order_feature(order, viewer=viewer)
     return {**feature["properties"], "geometry": feature["geometry"]}
+
+
+def _town_viewer(municipality_id: int) -> Viewer:
+    """What the issuing town's staff may see: their channels get what their board shows."""
+    return Viewer(municipality_ids=frozenset({municipality_id}), role="viewer", acting_municipality_id=municipality_id)
+
+
+def order_notification_documents(event_ids) -> dict[int, dict]:
+    """What e-mail and webhooks send for each step of an order (alerts' delivery outbox):
+    `{"order_event": <the step, its CAP version's absolute URL>, "order": <the order now, with the
+    public page and HQ board URLs>}`. Links are absolute on SITE_URL (a mail is read outside the site)."""
+    from django.urls import reverse
+
+    site = settings.SITE_URL.rstrip("/")
+    events = OrderEvent.objects.filter(pk__in=list(event_ids)).select_related(
+        "order", "order__municipality", "order__level_scheme"
+    )
+    documents = {}
+    for event in events:
+        order = event.order
+        words = order_words(event.level, order.level_scheme)
+        step = event_document(event) | {
+            "cap_url": f"{site}{reverse('api-order-cap', args=[order.pk])}?event={event.pk}",
+            "name_ja": words.name_ja,
+            "name_en": words.name_en,
+            "title_ja": words.title_ja,
+            "title_en": words.title_en,
+            "district_names": [
+                {"code": d.code, "name_ja": d.name_ja, "name_en": d.name_en}
+                for d in District.objects.filter(code__in=event.districts).order_by("code")
+            ],
+        }
+        documents[event.pk] = {
+            "order_event": step,
+            "order": order_document(order, viewer=_town_viewer(order.municipality_id))
+            | {"page_url": f"{site}/", "board_url": f"{site}{reverse('dashboard-hq')}"},
+        }
+    return documents

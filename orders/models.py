@@ -154,3 +154,57 @@ class Recommendation(models.Model):
 
     def __str__(self):
         return f"recommendation {self.pk} L{self.level} ({self.state})"
+
+
+class OrderPolicy(models.Model):
+    """How a town issues orders (part of its 判断・伝達マニュアル, edited by its admins): with
+    `second_person`, an order one operator drafts is issued only when another operator of the town
+    confirms it (the four-eyes rule some towns keep for 避難情報)."""
+
+    municipality = models.OneToOneField("tenancy.Municipality", on_delete=models.CASCADE, related_name="order_policy")
+    second_person = models.BooleanField(
+        default=False, help_text="Orders are issued only after a second operator of the town confirms the draft."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.municipality_id}: second person {'on' if self.second_person else 'off'}"
+
+
+class OrderDraft(models.Model):
+    """An order one operator has asked to issue, waiting for a second operator of the town to confirm
+    it (OrderPolicy.second_person). Not an order: not public, no CAP, nothing in force until confirmed."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "waiting for a second operator"
+        CONFIRMED = "confirmed", "confirmed and issued"
+        WITHDRAWN = "withdrawn", "withdrawn"
+
+    municipality = models.ForeignKey("tenancy.Municipality", on_delete=models.CASCADE, related_name="order_drafts")
+    level = models.PositiveSmallIntegerField(validators=LEVEL_VALIDATORS)
+    districts = models.ManyToManyField(District, related_name="+")
+    shelters = models.ManyToManyField("geo.Shelter", blank=True, related_name="+")
+    open_shelters = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    recommendation = models.ForeignKey(
+        Recommendation, null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    drafted_at = models.DateTimeField()
+    drafted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    drafted_by_name = models.CharField(max_length=150, blank=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    handled_by_name = models.CharField(max_length=150, blank=True)
+    withdraw_reason = models.CharField(max_length=300, blank=True)
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts")
+
+    class Meta:
+        ordering = ["-drafted_at", "-pk"]
+        indexes = [models.Index(fields=["municipality", "state"])]
+
+    def __str__(self):
+        return f"draft {self.pk} L{self.level} by {self.drafted_by_name} ({self.state})"

@@ -17,7 +17,7 @@ from sensors.models import Station
 from tenancy.permissions import Action, restrict
 from tenancy.selectors import Viewer
 
-from .models import District, Order, OrderEvent, Recommendation, TriggerRule
+from .models import District, Order, OrderDraft, OrderEvent, OrderPolicy, Recommendation, TriggerRule
 
 
 @dataclass(frozen=True)
@@ -167,3 +167,34 @@ def recommendation_get(*, viewer: Viewer, recommendation_id: int) -> Recommendat
     return restrict(Recommendation.objects.all(), viewer, Action.VIEW).select_related("municipality").get(
         pk=recommendation_id
     )
+
+
+# --- drafts waiting for a second operator (OrderPolicy.second_person) ------------------------------
+
+
+def order_policy_of(municipality_id: int | None) -> OrderPolicy | None:
+    if municipality_id is None:
+        return None
+    return OrderPolicy.objects.filter(municipality_id=municipality_id).first()
+
+
+def order_draft_list(*, viewer: Viewer, state: str | None = OrderDraft.State.PENDING) -> list[OrderDraft]:
+    """The acting town's drafts (its staff only, like recommendations)."""
+    drafts = restrict(OrderDraft.objects.all(), viewer, Action.VIEW)
+    if state:
+        drafts = drafts.filter(state=state)
+    return list(
+        drafts.select_related("municipality").prefetch_related(
+            Prefetch("districts", queryset=District.objects.order_by("code")), "shelters"
+        )
+    )
+
+
+def order_draft_get(*, viewer: Viewer, draft_id: int) -> OrderDraft:
+    return restrict(OrderDraft.objects.all(), viewer, Action.VIEW).select_related("municipality").get(pk=draft_id)
+
+
+def pending_drafts_of(recommendation_ids) -> dict[int, OrderDraft]:
+    """The pending draft of each recommendation that has one (the board shows who waits for whom)."""
+    drafts = OrderDraft.objects.filter(recommendation_id__in=list(recommendation_ids), state=OrderDraft.State.PENDING)
+    return {draft.recommendation_id: draft for draft in drafts}

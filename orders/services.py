@@ -23,11 +23,12 @@ from tenancy.permissions import Action, permits
 from tenancy.selectors import Viewer
 from tenancy.services import audit_record
 
-from .models import ORDER_LEVELS, District, Order, OrderEvent, Recommendation
+from .models import ORDER_LEVELS, District, Order, OrderDraft, OrderEvent, OrderPolicy, Recommendation
 from .selectors import active_level_scheme
 
 ORDER_CHANGED = "order.changed"
 RECOMMENDATION_CHANGED = "recommendation.changed"
+DRAFT_CHANGED = "order.draft_changed"
 REASON_MAX_LENGTH = 1000
 DISMISS_REASON_MAX_LENGTH = 300
 MAX_DISTRICTS = 500
@@ -116,8 +117,9 @@ def checked_shelters(value: Any, *, municipality_id: int) -> list[Shelter]:
 DENIED = {
     Action.ISSUE_ORDER: "Only operators and admins of the districts' own town, acting for it, can issue or change its orders.",
     Action.LIFT_ORDER: "Only operators and admins of the districts' own town, acting for it, can lift its orders.",
-    Action.MANAGE_TRIGGER_RULES: "Only the town's admins, acting for it, edit its trigger rules.",
+    Action.MANAGE_TRIGGER_RULES: "Only the town's admins, acting for it, edit its trigger rules and order policy.",
 }
+OWN_DRAFT = "A second operator must confirm: the one who drafted an order cannot confirm it."
 
 
 def _require(viewer: Viewer, action: Action, obj) -> None:
@@ -161,6 +163,10 @@ def _open_shelters(shelters: Iterable[Shelter], *, viewer: Viewer, actor, reques
             shelter_status_set(shelter=shelter, status=Shelter.Status.OPEN, actor=actor, request=request)
 
 
+def second_person_required(municipality_id: int) -> bool:
+    return OrderPolicy.objects.filter(municipality_id=municipality_id, second_person=True).exists()
+
+
 def order_issue(
     *,
     viewer: Viewer,
@@ -173,14 +179,31 @@ def order_issue(
     evidence: dict | None = None,
     recommendation: Recommendation | None = None,
     request=None,
-) -> Order:
-    """Issue an order for districts of one town; optionally open its linked shelters in the same step."""
+) -> Order | OrderDraft:
+    """Issue an order for districts of one town; optionally open its linked shelters in the same step.
+    When the town asks for a second person (OrderPolicy), this only drafts it: the OrderDraft is
+    returned, and the order is issued when another operator confirms (order_draft_confirm)."""
     level = checked_level(level)
     reason = checked_text(reason, "reason", REASON_MAX_LENGTH)
     chosen = checked_districts(districts, municipality_id=recommendation.municipality_id if recommendation else None)
     town = chosen[0].municipality
     _require(viewer, Action.ISSUE_ORDER, town)
     linked = checked_shelters(shelters, municipality_id=town.pk)
+    if second_person_required(town.pk):
+        return _order_draft(
+            viewer=viewer, actor=actor, town=town, level=level, districts=chosen, shelters=linked, reason=reason,
+            open_shelters=open_shelters, evidence=evidence, recommendation=recommendation, request=request,
+        )
+    return _order_issue_now(
+        viewer=viewer, actor=actor, town=town, level=level, districts=chosen, shelters=linked, reason=reason,
+        open_shelters=open_shelters, evidence=evidence, recommendation=recommendation, request=request,
+    )
+
+
+def _order_issue_now(
+    *, viewer, actor, town, level, districts, shelters, reason, open_shelters, evidence, recommendation, request
+) -> Order:
+    chosen, linked = districts, shelters
     with transaction.atomic():
         now = timezone.now()
         order = Order.objects.create(
@@ -269,6 +292,123 @@ def order_lift(*, viewer: Viewer, actor, order: Order, reason: Any = "", request
     return event
 
 
+# --- the second person (OrderPolicy.second_person) ------------------------------------------------
+
+
+def _actor_name(actor) -> str:
+    return actor.get_username() if getattr(actor, "is_authenticated", False) else ""
+
+
+def _order_draft(
+    *, viewer, actor, town, level, districts, shelters, reason, open_shelters, evidence, recommendation, request
+) -> OrderDraft:
+    with transaction.atomic():
+        if recommendation is not None and OrderDraft.objects.filter(
+            recommendation=recommendation, state=OrderDraft.State.PENDING
+        ).exists():
+            raise OrderConflict("This recommendation already waits for a second operator's confirmation.")
+        draft = OrderDraft.objects.create(
+            municipality=town, level=level, reason=reason, open_shelters=bool(open_shelters),
+            evidence={**(recommendation.evidence if recommendation else {}), **(evidence or {})},
+            recommendation=recommendation, drafted_at=timezone.now(),
+            drafted_by=actor if getattr(actor, "is_authenticated", False) else None, drafted_by_name=_actor_name(actor),
+        )
+        draft.districts.set(districts)
+        draft.shelters.set(shelters)
+        audit_record(
+            action=AuditEvent.Action.ORDER_CHANGED, actor=actor, municipality=town.pk, target=f"order draft {draft.pk}",
+            detail={"kind": "drafted", "level": level, "districts": sorted(d.code for d in districts),
+                    "reason": reason[:200], "evidence": draft.evidence},
+            request=request,
+        )
+        _draft_changed(draft)
+    return draft
+
+
+def _draft_changed(draft: OrderDraft) -> None:
+    emit(DRAFT_CHANGED, {"drafts": [draft.pk], "municipality": draft.municipality_id})
+    if draft.recommendation_id:
+        emit(RECOMMENDATION_CHANGED, {"recommendations": [draft.recommendation_id], "municipality": draft.municipality_id})
+
+
+def _pending(draft: OrderDraft) -> OrderDraft:
+    locked = OrderDraft.objects.select_for_update().get(pk=draft.pk)
+    if locked.state != OrderDraft.State.PENDING:
+        raise OrderConflict(f"This draft was already {locked.state}.")
+    return locked
+
+
+def order_draft_confirm(*, viewer: Viewer, actor, draft: OrderDraft, confirm: Any, request=None) -> Order:
+    """The second operator confirms: the order is issued as drafted, by them, with both names in its
+    evidence and both steps in the audit log. The drafter cannot confirm their own draft."""
+    _require(viewer, Action.ISSUE_ORDER, draft)
+    if confirm is not True:
+        raise OrderError("confirm", "Issuing an order needs confirmation: send \"confirm\": true.")
+    if not getattr(actor, "is_authenticated", False) or actor.pk == draft.drafted_by_id:
+        raise OrderForbidden(OWN_DRAFT)
+    with transaction.atomic():
+        locked = _pending(draft)
+        districts = list(locked.districts.select_related("municipality"))
+        shelters = list(locked.shelters.all())
+        recommendation = locked.recommendation
+        if recommendation is not None and recommendation.state != Recommendation.State.OPEN:
+            recommendation = None  # handled meanwhile (dismissed): the order still stands on its own
+        order = _order_issue_now(
+            viewer=viewer, actor=actor, town=locked.municipality, level=locked.level, districts=districts,
+            shelters=shelters, reason=locked.reason, open_shelters=locked.open_shelters,
+            evidence={**locked.evidence, "drafted_by": locked.drafted_by_name, "confirmed_by": _actor_name(actor),
+                      "draft": locked.pk},
+            recommendation=recommendation, request=request,
+        )
+        locked.state, locked.order = OrderDraft.State.CONFIRMED, order
+        locked.handled_at, locked.handled_by, locked.handled_by_name = timezone.now(), actor, _actor_name(actor)
+        locked.save(update_fields=["state", "order", "handled_at", "handled_by", "handled_by_name"])
+        audit_record(
+            action=AuditEvent.Action.ORDER_CHANGED, actor=actor, municipality=locked.municipality_id,
+            target=f"order draft {locked.pk}",
+            detail={"kind": "confirmed", "order": order.pk, "drafted_by": locked.drafted_by_name},
+            request=request,
+        )
+        _draft_changed(locked)
+    draft.refresh_from_db()
+    return order
+
+
+def order_draft_withdraw(*, viewer: Viewer, actor, draft: OrderDraft, reason: Any = "", request=None) -> None:
+    """Withdraw a draft (its drafter or another operator of the town), with an optional reason."""
+    _require(viewer, Action.ISSUE_ORDER, draft)
+    reason = checked_text(reason, "reason", DISMISS_REASON_MAX_LENGTH)
+    with transaction.atomic():
+        locked = _pending(draft)
+        locked.state, locked.withdraw_reason = OrderDraft.State.WITHDRAWN, reason
+        locked.handled_at, locked.handled_by, locked.handled_by_name = timezone.now(), actor, _actor_name(actor)
+        locked.save(update_fields=["state", "withdraw_reason", "handled_at", "handled_by", "handled_by_name"])
+        audit_record(
+            action=AuditEvent.Action.ORDER_CHANGED, actor=actor, municipality=locked.municipality_id,
+            target=f"order draft {locked.pk}", detail={"kind": "withdrawn", "reason": reason},
+            request=request,
+        )
+        _draft_changed(locked)
+    draft.refresh_from_db()
+
+
+def order_policy_set(*, viewer: Viewer, actor, town, second_person: Any, request=None) -> OrderPolicy:
+    """The town's admins switch the second-person rule (audited)."""
+    _require(viewer, Action.MANAGE_TRIGGER_RULES, town)
+    if not isinstance(second_person, bool):
+        raise OrderError("second_person", "second_person must be true or false.")
+    with transaction.atomic():
+        policy, _ = OrderPolicy.objects.select_for_update().get_or_create(municipality=town)
+        if policy.second_person != second_person:
+            policy.second_person = second_person
+            policy.save(update_fields=["second_person", "updated_at"])
+            audit_record(
+                action=AuditEvent.Action.TRIGGER_RULE_CHANGED, actor=actor, municipality=town,
+                target="order policy", detail={"second_person": second_person}, request=request,
+            )
+    return policy
+
+
 # --- recommendations ------------------------------------------------------------------------------
 
 
@@ -319,9 +459,10 @@ def _recommendation_close(recommendation, *, state, viewer, actor, order=None, r
 def recommendation_issue(
     *, viewer: Viewer, actor, recommendation: Recommendation, confirm: Any, level: Any = None, districts: Any = None,
     shelters: Any = None, open_shelters: bool = False, reason: Any = "", request=None,
-) -> Order:
+) -> Order | OrderDraft:
     """Issue the recommended order, as recommended or changed (level, districts), after the operator
-    confirmed it (`confirm` must be True: issuing an order is never one accidental click)."""
+    confirmed it (`confirm` must be True: issuing an order is never one accidental click). With the
+    town's second-person rule this drafts it (the recommendation stays open until confirmed)."""
     _require(viewer, Action.ISSUE_ORDER, recommendation)
     if confirm is not True:
         raise OrderError("confirm", "Issuing an order needs confirmation: send \"confirm\": true.")

@@ -26,7 +26,7 @@ from tenancy.authentication import BearerTokenAuthentication
 from tenancy.models import IngestToken
 from tenancy.selectors import viewer_for_request
 
-from .api_schema import OBSERVATIONS_CSV, STATION_FEATURE_COLLECTION, STATIONS_CSV
+from .api_schema import OBSERVATION_HISTORY, OBSERVATIONS_CSV, STATION_FEATURE_COLLECTION, STATIONS_CSV
 from .models import Observation, Station, StationKind
 from .parsers import EMPTY_BODY, ObservationCSVParser, ObservationJSONParser
 from .selectors import (
@@ -249,7 +249,7 @@ class StationObservationsAPI(APIView):
             OpenApiParameter("format", enum=["json", "csv"], required=False),
         ],
         responses={
-            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "application/json"): OBSERVATION_HISTORY,
             (200, "text/csv"): OBSERVATIONS_CSV,
             400: REQUEST_ERROR,
             404: ERROR,

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
-from .models import StationKind, Visibility
+from .models import Observation, StationKind, Visibility
 
 _NULLABLE_NUMBER = {"type": "number", "nullable": True}
 _NULLABLE_TEXT = {"type": "string", "nullable": True}
+QUALITY_DESCRIPTION = (
+    "Quality flag of the reading: ok; suspect (an implausible jump, a spike until the next reading confirms "
+    "it); range (outside the station's plausible range, stored flagged, never dropped); flatline (identical "
+    "readings for too long: a stuck sensor). A silent gauge is not a reading flag: see `stale`."
+)
+QUALITY = {"type": "string", "enum": list(Observation.Quality.values), "description": QUALITY_DESCRIPTION}
+# null (in the enum too, as OpenAPI 3.0 asks) while a station has no reading yet.
+NULLABLE_QUALITY = {**QUALITY, "enum": [*Observation.Quality.values, None], "nullable": True}
 
 STATION_FEATURE_COLLECTION = {
     "type": "object",
@@ -50,7 +58,7 @@ STATION_FEATURE_COLLECTION = {
                             "value": _NULLABLE_NUMBER,
                             "observed_at": {**_NULLABLE_TEXT, "format": "date-time"},
                             "level": {"type": "integer", "nullable": True, "minimum": 0, "maximum": 5},
-                            "quality": _NULLABLE_TEXT,
+                            "quality": NULLABLE_QUALITY,
                             "trend": _NULLABLE_TEXT,
                             "accumulations": {"type": "object", "additionalProperties": True},
                             "thresholds": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
@@ -84,3 +92,27 @@ OBSERVATIONS_CSV = csv_response(
     "UTF-8 CSV with a header row: station,observed_at,value,quality (observed_at in ISO 8601 with offset).",
     "station,observed_at,value,quality\r\nA-PUBLIC,2026-11-21T21:00:00+09:00,3.2,ok\r\n",
 )
+
+OBSERVATION_HISTORY = {
+    "type": "object",
+    "description": "Readings of one station, oldest first, flagged readings included (with their flag).",
+    "required": ["station", "unit", "since", "until", "observations"],
+    "properties": {
+        "station": {"type": "string"},
+        "unit": {"type": "string"},
+        "since": {"type": "string", "format": "date-time"},
+        "until": {"type": "string", "format": "date-time"},
+        "observations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["observed_at", "value", "quality"],
+                "properties": {
+                    "observed_at": {"type": "string", "format": "date-time"},
+                    "value": {"type": "number"},
+                    "quality": QUALITY,
+                },
+            },
+        },
+    },
+}

@@ -413,3 +413,100 @@ def test_every_town_write_door_changes_only_what_the_rule_allows(client, actors,
     role = Membership.objects.get(user=users["a-viewer"], municipality=towns[0]).role
     assert (role == "operator") == allowed, actor
     assert (Station.objects.get(code="A-PRIVATE").visibility == "public") == allowed, actor
+
+
+def _square(lon: float, lat: float, size: float = 0.01) -> dict:
+    return {"type": "Polygon", "coordinates": [[[lon, lat], [lon + size, lat], [lon + size, lat + size],
+                                                [lon, lat + size], [lon, lat]]]}
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_every_order_door_agrees_with_the_rule(client, actors, towns, actor):
+    """Evacuation orders (issue 12) through every door — REST, CAP, NGSI `Alert`, recommendations,
+    drafts waiting for a second operator, the town's order policy — for the same actors: only town
+    A's operators and admins acting for A (and the platform operator) act on A's orders; A's
+    recommendations and drafts are A's own (404 elsewhere); orders are public, but the private gauge
+    that triggered one is named only to those who may see it."""
+    from orders.models import District, Order, OrderDraft, OrderPolicy, Recommendation
+    from orders.services import order_issue, recommendation_open
+    from tenancy.selectors import viewer_for_user
+
+    users, _ = actors
+    a1 = District.objects.create(code="A-1", municipality=towns[0], name_ja="上町", name_en="Kamimachi",
+                                 geometry=_square(140.0, 35.0))
+    District.objects.create(code="A-2", municipality=towns[0], name_ja="下町", name_en="Shimomachi",
+                            geometry=_square(140.01, 35.0))
+    drafter = get_user_model().objects.create_user("a-drafter", password="pw-12345-abc")
+    Membership.objects.create(user=drafter, municipality=towns[0], role="operator")
+    as_drafter = viewer_for_user(drafter)
+    evidence = {"fired_by": "reading", "station": "A-PRIVATE", "value": 3.6}
+    order = order_issue(viewer=as_drafter, actor=drafter, level=3, districts=["A-1"], evidence=evidence)
+    recommendation = recommendation_open(municipality_id=towns[0].pk, level=3, districts=[a1], evidence=evidence)
+    OrderPolicy.objects.create(municipality=towns[0], second_person=True)
+    draft = order_issue(viewer=as_drafter, actor=drafter, level=4, districts=["A-2"])
+    assert isinstance(draft, OrderDraft)
+
+    client = act_as(client, users, towns, actor)
+    town, role = acting(actor)
+    allowed = may(actor, "order", "A")
+    own = town in ("A", "*")  # A's recommendations and drafts are visible to A (and the platform) only
+    texts = []
+
+    # Public doors: the order, its CAP and its NGSI entity, the gauge named only to who may see it.
+    assert client.get(f"/api/v1/orders/{order.pk}/cap").status_code == 200
+    entity = client.get(f"/ngsi/v2/entities/urn:ngsi-ld:Alert:order-{order.pk}", {"options": "keyValues"})
+    assert entity.status_code == 200, (actor, entity.content)
+    named = ["urn:ngsi-ld:WaterObserved:A-PRIVATE"] if viewer_may_see(actor, "A-PRIVATE") else []
+    assert entity.json()["triggeredBy"] == named, actor
+    texts += [entity.content.decode(), client.get("/api/v1/orders").content.decode()]
+
+    # The town's own business: recommendations and drafts.
+    drafts = client.get("/api/v1/order-drafts")
+    if actor == "anonymous":
+        assert drafts.status_code in (401, 403)
+    else:
+        assert [d["id"] for d in drafts.json()["results"]] == ([draft.pk] if own else []), actor
+        texts.append(drafts.content.decode())
+    dismissed = client.post(f"/api/v1/recommendations/{recommendation.pk}/dismiss", {"reason": "matrix"},
+                            content_type="application/json")
+    expect(dismissed, allowed, own, actor, "dismiss recommendation")
+    if allowed:
+        confirmed = client.post(f"/api/v1/order-drafts/{draft.pk}/confirm", {"confirm": True},
+                                content_type="application/json")
+        expect(confirmed, True, True, actor, "confirm draft")
+    else:
+        for door in ("confirm", "withdraw"):
+            response = client.post(f"/api/v1/order-drafts/{draft.pk}/{door}", {"confirm": True},
+                                   content_type="application/json")
+            expect(response, False, own, actor, f"{door} draft")
+            texts.append(response.content.decode())
+
+    # Acting on A's order (public, so a refusal is 403, not 404), and issuing for A's districts.
+    for door, body in (("change", {"level": 4}), ("lift", {})):
+        response = client.post(f"/api/v1/orders/{order.pk}/{door}", body, content_type="application/json")
+        expect(response, allowed, True, actor, f"{door} order")
+        texts.append(response.content.decode())
+    issued = client.post("/api/v1/orders", {"level": 5, "districts": ["A-1"]}, content_type="application/json")
+    if allowed:
+        assert issued.status_code == 202, (actor, issued.content)  # A keeps the second-person rule
+    else:
+        assert issued.status_code == (401 if actor == "anonymous" else 403), (actor, issued.status_code)
+
+    # The second-person rule itself: A's admins acting for A only.
+    policy = client.post("/hq/admin/triggers/", {"action": "policy"})
+    may_set_policy = town == "A" and role == "admin"
+    if actor == "anonymous":
+        assert policy.status_code == 302 and "/login" in policy["Location"]
+    else:
+        assert policy.status_code == (302 if may_set_policy else 403), (actor, policy.status_code)
+
+    order.refresh_from_db()
+    draft.refresh_from_db()
+    assert (order.level == 4 and order.lifted_at is not None) == allowed, actor
+    assert (draft.state == "confirmed") == allowed and (draft.state in ("pending", "confirmed")), actor
+    assert (Recommendation.objects.get().state == "dismissed") == allowed, actor
+    assert Order.objects.count() == (2 if allowed else 1), actor
+    assert OrderPolicy.objects.get(municipality=towns[0]).second_person is not may_set_policy, actor
+    if not viewer_may_see(actor, "A-PRIVATE"):
+        for text in texts:
+            assert not re.search(r"\bA-PRIVATE\b", text), (actor, text[:300])

@@ -1,4 +1,4 @@
-"""Ways an alert event (or a dam release notice's transition) leaves the platform, one module each:
+"""Ways an alert event (or a dam release notice's transition, or a step of a town's order) leaves the platform, one module each:
 `email`, `webhook`.
 
 Both are per-channel deliveries from the delivery outbox (`Delivery` rows, retried by the
@@ -17,9 +17,12 @@ class TransportError(Exception):
 
 def notification_id(notification: dict) -> str:
     """What receivers de-duplicate by (X-Mizumori-Event): the alert event's id, or `release-<id>` for
-    a release notice's transition (releases.selectors.release_notification_documents)."""
+    a release notice's transition (releases.selectors.release_notification_documents), `order-<id>`
+    for a step of an evacuation order (orders.documents.order_notification_documents)."""
     if "release_event" in notification:
         return f"release-{notification['release_event']['id']}"
+    if "order_event" in notification:
+        return f"order-{notification['order_event']['id']}"
     return str(notification["event"]["id"])
 
 

@@ -26,7 +26,57 @@ RELEASE_KIND_WORDS = {
 }
 
 
+# A town's evacuation order's steps (orders.models.OrderEvent.Kind): the verbs Japanese towns use
+# for 避難情報 (発令 / 解除), the order's own name coming from the level scheme with the document.
+ORDER_KIND_WORDS = {
+    "issued": ("発令", "issued"),
+    "raised": ("引き上げ", "raised"),
+    "lowered": ("引き下げ", "lowered"),
+    "extended": ("対象地区変更", "districts changed"),
+    "lifted": ("解除", "lifted"),
+}
+
+
+def order_subject_for(notification: dict) -> str:
+    order, step = notification["order"], notification["order_event"]
+    ja, en = ORDER_KIND_WORDS[step["kind"]]
+    districts = step["district_names"]
+    where_ja = "、".join(d["name_ja"] for d in districts[:3]) + (" ほか" if len(districts) > 3 else "")
+    where_en = ", ".join(d["name_en"] for d in districts[:3]) + (" and more" if len(districts) > 3 else "")
+    return (
+        f"[Mizumori] {step['title_ja']} {ja} / {step['title_en']} {en}: "
+        f"{order['municipality_name_ja']} {where_ja} / {order['municipality_name_en']} {where_en}"
+    )
+
+
+def order_body_for(notification: dict) -> str:
+    order, step = notification["order"], notification["order_event"]
+    ja, en = ORDER_KIND_WORDS[step["kind"]]
+    lines = [
+        f"{order['municipality_name_ja']} / {order['municipality_name_en']}",
+        f"{step['title_ja']} {ja} / {step['title_en']} {en}",
+        "対象地区 / Districts: " + ", ".join(f"{d['name_ja']} ({d['name_en']})" for d in step["district_names"]),
+        f"時刻 / At: {step['at']}",
+    ]
+    if step["kind"] != "lifted":
+        lines.append(f"{order['action_ja']} / {order['action_en']}")
+        open_shelters = [s for s in order["shelters"] if s["status"] != "closed"]
+        if open_shelters:
+            lines.append("避難所 / Shelters: " + ", ".join(f"{s['name_ja']} ({s['name_en']}, {s['status']})" for s in open_shelters))
+    if step["reason"]:
+        lines += ["", step["reason"]]
+    lines += [
+        "",
+        f"公開ページ / Public page: {order['page_url']}",
+        f"本部 / HQ board: {order['board_url']}",
+        f"CAP: {step['cap_url']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def subject_for(notification: dict) -> str:
+    if "order_event" in notification:
+        return order_subject_for(notification)
     if "release_event" in notification:
         release = notification["release"]
         ja, en = RELEASE_KIND_WORDS[notification["release_event"]["kind"]]
@@ -66,6 +116,8 @@ def release_body_for(notification: dict) -> str:
 
 
 def body_for(notification: dict) -> str:
+    if "order_event" in notification:
+        return order_body_for(notification)
     if "release_event" in notification:
         return release_body_for(notification)
     alert, event = notification["alert"], notification["event"]

@@ -15,7 +15,9 @@ value at time T is what a gauge reports at T for the 10 minutes ending at T.
   attenuates it with a linear reservoir (lag-and-route), so downstream gauges peak later.
 - Stage: a rating curve per gauge, Q = a (h - h0)^2. The basin is fictional, so its channels are
   "surveyed" by calibration: each curve passes through the gauge's calm stage at base flow and its
-  design peak (`StationSpec.storm_response` metres above calm) at the design storm's peak flow.
+  design peak (`StationSpec.storm_response` metres above calm) at the design storm's peak flow. The
+  stage also swings a centimetre each way over the day (evapotranspiration draws on base flow), so a
+  calm river is never flat for a whole day, as real ones are not.
 - Storage: the dam and the ponds fill from their catchment's runoff and release a compensation
   flow, a slow drawdown back to the operating level, and spillway flow above 常時満水位 (100 %).
 """
@@ -182,6 +184,12 @@ SPILLWAY_FRACTION = 1 / 6  # of the storage above 常時満水位
 
 RATING_EXPONENT = 2.0  # Q = a (h - h0)^2: a wide, shallow channel
 STAGE_NOISE_M = 0.004  # sensor noise, deterministic per gauge and time
+# Base flow is not constant over a day: the valley's plants draw on it by day (evapotranspiration),
+# so a calm river's stage dips in the afternoon and recovers by dawn, by a centimetre or two in a
+# small river. Without it the demo's calm rivers read the same centimetre for days, which a real
+# gauge does only when it is stuck (the flatline check, sensors.plausibility, flags 144 in a row).
+DIURNAL_STAGE_M = 0.01
+DIURNAL_LOW_HOUR_UTC = 6  # 15:00 JST, the afternoon low
 
 
 def rain_gauges() -> list[StationSpec]:
@@ -456,13 +464,18 @@ class Basin:
         values = {}
         for spec in river_gauges():
             stage = self.calibration.ratings[spec.code].stage(self.state.flows[spec.code])
-            values[spec.code] = stage + _tide(spec, at) + _noise(spec.code, at)
+            values[spec.code] = stage + _tide(spec, at) + _diurnal(at) + _noise(spec.code, at)
         for code, reservoir in self.state.reservoirs.items():
             values[code] = reservoir.storage_rate
         return values
 
 
 TIDE_PERIOD = timedelta(hours=12.42)  # principal lunar semidiurnal tide (M2)
+
+
+def _diurnal(at: datetime) -> float:
+    hours = (at - EPOCH) / timedelta(hours=1) - DIURNAL_LOW_HOUR_UTC
+    return -DIURNAL_STAGE_M * math.cos(2 * math.pi * hours / 24)
 
 
 def _tide(spec: StationSpec, at: datetime) -> float:

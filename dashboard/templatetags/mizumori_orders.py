@@ -18,10 +18,11 @@ def public_orders(context):
 
 @register.inclusion_tag("orders/_public.html", takes_context=True)
 def hq_orders(context):
-    viewer = viewer_for_request(context["request"])
+    request = context["request"]
+    viewer = viewer_for_request(request)
     return {
         "orders_data": orders_page_data(viewer),
-        "board": hq_orders_board(viewer),
+        "board": hq_orders_board(viewer, request.user.get_username() if request.user.is_authenticated else ""),
         "LANGUAGE_CODE": context.get("LANGUAGE_CODE"),
         "hq": True,
         "csrf_token": context.get("csrf_token"),

@@ -207,6 +207,7 @@
         break;
       case "orders":
       case "recommendations":
+      case "order_drafts":
         // Drawn by static/mizumori/orders.js.
         this.seq = Math.max(this.seq, message.seq);
         announce(message.type, message);

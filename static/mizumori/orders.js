@@ -354,8 +354,20 @@
   var board = hq ? readJson("mz-order-board-data") : null;
   var boardRoot = document.getElementById("mz-order-board");
   var recommendations = {};
+  var drafts = {};  // orders waiting for a second operator (the town's second-person rule)
   if (board) {
     (board.recommendations || []).forEach(function (r) { recommendations[r.id] = r; });
+    (board.drafts || []).forEach(function (d) { drafts[d.id] = d; });
+  }
+
+  // An issue answers 201 with the order, or 202 with {"draft"} when a second operator must confirm.
+  function issued(reply) {
+    if (reply && reply.draft) {
+      drafts[reply.draft.id] = reply.draft;
+      renderBoard();
+      return;
+    }
+    if (reply) { applyOrders([asFeature(reply)]); }
   }
 
   function showError(text) {
@@ -400,6 +412,18 @@
     });
   }
 
+  // Issuing is never one accidental click: the operator ticks this first.
+  function confirmCheckbox(parent) {
+    var label = el("label", "mz-confirm");
+    var box = el("input");
+    box.type = "checkbox";
+    box.name = "confirm";
+    label.appendChild(box);
+    label.appendChild(both("内容を確認しました", "I have checked this"));
+    parent.appendChild(label);
+    return box;
+  }
+
   function recommendationItem(r) {
     var li = el("li", "mz-recommendation mz-order-level-" + r.level);
     li.setAttribute("data-recommendation-id", String(r.id));
@@ -412,6 +436,10 @@
         " ≥ " + (e.threshold_label_ja || "") + " " + e.threshold_value + " — " + (e.observed_at || "") +
         (e.trend ? " — " + e.trend : "") + (e.forecast ? " — forecast L" + e.forecast.level + " in " + e.forecast.eta_minutes + " min" : "");
     li.appendChild(el("p", "mz-recommendation-evidence", evidence));
+    if (r.draft) {
+      li.appendChild(el("p", "mz-recommendation-drafted", "確認待ち / waiting for a second operator: " + r.draft.drafted_by));
+      return li;
+    }
     if (boardRoot.getAttribute("data-may-issue") !== "true") { return li; }
 
     var form = el("form", "mz-recommendation-issue");
@@ -447,13 +475,7 @@
     openLabel.appendChild(open);
     openLabel.appendChild(both("選んだ避難所を開設する", "Open the chosen shelters"));
     form.appendChild(openLabel);
-    var confirmLabel = el("label", "mz-confirm");
-    var confirmBox = el("input");
-    confirmBox.type = "checkbox";
-    confirmBox.name = "confirm";
-    confirmLabel.appendChild(confirmBox);
-    confirmLabel.appendChild(both("内容を確認しました", "I have checked this"));
-    form.appendChild(confirmLabel);
+    var confirmBox = confirmCheckbox(form);
     var issue = el("button", "mz-button mz-issue");
     issue.type = "submit";
     issue.appendChild(both("発令する", "Issue"));
@@ -467,7 +489,8 @@
         shelters: Array.prototype.filter.call(shelterSelect.options, function (o) { return o.selected; }).map(function (o) { return o.value; }),
         open_shelters: open.checked,
       }).then(function (reply) {
-        if (reply) { delete recommendations[r.id]; applyOrders([asFeature(reply)]); }
+        if (reply && !reply.draft) { delete recommendations[r.id]; }
+        issued(reply);
       });
     });
     li.appendChild(form);
@@ -490,6 +513,43 @@
       });
     });
     li.appendChild(dismiss);
+    return li;
+  }
+
+  function draftItem(d) {
+    var li = el("li", "mz-order-draft mz-order-level-" + d.level);
+    li.setAttribute("data-draft-id", String(d.id));
+    li.appendChild(el("p", "mz-recommendation-title", "L" + d.level + " " + d.title_ja + " / " + d.title_en));
+    li.appendChild(el("p", null, d.districts.map(function (x) { return x.name_ja + " / " + x.name_en; }).join(", ")));
+    li.appendChild(el("p", "mz-muted", "起案 / drafted by " + d.drafted_by + " — " + d.drafted_at));
+    if (boardRoot.getAttribute("data-may-issue") !== "true") { return li; }
+    if (d.drafted_by === board.username) {
+      li.appendChild(el("p", "mz-muted mz-draft-own", "別の担当者の確認が必要です / Another operator must confirm"));
+    } else {
+      var confirmBox = confirmCheckbox(li);
+      var confirm = el("button", "mz-button mz-issue mz-draft-confirm");
+      confirm.type = "button";
+      confirm.appendChild(both("確認して発令", "Confirm and issue"));
+      confirm.addEventListener("click", function () {
+        send("/api/v1/order-drafts/" + d.id + "/confirm", { confirm: confirmBox.checked }).then(function (reply) {
+          if (reply) {
+            delete drafts[d.id];
+            if (d.recommendation) { delete recommendations[d.recommendation]; }
+            issued(reply);
+          }
+        });
+      });
+      li.appendChild(confirm);
+    }
+    var withdraw = el("button", "mz-button mz-draft-withdraw");
+    withdraw.type = "button";
+    withdraw.appendChild(both("取り下げ", "Withdraw"));
+    withdraw.addEventListener("click", function () {
+      send("/api/v1/order-drafts/" + d.id + "/withdraw", {}).then(function (reply) {
+        if (reply) { delete drafts[d.id]; renderBoard(); }
+      });
+    });
+    li.appendChild(withdraw);
     return li;
   }
 
@@ -533,11 +593,26 @@
     if (!list.children.length) {
       list.appendChild(el("li", "mz-muted", "— "));
     }
+    var waiting = document.getElementById("mz-order-drafts");
+    if (waiting) {
+      waiting.textContent = "";
+      Object.keys(drafts).sort(function (a, b) { return b - a; }).forEach(function (id) {
+        waiting.appendChild(draftItem(drafts[id]));
+      });
+      if (!waiting.children.length) { waiting.appendChild(el("li", "mz-muted", "— ")); }
+    }
     var own = document.getElementById("mz-own-orders");
     own.textContent = "";
     sortedOrders().filter(function (f) { return board.municipality && f.properties.municipality === board.municipality; })
       .forEach(function (feature) { own.appendChild(ownOrderItem(feature)); });
   }
+
+  document.addEventListener("mizumori:order_drafts", function (event) {
+    (event.detail.drafts || []).forEach(function (d) {
+      if (d.state === "pending") { drafts[d.id] = d; } else { delete drafts[d.id]; }
+    });
+    renderBoard();
+  });
 
   document.addEventListener("mizumori:recommendations", function (event) {
     (event.detail.recommendations || []).forEach(function (r) {

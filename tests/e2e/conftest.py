@@ -38,9 +38,10 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Playwright's waits: short, so a broken live layer fails in seconds rather than minutes.
-PAGE_TIMEOUT_MS = 10_000
-# A server start imports the whole project: on a loaded 2-core machine that alone can take 30 s.
-SERVER_START_SECONDS = 90
+PAGE_TIMEOUT_MS = int(os.environ.get("E2E_PAGE_TIMEOUT_MS", "10000"))
+# A server start imports the whole project: on a loaded 2-core machine that alone can take 30 s;
+# E2E_SERVER_START_SECONDS raises it further on a machine shared by parallel runs.
+SERVER_START_SECONDS = int(os.environ.get("E2E_SERVER_START_SECONDS", "90"))
 
 
 def free_port() -> int:

@@ -4,7 +4,13 @@
 card's headline is the quantity that set its state (a rain gauge's 1-hour total, not its last
 10-minute amount).
 
-Screenshot: test-artifacts/demo-storm-map.png.
+Walked at desktop size and at phone size (390×844): the map, its notices and a popup, and the
+station pages of the gauge at 氾濫危険水位 and of the rainiest rain gauge. Then the core city issues
+an order (高齢者等避難) through the API as its operator: the order's words appear on the public page,
+in its banner and nowhere else.
+
+Screenshots: test-artifacts/demo-storm-map.png, demo-storm-phone.png, demo-storm-station-phone.png,
+demo-storm-order-phone.png.
 """
 
 from datetime import timedelta
@@ -20,6 +26,17 @@ from dashboard.demo.seed import demo_seed
 from dashboard.maps import headline_text
 from tests.dashboard.test_demo import FakeClock
 from tests.e2e.conftest import ARTIFACTS
+
+DESKTOP = {"width": 1280, "height": 1000}
+PHONE = {"width": 390, "height": 844}
+CORE_OPERATOR = ("midorigahara-operator", "mizumori-demo")
+LEVEL_4_GAUGE = "KWS-R05"
+# The page's text outside the evacuation-order section: where no order word may appear.
+TEXT_OUTSIDE_ORDERS = """() => {
+  const copy = document.body.cloneNode(true);
+  copy.querySelectorAll("#mz-orders, script, template").forEach((node) => node.remove());
+  return copy.textContent;
+}"""
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -40,10 +57,18 @@ def demo_storm(transactional_db, settings, monkeypatch):
 
 
 def test_the_demo_storm_map_speaks_gauge_words_and_heads_each_card_with_what_set_it(demo_storm, browser):
-    page = browser.new_page(width=1280, height=1000)
+    for viewport, shot in ((DESKTOP, "demo-storm-map.png"), (PHONE, "demo-storm-phone.png")):
+        rainiest = _walk_the_map(browser, viewport, shot)
+        _walk_station_pages(browser, viewport, [LEVEL_4_GAUGE, rainiest])
+    _an_order_speaks_only_in_its_banner(browser)
+    browser.assert_clean()
+
+
+def _walk_the_map(browser, viewport, shot) -> str:
+    page = browser.new_page(**viewport)
     page.goto(f"{browser.base_url}/", wait_until="domcontentloaded")
     page.wait_for_function(MARKERS)
-    page.screenshot(path=str(ARTIFACTS / "demo-storm-map.png"))
+    page.screenshot(path=str(ARTIFACTS / shot))
 
     text = page.evaluate("() => document.body.innerText")
     html = page.content()
@@ -70,4 +95,52 @@ def test_the_demo_storm_map_speaks_gauge_words_and_heads_each_card_with_what_set
     page.evaluate("(code) => Mizumori.stationMarkers[code].openPopup()", rain["code"])
     popup = page.locator(".leaflet-popup-content").inner_text()
     assert headline_text(rain) in popup and "警戒レベル" not in popup, popup
-    browser.assert_clean()
+    page.context.close()
+    return rain["code"]
+
+
+def _walk_station_pages(browser, viewport, codes):
+    """Each station page: the gauge's words only, its headline the quantity that set its state (the
+    same text the map's card shows, from the same properties)."""
+    page = browser.new_page(**viewport)
+    for code in codes:
+        page.goto(f"{browser.base_url}/stations/{code}/", wait_until="domcontentloaded")
+        props = page.request.get(f"{browser.base_url}/api/v1/stations").json()
+        props = next(f["properties"] for f in props["features"] if f["properties"]["code"] == code)
+        text = page.evaluate("() => document.body.innerText")
+        assert [word for word in RESERVED_WORDS if word in page.content()] == [], code
+        assert page.locator(".mz-station-reading .mz-reading-value").inner_text().strip() == headline_text(props), code
+        if props["kind"] == "river":
+            assert "警戒レベル4相当" in text and "氾濫危険水位" in text, code
+        else:
+            assert "警戒レベル" not in page.locator(".mz-station-summary").inner_text(), code
+    page.screenshot(path=str(ARTIFACTS / "demo-storm-station-phone.png"))
+    page.context.close()
+
+
+def _an_order_speaks_only_in_its_banner(browser):
+    """With an order in force its words appear, in the order's banner only: the gauges keep theirs."""
+    operator = browser.new_page()
+    operator.goto(f"{browser.base_url}/accounts/login/?next=/hq/")
+    operator.fill("#id_username", CORE_OPERATOR[0])
+    operator.fill("#id_password", CORE_OPERATOR[1])
+    operator.click("form.mz-form button[type=submit]")
+    operator.wait_for_url(f"{browser.base_url}/hq/")
+    csrf = next(c["value"] for c in operator.context.cookies() if c["name"] == "csrftoken")
+    issued = operator.request.post(
+        f"{browser.base_url}/api/v1/orders",
+        data={"level": 3, "districts": ["MDG-01", "MDG-02"], "reason": "新川橋 避難判断水位"},
+        headers={"X-CSRFToken": csrf, "Referer": f"{browser.base_url}/hq/"},
+    )
+    assert issued.status == 201, issued.text()
+
+    phone = browser.new_page(**PHONE)
+    phone.goto(f"{browser.base_url}/", wait_until="domcontentloaded")
+    phone.wait_for_function(MARKERS)
+    banner = phone.locator("#mz-order-banners .mz-order-level-3")
+    banner.wait_for()
+    assert "高齢者等避難" in banner.inner_text()
+    phone.screenshot(path=str(ARTIFACTS / "demo-storm-order-phone.png"))
+    outside = phone.evaluate(TEXT_OUTSIDE_ORDERS)
+    assert "警戒レベル4相当" in outside
+    assert [word for word in RESERVED_WORDS if word in outside] == []

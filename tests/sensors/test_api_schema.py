@@ -59,3 +59,33 @@ def test_observation_csv_columns_are_described(client, towns):
     answered = client.get("/api/v1/stations/A-OBS/observations", {"format": "csv"})
     header = b"".join(answered.streaming_content).decode().splitlines()[0]
     assert header.split(",") == described
+
+
+def test_quality_is_an_enum_of_the_flags_and_flagged_readings_answer_as_described(client, towns):
+    """Issue 11: clients can rely on the four quality flags; a flag outside them would fail validation."""
+    from sensors.models import Observation
+
+    make_station(towns[0], "A-Q")
+    now = timezone.now()
+    observation_ingest(municipality=None, source="seed", items=[
+        {"station": "A-Q", "observed_at": now - timedelta(minutes=20), "value": 1.0},
+        {"station": "A-Q", "observed_at": now - timedelta(minutes=10), "value": 9999.0},  # out of range: kept, flagged
+    ])
+    assert set(Observation.objects.filter(station__code="A-Q").values_list("quality", flat=True)) == {"ok", "range"}
+
+    stations = _nullable_to_json_schema(_operation(client, "/api/v1/stations")["application/geo+json"]["schema"])
+    quality = stations["properties"]["features"]["items"]["properties"]["properties"]["properties"]["quality"]
+    assert set(quality["enum"]) == {"ok", "suspect", "range", "flatline", None}
+
+    history = _nullable_to_json_schema(
+        _operation(client, "/api/v1/stations/{code}/observations")["application/json"]["schema"]
+    )
+    item = history["properties"]["observations"]["items"]
+    assert item["properties"]["quality"]["enum"] == ["ok", "suspect", "range", "flatline"]
+    body = client.get("/api/v1/stations/A-Q/observations").json()
+    assert [o["quality"] for o in body["observations"]] == ["ok", "range"]
+    assert not [e.message for e in Draft4Validator(history).iter_errors(body)]
+    body["observations"][0]["quality"] = "bogus"
+    assert [e.message for e in Draft4Validator(history).iter_errors(body)]
+    stations_body = client.get("/api/v1/stations").json()
+    assert not [e.message for e in Draft4Validator(stations).iter_errors(stations_body)]

@@ -52,6 +52,7 @@ class StationForecast(models.Model):
     issued_at = models.DateTimeField()
     based_on = models.DateTimeField(help_text="The time of the gauge's reading the forecast starts from.")
     step_seconds = models.PositiveIntegerField()
+    level_now = models.FloatField(null=True, blank=True, help_text="The value of the reading the forecast starts from.")
     points = models.JSONField(default=list, help_text="[[epoch seconds, median, lower, upper], ...] (80 % interval).")
     crossing = models.JSONField(null=True, blank=True, help_text="The next threshold the median reaches, and when.")
     danger_probability_1h = models.FloatField(
@@ -59,7 +60,7 @@ class StationForecast(models.Model):
     )
     exceedance = models.JSONField(
         default=list, blank=True,
-        help_text='Per threshold above the current value: {"name", "level", "value", "within": {"60": P, ...}}.',
+        help_text='Per threshold above the current value: {"name", "level", "value", "within": {"60": P, ...}, "by_step": [P, ...]}.',
     )
 
     def __str__(self):

@@ -117,9 +117,9 @@ def forecasts_retrain_due(*, now: datetime | None = None) -> list[ForecastModel]
     return forecast_train_many(due) if due else []
 
 
-def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
-    """Recompute the forecasts of the gauges among `changed_station_ids` and of every gauge whose
-    model reads one of them; one query for all their recent readings."""
+def forecasts_refresh(changed_station_ids, *, dependants: bool = True) -> list[StationForecast]:
+    """Recompute the forecasts of the gauges among `changed_station_ids` and (unless `dependants`
+    is false) of every gauge whose model reads one of them; one query for all their recent readings."""
     changed = set(changed_station_ids)
     if not changed:
         return []
@@ -129,7 +129,7 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
         model.pk
         for model in candidates
         if model.station_id in changed
-        or codes_changed.intersection(model.inputs.get("upstream", []) + model.inputs.get("rain", []))
+        or dependants and codes_changed.intersection(model.inputs.get("upstream", []) + model.inputs.get("rain", []))
     ]
     # Coefficients are loaded only for versions this process has not decoded yet (_arx_of).
     targets = list(ForecastModel.objects.filter(pk__in=target_ids).defer("params"))
@@ -178,6 +178,7 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
             issued_at=now,
             based_on=_utc(result.based_on),
             step_seconds=model.step_seconds,
+            level_now=result.level_now,
             points=[[round(v, 4) if i else v for i, v in enumerate(p)] for p in result.points],
             crossing=result.crossing,
             danger_probability_1h=result.danger_probability_1h,
@@ -191,6 +192,19 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
         StationForecast.objects.filter(station_id__in=[m.station_id for m in targets]).delete()
         StationForecast.objects.bulk_create(stored)
     return stored
+
+
+def forecast_current(station: Station) -> StationForecast | None:
+    """The gauge's stored forecast, brought up to its newest reading first when it is behind: the
+    change-log handlers run in no fixed order, so a reader acting on the same batch (the trigger
+    rules) must not act on the forecast of the reading before."""
+    forecast = StationForecast.objects.filter(station=station).first()
+    state = getattr(station, "state", None)
+    observed_at = state.observed_at if state is not None else None
+    if observed_at is not None and (forecast is None or forecast.based_on < observed_at):
+        forecasts_refresh([station.pk], dependants=False)
+        forecast = StationForecast.objects.filter(station=station).first()
+    return forecast
 
 
 _LOADED: dict[tuple, learn.ArxModel] = {}

@@ -136,6 +136,24 @@ def test_new_readings_refresh_the_forecast_through_the_change_log(trained_pair, 
     assert forecast.points[-1][1] > 1.0
 
 
+def test_a_reader_in_the_same_batch_gets_the_forecast_of_the_newest_reading(trained_pair, ingest):
+    """The trigger rules run from the same change-log batch as the refresh, in no fixed order:
+    forecast_current brings a forecast that is behind the gauge's newest reading up to it."""
+    from forecasts.services import forecast_current
+
+    times, down, up, model = trained_pair
+    ingest([{"station": "DOWN", "observed_at": datetime.fromtimestamp(times[-1] + 600, UTC), "value": 1.0}])
+    newest = datetime.fromtimestamp(times[-1] + 1200, UTC)
+    # Stored without the drain running: the gauge's state moves on, its forecast does not (yet).
+    observation_ingest(municipality=None, items=[{"station": "DOWN", "observed_at": newest, "value": 1.1}], source="http")
+    assert StationForecast.objects.get(station=down).based_on < newest
+    down.refresh_from_db()
+    forecast = forecast_current(down)
+    assert forecast.based_on == newest and forecast.level_now == 1.1 and forecast.method == Method.ARX
+    # Only the gauge itself is recomputed for such a reader, not the gauges that read it.
+    assert StationForecast.objects.filter(station=up).count() == 0
+
+
 def test_the_forecast_is_visible_only_to_who_may_see_the_gauge(trained_pair, towns, client, ingest):
     times, down, up, model = trained_pair
     down.visibility = Visibility.PRIVATE

@@ -42,6 +42,7 @@ class Result:
     points: list[list[float]] = field(default_factory=list)  # [t, median, lower, upper]
     crossing: dict | None = None
     danger_probability_1h: float | None = None
+    forecast_rain: bool = False  # the learned model that also reads forecast rain made it
     # Per levelled threshold above the current value: P(reached within N minutes) for PREALERT_LEADS.
     exceedance_by_threshold: list[dict] = field(default_factory=list)
     # P(level at lead index i >= value), from the method's own error distribution.
@@ -56,7 +57,7 @@ def model_forecast(model: learn.ArxModel, inputs: learn.Inputs, at: float, leads
         return None
     change, sigma = model.predict(x)
     level = float(x[0, 0])
-    result = Result(method=Method.ARX, based_on=at, level_now=level)
+    result = Result(method=Method.ARX, based_on=at, level_now=level, forecast_rain=model.forecast_rain)
     for lead in range(min(leads, model.leads)):
         centre = level + float(change[0, lead])
         s = float(sigma[0, lead])

@@ -19,8 +19,8 @@ from sensors.selectors import station_get
 from tenancy.models import Membership
 from tenancy.selectors import Viewer
 
-from .learn import Series
-from .models import ForecastModel, StationForecast
+from .learn import FORECAST_RAIN_MAX_AGE, RainForecasts, Series
+from .models import ForecastModel, RainForecast, StationForecast
 
 FORECAST_KINDS = (StationKind.RIVER, StationKind.RESERVOIR)
 MAX_UPSTREAM = 3
@@ -120,6 +120,24 @@ def readings_of(station_ids, *, since: datetime | None = None, until: datetime |
     ).iterator(chunk_size=20000):
         pairs[station_id].append((observed_at.timestamp(), value))
     return {station_id: Series.of(pairs.get(station_id, [])) for station_id in station_ids}
+
+
+def rain_forecasts_of(station_ids, *, since: datetime | None = None, until: datetime | None = None) -> dict[int, RainForecasts]:
+    """Each rain gauge's forecast issues made in [since - FORECAST_RAIN_MAX_AGE, until] (what a model
+    forecasting from times in [since, until] may read). For services, like `readings_of`."""
+    from datetime import timedelta
+
+    queryset = RainForecast.objects.filter(station_id__in=list(station_ids))
+    if since is not None:
+        queryset = queryset.filter(issued_at__gte=since - timedelta(seconds=FORECAST_RAIN_MAX_AGE))
+    if until is not None:
+        queryset = queryset.filter(issued_at__lte=until)
+    rows = defaultdict(list)
+    for station_id, issued_at, valid_at, value in queryset.values_list("station_id", "issued_at", "valid_at", "value").iterator(
+        chunk_size=20000
+    ):
+        rows[station_id].append((issued_at.timestamp(), valid_at.timestamp(), value))
+    return {station_id: RainForecasts.of(rows.get(station_id, [])) for station_id in station_ids}
 
 
 def newest_models() -> QuerySet[ForecastModel]:

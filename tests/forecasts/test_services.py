@@ -97,18 +97,23 @@ def test_a_gauge_with_little_history_falls_back_to_the_trend_and_says_so(towns, 
     assert body["points"][-1]["median"] > 1.2  # still rising
 
 
-@pytest.fixture
-def trained_pair(towns, geography):
-    days = 12
-    # Ending an hour ago, so the station page's 24-hour chart shows the last readings and the band.
+def stored_pair(town, days=12):
+    """DOWN, UP and RAIN of the synthetic basin with `days` of readings, ending an hour ago (so the
+    station page's 24-hour chart shows the last readings and the band)."""
     start = (datetime.now(UTC) - timedelta(days=days, hours=1)).timestamp() // 600 * 600
     times, synthetic = basin(days=days, seed=11, start=start)
-    down = gauge(towns[0], "DOWN", 140.20)
-    up = gauge(towns[0], "UP", 140.10)
-    rain = gauge(towns[0], "RAIN", 140.0, kind=StationKind.RAIN)
+    down = gauge(town, "DOWN", 140.20)
+    up = gauge(town, "UP", 140.10)
+    rain = gauge(town, "RAIN", 140.0, kind=StationKind.RAIN)
     store(down, times, synthetic.own.values)
     store(up, times, synthetic.upstream[0].values)
     store(rain, times, synthetic.rain[0].values)
+    return times, synthetic, down, up, rain
+
+
+@pytest.fixture
+def trained_pair(towns, geography):
+    times, synthetic, down, up, rain = stored_pair(towns[0])
     model = forecast_train(down)
     return times, down, up, model
 

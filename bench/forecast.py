@@ -4,10 +4,14 @@
     DATABASE_URL=postgres://... .venv/bin/python bench/forecast.py
 
 1. Skill on held-out demo storms: the demo basin's weather (dashboard/demo/weather.py) is run from
-   the start of its 60-day history through the current (design) storm. Each gauge's model is
-   trained only on readings before the fourth past storm; the fourth and fifth past storms and the
-   design storm are held out. Scored by forecasts.backtest (no look-ahead) against persistence and
-   the linear trend, over the whole held-out span and over the storms alone (48 h from each start).
+   the start of its 60-day history through the current (design) storm and HELD_OUT_LATER of the
+   storms `simulate_storm --loop` brings after it. Each gauge's model is trained only on readings
+   before the fourth past storm; the fourth and fifth past storms, the design storm and the later
+   ones are held out. Scored by forecasts.backtest (no look-ahead) against persistence and the
+   linear trend, over the whole held-out span and over the storms alone (48 h from each start,
+   24 h for the daily later storms) — once without and once with forecast rain (hourly issues of
+   the next 6 hours at each rain gauge: what the simulation will rain, times a log-normal error of
+   FORECAST_RAIN_ERROR per issue; a forecast that knows the timing but not the amount).
 2. Training time for every demo gauge (forecasts.learn.fit on 60 days of 10-minute readings).
 3. One refresh (forecasts.services.forecasts_refresh) of 300 gauges with stored models.
 
@@ -33,6 +37,8 @@ from django.db import connection  # noqa: E402
 ANCHOR = datetime(2026, 11, 20, tzinfo=UTC)
 REFRESH_GAUGES = 300
 STORM_SPAN = timedelta(hours=48)
+HELD_OUT_LATER = 12
+FORECAST_RAIN_ERROR = 0.3
 
 
 def simulate(weather, end):
@@ -53,16 +59,37 @@ def f3(value) -> str:
     return "   —" if value is None or value != value else f"{value:.3f}"
 
 
-def skill(stations, series, weather):
+def rain_forecasts(series, seed=13, every=6, horizon=36):
+    """Per rain gauge: hourly issues of the next 6 hours, the simulated rain times a log-normal error."""
+    from forecasts.learn import RainForecasts
+
+    rng = np.random.default_rng(seed)
+    result = {}
+    for code, rain in series.items():
+        if "-P" not in code:
+            continue
+        rows = []
+        for k in range(0, len(rain.times) - 1, every):
+            factor = float(np.exp(rng.normal(0, FORECAST_RAIN_ERROR)))
+            rows += [(rain.times[k], rain.times[k + h], rain.values[k + h] * factor)
+                     for h in range(1, horizon + 1) if k + h < len(rain.times)]
+        result[code] = RainForecasts.of(rows)
+    return result
+
+
+def skill(stations, series, weather, forecasts=None):
     from dashboard.demo import region
     from forecasts import backtest, learn
     from forecasts.predict import ThresholdLine
     from forecasts.selectors import forecast_inputs
 
-    held_out = list(weather.past_storms[3:]) + [weather.current_storm]
+    later = [weather.later_storm(n) for n in range(1, HELD_OUT_LATER + 1)]
+    held_out = list(weather.past_storms[3:]) + [weather.current_storm] + later
     since = (weather.past_storms[3].start - timedelta(days=1)).timestamp()
-    until = (weather.anchor + timedelta(hours=18)).timestamp()
-    storm_windows = [(s.start.timestamp(), (s.start + STORM_SPAN).timestamp()) for s in held_out]
+    until = (later[-1].start + timedelta(hours=18)).timestamp()
+    storm_windows = [(s.start.timestamp(), (s.start + STORM_SPAN).timestamp()) for s in held_out[:3]]
+    storm_windows += [(s.start.timestamp(), (s.start + timedelta(hours=24)).timestamp()) for s in later]
+    print("with forecast rain" if forecasts else "without forecast rain")
     print(f"held out: storms starting {', '.join(s.start.strftime('%m-%d %H:%M') for s in held_out)} (scales "
           f"{', '.join(f'{s.scale:.2f}' for s in held_out)}); trained on readings before {datetime.fromtimestamp(since, UTC):%m-%d}")
     print(f"{'gauge':8} {'NSE 1h':>7} {'3h':>6} | storms: {'model 1h':>8} {'3h':>6} {'pers 3h':>7} {'trend 3h':>8} | "
@@ -75,7 +102,8 @@ def skill(stations, series, weather):
         station = stations[spec.code]
         codes = forecast_inputs(station).as_json()
         inputs = learn.Inputs(series[spec.code], [series[c] for c in codes["upstream"] if c in series],
-                              [series[c] for c in codes["rain"] if c in series])
+                              [series[c] for c in codes["rain"] if c in series],
+                              [forecasts[c] for c in codes["rain"] if c in (forecasts or {})])
         thresholds = [ThresholdLine(t.name, t.label_ja, t.label_en, t.level, t.value) for t in spec.thresholds]
         report = backtest.backtest(inputs, 600.0, thresholds, since=since, until=until)
         model, issue, level, predicted, observed = backtest.predictions(inputs, 600.0, since=since, until=until)
@@ -85,6 +113,12 @@ def skill(stations, series, weather):
 
         def nse(method, lead):
             return learn.skill_scores(observed[in_storm, lead], predicted[method][in_storm, lead])["nse"]
+
+        def rmse(method, lead):
+            return learn.skill_scores(observed[in_storm, lead], predicted[method][in_storm, lead])["rmse"] or np.inf
+
+        # Leads (of 36) at which the model does no better than persistence or the trend on the storms.
+        worse = [h + 1 for h in range(observed.shape[1]) if rmse("model", h) >= min(rmse("persistence", h), rmse("trend", h))]
 
         danger = next((t for t in report["thresholds"] if t["level"] == 4), None)
         text = "—"
@@ -106,7 +140,8 @@ def skill(stations, series, weather):
                     danger_totals["early"] += 1
         steps = report["steps"]
         print(f"{spec.code:8} {f3(steps[5]['model']['nse']):>7} {f3(steps[17]['model']['nse']):>6} | storms: "
-              f"{f3(nse('model', 5)):>8} {f3(nse('model', 17)):>6} {f3(nse('persistence', 17)):>7} {f3(nse('trend', 17)):>8} | {text}")
+              f"{f3(nse('model', 5)):>8} {f3(nse('model', 17)):>6} {f3(nse('persistence', 17)):>7} {f3(nse('trend', 17)):>8} "
+              f"6h {f3(nse('model', 35)):>6} | {text} | not better at steps {worse or '—'}")
         for t in report["thresholds"]:
             totals = by_level.setdefault(t["level"], {"crossings": 0, "hits": 0, "false_alarms": 0, "leads": []})
             for key in ("crossings", "hits", "false_alarms"):
@@ -122,7 +157,7 @@ def skill(stations, series, weather):
           f"false alarms: {c['false_alarms']} (of {c['hits'] + c['false_alarms']} warning episodes)")
 
 
-def training_time(stations, series):
+def training_time(stations, series, forecasts, weather_anchor):
     from dashboard.demo import region
     from forecasts import learn
     from forecasts.selectors import forecast_inputs
@@ -134,10 +169,12 @@ def training_time(stations, series):
             continue
         codes = forecast_inputs(stations[spec.code]).as_json()
         inputs = learn.Inputs(series[spec.code], [series[c] for c in codes["upstream"] if c in series],
-                              [series[c] for c in codes["rain"] if c in series])
-        own = series[spec.code]
+                              [series[c] for c in codes["rain"] if c in series],
+                              [forecasts[c] for c in codes["rain"] if c in forecasts])
+        own = series[spec.code].until(weather_anchor)
         models[spec.code] = learn.fit(inputs, 600.0, since=own.times[0], until=own.times[-1])
-    print(f"training {len(models)} demo gauges (60 days each): {time.perf_counter() - wall:.1f} s wall, "
+    print(f"training {len(models)} demo gauges (60 days each, with forecast rain: two models each): "
+          f"{time.perf_counter() - wall:.1f} s wall, "
           f"{time.process_time() - cpu:.1f} s CPU; {sum(m is None for m in models.values())} fell back to the trend")
     return models
 
@@ -187,10 +224,12 @@ def main():
         summary = demo_seed(history=False)
         weather = Weather(anchor=ANCHOR)
         started = time.perf_counter()
-        series = simulate(weather, weather.anchor + timedelta(hours=24))
+        series = simulate(weather, weather.later_storm(HELD_OUT_LATER).start + timedelta(hours=24))
         print(f"simulated the demo basin ({len(series)} stations) in {time.perf_counter() - started:.1f} s")
         skill(summary.stations, series, weather)
-        models = training_time(summary.stations, series)
+        forecasts = rain_forecasts(series)
+        skill(summary.stations, series, weather, forecasts)
+        models = training_time(summary.stations, series, forecasts, weather.anchor.timestamp())
         # A model with one upstream gauge and one rain gauge, for the refresh benchmark.
         inputs = learn.Inputs(series["KWS-R05"], [series["KWS-R04"]], [series["KWS-P05"]])
         one_one = learn.fit(inputs, 600.0, since=inputs.own.times[0], until=inputs.own.times[-1])

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotAuthenticated, NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sensors.api import HasIngestToken
 from sensors.models import Station
 from sensors.selectors import local_iso
+from tenancy.authentication import BearerTokenAuthentication
 from tenancy.selectors import viewer_for_request
 
 from . import learn, predict
@@ -84,6 +86,7 @@ FORECAST = inline_serializer(
         "points": inline_serializer(*POINT_FIELDS, many=True),
         "crossing": inline_serializer(*CROSSING_FIELDS, allow_null=True),
         "danger_probability_1h": serializers.FloatField(allow_null=True),
+        "forecast_rain": serializers.BooleanField(help_text="Made by the model that also reads posted forecast rain."),
         "skill": inline_serializer(*SKILL_FIELDS, many=True),
     },
 )
@@ -113,6 +116,7 @@ def forecast_json(station: Station, forecast) -> dict:
         "points": [],
         "crossing": None,
         "danger_probability_1h": None,
+        "forecast_rain": False,
         "skill": [],
     }
     if forecast is None or station.kind not in FORECAST_KINDS:
@@ -146,6 +150,7 @@ def forecast_json(station: Station, forecast) -> dict:
         "points": [{"time": iso_of(t), "median": m, "lower": lo, "upper": up} for t, m, lo, up in forecast.points],
         "crossing": crossing,
         "danger_probability_1h": forecast.danger_probability_1h,
+        "forecast_rain": forecast.forecast_rain,
         "skill": forecast.model.skill if forecast.model else [],
     }
     return body
@@ -164,3 +169,70 @@ class StationForecastAPI(APIView):
             # Identical for "no such station" and "not yours to see".
             raise NotFound("No station with this code.") from None
         return Response(forecast_json(station, forecast))
+
+
+RAIN_FORECAST_REQUEST = inline_serializer(
+    "RainForecastRequest",
+    {
+        "forecasts": inline_serializer(
+            "RainForecastIssue",
+            {
+                "station": serializers.CharField(help_text="A rain gauge of the token's town."),
+                "issued_at": serializers.DateTimeField(help_text="ISO 8601 with a UTC offset; at most 2 days old."),
+                "values": inline_serializer(
+                    "RainForecastInterval",
+                    {
+                        "valid_at": serializers.DateTimeField(help_text="End of the interval; ascending, ≤ 15 h after issued_at."),
+                        "value": serializers.FloatField(help_text="mm forecast to fall since the previous valid_at (or issued_at)."),
+                    },
+                    many=True,
+                ),
+            },
+            many=True,
+        )
+    },
+)
+RAIN_FORECAST_REPLY = inline_serializer(
+    "RainForecastReply", {"issues": serializers.IntegerField(), "intervals": serializers.IntegerField()}
+)
+RAIN_FORECAST_ERRORS = inline_serializer(
+    "RainForecastErrors",
+    {
+        "detail": serializers.CharField(),
+        "errors": inline_serializer(
+            "RainForecastProblem", {"where": serializers.CharField(), "error": serializers.CharField()}, many=True
+        ),
+    },
+)
+
+
+class RainForecastIngestAPI(APIView):
+    """Forecast rain for a town's rain gauges, posted by its gateway (a forecast-rain product
+    relayed per gauge); the forecasting models of the gauges downstream read it."""
+
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [HasIngestToken]
+
+    def permission_denied(self, request, message=None, code=None):
+        if request.auth is None:
+            raise NotAuthenticated(HasIngestToken.message)
+        super().permission_denied(request, message, code)
+
+    @extend_schema(
+        operation_id="rain_forecasts_post",
+        summary="Post forecast rain for the token's town's rain gauges (all or nothing; an issue re-posted replaces it).",
+        request=RAIN_FORECAST_REQUEST,
+        responses={
+            200: RAIN_FORECAST_REPLY,
+            400: OpenApiResponse(RAIN_FORECAST_ERRORS, description="Nothing was stored; every problem and where."),
+            401: OpenApiResponse(ERROR, description="Missing, invalid or revoked gateway token."),
+        },
+    )
+    def post(self, request):
+        from .services import RainForecastError, rain_forecasts_store
+
+        try:
+            stored = rain_forecasts_store(municipality=request.auth.municipality, document=request.data)
+        except RainForecastError as error:
+            return Response({"detail": "Nothing was stored.", "errors": error.errors}, status=400)
+        return Response(stored)

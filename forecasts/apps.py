@@ -10,6 +10,7 @@ class ForecastsConfig(AppConfig):
         from sensors.services import STATION_CHANGED
 
         from .handlers import station_changes_forecast
+        from .services import RAIN_FORECAST_POSTED
 
         # Forecasts are recomputed in the drain, batched, never inside the ingest request.
-        register("forecasts.refresh", kinds=[STATION_CHANGED], func=station_changes_forecast)
+        register("forecasts.refresh", kinds=[STATION_CHANGED, RAIN_FORECAST_POSTED], func=station_changes_forecast)

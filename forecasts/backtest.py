@@ -21,7 +21,10 @@ TRAINING_WINDOW_SECONDS = 90 * 86400
 
 
 def _truncated(inputs: learn.Inputs, until: float) -> learn.Inputs:
-    return learn.Inputs(inputs.own.until(until), [s.until(until) for s in inputs.upstream], [s.until(until) for s in inputs.rain])
+    return learn.Inputs(
+        inputs.own.until(until), [s.until(until) for s in inputs.upstream], [s.until(until) for s in inputs.rain],
+        [f.until(until) for f in inputs.rain_forecast],
+    )
 
 
 def predictions(inputs: learn.Inputs, step: float, *, since: float, until: float):
@@ -32,13 +35,18 @@ def predictions(inputs: learn.Inputs, step: float, *, since: float, until: float
     leads = learn.leads_for(step)
     level = learn.level_at(own, issue, step * 0.5)
     predicted = {"persistence": np.repeat(level[:, None], leads, axis=1)}
-    if model is not None:
-        x = model.features(inputs, issue)
-        change, sigma = model.predict(x)
-        median = np.column_stack([sigma[:, h] * model.quantile(h, 0.5, sigma[:, h]) for h in range(leads)])
-        predicted["model"] = level[:, None] + change + median
-    else:
-        predicted["model"] = np.full((len(issue), leads), np.nan)
+    predicted["model"] = np.full((len(issue), leads), np.nan)
+    # The model that reads forecast rain where a usable issue exists, as served; the other elsewhere.
+    for candidate in (model, model.forecast_rain_model) if model is not None else ():
+        if candidate is None:
+            continue
+        x = candidate.features(inputs, issue)
+        rows = np.isfinite(x).all(axis=1)
+        if not rows.any():
+            continue
+        change, sigma = candidate.predict(x[rows])
+        median = np.column_stack([sigma[:, h] * candidate.quantile(h, 0.5, sigma[:, h]) for h in range(leads)])
+        predicted["model"][rows] = level[rows, None] + change + median
     trend = np.full((len(issue), leads), np.nan)
     hours = np.arange(1, leads + 1) * step / 3600
     for row, t in enumerate(issue):

@@ -52,6 +52,13 @@ SPREAD_BINS = 4
 PREALERT_LEADS = (30, 60, 90, 120, 180)
 # Fewer training rows than this many steps' worth: the learned model is not trusted (trend fallback).
 MIN_TRAINING_ROWS = 300
+# Forecast rain (posted by a source for the basin's rain gauges, forecasts.models.RainForecast): the
+# amounts forecast to fall over these next windows, from the newest issue at or before the forecast
+# time and no older than FORECAST_RAIN_MAX_AGE. A gauge whose rain gauges have forecasts for at least
+# MIN_TRAINING_ROWS of its training rows gets a second model that reads them; it serves whenever a
+# current issue covers the windows, the model without them otherwise.
+FORECAST_RAIN_WINDOWS = (3600, 3 * 3600)
+FORECAST_RAIN_MAX_AGE = 3 * 3600
 
 
 @dataclass
@@ -103,25 +110,96 @@ def rain_total(gauges: list[Series], at: np.ndarray, window: float) -> np.ndarra
 
 
 @dataclass
+class RainForecasts:
+    """One rain gauge's forecast issues, oldest first: per issue the ends of its intervals (epoch
+    seconds, ascending) and the rain forecast to fall in each (since the previous end, or the issue)."""
+
+    issued: np.ndarray
+    valid: list[np.ndarray]
+    values: list[np.ndarray]
+
+    @classmethod
+    def of(cls, rows) -> RainForecasts:
+        """From (issued, valid, value) rows in any order."""
+        by_issue: dict[float, list[tuple[float, float]]] = {}
+        for issued, valid, value in rows:
+            by_issue.setdefault(float(issued), []).append((float(valid), float(value)))
+        issued = sorted(by_issue)
+        pairs = [sorted(by_issue[t]) for t in issued]
+        return cls(
+            np.asarray(issued, dtype=float),
+            [np.asarray([v for v, _ in p], dtype=float) for p in pairs],
+            [np.asarray([x for _, x in p], dtype=float) for p in pairs],
+        )
+
+    def __len__(self) -> int:
+        return len(self.issued)
+
+    def until(self, t: float) -> RainForecasts:
+        """Only the issues made at or before t (what was known at t)."""
+        end = int(np.searchsorted(self.issued, t, side="right"))
+        return RainForecasts(self.issued[:end], self.valid[:end], self.values[:end])
+
+    def ahead(self, at: np.ndarray, window: float) -> np.ndarray:
+        """Rain forecast to fall in (t, t + window] by the newest issue at or before t (never a later
+        one), NaN where that issue is older than FORECAST_RAIN_MAX_AGE or does not reach t + window."""
+        total = np.full(len(at), np.nan)
+        if not len(self.issued):
+            return total
+        index = np.searchsorted(self.issued, at, side="right") - 1
+        for issue in np.unique(index[index >= 0]):
+            rows = np.flatnonzero(index == issue)
+            rows = rows[at[rows] - self.issued[issue] <= FORECAST_RAIN_MAX_AGE]
+            valid, values = self.valid[issue], self.values[issue]
+            if not len(rows) or not len(valid):
+                continue
+            cumulative = np.concatenate(([0.0], np.cumsum(values)))
+            start = np.searchsorted(valid, at[rows], side="right")
+            end = np.searchsorted(valid, at[rows] + window, side="right")
+            covered = valid[-1] >= at[rows] + window
+            total[rows] = np.where(covered, cumulative[end] - cumulative[start], np.nan)
+        return total
+
+
+def rain_forecast_total(forecasts: list[RainForecasts], at: np.ndarray, window: float) -> np.ndarray:
+    """The mean over the rain gauges with a usable forecast at each time; NaN where none has one."""
+    if not forecasts:
+        return np.full(len(at), np.nan)
+    totals = np.vstack([f.ahead(at, window) for f in forecasts])
+    known = np.isfinite(totals)
+    count = known.sum(axis=0)
+    summed = np.where(known, totals, 0.0).sum(axis=0)
+    return np.where(count > 0, summed / np.maximum(count, 1), np.nan)
+
+
+@dataclass
 class Inputs:
-    """What a gauge's model reads: its own series, its upstream gauges' and the basin's rain gauges'."""
+    """What a gauge's model reads: its own series, its upstream gauges' and the basin's rain gauges',
+    and the forecast rain posted for those rain gauges (if any source posts it)."""
 
     own: Series
     upstream: list[Series] = field(default_factory=list)
     rain: list[Series] = field(default_factory=list)
+    rain_forecast: list[RainForecasts] = field(default_factory=list)
 
 
-def feature_names(upstream_count: int) -> list[str]:
+def feature_names(upstream_count: int, extended: bool = False, forecast_rain: bool = False) -> list[str]:
     names = ["level"] + [f"d{lag}" for lag in OWN_LAGS]
     for index in range(upstream_count):
         names += [f"up{index}"] + [f"up{index}_d{lag}" for lag in UPSTREAM_LAGS]
-    names += [f"rain_{window // 3600}h" for window in ANTECEDENT_WINDOWS]
-    names += ["rain_3h_squared", "rain_1h_x_3h", "rain_3h_x_level"]
+    if extended:
+        names += [f"rain_{window // 3600}h" for window in ANTECEDENT_WINDOWS]
+        names += ["rain_3h_squared", "rain_1h_x_3h", "rain_3h_x_level"]
+    if forecast_rain:
+        names += [f"forecast_rain_next_{window // 60}m" for window in FORECAST_RAIN_WINDOWS]
+        names += ["forecast_rain_next_3h_x_level"]
     names += [f"rain_{window // 60}m" for window in RAIN_WINDOWS]
     return names
 
 
-def features_at(inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list[float], extended: bool = False) -> np.ndarray:
+def features_at(
+    inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list[float], extended: bool = False, forecast_rain: bool = False
+) -> np.ndarray:
     """One row of inputs per issue time, from readings at or before it (rows with gaps hold NaN).
 
     An upstream gauge with no recent reading counts as calm (`upstream_calm`): flood gauges report
@@ -141,6 +219,9 @@ def features_at(inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list
         # differently from a low one (the rating curve). Products let the linear model bend.
         rain_1h, rain_3h = rain_total(inputs.rain, at, 3600), rain_total(inputs.rain, at, 3 * 3600)
         columns += [rain_3h * rain_3h, rain_1h * rain_3h, rain_3h * own_now]
+    if forecast_rain:
+        ahead = [rain_forecast_total(inputs.rain_forecast, at, window) for window in FORECAST_RAIN_WINDOWS]
+        columns += ahead + [ahead[-1] * own_now]
     # The RAIN_WINDOWS come last: spread_features reads the 1 h and 3 h totals from the end.
     for window in RAIN_WINDOWS:
         columns.append(rain_total(inputs.rain, at, window))
@@ -213,9 +294,12 @@ class ArxModel:
     rows: int
     features_version: int = FEATURES_VERSION
     extended: bool = False
+    forecast_rain: bool = False
+    # The model that also reads forecast rain (an ArxModel's JSON), where the history allowed one.
+    with_forecast_rain: dict | None = None
 
     def features(self, inputs: Inputs, at: np.ndarray) -> np.ndarray:
-        return features_at(inputs, at, self.step, self.upstream_calm, self.extended)
+        return features_at(inputs, at, self.step, self.upstream_calm, self.extended, self.forecast_rain)
 
     def __post_init__(self):
         # Arrays made once per loaded model: a refresh forecasts hundreds of gauges per batch.
@@ -228,6 +312,11 @@ class ArxModel:
         self._tables = [np.asarray(table) for table in self.quantiles]  # per lead: bands x levels
         self._edges = [np.asarray(edges) for edges in self.bin_edges]
         self._at_level: dict[float, list[np.ndarray]] = {}
+        self._forecast_rain_model = ArxModel.from_json(self.with_forecast_rain) if self.with_forecast_rain else None
+
+    @property
+    def forecast_rain_model(self) -> ArxModel | None:
+        return self._forecast_rain_model
 
     def as_json(self) -> dict:
         return {key: value for key, value in vars(self).items() if not key.startswith("_")}
@@ -280,14 +369,17 @@ def skill_scores(observed: np.ndarray, predicted: np.ndarray) -> dict:
     return {"nse": nse, "rmse": rmse, "n": int(ok.sum())}
 
 
-def training_rows(inputs: Inputs, step: float, *, since: float, until: float, upstream_calm: list[float], extended: bool = False):
+def training_rows(
+    inputs: Inputs, step: float, *, since: float, until: float, upstream_calm: list[float], extended: bool = False,
+    forecast_rain: bool = False,
+):
     """Issue times on the gauge's own readings in [since, until - horizon], their inputs and targets
     (only rows with every input and every lead known)."""
     own = inputs.own
     mask = (own.times >= since) & (own.times <= until)
     at = own.times[mask]
     leads = leads_for(step)
-    x = features_at(inputs, at, step, upstream_calm, extended)
+    x = features_at(inputs, at, step, upstream_calm, extended, forecast_rain)
     y = targets_at(own.until(until), at, step, leads)
     keep = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
     return at[keep], x[keep], y[keep], leads
@@ -298,7 +390,8 @@ def calm_levels(inputs: Inputs) -> list[float]:
 
 
 def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel | None:
-    """Learn a gauge's model from readings in [since, until]; None with too little history."""
+    """Learn a gauge's model from readings in [since, until]; None with too little history. With
+    enough forecast rain in the window, the model carries a second one that also reads it."""
     upstream_calm = calm_levels(Inputs(inputs.own, [s.until(until) for s in inputs.upstream]))
     at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm)
     if len(at) < MIN_TRAINING_ROWS:
@@ -306,12 +399,25 @@ def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel 
     extended = len(at) >= EXTENDED_MIN_ROWS
     if extended:
         at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm, extended=True)
+    model = _fit_rows(x, y, step, leads, inputs, upstream_calm, extended=extended)
+    if any(len(f) for f in inputs.rain_forecast):
+        at, x, y, leads = training_rows(
+            inputs, step, since=since, until=until, upstream_calm=upstream_calm, extended=extended, forecast_rain=True
+        )
+        if len(at) >= MIN_TRAINING_ROWS:
+            with_forecast = _fit_rows(x, y, step, leads, inputs, upstream_calm, extended=extended, forecast_rain=True)
+            model.with_forecast_rain = with_forecast.as_json()
+            model._forecast_rain_model = with_forecast
+    return model
+
+
+def _fit_rows(x, y, step, leads, inputs: Inputs, upstream_calm, *, extended: bool, forecast_rain: bool = False) -> ArxModel:
     # Blocked cross-validation: each contiguous block predicted by a model of the others, so the
     # spread and the skill are judged on data the model did not learn from.
-    folds = np.array_split(np.arange(len(at)), CV_FOLDS)
+    folds = np.array_split(np.arange(len(x)), CV_FOLDS)
     out_of_sample = np.empty_like(y)
     for fold in folds:
-        train = np.ones(len(at), dtype=bool)
+        train = np.ones(len(x), dtype=bool)
         train[fold] = False
         mean, scale, beta, centre = _ridge(x[train], y[train])
         out_of_sample[fold] = ((x[fold] - mean) / scale) @ beta + centre
@@ -361,8 +467,9 @@ def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel 
         quantiles=quantiles,
         bin_edges=edges,
         skill=skill,
-        rows=len(at),
+        rows=len(x),
         extended=extended,
+        forecast_rain=forecast_rain,
     )
 
 

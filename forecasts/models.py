@@ -52,14 +52,16 @@ class StationForecast(models.Model):
     issued_at = models.DateTimeField()
     based_on = models.DateTimeField(help_text="The time of the gauge's reading the forecast starts from.")
     step_seconds = models.PositiveIntegerField()
+    level_now = models.FloatField(null=True, blank=True, help_text="The value of the reading the forecast starts from.")
     points = models.JSONField(default=list, help_text="[[epoch seconds, median, lower, upper], ...] (80 % interval).")
     crossing = models.JSONField(null=True, blank=True, help_text="The next threshold the median reaches, and when.")
     danger_probability_1h = models.FloatField(
         null=True, blank=True, help_text="Probability of reaching 氾濫危険水位 (level 4) within one hour."
     )
+    forecast_rain = models.BooleanField(default=False, help_text="Made by the model that also reads forecast rain.")
     exceedance = models.JSONField(
         default=list, blank=True,
-        help_text='Per threshold above the current value: {"name", "level", "value", "within": {"60": P, ...}}.',
+        help_text='Per threshold above the current value: {"name", "level", "value", "within": {"60": P, ...}, "by_step": [P, ...]}.',
     )
 
     def __str__(self):
@@ -80,3 +82,25 @@ class PrealertSetting(models.Model):
 
     def __str__(self):
         return f"{self.municipality_id}: P >= {self.min_probability} within {self.lead_minutes} min"
+
+
+class RainForecast(models.Model):
+    """Rain forecast to fall at a rain gauge, as a source posts it (POST /api/v1/rain-forecasts: a
+    town's gateway relaying a forecast-rain product for its gauges). One row per interval of an
+    issue: the amount forecast to fall from the issue's previous interval end (or its issue time) to
+    `valid_at`. A model reads only issues made at or before the time it forecasts from."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="rain_forecasts")
+    issued_at = models.DateTimeField()
+    valid_at = models.DateTimeField()
+    value = models.FloatField(help_text="mm")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["station", "issued_at", "valid_at"], name="rain_forecast_unique_interval"),
+        ]
+        indexes = [models.Index(fields=["station", "issued_at"], name="rain_forecast_issue")]
+
+    def __str__(self):
+        return f"{self.station_id} issued {self.issued_at:%Y-%m-%d %H:%M} for {self.valid_at:%H:%M}: {self.value} mm"

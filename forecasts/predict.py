@@ -42,6 +42,7 @@ class Result:
     points: list[list[float]] = field(default_factory=list)  # [t, median, lower, upper]
     crossing: dict | None = None
     danger_probability_1h: float | None = None
+    forecast_rain: bool = False  # the learned model that also reads forecast rain made it
     # Per levelled threshold above the current value: P(reached within N minutes) for PREALERT_LEADS.
     exceedance_by_threshold: list[dict] = field(default_factory=list)
     # P(level at lead index i >= value), from the method's own error distribution.
@@ -56,7 +57,7 @@ def model_forecast(model: learn.ArxModel, inputs: learn.Inputs, at: float, leads
         return None
     change, sigma = model.predict(x)
     level = float(x[0, 0])
-    result = Result(method=Method.ARX, based_on=at, level_now=level)
+    result = Result(method=Method.ARX, based_on=at, level_now=level, forecast_rain=model.forecast_rain)
     for lead in range(min(leads, model.leads)):
         centre = level + float(change[0, lead])
         s = float(sigma[0, lead])
@@ -74,6 +75,13 @@ def model_forecast(model: learn.ArxModel, inputs: learn.Inputs, at: float, leads
     return result
 
 
+def band_exceedance(point, value: float) -> float:
+    """P(level >= value) at a point [t, median, lower, upper], reading its 80 % band as a normal one."""
+    _, median, lower, upper = point
+    sigma = max((upper - lower) / (2 * Z_80), 1e-9)
+    return 0.5 * math.erfc((value - median) / (sigma * math.sqrt(2)))
+
+
 def trend_forecast(own: learn.Series, at: float, step: float) -> Result | None:
     """The fallback: the straight line through the last hour's readings (alerts.evaluation's fit),
     with its standard errors as the interval."""
@@ -89,16 +97,12 @@ def trend_forecast(own: learn.Series, at: float, step: float) -> Result | None:
         spread = Z_80 * math.hypot(trend.fitted_now_se, trend.slope_se_per_hour * hours)
         result.points.append([at + lead * step, median, median - spread, median + spread])
 
-    def exceedance(lead: int, value: float) -> float:
-        _, median, lower, upper = result.points[lead]
-        sigma = max((upper - lower) / (2 * Z_80), 1e-9)
-        return 0.5 * math.erfc((value - median) / (sigma * math.sqrt(2)))
-
-    result.exceedance = exceedance
+    result.exceedance = lambda lead, value: band_exceedance(result.points[lead], value)
     return result
 
 
-def _first_crossing(times: list[float], values: list[float], start_t: float, start_v: float, value: float):
+def first_crossing(times: list[float], values: list[float], start_t: float, start_v: float, value: float):
+    """When the line from (start_t, start_v) through (times, values) first reaches `value`; None if it doesn't."""
     previous_t, previous_v = start_t, start_v
     for t, v in zip(times, values):
         if v >= value:
@@ -117,11 +121,11 @@ def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
     times = [p[0] for p in result.points]
     ahead = sorted((t for t in thresholds if t.level is not None and t.value > result.level_now), key=lambda t: t.value)
     for threshold in ahead[:1]:
-        at = _first_crossing(times, [p[1] for p in result.points], result.based_on, result.level_now, threshold.value)
-        earliest = _first_crossing(times, [p[3] for p in result.points], result.based_on, result.level_now, threshold.value)
+        at = first_crossing(times, [p[1] for p in result.points], result.based_on, result.level_now, threshold.value)
+        earliest = first_crossing(times, [p[3] for p in result.points], result.based_on, result.level_now, threshold.value)
         if at is None and earliest is None:
             break
-        latest = _first_crossing(times, [p[2] for p in result.points], result.based_on, result.level_now, threshold.value)
+        latest = first_crossing(times, [p[2] for p in result.points], result.based_on, result.level_now, threshold.value)
         result.crossing = {
             "name": threshold.name,
             "label_ja": threshold.label_ja,
@@ -142,7 +146,9 @@ def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
                 probabilities[str(minutes)] = round(max(within), 3)
         result.exceedance_by_threshold.append(
             {"name": threshold.name, "label_ja": threshold.label_ja, "label_en": threshold.label_en,
-             "level": threshold.level, "value": threshold.value, "within": probabilities}
+             "level": threshold.level, "value": threshold.value, "within": probabilities,
+             # Per step, so a trigger rule's own minutes are answered from the same distribution.
+             "by_step": [round(p, 3) for p in by_step]}
         )
     danger = next((t for t in thresholds if t.level == DANGER_LEVEL), None)
     if danger is not None:
@@ -153,6 +159,58 @@ def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
             probability = max((result.exceedance(i, danger.value) for i in leads), default=None)
             result.danger_probability_1h = None if probability is None else round(probability, 3)
     return result
+
+
+@dataclass(frozen=True)
+class Reach:
+    """When a gauge is forecast to reach a value: the median's time with the band's earliest and
+    latest (None where that bound stays below within the horizon), and the probability of reaching
+    it within the window asked for. `method` says whether the learned model or the labelled trend
+    fallback answered."""
+
+    value: float
+    method: str
+    based_on: float
+    at: float | None
+    earliest: float | None
+    latest: float | None
+    probability: float
+    horizon_seconds: float  # how far the forecast reaches: a window beyond it is answered only up to it
+
+    def within(self, seconds: float) -> bool:
+        """The median reaches the value within `seconds` of the reading the forecast starts from."""
+        return self.at is not None and self.at - self.based_on <= seconds
+
+
+def reach(*, method: str, based_on: float, level_now: float | None, points: list, exceedance: list,
+          value: float, within_seconds: float) -> Reach | None:
+    """The one answer to "when is this gauge forecast to reach `value`, with what band, and how
+    likely within `within_seconds`": read from a stored forecast (its points and, for thresholds it
+    was issued for, the method's own per-step probabilities; otherwise a normal reading of the 80 %
+    band). None without points."""
+    if not points:
+        return None
+    times = [p[0] for p in points]
+    horizon = times[-1] - based_on
+    start = points[0][1] if level_now is None else level_now
+    if start >= value:
+        return Reach(value, method, based_on, based_on, based_on, based_on, 1.0, horizon)
+    stored = next((e for e in exceedance if e.get("by_step") and abs(e["value"] - value) < 1e-9), None)
+    if stored is not None and len(stored["by_step"]) == len(points):
+        by_step = stored["by_step"]
+    else:
+        by_step = [band_exceedance(point, value) for point in points]
+    probability = max((p for t, p in zip(times, by_step) if t - based_on <= within_seconds), default=0.0)
+    return Reach(
+        value=value,
+        method=method,
+        based_on=based_on,
+        at=first_crossing(times, [p[1] for p in points], based_on, start, value),
+        earliest=first_crossing(times, [p[3] for p in points], based_on, start, value),
+        latest=first_crossing(times, [p[2] for p in points], based_on, start, value),
+        probability=round(float(probability), 3),
+        horizon_seconds=horizon,
+    )
 
 
 def crossing_text(crossing: dict | None, *, english: bool, zone) -> str:

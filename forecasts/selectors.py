@@ -19,8 +19,8 @@ from sensors.selectors import station_get
 from tenancy.models import Membership
 from tenancy.selectors import Viewer
 
-from .learn import Series
-from .models import ForecastModel, StationForecast
+from .learn import FORECAST_RAIN_MAX_AGE, RainForecasts, Series
+from .models import ForecastModel, RainForecast, StationForecast
 
 FORECAST_KINDS = (StationKind.RIVER, StationKind.RESERVOIR)
 MAX_UPSTREAM = 3
@@ -122,6 +122,24 @@ def readings_of(station_ids, *, since: datetime | None = None, until: datetime |
     return {station_id: Series.of(pairs.get(station_id, [])) for station_id in station_ids}
 
 
+def rain_forecasts_of(station_ids, *, since: datetime | None = None, until: datetime | None = None) -> dict[int, RainForecasts]:
+    """Each rain gauge's forecast issues made in [since - FORECAST_RAIN_MAX_AGE, until] (what a model
+    forecasting from times in [since, until] may read). For services, like `readings_of`."""
+    from datetime import timedelta
+
+    queryset = RainForecast.objects.filter(station_id__in=list(station_ids))
+    if since is not None:
+        queryset = queryset.filter(issued_at__gte=since - timedelta(seconds=FORECAST_RAIN_MAX_AGE))
+    if until is not None:
+        queryset = queryset.filter(issued_at__lte=until)
+    rows = defaultdict(list)
+    for station_id, issued_at, valid_at, value in queryset.values_list("station_id", "issued_at", "valid_at", "value").iterator(
+        chunk_size=20000
+    ):
+        rows[station_id].append((issued_at.timestamp(), valid_at.timestamp(), value))
+    return {station_id: RainForecasts.of(rows.get(station_id, [])) for station_id in station_ids}
+
+
 def newest_models() -> QuerySet[ForecastModel]:
     """The newest version of each station's model (the one that serves)."""
     newest = ForecastModel.objects.filter(station_id=OuterRef("station_id")).order_by("-version").values("version")[:1]
@@ -143,6 +161,26 @@ def forecast_for_viewer(*, viewer: Viewer, code: str) -> tuple[Station, StationF
 def forecasts_for_stations(station_ids) -> dict[int, StationForecast]:
     """Current forecasts of stations a caller has already selected through the viewer's selector."""
     return {f.station_id: f for f in StationForecast.objects.filter(station_id__in=list(station_ids))}
+
+
+def forecast_reach(forecast: StationForecast, value: float, *, within_seconds: float):
+    """When the gauge of this stored forecast is forecast to reach `value`, with what band and how
+    likely within `within_seconds` (forecasts.predict.Reach); the method (learned model or the
+    labelled trend fallback) is the one the gauge's model chose. What the board's pre-alerts and the
+    evacuation trigger rules both read."""
+    from .predict import reach
+
+    return reach(
+        method=forecast.method, based_on=forecast.based_on.timestamp(), level_now=forecast.level_now,
+        points=forecast.points, exceedance=forecast.exceedance, value=value, within_seconds=within_seconds,
+    )
+
+
+def reach_crossing(threshold: dict, reach) -> dict:
+    """A reach of a threshold in the shape `predict.crossing_text` and the API's crossing take."""
+    return {key: threshold[key] for key in ("name", "label_ja", "label_en", "level", "value")} | {
+        "at": reach.at, "earliest": reach.earliest, "latest": reach.latest,
+    }
 
 
 DEFAULT_PREALERT = {"min_probability": 0.5, "lead_minutes": 60, "min_level": 3}
@@ -169,15 +207,20 @@ def forecast_prealerts(*, viewer: Viewer) -> list[dict]:
     zone = timezone.get_current_timezone()
     setting = prealert_setting(viewer.acting_municipality_id)
     stations = {s.pk: s for s in station_list(viewer=viewer).filter(kind__in=FORECAST_KINDS)}
-    key = str(setting["lead_minutes"])
+    within = setting["lead_minutes"] * 60
     found = []
     for forecast in StationForecast.objects.filter(station_id__in=list(stations)):
         for threshold in forecast.exceedance:
-            probability = threshold["within"].get(key)
-            if threshold["level"] and threshold["level"] >= setting["min_level"] and probability is not None and probability >= setting["min_probability"]:
-                found.append({"station": stations[forecast.station_id], "threshold": threshold, "probability": probability,
-                              "crossing_text": crossing_text(forecast.crossing, english=False, zone=zone),
-                              "crossing_text_en": crossing_text(forecast.crossing, english=True, zone=zone)})
+            if not threshold["level"] or threshold["level"] < setting["min_level"]:
+                continue
+            reached = forecast_reach(forecast, threshold["value"], within_seconds=within)
+            if reached is None or reached.probability < setting["min_probability"]:
+                continue
+            crossing = reach_crossing(threshold, reached)
+            found.append({"station": stations[forecast.station_id], "threshold": threshold, "probability": reached.probability,
+                          "method": forecast.method,
+                          "crossing_text": crossing_text(crossing, english=False, zone=zone),
+                          "crossing_text_en": crossing_text(crossing, english=True, zone=zone)})
     # One line per gauge: its highest threshold that qualifies.
     best = {}
     for item in found:

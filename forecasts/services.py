@@ -15,7 +15,7 @@ from sensors.models import Station
 
 from . import learn, predict
 from .models import ForecastModel, Method, StationForecast
-from .selectors import FORECAST_KINDS, active_models, forecast_inputs, newest_models, readings_of
+from .selectors import FORECAST_KINDS, active_models, forecast_inputs, newest_models, rain_forecasts_of, readings_of
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,9 @@ def gauge_data(station: Station, codes: dict, *, since=None, until=None) -> Gaug
     upstream = [by_code[c] for c in codes.get("upstream", []) if c in by_code]
     rain = [by_code[c] for c in codes.get("rain", []) if c in by_code]
     series = readings_of([station.pk] + [s.pk for s in upstream + rain], since=since, until=until)
+    forecasts = rain_forecasts_of([s.pk for s in rain], since=since, until=until)
     own = series[station.pk]
-    inputs = learn.Inputs(own, [series[s.pk] for s in upstream], [series[s.pk] for s in rain])
+    inputs = learn.Inputs(own, [series[s.pk] for s in upstream], [series[s.pk] for s in rain], [forecasts[s.pk] for s in rain])
     return GaugeData(station, inputs, predict.step_of(station, own))
 
 
@@ -86,6 +87,8 @@ def forecast_train(station: Station, *, until: datetime | None = None, window: t
             record.params = model.as_json()
             record.skill = model.skill
             record.note = f"{model.rows} training rows, {len(codes['upstream'])} upstream gauges, {len(codes['rain'])} rain gauges."
+            if model.forecast_rain_model is not None:
+                record.note += f" A second model also reads forecast rain ({model.forecast_rain_model.rows} rows with an issue)."
         record.save()
         stale = ForecastModel.objects.filter(station=station, version__lte=version - KEEP_VERSIONS)
         stale.delete()
@@ -117,9 +120,9 @@ def forecasts_retrain_due(*, now: datetime | None = None) -> list[ForecastModel]
     return forecast_train_many(due) if due else []
 
 
-def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
-    """Recompute the forecasts of the gauges among `changed_station_ids` and of every gauge whose
-    model reads one of them; one query for all their recent readings."""
+def forecasts_refresh(changed_station_ids, *, dependants: bool = True) -> list[StationForecast]:
+    """Recompute the forecasts of the gauges among `changed_station_ids` and (unless `dependants`
+    is false) of every gauge whose model reads one of them; one query for all their recent readings."""
     changed = set(changed_station_ids)
     if not changed:
         return []
@@ -131,7 +134,7 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
         model.pk
         for model in candidates
         if model.station_id in changed
-        or codes_changed.intersection(model.inputs.get("upstream", []) + model.inputs.get("rain", []))
+        or dependants and codes_changed.intersection(model.inputs.get("upstream", []) + model.inputs.get("rain", []))
     ]
     # Coefficients are loaded only for versions this process has not decoded yet (_arx_of).
     targets = list(ForecastModel.objects.filter(pk__in=target_ids).defer("params"))
@@ -163,13 +166,17 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
     since = min(latest[m.station_id] for m in fresh) - lookback
     ids = {m.station_id for m in fresh} | {s.pk for s in stations_by_code.values()}
     series = readings_of(ids, since=since)
+    rain_ids = {stations_by_code[c].pk for m in fresh for c in m.inputs.get("rain", []) if c in stations_by_code}
+    # Only issues recent enough to serve the newest forecast times (learn.FORECAST_RAIN_MAX_AGE).
+    forecasts = rain_forecasts_of(rain_ids, since=min(latest[m.station_id] for m in fresh))
     thresholds = _thresholds_of([m.station_id for m in fresh])
     now = timezone.now()
     results = []
     for model in fresh:
         upstream = [series[stations_by_code[c].pk] for c in model.inputs.get("upstream", []) if c in stations_by_code]
-        rain = [series[stations_by_code[c].pk] for c in model.inputs.get("rain", []) if c in stations_by_code]
-        inputs = learn.Inputs(series[model.station_id], upstream, rain)
+        rain_stations = [stations_by_code[c].pk for c in model.inputs.get("rain", []) if c in stations_by_code]
+        inputs = learn.Inputs(series[model.station_id], upstream, [series[pk] for pk in rain_stations],
+                              [forecasts[pk] for pk in rain_stations])
         result = forecast_compute(model, inputs, at=latest[model.station_id].timestamp(), thresholds=thresholds.get(model.station_id, []))
         results.append((model, result))
     stored = [
@@ -180,6 +187,8 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
             issued_at=now,
             based_on=_utc(result.based_on),
             step_seconds=model.step_seconds,
+            level_now=result.level_now,
+            forecast_rain=result.forecast_rain,
             points=[[round(v, 4) if i else v for i, v in enumerate(p)] for p in result.points],
             crossing=result.crossing,
             danger_probability_1h=result.danger_probability_1h,
@@ -193,6 +202,19 @@ def forecasts_refresh(changed_station_ids) -> list[StationForecast]:
         StationForecast.objects.filter(station_id__in=[m.station_id for m in targets]).delete()
         StationForecast.objects.bulk_create(stored)
     return stored
+
+
+def forecast_current(station: Station) -> StationForecast | None:
+    """The gauge's stored forecast, brought up to its newest reading first when it is behind: the
+    change-log handlers run in no fixed order, so a reader acting on the same batch (the trigger
+    rules) must not act on the forecast of the reading before."""
+    forecast = StationForecast.objects.filter(station=station).first()
+    state = getattr(station, "state", None)
+    observed_at = state.observed_at if state is not None else None
+    if observed_at is not None and (forecast is None or forecast.based_on < observed_at):
+        forecasts_refresh([station.pk], dependants=False)
+        forecast = StationForecast.objects.filter(station=station).first()
+    return forecast
 
 
 _LOADED: dict[tuple, learn.ArxModel] = {}
@@ -214,11 +236,15 @@ def _arx_of(model: ForecastModel) -> learn.ArxModel:
 def forecast_compute(model: ForecastModel, inputs: learn.Inputs, *, at: float, thresholds) -> predict.Result | None:
     """The forecast of a stored model version at `at`, from readings at or before `at` only."""
     result = None
-    if model.method == Method.ARX:
+    if model.method == Method.ARX and _arx_of(model).current:
         arx = _arx_of(model)
-        leads = learn.shown_leads(arx.skill) if arx.current else 0
-        if leads:
-            result = predict.model_forecast(arx, inputs, at, leads)
+        # The model that reads forecast rain first: it answers when a current issue covers its windows.
+        for candidate in (arx.forecast_rain_model, arx):
+            leads = learn.shown_leads(candidate.skill) if candidate is not None else 0
+            if leads:
+                result = predict.model_forecast(candidate, inputs, at, leads)
+            if result is not None:
+                break
     if result is None:
         # No learned model, no shown horizon, or an input missing now: the labelled fallback.
         result = predict.trend_forecast(inputs.own, at, model.step_seconds)
@@ -273,3 +299,132 @@ def station_backtest(station: Station, *, since: datetime | None = None, until: 
         "inputs": codes,
         **{key: value for key, value in report.items() if key != "trained_on_readings_before"},
     }
+
+
+# --- forecast rain, as a source posts it ------------------------------------------------------------
+
+RAIN_FORECAST_POSTED = "forecasts.rain_forecast_posted"
+MAX_RAIN_FORECASTS = 200  # issues (gauges) per request
+MAX_RAIN_FORECAST_VALUES = 15 * 6  # intervals per issue: 15 hours of 10-minute amounts
+RAIN_FORECAST_HORIZON = timedelta(hours=15)
+RAIN_FORECAST_MAX_AGE = timedelta(days=2)  # an issue older than this is history, not a forecast to post
+MAX_TIME_TEXT = 40
+
+
+class RainForecastError(ValueError):
+    """The document is refused as a whole (nothing stored); `errors` say what is wrong, and where."""
+
+    def __init__(self, errors: list[dict]):
+        super().__init__("; ".join(f"{e['where']}: {e['error']}" for e in errors))
+        self.errors = errors
+
+
+def _forecast_time(raw, where: str, errors: list[dict]) -> datetime | None:
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_TIME_TEXT:
+        errors.append({"where": where, "error": "must be an ISO 8601 time with a UTC offset"})
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        errors.append({"where": where, "error": "is not an ISO 8601 time"})
+        return None
+    if parsed.utcoffset() is None:
+        errors.append({"where": where, "error": "has no UTC offset (add e.g. +09:00 or Z)"})
+        return None
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        errors.append({"where": where, "error": "is outside the representable range of times"})
+        return None
+
+
+def rain_forecasts_store(*, municipality, document, now: datetime | None = None) -> dict:
+    """Store forecast rain posted by a town's gateway for the town's own rain gauges:
+    `{"forecasts": [{"station", "issued_at", "values": [{"valid_at", "value"}, ...]}, ...]}`, each
+    value the mm forecast to fall since the previous `valid_at` (or `issued_at`). All or nothing: a
+    RainForecastError lists every problem with its place. Re-posting an issue replaces it. The
+    gauges whose models read these rain gauges are re-forecast from the change log."""
+    from sensors.models import PHYSICAL_LIMITS, StationKind
+    from sensors.services import ItemError, parse_station_code, parse_value
+
+    from .models import RainForecast
+
+    now = now or timezone.now()
+    if not isinstance(document, dict) or not isinstance(document.get("forecasts"), list) or not document["forecasts"]:
+        raise RainForecastError([{"where": "forecasts", "error": "must be a non-empty list"}])
+    issues = document["forecasts"]
+    if len(issues) > MAX_RAIN_FORECASTS:
+        raise RainForecastError([{"where": "forecasts", "error": f"at most {MAX_RAIN_FORECASTS} per request"}])
+    errors: list[dict] = []
+    parsed, claimed = [], []
+    for i, issue in enumerate(issues):
+        where = f"forecasts[{i}]"
+        if not isinstance(issue, dict):
+            errors.append({"where": where, "error": "must be an object"})
+            continue
+        try:
+            code = parse_station_code(issue.get("station"))
+        except ItemError as error:
+            errors.append({"where": f"{where}.station", "error": str(error)})
+            code = None
+        claimed.append((i, code))
+        issued_at = _forecast_time(issue.get("issued_at"), f"{where}.issued_at", errors)
+        if issued_at is not None and issued_at > now + timedelta(seconds=300):
+            errors.append({"where": f"{where}.issued_at", "error": "is in the future"})
+        if issued_at is not None and issued_at < now - RAIN_FORECAST_MAX_AGE:
+            errors.append({"where": f"{where}.issued_at", "error": f"is older than {RAIN_FORECAST_MAX_AGE.days} days"})
+        values = issue.get("values")
+        if not isinstance(values, list) or not values:
+            errors.append({"where": f"{where}.values", "error": "must be a non-empty list"})
+            continue
+        if len(values) > MAX_RAIN_FORECAST_VALUES:
+            errors.append({"where": f"{where}.values", "error": f"at most {MAX_RAIN_FORECAST_VALUES} intervals per issue"})
+            continue
+        intervals, previous = [], issued_at
+        low, high = PHYSICAL_LIMITS[StationKind.RAIN]
+        for j, item in enumerate(values):
+            at = f"{where}.values[{j}]"
+            if not isinstance(item, dict):
+                errors.append({"where": at, "error": "must be an object with 'valid_at' and 'value'"})
+                continue
+            valid_at = _forecast_time(item.get("valid_at"), f"{at}.valid_at", errors)
+            try:
+                value = parse_value(item.get("value"))
+            except ItemError as error:
+                errors.append({"where": f"{at}.value", "error": str(error)})
+                value = None
+            if value is not None and not low <= value <= high:
+                errors.append({"where": f"{at}.value", "error": f"{value} mm is outside {low:g}–{high:g} mm"})
+            if valid_at is not None and previous is not None and valid_at <= previous:
+                errors.append({"where": f"{at}.valid_at", "error": "must be after the issue time and the previous interval"})
+            if valid_at is not None and issued_at is not None and valid_at > issued_at + RAIN_FORECAST_HORIZON:
+                errors.append({"where": f"{at}.valid_at", "error": "is more than 15 hours after the issue time"})
+            previous = valid_at or previous
+            intervals.append((valid_at, value))
+        parsed.append((i, code, issued_at, intervals))
+    codes = {code for _, code in claimed if code}
+    own = {s.code: s for s in Station.objects.filter(code__in=codes, municipality=municipality, kind=StationKind.RAIN)}
+    for i, code in claimed:
+        if code and code not in own:
+            # The same words whether the code is unknown, another town's or not a rain gauge.
+            errors.append({"where": f"forecasts[{i}].station", "error": "is not a rain gauge of this token's town"})
+    if errors:
+        raise RainForecastError(errors[:50])
+    received = timezone.now()
+    rows = [
+        RainForecast(station=own[code], issued_at=issued_at, valid_at=valid_at, value=value, received_at=received)
+        for _, code, issued_at, intervals in parsed
+        for valid_at, value in intervals
+    ]
+    from django.db.models import Q
+
+    from events.services import emit
+
+    with transaction.atomic():
+        replaced = Q(pk__in=[])
+        for _, code, issued_at, _ in parsed:
+            replaced |= Q(station=own[code], issued_at=issued_at)
+        RainForecast.objects.filter(replaced).delete()
+        RainForecast.objects.bulk_create(rows)
+        emit(RAIN_FORECAST_POSTED, {"stations": sorted({own[code].pk for _, code, _, _ in parsed})})
+    return {"issues": len(parsed), "intervals": len(rows)}

@@ -1,5 +1,6 @@
 """Trigger rules evaluated from the change log: a changed gauge that reaches a rule's threshold (or
-whose alert forecasts it within the rule's minutes) recommends the rule's level for its districts
+whose forecast — the gauge's learned model, or the trend fallback where the model says so — reaches
+it within the rule's minutes) recommends the rule's level for its districts
 to the rule's town. A rule fires once per crossing: it is re-armed when the gauge is back below.
 
 A recommendation is not raised when an order in force, or an open recommendation, of that town
@@ -11,7 +12,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from alerts.models import Alert
+from forecasts.predict import crossing_text
+from forecasts.selectors import forecast_reach, reach_crossing
+from forecasts.services import forecast_current
 from sensors.models import Station
 from sensors.selectors import local_iso, station_list
 from sensors.services import changed_station_ids
@@ -46,25 +49,37 @@ def station_evidence(station: Station, threshold, *, fired_by: str, forecast: di
 
 
 def _forecast(station: Station, threshold, minutes: int | None) -> dict | None:
-    """The station's open alert's linear forecast, when it reaches `threshold`'s level within `minutes`."""
+    """The gauge's forecast (forecasts.selectors.forecast_reach), when its median reaches
+    `threshold` within `minutes`: the evidence of a forecast-fired recommendation."""
     if not minutes or threshold.level is None:
         return None
-    alert = (
-        Alert.objects.filter(station=station, state__in=[Alert.State.OPEN, Alert.State.ACKNOWLEDGED])
-        .exclude(time_to_next_level=None)
-        .order_by("-updated_at")
-        .first()
+    forecast = forecast_current(station)
+    reach = forecast_reach(forecast, threshold.value, within_seconds=minutes * 60) if forecast else None
+    if reach is None or not reach.within(minutes * 60):
+        return None
+    zone = timezone.get_current_timezone()
+    crossing = reach_crossing(
+        {"name": threshold.name, "label_ja": threshold.label_ja, "label_en": threshold.label_en,
+         "level": threshold.level, "value": threshold.value},
+        reach,
     )
-    if alert is None or alert.next_level is None or alert.next_level < threshold.level:
-        return None
-    eta = alert.time_to_next_level.total_seconds()
-    if eta > minutes * 60:
-        return None
-    uncertainty = alert.time_to_next_level_uncertainty
+
+    def minutes_from_now(at):
+        return None if at is None else round((at - reach.based_on) / 60)
+
+    earliest, latest = minutes_from_now(reach.earliest), minutes_from_now(reach.latest)
     return {
-        "level": alert.next_level,
-        "eta_minutes": round(eta / 60),
-        "uncertainty_minutes": round(uncertainty.total_seconds() / 60) if uncertainty else None,
+        "level": threshold.level,
+        "method": reach.method,
+        "eta_minutes": minutes_from_now(reach.at),
+        "earliest_minutes": earliest,
+        "latest_minutes": latest,
+        # Half the band's width in time; None when its lower bound stays below within the horizon.
+        "uncertainty_minutes": None if latest is None else round((latest - earliest) / 2),
+        "probability": reach.probability,
+        "based_on": local_iso(forecast.based_on),
+        "text_ja": crossing_text(crossing, english=False, zone=zone),
+        "text_en": crossing_text(crossing, english=True, zone=zone),
     }
 
 

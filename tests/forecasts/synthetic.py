@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecasts.learn import Inputs, Series
+from forecasts.learn import Inputs, RainForecasts, Series
 
 STEP = 600.0
 START = 1_780_000_200.0  # on the 10-minute grid
@@ -39,3 +39,17 @@ def basin(days: int, seed: int, *, storms_per_week: float = 2.5, start: float = 
         rain=[Series(times, rain)],
     )
     return times, inputs
+
+
+def rain_forecasts(times: np.ndarray, rain: np.ndarray, seed: int, *, every: int = 6, horizon: int = 36,
+                   error: float = 0.3) -> RainForecasts:
+    """Hourly issues of the next `horizon` steps' rain: what truly fell, times a log-normal error
+    per issue (a forecast that knows the timing, not the amount)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(0, len(times) - 1, every):
+        factor = float(np.exp(rng.normal(0, error)))
+        for h in range(1, horizon + 1):
+            if k + h < len(times):
+                rows.append((times[k], times[k + h], float(rain[k + h]) * factor))
+    return RainForecasts.of(rows)

@@ -97,18 +97,23 @@ def test_a_gauge_with_little_history_falls_back_to_the_trend_and_says_so(towns, 
     assert body["points"][-1]["median"] > 1.2  # still rising
 
 
-@pytest.fixture
-def trained_pair(towns, geography):
-    days = 12
-    # Ending an hour ago, so the station page's 24-hour chart shows the last readings and the band.
+def stored_pair(town, days=12):
+    """DOWN, UP and RAIN of the synthetic basin with `days` of readings, ending an hour ago (so the
+    station page's 24-hour chart shows the last readings and the band)."""
     start = (datetime.now(UTC) - timedelta(days=days, hours=1)).timestamp() // 600 * 600
     times, synthetic = basin(days=days, seed=11, start=start)
-    down = gauge(towns[0], "DOWN", 140.20)
-    up = gauge(towns[0], "UP", 140.10)
-    rain = gauge(towns[0], "RAIN", 140.0, kind=StationKind.RAIN)
+    down = gauge(town, "DOWN", 140.20)
+    up = gauge(town, "UP", 140.10)
+    rain = gauge(town, "RAIN", 140.0, kind=StationKind.RAIN)
     store(down, times, synthetic.own.values)
     store(up, times, synthetic.upstream[0].values)
     store(rain, times, synthetic.rain[0].values)
+    return times, synthetic, down, up, rain
+
+
+@pytest.fixture
+def trained_pair(towns, geography):
+    times, synthetic, down, up, rain = stored_pair(towns[0])
     model = forecast_train(down)
     return times, down, up, model
 
@@ -134,6 +139,24 @@ def test_new_readings_refresh_the_forecast_through_the_change_log(trained_pair, 
     assert len(forecast.points) >= 18
     # The upstream gauge's jump shows up in the forecast: it rises.
     assert forecast.points[-1][1] > 1.0
+
+
+def test_a_reader_in_the_same_batch_gets_the_forecast_of_the_newest_reading(trained_pair, ingest):
+    """The trigger rules run from the same change-log batch as the refresh, in no fixed order:
+    forecast_current brings a forecast that is behind the gauge's newest reading up to it."""
+    from forecasts.services import forecast_current
+
+    times, down, up, model = trained_pair
+    ingest([{"station": "DOWN", "observed_at": datetime.fromtimestamp(times[-1] + 600, UTC), "value": 1.0}])
+    newest = datetime.fromtimestamp(times[-1] + 1200, UTC)
+    # Stored without the drain running: the gauge's state moves on, its forecast does not (yet).
+    observation_ingest(municipality=None, items=[{"station": "DOWN", "observed_at": newest, "value": 1.1}], source="http")
+    assert StationForecast.objects.get(station=down).based_on < newest
+    down.refresh_from_db()
+    forecast = forecast_current(down)
+    assert forecast.based_on == newest and forecast.level_now == 1.1 and forecast.method == Method.ARX
+    # Only the gauge itself is recomputed for such a reader, not the gauges that read it.
+    assert StationForecast.objects.filter(station=up).count() == 0
 
 
 def test_the_forecast_is_visible_only_to_who_may_see_the_gauge(trained_pair, towns, client, ingest):

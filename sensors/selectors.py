@@ -256,6 +256,12 @@ def station_feature_collection_at(
     and rain totals from the readings before it, and stale as judged at `at`. Same shape as
     `station_feature_collection`; the readings come in one query (`readings_up_to`)."""
     stations = list(stations_with_threshold_history(viewer=viewer, kind=kind, municipality=municipality))
+    return {"type": "FeatureCollection", "features": features_as_of(stations, at)}
+
+
+def features_as_of(stations: list[Station], at: datetime) -> list[dict]:
+    """`station_feature` of each station as of `at` (the stations' thresholds loaded, with revisions
+    for edited ones); sets each station's `state` to the state it had then. One readings query."""
     spans = {station.pk: as_of_span(station) for station in stations}
     readings = readings_up_to(spans, at)
     features = []
@@ -267,7 +273,7 @@ def station_feature_collection_at(
             if station.state.observed_at - TREND_LOOKBACK < t
         ] if station.state.observed_at else [])
         features.append(station_feature(station, now=at, at=at))
-    return {"type": "FeatureCollection", "features": features}
+    return features
 
 
 def _rain_windows(station: Station) -> list[timedelta]:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from tenancy.selectors import Viewer
 
-from .levels import Measure, level_for, window_totals
+from .levels import Measure, level_for, value_ladder, window_totals
 from .models import Observation, SharingGrant, Station, StationGroup, StationKind, StationState, Threshold, Visibility
 from .rain import HOUR_KEY as RAIN_HOUR_KEY, rain_intensity
 from .trends import TREND_LOOKBACK, TREND_READINGS_ATTR, Reading, station_trend, trend_readings_prefetch
@@ -312,6 +312,10 @@ class ReadingJudge:
     def __init__(self, station: Station):
         self.thresholds = list(station.thresholds.all())
         self.windows = sorted({t.window for t in self.thresholds if t.window})
+        # Judging hundreds of thousands of readings (the report, the timeline): a station judged on
+        # its value alone climbs a ladder of its current values for readings since its last edit.
+        self._ladder = None if self.windows else value_ladder(self.thresholds)
+        self._current_since = max((t.valid_from for t in self.thresholds if t.valid_from is not None), default=None)
 
     def accumulations(self, readings: list[tuple[datetime, float, str]], index: int) -> dict[str, float]:
         if not self.windows:
@@ -321,6 +325,8 @@ class ReadingJudge:
         return window_totals([(t, v) for t, v, _ in readings[first : index + 1]], observed_at, self.windows)
 
     def level(self, readings: list[tuple[datetime, float, str]], index: int, *, at: datetime) -> int | None:
+        if self._ladder is not None and (self._current_since is None or at >= self._current_since):
+            return self._ladder(readings[index][1])
         measured = Measure(readings[index][1], self.accumulations(readings, index))
         return level_for(measured, self.thresholds, at=at)
 

@@ -47,6 +47,8 @@ KIND_MARKERS = {"river": "o", "rain": "^", "reservoir": "D", "tide": "h"}
 REPORT_MAX_EVENTS = 500
 PEAKS_LISTED_ALL = 200
 PEAKS_MIN_LEVEL = 2
+# However many gauges rose, the table lists the most severe this many; the rest are counted per level.
+PEAKS_LISTED_MAX = 300
 
 
 @dataclass
@@ -150,11 +152,20 @@ def _listed_events(events: list) -> list:
 
 def _listed_peaks(peaks: list[GaugePeak]) -> dict:
     """Every gauge for a town of up to PEAKS_LISTED_ALL; beyond, those that reached PEAKS_MIN_LEVEL,
-    and how many stayed below."""
+    and how many stayed below; and never more than PEAKS_LISTED_MAX rows (the most severe, `peaks`
+    comes sorted so), the gauges left out counted per level (`peaks_unlisted`: [(level, count)],
+    highest first)."""
     if len(peaks) <= PEAKS_LISTED_ALL:
-        return {"peaks": peaks, "peaks_below": 0}
-    listed = [peak for peak in peaks if (peak.peak_level or 0) >= PEAKS_MIN_LEVEL]
-    return {"peaks": listed, "peaks_below": len(peaks) - len(listed)}
+        return {"peaks": peaks, "peaks_below": 0, "peaks_unlisted": []}
+    risen = [peak for peak in peaks if (peak.peak_level or 0) >= PEAKS_MIN_LEVEL]
+    unlisted: dict[int, int] = defaultdict(int)
+    for peak in risen[PEAKS_LISTED_MAX:]:
+        unlisted[peak.peak_level] += 1
+    return {
+        "peaks": risen[:PEAKS_LISTED_MAX],
+        "peaks_below": len(peaks) - len(risen),
+        "peaks_unlisted": sorted(unlisted.items(), reverse=True),
+    }
 
 
 def _alerts(viewer: Viewer, since: datetime, until: datetime, slugs: set[str]) -> list[Alert]:

@@ -12,6 +12,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_params import choice_param, int_param, slug_param
 from sensors.api import parse_as_of
 from tenancy.api_errors import REQUEST_ERROR
 from tenancy.permissions import Action, permits
@@ -154,26 +155,6 @@ class CapXMLRenderer(BaseRenderer):
         return f'<?xml version="1.0" encoding="utf-8"?><error>{escape(str(detail))}</error>'.encode()
 
 
-def _int_param(query, name: str, *, low: int, high: int, default: int | None = None) -> int | None:
-    raw = query.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: "Must be an integer."}) from None
-    if not low <= value <= high:
-        raise ValidationError({name: f"Must be between {low} and {high}."})
-    return value
-
-
-def _choice_param(query, name: str, choices: list[str]) -> str | None:
-    value = query.get(name) or None
-    if value is not None and value not in choices:
-        raise ValidationError({name: f"Must be one of {', '.join(choices)}."})
-    return value
-
-
 def _visible_alert(request, alert_id: int) -> Alert:
     try:
         return alert_get(viewer=viewer_for_request(request), alert_id=alert_id)
@@ -208,17 +189,17 @@ class AlertListAPI(APIView):
     )
     def get(self, request):
         query = request.query_params
-        limit = _int_param(query, "limit", low=1, high=MAX_LIMIT, default=DEFAULT_LIMIT)
-        offset = _int_param(query, "offset", low=0, high=MAX_OFFSET, default=0)
+        limit = int_param(query, "limit", low=1, high=MAX_LIMIT, default=DEFAULT_LIMIT)
+        offset = int_param(query, "offset", low=0, high=MAX_OFFSET, default=0)
         if "at" in query:
             return self._as_of(request, parse_as_of("at", query["at"]), limit, offset)
         alerts = alert_list(
             viewer=viewer_for_request(request),
-            state=_choice_param(query, "state", Alert.State.values),
-            municipality=query.get("municipality") or None,
-            kind=_choice_param(query, "kind", AlertRule.Kind.values),
-            level=_int_param(query, "level", low=LEVEL["minimum"], high=LEVEL["maximum"]),
-            min_level=_int_param(query, "min_level", low=LEVEL["minimum"], high=LEVEL["maximum"]),
+            state=choice_param(query, "state", Alert.State.values),
+            municipality=slug_param(query),
+            kind=choice_param(query, "kind", AlertRule.Kind.values),
+            level=int_param(query, "level", low=LEVEL["minimum"], high=LEVEL["maximum"]),
+            min_level=int_param(query, "min_level", low=LEVEL["minimum"], high=LEVEL["maximum"]),
             station=query.get("station") or None,
         )
         return Response(
@@ -233,16 +214,16 @@ class AlertListAPI(APIView):
 
     def _as_of(self, request, at, limit: int, offset: int) -> Response:
         query = request.query_params
-        state = _choice_param(query, "state", Alert.State.values)
-        level = _int_param(query, "level", low=LEVEL["minimum"], high=LEVEL["maximum"])
-        min_level = _int_param(query, "min_level", low=LEVEL["minimum"], high=LEVEL["maximum"])
+        state = choice_param(query, "state", Alert.State.values)
+        level = int_param(query, "level", low=LEVEL["minimum"], high=LEVEL["maximum"])
+        min_level = int_param(query, "min_level", low=LEVEL["minimum"], high=LEVEL["maximum"])
         alerts = [
             alert
             for alert in alert_list_at(
                 viewer=viewer_for_request(request),
                 at=at,
-                municipality=query.get("municipality") or None,
-                kind=_choice_param(query, "kind", AlertRule.Kind.values),
+                municipality=slug_param(query),
+                kind=choice_param(query, "kind", AlertRule.Kind.values),
                 station=query.get("station") or None,
             )
             if (state is None or alert.state == state)
@@ -370,7 +351,7 @@ class AlertCapAPI(APIView):
     )
     def get(self, request, alert_id: int):
         alert = _visible_alert(request, alert_id)
-        event_id = _int_param(request.query_params, "event", low=1, high=2**63 - 1)
+        event_id = int_param(request.query_params, "event", low=1, high=2**63 - 1)
         document = cap_document(alert, event_id=event_id)
         if document is None:
             raise NotFound("No CAP message for this alert version.")

@@ -12,7 +12,7 @@ from datetime import timezone as dt_timezone
 from django.utils import timezone
 
 from sensors.models import Station, StationKind
-from sensors.selectors import observation_range, station_feature, station_get, station_list
+from sensors.selectors import features_as_of, observation_range, station_feature, station_get, station_list
 from sensors.trends import Reading, reading_trend
 from tenancy.selectors import Viewer
 
@@ -88,10 +88,14 @@ class StationHistory:
         return rain_bins(self.lead_in + self.readings, since=self.since, until=self.until)
 
 
-def station_history(*, viewer: Viewer, code: str, since: datetime, until: datetime) -> StationHistory:
+def station_history(
+    *, viewer: Viewer, code: str, since: datetime, until: datetime, as_of: bool = False
+) -> StationHistory:
     """One station's page data in a fixed number of queries; raises Station.DoesNotExist alike for
-    missing and not-visible stations."""
+    missing and not-visible stations. `as_of`: the feature is the station as it stood at `until`
+    (the as-of read of the map, `features_as_of`), not now."""
     station = station_get(viewer=viewer, code=code)
+    feature = features_as_of([station], until)[0] if as_of else station_feature(station, now=timezone.now())
     lead_in_start = since - RAIN_RUNNING_TOTAL if station.kind == StationKind.RAIN else since
     newest_first = list(
         observation_range(station=station, since=lead_in_start, until=until)
@@ -103,7 +107,7 @@ def station_history(*, viewer: Viewer, code: str, since: datetime, until: dateti
     split = bisect_left([reading.observed_at for reading in readings], since)
     return StationHistory(
         station=station,
-        feature=station_feature(station, now=timezone.now()),
+        feature=feature,
         since=since,
         until=until,
         readings=readings[split:],

@@ -4,7 +4,7 @@ the selectors and map builders (or a service, for a write), render."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -16,12 +16,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from geo.maps import embed_parts, load_geography
 from geo.models import Shelter
 from geo.selectors import shelter_get, shelter_list, shelter_status_settable
 from geo.services import shelter_status_set
 from sensors.models import Station, StationKind
+from sensors.api import parse_as_of
 from sensors.selectors import local_iso
 from tenancy.models import Membership, Municipality
 from tenancy.permissions import Action, permits
@@ -130,7 +132,10 @@ class ChartSpan:
 
 # Only these spans, whatever the query string says, so the page's readings query stays bounded.
 CHART_SPANS = {
+    # The map's time slider offers 6 h, 24 h and 72 h too.
+    "6h": ChartSpan("6h", timedelta(hours=6), "6時間", "6 hours"),
     "24h": ChartSpan("24h", timedelta(hours=24), "24時間", "24 hours"),
+    "72h": ChartSpan("72h", timedelta(hours=72), "72時間", "72 hours"),
     "7d": ChartSpan("7d", timedelta(days=7), "7日間", "7 days"),
 }
 DEFAULT_CHART_SPAN = CHART_SPANS["24h"]
@@ -143,18 +148,43 @@ CHART_MAX_POINTS = 2000
 def station_detail(request, code: str):
     span = CHART_SPANS.get(request.GET.get("range", ""), DEFAULT_CHART_SPAN)
     # Whole seconds, so the CSV link names the very range shown, in readable times.
-    until = timezone.now().replace(microsecond=0)
+    now = timezone.now().replace(microsecond=0)
+    try:
+        at = page_as_of(request.GET.get("at"), now=now)
+    except DRFValidationError as exc:
+        # Plain text: the message quotes what was sent.
+        return HttpResponseBadRequest(f"at: {exc.detail['at']}", content_type="text/plain; charset=utf-8")
+    until = at or now
     try:
         history = station_history(
-            viewer=viewer_for_request(request), code=code, since=until - span.length, until=until
+            viewer=viewer_for_request(request), code=code, since=until - span.length, until=until,
+            as_of=at is not None,
         )
     except Station.DoesNotExist:
         # The same 404 for "no such station" and "not yours to see": existence is private.
         raise Http404("No such station.") from None
-    context = station_page_context(history, span=span)
-    context["forecast"] = station_page_forecast(history.station, context["chart"], viewer_for_request(request))
+    context = station_page_context(history, span=span, at=at)
+    # A forecast is made from now: none beside the past.
+    context["forecast"] = None if at else station_page_forecast(history.station, context["chart"], viewer_for_request(request))
     context["back_url"] = reverse("dashboard-hq" if request.user.is_authenticated else "dashboard-public")
     return render(request, "dashboard/station_detail.html", context)
+
+
+def page_as_of(raw: str | None, *, now) -> datetime | None:
+    """A page's ?at=: the past moment to show (None: now). ISO 8601 with an offset as the API takes
+    it (`sensors.api.parse_as_of`), or without one, as a datetime-local field sends it, in the site's
+    time zone; a moment not before now (a step forward past it) means now."""
+    if not raw:
+        return None
+    if len(raw) <= 64:
+        try:
+            naive = datetime.fromisoformat(raw)
+        except ValueError:
+            naive = None
+        if naive is not None and naive.tzinfo is None and naive.year > 1900:
+            raw = timezone.make_aware(naive).isoformat()
+    at = parse_as_of("at", raw, now=now).replace(microsecond=0)
+    return None if at >= now else at
 
 
 @dataclass(frozen=True)
@@ -361,7 +391,7 @@ def station_trend(history: StationHistory) -> TrendStyle:
     return TRENDS[trend] if trend else NO_TREND
 
 
-def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
+def station_page_context(history: StationHistory, *, span: ChartSpan, at: datetime | None = None) -> dict:
     station = history.station
     props = history.feature["properties"]
     styles = levels()  # the active scheme's words, read once for the page
@@ -386,9 +416,10 @@ def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
         "trend": station_trend(history),
         "span": span,
         "spans": [
-            {"span": choice, "url": f"{detail_url}?range={choice.key}", "current": choice.key == span.key}
+            {"span": choice, "url": station_page_url(detail_url, choice, at), "current": choice.key == span.key}
             for choice in CHART_SPANS.values()
         ],
+        "replay": station_page_replay(detail_url, span, at, until=history.until),
         "since": history.since,
         "until": history.until,
         "chart": chart,
@@ -408,6 +439,27 @@ def station_page_context(history: StationHistory, *, span: ChartSpan) -> dict:
         "readings_truncated": history.truncated,
         "csv_url": f"{reverse('api-station-observations', args=[station.code])}?{csv_query}",
         "demo_banner": getattr(settings, "MIZUMORI_DEMO_BANNER", False),
+    }
+
+
+def station_page_url(detail_url: str, span: ChartSpan, at: datetime | None) -> str:
+    query = {"range": span.key}
+    if at is not None:
+        query["at"] = local_iso(at)
+    return f"{detail_url}?{urlencode(query)}"
+
+
+def station_page_replay(detail_url: str, span: ChartSpan, at: datetime | None, *, until: datetime) -> dict:
+    """The window control: the moment shown (None: now), one window earlier and later, back to live."""
+    return {
+        "at": at,
+        "field_value": timezone.localtime(until).strftime("%Y-%m-%dT%H:%M"),
+        "earlier_url": station_page_url(detail_url, span, until - span.length),
+        # A step past now lands on the live page.
+        "later_url": None if at is None else station_page_url(
+            detail_url, span, None if at + span.length >= timezone.now() else at + span.length
+        ),
+        "live_url": station_page_url(detail_url, span, None),
     }
 
 

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from alerts.api import CapXMLRenderer, Conflict
 from alerts.cap import CONTENT_TYPE as CAP_CONTENT_TYPE
+from config.api_params import choice_param, flag_param, int_param, slug_param
 from tenancy.api_errors import REQUEST_ERROR
 from tenancy.selectors import viewer_for_request
 
@@ -201,13 +202,6 @@ def _body(request) -> dict:
     return data
 
 
-def _slug_param(request) -> str | None:
-    slug = request.query_params.get("municipality") or None
-    if slug is not None and (len(slug) > 40 or not slug.isprintable()):
-        raise ValidationError({"municipality": "Must be a town's slug."})
-    return slug
-
-
 def _flag(value, field: str) -> bool:
     if value is None:
         return False
@@ -242,7 +236,7 @@ class DistrictListAPI(APIView):
         responses={200: DISTRICT_COLLECTION, 400: REQUEST_ERROR},
     )
     def get(self, request):
-        districts = district_list(municipality=_slug_param(request))
+        districts = district_list(municipality=slug_param(request.query_params))
         return Response({"type": "FeatureCollection", "features": [district_feature(d) for d in districts]})
 
 
@@ -259,11 +253,10 @@ class OrderListAPI(APIView):
     )
     def get(self, request):
         viewer = viewer_for_request(request)
-        raw = request.query_params.get("all")
-        if raw not in (None, "", "0", "1"):
-            raise ValidationError({"all": "Must be 1 or 0."})
         orders = order_list(
-            viewer=viewer, include_lifted=raw == "1", municipality=_slug_param(request)
+            viewer=viewer,
+            include_lifted=flag_param(request.query_params, "all"),
+            municipality=slug_param(request.query_params),
         )
         return Response({"type": "FeatureCollection", "features": [order_feature(o, viewer=viewer) for o in orders]})
 
@@ -356,12 +349,7 @@ class OrderCapAPI(APIView):
     )
     def get(self, request, order_id: int):
         order = _visible_order(request, order_id)
-        raw = request.query_params.get("event")
-        event_id = None
-        if raw not in (None, ""):
-            if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-                raise ValidationError({"event": "Must be a positive integer."})
-            event_id = int(raw)
+        event_id = int_param(request.query_params, "event", low=1, high=2**63 - 1)
         document = cap_document(order, event_id=event_id)
         if document is None:
             raise NotFound("No CAP message for this order version.")
@@ -424,9 +412,9 @@ class RecommendationListAPI(APIView):
         },
     )
     def get(self, request):
-        state = request.query_params.get("state") or Recommendation.State.OPEN
-        if state not in (*Recommendation.State.values, "all"):
-            raise ValidationError({"state": f"Must be one of {', '.join(Recommendation.State.values)}, all."})
+        state = choice_param(
+            request.query_params, "state", [*Recommendation.State.values, "all"], default=Recommendation.State.OPEN
+        )
         rows = recommendation_list(viewer=viewer_for_request(request), state=None if state == "all" else state)
         return Response({"results": [recommendation_document(r) for r in rows]})
 

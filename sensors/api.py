@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_params import choice_param, slug_param
 from tenancy.api_errors import REQUEST_ERROR
 from tenancy.authentication import BearerTokenAuthentication
 from tenancy.models import IngestToken
@@ -148,13 +149,11 @@ class StationListAPI(APIView):
         },
     )
     def get(self, request):
-        kind = request.query_params.get("kind") or None
-        if kind is not None and kind not in StationKind.values:
-            raise ValidationError({"kind": f"Must be one of {', '.join(StationKind.values)}."})
-        output = request.query_params.get("format", "geojson")
+        query = request.query_params
+        output = query.get("format", "geojson")
         if output not in ("geojson", "json", "csv"):
             raise ValidationError({"format": "Must be geojson or csv."})
-        filters = {"kind": kind, "municipality": request.query_params.get("municipality") or None}
+        filters = {"kind": choice_param(query, "kind", StationKind.values), "municipality": slug_param(query)}
         viewer = viewer_for_request(request)
         if "at" in request.query_params:
             at = parse_as_of("at", request.query_params["at"])

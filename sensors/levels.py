@@ -47,6 +47,29 @@ def level_for(state, thresholds, *, at: datetime | None = None) -> int | None:
     return level
 
 
+def value_ladder(thresholds):
+    """`level_for` of a bare reading value, for judging many readings of one station: the value
+    thresholds (no rain windows) at their current values as a sorted ladder, climbed by bisection.
+    Equal to level_for(Measure(value, {}), thresholds) (tests/sensors/test_levels_ladder.py); valid
+    only for thresholds without windows, at times their current values were in force."""
+    steps = sorted((t.value, t.level) for t in thresholds if t.level is not None)
+    values = [value for value, _ in steps]
+    reached, highest = [], 0
+    for _, level in steps:
+        highest = max(highest, level)
+        reached.append(highest)
+
+    def level_of(value: float | None) -> int | None:
+        if value is None:
+            return None
+        if value != value:  # NaN reaches no threshold (every comparison with it is false)
+            return 0
+        index = bisect_right(values, value)
+        return reached[index - 1] if index else 0
+
+    return level_of
+
+
 def window_totals(points: Sequence[tuple[datetime, float]], end: datetime, windows: Iterable[timedelta]) -> dict[str, float]:
     """Rain totals per window ending at `end` ({"3600": 12.5}), from readings (time, value) oldest
     first, none after `end`: a reading counts when it is in (end − window, end]."""

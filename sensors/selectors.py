@@ -5,11 +5,13 @@ services that already hold the station ids they may work on and never answer a v
 from __future__ import annotations
 
 import json
+import threading
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from datetime import timezone as dt_timezone
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,13 +23,14 @@ from django.utils import timezone
 from bulkwrite import pg_array
 from tenancy.selectors import Viewer
 
-from .levels import Measure, level_for, window_totals
+from .levels import Measure, level_for, value_ladder, window_totals
 from .models import Observation, SharingGrant, Station, StationGroup, StationKind, StationState, Threshold, Visibility
 from .rain import HOUR_KEY as RAIN_HOUR_KEY, rain_intensity
 from .trends import (
     TREND_LOOKBACK,
     TREND_READINGS_ATTR,
     Reading,
+    reading_trend,
     station_trend,
     trend_readings_prefetch,
 )
@@ -127,20 +130,24 @@ def _state_of(station: Station) -> StationState | None:
         return None
 
 
-def station_stale_after(station: Station) -> datetime | None:
+_OWN_STATE = object()  # "the station's own `state`", where a caller may pass another (a past one)
+
+
+def station_stale_after(station: Station, state=_OWN_STATE) -> datetime | None:
     """When the latest reading stops counting as current: the expected interval, doubled for one
     missed report of slack. None for gauges that report only above a start level (silence is normal)
     and for stations that never reported (stale already)."""
-    state = _state_of(station)
+    if state is _OWN_STATE:
+        state = _state_of(station)
     if station.expected_interval is None or state is None or state.observed_at is None:
         return None
     return state.observed_at + 2 * station.expected_interval
 
 
-def station_is_stale(station: Station, *, now: datetime) -> bool:
+def station_is_stale(station: Station, *, now: datetime, state=_OWN_STATE) -> bool:
     if station.expected_interval is None:
         return False
-    stale_after = station_stale_after(station)
+    stale_after = station_stale_after(station, state)
     return stale_after is None or now > stale_after
 
 
@@ -217,19 +224,27 @@ class LocalIsoFormatter:
 
 
 def station_feature(station: Station, *, now: datetime, at: datetime | None = None) -> dict:
-    """A GeoJSON Feature in the shape of the `/api/v1/stations` contract (and the live layer).
+    """A GeoJSON Feature in the shape of the `/api/v1/stations` contract (and the live layer), of a
+    station loaded with its state, thresholds and trend readings (`station_list`)."""
+    return feature_of(station, _state_of(station), list(station.thresholds.all()), station_trend(station), now=now)
 
-    `at`: the feature as of that past moment (`station_feature_collection_at` loads the state and
-    readings of then); threshold values are those in force then, `now` is then."""
-    state = _state_of(station)
-    thresholds = station.thresholds.all()
+
+def feature_of(
+    station: Station, state, thresholds: list[Threshold], trend: str | None, *, now: datetime,
+    at: datetime | None = None, lang: str | None = None, iso=local_iso,
+) -> dict:
+    """The feature of `station_feature` from its parts: the station's state (a StationState, or the
+    state it had at `at`), thresholds and trend. `at`: the feature as of that past moment; threshold
+    values are those in force then, `now` is then. `iso`: how times are written (a LocalIsoFormatter
+    for many features)."""
+    lang = lang or _lang()
     return {
         "type": "Feature",
         "id": station.code,
         "geometry": {"type": "Point", "coordinates": [station.lon, station.lat]},
         "properties": {
             "code": station.code,
-            "name": station.name_ja if _lang() == "ja" else station.name_en,
+            "name": station.name_ja if lang == "ja" else station.name_en,
             "name_ja": station.name_ja,
             "name_en": station.name_en,
             "kind": station.kind,
@@ -239,7 +254,7 @@ def station_feature(station: Station, *, now: datetime, at: datetime | None = No
             # What 0 m means for a stage or tide level (e.g. "T.P."); "" for the gauge's own zero.
             "datum": station.datum,
             "value": state.value if state else None,
-            "observed_at": local_iso(state.observed_at) if state else None,
+            "observed_at": iso(state.observed_at) if state and state.observed_at else None,
             "level": state.level if state else None,
             # "suspect" / "range" / "flatline": the latest reading is flagged (sensors.plausibility); it
             # is shown but does not set the level.
@@ -249,7 +264,7 @@ def station_feature(station: Station, *, now: datetime, at: datetime | None = No
             "unconfirmed_level": unconfirmed_level(state, thresholds),
             # Rain gauges: the 1-hour total that sets their state and its JMA intensity category.
             **rain_state(station, state),
-            "trend": station_trend(station),
+            "trend": trend,
             "accumulations": state.accumulations if state else {},
             "thresholds": [
                 {
@@ -262,12 +277,16 @@ def station_feature(station: Station, *, now: datetime, at: datetime | None = No
                 }
                 for t in thresholds
             ],
-            "stale": station_is_stale(station, now=now),
+            "stale": station_is_stale(station, now=now, state=state),
             # Lets a page that stops hearing from the server still grey the station out on time.
-            "stale_after": local_iso(station_stale_after(station)),
+            "stale_after": _iso_or_none(iso, station_stale_after(station, state)),
             "visibility": station.visibility,
         },
     }
+
+
+def _iso_or_none(iso, value: datetime | None) -> str | None:
+    return iso(value) if value else None
 
 
 def rain_state(station: Station, state: StationState | None) -> dict:
@@ -310,47 +329,100 @@ def station_feature_collection_at(
     """The map as it stood at `at`: for each station the viewer may see *today*, its newest reading at
     or before `at`, the level that reading had under the threshold values in force at `at`, its trend
     and rain totals from the readings before it, and stale as judged at `at`. Same shape as
-    `station_feature_collection`; the readings come in one query (`readings_up_to`)."""
-    stations = list(stations_with_threshold_history(viewer=viewer, kind=kind, municipality=municipality))
-    spans = {station.pk: as_of_span(station) for station in stations}
-    readings = readings_up_to(spans, at)
+    `station_feature_collection`. Two queries (the visible stations' ids; `readings_up_to`): the
+    stations themselves, thresholds and revisions come from a per-process copy of the catalog."""
+    ids = list(visible_stations(viewer=viewer, kind=kind, municipality=municipality).values_list("pk", flat=True))
+    return {"type": "FeatureCollection", "features": _features_as_of(_as_of_catalog(ids), at)}
+
+
+def features_as_of(stations: list[Station], at: datetime) -> list[dict]:
+    """`station_feature` of each station as it stood at `at` (thresholds loaded; revisions are read
+    for edited ones). One readings query. The stations are left as they were."""
+    return _features_as_of([AsOfStation.of(station) for station in stations], at)
+
+
+class AsOfStation:
+    """A station ready to be judged at any moment: its thresholds (with revisions for edited ones),
+    judge and as-of span. Read-only once made, so requests in many threads may share one."""
+
+    __slots__ = ("station", "thresholds", "judge", "span")
+
+    def __init__(self, station: Station, thresholds: list[Threshold]):
+        self.station = station
+        self.thresholds = thresholds
+        self.judge = ReadingJudge(station, thresholds)
+        self.span = max([TREND_LOOKBACK, *self.judge.windows])
+
+    @classmethod
+    def of(cls, station: Station) -> "AsOfStation":
+        return cls(station, list(station.thresholds.all()))
+
+
+_as_of_lock = threading.Lock()
+_as_of_cache: tuple[int | None, dict[int, AsOfStation]] = (None, {})
+
+
+def _as_of_catalog(ids: list[int]) -> list[AsOfStation]:
+    """These stations (ids in order) from the process's copy of every active station, reloaded when
+    the catalog stamp changes (database triggers change it on any write to stations, thresholds or
+    revisions: sensors.catalog) or an id is missing from it."""
+    global _as_of_cache
+    from .catalog import current_stamp
+
+    stamp = current_stamp()
+    cached_stamp, loaded = _as_of_cache
+    if stamp is None or stamp != cached_stamp or any(pk not in loaded for pk in ids):
+        with _as_of_lock:
+            stations = list(
+                Station.objects.filter(is_active=True).select_related("municipality").prefetch_related("thresholds")
+            )
+            edited = [t for station in stations for t in station.thresholds.all() if t.valid_from is not None]
+            prefetch_related_objects(edited, "revisions")
+            loaded = {station.pk: AsOfStation.of(station) for station in stations}
+            _as_of_cache = (stamp, loaded) if stamp is not None else (None, {})
+    return [loaded[pk] for pk in ids if pk in loaded]
+
+
+def _features_as_of(entries: list[AsOfStation], at: datetime) -> list[dict]:
+    readings = readings_up_to({entry.station.pk: entry.span for entry in entries}, at)
+    lang, iso = _lang(), LocalIsoFormatter()
     features = []
-    for station in stations:
-        station.state = _state_as_of(station, readings.get(station.pk, []), at)
-        setattr(station, TREND_READINGS_ATTR, [
-            Reading(t, v, q)
-            for t, v, q in readings.get(station.pk, [])
-            if station.state.observed_at - TREND_LOOKBACK < t
-        ] if station.state.observed_at else [])
-        features.append(station_feature(station, now=at, at=at))
-    return {"type": "FeatureCollection", "features": features}
-
-
-def _rain_windows(station: Station) -> list[timedelta]:
-    return sorted({t.window for t in station.thresholds.all() if t.window})
+    for entry in entries:
+        rows = readings.get(entry.station.pk, [])
+        state = _state_as_of(entry, rows, at)
+        trend = reading_trend(entry.station.kind, [
+            Reading(t, v, q) for t, v, q in rows if state.observed_at - TREND_LOOKBACK < t
+        ]) if state.observed_at else None
+        features.append(feature_of(entry.station, state, entry.thresholds, trend, now=at, at=at, lang=lang, iso=iso))
+    return features
 
 
 def as_of_span(station: Station) -> timedelta:
     """How far before its newest reading a station's as-of state looks: the trend's windows and the
     longest rain window its thresholds total over."""
-    return max([TREND_LOOKBACK, *_rain_windows(station)])
+    return max([TREND_LOOKBACK, *(t.window for t in station.thresholds.all() if t.window)])
 
 
-def _state_as_of(station: Station, readings: list[tuple[datetime, float, str]], at: datetime) -> StationState:
+class PastState(NamedTuple):
+    """What a station's latest state was at a past moment (the fields of StationState a feature reads)."""
+
+    value: float | None = None
+    observed_at: datetime | None = None
+    quality: str = Observation.Quality.OK
+    accumulations: dict = {}
+    level: int | None = None
+
+
+def _state_as_of(entry: AsOfStation, readings: list[tuple[datetime, float, str]], at: datetime) -> PastState:
     """The latest state the station had at `at`, rebuilt from the readings before it as ingestion
     builds it: a suspect newest reading is shown but the level stays the last good reading's."""
     if not readings:
-        return StationState(station_id=station.pk, accumulations={})
-    judge = ReadingJudge(station)
+        return PastState()
+    judge = entry.judge
     newest = len(readings) - 1
     observed_at, value, quality = readings[newest]
-    state = StationState(
-        station_id=station.pk, value=value, observed_at=observed_at, quality=quality,
-        accumulations=judge.accumulations(readings, newest),
-    )
     good = next((i for i in range(newest, -1, -1) if readings[i][2] == Observation.Quality.OK), newest)
-    state.level = judge.level(readings, good, at=at)
-    return state
+    return PastState(value, observed_at, quality, judge.accumulations(readings, newest), judge.level(readings, good, at=at))
 
 
 class ReadingJudge:
@@ -359,9 +431,13 @@ class ReadingJudge:
     (time, value, quality) tuples, oldest first, with `as_of_span` of history before the first one
     judged; the station's thresholds (with revisions for edited ones) must be loaded."""
 
-    def __init__(self, station: Station):
-        self.thresholds = list(station.thresholds.all())
+    def __init__(self, station: Station, thresholds: list[Threshold] | None = None):
+        self.thresholds = list(station.thresholds.all()) if thresholds is None else thresholds
         self.windows = sorted({t.window for t in self.thresholds if t.window})
+        # Judging hundreds of thousands of readings (the report, the timeline): a station judged on
+        # its value alone climbs a ladder of its current values for readings since its last edit.
+        self._ladder = None if self.windows else value_ladder(self.thresholds)
+        self._current_since = max((t.valid_from for t in self.thresholds if t.valid_from is not None), default=None)
 
     def accumulations(self, readings: list[tuple[datetime, float, str]], index: int) -> dict[str, float]:
         if not self.windows:
@@ -371,6 +447,8 @@ class ReadingJudge:
         return window_totals([(t, v) for t, v, _ in readings[first : index + 1]], observed_at, self.windows)
 
     def level(self, readings: list[tuple[datetime, float, str]], index: int, *, at: datetime) -> int | None:
+        if self._ladder is not None and (self._current_since is None or at >= self._current_since):
+            return self._ladder(readings[index][1])
         measured = Measure(readings[index][1], self.accumulations(readings, index))
         return level_for(measured, self.thresholds, at=at)
 

@@ -9,7 +9,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts.api import _int_param
+from config.api_params import int_param, slug_param
 from dashboard.live_geo import shelter_features
 from geo.selectors import shelter_list, shelter_list_at
 from sensors.api import observation_window, parse_as_of
@@ -110,13 +110,13 @@ class EventListAPI(APIView):
     )
     def get(self, request):
         query = request.query_params
-        limit = _int_param(query, "limit", low=1, high=MAX_LIMIT, default=DEFAULT_LIMIT)
-        offset = _int_param(query, "offset", low=0, high=MAX_OFFSET, default=0)
+        limit = int_param(query, "limit", low=1, high=MAX_LIMIT, default=DEFAULT_LIMIT)
+        offset = int_param(query, "offset", low=0, high=MAX_OFFSET, default=0)
         kinds = parse_kinds(query.get("kind"))
         since, until = observation_window(query)
         viewer = viewer_for_request(request)
         events = timeline_events(
-            viewer=viewer, since=since, until=until, municipality=query.get("municipality") or None, kinds=kinds
+            viewer=viewer, since=since, until=until, municipality=slug_param(query), kinds=kinds
         )
         return Response({
             "since": local_iso(since),

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.selectors import acknowledgements_of, alert_list
-from dashboard.maps import level_style
+from dashboard.maps import level_style, levels
 from geo.maps import load_geography
 from geo.selectors import shelter_list_at
 from sensors.selectors import (
@@ -47,6 +47,8 @@ KIND_MARKERS = {"river": "o", "rain": "^", "reservoir": "D", "tide": "h"}
 REPORT_MAX_EVENTS = 500
 PEAKS_LISTED_ALL = 200
 PEAKS_MIN_LEVEL = 2
+# However many gauges rose, the table lists the most severe this many; the rest are counted per level.
+PEAKS_LISTED_MAX = 300
 
 
 @dataclass
@@ -60,11 +62,7 @@ class GaugePeak:
     peak_at: datetime | None
     peak_level: int | None
     thresholds: list[tuple[str, str, int | None, float]] = field(default_factory=list)  # label ja, en, level, value
-
-    @property
-    def level_name(self) -> str:
-        style = level_style(self.peak_level)
-        return f"{style.name_ja} / {style.name_en}"
+    level_name: str = ""  # the peak level's words, "ja / en"
 
 
 @dataclass
@@ -91,8 +89,10 @@ def situation_report(
     *, viewer: Viewer, since: datetime, until: datetime, towns: list, moments: list[datetime]
 ) -> dict:
     slugs = {town.slug for town in towns}
+    # One town: its events only are read and judged (not every visible town's, then filtered).
+    only = next(iter(slugs)) if len(slugs) == 1 else None
     events = [
-        event for event in timeline_events(viewer=viewer, since=since, until=until)
+        event for event in timeline_events(viewer=viewer, since=since, until=until, municipality=only)
         if event.municipality in slugs
     ]
     return {
@@ -115,6 +115,7 @@ def gauge_peaks(*, viewer: Viewer, since: datetime, until: datetime, slugs: set[
     spans = {station.pk: as_of_span(station) for station in stations}
     readings = readings_in_ranges({station.pk: (since - spans[station.pk], until) for station in stations})
     peaks = []
+    styles = levels()  # the active scheme's words, read once (it is a query)
     for station in stations:
         series = readings.get(station.pk, [])
         judge = ReadingJudge(station)
@@ -132,6 +133,7 @@ def gauge_peaks(*, viewer: Viewer, since: datetime, until: datetime, slugs: set[
             municipality=station.municipality.slug, unit=station.unit,
             peak_value=peak_value, peak_at=peak_at, peak_level=peak_level,
             thresholds=[(t.label_ja, t.label_en, t.level, t.value_at(until)) for t in judge.thresholds],
+            level_name=f"{level_style(peak_level, styles).name_ja} / {level_style(peak_level, styles).name_en}",
         ))
     return sorted(peaks, key=lambda peak: (-(peak.peak_level or -1), peak.municipality, peak.code))
 
@@ -150,11 +152,20 @@ def _listed_events(events: list) -> list:
 
 def _listed_peaks(peaks: list[GaugePeak]) -> dict:
     """Every gauge for a town of up to PEAKS_LISTED_ALL; beyond, those that reached PEAKS_MIN_LEVEL,
-    and how many stayed below."""
+    and how many stayed below; and never more than PEAKS_LISTED_MAX rows (the most severe, `peaks`
+    comes sorted so), the gauges left out counted per level (`peaks_unlisted`: [(level, count)],
+    highest first)."""
     if len(peaks) <= PEAKS_LISTED_ALL:
-        return {"peaks": peaks, "peaks_below": 0}
-    listed = [peak for peak in peaks if (peak.peak_level or 0) >= PEAKS_MIN_LEVEL]
-    return {"peaks": listed, "peaks_below": len(peaks) - len(listed)}
+        return {"peaks": peaks, "peaks_below": 0, "peaks_unlisted": []}
+    risen = [peak for peak in peaks if (peak.peak_level or 0) >= PEAKS_MIN_LEVEL]
+    unlisted: dict[int, int] = defaultdict(int)
+    for peak in risen[PEAKS_LISTED_MAX:]:
+        unlisted[peak.peak_level] += 1
+    return {
+        "peaks": risen[:PEAKS_LISTED_MAX],
+        "peaks_below": len(peaks) - len(risen),
+        "peaks_unlisted": sorted(unlisted.items(), reverse=True),
+    }
 
 
 def _alerts(viewer: Viewer, since: datetime, until: datetime, slugs: set[str]) -> list[Alert]:
@@ -212,8 +223,9 @@ def map_moment(*, viewer: Viewer, at: datetime, slugs: set[str]) -> MapMoment:
             counts[key] = counts.get(key, 0) + 1
             marker = KIND_MARKERS.get(props["kind"], "o")
             groups[(marker, props["level"], bool(props["stale"]))].append(tuple(feature["geometry"]["coordinates"]))
+        styles = levels()
         for (marker, level, stale), points in groups.items():
-            style = level_style(level)
+            style = level_style(level, styles)
             xs, ys = zip(*points)
             axes.scatter(xs, ys, s=150 if len(features) <= BADGE_LIMIT else 30, marker=marker, c=style.fill,
                          edgecolors=style.stroke, linewidths=1.2, zorder=3, alpha=0.45 if stale else 1.0)

@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from alerts.models import AlertEvent, AlertRule
 from alerts.selectors import alert_board, alert_list
-from dashboard.maps import level_style
+from dashboard.maps import level_style, levels
 from geo.models import Shelter
 from geo.selectors import shelter_list
 from sensors.models import SharingGrant, StationState, ThresholdRevision
@@ -121,6 +121,7 @@ def level_changes(
     before = readings_up_to(spans, since)
     during = readings_in_ranges({pk: (since - spans[pk], until) for pk in stations})
     events = []
+    styles = levels()  # the active scheme's words, read once (it is a query)
     for pk, station in stations.items():
         readings = during.get(pk, [])
         judge = ReadingJudge(station)
@@ -135,7 +136,7 @@ def level_changes(
             level = judge.level(readings, index, at=observed_at)
             if previous is not None and level != previous:
                 rising = level > previous
-                words = level_style(level)
+                words = level_style(level, styles)
                 events.append(TimelineEvent(
                     id=f"level:{station.code}:{observed_at.isoformat()}",
                     at=observed_at,
@@ -173,6 +174,7 @@ def _alert_events(viewer: Viewer, since: datetime, until: datetime, municipality
     if not viewer.is_member:
         rows = rows.exclude(kind=AlertEvent.Kind.NOTE)
     events = []
+    styles = levels()
     for row in rows:
         station, stale = row.alert.station, row.alert.rule.kind == AlertRule.Kind.STALE
         kind = f"alert.{row.kind}"
@@ -180,7 +182,7 @@ def _alert_events(viewer: Viewer, since: datetime, until: datetime, municipality
             kind = GAUGE_STALE
         elif stale and row.kind == AlertEvent.Kind.RESOLVED:
             kind = GAUGE_RECOVERED
-        words = level_style(row.level)
+        words = level_style(row.level, styles)
         ja, en = ALERT_WORDS[row.kind]
         if kind == GAUGE_STALE:
             ja, en = "データ途絶", "stopped reporting"

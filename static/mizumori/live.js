@@ -187,7 +187,6 @@
     if (this.paused) {
       return;
     }
-    document.dispatchEvent(new window.CustomEvent("mz:live", { detail: message }));
     switch (message.type) {
       case "subscribed":
         this.attempt = 0;
@@ -195,7 +194,6 @@
         this.stream = message.stream;
         this.refreshAlerts();
         this.setStatus("live");
-        announce("subscribed", message);
         break;
       case "snapshot":
         this.receiveSnapshotPart(message);
@@ -203,14 +201,12 @@
       case "shelters":
         (message.features || []).forEach(applyShelter);
         this.seq = Math.max(this.seq, message.seq);
-        announce("shelters", message);
         break;
       case "orders":
       case "recommendations":
       case "order_drafts":
         // Drawn by static/mizumori/orders.js.
         this.seq = Math.max(this.seq, message.seq);
-        announce(message.type, message);
         break;
       case "stations":
         (message.features || []).forEach(function (feature) { Mizumori.drawStation(feature, true); });
@@ -255,12 +251,15 @@
         }
     }
     this.root.setAttribute("data-live-seq", String(this.seq));
+    announce(message);
   };
 
-  // Other page scripts (static/mizumori/orders.js) hear of live messages as DOM events "mizumori:<type>".
-  function announce(type, message) {
-    if (typeof window.CustomEvent === "function") {
-      document.dispatchEvent(new window.CustomEvent("mizumori:" + type, { detail: message }));
+  // The page's one event scheme: every live message the map has applied is dispatched on document
+  // as "mizumori:<type>" (detail: the message), e.g. mizumori:stations, mizumori:orders,
+  // mizumori:subscribed; map.js adds "mizumori:map" once the map exists. None while replaying.
+  function announce(message) {
+    if (typeof window.CustomEvent === "function" && /^[a-z]+$/.test(message.type || "")) {
+      document.dispatchEvent(new window.CustomEvent("mizumori:" + message.type, { detail: message }));
     }
   }
 

@@ -1,6 +1,6 @@
 /*
  * The HQ overview (templates/timeline/_hq_overview.html) follows the live map: after live messages
- * (the "mz:live" events static/mizumori/live.js dispatches) it fetches the fragment again, at most
+ * (the "mizumori:<type>" events static/mizumori/live.js dispatches) it fetches the fragment again, at most
  * once every few seconds, and swaps it in. It shows now, also while the map replays the past.
  */
 (function (window, document) {
@@ -28,11 +28,11 @@
       .catch(function () { /* kept as it was; the next live message tries again */ });
   }
 
-  document.addEventListener("mz:live", function (event) {
-    var type = event.detail && event.detail.type;
-    if (["stations", "withdrawn", "shelters", "alert", "snapshot"].indexOf(type) === -1 || timer) {
-      return;
-    }
-    timer = window.setTimeout(refresh, QUIET_MS);
+  ["stations", "withdrawn", "shelters", "alert", "snapshot"].forEach(function (type) {
+    document.addEventListener("mizumori:" + type, function () {
+      if (!timer) {
+        timer = window.setTimeout(refresh, QUIET_MS);
+      }
+    });
   });
 })(window, document);

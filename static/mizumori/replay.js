@@ -14,7 +14,11 @@
   "use strict";
 
   var Mizumori = (window.Mizumori = window.Mizumori || {});
-  var TICK_MS = 500;
+  // Playback looks for a new frame every TICK_MS and asks for one when the last has arrived and at
+  // least FRAME_MS have passed since it was asked for: ≥ 2 frames a second whenever the three as-of
+  // reads answer within about FRAME_MS, never more than one set of requests in flight.
+  var TICK_MS = 100;
+  var FRAME_MS = 400;
   var STEP_MINUTES = 10;
 
   function Replay(bar) {
@@ -208,7 +212,7 @@
     this.timer = window.setInterval(function () {
       var now = Date.now();
       var elapsed = now - last;
-      if (self.loading) {
+      if (self.loading || elapsed < FRAME_MS) {
         return; // the moment shown lags behind rather than the requests piling up
       }
       last = now;

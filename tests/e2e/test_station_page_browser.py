@@ -173,3 +173,38 @@ def test_station_without_readings_still_shows_its_thresholds(live_server, quiet_
         assert page.locator(".mz-threshold-label", has_text=label_ja).is_visible(), label_ja
     assert page.get_by_text("No readings in this period.").is_visible()
     assert problems == []
+
+
+def test_window_control_goes_back_shows_replay_and_returns_live(live_server, flood_stations, browser_page):
+    """Issue 14 item 2: pick a past time on the station page, see the REPLAY banner and the level and
+    reading of then, step a window back, then LIVE again."""
+    page, problems = browser_page
+    page.goto(f"{live_server.url}/stations/E2E-RIVER/", wait_until="networkidle")
+    summary = page.locator(".mz-station-summary")
+    assert page.locator("#mz-replay-banner").count() == 0
+    assert "mz-level-3" in summary.get_attribute("class")  # 3.9 m now: past 避難判断水位 3.5 m
+    now_value = page.locator(".mz-reading-value").inner_text()
+
+    # Twelve hours ago the river stood at about 1.4 m: level 0.
+    past = timezone.localtime(timezone.now() - timedelta(hours=12))
+    page.fill("#mz-station-at", past.strftime("%Y-%m-%dT%H:%M"))
+    page.locator("#mz-station-window button[type=submit]").click()
+    page.wait_for_selector("#mz-replay-banner")
+    banner = page.locator("#mz-replay-banner").inner_text()
+    assert "REPLAY" in banner and past.strftime("%H:%M") in banner
+    assert "mz-level-0" in page.locator(".mz-station-summary").get_attribute("class")
+    assert page.locator(".mz-reading-value").inner_text() != now_value
+    page.wait_for_selector("#station-chart canvas")
+    assert canvas_pixels_like(page, "#0b4f8a") > 20  # the hydrograph up to then
+
+    page.locator("#mz-station-earlier").click()
+    page.wait_for_selector("#mz-replay-banner")
+    earlier = (past - timedelta(hours=24)).strftime("%H:%M")
+    assert earlier in page.locator("#mz-replay-banner").inner_text()
+
+    page.locator("#mz-station-live").click()
+    page.wait_for_selector("#mz-station-now")
+    assert page.locator("#mz-replay-banner").count() == 0
+    assert "mz-level-3" in page.locator(".mz-station-summary").get_attribute("class")
+    assert page.locator(".mz-reading-value").inner_text() == now_value
+    assert problems == []

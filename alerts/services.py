@@ -710,10 +710,13 @@ def stale_sensors_check(*, now: datetime | None = None) -> list[AlertEvent]:
 # --- people ----------------------------------------------------------------------------------
 
 
-def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None) -> AlertEvent | None:
-    """Record that `user` has seen the alert. Idempotent per user: a second acknowledgement by the same
-    user records nothing and returns None; other operators' acknowledgements are each recorded once.
-    The alert stays acknowledged through later level changes (which are notified anyway)."""
+def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None, note: str = "") -> AlertEvent | None:
+    """Record that `user` has seen the alert, with an optional note (what they are doing about it),
+    kept on the acknowledgement and in the audit log. Idempotent per user: a second acknowledgement
+    by the same user records nothing and returns None (a later note is `alert_note_add`); other
+    operators' acknowledgements are each recorded once. The alert stays acknowledged through later
+    level changes (which are notified anyway)."""
+    text = note_text(note)
     now = now or timezone.now()
     with transaction.atomic():
         locked = Alert.objects.select_for_update().get(pk=alert.pk)
@@ -727,7 +730,7 @@ def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None) -> Ale
             with transaction.atomic():
                 event = AlertEvent.objects.create(
                     alert=locked, kind=AlertEvent.Kind.ACKNOWLEDGED, level=locked.level, value=locked.last_value,
-                    actor=user, at=now,
+                    actor=user, at=now, note=text,
                 )
         except IntegrityError:
             return None
@@ -739,7 +742,8 @@ def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None) -> Ale
         locked.save(update_fields=["state", "acknowledged_at", "acknowledged_by", "updated_at"])
         audit_record(
             action=AuditEvent.Action.ALERT_ACKNOWLEDGED, actor=user, municipality=locked.station.municipality_id,
-            target=f"alert {locked.pk} {locked.station.code}", detail={"level": locked.level},
+            target=f"alert {locked.pk} {locked.station.code}",
+            detail={"level": locked.level, **({"note": text} if text else {})},
         )
         alert_events_emit([event.pk])
     _refresh(alert, locked)
@@ -773,16 +777,23 @@ class AlertNoteError(ValueError):
     pass
 
 
-def alert_note_add(alert: Alert, user, note: str, *, now: datetime | None = None) -> AlertEvent:
-    """Add a note to the alert's trail (e.g. a downstream town telling the owner what it sees), in the
-    owner town's audit log. Who may is the caller's question (tenancy.permissions, Action.ADD_NOTE)."""
+def note_text(note) -> str:
+    """A person's note on an alert, normalised; raises AlertNoteError saying what is wrong. Empty
+    stays empty (an acknowledgement may come without one)."""
     text = unicodedata.normalize("NFKC", note if isinstance(note, str) else "").strip()
-    if not text:
-        raise AlertNoteError("note: write a few words / メモを入力してください")
     if len(text) > NOTE_MAX_LENGTH:
         raise AlertNoteError(f"note: at most {NOTE_MAX_LENGTH} characters / {NOTE_MAX_LENGTH}文字以内")
     if any(unicodedata.category(char) == "Cc" for char in text):
         raise AlertNoteError("note: control characters are not allowed / 制御文字は使えません")
+    return text
+
+
+def alert_note_add(alert: Alert, user, note: str, *, now: datetime | None = None) -> AlertEvent:
+    """Add a note to the alert's trail (e.g. a downstream town telling the owner what it sees), in the
+    owner town's audit log. Who may is the caller's question (tenancy.permissions, Action.ADD_NOTE)."""
+    text = note_text(note)
+    if not text:
+        raise AlertNoteError("note: write a few words / メモを入力してください")
     now = now or timezone.now()
     with transaction.atomic():
         event = AlertEvent.objects.create(

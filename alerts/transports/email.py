@@ -7,15 +7,9 @@ import smtplib
 from django.conf import settings
 from django.core.mail import EmailMessage
 
+from ..vocabulary import EVENT_KIND_WORDS as KIND_WORDS
 from . import TransportError, notification_id
 
-KIND_WORDS = {
-    "opened": ("発表", "issued"),
-    "escalated": ("引き上げ", "raised"),
-    "deescalated": ("引き下げ", "lowered"),
-    "resolved": ("解除", "ended"),
-    "acknowledged": ("確認", "acknowledged"),
-}
 
 
 # A dam release notice's transitions (releases.models.ReleaseTransition.Kind).

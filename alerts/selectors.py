@@ -398,6 +398,21 @@ def notification_document(event: AlertEvent) -> dict:
     return {"event": event_document(event), "alert": alert_document(event.alert)}
 
 
+def digest_document(notifications: list[dict]) -> dict:
+    """Several updates of one station for one channel as one message (the channel's rate limit,
+    alerts.services._DigestLimiter): each update's own document, oldest first, and the alert as it
+    is now."""
+    return {
+        "digest": {
+            "count": len(notifications),
+            "first_at": notifications[0]["event"]["at"],
+            "last_at": notifications[-1]["event"]["at"],
+        },
+        "notifications": notifications,
+        "alert": notifications[-1]["alert"],
+    }
+
+
 def events_for_notification(event_ids: Iterable[int]) -> list[AlertEvent]:
     return list(
         AlertEvent.objects.filter(pk__in=list(event_ids))

@@ -46,7 +46,7 @@ from .evaluation import (
     window_sums,
 )
 from .models import Alert, AlertEvent, AlertRule, Delivery, LevelDefinition, LevelScheme, NotificationChannel
-from .selectors import events_for_notification, notification_document, station_audiences
+from .selectors import digest_document, events_for_notification, notification_document, station_audiences
 from .transports import TransportError, sender_for
 
 logger = logging.getLogger(__name__)
@@ -842,14 +842,79 @@ def _deliveries_create(events: list[AlertEvent], *, now: datetime) -> int:
             return True
         return channel.scope == NotificationChannel.Scope.SUBSCRIBED and station_id in subscribed[channel.pk]
 
-    deliveries = [
-        Delivery(event=event, channel=channel, next_attempt_at=now, created_at=now)
-        for event in notified
+    pairs = [
+        (event, channel)
+        for event in sorted(notified, key=lambda event: (event.at, event.pk))
         for channel in channels
         if wants(channel, event.alert.station_id)
     ]
+    limiter = _DigestLimiter(now=now, pairs=pairs)
+    deliveries = []
+    for event, channel in pairs:
+        digest_at = limiter.digest_at(event, channel)
+        deliveries.append(
+            Delivery(event=event, channel=channel, next_attempt_at=digest_at or now, created_at=now, digest_at=digest_at)
+        )
     Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     return len(deliveries)
+
+
+def digest_window(channel: NotificationChannel) -> timedelta:
+    if channel.digest_window is not None:
+        return channel.digest_window
+    return timedelta(seconds=settings.ALERT_DIGEST_WINDOW_SECONDS)
+
+
+class _DigestLimiter:
+    """A channel's rate limit per station, so a storm does not send 25 mails in 7 minutes for one
+    gauge. An update goes at once when nothing was told to the channel about the station within its
+    window, or when its level is above every level told (or queued) within it: the first alert and
+    every escalation are never delayed. Other updates (same or lower level, ends) join the station's
+    digest, sent one window after the last message; one digest gathers all of them.
+
+    State comes from the channel's recent deliveries (read once per batch), so the limit holds
+    across change-log batches and processes."""
+
+    def __init__(self, *, now: datetime, pairs: list[tuple[AlertEvent, NotificationChannel]]):
+        self.now = now
+        self.windows = {channel.pk: digest_window(channel) for _, channel in pairs}
+        # (channel, station) -> [last message time, highest level told or queued, pending digest time]
+        self.state: dict[tuple[int, int], list] = {}
+        longest = max(self.windows.values(), default=timedelta(0))
+        if longest <= timedelta(0):
+            return
+        recent = Delivery.objects.filter(
+            channel_id__in=[pk for pk, window in self.windows.items() if window > timedelta(0)],
+            event__alert__station_id__in={event.alert.station_id for event, _ in pairs},
+        ).filter(Q(created_at__gte=now - longest) | Q(digest_at__gte=now - longest))
+        for channel_id, station_id, level, created_at, digest_at in recent.values_list(
+            "channel_id", "event__alert__station_id", "event__level", "created_at", "digest_at"
+        ).order_by("created_at", "pk"):
+            window = self.windows[channel_id]
+            sent_at = digest_at or created_at
+            if sent_at < now - window:
+                continue
+            last, told, pending = self.state.setdefault((channel_id, station_id), [None, 0, None])
+            if digest_at is not None and digest_at > now:
+                pending = digest_at
+            else:
+                last = sent_at if last is None else max(last, sent_at)
+            self.state[(channel_id, station_id)] = [last, max(told, level), pending]
+
+    def digest_at(self, event: AlertEvent, channel: NotificationChannel) -> datetime | None:
+        """None: send at once; else the time of the digest this update joins."""
+        window = self.windows[channel.pk]
+        if window <= timedelta(0):
+            return None
+        key = (channel.pk, event.alert.station_id)
+        last, told, pending = self.state.get(key, [None, 0, None])
+        if (last is None and pending is None) or event.level > told:
+            self.state[key] = [self.now, max(told, event.level), pending]
+            return None
+        if pending is None:
+            pending = max((last or self.now) + window, self.now)
+        self.state[key] = [last, told, pending]
+        return pending
 
 
 def release_deliveries_create(transition_ids, *, now: datetime | None = None) -> int:
@@ -915,19 +980,52 @@ def deliveries_dispatch(*, worker_id: str | None = None, now: datetime | None = 
     release_documents = release_notification_documents(
         {d.release_transition_id for d in deliveries if d.release_transition_id}
     )
-    for delivery in deliveries:
-        document = documents[delivery.event_id] if delivery.event_id else release_documents[delivery.release_transition_id]
-        try:
-            sender_for(delivery.channel.kind)(delivery.channel, document)
-        except TransportError as exc:
-            outcome = _delivery_failed(delivery, worker_id=worker_id, now=now, error=str(exc), permanent=exc.permanent)
-        except Exception as exc:  # a bug in a transport must not stop the other deliveries
-            logger.exception("delivery %s crashed", delivery.pk)
-            outcome = _delivery_failed(delivery, worker_id=worker_id, now=now, error=repr(exc), permanent=False)
+    for batch in _messages(deliveries, documents):
+        first = batch[0]
+        if first.release_transition_id:
+            document = release_documents[first.release_transition_id]
+        elif len(batch) == 1:
+            document = documents[first.event_id]
         else:
-            outcome = _delivery_sent(delivery, now=now)
-        setattr(report, outcome, getattr(report, outcome) + 1)
+            document = digest_document([documents[delivery.event_id] for delivery in batch])
+        try:
+            sender_for(first.channel.kind)(first.channel, document)
+        except TransportError as exc:
+            outcomes = [
+                _delivery_failed(delivery, worker_id=worker_id, now=now, error=str(exc), permanent=exc.permanent)
+                for delivery in batch
+            ]
+        except Exception as exc:  # a bug in a transport must not stop the other deliveries
+            logger.exception("deliveries %s crashed", [delivery.pk for delivery in batch])
+            outcomes = [
+                _delivery_failed(delivery, worker_id=worker_id, now=now, error=repr(exc), permanent=False)
+                for delivery in batch
+            ]
+        else:
+            outcomes = [_delivery_sent(delivery, now=now) for delivery in batch]
+        for outcome in outcomes:
+            setattr(report, outcome, getattr(report, outcome) + 1)
     return report
+
+
+def _messages(deliveries: list[Delivery], documents: dict[int, dict]) -> list[list[Delivery]]:
+    """The claimed deliveries as messages: one each, except the updates batched into one station's
+    digest for one channel (same `digest_at`), which go together, oldest first."""
+    messages: list[list[Delivery]] = []
+    digests: dict[tuple, list[Delivery]] = {}
+    for delivery in deliveries:
+        if delivery.digest_at is None or not delivery.event_id:
+            messages.append([delivery])
+            continue
+        station = documents[delivery.event_id]["alert"]["station"]["code"]
+        key = (delivery.channel_id, delivery.digest_at, station)
+        if key not in digests:
+            digests[key] = []
+            messages.append(digests[key])
+        digests[key].append(delivery)
+    for batch in digests.values():
+        batch.sort(key=lambda delivery: (documents[delivery.event_id]["event"]["at"] or "", delivery.event_id))
+    return messages
 
 
 def _deliveries_claim(*, worker_id: str, now: datetime, limit: int) -> list[int]:
@@ -1001,10 +1099,13 @@ def _delivery_failed(delivery: Delivery, *, worker_id: str, now: datetime, error
 def notification_channel_save(
     *, municipality, kind: str, target: str, secret: str = "", scope: str = NotificationChannel.Scope.VISIBLE,
     stations=(), channel: NotificationChannel | None = None, enabled: bool = True,
+    digest_window: timedelta | None = None,
 ) -> NotificationChannel:
-    """Create or change a town's channel; raises django ValidationError with what is wrong."""
+    """Create or change a town's channel; raises django ValidationError with what is wrong.
+    `digest_window` None: the platform's default rate limit (ALERT_DIGEST_WINDOW_SECONDS)."""
     channel = channel or NotificationChannel(municipality=municipality)
     channel.kind, channel.target, channel.scope, channel.enabled = kind, target.strip(), scope, enabled
+    channel.digest_window = digest_window
     if secret:
         channel.secret = secret
     channel.full_clean()

@@ -6,8 +6,10 @@ Every page acts for the admin's acting town only; a station, grant or group of a
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -268,6 +270,7 @@ def channels_page(request, viewer, town):
                 raise Http404("No such channel.") from None
         wanted = set(request.POST.getlist("stations"))
         try:
+            digest_window = _digest_minutes(request.POST.get("digest_minutes", ""))
             notification_channel_save(
                 municipality=town, channel=channel,
                 kind=request.POST.get("kind", channel.kind if channel else ""),
@@ -276,6 +279,7 @@ def channels_page(request, viewer, town):
                 scope=request.POST.get("scope", NotificationChannel.Scope.VISIBLE),
                 stations=[station for station in neighbours_stations if station.code in wanted],
                 enabled=request.POST.get("enabled") == "on",
+                digest_window=digest_window,
             )
             messages.success(request, "Saved / 保存しました")
         except ValidationError as exc:
@@ -288,8 +292,19 @@ def channels_page(request, viewer, town):
         {
             "town": town, "channels": channels, "kinds": NotificationChannel.Kind.choices,
             "scopes": NotificationChannel.Scope.choices, "neighbours_stations": neighbours_stations,
+            "default_digest_minutes": settings.ALERT_DIGEST_WINDOW_SECONDS // 60,
         },
     )
+
+
+def _digest_minutes(raw: str) -> timedelta | None:
+    """The channel form's rate limit in whole minutes; empty: the platform default."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValidationError({"digest_window": ["whole minutes, 0–1440 / 0〜1440の分数で"]})
+    return timedelta(minutes=int(raw))
 
 
 SHELTER_UPLOAD_FIELD = "dataset"

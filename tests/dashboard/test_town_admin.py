@@ -296,3 +296,30 @@ def test_admin_manages_alert_channels_and_sees_failing_ones(client, stations, to
     other = NotificationChannel.objects.create(municipality=towns[1], kind="email", target="b@b.example")
     assert client.post("/hq/admin/channels/", {"channel": other.pk, "target": "x@x.example"}).status_code == 404
     assert NotificationChannel.objects.get(pk=other.pk).target == "b@b.example"
+
+
+@pytest.mark.parametrize(
+    "raw, saved, error",
+    [("15", 15, None), ("0", 0, None), ("", None, None), ("-5", "keep", "whole minutes"),
+     ("2000", "keep", "0 and 24 hours"), ("1e3", "keep", "whole minutes"), ("<b>", "keep", "whole minutes")],
+)
+def test_admin_sets_a_channels_digest_window_in_minutes_and_bad_ones_are_refused(
+    client, towns, admin_a, raw, saved, error
+):
+    from datetime import timedelta
+
+    from alerts.models import NotificationChannel
+
+    channel = NotificationChannel.objects.create(
+        municipality=towns[0], kind="email", target="duty@a.example", digest_window=timedelta(minutes=7)
+    )
+    client.force_login(admin_a)
+    page = client.post("/hq/admin/channels/", {"channel": channel.pk, "kind": "email", "target": "duty@a.example",
+                                               "scope": "visible", "enabled": "on", "digest_minutes": raw},
+                       follow=True).content.decode()
+    channel.refresh_from_db()
+    if error:
+        assert error in page and channel.digest_window == timedelta(minutes=7)
+    else:
+        assert channel.digest_minutes == saved
+        assert f'name="digest_minutes" inputmode="numeric" pattern="[0-9]*" maxlength="4" value="{"" if saved is None else saved}"' in page

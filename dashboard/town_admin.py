@@ -28,7 +28,7 @@ from geo.shelter_dataset import MAX_BYTES as SHELTER_DATASET_MAX_BYTES
 from geo.shelter_dataset import DatasetError
 from alerts.services import notification_channel_save
 from sensors.models import SharingGrant, Station, StationGroup, Threshold, Visibility
-from sensors.selectors import sharing_grants_of, station_list
+from sensors.selectors import sharing_grants_of, station_list, visible_stations
 from sensors.services import (
     ItemError,
     SharingError,
@@ -217,13 +217,29 @@ def tokens_page(request, viewer, town):
             _, created_secret = ingest_token_create(
                 municipality=town, label=request.POST.get("label", "").strip(), created_by=request.user
             )
+    tokens = list(IngestToken.objects.filter(municipality=town))
     response = render(
         request,
         "dashboard/town_admin/tokens.html",
-        {"town": town, "tokens": IngestToken.objects.filter(municipality=town), "created_secret": created_secret},
+        {
+            "town": town, "tokens": tokens, "created_secret": created_secret,
+            "has_active_token": any(token.is_active for token in tokens),
+            **_first_readings(viewer, town),
+        },
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _first_readings(viewer, town) -> dict:
+    """Onboarding's check after a gateway is set up: which of the town's own stations have sent a
+    reading yet (their latest state), newest first, and which are still silent."""
+    own = list(visible_stations(viewer=viewer, municipality=town.slug).filter(municipality=town).select_related("state"))
+    reporting = sorted(
+        (station for station in own if getattr(station, "state", None) and station.state.observed_at),
+        key=lambda station: station.state.observed_at, reverse=True,
+    )
+    return {"reporting": reporting, "silent": [station for station in own if station not in reporting], "own_count": len(own)}
 
 
 @town_admin_required(Action.MANAGE_MEMBERS)

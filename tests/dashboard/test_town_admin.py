@@ -323,3 +323,32 @@ def test_admin_sets_a_channels_digest_window_in_minutes_and_bad_ones_are_refused
     else:
         assert channel.digest_minutes == saved
         assert f'name="digest_minutes" inputmode="numeric" pattern="[0-9]*" maxlength="4" value="{"" if saved is None else saved}"' in page
+
+
+def test_the_tokens_page_checks_for_a_token_and_the_first_reading_of_the_towns_own_stations(client, stations, towns, admin_a):
+    import re
+
+    client.force_login(admin_a)
+
+    def check(name):
+        page = client.get("/hq/admin/tokens/").content.decode()
+        found = re.search(rf'<li data-check="{name}">(.*?)</li>', page, flags=re.S)
+        return found.group(1) if found else None
+
+    assert check("token").startswith("✗") and check("first-reading").startswith("✗")
+    assert set(re.findall(r"A-\w+", check("silent"))) == {"A-PRIVATE", "A-SHARED", "A-REGION", "A-PUBLIC"}
+    page = client.post("/hq/admin/tokens/", {"action": "create", "label": "gw"}).content.decode()
+    secret = re.search(r'id="mz-new-token">([^<]+)<', page).group(1)
+    assert check("token").startswith("✓")
+    # The gateway's first POST with the new token; the check lists only the town's own stations.
+    client.logout()
+    reply = client.post(
+        "/api/v1/observations", {"observations": [{"station": "A-PUBLIC", "observed_at": "2026-05-01T10:00:00+09:00",
+                                                   "value": 1.2}]},
+        content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    assert reply.json()["accepted"] == 1
+    client.force_login(admin_a)
+    first = check("first-reading")
+    assert first.startswith("✓") and "1 / 4" in first and "A-PUBLIC" in first
+    assert "A-PUBLIC" not in check("silent") and "B-" not in check("silent")

@@ -52,7 +52,7 @@ class AlertAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(admin.ModelAdmin):
-    list_display = ["municipality", "kind", "label", "target", "scope", "enabled", "failing_since", "last_error"]
+    list_display = ["municipality", "kind", "label", "target", "scope", "digest_window", "enabled", "failing_since", "last_error"]
     autocomplete_fields = ["stations"]
     list_filter = ["kind", "enabled", "municipality", ("failing_since", admin.EmptyFieldListFilter)]
     search_fields = ["target", "label"]
@@ -61,7 +61,10 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ["pk", "event", "release_transition", "order_event", "channel", "state", "attempts", "next_attempt_at", "last_error", "sent_at"]
+    list_display = [
+        "pk", "event", "release_transition", "order_event", "channel", "state", "attempts", "next_attempt_at",
+        "digest_at", "last_error", "sent_at",
+    ]
     list_filter = ["state", "channel__kind"]
     list_select_related = ["event", "release_transition", "order_event", "channel", "channel__municipality"]
     readonly_fields = [f.name for f in Delivery._meta.fields]

@@ -22,6 +22,7 @@ from sensors.models import StationKind, Visibility
 from .models import Alert, AlertEvent, AlertRule
 from .rules import measure_label, rule_unit
 from .selectors import alert_gauge_words, alert_may_go_public, cap_versions
+from .vocabulary import EVENT_KIND_WORDS
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 CONTENT_TYPE = "application/cap+xml"
@@ -52,12 +53,7 @@ EVENT_NAMES = {
     StationKind.TIDE: ("潮位", "Tide level"),
 }
 STALE_EVENT = ("観測欠測", "Gauge not reporting")
-KIND_WORDS = {
-    AlertEvent.Kind.OPENED: ("発表", "issued"),
-    AlertEvent.Kind.ESCALATED: ("引き上げ", "raised"),
-    AlertEvent.Kind.DEESCALATED: ("引き下げ", "lowered"),
-    AlertEvent.Kind.RESOLVED: ("解除", "ended"),
-}
+KIND_WORDS = EVENT_KIND_WORDS
 ENDED_INSTRUCTION = (
     "この警戒は解除されました。引き続き自治体からの最新の情報に注意してください。",
     "This alert has ended. Keep following your municipality's latest information.",

@@ -297,6 +297,10 @@ class AlertEvent(models.Model):
         return f"alert {self.alert_id} {self.kind} L{self.level} at {self.at:%Y-%m-%d %H:%M}"
 
 
+# Longer than a day would hold a de-escalation or an end back for too long to be worth sending.
+MAX_DIGEST_WINDOW = timedelta(hours=24)
+
+
 class NotificationChannel(models.Model):
     """Where a town wants its alerts: every alert of a station the town may see goes to its enabled channels."""
 
@@ -326,6 +330,12 @@ class NotificationChannel(models.Model):
         null=True, blank=True, help_text="Set when a delivery failed for good; cleared by the next success."
     )
     last_error = models.CharField(max_length=500, blank=True)
+    digest_window = models.DurationField(
+        null=True, blank=True,
+        help_text="Rate limit per station: after a message, further same-or-lower-level updates of the "
+        "station within this time go as one digest at its end (a new alert or a higher level goes at once). "
+        "Empty: ALERT_DIGEST_WINDOW_SECONDS; 0: every update at once.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -333,6 +343,10 @@ class NotificationChannel(models.Model):
 
     def __str__(self):
         return f"{self.municipality.slug} {self.kind} {self.label or self.target}"
+
+    @property
+    def digest_minutes(self) -> int | None:
+        return None if self.digest_window is None else int(self.digest_window.total_seconds() // 60)
 
     def clean(self):
         if self.kind == self.Kind.WEBHOOK:
@@ -344,6 +358,8 @@ class NotificationChannel(models.Model):
             problem = destination_problem(self.target, resolve_names=True)
             if problem:
                 raise ValidationError({"target": f"This webhook target is refused: {problem}."})
+        if self.digest_window is not None and not timedelta(0) <= self.digest_window <= MAX_DIGEST_WINDOW:
+            raise ValidationError({"digest_window": "Between 0 and 24 hours / 0〜24時間で指定してください."})
         if self.kind == self.Kind.EMAIL and "@" not in self.target:
             raise ValidationError({"target": "An e-mail channel's target is an address."})
 
@@ -375,6 +391,9 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
+    # Batched by the channel's rate limit: sent with the station's other updates in one digest at
+    # this time (also its first next_attempt_at). Empty: a message of its own.
+    digest_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["pk"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from sensors.models import Station, StationKind, Threshold
 from sensors.plausibility import Plausibility, station_plausibility
+from sensors.rain import HOUR, rain_intensity
 
 from .evaluation import TREND_WINDOW, Hysteresis, Step, event_totals, rates_of_rise, window_sums
 from .models import AlertRule
@@ -159,6 +160,39 @@ def rule_unit(rule: AlertRule, station: Station) -> str:
     if rule.kind == Kind.STALE:
         return "min"
     return station.unit
+
+
+# Units whose values read best with one decimal (rain totals, minutes, storage rate); metres take two.
+ONE_DECIMAL_UNITS = ("mm", "min", "%")
+
+
+def rule_concern(rule: AlertRule) -> str:
+    """What an alert is about at its station, for one row per station and concern on the board: the
+    level of the measure (the reading or any rain window: a gauge's 1 h and 24 h rules are one
+    concern), its rise, or its silence."""
+    if rule.kind == Kind.RATE_OF_RISE:
+        return "rise"
+    if rule.kind == Kind.STALE:
+        return "silence"
+    return "level"
+
+
+def fired_words(rule: AlertRule, station: Station, value: float | None) -> tuple[str, str]:
+    """The rule that fired, in plain words with its unit, ja and en: 「1時間雨量 52.0 mm(非常に激しい雨)」."""
+    unit = rule_unit(rule, station)
+    if value is None:
+        amount = "—"
+    else:
+        amount = f"{value:.1f}" if unit in ONE_DECIMAL_UNITS else f"{value:.2f}"
+        amount = f"{amount} {unit}".rstrip()
+    ja = f"{measure_label(rule, station, ja=True)} {amount}"
+    en = f"{measure_label(rule, station, ja=False)} {amount}"
+    # An hourly total is judged as the weather agency judges rain (sensors.rain).
+    if rule.kind == Kind.RAIN_ACCUMULATION and rule.window == HOUR:
+        intensity = rain_intensity(value)
+        if intensity is not None:
+            ja, en = f"{ja}({intensity.name_ja})", f"{en} ({intensity.name_en})"
+    return ja, en
 
 
 def station_interval(station: Station) -> timedelta:

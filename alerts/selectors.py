@@ -8,6 +8,7 @@ de-escalation and end; members of a town see every alert of every station they m
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -23,7 +24,7 @@ from tenancy.permissions import Action, restrict
 from tenancy.selectors import ANONYMOUS, Viewer
 
 from .models import Alert, AlertEvent, LevelDefinition
-from .rules import rule_unit
+from .rules import fired_words, rule_concern, rule_unit
 from .vocabulary import GaugeWords, gauge_words
 
 PUBLIC_MIN_LEVEL = 3
@@ -167,6 +168,60 @@ def alert_board(viewer: Viewer, municipality: str | None = None, kind: str | Non
     return list(queryset.order_by("-level", "opened_at", "pk"))
 
 
+@dataclass
+class BoardRow:
+    """One row of the HQ board: a station and one concern (rules.rule_concern), its alerts most
+    severe first. A rain gauge's 1 h and 24 h rules are one row naming the rule that fired."""
+
+    station: Station
+    concern: str
+    alerts: list[Alert]
+
+    @property
+    def key(self) -> str:
+        return f"{self.station.code}:{self.concern}"
+
+    @property
+    def primary(self) -> Alert:
+        return self.alerts[0]
+
+    @property
+    def others(self) -> list[Alert]:
+        return self.alerts[1:]
+
+    @property
+    def level(self) -> int:
+        return self.primary.level
+
+    @property
+    def is_open(self) -> bool:
+        """Someone still has to acknowledge it: any of its alerts is unacknowledged."""
+        return any(alert.state == Alert.State.OPEN for alert in self.alerts)
+
+    @property
+    def opened_at(self) -> datetime:
+        return min(alert.opened_at for alert in self.alerts)
+
+
+def board_rows(alerts: Iterable[Alert]) -> list[BoardRow]:
+    """Group (already visible, unresolved) alerts into board rows, most severe first, then waiting
+    longest; each alert gets `fired_ja` / `fired_en`, its rule in plain words with the unit."""
+    groups: dict[tuple[int, str], list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        alert.fired_ja, alert.fired_en = fired_words(alert.rule, alert.station, alert.last_value)
+        groups[(alert.station_id, rule_concern(alert.rule))].append(alert)
+    rows = [
+        BoardRow(
+            station=members[0].station,
+            concern=concern,
+            # The rule that fired: the highest level, then the freshest reading.
+            alerts=sorted(members, key=lambda a: (-a.level, -(a.last_observed_at or a.opened_at).timestamp(), a.pk)),
+        )
+        for (_, concern), members in groups.items()
+    ]
+    return sorted(rows, key=lambda row: (-row.level, row.opened_at, row.key))
+
+
 def alert_history(
     viewer: Viewer,
     *,
@@ -175,17 +230,22 @@ def alert_history(
     municipality: str | None = None,
     kind: str | None = None,
     station: str | None = None,
-    limit: int = 200,
+    state: str | None = None,
+    peak_level: int | None = None,
+    limit: int | None = 200,
 ) -> list[Alert]:
-    """Alerts opened in [since, until] (default: the last 7 days), newest first, with their events."""
+    """Alerts opened in [since, until] (default: the last 7 days), newest first, with their events;
+    `peak_level` keeps those whose peak was that level. `limit` None: all of them (CSV export)."""
     until = until or timezone.now()
     since = since or until - timedelta(days=7)
     queryset = (
-        alert_list(viewer=viewer, municipality=municipality, kind=kind, station=station)
+        alert_list(viewer=viewer, municipality=municipality, kind=kind, station=station, state=state)
         .filter(opened_at__gte=since, opened_at__lte=until)
         .prefetch_related(Prefetch("events", queryset=AlertEvent.objects.select_related("actor").order_by("at", "pk")))
     )
-    return list(queryset[:limit])
+    if peak_level is not None:
+        queryset = queryset.filter(peak_level=peak_level)
+    return list(queryset if limit is None else queryset[:limit])
 
 
 def alert_events(alert: Alert, *, viewer: Viewer) -> list[AlertEvent]:
@@ -336,6 +396,21 @@ def event_document(event: AlertEvent) -> dict:
 def notification_document(event: AlertEvent) -> dict:
     """What every transport sends for one event: the event and the alert as it is now."""
     return {"event": event_document(event), "alert": alert_document(event.alert)}
+
+
+def digest_document(notifications: list[dict]) -> dict:
+    """Several updates of one station for one channel as one message (the channel's rate limit,
+    alerts.services._DigestLimiter): each update's own document, oldest first, and the alert as it
+    is now."""
+    return {
+        "digest": {
+            "count": len(notifications),
+            "first_at": notifications[0]["event"]["at"],
+            "last_at": notifications[-1]["event"]["at"],
+        },
+        "notifications": notifications,
+        "alert": notifications[-1]["alert"],
+    }
 
 
 def events_for_notification(event_ids: Iterable[int]) -> list[AlertEvent]:

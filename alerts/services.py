@@ -48,7 +48,7 @@ from .evaluation import (
     window_sums,
 )
 from .models import Alert, AlertEvent, AlertRule, Delivery, LevelDefinition, LevelScheme, NotificationChannel
-from .selectors import events_for_notification, notification_document, station_audiences
+from .selectors import digest_document, events_for_notification, notification_document, station_audiences
 from .transports import TransportError, sender_for
 
 logger = logging.getLogger(__name__)
@@ -719,10 +719,13 @@ def stale_sensors_check(*, now: datetime | None = None) -> list[AlertEvent]:
 # --- people ----------------------------------------------------------------------------------
 
 
-def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None) -> AlertEvent | None:
-    """Record that `user` has seen the alert. Idempotent per user: a second acknowledgement by the same
-    user records nothing and returns None; other operators' acknowledgements are each recorded once.
-    The alert stays acknowledged through later level changes (which are notified anyway)."""
+def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None, note: str = "") -> AlertEvent | None:
+    """Record that `user` has seen the alert, with an optional note (what they are doing about it),
+    kept on the acknowledgement and in the audit log. Idempotent per user: a second acknowledgement
+    by the same user records nothing and returns None (a later note is `alert_note_add`); other
+    operators' acknowledgements are each recorded once. The alert stays acknowledged through later
+    level changes (which are notified anyway)."""
+    text = note_text(note)
     now = now or timezone.now()
     with transaction.atomic():
         locked = Alert.objects.select_for_update().get(pk=alert.pk)
@@ -736,7 +739,7 @@ def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None) -> Ale
             with transaction.atomic():
                 event = AlertEvent.objects.create(
                     alert=locked, kind=AlertEvent.Kind.ACKNOWLEDGED, level=locked.level, value=locked.last_value,
-                    actor=user, at=now,
+                    actor=user, at=now, note=text,
                 )
         except IntegrityError:
             return None
@@ -748,7 +751,8 @@ def alert_acknowledge(alert: Alert, user, *, now: datetime | None = None) -> Ale
         locked.save(update_fields=["state", "acknowledged_at", "acknowledged_by", "updated_at"])
         audit_record(
             action=AuditEvent.Action.ALERT_ACKNOWLEDGED, actor=user, municipality=locked.station.municipality_id,
-            target=f"alert {locked.pk} {locked.station.code}", detail={"level": locked.level},
+            target=f"alert {locked.pk} {locked.station.code}",
+            detail={"level": locked.level, **({"note": text} if text else {})},
         )
         alert_events_emit([event.pk])
     _refresh(alert, locked)
@@ -782,16 +786,23 @@ class AlertNoteError(ValueError):
     pass
 
 
-def alert_note_add(alert: Alert, user, note: str, *, now: datetime | None = None) -> AlertEvent:
-    """Add a note to the alert's trail (e.g. a downstream town telling the owner what it sees), in the
-    owner town's audit log. Who may is the caller's question (tenancy.permissions, Action.ADD_NOTE)."""
+def note_text(note) -> str:
+    """A person's note on an alert, normalised; raises AlertNoteError saying what is wrong. Empty
+    stays empty (an acknowledgement may come without one)."""
     text = unicodedata.normalize("NFKC", note if isinstance(note, str) else "").strip()
-    if not text:
-        raise AlertNoteError("note: write a few words / メモを入力してください")
     if len(text) > NOTE_MAX_LENGTH:
         raise AlertNoteError(f"note: at most {NOTE_MAX_LENGTH} characters / {NOTE_MAX_LENGTH}文字以内")
     if any(unicodedata.category(char) == "Cc" for char in text):
         raise AlertNoteError("note: control characters are not allowed / 制御文字は使えません")
+    return text
+
+
+def alert_note_add(alert: Alert, user, note: str, *, now: datetime | None = None) -> AlertEvent:
+    """Add a note to the alert's trail (e.g. a downstream town telling the owner what it sees), in the
+    owner town's audit log. Who may is the caller's question (tenancy.permissions, Action.ADD_NOTE)."""
+    text = note_text(note)
+    if not text:
+        raise AlertNoteError("note: write a few words / メモを入力してください")
     now = now or timezone.now()
     with transaction.atomic():
         event = AlertEvent.objects.create(
@@ -840,14 +851,79 @@ def _deliveries_create(events: list[AlertEvent], *, now: datetime) -> int:
             return True
         return channel.scope == NotificationChannel.Scope.SUBSCRIBED and station_id in subscribed[channel.pk]
 
-    deliveries = [
-        Delivery(event=event, channel=channel, next_attempt_at=now, created_at=now)
-        for event in notified
+    pairs = [
+        (event, channel)
+        for event in sorted(notified, key=lambda event: (event.at, event.pk))
         for channel in channels
         if wants(channel, event.alert.station_id)
     ]
+    limiter = _DigestLimiter(now=now, pairs=pairs)
+    deliveries = []
+    for event, channel in pairs:
+        digest_at = limiter.digest_at(event, channel)
+        deliveries.append(
+            Delivery(event=event, channel=channel, next_attempt_at=digest_at or now, created_at=now, digest_at=digest_at)
+        )
     Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     return len(deliveries)
+
+
+def digest_window(channel: NotificationChannel) -> timedelta:
+    if channel.digest_window is not None:
+        return channel.digest_window
+    return timedelta(seconds=settings.ALERT_DIGEST_WINDOW_SECONDS)
+
+
+class _DigestLimiter:
+    """A channel's rate limit per station, so a storm does not send 25 mails in 7 minutes for one
+    gauge. An update goes at once when nothing was told to the channel about the station within its
+    window, or when its level is above every level told (or queued) within it: the first alert and
+    every escalation are never delayed. Other updates (same or lower level, ends) join the station's
+    digest, sent one window after the last message; one digest gathers all of them.
+
+    State comes from the channel's recent deliveries (read once per batch), so the limit holds
+    across change-log batches and processes."""
+
+    def __init__(self, *, now: datetime, pairs: list[tuple[AlertEvent, NotificationChannel]]):
+        self.now = now
+        self.windows = {channel.pk: digest_window(channel) for _, channel in pairs}
+        # (channel, station) -> [last message time, highest level told or queued, pending digest time]
+        self.state: dict[tuple[int, int], list] = {}
+        longest = max(self.windows.values(), default=timedelta(0))
+        if longest <= timedelta(0):
+            return
+        recent = Delivery.objects.filter(
+            channel_id__in=[pk for pk, window in self.windows.items() if window > timedelta(0)],
+            event__alert__station_id__in={event.alert.station_id for event, _ in pairs},
+        ).filter(Q(created_at__gte=now - longest) | Q(digest_at__gte=now - longest))
+        for channel_id, station_id, level, created_at, digest_at in recent.values_list(
+            "channel_id", "event__alert__station_id", "event__level", "created_at", "digest_at"
+        ).order_by("created_at", "pk"):
+            window = self.windows[channel_id]
+            sent_at = digest_at or created_at
+            if sent_at < now - window:
+                continue
+            last, told, pending = self.state.setdefault((channel_id, station_id), [None, 0, None])
+            if digest_at is not None and digest_at > now:
+                pending = digest_at
+            else:
+                last = sent_at if last is None else max(last, sent_at)
+            self.state[(channel_id, station_id)] = [last, max(told, level), pending]
+
+    def digest_at(self, event: AlertEvent, channel: NotificationChannel) -> datetime | None:
+        """None: send at once; else the time of the digest this update joins."""
+        window = self.windows[channel.pk]
+        if window <= timedelta(0):
+            return None
+        key = (channel.pk, event.alert.station_id)
+        last, told, pending = self.state.get(key, [None, 0, None])
+        if (last is None and pending is None) or event.level > told:
+            self.state[key] = [self.now, max(told, event.level), pending]
+            return None
+        if pending is None:
+            pending = max((last or self.now) + window, self.now)
+        self.state[key] = [last, told, pending]
+        return pending
 
 
 def release_deliveries_create(transition_ids, *, now: datetime | None = None) -> int:
@@ -938,24 +1014,54 @@ def deliveries_dispatch(*, worker_id: str | None = None, now: datetime | None = 
         {d.release_transition_id for d in deliveries if d.release_transition_id}
     )
     order_documents = order_notification_documents({d.order_event_id for d in deliveries if d.order_event_id})
-    for delivery in deliveries:
-        if delivery.event_id:
-            document = documents[delivery.event_id]
-        elif delivery.release_transition_id:
-            document = release_documents[delivery.release_transition_id]
+    for batch in _messages(deliveries, documents):
+        first = batch[0]
+        if first.release_transition_id:
+            document = release_documents[first.release_transition_id]
+        elif first.order_event_id:
+            document = order_documents[first.order_event_id]
+        elif len(batch) == 1:
+            document = documents[first.event_id]
         else:
-            document = order_documents[delivery.order_event_id]
+            document = digest_document([documents[delivery.event_id] for delivery in batch])
         try:
-            sender_for(delivery.channel.kind)(delivery.channel, document)
+            sender_for(first.channel.kind)(first.channel, document)
         except TransportError as exc:
-            outcome = _delivery_failed(delivery, worker_id=worker_id, now=now, error=str(exc), permanent=exc.permanent)
+            outcomes = [
+                _delivery_failed(delivery, worker_id=worker_id, now=now, error=str(exc), permanent=exc.permanent)
+                for delivery in batch
+            ]
         except Exception as exc:  # a bug in a transport must not stop the other deliveries
-            logger.exception("delivery %s crashed", delivery.pk)
-            outcome = _delivery_failed(delivery, worker_id=worker_id, now=now, error=repr(exc), permanent=False)
+            logger.exception("deliveries %s crashed", [delivery.pk for delivery in batch])
+            outcomes = [
+                _delivery_failed(delivery, worker_id=worker_id, now=now, error=repr(exc), permanent=False)
+                for delivery in batch
+            ]
         else:
-            outcome = _delivery_sent(delivery, now=now)
-        setattr(report, outcome, getattr(report, outcome) + 1)
+            outcomes = [_delivery_sent(delivery, now=now) for delivery in batch]
+        for outcome in outcomes:
+            setattr(report, outcome, getattr(report, outcome) + 1)
     return report
+
+
+def _messages(deliveries: list[Delivery], documents: dict[int, dict]) -> list[list[Delivery]]:
+    """The claimed deliveries as messages: one each, except the updates batched into one station's
+    digest for one channel (same `digest_at`), which go together, oldest first."""
+    messages: list[list[Delivery]] = []
+    digests: dict[tuple, list[Delivery]] = {}
+    for delivery in deliveries:
+        if delivery.digest_at is None or not delivery.event_id:
+            messages.append([delivery])
+            continue
+        station = documents[delivery.event_id]["alert"]["station"]["code"]
+        key = (delivery.channel_id, delivery.digest_at, station)
+        if key not in digests:
+            digests[key] = []
+            messages.append(digests[key])
+        digests[key].append(delivery)
+    for batch in digests.values():
+        batch.sort(key=lambda delivery: (documents[delivery.event_id]["event"]["at"] or "", delivery.event_id))
+    return messages
 
 
 def _deliveries_claim(*, worker_id: str, now: datetime, limit: int) -> list[int]:
@@ -1029,10 +1135,13 @@ def _delivery_failed(delivery: Delivery, *, worker_id: str, now: datetime, error
 def notification_channel_save(
     *, municipality, kind: str, target: str, secret: str = "", scope: str = NotificationChannel.Scope.VISIBLE,
     stations=(), channel: NotificationChannel | None = None, enabled: bool = True,
+    digest_window: timedelta | None = None,
 ) -> NotificationChannel:
-    """Create or change a town's channel; raises django ValidationError with what is wrong."""
+    """Create or change a town's channel; raises django ValidationError with what is wrong.
+    `digest_window` None: the platform's default rate limit (ALERT_DIGEST_WINDOW_SECONDS)."""
     channel = channel or NotificationChannel(municipality=municipality)
     channel.kind, channel.target, channel.scope, channel.enabled = kind, target.strip(), scope, enabled
+    channel.digest_window = digest_window
     if secret:
         channel.secret = secret
     channel.full_clean()

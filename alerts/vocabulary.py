@@ -101,3 +101,26 @@ def order_words(level: int | None, scheme: LevelScheme | None = None) -> OrderWo
 def forget_cached_words(**_) -> None:
     """Signal receiver: a level definition was edited in this process; read the words again."""
     _cache.clear()
+
+
+# What happened to an alert, in both languages: CAP, e-mail, board, history and CSV speak alike.
+EVENT_KIND_WORDS = {
+    "opened": ("発表", "issued"),
+    "escalated": ("引き上げ", "raised"),
+    "deescalated": ("引き下げ", "lowered"),
+    "resolved": ("解除", "ended"),
+    "acknowledged": ("確認", "acknowledged"),
+    "note": ("メモ", "note"),
+}
+# Where an alert stands (Alert.State) and what kind of rule raised it (AlertRule.Kind), for people.
+ALERT_STATE_WORDS = {
+    "open": ("未確認", "open"),
+    "acknowledged": ("確認済み", "acknowledged"),
+    "resolved": ("解除済み", "resolved"),
+}
+RULE_KIND_WORDS = {
+    "threshold": ("基準値超過", "threshold"),
+    "rate_of_rise": ("急上昇", "rapid rise"),
+    "rain_accumulation": ("雨量", "rainfall"),
+    "stale": ("欠測", "not reporting"),
+}

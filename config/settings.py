@@ -377,6 +377,9 @@ NGSI_MAX_LIMIT = env_int("NGSI_MAX_LIMIT", 1000)
 # --- Alerts --------------------------------------------------------------------------------------
 ALERT_WEBHOOK_TIMEOUT_SECONDS = env_int("ALERT_WEBHOOK_TIMEOUT_SECONDS", 5)
 ALERT_WEBHOOK_MAX_ATTEMPTS = env_int("ALERT_WEBHOOK_MAX_ATTEMPTS", 8)
+# A channel's rate limit per station (NotificationChannel.digest_window overrides it): after a message,
+# same-or-lower-level updates within this many seconds go as one digest at its end; 0 turns it off.
+ALERT_DIGEST_WINDOW_SECONDS = env_int("ALERT_DIGEST_WINDOW_SECONDS", 600)
 CAP_SENDER = os.environ.get("CAP_SENDER", "mizumori@example.invalid")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mizumori@example.invalid")
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

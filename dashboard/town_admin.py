@@ -6,8 +6,10 @@ Every page acts for the admin's acting town only; a station, grant or group of a
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -26,7 +28,7 @@ from geo.shelter_dataset import MAX_BYTES as SHELTER_DATASET_MAX_BYTES
 from geo.shelter_dataset import DatasetError
 from alerts.services import notification_channel_save
 from sensors.models import SharingGrant, Station, StationGroup, Threshold, Visibility
-from sensors.selectors import sharing_grants_of, station_list
+from sensors.selectors import sharing_grants_of, station_list, visible_stations
 from sensors.services import (
     ItemError,
     SharingError,
@@ -215,13 +217,29 @@ def tokens_page(request, viewer, town):
             _, created_secret = ingest_token_create(
                 municipality=town, label=request.POST.get("label", "").strip(), created_by=request.user
             )
+    tokens = list(IngestToken.objects.filter(municipality=town))
     response = render(
         request,
         "dashboard/town_admin/tokens.html",
-        {"town": town, "tokens": IngestToken.objects.filter(municipality=town), "created_secret": created_secret},
+        {
+            "town": town, "tokens": tokens, "created_secret": created_secret,
+            "has_active_token": any(token.is_active for token in tokens),
+            **_first_readings(viewer, town),
+        },
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _first_readings(viewer, town) -> dict:
+    """Onboarding's check after a gateway is set up: which of the town's own stations have sent a
+    reading yet (their latest state), newest first, and which are still silent."""
+    own = list(visible_stations(viewer=viewer, municipality=town.slug).filter(municipality=town).select_related("state"))
+    reporting = sorted(
+        (station for station in own if getattr(station, "state", None) and station.state.observed_at),
+        key=lambda station: station.state.observed_at, reverse=True,
+    )
+    return {"reporting": reporting, "silent": [station for station in own if station not in reporting], "own_count": len(own)}
 
 
 @town_admin_required(Action.MANAGE_MEMBERS)
@@ -268,6 +286,7 @@ def channels_page(request, viewer, town):
                 raise Http404("No such channel.") from None
         wanted = set(request.POST.getlist("stations"))
         try:
+            digest_window = _digest_minutes(request.POST.get("digest_minutes", ""))
             notification_channel_save(
                 municipality=town, channel=channel,
                 kind=request.POST.get("kind", channel.kind if channel else ""),
@@ -276,6 +295,7 @@ def channels_page(request, viewer, town):
                 scope=request.POST.get("scope", NotificationChannel.Scope.VISIBLE),
                 stations=[station for station in neighbours_stations if station.code in wanted],
                 enabled=request.POST.get("enabled") == "on",
+                digest_window=digest_window,
             )
             messages.success(request, "Saved / 保存しました")
         except ValidationError as exc:
@@ -288,8 +308,19 @@ def channels_page(request, viewer, town):
         {
             "town": town, "channels": channels, "kinds": NotificationChannel.Kind.choices,
             "scopes": NotificationChannel.Scope.choices, "neighbours_stations": neighbours_stations,
+            "default_digest_minutes": settings.ALERT_DIGEST_WINDOW_SECONDS // 60,
         },
     )
+
+
+def _digest_minutes(raw: str) -> timedelta | None:
+    """The channel form's rate limit in whole minutes; empty: the platform default."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValidationError({"digest_window": ["whole minutes, 0–1440 / 0〜1440の分数で"]})
+    return timedelta(minutes=int(raw))
 
 
 SHELTER_UPLOAD_FIELD = "dataset"

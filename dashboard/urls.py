@@ -1,12 +1,13 @@
 from django.urls import include, path
 
-from . import alert_views, health, views
+from . import alert_views, health, platform_admin, views
 
 urlpatterns = [
     path("hq/", views.hq_map, name="dashboard-hq"),
     path("health/", health.health, name="health"),
     path("hq/town/", views.switch_town, name="dashboard-switch-town"),
     path("hq/admin/", include("dashboard.town_admin_urls")),
+    path("hq/platform/towns/", platform_admin.towns_page, name="platform-towns"),
     path("hq/alerts/", alert_views.board, name="alert-board"),
     path("hq/alerts/history/", alert_views.history, name="alert-history"),
     path("hq/alerts/<int:alert_id>/act", alert_views.act, name="alert-act"),

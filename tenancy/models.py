@@ -112,6 +112,7 @@ class AuditEvent(models.Model):
         ORDER_CHANGED = "order_changed", "evacuation order issued, changed or lifted"
         RECOMMENDATION_HANDLED = "recommendation_handled", "evacuation recommendation issued or dismissed"
         TRIGGER_RULE_CHANGED = "trigger_rule_changed", "evacuation trigger rule changed"
+        TOWN_ONBOARDED = "town_onboarded", "town created with its first admin"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     action = models.CharField(max_length=30, choices=Action.choices)

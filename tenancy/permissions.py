@@ -43,10 +43,12 @@ class Action(StrEnum):
     ISSUE_ORDER = "issue_order"
     LIFT_ORDER = "lift_order"
     MANAGE_TRIGGER_RULES = "manage_trigger_rules"
+    ONBOARD_TOWN = "onboard_town"
 
 
 OWNER = "owner"  # the object must belong to the acting town
 VISIBLE = "visible"  # the object must be visible to the acting town (a neighbour's shared station counts)
+PLATFORM = "platform"  # the platform's own business (onboarding towns): its operators only, never a town's
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ RULES: dict[Action, Rule] = {
     Action.ISSUE_ORDER: Rule(Membership.Role.OPERATOR, OWNER),
     Action.LIFT_ORDER: Rule(Membership.Role.OPERATOR, OWNER),
     Action.MANAGE_TRIGGER_RULES: Rule(Membership.Role.ADMIN, OWNER),
+    # A new town and its first admin: the platform operator's, not any town admin's.
+    Action.ONBOARD_TOWN: Rule(Membership.Role.ADMIN, PLATFORM),
 }
 
 
@@ -126,6 +130,8 @@ def restrict(queryset: QuerySet, viewer: Viewer, action: Action) -> QuerySet:
     registration = _registration(queryset.model)
     if not _role_allows(viewer, rule):
         return queryset.none()
+    if rule.scope == PLATFORM:
+        return queryset if viewer.is_platform_admin else queryset.none()
     if rule.scope == OWNER:
         if viewer.is_platform_admin:
             return queryset
@@ -143,6 +149,8 @@ def permits(viewer: Viewer, action: Action, obj: Model) -> bool:
     rule = RULES[action]
     if not _role_allows(viewer, rule):
         return False
+    if rule.scope == PLATFORM:
+        return viewer.is_platform_admin
     if rule.scope == OWNER:
         return viewer.is_platform_admin or (
             viewer.acting_municipality_id is not None and owner_id(obj) == viewer.acting_municipality_id

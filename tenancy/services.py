@@ -2,6 +2,7 @@ import secrets
 from collections import Counter
 from datetime import date
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -122,3 +123,43 @@ def membership_remove(*, membership: Membership, actor=None) -> None:
         target=membership.user.get_username(), detail={"role": None},
     )
     membership.delete()
+
+
+def town_onboard(
+    *, code: str, slug: str, name_ja: str, name_en: str, admin_username: str, admin_password: str, actor=None
+) -> tuple[Municipality, object]:
+    """A new town and its first admin in one step (the platform operator's onboarding form): the
+    town, a new user and the admin membership, or nothing. Raises django ValidationError naming
+    each wrong field; `detail` of the audit row never holds the password."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.password_validation import validate_password
+
+    town = Municipality(code=code.strip(), slug=slug.strip(), name_ja=name_ja.strip(), name_en=name_en.strip())
+    errors: dict[str, list[str]] = {}
+    try:
+        town.full_clean()
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    User = get_user_model()
+    username = admin_username.strip()
+    user = User(username=username)
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError as exc:
+        errors.update({f"admin_{field}": messages for field, messages in exc.message_dict.items()})
+    try:
+        validate_password(admin_password, user)
+    except ValidationError as exc:
+        errors["admin_password"] = list(exc.messages)
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        town.save()
+        user.set_password(admin_password)
+        user.save()
+        membership_set(user=user, municipality=town, role=Membership.Role.ADMIN, actor=actor)
+        audit_record(
+            action=AuditEvent.Action.TOWN_ONBOARDED, actor=actor, municipality=town, target=town.slug,
+            detail={"code": town.code, "admin": username},
+        )
+    return town, user

@@ -323,6 +323,17 @@ def test_every_alert_door_agrees_with_the_rule(client, actors, towns, actor):
 
     users, alerts = actors
     client = act_as(client, users, towns, actor)
+    # The HQ board (its live fragment), the history page and its CSV list the alerts of the
+    # stations the acting viewer may see, and no other.
+    for door in ("/hq/alerts/?fragment=1", "/hq/alerts/history/", "/hq/alerts/history/?format=csv&town=town-a"):
+        response = client.get(door)
+        if actor == "anonymous":
+            assert response.status_code == 302, door
+            continue
+        expected = {code for code in ALERT_STATIONS if viewer_may_see(actor, code)}
+        if "town=town-a" in door:
+            expected = {code for code in expected if code.startswith("A-")}
+        assert listed_codes(response.content.decode()) == expected, (actor, door)
     for code, alert in alerts.items():
         owner = code[0]
         visible = viewer_may_see(actor, code)
@@ -337,6 +348,9 @@ def test_every_alert_door_agrees_with_the_rule(client, actors, towns, actor):
         expect(ack, may(actor, "acknowledge", owner), visible, actor, f"acknowledge {code}")
         board_ack = client.post(f"/hq/alerts/{alert.pk}/act", {"action": "acknowledge"})
         expect(board_ack, may(actor, "acknowledge", owner), visible, actor, f"board acknowledge {code}")
+        # The board asks before resolving: the question is a door too, and records nothing.
+        board_ask = client.post(f"/hq/alerts/{alert.pk}/act", {"action": "resolve"})
+        expect(board_ask, may(actor, "resolve", owner), visible, actor, f"board resolve question {code}")
         resolve = client.post(f"/api/v1/alerts/{alert.pk}/resolve")
         expect(resolve, may(actor, "resolve", owner), visible, actor, f"resolve {code}")
         recorded = AlertEvent.objects.filter(alert=alert).count() - before

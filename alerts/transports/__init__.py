@@ -16,13 +16,16 @@ class TransportError(Exception):
 
 
 def notification_id(notification: dict) -> str:
-    """What receivers de-duplicate by (X-Mizumori-Event): the alert event's id, or `release-<id>` for
+    """What receivers de-duplicate by (X-Mizumori-Event): the alert event's id, `release-<id>` for
     a release notice's transition (releases.selectors.release_notification_documents), `order-<id>`
-    for a step of an evacuation order (orders.documents.order_notification_documents)."""
+    for a step of an evacuation order (orders.documents.order_notification_documents), or
+    `digest-<id>,<id>,…` for a digest of one station's updates (alerts.selectors.digest_document)."""
     if "release_event" in notification:
         return f"release-{notification['release_event']['id']}"
     if "order_event" in notification:
         return f"order-{notification['order_event']['id']}"
+    if "digest" in notification:
+        return "digest-" + ",".join(str(each["event"]["id"]) for each in notification["notifications"])
     return str(notification["event"]["id"])
 
 

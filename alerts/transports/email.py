@@ -7,15 +7,9 @@ import smtplib
 from django.conf import settings
 from django.core.mail import EmailMessage
 
+from ..vocabulary import EVENT_KIND_WORDS as KIND_WORDS
 from . import TransportError, notification_id
 
-KIND_WORDS = {
-    "opened": ("発表", "issued"),
-    "escalated": ("引き上げ", "raised"),
-    "deescalated": ("引き下げ", "lowered"),
-    "resolved": ("解除", "ended"),
-    "acknowledged": ("確認", "acknowledged"),
-}
 
 
 # A dam release notice's transitions (releases.models.ReleaseTransition.Kind).
@@ -82,6 +76,10 @@ def subject_for(notification: dict) -> str:
         ja, en = RELEASE_KIND_WORDS[notification["release_event"]["kind"]]
         dam = release["dam"]
         return f"[Mizumori] 放流通知 {ja} / Dam release notice {en}: {dam['name_ja']} ({dam['code']})"
+    if "digest" in notification:
+        station = notification["alert"]["station"]
+        count = notification["digest"]["count"]
+        return f"[Mizumori] まとめ {count}件 / Digest of {count} updates: {station['name_ja']} ({station['code']})"
     alert, event = notification["alert"], notification["event"]
     station = alert["station"]
     ja, en = KIND_WORDS.get(event["kind"], (event["kind"], event["kind"]))
@@ -115,11 +113,39 @@ def release_body_for(notification: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def digest_body_for(notification: dict) -> str:
+    """One line per update, oldest first, then the alert as it is now and where to look."""
+    alert = notification["alert"]
+    station = alert["station"]
+    lines = [
+        f"{station['name_ja']} / {station['name_en']} ({station['code']}, {station['municipality']})",
+        f"この観測所の更新 {notification['digest']['count']}件をまとめてお知らせします(新しいアラートとレベル上昇はすぐに送信済み)。",
+        f"{notification['digest']['count']} updates of this station, gathered (new alerts and escalations were sent at once).",
+        "",
+    ]
+    for each in notification["notifications"]:
+        event, unit = each["event"], each["alert"]["unit"]
+        ja, en = KIND_WORDS.get(event["kind"], (event["kind"], event["kind"]))
+        lines.append(
+            f"{event['at']}  L{event['level']} {ja} / {en}  {each['alert']['rule']['name']}: {event['value']} {unit}"
+        )
+    lines += [
+        "",
+        f"現在 / Now: {alert['level_name_ja']} / {alert['level_name_en']} ({alert['state']})",
+        "",
+        f"観測所 / Station: {alert['station_page_url']}",
+        f"アラート一覧 / Alert board (HQ): {alert['board_url']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def body_for(notification: dict) -> str:
     if "order_event" in notification:
         return order_body_for(notification)
     if "release_event" in notification:
         return release_body_for(notification)
+    if "digest" in notification:
+        return digest_body_for(notification)
     alert, event = notification["alert"], notification["event"]
     station = alert["station"]
     lines = [

@@ -2,7 +2,9 @@
 
 Body: the notification document (``{"event": {...}, "alert": {...}}``, or for a dam release notice
 ``{"release_event": {...}, "release": {...}}``, for a step of a town's evacuation order
-``{"order_event": {...}, "order": {...}}``), UTF-8 JSON. Headers:
+``{"order_event": {...}, "order": {...}}``, or a digest of one station's updates batched by the
+channel's rate limit, ``{"digest": {"count", "first_at", "last_at"}, "notifications": [...], "alert": {...}}``),
+UTF-8 JSON. Headers:
 ``X-Mizumori-Signature: sha256=<hex HMAC-SHA256 of the exact body with the channel's secret>`` and
 ``X-Mizumori-Event: <event id>`` (``release-<id>`` for a release notice, ``order-<id>`` for an order step) — retries after a timeout may repeat an event, so receivers
 de-duplicate by it. 2xx is success; 4xx other than 408 and 429 is permanent (fix the receiver or

@@ -133,7 +133,7 @@ def test_acknowledging_and_resolving_are_audited_for_the_owner_town(client, aler
 
     client.force_login(operator_a)
     client.post(f"/hq/alerts/{alerts['a-private'].pk}/act", {"action": "acknowledge"})
-    client.post(f"/hq/alerts/{alerts['a-private'].pk}/act", {"action": "resolve"})
+    client.post(f"/hq/alerts/{alerts['a-private'].pk}/act", {"action": "resolve", "confirm": "yes"})
     events = list(AuditEvent.objects.filter(municipality=towns[0], action__startswith="alert_").order_by("at")
                   .values_list("action", "actor"))
     assert events == [("alert_acknowledged", operator_a.pk), ("alert_resolved", operator_a.pk)]

@@ -296,3 +296,59 @@ def test_admin_manages_alert_channels_and_sees_failing_ones(client, stations, to
     other = NotificationChannel.objects.create(municipality=towns[1], kind="email", target="b@b.example")
     assert client.post("/hq/admin/channels/", {"channel": other.pk, "target": "x@x.example"}).status_code == 404
     assert NotificationChannel.objects.get(pk=other.pk).target == "b@b.example"
+
+
+@pytest.mark.parametrize(
+    "raw, saved, error",
+    [("15", 15, None), ("0", 0, None), ("", None, None), ("-5", "keep", "whole minutes"),
+     ("2000", "keep", "0 and 24 hours"), ("1e3", "keep", "whole minutes"), ("<b>", "keep", "whole minutes")],
+)
+def test_admin_sets_a_channels_digest_window_in_minutes_and_bad_ones_are_refused(
+    client, towns, admin_a, raw, saved, error
+):
+    from datetime import timedelta
+
+    from alerts.models import NotificationChannel
+
+    channel = NotificationChannel.objects.create(
+        municipality=towns[0], kind="email", target="duty@a.example", digest_window=timedelta(minutes=7)
+    )
+    client.force_login(admin_a)
+    page = client.post("/hq/admin/channels/", {"channel": channel.pk, "kind": "email", "target": "duty@a.example",
+                                               "scope": "visible", "enabled": "on", "digest_minutes": raw},
+                       follow=True).content.decode()
+    channel.refresh_from_db()
+    if error:
+        assert error in page and channel.digest_window == timedelta(minutes=7)
+    else:
+        assert channel.digest_minutes == saved
+        assert f'name="digest_minutes" inputmode="numeric" pattern="[0-9]*" maxlength="4" value="{"" if saved is None else saved}"' in page
+
+
+def test_the_tokens_page_checks_for_a_token_and_the_first_reading_of_the_towns_own_stations(client, stations, towns, admin_a):
+    import re
+
+    client.force_login(admin_a)
+
+    def check(name):
+        page = client.get("/hq/admin/tokens/").content.decode()
+        found = re.search(rf'<li data-check="{name}">(.*?)</li>', page, flags=re.S)
+        return found.group(1) if found else None
+
+    assert check("token").startswith("✗") and check("first-reading").startswith("✗")
+    assert set(re.findall(r"A-\w+", check("silent"))) == {"A-PRIVATE", "A-SHARED", "A-REGION", "A-PUBLIC"}
+    page = client.post("/hq/admin/tokens/", {"action": "create", "label": "gw"}).content.decode()
+    secret = re.search(r'id="mz-new-token">([^<]+)<', page).group(1)
+    assert check("token").startswith("✓")
+    # The gateway's first POST with the new token; the check lists only the town's own stations.
+    client.logout()
+    reply = client.post(
+        "/api/v1/observations", {"observations": [{"station": "A-PUBLIC", "observed_at": "2026-05-01T10:00:00+09:00",
+                                                   "value": 1.2}]},
+        content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    assert reply.json()["accepted"] == 1
+    client.force_login(admin_a)
+    first = check("first-reading")
+    assert first.startswith("✓") and "1 / 4" in first and "A-PUBLIC" in first
+    assert "A-PUBLIC" not in check("silent") and "B-" not in check("silent")

@@ -23,7 +23,10 @@ class OrdersConfig(AppConfig):
         from events.registry import register
         from sensors.services import STATION_CHANGED
 
-        from .triggers import station_changes_recommend
+        from jma.services import JMA_CHANGED
+
+        from .triggers import jma_changes_recommend, station_changes_recommend
 
         register("orders.recommend", kinds=[STATION_CHANGED], func=station_changes_recommend)
+        register("orders.recommend_jma", kinds=[JMA_CHANGED], func=jma_changes_recommend)
         geo_layer_register("districts", geometry_types=POLYGONS, writer=districts_import, coded=True)

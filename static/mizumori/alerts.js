@@ -1,6 +1,7 @@
 /*
- * The HQ alert board, live: listens on /ws/live/ to the "alerts" layer and reloads the board's
- * server-rendered fragment when an alert changes (the server decides what this user may see).
+ * The HQ alert board, live: listens on /ws/live/ to the "alerts" and "releases" layers and reloads
+ * the board's server-rendered fragment when an alert or a dam release notice changes (the server
+ * decides what this user may see and which notices concern the town).
  * Loaded after live.js, whose status line it shares (live.js finds no map here and stays idle).
  */
 (function (window, document) {
@@ -29,7 +30,7 @@
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new window.WebSocket(scheme + window.location.host + "/ws/live/");
     socket.onopen = function () {
-      socket.send(JSON.stringify({ type: "subscribe", layers: ["alerts"] }));
+      socket.send(JSON.stringify({ type: "subscribe", layers: ["alerts", "releases"] }));
     };
     socket.onmessage = function (event) {
       var message = JSON.parse(event.data);
@@ -41,7 +42,7 @@
         }
         offlineSince = null;
         setStatus("live");
-      } else if (message.type === "alert") {
+      } else if (message.type === "alert" || message.type === "releases") {
         refresh();
       } else if (message.type === "degraded") {
         setStatus("degraded");

@@ -21,7 +21,10 @@ TRAINING_WINDOW_SECONDS = 90 * 86400
 
 
 def _truncated(inputs: learn.Inputs, until: float) -> learn.Inputs:
-    return learn.Inputs(inputs.own.until(until), [s.until(until) for s in inputs.upstream], [s.until(until) for s in inputs.rain])
+    return learn.Inputs(
+        inputs.own.until(until), [s.until(until) for s in inputs.upstream], [s.until(until) for s in inputs.rain],
+        [s.until(until) for s in inputs.tide],
+    )
 
 
 def predictions(inputs: learn.Inputs, step: float, *, since: float, until: float):

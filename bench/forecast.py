@@ -103,7 +103,8 @@ def skill(stations, series, weather, forecasts=None):
         codes = forecast_inputs(station).as_json()
         inputs = learn.Inputs(series[spec.code], [series[c] for c in codes["upstream"] if c in series],
                               [series[c] for c in codes["rain"] if c in series],
-                              [forecasts[c] for c in codes["rain"] if c in (forecasts or {})])
+                              [forecasts[c] for c in codes["rain"] if c in (forecasts or {})],
+                              [series[c] for c in codes.get("tide", []) if c in series])
         thresholds = [ThresholdLine(t.name, t.label_ja, t.label_en, t.level, t.value) for t in spec.thresholds]
         report = backtest.backtest(inputs, 600.0, thresholds, since=since, until=until)
         model, issue, level, predicted, observed = backtest.predictions(inputs, 600.0, since=since, until=until)
@@ -165,12 +166,13 @@ def training_time(stations, series, forecasts, weather_anchor):
     wall, cpu = time.perf_counter(), time.process_time()
     models = {}
     for spec in region.STATIONS:
-        if spec.kind == "rain" or spec.code not in series:
+        if spec.kind not in ("river", "reservoir") or spec.code not in series:
             continue
         codes = forecast_inputs(stations[spec.code]).as_json()
         inputs = learn.Inputs(series[spec.code], [series[c] for c in codes["upstream"] if c in series],
                               [series[c] for c in codes["rain"] if c in series],
-                              [forecasts[c] for c in codes["rain"] if c in forecasts])
+                              [forecasts[c] for c in codes["rain"] if c in forecasts],
+                              [series[c] for c in codes.get("tide", []) if c in series])
         own = series[spec.code].until(weather_anchor)
         models[spec.code] = learn.fit(inputs, 600.0, since=own.times[0], until=own.times[-1])
     print(f"training {len(models)} demo gauges (60 days each, with forecast rain: two models each): "

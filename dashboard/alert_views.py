@@ -34,6 +34,8 @@ from sensors.selectors import local_iso
 from tenancy.models import Municipality
 from tenancy.permissions import Action, permits
 from tenancy.selectors import ANONYMOUS, viewer_for_request
+from releases.models import ADVICE_EN, ADVICE_JA
+from releases.selectors import releases_affecting
 
 PUBLIC_ALERTS_SHOWN = 20
 BOARD_ACTIONS = {"acknowledge": Action.ACKNOWLEDGE, "resolve": Action.RESOLVE, "note": Action.ADD_NOTE}
@@ -86,6 +88,10 @@ def board(request):
         "kinds": _kinds(),
         "query": _board_query(request.GET),
         "prealerts": forecast_prealerts(viewer=viewer),
+        # Dam release notices in force upstream of (or at) the acting town: public facts, but the HQ
+        # acts on them, so they sit on the board with the alerts and refresh with them.
+        "releases": releases_affecting(viewer=viewer),
+        "release_advice": {"ja": ADVICE_JA, "en": ADVICE_EN},
     }
     template = "dashboard/alerts/_board.html" if request.GET.get("fragment") else "dashboard/alerts/board.html"
     return render(request, template, context)

@@ -1,6 +1,7 @@
 """The town admin's trigger table (/hq/admin/triggers/): which gauge at which threshold (or forecast
-within minutes) recommends which order level for which of the town's districts. Gauges offered are
-those the town may see, its own and neighbours' shared with it."""
+within minutes), or which JMA warning in force for the town, recommends which order level for which
+of the town's districts. Gauges offered are those the town may see, its own and neighbours' shared
+with it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 
 
+from orders.models import JMA_TRIGGER_WARNINGS
 from orders.selectors import district_list, order_policy_of, trigger_rule_list
 from orders.services import OrderError, OrderForbidden, order_policy_set, trigger_rule_add, trigger_rule_remove
 from sensors.models import StationKind
@@ -35,6 +37,12 @@ def triggers_page(request, viewer, town):
                     second_person=request.POST.get("second_person") == "on", request=request,
                 )
                 messages.success(request, "Saved / 保存しました")
+            elif request.POST.get("action") == "add_jma":
+                trigger_rule_add(
+                    viewer=viewer, actor=request.user, town=town, jma_warning=request.POST.get("jma_warning") or None,
+                    level=_int(request.POST.get("level")), districts=request.POST.getlist("districts"), request=request,
+                )
+                messages.success(request, "Rule added / 追加しました")
             else:
                 trigger_rule_add(
                     viewer=viewer, actor=request.user, town=town, station=request.POST.get("station"),
@@ -64,6 +72,7 @@ def triggers_page(request, viewer, town):
             "districts": district_list(municipality=town.slug),
             "levels": (3, 4, 5),
             "second_person": bool(getattr(order_policy_of(town.pk), "second_person", False)),
+            "jma_warnings": JMA_TRIGGER_WARNINGS,
         },
     )
     response["Cache-Control"] = "no-store"

@@ -4,7 +4,7 @@ the selectors and map builders (or a service, for a write), render."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -24,7 +24,8 @@ from geo.selectors import shelter_get, shelter_list, shelter_status_settable
 from geo.services import shelter_status_set
 from sensors.models import Station, StationKind
 from sensors.api import parse_as_of
-from sensors.selectors import local_iso
+from sensors.selectors import local_iso, tide_harmonics_of
+from sensors.tide import Harmonics, predict as tide_predict
 from tenancy.models import Membership, Municipality
 from tenancy.permissions import Action, permits
 from tenancy.selectors import Viewer, memberships_of, viewer_for_request
@@ -232,7 +233,7 @@ CHART_TITLES = {
     "storage": ("貯水率の推移", "Storage rate"),
     "tide": ("潮位の推移", "Tide level"),
 }
-CHART_COLOURS = {"river": "#0b4f8a", "reservoir": "#0b6e4f", "tide": "#5a3d8a", "rain_bars": "#5b9bd5", "rain_total": "#00838f"}
+CHART_COLOURS = {"river": "#0b4f8a", "reservoir": "#0b6e4f", "tide": "#5a3d8a", "tide_predicted": "#6b6b6b", "rain_bars": "#5b9bd5", "rain_total": "#00838f"}
 
 
 # Styles whose fill shows as a line on a white chart (alert levels 2-5, JMA's rain colours from 強い雨).
@@ -322,7 +323,7 @@ def chart_series(key, kind, scale, colour, label_ja, label_en, values) -> dict:
     }
 
 
-def station_chart(history: StationHistory, thresholds: list[ThresholdLine]) -> dict:
+def station_chart(history: StationHistory, thresholds: list[ThresholdLine], tide: Harmonics | None = None) -> dict:
     """What static/mizumori/station.js draws, embedded with json_script: data and labels, no code."""
     station = history.station
     unit = station.unit
@@ -381,7 +382,27 @@ def station_chart(history: StationHistory, thresholds: list[ThresholdLine]) -> d
             )
         ],
     }
+    if tide is not None and points:
+        # The astronomical tide beside the observed level: the gap between them is the surge.
+        predicted = tide_predict(tide, [datetime.fromtimestamp(time, UTC) for time, _ in points])
+        chart["series"].append(chart_series(
+            "predicted", "line", "value", CHART_COLOURS["tide_predicted"], "天文潮位(予測)", "Astronomical tide",
+            [round(value, 3) for value in predicted],
+        ) | {"dash": [6, 4], "width": 1.5})
     return chart
+
+
+def tide_now(history: StationHistory, tide: Harmonics | None) -> dict | None:
+    """The newest reading's astronomical tide and anomaly (潮位偏差), for the page's headline."""
+    if tide is None or not history.readings:
+        return None
+    newest = history.readings[-1]
+    predicted = tide_predict(tide, [newest.observed_at])[0]
+    return {
+        "predicted": value_text(predicted, history.station.unit),
+        "anomaly": f"{newest.value - predicted:+.2f} {history.station.unit}",
+        "observed_at": newest.observed_at,
+    }
 
 
 def station_trend(history: StationHistory) -> TrendStyle:
@@ -398,7 +419,8 @@ def station_page_context(history: StationHistory, *, span: ChartSpan, at: dateti
     thresholds = threshold_lines(props, styles)
     newest_rows = history.readings[-READINGS_TABLE_ROWS:][::-1]
     detail_url = reverse("station-detail", args=[station.code])
-    chart = station_chart(history, thresholds)
+    tide = tide_harmonics_of(station) if station.kind == StationKind.TIDE else None
+    chart = station_chart(history, thresholds, tide)
     csv_query = urlencode({"since": local_iso(history.since), "until": local_iso(history.until), "format": "csv"})
     return {
         "station": station,
@@ -414,6 +436,7 @@ def station_page_context(history: StationHistory, *, span: ChartSpan, at: dateti
             for seconds, amount in sorted(props["accumulations"].items(), key=lambda pair: int(pair[0]))
         ],
         "trend": station_trend(history),
+        "tide_now": tide_now(history, tide),
         "span": span,
         "spans": [
             {"span": choice, "url": station_page_url(detail_url, choice, at), "current": choice.key == span.key}

@@ -24,6 +24,7 @@ def _truncated(inputs: learn.Inputs, until: float) -> learn.Inputs:
     return learn.Inputs(
         inputs.own.until(until), [s.until(until) for s in inputs.upstream], [s.until(until) for s in inputs.rain],
         [f.until(until) for f in inputs.rain_forecast],
+        [s.until(until) for s in inputs.tide],
     )
 
 

@@ -2,7 +2,8 @@
 
 A gauge's forecast is learned from its own history. At an issue time t (the time of a reading) the
 inputs are: the gauge's level and its changes over the last steps, the levels and changes of the
-gauges upstream of it, and the basin's rain totals over several windows, all read from data at or
+gauges upstream of it, near a river mouth the sea level at the coast's tide gauges (the tide backs
+the river up twice a day, a storm surge more), and the basin's rain totals over several windows, all read from data at or
 before t (`features_at` never looks past t). The targets are the gauge's changes from t to
 t + h * step for every lead h out to the longest horizon; one ridge-regularised linear model (ARX)
 per lead, solved for all leads at once.
@@ -25,11 +26,14 @@ import numpy as np
 # Changes of the gauge's own level over these many steps, and of each upstream gauge's.
 OWN_LAGS = (1, 2, 3, 6)
 UPSTREAM_LAGS = (1, 3, 6)
+# A tide gauge's level and its changes over these many steps: with the level they give the tide's
+# phase, so the linear model per lead can carry the (predictable) tide forward.
+TIDE_LAGS = (1, 3)
 # Basin rain totals over these windows (seconds).
 RAIN_WINDOWS = (1800, 3600, 3 * 3600, 6 * 3600)
 # Bumped whenever the inputs change: a stored model of another version is retrained, and serves
 # nothing meanwhile (the trend fallback does).
-FEATURES_VERSION = 3
+FEATURES_VERSION = 4
 # With at least this many training rows (about three weeks of 10-minute readings) the model also
 # reads the extended inputs below; with fewer, their products extrapolate wildly on a storm larger
 # than any seen in training.
@@ -181,12 +185,15 @@ class Inputs:
     upstream: list[Series] = field(default_factory=list)
     rain: list[Series] = field(default_factory=list)
     rain_forecast: list[RainForecasts] = field(default_factory=list)
+    tide: list[Series] = field(default_factory=list)  # tide gauges near the mouth (forecasts.selectors)
 
 
-def feature_names(upstream_count: int, extended: bool = False, forecast_rain: bool = False) -> list[str]:
+def feature_names(upstream_count: int, extended: bool = False, forecast_rain: bool = False, tide_count: int = 0) -> list[str]:
     names = ["level"] + [f"d{lag}" for lag in OWN_LAGS]
     for index in range(upstream_count):
         names += [f"up{index}"] + [f"up{index}_d{lag}" for lag in UPSTREAM_LAGS]
+    for index in range(tide_count):
+        names += [f"tide{index}"] + [f"tide{index}_d{lag}" for lag in TIDE_LAGS]
     if extended:
         names += [f"rain_{window // 3600}h" for window in ANTECEDENT_WINDOWS]
         names += ["rain_3h_squared", "rain_1h_x_3h", "rain_3h_x_level"]
@@ -198,12 +205,14 @@ def feature_names(upstream_count: int, extended: bool = False, forecast_rain: bo
 
 
 def features_at(
-    inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list[float], extended: bool = False, forecast_rain: bool = False
+    inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list[float], extended: bool = False,
+    forecast_rain: bool = False, tide_mean: list[float] | None = None,
 ) -> np.ndarray:
     """One row of inputs per issue time, from readings at or before it (rows with gaps hold NaN).
 
     An upstream gauge with no recent reading counts as calm (`upstream_calm`): flood gauges report
-    only above their start level, so their silence means low water."""
+    only above their start level, so their silence means low water. A tide gauge's gap reads as its
+    mean level (`tide_mean`, one per tide input the model was trained with)."""
     tolerance = step * 1.5
     own_now = level_at(inputs.own, at, tolerance)
     columns = [own_now] + [own_now - level_at(inputs.own, at - lag * step, tolerance) for lag in OWN_LAGS]
@@ -212,6 +221,13 @@ def features_at(
         columns.append(now)
         for lag in UPSTREAM_LAGS:
             columns.append(now - np.nan_to_num(level_at(series, at - lag * step, tolerance), nan=calm))
+    for index, mean in enumerate(tide_mean or []):
+        # A tide gauge gone since training reads as calm sea rather than changing the model's shape.
+        series = inputs.tide[index] if index < len(inputs.tide) else Series.of([])
+        now = np.nan_to_num(level_at(series, at, tolerance), nan=mean)
+        columns.append(now)
+        for lag in TIDE_LAGS:
+            columns.append(now - np.nan_to_num(level_at(series, at - lag * step, tolerance), nan=mean))
     if extended:
         for window in ANTECEDENT_WINDOWS:
             columns.append(rain_total(inputs.rain, at, window))
@@ -297,9 +313,10 @@ class ArxModel:
     forecast_rain: bool = False
     # The model that also reads forecast rain (an ArxModel's JSON), where the history allowed one.
     with_forecast_rain: dict | None = None
+    tide_mean: list[float] = field(default_factory=list)  # one per tide input; empty: none
 
     def features(self, inputs: Inputs, at: np.ndarray) -> np.ndarray:
-        return features_at(inputs, at, self.step, self.upstream_calm, self.extended, self.forecast_rain)
+        return features_at(inputs, at, self.step, self.upstream_calm, self.extended, self.forecast_rain, self.tide_mean)
 
     def __post_init__(self):
         # Arrays made once per loaded model: a refresh forecasts hundreds of gauges per batch.
@@ -371,7 +388,7 @@ def skill_scores(observed: np.ndarray, predicted: np.ndarray) -> dict:
 
 def training_rows(
     inputs: Inputs, step: float, *, since: float, until: float, upstream_calm: list[float], extended: bool = False,
-    forecast_rain: bool = False,
+    forecast_rain: bool = False, tide_mean: list[float] | None = None,
 ):
     """Issue times on the gauge's own readings in [since, until - horizon], their inputs and targets
     (only rows with every input and every lead known)."""
@@ -379,7 +396,7 @@ def training_rows(
     mask = (own.times >= since) & (own.times <= until)
     at = own.times[mask]
     leads = leads_for(step)
-    x = features_at(inputs, at, step, upstream_calm, extended, forecast_rain)
+    x = features_at(inputs, at, step, upstream_calm, extended, forecast_rain, tide_mean)
     y = targets_at(own.until(until), at, step, leads)
     keep = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
     return at[keep], x[keep], y[keep], leads
@@ -389,29 +406,50 @@ def calm_levels(inputs: Inputs) -> list[float]:
     return [float(np.min(series.values)) if len(series.values) else 0.0 for series in inputs.upstream]
 
 
+def tide_means(inputs: Inputs, until: float) -> list[float]:
+    """The mean level of each tide input with readings up to `until`: a tide gauge without any is
+    left out (the inputs are the first len(tide_mean) tide series)."""
+    means = []
+    for series in inputs.tide:
+        known = series.until(until).values
+        if not len(known):
+            break
+        means.append(float(np.mean(known)))
+    return means
+
+
 def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel | None:
     """Learn a gauge's model from readings in [since, until]; None with too little history. With
     enough forecast rain in the window, the model carries a second one that also reads it."""
     upstream_calm = calm_levels(Inputs(inputs.own, [s.until(until) for s in inputs.upstream]))
-    at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm)
+    tide_mean = tide_means(inputs, until)
+    at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm, tide_mean=tide_mean)
     if len(at) < MIN_TRAINING_ROWS:
         return None
     extended = len(at) >= EXTENDED_MIN_ROWS
     if extended:
-        at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm, extended=True)
-    model = _fit_rows(x, y, step, leads, inputs, upstream_calm, extended=extended)
+        at, x, y, leads = training_rows(
+            inputs, step, since=since, until=until, upstream_calm=upstream_calm, extended=True, tide_mean=tide_mean
+        )
+    model = _fit_rows(x, y, step, leads, inputs, upstream_calm, extended=extended, tide_mean=tide_mean)
     if any(len(f) for f in inputs.rain_forecast):
         at, x, y, leads = training_rows(
-            inputs, step, since=since, until=until, upstream_calm=upstream_calm, extended=extended, forecast_rain=True
+            inputs, step, since=since, until=until, upstream_calm=upstream_calm, extended=extended, forecast_rain=True,
+            tide_mean=tide_mean,
         )
         if len(at) >= MIN_TRAINING_ROWS:
-            with_forecast = _fit_rows(x, y, step, leads, inputs, upstream_calm, extended=extended, forecast_rain=True)
+            with_forecast = _fit_rows(
+                x, y, step, leads, inputs, upstream_calm, extended=extended, forecast_rain=True, tide_mean=tide_mean
+            )
             model.with_forecast_rain = with_forecast.as_json()
             model._forecast_rain_model = with_forecast
     return model
 
 
-def _fit_rows(x, y, step, leads, inputs: Inputs, upstream_calm, *, extended: bool, forecast_rain: bool = False) -> ArxModel:
+def _fit_rows(
+    x, y, step, leads, inputs: Inputs, upstream_calm, *, extended: bool, forecast_rain: bool = False,
+    tide_mean: list[float] | None = None,
+) -> ArxModel:
     # Blocked cross-validation: each contiguous block predicted by a model of the others, so the
     # spread and the skill are judged on data the model did not learn from.
     folds = np.array_split(np.arange(len(x)), CV_FOLDS)
@@ -470,6 +508,7 @@ def _fit_rows(x, y, step, leads, inputs: Inputs, upstream_calm, *, extended: boo
         rows=len(x),
         extended=extended,
         forecast_rain=forecast_rain,
+        tide_mean=tide_mean or [],
     )
 
 

@@ -5,8 +5,9 @@ it is shared with that town."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import OuterRef, QuerySet, Subquery
@@ -24,6 +25,9 @@ from .models import ForecastModel, RainForecast, StationForecast
 
 FORECAST_KINDS = (StationKind.RIVER, StationKind.RESERVOIR)
 MAX_UPSTREAM = 3
+# A river gauge this close to a tide gauge is near enough to the mouth for the sea to back it up.
+TIDE_INPUT_KM = 5.0
+MAX_TIDE = 1
 
 
 def town_viewer(municipality_id: int) -> Viewer:
@@ -39,9 +43,27 @@ def town_viewer(municipality_id: int) -> Viewer:
 class InputStations:
     upstream: list[Station]
     rain: list[Station]
+    tide: list[Station] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        return {"upstream": [s.code for s in self.upstream], "rain": [s.code for s in self.rain]}
+        codes = {"upstream": [s.code for s in self.upstream], "rain": [s.code for s in self.rain]}
+        return codes | ({"tide": [s.code for s in self.tide]} if self.tide else {})
+
+
+def _km(a: Station, b: Station) -> float:
+    """Great-circle distance (km): an equirectangular approximation, good to metres at these ranges."""
+    mean_lat = math.radians((a.lat + b.lat) / 2)
+    return 6371.0 * math.hypot(math.radians(b.lon - a.lon) * math.cos(mean_lat), math.radians(b.lat - a.lat))
+
+
+def tide_inputs(station: Station) -> list[Station]:
+    """The tide gauges (visible to the gauge's owner town) within TIDE_INPUT_KM of a river gauge,
+    nearest first: the sea level its model reads near the mouth."""
+    if station.kind != StationKind.RIVER:
+        return []
+    gauges = Station.objects.visible_to(town_viewer(station.municipality_id)).filter(is_active=True, kind=StationKind.TIDE)
+    near = sorted((_km(station, gauge), gauge.code, gauge) for gauge in gauges)
+    return [gauge for km, _, gauge in near if km <= TIDE_INPUT_KM][:MAX_TIDE]
 
 
 def _river_of(station: Station, rivers: list[River]) -> River | None:
@@ -103,7 +125,7 @@ def forecast_inputs(station: Station) -> InputStations:
             if distance > 0:
                 upstream.append((distance, other))
     upstream.sort(key=lambda item: (item[0], item[1].code))
-    return InputStations([s for _, s in upstream[:MAX_UPSTREAM]], rain)
+    return InputStations([s for _, s in upstream[:MAX_UPSTREAM]], rain, tide_inputs(station))
 
 
 def readings_of(station_ids, *, since: datetime | None = None, until: datetime | None = None) -> dict[int, Series]:

@@ -44,13 +44,18 @@ class GaugeData:
 
 def gauge_data(station: Station, codes: dict, *, since=None, until=None) -> GaugeData:
     """The readings a gauge's model reads, for the input stations named in `codes`."""
-    by_code = {s.code: s for s in Station.objects.filter(code__in=codes.get("upstream", []) + codes.get("rain", []))}
+    wanted = codes.get("upstream", []) + codes.get("rain", []) + codes.get("tide", [])
+    by_code = {s.code: s for s in Station.objects.filter(code__in=wanted)}
     upstream = [by_code[c] for c in codes.get("upstream", []) if c in by_code]
     rain = [by_code[c] for c in codes.get("rain", []) if c in by_code]
-    series = readings_of([station.pk] + [s.pk for s in upstream + rain], since=since, until=until)
+    tide = [by_code[c] for c in codes.get("tide", []) if c in by_code]
+    series = readings_of([station.pk] + [s.pk for s in upstream + rain + tide], since=since, until=until)
     forecasts = rain_forecasts_of([s.pk for s in rain], since=since, until=until)
     own = series[station.pk]
-    inputs = learn.Inputs(own, [series[s.pk] for s in upstream], [series[s.pk] for s in rain], [forecasts[s.pk] for s in rain])
+    inputs = learn.Inputs(
+        own, [series[s.pk] for s in upstream], [series[s.pk] for s in rain], [forecasts[s.pk] for s in rain],
+        [series[s.pk] for s in tide],
+    )
     return GaugeData(station, inputs, predict.step_of(station, own))
 
 
@@ -120,6 +125,10 @@ def forecasts_retrain_due(*, now: datetime | None = None) -> list[ForecastModel]
     return forecast_train_many(due) if due else []
 
 
+def _input_codes(model: ForecastModel) -> list[str]:
+    return model.inputs.get("upstream", []) + model.inputs.get("rain", []) + model.inputs.get("tide", [])
+
+
 def forecasts_refresh(changed_station_ids, *, dependants: bool = True) -> list[StationForecast]:
     """Recompute the forecasts of the gauges among `changed_station_ids` and (unless `dependants`
     is false) of every gauge whose model reads one of them; one query for all their recent readings."""
@@ -134,13 +143,13 @@ def forecasts_refresh(changed_station_ids, *, dependants: bool = True) -> list[S
         model.pk
         for model in candidates
         if model.station_id in changed
-        or dependants and codes_changed.intersection(model.inputs.get("upstream", []) + model.inputs.get("rain", []))
+        or dependants and codes_changed.intersection(_input_codes(model))
     ]
     # Coefficients are loaded only for versions this process has not decoded yet (_arx_of).
     targets = list(ForecastModel.objects.filter(pk__in=target_ids).defer("params"))
     if not targets:
         return []
-    input_codes = {code for model in targets for code in model.inputs.get("upstream", []) + model.inputs.get("rain", [])}
+    input_codes = {code for model in targets for code in _input_codes(model)}
     stations_by_code = {s.code: s for s in Station.objects.filter(code__in=input_codes)}
     latest = dict(
         Station.objects.filter(pk__in=[m.station_id for m in targets] + [s.pk for s in stations_by_code.values()])
@@ -175,8 +184,9 @@ def forecasts_refresh(changed_station_ids, *, dependants: bool = True) -> list[S
     for model in fresh:
         upstream = [series[stations_by_code[c].pk] for c in model.inputs.get("upstream", []) if c in stations_by_code]
         rain_stations = [stations_by_code[c].pk for c in model.inputs.get("rain", []) if c in stations_by_code]
+        tide = [series[stations_by_code[c].pk] for c in model.inputs.get("tide", []) if c in stations_by_code]
         inputs = learn.Inputs(series[model.station_id], upstream, [series[pk] for pk in rain_stations],
-                              [forecasts[pk] for pk in rain_stations])
+                              [forecasts[pk] for pk in rain_stations], tide)
         result = forecast_compute(model, inputs, at=latest[model.station_id].timestamp(), thresholds=thresholds.get(model.station_id, []))
         results.append((model, result))
     stored = [

@@ -1,5 +1,5 @@
-"""Reading the Japan Meteorological Agency's 防災情報XML: 気象警報・注意報 (VPWW5x) and 指定河川洪水予報
-(VXKO5x) reports. No database access here.
+"""Reading the Japan Meteorological Agency's 防災情報XML: 気象警報・注意報 (VPWW5x), 指定河川洪水予報
+(VXKO5x) and 土砂災害警戒情報 (VXWW50) reports. No database access here.
 
 A report (namespace http://xml.kishou.go.jp/jmaxml1/) has `Control` (Title, DateTime, Status,
 PublishingOffice), `Head` (Title, ReportDateTime, InfoType 発表 / 訂正 / 取消) and a `Body` with
@@ -28,6 +28,10 @@ NOT_IN_FORCE = {"解除", "発表警報・注意報はなし", "なし"}
 # Warning types naming municipalities (市町村等): the ones mapped to towns.
 MUNICIPAL_TYPES_CONTAIN = ("市町村",)
 RIVER_FLOOD_TYPE = "指定河川洪水予報"
+# 土砂災害警戒情報 (VXWW50) names municipalities too, but its Kind says only 警戒 / 解除 / なし: the
+# product's own name is what a town knows it by, so that is the name stored for 警戒.
+LANDSLIDE_TYPE = "土砂災害警戒情報"
+LANDSLIDE_IN_FORCE_KIND = "警戒"
 
 
 class ReportError(ValueError):
@@ -100,7 +104,8 @@ def parse_report(data: bytes) -> Report:
     items = 0
     for warning in _children(body, "Warning"):
         warning_type = (warning.get("type") or "").strip()[:60]
-        if not any(part in warning_type for part in MUNICIPAL_TYPES_CONTAIN):
+        landslide = warning_type == LANDSLIDE_TYPE
+        if not landslide and not any(part in warning_type for part in MUNICIPAL_TYPES_CONTAIN):
             continue
         areas: list[AreaWarning] = []
         for item in _children(warning, "Item"):
@@ -110,6 +115,10 @@ def parse_report(data: bytes) -> Report:
             kinds = []
             for kind in _children(item, "Kind"):
                 name, status = _text(kind, "Name"), _text(kind, "Status")
+                if landslide:
+                    if name != LANDSLIDE_IN_FORCE_KIND:
+                        continue
+                    name = LANDSLIDE_TYPE
                 if name and status not in NOT_IN_FORCE:
                     kinds.append((name, _text(kind, "Code"), status))
             area_elements = _children(item, "Area")

@@ -6,10 +6,15 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from events import emit
 from tenancy.models import Municipality
 
 from .models import JmaReportState, JmaWarning
 from .parser import Report
+
+# In the change log with the towns whose warnings were replaced: the evacuation trigger rules
+# (orders.triggers) watch it, so jma never imports orders.
+JMA_CHANGED = "jma.changed"
 
 
 @dataclass
@@ -25,6 +30,7 @@ def jma_report_apply(report: Report) -> ApplyReport:
     `取消` (a withdrawn report) clears what it had named."""
     result = ApplyReport()
     towns = {town.code[:5]: town for town in Municipality.objects.all()}
+    changed: list[int] = []
     with transaction.atomic():
         for warning_type, areas in report.warnings.items():
             by_town: dict[int, tuple[Municipality, list]] = {}
@@ -60,4 +66,7 @@ def jma_report_apply(report: Report) -> ApplyReport:
                     municipality=town, warning_type=warning_type, defaults={"reported_at": report.reported_at}
                 )
                 result.towns.append(town.slug)
+                changed.append(town.pk)
+        if changed:
+            emit(JMA_CHANGED, {"municipalities": changed})
     return result

@@ -40,7 +40,7 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(TriggerRule)
 class TriggerRuleAdmin(admin.ModelAdmin):
-    list_display = ["station", "threshold", "forecast_minutes", "level", "municipality", "is_active"]
+    list_display = ["station", "threshold", "jma_warning", "forecast_minutes", "level", "municipality", "is_active"]
     list_filter = ["municipality", "is_active"]
     filter_horizontal = ["districts"]
 

@@ -363,7 +363,7 @@ RECOMMENDATION_FIELDS = {
     "title_ja": serializers.CharField(),
     "title_en": serializers.CharField(),
     "districts": inline_serializer("RecommendationDistrict", NAMED, many=True),
-    "evidence": serializers.JSONField(help_text="fired_by (reading / forecast / manual), station, value, threshold ..."),
+    "evidence": serializers.JSONField(help_text="fired_by (reading / forecast / jma / manual), station, value, threshold, jma_warning ..."),
     "state": serializers.ChoiceField(choices=Recommendation.State.choices),
     "created_at": serializers.DateTimeField(),
     "handled_at": serializers.DateTimeField(allow_null=True),

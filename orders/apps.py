@@ -26,10 +26,13 @@ class OrdersConfig(AppConfig):
         from events.registry import register
         from sensors.services import STATION_CHANGED
 
+        from jma.services import JMA_CHANGED
+
         from .handlers import order_steps_notify
         from .services import ORDER_CHANGED
-        from .triggers import station_changes_recommend
+        from .triggers import jma_changes_recommend, station_changes_recommend
 
         register("orders.recommend", kinds=[STATION_CHANGED], func=station_changes_recommend)
+        register("orders.recommend_jma", kinds=[JMA_CHANGED], func=jma_changes_recommend)
         register("orders.notify", kinds=[ORDER_CHANGED], func=order_steps_notify)
         geo_layer_register("districts", geometry_types=POLYGONS, writer=districts_import, coded=True)

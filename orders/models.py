@@ -96,15 +96,32 @@ class OrderEvent(models.Model):
         return f"order {self.order_id} {self.kind} L{self.level} by {self.actor_name} at {self.at:%Y-%m-%d %H:%M}"
 
 
+# The weather agency's products a rule may watch (jma/: 気象警報・注意報, 指定河川洪水予報, 土砂災害警戒情報),
+# in the agency's own words. A 特別警報 of the same phenomenon also satisfies its 警報 (jma.selectors).
+JMA_TRIGGER_WARNINGS = (
+    "大雨警報", "洪水警報", "高潮警報", "土砂災害警戒情報", "氾濫警戒情報", "氾濫危険情報", "氾濫発生情報",
+)
+
+
 class TriggerRule(models.Model):
     """One line of the town's 避難情報の判断・伝達マニュアル: when gauge G reaches threshold T (or is
     forecast to within M minutes), recommend level L for districts D. The gauge may belong to a
-    neighbouring town that shares it with this one (upstream gauges are why towns share)."""
+    neighbouring town that shares it with this one (upstream gauges are why towns share).
+
+    Or, instead of a gauge, when the weather agency has a warning W in force for the town (e.g.
+    土砂災害警戒情報 → 避難指示 for the hillside districts, as the national guideline reads)."""
 
     municipality = models.ForeignKey("tenancy.Municipality", on_delete=models.CASCADE, related_name="trigger_rules")
-    station = models.ForeignKey("sensors.Station", on_delete=models.CASCADE, related_name="trigger_rules")
+    station = models.ForeignKey(
+        "sensors.Station", null=True, blank=True, on_delete=models.CASCADE, related_name="trigger_rules",
+        help_text="The gauge watched; empty for a rule on a JMA warning.",
+    )
     threshold = models.CharField(
-        max_length=40, help_text="The station's threshold by machine name, e.g. 'evacuation_decision'."
+        max_length=40, blank=True, help_text="The station's threshold by machine name, e.g. 'evacuation_decision'."
+    )
+    jma_warning = models.CharField(
+        max_length=20, blank=True, choices=[(name, name) for name in JMA_TRIGGER_WARNINGS],
+        help_text="The JMA warning in force for the rule's town that fires it (instead of a gauge).",
     )
     forecast_minutes = models.PositiveIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(24 * 60)],
@@ -116,13 +133,24 @@ class TriggerRule(models.Model):
     note = models.CharField(max_length=200, blank=True)
     fired_at = models.DateTimeField(
         null=True, blank=True,
-        help_text="When it last recommended; it fires again only after the gauge has gone back below the threshold.",
+        help_text="When it last recommended; it fires again only after the gauge has gone back below the "
+        "threshold (or the warning was lifted).",
     )
 
     class Meta:
         ordering = ["municipality", "station", "level"]
+        constraints = [
+            models.CheckConstraint(
+                name="trigger_rule_gauge_or_jma",
+                condition=(
+                    models.Q(station__isnull=False, jma_warning="") & ~models.Q(threshold="")
+                ) | models.Q(station__isnull=True, threshold="", forecast_minutes__isnull=True) & ~models.Q(jma_warning=""),
+            ),
+        ]
 
     def __str__(self):
+        if self.station_id is None:
+            return f"JMA {self.jma_warning} → L{self.level}"
         return f"{self.station_id}:{self.threshold} → L{self.level}"
 
 

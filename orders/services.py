@@ -560,17 +560,38 @@ def districts_import(context, features) -> tuple[int, int]:
 
 
 def trigger_rule_add(
-    *, viewer: Viewer, actor, town, station: Any, threshold: Any, level: Any, districts: Any,
-    forecast_minutes: Any = None, request=None,
+    *, viewer: Viewer, actor, town, station: Any = None, threshold: Any = None, level: Any, districts: Any,
+    forecast_minutes: Any = None, jma_warning: Any = None, request=None,
 ):
     """Add a line to `town`'s trigger table. The gauge may be any the town may see (its own, or a
-    neighbour's shared with it); the districts must be the town's own."""
+    neighbour's shared with it); or, instead of a gauge, a JMA warning for the town. The districts
+    must be the town's own."""
     from sensors.models import Station
 
-    from .models import TriggerRule
+    from .models import JMA_TRIGGER_WARNINGS, TriggerRule
 
     _require(viewer, Action.MANAGE_TRIGGER_RULES, town)
     level = checked_level(level)
+    if jma_warning not in (None, ""):
+        if station not in (None, "") or threshold not in (None, "") or forecast_minutes not in (None, ""):
+            raise OrderError("jma_warning", "a rule watches either a gauge (station, threshold) or a JMA warning, not both.")
+        if jma_warning not in JMA_TRIGGER_WARNINGS:
+            raise OrderError(
+                "jma_warning", f"{str(jma_warning)[:40]!r} is not a JMA warning a rule may watch; "
+                f"one of {', '.join(JMA_TRIGGER_WARNINGS)}.",
+            )
+        chosen = checked_districts(districts, municipality_id=town.pk)
+        with transaction.atomic():
+            rule = TriggerRule.objects.create(municipality=town, jma_warning=jma_warning, level=level)
+            rule.districts.set(chosen)
+            audit_record(
+                action=AuditEvent.Action.TRIGGER_RULE_CHANGED, actor=actor, municipality=town, target=f"rule {rule.pk}",
+                detail={"added": {"jma_warning": jma_warning, "level": level, "districts": [d.code for d in chosen]}},
+                request=request,
+            )
+        # A warning already in force counts at once: the agency will not issue it a second time.
+        transaction.on_commit(lambda: _jma_rules_now(town.pk))
+        return rule
     code = checked_text(station, "station", 40, required=True)
     gauge = Station.objects.visible_to(viewer).filter(code=code).prefetch_related("thresholds").first()
     if gauge is None:
@@ -601,13 +622,20 @@ def trigger_rule_add(
     return rule
 
 
+def _jma_rules_now(town_id: int) -> None:
+    from .triggers import jma_rules_evaluate
+
+    jma_rules_evaluate([town_id])
+
+
 def trigger_rule_remove(*, viewer: Viewer, actor, rule, request=None) -> None:
     _require(viewer, Action.MANAGE_TRIGGER_RULES, rule)
     with transaction.atomic():
         audit_record(
             action=AuditEvent.Action.TRIGGER_RULE_CHANGED, actor=actor, municipality=rule.municipality_id,
-            target=f"rule {rule.pk}", detail={"removed": {"station": rule.station.code, "threshold": rule.threshold,
-                                                          "level": rule.level}},
+            target=f"rule {rule.pk}",
+            detail={"removed": {"station": rule.station.code, "threshold": rule.threshold, "level": rule.level}
+                    if rule.station_id else {"jma_warning": rule.jma_warning, "level": rule.level}},
             request=request,
         )
         rule.delete()

@@ -3,6 +3,9 @@ whose forecast — the gauge's learned model, or the trend fallback where the mo
 it within the rule's minutes) recommends the rule's level for its districts
 to the rule's town. A rule fires once per crossing: it is re-armed when the gauge is back below.
 
+A rule on a JMA warning (jma/) fires when the agency has that warning (or its 特別警報) in force for
+the rule's town, and is re-armed when the warning is no longer in force.
+
 A recommendation is not raised when an order in force, or an open recommendation, of that town
 already covers every district of the rule at the rule's level or above.
 """
@@ -15,6 +18,7 @@ from django.utils import timezone
 from forecasts.predict import crossing_text
 from forecasts.selectors import forecast_reach, reach_crossing
 from forecasts.services import forecast_current
+from jma.selectors import ATTRIBUTION_EN, ATTRIBUTION_JA, jma_warning_matching, jma_warnings_in_force
 from sensors.models import Station
 from sensors.selectors import local_iso, station_list
 from sensors.services import changed_station_ids
@@ -117,27 +121,75 @@ def rules_evaluate(station_ids: list[int]) -> list[Recommendation]:
             continue
         reached = state.value >= threshold.value
         forecast = None if reached else _forecast(station, threshold, rule.forecast_minutes)
-        with transaction.atomic():
-            locked = TriggerRule.objects.select_for_update().get(pk=rule.pk)
-            if not reached and forecast is None:
-                if locked.fired_at is not None:
-                    locked.fired_at = None  # back below: armed for the next crossing
-                    locked.save(update_fields=["fired_at"])
-                continue
-            if locked.fired_at is not None or _already_covered(rule):
-                continue
-            locked.fired_at = timezone.now()
-            locked.save(update_fields=["fired_at"])
-            evidence = station_evidence(station, threshold, fired_by="reading" if reached else "forecast", forecast=forecast)
-            raised.append(
-                recommendation_open(
-                    municipality_id=rule.municipality_id, level=rule.level, districts=list(rule.districts.all()),
-                    evidence=evidence, rule=rule,
-                )
-            )
+        fired = _fire_or_rearm(
+            rule, reached or forecast is not None,
+            lambda: station_evidence(station, threshold, fired_by="reading" if reached else "forecast", forecast=forecast),
+        )
+        if fired is not None:
+            raised.append(fired)
+    return raised
+
+
+def _fire_or_rearm(rule: TriggerRule, met: bool, evidence) -> Recommendation | None:
+    """One rule, its condition `met` or not: fire once per crossing, re-arm when it is no longer met."""
+    with transaction.atomic():
+        locked = TriggerRule.objects.select_for_update().get(pk=rule.pk)
+        if not met:
+            if locked.fired_at is not None:
+                locked.fired_at = None  # back below / lifted: armed for the next time
+                locked.save(update_fields=["fired_at"])
+            return None
+        if locked.fired_at is not None or _already_covered(rule):
+            return None
+        locked.fired_at = timezone.now()
+        locked.save(update_fields=["fired_at"])
+        return recommendation_open(
+            municipality_id=rule.municipality_id, level=rule.level, districts=list(rule.districts.all()),
+            evidence=evidence(), rule=rule,
+        )
+
+
+def jma_evidence(warning) -> dict:
+    """What an HQ is shown for a rule fired by the weather agency: its words, report and attribution."""
+    return {
+        "fired_by": "jma",
+        "jma_warning": warning.name,
+        "jma_status": warning.status,
+        "jma_area": warning.area_name,
+        "jma_report_title": warning.report_title,
+        "jma_office": warning.office,
+        "reported_at": local_iso(warning.reported_at),
+        "attribution_ja": ATTRIBUTION_JA,
+        "attribution_en": ATTRIBUTION_EN,
+    }
+
+
+def jma_rules_evaluate(municipality_ids: list[int]) -> list[Recommendation]:
+    """Evaluate the active JMA-warning rules of these towns against the warnings in force now."""
+    rules = list(
+        TriggerRule.objects.filter(municipality_id__in=municipality_ids, station=None, is_active=True)
+        .prefetch_related("districts")
+        .order_by("-level", "pk")
+    )
+    if not rules:
+        return []
+    in_force = jma_warnings_in_force({rule.municipality_id for rule in rules})
+    raised = []
+    for rule in rules:
+        warning = jma_warning_matching(in_force.get(rule.municipality_id, {}), rule.jma_warning)
+        fired = _fire_or_rearm(rule, warning is not None, lambda warning=warning: jma_evidence(warning))
+        if fired is not None:
+            raised.append(fired)
     return raised
 
 
 def station_changes_recommend(events: list[tuple[str, dict]]) -> None:
     """The change-log handler (OrdersConfig.ready): every gauge changed in the batch, once."""
     rules_evaluate(changed_station_ids(events))
+
+
+def jma_changes_recommend(events: list[tuple[str, dict]]) -> None:
+    """The change-log handler for replaced JMA warnings (OrdersConfig.ready): every town named, once."""
+    towns = sorted({pk for _, payload in events for pk in payload.get("municipalities", [])})
+    if towns:
+        jma_rules_evaluate(towns)

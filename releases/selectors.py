@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,6 +26,22 @@ def _loaded(queryset):
 
 def releases_in_force(*, now: datetime | None = None) -> list[DamRelease]:
     return list(_loaded(DamRelease.objects.in_force(now)))
+
+
+def releases_affecting(*, viewer: Viewer, now: datetime | None = None) -> list[DamRelease]:
+    """The notices in force that concern the viewer's town, for its HQ alert board: the town is
+    downstream, or the dam is its own. Every notice is public; this chooses what an HQ must act on.
+    A platform admin acting for no town is shown them all."""
+    if viewer.acting_municipality_id is not None:
+        towns = {viewer.acting_municipality_id}
+    elif viewer.is_platform_admin:
+        return releases_in_force(now=now)
+    else:
+        towns = set(viewer.municipality_ids)
+    if not towns:
+        return []
+    in_force = DamRelease.objects.in_force(now)
+    return list(_loaded(in_force.filter(Q(downstream__in=towns) | Q(municipality__in=towns)).distinct()))
 
 
 def releases_recent(*, now: datetime | None = None) -> list[DamRelease]:

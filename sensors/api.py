@@ -36,6 +36,7 @@ from .selectors import (
     station_feature_collection,
     station_feature_collection_at,
     station_get,
+    tide_anomaly_series,
 )
 from .services import observation_ingest
 
@@ -271,6 +272,58 @@ class StationObservationsAPI(APIView):
             return response
         envelope = {"station": station.code, "unit": station.unit, "since": local_iso(since), "until": local_iso(until)}
         return HttpResponse(b"".join(history_json(envelope, chunks)), content_type="application/json")
+
+
+TIDE_SERIES = inline_serializer("TideSeries", {
+    "station": serializers.CharField(),
+    "unit": serializers.CharField(),
+    "datum": serializers.CharField(help_text="What 0 m means, e.g. T.P."),
+    "since": serializers.DateTimeField(),
+    "until": serializers.DateTimeField(),
+    "harmonics": inline_serializer("TideHarmonics", {
+        "mean_level": serializers.FloatField(),
+        "epoch": serializers.DateTimeField(),
+        "constituents": inline_serializer("TideConstituent", {
+            "name": serializers.CharField(), "amplitude": serializers.FloatField(),
+            "phase": serializers.FloatField(help_text="degrees at the epoch"),
+        }, many=True),
+    }, allow_null=True),
+    "series": inline_serializer("TidePoint", {
+        "observed_at": serializers.DateTimeField(),
+        "observed": serializers.FloatField(),
+        "predicted": serializers.FloatField(allow_null=True),
+        "anomaly": serializers.FloatField(allow_null=True),
+    }, many=True),
+})
+
+
+class StationTideAPI(APIView):
+    @extend_schema(
+        operation_id="station_tide",
+        summary="A tide gauge's readings with the astronomical tide and the anomaly (observed − predicted).",
+        description=(
+            "The anomaly (潮位偏差) shows a storm surge. `harmonics` is the gauge's baseline (mean level "
+            "and constituents, sensors.tide) or null when none is set; then `predicted` and `anomaly` are null."
+        ),
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.DATETIME, required=False),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, required=False),
+        ],
+        responses={200: TIDE_SERIES, 400: REQUEST_ERROR, 404: ERROR},
+    )
+    def get(self, request, code: str):
+        try:
+            station = station_get(viewer=viewer_for_request(request), code=code)
+        except Station.DoesNotExist:
+            raise NotFound("No station with this code.") from None
+        if station.kind != StationKind.TIDE:
+            raise NotFound(f"{station.code} is not a tide gauge.")
+        since, until = observation_window(request.query_params)
+        body = tide_anomaly_series(station=station, since=since, until=until)
+        return Response({
+            "station": station.code, "unit": station.unit, "datum": station.datum,
+            "since": local_iso(since), "until": local_iso(until), **body,
+        })
 
 
 # The history renderers write each row with one f-string. They give the same bytes as DRF's

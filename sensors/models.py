@@ -385,3 +385,19 @@ class CatalogStamp(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     stamp = models.BigIntegerField(default=0)
+
+
+class TideHarmonics(models.Model):
+    """A tide gauge's astronomical-tide baseline (天文潮位): harmonic constants as data, so the
+    anomaly (潮位偏差 = observed − predicted) that shows a storm surge can be read (sensors.tide).
+    Kept beside the station rather than on it: the station table stays as it is."""
+
+    station = models.OneToOneField(Station, on_delete=models.CASCADE, related_name="tide_harmonics")
+    mean_level = models.FloatField(help_text="Z0: the mean sea level, m above the station's datum.")
+    epoch = models.DateTimeField(help_text="The time the constituents' phases refer to.")
+    constituents = models.JSONField(help_text='[{"name": "M2", "amplitude": m, "phase": degrees at the epoch}, …]')
+    source = models.CharField(max_length=200, blank=True, help_text="e.g. 'fitted from 2025 readings' or a table's name.")
+    updated_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"tide harmonics of {self.station_id}"

@@ -24,8 +24,19 @@ from bulkwrite import pg_array
 from tenancy.selectors import Viewer
 
 from .levels import Measure, level_for, value_ladder, window_totals
-from .models import Observation, SharingGrant, Station, StationGroup, StationKind, StationState, Threshold, Visibility
+from .models import (
+    Observation,
+    SharingGrant,
+    Station,
+    StationGroup,
+    StationKind,
+    StationState,
+    Threshold,
+    TideHarmonics,
+    Visibility,
+)
 from .rain import HOUR_KEY as RAIN_HOUR_KEY, rain_intensity
+from .tide import TideError, harmonics_from_document, predict as tide_predict
 from .trends import (
     TREND_LOOKBACK,
     TREND_READINGS_ATTR,
@@ -684,3 +695,37 @@ def mqtt_status(*, client_id: str | None = None) -> dict:
         "sessions_lost": stored.get("sessions_lost", 0),
         "last_session_lost_at": stored.get("last_session_lost_at"),
     }
+
+
+# --- tide gauges: the astronomical baseline (sensors.tide) ------------------------------------------
+
+
+def tide_harmonics_of(station: Station):
+    """The gauge's harmonic constants as sensors.tide.Harmonics, or None when it has none."""
+    row = TideHarmonics.objects.filter(station=station).first() if station.kind == StationKind.TIDE else None
+    if row is None:
+        return None
+    try:
+        return harmonics_from_document(
+            {"mean_level": row.mean_level, "constituents": row.constituents}, epoch=row.epoch
+        )
+    except TideError:
+        return None  # stored before a check tightened: no baseline rather than a wrong one
+
+
+def tide_anomaly_series(*, station: Station, since: datetime, until: datetime) -> dict:
+    """An already visibility-checked tide gauge's readings in [since, until] with the astronomical
+    tide and the anomaly (observed − predicted) beside each: {"harmonics", "series": [...]}."""
+    harmonics = tide_harmonics_of(station)
+    rows = list(observation_range(station=station, since=since, until=until).values_list("observed_at", "value"))
+    predicted = tide_predict(harmonics, [at for at, _ in rows]) if harmonics and rows else [None] * len(rows)
+    series = [
+        {
+            "observed_at": local_iso(at),
+            "observed": value,
+            "predicted": None if expected is None else round(expected, 3),
+            "anomaly": None if expected is None else round(value - expected, 3),
+        }
+        for (at, value), expected in zip(rows, predicted)
+    ]
+    return {"harmonics": harmonics.as_document() if harmonics else None, "series": series}

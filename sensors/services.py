@@ -875,3 +875,24 @@ def plausibility_limits_seed(
             Station.objects.filter(pk=station.pk).update(**limits)
         results.append((station, limits))
     return results
+
+
+# --- tide gauges: the astronomical baseline ----------------------------------------------------------
+
+
+def tide_harmonics_set(*, station: Station, harmonics, source: str = "", now: datetime | None = None):
+    """Store a tide gauge's harmonic constants (sensors.tide.Harmonics, already checked); replaces
+    the previous ones. The caller decided who may (the command is the platform operator's)."""
+    from .models import TideHarmonics
+
+    if station.kind != StationKind.TIDE:
+        raise ValueError(f"{station.code} is a {station.kind} station, not a tide gauge")
+    document = harmonics.as_document()
+    row, _ = TideHarmonics.objects.update_or_create(
+        station=station,
+        defaults={
+            "mean_level": document["mean_level"], "epoch": harmonics.epoch, "constituents": document["constituents"],
+            "source": source[:200], "updated_at": now or timezone.now(),
+        },
+    )
+    return row

@@ -102,6 +102,11 @@ def test_every_door_agrees_with_the_rule(client, world, principal):
                 assert response.status_code == 404, (principal, url)
                 if url.startswith("/api/"):
                     assert response.json() == missing.json(), (principal, url)
+        # The tide door (these are river gauges): a visible one is "not a tide gauge", a hidden one
+        # is answered exactly like a missing code.
+        tide = client.get(f"/api/v1/stations/{code}/tide")
+        assert tide.status_code == 404, (principal, code)
+        assert tide.json() == ({"detail": f"{code} is not a tide gauge."} if code in expected else missing.json()), (principal, code)
 
     # Pages: the public map is the public view for everyone; HQ shows what the viewer may see.
     assert listed_codes(public_page_text(client)) == public  # the shell, its base map and its snapshot

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, cached_property, lru_cache
 
 from sensors.models import PHYSICAL_LIMITS, StationKind
+from sensors.tide import predict as tide_predict
 
 from . import region
 from .region import StationSpec
@@ -190,6 +191,10 @@ STAGE_NOISE_M = 0.004  # sensor noise, deterministic per gauge and time
 # gauge does only when it is stuck (the flatline check, sensors.plausibility, flags 144 in a row).
 DIURNAL_STAGE_M = 0.01
 DIURNAL_LOW_HOUR_UTC = 6  # 15:00 JST, the afternoon low
+
+
+def tide_gauges() -> list[StationSpec]:
+    return [spec for spec in region.STATIONS if spec.kind == StationKind.TIDE]
 
 
 def rain_gauges() -> list[StationSpec]:
@@ -486,6 +491,29 @@ def _tide(spec: StationSpec, at: datetime) -> float:
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# --- the sea at the harbour's tide gauge ---------------------------------------------------------
+
+# The storm's winds and low pressure pile the sea up (高潮) a little after the rain peaks at the
+# coast, for a few hours: a bell of `storm_response` metres (design storm) around that time.
+SURGE_LAG = timedelta(hours=1)
+SURGE_HALF_WIDTH = timedelta(hours=3)
+
+
+def surge_m(spec: StationSpec, storms: Iterable[Storm], at: datetime) -> float:
+    total = 0.0
+    for storm in storms:
+        peak = storm.start + storm.drift * spec.u + storm.time_to_peak + SURGE_LAG
+        x = (at - peak) / SURGE_HALF_WIDTH
+        if abs(x) < 6:
+            total += spec.storm_response * storm.scale * math.exp(-x * x)
+    return total
+
+
+def tide_level(spec: StationSpec, storms: Iterable[Storm], at: datetime) -> float:
+    """Mean sea level + the astronomical tide (the gauge's own harmonic constants, as the seed stores
+    them for the baseline, sensors.tide) + the storm surge; what the gauge measures, above T.P."""
+    return tide_predict(region.tide_harmonics(spec), [at])[0] + surge_m(spec, storms, at) + _noise(spec.code, at)
+
 
 @cache
 def _code_hash(code: str) -> int:
@@ -560,7 +588,7 @@ def grid_ceil(at: datetime) -> datetime:
 
 # --- what the gauges send -----------------------------------------------------------------------
 
-VALUE_DECIMALS = {StationKind.RIVER: 2, StationKind.RAIN: 1, StationKind.RESERVOIR: 1}
+VALUE_DECIMALS = {StationKind.RIVER: 2, StationKind.RAIN: 1, StationKind.RESERVOIR: 1, StationKind.TIDE: 2}
 
 
 def as_reported(spec: StationSpec, value: float) -> float | None:
@@ -610,6 +638,7 @@ class BasinRun:
             self.tips[spec.code] = now_tips
         flows = self.basin.step(rain)
         measured = self.basin.values(self.at) | rain
+        measured |= {spec.code: tide_level(spec, storms, self.at) for spec in tide_gauges()}
         values = {spec.code: as_reported(spec, measured[spec.code]) for spec in region.STATIONS}
         return Snapshot(at=self.at, values=values, flows=flows, rain_mm=rain)
 

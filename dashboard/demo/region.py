@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from sensors.models import StationKind, Visibility
+from sensors.tide import Constituent, Harmonics
 
 FICTIONAL_NOTE = "架空の地域 / fictional region for demonstrations"
 
@@ -301,6 +302,15 @@ def reservoir_thresholds(flood_full: float, crest: float):
     )
 
 
+def tide_thresholds(caution: float, alert: float, danger: float):
+    """A coastal tide gauge's 高潮 ladder, in metres above T.P. (the same names as tests and docs)."""
+    return (
+        ThresholdSpec("storm_surge_caution", "高潮注意潮位", "Storm surge caution", 2, caution),
+        ThresholdSpec("storm_surge_alert", "高潮警戒潮位", "Storm surge alert", 3, alert),
+        ThresholdSpec("storm_surge_danger", "高潮危険潮位", "Storm surge danger", 4, danger),
+    )
+
+
 # --- stations -----------------------------------------------------------------------------------
 
 EVERY_10_MINUTES = timedelta(minutes=10)
@@ -326,10 +336,12 @@ class StationSpec:
     expected_interval: timedelta | None = EVERY_10_MINUTES
     start_level: float | None = None  # flood gauges (危機管理型水位計) report only at or above this stage
     tide_amplitude: float = 0.0  # metres of semidiurnal tide near the mouth
+    datum: str = ""  # what 0 means (a tide gauge's T.P.)
 
     @property
     def unit(self) -> str:
-        return {StationKind.RIVER: "m", StationKind.RAIN: "mm", StationKind.RESERVOIR: "%"}[StationKind(self.kind)]
+        return {StationKind.RIVER: "m", StationKind.RAIN: "mm", StationKind.RESERVOIR: "%",
+                StationKind.TIDE: "m"}[StationKind(self.kind)]
 
     @property
     def lonlat(self) -> tuple[float, float]:
@@ -352,7 +364,7 @@ class StationSpec:
 
 
 PUBLIC, REGION, PRIVATE, SHARED = Visibility.PUBLIC, Visibility.REGION, Visibility.PRIVATE, Visibility.SHARED
-RIVER, RAIN, RESERVOIR = StationKind.RIVER, StationKind.RAIN, StationKind.RESERVOIR
+RIVER, RAIN, RESERVOIR, TIDE = StationKind.RIVER, StationKind.RAIN, StationKind.RESERVOIR, StationKind.TIDE
 
 
 def _gauge(code, name_ja, name_en, town, visibility, river, u, base, rise, thresholds, **extra):
@@ -367,6 +379,12 @@ def _flood_gauge(code, name_ja, name_en, town, visibility, river, u, base, rise,
 
 def _rain(code, name_ja, name_en, town, visibility, u, v, peak_10min):
     return StationSpec(code, name_ja, name_en, RAIN, town, visibility, u, v, None, 0.0, peak_10min, RAIN_THRESHOLDS)
+
+
+def _tide_gauge(code, name_ja, name_en, town, visibility, u, v, mean_level, amplitude, surge, thresholds):
+    # `base` is the mean sea level above T.P.; `storm_response` the storm surge's peak in metres.
+    return StationSpec(code, name_ja, name_en, TIDE, town, visibility, u, v, None, mean_level, surge, thresholds,
+                       tide_amplitude=amplitude, datum="T.P.")
 
 
 def _reservoir(code, name_ja, name_en, town, visibility, u, v, base, fill, flood_full, crest, river=None):
@@ -403,6 +421,11 @@ STATIONS: tuple[StationSpec, ...] = (
     _rain("KWS-P06", "南台", "Minamidai", CORE, PRIVATE, 0.60, -0.35, 7.0),
     _rain("KWS-P07", "翠浜", "Midorihama", COAST, REGION, 0.80, 0.30, 5.0),
     _rain("KWS-P08", "灯台岬", "Lighthouse Cape", COAST, PRIVATE, 0.93, -0.45, 4.0),
+    # The harbour's tide gauge at the river mouth: the coastal town shares 潮位 with its river levels.
+    # Its surge (1.6 m at the design storm's peak) reaches 高潮注意潮位 even at low water and stays
+    # below 高潮危険潮位 at high water, whatever the hour the demo starts.
+    _tide_gauge("KWS-H01", "翡翠港", "Kawasemi Harbour", COAST, PUBLIC, 0.985, -0.25, 0.20, 0.60, 1.60,
+                tide_thresholds(1.2, 1.8, 2.8)),
     # The dam and the irrigation ponds (ため池), as storage rate.
     _reservoir("KWS-D01", "翡翠ダム", "Kawasemi Dam", UP, PUBLIC, 0.035, None, 62.0, 40.0, 120.0, 135.0, river="kawasemi"),
     _reservoir("KWS-T01", "大池", "Oike Pond", UP, PRIVATE, 0.19, 0.55, 88.0, 20.0, 115.0, 125.0),
@@ -413,6 +436,18 @@ STATIONS: tuple[StationSpec, ...] = (
     _reservoir("KWS-T06", "蛙池", "Kaeruike Pond", COAST, REGION, 0.90, -0.55, 75.0, 10.0, 115.0, 125.0),
 )
 STATIONS_BY_CODE = {spec.code: spec for spec in STATIONS}
+
+# The harbour's astronomical tide: M2 of the spec's amplitude with S2, K1 and O1 in the proportions
+# of a Pacific-coast port; at its highest spring tide it stays below 高潮注意潮位 in calm weather.
+TIDE_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def tide_harmonics(spec: StationSpec) -> Harmonics:
+    a = spec.tide_amplitude
+    return Harmonics(spec.base, TIDE_EPOCH, (
+        Constituent("M2", a, 150.0), Constituent("S2", 0.25 * a, 180.0),
+        Constituent("K1", 0.17 * a, 200.0), Constituent("O1", 0.12 * a, 180.0),
+    ))
 
 
 def station(code: str) -> StationSpec:

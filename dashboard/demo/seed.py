@@ -13,8 +13,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from geo.models import Basin, HazardZone, River, Shelter
-from sensors.models import Observation, Station, StationState, Threshold
-from sensors.services import sharing_grant, station_state_recompute
+from sensors.models import Observation, Station, StationKind, StationState, Threshold
+from sensors.services import sharing_grant, station_state_recompute, tide_harmonics_set
 from tenancy.models import Membership, Municipality
 from tenancy.services import membership_set
 
@@ -182,10 +182,13 @@ def demo_stations_upsert(towns: dict[str, Municipality]) -> tuple[dict[str, Stat
                 "unit": spec.unit,
                 "expected_interval": spec.expected_interval,
                 "visibility": spec.visibility,
+                "datum": spec.datum,
                 "is_active": True,
             },
         )
         stations[spec.code] = station
+        if spec.kind == StationKind.TIDE:
+            tide_harmonics_set(station=station, harmonics=region.tide_harmonics(spec), source="demo harbour (fictional)")
         if demo_thresholds_set(station, spec.thresholds) and not created:
             retuned.add(spec.code)
     return stations, retuned

@@ -1,9 +1,9 @@
 /*
- * The HQ alert board, live. Listens on /ws/live/ to the "alerts" layer and, when an alert changes,
- * fetches the board's server-rendered fragment (the server decides what this user may see) and
- * patches it in place: rows are matched by `data-row-key` inside each `data-live-section` (another
- * section, e.g. release notices, only needs its own section and keys), only changed cells are
- * replaced, and keyboard focus, typed notes and scroll stay where they were.
+ * The HQ alert board, live. Listens on /ws/live/ to the "alerts" and "releases" layers and, when an
+ * alert or a dam release notice changes, fetches the board's server-rendered fragment (the server
+ * decides what this user may see and which notices concern the town) and patches it in place: rows
+ * are matched by `data-row-key` inside each `data-live-section` (alerts, releases), only changed
+ * cells are replaced, and keyboard focus, typed notes and scroll stay where they were.
  *
  * A new row or a higher level is a cue: a short sound (mutable, remembered), a desktop notification
  * when permitted, the open count in the title, a highlight on the row, and one sentence in the
@@ -361,7 +361,7 @@
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new window.WebSocket(scheme + window.location.host + "/ws/live/");
     socket.onopen = function () {
-      socket.send(JSON.stringify({ type: "subscribe", layers: ["alerts"] }));
+      socket.send(JSON.stringify({ type: "subscribe", layers: ["alerts", "releases"] }));
     };
     socket.onmessage = function (event) {
       var message = JSON.parse(event.data);
@@ -373,7 +373,7 @@
         }
         offlineSince = null;
         setStatus("live");
-      } else if (message.type === "alert") {
+      } else if (message.type === "alert" || message.type === "releases") {
         refreshSoon();
       } else if (message.type === "degraded") {
         setStatus("degraded");

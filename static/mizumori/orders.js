@@ -432,6 +432,9 @@
     var e = r.evidence || {};
     var evidence = e.fired_by === "manual"
       ? "手動 / manual: " + (e.actor || "") + " " + (e.note || "")
+      : e.fired_by === "jma"
+      ? (e.jma_warning || "") + " (" + (e.jma_status || "") + ") — " + (e.jma_report_title || "") + " " + (e.reported_at || "") +
+        " — " + (e.attribution_ja || "")
       : (e.station_name_ja || "") + " (" + (e.station || "") + ", " + (e.station_municipality || "") + "): " + e.value + " " + (e.unit || "") +
         " ≥ " + (e.threshold_label_ja || "") + " " + e.threshold_value + " — " + (e.observed_at || "") +
         (e.trend ? " — " + e.trend : "") + (e.forecast ? " — forecast L" + e.forecast.level + " in " + e.forecast.eta_minutes + " min" : "");

@@ -34,7 +34,8 @@ from sensors.models import (
     Threshold,
     Visibility,
 )
-from sensors.selectors import station_is_stale
+from sensors.selectors import station_is_stale, tide_harmonics_of
+from sensors.tide import predict as tide_predict
 from tenancy.models import IngestToken, Membership, Municipality
 
 RIVER_ORDER = ["standby", "flood_caution", "evacuation_decision", "flood_danger", "flooding"]
@@ -179,11 +180,16 @@ def test_stations_mix_kinds_and_visibility_in_every_town_and_sit_inside_it():
     for slug in region.TOWN_SLUGS:
         owned = [station for station in stations if station.municipality.slug == slug]
         assert {station.visibility for station in owned} == set(Visibility.values), slug
-        # Tide gauges are not in the demo region yet (tests/sensors/test_tide.py covers the kind).
-        assert {station.kind for station in owned} == set(StationKind.values) - {StationKind.TIDE}, slug
+        # Every town has the inland kinds; only the coast has a tide gauge (below).
+        assert {station.kind for station in owned} - {StationKind.TIDE} == set(StationKind.values) - {StationKind.TIDE}, slug
+    tide_gauges = [station for station in stations if station.kind == StationKind.TIDE]
+    assert [(s.code, s.municipality.slug, s.datum, s.visibility) for s in tide_gauges] == [
+        ("KWS-H01", region.COAST, "T.P.", Visibility.PUBLIC)
+    ]
+    assert [t.label_ja for t in tide_gauges[0].thresholds.order_by("value")] == ["高潮注意潮位", "高潮警戒潮位", "高潮危険潮位"]
     for station in stations:
         assert shapes[station.municipality.slug].contains(Point(station.lon, station.lat)), station.code
-        assert station.unit == {"river": "m", "rain": "mm", "reservoir": "%"}[station.kind]
+        assert station.unit == {"river": "m", "rain": "mm", "reservoir": "%", "tide": "m"}[station.kind]
     flood_gauges = [station.code for station in stations if station.expected_interval is None]
     assert 1 <= len(flood_gauges) <= 2 and all(Station.objects.get(code=c).kind == "river" for c in flood_gauges)
     assert Counter(station.expected_interval for station in stations)[timedelta(minutes=10)] == len(stations) - len(
@@ -206,6 +212,10 @@ def test_thresholds_follow_the_japanese_scales():
         elif station.kind == StationKind.RAIN:
             hourly = {t.value: t.level for t in thresholds if t.window == timedelta(hours=1)}
             assert hourly == {20.0: 2, 30.0: 3, 50.0: 4, 80.0: 5}
+        elif station.kind == StationKind.TIDE:
+            assert [(t.level, t.label_ja) for t in thresholds] == [(2, "高潮注意潮位"), (3, "高潮警戒潮位"), (4, "高潮危険潮位")]
+            # Its astronomical baseline is stored with it: the anomaly is readable from the start.
+            assert tide_harmonics_of(station).as_document() == region.tide_harmonics(region.station(station.code)).as_document()
         else:
             assert [t.level for t in thresholds] == [2, 3, 4]
             assert [t.label_ja for t in thresholds] == ["常時満水位", "洪水時満水位", "堤頂越流"]
@@ -394,6 +404,33 @@ def test_the_demo_opens_with_river_gauges_at_levels_2_3_and_4(design_run):
             assert {2, 3, 4} <= levels, snapshot.at
 
 
+def test_the_design_storm_drives_a_storm_surge_at_the_harbour_over_the_astronomical_tide(design_run, timeline):
+    spec = region.station("KWS-H01")
+    harmonics = region.tide_harmonics(spec)
+    caution, _, danger = (t.value for t in spec.thresholds)
+    # Calm weather (the dry spells of the history): the tide alone stays below 高潮注意潮位 …
+    demo_weather, snapshots = timeline
+    calm = [s for s in snapshots if hydrology.surge_m(spec, demo_weather.storms_until(s.at), s.at) < 0.01]
+    assert len(calm) > 1000 and max(s.values["KWS-H01"] for s in calm) < caution
+    # … and the anomaly (observed − the astronomical tide) is noise there; the design storm's surge
+    # lifts the sea past 高潮注意潮位 with an anomaly of about a metre.
+    calm_anomaly = [s.values["KWS-H01"] - tide_predict(harmonics, [s.at])[0] for s in calm[::50]]
+    assert max(abs(a) for a in calm_anomaly) < 0.05
+    anomaly = [s.values["KWS-H01"] - tide_predict(harmonics, [s.at])[0] for s in design_run]
+    assert 1.3 < max(anomaly) < 1.8
+    assert caution <= max(series(design_run, "KWS-H01")) < danger
+    # Whatever the hour the demo starts: the surge over the highest water stays below 高潮危険潮位 …
+    assert harmonics.mean_level + sum(c.amplitude for c in harmonics.constituents) + spec.storm_response < danger
+    # … and over the lowest tide around its peak reaches 高潮注意潮位 (the storm shifted through a day).
+    storm_alone = hydrology.design_storm(ANCHOR)
+    for hours in range(0, 25, 2):
+        at = [storm_alone.start + timedelta(hours=hours, minutes=10 * i) for i in range(6 * 12)]
+        moved = [t - timedelta(hours=hours) for t in at]
+        levels = [tide + hydrology.surge_m(spec, [storm_alone], when)
+                  for tide, when in zip(tide_predict(harmonics, at), moved)]
+        assert caution <= max(levels) < danger, hours
+
+
 def test_reservoirs_fill_from_inflow_and_release_afterwards(design_run):
     for spec in hydrology.reservoirs():
         values = series(design_run, spec.code)
@@ -465,7 +502,7 @@ def test_seed_demo_command_writes_60_days_of_past_storms_up_to_the_current_storm
     out = StringIO()
     call_command("seed_demo", "--password", "cmd-pass-456", stdout=out)
     text = out.getvalue()
-    assert "fictional" in text and "Towns: 3" in text and "stations: 30" in text and "users: 10" in text
+    assert "fictional" in text and "Towns: 3" in text and "stations: 31" in text and "users: 10" in text
     assert "5 past storms" in text and "platform-admin" in text and "cmd-pass-456" in text
     assert get_user_model().objects.get(username="okumidori-admin").check_password("cmd-pass-456")
 
@@ -582,7 +619,7 @@ def test_simulate_storm_backfills_the_storm_then_reads_every_10_minutes(seeded, 
     levels = set(StationState.objects.filter(station__kind=StationKind.RIVER).values_list("level", flat=True))
     assert {2, 3, 4} <= levels
     assert readings("KWS-R05")[-1][0] == last_backfilled + hydrology.STEP
-    assert "accepted 2" in out.getvalue() and "duplicates 0" in out.getvalue()
+    assert "accepted 30" in out.getvalue() and "duplicates 0" in out.getvalue()
 
     # Every reading's time is the time it represents: on the grid, never ahead of the clock.
     stamps = Observation.objects.values_list("observed_at", flat=True)

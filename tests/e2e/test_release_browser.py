@@ -61,3 +61,42 @@ def test_a_release_notice_appears_on_the_open_public_map_and_leaves_when_ended(a
     page.wait_for_function("() => document.getElementById('mz-releases-list').textContent.includes('放流中のダムはありません')")
     assert page.locator(RELEASE_LINE).count() == 0
     browser.assert_clean()
+
+
+DOWNSTREAM_VIEWER = ("e2e-b-viewer", "pw-e2e-12345-b")
+
+
+@pytest.fixture
+def downstream_viewer(upstream_dam):
+    from django.contrib.auth import get_user_model
+
+    from tenancy.models import Membership, Municipality
+
+    user = get_user_model().objects.create_user(DOWNSTREAM_VIEWER[0], password=DOWNSTREAM_VIEWER[1])
+    Membership.objects.create(user=user, municipality=Municipality.objects.get(slug="town-b"), role=Membership.Role.VIEWER)
+    return upstream_dam
+
+
+def test_a_release_notice_appears_on_the_downstream_towns_open_alert_board(asgi_server, downstream_viewer, browser):
+    page = browser.new_page()
+    page.goto(f"{asgi_server.url}/accounts/login/?next=/hq/alerts/")
+    page.fill("#id_username", DOWNSTREAM_VIEWER[0])
+    page.fill("#id_password", DOWNSTREAM_VIEWER[1])
+    page.click("form.mz-form button[type=submit]")
+    page.wait_for_url(f"{asgi_server.url}/hq/alerts/")
+    page.wait_for_selector("#mz-live-status.mz-live-live")
+    assert page.locator("#mz-alert-board .mz-release-row").count() == 0
+
+    from datetime import datetime, timedelta, timezone
+
+    release = call(asgi_server, "/api/v1/releases", downstream_viewer, {
+        "dam": "E2E-DAM", "started_at": (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat(),
+        "planned_discharge": 300, "current_discharge": 150, "reach": "水森川 ダム下流〜河口", "downstream": ["town-b"],
+    })
+    row = page.wait_for_selector(f"#mz-alert-board .mz-release-row[data-release-id='{release['id']}']")
+    assert "150.0 m³/s" in row.text_content() and "川に近づかないでください" in row.text_content()
+    page.screenshot(path=str(ARTIFACTS / "release-board.png"))
+
+    call(asgi_server, f"/api/v1/releases/{release['id']}/end", downstream_viewer)
+    page.wait_for_function("() => !document.querySelector('#mz-alert-board .mz-release-row')")
+    browser.assert_clean()

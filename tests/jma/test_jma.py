@@ -151,3 +151,22 @@ def test_names_from_a_report_are_escaped_on_the_pages(client, towns):
     jma_report_apply(parse_report(hostile))
     page = client.get("/").content.decode()
     assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+def town_entries(html: str) -> dict[str, list[str]]:
+    """{town slug: the agency's kinds listed for it} from the JMA panel."""
+    import re
+
+    entries = re.findall(r'<li class="mz-notice mz-jma-town" data-town="([^"]+)">(.*?)</li>', html, re.S)
+    return {slug: sorted(re.findall(r'<span class="mz-jma-kind" lang="ja">([^<]+)</span>', body)) for slug, body in entries}
+
+
+def test_a_report_fixture_shows_each_warning_on_its_own_town_only(client, towns):
+    jma_report_apply(parse_report(weather(b_kind="大雨注意報", b_status="発表")))
+    jma_report_apply(parse_report(RIVER.encode()))
+    expected = {"town-a": sorted(["大雨警報", "洪水注意報"]), "town-b": sorted(["大雨注意報", "氾濫警戒情報"])}
+    assert town_entries(client.get("/").content.decode()) == expected
+    user = get_user_model().objects.create_user("a-viewer", password="pw-12345-abc")
+    Membership.objects.create(user=user, municipality=towns[0], role=Membership.Role.VIEWER)
+    client.force_login(user)
+    assert town_entries(client.get("/hq/").content.decode()) == expected

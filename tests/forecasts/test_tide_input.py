@@ -31,7 +31,7 @@ def estuary(days: int = 40, seed: int = 11):
     reaching = np.concatenate(([sea[0]] * 6, sea[:-6]))
     own = Series(times, np.round(inputs.own.values + 0.6 * reaching, 2))
     tide = Series(times, np.round(sea, 2))
-    return times, Inputs(own, inputs.upstream, inputs.rain, [tide]), Inputs(own, inputs.upstream, inputs.rain)
+    return times, Inputs(own, inputs.upstream, inputs.rain, tide=[tide]), Inputs(own, inputs.upstream, inputs.rain)
 
 
 def held_out_rmse(model, inputs: Inputs, times, split, lead: int) -> float:
@@ -48,8 +48,8 @@ def test_reading_the_tide_gauge_improves_the_estuary_forecast():
     model = learn.fit(with_tide, STEP, since=times[0], until=split)
     blind = learn.fit(without_tide, STEP, since=times[0], until=split)
     assert len(model.tide_mean) == 1 and blind.tide_mean == []
-    assert learn.feature_names(1, 1)[5:9] == ["up0", "up0_d1", "up0_d3", "up0_d6"]
-    assert learn.feature_names(1, 1)[9:12] == ["tide0", "tide0_d1", "tide0_d3"]
+    assert learn.feature_names(1, tide_count=1)[5:9] == ["up0", "up0_d1", "up0_d3", "up0_d6"]
+    assert learn.feature_names(1, tide_count=1)[9:12] == ["tide0", "tide0_d1", "tide0_d3"]
     # Within the hour the sea takes to reach the gauge, the tide gauge tells what is coming (measured:
     # about 0.72 and 0.78 of the blind model's error at 20 and 60 minutes).
     for lead in (1, 5):
@@ -60,8 +60,8 @@ def test_a_silent_tide_gauge_reads_as_its_mean_level_not_a_crash():
     times, with_tide, _ = estuary(days=20)
     model = learn.fit(with_tide, STEP, since=times[0], until=times[-1])
     at = times[-1]
-    silent = Inputs(with_tide.own, with_tide.upstream, with_tide.rain, [Series.of([])])
-    gone = Inputs(with_tide.own, with_tide.upstream, with_tide.rain, [])
+    silent = Inputs(with_tide.own, with_tide.upstream, with_tide.rain, tide=[Series.of([])])
+    gone = Inputs(with_tide.own, with_tide.upstream, with_tide.rain, tide=[])
     first = predict.model_forecast(model, silent, at, model.leads)
     assert first.points == predict.model_forecast(model, gone, at, model.leads).points
     assert first.points and all(np.isfinite(value) for point in first.points for value in point)

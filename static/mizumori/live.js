@@ -316,12 +316,7 @@
 
   // The snapshot is the whole truth: draw every station it has, drop those it no longer has.
   LiveMap.prototype.replaceAll = function (features) {
-    var current = {};
-    features.forEach(function (feature) {
-      if (Mizumori.drawStation(feature)) {
-        current[feature.id] = true;
-      }
-    });
+    var current = Mizumori.drawStations(features);
     Object.keys(Mizumori.stationMarkers).forEach(function (code) {
       if (!current[code]) {
         Mizumori.removeStation(code);

@@ -57,14 +57,14 @@
     return (root.getAttribute(attribute) || "").split(" ").filter(Boolean);
   }
 
-  // Leaflet, map.js and the base map, once; in order (each needs the one before).
+  // Leaflet, map.js and the base map, once. All are requested at once and run in order (each
+  // needs the one before): scripts inserted with async = false execute in insertion order, so
+  // the downloads need not wait for each other.
   function loadMap() {
     if (!state.mapReady) {
       listOf("data-map-css").forEach(loadCss);
       var scripts = listOf("data-map-js").concat([root.getAttribute("data-basemap-url")]);
-      state.mapReady = scripts.reduce(function (chain, src) {
-        return chain.then(function () { return loadScript(src); });
-      }, Promise.resolve());
+      state.mapReady = Promise.all(scripts.map(loadScript));
     }
     return state.mapReady;
   }

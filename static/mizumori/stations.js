@@ -374,13 +374,25 @@
   // Draw a station or bring its marker up to date; `pulse` rings a marker whose reading changed (live
   // patches, not snapshots). Returns false when there is nothing to draw (no position, or a kind
   // this page has no layer for).
-  Mizumori.drawStation = function (feature, pulse) {
+  // Where a feature goes: its position and its kind's layer, or null when this page cannot draw it.
+  function placeOf(feature) {
     var props = feature && feature.properties;
     var latlng = props && latLngOf(feature);
     var layer = props && Mizumori.stationLayers[props.kind];
     if (!latlng || !layer || feature.id === undefined || feature.id === null) {
+      return null;
+    }
+    return { latlng: latlng, layer: layer };
+  }
+
+  Mizumori.drawStation = function (feature, pulse) {
+    var place = placeOf(feature);
+    if (!place) {
       return false;
     }
+    var props = feature.properties;
+    var latlng = place.latlng;
+    var layer = place.layer;
     var marker = Mizumori.stationMarkers[feature.id];
     if (marker && !layer.hasLayer(marker)) {
       Mizumori.removeStation(feature.id);  // its kind changed: it moves to another layer
@@ -417,6 +429,57 @@
       }
     }
     return true;
+  };
+
+  // Run `add` with the map's marker pane out of the document: markers added meanwhile go into it
+  // without touching the page, which then takes them in as one insertion (one style, layout and
+  // paint pass for all, whatever the browser would otherwise do between them).
+  function withPaneDetached(map, add) {
+    var pane = map && map.getPane && map.getPane("markerPane");
+    var parent = pane && pane.parentNode;
+    if (!parent) {
+      add();
+      return;
+    }
+    var next = pane.nextSibling;
+    parent.removeChild(pane);
+    try {
+      add();
+    } finally {
+      parent.insertBefore(pane, next);
+    }
+  }
+
+  // Many stations at once (a snapshot): existing markers are brought up to date one by one, new
+  // ones are all built first and put on the map together. Returns {id: true} for every station drawn.
+  Mizumori.drawStations = function (features) {
+    var drawn = {};
+    var fresh = [];
+    features.forEach(function (feature) {
+      var place = placeOf(feature);
+      if (!place) {
+        return;
+      }
+      drawn[feature.id] = true;
+      var marker = Mizumori.stationMarkers[feature.id];
+      if (marker && place.layer.hasLayer(marker)) {
+        Mizumori.drawStation(feature);
+        return;
+      }
+      if (marker) {
+        Mizumori.removeStation(feature.id);  // its kind changed: it moves to another layer
+      }
+      marker = createMarker(feature, place.latlng);
+      Mizumori.stationMarkers[feature.id] = marker;
+      fresh.push([place.layer, marker]);
+    });
+    if (fresh.length) {
+      var map = Mizumori.map || fresh[0][0]._map;
+      withPaneDetached(map, function () {
+        fresh.forEach(function (pair) { pair[0].addLayer(pair[1]); });
+      });
+    }
+    return drawn;
   };
 
   // A station this page may no longer show (sharing withdrawn, visibility narrowed).

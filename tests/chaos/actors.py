@@ -159,7 +159,9 @@ class WebhookReceiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def event_ids(self) -> Counter[int]:
-        return Counter(body["event"]["id"] for body in self.bodies)
+        """How often each alert event arrived: a digest (a channel's rate limit batching one
+        station's updates) carries several, each counted once."""
+        return Counter(each["event"]["id"] for body in self.bodies for each in body.get("notifications", [body]))
 
     def close(self):
         self.server.shutdown()

@@ -121,59 +121,57 @@ def measure(args, names, towns, stations, now):
     from events.services import drain_once
     from sensors.services import observation_ingest
 
-    if True:
-        cpu = defaultdict(float)
-        queries = defaultdict(list)
-        profiler = cProfile.Profile() if args.profile else None
-        tick = 0
-        readings = 0
-        for round_ in range(args.rounds + 1):  # the first round warms the caches and is not counted
-            by_town = defaultdict(list)
-            for _ in range(args.per_round):
-                tick += 1
-                at = now + timedelta(seconds=tick)
-                for i, s in enumerate(stations):
-                    by_town[i % 2].append({"station": s.code, "observed_at": at, "value": value_of(i, tick)})
-            for t, items in by_town.items():
-                for start in range(0, len(items), 1000):
-                    observation_ingest(municipality=towns[t], items=items[start : start + 1000], source="http")
-            while True:
-                claimed = 0
-                for name in names:
-                    if profiler and name == args.profile and round_:
-                        profiler.enable()
-                    with CaptureQueriesContext(connection) as captured:
-                        began = time.process_time()
-                        report = drain_once(handler_names=[name])
-                        spent = time.process_time() - began
-                    if profiler:
-                        profiler.disable()
-                    claimed += report.claimed
-                    if round_ and report.claimed:
-                        cpu[name] += spent
-                        queries[name].append(len(captured))
-                if not claimed:
-                    break
-            if round_:
-                readings += len(stations) * args.per_round
-        connection.close()
-        return cpu, queries, readings, profiler
+    cpu = defaultdict(float)
+    queries = defaultdict(list)
+    profiler = cProfile.Profile() if args.profile else None
+    tick = 0
+    readings = 0
+    for round_ in range(args.rounds + 1):  # the first round warms the caches and is not counted
+        by_town = defaultdict(list)
+        for _ in range(args.per_round):
+            tick += 1
+            at = now + timedelta(seconds=tick)
+            for i, s in enumerate(stations):
+                by_town[i % 2].append({"station": s.code, "observed_at": at, "value": value_of(i, tick)})
+        for t, items in by_town.items():
+            for start in range(0, len(items), 1000):
+                observation_ingest(municipality=towns[t], items=items[start : start + 1000], source="http")
+        while True:
+            claimed = 0
+            for name in names:
+                if profiler and name == args.profile and round_:
+                    profiler.enable()
+                with CaptureQueriesContext(connection) as captured:
+                    began = time.process_time()
+                    report = drain_once(handler_names=[name])
+                    spent = time.process_time() - began
+                if profiler:
+                    profiler.disable()
+                claimed += report.claimed
+                if round_ and report.claimed:
+                    cpu[name] += spent
+                    queries[name].append(len(captured))
+            if not claimed:
+                break
+        if round_:
+            readings += len(stations) * args.per_round
+    connection.close()
+    return cpu, queries, readings, profiler
 
 
 def report(args, names, cpu, queries, readings, profiler):
-    if True:
-        total = 0.0
-        for name in names:
-            per = cpu[name] / readings * 1e6
-            total += per
-            counts = sorted(set(queries[name]))
-            print(f"  {name:22s} {per:7.1f} µs/reading  ({cpu[name]:.2f} CPU-s; queries per batch {counts})")
-        print(f"  {'all handlers':22s} {total:7.1f} µs/reading over {readings:,} readings; "
-              f"loadavg {os.getloadavg()[0]:.2f}")
-        if profiler:
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(45)
-            print(out.getvalue())
+    total = 0.0
+    for name in names:
+        per = cpu[name] / readings * 1e6
+        total += per
+        counts = sorted(set(queries[name]))
+        print(f"  {name:22s} {per:7.1f} µs/reading  ({cpu[name]:.2f} CPU-s; queries per batch {counts})")
+    print(f"  {'all handlers':22s} {total:7.1f} µs/reading over {readings:,} readings; "
+          f"loadavg {os.getloadavg()[0]:.2f}")
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(45)
+        print(out.getvalue())
 
 
 if __name__ == "__main__":

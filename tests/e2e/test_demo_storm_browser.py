@@ -54,6 +54,14 @@ def demo_storm(transactional_db, settings, monkeypatch):
     clock = FakeClock(seed_now + timedelta(minutes=1))
     monkeypatch.setattr(storm, "WallClock", lambda: clock)
     call_command("simulate_storm", "--steps", "0", stdout=StringIO(), stderr=StringIO())
+    # The server runs with the default hashers (no MD5): the operator who logs in gets a hash it reads.
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    hasher = PBKDF2PasswordHasher()
+    get_user_model().objects.filter(username=CORE_OPERATOR[0]).update(
+        password=hasher.encode(CORE_OPERATOR[1], hasher.salt())
+    )
 
 
 def test_the_demo_storm_map_speaks_gauge_words_and_heads_each_card_with_what_set_it(demo_storm, browser):

@@ -6,8 +6,8 @@ situation report PDF for one town.
 
 Needs PostgreSQL (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres); prints
 figures, asserts nothing (see docs/performance.md). Creates the scratch database `mizumori_bench_asof`
-(dropped first, and at the end unless --keep), migrates it like production (monthly partitions) and
-loads readings with COPY. Targets (issue 14): as-of map ≤ 200 ms server time; 24-hour report ≤ 10 s.
+(BENCH_DATABASE to name another; dropped first, and at the end unless --keep; --reuse measures a kept
+one again without loading), migrates it like production (monthly partitions) and loads readings with COPY. Targets (issue 14): as-of map ≤ 200 ms server time; 24-hour report ≤ 10 s.
 """
 
 import argparse
@@ -18,11 +18,11 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 
-BENCH_DATABASE = "mizumori_bench_asof"
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "mizumori_bench_asof")
 SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 STATIONS = 2_000
 STEP = timedelta(minutes=10)
@@ -99,67 +99,89 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=STATIONS)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="measure a database kept by --keep, without loading")
+    parser.add_argument("--only", choices=["map", "report"], help="measure only the as-of map or only the report")
     args = parser.parse_args()
-    recreate_database()
+    if not args.reuse:
+        recreate_database()
     try:
         setup_django()
         from django.db import connection
+        from django.db.models import Max
 
         from sensors import partitions
+        from sensors.models import Observation, Station
         from sensors.selectors import as_of_span, readings_up_to, station_feature_collection_at
+        from tenancy.models import Municipality
         from tenancy.selectors import Viewer
 
-        end = datetime.now(UTC).replace(second=0, microsecond=0)
-        start = end - timedelta(days=args.days)
-        span = (end.year - start.year) * 12 + end.month - start.month
-        partitions.partitions_ensure_ahead(months_ahead=span, now=start)
-        town, station_ids = build_stations(args.stations)
-        rows, seconds = copy_readings(station_ids, start, end)
-        print(f"COPY {rows:,} rows in {seconds:.1f} s", flush=True)
+        if args.reuse:
+            town = Municipality.objects.get(slug="bench-town")
+            station_ids = list(Station.objects.values_list("pk", flat=True))
+            end = Observation.objects.aggregate(newest=Max("observed_at"))["newest"] + STEP
+        else:
+            end = datetime.now(UTC).replace(second=0, microsecond=0)
+            start = end - timedelta(days=args.days)
+            span = (end.year - start.year) * 12 + end.month - start.month
+            partitions.partitions_ensure_ahead(months_ahead=span, now=start)
+            town, station_ids = build_stations(args.stations)
+            rows, seconds = copy_readings(station_ids, start, end)
+            print(f"COPY {rows:,} rows in {seconds:.1f} s", flush=True)
 
         viewer = Viewer(is_platform_admin=True)
-        at = end - timedelta(hours=30, minutes=5)
-        spans = {pk: timedelta(hours=1) for pk in station_ids}
-        totals, queries = [], []
-        for _ in range(args.repeats + 2):
-            began = time.perf_counter()
-            collection = station_feature_collection_at(viewer=viewer, at=at)
-            totals.append((time.perf_counter() - began) * 1000)
-            began = time.perf_counter()
+        if args.only != "report":
+            at = end - timedelta(hours=30, minutes=5)
+            spans = {pk: timedelta(hours=1) for pk in station_ids}
+            totals, queries = [], []
+            for _ in range(args.repeats + 2):
+                began = time.perf_counter()
+                collection = station_feature_collection_at(viewer=viewer, at=at)
+                totals.append((time.perf_counter() - began) * 1000)
+                began = time.perf_counter()
+                readings_up_to(spans, at)
+                queries.append((time.perf_counter() - began) * 1000)
+            print(f"as-of map, {len(collection['features']):,} stations: {statistics.median(totals[2:]):.0f} ms in all "
+                  f"(Python included), readings query {statistics.median(queries[2:]):.0f} ms fetched", flush=True)
+            # PostgreSQL's own time for the one readings query.
+            stations = list(Station.objects.all())
+            spans = {s.pk: as_of_span(s) for s in stations}
+            connection.force_debug_cursor = True
             readings_up_to(spans, at)
-            queries.append((time.perf_counter() - began) * 1000)
-        print(f"as-of map, {len(collection['features']):,} stations: {statistics.median(totals[2:]):.0f} ms in all "
-              f"(Python included), readings query {statistics.median(queries[2:]):.0f} ms fetched", flush=True)
-        # PostgreSQL's own time for the one readings query.
-        from sensors.models import Station
+            sql = connection.queries[-1]["sql"]
+            connection.force_debug_cursor = False
+            with connection.cursor() as cursor:
+                cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
+                plan = cursor.fetchone()[0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+            print(f"readings query in PostgreSQL: {plan[0]['Execution Time']:.0f} ms", flush=True)
+            # The whole request as a reader makes it: view, selector, JSON rendering.
+            from django.test import Client
 
-        stations = list(Station.objects.all())
-        spans = {s.pk: as_of_span(s) for s in stations}
-        connection.force_debug_cursor = True
-        readings_up_to(spans, at)
-        sql = connection.queries[-1]["sql"]
-        connection.force_debug_cursor = False
-        with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
-            plan = cursor.fetchone()[0]
-            plan = json.loads(plan) if isinstance(plan, str) else plan
-        print(f"readings query in PostgreSQL: {plan[0]['Execution Time']:.0f} ms (target ≤ 200 ms)", flush=True)
+            client, path, served = Client(), f"/api/v1/stations?at={quote(at.isoformat())}", []
+            for _ in range(args.repeats + 2):
+                began = time.perf_counter()
+                response = client.get(path, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="identity")
+                served.append((time.perf_counter() - began) * 1000)
+            print(f"GET /api/v1/stations?at= (status {response.status_code}, {len(response.content) / 1e6:.1f} MB): "
+                  f"median {statistics.median(served[2:]):.0f} ms, best {min(served):.0f} ms (target ≤ 200 ms); "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
-        from django.template.loader import render_to_string
+        if args.only != "map":
+            from django.template.loader import render_to_string
 
-        from timeline.reports import FONT_PATH, report_pdf, situation_report
+            from timeline.reports import FONT_PATH, report_pdf, situation_report
 
-        began = time.perf_counter()
-        report = situation_report(viewer=viewer, since=end - timedelta(hours=24), until=end, towns=[town],
-                                  moments=[end - timedelta(hours=h) for h in (16, 8, 0)])
-        built = time.perf_counter() - began
-        html = render_to_string("timeline/report.html", {"report": report, "font_url": FONT_PATH.as_uri(),
-                                                         "generated_at": end, "show_tools": False})
-        pdf = report_pdf(html, base_url=str(FONT_PATH.parent))
-        total = time.perf_counter() - began
-        print(f"24-hour situation report, {len(report['peaks']):,} gauges, {report['events_count']:,} events: "
-              f"{built:.1f} s to gather, {total:.1f} s with the PDF ({len(pdf) / 1e6:.1f} MB) (target ≤ 10 s); "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+            began = time.perf_counter()
+            report = situation_report(viewer=viewer, since=end - timedelta(hours=24), until=end, towns=[town],
+                                      moments=[end - timedelta(hours=h) for h in (16, 8, 0)])
+            built = time.perf_counter() - began
+            html = render_to_string("timeline/report.html", {"report": report, "font_url": FONT_PATH.as_uri(),
+                                                             "generated_at": end, "show_tools": False})
+            pdf = report_pdf(html, base_url=str(FONT_PATH.parent))
+            total = time.perf_counter() - began
+            print(f"24-hour situation report, {len(report['peaks']):,} gauges, {report['events_count']:,} events: "
+                  f"{built:.1f} s to gather, {total:.1f} s with the PDF ({len(pdf) / 1e6:.1f} MB) (target ≤ 10 s); "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         from django.db import connections
 

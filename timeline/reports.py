@@ -26,15 +26,13 @@ from dashboard.maps import level_style, levels
 from geo.maps import load_geography
 from geo.selectors import shelter_list_at
 from sensors.selectors import (
-    as_of_span,
     ReadingJudge,
-    readings_in_ranges,
     station_feature_collection_at,
     stations_with_threshold_history,
 )
 from tenancy.selectors import Viewer
 
-from .selectors import timeline_events
+from .selectors import timeline_events, window_readings
 
 FONT_PATH = Path(settings.BASE_DIR) / "static" / "fonts" / "ipaexg.ttf"
 MAX_MOMENTS = 6
@@ -44,11 +42,11 @@ BADGE_LIMIT = 300
 KIND_MARKERS = {"river": "o", "rain": "^", "reservoir": "D", "tide": "h"}
 # A report is read by people: past these, the rest is counted and left to /hq/timeline/ (and a
 # 2,000-gauge town's PDF stays tens of pages, not hundreds).
-REPORT_MAX_EVENTS = 500
+REPORT_MAX_EVENTS = 200
 PEAKS_LISTED_ALL = 200
 PEAKS_MIN_LEVEL = 2
 # However many gauges rose, the table lists the most severe this many; the rest are counted per level.
-PEAKS_LISTED_MAX = 300
+PEAKS_LISTED_MAX = 100
 
 
 @dataclass
@@ -91,8 +89,11 @@ def situation_report(
     slugs = {town.slug for town in towns}
     # One town: its events only are read and judged (not every visible town's, then filtered).
     only = next(iter(slugs)) if len(slugs) == 1 else None
+    # The window's readings are read once, for the level changes and the peaks alike.
+    stations = [s for s in stations_with_threshold_history(viewer=viewer, municipality=only) if s.municipality.slug in slugs]
+    loaded = (stations, window_readings(stations, since, until))
     events = [
-        event for event in timeline_events(viewer=viewer, since=since, until=until, municipality=only)
+        event for event in timeline_events(viewer=viewer, since=since, until=until, municipality=only, loaded=loaded)
         if event.municipality in slugs
     ]
     return {
@@ -101,19 +102,23 @@ def situation_report(
         "towns": towns,
         "events": _listed_events(events),
         "events_count": len(events),
-        **_listed_peaks(gauge_peaks(viewer=viewer, since=since, until=until, slugs=slugs)),
+        **_listed_peaks(gauge_peaks(viewer=viewer, since=since, until=until, slugs=slugs, loaded=loaded)),
         "alerts": _alerts(viewer, since, until, slugs),
         "shelters": [s for s in shelter_list_at(until) if s.municipality.slug in slugs],
         "maps": [map_moment(viewer=viewer, at=moment, slugs=slugs) for moment in moments[:MAX_MOMENTS]],
     }
 
 
-def gauge_peaks(*, viewer: Viewer, since: datetime, until: datetime, slugs: set[str]) -> list[GaugePeak]:
+def gauge_peaks(
+    *, viewer: Viewer, since: datetime, until: datetime, slugs: set[str], loaded: tuple[list, dict] | None = None
+) -> list[GaugePeak]:
     """Per visible station of these towns, its highest reading in the window and the highest level
-    a reading reached (judged with the thresholds in force at that reading). One query for readings."""
-    stations = [s for s in stations_with_threshold_history(viewer=viewer) if s.municipality.slug in slugs]
-    spans = {station.pk: as_of_span(station) for station in stations}
-    readings = readings_in_ranges({station.pk: (since - spans[station.pk], until) for station in stations})
+    a reading reached (judged with the thresholds in force at that reading). One query for readings
+    (none when `loaded` brings the stations and their `window_readings`)."""
+    if loaded is None:
+        stations = [s for s in stations_with_threshold_history(viewer=viewer) if s.municipality.slug in slugs]
+        loaded = (stations, window_readings(stations, since, until))
+    stations, readings = loaded
     peaks = []
     styles = levels()  # the active scheme's words, read once (it is a query)
     for station in stations:

@@ -76,12 +76,14 @@ def timeline_events(
     until: datetime,
     municipality: str | None = None,
     kinds: list[str] | None = None,
+    loaded: tuple[list, dict] | None = None,
 ) -> list[TimelineEvent]:
-    """Every event the viewer may see in [since, until], oldest first; `kinds` narrows to those kinds."""
+    """Every event the viewer may see in [since, until], oldest first; `kinds` narrows to those kinds;
+    `loaded` is passed on to `level_changes`."""
     wanted = set(kinds or KINDS)
     events: list[TimelineEvent] = []
     if wanted & {LEVEL_UP, LEVEL_DOWN}:
-        events += level_changes(viewer=viewer, since=since, until=until, municipality=municipality)
+        events += level_changes(viewer=viewer, since=since, until=until, municipality=municipality, loaded=loaded)
     if wanted & {*ALERT_KINDS, GAUGE_STALE, GAUGE_RECOVERED}:
         events += _alert_events(viewer, since, until, municipality)
     if SHELTER_STATUS in wanted:
@@ -109,17 +111,23 @@ def _actor(user, viewer: Viewer) -> str | None:
 
 
 def level_changes(
-    *, viewer: Viewer, since: datetime, until: datetime, municipality: str | None = None
+    *, viewer: Viewer, since: datetime, until: datetime, municipality: str | None = None,
+    loaded: tuple[list, dict] | None = None,
 ) -> list[TimelineEvent]:
     """Every change of a visible station's level in (since, until], judged reading by reading as the
     map judged it (suspect readings move no level), starting from its level at `since`. Two queries
-    for the readings however many stations."""
-    stations = {station.pk: station for station in stations_with_threshold_history(viewer=viewer, municipality=municipality)}
+    for the readings however many stations. `loaded`: the visible stations and their
+    `window_readings`, when the caller has them already (the situation report)."""
+    visible, during = loaded or (None, None)
+    if visible is None:
+        visible = stations_with_threshold_history(viewer=viewer, municipality=municipality)
+    stations = {station.pk: station for station in visible}
     if not stations:
         return []
     spans = {pk: as_of_span(station) for pk, station in stations.items()}
     before = readings_up_to(spans, since)
-    during = readings_in_ranges({pk: (since - spans[pk], until) for pk in stations})
+    if during is None:
+        during = window_readings(visible, since, until)
     events = []
     styles = levels()  # the active scheme's words, read once (it is a query)
     for pk, station in stations.items():
@@ -153,6 +161,11 @@ def level_changes(
                 ))
             previous = level
     return events
+
+
+def window_readings(stations, since: datetime, until: datetime) -> dict:
+    """The readings of (since − as-of span, until] per station: what judging a window needs."""
+    return readings_in_ranges({station.pk: (since - as_of_span(station), until) for station in stations})
 
 
 ALERT_WORDS = {

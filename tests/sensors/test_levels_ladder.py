@@ -3,7 +3,7 @@ level rule: for any thresholds and any value it says what level_for says."""
 
 from typing import NamedTuple
 
-from hypothesis import given, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sensors.levels import Measure, level_for, value_ladder
 
@@ -19,6 +19,8 @@ ladders = st.lists(st.builds(Row, st.floats(allow_nan=False, width=32), st.one_o
                    max_size=7)
 
 
+# No wall-clock limits: the machine running the suite may be loaded.
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ladders, st.one_of(st.none(), values))
 def test_the_ladder_says_what_level_for_says(thresholds, value):
     assert value_ladder(thresholds)(value) == level_for(Measure(value, {}), thresholds)

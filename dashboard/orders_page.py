@@ -14,6 +14,8 @@ from tenancy.selectors import Viewer
 
 from .maps import level_style
 
+FLOOD = "flood"
+
 
 def orders_page_data(viewer: Viewer) -> dict:
     orders = [order_feature(order, viewer=viewer) for order in order_list(viewer=viewer)]
@@ -24,6 +26,9 @@ def orders_page_data(viewer: Viewer) -> dict:
             {
                 "code": s.code, "name_ja": s.name_ja, "name_en": s.name_en, "lon": s.lon, "lat": s.lat,
                 "status": s.status, "municipality": s.municipality.slug,
+                # Orders here are flood orders (river gauges, flood warnings): a shelter the national
+                # dataset marks as not designated for floods is never suggested (null: not known).
+                "for_flood": s.suitable_for(FLOOD),
             }
             for s in shelter_list()
         ],

@@ -225,6 +225,12 @@
     return [lon / ring.length, lat / ring.length];
   }
 
+  // Orders are flood orders: a shelter the national dataset marks as not designated for floods
+  // (for_flood false) is never suggested; unknown (null) is, as the town has not said otherwise.
+  function floodSuitable(shelter) {
+    return shelter.for_flood !== false;
+  }
+
   function distanceKm(a, b) {
     var rad = Math.PI / 180;
     var dLat = (b[1] - a[1]) * rad, dLon = (b[0] - a[0]) * rad;
@@ -255,7 +261,7 @@
     status.appendChild(line);
     var from = myPoint || centre(mine);
     Object.keys(shelters).map(function (code) { return shelters[code]; })
-      .filter(function (s) { return s.status === "open"; })
+      .filter(function (s) { return s.status === "open" && floodSuitable(s); })
       .map(function (s) { return { shelter: s, km: distanceKm(from, [s.lon, s.lat]) }; })
       .sort(function (a, b) { return a.km - b.km; })
       .slice(0, NEAREST)
@@ -342,8 +348,10 @@
   document.addEventListener("mizumori:shelters", function (event) {
     (event.detail.features || []).forEach(function (feature) {
       var p = feature.properties;
+      var known = shelters[p.code] || {};
       shelters[p.code] = { code: p.code, name_ja: p.name_ja, name_en: p.name_en, lon: feature.geometry.coordinates[0],
-        lat: feature.geometry.coordinates[1], status: p.status, municipality: p.municipality };
+        lat: feature.geometry.coordinates[1], status: p.status, municipality: p.municipality,
+        for_flood: known.for_flood === undefined ? null : known.for_flood };
     });
     renderBanners();
     renderMine();
@@ -408,7 +416,7 @@
 
   function ownShelters() {
     return Object.keys(shelters).map(function (code) { return shelters[code]; }).filter(function (s) {
-      return board && s.municipality === board.municipality;
+      return board && s.municipality === board.municipality && floodSuitable(s);
     });
   }
 

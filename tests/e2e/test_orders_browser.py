@@ -47,6 +47,10 @@ def basin(transactional_db, level_scheme):  # noqa: F811
     rule.districts.set([b1, b2])
     Shelter.objects.create(code="SH-B1", name_ja="港小学校", name_en="Minato School", municipality=town_b,
                            lon=140.03, lat=35.01, status=Shelter.Status.CLOSED)
+    # Open and nearer still, but designated for earthquakes only (the national dataset's 洪水 column
+    # says no): a flood order never suggests it, to the operator or to residents.
+    Shelter.objects.create(code="SH-B2", name_ja="河川敷広場", name_en="Riverside Ground", municipality=town_b,
+                           lon=140.031, lat=35.011, status=Shelter.Status.OPEN, for_flood=False, for_earthquake=True)
     user = get_user_model().objects.create_user(OPERATOR_B[0], password=OPERATOR_B[1])
     Membership.objects.create(user=user, municipality=town_b, role=Membership.Role.OPERATOR)
     return {"token_a": ingest_token_create(municipality=town_a, label="e2e upstream gateway")[1]}
@@ -73,6 +77,7 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     assert "UP-1" in recommendation.inner_text() and "避難判断水位" in recommendation.inner_text()
 
     # Issuing needs the confirmation box: without it the server refuses and nothing is issued.
+    assert recommendation.locator("select.mz-shelter-select option[value=SH-B2]").count() == 0
     recommendation.locator("select.mz-shelter-select").select_option("SH-B1")
     browser.expect_console_errors("status of 400")  # the refusal, as Chromium logs it
     recommendation.locator("button.mz-issue").click()
@@ -90,6 +95,7 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     phone.select_option("#mz-my-district", "B-2")
     assert "港小学校" in phone.locator("#mz-nearest-shelters").inner_text()
     assert "km" in phone.locator("#mz-nearest-shelters").inner_text()
+    assert "河川敷広場" not in phone.locator("#mz-nearest-shelters").inner_text()
     phone.screenshot(path=str(ARTIFACTS / "orders-phone-issued.png"))
 
     own = hq.locator("#mz-own-orders .mz-own-order")

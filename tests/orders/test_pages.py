@@ -38,6 +38,8 @@ def test_the_public_page_shows_orders_in_force_first_and_order_words_only_there(
     assert "上町、下町" in section and "A小学校 / A School (open)" in section
     data = page_json(html, "mz-orders-data")
     assert data["orders"][0]["properties"]["name_ja"] == "避難指示"
+    # Whether each shelter is designated for floods travels with it: orders.js suggests none marked "no".
+    assert {s["code"]: s["for_flood"] for s in data["shelters"]} == {"SH-A": None, "SH-B": None}
     assert data["styles"]["4"]["fill"] == "#aa00aa"
     assert "events" not in data["orders"][0]["properties"]  # who acted is not for the public
     assert "<b>bold</b>" not in html  # the reason is not on the page unescaped

@@ -5,9 +5,10 @@ card's headline is the quantity that set its state (a rain gauge's 1-hour total,
 10-minute amount).
 
 Walked at desktop size and at phone size (390×844): the map, its notices and a popup, and the
-station pages of the gauge at 氾濫危険水位 and of the rainiest rain gauge. Then the core city issues
-an order (高齢者等避難) through the API as its operator: the order's words appear on the public page,
-in its banner and nowhere else.
+station pages of the gauge at 氾濫危険水位 and of the rainiest rain gauge. Then the coastal town's
+operator finds on its board the recommendation its manual makes of the core city's shared gauge past
+避難判断水位 and issues it (高齢者等避難 for two districts): the order's words appear on the public
+page, in its banner and nowhere else.
 
 Screenshots: test-artifacts/demo-storm-map.png, demo-storm-phone.png, demo-storm-station-phone.png,
 demo-storm-order-phone.png.
@@ -30,6 +31,10 @@ from tests.e2e.conftest import ARTIFACTS
 DESKTOP = {"width": 1280, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 CORE_OPERATOR = ("midorigahara-operator", "mizumori-demo")
+# The coastal town downstream: its manual says 沢井下流 (SWI-F01, the core city's gauge, shared with it)
+# at 避難判断水位 → 高齢者等避難 for MDH-01 and MDH-02 (dashboard/demo/districts.py TRIGGERS).
+COAST_OPERATOR = ("midorihama-operator", "mizumori-demo")
+SHARED_UPSTREAM_GAUGE = "SWI-F01"
 LEVEL_4_GAUGE = "KWS-R05"
 # The page's text outside the evacuation-order section: where no order word may appear.
 TEXT_OUTSIDE_ORDERS = """() => {
@@ -59,9 +64,8 @@ def demo_storm(transactional_db, settings, monkeypatch):
     from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
     hasher = PBKDF2PasswordHasher()
-    get_user_model().objects.filter(username=CORE_OPERATOR[0]).update(
-        password=hasher.encode(CORE_OPERATOR[1], hasher.salt())
-    )
+    for username, password in (CORE_OPERATOR, COAST_OPERATOR):
+        get_user_model().objects.filter(username=username).update(password=hasher.encode(password, hasher.salt()))
 
 
 def test_the_demo_storm_map_speaks_gauge_words_and_heads_each_card_with_what_set_it(demo_storm, browser):
@@ -127,20 +131,24 @@ def _walk_station_pages(browser, viewport, codes):
 
 
 def _an_order_speaks_only_in_its_banner(browser):
-    """With an order in force its words appear, in the order's banner only: the gauges keep theirs."""
+    """The storm took the core city's shared gauge past 避難判断水位: the coastal town downstream finds
+    the recommendation its manual makes of it on its board, its operator issues it (高齢者等避難 for two
+    districts), and the order's words appear on the public page in the order's banner only."""
     operator = browser.new_page()
     operator.goto(f"{browser.base_url}/accounts/login/?next=/hq/")
-    operator.fill("#id_username", CORE_OPERATOR[0])
-    operator.fill("#id_password", CORE_OPERATOR[1])
+    operator.fill("#id_username", COAST_OPERATOR[0])
+    operator.fill("#id_password", COAST_OPERATOR[1])
     operator.click("form.mz-form button[type=submit]")
     operator.wait_for_url(f"{browser.base_url}/hq/")
-    csrf = next(c["value"] for c in operator.context.cookies() if c["name"] == "csrftoken")
-    issued = operator.request.post(
-        f"{browser.base_url}/api/v1/orders",
-        data={"level": 3, "districts": ["MDG-01", "MDG-02"], "reason": "新川橋 避難判断水位"},
-        headers={"X-CSRFToken": csrf, "Referer": f"{browser.base_url}/hq/"},
-    )
-    assert issued.status == 201, issued.text()
+    recommendation = operator.locator("#mz-recommendations .mz-recommendation", has_text=SHARED_UPSTREAM_GAUGE)
+    recommendation.wait_for()
+    assert "避難判断水位" in recommendation.inner_text() and "高齢者等避難" in recommendation.inner_text()
+    recommendation.locator("input[name=confirm]").check()
+    recommendation.locator("button.mz-issue").click()
+    operator.locator("#mz-own-orders .mz-own-order").wait_for()
+    issued = operator.request.get(f"{browser.base_url}/api/v1/orders").json()
+    (order,) = [f["properties"] for f in issued["features"] if f["properties"]["municipality"] == "midorihama"]
+    assert order["level"] == 3 and sorted(d["code"] for d in order["districts"]) == ["MDH-01", "MDH-02"]
 
     phone = browser.new_page(**PHONE)
     phone.goto(f"{browser.base_url}/", wait_until="domcontentloaded")

@@ -28,6 +28,8 @@ from dashboard.maps import headline_text
 from tests.dashboard.test_demo import FakeClock
 from tests.e2e.conftest import ARTIFACTS
 
+from ..alerts.conftest import level_scheme  # noqa: F401  (transactional tests before this one flush it)
+
 DESKTOP = {"width": 1280, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 CORE_OPERATOR = ("midorigahara-operator", "mizumori-demo")
@@ -49,7 +51,7 @@ MARKERS = "() => document.querySelectorAll('.leaflet-marker-pane .mz-marker').le
 
 
 @pytest.fixture
-def demo_storm(transactional_db, settings, monkeypatch):
+def demo_storm(transactional_db, settings, monkeypatch, level_scheme):  # noqa: F811
     """The demo region a day into its history, the current storm backfilled up to now through the
     ingestion service (as `make demo` does), levels 2 to 4 among the rivers."""
     settings.EVENTS_DRAIN = "workers"  # leave the change log to the server, which drains it in-process

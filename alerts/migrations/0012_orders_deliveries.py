@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alerts', '0010_merge_release_deliveries_and_plausibility'),
+        ('alerts', '0011_notification_digest'),
         ('orders', '0001_initial'),
         ('releases', '0002_interop2_transitions'),
     ]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0001_initial'),
+        ('orders', '0002_second_person_drafts'),
         ('sensors', '0011_merge_tide_and_plausibility'),
         ('tenancy', '0005_orders_audit_actions'),
     ]

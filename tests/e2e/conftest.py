@@ -9,10 +9,7 @@ server uses Redis and PostgreSQL like production.
 
 Rows a test creates must be committed before the server can read them: the live tests use
 `django_db(transaction=True)` and create their data in function fixtures requested before the
-browser.
-
-Playwright's driver and Chromium start once for the package (`chromium`); each test's `Browser`
-opens its own contexts and closes them at its end, so no cookie, route or page outlives a test.
+browser (while Playwright's loop runs in the test's thread, Django refuses database calls).
 """
 
 from __future__ import annotations
@@ -72,11 +69,8 @@ def server_drains_the_change_log(settings):
     settings.EVENTS_DRAIN = "workers"
 
 def server_environment() -> dict[str, str]:
-    # The servers under test keep Django's guard against database calls in an event loop (the test
-    # process lifts it for itself while Chromium runs, see `chromium`).
-    inherited = {name: value for name, value in os.environ.items() if name != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     return {
-        **inherited,
+        **os.environ,
         # Production's settings, reading the fast password hashes the tests write.
         "DJANGO_SETTINGS_MODULE": "tests.server_settings",
         "DATABASE_URL": database_url_for_children(),
@@ -228,18 +222,16 @@ class Browser:
     """Chromium with guarded pages: any request to another host, console error or page error is a
     problem the test reports at its end (`assert_clean`)."""
 
-    def __init__(self, chromium: "SharedChromium", base_url: str):
+    def __init__(self, playwright, base_url: str):
         self.base_url = base_url
         self.ws_base = base_url.replace("http://", "ws://", 1)
-        self.browser = chromium.browser()
-        self.contexts: list = []
+        self.browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         self.problems: list[str] = []
         self.expected_console: list[re.Pattern] = []
 
     def new_page(self, *, width: int = 1280, height: int = 900):
         """A page in its own browser context (its own cookies: logged in or anonymous)."""
         context = self.browser.new_context(viewport={"width": width, "height": height})
-        self.contexts.append(context)
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         context.route("**/*", self._only_our_server)
         page = context.new_page()
@@ -278,68 +270,21 @@ class Browser:
         assert self.problems == []
 
     def close(self) -> None:
-        """Closes this test's contexts (their pages and websockets); Chromium goes on for the next test."""
-        for context in self.contexts:
-            with contextlib.suppress(Exception):  # already closed by the test, or Chromium crashed
-                context.close()
-        self.contexts.clear()
-
-
-class SharedChromium:
-    """Playwright's driver and one Chromium for all the browser tests: starting both takes seconds
-    of CPU, which every test used to pay. Launched again if a test crashed it."""
-
-    def __init__(self, playwright):
-        self.playwright = playwright
-        self._browser = None
-
-    def browser(self):
-        if self._browser is None or not self._browser.is_connected():
-            self._browser = self.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        return self._browser
-
-    def close(self) -> None:
-        if self._browser is not None and self._browser.is_connected():
-            self._browser.close()
-
-
-_running_chromium: SharedChromium | None = None
-
-
-@pytest.fixture(scope="package", autouse=True)
-def chromium():
-    """The package's `SharedChromium`, from the first browser test to the last.
-
-    Playwright's sync API keeps its event loop marked as running in this thread between calls, and
-    Django refuses database calls from a thread with a running loop. The tests' fixtures write the
-    test database between browser calls (the loop is idle then), so the guard is lifted in this
-    process while Chromium runs; the servers under test keep it (`server_environment`)."""
-    global _running_chromium
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-        with sync_playwright() as playwright:
-            _running_chromium = SharedChromium(playwright)
-            try:
-                yield _running_chromium
-            finally:
-                _running_chromium.close()
-                _running_chromium = None
+        self.browser.close()
 
 
 @contextlib.contextmanager
 def chromium_for(base_url: str):
-    """A guarded Chromium (`Browser`) that may reach `base_url` only; its pages are closed on exit."""
-    assert _running_chromium is not None, "chromium_for runs in tests/e2e, under the package's `chromium` fixture"
-    chromium = Browser(_running_chromium, base_url)
-    try:
-        yield chromium
-    finally:
-        chromium.close()
+    """A guarded Chromium (`Browser`) that may reach `base_url` only; closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = Browser(playwright, base_url)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
 """The station page in Debian's Chromium: the chart draws from vendored assets only, with no console
 errors, under a Content-Security-Policy without 'unsafe-inline', and its threshold labels are readable.
 
-Seeds its own stations and serves them with pytest-django's live_server; Chromium is the package's
-(tests/e2e/conftest.py `chromium`).
+Self-contained on purpose (no e2e conftest needed): seeds its own stations, starts its own browser.
 """
 
 import shutil
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,8 +15,10 @@ from django.utils import timezone
 from sensors.models import StationKind, Visibility
 from sensors.services import observation_ingest
 from tests.conftest import make_station
-from tests.e2e.conftest import ARTIFACTS, CHROMIUM
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # What the page must work under once the site sends a CSP: no inline script, nothing from elsewhere.
 STRICT_CSP = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'"
 RIVER_LABELS = ["水防団待機水位", "氾濫注意水位", "避難判断水位", "氾濫危険水位", "氾濫発生"]
@@ -50,8 +52,14 @@ def flood_stations(towns):
 
 
 @pytest.fixture
-def browser_page(live_server, chromium):
-    """A Chromium page that may talk to the live server only, under a strict CSP; collects problems."""
+def browser_page(live_server):
+    """A Chromium page that may talk to the live server only, under a strict CSP; collects problems.
+
+    Request it after the fixtures that seed the database: while Playwright's event loop runs in this
+    thread, Django refuses database calls from it (SynchronousOnlyOperation).
+    """
+    from playwright.sync_api import sync_playwright
+
     origin = urlsplit(live_server.url)
     problems: list[str] = []
 
@@ -66,15 +74,17 @@ def browser_page(live_server, chromium):
         else:
             route.continue_()
 
-    page = chromium.browser().new_page(viewport={"width": 1280, "height": 1000})
-    try:
-        page.route("**/*", guard)
-        page.on("console", lambda message: message.type == "error" and problems.append(f"console: {message.text}"))
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("requestfailed", lambda request: problems.append(f"failed: {request.url} {request.failure}"))
-        yield page, problems
-    finally:
-        page.context.close()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.route("**/*", guard)
+            page.on("console", lambda message: message.type == "error" and problems.append(f"console: {message.text}"))
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on("requestfailed", lambda request: problems.append(f"failed: {request.url} {request.failure}"))
+            yield page, problems
+        finally:
+            browser.close()
 
 
 def canvas_pixels_like(page, colour: str) -> int:

@@ -82,6 +82,18 @@ def change_log_drains_on_commit():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """Passwords are hashed with MD5 in tests, and the servers the tests start read those hashes
+    (tests/server_settings.py says why)."""
+    from django.test import override_settings
+
+    from tests.server_settings import PASSWORD_HASHERS
+
+    with override_settings(PASSWORD_HASHERS=PASSWORD_HASHERS):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def api_usage_flushed_by_hand():
     """No background flusher thread writing API usage into the test database; tests call
     tenancy.api_usage.api_usage_flush themselves."""

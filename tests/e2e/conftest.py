@@ -71,7 +71,8 @@ def server_drains_the_change_log(settings):
 def server_environment() -> dict[str, str]:
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
+        # Production's settings, reading the fast password hashes the tests write.
+        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
         "DATABASE_URL": database_url_for_children(),
         "SQLITE_PATH": str(connection.settings_dict["NAME"]),
         # The server drains the change log itself (alerts, live publishing), with Redis too.

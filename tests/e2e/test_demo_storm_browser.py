@@ -32,7 +32,6 @@ from ..alerts.conftest import level_scheme  # noqa: F401  (transactional tests b
 
 DESKTOP = {"width": 1280, "height": 1000}
 PHONE = {"width": 390, "height": 844}
-CORE_OPERATOR = ("midorigahara-operator", "mizumori-demo")
 # The coastal town downstream: its manual says 沢井下流 (SWI-F01, the core city's gauge, shared with it)
 # at 避難判断水位 → 高齢者等避難 for MDH-01 and MDH-02 (dashboard/demo/districts.py TRIGGERS).
 COAST_OPERATOR = ("midorihama-operator", "mizumori-demo")
@@ -55,19 +54,11 @@ def demo_storm(transactional_db, settings, monkeypatch, level_scheme):  # noqa: 
     """The demo region a day into its history, the current storm backfilled up to now through the
     ingestion service (as `make demo` does), levels 2 to 4 among the rivers."""
     settings.EVENTS_DRAIN = "workers"  # leave the change log to the server, which drains it in-process
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     seed_now = timezone.now() - timedelta(hours=2)
     demo_seed(now=seed_now, history_length=timedelta(days=1))
     clock = FakeClock(seed_now + timedelta(minutes=1))
     monkeypatch.setattr(storm, "WallClock", lambda: clock)
     call_command("simulate_storm", "--steps", "0", stdout=StringIO(), stderr=StringIO())
-    # The server runs with the default hashers (no MD5): the operator who logs in gets a hash it reads.
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
-
-    hasher = PBKDF2PasswordHasher()
-    for username, password in (CORE_OPERATOR, COAST_OPERATOR):
-        get_user_model().objects.filter(username=username).update(password=hasher.encode(password, hasher.salt()))
 
 
 def test_the_demo_storm_map_speaks_gauge_words_and_heads_each_card_with_what_set_it(demo_storm, browser):

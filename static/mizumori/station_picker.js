@@ -55,20 +55,27 @@
   if (data.tiles_url) {
     L.tileLayer(data.tiles_url, { attribution: data.tiles_attribution || " ", maxZoom: 18 }).addTo(map);
   }
-  var context = [];
+  // Layers are built first and added once the map has a view (Leaflet needs one to draw).
+  var layers = [];
+  var context = null;
+  function around(bounds) {
+    context = context ? context.extend(bounds) : L.latLngBounds(bounds.getSouthWest(), bounds.getNorthEast());
+  }
   if (data.area) {
     var area = L.geoJSON(data.area, {
       interactive: false,
       style: { color: "#1b3a57", weight: 2, fillOpacity: 0.06, dashArray: data.approximate ? "4 6" : null },
-    }).addTo(map);
-    context.push(area.getBounds());
+    });
+    layers.push(area);
+    around(area.getBounds());
   }
   // The town's other stations, as grey dots for orientation (not focusable: the list page names them).
   data.stations.forEach(function (station) {
-    var dot = L.circleMarker([station.lat, station.lon], {
+    var at = L.latLng(station.lat, station.lon);
+    layers.push(L.circleMarker(at, {
       radius: 5, color: "#4a4a4a", weight: 1, fillColor: "#9e9e9e", fillOpacity: 0.9, interactive: false,
-    }).addTo(map);
-    context.push(L.latLngBounds([dot.getLatLng(), dot.getLatLng()]));
+    }));
+    around(L.latLngBounds(at, at));
   });
 
   var marker = null;
@@ -116,16 +123,17 @@
 
   var start = fromFields();
   if (start) {
-    place(start, false);
     map.setView(start, 13);
-  } else if (context.length) {
-    var bounds = context[0];
-    context.slice(1).forEach(function (more) {
-      bounds.extend(more);
-    });
-    map.fitBounds(bounds.pad(0.2), { maxZoom: 13 });
+  } else if (context) {
+    map.fitBounds(context.pad(0.2), { maxZoom: 13 });
   } else {
     var japan = data.bounds;
     map.fitBounds([[japan.lat[0], japan.lon[0]], [japan.lat[1], japan.lon[1]]]);
+  }
+  layers.forEach(function (layer) {
+    layer.addTo(map);
+  });
+  if (start) {
+    place(start, false);
   }
 })();

@@ -43,6 +43,7 @@ from geo.maps import (
     municipality_boundaries,
 )
 from geo.models import Shelter
+from geo.outlines import town_outlines
 from sensors.rain import HOUR as RAIN_HOUR
 from sensors.rain import RAIN_INTENSITIES, rain_intensity
 
@@ -757,7 +758,13 @@ def station_map(
     """Base map (with hazard zones) + empty station layers + shelters + legend, viewed to fit the
     boundaries, the stations and the shelters. `shelter_features=None` leaves shelters out. The
     stations themselves are drawn by the browser from the page's snapshot (dashboard.views)."""
-    folium_map = base_map(geography, own_municipality_ids=own_municipality_ids)
+    # A town without a boundary is drawn as the hull of ITS stations this reader may see: `stations`
+    # are the reader's (the public map: public ones), so no outline hints at a hidden station.
+    points_by_town: dict[int, list[tuple[float, float]]] = {}
+    for item in stations:
+        points_by_town.setdefault(item.station.municipality_id, []).append((item.station.lon, item.station.lat))
+    outlines = town_outlines(geography.municipalities, points_by_town)
+    folium_map = base_map(geography, own_municipality_ids=own_municipality_ids, outlines=outlines)
     for group in station_layers():
         group.add_to(folium_map)
     if shelter_features is not None:
@@ -773,7 +780,7 @@ def station_map(
     ]
     finish_map(
         folium_map,
-        fit_geometries=municipality_boundaries(geography.municipalities),
+        fit_geometries=[*municipality_boundaries(geography.municipalities), *outlines.values()],
         fit_points=[(item.station.lat, item.station.lon) for item in stations] + shelter_points,
     )
     return folium_map

@@ -1,5 +1,6 @@
 """The platform operator's onboarding page: a new town with its first admin in one form, and the towns
-on the platform with what each still lacks (a boundary, an admin, stations). Thin: tenancy services."""
+on the platform with what each still lacks (a boundary, an admin, stations). A town without a
+boundary is drawn on the maps as the outline of its stations (geo.outlines); the page says so. Thin: tenancy services."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def towns_page(request):
             messages.success(request, f"Created / 作成しました: {town.name_ja} / {town.name_en} ({town.slug})")
             return redirect(reverse("platform-towns"))
     towns = Municipality.objects.annotate(
-        station_count=Count("stations", distinct=True),
+        station_count=Count("stations", filter=Q(stations__is_active=True), distinct=True),
         admin_count=Count("memberships", filter=Q(memberships__role=Membership.Role.ADMIN), distinct=True),
     ).order_by("code")
     return render(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import folium
 import shapely.geometry
@@ -63,6 +63,8 @@ BIND_DETAILS_JS = JsCode("Mizumori.bindDetails")
 
 MUNICIPALITY_STYLE = {"color": "#4a4a4a", "weight": 1.5, "fillColor": "#9e9e9e", "fillOpacity": 0.04}
 OWN_MUNICIPALITY_STYLE = {"color": "#1b3a57", "weight": 3, "fillColor": "#1b3a57", "fillOpacity": 0.06}
+# A town without a boundary, drawn as its stations' hull (geo.outlines): dashed, so it reads as approximate.
+OUTLINE_DASH = "4 6"
 BASIN_STYLE = {"color": "#3f7fa6", "weight": 1, "dashArray": "6 4", "fillColor": "#7fb8d9", "fillOpacity": 0.12}
 RIVER_STYLE = {"color": "#1f6fb2", "weight": 3, "opacity": 0.9}
 
@@ -155,11 +157,13 @@ def base_map(
     own_municipality_ids: Iterable[int] = (),
     tiles_url: str | None = None,
     tiles_attribution: str | None = None,
+    outlines: Mapping[int, dict] | None = None,
 ) -> MizumoriMap:
     """A map with the geography layers; call `finish_map` after adding further layers.
 
     `tiles_url` defaults to settings.MAP_TILES_URL; empty means no tile layer at all, so the map
-    works with no tile server reachable and shows the layers on a plain background.
+    works with no tile server reachable and shows the layers on a plain background. `outlines`:
+    what to draw for towns without a boundary (geo.outlines.town_outlines of the reader's stations).
     """
     if tiles_url is None:
         tiles_url = settings.MAP_TILES_URL
@@ -172,7 +176,7 @@ def base_map(
     folium.map.CustomPane(AREA_LABEL_PANE, z_index=AREA_LABEL_PANE_Z, pointer_events=False).add_to(folium_map)
     own = frozenset(own_municipality_ids)
     area_layers = (
-        municipality_layer(geography.municipalities, own_ids=own),
+        municipality_layer(geography.municipalities, own_ids=own, outlines=outlines),
         basin_layer(geography.basins),
         hazard_zone_layer(geography.hazard_zones),
     )
@@ -233,23 +237,39 @@ RIVER_LAYER_NAME = "河川 Rivers"
 
 
 def municipality_layer(
-    municipalities: Iterable[Municipality], *, own_ids: frozenset[int] = frozenset()
+    municipalities: Iterable[Municipality],
+    *,
+    own_ids: frozenset[int] = frozenset(),
+    outlines: Mapping[int, dict] | None = None,
 ) -> folium.FeatureGroup | None:
-    features = [
-        geometry_feature(
-            town.boundary,
-            feature_id=town.slug,
-            allowed_types=AREA_TYPES,
-            display={"label": bilingual_label_html(town.name_ja, town.name_en), "label_pane": AREA_LABEL_PANE},
-            extra={"own": town.pk in own_ids},
+    """Each town's boundary; a town without one is drawn as its outline in `outlines` (the hull of
+    the stations the reader may see, geo.outlines), dashed and labelled as approximate."""
+    outlines = outlines or {}
+    features = []
+    for town in municipalities:
+        approximate = not town.boundary and town.pk in outlines
+        features.append(
+            geometry_feature(
+                outlines[town.pk] if approximate else town.boundary,
+                feature_id=town.slug,
+                allowed_types=AREA_TYPES,
+                display={
+                    "label": bilingual_label_html(
+                        town.name_ja, town.name_en,
+                        suffix_ja="（概略）" if approximate else "",
+                        suffix_en="(approx.)" if approximate else "",
+                    ),
+                    "label_pane": AREA_LABEL_PANE,
+                },
+                extra={"own": town.pk in own_ids, "approximate": approximate},
+            )
         )
-        for town in municipalities
-    ]
-    return _geojson_group(
-        MUNICIPALITY_LAYER_NAME,
-        features,
-        style=lambda feature: OWN_MUNICIPALITY_STYLE if feature["properties"]["own"] else MUNICIPALITY_STYLE,
-    )
+    return _geojson_group(MUNICIPALITY_LAYER_NAME, features, style=_municipality_style)
+
+
+def _municipality_style(feature: dict) -> dict:
+    style = OWN_MUNICIPALITY_STYLE if feature["properties"]["own"] else MUNICIPALITY_STYLE
+    return {**style, "dashArray": OUTLINE_DASH} if feature["properties"].get("approximate") else style
 
 
 def basin_layer(basins: Iterable[Basin]) -> folium.FeatureGroup | None:

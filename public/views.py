@@ -70,8 +70,12 @@ def encoded_basemap() -> Encoded:
     """Folium's map script (boundaries, rivers, hazard zones, the empty station, shelter and alert
     layers, the legend), preceded by the map's own markup, which it needs and which carries the
     element names folium picked for this build: one file, so the two always match."""
-    # Only the positions, to fit the view: the stations themselves come with the snapshot.
-    positions = station_list(viewer=ANONYMOUS).select_related(None).prefetch_related(None).only("code", "lat", "lon")
+    # Only the positions and towns (to fit the view and outline towns without a boundary): the
+    # stations themselves come with the snapshot.
+    positions = (
+        station_list(viewer=ANONYMOUS).select_related(None).prefetch_related(None)
+        .only("code", "lat", "lon", "municipality_id")
+    )
     folium_map = station_map(
         load_geography(), [MapStation(station, {}) for station in positions], shelter_features=[], alert_features=[]
     )

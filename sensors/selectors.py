@@ -57,6 +57,19 @@ def visible_stations(*, viewer: Viewer, kind: str | None = None, municipality: s
     return queryset
 
 
+def managed_stations(*, viewer: Viewer, town) -> QuerySet[Station]:
+    """A town's own stations, retired ones too (active first), if the viewer may manage that town's
+    stations (tenancy.permissions MANAGE_STATIONS); otherwise none. For the town admin's station editor."""
+    from tenancy.permissions import Action, restrict
+
+    return (
+        restrict(Station.objects.filter(municipality=town), viewer, Action.MANAGE_STATIONS)
+        .select_related("municipality", "state")
+        .prefetch_related("thresholds")
+        .order_by("-is_active", "code")
+    )
+
+
 def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str | None = None) -> QuerySet[Station]:
     """Stations the viewer may see, with owner, latest state, thresholds and the readings their trend
     is judged on loaded (three queries)."""
@@ -559,11 +572,14 @@ def observation_history(
 
 def station_audiences(station_ids) -> dict[int, tuple[str, frozenset[int]]]:
     """Who may see each station: (visibility, towns with access). For public and region stations the
-    town set is just the owner; for private and shared ones it is exactly the towns that may see it.
+    town set is just the owner; for private and shared ones it is exactly the towns that may see it;
+    for a retired station nobody (private, no town).
     A fixed number of queries however many stations; used to route live messages, not to answer a viewer."""
-    rows = Station.objects.filter(pk__in=list(station_ids)).values_list("pk", "visibility", "municipality_id")
-    stations = {pk: visibility for pk, visibility, _ in rows}
-    towns: dict[int, set[int]] = {pk: {owner} for pk, _, owner in rows}
+    rows = Station.objects.filter(pk__in=list(station_ids)).values_list("pk", "visibility", "municipality_id", "is_active")
+    # A retired station has no audience: everyone who saw it is told it is withdrawn.
+    retired = {pk for pk, _, _, is_active in rows if not is_active}
+    stations = {pk: visibility for pk, visibility, _, _ in rows}
+    towns: dict[int, set[int]] = {pk: {owner} for pk, _, owner, _ in rows}
     shared = [pk for pk, visibility in stations.items() if visibility == Visibility.SHARED]
     if shared:
         active = SharingGrant.objects.active()
@@ -577,7 +593,9 @@ def station_audiences(station_ids) -> dict[int, tuple[str, frozenset[int]]]:
             grantees_by_group.setdefault(group_id, set()).add(grantee_id)
         for station_id, group_id in memberships.values_list("station_id", "stationgroup_id"):
             towns[station_id] |= grantees_by_group.get(group_id, set())
-    return {pk: (stations[pk], frozenset(towns[pk])) for pk in stations}
+    return {
+        pk: (Visibility.PRIVATE, frozenset()) if pk in retired else (stations[pk], frozenset(towns[pk])) for pk in stations
+    }
 
 
 def sharing_grants_of(*, municipality_id: int) -> QuerySet[SharingGrant]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import unicodedata
 from bisect import bisect_right
 from collections import defaultdict
@@ -15,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from bulkwrite import pg_array
@@ -778,9 +779,9 @@ def _user(actor):
 THRESHOLD_TEXT_MAX_LENGTH = 40
 
 
-def parse_threshold_value(raw: Any) -> float:
-    """A threshold typed by a person: a number, or text in any width ("１．２" is 1.2, NFKC). A comma
-    is refused rather than guessed: "1,2" may mean 1.2 or 12."""
+def parse_typed_number(raw: Any) -> float:
+    """A number typed by a person (a threshold, a coordinate): a number, or text in any width ("１．２"
+    is 1.2, NFKC). A comma is refused rather than guessed: "1,2" may mean 1.2 or 12."""
     if isinstance(raw, str):
         text = unicodedata.normalize("NFKC", raw).strip()
         if not text:
@@ -799,57 +800,76 @@ def parse_threshold_value(raw: Any) -> float:
     return parse_value(raw)
 
 
-def _threshold_order_problem(threshold: Threshold, value: float) -> str | None:
-    """Within a station's scale (its thresholds on the same measure) a higher level needs a higher
-    value, and thresholds below the scale (no level) stay below every level."""
-    siblings = [
-        (t.level, value if t.pk == threshold.pk else t.value, t)
-        for t in Threshold.objects.filter(station_id=threshold.station_id, window=threshold.window)
-    ]
-    ranked = sorted(siblings, key=lambda item: (item[0] is not None, item[0] or 0))
-    for (low_level, low_value, low), (high_level, high_value, high) in zip(ranked, ranked[1:]):
+def ladder_order_problem(rungs: Iterable[tuple[int | None, float, str, str]]) -> str | None:
+    """Within a station's scale (its thresholds on one measure: (level, value, label_ja, label_en)) a
+    higher level needs a higher value, and thresholds below the scale (no level) stay below every level."""
+    ranked = sorted(rungs, key=lambda rung: (rung[0] is not None, rung[0] or 0))
+    for (low_level, low_value, low_ja, low_en), (high_level, high_value, high_ja, high_en) in zip(ranked, ranked[1:]):
         if low_level == high_level:
             continue  # thresholds without a level, or two names for one level: no order between them
         if not low_value < high_value:
             return (
-                f"{low.label_ja}({low_value:g})は{high.label_ja}({high_value:g})より低くなければなりません / "
-                f"{low.label_en} ({low_value:g}) must be below {high.label_en} ({high_value:g})"
+                f"{low_ja}({low_value:g})は{high_ja}({high_value:g})より低くなければなりません / "
+                f"{low_en} ({low_value:g}) must be below {high_en} ({high_value:g})"
             )
     return None
+
+
+def _threshold_order_problem(threshold: Threshold, value: float) -> str | None:
+    """`ladder_order_problem` of the threshold's station and measure with `value` in place of its own."""
+    return ladder_order_problem(
+        (t.level, value if t.pk == threshold.pk else t.value, t.label_ja, t.label_en)
+        for t in Threshold.objects.filter(station_id=threshold.station_id, window=threshold.window)
+    )
+
+
+def _physical_problem(station: Station, value: float) -> str | None:
+    low, high = station.physical_limits
+    if low <= value <= high:
+        return None
+    return (
+        f"{value:g} はこの観測所では不可能な値です({low:g}〜{high:g}) / "
+        f"{value:g} is impossible for a {station.kind} station (allowed {low:g} to {high:g})"
+    )
 
 
 def threshold_set(*, threshold: Threshold, value: Any, actor=None, now: datetime | None = None) -> Threshold:
     """Change one threshold's value. The value it replaces is kept with the time it was in force
     (ThresholdRevision), so past readings are still judged by it; the station's level is recomputed
     and live viewers told. Nothing changes when the value is refused."""
-    value = parse_threshold_value(value)
-    low, high = threshold.station.physical_limits
-    if not low <= value <= high:
-        raise ItemError(
-            f"{value:g} はこの観測所では不可能な値です({low:g}〜{high:g}) / "
-            f"{value:g} is impossible for a {threshold.station.kind} station (allowed {low:g} to {high:g})"
-        )
+    value = parse_typed_number(value)
+    problem = _physical_problem(threshold.station, value)
+    if problem:
+        raise ItemError(problem)
     now = now or timezone.now()
     with transaction.atomic():
         threshold = Threshold.objects.select_for_update().select_related("station").get(pk=threshold.pk)
         problem = _threshold_order_problem(threshold, value)
         if problem:
             raise ItemError(problem)
-        previous = threshold.value
-        if previous == value:
+        if not _threshold_value_write(threshold, value, actor=actor, now=now):
             return threshold
-        ThresholdRevision.objects.create(
-            threshold=threshold, value=previous, valid_from=threshold.valid_from, valid_to=now, changed_by=actor
-        )
-        threshold.value, threshold.valid_from = value, now
-        threshold.save(update_fields=["value", "valid_from"])
-        audit_record(
-            action=AuditEvent.Action.THRESHOLD_CHANGED, actor=actor, municipality=threshold.station.municipality_id,
-            target=f"{threshold.station.code} {threshold.name}", detail={"from": previous, "to": value},
-        )
         state = station_state_recompute(station=threshold.station)
         station_changes_emit([state])
     return threshold
+
+
+def _threshold_value_write(threshold: Threshold, value: float, *, actor, now: datetime) -> bool:
+    """Store a checked new value, keeping the old one as a revision, with its audit row (inside the
+    caller's transaction, the threshold row locked). False when the value is the same."""
+    previous = threshold.value
+    if previous == value:
+        return False
+    ThresholdRevision.objects.create(
+        threshold=threshold, value=previous, valid_from=threshold.valid_from, valid_to=now, changed_by=_user(actor)
+    )
+    threshold.value, threshold.valid_from = value, now
+    threshold.save(update_fields=["value", "valid_from"])
+    audit_record(
+        action=AuditEvent.Action.THRESHOLD_CHANGED, actor=actor, municipality=threshold.station.municipality_id,
+        target=f"{threshold.station.code} {threshold.name}", detail={"from": previous, "to": value},
+    )
+    return True
 
 
 # How far back `seed_plausibility_limits` reads a station's history by default.
@@ -896,3 +916,300 @@ def tide_harmonics_set(*, station: Station, harmonics, source: str = "", now: da
         },
     )
     return row
+
+
+# --- stations: a town admin adds, edits, moves and retires its own ---------------------------------
+
+# How far outside its town a station may stand: a gauge on the town's river just across the border
+# (upstream, where the water comes from) is normal; one 40 km away is a typing error.
+NEAR_TOWN_KM = 15.0
+# For a town without a boundary, the distance is taken from its other stations.
+NEAR_OWN_STATIONS_KM = 30.0
+STATION_TEXT_FIELDS = {"name_ja": 100, "name_en": 100, "river_name": 100, "datum": 40}
+MAX_INTERVAL_MINUTES = 24 * 60
+# Station.code's validator, as a pattern for the form.
+STATION_CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class StationFormError(ValueError):
+    """A station form that cannot be saved: {field: message}, each naming what is wrong and where.
+    Nothing was written."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+        self.errors = errors
+
+
+class StationForbidden(PermissionError):
+    """The viewer may not manage this town's stations."""
+
+
+def threshold_field(name: str) -> str:
+    """The form field of one standard threshold's value."""
+    return f"threshold-{name}"
+
+
+def _typed_text(data: Mapping[str, Any], field: str, limit: int, errors: dict[str, str], *, required: bool) -> str:
+    raw = data.get(field, "")
+    if not isinstance(raw, str):
+        errors[field] = "文字で入力してください / Enter text"
+        return ""
+    if len(raw) > 4 * limit:  # before normalising: a huge paste is refused without work
+        errors[field] = f"{limit}文字以内で入力してください / At most {limit} characters"
+        return ""
+    text = normalized_text(raw)
+    if required and not text:
+        errors[field] = "入力してください / Required"
+    elif len(text) > limit:
+        errors[field] = f"{limit}文字以内で入力してください / At most {limit} characters"
+    elif _has_control_character(text):
+        errors[field] = "制御文字は使えません / Control characters are not allowed"
+    return text
+
+
+def _typed_coordinate(data: Mapping[str, Any], field: str, errors: dict[str, str]) -> float | None:
+    try:
+        return parse_typed_number(data.get(field, ""))
+    except ItemError as exc:
+        errors[field] = str(exc)
+        return None
+
+
+def _code_taken(code: str) -> str:
+    # The same words whoever owns it: codes are unique on the platform, owners are private.
+    return f"コード「{code}」は使用済みです / The code {code} is already taken on the platform"
+
+
+def _location_problem(town: Municipality, lon: float, lat: float, *, moving: Station | None) -> str | None:
+    """Inside Japan, and near its town: within NEAR_TOWN_KM of the boundary, or for a town without
+    one, within NEAR_OWN_STATIONS_KM of the outline of its other active stations."""
+    from geo.outlines import JAPAN_BOUNDS, distance_km, in_japan, station_hull
+
+    if not in_japan(lon, lat):
+        (west, east), (south, north) = JAPAN_BOUNDS["lon"], JAPAN_BOUNDS["lat"]
+        return (
+            f"日本の範囲外です(経度{west:g}〜{east:g}、緯度{south:g}〜{north:g}。緯度と経度が逆ではありませんか) / "
+            f"Outside Japan (longitude {west:g} to {east:g}, latitude {south:g} to {north:g}; are they swapped?)"
+        )
+    if town.boundary:
+        area, limit, what_ja, what_en = town.boundary, NEAR_TOWN_KM, "境界", "boundary"
+    else:
+        others = Station.objects.filter(municipality=town, is_active=True)
+        if moving is not None:
+            others = others.exclude(pk=moving.pk)
+        area = station_hull(others.values_list("lon", "lat"))
+        limit, what_ja, what_en = NEAR_OWN_STATIONS_KM, "他の観測所", "other stations"
+        if area is None:
+            return None  # the town's first station: nothing to be near yet
+    try:
+        away = distance_km(area, lon, lat)
+    except (ValueError, TypeError, KeyError):
+        return None  # a broken stored boundary must not block the form; the map skips it too
+    if away > limit:
+        return (
+            f"{town.name_ja}の{what_ja}から{away:.0f} km 離れています({limit:g} km まで) / "
+            f"{away:.0f} km from {town.name_en}'s {what_en} (at most {limit:g} km)"
+        )
+    return None
+
+
+def _parsed_station(data: Mapping[str, Any], *, town: Municipality, station: Station | None) -> tuple[dict, dict]:
+    """The form's station fields and standard threshold values, checked: ({field: value},
+    {threshold name: value}), or StationFormError with every problem found."""
+    from .threshold_sets import KIND_UNITS, standard_ladder
+
+    errors: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    if station is None:
+        try:
+            code = parse_station_code(data.get("code", ""))
+        except ItemError:
+            errors["code"] = f"1〜{MAX_CODE_LENGTH}文字の英数字で入力してください / {MAX_CODE_LENGTH} letters or digits at most"
+        else:
+            if not STATION_CODE_PATTERN.fullmatch(code):
+                errors["code"] = "英数字と . _ - だけが使えます / Letters, digits, '.', '_' and '-' only"
+            elif Station.objects.filter(code__iexact=code).exists():
+                errors["code"] = _code_taken(code)
+            fields["code"] = code
+        kind = data.get("kind", "")
+        if kind not in StationKind.values:
+            errors["kind"] = "種別を選んでください / Choose a kind"
+        else:
+            fields["kind"] = kind
+    else:
+        kind = station.kind
+        if data.get("kind", kind) != kind:
+            errors["kind"] = (
+                "種別は変更できません(廃止して新しい観測所を追加してください) / "
+                "The kind cannot change: retire the station and add a new one"
+            )
+    for name, limit in STATION_TEXT_FIELDS.items():
+        fields[name] = _typed_text(data, name, limit, errors, required=name in ("name_ja", "name_en"))
+    if kind in StationKind.values:
+        unit = data.get("unit", KIND_UNITS[kind])
+        if unit != KIND_UNITS[kind]:
+            errors["unit"] = f"この種別の単位は {KIND_UNITS[kind]} です / A {kind} station reports in {KIND_UNITS[kind]}"
+        fields["unit"] = KIND_UNITS[kind]
+    visibility = data.get("visibility", "")
+    if visibility not in Visibility.values:
+        errors["visibility"] = "公開範囲を選んでください / Choose who may see it"
+    fields["visibility"] = visibility
+    interval = data.get("interval_minutes", "")
+    interval = interval.strip() if isinstance(interval, str) else ""
+    if not interval:
+        fields["expected_interval"] = None
+    elif not interval.isascii() or not interval.isdigit() or not 1 <= int(interval) <= MAX_INTERVAL_MINUTES:
+        errors["interval_minutes"] = (
+            f"1〜{MAX_INTERVAL_MINUTES}の分数で入力してください(空欄: 基準以上でのみ送信) / "
+            f"Whole minutes, 1 to {MAX_INTERVAL_MINUTES} (empty: reports only above a start level)"
+        )
+    else:
+        fields["expected_interval"] = timedelta(minutes=int(interval))
+    lon, lat = _typed_coordinate(data, "lon", errors), _typed_coordinate(data, "lat", errors)
+    if lon is not None and lat is not None:
+        problem = _location_problem(town, lon, lat, moving=station)
+        if problem:
+            errors["location"] = problem
+        fields["lon"], fields["lat"] = round(lon, 7), round(lat, 7)
+
+    values: dict[str, float] = {}
+    if kind in StationKind.values:
+        existing = {t.name: t for t in station.thresholds.all()} if station else {}
+        probe = Station(kind=kind)
+        for spec in standard_ladder(kind):
+            raw = data.get(threshold_field(spec.name), "")
+            if isinstance(raw, str) and not raw.strip():
+                if spec.name in existing:
+                    errors[threshold_field(spec.name)] = "値を入力してください / Enter a value"
+                continue
+            try:
+                value = parse_typed_number(raw)
+            except ItemError as exc:
+                errors[threshold_field(spec.name)] = str(exc)
+                continue
+            problem = _physical_problem(probe, value)
+            if problem:
+                errors[threshold_field(spec.name)] = problem
+            else:
+                values[spec.name] = value
+        ladder = {t.name: (t.level, t.value, t.label_ja, t.label_en, t.window) for t in existing.values()}
+        for spec in standard_ladder(kind):
+            if spec.name in values:
+                ladder[spec.name] = (spec.level, values[spec.name], spec.label_ja, spec.label_en, spec.window)
+        if not any(level is not None for level, *_ in ladder.values()):
+            errors.setdefault("thresholds", "警戒レベル相当の基準値を一つ以上入力してください / Enter at least one threshold with a level")
+        for window in {rung[4] for rung in ladder.values()}:
+            problem = ladder_order_problem(rung[:4] for rung in ladder.values() if rung[4] == window)
+            if problem:
+                errors.setdefault("thresholds", problem)
+    if errors:
+        raise StationFormError(errors)
+    return fields, values
+
+
+def _may_manage(viewer, town: Municipality, station: Station | None) -> None:
+    from tenancy.permissions import Action, permits
+
+    if not permits(viewer, Action.MANAGE_STATIONS, town) or (
+        station is not None and (station.municipality_id != town.pk or not permits(viewer, Action.MANAGE_STATIONS, station))
+    ):
+        raise StationForbidden("Only the admins of the station's town manage it.")
+
+
+def station_save(
+    *, viewer, town: Municipality, data: Mapping[str, Any], station: Station | None = None, actor=None,
+    request=None, now: datetime | None = None,
+) -> Station:
+    """Add a station to `town` (station=None) or edit one of its own, from a form's fields (see
+    `_parsed_station`): everything is checked first and nothing is written when anything is wrong
+    (StationFormError). Threshold changes keep the old values as revisions (as `threshold_set`);
+    a visibility change tells the viewers who lose it (as `station_visibility_set`); the station's
+    new place and thresholds reach live maps through the change log (`station.changed`)."""
+    _may_manage(viewer, town, station)
+    fields, values = _parsed_station(data, town=town, station=station)
+    now = now or timezone.now()
+    from .threshold_sets import standard_ladder
+
+    with transaction.atomic():
+        if station is None:
+            visibility = fields.pop("visibility")
+            try:
+                with transaction.atomic():
+                    station = Station.objects.create(municipality=town, visibility=visibility, **fields)
+            except IntegrityError:  # taken between the check and now
+                raise StationFormError({"code": _code_taken(fields["code"])}) from None
+            specs = {spec.name: spec for spec in standard_ladder(station.kind)}
+            Threshold.objects.bulk_create(
+                Threshold(station=station, name=name, label_ja=specs[name].label_ja, label_en=specs[name].label_en,
+                          level=specs[name].level, value=value, window=specs[name].window)
+                for name, value in values.items()
+            )
+            audit_record(
+                action=AuditEvent.Action.STATION_ADDED, actor=actor, municipality=town, target=station.code,
+                detail={"kind": station.kind, "lon": station.lon, "lat": station.lat, "visibility": visibility,
+                        "thresholds": values},
+                request=request,
+            )
+        else:
+            station = Station.objects.select_for_update().get(pk=station.pk)
+            visibility = fields.pop("visibility")
+            changed = {
+                name: [getattr(station, name), value] for name, value in fields.items() if getattr(station, name) != value
+            }
+            if changed:
+                for name, (_, value) in changed.items():
+                    setattr(station, name, value)
+                station.save(update_fields=list(changed))
+                audit_record(
+                    action=AuditEvent.Action.STATION_EDITED, actor=actor, municipality=town, target=station.code,
+                    detail={
+                        name: [str(old) if isinstance(old, timedelta) else old,
+                               str(new) if isinstance(new, timedelta) else new]
+                        for name, (old, new) in changed.items()
+                    },
+                    request=request,
+                )
+            if visibility != station.visibility:
+                station_visibility_set(station=station, visibility=visibility, actor=actor)
+            existing = {t.name: t for t in Threshold.objects.select_for_update().filter(station=station)}
+            specs = {spec.name: spec for spec in standard_ladder(station.kind)}
+            for name, value in values.items():
+                if name in existing:
+                    existing[name].station = station
+                    _threshold_value_write(existing[name], value, actor=actor, now=now)
+                else:
+                    spec = specs[name]
+                    Threshold.objects.create(
+                        station=station, name=name, label_ja=spec.label_ja, label_en=spec.label_en, level=spec.level,
+                        value=value, window=spec.window,
+                    )
+                    audit_record(
+                        action=AuditEvent.Action.THRESHOLD_CHANGED, actor=actor, municipality=town,
+                        target=f"{station.code} {name}", detail={"from": None, "to": value},
+                    )
+            station_state_recompute(station=station)
+        emit(STATION_CHANGED, {"stations": [station.pk]})
+    return station
+
+
+def station_retire(*, viewer, station: Station, retired: bool = True, actor=None, request=None) -> Station:
+    """Retire a station (it stops showing everywhere and takes no readings; its readings, thresholds
+    and alerts' history stay) or reinstate it. Live viewers of a retired station are told it is gone
+    (`withdrawn`), through the same path as a narrowed visibility."""
+    town = station.municipality
+    _may_manage(viewer, town, station)
+    with transaction.atomic():
+        station = Station.objects.select_for_update().get(pk=station.pk)
+        if station.is_active != retired:
+            return station
+        if retired:
+            _after_visibility_change([station.pk])  # who saw it: they are told it is withdrawn
+        station.is_active = not retired
+        station.save(update_fields=["is_active"])
+        audit_record(
+            action=AuditEvent.Action.STATION_RETIRED, actor=actor, municipality=station.municipality_id,
+            target=station.code, detail={"retired": retired}, request=request,
+        )
+        if not retired:
+            emit(STATION_CHANGED, {"stations": [station.pk]})
+    return station

@@ -113,6 +113,9 @@ class AuditEvent(models.Model):
         RECOMMENDATION_HANDLED = "recommendation_handled", "evacuation recommendation issued or dismissed"
         TRIGGER_RULE_CHANGED = "trigger_rule_changed", "evacuation trigger rule changed"
         TOWN_ONBOARDED = "town_onboarded", "town created with its first admin"
+        STATION_ADDED = "station_added", "station added"
+        STATION_EDITED = "station_edited", "station edited or moved"
+        STATION_RETIRED = "station_retired", "station retired or reinstated"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     action = models.CharField(max_length=30, choices=Action.choices)

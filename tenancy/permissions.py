@@ -44,6 +44,7 @@ class Action(StrEnum):
     LIFT_ORDER = "lift_order"
     MANAGE_TRIGGER_RULES = "manage_trigger_rules"
     ONBOARD_TOWN = "onboard_town"
+    MANAGE_STATIONS = "manage_stations"
 
 
 OWNER = "owner"  # the object must belong to the acting town
@@ -80,6 +81,8 @@ RULES: dict[Action, Rule] = {
     Action.ISSUE_ORDER: Rule(Membership.Role.OPERATOR, OWNER),
     Action.LIFT_ORDER: Rule(Membership.Role.OPERATOR, OWNER),
     Action.MANAGE_TRIGGER_RULES: Rule(Membership.Role.ADMIN, OWNER),
+    # Adding, editing, moving and retiring the town's own stations.
+    Action.MANAGE_STATIONS: Rule(Membership.Role.ADMIN, OWNER),
     # A new town and its first admin: the platform operator's, not any town admin's.
     Action.ONBOARD_TOWN: Rule(Membership.Role.ADMIN, PLATFORM),
 }

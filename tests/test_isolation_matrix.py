@@ -13,6 +13,8 @@ import re
 from datetime import timedelta
 
 import pytest
+import shapely
+import shapely.geometry
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -22,7 +24,7 @@ from django.utils import timezone
 from dashboard.consumers import LiveConsumer
 from sensors.services import observation_ingest
 from tenancy.models import Membership
-from tests.public_page import public_page_text
+from tests.public_page import public_basemap, public_page_text
 
 STATION_CODES = [f"{town}-{vis}" for town in "AB" for vis in ("PRIVATE", "SHARED", "REGION", "PUBLIC")]
 SHARED_WITH = {"A": "B", "B": "A"}  # the `stations` fixture's grants
@@ -141,6 +143,54 @@ def test_every_door_agrees_with_the_rule(client, world, principal):
         timeline = client.get("/hq/timeline/").content.decode()
         assert listed_codes(timeline) == expected
         assert listed_codes(client.get("/hq/overview/").content.decode()) <= expected
+
+
+# Each town's stations on the corners of a square (0.2 degrees), so each is a corner of any hull.
+CORNERS = {"PUBLIC": (0.0, 0.0), "REGION": (0.2, 0.0), "SHARED": (0.0, 0.2), "PRIVATE": (0.2, 0.2)}
+TOWN_ORIGINS = {"A": (140.0, 35.0), "B": (141.0, 36.0)}
+
+
+def corner_of(code: str) -> tuple[float, float]:
+    town, visibility = code.split("-")
+    return TOWN_ORIGINS[town][0] + CORNERS[visibility][0], TOWN_ORIGINS[town][1] + CORNERS[visibility][1]
+
+
+def drawn_area(text: str, slug: str):
+    """The area a map page or script draws for town `slug` (its boundary layer's feature), or None."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r'\{"features": ', text):
+        try:
+            collection, _ = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        for feature in collection.get("features", []):
+            if feature.get("id") == slug:
+                return shapely.geometry.shape(feature["geometry"])
+    return None
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_a_town_without_a_boundary_is_outlined_only_by_stations_the_reader_may_see(client, world, principal):
+    """Neither town has a boundary, so the maps draw each as the hull of its stations: the hull of
+    the ones the reader may see, so it never reveals where a hidden station stands."""
+    from sensors.models import Station
+
+    for code in STATION_CODES:
+        lon, lat = corner_of(code)
+        Station.objects.filter(code=code).update(lon=lon, lat=lat)
+    client = client_as(client, world, principal)
+    pages = {"anonymous": public_basemap(client)}  # the public map, the same for everyone
+    if principal != "anonymous":
+        pages[principal] = client.get("/hq/").content.decode()
+    for reader, text in pages.items():
+        for town, slug in (("A", "town-a"), ("B", "town-b")):
+            area = drawn_area(text, slug)
+            for code in (code for code in STATION_CODES if code.startswith(town)):
+                point = shapely.Point(*corner_of(code))
+                if may_see(reader, code):
+                    assert area is not None and area.contains(point), (principal, reader, code)
+                else:
+                    assert area is None or area.distance(point) > 0.05, (principal, reader, code)
 
 
 def replayed_codes(user, path) -> set[str]:
@@ -380,7 +430,8 @@ def test_every_town_door_agrees_with_the_rule(client, actors, towns, actor):
     assert (shelter_a.status == "open") == may(actor, "shelter", "A"), actor
 
     town, _ = acting(actor)
-    for page in ("sharing", "audit", "usage", "thresholds", "tokens", "members", "channels", "shelters"):
+    for page in ("sharing", "audit", "usage", "thresholds", "tokens", "members", "channels", "shelters", "stations",
+                 "stations/new", "stations/A-PRIVATE/edit"):
         response = client.get(f"/hq/admin/{page}/")
         # Every town page acts for the acting town; the platform operator needs a town to act for.
         allowed = town not in (None, "*") and may(actor, "manage", town)
@@ -419,6 +470,8 @@ def test_every_town_write_door_changes_only_what_the_rule_allows(client, actors,
         "tokens": {"label": "matrix"},
         "members": {"username": users["a-viewer"].username, "role": "operator"},
         "sharing": {"action": "visibility", "station": "A-PRIVATE", "visibility": "public"},
+        # The station editor: retiring one of A's stations.
+        "stations/A-REGION/edit": {"action": "retire"},
     }
     for page, data in writes.items():
         response = client.post(f"/hq/admin/{page}/", data)
@@ -432,6 +485,7 @@ def test_every_town_write_door_changes_only_what_the_rule_allows(client, actors,
     role = Membership.objects.get(user=users["a-viewer"], municipality=towns[0]).role
     assert (role == "operator") == allowed, actor
     assert (Station.objects.get(code="A-PRIVATE").visibility == "public") == allowed, actor
+    assert (not Station.objects.get(code="A-REGION").is_active) == allowed, actor
 
 
 def _square(lon: float, lat: float, size: float = 0.01) -> dict:

@@ -24,6 +24,7 @@ from alerts.models import Alert
 from alerts.selectors import acknowledgements_of, alert_list
 from dashboard.maps import level_style, levels
 from geo.maps import load_geography
+from geo.outlines import town_outlines
 from geo.selectors import shelter_list_at
 from sensors.selectors import (
     ReadingJudge,
@@ -210,9 +211,18 @@ def map_moment(*, viewer: Viewer, at: datetime, slugs: set[str]) -> MapMoment:
     try:
         axes.set_aspect("equal")
         axes.set_axis_off()
+        # A town without a boundary: the hull of its stations in this (viewer's) report.
+        points_by_town: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        town_ids = {town.slug: town.pk for town in geography.municipalities}
+        for feature in features:
+            town_id = town_ids.get(feature["properties"]["municipality"])
+            if town_id is not None:
+                points_by_town[town_id].append(tuple(feature["geometry"]["coordinates"]))
+        outlines = town_outlines(geography.municipalities, points_by_town)
         for town in geography.municipalities:
-            if town.boundary:
-                _draw(axes, shape(town.boundary), facecolor="#f4f1ea" if town.slug in slugs else "#fbfbfb",
+            area = town.boundary or outlines.get(town.pk)
+            if area:
+                _draw(axes, shape(area), facecolor="#f4f1ea" if town.slug in slugs else "#fbfbfb",
                       edgecolor="#555555", linewidth=0.8)
         for zone in geography.hazard_zones:
             _draw(axes, shape(zone.geometry), facecolor="#cfe3f7", edgecolor="none", linewidth=0)

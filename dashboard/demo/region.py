@@ -24,6 +24,14 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from sensors.models import StationKind, Visibility
+from sensors.threshold_sets import (  # the demo's stations use the standard ladders
+    KIND_UNITS,
+    RAIN_THRESHOLDS,
+    ThresholdSpec,
+    reservoir_thresholds,
+    river_thresholds,
+    tide_thresholds,
+)
 from sensors.tide import Constituent, Harmonics
 
 FICTIONAL_NOTE = "架空の地域 / fictional region for demonstrations"
@@ -246,69 +254,7 @@ def river_chainage_km(key: str, u: float) -> float:
 # --- thresholds ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ThresholdSpec:
-    name: str
-    label_ja: str
-    label_en: str
-    level: int | None
-    value: float
-    window: timedelta | None = None
-
-
-def river_thresholds(standby: float, caution: float, evacuation: float, danger: float, flooding: float):
-    """The national five-step scale for one river gauge (DESIGN.md), in metres of stage."""
-    return (
-        ThresholdSpec("standby", "水防団待機水位", "Flood-fighting standby", None, standby),
-        ThresholdSpec("flood_caution", "氾濫注意水位", "Flood caution", 2, caution),
-        ThresholdSpec("evacuation_decision", "避難判断水位", "Evacuation decision", 3, evacuation),
-        ThresholdSpec("flood_danger", "氾濫危険水位", "Flood danger", 4, danger),
-        ThresholdSpec("flooding", "氾濫発生", "Flooding", 5, flooding),
-    )
-
-
-ONE_HOUR = timedelta(hours=1)
-ONE_DAY = timedelta(hours=24)
-
-# JMA's words for hourly rainfall (強い雨 20-30 mm, 激しい雨 30-50, 非常に激しい雨 50-80, 猛烈な雨 80+)
-# mapped onto the alert scale, plus 24-hour totals that in this kind of hilly basin bring landslides.
-RAIN_THRESHOLDS = (
-    ThresholdSpec("rain_1h_strong", "強い雨（1時間）", "Heavy rain (1 h)", 2, 20.0, ONE_HOUR),
-    ThresholdSpec("rain_1h_intense", "激しい雨（1時間）", "Intense rain (1 h)", 3, 30.0, ONE_HOUR),
-    ThresholdSpec("rain_1h_very_intense", "非常に激しい雨（1時間）", "Very intense rain (1 h)", 4, 50.0, ONE_HOUR),
-    ThresholdSpec("rain_1h_violent", "猛烈な雨（1時間）", "Violent rain (1 h)", 5, 80.0, ONE_HOUR),
-    ThresholdSpec("rain_24h_heavy", "大雨（24時間）", "Heavy rain (24 h)", 3, 150.0, ONE_DAY),
-    ThresholdSpec("rain_24h_extreme", "記録的な大雨（24時間）", "Extreme rain (24 h)", 4, 250.0, ONE_DAY),
-)
-
-
-def reservoir_thresholds(flood_full: float, crest: float):
-    """Storage rate (貯水率) in percent of the volume at 常時満水位, so the flood pocket is above 100 %.
-
-    - 常時満水位 (100 %) -> level 2: the reservoir can take no more without releasing (dam: 放流
-      notices downstream; pond: the spillway starts to run). Watch.
-    - 洪水時満水位 (dam: サーチャージ水位) -> level 3: the flood pocket is full. A dam moves towards
-      異常洪水時防災操作 (outflow = inflow) and a pond's spillway runs at its design capacity, so
-      people who need time (高齢者等) should leave the areas below now.
-    - 堤頂越流 (water over the embankment crest) -> level 4: an embankment may breach within
-      minutes; everyone below must have evacuated (避難指示).
-    Level 5 (緊急安全確保) is declared on observed flooding or a breach, which a storage gauge
-    cannot see, so no storage value maps to it.
-    """
-    return (
-        ThresholdSpec("normal_full", "常時満水位", "Normal full water level", 2, 100.0),
-        ThresholdSpec("flood_full", "洪水時満水位", "Flood full water level", 3, flood_full),
-        ThresholdSpec("crest_overflow", "堤頂越流", "Overtopping the crest", 4, crest),
-    )
-
-
-def tide_thresholds(caution: float, alert: float, danger: float):
-    """A coastal tide gauge's 高潮 ladder, in metres above T.P. (the same names as tests and docs)."""
-    return (
-        ThresholdSpec("storm_surge_caution", "高潮注意潮位", "Storm surge caution", 2, caution),
-        ThresholdSpec("storm_surge_alert", "高潮警戒潮位", "Storm surge alert", 3, alert),
-        ThresholdSpec("storm_surge_danger", "高潮危険潮位", "Storm surge danger", 4, danger),
-    )
+# The standard ladders of each kind: sensors.threshold_sets (one home for their words).
 
 
 # --- stations -----------------------------------------------------------------------------------
@@ -340,8 +286,7 @@ class StationSpec:
 
     @property
     def unit(self) -> str:
-        return {StationKind.RIVER: "m", StationKind.RAIN: "mm", StationKind.RESERVOIR: "%",
-                StationKind.TIDE: "m"}[StationKind(self.kind)]
+        return KIND_UNITS[StationKind(self.kind)]
 
     @property
     def lonlat(self) -> tuple[float, float]:

@@ -80,3 +80,22 @@ def test_no_town_member_may_onboard_a_town(client, towns, role):
 def test_anonymous_is_sent_to_log_in(client, towns):
     assert client.post("/hq/platform/towns/", GOOD)["Location"].startswith("/accounts/login/")
     assert not Municipality.objects.filter(slug="town-c").exists()
+
+
+def test_a_town_without_a_boundary_is_flagged_with_how_the_maps_draw_it(client, operator, stations, towns):
+    from sensors.models import Station
+
+    Station.objects.filter(code="A-PRIVATE").update(is_active=False)  # retired: not counted
+    client.force_login(operator)
+    page = client.get("/hq/platform/towns/").content.decode()
+    row = page[page.index('data-town="town-a"'):]
+    row = row[: row.index("</tr>")]
+    assert 'data-flag="no-boundary"' in row and "outline of its 3 stations" in row
+    towns[1].boundary = {"type": "Polygon", "coordinates": [[[141, 36], [141.1, 36], [141.1, 36.1], [141, 36]]]}
+    towns[1].save()
+    Municipality.objects.create(code="990019", slug="town-c", name_ja="c", name_en="C")
+    page = client.get("/hq/platform/towns/").content.decode()
+    rows = {slug: page[page.index(f'data-town="{slug}"'):][: page[page.index(f'data-town="{slug}"'):].index("</tr>")]
+            for slug in ("town-b", "town-c")}
+    assert 'data-flag="no-boundary"' not in rows["town-b"]
+    assert "not drawn on the maps" in rows["town-c"]

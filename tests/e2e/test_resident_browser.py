@@ -93,6 +93,11 @@ def test_a_resident_finds_the_nearest_open_shelter_by_keyboard_and_popups_clear_
     places.locator("[data-place='shelter:E2E-FAR']").wait_for()
     listed = places.text_content()
     assert PUBLIC_CODE in listed and REGION_CODE not in listed and PRIVATE_CODE not in listed
+    # The hazard zone (a shape without a name of its own) is drawn but is no focus stop.
+    assert page.evaluate("""() => {
+        const shapes = [...document.querySelectorAll('#mz-public-map path.leaflet-interactive')];
+        return shapes.length > 0 && shapes.every((shape) => shape.getAttribute('tabindex') === '-1');
+    }""")
 
     # Keyboard only: the skip link to the list, then the first button there.
     for _ in range(2):
@@ -131,6 +136,11 @@ def test_a_resident_finds_the_nearest_open_shelter_by_keyboard_and_popups_clear_
 def test_an_offline_reload_shows_the_last_state_with_its_age_never_as_current(asgi_server, region, browser):
     page = open_located(browser, asgi_server, width=390, height=844)
     page.wait_for_selector("#mz-public-map[data-offline-ready='true']")  # the worker holds the page
+    # A level reached is said once, in one sentence; the lists themselves are not live regions.
+    asgi_server.post_readings(region["token"], [(PUBLIC_CODE, 3.6)])
+    page.wait_for_function(
+        "() => document.getElementById('mz-public-announcer').textContent.includes('E2E-PUB 観測所 警戒レベル')")
+    assert page.locator("#mz-notices[aria-live], #mz-public-alerts[aria-live]").count() == 0
 
     browser.expect_console_errors("ERR_INTERNET_DISCONNECTED|WebSocket")
     page.context.set_offline(True)

@@ -10,5 +10,7 @@ SERVICE_WORKER_URL_SUFFIX = "/mizumori/service-worker.js"
 def static_headers(headers, path: str, url: str) -> None:
     if url.endswith(SERVICE_WORKER_URL_SUFFIX):
         headers["Service-Worker-Allowed"] = "/"
-        # Always asked again: a new version of the worker reaches every reader at their next visit.
-        headers["Cache-Control"] = "no-cache"
+        # Browsers check the worker on every visit past their own HTTP cache anyway; a minute lets the
+        # proxy (docs/deployment.md) answer those checks on a storm night, and a new version still
+        # reaches every reader within a minute.
+        headers["Cache-Control"] = "public, max-age=60"

@@ -58,7 +58,7 @@ def test_the_service_worker_may_control_the_whole_public_page():
     response = Client().get(SERVICE_WORKER_URL)
     assert response.status_code == 200
     assert response["Service-Worker-Allowed"] == "/"
-    assert response["Cache-Control"] == "no-cache"
+    assert response["Cache-Control"] == "public, max-age=60"
     body = b"".join(response.streaming_content) if response.streaming else response.content
     # Network first; only the public page's own responses are kept.
     assert b"/api/v1/public/snapshot" in body and b"X-Mizumori-Offline" in body

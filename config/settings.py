@@ -12,6 +12,8 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from config.static_headers import static_headers
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -250,6 +252,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# The public page's service worker (scope "/") needs Service-Worker-Allowed (config/static_headers.py).
+WHITENOISE_ADD_HEADERS_FUNCTION = static_headers
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

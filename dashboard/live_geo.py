@@ -41,6 +41,9 @@ def shelter_feature(shelter: Shelter) -> dict:
             "capacity": shelter.capacity,
             "status": shelter.status,
             "status_updated_at": local_iso(shelter.status_updated_at),
+            # Designated for floods (the national dataset's 洪水; null: not known): residents' "nearest
+            # open shelter" passes over one marked as not designated, as the orders' suggestions do.
+            "for_flood": shelter.suitable_for("flood"),
             "display": shelter_display(shelter),
         },
     }

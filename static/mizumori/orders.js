@@ -129,8 +129,16 @@
   function renderBanners() {
     var box = document.getElementById("mz-order-banners");
     if (!box) { return; }
-    box.textContent = "";
     var list = sortedOrders();
+    // The banners are an assertive live region: rewritten only when what they say changes, not
+    // on every message that brings the same orders again (a screen reader repeats a rewrite).
+    var said = JSON.stringify(list.map(function (feature) {
+      var p = feature.properties;
+      return [p.id, p.level, p.updated_at, p.shelters.map(function (s) { return (shelters[s.code] || s).status; })];
+    }));
+    if (box.getAttribute("data-said") === said) { return; }
+    box.setAttribute("data-said", said);
+    box.textContent = "";
     list.forEach(function (feature) { box.appendChild(banner(feature)); });
     if (!list.length) {
       var none = el("p", "mz-order-none mz-muted");
@@ -172,7 +180,9 @@
       onEachFeature: function (feature, polygon) {
         var level = levelOf(feature.properties.code);
         var label = feature.properties.name_ja + " / " + feature.properties.name_en + (level ? " — L" + level : "");
-        polygon.bindTooltip(label, { permanent: level > 0, direction: "center", className: "mz-district-label" });
+        // In the area labels' pane (under the markers) where the map has one: a name never hides a gauge.
+        var pane = map.getPane("mz-area-labels") ? "mz-area-labels" : "tooltipPane";
+        polygon.bindTooltip(label, { permanent: level > 0, direction: "center", className: "mz-district-label", pane: pane });
       },
     });
     layer.addTo(map);
@@ -289,24 +299,47 @@
   if (select) {
     select.addEventListener("change", function () { myPoint = null; choose(select.value); });
   }
+  // A position from the browser ([lon, lat], never sent): its district and the shelters near it.
+  function useLocation(point) {
+    myPoint = point;
+    var code = districtAt(myPoint);
+    if (code) {
+      choose(code);
+    } else {
+      mine = null;
+      renderMine();
+      var status = document.getElementById("mz-my-district-status");
+      status.appendChild(both("現在地はどの地区にも含まれていません。", "Your location is outside every district."));
+    }
+  }
+
   var locate = document.getElementById("mz-locate");
   if (locate && window.navigator.geolocation) {
     locate.hidden = false;
     locate.addEventListener("click", function () {
       window.navigator.geolocation.getCurrentPosition(function (position) {
-        myPoint = [position.coords.longitude, position.coords.latitude];
-        var code = districtAt(myPoint);
-        if (code) {
-          choose(code);
-        } else {
-          mine = null;
-          renderMine();
-          var status = document.getElementById("mz-my-district-status");
-          status.appendChild(both("現在地はどの地区にも含まれていません。", "Your location is outside every district."));
-        }
+        useLocation([position.coords.longitude, position.coords.latitude]);
       }, function () { /* refused or unavailable: the list still works */ }, { maximumAge: 60000, timeout: 15000 });
     });
   }
+  // Located by the public page's "near me" list (static/mizumori/nearme.js).
+  document.addEventListener("mizumori:located", function (event) {
+    if (event.detail && Array.isArray(event.detail.point)) { useLocation(event.detail.point); }
+  });
+
+  // For the public page's "near me" list: the districts, the order in force for one (the most
+  // severe), a district's centre, and the one distance rule.
+  Mizumori.distanceKm = distanceKm;
+  Mizumori.orderDistricts = {
+    list: function () { return districts; },
+    centre: centre,
+    orderFor: function (code) {
+      var order = sortedOrders().filter(function (f) {
+        return f.properties.districts.some(function (d) { return d.code === code; });
+      })[0];
+      return order ? order.properties : null;
+    },
+  };
 
   // --- live -------------------------------------------------------------------------------------
 

@@ -12,6 +12,13 @@
  * doc.live.interval seconds, which a caching proxy answers without the application. In websocket
  * mode the document is still fetched now and then, so a switch of mode or transport reaches the page.
  *
+ * Offline (issue 15): a service worker (static/mizumori/service-worker.js, scope "/") keeps the
+ * shell, its static files, the base map and the last snapshot. A snapshot it answers with while the
+ * network fails carries X-Mizumori-Offline and X-Mizumori-Stored-At: the page then shows it as the
+ * last known state with its age (#mz-offline-notice), never as current; so does a page whose
+ * requests simply fail. Screen readers hear only what changed (#mz-public-announcer): a station
+ * reaching or leaving a level, a new alert; the lists themselves are not live regions.
+ *
  * Sections other apps add to the document are drawn by renderers they register:
  *   Mizumori.publicSections[name] = function (data, doc, container, language) { ... };
  * `container` is an element of its own inside #mz-public-sections. Build with DOM calls and
@@ -33,7 +40,17 @@
   var MAX_BACKOFF_MS = 60000;
   var OPEN_SHELTER_STATUSES = { open: true, full: true };
 
-  var state = { etag: null, doc: null, mode: null, mapReady: null, live: null, timer: null, failures: 0, offlineSince: null };
+  var OFFLINE_HEADER = "X-Mizumori-Offline";
+  var STORED_AT_HEADER = "X-Mizumori-Stored-At";
+  var SW_CACHE = "mizumori-public-v1";  // the worker's cache name (read here for the shell's age)
+  var AGE_EVERY_MS = 30000;
+
+  var state = {
+    etag: null, doc: null, mode: null, mapReady: null, live: null, timer: null, failures: 0, offlineSince: null,
+    // When the server last answered (ms): the age of what the page shows once it no longer does.
+    confirmedAt: null, shownAsOf: null, firstAnswer: true, ageTimer: null, remembered: false,
+    announced: null,
+  };
 
   function loadScript(src) {
     return new Promise(function (resolve, reject) {
@@ -197,6 +214,312 @@
     Mizumori.showLiveStatus(document.getElementById("mz-live-status"), status, state.offlineSince);
   }
 
+  // --- offline: the last known state, with its age --------------------------------------------------
+
+  function twoDigits(number) {
+    return ("0" + number).slice(-2);
+  }
+
+  function ageWords(asOf) {
+    var date = new Date(asOf);
+    var clock = twoDigits(date.getHours()) + ":" + twoDigits(date.getMinutes());
+    var today = new Date();
+    if (date.toDateString() !== today.toDateString()) {
+      clock = (date.getMonth() + 1) + "/" + date.getDate() + " " + clock;
+    }
+    var minutes = Math.max(0, Math.floor((Date.now() - asOf) / 60000));
+    var hours = Math.floor(minutes / 60);
+    var ja = hours ? hours + "時間" + (minutes % 60) + "分前" : minutes + "分前";
+    var en = hours ? hours + " h " + (minutes % 60) + " min ago" : minutes + " min ago";
+    return ["最終更新 " + clock + "（" + ja + "）", "last updated " + clock + " (" + en + ")"];
+  }
+
+  function drawOfflineNotice() {
+    var box = document.getElementById("mz-offline-notice");
+    if (!box) {
+      return;
+    }
+    var age = box.querySelector("[data-offline-age]");
+    var words = state.shownAsOf ? ageWords(state.shownAsOf)
+      : ["表示できる情報がありません", "nothing to show yet"];
+    age.querySelector("[lang=ja]").textContent = words[0];
+    age.querySelector("[lang=en]").textContent = words[1];
+    if (state.shownAsOf) {
+      age.setAttribute("data-as-of", new Date(state.shownAsOf).toISOString());
+    }
+  }
+
+  // The shell kept by the worker is at least as old as the snapshot when the page itself came from
+  // there (its orders, releases and warnings are of then): the older of the two is what is shown.
+  function keptShellTime() {
+    if (!window.caches || !window.caches.open) {
+      return Promise.resolve(null);
+    }
+    var language = new URL(window.location.href).searchParams.get("lang");
+    var key = window.location.origin + "/" + (language === "en" || language === "ja" ? "?lang=" + language : "");
+    return window.caches.open(SW_CACHE)
+      .then(function (cache) { return cache.match(key); })
+      .then(function (found) { return found ? Number(found.headers.get(STORED_AT_HEADER)) || null : null; })
+      .catch(function () { return null; });
+  }
+
+  function showOffline(asOf) {
+    var box = document.getElementById("mz-offline-notice");
+    var wasShown = box && !box.hidden;
+    state.shownAsOf = asOf || null;
+    document.body.classList.add("mz-offline");
+    root.setAttribute("data-offline", "true");
+    if (box) {
+      drawOfflineNotice();
+      box.hidden = false;
+      if (!wasShown) {
+        // Announced once when the page goes offline, not at every retry.
+        box.setAttribute("role", "alert");
+      }
+    }
+    if (!state.ageTimer) {
+      state.ageTimer = window.setInterval(drawOfflineNotice, AGE_EVERY_MS);
+    }
+  }
+
+  function showOnline() {
+    var box = document.getElementById("mz-offline-notice");
+    document.body.classList.remove("mz-offline");
+    root.removeAttribute("data-offline");
+    if (box) {
+      box.hidden = true;
+    }
+    window.clearInterval(state.ageTimer);
+    state.ageTimer = null;
+  }
+
+  function registerServiceWorker() {
+    var url = root.getAttribute("data-service-worker");
+    var workers = window.navigator.serviceWorker;
+    if (!url || !workers) {
+      return;
+    }
+    workers.addEventListener("message", function (event) {
+      if (event.data && event.data.type === "remembered") {
+        root.setAttribute("data-offline-ready", "true");
+      }
+    });
+    if (workers.startMessages) {
+      workers.startMessages();
+    }
+    workers.register(url, { scope: "/" }).catch(function () { /* the page works without it */ });
+  }
+
+  // After the first whole drawing: the files this load fetched before the worker took over are
+  // handed to it, so the next offline visit finds them.
+  function rememberForOffline() {
+    var workers = window.navigator.serviceWorker;
+    if (state.remembered || !workers || !root.getAttribute("data-service-worker")) {
+      return;
+    }
+    state.remembered = true;
+    workers.ready.then(function (registration) {
+      var origin = window.location.origin;
+      var urls = [window.location.href, new URL(root.getAttribute("data-snapshot-url"), origin).href];
+      (window.performance && window.performance.getEntriesByType ? window.performance.getEntriesByType("resource") : [])
+        .forEach(function (entry) {
+          if (entry.name.indexOf(origin + "/") === 0 && urls.indexOf(entry.name) === -1) {
+            urls.push(entry.name);
+          }
+        });
+      if (registration.active) {
+        registration.active.postMessage({ type: "remember", urls: urls });
+      }
+    }).catch(function () { /* kept on a later visit */ });
+  }
+
+  // --- what a screen reader hears ---------------------------------------------------------------------
+
+  function levelWords(props) {
+    var style = Mizumori.stationStateStyle ? Mizumori.stationStateStyle(props) : null;
+    return style && style.title ? style.title : ["L" + props.level, "L" + props.level];
+  }
+
+  function currentStations() {
+    var markers = Mizumori.stationMarkers || {};
+    var drawn = Object.keys(markers).map(function (code) { return markers[code].feature; }).filter(Boolean);
+    if (drawn.length || state.mode === "map") {
+      return drawn;
+    }
+    return state.doc && Array.isArray(state.doc.features) ? state.doc.features : [];
+  }
+
+  // Stations at the notice level and up (by code: their level) and the alerts in force (by id).
+  function whatMatters() {
+    var vocabulary = (Mizumori.mapVocabulary && Mizumori.mapVocabulary()) || {};
+    var noticeLevel = typeof vocabulary.notice_level === "number" ? vocabulary.notice_level : 2;
+    var stations = {};
+    currentStations().forEach(function (feature) {
+      var props = feature.properties || {};
+      if (typeof props.level === "number" && props.level >= noticeLevel) {
+        stations[feature.id] = props;
+      }
+    });
+    var alerts = {};
+    (state.doc && Array.isArray(state.doc.alerts) ? state.doc.alerts : []).forEach(function (alert) {
+      if (alert && alert.id !== undefined) {
+        alerts[alert.id] = alert;
+      }
+    });
+    return { stations: stations, alerts: alerts };
+  }
+
+  // One sentence for what changed since the last one (the first state is only noted): a list
+  // rewrite with the same stations and levels says nothing.
+  function announceChanges() {
+    var now = whatMatters();
+    var before = state.announced;
+    state.announced = now;
+    if (!before) {
+      return;
+    }
+    var first = language === "en" ? 1 : 0;
+    var parts = [];
+    Object.keys(now.stations).forEach(function (code) {
+      var props = now.stations[code];
+      var previous = before.stations[code];
+      if (!previous || previous.level !== props.level) {
+        parts.push((first ? props.name_en : props.name_ja) + " " + levelWords(props)[first]);
+      }
+    });
+    Object.keys(before.stations).forEach(function (code) {
+      if (!now.stations[code]) {
+        var props = before.stations[code];
+        parts.push(first ? (props.name_en + ": below alert level 2") : (props.name_ja + " 警戒レベル2相当未満に"));
+      }
+    });
+    Object.keys(now.alerts).forEach(function (id) {
+      var alert = now.alerts[id];
+      if (!before.alerts[id] || before.alerts[id].level !== alert.level) {
+        var station = alert.station || {};
+        parts.push((first ? "New alert: " : "新しいアラート: ") + (first ? station.name_en : station.name_ja) + " L" + alert.level);
+      }
+    });
+    if (!parts.length) {
+      return;
+    }
+    var announcer = document.getElementById("mz-public-announcer");
+    if (announcer) {
+      announcer.textContent = parts.slice(0, 5).join(first ? ". " : "。") +
+        (parts.length > 5 ? (first ? " and " + (parts.length - 5) + " more." : " ほか" + (parts.length - 5) + "件。") : "");
+    }
+  }
+
+  // --- the map: popups clear of the controls, Escape, focus -------------------------------------------
+
+  function controlsPadding(map) {
+    var L = window.L;
+    var box = map.getContainer().getBoundingClientRect();
+    var top = 0;
+    var bottom = 0;
+    Array.prototype.forEach.call(map.getContainer().querySelectorAll(".leaflet-top .leaflet-control"), function (control) {
+      var rect = control.getBoundingClientRect();
+      if (rect.height) {
+        top = Math.max(top, rect.bottom - box.top);
+      }
+    });
+    Array.prototype.forEach.call(map.getContainer().querySelectorAll(".leaflet-bottom .leaflet-control"), function (control) {
+      // A legend is measured closed: it is closed whenever a popup would meet it (below).
+      var summary = control.tagName === "DETAILS" ? control.querySelector("summary") : null;
+      var rect = control.getBoundingClientRect();
+      var topEdge = summary && control.open ? rect.bottom - summary.getBoundingClientRect().height - 12 : rect.top;
+      if (rect.height) {
+        bottom = Math.max(bottom, box.bottom - topEdge);
+      }
+    });
+    L.Popup.mergeOptions({
+      autoPanPaddingTopLeft: L.point(8, Math.ceil(top) + 8),
+      autoPanPaddingBottomRight: L.point(8, Math.ceil(bottom) + 8),
+    });
+  }
+
+  function overlaps(a, b) {
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  }
+
+  Mizumori.focusPopup = function () {
+    var map = Mizumori.map;
+    var content = map && map.getContainer().querySelector(".leaflet-popup-content");
+    if (content) {
+      content.setAttribute("tabindex", "-1");
+      content.focus({ preventScroll: true });
+    }
+  };
+
+  function closePopupFromKeyboard(map) {
+    var popup = map._popup;
+    if (!popup || !map.hasLayer(popup)) {
+      return false;
+    }
+    var source = popup._source;
+    var opener = Mizumori.popupOpener;
+    map.closePopup();
+    Mizumori.popupOpener = null;
+    var target = opener && document.body.contains(opener) ? opener : source && source.getElement && source.getElement();
+    if (target && target.focus) {
+      target.focus();
+    }
+    return true;
+  }
+
+  function fitMapForReaders(map) {
+    var legend = map.getContainer().querySelector("details.leaflet-control, .leaflet-control details");
+    controlsPadding(map);
+    map.on("resize", function () { controlsPadding(map); });
+    if (legend) {
+      legend.addEventListener("toggle", function () { controlsPadding(map); });
+    }
+    // An open legend that a popup meets is closed (the padding counts it closed): checked when the
+    // popup opens and again once its autoPan has moved it.
+    var legendClear = function () {
+      var popup = map._popup && map.hasLayer(map._popup) ? map._popup.getElement() : null;
+      if (legend && legend.open && popup && overlaps(popup.getBoundingClientRect(), legend.getBoundingClientRect())) {
+        legend.open = false;
+      }
+    };
+    map.on("moveend", legendClear);
+    map.on("popupopen", function (event) {
+      legendClear();
+      // Tooltips stay closed under an open popup: on a phone they would sit on top of it.
+      var source = event.popup._source;
+      if (source && source.closeTooltip) {
+        source.closeTooltip();
+      }
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && closePopupFromKeyboard(map)) {
+        event.preventDefault();
+      }
+    });
+    // Shapes without a name of their own (hazard zones, basins, boundaries, districts) are not
+    // focus stops: their words are in the labels and the legend, and a click still opens a popup.
+    var unnamed = function () {
+      Array.prototype.forEach.call(map.getContainer().querySelectorAll("path.leaflet-interactive"), function (path) {
+        path.setAttribute("tabindex", "-1");
+        path.setAttribute("focusable", "false");
+        path.setAttribute("aria-hidden", "true");
+      });
+    };
+    unnamed();
+    // Once per burst of new shapes (never per marker: a snapshot adds thousands).
+    var pending = false;
+    map.on("layeradd", function (event) {
+      if (pending || !(event.layer instanceof window.L.Path)) {
+        return;
+      }
+      pending = true;
+      window.setTimeout(function () {
+        pending = false;
+        unnamed();
+      }, 0);
+    });
+  }
+
   // --- applying a document ------------------------------------------------------------------------
 
   function apply(doc) {
@@ -204,7 +527,6 @@
     root.setAttribute("data-public-mode", doc.mode);
     root.setAttribute("data-live-transport", doc.live && doc.live.transport);
     showNotice(doc.notice);
-    var transport = doc.live && doc.live.transport === "websocket" && window.WebSocket ? "websocket" : "poll";
     if (doc.mode === "minimal") {
       // The map (if one was drawn) goes, and with it its socket: the page stays live by polling.
       root.hidden = false;
@@ -213,10 +535,12 @@
       slot.hidden = true;
       if (state.live) {
         state.live.stop();
+        state.socketStarted = false;
       }
       state.mode = "minimal";
       drawLists(doc);
       root.setAttribute("data-live-seq", String(doc.seq));
+      afterApply(doc);
       return Promise.resolve();
     }
     state.mode = "map";
@@ -224,15 +548,36 @@
     document.getElementById("mz-map-slot").hidden = false;
     return loadMap().then(function () {
       if (!state.live) {
-        state.live = Mizumori.live || Mizumori.startLive(doc, { connect: transport === "websocket" });
+        // Not connected yet: connectOnce() opens the socket once the server has answered.
+        state.live = Mizumori.live || Mizumori.startLive(doc, { connect: false });
+        if (Mizumori.map) {
+          fitMapForReaders(Mizumori.map);
+        }
       }
       state.live.applyDocument(doc);
       state.live.refreshNotices();
       drawLists(doc);
-      if (transport === "websocket" && !state.live.socket) {
-        state.live.connect();
-      }
+      afterApply(doc);
+      connectOnce();
     });
+  }
+
+  // The socket is opened once, when the server has answered; after that live.js reconnects it.
+  function connectOnce() {
+    var doc = state.doc;
+    var websocket = doc && doc.live && doc.live.transport === "websocket" && window.WebSocket;
+    if (websocket && state.live && !state.live.socket && !state.socketStarted && !root.getAttribute("data-offline")) {
+      state.socketStarted = true;
+      state.live.connect();
+    }
+  }
+
+  function afterApply(doc) {
+    if (Mizumori.nearMe) {
+      Mizumori.nearMe.update(doc);
+    }
+    announceChanges();
+    rememberForOffline();
   }
 
   // --- fetching -----------------------------------------------------------------------------------
@@ -252,13 +597,39 @@
     state.timer = window.setTimeout(refresh, pollDelay());
   }
 
+  // No answer from the server (`asOf` given: the worker answered with the copy kept then).
+  function failed(asOf) {
+    state.failures += 1;
+    if (state.offlineSince === null) {
+      state.offlineSince = new Date();
+    }
+    if (!(state.live && state.live.socket)) {
+      setStatus(asOf !== undefined || state.failures >= 3 ? "offline" : "reconnecting");
+    }
+    if (asOf !== undefined || state.failures >= 3) {
+      showOffline(asOf !== undefined ? asOf : state.confirmedAt);
+    }
+  }
+
   // A conditional GET: the browser revalidates its copy (If-None-Match), the proxy usually answers.
+  // While the network fails, the service worker answers with the last copy, marked as such.
   function refresh() {
     var url = root.getAttribute("data-snapshot-url");
+    var first = state.firstAnswer;
+    var offlineCopy = false;
+    var storedAt = null;
     return window.fetch(url, { cache: "no-cache", credentials: "omit" })
       .then(function (response) {
         if (!response.ok) {
           throw new Error("snapshot: HTTP " + response.status);
+        }
+        state.firstAnswer = false;
+        offlineCopy = response.headers.get(OFFLINE_HEADER) === "1";
+        storedAt = Number(response.headers.get(STORED_AT_HEADER)) || null;
+        if (offlineCopy) {
+          root.setAttribute("data-offline", "true");  // before drawing: no socket to a server that is not there
+        } else {
+          state.confirmedAt = Date.now();
         }
         var etag = response.headers.get("ETag");
         var lastModified = response.headers.get("Last-Modified");
@@ -272,23 +643,31 @@
         });
       })
       .then(function () {
+        if (offlineCopy) {
+          // The page itself came from the worker too when this is its first answer.
+          return (first ? keptShellTime() : Promise.resolve(null)).then(function (shellAt) {
+            var asOf = [storedAt, shellAt, state.confirmedAt].filter(Boolean);
+            failed(asOf.length ? Math.min.apply(Math, asOf) : null);
+          });
+        }
         state.failures = 0;
         state.offlineSince = null;
+        showOnline();
+        connectOnce();
         if (!(state.live && state.live.socket)) {
           setStatus("live");
         }
       })
       .catch(function () {
-        state.failures += 1;
-        if (state.offlineSince === null) {
-          state.offlineSince = new Date();
-        }
-        if (!(state.live && state.live.socket)) {
-          setStatus(state.failures >= 3 ? "offline" : "reconnecting");
-        }
+        state.firstAnswer = false;
+        failed();
       })
       .then(schedule);
   }
+
+  // The browser knows before a timeout does: ask again at once either way.
+  window.addEventListener("online", function () { state.failures = 0; refresh(); });
+  window.addEventListener("offline", function () { refresh(); });
 
   // An alert message on the socket: the list comes from the document, which holds it from the next
   // tick on (a document changes at most once per tick).
@@ -299,6 +678,19 @@
     state.timer = window.setTimeout(refresh, interval + 500);
   };
 
+  document.addEventListener("mizumori:stations", announceChanges);
+  document.addEventListener("mizumori:withdrawn", announceChanges);
+
+  // Chromium keeps the shaping of text laid out while the web font (site.css, for machines without
+  // a Japanese font) was on its way, boxes included, until that text's font changes: once the fonts
+  // are in, a no-op change of the root's font features has every text shaped again.
+  if (document.fonts && document.fonts.ready) {
+    document.fonts.ready.then(function () {
+      document.documentElement.classList.add("mz-fonts-in");
+    });
+  }
+
   Mizumori.publicPage = { refresh: refresh, state: state };
+  registerServiceWorker();
   refresh();
 })(window, document);

@@ -520,4 +520,8 @@
   Mizumori.stationTooltipElement = tooltipElement;
   Mizumori.stationPopupElement = popupElement;
   Mizumori.stationNoticeElement = noticeElement;
+  // The level words and colours a station shows now, and the vocabulary they come from (the public
+  // page's "near me" list and its announcements).
+  Mizumori.stationStateStyle = stateStyle;
+  Mizumori.mapVocabulary = words;
 })(window, document);

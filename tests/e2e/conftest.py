@@ -229,9 +229,10 @@ class Browser:
         self.problems: list[str] = []
         self.expected_console: list[re.Pattern] = []
 
-    def new_page(self, *, width: int = 1280, height: int = 900):
-        """A page in its own browser context (its own cookies: logged in or anonymous)."""
-        context = self.browser.new_context(viewport={"width": width, "height": height})
+    def new_page(self, *, width: int = 1280, height: int = 900, **context_options):
+        """A page in its own browser context (its own cookies: logged in or anonymous);
+        `context_options` go to Playwright's new_context (e.g. geolocation, permissions)."""
+        context = self.browser.new_context(viewport={"width": width, "height": height}, **context_options)
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         context.route("**/*", self._only_our_server)
         page = context.new_page()

@@ -1,0 +1,506 @@
+/*
+ * "Near me" on the public page (templates/public/shell.html, #mz-near-me): one searchable list of
+ * the public stations, the districts and the shelters, with their status in words (the level words
+ * of the map's vocabulary, the shelter's status chip, the district's evacuation information) and,
+ * once the reader has asked to be located, their distance. Choosing an item pans the map to it and
+ * opens its popup; "nearest open shelter" is one press.
+ *
+ * The location comes from the browser (navigator.geolocation) and stays in this page: distances
+ * are computed here and nothing is sent anywhere (the page says so). The other parts of the page
+ * hear of it through the "mizumori:located" event (static/mizumori/orders.js picks the district).
+ *
+ * Data: the public snapshot (static/mizumori/public.js hands each document over with
+ * Mizumori.nearMe.update) and, on the map, the markers' current features, which the live layer
+ * keeps up to date; the districts and the evacuation information from static/mizumori/orders.js.
+ * Only what the public page already shows is listed: this script asks the server for nothing.
+ * Text goes in as DOM text, except the shelters' status chip, escaped by the server.
+ */
+(function (window, document) {
+  "use strict";
+
+  var Mizumori = (window.Mizumori = window.Mizumori || {});
+  var section = document.getElementById("mz-near-me");
+  if (!section) {
+    return;
+  }
+  var language = document.documentElement.lang === "en" ? "en" : "ja";
+  // Items shown at once; the search narrows the rest (2,000 stations would be a wall of buttons).
+  var SHOWN = 30;
+  var ZOOM_TO = 14;
+  var RENDER_DELAY_MS = 800;
+  var KIND_WORDS = {
+    station: ["観測所", "Station"],
+    shelter: ["避難所", "Shelter"],
+    district: ["地区", "District"],
+  };
+  var WORDS = {
+    locating: ["現在地を確認しています…", "Finding your location…"],
+    located: ["現在地から近い順に並べました。位置はこの端末の中だけで使っています。",
+      "Sorted by distance from you. Your location stays on this device."],
+    noGeolocation: ["この端末では現在地を使えません。地区を選ぶか、名前で探してください。",
+      "Location is not available on this device: choose your district or search by name."],
+    refused: ["現在地を取得できませんでした。地区を選ぶか、名前で探してください。",
+      "Could not get your location: choose your district or search by name."],
+    noOpenShelter: ["現在、開設中の避難所はありません。市町村の発表を確認してください。",
+      "No shelter is open now. Check your town's announcements."],
+    nearestShelter: ["最寄りの開設中の避難所", "Nearest open shelter"],
+    noOrder: ["発令中の避難情報なし", "No evacuation information in force"],
+    noMatch: ["一致するものはありません。", "Nothing matches."],
+    noMap: ["地図は簡易表示のため表示されていません。", "The map is off in the simplified view."],
+  };
+
+  var state = { doc: null, point: null, query: "", timer: null, signature: "", youAreHere: null };
+
+  // --- small helpers -----------------------------------------------------------------------------
+
+  function el(tag, className, text, lang) {
+    var node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (lang) {
+      node.lang = lang;
+    }
+    if (text !== undefined && text !== null) {
+      node.textContent = String(text);
+    }
+    return node;
+  }
+
+  // The page's language first, the other after it, each marked with its language.
+  function both(pair, separator) {
+    var first = language === "en" ? 1 : 0;
+    var fragment = document.createDocumentFragment();
+    fragment.appendChild(el("span", null, pair[first], first ? "en" : "ja"));
+    fragment.appendChild(document.createTextNode(separator === undefined ? " / " : separator));
+    fragment.appendChild(el("span", null, pair[1 - first], first ? "ja" : "en"));
+    return fragment;
+  }
+
+  function say(pair, extra) {
+    var status = document.getElementById("mz-near-me-status");
+    status.textContent = "";
+    status.appendChild(both(pair));
+    if (extra) {
+      status.appendChild(document.createTextNode(" "));
+      status.appendChild(extra);
+    }
+  }
+
+  function normalise(text) {
+    var value = String(text || "");
+    return (value.normalize ? value.normalize("NFKC") : value).toLowerCase();
+  }
+
+  // The map's vocabulary (dashboard.maps.map_vocabulary, read by static/mizumori/stations.js).
+  function words() {
+    return (Mizumori.mapVocabulary && Mizumori.mapVocabulary()) || {};
+  }
+
+  function lonLatOf(feature) {
+    var coordinates = feature && feature.geometry && feature.geometry.type === "Point" && feature.geometry.coordinates;
+    return coordinates && typeof coordinates[0] === "number" && typeof coordinates[1] === "number" ? coordinates : null;
+  }
+
+  function distanceText(km) {
+    return km < 1 ? Math.round(km * 1000) + " m" : km.toFixed(1) + " km";
+  }
+
+  // --- what is listed ----------------------------------------------------------------------------
+
+  function markerFeatures(markers) {
+    return Object.keys(markers || {}).map(function (code) { return markers[code].feature; }).filter(Boolean);
+  }
+
+  // On the map the markers hold the latest features (live patches, stale marks); in minimal mode
+  // the snapshot does.
+  function stationFeatures() {
+    var drawn = markerFeatures(Mizumori.stationMarkers);
+    if (drawn.length || Mizumori.map) {
+      return drawn;
+    }
+    return state.doc && Array.isArray(state.doc.features) ? state.doc.features : [];
+  }
+
+  function shelterFeatures() {
+    var drawn = markerFeatures(Mizumori.shelterMarkers);
+    if (drawn.length || Mizumori.map) {
+      return drawn;
+    }
+    return state.doc && Array.isArray(state.doc.shelters) ? state.doc.shelters : [];
+  }
+
+  function stationPlace(feature) {
+    var props = feature.properties || {};
+    var style = Mizumori.stationStateStyle ? Mizumori.stationStateStyle(props) : null;
+    var level = typeof props.level === "number" ? props.level : 0;
+    return {
+      key: "station:" + feature.id,
+      kind: "station",
+      code: String(feature.id),
+      names: [props.name_ja, props.name_en],
+      search: [props.name_ja, props.name_en, props.code, props.river].join(" "),
+      lonLat: lonLatOf(feature),
+      // While nobody is located: districts under an order, raised stations, open shelters, the rest.
+      rank: level >= (words().notice_level || 2) ? 300 + level * 10 : 50,
+      status: function () {
+        if (!style) {
+          return document.createDocumentFragment();
+        }
+        var fragment = document.createDocumentFragment();
+        fragment.appendChild(el("span", "mz-chip mz-level-" + style.css, style.badge));
+        fragment.appendChild(document.createTextNode(" "));
+        fragment.appendChild(both(style.title));
+        if (props.stale && Array.isArray(words().stale)) {
+          fragment.appendChild(document.createTextNode(" · "));
+          fragment.appendChild(both(words().stale));
+        }
+        return fragment;
+      },
+      signature: (style ? style.css : "") + (props.stale ? "s" : ""),
+    };
+  }
+
+  function shelterPlace(feature) {
+    var props = feature.properties || {};
+    var display = props.display || {};
+    return {
+      key: "shelter:" + feature.id,
+      kind: "shelter",
+      code: String(feature.id),
+      names: [props.name_ja, props.name_en],
+      search: [props.name_ja, props.name_en, props.code].join(" "),
+      lonLat: lonLatOf(feature),
+      open: props.status === "open",
+      forFlood: props.for_flood !== false,
+      rank: props.status === "open" ? 200 : props.status === "full" ? 150 : 100,
+      status: function () {
+        var chip = el("span");
+        chip.innerHTML = display.status || "";  // escaped by the server (dashboard.maps.shelter_status_chip_html)
+        return chip;
+      },
+      signature: String(props.status),
+    };
+  }
+
+  function districtPlaces() {
+    var source = Mizumori.orderDistricts;
+    if (!source) {
+      return [];
+    }
+    var districts = source.list();
+    return Object.keys(districts).map(function (code) {
+      var feature = districts[code];
+      var props = feature.properties || {};
+      var order = source.orderFor(code);
+      var centre = source.centre(code);
+      return {
+        key: "district:" + code,
+        kind: "district",
+        code: code,
+        names: [props.name_ja, props.name_en],
+        search: [props.name_ja, props.name_en, code].join(" "),
+        lonLat: centre,
+        feature: feature,
+        rank: order ? 400 + order.level * 10 : 0,
+        status: function () {
+          var fragment = document.createDocumentFragment();
+          if (order) {
+            fragment.appendChild(el("span", "mz-order-badge mz-order-level-" + order.level, "L" + order.level));
+            fragment.appendChild(document.createTextNode(" "));
+            fragment.appendChild(both([order.title_ja, order.title_en]));
+          } else {
+            fragment.appendChild(both(WORDS.noOrder));
+          }
+          return fragment;
+        },
+        signature: order ? order.id + ":" + order.level : "",
+      };
+    });
+  }
+
+  function allPlaces() {
+    var places = stationFeatures().map(stationPlace)
+      .concat(shelterFeatures().map(shelterPlace))
+      .concat(districtPlaces());
+    places.forEach(function (place) {
+      place.km = state.point && place.lonLat && Mizumori.distanceKm ? Mizumori.distanceKm(state.point, place.lonLat) : null;
+      place.searchText = normalise(place.search);
+      place.sortName = normalise(place.names[language === "en" ? 1 : 0]);
+    });
+    return places;
+  }
+
+  function byName(a, b) {
+    return a.sortName < b.sortName ? -1 : a.sortName > b.sortName ? 1 : 0;
+  }
+
+  function ordered(places) {
+    return places.slice().sort(function (a, b) {
+      if (state.point) {
+        var da = a.km === null ? Infinity : a.km;
+        var db = b.km === null ? Infinity : b.km;
+        if (da !== db) {
+          return da - db;
+        }
+      }
+      return (b.rank - a.rank) || byName(a, b);
+    });
+  }
+
+  function matching(places) {
+    var words = normalise(state.query).split(/\s+/).filter(Boolean);
+    if (!words.length) {
+      return places;
+    }
+    return places.filter(function (place) {
+      return words.every(function (word) { return place.searchText.indexOf(word) !== -1; });
+    });
+  }
+
+  // --- the list ----------------------------------------------------------------------------------
+
+  function itemElement(place, interactive) {
+    var item = el("li", "mz-place mz-place-" + place.kind);
+    var body = el(interactive ? "button" : "div", "mz-place-body");
+    if (interactive) {
+      body.type = "button";
+      body.setAttribute("data-place", place.key);
+    }
+    var first = language === "en" ? 1 : 0;
+    var title = el("span", "mz-place-name");
+    title.appendChild(el("strong", null, place.names[first], first ? "en" : "ja"));
+    if (place.names[1 - first] && place.names[1 - first] !== place.names[first]) {
+      title.appendChild(document.createTextNode(" "));
+      title.appendChild(el("span", "mz-place-other", place.names[1 - first], first ? "ja" : "en"));
+    }
+    body.appendChild(title);
+    var meta = el("span", "mz-place-meta");
+    meta.appendChild(el("span", "mz-place-kind", KIND_WORDS[place.kind][first], first ? "en" : "ja"));
+    meta.appendChild(document.createTextNode(" · "));
+    meta.appendChild(place.status());
+    if (place.km !== null) {
+      meta.appendChild(document.createTextNode(" · "));
+      meta.appendChild(el("span", "mz-place-distance", distanceText(place.km)));
+    }
+    body.appendChild(meta);
+    item.appendChild(body);
+    return item;
+  }
+
+  function render() {
+    window.clearTimeout(state.timer);
+    state.timer = null;
+    var list = document.getElementById("mz-place-list");
+    var count = document.getElementById("mz-place-count");
+    var interactive = Boolean(Mizumori.map);
+    var found = ordered(matching(allPlaces()));
+    var shown = found.slice(0, SHOWN);
+    var signature = [interactive, state.doc && state.doc.mode, found.length].concat(shown.map(function (place) {
+      return place.key + "|" + place.signature + "|" + (place.km === null ? "" : distanceText(place.km));
+    })).join("\n");
+    if (signature === state.signature) {
+      return;  // nothing a reader would notice: no rewrite (focus and screen readers stay put)
+    }
+    state.signature = signature;
+    var focused = document.activeElement && list.contains(document.activeElement)
+      ? document.activeElement.getAttribute("data-place") : null;
+    list.textContent = "";
+    shown.forEach(function (place) { list.appendChild(itemElement(place, interactive)); });
+    count.textContent = "";
+    if (!found.length) {
+      count.appendChild(both(WORDS.noMatch));
+    } else if (found.length > shown.length) {
+      count.appendChild(both([found.length + "件中" + shown.length + "件を表示。名前で絞り込めます。",
+        "Showing " + shown.length + " of " + found.length + ": type a name to narrow the list."]));
+    } else {
+      count.appendChild(both([found.length + "件", found.length + (found.length === 1 ? " item" : " items")]));
+    }
+    if (!interactive && state.doc && state.doc.mode === "minimal") {
+      count.appendChild(document.createTextNode(" "));
+      count.appendChild(both(WORDS.noMap));
+    }
+    if (focused) {
+      var again = list.querySelector('[data-place="' + focused.replace(/["\\]/g, "") + '"]');
+      if (again) {
+        again.focus();
+      }
+    }
+  }
+
+  function renderSoon() {
+    if (state.timer === null) {
+      state.timer = window.setTimeout(render, RENDER_DELAY_MS);
+    }
+  }
+
+  // --- on the map ----------------------------------------------------------------------------------
+
+  function placeByKey(key) {
+    return allPlaces().filter(function (place) { return place.key === key; })[0] || null;
+  }
+
+  function showOnMap(place, opener) {
+    var map = Mizumori.map;
+    var L = window.L;
+    if (!map || !L || !place) {
+      return false;
+    }
+    Mizumori.popupOpener = opener || null;
+    // On a phone the map is below the lists: bring it into view, whole.
+    map.getContainer().scrollIntoView({ block: "nearest" });
+    if (place.kind === "district") {
+      var bounds = L.geoJSON(place.feature).getBounds();
+      if (bounds.isValid()) {
+        map.fitBounds(bounds, { maxZoom: ZOOM_TO + 1, animate: false });
+      }
+      var content = el("div", "mz-popup");
+      var heading = el("p", "mz-popup-title");
+      heading.appendChild(both(place.names, " "));
+      content.appendChild(heading);
+      var line = el("p");
+      line.appendChild(place.status());
+      content.appendChild(line);
+      L.popup().setLatLng(bounds.isValid() ? bounds.getCenter() : L.latLng(place.lonLat[1], place.lonLat[0]))
+        .setContent(content).openOn(map);
+      return true;
+    }
+    var markers = place.kind === "station" ? Mizumori.stationMarkers : Mizumori.shelterMarkers;
+    var marker = markers && markers[place.code];
+    if (!marker) {
+      return false;
+    }
+    // A layer the reader switched off comes back for what they asked to see.
+    var kind = marker.feature && marker.feature.properties && marker.feature.properties.kind;
+    var group = place.kind === "station" ? Mizumori.stationLayers[kind] : Mizumori.shelterLayer;
+    if (group && !map.hasLayer(group)) {
+      map.addLayer(group);
+    }
+    map.setView(marker.getLatLng(), Math.max(map.getZoom(), ZOOM_TO), { animate: false });
+    marker.openPopup();
+    return true;
+  }
+
+  function choose(key, opener) {
+    var place = placeByKey(key);
+    if (place && showOnMap(place, opener) && Mizumori.focusPopup) {
+      Mizumori.focusPopup();
+    }
+  }
+
+  function showYouAreHere() {
+    var map = Mizumori.map;
+    var L = window.L;
+    if (!map || !L || !state.point) {
+      return;
+    }
+    var latLng = L.latLng(state.point[1], state.point[0]);
+    if (state.youAreHere) {
+      state.youAreHere.setLatLng(latLng);
+      return;
+    }
+    // Not interactive: a dot, never a focus stop; the list says the same in words.
+    state.youAreHere = L.circleMarker(latLng, {
+      radius: 8, weight: 3, color: "#ffffff", fillColor: "#0050d0", fillOpacity: 1, interactive: false,
+      className: "mz-you-are-here",
+    }).addTo(map);
+  }
+
+  // --- locating --------------------------------------------------------------------------------------
+
+  function locate() {
+    return new Promise(function (resolve, reject) {
+      if (!window.navigator.geolocation) {
+        reject(WORDS.noGeolocation);
+        return;
+      }
+      say(WORDS.locating);
+      window.navigator.geolocation.getCurrentPosition(function (position) {
+        state.point = [position.coords.longitude, position.coords.latitude];
+        showYouAreHere();
+        if (typeof window.CustomEvent === "function") {
+          document.dispatchEvent(new window.CustomEvent("mizumori:located", { detail: { point: state.point.slice() } }));
+        }
+        state.signature = "";
+        render();
+        resolve(state.point);
+      }, function () {
+        reject(WORDS.refused);
+      }, { enableHighAccuracy: false, maximumAge: 60000, timeout: 15000 });
+    });
+  }
+
+  function nearestOpenShelter() {
+    var open = allPlaces().filter(function (place) {
+      return place.kind === "shelter" && place.open && place.forFlood && place.km !== null;
+    });
+    open.sort(function (a, b) { return a.km - b.km; });
+    return open[0] || null;
+  }
+
+  function goToNearestShelter(button) {
+    var located = state.point ? Promise.resolve(state.point) : locate();
+    return located.then(function () {
+      var shelter = nearestOpenShelter();
+      if (!shelter) {
+        say(WORDS.noOpenShelter);
+        return;
+      }
+      var first = language === "en" ? 1 : 0;
+      say(WORDS.nearestShelter, el("strong", null,
+        shelter.names[first] + " (" + distanceText(shelter.km) + ")", first ? "en" : "ja"));
+      var list = document.getElementById("mz-place-list");
+      var item = list.querySelector('[data-place="' + shelter.key.replace(/["\\]/g, "") + '"]');
+      if (Mizumori.map) {
+        showOnMap(shelter, item || button);
+        if (Mizumori.focusPopup) {
+          Mizumori.focusPopup();
+        }
+      }
+    }, function (words) {
+      say(words);
+    });
+  }
+
+  // --- wiring ----------------------------------------------------------------------------------------
+
+  section.hidden = false;
+  var locateButton = document.getElementById("mz-near-me-locate");
+  var shelterButton = document.getElementById("mz-near-me-shelter");
+  var search = document.getElementById("mz-place-search");
+  var list = document.getElementById("mz-place-list");
+
+  locateButton.addEventListener("click", function () {
+    locate().then(function () { say(WORDS.located); }, function (words) { say(words); });
+  });
+  shelterButton.addEventListener("click", function () { goToNearestShelter(shelterButton); });
+  search.addEventListener("input", function () {
+    state.query = search.value.slice(0, 100);
+    render();
+  });
+  list.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-place]") : null;
+    if (button) {
+      choose(button.getAttribute("data-place"), button);
+    }
+  });
+  ["stations", "withdrawn", "shelters", "orders", "map"].forEach(function (type) {
+    document.addEventListener("mizumori:" + type, function () {
+      if (type === "map") {
+        showYouAreHere();
+      }
+      renderSoon();
+    });
+  });
+
+  Mizumori.nearMe = {
+    // Each snapshot document the public page applies (the source in minimal mode).
+    update: function (doc) {
+      state.doc = doc;
+      renderSoon();
+    },
+    render: render,
+    nearestOpenShelter: nearestOpenShelter,
+  };
+  render();
+})(window, document);

@@ -25,7 +25,7 @@ PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install test demo serve clean bench
+.PHONY: help venv install test demo serve clean bench messages
 
 help:
 	@echo "make demo     start the demo site on http://127.0.0.1:$(PORT)/ with the storm simulator (Ctrl-C stops both)"
@@ -34,6 +34,7 @@ help:
 	@echo "make install  create .venv and install requirements-dev.txt (again only when requirements*.txt change)"
 	@echo "make bench    end-to-end benchmark on PostgreSQL + Redis (bench/e2e.py, with bench/run.py): one table in var/bench/latest.md"
 	@echo "make clean    remove var/ (the embedded SQLite database) and staticfiles/; keeps .venv"
+	@echo "make messages the gettext catalogs: new strings of the code into locale/*/LC_MESSAGES/*.po, then the .mo files (needs Debian's gettext)"
 
 venv install: $(STAMP)
 
@@ -49,8 +50,20 @@ $(FILIP_STAMP): requirements-filip.txt
 	$(FILIP_VENV)/bin/python -m pip install -r requirements-filip.txt
 	touch $@
 
+# The gettext catalogs (docs/i18n.md): every language's .po gets the code's new msgids (untranslated),
+# then the .mo files Django reads are compiled. The .mo files are committed, so a checkout works
+# without gettext; tests/test_i18n.py fails on an untranslated or fuzzy ja/en string and on a .mo
+# that does not match its .po. File-only locations keep line moves out of the catalogs' diffs.
+LOCALES := ja en zh_Hans
+MESSAGES_IGNORE := --ignore=.venv --ignore=var --ignore=staticfiles --ignore=tests --ignore=bench \
+	--ignore=node_modules --ignore=test-artifacts --ignore=static/vendor --ignore=deploy
+messages: $(STAMP)
+	$(BIN)/python manage.py makemessages $(addprefix -l ,$(LOCALES)) $(MESSAGES_IGNORE) --add-location=file --no-obsolete
+	$(BIN)/python manage.py makemessages -d djangojs $(addprefix -l ,$(LOCALES)) $(MESSAGES_IGNORE) --add-location=file --no-obsolete
+	$(BIN)/python manage.py compilemessages $(addprefix -l ,$(LOCALES)) $(MESSAGES_IGNORE)
+
 # Any non-zero exit fails the target, including pytest's 5 ("no tests collected").
-test: $(STAMP) $(FILIP_STAMP)
+test: $(STAMP) $(FILIP_STAMP) messages
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run

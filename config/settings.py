@@ -127,6 +127,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Every template translates: {% translate %} and {% localized %} without a {% load %} each.
+            "builtins": ["django.templatetags.i18n", "config.templatetags_i18n"],
         },
     },
 ]
@@ -234,8 +236,11 @@ LOGIN_REDIRECT_URL = "/hq/"
 LOGOUT_REDIRECT_URL = "/"
 
 # --- I18N -------------------------------------------------------------------------------------
+# UI strings are gettext with English msgids (locale/, docs/i18n.md); data kept per language goes
+# through config.i18n. ja and en are complete (a test fails on an untranslated string); zh-hans is a
+# started catalog: what it lacks (strings or data) shows in Japanese.
 LANGUAGE_CODE = "ja"
-LANGUAGES = [("ja", "日本語"), ("en", "English")]
+LANGUAGES = [("ja", "日本語"), ("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "Asia/Tokyo")
 USE_I18N = True

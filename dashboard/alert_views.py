@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpRespo
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert, AlertEvent, AlertRule
@@ -27,6 +28,7 @@ from alerts.selectors import (
 )
 from alerts.services import AlertNoteError, AlertStateError, alert_acknowledge, alert_note_add, alert_resolve
 from alerts.vocabulary import ALERT_STATE_WORDS, EVENT_KIND_WORDS, RULE_KIND_WORDS
+from config.i18n import pick
 from forecasts.selectors import forecast_prealerts
 from sensors.api import csv_cell
 from sensors.models import StationKind
@@ -56,7 +58,7 @@ def _filters(request) -> dict:
 
 
 def _kinds() -> list[tuple[str, str]]:
-    return [(value, " / ".join(RULE_KIND_WORDS[value])) for value in AlertRule.Kind.values]
+    return [(value, pick(RULE_KIND_WORDS[value])) for value in AlertRule.Kind.values]
 
 
 @login_required
@@ -119,15 +121,15 @@ def act(request, alert_id: int):
     try:
         alert = alert_get(viewer=viewer, alert_id=alert_id)
     except Alert.DoesNotExist:
-        raise Http404("No alert with this id.") from None
+        raise Http404(_("No alert with this id.")) from None
     action = BOARD_ACTIONS.get(request.POST.get("action", "acknowledge"))
     if action is None:
-        return HttpResponseBadRequest("action: acknowledge, resolve or note.")
+        return HttpResponseBadRequest(_("action: acknowledge, resolve or note."))
     if not permits(viewer, action, alert):
         return HttpResponseForbidden(
-            "Notes take the operator role in the town you act for."
+            _("Notes take the operator role in the town you act for.")
             if action == Action.ADD_NOTE
-            else "Operators and admins of the town that owns this station, acting for it, may do this."
+            else _("Operators and admins of the town that owns this station, acting for it, may do this.")
         )
     query = _board_query(QueryDict(request.POST.get("query", "")))
     alerts = _row_alerts(viewer, alert, request.POST.get("also", ""))
@@ -171,7 +173,7 @@ def _local_day(value: str, name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise HistoryFilterError(f"{name}: a date as YYYY-MM-DD / 日付は YYYY-MM-DD で") from None
+        raise HistoryFilterError(_("%(name)s: a date as YYYY-MM-DD") % {"name": name}) from None
 
 
 def _history_filters(request) -> dict:
@@ -180,18 +182,18 @@ def _history_filters(request) -> dict:
     filters = _filters(request)
     level = params.get("level") or ""
     if level and level not in {"1", "2", "3", "4", "5"}:
-        raise HistoryFilterError("level: 1–5 / レベルは1〜5")
+        raise HistoryFilterError(_("level: 1–5"))
     state = params.get("state") or ""
     if state and state not in Alert.State.values:
-        raise HistoryFilterError("state: open, acknowledged or resolved / 状態の指定が不正です")
+        raise HistoryFilterError(_("state: open, acknowledged or resolved"))
     since_day, until_day = _local_day(params.get("since", ""), "since"), _local_day(params.get("until", ""), "until")
     zone = timezone.get_current_timezone()
     until = datetime.combine(until_day + timedelta(days=1), time(), zone) if until_day else timezone.now()
     since = datetime.combine(since_day, time(), zone) if since_day else until - timedelta(days=7)
     if since >= until:
-        raise HistoryFilterError("since: must be before until / 開始日は終了日より前に")
+        raise HistoryFilterError(_("since: must be before until"))
     if until - since > timedelta(days=HISTORY_MAX_DAYS):
-        raise HistoryFilterError(f"since–until: at most {HISTORY_MAX_DAYS} days / 期間は{HISTORY_MAX_DAYS}日以内")
+        raise HistoryFilterError(_("since–until: at most %(days)s days") % {"days": HISTORY_MAX_DAYS})
     return dict(filters, peak_level=int(level) if level else None, state=state or None, since=since, until=until)
 
 
@@ -221,7 +223,7 @@ def history(request):
             "filters": filters or {},
             "towns": Municipality.objects.order_by("code"),
             "kinds": _kinds(),
-            "states": [(value, " / ".join(ALERT_STATE_WORDS[value])) for value in Alert.State.values],
+            "states": [(value, pick(ALERT_STATE_WORDS[value])) for value in Alert.State.values],
             "levels": [1, 2, 3, 4, 5],
             "csv_query": csv_query.urlencode(),
         },

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from . import alert_views, health, platform_admin, views
+from .js_catalog import LanguageCatalog
 
 urlpatterns = [
     path("hq/", views.hq_map, name="dashboard-hq"),
@@ -16,4 +17,5 @@ urlpatterns = [
     path("stations/<str:code>/", views.station_detail, name="station-detail"),
     # Django's set_language view (POST), for the language switch in the page header.
     path("i18n/", include("django.conf.urls.i18n")),
+    path("i18n/catalog/<str:language>.js", LanguageCatalog.as_view(), name="js-catalog"),
 ]

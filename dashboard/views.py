@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
@@ -558,7 +559,7 @@ def switch_town(request):
     try:
         town_switch(request=request, municipality_id=int(request.POST.get("municipality", "")))
     except (ValueError, Membership.DoesNotExist):
-        return HttpResponseBadRequest("You are not a member of that municipality.")
+        return HttpResponseBadRequest(_("You are not a member of that municipality."))
     return redirect(safe_next_url(request, request.POST.get("next")))
 
 

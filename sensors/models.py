@@ -5,15 +5,16 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 from tenancy.models import Municipality
 
 
 class Visibility(models.TextChoices):
-    PRIVATE = "private", "private (owner town only)"
-    SHARED = "shared", "shared with named municipalities"
-    REGION = "region", "region (every town on the platform)"
-    PUBLIC = "public", "public"
+    PRIVATE = "private", gettext_noop("private (owner town only)")
+    SHARED = "shared", gettext_noop("shared with named municipalities")
+    REGION = "region", gettext_noop("region (every town on the platform)")
+    PUBLIC = "public", gettext_noop("public")
 
 
 class StationKind(models.TextChoices):

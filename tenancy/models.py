@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_noop
 
 
 def validate_local_government_code(code: str) -> None:
@@ -46,9 +47,9 @@ class Municipality(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
-        VIEWER = "viewer", "viewer"
-        OPERATOR = "operator", "operator"
-        ADMIN = "admin", "admin"
+        VIEWER = "viewer", gettext_noop("viewer")
+        OPERATOR = "operator", gettext_noop("operator")
+        ADMIN = "admin", gettext_noop("admin")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     municipality = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="memberships")
@@ -94,28 +95,28 @@ class AuditEvent(models.Model):
     """A security-relevant action, kept for the town's admin and the platform operator."""
 
     class Action(models.TextChoices):
-        LOGIN = "login", "login"
-        LOGIN_FAILED = "login_failed", "failed login"
-        LOGOUT = "logout", "logout"
-        TOWN_SWITCHED = "town_switched", "active town switched"
-        SHARING_GRANTED = "sharing_granted", "sharing granted"
-        SHARING_WITHDRAWN = "sharing_withdrawn", "sharing withdrawn"
-        VISIBILITY_CHANGED = "visibility_changed", "station visibility changed"
-        TOKEN_CREATED = "token_created", "gateway token created"
-        TOKEN_REVOKED = "token_revoked", "gateway token revoked"
-        THRESHOLD_CHANGED = "threshold_changed", "threshold changed"
-        ALERT_ACKNOWLEDGED = "alert_acknowledged", "alert acknowledged"
-        ALERT_RESOLVED = "alert_resolved", "alert resolved"
-        ALERT_NOTE_ADDED = "alert_note_added", "note added to an alert"
-        MEMBERSHIP_CHANGED = "membership_changed", "membership changed"
-        SHELTER_UPDATED = "shelter_updated", "shelter status changed"
-        ORDER_CHANGED = "order_changed", "evacuation order issued, changed or lifted"
-        RECOMMENDATION_HANDLED = "recommendation_handled", "evacuation recommendation issued or dismissed"
-        TRIGGER_RULE_CHANGED = "trigger_rule_changed", "evacuation trigger rule changed"
-        TOWN_ONBOARDED = "town_onboarded", "town created with its first admin"
-        STATION_ADDED = "station_added", "station added"
-        STATION_EDITED = "station_edited", "station edited or moved"
-        STATION_RETIRED = "station_retired", "station retired or reinstated"
+        LOGIN = "login", gettext_noop("login")
+        LOGIN_FAILED = "login_failed", gettext_noop("failed login")
+        LOGOUT = "logout", gettext_noop("logout")
+        TOWN_SWITCHED = "town_switched", gettext_noop("active town switched")
+        SHARING_GRANTED = "sharing_granted", gettext_noop("sharing granted")
+        SHARING_WITHDRAWN = "sharing_withdrawn", gettext_noop("sharing withdrawn")
+        VISIBILITY_CHANGED = "visibility_changed", gettext_noop("station visibility changed")
+        TOKEN_CREATED = "token_created", gettext_noop("gateway token created")
+        TOKEN_REVOKED = "token_revoked", gettext_noop("gateway token revoked")
+        THRESHOLD_CHANGED = "threshold_changed", gettext_noop("threshold changed")
+        ALERT_ACKNOWLEDGED = "alert_acknowledged", gettext_noop("alert acknowledged")
+        ALERT_RESOLVED = "alert_resolved", gettext_noop("alert resolved")
+        ALERT_NOTE_ADDED = "alert_note_added", gettext_noop("note added to an alert")
+        MEMBERSHIP_CHANGED = "membership_changed", gettext_noop("membership changed")
+        SHELTER_UPDATED = "shelter_updated", gettext_noop("shelter status changed")
+        ORDER_CHANGED = "order_changed", gettext_noop("evacuation order issued, changed or lifted")
+        RECOMMENDATION_HANDLED = "recommendation_handled", gettext_noop("evacuation recommendation issued or dismissed")
+        TRIGGER_RULE_CHANGED = "trigger_rule_changed", gettext_noop("evacuation trigger rule changed")
+        TOWN_ONBOARDED = "town_onboarded", gettext_noop("town created with its first admin")
+        STATION_ADDED = "station_added", gettext_noop("station added")
+        STATION_EDITED = "station_edited", gettext_noop("station edited or moved")
+        STATION_RETIRED = "station_retired", gettext_noop("station retired or reinstated")
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     action = models.CharField(max_length=30, choices=Action.choices)

@@ -25,14 +25,9 @@
   var soundToggle = document.getElementById("mz-sound-toggle");
   var notifyButton = document.getElementById("mz-notify-enable");
   var dialog = document.getElementById("mz-resolve-dialog");
-  var english = document.documentElement.lang === "en";
   var baseTitle = document.title.replace(/^\(\d+\) /, "");
   var SOUND_KEY = "mizumori.board.sound";
   var REFRESH_DELAY_MS = 250;
-
-  function say(ja, en) {
-    return english ? en : ja;
-  }
 
   // --- cues -------------------------------------------------------------------------------------
 
@@ -67,7 +62,7 @@
       return;
     }
     try {
-      var note = new window.Notification(say("水守 アラート", "Mizumori alert"), { body: lines.join("\n"), tag: "mizumori-board" });
+      var note = new window.Notification(gettext("Mizumori alert"), { body: lines.join("\n"), tag: "mizumori-board" });
       note.onclick = function () { window.focus(); board.focus(); note.close(); };
     } catch (error) {
       // Some browsers only allow notifications from a service worker; the page's own cues remain.
@@ -85,11 +80,11 @@
       return;
     }
     var lines = fresh.map(function (item) {
-      return (item.escalated ? say("レベル上昇: ", "Escalated: ") : say("新しいアラート: ", "New alert: ")) + item.text;
+      return interpolate(item.escalated ? gettext("Escalated: %s") : gettext("New alert: %s"), [item.text]);
     });
     // A fresh string each time, so screen readers speak it even when it repeats the last one.
     announcer.textContent = "";
-    window.setTimeout(function () { announcer.textContent = lines.join("。 "); }, 50);
+    window.setTimeout(function () { announcer.textContent = lines.join(gettext(". ")); }, 50);
     beep();
     notify(lines);
   }
@@ -295,7 +290,7 @@
       }
       event.preventDefault();
       pending = focusKeyOf(form.querySelector("[data-focus-key]"));
-      document.getElementById("mz-resolve-text").textContent = form.getAttribute(english ? "data-confirm-en" : "data-confirm-ja");
+      document.getElementById("mz-resolve-text").textContent = form.getAttribute("data-confirm");
       dialog.showModal();
       document.getElementById("mz-resolve-cancel").focus();
     });

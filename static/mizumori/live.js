@@ -481,7 +481,7 @@
     Mizumori.showLiveStatus(this.indicator, status, this.offlineSince);
   };
 
-  // The status line in both languages; also used by the alert board (static/mizumori/alerts.js).
+  // The status line; also used by the alert board (static/mizumori/alerts.js).
   Mizumori.showLiveStatus = function (indicator, status, offlineSince) {
     if (!indicator) {
       return;
@@ -496,8 +496,21 @@
       paused: ["ライブ更新を一時停止中(過去を再生中)", "Live updates paused (replaying the past)"],
     }[status] || ["接続中…", "Connecting…"];
     indicator.className = "mz-live-status mz-live-" + status;
-    indicator.querySelector("[lang=ja]").textContent = words[0];
-    indicator.querySelector("[lang=en]").textContent = words[1];
+    var ja = indicator.querySelector("[lang=ja]");
+    if (ja) {
+      // The public page still shows both languages side by side (its gettext move is to come).
+      ja.textContent = words[0];
+      indicator.querySelector("[lang=en]").textContent = words[1];
+      return;
+    }
+    // A page in one language: its words from the page's catalog (dashboard/js_catalog.py).
+    indicator.textContent = {
+      live: gettext("Live"),
+      reconnecting: gettext("Reconnecting…"),
+      degraded: gettext("Updates delayed (server recovering)"),
+      offline: interpolate(gettext("Offline since %s (retrying)"), [time]),
+      paused: gettext("Live updates paused (replaying the past)"),
+    }[status] || gettext("Connecting…");
   };
 
   // A whole public snapshot document (static/mizumori/public.js): its stations unless the socket

@@ -11,31 +11,21 @@
   "use strict";
 
   var Mizumori = (window.Mizumori = window.Mizumori || {});
+  // In the page's language, from its catalog (dashboard/js_catalog.py, locale/*/djangojs.po).
   var FAILED = {
-    400: ["この状態には変更できません。", "That status cannot be set."],
-    403: ["この避難所の状態を変更する権限がありません。", "You may not change this shelter's status."],
-    404: ["この避難所は見つかりません。", "This shelter no longer exists."],
+    400: gettext("That status cannot be set."),
+    403: gettext("You may not change this shelter's status."),
+    404: gettext("This shelter no longer exists."),
   };
-  var FAILED_OTHER = ["変更できませんでした。もう一度お試しください。", "The change did not go through. Please try again."];
-  var OFFLINE = ["サーバーに接続できません。変更されていません。", "Cannot reach the server: nothing was changed."];
+  var FAILED_OTHER = gettext("The change did not go through. Please try again.");
+  var OFFLINE = gettext("Cannot reach the server: nothing was changed.");
 
   function showError(form, words) {
     var box = form.querySelector('[data-shelter-field="error"]');
     if (!box) {
       return;
     }
-    box.textContent = "";
-    if (words) {
-      var ja = document.createElement("span");
-      ja.lang = "ja";
-      ja.textContent = words[0];
-      var en = document.createElement("span");
-      en.lang = "en";
-      en.textContent = words[1];
-      box.appendChild(ja);
-      box.appendChild(document.createTextNode(" / "));
-      box.appendChild(en);
-    }
+    box.textContent = words || "";
     box.hidden = !words;
   }
 

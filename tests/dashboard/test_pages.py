@@ -29,6 +29,8 @@ from tests.public_page import (
 )
 
 PUBLIC_CODES = {"A-PUBLIC", "B-PUBLIC"}
+# The page scripts' catalog of the default language (Japanese): a view of this site, not a static file.
+JS_CATALOG = "/i18n/catalog/ja.js"
 HIDDEN_FROM_PUBLIC = {"A-PRIVATE", "A-SHARED", "A-REGION", "B-PRIVATE", "B-SHARED", "B-REGION"}
 
 
@@ -188,7 +190,7 @@ def test_hq_shows_a_platform_admin_every_station(client, stations, django_user_m
     html = page(client, "/hq/")
 
     assert set(station_features(html)) == PUBLIC_CODES | HIDDEN_FROM_PUBLIC
-    assert "Platform administrator" in html.split("</header>", 1)[0]
+    assert "プラットフォーム管理者" in html.split("</header>", 1)[0]
 
 
 @pytest.mark.django_db
@@ -197,8 +199,10 @@ def test_hq_header_names_the_users_town(client, stations, user_a):
 
     header = page(client, "/hq/").split("</header>", 1)[0]
 
-    assert "Town A" in header and "town a" in header
-    assert "Town B" not in header
+    assert "town a" in header  # the name in the page's language
+    assert "Town B" not in header and "town b" not in header
+    english = client.get("/hq/", HTTP_ACCEPT_LANGUAGE="en").content.decode().split("</header>", 1)[0]
+    assert "Town A" in english and "Town B" not in english
 
 
 @pytest.mark.django_db
@@ -264,7 +268,8 @@ def test_pages_load_no_external_assets(client, stations, user_a, settings, url):
 
     assert assets.script_srcs or url == "/accounts/login/"
     for src in assets.script_srcs + assets.link_hrefs:
-        assert src.startswith(django_settings.STATIC_URL), src
+        # Static files, or the page scripts' translations served by this site (dashboard/js_catalog.py).
+        assert src.startswith(django_settings.STATIC_URL) or src == JS_CATALOG, src
     # Without tiles there is no reason for any absolute URL in the page at all.
     assert "http://" not in html and "https://" not in html
 
@@ -279,6 +284,9 @@ def test_every_static_file_the_page_references_exists(client, stations, user_a, 
     # The public shell loads the map's assets itself, in map mode only (static/mizumori/public.js).
     referenced = assets.script_srcs + assets.link_hrefs + assets.map_assets
     assert any(src.endswith("leaflet.js") for src in referenced)
+    if JS_CATALOG in referenced:
+        referenced.remove(JS_CATALOG)
+        assert client.get(JS_CATALOG).status_code == 200
     for url_path in referenced:
         relative = url_path.removeprefix(django_settings.STATIC_URL)
         assert finders.find(relative), f"{url_path} is referenced but not in any static directory"

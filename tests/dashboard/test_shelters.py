@@ -211,7 +211,7 @@ def test_panel_is_read_only_for_viewers(client, shelter_a, user_a):
 
     assert 'data-shelter-row="SH-A"' in section
     assert "<form" not in section
-    assert "operators only" in section
+    assert "操作権限なし" in section  # the page's language: "operators only" in English
 
 
 @pytest.mark.django_db

@@ -98,7 +98,8 @@ def series_values(chart: dict, key: str) -> list:
 def test_anonymous_sees_a_public_station(client, stations):
     text = page(client, "A-PUBLIC")
 
-    assert "A-PUBLIC 観測所" in text and "A-PUBLIC gauge" in text
+    assert "A-PUBLIC 観測所" in text and "A-PUBLIC gauge" not in text  # the page's language only
+    assert "A-PUBLIC gauge" in client.get("/stations/A-PUBLIC/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'href="/"' in text  # back to the public map
 
 
@@ -159,9 +160,11 @@ def test_page_header_shows_level_words_value_trend_and_observed_time(client, sta
     text = page(client, "A-PUBLIC")
 
     assert '<span class="mz-chip mz-level-3">L3</span>' in text
-    assert "警戒レベル3相当" in text and "Level 3 equivalent" in text
+    assert "警戒レベル3相当" in text and "Level 3 equivalent" not in text
     assert "3.60 m" in text
-    assert "↑" in text and "上昇" in text and "rising" in text
+    assert "↑" in text and "上昇" in text and "rising" not in text
+    english = client.get("/stations/A-PUBLIC/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Level 3 equivalent" in english and "rising" in english and "警戒レベル3相当" not in english
     assert "JST" in text
     assert "欠測" not in text
 
@@ -172,7 +175,8 @@ def test_stale_station_says_so(client, stations):
 
     text = page(client, "A-PUBLIC")
 
-    assert "欠測" in text and "Stale" in text
+    assert "欠測" in text
+    assert "Stale" in client.get("/stations/A-PUBLIC/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
 
 @pytest.mark.django_db

@@ -94,7 +94,8 @@ def test_a_release_notice_appears_on_the_downstream_towns_open_alert_board(asgi_
         "planned_discharge": 300, "current_discharge": 150, "reach": "水森川 ダム下流〜河口", "downstream": ["town-b"],
     })
     row = page.wait_for_selector(f"#mz-alert-board .mz-release-row[data-release-id='{release['id']}']")
-    assert "150.0 m³/s" in row.text_content() and "川に近づかないでください" in row.text_content()
+    advice = "Keep away from the river" if page.get_attribute("html", "lang") == "en" else "川に近づかないでください"
+    assert "150.0 m³/s" in row.text_content() and advice in row.text_content()
     page.screenshot(path=str(ARTIFACTS / "release-board.png"))
 
     call(asgi_server, f"/api/v1/releases/{release['id']}/end", downstream_viewer)

@@ -60,5 +60,5 @@ def test_withdrawing_a_share_removes_the_station_from_the_neighbours_open_map(as
 def test_the_alert_board_goes_live_without_script_errors(asgi_server, shared_station, browser):
     board = log_in(browser, asgi_server, STAFF_B, "/hq/alerts/")
     board.wait_for_selector("#mz-live-status.mz-live-live")
-    assert board.locator("#mz-live-status [lang=en]").inner_text() == "Live"
+    assert board.locator("#mz-live-status").inner_text() in ("Live", "ライブ")  # the browser's language
     browser.assert_clean()

@@ -87,14 +87,16 @@ def test_a_town_without_a_boundary_is_flagged_with_how_the_maps_draw_it(client, 
 
     Station.objects.filter(code="A-PRIVATE").update(is_active=False)  # retired: not counted
     client.force_login(operator)
-    page = client.get("/hq/platform/towns/").content.decode()
+    page = client.get("/hq/platform/towns/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     row = page[page.index('data-town="town-a"'):]
     row = row[: row.index("</tr>")]
     assert 'data-flag="no-boundary"' in row and "outline of its 3 stations" in row
+    page_ja = client.get("/hq/platform/towns/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert "観測所3か所を囲む概略の範囲" in page_ja
     towns[1].boundary = {"type": "Polygon", "coordinates": [[[141, 36], [141.1, 36], [141.1, 36.1], [141, 36]]]}
     towns[1].save()
     Municipality.objects.create(code="990019", slug="town-c", name_ja="c", name_en="C")
-    page = client.get("/hq/platform/towns/").content.decode()
+    page = client.get("/hq/platform/towns/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     rows = {slug: page[page.index(f'data-town="{slug}"'):][: page[page.index(f'data-town="{slug}"'):].index("</tr>")]
             for slug in ("town-b", "town-c")}
     assert 'data-flag="no-boundary"' not in rows["town-b"]

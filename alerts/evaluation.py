@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from sensors.plausibility import Plausibility, is_jump
+from sensors.plausibility import Plausibility, is_jump, neighbour_jumps
 
 HOUR = 3600.0
 # Rain "event" totals run from the first rain after a dry spell at least this long.
@@ -102,6 +102,10 @@ def jumps_and_spikes(
     spike = np.zeros(size, dtype=bool)
     if limits is None or limits.max_step is None or size < 2:
         return jump, spike
+    # No consecutive pair jumps (nearly always): the reference then always moves on to the reading
+    # just judged, so the walk below would only ever compare neighbours and find nothing.
+    if not neighbour_jumps(limits, times, values).any():
+        return jump, spike
     reference, reference_at = values[0], times[0]
     for index in range(1, size):
         value, at = values[index], times[index]
@@ -162,6 +166,16 @@ def rates_of_rise(times: np.ndarray, values: np.ndarray, window: timedelta) -> n
     with np.errstate(divide="ignore", invalid="ignore"):
         rates = (values - values[starts]) / span * HOUR
     return np.where(span >= seconds / 2, rates, np.nan)
+
+
+def rate_of_rise_now(times: np.ndarray, values: np.ndarray, window: timedelta) -> float:
+    """`rates_of_rise(times, values, window)[-1]`, without computing the rate at every reading."""
+    seconds = window.total_seconds()
+    start = int(np.searchsorted(times, times[-1] - seconds, side="left"))
+    span = times[-1] - times[start]
+    if not span >= seconds / 2:
+        return math.nan
+    return float((values[-1] - values[start]) / span * HOUR)
 
 
 # --- trend and time to the next threshold ----------------------------------------------------

@@ -43,7 +43,7 @@ from .evaluation import (
     jumps_and_spikes,
     linear_trend,
     next_level,
-    rates_of_rise,
+    rate_of_rise_now,
     time_to_next,
     window_sums,
 )
@@ -166,21 +166,30 @@ def _missing_default_rules(
 
 
 class _CatalogCache:
-    """Per-process copies of what evaluation reads of the catalog (thresholds with their revisions,
-    default-rule keys), dropped whenever the catalog stamp changes (see `sensors.models.CatalogStamp`)."""
+    """Per-process copies of what evaluation reads of the catalog (stations with their owner,
+    thresholds with their revisions, default-rule keys), dropped whenever the catalog stamp changes
+    (see `sensors.models.CatalogStamp`). Read only: evaluation never changes a station or threshold."""
 
     def __init__(self):
         self.stamp: int | None = None
+        self.stations: dict[int, Station] = {}
         self.thresholds: dict[int, list[Threshold]] = {}
         self.default_keys: dict[int, frozenset] = {}
+        self.ladders: dict[tuple, list] = {}  # see `_fixed_ladder`
 
     def current(self) -> "_CatalogCache":
         stamp = current_stamp()
         if stamp is None:
             return _CatalogCache()  # no stamp to trust: a fresh, unshared copy
         if stamp != self.stamp:
-            self.thresholds, self.default_keys, self.stamp = {}, {}, stamp
+            self.stations, self.thresholds, self.default_keys, self.ladders, self.stamp = {}, {}, {}, {}, stamp
         return self
+
+    def stations_of(self, station_ids: list[int]) -> dict[int, Station]:
+        missing = [pk for pk in station_ids if pk not in self.stations]
+        if missing:
+            self.stations.update((station.pk, station) for station in _stations_of(missing))
+        return {pk: self.stations[pk] for pk in station_ids if pk in self.stations}
 
     def thresholds_of(self, station_ids: list[int]) -> dict[int, list[Threshold]]:
         missing = [pk for pk in station_ids if pk not in self.thresholds]
@@ -209,6 +218,7 @@ class _Transitions:
     now: datetime
     scheme: LevelScheme | None
     open_alerts: dict[int, Alert] = field(default_factory=dict)  # by rule id
+    ladders: dict[tuple, list] = field(default_factory=dict)  # the catalog cache's (`_fixed_ladder`)
     new_alerts: list[Alert] = field(default_factory=list)
     changed: dict[int, Alert] = field(default_factory=dict)  # existing alerts, by id
     events: list[AlertEvent] = field(default_factory=list)
@@ -352,7 +362,20 @@ class _History:
         return [from_micros(int(micros)) for micros in self.micros]
 
 
-def _stays_closed(rule: AlertRule, thresholds: list[Threshold], history: _History, first: int) -> bool:
+def _fixed_ladder(ladders: dict, rule: AlertRule, thresholds: list[Threshold]):
+    """The rule's ladder when none of the station's thresholds was ever edited, so the same at every
+    time; None otherwise (each reading is judged by the values in force then). Kept in `ladders`
+    (the catalog cache's, valid under one catalog stamp) by what `rule_steps` reads of the rule."""
+    if any(threshold.valid_from for threshold in thresholds):
+        return None
+    key = (rule.station_id, rule.kind, rule.window, rule.value, rule.level)
+    steps = ladders.get(key)
+    if steps is None:
+        steps = ladders[key] = rulebook.rule_steps(rule, thresholds)
+    return steps
+
+
+def _stays_closed(rule: AlertRule, thresholds: list[Threshold], history: _History, first: int, ladders: dict) -> bool:
     """Whether stepping a threshold rule without an open alert through readings `first`... cannot open
     one: no reading reaches the lowest rung of the ladder in force when it was taken. `next_level` from
     level 0 needs the newest reading to meet a rung, so every step would stay at 0; spikes and flags
@@ -360,14 +383,30 @@ def _stays_closed(rule: AlertRule, thresholds: list[Threshold], history: _Histor
     if rule.kind != Kind.THRESHOLD:
         return False
     sign = 1.0 if rule.direction == AlertRule.Direction.RISING else -1.0
-    if not any(threshold.valid_from for threshold in thresholds):
-        steps = rulebook.rule_steps(rule, thresholds)
+    steps = _fixed_ladder(ladders, rule, thresholds)
+    if steps is not None:
         return not steps or float((sign * history.values[first:]).max()) < min(sign * step.value for step in steps)
     for index in range(first, len(history.values)):
         steps = rulebook.rule_steps(rule, thresholds, at=history.stamp(index))
         if steps and sign * history.values[index] >= min(sign * step.value for step in steps):
             return False
     return True
+
+
+def _never_meets(steps, hysteresis, usable_measure: np.ndarray, prefix_end: np.ndarray, first: int, stepped: np.ndarray) -> bool:
+    """Whether no reading stepped from `first` on (`stepped`: not a jump, not flagged) has a measure at
+    the lowest rung of `steps`. From level 0, `next_level` raises only on a newest measure that meets
+    a rung, so every such step stays at 0: the loop over them can be skipped (a rate-of-rise rule in
+    calm water, a threshold rule whose ladder `_stays_closed` could not rule out by values alone)."""
+    if not steps:
+        return True
+    at = prefix_end[first:][stepped[first:]] - 1
+    if not len(at):
+        return True
+    sign = 1.0 if hysteresis.rising else -1.0
+    lowest = min(sign * step.value for step in steps)
+    with np.errstate(invalid="ignore"):
+        return not bool((sign * usable_measure[at] >= lowest).any())
 
 
 def _rain_totals(times: np.ndarray, values: np.ndarray) -> dict[str, float]:
@@ -388,7 +427,7 @@ def _metrics(
     if station.kind == StationKind.RAIN:
         metrics["rain"] = _rain_totals(times, values)
         return metrics
-    rates = {int(w.total_seconds() // 60): _finite(rates_of_rise(times, values, w)[-1]) for w in RATE_WINDOWS}
+    rates = {int(w.total_seconds() // 60): _finite(rate_of_rise_now(times, values, w)) for w in RATE_WINDOWS}
     metrics["rates_per_hour"] = {str(minutes): rate for minutes, rate in rates.items()}
     metrics["rate_of_rise_per_hour"] = rates[30]
     if rule.kind == Kind.THRESHOLD:
@@ -436,7 +475,7 @@ def _evaluate_rule(
     else:
         stepped_after = max(rule.evaluated_until, history.newest - CATCH_UP)
     first = int(np.searchsorted(history.micros, to_micros(stepped_after), side="right"))
-    if rule.pk not in batch.open_alerts and (first == len(history.micros) or _stays_closed(rule, thresholds, history, first)):
+    if rule.pk not in batch.open_alerts and (first == len(history.micros) or _stays_closed(rule, thresholds, history, first, batch.ladders)):
         rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
         return
     hysteresis = rulebook.rule_hysteresis(rule)
@@ -449,7 +488,11 @@ def _evaluate_rule(
     usable_measure = rulebook.rule_measure(rule, usable_times, usable_values)
     prefix_end = np.cumsum(usable)
     # Thresholds never edited have one ladder whatever the time: looked up once, not per reading.
-    fixed_steps = None if any(t.valid_from for t in thresholds) else rulebook.rule_steps(rule, thresholds)
+    fixed_steps = _fixed_ladder(batch.ladders, rule, thresholds)
+    if fixed_steps is not None and rule.pk not in batch.open_alerts and _never_meets(
+        fixed_steps, hysteresis, usable_measure, prefix_end, first, ~jump & ~history.suspect
+    ):
+        first = len(history.micros)  # no step can open an alert: nothing to step through
     for k in range(first, len(history.micros)):
         if jump[k] or history.suspect[k]:
             continue  # flagged, or a jump not yet confirmed or refuted by the next reading
@@ -572,14 +615,14 @@ def evaluate_newest_readings(newest: dict[int, datetime]) -> list[AlertEvent]:
     station_ids = sorted(newest)
     with transaction.atomic():
         catalog = _catalog_cache.current()
-        stations = {station.pk: station for station in _stations_of(station_ids)}
+        stations = catalog.stations_of(station_ids)
         thresholds = catalog.thresholds_of(station_ids)
         rules = _locked_rules(station_ids)
         missing = _missing_default_rules(stations, thresholds, rules, catalog.default_keys)
         if missing:
             AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
             rules = _locked_rules(station_ids)
-        batch = _Transitions(now=now, scheme=_active_scheme())
+        batch = _Transitions(now=now, scheme=_active_scheme(), ladders=catalog.ladders)
         batch.open_alerts = {
             alert.rule_id: alert
             for queryset in of_stations(
@@ -608,6 +651,7 @@ def evaluate_newest_readings(newest: dict[int, datetime]) -> list[AlertEvent]:
         history_rows = readings_in_ranges_micros(ranges)
 
         stepped: list[AlertRule] = []
+        histories: dict[int, _History] = {}
         for rule in rules:
             station = rule.station
             alert = batch.open_alerts.get(rule.pk)
@@ -620,7 +664,9 @@ def evaluate_newest_readings(newest: dict[int, datetime]) -> list[AlertEvent]:
                 if alert is not None and now - newest[station.pk] <= limit:
                     batch.resolve(alert, observed_at=newest[station.pk], note="reporting again")
                 continue
-            history = _History.from_series(history_rows.get(station.pk), newest[station.pk])
+            history = histories.get(station.pk)
+            if history is None:  # built once per station, read by each of its rules
+                history = histories[station.pk] = _History.from_series(history_rows.get(station.pk), newest[station.pk])
             _evaluate_rule(batch, rule, station, thresholds[station.pk], history)
             stepped.append(rule)
         _cursors_save(stepped)

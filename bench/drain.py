@@ -2,6 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mizumori .venv/bin/python bench/drain.py
     .venv/bin/python bench/drain.py --profile alerts.evaluate     # cProfile of one handler
+    .venv/bin/python bench/drain.py --gateway 20 --profile gateway  # + 20 gateway ticks over HTTP, profiled
 
 Runs in a throw-away test database created the way the test suite creates it. Seeds river stations
 with the standard thresholds and default alert rules and two hours of 10-minute history, then
@@ -92,7 +93,10 @@ def main():
     parser.add_argument("--stations", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=12, help="drain rounds measured")
     parser.add_argument("--per-round", type=int, default=3, help="readings per station per round")
-    parser.add_argument("--profile", default="", help="cProfile this handler and print the top functions")
+    parser.add_argument("--profile", default="", help="cProfile this handler (or 'gateway') and print the top functions")
+    parser.add_argument("--gateway", type=int, default=0, metavar="TICKS",
+                        help="then POST this many gateway ticks (one reading for each of a town's stations) "
+                             "through the Django test client and time the server side")
     args = parser.parse_args()
 
     setup_test_environment()
@@ -107,6 +111,8 @@ def main():
         names = [handler.name for handler in registry.handlers()]
         result = asyncio.run(_on_a_loop(measure, args, names, towns, stations, now))
         report(args, names, *result)
+        if args.gateway:
+            asyncio.run(_on_a_loop(gateway_ticks, args, towns, stations, now))
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
@@ -122,6 +128,7 @@ def measure(args, names, towns, stations, now):
     from sensors.services import observation_ingest
 
     cpu = defaultdict(float)
+    wall = defaultdict(float)
     queries = defaultdict(list)
     profiler = cProfile.Profile() if args.profile else None
     tick = 0
@@ -142,31 +149,85 @@ def measure(args, names, towns, stations, now):
                 if profiler and name == args.profile and round_:
                     profiler.enable()
                 with CaptureQueriesContext(connection) as captured:
-                    began = time.process_time()
+                    began, began_wall = time.process_time(), time.perf_counter()
                     report = drain_once(handler_names=[name])
-                    spent = time.process_time() - began
+                    spent, waited = time.process_time() - began, time.perf_counter() - began_wall
                 if profiler:
                     profiler.disable()
                 claimed += report.claimed
                 if round_ and report.claimed:
                     cpu[name] += spent
+                    wall[name] += waited
                     queries[name].append(len(captured))
             if not claimed:
                 break
         if round_:
             readings += len(stations) * args.per_round
     connection.close()
-    return cpu, queries, readings, profiler
+    return cpu, wall, queries, readings, profiler
 
 
-def report(args, names, cpu, queries, readings, profiler):
-    total = 0.0
+def gateway_ticks(args, towns, stations, now):
+    """`POST /api/v1/observations` with one newest reading for every station of the first town, as a
+    gateway sends it, through the whole Django stack in this process (no network): wall and CPU time
+    of the request, the change log drained between ticks (not counted)."""
+    import json
+    import statistics
+
+    from django.test import Client
+
+    from events.services import drain_pending
+    from tenancy.services import ingest_token_create
+
+    _, secret = ingest_token_create(municipality=towns[0], label="bench gateway")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    own = [s for i, s in enumerate(stations) if i % 2 == 0]
+    profiler = cProfile.Profile() if args.profile == "gateway" else None
+    walls, cpus, counts = [], [], []
+    for tick in range(args.gateway + 1):  # the first warms the caches and is not counted
+        at = (now + timedelta(minutes=50, seconds=tick)).isoformat()
+        body = json.dumps(
+            {"observations": [{"station": s.code, "observed_at": at, "value": value_of(i, tick)} for i, s in enumerate(own)]}
+        )
+        if profiler and tick:
+            profiler.enable()
+        with CaptureQueriesContext(connection) as captured:
+            began, began_cpu = time.perf_counter(), time.process_time()
+            response = client.post("/api/v1/observations", body, content_type="application/json")
+            wall, cpu = time.perf_counter() - began, time.process_time() - began_cpu
+        if profiler:
+            profiler.disable()
+        assert response.status_code == 200 and response.json()["accepted"] == len(own), response.content[:500]
+        if tick:
+            walls.append(wall * 1000)
+            cpus.append(cpu * 1000)
+            counts.append(len(captured))
+        drain_pending()
+    connection.close()
+
+    def p95(values):
+        return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
+
+    print(f"gateway tick, {len(own)} stations, {args.gateway} POSTs in process: wall p50 {statistics.median(walls):.1f} ms, "
+          f"p95 {p95(walls):.1f} ms; CPU p50 {statistics.median(cpus):.1f} ms, p95 {p95(cpus):.1f} ms "
+          f"({statistics.median(cpus) / len(own) * 1000:.0f} µs per reading); queries {sorted(set(counts))}; "
+          f"loadavg {os.getloadavg()[0]:.2f}")
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(45)
+        print(out.getvalue())
+
+
+def report(args, names, cpu, wall, queries, readings, profiler):
+    # Wall time beside CPU: on a quiet machine the difference is mostly waiting for PostgreSQL.
+    total = total_wall = 0.0
     for name in names:
-        per = cpu[name] / readings * 1e6
-        total += per
+        per, per_wall = cpu[name] / readings * 1e6, wall[name] / readings * 1e6
+        total, total_wall = total + per, total_wall + per_wall
         counts = sorted(set(queries[name]))
-        print(f"  {name:22s} {per:7.1f} µs/reading  ({cpu[name]:.2f} CPU-s; queries per batch {counts})")
-    print(f"  {'all handlers':22s} {total:7.1f} µs/reading over {readings:,} readings; "
+        print(f"  {name:22s} {per:7.1f} µs CPU/reading, {per_wall:7.1f} µs wall  ({cpu[name]:.2f} CPU-s; "
+              f"queries per batch {counts})")
+    print(f"  {'all handlers':22s} {total:7.1f} µs CPU/reading, {total_wall:7.1f} µs wall, over {readings:,} readings; "
           f"loadavg {os.getloadavg()[0]:.2f}")
     if profiler:
         out = io.StringIO()

@@ -1228,6 +1228,8 @@ def parse_args(argv=None):
     parser.add_argument("--reuse-seed", action="store_true",
                         help="development only: keep the previous run's database and seed instead of starting fresh")
     parser.add_argument("--output", default=str(ROOT / "var" / "bench" / "latest.md"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 0)),
+                        help="loopback port of the process set (default BENCH_PORT, else any free one)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.duration = args.duration or (10 if quick else 60)
@@ -1272,7 +1274,7 @@ def main(argv=None) -> int:
         call_command("migrate", verbosity=0, interactive=False)
         seed_ = seed(report)
         saved.write_text(json.dumps({**seed_.__dict__, "t0": seed_.t0.isoformat()}))
-    port = free_port()
+    port = args.port or free_port()
     server = Server(port, args.web_workers, args.drain_workers)
     interrupted = False
     state: dict = {}

@@ -301,7 +301,8 @@ INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300)
 EVENTS_DRAIN = os.environ.get("EVENTS_DRAIN", "workers" if REDIS_URL else "in-process")
 if EVENTS_DRAIN not in {"workers", "in-process", "eager"}:
     raise ImproperlyConfigured(f"EVENTS_DRAIN={EVENTS_DRAIN!r}: use workers, in-process or eager")
-# How often an idle drain looks for new events (a commit in the same process wakes it at once).
+# How often an idle drain looks for new events: the fallback. A commit in the same process wakes it at
+# once, and on PostgreSQL so does one in any process (LISTEN/NOTIFY, events.runner).
 EVENTS_POLL_SECONDS = env_float("EVENTS_POLL_SECONDS", 0.1)
 # /health/ and /hq/ report "degraded" when the oldest unhandled change is older than this.
 EVENTS_LAG_WARN_SECONDS = env_float("EVENTS_LAG_WARN_SECONDS", 5.0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import deque
 from urllib.parse import parse_qs
@@ -49,7 +50,15 @@ from .throttle import (
     ConnectionThrottle,
 )
 
+logger = logging.getLogger(__name__)
+
 MAX_FRAME_BYTES = 16 * 1024
+# A browser that reads slower than live messages arrive (a phone on a weak link in a storm) must not
+# grow the server's memory: past this many live messages waiting in its queue, further ones are
+# dropped and the client is brought up to date instead, from the replay log or with a snapshot
+# (`live_resync`) once it has taken what was queued. Frames are shared between clients (encoded once
+# per process), so a queued one costs a reference; the bound is about the count.
+LIVE_QUEUE_MAX = 256
 # Numbers of the last messages sent, so a message replayed after an outage and then delivered by the
 # channel layer as well reaches the browser once.
 RECENT_SEQS = 1000
@@ -68,6 +77,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.scope = scope
         self.base_send = send
         self.inbox: asyncio.Queue = asyncio.Queue()
+        # Live messages in the inbox not yet sent, and whether they overflowed (see LIVE_QUEUE_MAX).
+        self.live_queued = 0
+        self.resync_from: int | None = None
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.layer_set: frozenset[str] = frozenset()
         self.groups_joined: list[str] = []
@@ -76,8 +88,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         try:
             while True:
                 message = await self.inbox.get()
+                if message["type"] in ("live.frame", "live.message"):
+                    self.live_queued -= 1
                 if message["type"] == "live.frame":
                     await self.live_frame(message)
+                elif message["type"] == "live.resync":
+                    await self.live_resync()
                 elif message["type"] == "live.health":
                     await self.live_health(message)
                 else:
@@ -106,7 +122,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     def push_live(self, item: dict) -> None:
         """From the fan-out: a live frame ({"type": "live.frame", "seq", "text"}) or a message that
-        needs this viewer's own check ({"type": "live.message", "message"})."""
+        needs this viewer's own check ({"type": "live.message", "message"}). Past LIVE_QUEUE_MAX
+        waiting, it is dropped and a resync is queued once instead."""
+        if self.resync_from is not None:
+            return  # the resync brings it
+        if self.live_queued >= LIVE_QUEUE_MAX:
+            # Everything after what this client was sent so far is replayed (duplicates of the queued
+            # frames are skipped by number), or a snapshot goes when the log does not reach back.
+            self.resync_from = getattr(self, "seq", 0)
+            self.inbox.put_nowait({"type": "live.resync"})
+            return
+        self.live_queued += 1
         self.inbox.put_nowait(item)
 
     async def connect(self):
@@ -338,6 +364,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         groups, self.groups_joined = getattr(self, "groups_joined", []), []
         if groups:
             await live_broadcaster(self.channel_layer).leave(self, groups)
+
+    async def live_resync(self):
+        """The client fell LIVE_QUEUE_MAX messages behind and those after were dropped: bring it up
+        to date from the replay log, or with a snapshot."""
+        since, self.resync_from = self.resync_from or 0, None
+        logger.info("live client fell %d messages behind; resynchronising it from %d", LIVE_QUEUE_MAX, since)
+        try:
+            await self._catch_up(since)
+        except Exception:  # noqa: BLE001 - the database is away: the client reconnects and resumes
+            logger.warning("could not resynchronise a slow live client; closing it", exc_info=True)
+            await self.close(code=1011)
 
     async def live_message(self, event):
         await self._deliver(event["message"])

@@ -30,7 +30,7 @@ from alerts.services import ALERT_CHANGED
 from livelog.selectors import live_current_seq, live_messages_since, live_stream_name
 from livelog.services import live_message_append, live_messages_append
 from sensors.models import Station, Visibility
-from sensors.selectors import station_audiences, station_feature, station_list_of
+from sensors.selectors import live_features_of, station_audiences, station_feature
 from tenancy.selectors import Viewer
 
 from .selectors import MapStation, map_stations
@@ -261,12 +261,11 @@ def publish_stations(station_ids) -> None:
     """One `stations` message per audience group for all these stations, as committed now."""
     if not station_ids:
         return
-    now = timezone.now()
     audiences = station_audiences(station_ids)
     by_group: dict[str, list[dict]] = defaultdict(list)
-    for station in station_list_of(viewer=PLATFORM, station_ids=station_ids):
-        groups = audience_of(*audiences[station.pk])
-        feature = live_feature(station, now=now, show_sharing=groups != [PUBLIC_GROUP])
+    for pk, feature in live_features_of(station_ids, now=timezone.now()).items():
+        groups = audience_of(*audiences[pk])
+        feature = audience_feature(feature, show_sharing=groups != [PUBLIC_GROUP])
         for group in groups:
             by_group[group].append(feature)
     _publish_many([(group, {"type": "stations", "features": features}) for group, features in by_group.items()])

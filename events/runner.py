@@ -15,7 +15,7 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
 from .loops import first_line, is_service_outage
 from .services import DrainReport, add_waker, drain_once, remove_waker
@@ -23,6 +23,9 @@ from .services import DrainReport, add_waker, drain_once, remove_waker
 logger = logging.getLogger(__name__)
 
 OUTAGE_BACKOFF_MAX_SECONDS = 30.0
+# PostgreSQL's change-log trigger (events/migrations/0002_outbox_notify.py) notifies this channel.
+NOTIFY_CHANNEL = "mizumori_outbox"
+LISTEN_BACKOFF_MAX_SECONDS = 30.0
 
 
 def _drain_tick() -> DrainReport:
@@ -45,6 +48,7 @@ async def drain_forever(*, stop: asyncio.Event, idle_seconds: float | None = Non
         loop.call_soon_threadsafe(wake.set)
 
     add_waker(waker)
+    listener = _start_listening(wake, stop, name)
     outage_since: float | None = None
     backoff = idle
     try:
@@ -74,6 +78,69 @@ async def drain_forever(*, stop: asyncio.Event, idle_seconds: float | None = Non
             await _wait_for_any(stop, wake, idle)
     finally:
         remove_waker(waker)
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+
+def _start_listening(wake: asyncio.Event, stop: asyncio.Event, name: str) -> asyncio.Task | None:
+    """On PostgreSQL, a task that sets `wake` whenever a transaction that wrote change-log rows
+    commits in any process (LISTEN/NOTIFY), so POST → drain is not bounded by the poll interval. The
+    poll stays as the fallback: while the listening connection is down nothing is lost, only later."""
+    if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
+        return None
+    return asyncio.get_running_loop().create_task(_listen(wake, stop, name))
+
+
+def _listen_params() -> dict:
+    params = connections[DEFAULT_DB_ALIAS].get_connection_params()
+    # Django's own adaptation context and cursor class are for its connections, not this one.
+    for key in ("context", "cursor_factory", "prepare_threshold", "server_side_binding", "pool", "assume_role"):
+        params.pop(key, None)
+    return params
+
+
+async def _listening_connection():
+    import psycopg
+
+    conn = await psycopg.AsyncConnection.connect(autocommit=True, **_listen_params())
+    try:
+        await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _listen(wake: asyncio.Event, stop: asyncio.Event, name: str) -> None:
+    failures = 0
+    while not stop.is_set():
+        try:
+            connecting = asyncio.ensure_future(_listening_connection())
+            try:
+                conn = await asyncio.shield(connecting)
+            except asyncio.CancelledError:
+                # Stopped while connecting: close the connection once made rather than leave it to the
+                # garbage collector (a test database cannot be dropped while a session is open).
+                try:
+                    await (await asyncio.wait_for(connecting, timeout=10)).close()
+                except Exception:  # noqa: BLE001
+                    pass
+                raise
+            async with conn:
+                if failures:
+                    logger.info("%s: listening for change-log commits again", name)
+                failures = 0
+                wake.set()  # what was committed while nobody listened
+                async for _ in conn.notifies():
+                    wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - polling carries on; listening is an optimisation
+            failures += 1
+            if failures == 1:
+                logger.warning("%s: cannot listen for change-log commits (%s); polling only meanwhile", name, first_line(exc))
+            await _sleep_or_stop(stop, min(LISTEN_BACKOFF_MAX_SECONDS, 0.5 * 2 ** min(failures, 6)))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

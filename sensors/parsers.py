@@ -61,11 +61,12 @@ def decode_utf8(body: bytes) -> str:
 
 
 def _no_duplicate_keys(pairs):
-    keys = [key for key, _ in pairs]
-    if len(keys) != len(set(keys)):
+    document = dict(pairs)  # called for every item of a batch: one dict, the check is its size
+    if len(document) != len(pairs):
+        keys = [key for key, _ in pairs]
         duplicated = sorted({key for key in keys if keys.count(key) > 1})
         raise ParseError(f"Duplicate key(s) in one JSON object: {', '.join(map(repr, duplicated[:3]))[:200]}.")
-    return dict(pairs)
+    return document
 
 
 class ObservationJSONParser(BaseParser):

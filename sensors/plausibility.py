@@ -69,8 +69,19 @@ def is_jump(limits: Plausibility, from_value: float, to_value: float, seconds: f
     """Whether moving from one reading to another `seconds` later is more than the station can do."""
     if limits.max_step is None:
         return False
-    allowed = limits.max_step + (limits.max_rate or 0.0) * max(seconds, 0.0) / 3600.0
-    return abs(to_value - from_value) > allowed
+    return abs(to_value - from_value) > _allowed_step(limits, max(seconds, 0.0))
+
+
+def neighbour_jumps(limits: Plausibility, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`is_jump` from each reading to the next (epoch seconds, oldest first), for all pairs at once:
+    the same arithmetic elementwise, so the same answers."""
+    if limits.max_step is None or len(values) < 2:
+        return np.zeros(max(len(values) - 1, 0), dtype=bool)
+    return np.abs(np.diff(values)) > _allowed_step(limits, np.maximum(np.diff(times), 0.0))
+
+
+def _allowed_step(limits: Plausibility, seconds):
+    return limits.max_step + (limits.max_rate or 0.0) * seconds / 3600.0
 
 
 # History shorter than this (a day of 10-minute readings) says too little; the kind's defaults stay.

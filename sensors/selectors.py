@@ -39,7 +39,7 @@ from .rain import HOUR_KEY as RAIN_HOUR_KEY, rain_intensity
 from .tide import TideError, harmonics_from_document, predict as tide_predict
 from .trends import (
     TREND_LOOKBACK,
-    TREND_READINGS_ATTR,
+    TREND_WINDOW_MICROS,
     Reading,
     reading_trend,
     station_trend,
@@ -80,39 +80,30 @@ def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str |
     )
 
 
-def station_list_of(*, viewer: Viewer, station_ids) -> list[Station]:
-    """`station_list` limited to these stations, as a list: the same stations and what their features
-    read, with the trend's readings as plain tuples (`trend_readings_attach`) rather than model
-    instances. For the live publisher, which builds the feature of every station of a drain batch."""
-    stations = list(
-        visible_stations(viewer=viewer).filter(pk__in=list(station_ids)).select_related("state").prefetch_related("thresholds")
-    )
-    _trend_readings_attach(stations)
-    return stations
+def _trend_readings_of(station_ids: list[int]) -> dict[int, list[Reading]]:
+    """The readings each station's trend is judged on, as plain `Reading`s with their times in integer
+    microseconds since the epoch (judge them with `TREND_WINDOW_MICROS`): only the readings
+    `reading_trend` counts (it drops quality-flagged ones first). On PostgreSQL one row per station
+    with its readings as two arrays, which the driver parses in C: no timestamp is parsed and no
+    tuple built per reading (in a storm batch those cost more than the rest of a feature)."""
+    from .services import _TO_MICROS, to_micros
 
-
-def _trend_readings_attach(stations: list[Station]) -> None:
-    """What `trend_readings_prefetch` loads, for stations already loaded, as plain `Reading`s: one
-    query of tuples, only the readings `reading_trend` counts (it drops quality-flagged ones first),
-    times as integer microseconds from PostgreSQL (the driver's per-row timestamp parsing and the
-    model instances cost more than the rest of a feature)."""
-    from .services import _TO_MICROS, from_micros
-
-    by_station: dict[int, list[Reading]] = {station.pk: [] for station in stations}
+    by_station: dict[int, list[Reading]] = {pk: [] for pk in station_ids}
     if not by_station:
-        return
+        return by_station
     ok = str(Observation.Quality.OK)
     if connection.vendor == "postgresql":
         sql = f"""
-            SELECT o.station_id, {_TO_MICROS.format("o.observed_at")}, o.value
+            SELECT o.station_id, array_agg({_TO_MICROS.format("o.observed_at")} ORDER BY o.observed_at),
+                   array_agg(o.value ORDER BY o.observed_at)
             FROM {connection.ops.quote_name(Observation._meta.db_table)} o
             JOIN {connection.ops.quote_name(StationState._meta.db_table)} s ON s.station_id = o.station_id
             WHERE o.station_id = ANY(%s::bigint[]) AND o.quality = %s AND o.observed_at > s.observed_at - %s
-            ORDER BY o.station_id, o.observed_at"""
+            GROUP BY o.station_id"""
         with connection.cursor() as cursor:
             cursor.execute(sql, [pg_array(list(by_station)), ok, TREND_LOOKBACK])
-            for station_id, micros, value in cursor.fetchall():
-                by_station[station_id].append(Reading(from_micros(micros), value, ok))
+            for station_id, times, values in cursor.fetchall():
+                by_station[station_id] = [Reading(at, value, ok) for at, value in zip(times, values)]
     else:
         ids = list(by_station)
         for start in range(0, len(ids), 2000):
@@ -124,9 +115,96 @@ def _trend_readings_attach(stations: list[Station]) -> None:
                 .order_by("station_id", "observed_at")
                 .values_list("station_id", "observed_at", "value")
             ):
-                by_station[station_id].append(Reading(observed_at, value, ok))
-    for station in stations:
-        setattr(station, TREND_READINGS_ATTR, by_station[station.pk])
+                by_station[station_id].append(Reading(to_micros(observed_at), value, ok))
+    return by_station
+
+
+class LiveState(NamedTuple):
+    """The parts of a `StationState` a feature reads (duck-types it for `feature_of`)."""
+
+    value: float | None
+    observed_at: datetime | None
+    quality: str
+    level: int | None
+    accumulations: dict
+
+
+class _FeatureCatalog:
+    """Per-process copies of what a station's feature takes from the catalog (the station with its
+    owner and thresholds, as loaded by `station_list`), kept while the catalog stamp
+    (`sensors.models.CatalogStamp`) stays the same: the live publisher then loads only the states and
+    the trend readings of a batch's stations, as tuples, instead of the station, owner and five
+    thresholds of each as model instances every batch."""
+
+    def __init__(self):
+        self.stamp: int | None = None
+        self.stations: dict[int, tuple[Station, list[Threshold]]] = {}
+        self.lock = threading.Lock()
+
+    def of(self, station_ids: list[int]) -> dict[int, tuple[Station, list[Threshold]]]:
+        from .catalog import current_stamp
+
+        stamp = current_stamp()
+        with self.lock:
+            if stamp is None or stamp != self.stamp:
+                self.stamp, self.stations = stamp, {}
+            known = self.stations
+        missing = [pk for pk in station_ids if pk not in known]
+        if missing:
+            loaded = {
+                station.pk: (station, list(station.thresholds.all()))
+                for station in Station.objects.filter(is_active=True, pk__in=missing)
+                .select_related("municipality").prefetch_related("thresholds")
+            }
+            if stamp is not None:
+                with self.lock:
+                    if self.stamp == stamp:
+                        self.stations.update(loaded)
+            known = {**known, **loaded}
+        return {pk: known[pk] for pk in station_ids if pk in known}
+
+    def forget(self, station_id: int) -> None:
+        with self.lock:
+            self.stations.pop(station_id, None)
+
+
+_feature_catalog = _FeatureCatalog()
+
+
+def live_features_of(station_ids, *, now: datetime) -> dict[int, dict]:
+    """`station_feature` of each of these active stations as committed now, by station id in order of
+    code, for the live publisher (which sees every station: it routes each feature to its audiences
+    itself). The same features (tests/events/test_pipeline.py compares them), from fewer objects:
+    stations and thresholds from a per-process copy kept under the catalog stamp, the states and
+    trend readings of the batch as tuples (three queries: stamp, states, trend readings)."""
+    station_ids = sorted(set(station_ids))
+    catalog = _feature_catalog.of(station_ids)
+    states = StationState.objects.all()
+    if connection.vendor == "postgresql":
+        # One array parameter: the driver quotes every member of an IN list in Python.
+        column = f"{connection.ops.quote_name(StationState._meta.db_table)}.{connection.ops.quote_name('station_id')}"
+        states = states.extra(where=[f"{column} = ANY(%s::bigint[])"], params=[pg_array(list(catalog))])
+    else:
+        states = states.filter(station_id__in=list(catalog))
+    states = states.values_list(
+        "station_id", "value", "observed_at", "quality", "level", "accumulations", "station__municipality__slug"
+    )
+    by_station = {}
+    for station_id, value, observed_at, quality, level, accumulations, slug in states:
+        by_station[station_id] = LiveState(value, observed_at, quality, level, accumulations)
+        if catalog[station_id][0].municipality.slug != slug:
+            # The town was renamed (towns are not under the stamp): this station's copy is reloaded.
+            _feature_catalog.forget(station_id)
+            catalog[station_id][0].municipality.slug = slug
+    trends = _trend_readings_of(list(catalog))
+    lang, iso = _lang(), local_iso_of_zone()
+    return {
+        pk: feature_of(
+            station, by_station.get(pk), thresholds, reading_trend(station.kind, trends[pk], window=TREND_WINDOW_MICROS),
+            now=now, lang=lang, iso=iso,
+        )
+        for pk, (station, thresholds) in sorted(catalog.items(), key=lambda item: item[1][0].code)
+    }
 
 
 def stations_with_threshold_history(
@@ -177,6 +255,18 @@ def station_is_stale(station: Station, *, now: datetime, state=_OWN_STATE) -> bo
 
 def local_iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
+
+
+def local_iso_of_zone(zone=None):
+    """`local_iso` with the current zone looked up once, for writing many times: the lookup goes
+    through a context-local (asgiref) on every call, which in a drain worker's thread cost more
+    than the formatting."""
+    zone = zone or timezone.get_current_timezone()
+
+    def iso(value: datetime | None) -> str | None:
+        return timezone.localtime(value, zone).isoformat() if value else None
+
+    return iso
 
 
 class LocalIsoFormatter:
@@ -664,26 +754,27 @@ def readings_in_ranges_micros(ranges: dict[int, tuple[datetime, datetime]]) -> d
         return series
     table = connection.ops.quote_name(Observation._meta.db_table)
     station_ids = sorted(ranges)
+    # One row per station with its readings as three arrays: the driver parses an array in C, where
+    # a row per reading cost a Python tuple and three appends each.
     sql = f"""
-        SELECT o.station_id, (extract(epoch FROM o.observed_at) * 1000000)::bigint, o.value, o.quality <> %s
+        SELECT r.station_id, h.micros, h.vals, h.suspect
         FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS r(station_id, start_at, end_at)
-        JOIN {table} o ON o.station_id = r.station_id AND o.observed_at > r.start_at AND o.observed_at <= r.end_at
-        ORDER BY o.station_id, o.observed_at"""
+        CROSS JOIN LATERAL (
+            SELECT array_agg((extract(epoch FROM o.observed_at) * 1000000)::bigint ORDER BY o.observed_at) AS micros,
+                   array_agg(o.value ORDER BY o.observed_at) AS vals,
+                   array_agg(o.quality <> %s ORDER BY o.observed_at) AS suspect
+            FROM {table} o
+            WHERE o.station_id = r.station_id AND o.observed_at > r.start_at AND o.observed_at <= r.end_at
+        ) h
+        WHERE h.micros IS NOT NULL"""
     params = [
-        str(Observation.Quality.OK), pg_array(station_ids),
-        pg_array([ranges[pk][0] for pk in station_ids]), pg_array([ranges[pk][1] for pk in station_ids]),
+        pg_array(station_ids), pg_array([ranges[pk][0] for pk in station_ids]),
+        pg_array([ranges[pk][1] for pk in station_ids]), str(Observation.Quality.OK),
     ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    current = None
-    for station_id, micros, value, suspect in rows:
-        if station_id != current:
-            current = station_id
-            times, values, flags = series[station_id] = ([], [], [])
-        times.append(micros)
-        values.append(value)
-        flags.append(suspect)
+        for station_id, times, values, flags in cursor.fetchall():
+            series[station_id] = (times, values, flags)
     return series
 
 

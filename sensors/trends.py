@@ -7,9 +7,8 @@ It compares over a window (TREND_WINDOW) rather than between the last two readin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from django.db.models import F, Prefetch
 
@@ -26,18 +25,20 @@ TREND_STEADY_BAND = {
 # the latest window with the one before it, so two windows.
 TREND_READINGS_ATTR = "trend_readings"
 TREND_LOOKBACK = 2 * TREND_WINDOW
+# The window for readings whose times are integer microseconds since the epoch (the live publisher's).
+TREND_WINDOW_MICROS = TREND_WINDOW // timedelta(microseconds=1)
 
 
-@dataclass(frozen=True)
-class Reading:
-    observed_at: datetime
+class Reading(NamedTuple):
+    observed_at: datetime | int  # or integer microseconds since the epoch, with a window in microseconds
     value: float
     quality: str
 
 
-def reading_trend(kind: str, readings: Iterable[Reading], *, window: timedelta = TREND_WINDOW) -> str | None:
+def reading_trend(kind: str, readings: Iterable[Reading], *, window: timedelta | int = TREND_WINDOW) -> str | None:
     """"rising", "steady" or "falling" over the `window` before the newest reading (oldest first in
     `readings`); None when too little is known (or, for rain, when no rain fell in the last two windows).
+    Times and window in one unit: datetimes and a timedelta, or integer microseconds and an int.
 
     Rain compares the total of the latest window with the window before it; stages and storage
     compare the newest reading with the oldest one inside the window. Quality-flagged readings don't count.

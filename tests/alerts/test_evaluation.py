@@ -5,7 +5,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from sensors.plausibility import Plausibility
+from sensors.plausibility import Plausibility, neighbour_jumps
 from alerts.evaluation import (
     Hysteresis,
     Step,
@@ -13,6 +13,7 @@ from alerts.evaluation import (
     jumps_and_spikes,
     linear_trend,
     next_level,
+    rate_of_rise_now,
     rates_of_rise,
     time_to_next,
     window_sums,
@@ -173,3 +174,30 @@ def test_falling_direction_mirrors_the_ladder():
 def test_a_level_whose_thresholds_were_removed_falls_at_once():
     times = every_10_min(2)
     assert next_level(times, np.array([4.5, 4.5]), [Step(2, 3.0)], current=4, rules=Hysteresis()) == 2
+
+
+def test_the_rate_of_rise_now_is_the_last_of_the_rates_at_every_reading():
+    rng = np.random.default_rng(9)
+    for size in (1, 2, 3, 7, 40):
+        # Irregular gaps (some readings seconds apart, some an hour), levels that wander.
+        times = np.cumsum(rng.choice([5.0, 60.0, 600.0, 3600.0], size=size))
+        values = np.round(rng.normal(2.0, 0.5, size=size), 3)
+        for window in (timedelta(minutes=10), timedelta(minutes=30), timedelta(minutes=60)):
+            expected = rates_of_rise(times, values, window)[-1]
+            got = rate_of_rise_now(times, values, window)
+            assert (np.isnan(expected) and np.isnan(got)) or got == expected
+
+
+def test_jumps_and_spikes_takes_the_neighbour_check_only_when_no_neighbours_jump():
+    """The shortcut (no consecutive pair jumps: nothing to judge) gives what the walk gives."""
+    limits = Plausibility(0.0, 20.0, 0.5, 3.0, None)
+    times = every_10_min(6)
+    calm = np.array([1.0, 1.1, 1.2, 1.1, 1.3, 1.4])
+    assert not neighbour_jumps(limits, times, calm).any()
+    jump, spike = jumps_and_spikes(times, calm, limits)
+    assert not jump.any() and not spike.any()
+    spiky = np.array([1.0, 1.1, 3.0, 1.2, 1.3, 1.4])
+    assert neighbour_jumps(limits, times, spiky).tolist() == [False, True, True, False, False]
+    jump, spike = jumps_and_spikes(times, spiky, limits)
+    assert jump.tolist() == [False, False, True, False, False, False]
+    assert spike.tolist() == [False, False, True, False, False, False]

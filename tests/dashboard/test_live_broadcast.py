@@ -1,6 +1,7 @@
 """The per-process live fan-out (dashboard.broadcast): one channel per audience group per process,
 one encoding per layer set, the same audience rule as before, resume unchanged."""
 
+import asyncio
 import json
 
 import channels.consumer
@@ -10,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connections
 
-from dashboard import broadcast
+from dashboard import broadcast, consumers
 from dashboard.broadcast import LiveBroadcaster, live_broadcaster
 from dashboard.live import PUBLIC_GROUP, REGION_GROUP, town_group
 from tests.conftest import make_station
@@ -187,3 +188,46 @@ async def test_fan_out_of_a_message_for_another_layer_goes_nowhere():
     # Anything but a live message is not forwarded to browsers.
     fan_out.fan_out(PUBLIC_GROUP, {"type": "something.else", "message": {}})
     assert len(alerts.items) == 1
+
+
+async def test_a_slow_client_is_resynchronised_instead_of_queueing_without_bound(stations, monkeypatch):
+    """A client whose socket stalls holds at most LIVE_QUEUE_MAX live messages; the rest are dropped
+    and, once it reads again, replayed from the log: it misses nothing and gets nothing twice."""
+    monkeypatch.setattr(consumers, "LIVE_QUEUE_MAX", 2)
+    ws = await connect()
+    await subscribe(ws)
+    (consumer,) = live_broadcaster(get_channel_layer())._listeners[PUBLIC_GROUP]
+    gate = asyncio.Event()
+    real_send, real_push = consumer.send, consumer.push_live
+    pushed = []
+
+    async def stalled_send(*args, **kwargs):
+        await gate.wait()
+        return await real_send(*args, **kwargs)
+
+    def counted_push(item):
+        real_push(item)
+        pushed.append(consumer.inbox.qsize())
+
+    consumer.send, consumer.push_live = stalled_send, counted_push
+    values = [1.0, 1.1, 1.2, 1.3, 1.4, 1.5]
+    for index, value in enumerate(values):
+        await ingest("A-PUBLIC", value, minutes_ago=10 - index)
+        for _ in range(200):  # until the fan-out has handed the message over
+            if len(pushed) > index:
+                break
+            await asyncio.sleep(0.01)
+    assert len(pushed) == len(values)
+    # The first frame is stuck in the socket; two wait, then one resync marker, then nothing more.
+    assert consumer.live_queued == 2 and max(pushed) == 3
+
+    gate.set()
+    received = []
+    while not await ws.receive_nothing(timeout=0.3):
+        message = await ws.receive_json_from(timeout=2)
+        assert message["type"] == "stations"
+        received.append((message["seq"], message["features"][0]["properties"]["value"]))
+    assert [value for _, value in received] == values
+    assert [seq for seq, _ in received] == sorted({seq for seq, _ in received})
+    assert consumer.live_queued == 0 and consumer.resync_from is None
+    await ws.disconnect()

@@ -120,3 +120,70 @@ def test_queries_per_drain_batch_do_not_grow_with_the_number_of_stations(towns, 
     # a larger batch costs one more INSERT there (PostgreSQL has no such split).
     large = queries_per_drain(towns[1], 40, "L")
     assert small == large, (small, large)
+
+
+def test_a_calm_station_costs_no_reading_by_reading_evaluation(towns, workers, monkeypatch):
+    """In a storm most stations of a batch stay below every rung: no rule steps through their readings
+    one by one (`next_level`) nor walks their jumps, however many there are; a station that crosses
+    is stepped."""
+    import alerts.evaluation
+    import alerts.services
+
+    calls = {"next_level": 0, "is_jump": 0}
+
+    def counting(name, real):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(alerts.services, "next_level", counting("next_level", alerts.services.next_level))
+    monkeypatch.setattr(alerts.evaluation, "is_jump", counting("is_jump", alerts.evaluation.is_jump))
+    calm = river_stations(towns[0], 20, "C")
+    for minutes_ago, value in ((40, 1.0), (30, 1.05), (20, 1.1), (10, 1.2)):
+        tick(calm, value, minutes_ago=minutes_ago)
+        drain_pending()
+    assert calls == {"next_level": 0, "is_jump": 0}
+
+    rising = river_stations(towns[1], 1, "X")
+    tick(rising, 2.9, minutes_ago=10)
+    tick(rising, 3.2, minutes_ago=5)  # past 氾濫注意水位 two readings in a row: level 2 equivalent
+    tick(rising, 3.3, minutes_ago=0)
+    drain_pending()
+    assert calls["next_level"] > 0
+    assert Alert.objects.filter(station=rising[0]).exists()
+
+
+def test_the_live_publishers_features_are_the_stations_features(towns):
+    """`live_features_of` (cached stations, states as tuples) gives exactly `station_feature`, for a
+    river with a flagged reading, a rain gauge, a station that never reported; and sees an edit."""
+    from sensors.models import Threshold
+    from sensors.selectors import live_features_of, station_feature, station_list
+    from tenancy.selectors import Viewer
+
+    river = make_station(towns[0], "F-RIVER", expected_interval=timedelta(minutes=10))
+    rain = make_station(towns[0], "F-RAIN", kind="rain")
+    silent = make_station(towns[1], "F-SILENT")
+    at = timezone.now().replace(microsecond=0)
+    observation_ingest(
+        municipality=None, source="http",
+        items=[{"station": "F-RIVER", "observed_at": at - timedelta(minutes=m), "value": v}
+               for m, v in ((30, 1.0), (20, 1.1), (10, 1.2))]
+        + [{"station": "F-RIVER", "observed_at": at, "value": 3.9},  # a jump: flagged, unconfirmed level
+           {"station": "F-RAIN", "observed_at": at - timedelta(minutes=10), "value": 12.0},
+           {"station": "F-RAIN", "observed_at": at, "value": 25.5}],
+    )
+    ids = [river.pk, rain.pk, silent.pk]
+    platform = Viewer(is_platform_admin=True)
+
+    def expected():
+        stations = station_list(viewer=platform).filter(pk__in=ids)
+        return {station.pk: station_feature(station, now=at) for station in stations}
+
+    assert live_features_of(ids, now=at) == expected()
+    Threshold.objects.filter(station=river, level=4).update(value=3.8)  # the stamp moves: reloaded
+    river.refresh_from_db()
+    features = live_features_of(ids, now=at)
+    assert features == expected()
+    assert list(features) == [rain.pk, river.pk, silent.pk]  # by code, as the map lists them

@@ -60,6 +60,7 @@ async def test_the_drain_loop_outlives_a_database_outage_with_one_warning(monkey
         return outcome
 
     monkeypatch.setattr(runner, "_drain_tick", fake_tick)
+    monkeypatch.setattr(runner, "_start_listening", lambda *args: None)  # the poll alone; no database here
     monkeypatch.setattr(runner, "OUTAGE_BACKOFF_MAX_SECONDS", 0.02)
     stop = asyncio.Event()
     caplog.set_level(logging.INFO, logger="events.runner")
@@ -74,3 +75,59 @@ async def test_the_drain_loop_outlives_a_database_outage_with_one_warning(monkey
     assert len(warnings) == 1 and "database or Redis unavailable" in warnings[0].getMessage()
     assert "the database system is shutting down" in warnings[0].getMessage() and not warnings[0].exc_info
     assert any("reachable again after" in r.getMessage() for r in caplog.records)
+
+
+postgres_only = pytest.mark.skipif(
+    connections["default"].vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll"
+)
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_a_committed_change_log_row_notifies_the_listening_workers():
+    import psycopg
+
+    with psycopg.connect(autocommit=True, **runner._listen_params()) as conn:
+        conn.execute(f"LISTEN {runner.NOTIFY_CHANNEL}")
+        conn.execute(
+            "INSERT INTO events_outboxevent (kind, handler, payload, created_at, available_at, attempts, last_error) "
+            "VALUES ('test.kind', 'test.handler', '{}', now(), now(), 0, '')"
+        )
+        conn.execute("DELETE FROM events_outboxevent WHERE handler = 'test.handler'")
+        heard = [note.channel for note in conn.notifies(timeout=5, stop_after=1)]
+    assert heard == [runner.NOTIFY_CHANNEL]
+
+
+@postgres_only
+@pytest.mark.asyncio
+@pytest.mark.django_db
+async def test_a_notification_wakes_an_idle_worker_before_its_next_poll(monkeypatch):
+    """Polling every 30 s, the worker still runs a pass as soon as a commit notifies it."""
+    import psycopg
+
+    calls = []
+    more = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def fake_tick():  # in the drain's worker thread
+        calls.append(1)
+        loop.call_soon_threadsafe(more.set)
+        return DrainReport()
+
+    async def ticks(count):
+        while len(calls) < count:
+            await asyncio.wait_for(more.wait(), timeout=10)
+            more.clear()
+
+    monkeypatch.setattr(runner, "_drain_tick", fake_tick)
+    stop = asyncio.Event()
+    task = asyncio.create_task(drain_forever(stop=stop, idle_seconds=30, name="test drain"))
+    try:
+        await ticks(2)  # the first pass, and the one the listener asks for once it listens
+        async with await psycopg.AsyncConnection.connect(autocommit=True, **runner._listen_params()) as conn:
+            await conn.execute(f"NOTIFY {runner.NOTIFY_CHANNEL}")
+        await ticks(3)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+    assert len(calls) == 3

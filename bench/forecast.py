@@ -1,30 +1,46 @@
 """Forecast benchmarks (docs/performance.md, "Forecasts"). Prints figures; asserts nothing.
 
-    .venv/bin/python bench/forecast.py               # embedded default (SQLite)
-    DATABASE_URL=postgres://... .venv/bin/python bench/forecast.py
+    .venv/bin/python bench/forecast.py                         # every part, embedded default (SQLite)
+    .venv/bin/python bench/forecast.py --only calibrate,skill  # some parts
+    DATABASE_URL=postgres://... .venv/bin/python bench/forecast.py --only train,refresh
 
-1. Skill on held-out demo storms: the demo basin's weather (dashboard/demo/weather.py) is run from
-   the start of its 60-day history through the current (design) storm and HELD_OUT_LATER of the
-   storms `simulate_storm --loop` brings after it. Each gauge's model is trained only on readings
-   before the fourth past storm; the fourth and fifth past storms, the design storm and the later
-   ones are held out. Scored by forecasts.backtest (no look-ahead) against persistence and the
-   linear trend, over the whole held-out span and over the storms alone (48 h from each start,
-   24 h for the daily later storms) — once without and once with forecast rain (hourly issues of
-   the next 6 hours at each rain gauge: what the simulation will rain, times a log-normal error of
-   FORECAST_RAIN_ERROR per issue; a forecast that knows the timing but not the amount).
-2. Training time for every demo gauge (forecasts.learn.fit on 60 days of 10-minute readings).
-3. One refresh (forecasts.services.forecasts_refresh) of 300 gauges with stored models.
+Every figure is printed with the 1-minute load average beside it; CPU seconds (time.process_time)
+are the figure to compare on a shared machine, wall seconds are inflated by the load.
+
+The demo basin's weather (dashboard/demo/weather.py) is run from the start of its 60-day history
+through the current (design) storm and HELD_OUT_LATER of the storms `simulate_storm --loop` brings
+after it (cached in var/ per version of the simulation). The first three past storms are the
+TRAINING storms; the fourth and fifth past storms, the design storm and the later ones are HELD OUT.
+
+- calibrate: the warning rule's parameters (forecasts.learn.WARNING_*), chosen on the training storms
+  only. Each training storm is scored by a model trained on the training span without it (leave one
+  storm out); every combination of persistence, probability and window is scored over the levelled
+  thresholds (levels 2-4) of every river gauge by the issue's target (`criterion`: the most
+  crossings warned at least 30 minutes ahead with at most 20 % false-alarm episodes); the choice is
+  printed next to the constants the code uses, with the best by the critical success index (early
+  hits / (crossings + false alarms), the first criterion tried) for comparison.
+- skill: each river gauge's model trained only on readings before the fourth past storm, scored by
+  forecasts.backtest (no look-ahead) against persistence and the linear trend over the whole held-out
+  span and over the storms alone (48 h from each start, 24 h for the daily later storms), and the
+  warning rule's hits, early detections and false alarms per level.
+- rain: the same with forecast rain (hourly issues of the next 6 hours at each rain gauge: what the
+  simulation will rain, times a log-normal error of FORECAST_RAIN_ERROR per issue).
+- train: training time for every demo gauge (forecasts.learn.fit on 60 days of 10-minute readings).
+- refresh: one refresh (forecasts.services.forecasts_refresh) of 300 gauges with stored models.
 
 Runs in a throw-away test database created the way the test suite creates it.
 """
 
+import argparse
+import hashlib
 import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
@@ -35,24 +51,53 @@ import numpy as np  # noqa: E402
 from django.db import connection  # noqa: E402
 
 ANCHOR = datetime(2026, 11, 20, tzinfo=UTC)
+STEP = 600.0
 REFRESH_GAUGES = 300
 STORM_SPAN = timedelta(hours=48)
 HELD_OUT_LATER = 12
+TRAINING_STORMS = 3
 FORECAST_RAIN_ERROR = 0.3
+PARTS = ("calibrate", "skill", "rain", "train", "refresh")
+GRID_PERSISTENCE = (1, 2, 3, 4)
+GRID_PROBABILITY = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+class Clock:
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def __str__(self):
+        return f"{time.process_time() - self.cpu:.2f} s CPU, {time.perf_counter() - self.wall:.1f} s wall, {load()}"
 
 
 def simulate(weather, end):
+    """Every demo station's series from the start of the history to `end`, cached per simulation code."""
     from dashboard.demo.hydrology import BasinRun
     from forecasts.learn import Series
 
+    code = b"".join((ROOT / "dashboard/demo" / name).read_bytes() for name in ("hydrology.py", "weather.py", "region.py"))
+    key = hashlib.sha256(code + f"{weather.anchor.isoformat()}|{end.isoformat()}".encode()).hexdigest()[:16]
+    cache = ROOT / "var" / f"bench-forecast-{key}.npz"
+    if cache.exists():
+        data = np.load(cache)
+        return {name[2:]: Series(data[name], data["v:" + name[2:]]) for name in data.files if name.startswith("t:")}
+    clock = Clock()
     run = BasinRun(weather.storms_until, weather.history_start)
     pairs = {}
     for snapshot in run.run_until(end):
         t = snapshot.at.timestamp()
-        for code, value in snapshot.values.items():
+        for code_, value in snapshot.values.items():
             if value is not None:
-                pairs.setdefault(code, []).append((t, value))
-    return {code: Series.of(values) for code, values in pairs.items()}
+                pairs.setdefault(code_, []).append((t, value))
+    series = {code_: Series.of(values) for code_, values in pairs.items()}
+    cache.parent.mkdir(exist_ok=True)
+    np.savez(cache, **{f"t:{c}": s.times for c, s in series.items()}, **{f"v:{c}": s.values for c, s in series.items()})
+    print(f"simulated the demo basin ({len(series)} stations): {clock}")
+    return series
 
 
 def f3(value) -> str:
@@ -77,146 +122,276 @@ def rain_forecasts(series, seed=13, every=6, horizon=36):
     return result
 
 
-def skill(stations, series, weather, forecasts=None):
+def gauges(stations, series, forecasts=None, kinds=("river",)):
+    """(spec, inputs, thresholds) of every demo gauge of these kinds, its inputs as the platform picks them."""
     from dashboard.demo import region
-    from forecasts import backtest, learn
+    from forecasts import learn
     from forecasts.predict import ThresholdLine
     from forecasts.selectors import forecast_inputs
 
+    for spec in region.STATIONS:
+        if spec.kind not in kinds or spec.code not in series:
+            continue
+        codes = forecast_inputs(stations[spec.code]).as_json()
+        inputs = learn.Inputs(series[spec.code], [series[c] for c in codes["upstream"] if c in series],
+                              [series[c] for c in codes["rain"] if c in series],
+                              [forecasts[c] for c in codes["rain"] if c in (forecasts or {})],
+                              [series[c] for c in codes.get("tide", []) if c in series])
+        thresholds = [ThresholdLine(t.name, t.label_ja, t.label_en, t.level, t.value) for t in spec.thresholds]
+        yield spec, inputs, thresholds
+
+
+def training_end(weather) -> float:
+    return (weather.past_storms[TRAINING_STORMS].start - timedelta(days=1)).timestamp()
+
+
+def rule_warnings(replays, *, persistence, probability, minutes, levels):
+    """(replay, own series, threshold, where the rule warns) for the thresholds of these levels."""
+    for replay, own, thresholds in replays:
+        for threshold in thresholds:
+            if threshold.level in levels:
+                warn = replay.warnings("model", threshold.value, min_probability=probability, within_minutes=minutes,
+                                       persistence=persistence)
+                yield replay, own, threshold, warn
+
+
+def rule_scores(replays, **rule):
+    """Totals of the warning rule over (replay, own, thresholds) for thresholds of these levels."""
+    from forecasts import backtest
+
+    totals = {"crossings": 0, "early": 0, "hits": 0, "false_alarms": 0, "leads": []}
+    for replay, own, threshold, warn in rule_warnings(replays, **rule):
+        scores = backtest.threshold_scores(own, replay.issue, warn, threshold.value, STEP)
+        totals["crossings"] += scores["crossings"]
+        totals["early"] += scores["detected_30_min_ahead"]
+        totals["hits"] += scores["hits"]
+        totals["false_alarms"] += scores["false_alarms"]
+        if scores["median_lead_minutes"] is not None:
+            totals["leads"].append(scores["median_lead_minutes"])
+    return totals
+
+
+def false_alarm_kinds(replays, **rule):
+    """Why warnings were false: after a crossing (the level was at or above the value in the 6 hours
+    before the warning began), a near miss (the level then came within 10 % of the rise to the value
+    in the 3 hours after), or neither."""
+    from forecasts import backtest
+
+    kinds = {"after a crossing": 0, "near miss": 0, "other": 0}
+    for replay, own, threshold, warn in rule_warnings(replays, **rule):
+        crossings = backtest.crossings_of(own, threshold.value, replay.issue, STEP)
+        starts = np.flatnonzero(warn & ~np.r_[False, warn[:-1]])
+        for start in starts:
+            end = start
+            while end + 1 < len(warn) and warn[end + 1]:
+                end += 1
+            span = replay.issue[start : end + 1]
+            if any(t < tc <= t + backtest.WARNING_HORIZON_SECONDS for t in span for tc in crossings):
+                continue
+            t0, level0 = span[0], replay.level[start]
+            before = own.values[(own.times >= t0 - 6 * 3600) & (own.times < t0)]
+            after = own.values[(own.times > t0) & (own.times <= t0 + backtest.WARNING_HORIZON_SECONDS)]
+            if len(before) and before.max() >= threshold.value:
+                kinds["after a crossing"] += 1
+            elif len(after) and after.max() >= threshold.value - 0.1 * (threshold.value - level0):
+                kinds["near miss"] += 1
+            else:
+                kinds["other"] += 1
+    return kinds
+
+
+def csi(totals) -> float:
+    return totals["early"] / max(totals["crossings"] + totals["false_alarms"], 1)
+
+
+def describe(totals) -> str:
+    warned = totals["hits"] + totals["false_alarms"]
+    far = totals["false_alarms"] / warned if warned else 0.0
+    early = totals["early"] / totals["crossings"] if totals["crossings"] else float("nan")
+    lead = np.median(totals["leads"]) if totals["leads"] else float("nan")
+    return (f"{totals['crossings']} crossings, {totals['early']} warned ≥ 30 min ahead ({early:.0%}), "
+            f"{totals['false_alarms']} false of {warned} warning episodes ({far:.0%}), median lead {lead:.0f} min")
+
+
+def calibrate(stations, series, weather):
+    """Leave one training storm out: the warning rule's parameters from the training storms only."""
+    from forecasts import backtest, learn
+    from forecasts.learn import PREALERT_LEADS, WARNING_MINUTES, WARNING_PERSISTENCE, WARNING_PROBABILITY
+
+    clock = Clock()
+    end = training_end(weather)
+    replays = []
+    for spec, inputs, thresholds in gauges(stations, series):
+        known = backtest._truncated(inputs, end)  # noqa: SLF001
+        for storm in weather.past_storms[:TRAINING_STORMS]:
+            start = storm.start.timestamp()
+            left_out = (start - 86400, start + 3 * 86400)
+            model = learn.fit(known, STEP, since=end - backtest.TRAINING_WINDOW_SECONDS, until=end, exclude=left_out)
+            replay = backtest.predictions(inputs, STEP, since=start - 12 * 3600, until=start + 60 * 3600, model=model)
+            replays.append((replay, inputs.own, thresholds))
+    print(f"calibration replays ({len(replays)} gauge-storms, a model each): {clock}")
+    print(f"training storms: {', '.join(f'{s.start:%m-%d} scale {s.scale:.2f}' for s in weather.past_storms[:TRAINING_STORMS])}")
+    rows = []
+    for persistence in GRID_PERSISTENCE:
+        for minutes in PREALERT_LEADS:
+            for probability in GRID_PROBABILITY:
+                totals = rule_scores(replays, persistence=persistence, probability=probability, minutes=minutes,
+                                     levels=(2, 3, 4))
+                rows.append(((persistence, probability, minutes), totals))
+    chosen = max(rows, key=lambda row: criterion(row[0], row[1]))
+    by_csi = max(rows, key=lambda row: (csi(row[1]), row[1]["early"], -row[0][0]))
+    print("persistence  window    P    (levels 2-4 of every river gauge, training storms; best by the criterion first)")
+    for rule, totals in sorted(rows, key=lambda row: criterion(row[0], row[1]), reverse=True)[:15]:
+        print(f"{rule[0]:>11}  {rule[2]:>4} min  {rule[1]:.1f}  CSI {csi(totals):.3f}  {describe(totals)}")
+    old = rule_scores(replays, persistence=1, probability=0.5, minutes=180, levels=(2, 3, 4))
+    print(f"round-2 rule (median crosses within 3 h = P ≥ 0.5 within 180 min, no persistence): CSI {csi(old):.3f}, {describe(old)}")
+    print(f"best CSI alone (the first criterion tried): persistence {by_csi[0][0]}, P ≥ {by_csi[0][1]}, within "
+          f"{by_csi[0][2]} min: CSI {csi(by_csi[1]):.3f}, {describe(by_csi[1])}")
+    used = (WARNING_PERSISTENCE, WARNING_PROBABILITY, WARNING_MINUTES)
+    print(f"chosen on the training storms: persistence {chosen[0][0]}, P ≥ {chosen[0][1]}, within {chosen[0][2]} min; "
+          f"the code uses persistence {used[0]}, P ≥ {used[1]}, within {used[2]} min"
+          f"{'' if chosen[0] == used else '  <-- DIFFERENT: update forecasts/learn.py WARNING_*'}")
+    danger = rule_scores(replays, persistence=used[0], probability=used[1], minutes=used[2], levels=(4,))
+    print(f"the code's rule on the training storms, 氾濫危険水位 alone: {describe(danger)}")
+    return [("the criterion's choice", chosen[0]), ("best CSI", by_csi[0])]
+
+
+def criterion(rule, totals) -> tuple:
+    """The issue's target as the choice: the most crossings warned at least 30 minutes ahead among
+    rules with at most 20 % false-alarm episodes; then the fewest false alarms, the longest median
+    lead, the least persistence."""
+    warned = totals["hits"] + totals["false_alarms"]
+    acceptable = totals["false_alarms"] <= 0.2 * warned
+    lead = np.median(totals["leads"]) if totals["leads"] else 0.0
+    return (acceptable, totals["early"], -totals["false_alarms"], lead, -rule[0])
+
+
+def skill(stations, series, weather, forecasts=None, other_rules=()):
+    from forecasts import backtest, learn
+    from forecasts.learn import WARNING_MINUTES, WARNING_PERSISTENCE, WARNING_PROBABILITY
+
+    clock = Clock()
     later = [weather.later_storm(n) for n in range(1, HELD_OUT_LATER + 1)]
-    held_out = list(weather.past_storms[3:]) + [weather.current_storm] + later
-    since = (weather.past_storms[3].start - timedelta(days=1)).timestamp()
+    held_out = list(weather.past_storms[TRAINING_STORMS:]) + [weather.current_storm] + later
+    since = training_end(weather)
     until = (later[-1].start + timedelta(hours=18)).timestamp()
     storm_windows = [(s.start.timestamp(), (s.start + STORM_SPAN).timestamp()) for s in held_out[:3]]
     storm_windows += [(s.start.timestamp(), (s.start + timedelta(hours=24)).timestamp()) for s in later]
     print("with forecast rain" if forecasts else "without forecast rain")
     print(f"held out: storms starting {', '.join(s.start.strftime('%m-%d %H:%M') for s in held_out)} (scales "
           f"{', '.join(f'{s.scale:.2f}' for s in held_out)}); trained on readings before {datetime.fromtimestamp(since, UTC):%m-%d}")
-    print(f"{'gauge':8} {'NSE 1h':>7} {'3h':>6} | storms: {'model 1h':>8} {'3h':>6} {'pers 3h':>7} {'trend 3h':>8} | "
-          f"氾濫危険水位 hits/miss/false, lead")
-    danger_totals = {"crossings": 0, "early": 0, "hits": 0, "false_alarms": 0}
-    by_level = {}
-    for spec in region.STATIONS:
-        if spec.kind != "river" or spec.code not in series:
-            continue
-        station = stations[spec.code]
-        codes = forecast_inputs(station).as_json()
-        inputs = learn.Inputs(series[spec.code], [series[c] for c in codes["upstream"] if c in series],
-                              [series[c] for c in codes["rain"] if c in series],
-                              [forecasts[c] for c in codes["rain"] if c in (forecasts or {})],
-                              [series[c] for c in codes.get("tide", []) if c in series])
-        thresholds = [ThresholdLine(t.name, t.label_ja, t.label_en, t.level, t.value) for t in spec.thresholds]
-        report = backtest.backtest(inputs, 600.0, thresholds, since=since, until=until)
-        model, issue, level, predicted, observed = backtest.predictions(inputs, 600.0, since=since, until=until)
-        in_storm = np.zeros(len(issue), dtype=bool)
+    print(f"warning rule: each of the last {WARNING_PERSISTENCE} forecasts P ≥ {WARNING_PROBABILITY} of reaching it within "
+          f"{WARNING_MINUTES} min; judged against crossings within {backtest.WARNING_HORIZON_SECONDS // 3600} h")
+    print(f"{'gauge':8} {'NSE 1h':>7} {'3h':>6} | storms: {'model 1h':>8} {'3h':>6} {'pers 3h':>7} {'trend 3h':>8} {'6h':>6} | "
+          f"shown | 氾濫危険水位 hits/miss/false, lead")
+    by_level, old_by_level, replays = {}, {}, []
+    for spec, inputs, thresholds in gauges(stations, series, forecasts):
+        replay = backtest.predictions(inputs, STEP, since=since, until=until)
+        report = backtest.backtest(inputs, STEP, thresholds, since=since, until=until, replay=replay)
+        replays.append((replay, inputs.own, thresholds))
+        observed, predicted = replay.observed, replay.predicted
+        in_storm = np.zeros(len(replay.issue), dtype=bool)
         for start, end in storm_windows:
-            in_storm |= (issue >= start) & (issue <= end)
+            in_storm |= (replay.issue >= start) & (replay.issue <= end)
 
-        def nse(method, lead):
-            return learn.skill_scores(observed[in_storm, lead], predicted[method][in_storm, lead])["nse"]
+        def scores(method, lead):
+            return learn.skill_scores(observed[in_storm, lead], predicted[method][in_storm, lead])
 
-        def rmse(method, lead):
-            return learn.skill_scores(observed[in_storm, lead], predicted[method][in_storm, lead])["rmse"] or np.inf
-
-        # Leads (of 36) at which the model does no better than persistence or the trend on the storms.
-        worse = [h + 1 for h in range(observed.shape[1]) if rmse("model", h) >= min(rmse("persistence", h), rmse("trend", h))]
-
+        shown = learn.shown_leads(replay.model.skill) if replay.model else 0
+        # Shown leads at which the model does no better than persistence or the trend on the storms.
+        worse = [h + 1 for h in range(shown)
+                 if (scores("model", h)["rmse"] or np.inf) >= min(scores("persistence", h)["rmse"] or np.inf,
+                                                                 scores("trend", h)["rmse"] or np.inf)]
         danger = next((t for t in report["thresholds"] if t["level"] == 4), None)
         text = "—"
         if danger:
             d = danger["model"]
             text = f"{d['hits']}/{d['misses']}/{d['false_alarms']}, {d['median_lead_minutes'] or 0:.0f} min"
-            danger_totals["crossings"] += d["crossings"]
-            danger_totals["hits"] += d["hits"]
-            danger_totals["false_alarms"] += d["false_alarms"]
-            warn = backtest._warnings(level, predicted["model"], 600.0, danger["value"])  # noqa: SLF001
-            own = inputs.own
-            crossed = np.flatnonzero((own.values[1:] >= danger["value"]) & (own.values[:-1] < danger["value"])) + 1
-            for index in crossed:
-                tc = own.times[index]
-                if not (issue[0] < tc <= issue[-1]):
-                    continue
-                window = (issue >= tc - 3 * 3600) & (issue < tc) & warn
-                if window.any() and tc - issue[window].min() >= 1800:
-                    danger_totals["early"] += 1
         steps = report["steps"]
         print(f"{spec.code:8} {f3(steps[5]['model']['nse']):>7} {f3(steps[17]['model']['nse']):>6} | storms: "
-              f"{f3(nse('model', 5)):>8} {f3(nse('model', 17)):>6} {f3(nse('persistence', 17)):>7} {f3(nse('trend', 17)):>8} "
-              f"6h {f3(nse('model', 35)):>6} | {text} | not better at steps {worse or '—'}")
-        for t in report["thresholds"]:
-            totals = by_level.setdefault(t["level"], {"crossings": 0, "hits": 0, "false_alarms": 0, "leads": []})
-            for key in ("crossings", "hits", "false_alarms"):
-                totals[key] += t["model"][key]
-            if t["model"]["median_lead_minutes"] is not None:
-                totals["leads"].append(t["model"]["median_lead_minutes"])
-    for level, totals in sorted(by_level.items()):
-        print(f"level-{level} thresholds, all river gauges: {totals['crossings']} crossings, {totals['hits']} warned "
-              f"(within 3 h), {totals['false_alarms']} false-alarm episodes, median of gauges' median leads "
-              f"{np.median(totals['leads']) if totals['leads'] else float('nan'):.0f} min")
-    c = danger_totals
-    print(f"氾濫危険水位 crossings: {c['crossings']}, detected ≥ 30 min ahead: {c['early']}, "
-          f"false alarms: {c['false_alarms']} (of {c['hits'] + c['false_alarms']} warning episodes)")
+              f"{f3(scores('model', 5)['nse']):>8} {f3(scores('model', 17)['nse']):>6} {f3(scores('persistence', 17)['nse']):>7} "
+              f"{f3(scores('trend', 17)['nse']):>8} {f3(scores('model', 35)['nse']):>6} | {shown:>2} | {text} | "
+              f"shown steps not better: {worse or '—'}")
+    for level in (2, 3, 4):
+        by_level[level] = rule_scores(replays, persistence=WARNING_PERSISTENCE, probability=WARNING_PROBABILITY,
+                                      minutes=WARNING_MINUTES, levels=(level,))
+        old_by_level[level] = rule_scores(replays, persistence=1, probability=0.5, minutes=180, levels=(level,))
+    for level in (2, 3, 4):
+        print(f"level {level}, all river gauges: the rule: {describe(by_level[level])}")
+        print(f"level {level}, all river gauges: round-2 rule (median within 3 h): {describe(old_by_level[level])}")
+    for name, (persistence, probability, minutes) in other_rules:
+        for level in (2, 3, 4):
+            totals = rule_scores(replays, persistence=persistence, probability=probability, minutes=minutes, levels=(level,))
+            print(f"level {level}, all river gauges: {name} (persistence {persistence}, P ≥ {probability}, "
+                  f"{minutes} min): {describe(totals)}")
+    rule = {"persistence": WARNING_PERSISTENCE, "probability": WARNING_PROBABILITY, "minutes": WARNING_MINUTES}
+    print(f"false alarms at level 4, the rule: {false_alarm_kinds(replays, levels=(4,), **rule)}; round-2 rule: "
+          f"{false_alarm_kinds(replays, levels=(4,), persistence=1, probability=0.5, minutes=180)}")
+    print(f"skill pass: {clock}")
 
 
 def training_time(stations, series, forecasts, weather_anchor):
-    from dashboard.demo import region
     from forecasts import learn
-    from forecasts.selectors import forecast_inputs
 
-    wall, cpu = time.perf_counter(), time.process_time()
+    clock = Clock()
     models = {}
-    for spec in region.STATIONS:
-        if spec.kind not in ("river", "reservoir") or spec.code not in series:
-            continue
-        codes = forecast_inputs(stations[spec.code]).as_json()
-        inputs = learn.Inputs(series[spec.code], [series[c] for c in codes["upstream"] if c in series],
-                              [series[c] for c in codes["rain"] if c in series],
-                              [forecasts[c] for c in codes["rain"] if c in forecasts],
-                              [series[c] for c in codes.get("tide", []) if c in series])
-        own = series[spec.code].until(weather_anchor)
-        models[spec.code] = learn.fit(inputs, 600.0, since=own.times[0], until=own.times[-1])
-    print(f"training {len(models)} demo gauges (60 days each, with forecast rain: two models each): "
-          f"{time.perf_counter() - wall:.1f} s wall, "
-          f"{time.process_time() - cpu:.1f} s CPU; {sum(m is None for m in models.values())} fell back to the trend")
-    return models
+    for spec, inputs, _ in gauges(stations, series, forecasts, kinds=("river", "reservoir")):
+        own = inputs.own.until(weather_anchor)
+        models[spec.code] = learn.fit(inputs, STEP, since=own.times[0], until=own.times[-1])
+    print(f"training {len(models)} demo gauges (60 days each, with forecast rain: two models each): {clock}; "
+          f"{sum(m is None for m in models.values())} fell back to the trend")
 
 
 def refresh_300(model):
-    """300 gauges in one town, each with one upstream gauge and one rain gauge, 8 hours of readings."""
+    """300 gauges in one town, each with one upstream gauge and one rain gauge, 26 hours of readings
+    (an extended model reads 24-hour rain totals) and the five river thresholds."""
+    from django.test.utils import CaptureQueriesContext
+
     from forecasts.models import ForecastModel, Method
     from forecasts.services import forecasts_refresh
-    from sensors.models import Observation, Station, StationState
+    from sensors.models import Observation, Station, StationState, Threshold
     from tenancy.models import Municipality
 
     town = Municipality.objects.create(code="990094", slug="bench-forecast", name_ja="ベンチ町", name_en="Bench Town")
-    gauges = Station.objects.bulk_create(
+    gauges_ = Station.objects.bulk_create(
         Station(code=f"F{i:04d}", name_ja=f"観測所{i}", name_en=f"Gauge {i}", kind=kind, municipality=town,
                 lon=140 + i / 1000, lat=35, unit="mm" if kind == "rain" else "m", visibility="public")
         for i, kind in enumerate(["river"] * REFRESH_GAUGES + ["river", "rain"])
     )
-    upstream, rain = gauges[-2], gauges[-1]
+    upstream, rain = gauges_[-2], gauges_[-1]
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    times = [now - timedelta(minutes=10 * k) for k in range(48, 0, -1)]
+    times = [now - timedelta(minutes=10 * k) for k in range(156, 0, -1)]
     Observation.objects.bulk_create(
-        Observation(station=g, observed_at=t, value=1.0 + 0.01 * k if g.kind == "river" else 0.5, received_at=now, source="import")
-        for g in gauges for k, t in enumerate(times)
+        Observation(station=g, observed_at=t, value=1.0 + 0.01 * (k % 48) if g.kind == "river" else 0.5, received_at=now,
+                    source="import")
+        for g in gauges_ for k, t in enumerate(times)
     )
-    StationState.objects.bulk_create(StationState(station=g, value=1.0, observed_at=times[-1]) for g in gauges)
+    StationState.objects.bulk_create(StationState(station=g, value=1.0, observed_at=times[-1]) for g in gauges_)
+    # The national five-step scale above the gauges' levels: four levelled thresholds to annotate each.
+    scale = (("standby", "水防団待機水位", "Flood-fighting standby", None, 1.6), ("flood_caution", "氾濫注意水位", "Flood caution", 2, 1.8),
+             ("evacuation_decision", "避難判断水位", "Evacuation decision", 3, 2.0), ("flood_danger", "氾濫危険水位", "Flood danger", 4, 2.2),
+             ("flooding", "氾濫発生", "Flooding", 5, 2.6))
+    Threshold.objects.bulk_create(Threshold(station=g, name=name, label_ja=ja, label_en=en, level=level, value=value)
+                                  for g in gauges_[:REFRESH_GAUGES] for name, ja, en, level, value in scale)
     params = model.as_json()
     ForecastModel.objects.bulk_create(
         ForecastModel(station=g, version=1, method=Method.ARX, trained_at=now, step_seconds=600,
                       inputs={"upstream": [upstream.code], "rain": [rain.code]}, params=params, skill=model.skill)
-        for g in gauges[:REFRESH_GAUGES]
+        for g in gauges_[:REFRESH_GAUGES]
     )
-    ids = [g.pk for g in gauges[:REFRESH_GAUGES]]
-    for label in ("first", "second"):
-        wall, cpu = time.perf_counter(), time.process_time()
-        stored = forecasts_refresh(ids)
-        print(f"refresh of {REFRESH_GAUGES} gauges ({label} run, {connection.vendor}): {time.perf_counter() - wall:.2f} s wall, "
-              f"{time.process_time() - cpu:.2f} s CPU, {len(stored)} forecasts stored")
+    ids = [g.pk for g in gauges_[:REFRESH_GAUGES]]
+    for label in ("first", "second", "third"):
+        clock = Clock()
+        with CaptureQueriesContext(connection) as queries:
+            stored = forecasts_refresh(ids)
+        print(f"refresh of {REFRESH_GAUGES} gauges ({label} run, {connection.vendor}): {clock}; "
+              f"{len(stored)} forecasts stored, {len(queries)} queries, {sum(s.method == 'arx' for s in stored)} by the model")
 
 
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
+    parts = set(parser.parse_args().only.split(","))
     from dashboard.demo.seed import demo_seed
     from dashboard.demo.weather import Weather
     from forecasts import learn
@@ -225,18 +400,21 @@ def main():
     try:
         summary = demo_seed(history=False)
         weather = Weather(anchor=ANCHOR)
-        started = time.perf_counter()
         series = simulate(weather, weather.later_storm(HELD_OUT_LATER).start + timedelta(hours=24))
-        print(f"simulated the demo basin ({len(series)} stations) in {time.perf_counter() - started:.1f} s")
-        skill(summary.stations, series, weather)
-        forecasts = rain_forecasts(series)
-        skill(summary.stations, series, weather, forecasts)
-        models = training_time(summary.stations, series, forecasts, weather.anchor.timestamp())
-        # A model with one upstream gauge and one rain gauge, for the refresh benchmark.
-        inputs = learn.Inputs(series["KWS-R05"], [series["KWS-R04"]], [series["KWS-P05"]])
-        one_one = learn.fit(inputs, 600.0, since=inputs.own.times[0], until=inputs.own.times[-1])
-        del models
-        refresh_300(one_one)
+        others = []
+        if "calibrate" in parts:
+            others = calibrate(summary.stations, series, weather)
+        if "skill" in parts:
+            skill(summary.stations, series, weather, other_rules=others)
+        forecasts = rain_forecasts(series) if parts & {"rain", "train"} else {}
+        if "rain" in parts:
+            skill(summary.stations, series, weather, forecasts)
+        if "train" in parts:
+            training_time(summary.stations, series, forecasts, weather.anchor.timestamp())
+        if "refresh" in parts:
+            # A model with one upstream gauge and one rain gauge.
+            inputs = learn.Inputs(series["KWS-R05"], [series["KWS-R04"]], [series["KWS-P05"]])
+            refresh_300(learn.fit(inputs, STEP, since=inputs.own.times[0], until=weather.anchor.timestamp()))
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

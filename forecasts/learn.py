@@ -54,6 +54,20 @@ MIN_SIGMA_FRACTION = 0.25  # a spread never below this share of the calm-weather
 SPREAD_BINS = 4
 # The lead times (minutes) a town may choose for forecast pre-alerts; probabilities are kept for each.
 PREALERT_LEADS = (30, 60, 90, 120, 180)
+# The warning rule (forecasts.predict.warning; read through forecasts.selectors.forecast_warning):
+# one rule for the backtest's hit and false-alarm counts, the HQ board's pre-alerts and the
+# evacuation trigger rules. A gauge below a value is warned of reaching it within a window when each
+# of its last WARNING_PERSISTENCE forecasts (made at consecutive readings) gives at least the
+# probability asked for of reaching it within that window. The probability is the model's own
+# calibrated error distribution; the persistence keeps one forecast's jump (an odd upstream reading,
+# a burst of rain that stops) from raising a warning on its own. The persistence and the defaults
+# of a town's setting below were chosen on the demo basin's training storms only
+# (`bench/forecast.py --only calibrate`: leave one storm out, the critical success index of
+# warnings at least 30 minutes ahead), never on held-out storms; docs/performance.md "Forecasts".
+# On the demo basin's training storms a second forecast in a row added nothing: persistence 1.
+WARNING_PERSISTENCE = 1
+WARNING_PROBABILITY = 0.3  # the default of forecasts.models.PrealertSetting.min_probability
+WARNING_MINUTES = 30  # the default of forecasts.models.PrealertSetting.lead_minutes
 # Fewer training rows than this many steps' worth: the learned model is not trusted (trend fallback).
 MIN_TRAINING_ROWS = 300
 # Forecast rain (posted by a source for the basin's rain gauges, forecasts.models.RainForecast): the
@@ -329,6 +343,8 @@ class ArxModel:
         self._tables = [np.asarray(table) for table in self.quantiles]  # per lead: bands x levels
         self._edges = [np.asarray(edges) for edges in self.bin_edges]
         self._at_level: dict[float, list[np.ndarray]] = {}
+        self._stack: tuple[np.ndarray, np.ndarray] | None = None
+        self._level_tables: dict[float, np.ndarray] = {}  # leads x bands: the quantile at a level
         self._forecast_rain_model = ArxModel.from_json(self.with_forecast_rain) if self.with_forecast_rain else None
 
     @property
@@ -363,16 +379,62 @@ class ArxModel:
         result = per_lead[lead_index][np.searchsorted(self._edges[lead_index], sigma)]
         return float(result) if np.ndim(result) == 0 else result
 
-    def exceedance(self, lead_index: int, centre: float, sigma: float, value: float) -> float:
-        """P(level at this lead >= value), from the stored distribution of normalised residuals;
-        `centre` is level + change. Beyond the stored quantiles the tails decay exponentially."""
-        q = self._tables[lead_index][int(np.searchsorted(self._edges[lead_index], sigma))]
+    def _stacked(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every lead's quantile table and band edges in one array each (leads x bands x levels,
+        leads x edges; a lead with fewer bands repeats its last, its missing edges are +inf), so
+        that a forecast's every lead is read at once."""
+        if self._stack is None:
+            bands = max(len(table) for table in self._tables)
+            tables = np.empty((len(self._tables), bands, len(QUANTILE_LEVELS)))
+            edges = np.full((len(self._tables), max(bands - 1, 0)), np.inf)
+            for lead, (table, lead_edges) in enumerate(zip(self._tables, self._edges)):
+                tables[lead, : len(table)] = table
+                tables[lead, len(table) :] = table[-1]
+                edges[lead, : len(lead_edges)] = lead_edges
+            self._stack = (tables, edges)
+        return self._stack
+
+    def _bands(self, sigma: np.ndarray) -> np.ndarray:
+        """The spread band of each forecast (rows x leads, the first leads of the model)."""
+        _, edges = self._stacked()
+        return (edges[None, : sigma.shape[1], :] < sigma[..., None]).sum(axis=-1)
+
+    def quantile_matrix(self, level: float, sigma: np.ndarray) -> np.ndarray:
+        """`quantile` for forecasts x leads at once (sigma: rows x the first leads of the model)."""
+        at_level = self._level_tables.get(level)
+        if at_level is None:
+            tables, _ = self._stacked()
+            # Linear between the two stored levels around `level`, for every lead and band at once.
+            upper = int(np.clip(np.searchsorted(QUANTILE_LEVELS, level), 1, len(QUANTILE_LEVELS) - 1))
+            low, high = QUANTILE_LEVELS[upper - 1], QUANTILE_LEVELS[upper]
+            fraction = float(np.clip((level - low) / (high - low), 0, 1))
+            at_level = self._level_tables[level] = tables[..., upper - 1] * (1 - fraction) + tables[..., upper] * fraction
+        return at_level[np.arange(sigma.shape[1])[None, :], self._bands(sigma)]
+
+    def exceedance_matrix(self, centre: np.ndarray, sigma: np.ndarray, value: float) -> np.ndarray:
+        """P(level >= value) for forecasts x leads at once (`centre` is level + change, both rows x
+        the first leads of the model), from the stored distribution of normalised residuals; beyond
+        the stored quantiles the tails decay exponentially."""
+        tables, _ = self._stacked()
+        levels = np.asarray(QUANTILE_LEVELS)
+        q = tables[np.arange(sigma.shape[1])[None, :], self._bands(sigma)]  # rows x leads x levels
         z = (value - centre) / sigma
-        if z <= q[0]:
-            return float(1 - QUANTILE_LEVELS[0] * math.exp(-(q[0] - z) / max(q[1] - q[0], 1e-9)))
-        if z >= q[-1]:
-            return float((1 - QUANTILE_LEVELS[-1]) * math.exp(-(z - q[-1]) / max(q[-1] - q[-2], 1e-9)))
-        return float(1 - np.interp(z, q, QUANTILE_LEVELS))
+        below_all = z <= q[..., 0]
+        above_all = z >= q[..., -1]
+        below = 1 - levels[0] * np.exp(-(q[..., 0] - np.minimum(z, q[..., 0])) / np.maximum(q[..., 1] - q[..., 0], 1e-9))
+        above = (1 - levels[-1]) * np.exp(-(np.maximum(z, q[..., -1]) - q[..., -1]) / np.maximum(q[..., -1] - q[..., -2], 1e-9))
+        k = np.clip((q <= z[..., None]).sum(axis=-1), 1, len(levels) - 1)  # z lies in [q[k-1], q[k])
+        low = np.take_along_axis(q, (k - 1)[..., None], axis=-1)[..., 0]
+        high = np.take_along_axis(q, k[..., None], axis=-1)[..., 0]
+        fraction = np.clip((z - low) / np.maximum(high - low, 1e-12), 0, 1)
+        inside = 1 - (levels[k - 1] + fraction * (levels[k] - levels[k - 1]))
+        return np.where(below_all, below, np.where(above_all, above, inside))
+
+    def exceedance(self, lead_index: int, centre: float, sigma: float, value: float) -> float:
+        """P(level at this lead >= value) for one forecast (exceedance_matrix of one row)."""
+        centres = np.full((1, lead_index + 1), centre)
+        sigmas = np.full((1, lead_index + 1), sigma)
+        return float(self.exceedance_matrix(centres, sigmas, value)[0, lead_index])
 
 
 def skill_scores(observed: np.ndarray, predicted: np.ndarray) -> dict:
@@ -388,12 +450,15 @@ def skill_scores(observed: np.ndarray, predicted: np.ndarray) -> dict:
 
 def training_rows(
     inputs: Inputs, step: float, *, since: float, until: float, upstream_calm: list[float], extended: bool = False,
-    forecast_rain: bool = False, tide_mean: list[float] | None = None,
+    forecast_rain: bool = False, tide_mean: list[float] | None = None, exclude: tuple[float, float] | None = None,
 ):
     """Issue times on the gauge's own readings in [since, until - horizon], their inputs and targets
-    (only rows with every input and every lead known)."""
+    (only rows with every input and every lead known). With `exclude` (start, end), no row whose
+    issue time or target falls in that span (a storm left out to score the model on it)."""
     own = inputs.own
     mask = (own.times >= since) & (own.times <= until)
+    if exclude is not None:
+        mask &= (own.times < exclude[0] - HORIZON_SECONDS) | (own.times > exclude[1])
     at = own.times[mask]
     leads = leads_for(step)
     x = features_at(inputs, at, step, upstream_calm, extended, forecast_rain, tide_mean)
@@ -418,25 +483,24 @@ def tide_means(inputs: Inputs, until: float) -> list[float]:
     return means
 
 
-def fit(inputs: Inputs, step: float, *, since: float, until: float) -> ArxModel | None:
-    """Learn a gauge's model from readings in [since, until]; None with too little history. With
-    enough forecast rain in the window, the model carries a second one that also reads it."""
+def fit(
+    inputs: Inputs, step: float, *, since: float, until: float, exclude: tuple[float, float] | None = None
+) -> ArxModel | None:
+    """Learn a gauge's model from readings in [since, until] (leaving out the span `exclude`, if
+    given); None with too little history. With enough forecast rain in the window, the model
+    carries a second one that also reads it."""
     upstream_calm = calm_levels(Inputs(inputs.own, [s.until(until) for s in inputs.upstream]))
     tide_mean = tide_means(inputs, until)
-    at, x, y, leads = training_rows(inputs, step, since=since, until=until, upstream_calm=upstream_calm, tide_mean=tide_mean)
+    rows = {"since": since, "until": until, "upstream_calm": upstream_calm, "tide_mean": tide_mean, "exclude": exclude}
+    at, x, y, leads = training_rows(inputs, step, **rows)
     if len(at) < MIN_TRAINING_ROWS:
         return None
     extended = len(at) >= EXTENDED_MIN_ROWS
     if extended:
-        at, x, y, leads = training_rows(
-            inputs, step, since=since, until=until, upstream_calm=upstream_calm, extended=True, tide_mean=tide_mean
-        )
+        at, x, y, leads = training_rows(inputs, step, extended=True, **rows)
     model = _fit_rows(x, y, step, leads, inputs, upstream_calm, extended=extended, tide_mean=tide_mean)
     if any(len(f) for f in inputs.rain_forecast):
-        at, x, y, leads = training_rows(
-            inputs, step, since=since, until=until, upstream_calm=upstream_calm, extended=extended, forecast_rain=True,
-            tide_mean=tide_mean,
-        )
+        at, x, y, leads = training_rows(inputs, step, extended=extended, forecast_rain=True, **rows)
         if len(at) >= MIN_TRAINING_ROWS:
             with_forecast = _fit_rows(
                 x, y, step, leads, inputs, upstream_calm, extended=extended, forecast_rain=True, tide_mean=tide_mean

@@ -1,7 +1,7 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from .learn import PREALERT_LEADS
+from .learn import PREALERT_LEADS, WARNING_MINUTES, WARNING_PROBABILITY
 
 from sensors.models import Station
 
@@ -69,15 +69,17 @@ class StationForecast(models.Model):
 
 
 class PrealertSetting(models.Model):
-    """A town's choice for forecast-based pre-alerts on its HQ board: a gauge is listed when the
-    probability of crossing a level-3-or-higher threshold within `lead_minutes` is at least
-    `min_probability`. Staff only: a pre-alert is a forecast, never shown to the public as fact."""
+    """A town's choice for forecast warnings: its HQ board lists a gauge when the warning rule
+    (forecasts.predict.warning: the probability of crossing a threshold of at least `min_level`
+    within `lead_minutes`, sustained over the gauge's last forecasts, is at least `min_probability`);
+    its trigger rules on forecasts read the same probability (within their own minutes). Staff
+    only: a pre-alert is a forecast, never shown to the public as fact."""
 
     municipality = models.OneToOneField(
         "tenancy.Municipality", on_delete=models.CASCADE, primary_key=True, related_name="forecast_prealert"
     )
-    min_probability = models.FloatField(default=0.5, validators=[MinValueValidator(0.01), MaxValueValidator(1.0)])
-    lead_minutes = models.PositiveSmallIntegerField(default=60, choices=[(m, f"{m} min") for m in PREALERT_LEADS])
+    min_probability = models.FloatField(default=WARNING_PROBABILITY, validators=[MinValueValidator(0.01), MaxValueValidator(1.0)])
+    lead_minutes = models.PositiveSmallIntegerField(default=WARNING_MINUTES, choices=[(m, f"{m} min") for m in PREALERT_LEADS])
     min_level = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1), MaxValueValidator(5)])
 
     def __str__(self):

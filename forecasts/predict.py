@@ -34,6 +34,55 @@ class ThresholdLine:
     value: float
 
 
+# --- the warning rule ---------------------------------------------------------------------------------
+# (its parameters: learn.WARNING_PERSISTENCE, WARNING_PROBABILITY, WARNING_MINUTES)
+WARNING_PERSISTENCE = learn.WARNING_PERSISTENCE
+WARNING_PROBABILITY = learn.WARNING_PROBABILITY
+WARNING_MINUTES = learn.WARNING_MINUTES
+
+
+def steps_within(step: float, seconds: float) -> int:
+    """How many of a forecast's steps lie within `seconds` of its start."""
+    return max(0, int(seconds // step + 1e-9))
+
+
+def consecutive_readings(times: np.ndarray, step: float) -> np.ndarray:
+    """Per reading: it follows the one before it by about one step (the first one: False)."""
+    gaps = np.diff(np.asarray(times, dtype=float), prepend=-np.inf)
+    return gaps <= step * 1.5
+
+
+def reached_by_step(by_step: np.ndarray) -> np.ndarray:
+    """P(level >= value at step k), rows of forecasts x steps, to P(reached by step k), read as the
+    largest up to k (a lower bound on the chance of reaching it at any of those steps)."""
+    return np.maximum.accumulate(np.nan_to_num(np.asarray(by_step, dtype=float), nan=0.0), axis=-1)
+
+
+def sustained_reach(by_step: np.ndarray, consecutive: np.ndarray, persistence: int = WARNING_PERSISTENCE) -> np.ndarray:
+    """Forecasts issued at a gauge's readings (rows, oldest first; `consecutive` as from
+    consecutive_readings) to, per row and step k, the smallest P(reached by step k) over that forecast
+    and the `persistence - 1` before it; 0 where those were not all made on consecutive readings."""
+    reached = reached_by_step(by_step)
+    n = len(reached)
+    sustained = reached.copy()
+    linked = np.ones(n, dtype=bool)
+    for back in range(1, persistence):
+        earlier = np.zeros_like(reached)
+        earlier[back:] = reached[: n - back]
+        sustained = np.minimum(sustained, earlier)
+        follows = np.zeros(n, dtype=bool)
+        follows[back:] = np.asarray(consecutive, dtype=bool)[1 : n - back + 1]
+        linked &= follows
+    return np.where(linked[:, None], sustained, 0.0) if n else sustained
+
+
+def warning(sustained_within, level_now, value: float, min_probability: float):
+    """THE warning rule (scalars or arrays): below `value` now, and the sustained probability of
+    reaching it within the window asked for (sustained_reach at that window's last step) at least
+    `min_probability`."""
+    return (np.asarray(level_now) < value) & (np.asarray(sustained_within) >= min_probability)
+
+
 @dataclass
 class Result:
     method: str
@@ -45,33 +94,98 @@ class Result:
     forecast_rain: bool = False  # the learned model that also reads forecast rain made it
     # Per levelled threshold above the current value: P(reached within N minutes) for PREALERT_LEADS.
     exceedance_by_threshold: list[dict] = field(default_factory=list)
-    # P(level at lead index i >= value), from the method's own error distribution.
-    exceedance: Callable[[int, float], float] | None = field(default=None, repr=False)
+    # value -> P(level at step k >= value) for this forecast and the WARNING_PERSISTENCE - 1 made at
+    # the readings before it (rows, oldest first; zeros where none could be made), by the method's
+    # own error distribution; `consecutive` as from consecutive_readings for those readings.
+    exceedance: Callable[[float], np.ndarray] | None = field(default=None, repr=False)
+    consecutive: np.ndarray | None = field(default=None, repr=False)
 
 
-def model_forecast(model: learn.ArxModel, inputs: learn.Inputs, at: float, leads: int) -> Result | None:
+def recent_issues(own: learn.Series, at: float, count: int = WARNING_PERSISTENCE) -> np.ndarray:
+    """The times of the gauge's last `count` readings at or before `at` (oldest first)."""
+    return own.until(at).times[-count:]
+
+
+@dataclass
+class ModelRun:
+    """A learned model's forecasts issued at many times, as served: per time the model that also
+    reads forecast rain where a current issue lets it, the other one elsewhere, each out to its own
+    shown leads (learn.shown_leads: those whose skill beats persistence); NaN where no model could
+    forecast (an input missing) and beyond the shown leads."""
+
+    models: list[learn.ArxModel]
+    times: np.ndarray
+    level: np.ndarray  # the reading each forecast starts from
+    centre: np.ndarray  # times x leads: level + change
+    sigma: np.ndarray
+    chosen: np.ndarray  # index into models per time; -1: none
+    shown: list[int]  # shown leads per model
+
+    def quantile(self, q: float) -> np.ndarray:
+        result = np.full_like(self.centre, np.nan)
+        for index, model in enumerate(self.models):
+            rows, leads = self.chosen == index, self.shown[index]
+            if rows.any() and leads:
+                sigma = self.sigma[rows, :leads]
+                result[np.ix_(rows, np.arange(leads))] = self.centre[rows, :leads] + sigma * model.quantile_matrix(q, sigma)
+        return result
+
+    def exceedance(self, value: float) -> np.ndarray:
+        """P(level at step k >= value) per time and step; 0 where no forecast was made."""
+        result = np.zeros_like(self.centre)
+        for index, model in enumerate(self.models):
+            rows, leads = self.chosen == index, self.shown[index]
+            if rows.any() and leads:
+                result[np.ix_(rows, np.arange(leads))] = model.exceedance_matrix(
+                    self.centre[rows, :leads], self.sigma[rows, :leads], value
+                )
+        return result
+
+
+def model_run(model: learn.ArxModel, inputs: learn.Inputs, times: np.ndarray) -> ModelRun:
+    """The model's forecasts issued at `times`, each from readings at or before its time only."""
+    times = np.asarray(times, dtype=float)
+    models = [m for m in (model, model.forecast_rain_model) if m is not None]
+    shown = [learn.shown_leads(m.skill) for m in models]
+    n, leads = len(times), model.leads
+    run = ModelRun(models, times, np.full(n, np.nan), np.full((n, leads), np.nan), np.full((n, leads), np.nan),
+                   np.full(n, -1), shown)
+    for index, candidate in enumerate(models):
+        if not shown[index] or not n:
+            continue
+        x = candidate.features(inputs, times)
+        rows = np.isfinite(x).all(axis=1)
+        if not rows.any():
+            continue
+        change, sigma = candidate.predict(x[rows])
+        level = x[rows, 0]
+        centre, spread = np.full((rows.sum(), leads), np.nan), np.full((rows.sum(), leads), np.nan)
+        centre[:, : shown[index]] = level[:, None] + change[:, : shown[index]]
+        spread[:, : shown[index]] = sigma[:, : shown[index]]
+        run.centre[rows], run.sigma[rows], run.level[rows], run.chosen[rows] = centre, spread, level, index
+    return run
+
+
+def model_forecast(model: learn.ArxModel, inputs: learn.Inputs, at: float, leads: int | None = None) -> Result | None:
     """The learned model's forecast issued at `at` (a reading time of the gauge), from readings at or
-    before `at` only; None when an input it needs is missing at that time."""
-    x = model.features(inputs, np.array([at]))
-    if not np.isfinite(x).all():
+    before `at` only, out to its shown leads (at most `leads`); None when no lead is shown or an input
+    it needs is missing at that time."""
+    times = recent_issues(inputs.own, at)
+    if not len(times) or times[-1] != at:
+        times = np.append(times, at)[-WARNING_PERSISTENCE:]
+    run = model_run(model, inputs, times)
+    chosen = int(run.chosen[-1])
+    if chosen < 0:
         return None
-    change, sigma = model.predict(x)
-    level = float(x[0, 0])
-    result = Result(method=Method.ARX, based_on=at, level_now=level, forecast_rain=model.forecast_rain)
-    for lead in range(min(leads, model.leads)):
-        centre = level + float(change[0, lead])
-        s = float(sigma[0, lead])
-        result.points.append(
-            [
-                at + (lead + 1) * model.step,
-                centre + s * model.quantile(lead, 0.5, s),
-                centre + s * model.quantile(lead, learn.LOWER_Q, s),
-                centre + s * model.quantile(lead, learn.UPPER_Q, s),
-            ]
-        )
-    result.exceedance = lambda lead, value: model.exceedance(
-        lead, level + float(change[0, lead]), float(sigma[0, lead]), value
-    )
+    used = run.models[chosen]
+    count = min(run.shown[chosen], leads if leads is not None else used.leads)
+    median, lower, upper = run.quantile(0.5)[-1], run.quantile(learn.LOWER_Q)[-1], run.quantile(learn.UPPER_Q)[-1]
+    result = Result(method=Method.ARX, based_on=at, level_now=float(run.level[-1]), forecast_rain=used.forecast_rain)
+    result.points = [
+        [at + (lead + 1) * used.step, float(median[lead]), float(lower[lead]), float(upper[lead])] for lead in range(count)
+    ]
+    result.exceedance = lambda value: run.exceedance(value)[:, :count]
+    result.consecutive = consecutive_readings(times, used.step)
     return result
 
 
@@ -82,22 +196,45 @@ def band_exceedance(point, value: float) -> float:
     return 0.5 * math.erfc((value - median) / (sigma * math.sqrt(2)))
 
 
+def normal_exceedance(median: np.ndarray, sigma: np.ndarray, value: float) -> np.ndarray:
+    """P(level >= value) for normal forecasts (arrays of medians and standard deviations); 0 where NaN."""
+    z = (value - np.asarray(median, dtype=float)) / (np.maximum(np.asarray(sigma, dtype=float), 1e-9) * math.sqrt(2))
+    return np.array([0.5 * math.erfc(v) if math.isfinite(v) else 0.0 for v in z.ravel()]).reshape(z.shape)
+
+
+def trend_lines(own: learn.Series, times: np.ndarray, step: float, leads: int) -> tuple[np.ndarray, np.ndarray]:
+    """The straight line through the last hour's readings before each time (alerts.evaluation's
+    fit): medians and standard errors (times x leads), NaN where there is no line."""
+    median, sigma = np.full((len(times), leads), np.nan), np.full((len(times), leads), np.nan)
+    hours = np.arange(1, leads + 1) * step / 3600
+    for row, t in enumerate(times):
+        end = np.searchsorted(own.times, t, side="right")
+        start = np.searchsorted(own.times, t - 3600, side="left")
+        trend = linear_trend(own.times[start:end], own.values[start:end])
+        if trend is not None:
+            median[row] = trend.fitted_now + trend.slope_per_hour * hours
+            sigma[row] = np.hypot(trend.fitted_now_se, trend.slope_se_per_hour * hours)
+    return median, sigma
+
+
 def trend_forecast(own: learn.Series, at: float, step: float) -> Result | None:
     """The fallback: the straight line through the last hour's readings (alerts.evaluation's fit),
     with its standard errors as the interval."""
     known = own.until(at)
-    trend = linear_trend(known.times, known.values)
-    if trend is None:
+    if not len(known.times):
+        return None
+    times = recent_issues(known, at)
+    leads = max(1, int(TREND_HORIZON_SECONDS // step))
+    median, sigma = trend_lines(known, times, step, leads)
+    if not np.isfinite(median[-1]).all():
         return None
     result = Result(method=Method.TREND, based_on=at, level_now=float(known.values[-1]))
-    leads = max(1, int(TREND_HORIZON_SECONDS // step))
-    for lead in range(1, leads + 1):
-        hours = lead * step / 3600
-        median = trend.fitted_now + trend.slope_per_hour * hours
-        spread = Z_80 * math.hypot(trend.fitted_now_se, trend.slope_se_per_hour * hours)
-        result.points.append([at + lead * step, median, median - spread, median + spread])
-
-    result.exceedance = lambda lead, value: band_exceedance(result.points[lead], value)
+    for lead in range(leads):
+        spread = Z_80 * sigma[-1, lead]
+        result.points.append([at + (lead + 1) * step, float(median[-1, lead]), float(median[-1, lead] - spread),
+                              float(median[-1, lead] + spread)])
+    result.exceedance = lambda value: normal_exceedance(median, sigma, value)
+    result.consecutive = consecutive_readings(times, step)
     return result
 
 
@@ -115,7 +252,9 @@ def first_crossing(times: list[float], values: list[float], start_t: float, star
 
 def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
     """Add the next threshold's crossing (median; earliest from the upper bound, latest from the
-    lower one, None when the lower bound stays below it within the horizon) and P(氾濫危険水位 in 1 h)."""
+    lower one, None when the lower bound stays below it within the horizon), per threshold above the
+    current value the probabilities of reaching it (this forecast's, and the one sustained through
+    the last WARNING_PERSISTENCE forecasts that the warning rule reads), and P(氾濫危険水位 in 1 h)."""
     if not result.points:
         return result
     times = [p[0] for p in result.points]
@@ -136,37 +275,41 @@ def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
             "earliest": earliest,
             "latest": latest,
         }
+    step = (times[-1] - result.based_on) / len(times)
     for threshold in ahead:
-        # P(reached by each step), then the largest up to each pre-alert lead.
-        by_step = [result.exceedance(i, threshold.value) for i in range(len(times))]
+        rows = result.exceedance(threshold.value)
+        by_step = rows[-1]
+        reached = reached_by_step(by_step)
+        sustained = sustained_reach(rows, result.consecutive, WARNING_PERSISTENCE)[-1]
         probabilities = {}
         for minutes in PREALERT_LEADS:
-            within = [p for t, p in zip(times, by_step) if t - result.based_on <= minutes * 60]
-            if within:
-                probabilities[str(minutes)] = round(max(within), 3)
+            count = steps_within(step, minutes * 60)
+            if count:
+                probabilities[str(minutes)] = round(float(reached[min(count, len(reached)) - 1]), 3)
         result.exceedance_by_threshold.append(
             {"name": threshold.name, "label_ja": threshold.label_ja, "label_en": threshold.label_en,
              "level": threshold.level, "value": threshold.value, "within": probabilities,
              # Per step, so a trigger rule's own minutes are answered from the same distribution.
-             "by_step": [round(p, 3) for p in by_step]}
+             "by_step": [round(float(p), 3) for p in by_step]}
+            # With a persistence of one forecast the sustained probabilities are these (predict.reach).
+            | ({"sustained_by_step": [round(float(p), 3) for p in sustained]} if WARNING_PERSISTENCE > 1 else {})
         )
+        if threshold.level == DANGER_LEVEL:
+            count = steps_within(step, DANGER_WINDOW_SECONDS)
+            result.danger_probability_1h = round(float(reached[min(count, len(reached)) - 1]), 3) if count else None
     danger = next((t for t in thresholds if t.level == DANGER_LEVEL), None)
-    if danger is not None:
-        if result.level_now >= danger.value:
-            result.danger_probability_1h = 1.0
-        else:
-            leads = [i for i, t in enumerate(times) if t - result.based_on <= DANGER_WINDOW_SECONDS]
-            probability = max((result.exceedance(i, danger.value) for i in leads), default=None)
-            result.danger_probability_1h = None if probability is None else round(probability, 3)
+    if danger is not None and result.level_now >= danger.value:
+        result.danger_probability_1h = 1.0
     return result
 
 
 @dataclass(frozen=True)
 class Reach:
     """When a gauge is forecast to reach a value: the median's time with the band's earliest and
-    latest (None where that bound stays below within the horizon), and the probability of reaching
-    it within the window asked for. `method` says whether the learned model or the labelled trend
-    fallback answered."""
+    latest (None where that bound stays below within the horizon), the probability of reaching it
+    within the window asked for, and the probability sustained through the gauge's last
+    WARNING_PERSISTENCE forecasts (what the warning rule reads). `method` says whether the learned
+    model or the labelled trend fallback answered."""
 
     value: float
     method: str
@@ -176,31 +319,42 @@ class Reach:
     latest: float | None
     probability: float
     horizon_seconds: float  # how far the forecast reaches: a window beyond it is answered only up to it
+    sustained: float = 0.0
+    level_now: float | None = None
 
     def within(self, seconds: float) -> bool:
         """The median reaches the value within `seconds` of the reading the forecast starts from."""
         return self.at is not None and self.at - self.based_on <= seconds
+
+    def warns(self, min_probability: float) -> bool:
+        """The warning rule (`warning`) for this value and window."""
+        level = self.level_now if self.level_now is not None else -math.inf
+        return bool(warning(self.sustained, level, self.value, min_probability))
 
 
 def reach(*, method: str, based_on: float, level_now: float | None, points: list, exceedance: list,
           value: float, within_seconds: float) -> Reach | None:
     """The one answer to "when is this gauge forecast to reach `value`, with what band, and how
     likely within `within_seconds`": read from a stored forecast (its points and, for thresholds it
-    was issued for, the method's own per-step probabilities; otherwise a normal reading of the 80 %
-    band). None without points."""
+    was issued for, the method's own per-step probabilities, this forecast's and the sustained ones;
+    otherwise a normal reading of this forecast's 80 % band, with nothing known of the forecasts
+    before it, so the sustained probability is this one's). None without points."""
     if not points:
         return None
     times = [p[0] for p in points]
     horizon = times[-1] - based_on
     start = points[0][1] if level_now is None else level_now
     if start >= value:
-        return Reach(value, method, based_on, based_on, based_on, based_on, 1.0, horizon)
+        return Reach(value, method, based_on, based_on, based_on, based_on, 1.0, horizon, 1.0, start)
     stored = next((e for e in exceedance if e.get("by_step") and abs(e["value"] - value) < 1e-9), None)
     if stored is not None and len(stored["by_step"]) == len(points):
         by_step = stored["by_step"]
+        sustained = stored.get("sustained_by_step") or by_step
     else:
-        by_step = [band_exceedance(point, value) for point in points]
-    probability = max((p for t, p in zip(times, by_step) if t - based_on <= within_seconds), default=0.0)
+        by_step = sustained = [band_exceedance(point, value) for point in points]
+    count = steps_within(horizon / len(points), within_seconds)
+    probability = float(reached_by_step(by_step)[min(count, len(by_step)) - 1]) if count else 0.0
+    held = float(reached_by_step(sustained)[min(count, len(sustained)) - 1]) if count else 0.0
     return Reach(
         value=value,
         method=method,
@@ -208,8 +362,10 @@ def reach(*, method: str, based_on: float, level_now: float | None, points: list
         at=first_crossing(times, [p[1] for p in points], based_on, start, value),
         earliest=first_crossing(times, [p[3] for p in points], based_on, start, value),
         latest=first_crossing(times, [p[2] for p in points], based_on, start, value),
-        probability=round(float(probability), 3),
+        probability=round(probability, 3),
         horizon_seconds=horizon,
+        sustained=round(held, 3),
+        level_now=start,
     )
 
 

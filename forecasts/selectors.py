@@ -188,14 +188,21 @@ def forecasts_for_stations(station_ids) -> dict[int, StationForecast]:
 def forecast_reach(forecast: StationForecast, value: float, *, within_seconds: float):
     """When the gauge of this stored forecast is forecast to reach `value`, with what band and how
     likely within `within_seconds` (forecasts.predict.Reach); the method (learned model or the
-    labelled trend fallback) is the one the gauge's model chose. What the board's pre-alerts and the
-    evacuation trigger rules both read."""
+    labelled trend fallback) is the one the gauge's model chose."""
     from .predict import reach
 
     return reach(
         method=forecast.method, based_on=forecast.based_on.timestamp(), level_now=forecast.level_now,
         points=forecast.points, exceedance=forecast.exceedance, value=value, within_seconds=within_seconds,
     )
+
+
+def forecast_warning(forecast: StationForecast, value: float, *, within_seconds: float, min_probability: float):
+    """The gauge's reach of `value` (forecast_reach) when the warning rule (forecasts.predict.warning)
+    warns of it within `within_seconds` at `min_probability`; None otherwise. What the board's
+    pre-alerts and the evacuation trigger rules both act on, and what the backtest scores."""
+    reached = forecast_reach(forecast, value, within_seconds=within_seconds)
+    return reached if reached is not None and reached.warns(min_probability) else None
 
 
 def reach_crossing(threshold: dict, reach) -> dict:
@@ -205,21 +212,26 @@ def reach_crossing(threshold: dict, reach) -> dict:
     }
 
 
-DEFAULT_PREALERT = {"min_probability": 0.5, "lead_minutes": 60, "min_level": 3}
+def _default_prealert() -> dict:
+    from .predict import WARNING_MINUTES, WARNING_PROBABILITY
+
+    return {"min_probability": WARNING_PROBABILITY, "lead_minutes": WARNING_MINUTES, "min_level": 3}
 
 
 def prealert_setting(municipality_id: int | None) -> dict:
+    """A town's choice of how sure and how early a forecast warning must be (PrealertSetting), or
+    the calibrated defaults of the warning rule."""
     from .models import PrealertSetting
 
     setting = PrealertSetting.objects.filter(municipality_id=municipality_id).first() if municipality_id else None
     if setting is None:
-        return dict(DEFAULT_PREALERT)
+        return _default_prealert()
     return {"min_probability": setting.min_probability, "lead_minutes": setting.lead_minutes, "min_level": setting.min_level}
 
 
 def forecast_prealerts(*, viewer: Viewer) -> list[dict]:
-    """Gauges the viewer may see whose forecast gives at least the acting town's probability of
-    crossing a threshold of its minimum level within its lead time; the highest level first."""
+    """Gauges the viewer may see that the warning rule warns of crossing a threshold of the acting
+    town's minimum level within its lead time at its probability; the highest level first."""
     from sensors.selectors import station_list
 
     from django.utils import timezone
@@ -235,8 +247,9 @@ def forecast_prealerts(*, viewer: Viewer) -> list[dict]:
         for threshold in forecast.exceedance:
             if not threshold["level"] or threshold["level"] < setting["min_level"]:
                 continue
-            reached = forecast_reach(forecast, threshold["value"], within_seconds=within)
-            if reached is None or reached.probability < setting["min_probability"]:
+            reached = forecast_warning(forecast, threshold["value"], within_seconds=within,
+                                       min_probability=setting["min_probability"])
+            if reached is None:
                 continue
             crossing = reach_crossing(threshold, reached)
             found.append({"station": stations[forecast.station_id], "threshold": threshold, "probability": reached.probability,

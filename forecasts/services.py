@@ -156,7 +156,11 @@ def forecasts_refresh(changed_station_ids, *, dependants: bool = True) -> list[S
         .exclude(state__observed_at=None)
         .values_list("pk", "state__observed_at")
     )
-    lookback = timedelta(seconds=max(learn.RAIN_WINDOWS) + max(learn.OWN_LAGS) * max(m.step_seconds for m in targets) * 2)
+    # Back far enough for every input of the forecasts at the last WARNING_PERSISTENCE readings:
+    # levels over the longest lag, rain over the longest total (the antecedent 24 h of an extended model).
+    step = max(m.step_seconds for m in targets)
+    level_lookback = timedelta(seconds=(max(learn.OWN_LAGS) + learn.WARNING_PERSISTENCE) * step * 2)
+    rain_lookback = timedelta(seconds=max(learn.RAIN_WINDOWS + learn.ANTECEDENT_WINDOWS) + learn.WARNING_PERSISTENCE * step * 2)
 
     def is_fresh(model) -> bool:
         """A gauge that has fallen silent while its inputs report gets no forecast: one starting
@@ -172,12 +176,13 @@ def forecasts_refresh(changed_station_ids, *, dependants: bool = True) -> list[S
     if not fresh:
         StationForecast.objects.filter(station_id__in=[m.station_id for m in targets]).delete()
         return []
-    since = min(latest[m.station_id] for m in fresh) - lookback
-    ids = {m.station_id for m in fresh} | {s.pk for s in stations_by_code.values()}
-    series = readings_of(ids, since=since)
+    oldest = min(latest[m.station_id] for m in fresh)
     rain_ids = {stations_by_code[c].pk for m in fresh for c in m.inputs.get("rain", []) if c in stations_by_code}
-    # Only issues recent enough to serve the newest forecast times (learn.FORECAST_RAIN_MAX_AGE).
-    forecasts = rain_forecasts_of(rain_ids, since=min(latest[m.station_id] for m in fresh))
+    level_ids = ({m.station_id for m in fresh} | {s.pk for s in stations_by_code.values()}) - rain_ids
+    series = readings_of(level_ids, since=oldest - level_lookback) | readings_of(rain_ids, since=oldest - rain_lookback)
+    # Only issues recent enough to serve the forecast times (learn.FORECAST_RAIN_MAX_AGE).
+    forecasts = rain_forecasts_of(rain_ids, since=oldest - learn.WARNING_PERSISTENCE * timedelta(seconds=step))
+    _arx_load([m for m in fresh if m.method == Method.ARX])
     thresholds = _thresholds_of([m.station_id for m in fresh])
     now = timezone.now()
     results = []
@@ -231,10 +236,23 @@ _LOADED: dict[tuple, learn.ArxModel] = {}
 LOADED_MAX = 2000
 
 
+def _arx_key(model: ForecastModel) -> tuple:
+    # More than the id: a rolled-back transaction (tests) can hand an id out again.
+    return (model.pk, model.station_id, model.version, model.trained_at)
+
+
+def _arx_load(models: list[ForecastModel]) -> None:
+    """Decode the versions this process has not decoded yet, their coefficients read in one query."""
+    missing = {model.pk: model for model in models if _arx_key(model) not in _LOADED}
+    if missing:
+        for pk, params in ForecastModel.objects.filter(pk__in=list(missing)).values_list("pk", "params"):
+            missing[pk].params = params
+            _arx_of(missing[pk])
+
+
 def _arx_of(model: ForecastModel) -> learn.ArxModel:
     """The learned model of a stored version, decoded once per process (versions never change)."""
-    # Keyed by more than the id: a rolled-back transaction (tests) can hand an id out again.
-    key = (model.pk, model.station_id, model.version, model.trained_at)
+    key = _arx_key(model)
     arx = _LOADED.get(key)
     if arx is None:
         if len(_LOADED) >= LOADED_MAX:
@@ -247,14 +265,9 @@ def forecast_compute(model: ForecastModel, inputs: learn.Inputs, *, at: float, t
     """The forecast of a stored model version at `at`, from readings at or before `at` only."""
     result = None
     if model.method == Method.ARX and _arx_of(model).current:
-        arx = _arx_of(model)
-        # The model that reads forecast rain first: it answers when a current issue covers its windows.
-        for candidate in (arx.forecast_rain_model, arx):
-            leads = learn.shown_leads(candidate.skill) if candidate is not None else 0
-            if leads:
-                result = predict.model_forecast(candidate, inputs, at, leads)
-            if result is not None:
-                break
+        # The model that reads forecast rain where a current issue covers its windows, the other one
+        # elsewhere; each only out to the leads whose skill beats persistence.
+        result = predict.model_forecast(_arx_of(model), inputs, at)
     if result is None:
         # No learned model, no shown horizon, or an input missing now: the labelled fallback.
         result = predict.trend_forecast(inputs.own, at, model.step_seconds)

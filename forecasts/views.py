@@ -9,11 +9,11 @@ from sensors.models import Station
 from sensors.selectors import station_get
 from tenancy.selectors import viewer_for_request
 
+from .backtest import table_steps
 from .selectors import FORECAST_KINDS, active_models
 from .services import station_backtest
 
 CACHE_SECONDS = 600  # a backtest trains a model: seconds of CPU, not per page view
-SHOWN_LEADS = (30, 60, 90, 120, 180, 240, 360)
 
 
 @login_required
@@ -33,7 +33,7 @@ def backtest_page(request, code: str):
         except ValueError:
             report = None
         cache.set(key, report, CACHE_SECONDS)
-    steps = [step for step in (report or {}).get("steps", []) if step["lead_minutes"] in SHOWN_LEADS]
+    steps = table_steps(report or {})
     return render(
         request,
         "forecasts/backtest.html",

@@ -398,33 +398,31 @@ def _throttle_allows(subscription: Subscription, now: datetime) -> bool:
     return queryset.update(last_notification=now) == 1
 
 
-def station_changes_notify(events: list[tuple[str, dict]]) -> None:
-    """Change-log handler (NgsiConfig.ready): at most one notification per subscription for a drain
-    batch, holding every matching changed entity the subscription's owner may see."""
-    station_ids = changed_station_ids(events, kinds=(STATION_CHANGED, READINGS_STORED))
-    if not station_ids:
-        return
-    subscriptions = subscriptions_to_notify()
-    if not subscriptions:
-        return
+def _notify_matching(subscriptions: list[Subscription], audience_of, alterations_of=None) -> None:
+    """At most one notification per subscription for a drain batch, holding every changed entity its
+    owner may see that matches its subject, conditions and alteration types, unless its throttling
+    period runs. `audience_of(subscription, viewer)` gives the key of what the owner may see and a
+    function that reads those entities: read once per key, shared by every subscription of the same
+    audience. `alterations_of(entity)` says how the entity changed (default: updated)."""
     from .tasks import notify_subscription
 
     now = timezone.now()
-    seen_by: dict[tuple, list[StationEntity]] = {}
+    seen_by: dict[tuple, list] = {}
     for subscription in subscriptions:
         viewer = subscription_owner_viewer(subscription)
         if viewer is None:
             continue
-        tenant = subscription_tenant(subscription)
-        audience = (viewer.municipality_ids, viewer.is_platform_admin, tenant.municipality.pk if tenant.municipality else None)
+        audience, entities = audience_of(subscription, viewer)
         if audience not in seen_by:
-            seen_by[audience] = [
-                station_entity(station)
-                for station in visible_stations(viewer=viewer, tenant=tenant).filter(pk__in=station_ids)
-            ]
+            seen_by[audience] = entities()
         try:
             expression = _expression_filter(subscription)
-            matching = [entity for entity in seen_by[audience] if _subject_matches(subscription, entity, expression)]
+            matching = [
+                entity for entity in seen_by[audience]
+                if _subject_matches(
+                    subscription, entity, expression, alterations=alterations_of(entity) if alterations_of else UPDATED
+                )
+            ]
         except BadRequest as exc:
             # Validated when written; a rule tightened since then must not stop other subscriptions.
             logger.warning("subscription %s has an unusable subject: %s", subscription.public_id, exc.description)
@@ -439,6 +437,26 @@ def station_changes_notify(events: list[tuple[str, dict]]) -> None:
         notify_subscription.delay(subscription.pk, body)
 
 
+def station_changes_notify(events: list[tuple[str, dict]]) -> None:
+    """Change-log handler (NgsiConfig.ready): at most one notification per subscription for a drain
+    batch, holding every matching changed entity the subscription's owner may see."""
+    station_ids = changed_station_ids(events, kinds=(STATION_CHANGED, READINGS_STORED))
+    if not station_ids:
+        return
+    subscriptions = subscriptions_to_notify()
+    if not subscriptions:
+        return
+
+    def audience_of(subscription: Subscription, viewer: Viewer):
+        tenant = subscription_tenant(subscription)
+        key = (viewer.municipality_ids, viewer.is_platform_admin, tenant.municipality.pk if tenant.municipality else None)
+        return key, lambda: [
+            station_entity(station) for station in visible_stations(viewer=viewer, tenant=tenant).filter(pk__in=station_ids)
+        ]
+
+    _notify_matching(subscriptions, audience_of)
+
+
 def order_changes_notify(events: list[tuple[str, dict]]) -> None:
     """Change-log handler `ngsi.notify_orders` (NgsiConfig.ready): subscribers to `Alert` entities hear
     of each step of an evacuation order (issued: `entityCreate`; raised, changed, lifted:
@@ -451,38 +469,16 @@ def order_changes_notify(events: list[tuple[str, dict]]) -> None:
     subscriptions = subscriptions_to_notify()
     if not subscriptions:
         return
-    from .tasks import notify_subscription
-
     alterations: dict[int, frozenset] = defaultdict(frozenset)
     for order_id, kind in steps:
         alterations[order_id] |= CREATED if kind == OrderEvent.Kind.ISSUED else UPDATED
     order_ids = set(alterations)
-    now = timezone.now()
-    seen_by: dict[tuple, list] = {}
-    for subscription in subscriptions:
-        viewer = subscription_owner_viewer(subscription)
-        if viewer is None:
-            continue
-        audience = (viewer.municipality_ids, viewer.is_platform_admin, viewer.acting_municipality_id, viewer.token_id)
-        if audience not in seen_by:
-            seen_by[audience] = order_entities_changed(viewer=viewer, ids=order_ids)
-        try:
-            expression = _expression_filter(subscription)
-            matching = [
-                entity for entity in seen_by[audience]
-                if _subject_matches(subscription, entity, expression, alterations=alterations[order_number(entity.id)])
-            ]
-        except BadRequest as exc:
-            logger.warning("subscription %s has an unusable subject: %s", subscription.public_id, exc.description)
-            continue
-        if not matching or not _throttle_allows(subscription, now):
-            continue
-        body = json.dumps(
-            {"subscriptionId": subscription.public_id, "data": [notification_entity(subscription, e) for e in matching]},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        notify_subscription.delay(subscription.pk, body)
+
+    def audience_of(subscription: Subscription, viewer: Viewer):
+        key = (viewer.municipality_ids, viewer.is_platform_admin, viewer.acting_municipality_id, viewer.token_id)
+        return key, lambda: order_entities_changed(viewer=viewer, ids=order_ids)
+
+    _notify_matching(subscriptions, audience_of, lambda entity: alterations[order_number(entity.id)])
 
 
 @dataclass(frozen=True)

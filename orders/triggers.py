@@ -1,6 +1,6 @@
 """Trigger rules evaluated from the change log: a changed gauge that reaches a rule's threshold (or
-whose forecast — the gauge's learned model, or the trend fallback where the model says so — reaches
-it within the rule's minutes) recommends the rule's level for its districts
+whose forecast — the gauge's learned model, or the trend fallback where the model says so — warns
+of it within the rule's minutes, by the same warning rule as the board's pre-alerts) recommends the rule's level for its districts
 to the rule's town. A rule fires once per crossing: it is re-armed when the gauge is back below.
 
 A rule on a JMA warning (jma/) fires when the agency has that warning (or its 特別警報) in force for
@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from forecasts.predict import crossing_text
-from forecasts.selectors import forecast_reach, reach_crossing
+from forecasts.selectors import forecast_warning, prealert_setting, reach_crossing
 from forecasts.services import forecast_current
 from jma.selectors import ATTRIBUTION_EN, ATTRIBUTION_JA, jma_warning_matching, jma_warnings_in_force
 from sensors.models import Station
@@ -52,14 +52,18 @@ def station_evidence(station: Station, threshold, *, fired_by: str, forecast: di
     }
 
 
-def _forecast(station: Station, threshold, minutes: int | None) -> dict | None:
-    """The gauge's forecast (forecasts.selectors.forecast_reach), when its median reaches
-    `threshold` within `minutes`: the evidence of a forecast-fired recommendation."""
+def _forecast(station: Station, threshold, minutes: int | None, municipality_id: int) -> dict | None:
+    """The gauge's forecast when the warning rule (forecasts.selectors.forecast_warning, as on the
+    board, at the rule's town's probability) warns of `threshold` within `minutes`: the evidence of
+    a forecast-fired recommendation."""
     if not minutes or threshold.level is None:
         return None
     forecast = forecast_current(station)
-    reach = forecast_reach(forecast, threshold.value, within_seconds=minutes * 60) if forecast else None
-    if reach is None or not reach.within(minutes * 60):
+    if forecast is None:
+        return None
+    min_probability = prealert_setting(municipality_id)["min_probability"]
+    reach = forecast_warning(forecast, threshold.value, within_seconds=minutes * 60, min_probability=min_probability)
+    if reach is None:
         return None
     zone = timezone.get_current_timezone()
     crossing = reach_crossing(
@@ -81,6 +85,7 @@ def _forecast(station: Station, threshold, minutes: int | None) -> dict | None:
         # Half the band's width in time; None when its lower bound stays below within the horizon.
         "uncertainty_minutes": None if latest is None else round((latest - earliest) / 2),
         "probability": reach.probability,
+        "sustained_probability": reach.sustained,
         "based_on": local_iso(forecast.based_on),
         "text_ja": crossing_text(crossing, english=False, zone=zone),
         "text_en": crossing_text(crossing, english=True, zone=zone),
@@ -120,7 +125,7 @@ def rules_evaluate(station_ids: list[int]) -> list[Recommendation]:
         if station is None or threshold is None or state is None or state.value is None:
             continue
         reached = state.value >= threshold.value
-        forecast = None if reached else _forecast(station, threshold, rule.forecast_minutes)
+        forecast = None if reached else _forecast(station, threshold, rule.forecast_minutes, rule.municipality_id)
         fired = _fire_or_rearm(
             rule, reached or forecast is not None,
             lambda: station_evidence(station, threshold, fired_by="reading" if reached else "forecast", forecast=forecast),

@@ -104,6 +104,12 @@ def test_every_door_agrees_with_the_rule(client, world, principal):
                 assert response.status_code == 404, (principal, url)
                 if url.startswith("/api/"):
                     assert response.json() == missing.json(), (principal, url)
+        # The HQ page of a gauge's backtest: staff only, and a hidden gauge is a missing one.
+        backtest_page = client.get(f"/hq/forecasts/{code}/")
+        if principal == "anonymous":
+            assert backtest_page.status_code == 302, code
+        else:
+            assert backtest_page.status_code == (200 if code in expected else 404), (principal, code)
         # The tide door (these are river gauges): a visible one is "not a tide gauge", a hidden one
         # is answered exactly like a missing code.
         tide = client.get(f"/api/v1/stations/{code}/tide")

@@ -87,10 +87,15 @@ def test_too_little_history_gives_no_learned_model():
     assert learn.fit(short, STEP, since=times[0], until=times[200]) is None
 
 
-def test_crossing_time_and_probability_follow_the_band():
+@pytest.mark.parametrize("persistence", [1, 2])
+def test_crossing_time_and_probability_follow_the_band(monkeypatch, persistence):
+    monkeypatch.setattr(predict, "WARNING_PERSISTENCE", persistence)
     result = predict.Result(method="arx", based_on=0.0, level_now=3.0)
     result.points = [[600.0 * i, 3.0 + 0.1 * i, 3.0 + 0.05 * i, 3.0 + 0.2 * i] for i in range(1, 19)]
-    result.exceedance = lambda lead, value: 1.0 if result.points[lead][1] >= value else 0.0
+    # This forecast and the one before it (a reading earlier): P(level >= value) per step.
+    result.exceedance = lambda value: np.array([[1.0 if p[1] - 0.15 >= value else 0.0 for p in result.points],
+                                                [1.0 if p[1] >= value else 0.0 for p in result.points]])
+    result.consecutive = np.array([False, True])
     danger = predict.ThresholdLine("flood_danger", "氾濫危険水位", "Flood danger", 4, 4.0)
     predict.annotate(result, [predict.ThresholdLine("caution", "氾濫注意水位", "Flood caution", 2, 2.0), danger])
     crossing = result.crossing
@@ -99,6 +104,15 @@ def test_crossing_time_and_probability_follow_the_band():
     assert crossing["at"] == pytest.approx(6000.0)  # median at i = 10
     assert crossing["latest"] is None  # lower reaches only 3.9 within the horizon
     assert result.danger_probability_1h == 0.0  # the median reaches it after 100 minutes
+    [above] = [e for e in result.exceedance_by_threshold if e["name"] == "flood_danger"]
+    # Reached by this forecast at step 10, by the one before at step 12: with a persistence of two
+    # forecasts sustained from step 12 on; with one, the sustained probabilities are this forecast's.
+    assert above["by_step"].index(1.0) == 9
+    if persistence == 2:
+        assert above["sustained_by_step"].index(1.0) == 11
+    else:
+        assert "sustained_by_step" not in above
+    assert above["within"]["120"] == 1.0 and above["within"]["90"] == 0.0
 
 
 def test_the_crossing_text_names_the_threshold_and_its_interval():

@@ -30,6 +30,8 @@ def login(client, town, name):
 
 @pytest.mark.django_db
 def test_the_board_lists_gauges_over_the_towns_probability_and_only_visible_ones(client, towns, stations):
+    # By default (forecasts.learn.WARNING_*): P >= 0.3 within 30 minutes; these give half their
+    # probability by 30 minutes.
     forecast_for(stations["a-private"], 0.7)
     forecast_for(stations["a-public"], 0.3)
     forecast_for(stations["a-region"], 0.9, level=2)  # below the default minimum level 3
@@ -52,12 +54,14 @@ def test_the_board_lists_gauges_over_the_towns_probability_and_only_visible_ones
 def test_the_board_reads_the_forecast_up_to_the_towns_lead_time_and_labels_the_fallback(client, towns, stations):
     forecast_for(stations["a-private"], 0.8)
     forecast_for(stations["a-public"], 0.8, method=Method.TREND)
+    setting = PrealertSetting.objects.create(municipality=towns[0], lead_minutes=60, min_probability=0.5)
     login(client, towns[0], "a-viewer")
     board = client.get("/hq/alerts/").content.decode().split('id="forecast-prealerts"')[1].split("</section>")[0]
     assert "A-PRIVATE" in board and "A-PUBLIC" in board and "80%" in board
     assert board.count("the recent trend, extended") == 1  # the fallback says so, the learned model does not
-    # 30 minutes ahead the same forecasts give 0.4: below the default 0.5.
-    PrealertSetting.objects.create(municipality=towns[0], lead_minutes=30)
+    # 30 minutes ahead the same forecasts give 0.4: below the town's 0.5.
+    setting.lead_minutes = 30
+    setting.save()
     assert 'id="forecast-prealerts"' not in client.get("/hq/alerts/").content.decode()
 
 

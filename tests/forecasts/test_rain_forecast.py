@@ -74,10 +74,10 @@ def test_forecast_rain_improves_the_3_hour_forecast_on_held_out_data(with_foreca
     since, until = split, times[-1] - 6 * 3600
     scores = {}
     for name, given in (("with", inputs), ("without", without)):
-        _, issue, level, predicted, observed = backtest.predictions(given, STEP, since=since, until=until)
+        replay = backtest.predictions(given, STEP, since=since, until=until)
         lead = int(3 * 3600 // STEP) - 1
-        moving = np.abs(observed[:, lead] - level) > 0.05
-        scores[name] = learn.skill_scores(observed[moving, lead], predicted["model"][moving, lead])["rmse"]
+        moving = np.abs(replay.observed[:, lead] - replay.level) > 0.05
+        scores[name] = learn.skill_scores(replay.observed[moving, lead], replay.predicted["model"][moving, lead])["rmse"]
     assert scores["with"] < 0.9 * scores["without"], scores
 
 

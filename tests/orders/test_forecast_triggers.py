@@ -123,3 +123,33 @@ def test_a_gauge_without_a_forecast_fires_on_readings_only(forecast_rule, statio
     now_reading(gauge, 3.6)
     [recommendation] = rules_evaluate([gauge.pk])
     assert recommendation.evidence["fired_by"] == "reading" and recommendation.evidence["forecast"] is None
+
+
+@pytest.mark.django_db
+def test_the_rule_and_the_board_act_on_the_same_warning_at_the_towns_probability(forecast_rule, stations, towns, client):
+    """The rule reads the probability sustained through the gauge's last forecasts (the warning
+    rule's persistence), as the board does, at town B's pre-alert probability."""
+    from django.contrib.auth import get_user_model
+
+    from forecasts.models import PrealertSetting
+    from tenancy.models import Membership
+
+    gauge = stations["a-shared"]
+    based_on = now_reading(gauge, 3.1)
+    jump = stored_forecast(gauge, based_on, [3.2, 3.3, 3.4, 3.45, 3.55, 3.6, 3.7], by_step=[0.01, 0.05, 0.2, 0.4, 0.6, 0.7, 0.8])
+    jump.exceedance[0]["sustained_by_step"] = [0.0, 0.01, 0.05, 0.1, 0.15, 0.2, 0.2]
+    jump.save()
+    user = get_user_model().objects.create_user("b-board")
+    Membership.objects.create(user=user, municipality=towns[1], role=Membership.Role.VIEWER)
+    client.force_login(user)
+
+    def on_board():
+        board = client.get("/hq/alerts/").content.decode()
+        return 'id="forecast-prealerts"' in board and "A-SHARED" in board.split('id="forecast-prealerts"')[1].split("</section>")[0]
+
+    assert rules_evaluate([gauge.pk]) == [] and not on_board()  # 0.2 < the default 0.3
+    PrealertSetting.objects.create(municipality=towns[1], min_probability=0.2, lead_minutes=60)
+    [recommendation] = rules_evaluate([gauge.pk])
+    assert on_board()
+    forecast = recommendation.evidence["forecast"]
+    assert (forecast["probability"], forecast["sustained_probability"]) == (0.7, 0.2)

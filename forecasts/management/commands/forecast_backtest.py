@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
+from forecasts.backtest import table_steps
 from forecasts.selectors import FORECAST_KINDS
 from forecasts.services import station_backtest
 from sensors.models import Station
@@ -50,18 +51,22 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"{report['station']}: {report['since']} – {report['until']}, {report['events']} high-water event(s)")
         self.stdout.write("lead   model NSE/RMSE    persistence NSE/RMSE   trend NSE/RMSE   model peak err / timing")
-        for step in report["steps"]:
-            if step["lead_minutes"] % 30:
-                continue
+        for step in table_steps(report):
             m, p, t = step["model"], step["persistence"], step["trend"]
             self.stdout.write(
                 f"{step['lead_minutes']:>4}  {_number(m['nse'])}/{_number(m['rmse'])}   "
                 f"{_number(p['nse'])}/{_number(p['rmse'])}   {_number(t['nse'])}/{_number(t['rmse'])}   "
                 f"{_number(m['peak_error_m'], 2)} m / {_number(m['peak_timing_error_minutes'], 0)} min"
             )
+        rule = report["warning_rule"]
+        self.stdout.write(
+            f"warnings: each of the last {rule['persistence']} forecasts gives P >= {rule['min_probability']} of reaching "
+            f"the threshold within {rule['within_minutes']} min; judged against crossings within {rule['judged_within_minutes']} min"
+        )
         for threshold in report["thresholds"]:
             parts = [
-                f"{method} {s['hits']}/{s['misses']}/{s['false_alarms']} lead {_number(s['median_lead_minutes'], 0)} min"
+                f"{method} {s['hits']}/{s['misses']}/{s['false_alarms']} ({s['detected_30_min_ahead']} >= 30 min ahead) "
+                f"lead {_number(s['median_lead_minutes'], 0)} min"
                 for method, s in ((name, threshold[name]) for name in ("model", "persistence", "trend"))
             ]
             self.stdout.write(f"{threshold['label_en']} ({threshold['value']}): hits/misses/false alarms: " + "; ".join(parts))

@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="measure a database kept by --keep, without loading")
     parser.add_argument("--only", choices=["map", "report"], help="measure only the as-of map or only the report")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one as-of request and of the report")
     args = parser.parse_args()
     if not args.reuse:
         recreate_database()
@@ -157,31 +158,65 @@ def main() -> None:
             # The whole request as a reader makes it: view, selector, JSON rendering.
             from django.test import Client
 
-            client, path, served = Client(), f"/api/v1/stations?at={quote(at.isoformat())}", []
+            client, path, served, cpu = Client(), f"/api/v1/stations?at={quote(at.isoformat())}", [], []
             for _ in range(args.repeats + 2):
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.process_time()
                 response = client.get(path, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="identity")
                 served.append((time.perf_counter() - began) * 1000)
+                cpu.append((time.process_time() - began_cpu) * 1000)
             print(f"GET /api/v1/stations?at= (status {response.status_code}, {len(response.content) / 1e6:.1f} MB): "
                   f"median {statistics.median(served[2:]):.0f} ms, best {min(served):.0f} ms (target ≤ 200 ms); "
-                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+                  f"Python CPU median {statistics.median(cpu[2:]):.0f} ms, best {min(cpu):.0f} ms "
+                  f"(PostgreSQL's share is the EXPLAIN figure); load average {os.getloadavg()[0]:.1f}", flush=True)
+            if args.profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+                client.get(path, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="identity")
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+            # Playback's batch at 60×: 25 moments 24 s apart (10 s of playing at 2.5 frames/s).
+            frames_path = (f"/api/v1/replay/frames?since={quote(at.isoformat())}"
+                           f"&until={quote((at + timedelta(seconds=24 * 24)).isoformat())}&step=24")
+            served, cpu = [], []
+            for _ in range(args.repeats + 2):
+                began, began_cpu = time.perf_counter(), time.process_time()
+                response = client.get(frames_path, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="identity")
+                served.append((time.perf_counter() - began) * 1000)
+                cpu.append((time.process_time() - began_cpu) * 1000)
+            print(f"GET /api/v1/replay/frames, 25 moments at 60× (status {response.status_code}, "
+                  f"{len(response.content) / 1e6:.2f} MB): median {statistics.median(served[2:]):.0f} ms, "
+                  f"best {min(served):.0f} ms; Python CPU median {statistics.median(cpu[2:]):.0f} ms "
+                  f"(10 s of playback per batch); load average {os.getloadavg()[0]:.1f}", flush=True)
 
         if args.only != "map":
             from django.template.loader import render_to_string
 
             from timeline.reports import FONT_PATH, report_pdf, situation_report
 
-            began = time.perf_counter()
+            if args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            began, began_cpu = time.perf_counter(), time.process_time()
             report = situation_report(viewer=viewer, since=end - timedelta(hours=24), until=end, towns=[town],
                                       moments=[end - timedelta(hours=h) for h in (16, 8, 0)])
             built = time.perf_counter() - began
             html = render_to_string("timeline/report.html", {"report": report, "font_url": FONT_PATH.as_uri(),
                                                              "generated_at": end, "show_tools": False})
             pdf = report_pdf(html, base_url=str(FONT_PATH.parent))
-            total = time.perf_counter() - began
+            total, total_cpu = time.perf_counter() - began, time.process_time() - began_cpu
             print(f"24-hour situation report, {len(report['peaks']):,} gauges, {report['events_count']:,} events: "
-                  f"{built:.1f} s to gather, {total:.1f} s with the PDF ({len(pdf) / 1e6:.1f} MB) (target ≤ 10 s); "
-                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+                  f"{built:.1f} s to gather, {total:.1f} s with the PDF ({len(pdf) / 1e6:.1f} MB, Python CPU "
+                  f"{total_cpu:.1f} s) (target ≤ 10 s); load average {os.getloadavg()[0]:.1f}", flush=True)
+            if args.profile:
+                import pstats
+
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
     finally:
         from django.db import connections
 

@@ -6,8 +6,9 @@
 Uses a database bench/asof.py kept (2,000 public river gauges and their readings), serves it with
 `manage.py runserver` on a free loopback port (DEBUG off, embedded channel layer), opens `/` in
 Debian's Chromium at a moment 30 hours back, picks 60× and plays. Counts the frames the page shows
-(each `data-replay-at` change of #mz-replay, i.e. stations, shelters and alerts fetched as of the new
-moment and drawn) per second of wall time, and the time from asking to drawn. Issue 14's target: at
+(each `data-replay-at` change of #mz-replay: the stations of a moment drawn from a batch of
+`GET /api/v1/replay/frames`, shelters and alerts following by their own `?at=` reads) per second of
+wall time, and the gaps between them. Issue 14's target: at
 least two frames a second. Prints figures with the load average; asserts nothing.
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.models import F, QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -533,6 +534,17 @@ class ReadingJudge:
         return level_for(measured, self.thresholds, at=at)
 
 
+@contextmanager
+def _cursor_without_jit():
+    """A PostgreSQL cursor whose transaction plans without JIT compilation. The per-station reads
+    below are thousands of short index scans whose cost PostgreSQL overestimates past
+    `jit_above_cost`: compiling them took 250 of 600 ms of the as-of map's query (bench/asof.py,
+    EXPLAIN ANALYZE) and saves nothing."""
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        yield cursor
+
+
 def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[tuple[datetime, float, str]]]:
     """Per station, its newest reading at or before `at` and the readings in the span before that
     one, oldest first, in one query whatever the number of stations.
@@ -548,8 +560,12 @@ def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[
     station_ids = sorted(spans)
     seconds = [spans[pk].total_seconds() for pk in station_ids]
     if connection.vendor == "postgresql":
+        from .services import _TO_MICROS, from_micros
+
+        # Times as integer microseconds: the driver's per-row timestamp parsing (Django's loader is
+        # the pure-Python one) was a third of an as-of map's Python time.
         sql = f"""
-            SELECT o.station_id, o.observed_at, o.value, o.quality
+            SELECT o.station_id, {_TO_MICROS.format("o.observed_at")}, o.value, o.quality
             FROM unnest(%s::bigint[], %s::float8[]) AS s(station_id, span_seconds)
             CROSS JOIN LATERAL (
                 SELECT l.observed_at AS newest FROM {table} l
@@ -564,10 +580,10 @@ def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[
                 OFFSET 0  -- a fence: flattened into a join, this becomes a hash join over the whole table
             ) AS o
             ORDER BY o.station_id, o.observed_at"""
-        with connection.cursor() as cursor:
+        with _cursor_without_jit() as cursor:
             cursor.execute(sql, [station_ids, seconds, at])
-            for station_id, observed_at, value, quality in cursor.fetchall():
-                rows[station_id].append((observed_at, value, quality))
+            for station_id, micros, value, quality in cursor.fetchall():
+                rows[station_id].append((from_micros(micros), value, quality))
         return rows
     # SQLite keeps times as text to the second by datetime(): one second of slack below, then the
     # exact bound in Python.
@@ -668,8 +684,10 @@ def readings_in_ranges(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int
     table = connection.ops.quote_name(Observation._meta.db_table)
     station_ids = sorted(ranges)
     if connection.vendor == "postgresql":
+        from .services import _TO_MICROS, from_micros
+
         sql = f"""
-            SELECT o.station_id, o.observed_at, o.value, o.quality
+            SELECT o.station_id, {_TO_MICROS.format("o.observed_at")}, o.value, o.quality
             FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS r(station_id, start_at, end_at)
             JOIN {table} o ON o.station_id = r.station_id AND o.observed_at > r.start_at AND o.observed_at <= r.end_at
             ORDER BY o.station_id, o.observed_at"""
@@ -677,10 +695,10 @@ def readings_in_ranges(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int
             pg_array(station_ids), pg_array([ranges[pk][0] for pk in station_ids]),
             pg_array([ranges[pk][1] for pk in station_ids]),
         ]
-        with connection.cursor() as cursor:
+        with _cursor_without_jit() as cursor:
             cursor.execute(sql, params)
-            for station_id, observed_at, value, quality in cursor.fetchall():
-                rows[station_id].append((observed_at, value, quality))
+            for station_id, micros, value, quality in cursor.fetchall():
+                rows[station_id].append((from_micros(micros), value, quality))
         return rows
     adapt = connection.ops.adapt_datetimefield_value
     document = json.dumps([[pk, adapt(ranges[pk][0]), adapt(ranges[pk][1])] for pk in station_ids])

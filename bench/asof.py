@@ -93,6 +93,17 @@ def copy_readings(station_ids: list[int], start: datetime, end: datetime) -> tup
     return rows, time.perf_counter() - began
 
 
+def timed_gets(client, path: str, times: int):
+    """The last response, and the wall and Python CPU milliseconds of each of `times` requests."""
+    served, cpu = [], []
+    for _ in range(times):
+        began, began_cpu = time.perf_counter(), time.process_time()
+        response = client.get(path, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="identity")
+        served.append((time.perf_counter() - began) * 1000)
+        cpu.append((time.process_time() - began_cpu) * 1000)
+    return response, served, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=35)
@@ -161,12 +172,8 @@ def main() -> None:
             # The whole request as a reader makes it: view, selector, JSON rendering.
             from django.test import Client
 
-            client, path, served, cpu = Client(), f"/api/v1/stations?at={quote(at.isoformat())}", [], []
-            for _ in range(args.repeats + 2):
-                began, began_cpu = time.perf_counter(), time.process_time()
-                response = client.get(path, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="identity")
-                served.append((time.perf_counter() - began) * 1000)
-                cpu.append((time.process_time() - began_cpu) * 1000)
+            client, path = Client(), f"/api/v1/stations?at={quote(at.isoformat())}"
+            response, served, cpu = timed_gets(client, path, args.repeats + 2)
             print(f"GET /api/v1/stations?at= (status {response.status_code}, {len(response.content) / 1e6:.1f} MB): "
                   f"median {statistics.median(served[2:]):.0f} ms, best {min(served):.0f} ms (target ≤ 200 ms); "
                   f"Python CPU median {statistics.median(cpu[2:]):.0f} ms, best {min(cpu):.0f} ms "
@@ -183,12 +190,7 @@ def main() -> None:
             # Playback's batch at 60×: 25 moments 24 s apart (10 s of playing at 2.5 frames/s).
             frames_path = (f"/api/v1/replay/frames?since={quote(at.isoformat())}"
                            f"&until={quote((at + timedelta(seconds=24 * 24)).isoformat())}&step=24")
-            served, cpu = [], []
-            for _ in range(args.repeats + 2):
-                began, began_cpu = time.perf_counter(), time.process_time()
-                response = client.get(frames_path, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="identity")
-                served.append((time.perf_counter() - began) * 1000)
-                cpu.append((time.process_time() - began_cpu) * 1000)
+            response, served, cpu = timed_gets(client, frames_path, args.repeats + 2)
             print(f"GET /api/v1/replay/frames, 25 moments at 60× (status {response.status_code}, "
                   f"{len(response.content) / 1e6:.2f} MB): median {statistics.median(served[2:]):.0f} ms, "
                   f"best {min(served):.0f} ms; Python CPU median {statistics.median(cpu[2:]):.0f} ms "

@@ -442,7 +442,7 @@ def replay_frames(
     moments = [since + step * index for index in range(count)]
     entries = _as_of_catalog(visible_stations(viewer=viewer, kind=kind, municipality=municipality))
     before = readings_up_to({entry.station.pk: entry.span for entry in entries}, since)
-    after = readings_in_ranges({entry.station.pk: (since, moments[-1]) for entry in entries})
+    after = readings_in_ranges({entry.station.pk: (since, moments[-1]) for entry in entries}, without_jit=True)
     lang, iso = _lang(), LocalIsoFormatter()
     frames: list[dict] = [{"at": iso(moment), "stations": {}} for moment in moments]
     for entry in entries:
@@ -674,10 +674,14 @@ def sharing_grants_of(*, municipality_id: int) -> QuerySet[SharingGrant]:
     )
 
 
-def readings_in_ranges(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int, list[tuple[datetime, float, str]]]:
+def readings_in_ranges(
+    ranges: dict[int, tuple[datetime, datetime]], *, without_jit: bool = False
+) -> dict[int, list[tuple[datetime, float, str]]]:
     """Readings in (start, end] for every station, in one query whatever the number of stations: the
     ranges go in as arrays (PostgreSQL `unnest`) or one JSON document (SQLite `json_each`) and are
-    joined to the (station, observed_at) index, instead of an OR with a term per station."""
+    joined to the (station, observed_at) index, instead of an OR with a term per station.
+    `without_jit`: for reads of thousands of stations outside ingestion (`_cursor_without_jit`);
+    ingestion's own transaction is left as it is."""
     rows: dict[int, list] = defaultdict(list)
     if not ranges:
         return rows
@@ -695,7 +699,7 @@ def readings_in_ranges(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int
             pg_array(station_ids), pg_array([ranges[pk][0] for pk in station_ids]),
             pg_array([ranges[pk][1] for pk in station_ids]),
         ]
-        with _cursor_without_jit() as cursor:
+        with _cursor_without_jit() if without_jit else connection.cursor() as cursor:
             cursor.execute(sql, params)
             for station_id, micros, value, quality in cursor.fetchall():
                 rows[station_id].append((from_micros(micros), value, quality))

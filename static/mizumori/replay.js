@@ -279,10 +279,12 @@
     this.showTime(frame.at);
     this.syncSlider();
     var markers = Mizumori.stationMarkers || {};
+    var missing = 0;
     Object.keys(frame.stations).forEach(function (code) {
       var marker = markers[code];
       var base = marker && marker.feature;
       if (!base) {
+        missing += 1; // not drawn yet (the public page loads its map after the first read)
         return;
       }
       var properties = {};
@@ -297,6 +299,12 @@
     });
     if (Mizumori.live && Mizumori.live.refreshNotices) {
       Mizumori.live.refreshNotices();
+    }
+    if (missing && !this.loading) {
+      // A frame holds only what changed: stations with no marker to change get the whole map of
+      // this moment once (the queue waits for it), as a jump would.
+      this.load(frame.at);
+      return;
     }
     this.bar.setAttribute("data-replay-at", new Date(frame.at).toISOString());
     this.bar.setAttribute("data-replay-state", "shown");

@@ -93,6 +93,17 @@ def copy_readings(station_ids: list[int], start: datetime, end: datetime) -> tup
     return rows, time.perf_counter() - began
 
 
+def timed_gets(client, path: str, times: int):
+    """The last response, and the wall and Python CPU milliseconds of each of `times` requests."""
+    served, cpu = [], []
+    for _ in range(times):
+        began, began_cpu = time.perf_counter(), time.process_time()
+        response = client.get(path, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="identity")
+        served.append((time.perf_counter() - began) * 1000)
+        cpu.append((time.process_time() - began_cpu) * 1000)
+    return response, served, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=35)
@@ -101,6 +112,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="measure a database kept by --keep, without loading")
     parser.add_argument("--only", choices=["map", "report"], help="measure only the as-of map or only the report")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one as-of request and of the report")
     args = parser.parse_args()
     if not args.reuse:
         recreate_database()
@@ -147,9 +159,12 @@ def main() -> None:
             spans = {s.pk: as_of_span(s) for s in stations}
             connection.force_debug_cursor = True
             readings_up_to(spans, at)
-            sql = connection.queries[-1]["sql"]
+            sql = next(query["sql"] for query in reversed(connection.queries) if "LATERAL" in query["sql"])
             connection.force_debug_cursor = False
-            with connection.cursor() as cursor:
+            from django.db import transaction
+
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")  # as readings_up_to runs it
                 cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
                 plan = cursor.fetchone()[0]
                 plan = json.loads(plan) if isinstance(plan, str) else plan
@@ -157,31 +172,57 @@ def main() -> None:
             # The whole request as a reader makes it: view, selector, JSON rendering.
             from django.test import Client
 
-            client, path, served = Client(), f"/api/v1/stations?at={quote(at.isoformat())}", []
-            for _ in range(args.repeats + 2):
-                began = time.perf_counter()
-                response = client.get(path, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="identity")
-                served.append((time.perf_counter() - began) * 1000)
+            client, path = Client(), f"/api/v1/stations?at={quote(at.isoformat())}"
+            response, served, cpu = timed_gets(client, path, args.repeats + 2)
             print(f"GET /api/v1/stations?at= (status {response.status_code}, {len(response.content) / 1e6:.1f} MB): "
                   f"median {statistics.median(served[2:]):.0f} ms, best {min(served):.0f} ms (target ≤ 200 ms); "
-                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+                  f"Python CPU median {statistics.median(cpu[2:]):.0f} ms, best {min(cpu):.0f} ms "
+                  f"(PostgreSQL's share is the EXPLAIN figure); load average {os.getloadavg()[0]:.1f}", flush=True)
+            if args.profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile(time.process_time)
+                profiler.enable()
+                client.get(path, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="identity")
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+            # Playback's batch at 60×: 25 moments 24 s apart (10 s of playing at 2.5 frames/s).
+            frames_path = (f"/api/v1/replay/frames?since={quote(at.isoformat())}"
+                           f"&until={quote((at + timedelta(seconds=24 * 24)).isoformat())}&step=24")
+            response, served, cpu = timed_gets(client, frames_path, args.repeats + 2)
+            print(f"GET /api/v1/replay/frames, 25 moments at 60× (status {response.status_code}, "
+                  f"{len(response.content) / 1e6:.2f} MB): median {statistics.median(served[2:]):.0f} ms, "
+                  f"best {min(served):.0f} ms; Python CPU median {statistics.median(cpu[2:]):.0f} ms "
+                  f"(10 s of playback per batch); load average {os.getloadavg()[0]:.1f}", flush=True)
 
         if args.only != "map":
             from django.template.loader import render_to_string
 
             from timeline.reports import FONT_PATH, report_pdf, situation_report
 
-            began = time.perf_counter()
-            report = situation_report(viewer=viewer, since=end - timedelta(hours=24), until=end, towns=[town],
-                                      moments=[end - timedelta(hours=h) for h in (16, 8, 0)])
-            built = time.perf_counter() - began
-            html = render_to_string("timeline/report.html", {"report": report, "font_url": FONT_PATH.as_uri(),
-                                                             "generated_at": end, "show_tools": False})
-            pdf = report_pdf(html, base_url=str(FONT_PATH.parent))
-            total = time.perf_counter() - began
-            print(f"24-hour situation report, {len(report['peaks']):,} gauges, {report['events_count']:,} events: "
-                  f"{built:.1f} s to gather, {total:.1f} s with the PDF ({len(pdf) / 1e6:.1f} MB) (target ≤ 10 s); "
-                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+            for run in ("first, cold imports", "second, warm process"):
+                if args.profile and run.startswith("second"):
+                    import cProfile
+
+                    profiler = cProfile.Profile(time.process_time)
+                    profiler.enable()
+                began, began_cpu = time.perf_counter(), time.process_time()
+                report = situation_report(viewer=viewer, since=end - timedelta(hours=24), until=end, towns=[town],
+                                          moments=[end - timedelta(hours=h) for h in (16, 8, 0)])
+                built = time.perf_counter() - began
+                html = render_to_string("timeline/report.html", {"report": report, "font_url": FONT_PATH.as_uri(),
+                                                                 "generated_at": end, "show_tools": False})
+                pdf = report_pdf(html, base_url=str(FONT_PATH.parent))
+                total, total_cpu = time.perf_counter() - began, time.process_time() - began_cpu
+                print(f"24-hour situation report ({run}), {len(report['peaks']):,} gauges, {report['events_count']:,} events: "
+                      f"{built:.1f} s to gather, {total:.1f} s with the PDF ({len(pdf) / 1e6:.1f} MB, Python CPU "
+                      f"{total_cpu:.1f} s) (target ≤ 10 s); load average {os.getloadavg()[0]:.1f}", flush=True)
+                if args.profile and run.startswith("second"):
+                    import pstats
+
+                    profiler.disable()
+                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
     finally:
         from django.db import connections
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.models import F, QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -211,11 +212,9 @@ def stations_with_threshold_history(
     *, viewer: Viewer, kind: str | None = None, municipality: str | None = None
 ) -> list[Station]:
     """`visible_stations` with their thresholds and the past values of those ever edited loaded, to
-    judge readings of any time (the rest were never anything but their value: no revisions to load)."""
-    stations = list(visible_stations(viewer=viewer, kind=kind, municipality=municipality).prefetch_related("thresholds"))
-    edited = [t for station in stations for t in station.thresholds.all() if t.valid_from is not None]
-    prefetch_related_objects(edited, "revisions")
-    return stations
+    judge readings of any time (the rest were never anything but their value: no revisions to load).
+    From the process's as-of catalog (`_as_of_catalog`): shared, read-only instances."""
+    return [entry.station for entry in _as_of_catalog(visible_stations(viewer=viewer, kind=kind, municipality=municipality))]
 
 
 def station_get(*, viewer: Viewer, code: str) -> Station:
@@ -445,8 +444,8 @@ def station_feature_collection_at(
     and rain totals from the readings before it, and stale as judged at `at`. Same shape as
     `station_feature_collection`. Two queries (the visible stations' ids; `readings_up_to`): the
     stations themselves, thresholds and revisions come from a per-process copy of the catalog."""
-    ids = list(visible_stations(viewer=viewer, kind=kind, municipality=municipality).values_list("pk", flat=True))
-    return {"type": "FeatureCollection", "features": _features_as_of(_as_of_catalog(ids), at)}
+    entries = _as_of_catalog(visible_stations(viewer=viewer, kind=kind, municipality=municipality))
+    return {"type": "FeatureCollection", "features": _features_as_of(entries, at)}
 
 
 def features_as_of(stations: list[Station], at: datetime) -> list[dict]:
@@ -476,16 +475,21 @@ _as_of_lock = threading.Lock()
 _as_of_cache: tuple[int | None, dict[int, AsOfStation]] = (None, {})
 
 
-def _as_of_catalog(ids: list[int]) -> list[AsOfStation]:
-    """These stations (ids in order) from the process's copy of every active station, reloaded when
-    the catalog stamp changes (database triggers change it on any write to stations, thresholds or
-    revisions: sensors.catalog) or an id is missing from it."""
+def _as_of_catalog(stations: QuerySet[Station]) -> list[AsOfStation]:
+    """These stations (in their order) from the process's copy of every active station, reloaded
+    when the catalog stamp changes (database triggers change it on any write to stations,
+    thresholds or revisions: sensors.catalog), when a station is missing from it, or when a
+    station's town slug differs from the copy's (a town row is not under the stamp's triggers; the
+    slugs come with the ids, in the same query)."""
     global _as_of_cache
     from .catalog import current_stamp
 
+    wanted = list(stations.values_list("pk", "municipality__slug"))
     stamp = current_stamp()
     cached_stamp, loaded = _as_of_cache
-    if stamp is None or stamp != cached_stamp or any(pk not in loaded for pk in ids):
+    if stamp is None or stamp != cached_stamp or any(
+        pk not in loaded or loaded[pk].station.municipality.slug != slug for pk, slug in wanted
+    ):
         with _as_of_lock:
             stations = list(
                 Station.objects.filter(is_active=True).select_related("municipality").prefetch_related("thresholds")
@@ -494,21 +498,85 @@ def _as_of_catalog(ids: list[int]) -> list[AsOfStation]:
             prefetch_related_objects(edited, "revisions")
             loaded = {station.pk: AsOfStation.of(station) for station in stations}
             _as_of_cache = (stamp, loaded) if stamp is not None else (None, {})
-    return [loaded[pk] for pk in ids if pk in loaded]
+    return [loaded[pk] for pk, _ in wanted if pk in loaded]
 
 
 def _features_as_of(entries: list[AsOfStation], at: datetime) -> list[dict]:
     readings = readings_up_to({entry.station.pk: entry.span for entry in entries}, at)
     lang, iso = _lang(), LocalIsoFormatter()
-    features = []
+    return [_feature_as_of(entry, readings.get(entry.station.pk, []), at, lang=lang, iso=iso) for entry in entries]
+
+
+def _feature_as_of(entry: AsOfStation, rows: list[tuple[datetime, float, str]], at: datetime, *, lang, iso) -> dict:
+    """One station's feature at `at` from its readings up to its newest at or before `at` (with
+    `entry.span` of history before that one), oldest first."""
+    state = _state_as_of(entry, rows, at)
+    trend = reading_trend(entry.station.kind, [
+        Reading(t, v, q) for t, v, q in rows if state.observed_at - TREND_LOOKBACK < t
+    ]) if state.observed_at else None
+    return feature_of(entry.station, state, entry.thresholds, trend, now=at, at=at, lang=lang, iso=iso)
+
+
+# What of a station's feature changes with time: one row of these per station and frame in
+# `replay_frames` (the rest — place, names, thresholds — the client has from the map it shows). The
+# rain fields are null for the kinds whose features have none.
+FRAME_FIELDS = (
+    "value", "observed_at", "level", "quality", "unconfirmed_level", "trend", "stale", "stale_after",
+    "rain_hour_total", "rain_intensity", "accumulations",
+)
+MAX_FRAMES = 121
+MAX_FRAMES_SPAN = timedelta(hours=3)
+
+
+def replay_frames(
+    *, viewer: Viewer, since: datetime, step: timedelta, count: int, kind: str | None = None,
+    municipality: str | None = None,
+) -> dict:
+    """The map at `count` moments since, since + step, …, compactly: per moment the `FRAME_FIELDS`
+    of each station, as `station_feature_collection_at` says of that moment, the first moment every
+    visible station, the next ones only those whose row changed since the moment before.
+
+    Two queries whatever the number of stations and moments: the readings up to `since` (as for
+    one as-of map), then those after it up to the last moment. A station's feature is rebuilt only
+    when its newest reading changes (or, with edited thresholds, at every moment: a revision may
+    change its level between readings); in between, only `stale` is judged again."""
+    if not 1 <= count <= MAX_FRAMES or step <= timedelta(0) or step * (count - 1) > MAX_FRAMES_SPAN:
+        raise ValueError("frames out of bounds")
+    moments = [since + step * index for index in range(count)]
+    entries = _as_of_catalog(visible_stations(viewer=viewer, kind=kind, municipality=municipality))
+    before = readings_up_to({entry.station.pk: entry.span for entry in entries}, since)
+    after = readings_in_ranges({entry.station.pk: (since, moments[-1]) for entry in entries}, without_jit=True)
+    lang, iso = _lang(), LocalIsoFormatter()
+    frames: list[dict] = [{"at": iso(moment), "stations": {}} for moment in moments]
     for entry in entries:
-        rows = readings.get(entry.station.pk, [])
-        state = _state_as_of(entry, rows, at)
-        trend = reading_trend(entry.station.kind, [
-            Reading(t, v, q) for t, v, q in rows if state.observed_at - TREND_LOOKBACK < t
-        ]) if state.observed_at else None
-        features.append(feature_of(entry.station, state, entry.thresholds, trend, now=at, at=at, lang=lang, iso=iso))
-    return features
+        station, code = entry.station, entry.station.code
+        rows = before.get(station.pk, []) + after.get(station.pk, [])
+        times = [row[0] for row in rows]
+        recompute_always = entry.judge.has_edits
+        previous_newest, previous_row, props = None, None, None
+        for frame, moment in zip(frames, moments):
+            newest = bisect_right(times, moment)
+            if props is None or newest != previous_newest or recompute_always:
+                first = bisect_right(times, times[newest - 1] - entry.span) if newest else 0
+                props = _feature_as_of(entry, rows[first:newest], moment, lang=lang, iso=iso)["properties"]
+                previous_newest = newest
+                row = [props.get(name) for name in FRAME_FIELDS]
+            else:
+                row = list(previous_row)
+                row[_STALE] = station_is_stale(station, now=moment, state=_StaleProbe(rows[newest - 1][0] if newest else None))
+            if row != previous_row:
+                frame["stations"][code] = row
+                previous_row = row
+    return {"fields": list(FRAME_FIELDS), "step_seconds": step.total_seconds(), "frames": frames}
+
+
+_STALE = FRAME_FIELDS.index("stale")
+
+
+class _StaleProbe(NamedTuple):
+    """What `station_is_stale` reads of a state: when its newest reading was."""
+
+    observed_at: datetime | None
 
 
 def as_of_span(station: Station) -> timedelta:
@@ -552,6 +620,8 @@ class ReadingJudge:
         # its value alone climbs a ladder of its current values for readings since its last edit.
         self._ladder = None if self.windows else value_ladder(self.thresholds)
         self._current_since = max((t.valid_from for t in self.thresholds if t.valid_from is not None), default=None)
+        # Edited thresholds had other values before: the level of one reading may differ by moment.
+        self.has_edits = self._current_since is not None
 
     def accumulations(self, readings: list[tuple[datetime, float, str]], index: int) -> dict[str, float]:
         if not self.windows:
@@ -565,6 +635,17 @@ class ReadingJudge:
             return self._ladder(readings[index][1])
         measured = Measure(readings[index][1], self.accumulations(readings, index))
         return level_for(measured, self.thresholds, at=at)
+
+
+@contextmanager
+def _cursor_without_jit():
+    """A PostgreSQL cursor whose transaction plans without JIT compilation. The per-station reads
+    below are thousands of short index scans whose cost PostgreSQL overestimates past
+    `jit_above_cost`: compiling them took 250 of 600 ms of the as-of map's query (bench/asof.py,
+    EXPLAIN ANALYZE) and saves nothing."""
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        yield cursor
 
 
 def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[tuple[datetime, float, str]]]:
@@ -582,8 +663,12 @@ def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[
     station_ids = sorted(spans)
     seconds = [spans[pk].total_seconds() for pk in station_ids]
     if connection.vendor == "postgresql":
+        from .services import _TO_MICROS, from_micros
+
+        # Times as integer microseconds: the driver's per-row timestamp parsing (Django's loader is
+        # the pure-Python one) was a third of an as-of map's Python time.
         sql = f"""
-            SELECT o.station_id, o.observed_at, o.value, o.quality
+            SELECT o.station_id, {_TO_MICROS.format("o.observed_at")}, o.value, o.quality
             FROM unnest(%s::bigint[], %s::float8[]) AS s(station_id, span_seconds)
             CROSS JOIN LATERAL (
                 SELECT l.observed_at AS newest FROM {table} l
@@ -598,10 +683,10 @@ def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[
                 OFFSET 0  -- a fence: flattened into a join, this becomes a hash join over the whole table
             ) AS o
             ORDER BY o.station_id, o.observed_at"""
-        with connection.cursor() as cursor:
+        with _cursor_without_jit() as cursor:
             cursor.execute(sql, [station_ids, seconds, at])
-            for station_id, observed_at, value, quality in cursor.fetchall():
-                rows[station_id].append((observed_at, value, quality))
+            for station_id, micros, value, quality in cursor.fetchall():
+                rows[station_id].append((from_micros(micros), value, quality))
         return rows
     # SQLite keeps times as text to the second by datetime(): one second of slack below, then the
     # exact bound in Python.
@@ -697,18 +782,24 @@ def sharing_grants_of(*, municipality_id: int) -> QuerySet[SharingGrant]:
     )
 
 
-def readings_in_ranges(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int, list[tuple[datetime, float, str]]]:
+def readings_in_ranges(
+    ranges: dict[int, tuple[datetime, datetime]], *, without_jit: bool = False
+) -> dict[int, list[tuple[datetime, float, str]]]:
     """Readings in (start, end] for every station, in one query whatever the number of stations: the
     ranges go in as arrays (PostgreSQL `unnest`) or one JSON document (SQLite `json_each`) and are
-    joined to the (station, observed_at) index, instead of an OR with a term per station."""
+    joined to the (station, observed_at) index, instead of an OR with a term per station.
+    `without_jit`: for reads of thousands of stations outside ingestion (`_cursor_without_jit`);
+    ingestion's own transaction is left as it is."""
     rows: dict[int, list] = defaultdict(list)
     if not ranges:
         return rows
     table = connection.ops.quote_name(Observation._meta.db_table)
     station_ids = sorted(ranges)
     if connection.vendor == "postgresql":
+        from .services import _TO_MICROS, from_micros
+
         sql = f"""
-            SELECT o.station_id, o.observed_at, o.value, o.quality
+            SELECT o.station_id, {_TO_MICROS.format("o.observed_at")}, o.value, o.quality
             FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS r(station_id, start_at, end_at)
             JOIN {table} o ON o.station_id = r.station_id AND o.observed_at > r.start_at AND o.observed_at <= r.end_at
             ORDER BY o.station_id, o.observed_at"""
@@ -716,10 +807,10 @@ def readings_in_ranges(ranges: dict[int, tuple[datetime, datetime]]) -> dict[int
             pg_array(station_ids), pg_array([ranges[pk][0] for pk in station_ids]),
             pg_array([ranges[pk][1] for pk in station_ids]),
         ]
-        with connection.cursor() as cursor:
+        with _cursor_without_jit() if without_jit else connection.cursor() as cursor:
             cursor.execute(sql, params)
-            for station_id, observed_at, value, quality in cursor.fetchall():
-                rows[station_id].append((observed_at, value, quality))
+            for station_id, micros, value, quality in cursor.fetchall():
+                rows[station_id].append((from_micros(micros), value, quality))
         return rows
     adapt = connection.ops.adapt_datetimefield_value
     document = json.dumps([[pk, adapt(ranges[pk][0]), adapt(ranges[pk][1])] for pk in station_ids])

@@ -143,6 +143,9 @@ def test_every_door_agrees_with_the_rule(client, world, principal):
     moment = {"at": timezone.now().isoformat()}
     as_of = client.get("/api/v1/stations", moment).json()
     assert {f["properties"]["code"] for f in as_of["features"]} == expected
+    window = {"since": (now - timedelta(minutes=5)).isoformat(), "until": moment["at"], "step": 60}
+    frames = client.get("/api/v1/replay/frames", window).json()["frames"]
+    assert {code for frame in frames for code in frame["stations"]} == expected, principal
     events = client.get("/api/v1/events", {"kind": "level"}).json()["results"]
     assert {e["subject"] for e in events} == expected, principal
     if principal != "anonymous":

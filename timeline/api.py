@@ -1,6 +1,9 @@
-"""REST endpoints of the timeline: `GET /api/v1/events` and `GET /api/v1/shelters` (now or `?at=`)."""
+"""REST endpoints of the timeline: `GET /api/v1/events`, `GET /api/v1/shelters` (now or `?at=`) and
+`GET /api/v1/replay/frames` (the map at many past moments, compactly, for playback)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -9,11 +12,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api_params import int_param, slug_param
+from config.api_params import choice_param, int_param, slug_param
 from dashboard.live_geo import shelter_features
 from geo.selectors import shelter_list, shelter_list_at
 from sensors.api import observation_window, parse_as_of
-from sensors.selectors import local_iso
+from sensors.models import StationKind
+from sensors.selectors import FRAME_FIELDS, MAX_FRAMES, MAX_FRAMES_SPAN, local_iso, replay_frames
 from tenancy.api_errors import REQUEST_ERROR
 from tenancy.selectors import Viewer, viewer_for_request
 
@@ -142,3 +146,59 @@ class ShelterListAPI(APIView):
             shelters = shelter_list()
         return Response({"type": "FeatureCollection", "features": shelter_features(shelters)},
                         content_type="application/geo+json")
+
+
+MAX_STEP_SECONDS = 3600
+FRAMES_PAGE = inline_serializer(
+    "ReplayFrames",
+    {
+        "fields": serializers.ListField(child=serializers.ChoiceField(choices=FRAME_FIELDS)),
+        "step_seconds": serializers.FloatField(),
+        "frames": inline_serializer(
+            "ReplayFrame",
+            {
+                "at": serializers.DateTimeField(),
+                "stations": serializers.DictField(
+                    child=serializers.ListField(),
+                    help_text="Station code → its values of `fields`, in that order. The first frame has every "
+                    "station the caller may see; later frames only those whose values changed.",
+                ),
+            },
+            many=True,
+        ),
+    },
+)
+
+
+class ReplayFramesAPI(APIView):
+    @extend_schema(
+        operation_id="replay_frames",
+        summary="The map at since, since + step, … until, compactly: per moment what changed of each station.",
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.DATETIME, required=True),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, required=True),
+            OpenApiParameter("step", {"type": "integer", "minimum": 1, "maximum": MAX_STEP_SECONDS}, required=True,
+                             description="Seconds between moments."),
+            OpenApiParameter("kind", enum=StationKind.values, required=False),
+            OpenApiParameter("municipality", str, required=False, description="Owner town's slug."),
+        ],
+        responses={200: FRAMES_PAGE, 400: REQUEST_ERROR},
+    )
+    def get(self, request):
+        query = request.query_params
+        for name in ("since", "until", "step"):
+            if not query.get(name):
+                raise ValidationError({name: "Required."})
+        since, until = parse_as_of("since", query["since"]), parse_as_of("until", query["until"])
+        step = timedelta(seconds=int_param(query, "step", low=1, high=MAX_STEP_SECONDS))
+        if until < since:
+            raise ValidationError({"until": "Must not be before 'since'."})
+        if until - since > MAX_FRAMES_SPAN:
+            raise ValidationError({"until": f"At most {MAX_FRAMES_SPAN.total_seconds() / 3600:g} hours after 'since'."})
+        count = (until - since) // step + 1
+        if count > MAX_FRAMES:
+            raise ValidationError({"step": f"At most {MAX_FRAMES} moments per request; take a longer step."})
+        return Response(replay_frames(
+            viewer=viewer_for_request(request), since=since, step=step, count=count,
+            kind=choice_param(query, "kind", StationKind.values), municipality=slug_param(query),
+        ))

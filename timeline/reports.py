@@ -88,8 +88,7 @@ def situation_report(
     *, viewer: Viewer, since: datetime, until: datetime, towns: list, moments: list[datetime]
 ) -> dict:
     slugs = {town.slug for town in towns}
-    # One town: its events only are read and judged (not every visible town's, then filtered).
-    only = next(iter(slugs)) if len(slugs) == 1 else None
+    only = _only(slugs)
     # The window's readings are read once, for the level changes and the peaks alike.
     stations = [s for s in stations_with_threshold_history(viewer=viewer, municipality=only) if s.municipality.slug in slugs]
     loaded = (stations, window_readings(stations, since, until))
@@ -108,6 +107,11 @@ def situation_report(
         "shelters": [s for s in shelter_list_at(until) if s.municipality.slug in slugs],
         "maps": [map_moment(viewer=viewer, at=moment, slugs=slugs) for moment in moments[:MAX_MOMENTS]],
     }
+
+
+def _only(slugs: set[str]) -> str | None:
+    """One town: its stations only are read and judged (not every visible town's, then filtered)."""
+    return next(iter(slugs)) if len(slugs) == 1 else None
 
 
 def gauge_peaks(
@@ -202,7 +206,7 @@ def map_moment(*, viewer: Viewer, at: datetime, slugs: set[str]) -> MapMoment:
     font_manager.fontManager.addfont(str(FONT_PATH))
     family = font_manager.FontProperties(fname=str(FONT_PATH)).get_name()
     features = [
-        f for f in station_feature_collection_at(viewer=viewer, at=at)["features"]
+        f for f in station_feature_collection_at(viewer=viewer, at=at, municipality=_only(slugs))["features"]
         if f["properties"]["municipality"] in slugs
     ]
     geography = load_geography()

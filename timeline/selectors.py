@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from alerts.models import AlertEvent, AlertRule
 from alerts.selectors import alert_board, alert_list
+from alerts.vocabulary import EVENT_KIND_WORDS
 from dashboard.maps import level_style, levels
 from geo.models import Shelter
 from geo.selectors import shelter_list
@@ -165,17 +166,7 @@ def level_changes(
 
 def window_readings(stations, since: datetime, until: datetime) -> dict:
     """The readings of (since − as-of span, until] per station: what judging a window needs."""
-    return readings_in_ranges({station.pk: (since - as_of_span(station), until) for station in stations})
-
-
-ALERT_WORDS = {
-    "opened": ("発生", "raised"),
-    "escalated": ("引き上げ", "escalated"),
-    "deescalated": ("引き下げ", "de-escalated"),
-    "acknowledged": ("確認", "acknowledged"),
-    "resolved": ("解除", "resolved"),
-    "note": ("メモ", "note"),
-}
+    return readings_in_ranges({station.pk: (since - as_of_span(station), until) for station in stations}, without_jit=True)
 
 
 def _alert_events(viewer: Viewer, since: datetime, until: datetime, municipality: str | None) -> list[TimelineEvent]:
@@ -196,7 +187,7 @@ def _alert_events(viewer: Viewer, since: datetime, until: datetime, municipality
         elif stale and row.kind == AlertEvent.Kind.RESOLVED:
             kind = GAUGE_RECOVERED
         words = level_style(row.level, styles)
-        ja, en = ALERT_WORDS[row.kind]
+        ja, en = EVENT_KIND_WORDS[row.kind]
         if kind == GAUGE_STALE:
             ja, en = "データ途絶", "stopped reporting"
         elif kind == GAUGE_RECOVERED:

@@ -8,17 +8,24 @@
  * unpauses the socket, which resumes from the last sequence number it applied, so whatever changed
  * meanwhile arrives then. The public page asks without credentials: public data only.
  *
+ * Playing shows a frame every FRAME_MS (slower at 1×: a frame a second). The stations of the frames
+ * come a batch at a time from GET /api/v1/replay/frames (per moment only what changed of each
+ * station; the next batch is asked for while the last is shown), so the frame rate does not hang on
+ * a full as-of read per frame. Shelters and alerts follow with their own ?at= reads, one pair in
+ * flight at a time, for the latest frame shown.
+ *
  * ?at=<ISO time> in the page's address (the timeline's links) starts in replay at that moment.
  */
 (function (window, document) {
   "use strict";
 
   var Mizumori = (window.Mizumori = window.Mizumori || {});
-  // Playback looks for a new frame every TICK_MS and asks for one when the last has arrived and at
-  // least FRAME_MS have passed since it was asked for: ≥ 2 frames a second whenever the three as-of
-  // reads answer within about FRAME_MS, never more than one set of requests in flight.
+  // Playback shows a frame every FRAME_MS of wall time (at least 1 s of the past per frame), from a
+  // queue of frames asked for BATCH_FRAMES at a time, the next batch once fewer than REFILL_AT are left.
   var TICK_MS = 100;
   var FRAME_MS = 400;
+  var BATCH_FRAMES = 25;
+  var REFILL_AT = 12;
   var STEP_MINUTES = 10;
 
   function Replay(bar) {
@@ -38,6 +45,8 @@
     this.request = 0;
     this.loading = false;
     this.timer = null;
+    this.resetFrames();
+    this.sideLoading = false;
   }
 
   Replay.prototype.start = function () {
@@ -46,6 +55,7 @@
     this.slider.addEventListener("input", function () { self.showTime(self.sliderTime()); });
     this.slider.addEventListener("change", function () { self.go(self.sliderTime()); });
     this.windowSelect.addEventListener("change", function () { self.syncSlider(); });
+    this.speedSelect.addEventListener("change", function () { self.resetFrames(); });
     document.getElementById("mz-replay-back").addEventListener("click", function () {
       self.go((self.at === null ? Date.now() : self.at) - STEP_MINUTES * 60000);
     });
@@ -118,6 +128,7 @@
     if (this.at === null) {
       this.enter();
     }
+    this.resetFrames();
     this.at = ms;
     this.showTime(ms);
     this.syncSlider();
@@ -181,6 +192,11 @@
     } else {
       stations.forEach(function (feature) { Mizumori.drawStation(feature); });
     }
+    this.drawSide(shelters, alerts);
+  };
+
+  Replay.prototype.drawSide = function (shelters, alerts) {
+    var live = Mizumori.live;
     shelters.forEach(function (feature) {
       if (Mizumori.applyShelter) {
         Mizumori.applyShelter(feature);
@@ -202,35 +218,154 @@
     });
   };
 
+  // Frames asked for and not yet shown are dropped (a jump, a new speed, a pause, live again).
+  Replay.prototype.resetFrames = function () {
+    this.frames = [];
+    this.framesToken = (this.framesToken || 0) + 1;
+    this.framesLoading = false;
+    this.nextFrameAt = null;
+    this.framesEnd = false;
+  };
+
+  Replay.prototype.frameTiming = function () {
+    var speed = Number(this.speedSelect.value) || 1;
+    var interval = Math.max(FRAME_MS, 1000 / speed);
+    return { interval: interval, stepSeconds: Math.max(1, Math.round((speed * interval) / 1000)) };
+  };
+
+  // Ask for the next batch of frames after the last one queued (or the moment shown).
+  Replay.prototype.fillFrames = function () {
+    if (this.framesLoading || this.framesEnd || this.frames.length >= REFILL_AT || this.at === null) {
+      return;
+    }
+    var self = this;
+    var token = this.framesToken;
+    var step = this.frameTiming().stepSeconds * 1000;
+    var since = this.nextFrameAt === null ? this.at + step : this.nextFrameAt;
+    var now = Date.now();
+    if (since >= now) {
+      this.framesEnd = true; // the queue runs up to now: live once it is shown
+      return;
+    }
+    var count = Math.min(BATCH_FRAMES, Math.floor((now - since) / step) + 1);
+    var until = since + (count - 1) * step;
+    this.framesLoading = true;
+    this.fetchJson(this.bar.getAttribute("data-frames-url") + "?since=" + encodeURIComponent(new Date(since).toISOString()) +
+      "&until=" + encodeURIComponent(new Date(until).toISOString()) + "&step=" + step / 1000)
+      .then(function (answer) {
+        if (token !== self.framesToken) {
+          return;
+        }
+        (answer.frames || []).forEach(function (frame, index) {
+          self.frames.push({ at: since + index * step, fields: answer.fields, stations: frame.stations || {} });
+        });
+        self.nextFrameAt = until + step;
+      })
+      .catch(function () {
+        if (token === self.framesToken) {
+          self.bar.setAttribute("data-replay-state", "failed");
+        }
+      })
+      .then(function () {
+        if (token === self.framesToken) {
+          self.framesLoading = false;
+        }
+      });
+  };
+
+  // One frame onto the map: each listed station's marker gets its feature with the frame's values.
+  Replay.prototype.showFrame = function (frame) {
+    this.at = frame.at;
+    this.showTime(frame.at);
+    this.syncSlider();
+    var markers = Mizumori.stationMarkers || {};
+    var missing = 0;
+    Object.keys(frame.stations).forEach(function (code) {
+      var marker = markers[code];
+      var base = marker && marker.feature;
+      if (!base) {
+        missing += 1; // not drawn yet (the public page loads its map after the first read)
+        return;
+      }
+      var properties = {};
+      var row = frame.stations[code];
+      Object.keys(base.properties).forEach(function (key) { properties[key] = base.properties[key]; });
+      frame.fields.forEach(function (name, index) {
+        if (name in properties) { // the rain fields only where the feature has them
+          properties[name] = row[index];
+        }
+      });
+      Mizumori.drawStation({ type: base.type, id: base.id, geometry: base.geometry, properties: properties });
+    });
+    if (Mizumori.live && Mizumori.live.refreshNotices) {
+      Mizumori.live.refreshNotices();
+    }
+    if (missing && !this.loading) {
+      // A frame holds only what changed: stations with no marker to change get the whole map of
+      // this moment once (the queue waits for it), as a jump would.
+      this.load(frame.at);
+      return;
+    }
+    this.bar.setAttribute("data-replay-at", new Date(frame.at).toISOString());
+    this.bar.setAttribute("data-replay-state", "shown");
+    this.loadSide(frame.at);
+  };
+
+  // Shelters and alerts of a frame's moment; skipped while the last pair is still on its way.
+  Replay.prototype.loadSide = function (ms) {
+    if (this.sideLoading) {
+      return;
+    }
+    var self = this;
+    var request = this.request;
+    var at = encodeURIComponent(new Date(ms).toISOString());
+    this.sideLoading = true;
+    Promise.all([
+      this.fetchJson(this.bar.getAttribute("data-shelters-url") + "?at=" + at),
+      this.fetchJson(this.bar.getAttribute("data-alerts-url") + "?limit=500&at=" + at),
+    ]).then(function (answers) {
+      if (request === self.request && self.at !== null) {
+        self.drawSide(answers[0].features || [], answers[1].results || []);
+      }
+    }).catch(function () {
+      // The stations went on; the next frame asks again.
+    }).then(function () {
+      self.sideLoading = false;
+    });
+  };
+
   Replay.prototype.play = function () {
     var self = this;
     if (this.at === null) {
       this.go(Date.now() - this.windowMinutes() * 60000);
     }
-    var last = Date.now();
+    this.resetFrames();
+    var last = 0;
     this.playButton.setAttribute("aria-pressed", "true");
     this.timer = window.setInterval(function () {
-      var now = Date.now();
-      var elapsed = now - last;
-      if (self.loading || elapsed < FRAME_MS) {
-        return; // the moment shown lags behind rather than the requests piling up
+      if (self.loading) {
+        return; // the as-of map the frames change is still on its way
       }
-      last = now;
-      var next = self.at + elapsed * Number(self.speedSelect.value || 1);
-      if (next >= Date.now()) {
-        self.goLive();
+      self.fillFrames();
+      var now = Date.now();
+      if (now - last < self.frameTiming().interval) {
         return;
       }
-      self.at = next;
-      self.showTime(next);
-      self.syncSlider();
-      self.load(next);
+      if (!self.frames.length) {
+        if (self.framesEnd) {
+          self.goLive();
+        }
+        return; // the moment shown waits for the next batch rather than skipping ahead
+      }
+      last = now;
+      self.showFrame(self.frames.shift());
     }, TICK_MS);
   };
 
   Replay.prototype.pause = function () {
     window.clearInterval(this.timer);
     this.timer = null;
+    this.resetFrames();
     this.playButton.setAttribute("aria-pressed", "false");
   };
 

@@ -1,6 +1,7 @@
 """The time slider in Chromium against a real ASGI server: drag back to a past moment (REPLAY banner,
-the levels of then, live socket paused), play forward, return to live (the socket resumes from its
-last sequence number) and receive a live update again. Screenshot: test-artifacts/replay-hq.png."""
+the levels of then, live socket paused), play forward (from batches of /api/v1/replay/frames),
+return to live (the socket resumes from its last sequence number) and receive a live update again.
+Screenshot: test-artifacts/replay-hq.png."""
 
 import json
 from datetime import timedelta
@@ -56,6 +57,8 @@ def test_drag_back_replay_play_and_return_to_live(asgi_server, storm_history, br
     page = browser.new_page()
     sent = []
     page.on("websocket", lambda socket: socket.on("framesent", lambda payload: sent.append(payload)))
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
     page.goto(f"{asgi_server.url}/accounts/login/?next=/hq/")
     page.fill("#id_username", OPERATOR[0])
     page.fill("#id_password", OPERATOR[1])
@@ -75,13 +78,17 @@ def test_drag_back_replay_play_and_return_to_live(asgi_server, storm_history, br
     assert page.evaluate(f"() => {STATUS}") == "paused"
     page.screenshot(path=str(ARTIFACTS / "replay-hq.png"))
 
-    # Play at 120×: the map moves on through the falling limb to level 0.
+    # Play at 120×: the map moves on through the falling limb to level 0, from batches of frames
+    # (not a whole as-of map per frame).
     page.select_option("#mz-replay-speed", "120")
+    full_reads = sum("/api/v1/stations?at=" in url for url in asked)
     page.click("#mz-replay-play")
     page.wait_for_function(MARKER_HAS, arg=[CODE, ">L2<"], timeout=30_000)
     page.wait_for_function(MARKER_HAS, arg=[CODE, ">L0<"], timeout=30_000)
     assert page.locator("#mz-replay-banner").is_visible()
     page.click("#mz-replay-play")  # pause
+    assert any("/api/v1/replay/frames?" in url and "step=48" in url for url in asked)
+    assert sum("/api/v1/stations?at=" in url for url in asked) == full_reads
 
     # Back to live: the banner goes, the socket resumes from the page's last number, and a new
     # reading arrives live.

@@ -9,6 +9,8 @@ from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from alerts.services import alert_acknowledge
 from sensors.models import StationKind, Threshold, Visibility
@@ -125,6 +127,36 @@ def test_as_of_answers_equal_the_live_answers_of_then(client, storm, clock):
     ]
     assert 3.0 in flood_caution and 3.3 in flood_caution
 
+    # Playback's compact frames over the same storm say what `?at=` says of each of their moments.
+    frames_equal_as_of(client, storm["viewer"], since=start - timedelta(minutes=5), step=timedelta(minutes=5), count=33)
+
+
+def frames_equal_as_of(client, user, *, since, step, count) -> None:
+    """Rebuilds the map from `GET /api/v1/replay/frames` (first frame whole, then changes) and holds
+    every moment of it to `GET /api/v1/stations?at=` of that moment, for the user and the public."""
+    for who in (user, None):
+        client.logout()
+        if who:
+            client.force_login(who)
+        until = since + step * (count - 1)
+        answer = client.get("/api/v1/replay/frames", {
+            "since": since.isoformat(), "until": until.isoformat(), "step": int(step.total_seconds()),
+        })
+        assert answer.status_code == 200, answer.content
+        fields, frames = answer.json()["fields"], answer.json()["frames"]
+        assert len(frames) == count
+        shown: dict[str, dict] = {}
+        changes = 0
+        for index, frame in enumerate(frames):
+            moment = since + step * index
+            for code, row in frame["stations"].items():
+                shown[code] = dict(zip(fields, row))
+            changes += len(frame["stations"]) if index else 0
+            then = client.get(f"/api/v1/stations?at={iso(moment)}").json()["features"]
+            assert shown == {f["id"]: {name: f["properties"].get(name) for name in fields} for f in then}, (who, moment)
+        # Later frames carry changes only: far fewer rows than a whole map per moment.
+        assert 0 < changes < (count - 1) * len(shown) / 2
+
 
 def test_as_of_keeps_todays_visibility(client, stations, towns, clock, user_a):
     for code in ("A-PRIVATE", "B-PRIVATE", "B-SHARED", "B-REGION"):
@@ -136,6 +168,52 @@ def test_as_of_keeps_todays_visibility(client, stations, towns, clock, user_a):
     client.logout()
     codes = {f["id"] for f in client.get(f"/api/v1/stations?at={moment}").json()["features"]}
     assert codes == {"A-PUBLIC", "B-PUBLIC"}
+
+
+def test_replay_frames_keep_todays_visibility(client, stations, towns, clock, user_a):
+    for minutes in (30, 20, 10):
+        for code in ("A-PRIVATE", "B-PRIVATE", "B-SHARED", "B-REGION", "A-PUBLIC"):
+            ingest(code, clock.now - timedelta(minutes=minutes), 2.0 + minutes / 10)
+    query = {"since": (clock.now - timedelta(minutes=40)).isoformat(), "until": clock.now.isoformat(), "step": 300}
+    client.force_login(user_a)
+    frames = client.get("/api/v1/replay/frames", query).json()["frames"]
+    assert set(frames[0]["stations"]) == {"A-PRIVATE", "A-SHARED", "A-REGION", "A-PUBLIC", "B-SHARED", "B-REGION", "B-PUBLIC"}
+    assert "B-PRIVATE" not in {code for frame in frames for code in frame["stations"]}
+    client.logout()
+    frames = client.get("/api/v1/replay/frames", query).json()["frames"]
+    assert {code for frame in frames for code in frame["stations"]} == {"A-PUBLIC", "B-PUBLIC"}
+    assert client.get("/api/v1/replay/frames", {**query, "municipality": "town-b"}).json()["frames"][0]["stations"].keys() == {"B-PUBLIC"}
+
+
+def test_replay_frames_take_a_fixed_number_of_queries(client, stations, clock):
+    for minutes in range(120, 0, -10):
+        ingest("A-PUBLIC", clock.now - timedelta(minutes=minutes), 2.0 + minutes / 100)
+    since = clock.now - timedelta(hours=2)
+
+    def frames(until):
+        return client.get("/api/v1/replay/frames", {"since": since.isoformat(), "until": until.isoformat(), "step": 60})
+
+    frames(since)  # loads the process's as-of catalog
+    with CaptureQueriesContext(connection) as short_queries:
+        short = frames(since + timedelta(minutes=10))
+    with CaptureQueriesContext(connection) as long_queries:
+        long = frames(clock.now)
+    assert (len(short.json()["frames"]), len(long.json()["frames"])) == (11, 121)
+    assert len(long_queries) == len(short_queries) <= 12
+    # A moment at which nothing changed lists no station.
+    assert long.json()["frames"][1]["stations"] == {}
+
+
+def test_a_town_slug_change_alone_reaches_the_as_of_map(client, stations, towns, clock):
+    ingest("A-PUBLIC", clock.now - timedelta(minutes=5), 2.5)
+    moment = {"at": clock.now.isoformat()}
+
+    def town_of_a_public():
+        return next(f for f in client.get("/api/v1/stations", moment).json()["features"] if f["id"] == "A-PUBLIC")["properties"]["municipality"]
+
+    assert town_of_a_public() == towns[0].slug  # the process's as-of catalog is loaded now
+    type(towns[0]).objects.filter(pk=towns[0].pk).update(slug="town-a-renamed")  # no station row written
+    assert town_of_a_public() == "town-a-renamed"
 
 
 def test_as_of_before_any_reading_has_no_values(client, stations, clock):
@@ -169,3 +247,33 @@ def test_bad_at_is_a_400_naming_it(client, stations, path, raw, problem):
     assert response.status_code == 400
     assert response["Content-Type"].startswith("application/json")
     assert problem in response.json()["at"]
+
+
+NOW_ISH = "2026-11-22T09:00:00+09:00"
+
+
+@pytest.mark.parametrize(
+    "query, parameter, problem",
+    [
+        ({"until": NOW_ISH, "step": "60"}, "since", "Required"),
+        ({"since": NOW_ISH, "step": "60"}, "until", "Required"),
+        ({"since": NOW_ISH, "until": NOW_ISH}, "step", "Required"),
+        ({"since": "yesterday", "until": NOW_ISH, "step": "60"}, "since", "is not an ISO 8601 time"),
+        ({"since": "9" * 5000, "until": NOW_ISH, "step": "60"}, "since", "is not an ISO 8601 time"),
+        ({"since": NOW_ISH, "until": "2026-11-22T09:00:00\x00+09:00", "step": "60"}, "until", "is not an ISO 8601 time"),
+        ({"since": NOW_ISH, "until": "2999-01-01T00:00:00Z", "step": "60"}, "until", "in the future"),
+        ({"since": NOW_ISH, "until": NOW_ISH, "step": "0"}, "step", "between 1 and 3600"),
+        ({"since": NOW_ISH, "until": NOW_ISH, "step": "１０"}, "step", "integer"),
+        ({"since": NOW_ISH, "until": NOW_ISH, "step": "9" * 40}, "step", "integer"),
+        ({"since": NOW_ISH, "until": NOW_ISH, "step": "1; DROP TABLE"}, "step", "integer"),
+        ({"since": NOW_ISH, "until": "2026-11-22T08:00:00+09:00", "step": "60"}, "until", "before 'since'"),
+        ({"since": NOW_ISH, "until": "2026-11-22T13:00:00+09:00", "step": "3600"}, "until", "At most 3 hours"),
+        ({"since": NOW_ISH, "until": "2026-11-22T11:00:00+09:00", "step": "1"}, "step", "At most 121 moments"),
+        ({"since": NOW_ISH, "until": NOW_ISH, "step": "60", "kind": "volcano"}, "kind", "Must be one of"),
+        ({"since": NOW_ISH, "until": NOW_ISH, "step": "60", "municipality": "x" * 200}, "municipality", "slug"),
+    ],
+)
+def test_bad_replay_frames_parameters_are_a_400_naming_them(client, towns, query, parameter, problem):
+    response = client.get("/api/v1/replay/frames", query)
+    assert response.status_code == 400
+    assert problem in str(response.json()[parameter])

@@ -46,7 +46,7 @@ from geo.models import Shelter
 from sensors.rain import HOUR as RAIN_HOUR
 from sensors.rain import RAIN_INTENSITIES, rain_intensity
 
-from .selectors import NOTICE_LEVEL, MapStation
+from .selectors import NOTICE_LEVEL
 
 # --- levels ---------------------------------------------------------------------------------------
 
@@ -354,6 +354,13 @@ def _style_words(style: LevelStyle) -> dict:
     }
 
 
+def calm_styles(styles: dict) -> list[str]:
+    """The states (style css names) the map draws as one light element per station: below the
+    notice level, and rain in the calm colours; stale or selected stations are drawn in full anyway."""
+    calm = [style.css for key, style in styles.items() if key is None or (isinstance(key, int) and key < NOTICE_LEVEL)]
+    return calm + [RAIN_STYLES[key].css for key, colours in RAIN_COLOURS.items() if colours.items() >= CALM.items()]
+
+
 def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
     """Everything static/mizumori/stations.js needs to draw a station from its feature properties:
     the level words, colours and advice, kind shapes, the popup's headings, town names. Embedded in
@@ -371,6 +378,7 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
         "rain_headline": list(RAIN_HEADLINE),
         "top_level": max(key for key in styles if isinstance(key, int)),
         "notice_level": NOTICE_LEVEL,
+        "calm": calm_styles(styles),
         "kinds": {kind: {"shape": style.shape, "name": [style.name_ja, style.name_en]} for kind, style in KINDS.items()},
         "shapes": {name: {"tag": tag, "attributes": attributes} for name, (tag, attributes) in SHAPES.items()},
         "badge_font_size": {**{shape: BADGE_FONT_SIZE_DEFAULT for shape in SHAPES}, **BADGE_FONT_SIZE},
@@ -748,14 +756,14 @@ def legend_html(*, element_id: str, hazard_bands: Iterable[DepthBand] = (), shel
 
 def station_map(
     geography: Geography,
-    stations: list[MapStation],
+    station_points: list[tuple[float, float]],
     *,
     shelter_features: list[dict] | None = None,
     alert_features: list[dict] | None = None,
     own_municipality_ids: Iterable[int] = (),
 ) -> MizumoriMap:
     """Base map (with hazard zones) + empty station layers + shelters + legend, viewed to fit the
-    boundaries, the stations and the shelters. `shelter_features=None` leaves shelters out. The
+    boundaries, the stations' (lat, lon) points and the shelters. `shelter_features=None` leaves shelters out. The
     stations themselves are drawn by the browser from the page's snapshot (dashboard.views)."""
     folium_map = base_map(geography, own_municipality_ids=own_municipality_ids)
     for group in station_layers():
@@ -774,7 +782,7 @@ def station_map(
     finish_map(
         folium_map,
         fit_geometries=municipality_boundaries(geography.municipalities),
-        fit_points=[(item.station.lat, item.station.lon) for item in stations] + shelter_points,
+        fit_points=list(station_points) + shelter_points,
     )
     return folium_map
 
@@ -798,19 +806,22 @@ class StationNotice:
     stale: bool
 
 
-def station_notices(items: Iterable[MapStation]) -> list[StationNotice]:
+def station_notices(features: Iterable[dict], towns: Iterable) -> list[StationNotice]:
+    """Notices for these station features (`features_needing_notice`), with their towns' names
+    (`towns`: Municipality rows, e.g. the geography's)."""
     notices = []
     styles = levels()
-    for item in items:
-        props = item.feature["properties"]
-        town = item.station.municipality
+    names = {town.slug: town for town in towns}
+    for feature in features:
+        props = feature["properties"]
+        town = names.get(props["municipality"])
         notices.append(
             StationNotice(
                 code=props["code"],
                 name_ja=props["name_ja"],
                 name_en=props["name_en"],
-                town_ja=town.name_ja,
-                town_en=town.name_en,
+                town_ja=town.name_ja if town else props["municipality"],
+                town_en=town.name_en if town else props["municipality"],
                 kind=kind_style(props["kind"]),
                 level=state_style(props, styles),
                 reading=headline_text(props),

@@ -20,7 +20,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from dashboard.maps import map_vocabulary, station_map
-from dashboard.selectors import MapStation
 from geo.maps import VENDORED_CSS, VENDORED_JS, embed_parts, load_geography
 from jma.selectors import jma_warnings_by_town
 from releases.selectors import release_document, releases_in_force
@@ -73,7 +72,7 @@ def encoded_basemap() -> Encoded:
     # Only the positions, to fit the view: the stations themselves come with the snapshot.
     positions = station_list(viewer=ANONYMOUS).select_related(None).prefetch_related(None).only("code", "lat", "lon")
     folium_map = station_map(
-        load_geography(), [MapStation(station, {}) for station in positions], shelter_features=[], alert_features=[]
+        load_geography(), [(station.lat, station.lon) for station in positions], shelter_features=[], alert_features=[]
     )
     parts = embed_parts(folium_map)
     markup = (

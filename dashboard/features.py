@@ -53,8 +53,8 @@ JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 MAX_AUDIENCES = 16
 
 
-def encode(value) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).translate(JSON_ESCAPES)
+def encode(value, *, sort_keys: bool = False) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys).translate(JSON_ESCAPES)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,10 @@ class Entry:
         coordinates = (feature.get("geometry") or {}).get("coordinates") or ()
         point = (coordinates[1], coordinates[0]) if len(coordinates) == 2 else None
         level = properties.get("level")
-        return cls(encode(feature), level if isinstance(level, int) else None, point, stale_after)
+        # Keys sorted: a feature read back from the live log (PostgreSQL's jsonb keeps no key order)
+        # gives the same text as the one built here.
+        text = encode(feature, sort_keys=True)
+        return cls(text, level if isinstance(level, int) else None, point, stale_after)
 
     def feature(self) -> dict:
         return json.loads(self.text)

@@ -32,7 +32,9 @@ BIG_PAGE_TIMEOUT_MS = 90_000
 # Poll on a timer: with 2,000 markers on a busy machine, Chromium's animation-frame polling (the
 # default) was seen to stall waits for over a minute while the page itself was already done.
 POLL_MS = 250
-DRAWN_MARKERS = "document.querySelectorAll('.leaflet-marker-pane .mz-marker').length"
+# Every station's marker, full (.mz-marker inside) or calm (one .mz-marker-light element).
+DRAWN_MARKERS = "document.querySelectorAll('.leaflet-marker-pane .mz-station-icon').length"
+CALM_MARKERS = "document.querySelectorAll('.leaflet-marker-pane .mz-marker-light[tabindex=\"0\"][aria-label]').length"
 # Predicates as functions: a bare expression string is run through eval, which the page's CSP forbids.
 ALL_DRAWN = f"() => {DRAWN_MARKERS} === {{count}}"
 MARKER_BADGE = """([code, badge]) => {
@@ -128,6 +130,13 @@ def test_a_2000_station_public_map_is_drawn_from_the_page_and_stays_live(asgi_se
     page.wait_for_selector(LIVE)
     page.wait_for_function(ALL_DRAWN.format(count=STATION_COUNT), polling=POLL_MS)
     assert page.evaluate("Object.keys(Mizumori.stationMarkers).length") == STATION_COUNT
+    # Every station is calm here: one light element each, still focusable and named for the keyboard
+    # and a screen reader; a selected one (its popup open) is drawn in full while it is open.
+    assert page.evaluate(CALM_MARKERS) == STATION_COUNT
+    page.evaluate("Mizumori.stationMarkers['BIG-1998'].openPopup()")
+    assert page.evaluate(MARKER_BADGE, ["BIG-1998", "–"])
+    page.evaluate("Mizumori.stationMarkers['BIG-1998'].closePopup()")
+    assert page.evaluate(CALM_MARKERS) == STATION_COUNT
 
     # The page had its snapshot: the socket resumed from the page's number and got no second one.
     page_seq = page.evaluate("Mizumori.publicPage.state.doc.seq")
@@ -140,7 +149,7 @@ def test_a_2000_station_public_map_is_drawn_from_the_page_and_stays_live(asgi_se
     # (Steps stay under 0.5 m: a bigger jump within seconds is flagged suspect and sets no level.)
     asgi_server.post_readings(big_region["token"], [("BIG-0003", 2.8)])
     asgi_server.post_readings(big_region["token"], [("BIG-0003", 3.2)])
-    page.wait_for_function(MARKER_BADGE, arg=["BIG-0003", "L2"], polling=POLL_MS)
+    page.wait_for_function(MARKER_BADGE, arg=["BIG-0003", "L2"], polling=POLL_MS)  # drawn in full now
     assert "3.20 m" in page.evaluate(
         "Mizumori.stationPopupElement(Mizumori.stationMarkers['BIG-0003'].feature.properties).textContent"
     )

@@ -41,7 +41,8 @@ ALL_DRAWN = f"() => {DRAWN_MARKERS} === {{count}}"
 MARKER_BADGE = """([code, badge]) => {
     const marker = Mizumori.stationMarkers[code];
     const element = marker && marker.getElement();
-    return Boolean(element) && element.querySelector('text').textContent === badge;
+    const text = element && element.querySelector('text');  // a light (calm) marker has none: data-badge
+    return Boolean(element) && (text ? text.textContent : element.dataset.badge) === badge;
 }"""
 
 
@@ -151,7 +152,8 @@ def test_a_2000_station_public_map_is_drawn_from_the_page_and_stays_live(asgi_se
     # (Steps stay under 0.5 m: a bigger jump within seconds is flagged suspect and sets no level.)
     asgi_server.post_readings(big_region["token"], [("BIG-0003", 2.8)])
     asgi_server.post_readings(big_region["token"], [("BIG-0003", 3.2)])
-    page.wait_for_function(MARKER_BADGE, arg=["BIG-0003", "L2"], polling=POLL_MS)  # drawn in full now
+    page.wait_for_function(MARKER_BADGE, arg=["BIG-0003", "L2"], polling=POLL_MS)
+    assert page.evaluate(FULL_MARKER, "BIG-0003")  # no longer calm: drawn in full
     assert "3.20 m" in page.evaluate(
         "Mizumori.stationPopupElement(Mizumori.stationMarkers['BIG-0003'].feature.properties).textContent"
     )

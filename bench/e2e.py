@@ -58,6 +58,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 PREFIX = os.environ.get("BENCH_PREFIX", "mz-bench-e2e")
 # Station markers on `/`: the class map.js gives a station's Leaflet divIcon. Override with
 # --marker-selector when the page draws stations differently.
+# Every station marker carries it, full (SVG badge inside) or light (one element: static/mizumori/stations.js).
 MARKER_SELECTOR = ".mz-station-icon"
 CHROMIUM = "/usr/bin/chromium"
 

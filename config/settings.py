@@ -316,6 +316,9 @@ LIVE_HEALTH_SECONDS = env_float("LIVE_HEALTH_SECONDS", 2.0)
 # --- The public page (public/, docs/deployment.md "Public page and proxy") ---------------------------
 # The public snapshot document changes at most once per tick; proxies and browsers may keep it this long.
 PUBLIC_SNAPSHOT_TICK_SECONDS = env_int("PUBLIC_SNAPSHOT_TICK_SECONDS", 5)
+# Its station features follow the live publisher's messages (public.features); all are built afresh
+# at least this often anyway, in case a change reached no live message.
+PUBLIC_SNAPSHOT_FULL_REBUILD_SECONDS = env_float("PUBLIC_SNAPSHOT_FULL_REBUILD_SECONDS", 600.0)
 # The base map script (boundaries, rivers, hazard zones) is rebuilt at most this often.
 PUBLIC_BASEMAP_SECONDS = env_int("PUBLIC_BASEMAP_SECONDS", 60)
 # "map" or "minimal" forces the page's presentation; "auto" switches to minimal when saturated:

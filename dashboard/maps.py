@@ -18,7 +18,7 @@ so their marker, tooltip and popup are still prepared (and HTML-escaped) here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -47,7 +47,7 @@ from geo.outlines import town_outlines
 from sensors.rain import HOUR as RAIN_HOUR
 from sensors.rain import RAIN_INTENSITIES, rain_intensity
 
-from .selectors import NOTICE_LEVEL, MapStation
+from .selectors import NOTICE_LEVEL
 
 # --- levels ---------------------------------------------------------------------------------------
 
@@ -355,6 +355,13 @@ def _style_words(style: LevelStyle) -> dict:
     }
 
 
+def calm_styles(styles: dict) -> list[str]:
+    """The states (style css names) the map draws as one light element per station: below the
+    notice level, and rain in the calm colours; stale or selected stations are drawn in full anyway."""
+    calm = [style.css for key, style in styles.items() if key is None or (isinstance(key, int) and key < NOTICE_LEVEL)]
+    return calm + [RAIN_STYLES[key].css for key, colours in RAIN_COLOURS.items() if colours.items() >= CALM.items()]
+
+
 def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
     """Everything static/mizumori/stations.js needs to draw a station from its feature properties:
     the level words, colours and advice, kind shapes, the popup's headings, town names. Embedded in
@@ -372,6 +379,7 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
         "rain_headline": list(RAIN_HEADLINE),
         "top_level": max(key for key in styles if isinstance(key, int)),
         "notice_level": NOTICE_LEVEL,
+        "calm": calm_styles(styles),
         "kinds": {kind: {"shape": style.shape, "name": [style.name_ja, style.name_en]} for kind, style in KINDS.items()},
         "shapes": {name: {"tag": tag, "attributes": attributes} for name, (tag, attributes) in SHAPES.items()},
         "badge_font_size": {**{shape: BADGE_FONT_SIZE_DEFAULT for shape in SHAPES}, **BADGE_FONT_SIZE},
@@ -749,20 +757,22 @@ def legend_html(*, element_id: str, hazard_bands: Iterable[DepthBand] = (), shel
 
 def station_map(
     geography: Geography,
-    stations: list[MapStation],
+    station_points_by_town: Mapping[str, list[tuple[float, float]]],
     *,
     shelter_features: list[dict] | None = None,
     alert_features: list[dict] | None = None,
     own_municipality_ids: Iterable[int] = (),
 ) -> MizumoriMap:
     """Base map (with hazard zones) + empty station layers + shelters + legend, viewed to fit the
-    boundaries, the stations and the shelters. `shelter_features=None` leaves shelters out. The
-    stations themselves are drawn by the browser from the page's snapshot (dashboard.views)."""
-    # A town without a boundary is drawn as the hull of ITS stations this reader may see: `stations`
-    # are the reader's (the public map: public ones), so no outline hints at a hidden station.
-    points_by_town: dict[int, list[tuple[float, float]]] = {}
-    for item in stations:
-        points_by_town.setdefault(item.station.municipality_id, []).append((item.station.lon, item.station.lat))
+    boundaries, the stations' (lat, lon) points ({town slug: points}) and the shelters.
+    `shelter_features=None` leaves shelters out. The stations themselves are drawn by the browser from
+    the page's snapshot (dashboard.views)."""
+    # A town without a boundary is drawn as the hull of ITS stations this reader may see: the points
+    # are the reader's stations (the public map: public ones), so no outline hints at a hidden station.
+    points_by_town = {
+        town.pk: [(lon, lat) for lat, lon in station_points_by_town.get(town.slug, ())]
+        for town in geography.municipalities
+    }
     outlines = town_outlines(geography.municipalities, points_by_town)
     folium_map = base_map(geography, own_municipality_ids=own_municipality_ids, outlines=outlines)
     for group in station_layers():
@@ -781,7 +791,7 @@ def station_map(
     finish_map(
         folium_map,
         fit_geometries=[*municipality_boundaries(geography.municipalities), *outlines.values()],
-        fit_points=[(item.station.lat, item.station.lon) for item in stations] + shelter_points,
+        fit_points=[point for points in station_points_by_town.values() for point in points] + shelter_points,
     )
     return folium_map
 
@@ -805,19 +815,22 @@ class StationNotice:
     stale: bool
 
 
-def station_notices(items: Iterable[MapStation]) -> list[StationNotice]:
+def station_notices(features: Iterable[dict], towns: Iterable) -> list[StationNotice]:
+    """Notices for these station features (`features_needing_notice`), with their towns' names
+    (`towns`: Municipality rows, e.g. the geography's)."""
     notices = []
     styles = levels()
-    for item in items:
-        props = item.feature["properties"]
-        town = item.station.municipality
+    names = {town.slug: town for town in towns}
+    for feature in features:
+        props = feature["properties"]
+        town = names.get(props["municipality"])
         notices.append(
             StationNotice(
                 code=props["code"],
                 name_ja=props["name_ja"],
                 name_en=props["name_en"],
-                town_ja=town.name_ja,
-                town_en=town.name_en,
+                town_ja=town.name_ja if town else props["municipality"],
+                town_en=town.name_en if town else props["municipality"],
                 kind=kind_style(props["kind"]),
                 level=state_style(props, styles),
                 reading=headline_text(props),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -42,10 +43,10 @@ def map_stations(*, viewer: Viewer) -> list[MapStation]:
     return [MapStation(station, station_feature(station, now=now)) for station in station_list(viewer=viewer)]
 
 
-def stations_needing_notice(stations: list[MapStation], *, min_level: int = NOTICE_LEVEL) -> list[MapStation]:
-    """Stations at `min_level` or above, most severe first."""
-    raised = [item for item in stations if item.level is not None and item.level >= min_level]
-    return sorted(raised, key=lambda item: (-item.level, item.station.code))
+def features_needing_notice(features: Iterable[dict], *, min_level: int = NOTICE_LEVEL) -> list[dict]:
+    """Station features at `min_level` or above, most severe first."""
+    raised = [f for f in features if f["properties"]["level"] is not None and f["properties"]["level"] >= min_level]
+    return sorted(raised, key=lambda f: (-f["properties"]["level"], f["properties"]["code"]))
 
 
 # --- one station's page: its readings over a chosen span -------------------------------------------

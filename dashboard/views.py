@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
@@ -33,7 +34,8 @@ from tenancy.selectors import Viewer, memberships_of, viewer_for_request
 from tenancy.services import town_switch
 
 from .health import pipeline_status
-from .live import page_snapshot
+from .features import audience_features, encode
+from .live import STATION_LAYERS, live_store
 from .live_geo import shelter_feature, shelter_features
 from alerts.selectors import alert_board, alert_document
 from forecasts.charts import station_page_forecast
@@ -64,7 +66,6 @@ from .selectors import (
     RAIN_RUNNING_TOTAL,
     StationHistory,
     station_history,
-    stations_needing_notice,
     thin_series,
 )
 
@@ -92,26 +93,34 @@ def hq_map(request):
 
 def map_page_context(*, viewer: Viewer, show_sharing: bool) -> dict:
     geography = load_geography()
-    snapshot, stations = page_snapshot(viewer=viewer, show_sharing=show_sharing)
+    store = live_store()
+    # The number is read before the stations: anything published meanwhile is newer, and reaches
+    # the page when its socket resumes from it (no second snapshot).
+    seq, stream = store.current_seq(), store.stream_id()
+    stations = audience_features(viewer, show_sharing=show_sharing).current(seq=seq, stream=stream)
     shelters = shelter_list()
     features = shelter_features(shelters)
     alerts = public_alerts() if viewer.is_anonymous else alert_board(viewer)
     folium_map = station_map(
         geography,
-        stations,
+        stations.points_by_town(),
         shelter_features=features,
         alert_features=[alert_map_feature(alert_document(alert)) for alert in alerts],
         own_municipality_ids=viewer.municipality_ids,
     )
     return {
         "geography": geography,
-        # Drawn by static/mizumori/stations.js; both go into the page as JSON (json_script).
-        "live_snapshot": snapshot,
+        # Drawn by static/mizumori/stations.js; both go into the page as JSON. The snapshot's
+        # features are kept encoded per audience (dashboard.features), escaped as json_script does.
+        "live_snapshot_json": mark_safe(
+            encode({"seq": seq, "stream": stream, "layers": list(STATION_LAYERS)})[:-1]
+            + ',"features":' + stations.json_array() + "}"
+        ),
         "map_vocabulary": map_vocabulary(towns=geography.municipalities, show_sharing=show_sharing),
         "shelters": list(zip(shelters, features)),
         "map": embed_parts(folium_map),
         "station_count": len(stations),
-        "notices": station_notices(stations_needing_notice(stations)),
+        "notices": station_notices(stations.needing_notice(), geography.municipalities),
         # Dam release notices are public: the same on both pages (static/mizumori/releases.js).
         "releases": [release_document(release) for release in releases_in_force()],
         # The weather agency's warnings in force per town, in its words (jma/).

@@ -18,13 +18,13 @@ previous bytes meanwhile, then pick the new ones up from the shared cache.
 
 from __future__ import annotations
 
-import json
 from typing import Callable
 
 from django.conf import settings
 
-from dashboard.live import STATION_LAYERS, audience_feature, live_store
-from dashboard.selectors import map_stations
+from dashboard.live import STATION_LAYERS, live_store
+
+from dashboard.features import audience_features, encode, forget_audiences
 from tenancy.selectors import ANONYMOUS
 
 from . import load as load_module
@@ -69,14 +69,21 @@ def tick_seconds() -> int:
     return max(1, int(settings.PUBLIC_SNAPSHOT_TICK_SECONDS))
 
 
-def public_snapshot_document(load: load_module.Load) -> dict:
+def public_station_features():
+    return audience_features(ANONYMOUS, show_sharing=False)
+
+
+def public_snapshot_text(load: load_module.Load) -> str:
+    """The document as JSON text. Its station features are the anonymous audience's, kept up to date
+    from the live publisher's messages (dashboard.features), so a tick costs what changed, not every
+    station."""
     store = live_store()
     # Read before the stations, as dashboard.live.page_snapshot does: anything published meanwhile
     # is newer than this number and reaches a websocket reader on resume.
     seq, stream = store.current_seq(), store.stream_id()
     mode = load_module.page_mode(load)
     transport = load_module.live_transport(load, mode)
-    document = {
+    head = {
         "version": 1,
         "seq": seq,
         "stream": stream,
@@ -85,25 +92,24 @@ def public_snapshot_document(load: load_module.Load) -> dict:
         "notice": NOTICE if mode == load_module.MINIMAL else None,
         "live": {"transport": transport, "interval": tick_seconds(), "websocket": "/ws/live/?view=public"},
         "layers": list(STATION_LAYERS),
-        "features": [audience_feature(item.feature, show_sharing=False) for item in map_stations(viewer=ANONYMOUS)],
     }
-    for name, builder in SECTIONS.items():
-        document[name] = builder()
-    return document
-
-
-# As Django's json_script: no raw <, > or & in the document, so no browser or proxy that sniffs it
-# as HTML finds markup in a station's name.
-JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+    features = public_station_features().current(seq=seq, stream=stream).json_array()
+    sections = {name: builder() for name, builder in SECTIONS.items()}
+    text = encode(head)[:-1] + ',"features":' + features
+    return text + ("," + encode(sections)[1:] if sections else "}")
 
 
 def encoded_snapshot() -> Encoded:
-    document = public_snapshot_document(load_module.current_load())
-    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False).translate(JSON_ESCAPES)
-    return Encoded(text.encode(), JSON)
+    return Encoded(public_snapshot_text(load_module.current_load()).encode(), JSON)
 
 
-SNAPSHOT = TickCache("snapshot", encoded_snapshot, period=tick_seconds)
+class SnapshotCache(TickCache):
+    def forget(self) -> None:
+        super().forget()
+        forget_audiences()
+
+
+SNAPSHOT = SnapshotCache("snapshot", encoded_snapshot, period=tick_seconds)
 
 
 def public_snapshot(*, now: float | None = None) -> Built:

@@ -20,7 +20,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from dashboard.maps import map_vocabulary, station_map
-from dashboard.selectors import MapStation
 from geo.maps import VENDORED_CSS, VENDORED_JS, embed_parts, load_geography
 from jma.selectors import jma_warnings_by_town
 from releases.selectors import release_document, releases_in_force
@@ -76,9 +75,12 @@ def encoded_basemap() -> Encoded:
         station_list(viewer=ANONYMOUS).select_related(None).prefetch_related(None)
         .only("code", "lat", "lon", "municipality_id")
     )
-    folium_map = station_map(
-        load_geography(), [MapStation(station, {}) for station in positions], shelter_features=[], alert_features=[]
-    )
+    geography = load_geography()
+    town_slugs = {town.pk: town.slug for town in geography.municipalities}
+    points_by_town: dict[str, list[tuple[float, float]]] = {}
+    for station in positions:
+        points_by_town.setdefault(town_slugs.get(station.municipality_id, ""), []).append((station.lat, station.lon))
+    folium_map = station_map(geography, points_by_town, shelter_features=[], alert_features=[])
     parts = embed_parts(folium_map)
     markup = (
         "(function () {\n  var slot = document.getElementById(" + json.dumps(MAP_SLOT_ID) + ");\n"

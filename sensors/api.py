@@ -33,6 +33,7 @@ from .parsers import EMPTY_BODY, ObservationCSVParser, ObservationJSONParser
 from .selectors import (
     local_iso,
     observation_history,
+    observation_history_text,
     station_feature_collection,
     station_feature_collection_at,
     station_get,
@@ -265,12 +266,24 @@ class StationObservationsAPI(APIView):
             # Identical for "no such station" and "not yours to see".
             raise NotFound("No station with this code.") from None
         since, until = observation_window(request.query_params)
-        chunks = observation_history(station=station, since=since, until=until)
         if output == "csv":
-            response = StreamingHttpResponse(history_csv(station, chunks), content_type="text/csv; charset=utf-8")
+            writer = csv.writer(_Echo())
+            rows = observation_history_text(
+                station=station, since=since, until=until, csv_code=writer.writerow([station.code])[:-2]
+            )
+            if rows is not None:
+                response = HttpResponse(CSV_HEADER + rows, content_type="text/csv; charset=utf-8")
+            else:
+                chunks = observation_history(station=station, since=since, until=until)
+                response = StreamingHttpResponse(history_csv(station, chunks), content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = f'attachment; filename="{station.code}.csv"'
             return response
         envelope = {"station": station.code, "unit": station.unit, "since": local_iso(since), "until": local_iso(until)}
+        rows = observation_history_text(station=station, since=since, until=until)
+        if rows is not None:
+            head = JSONRenderer().render({**envelope, "observations": []})[: -len(b"]}")]
+            return HttpResponse(head + rows.encode() + b"]}", content_type="application/json")
+        chunks = observation_history(station=station, since=since, until=until)
         return HttpResponse(b"".join(history_json(envelope, chunks)), content_type="application/json")
 
 
@@ -348,10 +361,13 @@ def history_json(envelope: dict, chunks) -> Iterator[bytes]:
     yield b"]}"
 
 
+CSV_HEADER = "station,observed_at,value,quality\r\n"
+
+
 def history_csv(station: Station, chunks) -> Iterator[str]:
     """station,observed_at,value,quality rows (CRLF-terminated, as csv.writer writes them)."""
     writer = csv.writer(_Echo())
-    yield writer.writerow(["station", "observed_at", "value", "quality"])
+    yield CSV_HEADER
     code = writer.writerow([station.code])[:-2]
     quality_cell = _Memo(lambda quality: writer.writerow([quality])[:-2])
     for chunk in chunks:

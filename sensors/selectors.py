@@ -249,7 +249,13 @@ def station_is_stale(station: Station, *, now: datetime, state=_OWN_STATE) -> bo
     if station.expected_interval is None:
         return False
     stale_after = station_stale_after(station, state)
-    return stale_after is None or now > stale_after
+    return stale_after is None or stale_at(stale_after, now)
+
+
+def stale_at(stale_after: datetime, now: datetime) -> bool:
+    """Whether a reading current until `stale_after` is stale at `now` (for features kept between
+    messages: public.features, and static/mizumori/live.js in the browser)."""
+    return now > stale_after
 
 
 def local_iso(value: datetime | None) -> str | None:
@@ -743,6 +749,70 @@ def observation_history(
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(chunk_size):
             yield to_local.rows(rows)
+
+
+# The history rows written by PostgreSQL itself, in the bytes `observation_history` + the endpoint's
+# renderers give (tests/sensors/test_history_output.py holds them to it), so no Python runs per row.
+# A value as Python's repr: the shortest round-trip digits (PostgreSQL's float8out, extra_float_digits
+# 1, the default), in exponent notation below 1e-4 and from 1e16 as repr does (PostgreSQL switches
+# at 1e15), and with ".0" on whole numbers; the text goes through numeric, whose text of a decimal is exact.
+_HISTORY_VALUE_SQL = """CASE
+    WHEN o.value <> 0 AND (abs(o.value) < 1e-4::float8 OR abs(o.value) >= 1e16::float8) THEN o.value::text
+    WHEN o.value = 0 THEN CASE WHEN o.value::text = '-0' THEN '-0.0' ELSE '0.0' END
+    WHEN o.value = trunc(o.value) THEN o.value::text::numeric::text || '.0'
+    ELSE o.value::text::numeric::text END"""
+_HISTORY_TIME_SQL = """concat(to_char(o.local, 'YYYY-MM-DD"T"HH24:MI:SS'), NULLIF(to_char(o.local, '.US'), '.000000'), %(suffix)s)"""
+_HISTORY_ROW_SQL = {
+    "json": f"""'{{"observed_at":"' || {_HISTORY_TIME_SQL} || '","value":' || {_HISTORY_VALUE_SQL}
+        || ',"quality":"' || o.quality || '"}}'""",
+    "csv": f"""%(code)s || ',' || {_HISTORY_TIME_SQL} || ',' || {_HISTORY_VALUE_SQL} || ',' || o.quality || E'\\r\\n'""",
+}
+
+
+def observation_history_text(*, station: Station, since: datetime, until: datetime, csv_code: str | None = None) -> str | None:
+    """`observation_history`'s rows already rendered, as one text: the JSON objects joined by commas,
+    or with `csv_code` (the station's CSV cell) the CSV lines. None where PostgreSQL cannot write
+    them in those exact bytes: not PostgreSQL, the site's UTC offset changes within the window, a
+    value that is not finite (the JSON path refuses it) or a quality code not of the model's list
+    (the Python path quotes and escapes it)."""
+    if connection.vendor != "postgresql":
+        return None
+    offset = _constant_utc_offset(since, until)
+    if offset is None:
+        return None
+    output = "json" if csv_code is None else "csv"
+    zone_aware = (datetime(2000, 1, 1) + offset).replace(tzinfo=dt_timezone(offset))
+    suffix = zone_aware.isoformat()[len(zone_aware.replace(tzinfo=None).isoformat()):]
+    sql = f"""
+        SELECT string_agg({_HISTORY_ROW_SQL[output]}, %(separator)s ORDER BY o.local),
+               bool_and(o.value > '-Infinity'::float8 AND o.value < 'Infinity'::float8),
+               bool_and(o.quality = ANY(%(qualities)s))
+        FROM (SELECT (observed_at AT TIME ZONE 'UTC') + %(offset)s AS local, value, quality
+              FROM {connection.ops.quote_name(Observation._meta.db_table)}
+              WHERE station_id = %(station)s AND observed_at >= %(since)s AND observed_at <= %(until)s) AS o"""
+    params = {
+        "suffix": suffix, "code": csv_code, "separator": "," if output == "json" else "",
+        "qualities": list(Observation.Quality.values), "offset": offset, "station": station.pk,
+        "since": since, "until": until,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        text, finite, known = cursor.fetchone()
+    if finite is False or known is False:
+        return None
+    return text or ""
+
+
+def _constant_utc_offset(since: datetime, until: datetime) -> timedelta | None:
+    """The site's UTC offset throughout [since, until], or None when it changes (probed every
+    LocalIsoFormatter.PROBE: no zone changes its offset and back within it)."""
+    zone = timezone.get_current_timezone()
+    offsets = {until.astimezone(zone).utcoffset()}
+    at = since
+    while at < until and len(offsets) == 1:
+        offsets.add(at.astimezone(zone).utcoffset())
+        at += LocalIsoFormatter.PROBE
+    return offsets.pop() if len(offsets) == 1 else None
 
 
 def station_audiences(station_ids) -> dict[int, tuple[str, frozenset[int]]]:

@@ -21,7 +21,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from dashboard import features as feature_store
 from dashboard.consumers import LiveConsumer
+from public.snapshot import encoded_snapshot
 from sensors.services import observation_ingest
 from tenancy.models import Membership
 from tests.public_page import public_basemap, public_page_text
@@ -152,6 +154,13 @@ def test_every_door_agrees_with_the_rule(client, world, principal):
         timeline = client.get("/hq/timeline/").content.decode()
         assert listed_codes(timeline) == expected
         assert listed_codes(client.get("/hq/overview/").content.decode()) <= expected
+
+    # The map pages again, after those readings: their station features now come from the live
+    # messages of each page's audience (dashboard.features), not from a build through the selector.
+    assert listed_codes(encoded_snapshot().body.decode()) == public
+    if principal != "anonymous":
+        assert listed_codes(client.get("/hq/").content.decode()) == expected
+    assert {store.last_update for store in feature_store._audiences.values()} == {"changes"}
 
 
 # Each town's stations on the corners of a square (0.2 degrees), so each is a corner of any hull.

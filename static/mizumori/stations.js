@@ -211,23 +211,110 @@
 
   function markerElement(props) {
     var level = stateStyle(props);
-    var stale = Boolean(props.stale);
-    var kind = kindStyle(props.kind);
-    var kindNames = kind ? kind.name : [text(props.kind), text(props.kind)];
-    var element = markerTemplate(text(props.kind), level, stale).cloneNode(true);
-    var spoken = text(props.name_ja) + " " + kindNames[0] + " " + level.title[0] + " / " +
-      text(props.name_en) + " " + kindNames[1] + " " + level.title[1];
-    if (stale) {
-      spoken += " (" + words().stale[0] + " / " + words().stale[1] + ")";
-    }
-    element.setAttribute("aria-label", spoken);
+    var element = markerTemplate(text(props.kind), level, Boolean(props.stale)).cloneNode(true);
+    element.setAttribute("aria-label", spokenText(props, level));
     return element;
   }
 
-  function stationIcon(props) {
-    return window.L.divIcon({
-      className: "mz-station-icon",
-      html: markerElement(props),
+  // --- calm stations: one light element each ------------------------------------------------------
+  //
+  // A full marker is a div holding an SVG with its outline and badge text (six nodes): 2,000 of them
+  // cost Chromium seconds of style and layout. A calm station (a state the vocabulary lists as calm:
+  // no data, normal, level 1, no or light rain; current; not selected) is drawn as one element
+  // instead, whose picture is the same SVG as a background image, shared through one CSS rule per
+  // kind and state. Every marker keeps its own focusable element and spoken label, so the keyboard
+  // path to each station is the same for both.
+
+  var lightRules = {};
+  var lightSheet = null;
+
+  function xmlText(value) {
+    return String(value).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+  }
+
+  function svgAttributes(attributes) {
+    return Object.keys(attributes).map(function (name) {
+      return " " + name + '="' + xmlText(attributes[name]) + '"';
+    }).join("");
+  }
+
+  // The markerTemplate drawing (not stale) as SVG text, for a background image.
+  function markerSvgText(shapeName, level) {
+    var shape = words().shapes[shapeName] || words().shapes.circle;
+    return '<svg xmlns="' + SVG_NS + '" viewBox="0 0 30 30" width="30" height="30">' +
+      "<g" + svgAttributes({ fill: level.fill, stroke: level.stroke, "stroke-width": "2" }) + ">" +
+      "<" + shape.tag + svgAttributes(shape.attributes) + "/></g>" +
+      "<text" + svgAttributes({
+        x: "15", y: "15.5", "text-anchor": "middle", "dominant-baseline": "middle",
+        "font-size": words().badge_font_size[shapeName], "font-weight": "700",
+        "font-family": "system-ui, sans-serif", fill: level.text,
+      }) + ">" + xmlText(level.badge) + "</text></svg>";
+  }
+
+  // The class whose rule draws this kind and state; the rule is added on first use.
+  function lightClass(kind, level) {
+    var style = kindStyle(kind);
+    var name = ("mz-m-" + (style ? kind : "other") + "-" + level.css).replace(/[^\w-]/g, "_");
+    if (!lightRules[name]) {
+      if (!lightSheet) {
+        var element = document.createElement("style");
+        document.head.appendChild(element);
+        lightSheet = element.sheet;
+      }
+      var image = "data:image/svg+xml," + encodeURIComponent(markerSvgText(style ? style.shape : "circle", level));
+      lightSheet.insertRule(".mz-station-icon." + name + '{background-image:url("' + image + '")}', lightSheet.cssRules.length);
+      lightRules[name] = true;
+    }
+    return name;
+  }
+
+  function isCalm(props, level) {
+    return !props.stale && (words().calm || []).indexOf(level.css) !== -1;
+  }
+
+  function spokenText(props, level) {
+    var kind = kindStyle(props.kind);
+    var kindNames = kind ? kind.name : [text(props.kind), text(props.kind)];
+    var spoken = text(props.name_ja) + " " + kindNames[0] + " " + level.title[0] + " / " +
+      text(props.name_en) + " " + kindNames[1] + " " + level.title[1];
+    if (props.stale) {
+      spoken += " (" + words().stale[0] + " / " + words().stale[1] + ")";
+    }
+    return spoken;
+  }
+
+  // A div icon that also labels its element: the light marker is itself the labelled image, the
+  // full one carries its label inside (markerElement). Leaflet reuses the element on setIcon, so a
+  // marker that changes between the two keeps its focus; both name their badge in data-badge.
+  var StationIcon = null;
+
+  function stationIconClass() {
+    if (!StationIcon) {
+      StationIcon = window.L.DivIcon.extend({
+        createIcon: function (oldIcon) {
+          var element = window.L.DivIcon.prototype.createIcon.call(this, oldIcon);
+          if (this.options.label) {
+            element.setAttribute("aria-label", this.options.label);
+          } else {
+            element.removeAttribute("aria-label");
+          }
+          element.setAttribute("data-badge", this.options.badge);
+          return element;
+        },
+      });
+    }
+    return StationIcon;
+  }
+
+  function stationIcon(props, selected) {
+    var level = stateStyle(props);
+    var light = !selected && isCalm(props, level);
+    var Icon = stationIconClass();
+    return new Icon({
+      className: light ? "mz-station-icon mz-marker-light " + lightClass(text(props.kind), level) : "mz-station-icon",
+      html: light ? false : markerElement(props),
+      label: light ? spokenText(props, level) : null,
+      badge: level.badge,
       iconSize: [30, 30],
       iconAnchor: [15, 15],
       popupAnchor: [0, -15],
@@ -357,8 +444,17 @@
     // Built when opened, from the marker's current feature: a patch never leaves an old popup behind.
     marker.bindTooltip(function (layer) { return tooltipElement(layer.feature.properties); }, { direction: "top" });
     marker.bindPopup(function (layer) { return popupElement(layer.feature.properties); }, { maxWidth: 320, autoPanPadding: [16, 16] });
-    // On touch screens a tap opens the popup; a tooltip on top of it only gets in the way.
-    marker.on("popupopen", function () { marker.closeTooltip(); });
+    // On touch screens a tap opens the popup; a tooltip on top of it only gets in the way. The
+    // station whose popup is open is drawn in full, so the map shows which one it is.
+    marker.on("popupopen", function () {
+      marker.closeTooltip();
+      marker.mzSelected = true;
+      marker.setIcon(stationIcon(marker.feature.properties, true));
+    });
+    marker.on("popupclose", function () {
+      marker.mzSelected = false;
+      marker.setIcon(stationIcon(marker.feature.properties, false));
+    });
     return marker;
   }
 
@@ -410,7 +506,7 @@
       marker.setLatLng(latlng);
     }
     if (changed) {
-      marker.setIcon(stationIcon(props));
+      marker.setIcon(stationIcon(props, marker.mzSelected));
       marker.setZIndexOffset(stationZ(props));
       if (marker.isPopupOpen()) {
         marker.getPopup().update();

@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from dashboard.live import live_feature
 from dashboard.maps import SHAPES, level_style, marker_svg, station_notices
-from dashboard.selectors import map_stations, stations_needing_notice
+from dashboard.selectors import features_needing_notice, map_stations
 from sensors.models import Station, StationKind, Visibility
 from sensors.services import observation_ingest
+from tenancy.models import Municipality
 from tenancy.selectors import ANONYMOUS
 from tests.conftest import make_station
 from tests.public_page import (
@@ -408,7 +409,8 @@ def test_notices_sorted_most_severe_first(stations):
     observe("A-PUBLIC", 3.1)  # level 2
     observe("B-PUBLIC", 5.2)  # level 5
 
-    notices = station_notices(stations_needing_notice(map_stations(viewer=ANONYMOUS)))
+    features = [item.feature for item in map_stations(viewer=ANONYMOUS)]
+    notices = station_notices(features_needing_notice(features), Municipality.objects.all())
 
     assert [(n.code, n.level.badge) for n in notices] == [("B-PUBLIC", "L5"), ("A-PUBLIC", "L2")]
 

@@ -46,7 +46,7 @@ TEXT_OUTSIDE_ORDERS = """() => {
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-MARKERS = "() => document.querySelectorAll('.leaflet-marker-pane .mz-marker').length > 0"
+MARKERS = "() => document.querySelectorAll('.leaflet-marker-pane .mz-station-icon').length > 0"
 
 
 @pytest.fixture

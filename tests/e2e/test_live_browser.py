@@ -24,10 +24,12 @@ PUBLIC_CODE, REGION_CODE, PRIVATE_CODE = "E2E-PUB", "E2E-REGION", "E2E-PRIVATE"
 SHELTER_CODE = "E2E-SHELTER"
 
 # The page's own registry of markers (static/mizumori/map.js), read from the page.
+# A full marker draws its badge as SVG text; a calm one (one element, static/mizumori/stations.js)
+# as a background image, and names it in data-badge.
 MARKER_HAS = """([code, text]) => {
     const marker = Mizumori.stationMarkers[code];
     const element = marker && marker.getElement();
-    return Boolean(element) && element.innerHTML.includes(text);
+    return Boolean(element) && (element.innerHTML.includes(text) || `>${element.dataset.badge}<` === text);
 }"""
 # The popup is built from the marker's current feature when it opens (static/mizumori/stations.js).
 POPUP_HAS = """([code, text]) => {

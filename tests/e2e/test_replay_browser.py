@@ -23,10 +23,11 @@ OPERATOR = ("e2e-replay-operator", "e2e-Replay-pass-4821")
 CODE = "E2E-RPL"
 # Minutes ago → stage: up through 避難判断水位 (3.5 m, L3) and 氾濫危険水位 (4.0 m, L4), then down.
 STORM = [(80, 2.0), (70, 2.8), (60, 3.6), (50, 4.1), (40, 3.3), (30, 2.6), (20, 2.5)]
+# As tests/e2e/test_live_browser.py.
 MARKER_HAS = """([code, text]) => {
     const marker = Mizumori.stationMarkers[code];
     const element = marker && marker.getElement();
-    return Boolean(element) && element.innerHTML.includes(text);
+    return Boolean(element) && (element.innerHTML.includes(text) || `>${element.dataset.badge}<` === text);
 }"""
 SLIDE_TO = """(minutes) => {
     const slider = document.getElementById('mz-replay-slider');

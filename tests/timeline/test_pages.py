@@ -98,3 +98,23 @@ def test_shelters_as_of_follow_their_audit_trail(client, towns, user_a, clock):
     assert (status_at(before), status_at(opened), status_at(clock.now)) == ("closed", "open", "full")
     assert client.get("/api/v1/shelters").json()["features"][0]["properties"]["status"] == "full"
     assert client.get("/api/v1/shelters", {"at": "nonsense"}).status_code == 400
+
+
+def test_the_overview_counts_stations_without_loading_what_a_map_feature_needs(
+    client, stations, user_a, clock, django_capture_on_commit_callbacks
+):
+    """At 2,000 stations, loading every station's thresholds and trend readings for the overview's
+    counts took seconds per /hq/ load; the counts need the town, the latest level and the interval."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ingest("A-PUBLIC", clock.now - timedelta(minutes=2), 1.0, django_capture_on_commit_callbacks)
+    client.force_login(user_a)
+    client.get("/hq/overview/")  # the as-of catalog copy and the level scheme are read once per process
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/hq/overview/").status_code == 200
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert [text for text in sql if 'FROM "sensors_station"' in text]
+    # What the trend-readings prefetch of a map feature would add for the stations read (the
+    # overview's recent level changes read their window's readings in their own way):
+    assert not [text for text in sql if '"sensors_observation"."station_id" IN' in text]

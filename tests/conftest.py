@@ -159,3 +159,9 @@ def user_b(towns):
     user = get_user_model().objects.create_user("b-viewer", password="pw-b-viewer-123")
     Membership.objects.create(user=user, municipality=towns[1], role=Membership.Role.VIEWER)
     return user
+
+
+def response_bytes(response) -> bytes:
+    """A response's body, streamed or not (on PostgreSQL the database writes history CSV in one piece;
+    elsewhere it streams)."""
+    return b"".join(response.streaming_content) if response.streaming else response.content

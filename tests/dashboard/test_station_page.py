@@ -20,7 +20,7 @@ from dashboard.selectors import rain_bins, thin_series
 from sensors.trends import Reading, reading_trend
 from sensors.models import Observation, StationKind, Threshold, Visibility
 from sensors.services import observation_ingest
-from tests.conftest import make_station
+from tests.conftest import make_station, response_bytes
 
 # --- helpers ----------------------------------------------------------------------------------------
 
@@ -224,7 +224,7 @@ def test_csv_link_names_the_shown_range_with_encoded_times_and_returns_its_rows(
 
     response = client.get(link)
     assert response.status_code == 200
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(response_bytes(response).decode())))
     assert [float(row["value"]) for row in rows] == [1.1, 1.2]
     assert {row["station"] for row in rows} == {"A-PUBLIC"}
 

@@ -9,7 +9,7 @@ from django.utils import timezone as dj_timezone
 
 from sensors.models import Station, StationKind
 from sensors.services import observation_ingest
-from tests.conftest import make_station
+from tests.conftest import make_station, response_bytes
 
 NOW = dj_timezone.now().replace(microsecond=0)
 
@@ -114,7 +114,7 @@ def test_observations_since_until_and_csv(client, stations):
     response = client.get("/api/v1/stations/A-PUBLIC/observations", {"since": since, "until": until, "format": "csv"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(response_bytes(response).decode())))
     assert rows[0] == ["station", "observed_at", "value", "quality"]
     assert [(r[0], float(r[2])) for r in rows[1:]] == [("A-PUBLIC", 1.1), ("A-PUBLIC", 1.2)]
 

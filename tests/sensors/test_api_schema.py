@@ -11,7 +11,7 @@ from jsonschema import Draft4Validator
 
 from sensors.models import StationKind
 from sensors.services import observation_ingest
-from tests.conftest import make_station
+from tests.conftest import make_station, response_bytes
 
 
 def _nullable_to_json_schema(schema):
@@ -57,7 +57,7 @@ def test_observation_csv_columns_are_described(client, towns):
     content = _operation(client, "/api/v1/stations/{code}/observations")
     described = content["text/csv"]["schema"]["description"].split(": ", 1)[1].split(" (")[0].split(",")
     answered = client.get("/api/v1/stations/A-OBS/observations", {"format": "csv"})
-    header = b"".join(answered.streaming_content).decode().splitlines()[0]
+    header = response_bytes(answered).decode().splitlines()[0]
     assert header.split(",") == described
 
 

@@ -12,7 +12,7 @@ from sensors.catalog import stations_by_code
 from sensors.models import Observation, Station, StationKind, StationState
 from sensors.plausibility import KIND_DEFAULTS, MIN_HISTORY_READINGS, limits_from_history, station_plausibility
 from sensors.services import observation_ingest
-from tests.conftest import make_station
+from tests.conftest import make_station, response_bytes
 
 NOW = timezone.now().replace(microsecond=0)
 
@@ -62,7 +62,7 @@ def test_out_of_range_readings_are_stored_flagged_and_set_no_level(towns, client
     history = client.get("/api/v1/stations/RNG/observations", {"since": since}).json()["observations"]
     assert [(row["value"], row["quality"]) for row in history] == [(1.0, "ok"), (-3.0, "range"), (1.02, "ok"), (9.0, "range")]
     response = client.get("/api/v1/stations/RNG/observations", {"since": since, "format": "csv"})
-    csv = b"".join(response.streaming_content).decode()
+    csv = response_bytes(response).decode()
     assert ",-3.0,range\r\n" in csv and ",9.0,range\r\n" in csv
 
 

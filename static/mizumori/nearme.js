@@ -208,7 +208,12 @@
           if (order) {
             fragment.appendChild(el("span", "mz-order-badge mz-order-level-" + order.level, "L" + order.level));
             fragment.appendChild(document.createTextNode(" "));
-            fragment.appendChild(both([order.title_ja, order.title_en]));
+            // The town's order itself, as its banner says it: marked so that no reader (or test)
+            // takes it for a station's words, which never name an order.
+            var words = el("span", "mz-order-words");
+            words.setAttribute("data-order-level", String(order.level));
+            words.appendChild(both([order.title_ja, order.title_en]));
+            fragment.appendChild(words);
           } else {
             fragment.appendChild(both(WORDS.noOrder));
           }

@@ -31,16 +31,19 @@ from tests.e2e.conftest import ARTIFACTS
 from ..alerts.conftest import level_scheme  # noqa: F401  (transactional tests before this one flush it)
 
 DESKTOP = {"width": 1280, "height": 1000}
+# Residents and staff of the demo towns read Japanese: the pages follow the browser's language (issue 15).
+JAPANESE = "ja-JP"
 PHONE = {"width": 390, "height": 844}
 # The coastal town downstream: its manual says 沢井下流 (SWI-F01, the core city's gauge, shared with it)
 # at 避難判断水位 → 高齢者等避難 for MDH-01 and MDH-02 (dashboard/demo/districts.py TRIGGERS).
 COAST_OPERATOR = ("midorihama-operator", "mizumori-demo")
 SHARED_UPSTREAM_GAUGE = "SWI-F01"
 LEVEL_4_GAUGE = "KWS-R05"
-# The page's text outside the evacuation-order section: where no order word may appear.
+# The page's text outside the evacuation orders (their section, and an order's own words where the near-me
+# list names a district under it): where no order word may appear.
 TEXT_OUTSIDE_ORDERS = """() => {
   const copy = document.body.cloneNode(true);
-  copy.querySelectorAll("#mz-orders, script, template").forEach((node) => node.remove());
+  copy.querySelectorAll("#mz-orders, .mz-order-words, script, template").forEach((node) => node.remove());
   return copy.textContent;
 }"""
 
@@ -70,7 +73,7 @@ def test_the_demo_storm_map_speaks_gauge_words_and_heads_each_card_with_what_set
 
 
 def _walk_the_map(browser, viewport, shot) -> str:
-    page = browser.new_page(**viewport)
+    page = browser.new_page(**viewport, locale=JAPANESE)
     page.goto(f"{browser.base_url}/", wait_until="domcontentloaded")
     page.wait_for_function(MARKERS)
     page.screenshot(path=str(ARTIFACTS / shot))
@@ -107,7 +110,7 @@ def _walk_the_map(browser, viewport, shot) -> str:
 def _walk_station_pages(browser, viewport, codes):
     """Each station page: the gauge's words only, its headline the quantity that set its state (the
     same text the map's card shows, from the same properties)."""
-    page = browser.new_page(**viewport)
+    page = browser.new_page(**viewport, locale=JAPANESE)
     for code in codes:
         page.goto(f"{browser.base_url}/stations/{code}/", wait_until="domcontentloaded")
         props = page.request.get(f"{browser.base_url}/api/v1/stations").json()
@@ -127,7 +130,7 @@ def _an_order_speaks_only_in_its_banner(browser):
     """The storm took the core city's shared gauge past 避難判断水位: the coastal town downstream finds
     the recommendation its manual makes of it on its board, its operator issues it (高齢者等避難 for two
     districts), and the order's words appear on the public page in the order's banner only."""
-    operator = browser.new_page()
+    operator = browser.new_page(locale=JAPANESE)
     operator.goto(f"{browser.base_url}/accounts/login/?next=/hq/")
     operator.fill("#id_username", COAST_OPERATOR[0])
     operator.fill("#id_password", COAST_OPERATOR[1])
@@ -143,7 +146,7 @@ def _an_order_speaks_only_in_its_banner(browser):
     (order,) = [f["properties"] for f in issued["features"] if f["properties"]["municipality"] == "midorihama"]
     assert order["level"] == 3 and sorted(d["code"] for d in order["districts"]) == ["MDH-01", "MDH-02"]
 
-    phone = browser.new_page(**PHONE)
+    phone = browser.new_page(**PHONE, locale=JAPANESE)
     phone.goto(f"{browser.base_url}/", wait_until="domcontentloaded")
     phone.wait_for_function(MARKERS)
     banner = phone.locator("#mz-order-banners .mz-order-level-3")

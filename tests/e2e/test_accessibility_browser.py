@@ -73,6 +73,7 @@ EXCLUDED = {
     "orders/feed.atom": "Atom XML for feed readers",
     "releases/feed.atom": "Atom XML for feed readers",
     "public/basemap.js": "the public page's map script (checked as part of /)",
+    "i18n/catalog/<str:language>.js": "the page scripts' translations (JavaScript, loaded by the pages checked here)",
     "alerts/current/": "a fragment of / (checked there)",
     "hq/overview/": "a fragment of /hq/ (checked there)",
     "hq/reports/situation.pdf": "PDF of the report page (the page is checked)",

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from config.compression import CompressionMiddleware, accepted_encodings
 from sensors.services import observation_ingest
+from tests.conftest import response_bytes
 
 DECOMPRESS = {"br": brotli.decompress, "gzip": gzip.decompress}
 
@@ -30,7 +31,7 @@ def history(stations):
 
 
 def body(response) -> bytes:
-    return b"".join(response.streaming_content) if response.streaming else response.content
+    return response_bytes(response)
 
 
 @pytest.mark.parametrize("encoding", ["br", "gzip"])

@@ -15,6 +15,7 @@ from config.static_headers import static_headers
 from public.tick_cache import forget_all
 from tests.geo.test_shelters import make_shelter
 from tests.public_page import public_document, public_shell
+from tests.conftest import response_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,7 @@ def test_the_service_worker_may_control_the_whole_public_page():
     assert response.status_code == 200
     assert response["Service-Worker-Allowed"] == "/"
     assert response["Cache-Control"] == "public, max-age=60"
-    body = b"".join(response.streaming_content) if response.streaming else response.content
+    body = response_bytes(response)
     # Network first; only the public page's own responses are kept.
     assert b"/api/v1/public/snapshot" in body and b"X-Mizumori-Offline" in body
 

@@ -16,7 +16,7 @@ from rest_framework.renderers import JSONRenderer
 
 from sensors.models import Observation, Station
 from sensors.selectors import LocalIsoFormatter, local_iso
-from tests.conftest import make_station
+from tests.conftest import make_station, response_bytes
 
 UNTIL = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
@@ -69,7 +69,7 @@ def fetch(client, station, since, until, output):
         {"since": since.isoformat(), "until": until.isoformat(), "format": output},
     )
     assert response.status_code == 200, response.content
-    return b"".join(response.streaming_content) if response.streaming else response.content
+    return response_bytes(response)
 
 
 def assert_same_as_reference(client, station, since, until):

@@ -218,6 +218,22 @@ def public_server(asgi_server, tmp_path_factory, request):
     server.stop()
 
 
+# Playwright evaluates a predicate that is a function once; a bare expression it evaluates again on
+# every poll with eval(), which our Content-Security-Policy (no 'unsafe-eval') refuses after the
+# first poll: such a wait passes only when its condition already holds, so it fails by timing.
+FUNCTION_PREDICATE = re.compile(r"\s*(async\s+)?(function\b|\([^()]*\)\s*=>|\w+\s*=>)")
+
+
+def _function_predicates_only(wait_for_function):
+    def guarded(expression, **kwargs):
+        assert FUNCTION_PREDICATE.match(expression), (
+            f"wait_for_function needs a function, e.g. '() => ...', not a bare expression: {expression[:80]!r}"
+        )
+        return wait_for_function(expression, **kwargs)
+
+    return guarded
+
+
 class Browser:
     """Chromium with guarded pages: any request to another host, console error or page error is a
     problem the test reports at its end (`assert_clean`)."""
@@ -240,6 +256,7 @@ class Browser:
         page.on("websocket", self._check_websocket)
         page.on("console", self._check_console)
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        page.wait_for_function = _function_predicates_only(page.wait_for_function)
         return page
 
     def expect_console_errors(self, pattern: str) -> None:

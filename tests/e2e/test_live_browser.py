@@ -113,7 +113,7 @@ def test_a_reading_reaches_both_pages_and_a_private_one_only_hq(asgi_server, reg
 
     for page in (hq, public):
         wait_for_reading(page, PUBLIC_CODE, "L3", "3.60 m")
-        page.wait_for_function("document.getElementById('mz-notices').textContent.includes('E2E-PUB gauge')")
+        page.wait_for_function("() => document.getElementById('mz-notices').textContent.includes('E2E-PUB gauge')")
 
     asgi_server.post_readings(region["token"], [(PRIVATE_CODE, 4.2), (REGION_CODE, 3.1)])
     wait_for_reading(hq, PRIVATE_CODE, "L4", "4.20 m")
@@ -145,7 +145,7 @@ def test_the_page_says_when_the_server_is_gone_and_catches_up_when_it_is_back(
     browser.expect_console_errors(r"Failed to load resource: net::ERR_CONNECTION_REFUSED")
     asgi_server.kill()
     public.wait_for_function(
-        "['reconnecting', 'offline'].includes(document.querySelector('[data-live-view]').dataset.liveStatus)"
+        "() => ['reconnecting', 'offline'].includes(document.querySelector('[data-live-view]').dataset.liveStatus)"
     )
     indicator = public.locator("#mz-live-status").inner_text()
     assert "再接続中" in indicator or "接続が切れています" in indicator, indicator

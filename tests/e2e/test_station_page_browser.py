@@ -134,7 +134,7 @@ def test_river_page_draws_the_hydrograph_with_labelled_thresholds(live_server, f
     # The chart follows the window down to a phone's width.
     wide = page.locator("#station-chart canvas").bounding_box()["width"]
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_function("document.querySelector('#station-chart canvas').getBoundingClientRect().width < 390")
+    page.wait_for_function("() => document.querySelector('#station-chart canvas').getBoundingClientRect().width < 390")
     narrow = page.locator("#station-chart canvas").bounding_box()["width"]
     assert narrow < wide
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling

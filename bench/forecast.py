@@ -100,6 +100,17 @@ def simulate(weather, end):
     return series
 
 
+def compact(steps) -> str:
+    """[1, 2, 3, 7, 8] -> "1-3, 7-8"; "—" when empty."""
+    runs = []
+    for step in steps:
+        if runs and step == runs[-1][1] + 1:
+            runs[-1][1] = step
+        else:
+            runs.append([step, step])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs) or "—"
+
+
 def f3(value) -> str:
     return "   —" if value is None or value != value else f"{value:.3f}"
 
@@ -283,7 +294,7 @@ def skill(stations, series, weather, forecasts=None, other_rules=()):
     print(f"warning rule: each of the last {WARNING_PERSISTENCE} forecasts P ≥ {WARNING_PROBABILITY} of reaching it within "
           f"{WARNING_MINUTES} min; judged against crossings within {backtest.WARNING_HORIZON_SECONDS // 3600} h")
     print(f"{'gauge':8} {'NSE 1h':>7} {'3h':>6} | storms: {'model 1h':>8} {'3h':>6} {'pers 3h':>7} {'trend 3h':>8} {'6h':>6} | "
-          f"shown | 氾濫危険水位 hits/miss/false, lead")
+          f"served leads (without/with forecast rain) | 氾濫危険水位 hits/miss/false, lead")
     by_level, old_by_level, replays = {}, {}, []
     for spec, inputs, thresholds in gauges(stations, series, forecasts):
         replay = backtest.predictions(inputs, STEP, since=since, until=until)
@@ -297,11 +308,21 @@ def skill(stations, series, weather, forecasts=None, other_rules=()):
         def scores(method, lead):
             return learn.skill_scores(observed[in_storm, lead], predicted[method][in_storm, lead])
 
-        shown = learn.shown_leads(replay.model.skill) if replay.model else 0
-        # Shown leads at which the model does no better than persistence or the trend on the storms.
-        worse = [h + 1 for h in range(shown)
-                 if (scores("model", h)["rmse"] or np.inf) >= min(scores("persistence", h)["rmse"] or np.inf,
-                                                                 scores("trend", h)["rmse"] or np.inf)]
+        skill_ = replay.model.skill if replay.model else []
+        plain = learn.served_variants(skill_, forecast_rain=False)
+        with_rain = learn.served_variants(skill_, forecast_rain=True) if forecasts else plain
+        shown = f"{len(plain)}/{len(with_rain)}" if forecasts else f"{len(plain)}"
+        from_rain = [h + 1 for h, v in enumerate(with_rain) if v == learn.WITH_FORECAST_RAIN]
+
+        def served_scores(method, lead):
+            # On the storm rows where the model served this lead, for every method alike.
+            rows = in_storm & np.isfinite(predicted["model"][:, lead])
+            return learn.skill_scores(observed[rows, lead], predicted[method][rows, lead])
+
+        # Served leads at which the model does no better than persistence or the trend on the storms.
+        worse = [h + 1 for h in range(len(with_rain))
+                 if (served_scores("model", h)["rmse"] or np.inf) >= min(served_scores("persistence", h)["rmse"] or np.inf,
+                                                                        served_scores("trend", h)["rmse"] or np.inf)]
         danger = next((t for t in report["thresholds"] if t["level"] == 4), None)
         text = "—"
         if danger:
@@ -310,8 +331,9 @@ def skill(stations, series, weather, forecasts=None, other_rules=()):
         steps = report["steps"]
         print(f"{spec.code:8} {f3(steps[5]['model']['nse']):>7} {f3(steps[17]['model']['nse']):>6} | storms: "
               f"{f3(scores('model', 5)['nse']):>8} {f3(scores('model', 17)['nse']):>6} {f3(scores('persistence', 17)['nse']):>7} "
-              f"{f3(scores('trend', 17)['nse']):>8} {f3(scores('model', 35)['nse']):>6} | {shown:>2} | {text} | "
-              f"shown steps not better: {worse or '—'}")
+              f"{f3(scores('trend', 17)['nse']):>8} {f3(scores('model', 35)['nse']):>6} | {shown:>5} | {text} | "
+              f"served steps not better: {worse or '—'}"
+              + (f" | steps from forecast rain: {compact(from_rain)}" if forecasts else ""))
     for level in (2, 3, 4):
         by_level[level] = rule_scores(replays, persistence=WARNING_PERSISTENCE, probability=WARNING_PROBABILITY,
                                       minutes=WARNING_MINUTES, levels=(level,))

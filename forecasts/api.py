@@ -57,6 +57,18 @@ CROSSING_FIELDS = (
         "text_en": serializers.CharField(),
     },
 )
+FORECAST_RAIN_SKILL_FIELDS = (
+    "ForecastSkillWithForecastRain",
+    {
+        "nse": serializers.FloatField(allow_null=True),
+        "rmse": serializers.FloatField(allow_null=True, help_text="On the training rows that had a forecast-rain issue."),
+        "readings_only_rmse": serializers.FloatField(allow_null=True, help_text="The model of readings alone on the same rows."),
+        "persistence_rmse": serializers.FloatField(allow_null=True),
+        "trend_rmse": serializers.FloatField(allow_null=True),
+        "rows": serializers.IntegerField(),
+        "serves": serializers.BooleanField(help_text="Chosen for this lead when a forecast-rain issue is current."),
+    },
+)
 SKILL_FIELDS = (
     "ForecastSkill",
     {
@@ -64,7 +76,22 @@ SKILL_FIELDS = (
         "nse": serializers.FloatField(allow_null=True),
         "rmse": serializers.FloatField(allow_null=True),
         "persistence_rmse": serializers.FloatField(allow_null=True),
-        "shown": serializers.BooleanField(),
+        "trend_rmse": serializers.FloatField(allow_null=True, required=False),
+        "shown": serializers.BooleanField(help_text="The model of readings beat persistence and the trend at this lead."),
+        "forecast_rain": inline_serializer(*FORECAST_RAIN_SKILL_FIELDS, allow_null=True, required=False),
+        "served_by": serializers.ChoiceField(
+            choices=learn.VARIANT_NAMES, allow_null=True,
+            help_text="Which model made this lead of the current forecast; null: not shown (no model beat persistence and the trend).",
+        ),
+    },
+)
+NOT_SHOWN_FIELDS = (
+    "ForecastLeadsNotShown",
+    {
+        "from_minutes": serializers.FloatField(),
+        "to_minutes": serializers.FloatField(),
+        "text_ja": serializers.CharField(),
+        "text_en": serializers.CharField(),
     },
 )
 FORECAST = inline_serializer(
@@ -86,7 +113,12 @@ FORECAST = inline_serializer(
         "points": inline_serializer(*POINT_FIELDS, many=True),
         "crossing": inline_serializer(*CROSSING_FIELDS, allow_null=True),
         "danger_probability_1h": serializers.FloatField(allow_null=True),
-        "forecast_rain": serializers.BooleanField(help_text="Made by the model that also reads posted forecast rain."),
+        "forecast_rain": serializers.BooleanField(help_text="Some of its leads made by the model that also reads posted forecast rain."),
+        "horizon_minutes": serializers.FloatField(allow_null=True, help_text="How far ahead the points reach."),
+        "leads_not_shown": inline_serializer(
+            *NOT_SHOWN_FIELDS, allow_null=True,
+            help_text="The leads up to 6 h the learned model does not show, and why; null: all shown, or not a learned model.",
+        ),
         "skill": inline_serializer(*SKILL_FIELDS, many=True),
     },
 )
@@ -117,6 +149,8 @@ def forecast_json(station: Station, forecast) -> dict:
         "crossing": None,
         "danger_probability_1h": None,
         "forecast_rain": False,
+        "horizon_minutes": None,
+        "leads_not_shown": None,
         "skill": [],
     }
     if forecast is None or station.kind not in FORECAST_KINDS:
@@ -151,9 +185,35 @@ def forecast_json(station: Station, forecast) -> dict:
         "crossing": crossing,
         "danger_probability_1h": forecast.danger_probability_1h,
         "forecast_rain": forecast.forecast_rain,
-        "skill": forecast.model.skill if forecast.model else [],
+        "horizon_minutes": len(forecast.points) * forecast.step_seconds / 60,
     }
+    if forecast.model is not None:
+        body |= served_skill(forecast.model.skill, forecast, learned=forecast.method == Method.ARX)
     return body
+
+
+def served_skill(skill: list[dict], forecast, *, learned: bool) -> dict:
+    """The model version's skill per lead with the variant that made each lead of this forecast
+    (learn.served_variants: the plan with forecast rain when some lead of it read forecast rain),
+    and the leads not shown, said in words. A trend forecast has no learned leads."""
+    variants = learn.served_variants(skill, forecast.forecast_rain)[: len(forecast.points)] if learned else []
+    entries = [
+        entry | {"served_by": learn.VARIANT_NAMES[variants[lead]] if lead < len(variants) else None}
+        for lead, entry in enumerate(skill)
+    ]
+    not_shown = None
+    if learned and len(variants) < len(skill):
+        step_minutes = forecast.step_seconds / 60
+        start, end = (len(variants) + 1) * step_minutes, len(skill) * step_minutes
+        not_shown = {
+            "from_minutes": start,
+            "to_minutes": end,
+            "text_ja": f"{start:g}分先から{end:g}分先までは表示していません。学習期間の検証で、どのモデルも"
+                       "持続予測(今の水位のまま)と直近1時間の傾向の延長の両方に勝てなかったためです。",
+            "text_en": f"Not shown from {start:g} to {end:g} min ahead: in the backtest on the training period no model "
+                       "beat both persistence (the level stays) and the last hour's trend there.",
+        }
+    return {"skill": entries, "leads_not_shown": not_shown}
 
 
 class StationForecastAPI(APIView):

@@ -84,7 +84,7 @@ def predictions(inputs: learn.Inputs, step: float, *, since: float, until: float
     predicted = {"persistence": np.repeat(level[:, None], leads, axis=1)}
     run = predict.model_run(model, inputs, issue) if model is not None else None
     predicted["model"] = run.quantile(0.5) if run is not None else np.full((len(issue), leads), np.nan)
-    predicted["trend"], trend_sigma = predict.trend_lines(own, issue, step, leads)
+    predicted["trend"], trend_sigma = learn.trend_lines(own, issue, step, leads)
     observed = np.column_stack([learn.level_at(own, issue + h * step, step * 0.5) for h in range(1, leads + 1)])
     return Replay(model, step, issue, level, predict.consecutive_readings(issue, step), predicted, observed, run, trend_sigma)
 

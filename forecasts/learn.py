@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from alerts.evaluation import linear_trend
+
 # Changes of the gauge's own level over these many steps, and of each upstream gauge's.
 OWN_LAGS = (1, 2, 3, 6)
 UPSTREAM_LAGS = (1, 3, 6)
@@ -73,10 +75,23 @@ MIN_TRAINING_ROWS = 300
 # Forecast rain (posted by a source for the basin's rain gauges, forecasts.models.RainForecast): the
 # amounts forecast to fall over these next windows, from the newest issue at or before the forecast
 # time and no older than FORECAST_RAIN_MAX_AGE. A gauge whose rain gauges have forecasts for at least
-# MIN_TRAINING_ROWS of its training rows gets a second model that reads them; it serves whenever a
-# current issue covers the windows, the model without them otherwise.
+# MIN_TRAINING_ROWS of its training rows gets a second model that reads them. Which of the two serves
+# a lead is chosen per lead at training (`served_variants`), by their out-of-sample skill on the
+# training rows that had an issue: forecast rain helps where the flood wave is younger than the
+# lead and can harm where it is older (the demo basin's middle and lower gauges).
 FORECAST_RAIN_WINDOWS = (3600, 3 * 3600)
 FORECAST_RAIN_MAX_AGE = 3 * 3600
+# The model that reads forecast rain serves a time only when the catchment's state (the inputs it
+# shares with the model of readings) lies within the range of its training rows, widened by this
+# share of that range on each side (ArxModel.within_training_range): its extra inputs and their
+# products extrapolate badly on a catchment wetter than any in training, and the model of readings
+# alone, with fewer inputs, serves there instead. The forecast rain itself is not limited: more rain
+# forecast than ever seen is what only that model can read. Set once, not tuned on held-out storms
+# (docs/performance.md "Forecasts", round 4).
+INPUT_RANGE_MARGIN = 0.1
+# The variants of a gauge's model, as indices of predict.ModelRun.models.
+READINGS, WITH_FORECAST_RAIN = 0, 1
+VARIANT_NAMES = ("readings", "forecast_rain")
 
 
 @dataclass
@@ -328,6 +343,8 @@ class ArxModel:
     # The model that also reads forecast rain (an ArxModel's JSON), where the history allowed one.
     with_forecast_rain: dict | None = None
     tide_mean: list[float] = field(default_factory=list)  # one per tide input; empty: none
+    # Per input, the smallest and the largest value in the training rows (empty: not recorded).
+    input_range: list[list[float]] = field(default_factory=list)
 
     def features(self, inputs: Inputs, at: np.ndarray) -> np.ndarray:
         return features_at(inputs, at, self.step, self.upstream_calm, self.extended, self.forecast_rain, self.tide_mean)
@@ -346,6 +363,17 @@ class ArxModel:
         self._stack: tuple[np.ndarray, np.ndarray] | None = None
         self._level_tables: dict[float, np.ndarray] = {}  # leads x bands: the quantile at a level
         self._forecast_rain_model = ArxModel.from_json(self.with_forecast_rain) if self.with_forecast_rain else None
+
+    def within_training_range(self, x: np.ndarray) -> np.ndarray:
+        """Per row of inputs: every input but the forecast rain within its training range widened
+        by INPUT_RANGE_MARGIN (True for all rows of a model stored without its range)."""
+        if not self.input_range:
+            return np.ones(len(x), dtype=bool)
+        names = feature_names(self.upstream_count, self.extended, self.forecast_rain, len(self.tide_mean))
+        state = np.array([not name.startswith("forecast_rain") for name in names])
+        low, high = np.asarray(self.input_range[0])[state], np.asarray(self.input_range[1])[state]
+        margin = (high - low) * INPUT_RANGE_MARGIN
+        return ((x[:, state] >= low - margin) & (x[:, state] <= high + margin)).all(axis=1)
 
     @property
     def forecast_rain_model(self) -> ArxModel | None:
@@ -437,6 +465,22 @@ class ArxModel:
         return float(self.exceedance_matrix(centres, sigmas, value)[0, lead_index])
 
 
+def trend_lines(own: Series, times: np.ndarray, step: float, leads: int) -> tuple[np.ndarray, np.ndarray]:
+    """The straight line through the last hour's readings before each time (alerts.evaluation's
+    fit): medians and standard errors (times x leads), NaN where there is no line. The trend
+    baseline of the skill a lead must beat, and the labelled fallback (forecasts.predict)."""
+    median, sigma = np.full((len(times), leads), np.nan), np.full((len(times), leads), np.nan)
+    hours = np.arange(1, leads + 1) * step / 3600
+    for row, t in enumerate(times):
+        end = np.searchsorted(own.times, t, side="right")
+        start = np.searchsorted(own.times, t - 3600, side="left")
+        trend = linear_trend(own.times[start:end], own.values[start:end])
+        if trend is not None:
+            median[row] = trend.fitted_now + trend.slope_per_hour * hours
+            sigma[row] = np.hypot(trend.fitted_now_se, trend.slope_se_per_hour * hours)
+    return median, sigma
+
+
 def skill_scores(observed: np.ndarray, predicted: np.ndarray) -> dict:
     ok = np.isfinite(observed) & np.isfinite(predicted)
     if ok.sum() < 2:
@@ -498,22 +542,51 @@ def fit(
     extended = len(at) >= EXTENDED_MIN_ROWS
     if extended:
         at, x, y, leads = training_rows(inputs, step, extended=True, **rows)
-    model = _fit_rows(x, y, step, leads, inputs, upstream_calm, extended=extended, tide_mean=tide_mean)
+    # The trend baseline at the training rows, from the readings up to `until` only.
+    trend, _ = trend_lines(inputs.own.until(until), at, step, leads)
+    model, out_of_sample = _fit_rows(x, y, step, leads, inputs, upstream_calm, trend, extended=extended, tide_mean=tide_mean)
     if any(len(f) for f in inputs.rain_forecast):
-        at, x, y, leads = training_rows(inputs, step, extended=extended, forecast_rain=True, **rows)
-        if len(at) >= MIN_TRAINING_ROWS:
-            with_forecast = _fit_rows(
-                x, y, step, leads, inputs, upstream_calm, extended=extended, forecast_rain=True, tide_mean=tide_mean
+        rain_at, x, y, leads = training_rows(inputs, step, extended=extended, forecast_rain=True, **rows)
+        # Its rows are the model's rows that had a current issue (its inputs are the model's and more).
+        common = np.searchsorted(at, rain_at)
+        if len(rain_at) >= MIN_TRAINING_ROWS and (common < len(at)).all() and (at[np.minimum(common, len(at) - 1)] == rain_at).all():
+            with_forecast, rain_out_of_sample = _fit_rows(
+                x, y, step, leads, inputs, upstream_calm, trend[common], extended=extended, forecast_rain=True,
+                tide_mean=tide_mean,
             )
+            level_now = x[:, :1]
+            _choose_variants(model, with_forecast, level_now + y, level_now + out_of_sample[common],
+                             level_now + rain_out_of_sample)
             model.with_forecast_rain = with_forecast.as_json()
             model._forecast_rain_model = with_forecast
     return model
 
 
+def _choose_variants(model: ArxModel, with_forecast: ArxModel, observed, readings_only, with_rain) -> None:
+    """Per lead, whether the model that also reads forecast rain serves it when an issue is current:
+    where its out-of-sample RMSE on the training rows that had an issue is below the model of
+    readings alone on the same rows, and it beats persistence and the trend there (its `shown`).
+    Training rows only: the held-out future plays no part in the choice. Recorded in the skill of
+    both (model.skill[lead]["forecast_rain"]), which is stored with the model version."""
+    for lead, (entry, rain_entry) in enumerate(zip(model.skill, with_forecast.skill)):
+        alone = skill_scores(observed[:, lead], readings_only[:, lead])["rmse"]
+        rain = skill_scores(observed[:, lead], with_rain[:, lead])["rmse"]
+        serves = bool(rain_entry["shown"] and rain is not None and alone is not None and rain < alone)
+        rain_entry["readings_only_rmse"] = alone
+        rain_entry["serves"] = serves
+        entry["forecast_rain"] = {
+            "nse": rain_entry["nse"], "rmse": rain, "readings_only_rmse": alone,
+            "persistence_rmse": rain_entry["persistence_rmse"], "trend_rmse": rain_entry["trend_rmse"],
+            "rows": with_forecast.rows, "serves": serves,
+        }
+
+
 def _fit_rows(
-    x, y, step, leads, inputs: Inputs, upstream_calm, *, extended: bool, forecast_rain: bool = False,
+    x, y, step, leads, inputs: Inputs, upstream_calm, trend: np.ndarray, *, extended: bool, forecast_rain: bool = False,
     tide_mean: list[float] | None = None,
-) -> ArxModel:
+) -> tuple[ArxModel, np.ndarray]:
+    """The model of these rows and its out-of-sample changes (rows x leads); `trend` is the trend
+    baseline's level at the rows (rows x leads), which a shown lead must beat as well as persistence."""
     # Blocked cross-validation: each contiguous block predicted by a model of the others, so the
     # spread and the skill are judged on data the model did not learn from.
     folds = np.array_split(np.arange(len(x)), CV_FOLDS)
@@ -546,17 +619,22 @@ def _fit_rows(
         level_now = x[:, 0]
         model_scores = skill_scores(level_now + y[:, lead], level_now + out_of_sample[:, lead])
         persistence_scores = skill_scores(level_now + y[:, lead], level_now + persistence[:, lead])
+        # Against the trend where it has a line (it needs half an hour of the last hour's readings).
+        lined = np.isfinite(trend[:, lead])
+        trend_scores = skill_scores(level_now[lined] + y[lined, lead], trend[lined, lead])
+        trend_scores["model_rmse"] = skill_scores(level_now[lined] + y[lined, lead], level_now[lined] + out_of_sample[lined, lead])["rmse"]
         skill.append(
             {
                 "lead_minutes": round((lead + 1) * step / 60),
                 "nse": model_scores["nse"],
                 "rmse": model_scores["rmse"],
                 "persistence_rmse": persistence_scores["rmse"],
-                "shown": _shown(model_scores, persistence_scores, (lead + 1) * step),
+                "trend_rmse": trend_scores["rmse"],
+                "shown": _shown(model_scores, persistence_scores, trend_scores, (lead + 1) * step),
             }
         )
     mean, scale, beta, centre = _ridge(x, y)
-    return ArxModel(
+    model = ArxModel(
         step=step,
         leads=leads,
         upstream_count=len(inputs.upstream),
@@ -573,21 +651,39 @@ def _fit_rows(
         extended=extended,
         forecast_rain=forecast_rain,
         tide_mean=tide_mean or [],
+        input_range=[x.min(axis=0).tolist(), x.max(axis=0).tolist()],
     )
+    return model, out_of_sample
 
 
-def _shown(model: dict, persistence: dict, lead_seconds: float) -> bool:
-    """A lead is shown only where the model beats persistence on held-out data."""
+def _shown(model: dict, persistence: dict, trend: dict, lead_seconds: float) -> bool:
+    """A lead is shown only where the model beats persistence and the trend out of sample (blocked
+    cross-validation on the training rows). The trend is compared on the rows where it has a line
+    (`trend["model_rmse"]`: the model's RMSE on those rows); with no line anywhere it is no competitor."""
     if model["rmse"] is None or persistence["rmse"] is None:
         return False
-    return model["rmse"] < persistence["rmse"] and lead_seconds <= HORIZON_SECONDS
+    beats_trend = trend["rmse"] is None or trend["model_rmse"] < trend["rmse"]
+    return model["rmse"] < persistence["rmse"] and beats_trend and lead_seconds <= HORIZON_SECONDS
+
+
+def served_variants(skill: list[dict], forecast_rain: bool) -> list[int]:
+    """Which variant serves each lead, out to the served horizon (READINGS or WITH_FORECAST_RAIN;
+    the list's length is the number of leads served). With a current forecast-rain issue (and the
+    inputs within the training range, predict.model_run) a lead is
+    served by the model that reads it where training chose it (`_choose_variants`), else by the
+    model of readings where that lead is shown; the horizon ends at the first lead neither serves
+    (a forecast is a line from now: it has no gaps), and the leads beyond are not shown."""
+    variants = []
+    for entry in skill:
+        if forecast_rain and (entry.get("forecast_rain") or {}).get("serves"):
+            variants.append(WITH_FORECAST_RAIN)
+        elif entry["shown"]:
+            variants.append(READINGS)
+        else:
+            break
+    return variants
 
 
 def shown_leads(skill: list[dict]) -> int:
-    """How many leads are shown: up to 3 h wherever skill beats persistence, beyond while it keeps doing so."""
-    count = 0
-    for entry in skill:
-        if not entry["shown"]:
-            break
-        count += 1
-    return count
+    """How many leads the model of readings alone serves (served_variants without forecast rain)."""
+    return len(served_variants(skill, forecast_rain=False))

@@ -11,8 +11,6 @@ from datetime import timedelta
 
 import numpy as np
 
-from alerts.evaluation import linear_trend
-
 from . import learn
 from .models import Method
 
@@ -108,84 +106,105 @@ def recent_issues(own: learn.Series, at: float, count: int = WARNING_PERSISTENCE
 
 @dataclass
 class ModelRun:
-    """A learned model's forecasts issued at many times, as served: per time the model that also
-    reads forecast rain where a current issue lets it, the other one elsewhere, each out to its own
-    shown leads (learn.shown_leads: those whose skill beats persistence); NaN where no model could
-    forecast (an input missing) and beyond the shown leads."""
+    """A learned model's forecasts issued at many times, as served: each lead of each time by the
+    variant learn.served_variants gives it (the model that also reads forecast rain where training
+    chose it, a current issue lets it and its inputs lie within their training range, the model of
+    readings otherwise), out to the served
+    horizon; NaN where no model could forecast (an input missing) and beyond the served leads."""
 
-    models: list[learn.ArxModel]
+    models: list[learn.ArxModel]  # indexed by learn.READINGS, learn.WITH_FORECAST_RAIN
     times: np.ndarray
     level: np.ndarray  # the reading each forecast starts from
     centre: np.ndarray  # times x leads: level + change
     sigma: np.ndarray
-    chosen: np.ndarray  # index into models per time; -1: none
-    shown: list[int]  # shown leads per model
+    chosen: np.ndarray  # times x leads: index into models; -1: not served
+
+    def served(self, row: int = -1) -> int:
+        """How many leads the forecast at this row serves (they start at the first lead, no gaps)."""
+        return int((self.chosen[row] >= 0).sum())
+
+    def _per_variant(self, compute, fill: float) -> np.ndarray:
+        """`compute(model, centre, sigma)` over the rows and first leads a variant serves, kept
+        where that variant serves; `fill` elsewhere."""
+        result = np.full_like(self.centre, fill)
+        for index, model in enumerate(self.models):
+            mine = self.chosen == index
+            rows = mine.any(axis=1)
+            if not rows.any():
+                continue
+            leads = int(np.flatnonzero(mine.any(axis=0)).max()) + 1
+            sigma = np.where(mine[rows, :leads], self.sigma[rows, :leads], 1.0)  # another variant's leads: a placeholder
+            values = compute(model, self.centre[rows, :leads], sigma)
+            block = result[rows, :leads]
+            result[rows, :leads] = np.where(mine[rows, :leads], values, block)
+        return result
 
     def quantile(self, q: float) -> np.ndarray:
-        result = np.full_like(self.centre, np.nan)
-        for index, model in enumerate(self.models):
-            rows, leads = self.chosen == index, self.shown[index]
-            if rows.any() and leads:
-                sigma = self.sigma[rows, :leads]
-                result[np.ix_(rows, np.arange(leads))] = self.centre[rows, :leads] + sigma * model.quantile_matrix(q, sigma)
-        return result
+        return self._per_variant(lambda model, centre, sigma: centre + sigma * model.quantile_matrix(q, sigma), np.nan)
 
     def exceedance(self, value: float) -> np.ndarray:
         """P(level at step k >= value) per time and step; 0 where no forecast was made."""
-        result = np.zeros_like(self.centre)
-        for index, model in enumerate(self.models):
-            rows, leads = self.chosen == index, self.shown[index]
-            if rows.any() and leads:
-                result[np.ix_(rows, np.arange(leads))] = model.exceedance_matrix(
-                    self.centre[rows, :leads], self.sigma[rows, :leads], value
-                )
-        return result
+        return self._per_variant(lambda model, centre, sigma: model.exceedance_matrix(centre, sigma, value), 0.0)
 
 
 def model_run(model: learn.ArxModel, inputs: learn.Inputs, times: np.ndarray) -> ModelRun:
     """The model's forecasts issued at `times`, each from readings at or before its time only."""
     times = np.asarray(times, dtype=float)
-    models = [m for m in (model, model.forecast_rain_model) if m is not None]
-    shown = [learn.shown_leads(m.skill) for m in models]
+    models = [model] + ([model.forecast_rain_model] if model.forecast_rain_model is not None else [])
     n, leads = len(times), model.leads
     run = ModelRun(models, times, np.full(n, np.nan), np.full((n, leads), np.nan), np.full((n, leads), np.nan),
-                   np.full(n, -1), shown)
-    for index, candidate in enumerate(models):
-        if not shown[index] or not n:
-            continue
-        x = candidate.features(inputs, times)
-        rows = np.isfinite(x).all(axis=1)
-        if not rows.any():
-            continue
-        change, sigma = candidate.predict(x[rows])
-        level = x[rows, 0]
-        centre, spread = np.full((rows.sum(), leads), np.nan), np.full((rows.sum(), leads), np.nan)
-        centre[:, : shown[index]] = level[:, None] + change[:, : shown[index]]
-        spread[:, : shown[index]] = sigma[:, : shown[index]]
-        run.centre[rows], run.sigma[rows], run.level[rows], run.chosen[rows] = centre, spread, level, index
+                   np.full((n, leads), -1))
+    plain = learn.served_variants(model.skill, forecast_rain=False)
+    with_rain = learn.served_variants(model.skill, forecast_rain=True) if len(models) > 1 else plain
+    if not n or not with_rain:
+        return run
+    x = model.features(inputs, times)
+    rows = np.isfinite(x).all(axis=1)
+    if not rows.any():
+        return run
+    change, sigma = model.predict(x[rows])
+    run.level[rows] = x[rows, 0]
+    run.centre[rows] = x[rows, :1] + change
+    run.sigma[rows] = sigma
+    run.chosen[np.ix_(rows, np.arange(len(plain)))] = learn.READINGS
+    if learn.WITH_FORECAST_RAIN in with_rain:
+        rain_model = models[learn.WITH_FORECAST_RAIN]
+        x_rain = rain_model.features(inputs, times)
+        # A current issue covers its windows, and the inputs lie where it learned.
+        current = rows & np.isfinite(x_rain).all(axis=1)
+        current[current] = rain_model.within_training_range(x_rain[current])
+        if current.any():
+            variants = np.asarray(with_rain)
+            from_rain = np.flatnonzero(variants == learn.WITH_FORECAST_RAIN)
+            rain_change, rain_sigma = rain_model.predict(x_rain[current])
+            run.centre[np.ix_(current, from_rain)] = x_rain[current, :1] + rain_change[:, from_rain]
+            run.sigma[np.ix_(current, from_rain)] = rain_sigma[:, from_rain]
+            run.chosen[current] = -1
+            run.chosen[np.ix_(current, np.arange(len(variants)))] = variants
+    run.centre[run.chosen < 0] = np.nan
+    run.sigma[run.chosen < 0] = np.nan
     return run
 
 
 def model_forecast(model: learn.ArxModel, inputs: learn.Inputs, at: float, leads: int | None = None) -> Result | None:
     """The learned model's forecast issued at `at` (a reading time of the gauge), from readings at or
-    before `at` only, out to its shown leads (at most `leads`); None when no lead is shown or an input
-    it needs is missing at that time."""
+    before `at` only, out to its served leads (at most `leads`); None when no lead is served or an
+    input it needs is missing at that time."""
     times = recent_issues(inputs.own, at)
     if not len(times) or times[-1] != at:
         times = np.append(times, at)[-WARNING_PERSISTENCE:]
     run = model_run(model, inputs, times)
-    chosen = int(run.chosen[-1])
-    if chosen < 0:
+    count = min(run.served(), leads if leads is not None else model.leads)
+    if not count:
         return None
-    used = run.models[chosen]
-    count = min(run.shown[chosen], leads if leads is not None else used.leads)
     median, lower, upper = run.quantile(0.5)[-1], run.quantile(learn.LOWER_Q)[-1], run.quantile(learn.UPPER_Q)[-1]
-    result = Result(method=Method.ARX, based_on=at, level_now=float(run.level[-1]), forecast_rain=used.forecast_rain)
+    result = Result(method=Method.ARX, based_on=at, level_now=float(run.level[-1]),
+                    forecast_rain=bool((run.chosen[-1, :count] == learn.WITH_FORECAST_RAIN).any()))
     result.points = [
-        [at + (lead + 1) * used.step, float(median[lead]), float(lower[lead]), float(upper[lead])] for lead in range(count)
+        [at + (lead + 1) * model.step, float(median[lead]), float(lower[lead]), float(upper[lead])] for lead in range(count)
     ]
     result.exceedance = lambda value: run.exceedance(value)[:, :count]
-    result.consecutive = consecutive_readings(times, used.step)
+    result.consecutive = consecutive_readings(times, model.step)
     return result
 
 
@@ -202,21 +221,6 @@ def normal_exceedance(median: np.ndarray, sigma: np.ndarray, value: float) -> np
     return np.array([0.5 * math.erfc(v) if math.isfinite(v) else 0.0 for v in z.ravel()]).reshape(z.shape)
 
 
-def trend_lines(own: learn.Series, times: np.ndarray, step: float, leads: int) -> tuple[np.ndarray, np.ndarray]:
-    """The straight line through the last hour's readings before each time (alerts.evaluation's
-    fit): medians and standard errors (times x leads), NaN where there is no line."""
-    median, sigma = np.full((len(times), leads), np.nan), np.full((len(times), leads), np.nan)
-    hours = np.arange(1, leads + 1) * step / 3600
-    for row, t in enumerate(times):
-        end = np.searchsorted(own.times, t, side="right")
-        start = np.searchsorted(own.times, t - 3600, side="left")
-        trend = linear_trend(own.times[start:end], own.values[start:end])
-        if trend is not None:
-            median[row] = trend.fitted_now + trend.slope_per_hour * hours
-            sigma[row] = np.hypot(trend.fitted_now_se, trend.slope_se_per_hour * hours)
-    return median, sigma
-
-
 def trend_forecast(own: learn.Series, at: float, step: float) -> Result | None:
     """The fallback: the straight line through the last hour's readings (alerts.evaluation's fit),
     with its standard errors as the interval."""
@@ -225,7 +229,7 @@ def trend_forecast(own: learn.Series, at: float, step: float) -> Result | None:
         return None
     times = recent_issues(known, at)
     leads = max(1, int(TREND_HORIZON_SECONDS // step))
-    median, sigma = trend_lines(known, times, step, leads)
+    median, sigma = learn.trend_lines(known, times, step, leads)
     if not np.isfinite(median[-1]).all():
         return None
     result = Result(method=Method.TREND, based_on=at, level_now=float(known.values[-1]))

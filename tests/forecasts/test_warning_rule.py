@@ -71,7 +71,8 @@ def test_a_lead_is_shown_only_where_it_beat_persistence(replay):
     inputs, run = replay
     model = run.model
     for entry in model.skill:
-        assert entry["shown"] == (entry["rmse"] < entry["persistence_rmse"])
+        # The trend is scored on the rows where it has a line; here it has one at every row.
+        assert entry["shown"] == (entry["rmse"] < min(entry["persistence_rmse"], entry["trend_rmse"]))
     assert learn.shown_leads(model.skill) >= 18
     at = run.issue[len(run.issue) // 2]
     # A model whose 10th lead did not beat persistence serves nine leads, and the backtest scores
@@ -88,10 +89,15 @@ def test_a_lead_is_shown_only_where_it_beat_persistence(replay):
     assert predict.model_forecast(learn.ArxModel.from_json(model.as_json() | {"skill": skill}), inputs, at) is None
 
 
-def test_shown_is_decided_by_the_held_out_rmse_against_persistence():
-    assert learn._shown({"rmse": 0.09}, {"rmse": 0.1}, 3600)  # noqa: SLF001
-    assert not learn._shown({"rmse": 0.1}, {"rmse": 0.1}, 3600)  # noqa: SLF001
-    assert not learn._shown({"rmse": None}, {"rmse": 0.1}, 3600)  # noqa: SLF001
+def test_shown_is_decided_by_the_held_out_rmse_against_persistence_and_the_trend():
+    trend = {"rmse": 0.2, "model_rmse": 0.09}
+    assert learn._shown({"rmse": 0.09}, {"rmse": 0.1}, trend, 3600)  # noqa: SLF001
+    assert not learn._shown({"rmse": 0.1}, {"rmse": 0.1}, trend, 3600)  # noqa: SLF001
+    assert not learn._shown({"rmse": None}, {"rmse": 0.1}, trend, 3600)  # noqa: SLF001
+    # Beating persistence is not enough where the trend (on the rows where it has a line) does better.
+    assert not learn._shown({"rmse": 0.09}, {"rmse": 0.1}, {"rmse": 0.05, "model_rmse": 0.08}, 3600)  # noqa: SLF001
+    assert not learn._shown({"rmse": 0.09}, {"rmse": 0.1}, {"rmse": 0.08, "model_rmse": 0.08}, 3600)  # noqa: SLF001
+    assert learn._shown({"rmse": 0.09}, {"rmse": 0.1}, {"rmse": None, "model_rmse": None}, 3600)  # noqa: SLF001
     assert learn.shown_leads([{"shown": True}, {"shown": True}, {"shown": False}, {"shown": True}]) == 2
 
 

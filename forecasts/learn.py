@@ -81,13 +81,13 @@ MIN_TRAINING_ROWS = 300
 # lead and can harm where it is older (the demo basin's middle and lower gauges).
 FORECAST_RAIN_WINDOWS = (3600, 3 * 3600)
 FORECAST_RAIN_MAX_AGE = 3 * 3600
-# The model that reads forecast rain serves a time only when the catchment's state (the inputs it
-# shares with the model of readings) lies within the range of its training rows, widened by this
-# share of that range on each side (ArxModel.within_training_range): its extra inputs and their
-# products extrapolate badly on a catchment wetter than any in training, and the model of readings
-# alone, with fewer inputs, serves there instead. The forecast rain itself is not limited: more rain
-# forecast than ever seen is what only that model can read. Set once, not tuned on held-out storms
-# (docs/performance.md "Forecasts", round 4).
+# The model that reads forecast rain serves a time only when every input it reads lies within the
+# range of its training rows, widened by this share of that range on each side
+# (ArxModel.within_training_range): its extra inputs and their products extrapolate badly on a
+# catchment wetter than any in training, and the model of readings alone, with fewer inputs, serves
+# there instead. That includes more rain forecast than in any training issue (a limit: such a
+# forecast is not read until the history holds storms like it). The margin was set once, not tuned;
+# docs/performance.md "Forecasts", round 4, says what was measured before this rule was kept.
 INPUT_RANGE_MARGIN = 0.1
 # The variants of a gauge's model, as indices of predict.ModelRun.models.
 READINGS, WITH_FORECAST_RAIN = 0, 1
@@ -365,15 +365,13 @@ class ArxModel:
         self._forecast_rain_model = ArxModel.from_json(self.with_forecast_rain) if self.with_forecast_rain else None
 
     def within_training_range(self, x: np.ndarray) -> np.ndarray:
-        """Per row of inputs: every input but the forecast rain within its training range widened
-        by INPUT_RANGE_MARGIN (True for all rows of a model stored without its range)."""
+        """Per row of inputs: every input within its training range widened by INPUT_RANGE_MARGIN
+        (True for all rows of a model stored without its range)."""
         if not self.input_range:
             return np.ones(len(x), dtype=bool)
-        names = feature_names(self.upstream_count, self.extended, self.forecast_rain, len(self.tide_mean))
-        state = np.array([not name.startswith("forecast_rain") for name in names])
-        low, high = np.asarray(self.input_range[0])[state], np.asarray(self.input_range[1])[state]
+        low, high = np.asarray(self.input_range[0]), np.asarray(self.input_range[1])
         margin = (high - low) * INPUT_RANGE_MARGIN
-        return ((x[:, state] >= low - margin) & (x[:, state] <= high + margin)).all(axis=1)
+        return ((x >= low - margin) & (x <= high + margin)).all(axis=1)
 
     @property
     def forecast_rain_model(self) -> ArxModel | None:

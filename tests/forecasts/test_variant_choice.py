@@ -132,13 +132,12 @@ def test_forecast_rain_serves_only_inside_the_range_it_learned_from(gauge):
     alone = learn.ArxModel.from_json({key: value for key, value in model.as_json().items() if key != "with_forecast_rain"})
     served = predict.model_forecast(outside, inputs, at)
     assert not served.forecast_rain and served.points == predict.model_forecast(alone, inputs, at).points
-    # More rain forecast than in any training issue does not switch it off: only it can read that.
+    # So does more rain forecast than in any training issue (its product with the level extrapolates too).
     heavy = [list(low), list(high)]
-    for index, name in enumerate(names):
-        if name.startswith("forecast_rain"):
-            heavy[0][index] = heavy[1][index] = x[index] - 1.0
+    column = names.index("forecast_rain_next_180m")
+    heavy[0][column] = heavy[1][column] = x[column] - 1.0
     wet = learn.ArxModel.from_json(mixed.as_json() | {"with_forecast_rain": rain_json | {"input_range": heavy}})
-    assert predict.model_forecast(wet, inputs, at).forecast_rain
+    assert not predict.model_forecast(wet, inputs, at).forecast_rain
     # A model stored without its range is not limited by one.
     unlimited = learn.ArxModel.from_json(mixed.as_json() | {"with_forecast_rain": rain_json | {"input_range": []}})
     assert predict.model_forecast(unlimited, inputs, at).forecast_rain

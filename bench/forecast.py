@@ -311,7 +311,8 @@ def skill(stations, series, weather, forecasts=None, other_rules=()):
         skill_ = replay.model.skill if replay.model else []
         plain = learn.served_variants(skill_, forecast_rain=False)
         with_rain = learn.served_variants(skill_, forecast_rain=True) if forecasts else plain
-        shown = f"{len(plain)}/{len(with_rain)}" if forecasts else f"{len(plain)}"
+        served_leads = [h for h, v in enumerate(with_rain) if v != learn.NOT_SHOWN]
+        shown = (f"{learn.shown_leads(skill_)}/{len(served_leads)}" if forecasts else f"{learn.shown_leads(skill_)}")
         from_rain = [h + 1 for h, v in enumerate(with_rain) if v == learn.WITH_FORECAST_RAIN]
 
         def served_scores(method, lead):
@@ -320,7 +321,7 @@ def skill(stations, series, weather, forecasts=None, other_rules=()):
             return learn.skill_scores(observed[rows, lead], predicted[method][rows, lead])
 
         # Served leads at which the model does no better than persistence or the trend on the storms.
-        worse = [h + 1 for h in range(len(with_rain))
+        worse = [h + 1 for h in served_leads
                  if (served_scores("model", h)["rmse"] or np.inf) >= min(served_scores("persistence", h)["rmse"] or np.inf,
                                                                         served_scores("trend", h)["rmse"] or np.inf)]
         danger = next((t for t in report["thresholds"] if t["level"] == 4), None)

@@ -88,8 +88,7 @@ SKILL_FIELDS = (
 NOT_SHOWN_FIELDS = (
     "ForecastLeadsNotShown",
     {
-        "from_minutes": serializers.FloatField(),
-        "to_minutes": serializers.FloatField(),
+        "minutes": serializers.ListField(child=serializers.FloatField(), help_text="The leads not shown (minutes ahead)."),
         "text_ja": serializers.CharField(),
         "text_en": serializers.CharField(),
     },
@@ -185,7 +184,7 @@ def forecast_json(station: Station, forecast) -> dict:
         "crossing": crossing,
         "danger_probability_1h": forecast.danger_probability_1h,
         "forecast_rain": forecast.forecast_rain,
-        "horizon_minutes": len(forecast.points) * forecast.step_seconds / 60,
+        "horizon_minutes": (forecast.points[-1][0] - forecast.based_on.timestamp()) / 60 if forecast.points else None,
     }
     if forecast.model is not None:
         body |= served_skill(forecast.model.skill, forecast, learned=forecast.method == Method.ARX)
@@ -196,21 +195,26 @@ def served_skill(skill: list[dict], forecast, *, learned: bool) -> dict:
     """The model version's skill per lead with the variant that made each lead of this forecast
     (learn.served_variants: the plan with forecast rain when some lead of it read forecast rain),
     and the leads not shown, said in words. A trend forecast has no learned leads."""
-    variants = learn.served_variants(skill, forecast.forecast_rain)[: len(forecast.points)] if learned else []
+    variants = learn.served_variants(skill, forecast.forecast_rain) if learned else []
     entries = [
-        entry | {"served_by": learn.VARIANT_NAMES[variants[lead]] if lead < len(variants) else None}
+        entry | {"served_by": learn.VARIANT_NAMES[variants[lead]] if lead < len(variants) and variants[lead] != learn.NOT_SHOWN else None}
         for lead, entry in enumerate(skill)
     ]
+    missing = [entry["lead_minutes"] for entry in entries if entry["served_by"] is None] if learned else []
     not_shown = None
-    if learned and len(variants) < len(skill):
-        step_minutes = forecast.step_seconds / 60
-        start, end = (len(variants) + 1) * step_minutes, len(skill) * step_minutes
+    if missing:
+        runs = []
+        for minutes in missing:
+            if runs and minutes - runs[-1][1] <= forecast.step_seconds / 60 + 1e-6:
+                runs[-1][1] = minutes
+            else:
+                runs.append([minutes, minutes])
+        spans = [f"{a:g}" if a == b else f"{a:g}–{b:g}" for a, b in runs]
         not_shown = {
-            "from_minutes": start,
-            "to_minutes": end,
-            "text_ja": f"{start:g}分先から{end:g}分先までは表示していません。学習期間の検証で、どのモデルも"
+            "minutes": missing,
+            "text_ja": f"{'、'.join(spans)}分先は表示していません。学習期間の検証で、どのモデルも"
                        "持続予測(今の水位のまま)と直近1時間の傾向の延長の両方に勝てなかったためです。",
-            "text_en": f"Not shown from {start:g} to {end:g} min ahead: in the backtest on the training period no model "
+            "text_en": f"Not shown {', '.join(spans)} min ahead: in the backtest on the training period no model "
                        "beat both persistence (the level stays) and the last hour's trend there.",
         }
     return {"skill": entries, "leads_not_shown": not_shown}

@@ -91,6 +91,7 @@ FORECAST_RAIN_MAX_AGE = 3 * 3600
 INPUT_RANGE_MARGIN = 0.1
 # The variants of a gauge's model, as indices of predict.ModelRun.models.
 READINGS, WITH_FORECAST_RAIN = 0, 1
+NOT_SHOWN = -1  # a lead no variant won against persistence and the trend
 VARIANT_NAMES = ("readings", "forecast_rain")
 
 
@@ -665,12 +666,11 @@ def _shown(model: dict, persistence: dict, trend: dict, lead_seconds: float) -> 
 
 
 def served_variants(skill: list[dict], forecast_rain: bool) -> list[int]:
-    """Which variant serves each lead, out to the served horizon (READINGS or WITH_FORECAST_RAIN;
-    the list's length is the number of leads served). With a current forecast-rain issue (and the
-    inputs within the training range, predict.model_run) a lead is
-    served by the model that reads it where training chose it (`_choose_variants`), else by the
-    model of readings where that lead is shown; the horizon ends at the first lead neither serves
-    (a forecast is a line from now: it has no gaps), and the leads beyond are not shown."""
+    """Which variant serves each lead (READINGS, WITH_FORECAST_RAIN, or NOT_SHOWN), one per lead of
+    the model. With a current forecast-rain issue (and its inputs within their training range,
+    predict.model_run) a lead is served by the model that reads it where training chose it
+    (`_choose_variants`), else by the model of readings where that lead is shown; a lead neither
+    won is not shown, whatever the leads around it did (a forecast's points are its shown leads)."""
     variants = []
     for entry in skill:
         if forecast_rain and (entry.get("forecast_rain") or {}).get("serves"):
@@ -678,10 +678,10 @@ def served_variants(skill: list[dict], forecast_rain: bool) -> list[int]:
         elif entry["shown"]:
             variants.append(READINGS)
         else:
-            break
+            variants.append(NOT_SHOWN)
     return variants
 
 
 def shown_leads(skill: list[dict]) -> int:
     """How many leads the model of readings alone serves (served_variants without forecast rain)."""
-    return len(served_variants(skill, forecast_rain=False))
+    return sum(variant != NOT_SHOWN for variant in served_variants(skill, forecast_rain=False))

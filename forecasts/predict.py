@@ -44,6 +44,12 @@ def steps_within(step: float, seconds: float) -> int:
     return max(0, int(seconds // step + 1e-9))
 
 
+def points_within(times, based_on: float, seconds: float) -> int:
+    """How many of a forecast's points (their times, ascending) lie within `seconds` of its start:
+    its shown leads, which may skip a lead no model won (learn.served_variants)."""
+    return int(np.searchsorted(np.asarray(times, dtype=float) - based_on, seconds + 1e-6, side="right"))
+
+
 def consecutive_readings(times: np.ndarray, step: float) -> np.ndarray:
     """Per reading: it follows the one before it by about one step (the first one: False)."""
     gaps = np.diff(np.asarray(times, dtype=float), prepend=-np.inf)
@@ -109,8 +115,8 @@ class ModelRun:
     """A learned model's forecasts issued at many times, as served: each lead of each time by the
     variant learn.served_variants gives it (the model that also reads forecast rain where training
     chose it, a current issue lets it and its inputs lie within their training range, the model of
-    readings otherwise), out to the served
-    horizon; NaN where no model could forecast (an input missing) and beyond the served leads."""
+    readings otherwise); NaN where no model could forecast (an input missing) and at the leads not
+    shown."""
 
     models: list[learn.ArxModel]  # indexed by learn.READINGS, learn.WITH_FORECAST_RAIN
     times: np.ndarray
@@ -119,9 +125,9 @@ class ModelRun:
     sigma: np.ndarray
     chosen: np.ndarray  # times x leads: index into models; -1: not served
 
-    def served(self, row: int = -1) -> int:
-        """How many leads the forecast at this row serves (they start at the first lead, no gaps)."""
-        return int((self.chosen[row] >= 0).sum())
+    def served(self, row: int = -1) -> np.ndarray:
+        """The indices of the leads the forecast at this row serves."""
+        return np.flatnonzero(self.chosen[row] >= 0)
 
     def _per_variant(self, compute, fill: float) -> np.ndarray:
         """`compute(model, centre, sigma)` over the rows and first leads a variant serves, kept
@@ -156,7 +162,7 @@ def model_run(model: learn.ArxModel, inputs: learn.Inputs, times: np.ndarray) ->
                    np.full((n, leads), -1))
     plain = learn.served_variants(model.skill, forecast_rain=False)
     with_rain = learn.served_variants(model.skill, forecast_rain=True) if len(models) > 1 else plain
-    if not n or not with_rain:
+    if not n or all(variant == learn.NOT_SHOWN for variant in with_rain):
         return run
     x = model.features(inputs, times)
     rows = np.isfinite(x).all(axis=1)
@@ -166,7 +172,7 @@ def model_run(model: learn.ArxModel, inputs: learn.Inputs, times: np.ndarray) ->
     run.level[rows] = x[rows, 0]
     run.centre[rows] = x[rows, :1] + change
     run.sigma[rows] = sigma
-    run.chosen[np.ix_(rows, np.arange(len(plain)))] = learn.READINGS
+    run.chosen[rows] = plain
     if learn.WITH_FORECAST_RAIN in with_rain:
         rain_model = models[learn.WITH_FORECAST_RAIN]
         x_rain = rain_model.features(inputs, times)
@@ -179,8 +185,7 @@ def model_run(model: learn.ArxModel, inputs: learn.Inputs, times: np.ndarray) ->
             rain_change, rain_sigma = rain_model.predict(x_rain[current])
             run.centre[np.ix_(current, from_rain)] = x_rain[current, :1] + rain_change[:, from_rain]
             run.sigma[np.ix_(current, from_rain)] = rain_sigma[:, from_rain]
-            run.chosen[current] = -1
-            run.chosen[np.ix_(current, np.arange(len(variants)))] = variants
+            run.chosen[current] = variants
     run.centre[run.chosen < 0] = np.nan
     run.sigma[run.chosen < 0] = np.nan
     return run
@@ -188,22 +193,23 @@ def model_run(model: learn.ArxModel, inputs: learn.Inputs, times: np.ndarray) ->
 
 def model_forecast(model: learn.ArxModel, inputs: learn.Inputs, at: float, leads: int | None = None) -> Result | None:
     """The learned model's forecast issued at `at` (a reading time of the gauge), from readings at or
-    before `at` only, out to its served leads (at most `leads`); None when no lead is served or an
-    input it needs is missing at that time."""
+    before `at` only, at its served leads (the first `leads` at most); None when no lead is served or
+    an input it needs is missing at that time."""
     times = recent_issues(inputs.own, at)
     if not len(times) or times[-1] != at:
         times = np.append(times, at)[-WARNING_PERSISTENCE:]
     run = model_run(model, inputs, times)
-    count = min(run.served(), leads if leads is not None else model.leads)
-    if not count:
+    served = run.served()
+    served = served[served < (leads if leads is not None else model.leads)]
+    if not len(served):
         return None
     median, lower, upper = run.quantile(0.5)[-1], run.quantile(learn.LOWER_Q)[-1], run.quantile(learn.UPPER_Q)[-1]
     result = Result(method=Method.ARX, based_on=at, level_now=float(run.level[-1]),
-                    forecast_rain=bool((run.chosen[-1, :count] == learn.WITH_FORECAST_RAIN).any()))
+                    forecast_rain=bool((run.chosen[-1, served] == learn.WITH_FORECAST_RAIN).any()))
     result.points = [
-        [at + (lead + 1) * model.step, float(median[lead]), float(lower[lead]), float(upper[lead])] for lead in range(count)
+        [at + (lead + 1) * model.step, float(median[lead]), float(lower[lead]), float(upper[lead])] for lead in served
     ]
-    result.exceedance = lambda value: run.exceedance(value)[:, :count]
+    result.exceedance = lambda value: run.exceedance(value)[:, served]
     result.consecutive = consecutive_readings(times, model.step)
     return result
 
@@ -279,7 +285,6 @@ def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
             "earliest": earliest,
             "latest": latest,
         }
-    step = (times[-1] - result.based_on) / len(times)
     for threshold in ahead:
         rows = result.exceedance(threshold.value)
         by_step = rows[-1]
@@ -287,7 +292,7 @@ def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
         sustained = sustained_reach(rows, result.consecutive, WARNING_PERSISTENCE)[-1]
         probabilities = {}
         for minutes in PREALERT_LEADS:
-            count = steps_within(step, minutes * 60)
+            count = points_within(times, result.based_on, minutes * 60)
             if count:
                 probabilities[str(minutes)] = round(float(reached[min(count, len(reached)) - 1]), 3)
         result.exceedance_by_threshold.append(
@@ -299,7 +304,7 @@ def annotate(result: Result, thresholds: list[ThresholdLine]) -> Result:
             | ({"sustained_by_step": [round(float(p), 3) for p in sustained]} if WARNING_PERSISTENCE > 1 else {})
         )
         if threshold.level == DANGER_LEVEL:
-            count = steps_within(step, DANGER_WINDOW_SECONDS)
+            count = points_within(times, result.based_on, DANGER_WINDOW_SECONDS)
             result.danger_probability_1h = round(float(reached[min(count, len(reached)) - 1]), 3) if count else None
     danger = next((t for t in thresholds if t.level == DANGER_LEVEL), None)
     if danger is not None and result.level_now >= danger.value:
@@ -356,7 +361,7 @@ def reach(*, method: str, based_on: float, level_now: float | None, points: list
         sustained = stored.get("sustained_by_step") or by_step
     else:
         by_step = sustained = [band_exceedance(point, value) for point in points]
-    count = steps_within(horizon / len(points), within_seconds)
+    count = points_within(times, based_on, within_seconds)
     probability = float(reached_by_step(by_step)[min(count, len(by_step)) - 1]) if count else 0.0
     held = float(reached_by_step(sustained)[min(count, len(sustained)) - 1]) if count else 0.0
     return Reach(

@@ -146,17 +146,31 @@ def test_forecast_rain_serves_only_inside_the_range_it_learned_from(gauge):
 def test_a_lead_no_variant_wins_is_not_served(gauge):
     times, inputs, split, model = gauge
     at = times[int(len(times) * 0.75)]
+
+    def leads_of(result):
+        return [round((p[0] - at) / STEP) for p in result.points]
+
     # Readings shown to lead 12, forecast rain chosen at leads 13-20 (1-based): 20 leads with an issue.
     mixed = with_choice(model, chosen=set(range(12, 20)), shown=12)
-    assert learn.served_variants(mixed.skill, True) == [learn.READINGS] * 12 + [learn.WITH_FORECAST_RAIN] * 8
-    assert len(predict.model_forecast(mixed, inputs, at).points) == 20
+    none = [learn.NOT_SHOWN] * (model.leads - 20)
+    assert learn.served_variants(mixed.skill, True) == [learn.READINGS] * 12 + [learn.WITH_FORECAST_RAIN] * 8 + none
+    assert leads_of(predict.model_forecast(mixed, inputs, at)) == list(range(1, 21))
     no_issue = Inputs(inputs.own, inputs.upstream, inputs.rain, [RainForecasts.of([])])
-    assert len(predict.model_forecast(mixed, no_issue, at).points) == 12
-    # A lead that loses ends the horizon even where a later one won (a forecast is a line from now).
-    gap = with_choice(model, chosen={0, 1, 5, 6}, shown=0)
-    assert learn.served_variants(gap.skill, True) == [learn.WITH_FORECAST_RAIN] * 2
-    # The first lead lost by both: no learned forecast (the service serves the labelled trend).
-    assert predict.model_forecast(with_choice(model, chosen={3}, shown=0), inputs, at) is None
+    assert leads_of(predict.model_forecast(mixed, no_issue, at)) == list(range(1, 13))
+    # A lead no variant won is skipped, the leads around it stay: here the first ten minutes lost.
+    gap = with_choice(model, chosen={5, 6}, shown=None)
+    gap.skill[0]["shown"] = False
+    assert learn.served_variants(gap.skill, True)[:8] == [learn.NOT_SHOWN] + [learn.READINGS] * 4 + [learn.WITH_FORECAST_RAIN] * 2 + [learn.READINGS]
+    skipped = predict.model_forecast(gap, inputs, at)
+    assert leads_of(skipped) == list(range(2, model.leads + 1))
+    # ... and the warning probabilities read only the shown leads: P within 30 min is that of leads 2-3.
+    line = predict.ThresholdLine("flood_caution", "氾濫注意水位", "Flood caution", 2, skipped.level_now + 0.01)
+    annotated = predict.annotate(skipped, [line])
+    by_step = annotated.exceedance_by_threshold[0]["by_step"]
+    assert len(by_step) == len(skipped.points)
+    assert annotated.exceedance_by_threshold[0]["within"]["30"] == round(max(by_step[:2]), 3)
+    # No lead won by either: no learned forecast (the service serves the labelled trend).
+    assert predict.model_forecast(with_choice(model, chosen=set(), shown=0), inputs, at) is None
 
 
 def test_the_api_and_the_page_say_which_leads_are_not_shown_and_why(towns, geography, client, django_capture_on_commit_callbacks):  # noqa: F811
@@ -171,8 +185,10 @@ def test_the_api_and_the_page_say_which_leads_are_not_shown_and_why(towns, geogr
     record = forecast_train(down)
     skill = [dict(entry) for entry in record.skill]
     assert all("trend_rmse" in entry for entry in skill)
-    # As if the 13th lead (130 min) had lost to persistence or the trend in training.
-    skill[12]["shown"] = False
+    # As if the 1st and the 13th to 15th leads (10 min, 130-150 min) had lost to persistence or the
+    # trend in training.
+    for lead in (0, 12, 13, 14):
+        skill[lead]["shown"] = False
     record.skill = skill
     record.params = record.params | {"skill": skill}
     record.save()
@@ -184,9 +200,11 @@ def test_the_api_and_the_page_say_which_leads_are_not_shown_and_why(towns, geogr
     Membership.objects.create(user=user, municipality=towns[0], role=Membership.Role.VIEWER)
     client.force_login(user)
     body = client.get("/api/v1/stations/DOWN/forecast").json()
-    assert body["method"] == "arx" and len(body["points"]) == 12 and body["horizon_minutes"] == 120
-    assert [entry["served_by"] for entry in body["skill"]] == ["readings"] * 12 + [None] * (len(skill) - 12)
-    assert body["leads_not_shown"]["from_minutes"] == 130 and body["leads_not_shown"]["to_minutes"] == 360
+    served = [None if lead in (0, 12, 13, 14) else "readings" for lead in range(len(skill))]
+    assert [entry["served_by"] for entry in body["skill"]] == served
+    assert body["method"] == "arx" and len(body["points"]) == len(skill) - 4 and body["horizon_minutes"] == len(skill) * 10
+    assert body["leads_not_shown"]["minutes"] == [10, 130, 140, 150]
+    assert body["leads_not_shown"]["text_en"].startswith("Not shown 10, 130–150 min ahead")
     assert "persistence" in body["leads_not_shown"]["text_en"] and "持続予測" in body["leads_not_shown"]["text_ja"]
     page = client.get("/stations/DOWN/").content.decode()
-    assert 'id="forecast-leads-not-shown"' in page and "130" in page
+    assert 'id="forecast-leads-not-shown"' in page and "130–150" in page

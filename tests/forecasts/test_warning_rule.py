@@ -75,18 +75,20 @@ def test_a_lead_is_shown_only_where_it_beat_persistence(replay):
         assert entry["shown"] == (entry["rmse"] < min(entry["persistence_rmse"], entry["trend_rmse"]))
     assert learn.shown_leads(model.skill) >= 18
     at = run.issue[len(run.issue) // 2]
-    # A model whose 10th lead did not beat persistence serves nine leads, and the backtest scores
-    # (and warns from) those nine only.
+    # A model whose 10th lead did not beat persistence and the trend serves every lead but that one,
+    # and the backtest scores (and warns from) those only.
     skill = [dict(entry) for entry in model.skill]
     skill[9]["shown"] = False
     shorter = learn.ArxModel.from_json(model.as_json() | {"skill": skill})
-    assert len(predict.model_forecast(shorter, inputs, at).points) == 9
+    points = predict.model_forecast(shorter, inputs, at).points
+    assert [round((p[0] - at) / STEP) for p in points] == [lead for lead in range(1, model.leads + 1) if lead != 10]
     replayed = backtest.predictions(inputs, STEP, since=at, until=at + 3600, model=shorter)
-    assert np.isfinite(replayed.predicted["model"][:, :9]).all() and np.isnan(replayed.predicted["model"][:, 9:]).all()
-    assert (replayed.exceedance("model", VALUE)[:, 9:] == 0).all()
-    # Not even its first lead: no learned forecast at all (the service serves the labelled trend).
-    skill[0]["shown"] = False
-    assert predict.model_forecast(learn.ArxModel.from_json(model.as_json() | {"skill": skill}), inputs, at) is None
+    predicted = replayed.predicted["model"]
+    assert np.isfinite(np.delete(predicted, 9, axis=1)).all() and np.isnan(predicted[:, 9]).all()
+    assert (replayed.exceedance("model", VALUE)[:, 9] == 0).all()
+    # No lead won: no learned forecast at all (the service serves the labelled trend).
+    none = [entry | {"shown": False} for entry in skill]
+    assert predict.model_forecast(learn.ArxModel.from_json(model.as_json() | {"skill": none}), inputs, at) is None
 
 
 def test_shown_is_decided_by_the_held_out_rmse_against_persistence_and_the_trend():
@@ -98,7 +100,9 @@ def test_shown_is_decided_by_the_held_out_rmse_against_persistence_and_the_trend
     assert not learn._shown({"rmse": 0.09}, {"rmse": 0.1}, {"rmse": 0.05, "model_rmse": 0.08}, 3600)  # noqa: SLF001
     assert not learn._shown({"rmse": 0.09}, {"rmse": 0.1}, {"rmse": 0.08, "model_rmse": 0.08}, 3600)  # noqa: SLF001
     assert learn._shown({"rmse": 0.09}, {"rmse": 0.1}, {"rmse": None, "model_rmse": None}, 3600)  # noqa: SLF001
-    assert learn.shown_leads([{"shown": True}, {"shown": True}, {"shown": False}, {"shown": True}]) == 2
+    assert learn.shown_leads([{"shown": True}, {"shown": True}, {"shown": False}, {"shown": True}]) == 3
+    assert learn.served_variants([{"shown": True}, {"shown": False}, {"shown": True}], forecast_rain=False) == [
+        learn.READINGS, learn.NOT_SHOWN, learn.READINGS]
 
 
 def test_the_town_setting_defaults_are_the_rules():

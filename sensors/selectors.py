@@ -21,7 +21,7 @@ from django.db.models import F, QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from bulkwrite import pg_array
+from bulkwrite import filter_ids, pg_array
 from tenancy.selectors import Viewer
 
 from .levels import Measure, level_for, value_ladder, window_totals
@@ -210,14 +210,7 @@ def live_features_of(station_ids, *, now: datetime) -> dict[int, dict]:
     trend readings of the batch as tuples (three queries: stamp, states, trend readings)."""
     station_ids = sorted(set(station_ids))
     catalog = _feature_catalog.of(station_ids)
-    states = StationState.objects.all()
-    if connection.vendor == "postgresql":
-        # One array parameter: the driver quotes every member of an IN list in Python.
-        column = f"{connection.ops.quote_name(StationState._meta.db_table)}.{connection.ops.quote_name('station_id')}"
-        states = states.extra(where=[f"{column} = ANY(%s::bigint[])"], params=[pg_array(list(catalog))])
-    else:
-        states = states.filter(station_id__in=list(catalog))
-    states = states.values_list(
+    states = filter_ids(StationState.objects.all(), "station_id", list(catalog)).values_list(
         "station_id", "value", "observed_at", "quality", "level", "accumulations", "station__municipality__slug"
     )
     by_station = {}

@@ -2,6 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mizumori .venv/bin/python bench/drain.py
     .venv/bin/python bench/drain.py --profile alerts.evaluate     # cProfile of one handler
+    .venv/bin/python bench/drain.py --statements 8                # each handler's slowest statements
     .venv/bin/python bench/drain.py --gateway 20 --profile gateway  # + 20 gateway ticks over HTTP, profiled
 
 Runs in a throw-away test database created the way the test suite creates it. Seeds river stations

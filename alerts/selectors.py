@@ -17,6 +17,7 @@ from django.db.models import IntegerField, Prefetch, QuerySet, Value
 from django.urls import reverse
 from django.utils import timezone
 
+from bulkwrite import filter_ids
 from sensors.models import Station, StationKind
 from sensors.selectors import local_iso
 from tenancy.models import Municipality
@@ -286,10 +287,9 @@ def station_audiences(station_ids: Iterable[int], town_ids: Iterable[int], *, pu
         chunk = station_ids[station_start : station_start + AUDIENCE_STATIONS_PER_QUERY]
         for audience_start in range(0, len(audiences), AUDIENCE_TERMS_PER_QUERY):
             terms = [
-                Station.objects.visible_to(
+                filter_ids(Station.objects.all(), "id", chunk).visible_to(
                     ANONYMOUS if town_id is None else Viewer(municipality_ids=frozenset({town_id}))
                 )
-                .filter(pk__in=chunk)
                 .order_by()
                 .annotate(audience=Value(0 if town_id is None else town_id, output_field=IntegerField()))
                 .values_list("pk", "audience")

@@ -24,7 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, prefetch_related_objects
 from django.utils import timezone
 
-from bulkwrite import pg_array, update_from_arrays
+from bulkwrite import filter_ids, update_from_arrays
 from events import emit
 from orders.documents import order_notification_documents
 from orders.models import OrderEvent
@@ -85,8 +85,7 @@ def of_stations(queryset, station_ids: list[int]):
     with the ids as a single array parameter: the driver's client-side binding quotes every member
     of an IN list in Python, which cost more than the query."""
     if connection.vendor == "postgresql":
-        column = f"{connection.ops.quote_name(queryset.model._meta.db_table)}.{connection.ops.quote_name('station_id')}"
-        return [queryset.extra(where=[f"{column} = ANY(%s::bigint[])"], params=[pg_array(list(station_ids))])]
+        return [filter_ids(queryset, "station_id", station_ids)]
     return [queryset.filter(station_id__in=chunk) for chunk in _chunks(station_ids)]
 
 
@@ -696,11 +695,7 @@ def _locked_rules(station_ids: list[int]) -> list[AlertRule]:
 
 def _stations_of(station_ids: list[int]) -> list[Station]:
     if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Station._meta.db_table)
-        queryset = Station.objects.select_related("municipality").extra(
-            where=[f"{table}.{connection.ops.quote_name('id')} = ANY(%s::bigint[])"], params=[pg_array(list(station_ids))]
-        )
-        return list(queryset)
+        return list(filter_ids(Station.objects.select_related("municipality"), "id", station_ids))
     return [station for chunk in _chunks(station_ids) for station in Station.objects.select_related("municipality").filter(pk__in=chunk)]
 
 

@@ -2,6 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mizumori .venv/bin/python bench/drain.py
     .venv/bin/python bench/drain.py --profile alerts.evaluate     # cProfile of one handler
+    .venv/bin/python bench/drain.py --statements 8                # each handler's slowest statements
     .venv/bin/python bench/drain.py --gateway 20 --profile gateway  # + 20 gateway ticks over HTTP, profiled
 
 Runs in a throw-away test database created the way the test suite creates it. Seeds river stations
@@ -19,6 +20,7 @@ import io
 import math
 import os
 import pstats
+import re
 import sys
 import time
 from collections import defaultdict
@@ -94,6 +96,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=12, help="drain rounds measured")
     parser.add_argument("--per-round", type=int, default=3, help="readings per station per round")
     parser.add_argument("--profile", default="", help="cProfile this handler (or 'gateway') and print the top functions")
+    parser.add_argument("--statements", type=int, default=0, metavar="N",
+                        help="print each handler's N statements that took the most wall time (client side: "
+                             "PostgreSQL's work and the round trip), summed over the measured rounds")
     parser.add_argument("--gateway", type=int, default=0, metavar="TICKS",
                         help="then POST this many gateway ticks (one reading for each of a town's stations) "
                              "through the Django test client and time the server side")
@@ -130,6 +135,7 @@ def measure(args, names, towns, stations, now):
     cpu = defaultdict(float)
     wall = defaultdict(float)
     queries = defaultdict(list)
+    statements = defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
     profiler = cProfile.Profile() if args.profile else None
     tick = 0
     readings = 0
@@ -159,12 +165,24 @@ def measure(args, names, towns, stations, now):
                     cpu[name] += spent
                     wall[name] += waited
                     queries[name].append(len(captured))
+                    for query in captured.captured_queries:
+                        entry = statements[name][statement_shape(query["sql"])]
+                        entry[0] += 1
+                        entry[1] += float(query["time"])
             if not claimed:
                 break
         if round_:
             readings += len(stations) * args.per_round
     connection.close()
-    return cpu, wall, queries, readings, profiler
+    return cpu, wall, queries, readings, profiler, statements
+
+
+_LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+
+
+def statement_shape(sql: str) -> str:
+    """A statement with its literals (arrays, times, ids) folded, so one statement of every batch is one line."""
+    return " ".join(_LITERALS.sub("?", sql).split())[:150]
 
 
 def gateway_ticks(args, towns, stations, now):
@@ -218,7 +236,7 @@ def gateway_ticks(args, towns, stations, now):
         print(out.getvalue())
 
 
-def report(args, names, cpu, wall, queries, readings, profiler):
+def report(args, names, cpu, wall, queries, readings, profiler, statements):
     # Wall time beside CPU: on a quiet machine the difference is mostly waiting for PostgreSQL.
     total = total_wall = 0.0
     for name in names:
@@ -229,6 +247,12 @@ def report(args, names, cpu, wall, queries, readings, profiler):
               f"queries per batch {counts})")
     print(f"  {'all handlers':22s} {total:7.1f} µs CPU/reading, {total_wall:7.1f} µs wall, over {readings:,} readings; "
           f"loadavg {os.getloadavg()[0]:.2f}")
+    for name in names if args.statements else ():
+        slowest = sorted(statements[name].items(), key=lambda item: -item[1][1])[: args.statements]
+        if slowest:
+            print(f"  {name}: statements by wall time (count, ms in all, µs per reading)")
+        for shape, (count, seconds) in slowest:
+            print(f"    {count:5d} {seconds * 1000:9.1f} ms {seconds / readings * 1e6:7.1f} µs  {shape}")
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(45)

@@ -76,3 +76,16 @@ def pg_array(values: Sequence):
         return "{" + ",".join(map(_element, values)) + "}"
     except TypeError:
         return list(values)
+
+
+def filter_ids(queryset, field: str, ids: Sequence[int]):
+    """`queryset.filter(<field>__in=ids)` for an integer column (`field`: the model's column name,
+    e.g. "id" or "station_id"). On PostgreSQL one `= ANY(<array>)` parameter: an IN list of a
+    thousand placeholders made the driver split and convert the statement in Python (a tenth of a
+    drain process's time in a storm). Callers chunk for SQLite's parameter limit as before."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return queryset.filter(**{f"{field}__in": list(ids)})
+    ops = connection.ops
+    column = f"{ops.quote_name(queryset.model._meta.db_table)}.{ops.quote_name(field)}"
+    return queryset.extra(where=[f"{column} = ANY(%s::bigint[])"], params=[pg_array(list(ids))])

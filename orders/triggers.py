@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from bulkwrite import filter_ids
 from forecasts.predict import crossing_text
 from forecasts.selectors import forecast_warning, prealert_setting, reach_crossing
 from forecasts.services import forecast_current
@@ -110,7 +111,7 @@ def rules_evaluate(station_ids: list[int]) -> list[Recommendation]:
     """Evaluate the active rules on these gauges, as committed now; returns the recommendations raised."""
     # Highest level first, so a crossing of several thresholds at once recommends the highest.
     rules = list(
-        TriggerRule.objects.filter(station_id__in=station_ids, is_active=True)
+        filter_ids(TriggerRule.objects.filter(is_active=True), "station_id", station_ids)
         .prefetch_related("districts")
         .order_by("-level", "pk")
     )

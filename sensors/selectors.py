@@ -21,7 +21,7 @@ from django.db.models import F, QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from bulkwrite import pg_array
+from bulkwrite import filter_ids, pg_array
 from tenancy.selectors import Viewer
 
 from .levels import Measure, level_for, value_ladder, window_totals
@@ -40,10 +40,12 @@ from .rain import HOUR_KEY as RAIN_HOUR_KEY, rain_intensity
 from .tide import TideError, harmonics_from_document, predict as tide_predict
 from .trends import (
     TREND_LOOKBACK,
+    TREND_WINDOW,
     TREND_WINDOW_MICROS,
     Reading,
     reading_trend,
     station_trend,
+    trend_reads_edges_only,
     trend_readings_prefetch,
 )
 
@@ -81,29 +83,57 @@ def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str |
     )
 
 
-def _trend_readings_of(station_ids: list[int]) -> dict[int, list[Reading]]:
-    """The readings each station's trend is judged on, as plain `Reading`s with their times in integer
-    microseconds since the epoch (judge them with `TREND_WINDOW_MICROS`): only the readings
-    `reading_trend` counts (it drops quality-flagged ones first). On PostgreSQL one row per station
-    with its readings as two arrays, which the driver parses in C: no timestamp is parsed and no
-    tuple built per reading (in a storm batch those cost more than the rest of a feature)."""
+def _trend_readings_of(kinds: dict[int, str]) -> dict[int, list[Reading]]:
+    """The readings each station's trend is judged on ({station id: kind} in), as plain `Reading`s with
+    their times in integer microseconds since the epoch (judge them with `TREND_WINDOW_MICROS`): only
+    the readings `reading_trend` counts (it drops quality-flagged ones first).
+
+    On PostgreSQL one statement, and no timestamp parsed in Python. Where the rule reads only the
+    window's edges (`trend_reads_edges_only`: every kind but rain) just those two readings are fetched,
+    each by one probe of the (station, observed_at) index: in a storm a gauge reporting every few
+    seconds has hundreds of readings in the look-back, and fetching them all was most of the live
+    publisher's time (and PostgreSQL's). Rain gauges get their readings as two arrays per station."""
     from .services import _TO_MICROS, to_micros
 
-    by_station: dict[int, list[Reading]] = {pk: [] for pk in station_ids}
+    by_station: dict[int, list[Reading]] = {pk: [] for pk in kinds}
     if not by_station:
         return by_station
     ok = str(Observation.Quality.OK)
     if connection.vendor == "postgresql":
+        edges = [pk for pk, kind in kinds.items() if trend_reads_edges_only(kind)]
+        every = [pk for pk, kind in kinds.items() if not trend_reads_edges_only(kind)]
+        observations = connection.ops.quote_name(Observation._meta.db_table)
+        states = connection.ops.quote_name(StationState._meta.db_table)
+        micros = _TO_MICROS.format
         sql = f"""
-            SELECT o.station_id, array_agg({_TO_MICROS.format("o.observed_at")} ORDER BY o.observed_at),
+            SELECT x.station_id, ARRAY[{micros("f.observed_at")}, {micros("n.observed_at")}], ARRAY[f.value, n.value]
+            FROM unnest(%(edges)s::bigint[]) AS x (station_id)
+            JOIN {states} s ON s.station_id = x.station_id
+            CROSS JOIN LATERAL (
+                SELECT o.observed_at, o.value FROM {observations} o
+                WHERE o.station_id = x.station_id AND o.quality = %(ok)s AND o.observed_at > s.observed_at - %(lookback)s
+                ORDER BY o.observed_at DESC LIMIT 1) n
+            CROSS JOIN LATERAL (
+                SELECT o.observed_at, o.value FROM {observations} o
+                WHERE o.station_id = x.station_id AND o.quality = %(ok)s AND o.observed_at > s.observed_at - %(lookback)s
+                  AND o.observed_at >= n.observed_at - %(window)s
+                ORDER BY o.observed_at LIMIT 1) f
+            UNION ALL
+            SELECT o.station_id, array_agg({micros("o.observed_at")} ORDER BY o.observed_at),
                    array_agg(o.value ORDER BY o.observed_at)
-            FROM {connection.ops.quote_name(Observation._meta.db_table)} o
-            JOIN {connection.ops.quote_name(StationState._meta.db_table)} s ON s.station_id = o.station_id
-            WHERE o.station_id = ANY(%s::bigint[]) AND o.quality = %s AND o.observed_at > s.observed_at - %s
+            FROM {observations} o
+            JOIN {states} s ON s.station_id = o.station_id
+            WHERE o.station_id = ANY(%(every)s::bigint[]) AND o.quality = %(ok)s AND o.observed_at > s.observed_at - %(lookback)s
             GROUP BY o.station_id"""
+        params = {
+            "edges": pg_array(edges), "every": pg_array(every), "ok": ok, "lookback": TREND_LOOKBACK,
+            "window": TREND_WINDOW,
+        }
         with connection.cursor() as cursor:
-            cursor.execute(sql, [pg_array(list(by_station)), ok, TREND_LOOKBACK])
+            cursor.execute(sql, params)
             for station_id, times, values in cursor.fetchall():
+                if len(times) == 2 and times[0] == times[1]:  # the window's oldest reading is its newest
+                    times, values = times[1:], values[1:]
                 by_station[station_id] = [Reading(at, value, ok) for at, value in zip(times, values)]
     else:
         ids = list(by_station)
@@ -180,14 +210,7 @@ def live_features_of(station_ids, *, now: datetime) -> dict[int, dict]:
     trend readings of the batch as tuples (three queries: stamp, states, trend readings)."""
     station_ids = sorted(set(station_ids))
     catalog = _feature_catalog.of(station_ids)
-    states = StationState.objects.all()
-    if connection.vendor == "postgresql":
-        # One array parameter: the driver quotes every member of an IN list in Python.
-        column = f"{connection.ops.quote_name(StationState._meta.db_table)}.{connection.ops.quote_name('station_id')}"
-        states = states.extra(where=[f"{column} = ANY(%s::bigint[])"], params=[pg_array(list(catalog))])
-    else:
-        states = states.filter(station_id__in=list(catalog))
-    states = states.values_list(
+    states = filter_ids(StationState.objects.all(), "station_id", list(catalog)).values_list(
         "station_id", "value", "observed_at", "quality", "level", "accumulations", "station__municipality__slug"
     )
     by_station = {}
@@ -197,7 +220,7 @@ def live_features_of(station_ids, *, now: datetime) -> dict[int, dict]:
             # The town was renamed (towns are not under the stamp): this station's copy is reloaded.
             _feature_catalog.forget(station_id)
             catalog[station_id][0].municipality.slug = slug
-    trends = _trend_readings_of(list(catalog))
+    trends = _trend_readings_of({pk: station.kind for pk, (station, _) in catalog.items()})
     lang, iso = _lang(), local_iso_of_zone()
     return {
         pk: feature_of(

@@ -29,6 +29,14 @@ TREND_LOOKBACK = 2 * TREND_WINDOW
 TREND_WINDOW_MICROS = TREND_WINDOW // timedelta(microseconds=1)
 
 
+def trend_reads_edges_only(kind: str) -> bool:
+    """Whether `reading_trend` reads only two of a station's readings: the newest usable one and the
+    oldest usable one inside the window before it (every kind but rain, which sums two windows). A
+    reader holding many readings per station (the live publisher in a storm) may then fetch just
+    those two, and the rule gives the same answer."""
+    return kind != StationKind.RAIN
+
+
 class Reading(NamedTuple):
     observed_at: datetime | int  # or integer microseconds since the epoch, with a window in microseconds
     value: float

@@ -55,6 +55,29 @@ def test_a_drain_hands_a_handler_its_whole_batch_in_order_and_removes_it(db, wor
     assert not OutboxEvent.objects.exists()
 
 
+def test_a_pass_opens_no_transaction_for_handlers_with_nothing_claimable(db, workers, handled):
+    """One query finds the handlers with work; the others (most of the nine, most of the time) cost
+    no lock, claim or commit. A handler whose only events wait for their retry counts as idle."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as idle:
+        report = drain_once()
+    assert (report.claimed, len(idle)) == (0, 1)
+
+    emit("test.thing", {"n": 1})
+    OutboxEvent.objects.update(available_at=timezone.now() + timedelta(minutes=5))
+    with CaptureQueriesContext(connection) as waiting:
+        assert drain_once().claimed == 0
+    assert len(waiting) == 1
+
+    OutboxEvent.objects.update(available_at=timezone.now())
+    with CaptureQueriesContext(connection) as busy:
+        report = drain_once()
+    assert (report.claimed, report.handled) == (1, 1)
+    assert len(registry.handlers()) > 2 and len(busy) < 2 + 8  # the probe, then one handler's transaction
+
+
 def test_a_failing_handler_is_retried_alone_with_backoff_and_its_writes_roll_back(db, workers, handled, caplog):
     calls = []
 

@@ -174,16 +174,26 @@ def test_the_live_publishers_features_are_the_stations_features(towns):
            {"station": "F-RAIN", "observed_at": at - timedelta(minutes=10), "value": 12.0},
            {"station": "F-RAIN", "observed_at": at, "value": 25.5}],
     )
-    ids = [river.pk, rain.pk, silent.pk]
+    # Readings before, inside and at the edges of the trend window, up and down: the live publisher
+    # fetches only the window's edges for a river (sensors.trends.trend_reads_edges_only).
+    long = make_station(towns[1], "F-LONG", expected_interval=timedelta(minutes=5))
+    observation_ingest(
+        municipality=None, source="http",
+        items=[{"station": "F-LONG", "observed_at": at - timedelta(minutes=m), "value": v}
+               for m, v in ((55, 2.0), (45, 1.0), (30, 1.30), (25, 1.6), (15, 1.1), (5, 1.34), (0, 1.33))],
+    )
+    ids = [river.pk, rain.pk, silent.pk, long.pk]
     platform = Viewer(is_platform_admin=True)
 
     def expected():
         stations = station_list(viewer=platform).filter(pk__in=ids)
         return {station.pk: station_feature(station, now=at) for station in stations}
 
-    assert live_features_of(ids, now=at) == expected()
+    first = live_features_of(ids, now=at)
+    assert first == expected()
+    assert first[long.pk]["properties"]["trend"] == "rising"  # 1.30 at the window's start, 1.33 now
     Threshold.objects.filter(station=river, level=4).update(value=3.8)  # the stamp moves: reloaded
     river.refresh_from_db()
     features = live_features_of(ids, now=at)
     assert features == expected()
-    assert list(features) == [rain.pk, river.pk, silent.pk]  # by code, as the map lists them
+    assert list(features) == [long.pk, rain.pk, river.pk, silent.pk]  # by code, as the map lists them

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,6 +125,7 @@ def main(argv=None) -> int:
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

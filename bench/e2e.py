@@ -453,6 +453,9 @@ class Server:
                 kinds["celery"].append(pid)
             elif "uvicorn" in parent_cmd and "spawn_main" in cmd:
                 kinds["web"].append(pid)
+        if not kinds["web"]:
+            # One worker (--web-workers 1): uvicorn serves in its own process, with no children.
+            kinds["web"] = [pid for pid in tree if "uvicorn" in cmdlines.get(pid, "") and "config.asgi" in cmdlines.get(pid, "")]
         return kinds
 
     def stop(self) -> None:

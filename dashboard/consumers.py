@@ -31,7 +31,6 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
-from django.utils import timezone
 
 from alerts.selectors import live_group
 from public.load import public_socket_closed, public_socket_opened
@@ -41,6 +40,7 @@ from tenancy.selectors import ANONYMOUS, active_municipality_id, viewer_for_user
 
 from . import live, live_geo
 from .broadcast import live_broadcaster
+from .features import audience_features
 from .live_health import live_health
 from .throttle import (
     CLOSE_CODE_RATE_LIMITED,
@@ -330,15 +330,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return live.shared_snapshot(key, lambda: self._build_snapshot_frames(seq, stream)), seq
 
     def _build_snapshot_frames(self, seq: int, stream: str) -> list[str]:
-        kinds = [layer for layer in self.layers if layer in live.STATION_LAYERS]
-        now = timezone.now()
-        stations = station_list(viewer=self.viewer).filter(kind__in=kinds)
-        show_sharing = self.viewer.is_member
-        features = [live.live_feature(station, now=now, show_sharing=show_sharing) for station in stations]
+        # The features the map pages carry too (dashboard.features): kept per audience from the live
+        # log, so a connect costs the messages published since the audience's last look, not a
+        # build of every station.
+        stations = audience_features(self.viewer, show_sharing=self.viewer.is_member).current(seq=seq, stream=stream)
         # Shelters are public: every viewer subscribed to the layer gets all of them.
         shelters = live_geo.shelter_snapshot() if live_geo.SHELTER_LAYER in self.layers else None
         return live.snapshot_frames(
-            seq=seq, stream=stream, layers=sorted(self.layers), features=features, shelters=shelters
+            seq=seq,
+            stream=stream,
+            layers=sorted(self.layers),
+            feature_texts=stations.texts(self.layers),
+            shelters=shelters,
         )
 
     async def _join_groups(self):

@@ -1,7 +1,7 @@
 """Station features per audience, kept up to date from what the live publisher publishes.
 
-A map page (the public snapshot document, `/hq/`) carries the feature of every station its reader may
-see. Building them all (each station's state, thresholds and trend readings) takes seconds at 2,000
+A map page (the public snapshot document, `/hq/`) and a websocket snapshot (dashboard.consumers) carry
+the feature of every station their reader may see. Building them all (each station's state, thresholds and trend readings) takes seconds at 2,000
 stations, longer than the public page's publish tick on a loaded machine, and every tick and every
 board load did it again although a tick changes a few stations. The live publisher already builds
 the feature of every station that changed, once per drain batch, for each audience group, and keeps
@@ -60,6 +60,7 @@ def encode(value, *, sort_keys: bool = False) -> str:
 @dataclass(frozen=True)
 class Entry:
     text: str  # the feature as JSON
+    kind: str | None  # the station's layer (live.STATION_LAYERS)
     level: int | None
     point: tuple[float, float] | None  # (lat, lon)
     town: str | None  # the owner town's slug: a town without a boundary is outlined from its points
@@ -77,7 +78,14 @@ class Entry:
         # Keys sorted: a feature read back from the live log (PostgreSQL's jsonb keeps no key order)
         # gives the same text as the one built here.
         text = encode(feature, sort_keys=True)
-        return cls(text, level if isinstance(level, int) else None, point, properties.get("municipality"), stale_after)
+        return cls(
+            text,
+            properties.get("kind"),
+            level if isinstance(level, int) else None,
+            point,
+            properties.get("municipality"),
+            stale_after,
+        )
 
     def feature(self) -> dict:
         return json.loads(self.text)
@@ -91,6 +99,10 @@ class Features:
 
     def json_array(self) -> str:
         return "[" + ",".join(entry.text for entry in self.entries) + "]"
+
+    def texts(self, kinds) -> list[str]:
+        """The features (as JSON) of the stations of these kinds: a websocket snapshot's layers."""
+        return [entry.text for entry in self.entries if entry.kind in kinds]
 
     def points_by_town(self) -> dict[str, list[tuple[float, float]]]:
         """{town slug: [(lat, lon)]} of the stations this audience sees."""

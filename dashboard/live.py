@@ -139,7 +139,13 @@ def page_snapshot(*, viewer: Viewer, show_sharing: bool) -> tuple[dict, list[Map
 
 
 def snapshot_frames(
-    *, seq: int, stream: str, layers: list[str], features: list[dict], shelters: list[dict] | None = None
+    *,
+    seq: int,
+    stream: str,
+    layers: list[str],
+    features: list[dict] | None = None,
+    feature_texts: list[str] | None = None,
+    shelters: list[dict] | None = None,
 ) -> list[str]:
     """A websocket snapshot as JSON text frames, each at most SNAPSHOT_PART_BYTES (UTF-8) and
     SNAPSHOT_PART_ITEMS features and shelters:
@@ -150,13 +156,15 @@ def snapshot_frames(
     Parts are numbered from 0; every part has the same seq, stream and layers, and `shelters` is in
     every part when the shelters layer was asked for (possibly empty). The client applies the
     snapshot only once it holds all `parts`. A single item bigger than a part (not a real station)
-    travels alone in its own part rather than being dropped.
+    travels alone in its own part rather than being dropped. The features come as dicts, or already
+    encoded as JSON text (`feature_texts`, as dashboard.features keeps them).
     """
 
     def encode(value) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
-    items = [("features", encode(feature)) for feature in features]
+    items = [("features", encode(feature)) for feature in features or ()]
+    items += [("features", text) for text in feature_texts or ()]
     if shelters is not None:
         items += [("shelters", encode(shelter)) for shelter in shelters]
     # Room for the envelope: type, numbers, stream and layers (names from live.LAYERS) and brackets.

@@ -13,6 +13,8 @@ from .models import LiveMessage, LiveStream
 
 # Trimming runs once every this many messages, not on every insert.
 TRIM_EVERY = 100
+# pg_advisory_xact_lock key of the log's writers (see `live_messages_append`); "mizu" and "live".
+WRITERS_LOCK_KEY = 0x6D697A75_6C697665
 
 
 def live_stream() -> LiveStream:
@@ -29,21 +31,33 @@ def live_message_append(group: str, body: dict) -> dict:
 
 def live_messages_append(messages: list[tuple[str, dict]]) -> list[dict]:
     """Store (group, message) pairs in one insert, in order, and return them numbered: a drain batch
-    of a thousand alert events costs one write here, not a thousand."""
+    of a thousand alert events costs one write here, not a thousand.
+
+    Numbers are handed out in commit order. Every reader of the log asks for "the messages after n"
+    (a websocket resume, the features kept per audience in dashboard.features): a message numbered
+    below one a reader already took, but committed after it, would never be read. So a writer holds
+    the log until its transaction ends: on PostgreSQL a transaction-level advisory lock taken before
+    its first number; SQLite has one writing transaction at a time anyway (BEGIN IMMEDIATE, see
+    config.settings). The live publisher runs one drain batch at a time (events.services), so the
+    lock is normally free; it makes the order a property of the log, not of who happens to write."""
     if not messages:
         return []
     bodies = [{key: value for key, value in body.items() if key != "seq"} for _, body in messages]
-    if connection.vendor == "postgresql":
-        ids = _insert_as_one_document([group for group, _ in messages], bodies)
-    else:
-        rows = LiveMessage.objects.bulk_create(
-            [LiveMessage(group=group, body=body) for (group, _), body in zip(messages, bodies)]
-        )
-        ids = [row.pk for row in rows]
-    if any(pk is None for pk in ids):  # a backend that cannot return ids
-        raise RuntimeError("the live log needs ids back from bulk inserts (PostgreSQL, SQLite >= 3.35)")
-    if ids[-1] // TRIM_EVERY != (ids[0] - 1) // TRIM_EVERY:
-        live_messages_trim(keep=settings.LIVE_REPLAY_KEEP)
+    # The lock lasts as long as the transaction: outside one, this block is it.
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [WRITERS_LOCK_KEY])
+            ids = _insert_as_one_document([group for group, _ in messages], bodies)
+        else:
+            rows = LiveMessage.objects.bulk_create(
+                [LiveMessage(group=group, body=body) for (group, _), body in zip(messages, bodies)]
+            )
+            ids = [row.pk for row in rows]
+        if any(pk is None for pk in ids):  # a backend that cannot return ids
+            raise RuntimeError("the live log needs ids back from bulk inserts (PostgreSQL, SQLite >= 3.35)")
+        if ids[-1] // TRIM_EVERY != (ids[0] - 1) // TRIM_EVERY:
+            live_messages_trim(keep=settings.LIVE_REPLAY_KEEP)
     return [{**body, "seq": pk} for body, pk in zip(bodies, ids)]
 
 

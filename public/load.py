@@ -15,7 +15,9 @@ import os
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from functools import cache as once
+
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import DatabaseError
 
 from events.selectors import event_lag
@@ -29,6 +31,15 @@ WEBSOCKET = "websocket"
 # Anonymous websocket connections open across the deployment (a cache counter: Redis in
 # production, this process in the embedded default).
 PUBLIC_SOCKETS_KEY = "public:websockets"
+
+
+@once
+def socket_counter():
+    """The cache the public socket count is kept in: one client for the whole process.
+    `django.core.cache.cache` is one per thread and, in async code, one per task; every websocket
+    connection runs in a task of its own, so counting through it opened a Redis connection per
+    browser (1,000 readers: 1,000 Redis connections per ASGI process, each with its buffers)."""
+    return caches.create_connection(DEFAULT_CACHE_ALIAS)
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ def current_load() -> Load:
         lag_seconds=lag,
         queue_depth=celery_queue_depth(),
         cpu_load=cpu,
-        public_sockets=int(cache.get(PUBLIC_SOCKETS_KEY) or 0),
+        public_sockets=int(socket_counter().get(PUBLIC_SOCKETS_KEY) or 0),
     )
 
 
@@ -99,16 +110,18 @@ def live_transport(load: Load, mode: str) -> str:
 
 
 def public_socket_opened() -> None:
+    counter = socket_counter()
     try:
-        cache.add(PUBLIC_SOCKETS_KEY, 0, timeout=None)
-        cache.incr(PUBLIC_SOCKETS_KEY)
+        counter.add(PUBLIC_SOCKETS_KEY, 0, timeout=None)
+        counter.incr(PUBLIC_SOCKETS_KEY)
     except ValueError:
         pass
 
 
 def public_socket_closed() -> None:
+    counter = socket_counter()
     try:
-        if int(cache.get(PUBLIC_SOCKETS_KEY) or 0) > 0:
-            cache.decr(PUBLIC_SOCKETS_KEY)
+        if int(counter.get(PUBLIC_SOCKETS_KEY) or 0) > 0:
+            counter.decr(PUBLIC_SOCKETS_KEY)
     except ValueError:
         pass

@@ -105,11 +105,14 @@ def api_usage_flushed_by_hand():
 
 @pytest.fixture(autouse=True)
 def no_shared_snapshot_from_another_test():
-    """Snapshots are shared per sequence number and audience within a process; each test starts afresh."""
+    """Snapshots are shared per sequence number and audience within a process, and station features
+    kept per audience (dashboard.features); each test starts afresh."""
     from dashboard import live
+    from dashboard.features import forget_audiences
     from public.tick_cache import forget_all
 
     live._shared_snapshot.clear()
+    forget_audiences()
     forget_all()
 
 

@@ -240,3 +240,43 @@ def test_a_failed_build_is_not_shared_and_the_next_reader_builds():
     with pytest.raises(RuntimeError):
         live.shared_snapshot(("k", 3), failing)
     assert live.shared_snapshot(("k", 3), lambda: ["frames"]) == ["frames"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_snapshot_comes_from_the_audiences_kept_features_not_a_full_build(many_public_stations, monkeypatch):
+    """The websocket snapshot and the map pages share one source (dashboard.features): a reader who
+    connects after a change gets it through the live log's messages, with no build of every station."""
+    from dashboard.features import AudienceFeatures
+    from events.services import drain_pending
+    from tests.dashboard.test_pages import observe
+
+    full_builds = []
+    real = AudienceFeatures._rebuild
+
+    def counting(self, *args):
+        full_builds.append(self.viewer)
+        return real(self, *args)
+
+    monkeypatch.setattr(AudienceFeatures, "_rebuild", counting)
+
+    async def snapshot_values():
+        ws = await connect("/ws/live/?view=public")
+        await ws.send_json_to({"type": "subscribe", "layers": ["river"]})
+        subscribed = await ws.receive_json_from(timeout=5)
+        snapshot = await ws.receive_json_from(timeout=5)
+        await ws.disconnect()
+        assert snapshot["type"] == "snapshot" and snapshot["seq"] == subscribed["seq"]
+        return {f["id"]: f["properties"]["value"] for f in snapshot["features"]}
+
+    try:
+        first = await snapshot_values()
+        await database_sync_to_async(observe)("MANY-03", 1.23)
+        await database_sync_to_async(drain_pending)()
+        second = await snapshot_values()
+    finally:
+        await database_sync_to_async(connections.close_all)()
+
+    assert sorted(first) == sorted(second) == many_public_stations
+    assert second["MANY-03"] == 1.23 and first["MANY-03"] != 1.23
+    assert full_builds == [ANONYMOUS]

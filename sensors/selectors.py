@@ -17,7 +17,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, connections, transaction
-from django.db.models import F, QuerySet, TextField, prefetch_related_objects
+from django.db.models import QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -44,6 +44,7 @@ from .trends import (
     Reading,
     reading_trend,
     station_trend,
+    trend_readings_of,
     trend_readings_prefetch,
 )
 
@@ -79,45 +80,6 @@ def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str |
         .select_related("state")
         .prefetch_related("thresholds", trend_readings_prefetch())
     )
-
-
-def _trend_readings_of(station_ids: list[int]) -> dict[int, list[Reading]]:
-    """The readings each station's trend is judged on, as plain `Reading`s with their times in integer
-    microseconds since the epoch (judge them with `TREND_WINDOW_MICROS`): only the readings
-    `reading_trend` counts (it drops quality-flagged ones first). On PostgreSQL one row per station
-    with its readings as two arrays, which the driver parses in C: no timestamp is parsed and no
-    tuple built per reading (in a storm batch those cost more than the rest of a feature)."""
-    from .services import _TO_MICROS, to_micros
-
-    by_station: dict[int, list[Reading]] = {pk: [] for pk in station_ids}
-    if not by_station:
-        return by_station
-    ok = str(Observation.Quality.OK)
-    if connection.vendor == "postgresql":
-        sql = f"""
-            SELECT o.station_id, array_agg({_TO_MICROS.format("o.observed_at")} ORDER BY o.observed_at),
-                   array_agg(o.value ORDER BY o.observed_at)
-            FROM {connection.ops.quote_name(Observation._meta.db_table)} o
-            JOIN {connection.ops.quote_name(StationState._meta.db_table)} s ON s.station_id = o.station_id
-            WHERE o.station_id = ANY(%s::bigint[]) AND o.quality = %s AND o.observed_at > s.observed_at - %s
-            GROUP BY o.station_id"""
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [pg_array(list(by_station)), ok, TREND_LOOKBACK])
-            for station_id, times, values in cursor.fetchall():
-                by_station[station_id] = [Reading(at, value, ok) for at, value in zip(times, values)]
-    else:
-        ids = list(by_station)
-        for start in range(0, len(ids), 2000):
-            for station_id, observed_at, value in (
-                Observation.objects.filter(
-                    station_id__in=ids[start : start + 2000], quality=ok,
-                    observed_at__gt=F("station__state__observed_at") - TREND_LOOKBACK,
-                )
-                .order_by("station_id", "observed_at")
-                .values_list("station_id", "observed_at", "value")
-            ):
-                by_station[station_id].append(Reading(to_micros(observed_at), value, ok))
-    return by_station
 
 
 class LiveState(NamedTuple):
@@ -197,7 +159,7 @@ def live_features_of(station_ids, *, now: datetime) -> dict[int, dict]:
             # The town was renamed (towns are not under the stamp): this station's copy is reloaded.
             _feature_catalog.forget(station_id)
             catalog[station_id][0].municipality.slug = slug
-    trends = _trend_readings_of(list(catalog))
+    trends = trend_readings_of(list(catalog))
     lang, iso = _lang(), local_iso_of_zone()
     return {
         pk: feature_of(

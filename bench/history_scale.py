@@ -120,6 +120,7 @@ def time_history(station_pk: int, until: datetime, repeats: int) -> tuple[float,
     of the whole JSON request through Django's test client."""
     from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
 
     from sensors.models import Station
     from sensors.selectors import observation_range
@@ -135,15 +136,28 @@ def time_history(station_pk: int, until: datetime, repeats: int) -> tuple[float,
             timings.append((time.perf_counter() - began) * 1000)
             cursor.execute(f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}", params)
             server.append(_json_plan(cursor.fetchone()[0])[0]["Execution Time"])
-    client, requests = Client(), []
+    client, requests, cpu = Client(), [], []
     query = {"since": (until - WINDOW).isoformat(), "until": until.isoformat()}
     for _ in range(repeats + 2):
-        began = time.perf_counter()
-        response = client.get(f"/api/v1/stations/{station.code}/observations", query)
+        began, began_cpu = time.perf_counter(), time.process_time()
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(f"/api/v1/stations/{station.code}/observations", query)
         assert response.status_code == 200 and response.content.count(b'"observed_at"') == count
         requests.append((time.perf_counter() - began) * 1000)
+        cpu.append((time.process_time() - began_cpu) * 1000)
+    # The request's own rows query (its last), inside PostgreSQL: the load-independent part of the wall time.
+    rows_sql, rows_server = captured.captured_queries[-1]["sql"], []
+    with connection.cursor() as cursor:
+        for _ in range(repeats):
+            cursor.execute(f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {rows_sql}")
+            rows_server.append(_json_plan(cursor.fetchone()[0])[0]["Execution Time"])
+    REQUEST_DETAIL[station_pk] = (statistics.median(cpu[2:]), statistics.median(rows_server))
     # The first two runs warm the cache.
     return statistics.median(timings[2:]), statistics.median(server[2:]), count, statistics.median(requests[2:])
+
+
+# Per station: (the request's CPU time in this process, its rows query inside PostgreSQL), medians in ms.
+REQUEST_DETAIL: dict[int, tuple[float, float]] = {}
 
 
 def _json_plan(value):
@@ -170,6 +184,8 @@ def measure(label: str, station_ids: list[int], until: datetime, repeats: int) -
         f"fetched, {fast_server_ms:.1f} ms in PostgreSQL, {fast_request_ms:.1f} ms the JSON request | "
         f"10-min stations ({result['slow_rows']:,} rows): {result['slow_ms']:.1f} ms fetched, "
         f"{result['slow_server_ms']:.1f} ms in PostgreSQL, {result['slow_request_ms']:.1f} ms the JSON request | "
+        f"the 1-min station's JSON request: CPU here {REQUEST_DETAIL[station_ids[0]][0]:.1f} ms, its rows query "
+        f"inside PostgreSQL {REQUEST_DETAIL[station_ids[0]][1]:.1f} ms | "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         flush=True,
     )
@@ -189,13 +205,33 @@ def plan(station_pk: int, until: datetime) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+def measure_kept(args) -> None:
+    os.environ["DATABASE_URL"] = database_url(BENCH_DATABASE)
+    setup_django()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(observed_at) FROM sensors_observation")
+        (newest,) = cursor.fetchone()
+        cursor.execute("SELECT id FROM sensors_station ORDER BY code")
+        station_ids = [pk for (pk,) in cursor.fetchall()]
+    measure("kept", station_ids, newest + timedelta(minutes=1), args.repeats)
+    connection.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per station (median reported)")
     parser.add_argument("--stations", type=int, default=STATIONS, help="stations (a smaller number for a quick try)")
     parser.add_argument("--older-days", type=int, default=OLDER_DAYS, help="days loaded before the newest 7 in stage 2")
     parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DATABASE} database afterwards")
+    parser.add_argument("--measure-only", action="store_true",
+                        help=f"load nothing: measure the {BENCH_DATABASE} an earlier --keep run left, as it is now "
+                             "(to compare two versions of the code on the same table)")
     args = parser.parse_args()
+    if args.measure_only:
+        measure_kept(args)
+        return
 
     recreate_database()
     try:

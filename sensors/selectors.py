@@ -188,7 +188,7 @@ def station_get(*, viewer: Viewer, code: str) -> Station:
 def visible_station_get(*, viewer: Viewer, code: str) -> Station:
     """One visible station with its owner town only (one query), for reads that need no more than
     which station it is, such as its history: `station_get` also loads its state, thresholds and trend
-    readings (three queries, 40 % of a 7-day history request's time on a loaded machine). Raises
+    readings (three queries, about a sixth of a 7-day history request before: bench/history.py). Raises
     Station.DoesNotExist alike for missing and not-visible ones."""
     return _by_code(visible_stations(viewer=viewer), code)
 

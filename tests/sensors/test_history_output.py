@@ -118,6 +118,26 @@ def test_edge_values_and_times_render_as_before(client, towns):
         assert observation_history_text(station=station, since=UNTIL - timedelta(days=1), until=UNTIL) is not None
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the database writes the rows on PostgreSQL only")
+def test_a_connection_with_another_datestyle_still_gets_the_same_rows(client, towns):
+    station = make_station(towns[0], "DS-1")
+    store(station, [(UNTIL - timedelta(minutes=i, microseconds=(i % 2) * 5), 1.0 + i / 8, "ok") for i in range(50)])
+    since = UNTIL - timedelta(hours=2)
+    assert_same_as_reference(client, station, since, UNTIL)
+    rows = {code: observation_history_text(station=station, since=since, until=UNTIL, csv_code=code) for code in (None, "DS-1")}
+    # Only the rows query: psycopg reads timestamptz in DateStyle ISO alone, so the rest of a request
+    # could not run on such a connection; the history must still not write another time format.
+    with connection.cursor() as cursor:
+        cursor.execute("SET DateStyle = 'SQL, DMY'")  # whole-second times no longer read as ISO text
+    try:
+        assert connection.connection.info.parameter_status("DateStyle") == "SQL, DMY"
+        for code, text in rows.items():
+            assert observation_history_text(station=station, since=since, until=UNTIL, csv_code=code) == text
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET DateStyle")
+
+
 def test_values_that_are_not_finite_fall_back_to_python_and_nothing_is_lost(client, towns):
     station = make_station(towns[0], "INF-1")
     readings = [(UNTIL - timedelta(minutes=3), 1.5, "ok"), (UNTIL - timedelta(minutes=2), float("inf"), "suspect"),

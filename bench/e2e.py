@@ -1069,7 +1069,18 @@ def phase_alerts(report: Report, port: int, seed_: Seed, args, state: dict) -> N
 # --- e: history read ------------------------------------------------------------------------------
 
 
-def phase_history(report: Report, port: int, seed_: Seed, args) -> None:
+def database_backend_pids() -> list[int]:
+    """The PostgreSQL server processes serving the benchmark's database (the server runs on this
+    machine), to count their CPU time."""
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL, connect_timeout=10) as conn:
+        return [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()]
+
+
+def phase_history(report: Report, port: int, server: Server, seed_: Seed, args) -> None:
     print("e: 7-day history", flush=True)
     import psycopg
 
@@ -1078,6 +1089,9 @@ def phase_history(report: Report, port: int, seed_: Seed, args) -> None:
     http_ = Http(port)
     query = urlencode({"since": iso(seed_.t0 - timedelta(days=7)), "until": iso(seed_.t0)})
     timings, rows, status = [], 0, 0
+    http_.request("GET", f"/api/v1/stations/{seed_.history_code}/observations?{query}")  # connections opened
+    web, database = server.processes()["web"], database_backend_pids()
+    cpu_before = cpu_seconds(web), cpu_seconds(database)
     for _ in range(args.reads):
         began = time.monotonic()
         status, _, body = http_.request("GET", f"/api/v1/stations/{seed_.history_code}/observations?{query}")
@@ -1086,8 +1100,11 @@ def phase_history(report: Report, port: int, seed_: Seed, args) -> None:
             document = json.loads(body)
             rows = len(document.get("observations", document) if isinstance(document, dict) else document)
     http_.close()
+    web_cpu, database_cpu = cpu_seconds(web) - cpu_before[0], cpu_seconds(database) - cpu_before[1]
     report.add("e", f"7-day history of one station over HTTP (JSON, {args.reads} reads), table of {table_rows:,} rows",
-               f"p50 {ms(pct(timings, 50))}, p95 {ms(pct(timings, 95))}; HTTP {status}, {rows:,} rows",
+               f"p50 {ms(pct(timings, 50))}, p95 {ms(pct(timings, 95))}; HTTP {status}, {rows:,} rows; "
+               f"CPU per read: web processes {web_cpu / args.reads * 1000:.1f} ms, "
+               f"PostgreSQL {database_cpu / args.reads * 1000:.1f} ms",
                GOALS["history"] + " (at 10M+ rows)")
 
 
@@ -1300,7 +1317,7 @@ def main(argv=None) -> int:
             "b": lambda: phase_tick(report, port, seed_, args, state),
             "c": lambda: phase_websocket(report, port, server, seed_, args, state),
             "d": lambda: phase_alerts(report, port, seed_, args, state),
-            "e": lambda: phase_history(report, port, seed_, args),
+            "e": lambda: phase_history(report, port, server, seed_, args),
             "f": lambda: phase_page(report, port, args),
         }
         for name in "abcdef":

@@ -6,9 +6,16 @@
 Prints figures; asserts nothing. "SQL" is the same range query fetched as plain tuples through a
 cursor, so "beyond SQL" is what the endpoint adds (visibility check, formatting, rendering).
 Runs in a throw-away test database created the way the test suite creates it.
+
+Then the request by stages, each the median of the same number of runs (wall and this process's CPU):
+a request refused with 404 (middleware, DRF and the visibility query: what every request pays), the
+station lookups, the rows as the endpoint reads them (`observation_history_text`; on PostgreSQL also
+its execution time inside PostgreSQL, EXPLAIN ANALYZE), and the whole JSON request with Brotli and
+with gzip as browsers ask for it.
 """
 
 import gzip
+import json
 import os
 import statistics
 import sys
@@ -60,6 +67,50 @@ def median_ms(call) -> tuple[float, float]:
     return statistics.median(durations) * 1000, statistics.median(cpu) * 1000
 
 
+def stages(client, station, since, until, query):
+    from django.test.utils import CaptureQueriesContext
+
+    from sensors import selectors
+    from tenancy.selectors import ANONYMOUS
+
+    url = f"/api/v1/stations/{station.code}/observations"
+
+    def refused():
+        assert client.get("/api/v1/stations/NO-SUCH-STATION/observations", query).status_code == 404
+
+    def rows():
+        selectors.observation_history_text(station=station, since=since, until=until)
+
+    def encoded(encoding):
+        def get():
+            response = client.get(url, query, HTTP_ACCEPT_ENCODING=encoding)
+            assert response.status_code == 200 and response["Content-Encoding"] == encoding.split(",")[-1].strip()
+        return get
+
+    named = [("404 (middleware, DRF, visibility query)", refused)]
+    for lookup in ("station_get", "visible_station_get"):  # the second is this branch's
+        if hasattr(selectors, lookup):
+            named.append((lookup, lambda lookup=lookup: getattr(selectors, lookup)(viewer=ANONYMOUS, code=station.code)))
+    named += [("rows (observation_history_text)", rows), ("JSON, Brotli", encoded("gzip, br")), ("JSON, gzip", encoded("gzip"))]
+    print(f"stages, median of {ROUNDS} (load {os.getloadavg()[0]:.2f}):")
+    for name, call in named:
+        call()
+        total, cpu = median_ms(call)
+        print(f"  {name}: {total:.1f} ms wall, CPU here {cpu:.1f} ms")
+    if connection.vendor == "postgresql":
+        with CaptureQueriesContext(connection) as captured:
+            rows()
+        sql = captured.captured_queries[-1]["sql"]
+        executions = []
+        with connection.cursor() as cursor:
+            for _ in range(ROUNDS):
+                cursor.execute(f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}")
+                plan = cursor.fetchone()[0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                executions.append(plan[0]["Execution Time"])
+        print(f"  rows: execution inside PostgreSQL {statistics.median(executions):.1f} ms")
+
+
 def main():
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
@@ -98,6 +149,7 @@ def main():
             total, cpu = median_ms(get)
             print(f"{output}: {total:.1f} ms ({total - sql_ms:.1f} ms beyond SQL; CPU here {cpu:.1f} ms, "
                   f"{cpu - sql_cpu:.1f} beyond SQL), {len(body) / 1024:.0f} KiB, gzip {len(gzip.compress(body)) / 1024:.0f} KiB")
+        stages(client, station, since, until, query)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

@@ -2,6 +2,7 @@
 
     nice .venv/bin/python bench/history_scale.py
     BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres nice .venv/bin/python bench/history_scale.py
+    BENCH_HISTORY_DATABASE=mzbench_history_scale nice .venv/bin/python bench/history_scale.py   # another scratch name
 
 Needs PostgreSQL (the only backend with partitions); prints figures, asserts nothing (see
 docs/performance.md). It creates the scratch database `mizumori_bench_history` (dropped first if
@@ -13,7 +14,9 @@ Stage 1 loads the newest 7 days (~1.0M rows); stage 2 adds the 63 days before th
 in all, three months of partitions). After each stage the table is ANALYZEd and the history
 query the API runs (`sensors.selectors.observation_range`, all rows fetched) is timed on warm
 caches: the median over repeated runs, for the one-minute station (10,080 rows) and for
-ten-minute stations (1,008 rows).
+ten-minute stations (1,008 rows). The whole request is timed too, `GET
+/api/v1/stations/<code>/observations` (JSON) through Django's test client in this process: the
+visibility check, the rows the database writes, middleware and rendering (no network, no ASGI server).
 """
 
 import argparse
@@ -29,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-BENCH_DATABASE = "mizumori_bench_history"
+BENCH_DATABASE = os.environ.get("BENCH_HISTORY_DATABASE", "mizumori_bench_history")
 SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 STATIONS = 1_000  # station 0 reports every minute, the others every 10 minutes
 RECENT_DAYS, OLDER_DAYS = 7, 63
@@ -61,6 +64,9 @@ def setup_django():
 
     django.setup()
     from django.core.management import call_command
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()  # the test client's host name is allowed
 
     call_command("migrate", verbosity=0)
 
@@ -108,10 +114,13 @@ def copy_readings(station_ids: list[int], start: datetime, end: datetime) -> tup
     return rows, time.perf_counter() - began
 
 
-def time_history(station_pk: int, until: datetime, repeats: int) -> tuple[float, float, int]:
+def time_history(station_pk: int, until: datetime, repeats: int) -> tuple[float, float, int, float]:
     """Median milliseconds of the API's history query: round trip with every row fetched into
-    Python, and PostgreSQL's own execution time (EXPLAIN ANALYZE); and its row count."""
+    Python, and PostgreSQL's own execution time (EXPLAIN ANALYZE); its row count; and the median
+    of the whole JSON request through Django's test client."""
     from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
 
     from sensors.models import Station
     from sensors.selectors import observation_range
@@ -127,8 +136,28 @@ def time_history(station_pk: int, until: datetime, repeats: int) -> tuple[float,
             timings.append((time.perf_counter() - began) * 1000)
             cursor.execute(f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}", params)
             server.append(_json_plan(cursor.fetchone()[0])[0]["Execution Time"])
+    client, requests, cpu = Client(), [], []
+    query = {"since": (until - WINDOW).isoformat(), "until": until.isoformat()}
+    for _ in range(repeats + 2):
+        began, began_cpu = time.perf_counter(), time.process_time()
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(f"/api/v1/stations/{station.code}/observations", query)
+        assert response.status_code == 200 and response.content.count(b'"observed_at"') == count
+        requests.append((time.perf_counter() - began) * 1000)
+        cpu.append((time.process_time() - began_cpu) * 1000)
+    # The request's own rows query (its last), inside PostgreSQL: the load-independent part of the wall time.
+    rows_sql, rows_server = captured.captured_queries[-1]["sql"], []
+    with connection.cursor() as cursor:
+        for _ in range(repeats):
+            cursor.execute(f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {rows_sql}")
+            rows_server.append(_json_plan(cursor.fetchone()[0])[0]["Execution Time"])
+    REQUEST_DETAIL[station_pk] = (statistics.median(cpu[2:]), statistics.median(rows_server))
     # The first two runs warm the cache.
-    return statistics.median(timings[2:]), statistics.median(server[2:]), count
+    return statistics.median(timings[2:]), statistics.median(server[2:]), count, statistics.median(requests[2:])
+
+
+# Per station: (the request's CPU time in this process, its rows query inside PostgreSQL), medians in ms.
+REQUEST_DETAIL: dict[int, tuple[float, float]] = {}
 
 
 def _json_plan(value):
@@ -138,7 +167,7 @@ def _json_plan(value):
 def measure(label: str, station_ids: list[int], until: datetime, repeats: int) -> dict:
     from django.db import connection
 
-    fast_ms, fast_server_ms, fast_rows = time_history(station_ids[0], until, repeats)
+    fast_ms, fast_server_ms, fast_rows, fast_request_ms = time_history(station_ids[0], until, repeats)
     slow = [time_history(pk, until, repeats) for pk in station_ids[1:: len(station_ids) // 10][:10]]
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM sensors_observation")
@@ -146,13 +175,17 @@ def measure(label: str, station_ids: list[int], until: datetime, repeats: int) -
     load = os.getloadavg()
     result = {
         "label": label, "rows": total, "fast_ms": fast_ms, "fast_server_ms": fast_server_ms, "fast_rows": fast_rows,
-        "slow_ms": statistics.median(ms for ms, _, _ in slow), "slow_server_ms": statistics.median(ms for _, ms, _ in slow),
-        "slow_rows": slow[0][2], "load": load,
+        "slow_ms": statistics.median(ms for ms, _, _, _ in slow), "slow_server_ms": statistics.median(ms for _, ms, _, _ in slow),
+        "slow_rows": slow[0][2], "load": load, "fast_request_ms": fast_request_ms,
+        "slow_request_ms": statistics.median(ms for _, _, _, ms in slow),
     }
     print(
         f"{label}: table {total:,} rows | 7-day history, 1-min station ({fast_rows:,} rows): {fast_ms:.1f} ms "
-        f"fetched, {fast_server_ms:.1f} ms in PostgreSQL | 10-min stations ({result['slow_rows']:,} rows): "
-        f"{result['slow_ms']:.1f} ms fetched, {result['slow_server_ms']:.1f} ms in PostgreSQL | "
+        f"fetched, {fast_server_ms:.1f} ms in PostgreSQL, {fast_request_ms:.1f} ms the JSON request | "
+        f"10-min stations ({result['slow_rows']:,} rows): {result['slow_ms']:.1f} ms fetched, "
+        f"{result['slow_server_ms']:.1f} ms in PostgreSQL, {result['slow_request_ms']:.1f} ms the JSON request | "
+        f"the 1-min station's JSON request: CPU here {REQUEST_DETAIL[station_ids[0]][0]:.1f} ms, its rows query "
+        f"inside PostgreSQL {REQUEST_DETAIL[station_ids[0]][1]:.1f} ms | "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         flush=True,
     )
@@ -172,13 +205,33 @@ def plan(station_pk: int, until: datetime) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+def measure_kept(args) -> None:
+    os.environ["DATABASE_URL"] = database_url(BENCH_DATABASE)
+    setup_django()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(observed_at) FROM sensors_observation")
+        (newest,) = cursor.fetchone()
+        cursor.execute("SELECT id FROM sensors_station ORDER BY code")
+        station_ids = [pk for (pk,) in cursor.fetchall()]
+    measure("kept", station_ids, newest + timedelta(minutes=1), args.repeats)
+    connection.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per station (median reported)")
     parser.add_argument("--stations", type=int, default=STATIONS, help="stations (a smaller number for a quick try)")
     parser.add_argument("--older-days", type=int, default=OLDER_DAYS, help="days loaded before the newest 7 in stage 2")
     parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DATABASE} database afterwards")
+    parser.add_argument("--measure-only", action="store_true",
+                        help=f"load nothing: measure the {BENCH_DATABASE} an earlier --keep run left, as it is now "
+                             "(to compare two versions of the code on the same table)")
     args = parser.parse_args()
+    if args.measure_only:
+        measure_kept(args)
+        return
 
     recreate_database()
     try:
@@ -205,7 +258,9 @@ def main() -> None:
         print(
             f"ratio stage 2 / stage 1, fetched (in PostgreSQL): "
             f"1-min station {large['fast_ms'] / small['fast_ms']:.2f} ({large['fast_server_ms'] / small['fast_server_ms']:.2f}), "
-            f"10-min stations {large['slow_ms'] / small['slow_ms']:.2f} ({large['slow_server_ms'] / small['slow_server_ms']:.2f})"
+            f"10-min stations {large['slow_ms'] / small['slow_ms']:.2f} ({large['slow_server_ms'] / small['slow_server_ms']:.2f}); "
+            f"the JSON request: 1-min station {large['fast_request_ms'] / small['fast_request_ms']:.2f}, "
+            f"10-min stations {large['slow_request_ms'] / small['slow_request_ms']:.2f}"
         )
         print("plan at stage 2 (1-min station):")
         print(plan(station_ids[0], end))

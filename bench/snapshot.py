@@ -133,7 +133,11 @@ def main():
     parser.add_argument("--stations", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--changed", type=int, nargs="*", default=[10, 100, 1000])
-    args = parser.parse_args()
+    run_in_test_database(measure, parser.parse_args())
+
+
+def run_in_test_database(measure, args) -> None:
+    """`measure(args)` in a throw-away test database, on an event loop (the live publisher's)."""
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:

@@ -38,6 +38,7 @@ from .selectors import (
     station_feature_collection_at,
     station_get,
     tide_anomaly_series,
+    visible_station_get,
 )
 from .services import observation_ingest
 
@@ -261,7 +262,7 @@ class StationObservationsAPI(APIView):
         if output not in ("json", "csv"):
             raise ValidationError({"format": "Must be json or csv."})
         try:
-            station = station_get(viewer=viewer_for_request(request), code=code)
+            station = visible_station_get(viewer=viewer_for_request(request), code=code)
         except Station.DoesNotExist:
             # Identical for "no such station" and "not yours to see".
             raise NotFound("No station with this code.") from None

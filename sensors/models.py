@@ -58,6 +58,36 @@ class StationQuerySet(models.QuerySet):
         return self.filter(rule)
 
 
+class TrendLookback:
+    """`Station.trend_lookback`: not a relation, but it speaks Django's prefetcher protocol
+    (`get_prefetch_querysets`, as a generic foreign key does), so `prefetch_related` and
+    `prefetch_related_objects` with `sensors.trends.trend_readings_prefetch()` load the look-back of
+    every station of a list with one `trend_readings_of` (arrays, no model instance per reading) and
+    attach it where `station_trend` reads it. A `Prefetch` of the observations built a model instance
+    per reading before: 24,000 of them for a list of 2,000 stations reporting every 5 minutes."""
+
+    def is_cached(self, station) -> bool:
+        from .trends import TREND_READINGS_ATTR
+
+        return hasattr(station, TREND_READINGS_ATTR)
+
+    def get_prefetch_querysets(self, instances, querysets=None):
+        from .trends import TREND_READINGS_ATTR, trend_lookbacks
+
+        if querysets:
+            raise ValueError("The trend look-back takes no queryset: it is read by sensors.trends.trend_readings_of.")
+        # (related objects, each one's key, each station's key, one per station, where it goes, set as an attribute)
+        return trend_lookbacks(instances), _lookback_station_id, _station_pk, True, TREND_READINGS_ATTR, True
+
+
+def _lookback_station_id(lookback) -> int:
+    return lookback.station_id
+
+
+def _station_pk(station) -> int:
+    return station.pk
+
+
 class Station(models.Model):
     code = models.CharField(
         max_length=40,
@@ -113,6 +143,8 @@ class Station(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = StationQuerySet.as_manager()
+    # The readings its trend is judged on, for station lists (sensors.trends.trend_readings_prefetch).
+    trend_lookback = TrendLookback()
 
     class Meta:
         ordering = ["code"]

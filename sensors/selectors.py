@@ -17,7 +17,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, connections, transaction
-from django.db.models import F, QuerySet, TextField, prefetch_related_objects
+from django.db.models import QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -40,12 +40,11 @@ from .rain import HOUR_KEY as RAIN_HOUR_KEY, rain_intensity
 from .tide import TideError, harmonics_from_document, predict as tide_predict
 from .trends import (
     TREND_LOOKBACK,
-    TREND_WINDOW,
     TREND_WINDOW_MICROS,
     Reading,
     reading_trend,
     station_trend,
-    trend_reads_edges_only,
+    trend_readings_of,
     trend_readings_prefetch,
 )
 
@@ -81,73 +80,6 @@ def station_list(*, viewer: Viewer, kind: str | None = None, municipality: str |
         .select_related("state")
         .prefetch_related("thresholds", trend_readings_prefetch())
     )
-
-
-def _trend_readings_of(kinds: dict[int, str]) -> dict[int, list[Reading]]:
-    """The readings each station's trend is judged on ({station id: kind} in), as plain `Reading`s with
-    their times in integer microseconds since the epoch (judge them with `TREND_WINDOW_MICROS`): only
-    the readings `reading_trend` counts (it drops quality-flagged ones first).
-
-    On PostgreSQL one statement, and no timestamp parsed in Python. Where the rule reads only the
-    window's edges (`trend_reads_edges_only`: every kind but rain) just those two readings are fetched,
-    each by one probe of the (station, observed_at) index: in a storm a gauge reporting every few
-    seconds has hundreds of readings in the look-back, and fetching them all was most of the live
-    publisher's time (and PostgreSQL's). Rain gauges get their readings as two arrays per station."""
-    from .services import _TO_MICROS, to_micros
-
-    by_station: dict[int, list[Reading]] = {pk: [] for pk in kinds}
-    if not by_station:
-        return by_station
-    ok = str(Observation.Quality.OK)
-    if connection.vendor == "postgresql":
-        edges = [pk for pk, kind in kinds.items() if trend_reads_edges_only(kind)]
-        every = [pk for pk, kind in kinds.items() if not trend_reads_edges_only(kind)]
-        observations = connection.ops.quote_name(Observation._meta.db_table)
-        states = connection.ops.quote_name(StationState._meta.db_table)
-        micros = _TO_MICROS.format
-        sql = f"""
-            SELECT x.station_id, ARRAY[{micros("f.observed_at")}, {micros("n.observed_at")}], ARRAY[f.value, n.value]
-            FROM unnest(%(edges)s::bigint[]) AS x (station_id)
-            JOIN {states} s ON s.station_id = x.station_id
-            CROSS JOIN LATERAL (
-                SELECT o.observed_at, o.value FROM {observations} o
-                WHERE o.station_id = x.station_id AND o.quality = %(ok)s AND o.observed_at > s.observed_at - %(lookback)s
-                ORDER BY o.observed_at DESC LIMIT 1) n
-            CROSS JOIN LATERAL (
-                SELECT o.observed_at, o.value FROM {observations} o
-                WHERE o.station_id = x.station_id AND o.quality = %(ok)s AND o.observed_at > s.observed_at - %(lookback)s
-                  AND o.observed_at >= n.observed_at - %(window)s
-                ORDER BY o.observed_at LIMIT 1) f
-            UNION ALL
-            SELECT o.station_id, array_agg({micros("o.observed_at")} ORDER BY o.observed_at),
-                   array_agg(o.value ORDER BY o.observed_at)
-            FROM {observations} o
-            JOIN {states} s ON s.station_id = o.station_id
-            WHERE o.station_id = ANY(%(every)s::bigint[]) AND o.quality = %(ok)s AND o.observed_at > s.observed_at - %(lookback)s
-            GROUP BY o.station_id"""
-        params = {
-            "edges": pg_array(edges), "every": pg_array(every), "ok": ok, "lookback": TREND_LOOKBACK,
-            "window": TREND_WINDOW,
-        }
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            for station_id, times, values in cursor.fetchall():
-                if len(times) == 2 and times[0] == times[1]:  # the window's oldest reading is its newest
-                    times, values = times[1:], values[1:]
-                by_station[station_id] = [Reading(at, value, ok) for at, value in zip(times, values)]
-    else:
-        ids = list(by_station)
-        for start in range(0, len(ids), 2000):
-            for station_id, observed_at, value in (
-                Observation.objects.filter(
-                    station_id__in=ids[start : start + 2000], quality=ok,
-                    observed_at__gt=F("station__state__observed_at") - TREND_LOOKBACK,
-                )
-                .order_by("station_id", "observed_at")
-                .values_list("station_id", "observed_at", "value")
-            ):
-                by_station[station_id].append(Reading(to_micros(observed_at), value, ok))
-    return by_station
 
 
 class LiveState(NamedTuple):
@@ -220,7 +152,7 @@ def live_features_of(station_ids, *, now: datetime) -> dict[int, dict]:
             # The town was renamed (towns are not under the stamp): this station's copy is reloaded.
             _feature_catalog.forget(station_id)
             catalog[station_id][0].municipality.slug = slug
-    trends = _trend_readings_of({pk: station.kind for pk, (station, _) in catalog.items()})
+    trends = trend_readings_of({pk: station.kind for pk, (station, _) in catalog.items()})
     lang, iso = _lang(), local_iso_of_zone()
     return {
         pk: feature_of(
@@ -241,10 +173,23 @@ def stations_with_threshold_history(
 
 
 def station_get(*, viewer: Viewer, code: str) -> Station:
-    """One visible station; raises Station.DoesNotExist alike for missing and not-visible ones."""
+    """One visible station with its state, thresholds and trend readings (`station_list`); raises
+    Station.DoesNotExist alike for missing and not-visible ones."""
+    return _by_code(station_list(viewer=viewer), code)
+
+
+def visible_station_get(*, viewer: Viewer, code: str) -> Station:
+    """One visible station with its owner town only (one query), for reads that need no more than
+    which station it is, such as its history: `station_get` also loads its state, thresholds and trend
+    readings (three queries, about a sixth of a 7-day history request before: bench/history.py). Raises
+    Station.DoesNotExist alike for missing and not-visible ones."""
+    return _by_code(visible_stations(viewer=viewer), code)
+
+
+def _by_code(stations: QuerySet[Station], code: str) -> Station:
     if "\x00" in code:  # no code has one, and PostgreSQL refuses to even compare text with a NUL
         raise Station.DoesNotExist
-    return station_list(viewer=viewer).get(code=code)
+    return stations.get(code=code)
 
 
 def _state_of(station: Station) -> StationState | None:
@@ -776,19 +721,30 @@ def observation_history(
 
 # The history rows written by PostgreSQL itself, in the bytes `observation_history` + the endpoint's
 # renderers give (tests/sensors/test_history_output.py holds them to it), so no Python runs per row.
-# A value as Python's repr: the shortest round-trip digits (PostgreSQL's float8out, extra_float_digits
-# 1, the default), in exponent notation below 1e-4 and from 1e16 as repr does (PostgreSQL switches
-# at 1e15), and with ".0" on whole numbers; the text goes through numeric, whose text of a decimal is exact.
+# A value as Python's repr. Between 1e-4 and 1e15 PostgreSQL's float8out (the shortest round-trip
+# digits, extra_float_digits 1, the default) writes repr's digits in repr's plain notation: only whole
+# numbers need ".0". Outside that range both switch to exponent notation below 1e-4 and from 1e16, but
+# PostgreSQL already at 1e15, so [1e15, 1e16) goes through numeric, whose text of a decimal is exact;
+# zero keeps its sign. A value that is not finite gives NULL (the JSON path refuses it; see below).
 _HISTORY_VALUE_SQL = """CASE
+    WHEN abs(o.value) >= 1e-4::float8 AND abs(o.value) < 1e15::float8
+        THEN CASE WHEN o.value = trunc(o.value) THEN o.value::text || '.0' ELSE o.value::text END
+    WHEN NOT (o.value > '-Infinity'::float8 AND o.value < 'Infinity'::float8) THEN NULL
     WHEN o.value <> 0 AND (abs(o.value) < 1e-4::float8 OR abs(o.value) >= 1e16::float8) THEN o.value::text
     WHEN o.value = 0 THEN CASE WHEN o.value::text = '-0' THEN '-0.0' ELSE '0.0' END
     WHEN o.value = trunc(o.value) THEN o.value::text::numeric::text || '.0'
     ELSE o.value::text::numeric::text END"""
+# The local time as Python's isoformat. In DateStyle ISO (PostgreSQL's default) the text of a
+# `timestamp` is that text with a space for the "T" when it has no fractional seconds; to_char, three
+# times slower, writes the others, and every time on a connection with another DateStyle.
 _HISTORY_TIME_SQL = """concat(to_char(o.local, 'YYYY-MM-DD"T"HH24:MI:SS'), NULLIF(to_char(o.local, '.US'), '.000000'), %(suffix)s)"""
+_HISTORY_TIME_ISO_SQL = f"""CASE WHEN date_trunc('second', o.local) = o.local
+    THEN replace(o.local::text, ' ', 'T') || %(suffix)s ELSE {_HISTORY_TIME_SQL} END"""
+# A quality code not of the model's list gives NULL (the Python path quotes and escapes it).
+_HISTORY_QUALITY_SQL = "CASE WHEN o.quality = ANY(%(qualities)s) THEN o.quality END"
 _HISTORY_ROW_SQL = {
-    "json": f"""'{{"observed_at":"' || {_HISTORY_TIME_SQL} || '","value":' || {_HISTORY_VALUE_SQL}
-        || ',"quality":"' || o.quality || '"}}'""",
-    "csv": f"""%(code)s || ',' || {_HISTORY_TIME_SQL} || ',' || {_HISTORY_VALUE_SQL} || ',' || o.quality || E'\\r\\n'""",
+    "json": """'{{"observed_at":"' || {time} || '","value":' || {value} || ',"quality":"' || {quality} || '"}}'""",
+    "csv": """%(code)s || ',' || {time} || ',' || {value} || ',' || {quality} || E'\\r\\n'""",
 }
 
 
@@ -796,8 +752,11 @@ def observation_history_text(*, station: Station, since: datetime, until: dateti
     """`observation_history`'s rows already rendered, as one text: the JSON objects joined by commas,
     or with `csv_code` (the station's CSV cell) the CSV lines. None where PostgreSQL cannot write
     them in those exact bytes: not PostgreSQL, the site's UTC offset changes within the window, a
-    value that is not finite (the JSON path refuses it) or a quality code not of the model's list
-    (the Python path quotes and escapes it)."""
+    value that is not finite or a quality code not of the model's list (such a row comes back NULL).
+
+    One text per row in the order of the (station, observed_at) index, joined here: `string_agg`
+    with an ORDER BY sorted the 10,080 rows of a 7-day read again (PostgreSQL 15 does not see that
+    its input is ordered), a third of the query's time."""
     if connection.vendor != "postgresql":
         return None
     offset = _constant_utc_offset(since, until)
@@ -806,24 +765,28 @@ def observation_history_text(*, station: Station, since: datetime, until: dateti
     output = "json" if csv_code is None else "csv"
     zone_aware = (datetime(2000, 1, 1) + offset).replace(tzinfo=dt_timezone(offset))
     suffix = zone_aware.isoformat()[len(zone_aware.replace(tzinfo=None).isoformat()):]
-    sql = f"""
-        SELECT string_agg({_HISTORY_ROW_SQL[output]}, %(separator)s ORDER BY o.local),
-               bool_and(o.value > '-Infinity'::float8 AND o.value < 'Infinity'::float8),
-               bool_and(o.quality = ANY(%(qualities)s))
-        FROM (SELECT (observed_at AT TIME ZONE 'UTC') + %(offset)s AS local, value, quality
-              FROM {connection.ops.quote_name(Observation._meta.db_table)}
-              WHERE station_id = %(station)s AND observed_at >= %(since)s AND observed_at <= %(until)s) AS o"""
     params = {
-        "suffix": suffix, "code": csv_code, "separator": "," if output == "json" else "",
-        "qualities": list(Observation.Quality.values), "offset": offset, "station": station.pk,
-        "since": since, "until": until,
+        "suffix": suffix, "code": csv_code, "qualities": list(Observation.Quality.values), "offset": offset,
+        "station": station.pk, "since": since, "until": until,
     }
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        text, finite, known = cursor.fetchone()
-    if finite is False or known is False:
+        iso_dates = (cursor.connection.info.parameter_status("DateStyle") or "").startswith("ISO")
+        row = _HISTORY_ROW_SQL[output].format(
+            time=_HISTORY_TIME_ISO_SQL if iso_dates else _HISTORY_TIME_SQL,
+            value=_HISTORY_VALUE_SQL, quality=_HISTORY_QUALITY_SQL,
+        )
+        cursor.execute(
+            f"""SELECT {row}
+                FROM (SELECT observed_at, (observed_at AT TIME ZONE 'UTC') + %(offset)s AS local, value, quality
+                      FROM {connection.ops.quote_name(Observation._meta.db_table)}
+                      WHERE station_id = %(station)s AND observed_at >= %(since)s AND observed_at <= %(until)s) AS o
+                ORDER BY o.observed_at""",
+            params,
+        )
+        rows = [text for (text,) in cursor.fetchall()]
+    if None in rows:
         return None
-    return text or ""
+    return ("," if output == "json" else "").join(rows)
 
 
 def _constant_utc_offset(since: datetime, until: datetime) -> timedelta | None:

@@ -161,6 +161,41 @@ def test_other_towns_private_history_is_404_for_a_town_user(client, stations, us
     assert client.get("/api/v1/stations/A-PRIVATE/observations").status_code == 200
 
 
+def test_other_towns_private_history_is_the_same_404_through_every_format(client, stations, user_a, token_a):
+    # The history reads the station alone (visible_station_get), not through the station list: the
+    # visibility rule must still hold for every door and format, and the refusal must not tell
+    # "hidden" from "missing" (no name, unit or reading of the hidden station in it).
+    ingest("B-PRIVATE", 10, 4.25)
+    b_private = Station.objects.get(code="B-PRIVATE")
+    Station.objects.filter(code="A-PUBLIC").update(is_active=False)  # a retired station is not served either
+    doors = [({}, None), ({"HTTP_AUTHORIZATION": f"Bearer {token_a}"}, None), ({}, user_a)]
+    for headers, user in doors:
+        client.logout()
+        if user:
+            client.force_login(user)
+        for code in ("B-PRIVATE", "A-PUBLIC", "NO-SUCH-STATION", "B-PRIVATE%00"):
+            for fmt in ("json", "csv", "xml"):
+                response = client.get(f"/api/v1/stations/{code}/observations?format={fmt}", **headers)
+                body = response_bytes(response)
+                if fmt == "xml":
+                    assert response.status_code == 400, (code, headers, user)
+                    continue
+                assert response.status_code == 404, (code, fmt, headers, user)
+                assert response.json() == {"detail": "No station with this code."}
+                assert b"4.25" not in body and b_private.name_en.encode() not in body
+
+
+def test_history_reads_the_station_and_its_rows_in_two_queries(client, stations, django_assert_num_queries):
+    for minutes in range(30):
+        ingest("A-PUBLIC", minutes, 1.0 + minutes / 10)
+    for fmt in ("json", "csv"):
+        with django_assert_num_queries(2):  # the visible station, its readings
+            response = client.get(f"/api/v1/stations/A-PUBLIC/observations?format={fmt}")
+            assert response.status_code == 200
+            body = response_bytes(response)
+        assert body.count(b"+09:00") >= 30
+
+
 def test_station_list_query_count_does_not_grow_with_stations(client, towns, django_assert_max_num_queries):
     for i in range(40):
         make_station(towns[0], f"S{i:02d}")

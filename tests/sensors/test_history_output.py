@@ -11,11 +11,12 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from sensors.models import Observation, Station
-from sensors.selectors import LocalIsoFormatter, local_iso
+from sensors.selectors import LocalIsoFormatter, local_iso, observation_history_text
 from tests.conftest import make_station, response_bytes
 
 UNTIL = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
@@ -90,6 +91,64 @@ def test_tricky_values_and_codes_render_as_before(client, towns):
     assert_same_as_reference(client, station, UNTIL - timedelta(days=1), UNTIL)
     body = fetch(client, station, UNTIL - timedelta(days=1), UNTIL, "json").decode()
     assert '"value":-0.5,' in body and '"value":1e-07,' in body and "+09:00" in body and ".998766+09:00" in body
+
+
+# Around the edges of the database's plain-notation fast path ([1e-4, 1e15): float8out's text there is
+# repr's without ".0"), and values whose text differs from repr outside it.
+EDGE_VALUES = [
+    1e-4, -1e-4, 9.999999999999999e-05, 0.00010000000000000002, 0.00012, 1.5e-05, 999999999999999.9,
+    999999999999999.0, -999999999999999.0, 1e15 + 0.125, 5e15, 9007199254740993.0, 12345.0, -7.0, 0.1,
+    2.0**-1074, 1e300,
+]
+
+
+def test_edge_values_and_times_render_as_before(client, towns):
+    import random
+
+    station = make_station(towns[0], "EDGE-1")
+    draw = random.Random(9)
+    values = EDGE_VALUES + [draw.uniform(-1e3, 1e3) for _ in range(300)]
+    values += [draw.choice((1, -1)) * 10 ** draw.uniform(-8, 20) for _ in range(300)]
+    values += [round(draw.uniform(0, 30), draw.randrange(0, 4)) for _ in range(300)]
+    # Whole seconds (the text of a timestamp) and fractions of one (to_char), in one window.
+    times = [UNTIL - timedelta(seconds=37 * i, microseconds=(i % 4) * 250_000 + (i % 7 == 0)) for i in range(len(values))]
+    store(station, [(at, value, "ok") for at, value in zip(times, values, strict=True)])
+    assert_same_as_reference(client, station, UNTIL - timedelta(days=1), UNTIL)
+    if connection.vendor == "postgresql":  # and the database wrote them, not the Python fallback
+        assert observation_history_text(station=station, since=UNTIL - timedelta(days=1), until=UNTIL) is not None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the database writes the rows on PostgreSQL only")
+def test_a_connection_with_another_datestyle_still_gets_the_same_rows(client, towns):
+    station = make_station(towns[0], "DS-1")
+    store(station, [(UNTIL - timedelta(minutes=i, microseconds=(i % 2) * 5), 1.0 + i / 8, "ok") for i in range(50)])
+    since = UNTIL - timedelta(hours=2)
+    assert_same_as_reference(client, station, since, UNTIL)
+    rows = {code: observation_history_text(station=station, since=since, until=UNTIL, csv_code=code) for code in (None, "DS-1")}
+    # Only the rows query: psycopg reads timestamptz in DateStyle ISO alone, so the rest of a request
+    # could not run on such a connection; the history must still not write another time format.
+    with connection.cursor() as cursor:
+        cursor.execute("SET DateStyle = 'SQL, DMY'")  # whole-second times no longer read as ISO text
+    try:
+        assert connection.connection.info.parameter_status("DateStyle") == "SQL, DMY"
+        for code, text in rows.items():
+            assert observation_history_text(station=station, since=since, until=UNTIL, csv_code=code) == text
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET DateStyle")
+
+
+def test_values_that_are_not_finite_fall_back_to_python_and_nothing_is_lost(client, towns):
+    station = make_station(towns[0], "INF-1")
+    readings = [(UNTIL - timedelta(minutes=3), 1.5, "ok"), (UNTIL - timedelta(minutes=2), float("inf"), "suspect"),
+                (UNTIL, float("-inf"), "ok")]
+    if connection.vendor == "postgresql":  # SQLite stores NaN as NULL
+        readings.append((UNTIL - timedelta(minutes=1), float("nan"), "suspect"))
+    store(station, readings)
+    since = UNTIL - timedelta(hours=1)
+    assert fetch(client, station, since, UNTIL, "csv") == reference_csv(station, since, UNTIL)
+    assert b",inf,suspect\r\n" in fetch(client, station, since, UNTIL, "csv")
+    assert Observation.objects.filter(station=station).count() == len(readings)
 
 
 def test_rows_across_fetch_chunks_and_the_empty_window(client, towns):

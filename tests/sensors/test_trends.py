@@ -3,12 +3,16 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.db.models import Prefetch
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard.live import live_feature
 from dashboard.selectors import map_stations, station_history
 from sensors.selectors import station_list
 from sensors.services import observation_ingest
+from sensors.trends import station_trend
 from tenancy.selectors import ANONYMOUS
 
 pytestmark = pytest.mark.django_db
@@ -55,3 +59,56 @@ def test_only_the_readings_of_the_last_half_hour_count(client, stations):
     ingest("A-PUBLIC", start, [1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0], step=timedelta(minutes=20))
 
     assert set(trends_everywhere(client, "A-PUBLIC").values()) == {"steady"}
+
+
+def test_station_lists_attach_the_look_back_as_plain_readings_without_model_instances(client, stations):
+    from django.db.models import prefetch_related_objects
+    from django.db.models.signals import pre_init
+
+    from sensors.models import Observation, Station
+    from sensors.trends import TREND_READINGS_ATTR, Reading, trend_readings_prefetch
+
+    start = timezone.now().replace(microsecond=0) - timedelta(minutes=35)
+    ingest("A-PUBLIC", start, [1.00, 1.01, 1.02, 1.03])
+    Observation.objects.filter(station__code="A-PUBLIC", value=1.00).update(quality="suspect")
+    built = []
+
+    def count(sender, **kwargs):
+        built.append(sender)
+
+    pre_init.connect(count, sender=Observation)
+    try:
+        assert len(client.get("/api/v1/stations").json()["features"]) == 2
+        listed = {station.code: station for station in station_list(viewer=ANONYMOUS)}
+        assert len(map_stations(viewer=ANONYMOUS)) == 2
+    finally:
+        pre_init.disconnect(count, sender=Observation)
+    assert built == []
+    readings = getattr(listed["A-PUBLIC"], TREND_READINGS_ATTR)
+    # Quality-flagged readings are left out, as reading_trend would drop them; times in microseconds.
+    assert [reading.value for reading in readings] == [1.01, 1.02, 1.03]
+    assert all(isinstance(r, Reading) and isinstance(r.observed_at, int) for r in readings)
+    assert getattr(listed["B-PUBLIC"], TREND_READINGS_ATTR) == []  # no reading: no trend
+
+    # A plain list of stations gets it the same way, in one query, and a second prefetch is free.
+    plain = list(Station.objects.filter(code__in=["A-PUBLIC", "B-PUBLIC"]).order_by("code"))
+    with CaptureQueriesContext(connection) as captured:
+        prefetch_related_objects(plain, trend_readings_prefetch())
+        prefetch_related_objects(plain, trend_readings_prefetch())
+    assert len(captured) == 1
+    assert [station_trend(station) for station in plain] == ["steady", None]  # 1.01 → 1.03: within the band
+
+    with pytest.raises(ValueError, match="takes no queryset"):
+        prefetch_related_objects(plain[:1], Prefetch("trend_lookback", queryset=Observation.objects.all(), to_attr="x"))
+
+
+def test_station_list_reads_the_look_back_in_one_query_whatever_the_number_of_stations(towns, django_assert_num_queries):
+    from tests.conftest import make_station
+
+    start = timezone.now().replace(microsecond=0) - timedelta(minutes=35)
+    for i in range(25):
+        make_station(towns[0], f"N{i:02d}")
+        ingest(f"N{i:02d}", start, [1.0, 1.0 + i / 100, 1.0 + i / 50])
+    with django_assert_num_queries(3):  # stations with owner and state, thresholds, look-backs
+        trends = {station.code: station_trend(station) for station in station_list(viewer=ANONYMOUS)}
+    assert trends["N00"] == "steady" and trends["N24"] == "rising"

@@ -149,8 +149,9 @@ def trend_readings_of(kinds: dict[int, str]) -> dict[int, list[Reading]]:
 
 
 class TrendReadings(list):
-    """One station's look-back (`Reading`s, oldest first, times in integer microseconds), as attached
-    to a station by `trend_readings_prefetch`."""
+    """One station's look-back as `trend_readings_of` reads it (`Reading`s, oldest first, times in
+    integer microseconds; for every kind but rain only the window's edges), as attached to a station by
+    `trend_readings_prefetch`."""
 
     __slots__ = ("station_id",)
 

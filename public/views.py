@@ -31,7 +31,6 @@ from .serializers import PublicSnapshotSerializer
 from .snapshot import public_snapshot, tick_seconds
 from .tick_cache import HTML, JAVASCRIPT, Encoded, TickCache
 
-LANGUAGES = ("ja", "en")
 MAP_SLOT_ID = "mz-map-slot"
 
 
@@ -95,13 +94,14 @@ BASEMAP = TickCache("basemap", encoded_basemap, period=basemap_period)
 
 def public_shell(request) -> HttpResponse:
     # `?lang=` is the shell's language switch (links, no form: a form would need a CSRF token);
-    # without it, the language cookie (set by the staff pages' switch), else Japanese. Not
+    # without it, the language cookie (set by the staff pages' switch), else the site's language. Not
     # Accept-Language: its endless spellings would split every cache in front into countless copies.
+    languages = dict(settings.LANGUAGES)
     language = request.GET.get("lang")
-    if language not in LANGUAGES:
+    if language not in languages:
         language = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
-    if language not in LANGUAGES:
-        language = LANGUAGES[0]
+    if language not in languages:
+        language = settings.LANGUAGE_CODE
     response = cached_response(request, SHELL.get(language))
     response["Content-Language"] = language
     return response

@@ -153,7 +153,10 @@ def test_public_list_says_so_when_nothing_is_raised(client, stations):
     html = page(client)
 
     assert "現在、警戒レベル2以上の観測所はありません。" in html
-    assert "No station is at alert level 2 or above now." in html
+    # One language per page (gettext), not side-by-side pairs.
+    assert "No station is at alert level 2 or above now." not in html
+    english = page(client, "/?lang=en")
+    assert "No station is at alert level 2 or above now." in english and "現在、警戒レベル2以上" not in english
 
 
 @pytest.mark.django_db

@@ -62,7 +62,7 @@
     return Object.prototype.hasOwnProperty.call(statuses, status) ? Mizumori.pick(statuses[status]) : String(status);
   }
 
-  function said(text) {
+  function words(text) {
     return el("span", null, text);
   }
 
@@ -84,15 +84,15 @@
     title.appendChild(el("strong", null, localized(p, "title")));
     article.appendChild(title);
     var action = el("p", "mz-order-action");
-    action.appendChild(said(localized(p, "action")));
+    action.appendChild(words(localized(p, "action")));
     article.appendChild(action);
     var where = el("p", "mz-order-where");
-    where.appendChild(said(localized(p, "municipality_name") + ": " +
+    where.appendChild(words(localized(p, "municipality_name") + ": " +
       p.districts.map(function (d) { return localized(d, "name"); }).join(gettext(", "))));
     article.appendChild(where);
     if (p.shelters.length) {
       var list = el("p", "mz-order-shelters");
-      list.appendChild(said(gettext("Shelters")));
+      list.appendChild(words(gettext("Shelters")));
       list.appendChild(document.createTextNode(": " + p.shelters.map(function (s) {
         var current = shelters[s.code] || s;
         return localized(s, "name") + " (" + statusWords(current.status) + ")";
@@ -101,7 +101,7 @@
     }
     if (p.gauges.length) {
       var gauges = el("p", "mz-order-gauges");
-      gauges.appendChild(said(gettext("Gauges behind it")));
+      gauges.appendChild(words(gettext("Gauges behind it")));
       gauges.appendChild(document.createTextNode(": "));
       p.gauges.forEach(function (g, index) {
         var link = el("a", null, localized(g, "name"));
@@ -135,7 +135,7 @@
     list.forEach(function (feature) { box.appendChild(banner(feature)); });
     if (!list.length) {
       var none = el("p", "mz-order-none mz-muted");
-      none.appendChild(said(gettext("No evacuation information is in force.")));
+      none.appendChild(words(gettext("No evacuation information is in force.")));
       box.appendChild(none);
     }
     section.setAttribute("data-orders-in-force", String(list.length));
@@ -256,11 +256,11 @@
     var line = el("p", "mz-my-district-line" + (level ? " mz-order-level-" + level : ""));
     if (order) {
       var p = order.properties;
-      line.appendChild(said(interpolate(gettext("%(order)s is in force for %(district)s. %(action)s"), {
+      line.appendChild(words(interpolate(gettext("%(order)s is in force for %(district)s. %(action)s"), {
         order: localized(p, "title"), district: localized(props, "name"), action: localized(p, "action"),
       }, true)));
     } else {
-      line.appendChild(said(interpolate(gettext("No evacuation information is in force for %(district)s."), {
+      line.appendChild(words(interpolate(gettext("No evacuation information is in force for %(district)s."), {
         district: localized(props, "name"),
       }, true)));
     }
@@ -273,7 +273,7 @@
       .slice(0, NEAREST)
       .forEach(function (item) {
         var li = el("li", "mz-nearest-shelter");
-        li.appendChild(said(localized(item.shelter, "name")));
+        li.appendChild(words(localized(item.shelter, "name")));
         li.appendChild(document.createTextNode(" — " + item.km.toFixed(1) + " km"));
         li.setAttribute("data-shelter-code", item.shelter.code);
         list.appendChild(li);
@@ -305,7 +305,7 @@
       mine = null;
       renderMine();
       var status = document.getElementById("mz-my-district-status");
-      status.appendChild(said(gettext("Your location is outside every district.")));
+      status.appendChild(words(gettext("Your location is outside every district.")));
     }
   }
 
@@ -456,7 +456,7 @@
     box.type = "checkbox";
     box.name = "confirm";
     label.appendChild(box);
-    label.appendChild(said(gettext("I have checked this")));
+    label.appendChild(words(gettext("I have checked this")));
     parent.appendChild(label);
     return box;
   }
@@ -514,12 +514,12 @@
     open.name = "open_shelters";
     open.checked = true;
     openLabel.appendChild(open);
-    openLabel.appendChild(said(gettext("Open the chosen shelters")));
+    openLabel.appendChild(words(gettext("Open the chosen shelters")));
     form.appendChild(openLabel);
     var confirmBox = confirmCheckbox(form);
     var issue = el("button", "mz-button mz-issue");
     issue.type = "submit";
-    issue.appendChild(said(gettext("Issue")));
+    issue.appendChild(words(gettext("Issue")));
     form.appendChild(issue);
     form.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -545,7 +545,7 @@
     dismiss.appendChild(reason);
     var no = el("button", "mz-button");
     no.type = "submit";
-    no.appendChild(said(gettext("Dismiss")));
+    no.appendChild(words(gettext("Dismiss")));
     dismiss.appendChild(no);
     dismiss.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -570,7 +570,7 @@
       var confirmBox = confirmCheckbox(li);
       var confirm = el("button", "mz-button mz-issue mz-draft-confirm");
       confirm.type = "button";
-      confirm.appendChild(said(gettext("Confirm and issue")));
+      confirm.appendChild(words(gettext("Confirm and issue")));
       confirm.addEventListener("click", function () {
         send("/api/v1/order-drafts/" + d.id + "/confirm", { confirm: confirmBox.checked }).then(function (reply) {
           if (reply) {
@@ -584,7 +584,7 @@
     }
     var withdraw = el("button", "mz-button mz-draft-withdraw");
     withdraw.type = "button";
-    withdraw.appendChild(said(gettext("Withdraw")));
+    withdraw.appendChild(words(gettext("Withdraw")));
     withdraw.addEventListener("click", function () {
       send("/api/v1/order-drafts/" + d.id + "/withdraw", {}).then(function (reply) {
         if (reply) { delete drafts[d.id]; renderBoard(); }
@@ -604,7 +604,7 @@
     li.appendChild(level);
     var change = el("button", "mz-button mz-change");
     change.type = "button";
-    change.appendChild(said(gettext("Change level")));
+    change.appendChild(words(gettext("Change level")));
     change.addEventListener("click", function () {
       send("/api/v1/orders/" + p.id + "/change", { level: Number(level.value) }).then(function (reply) {
         if (reply) { applyOrders([asFeature(reply.order)]); }
@@ -613,7 +613,7 @@
     li.appendChild(change);
     var lift = el("button", "mz-button mz-lift");
     lift.type = "button";
-    lift.appendChild(said(gettext("Lift")));
+    lift.appendChild(words(gettext("Lift")));
     lift.addEventListener("click", function () {
       if (!window.confirm(gettext("Lift this order?"))) { return; }
       send("/api/v1/orders/" + p.id + "/lift", {}).then(function (reply) {

@@ -675,15 +675,6 @@
   document.addEventListener("mizumori:stations", announceChanges);
   document.addEventListener("mizumori:withdrawn", announceChanges);
 
-  // Chromium keeps the shaping of text laid out while the web font (site.css, for machines without
-  // a Japanese font) was on its way, boxes included, until that text's font changes: once the fonts
-  // are in, a no-op change of the root's font features has every text shaped again.
-  if (document.fonts && document.fonts.ready) {
-    document.fonts.ready.then(function () {
-      document.documentElement.classList.add("mz-fonts-in");
-    });
-  }
-
   Mizumori.publicPage = { refresh: refresh, state: state };
   registerServiceWorker();
   refresh();

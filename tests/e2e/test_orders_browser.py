@@ -109,7 +109,7 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     hq.locator("#mz-own-orders .mz-own-order button.mz-lift").click()
     phone.wait_for_selector("#mz-orders[data-orders-in-force='0']")
     assert phone.locator("#mz-order-banners .mz-order").count() == 0
-    assert "No evacuation information is in force." in phone.locator("#mz-order-banners").inner_text()
+    assert "現在、発令中の避難情報はありません。" in phone.locator("#mz-order-banners").inner_text()
 
     # The CAP document of each step: valid, and referencing every earlier one.
     schema = etree.XMLSchema(etree.parse(str(CAP_XSD)))

@@ -74,7 +74,8 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     asgi_server.post_readings(basin["token_a"], [("UP-1", 3.6)])  # over 避難判断水位 (3.5 m)
     recommendation = hq.locator("#mz-recommendations .mz-recommendation")
     recommendation.wait_for()
-    assert "UP-1" in recommendation.inner_text() and "避難判断水位" in recommendation.inner_text()
+    # The threshold's name in the page's language (this browser asks for English).
+    assert "UP-1" in recommendation.inner_text() and "Evacuation decision" in recommendation.inner_text()
 
     # Issuing needs the confirmation box: without it the server refuses and nothing is issued.
     assert recommendation.locator("select.mz-shelter-select option[value=SH-B2]").count() == 0

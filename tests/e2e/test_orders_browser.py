@@ -91,7 +91,7 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     banner = phone.locator("#mz-order-banners .mz-order-level-3")
     banner.wait_for()
     assert "高齢者等避難" in banner.inner_text() and "川端、港町" in banner.inner_text()
-    assert "港小学校 / Minato School (open)" in banner.inner_text()
+    assert "港小学校 (開設中)" in banner.inner_text()  # the public page in Japanese: names and status in it
     phone.wait_for_function("() => document.querySelectorAll('path.mz-district-level-3').length === 2")
     phone.select_option("#mz-my-district", "B-2")
     assert "港小学校" in phone.locator("#mz-nearest-shelters").inner_text()

@@ -157,7 +157,8 @@ def test_a_2000_station_public_map_is_drawn_from_the_page_and_stays_live(asgi_se
     assert "3.20 m" in page.evaluate(
         "Mizumori.stationPopupElement(Mizumori.stationMarkers['BIG-0003'].feature.properties).textContent"
     )
-    page.wait_for_function("() => document.getElementById('mz-notices').textContent.includes('Mizumori River gauge 3')", polling=POLL_MS)
+    # The notice names it in the page's language (Japanese here).
+    page.wait_for_function("() => document.getElementById('mz-notices').textContent.includes('水守川 第3観測所')", polling=POLL_MS)
 
     # Ask for a number the server never issued: it answers with the whole snapshot, in parts, each
     # far below daphne's frame limit, applied only when complete (a marker dropped here comes back).

@@ -74,6 +74,7 @@ def test_the_public_page_speaks_one_language_in_its_scripts_too(asgi_server, reg
     # A gauge's popup, drawn by stations.js from the feature: the level and the kind in the page's
     # language. (A shelter's popup is still the snapshot's server-drawn HTML, in both languages.)
     page.keyboard.press("Escape")
+    popup.wait_for(state="detached")  # after Leaflet's fade
     page.evaluate("(code) => Mizumori.stationMarkers[code].openPopup()", GAUGE)
     popup.wait_for()
     text = page.locator("#mz-public-map .leaflet-popup .mz-popup").inner_text()

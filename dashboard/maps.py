@@ -813,6 +813,8 @@ class StationNotice:
     reading: str
     observed: str
     stale: bool
+    # The map's word for a station without recent readings (the same as its markers say).
+    stale_words: tuple[str, str] = (STALE_JA, STALE_EN)
 
 
 def station_notices(features: Iterable[dict], towns: Iterable) -> list[StationNotice]:

@@ -12,7 +12,7 @@ from orders.selectors import district_list, order_draft_list, order_list, order_
 from tenancy.permissions import Action, permits
 from tenancy.selectors import Viewer
 
-from .maps import level_style
+from .maps import SHELTER_STATUSES, level_style
 
 FLOOD = "flood"
 
@@ -32,6 +32,8 @@ def orders_page_data(viewer: Viewer) -> dict:
             }
             for s in shelter_list()
         ],
+        # A shelter's status in words ([ja, en]), as its marker says it (one home: dashboard.maps).
+        "shelter_statuses": {status: [style.name_ja, style.name_en] for status, style in SHELTER_STATUSES.items()},
         "styles": {
             str(level): {"fill": style.fill, "text": style.text, "stroke": style.stroke, "badge": style.badge}
             for level, style in ((level, level_style(level)) for level in ORDER_LEVELS)

@@ -88,6 +88,7 @@ def hq_map(request):
     context["is_town_admin"] = viewer.acting_municipality_id is not None and permits(
         viewer, Action.MANAGE_SHARING, Municipality(pk=viewer.acting_municipality_id)
     )
+    context["may_onboard_towns"] = permits(viewer, Action.ONBOARD_TOWN, None)
     return render(request, "dashboard/hq.html", context)
 
 

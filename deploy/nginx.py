@@ -11,10 +11,13 @@ Used by bin/serve (PROXY=1) and tests/public/test_nginx.py; docs/deployment.md s
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 
 # nginx's add_header in a location replaces the server's, so every block that adds one repeats these.
 SECURITY_HEADERS = [
@@ -42,6 +45,22 @@ PROXY_HEADERS = [
 
 def proxy_headers(indent: str) -> str:
     return "\n".join(f"{indent}proxy_set_header {name} {value};" for name, value in PROXY_HEADERS)
+
+
+def site_languages() -> tuple[str, ...]:
+    """The codes of settings.LANGUAGES (their one home): the values of `?lang=` and of the language
+    cookie the public shell and base map answer to, so the only ones that may be cache keys."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings
+
+    return tuple(code for code, _ in settings.LANGUAGES)
+
+
+def language_map(languages: tuple[str, ...], indent: str) -> str:
+    # Codes are letters, digits and "-" (Django's language codes): nothing nginx would read otherwise.
+    return "\n".join(f"{indent}{code} {code};" for code in languages if re.fullmatch(r"[a-z0-9-]+", code))
 
 
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
@@ -97,6 +116,7 @@ def render(
                 "security_headers": security_headers(" " * 8),
                 "proxy_headers": proxy_headers(" " * 8),
                 "proxy_headers_location": proxy_headers(" " * 12),
+                "language_map": language_map(site_languages(), " " * 8),
             },
         )
     )

@@ -254,7 +254,7 @@ def forecast_prealerts(*, viewer: Viewer) -> list[dict]:
             crossing = reach_crossing(threshold, reached)
             found.append({"station": stations[forecast.station_id], "threshold": threshold, "probability": reached.probability,
                           "method": forecast.method,
-                          "crossing_text": crossing_text(crossing, english=False, zone=zone),
+                          "crossing_text_ja": crossing_text(crossing, english=False, zone=zone),
                           "crossing_text_en": crossing_text(crossing, english=True, zone=zone)})
     # One line per gauge: its highest threshold that qualifies.
     best = {}

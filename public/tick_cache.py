@@ -105,7 +105,7 @@ class TickCache:
         with self._lock:
             variants = list(self._local)
             self._local.clear()
-        for variant in {*variants, (), ("ja",), ("en",)}:
+        for variant in {*variants, (), *((code,) for code, _ in settings.LANGUAGES)}:
             cache.delete_many(self._keys(variant))
 
 

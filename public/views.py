@@ -31,7 +31,6 @@ from .serializers import PublicSnapshotSerializer
 from .snapshot import public_snapshot, tick_seconds
 from .tick_cache import HTML, JAVASCRIPT, Encoded, TickCache
 
-LANGUAGES = ("ja", "en")
 MAP_SLOT_ID = "mz-map-slot"
 
 
@@ -65,10 +64,10 @@ def encoded_shell(language: str) -> Encoded:
     return Encoded(html.encode(), HTML)
 
 
-def encoded_basemap() -> Encoded:
+def encoded_basemap(language: str) -> Encoded:
     """Folium's map script (boundaries, rivers, hazard zones, the empty station, shelter and alert
-    layers, the legend), preceded by the map's own markup, which it needs and which carries the
-    element names folium picked for this build: one file, so the two always match."""
+    layers, the legend in `language`), preceded by the map's own markup, which it needs and which
+    carries the element names folium picked for this build: one file, so the two always match."""
     # Only the positions and towns (to fit the view and outline towns without a boundary): the
     # stations themselves come with the snapshot.
     positions = (
@@ -80,8 +79,9 @@ def encoded_basemap() -> Encoded:
     points_by_town: dict[str, list[tuple[float, float]]] = {}
     for station in positions:
         points_by_town.setdefault(town_slugs.get(station.municipality_id, ""), []).append((station.lat, station.lon))
-    folium_map = station_map(geography, points_by_town, shelter_features=[], alert_features=[])
-    parts = embed_parts(folium_map)
+    with translation.override(language):
+        folium_map = station_map(geography, points_by_town, shelter_features=[], alert_features=[])
+        parts = embed_parts(folium_map)
     markup = (
         "(function () {\n  var slot = document.getElementById(" + json.dumps(MAP_SLOT_ID) + ");\n"
         "  if (slot) { slot.innerHTML = " + json.dumps(parts.html) + "; }\n})();\n"
@@ -95,20 +95,26 @@ BASEMAP = TickCache("basemap", encoded_basemap, period=basemap_period)
 
 def public_shell(request) -> HttpResponse:
     # `?lang=` is the shell's language switch (links, no form: a form would need a CSRF token);
-    # without it, the language cookie (set by the staff pages' switch), else Japanese. Not
+    # without it, the language cookie (set by the staff pages' switch), else the site's language. Not
     # Accept-Language: its endless spellings would split every cache in front into countless copies.
     language = request.GET.get("lang")
-    if language not in LANGUAGES:
+    if not known_language(language):
         language = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
-    if language not in LANGUAGES:
-        language = LANGUAGES[0]
+    if not known_language(language):
+        language = settings.LANGUAGE_CODE
     response = cached_response(request, SHELL.get(language))
     response["Content-Language"] = language
     return response
 
 
 def public_basemap(request) -> HttpResponse:
-    return cached_response(request, BASEMAP.get())
+    # The shell asks for its own language's (its legend's words); anything else: the site's language.
+    language = request.GET.get("lang")
+    return cached_response(request, BASEMAP.get(language if known_language(language) else settings.LANGUAGE_CODE))
+
+
+def known_language(code) -> bool:
+    return code in dict(settings.LANGUAGES)
 
 
 class PublicSnapshotView(APIView):

@@ -3,8 +3,10 @@ pages' views need no change (dashboard.orders_page builds their data)."""
 
 from django import template
 
+from config.i18n import localized
 from tenancy.selectors import ANONYMOUS, viewer_for_request
 
+from ..maps import shelter_status_style
 from ..orders_page import hq_orders_board, orders_page_data
 
 register = template.Library()
@@ -27,3 +29,9 @@ def hq_orders(context):
         "hq": True,
         "csrf_token": context.get("csrf_token"),
     }
+
+
+@register.filter
+def shelter_status_words(status: str) -> str:
+    """A shelter's status ("open") in the page's language, as its marker says it (開設中 / Open)."""
+    return localized(shelter_status_style(status), "name")

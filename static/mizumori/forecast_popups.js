@@ -1,7 +1,8 @@
 /*
  * HQ map: when a station's popup opens, ask /api/v1/stations/<code>/forecast and, when the forecast
  * predicts the next threshold's crossing, add its line to the popup:
- * 「氾濫危険水位到達予測 14:20頃（14:05〜14:40）」 / "Flood danger level expected around 14:20 (14:05–14:40)".
+ * 「氾濫危険水位到達予測 14:20頃（14:05〜14:40）」 or "Flood danger level expected around 14:20 (14:05–14:40)",
+ * in the page's language (static/mizumori/i18n.js).
  *
  * Loaded on the HQ page only: the public map shows no forecast (docs/api.md, "Forecasts"). The API
  * answers only for stations the logged-in viewer may see. Text reaches the page as textContent.
@@ -37,15 +38,7 @@
         }
         var line = document.createElement("p");
         line.className = "mz-popup-forecast";
-        var ja = document.createElement("span");
-        ja.lang = "ja";
-        ja.textContent = forecast.crossing.text_ja;
-        var en = document.createElement("span");
-        en.lang = "en";
-        en.textContent = forecast.crossing.text_en;
-        line.appendChild(ja);
-        line.appendChild(document.createTextNode(" / "));
-        line.appendChild(en);
+        line.textContent = window.Mizumori.localized(forecast.crossing, "text");  // the page's language
         popup.appendChild(line);
       })
       .catch(function () { /* no forecast line: the popup stays as it was */ });

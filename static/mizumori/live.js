@@ -45,7 +45,6 @@
   function LiveMap(root) {
     this.root = root;
     this.view = root.getAttribute("data-live-view") || "";
-    this.language = document.documentElement.lang === "en" ? "en" : "ja";
     this.seq = 0;
     this.stream = null;
     // True once the map holds a whole snapshot (the page's or the server's): then a (re)connect
@@ -425,7 +424,7 @@
   LiveMap.prototype.refreshNotices = function () {
     var container = document.getElementById("mz-notices");
     if (container) {
-      Mizumori.drawNotices(container, document.getElementById("mz-notices-empty"), this.language);
+      Mizumori.drawNotices(container, document.getElementById("mz-notices-empty"));
     }
   };
 
@@ -454,7 +453,7 @@
         alert: alert.id,
         level: alert.level,
         state: alert.state,
-        label: "L" + alert.level + " " + station.name_ja + " / " + station.name_en + value,
+        label: "L" + alert.level + " " + Mizumori.localized(station, "name") + value,
       },
     });
   };
@@ -488,22 +487,8 @@
     }
     var since = offlineSince;
     var time = since ? ("0" + since.getHours()).slice(-2) + ":" + ("0" + since.getMinutes()).slice(-2) : "";
-    var words = {
-      live: ["ライブ", "Live"],
-      reconnecting: ["再接続中…", "Reconnecting…"],
-      degraded: ["更新が遅れています(サーバー側で復旧中)", "Updates delayed (server recovering)"],
-      offline: [time + "から接続が切れています(再試行中)", "Offline since " + time + " (retrying)"],
-      paused: ["ライブ更新を一時停止中(過去を再生中)", "Live updates paused (replaying the past)"],
-    }[status] || ["接続中…", "Connecting…"];
     indicator.className = "mz-live-status mz-live-" + status;
-    var ja = indicator.querySelector("[lang=ja]");
-    if (ja) {
-      // The public page still shows both languages side by side (its gettext move is to come).
-      ja.textContent = words[0];
-      indicator.querySelector("[lang=en]").textContent = words[1];
-      return;
-    }
-    // A page in one language: its words from the page's catalog (dashboard/js_catalog.py).
+    // Its words from the page's catalog (dashboard/js_catalog.py).
     indicator.textContent = {
       live: gettext("Live"),
       reconnecting: gettext("Reconnecting…"),

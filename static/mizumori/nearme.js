@@ -23,30 +23,26 @@
   if (!section) {
     return;
   }
-  var language = document.documentElement.lang === "en" ? "en" : "ja";
   // Items shown at once; the search narrows the rest (2,000 stations would be a wall of buttons).
   var SHOWN = 30;
   var ZOOM_TO = 14;
   var RENDER_DELAY_MS = 800;
+  // The page's catalog (/i18n/catalog/<language>.js) is loaded before this file.
   var KIND_WORDS = {
-    station: ["観測所", "Station"],
-    shelter: ["避難所", "Shelter"],
-    district: ["地区", "District"],
+    station: gettext("Station"),
+    shelter: gettext("Shelter"),
+    district: gettext("District"),
   };
   var WORDS = {
-    locating: ["現在地を確認しています…", "Finding your location…"],
-    located: ["現在地から近い順に並べました。位置はこの端末の中だけで使っています。",
-      "Sorted by distance from you. Your location stays on this device."],
-    noGeolocation: ["この端末では現在地を使えません。地区を選ぶか、名前で探してください。",
-      "Location is not available on this device: choose your district or search by name."],
-    refused: ["現在地を取得できませんでした。地区を選ぶか、名前で探してください。",
-      "Could not get your location: choose your district or search by name."],
-    noOpenShelter: ["現在、開設中の避難所はありません。市町村の発表を確認してください。",
-      "No shelter is open now. Check your town's announcements."],
-    nearestShelter: ["最寄りの開設中の避難所", "Nearest open shelter"],
-    noOrder: ["発令中の避難情報なし", "No evacuation information in force"],
-    noMatch: ["一致するものはありません。", "Nothing matches."],
-    noMap: ["地図は簡易表示のため表示されていません。", "The map is off in the simplified view."],
+    locating: gettext("Finding your location…"),
+    located: gettext("Sorted by distance from you. Your location stays on this device."),
+    noGeolocation: gettext("Location is not available on this device: choose your district or search by name."),
+    refused: gettext("Could not get your location: choose your district or search by name."),
+    noOpenShelter: gettext("No shelter is open now. Check your town's announcements."),
+    nearestShelter: gettext("Nearest open shelter"),
+    noOrder: gettext("No evacuation information in force"),
+    noMatch: gettext("Nothing matches."),
+    noMap: gettext("The map is off in the simplified view."),
   };
 
   var state = { doc: null, point: null, query: "", timer: null, signature: "", youAreHere: null };
@@ -67,20 +63,9 @@
     return node;
   }
 
-  // The page's language first, the other after it, each marked with its language.
-  function both(pair, separator) {
-    var first = language === "en" ? 1 : 0;
-    var fragment = document.createDocumentFragment();
-    fragment.appendChild(el("span", null, pair[first], first ? "en" : "ja"));
-    fragment.appendChild(document.createTextNode(separator === undefined ? " / " : separator));
-    fragment.appendChild(el("span", null, pair[1 - first], first ? "ja" : "en"));
-    return fragment;
-  }
-
-  function say(pair, extra) {
+  function say(words, extra) {
     var status = document.getElementById("mz-near-me-status");
-    status.textContent = "";
-    status.appendChild(both(pair));
+    status.textContent = words;
     if (extra) {
       status.appendChild(document.createTextNode(" "));
       status.appendChild(extra);
@@ -138,7 +123,7 @@
       key: "station:" + feature.id,
       kind: "station",
       code: String(feature.id),
-      names: [props.name_ja, props.name_en],
+      name: Mizumori.localized(props, "name"),
       search: [props.name_ja, props.name_en, props.code, props.river].join(" "),
       lonLat: lonLatOf(feature),
       // While nobody is located: districts under an order, raised stations, open shelters, the rest.
@@ -150,10 +135,9 @@
         var fragment = document.createDocumentFragment();
         fragment.appendChild(el("span", "mz-chip mz-level-" + style.css, style.badge));
         fragment.appendChild(document.createTextNode(" "));
-        fragment.appendChild(both(style.title));
+        fragment.appendChild(document.createTextNode(Mizumori.pick(style.title)));
         if (props.stale && Array.isArray(words().stale)) {
-          fragment.appendChild(document.createTextNode(" · "));
-          fragment.appendChild(both(words().stale));
+          fragment.appendChild(document.createTextNode(" · " + Mizumori.pick(words().stale)));
         }
         return fragment;
       },
@@ -168,7 +152,7 @@
       key: "shelter:" + feature.id,
       kind: "shelter",
       code: String(feature.id),
-      names: [props.name_ja, props.name_en],
+      name: Mizumori.localized(props, "name"),
       search: [props.name_ja, props.name_en, props.code].join(" "),
       lonLat: lonLatOf(feature),
       open: props.status === "open",
@@ -198,7 +182,7 @@
         key: "district:" + code,
         kind: "district",
         code: code,
-        names: [props.name_ja, props.name_en],
+        name: Mizumori.localized(props, "name"),
         search: [props.name_ja, props.name_en, code].join(" "),
         lonLat: centre,
         feature: feature,
@@ -212,10 +196,10 @@
             // takes it for a station's words, which never name an order.
             var words = el("span", "mz-order-words");
             words.setAttribute("data-order-level", String(order.level));
-            words.appendChild(both([order.title_ja, order.title_en]));
+            words.textContent = Mizumori.localized(order, "title");
             fragment.appendChild(words);
           } else {
-            fragment.appendChild(both(WORDS.noOrder));
+            fragment.appendChild(document.createTextNode(WORDS.noOrder));
           }
           return fragment;
         },
@@ -231,7 +215,7 @@
     places.forEach(function (place) {
       place.km = state.point && place.lonLat && Mizumori.distanceKm ? Mizumori.distanceKm(state.point, place.lonLat) : null;
       place.searchText = normalise(place.search);
-      place.sortName = normalise(place.names[language === "en" ? 1 : 0]);
+      place.sortName = normalise(place.name);
     });
     return places;
   }
@@ -272,16 +256,11 @@
       body.type = "button";
       body.setAttribute("data-place", place.key);
     }
-    var first = language === "en" ? 1 : 0;
     var title = el("span", "mz-place-name");
-    title.appendChild(el("strong", null, place.names[first], first ? "en" : "ja"));
-    if (place.names[1 - first] && place.names[1 - first] !== place.names[first]) {
-      title.appendChild(document.createTextNode(" "));
-      title.appendChild(el("span", "mz-place-other", place.names[1 - first], first ? "ja" : "en"));
-    }
+    title.appendChild(el("strong", null, place.name));
     body.appendChild(title);
     var meta = el("span", "mz-place-meta");
-    meta.appendChild(el("span", "mz-place-kind", KIND_WORDS[place.kind][first], first ? "en" : "ja"));
+    meta.appendChild(el("span", "mz-place-kind", KIND_WORDS[place.kind]));
     meta.appendChild(document.createTextNode(" · "));
     meta.appendChild(place.status());
     if (place.km !== null) {
@@ -312,18 +291,16 @@
       ? document.activeElement.getAttribute("data-place") : null;
     list.textContent = "";
     shown.forEach(function (place) { list.appendChild(itemElement(place, interactive)); });
-    count.textContent = "";
     if (!found.length) {
-      count.appendChild(both(WORDS.noMatch));
+      count.textContent = WORDS.noMatch;
     } else if (found.length > shown.length) {
-      count.appendChild(both([found.length + "件中" + shown.length + "件を表示。名前で絞り込めます。",
-        "Showing " + shown.length + " of " + found.length + ": type a name to narrow the list."]));
+      count.textContent = interpolate(gettext("Showing %(shown)s of %(found)s: type a name to narrow the list."),
+        { shown: shown.length, found: found.length }, true);
     } else {
-      count.appendChild(both([found.length + "件", found.length + (found.length === 1 ? " item" : " items")]));
+      count.textContent = interpolate(ngettext("%s item", "%s items", found.length), [found.length]);
     }
     if (!interactive && state.doc && state.doc.mode === "minimal") {
-      count.appendChild(document.createTextNode(" "));
-      count.appendChild(both(WORDS.noMap));
+      count.textContent += " " + WORDS.noMap;
     }
     if (focused) {
       var again = list.querySelector('[data-place="' + focused.replace(/["\\]/g, "") + '"]');
@@ -361,7 +338,7 @@
       }
       var content = el("div", "mz-popup");
       var heading = el("p", "mz-popup-title");
-      heading.appendChild(both(place.names, " "));
+      heading.textContent = place.name;
       content.appendChild(heading);
       var line = el("p");
       line.appendChild(place.status());
@@ -451,9 +428,7 @@
         say(WORDS.noOpenShelter);
         return;
       }
-      var first = language === "en" ? 1 : 0;
-      say(WORDS.nearestShelter, el("strong", null,
-        shelter.names[first] + " (" + distanceText(shelter.km) + ")", first ? "en" : "ja"));
+      say(WORDS.nearestShelter, el("strong", null, shelter.name + " (" + distanceText(shelter.km) + ")"));
       var list = document.getElementById("mz-place-list");
       var item = list.querySelector('[data-place="' + shelter.key.replace(/["\\]/g, "") + '"]');
       if (Mizumori.map) {

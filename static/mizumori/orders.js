@@ -53,16 +53,17 @@
     return node;
   }
 
-  function both(ja, en) {
-    var span = el("span");
-    var jaNode = el("span", null, ja);
-    jaNode.lang = "ja";
-    var enNode = el("span", null, en);
-    enNode.lang = "en";
-    span.appendChild(jaNode);
-    span.appendChild(document.createTextNode(" / "));
-    span.appendChild(enNode);
-    return span;
+  // UI words come from the page's catalog (gettext); names and the orders' own words (legal words,
+  // kept per language as data) in the page's language by static/mizumori/i18n.js.
+  var localized = function (source, field) { return Mizumori.localized(source, field); };
+
+  function statusWords(status) {
+    var statuses = data.shelter_statuses || {};
+    return Object.prototype.hasOwnProperty.call(statuses, status) ? Mizumori.pick(statuses[status]) : String(status);
+  }
+
+  function words(text) {
+    return el("span", null, text);
   }
 
   function sortedOrders() {
@@ -80,38 +81,30 @@
     var title = el("p", "mz-order-title");
     title.appendChild(el("span", "mz-order-badge", "L" + p.level));
     title.appendChild(document.createTextNode(" "));
-    var strong = el("strong", null, p.title_ja);
-    strong.lang = "ja";
-    title.appendChild(strong);
-    title.appendChild(document.createTextNode(" "));
-    var en = el("span", null, p.title_en);
-    en.lang = "en";
-    title.appendChild(en);
+    title.appendChild(el("strong", null, localized(p, "title")));
     article.appendChild(title);
     var action = el("p", "mz-order-action");
-    action.appendChild(both(p.action_ja, p.action_en));
+    action.appendChild(words(localized(p, "action")));
     article.appendChild(action);
     var where = el("p", "mz-order-where");
-    where.appendChild(both(
-      p.municipality_name_ja + ": " + p.districts.map(function (d) { return d.name_ja; }).join("、"),
-      p.municipality_name_en + ": " + p.districts.map(function (d) { return d.name_en; }).join(", ")
-    ));
+    where.appendChild(words(localized(p, "municipality_name") + ": " +
+      p.districts.map(function (d) { return localized(d, "name"); }).join(gettext(", "))));
     article.appendChild(where);
     if (p.shelters.length) {
       var list = el("p", "mz-order-shelters");
-      list.appendChild(both("避難所", "Shelters"));
+      list.appendChild(words(gettext("Shelters")));
       list.appendChild(document.createTextNode(": " + p.shelters.map(function (s) {
         var current = shelters[s.code] || s;
-        return s.name_ja + " / " + s.name_en + " (" + current.status + ")";
-      }).join(", ")));
+        return localized(s, "name") + " (" + statusWords(current.status) + ")";
+      }).join(gettext(", "))));
       article.appendChild(list);
     }
     if (p.gauges.length) {
       var gauges = el("p", "mz-order-gauges");
-      gauges.appendChild(both("判断の根拠となった観測所", "Gauges behind it"));
+      gauges.appendChild(words(gettext("Gauges behind it")));
       gauges.appendChild(document.createTextNode(": "));
       p.gauges.forEach(function (g, index) {
-        var link = el("a", null, g.name_ja + " / " + g.name_en);
+        var link = el("a", null, localized(g, "name"));
         link.href = g.url;
         if (index) { gauges.appendChild(document.createTextNode(", ")); }
         gauges.appendChild(link);
@@ -142,7 +135,7 @@
     list.forEach(function (feature) { box.appendChild(banner(feature)); });
     if (!list.length) {
       var none = el("p", "mz-order-none mz-muted");
-      none.appendChild(both("現在、発令中の避難情報はありません。", "No evacuation information is in force."));
+      none.appendChild(words(gettext("No evacuation information is in force.")));
       box.appendChild(none);
     }
     section.setAttribute("data-orders-in-force", String(list.length));
@@ -179,7 +172,7 @@
       },
       onEachFeature: function (feature, polygon) {
         var level = levelOf(feature.properties.code);
-        var label = feature.properties.name_ja + " / " + feature.properties.name_en + (level ? " — L" + level : "");
+        var label = localized(feature.properties, "name") + (level ? " — L" + level : "");
         // In the area labels' pane (under the markers) where the map has one: a name never hides a gauge.
         var pane = map.getPane("mz-area-labels") ? "mz-area-labels" : "tooltipPane";
         polygon.bindTooltip(label, { permanent: level > 0, direction: "center", className: "mz-district-label", pane: pane });
@@ -263,10 +256,13 @@
     var line = el("p", "mz-my-district-line" + (level ? " mz-order-level-" + level : ""));
     if (order) {
       var p = order.properties;
-      line.appendChild(both(props.name_ja + "に" + p.title_ja + "が発令されています。" + p.action_ja,
-        p.title_en + " is in force for " + props.name_en + ". " + p.action_en));
+      line.appendChild(words(interpolate(gettext("%(order)s is in force for %(district)s. %(action)s"), {
+        order: localized(p, "title"), district: localized(props, "name"), action: localized(p, "action"),
+      }, true)));
     } else {
-      line.appendChild(both(props.name_ja + "に発令中の避難情報はありません。", "No evacuation information is in force for " + props.name_en + "."));
+      line.appendChild(words(interpolate(gettext("No evacuation information is in force for %(district)s."), {
+        district: localized(props, "name"),
+      }, true)));
     }
     status.appendChild(line);
     var from = myPoint || centre(mine);
@@ -277,7 +273,7 @@
       .slice(0, NEAREST)
       .forEach(function (item) {
         var li = el("li", "mz-nearest-shelter");
-        li.appendChild(both(item.shelter.name_ja, item.shelter.name_en));
+        li.appendChild(words(localized(item.shelter, "name")));
         li.appendChild(document.createTextNode(" — " + item.km.toFixed(1) + " km"));
         li.setAttribute("data-shelter-code", item.shelter.code);
         list.appendChild(li);
@@ -309,7 +305,7 @@
       mine = null;
       renderMine();
       var status = document.getElementById("mz-my-district-status");
-      status.appendChild(both("現在地はどの地区にも含まれていません。", "Your location is outside every district."));
+      status.appendChild(words(gettext("Your location is outside every district.")));
     }
   }
 
@@ -433,7 +429,7 @@
         }
         return reply;
       });
-    }).catch(function () { showError("サーバーに接続できません / Cannot reach the server"); return null; });
+    }).catch(function () { showError(gettext("Cannot reach the server")); return null; });
   }
 
   function levelSelect(current) {
@@ -460,7 +456,7 @@
     box.type = "checkbox";
     box.name = "confirm";
     label.appendChild(box);
-    label.appendChild(both("内容を確認しました", "I have checked this"));
+    label.appendChild(words(gettext("I have checked this")));
     parent.appendChild(label);
     return box;
   }
@@ -468,20 +464,21 @@
   function recommendationItem(r) {
     var li = el("li", "mz-recommendation mz-order-level-" + r.level);
     li.setAttribute("data-recommendation-id", String(r.id));
-    li.appendChild(el("p", "mz-recommendation-title", "L" + r.level + " " + r.title_ja + " / " + r.title_en));
-    li.appendChild(el("p", null, r.districts.map(function (d) { return d.name_ja + " / " + d.name_en; }).join(", ")));
+    li.appendChild(el("p", "mz-recommendation-title", "L" + r.level + " " + localized(r, "title")));
+    li.appendChild(el("p", null, r.districts.map(function (d) { return localized(d, "name"); }).join(gettext(", "))));
     var e = r.evidence || {};
     var evidence = e.fired_by === "manual"
-      ? "手動 / manual: " + (e.actor || "") + " " + (e.note || "")
+      ? gettext("manual") + ": " + (e.actor || "") + " " + (e.note || "")
       : e.fired_by === "jma"
       ? (e.jma_warning || "") + " (" + (e.jma_status || "") + ") — " + (e.jma_report_title || "") + " " + (e.reported_at || "") +
-        " — " + (e.attribution_ja || "")
-      : (e.station_name_ja || "") + " (" + (e.station || "") + ", " + (e.station_municipality || "") + "): " + e.value + " " + (e.unit || "") +
-        " ≥ " + (e.threshold_label_ja || "") + " " + e.threshold_value + " — " + (e.observed_at || "") +
-        (e.trend ? " — " + e.trend : "") + (e.forecast ? " — forecast L" + e.forecast.level + " in " + e.forecast.eta_minutes + " min" : "");
+        " — " + localized(e, "attribution")
+      : localized(e, "station_name") + " (" + (e.station || "") + ", " + (e.station_municipality || "") + "): " + e.value + " " + (e.unit || "") +
+        " ≥ " + localized(e, "threshold_label") + " " + e.threshold_value + " — " + (e.observed_at || "") +
+        (e.trend ? " — " + e.trend : "") + (e.forecast ? " — " + interpolate(gettext("forecast L%(level)s in %(minutes)s min"),
+          { level: e.forecast.level, minutes: e.forecast.eta_minutes }, true) : "");
     li.appendChild(el("p", "mz-recommendation-evidence", evidence));
     if (r.draft) {
-      li.appendChild(el("p", "mz-recommendation-drafted", "確認待ち / waiting for a second operator: " + r.draft.drafted_by));
+      li.appendChild(el("p", "mz-recommendation-drafted", interpolate(gettext("waiting for a second operator: %s"), [r.draft.drafted_by])));
       return li;
     }
     if (boardRoot.getAttribute("data-may-issue") !== "true") { return li; }
@@ -499,14 +496,14 @@
         box.name = "districts";
         box.checked = r.districts.some(function (d) { return d.code === code; });
         label.appendChild(box);
-        label.appendChild(document.createTextNode(districts[code].properties.name_ja));
+        label.appendChild(document.createTextNode(localized(districts[code].properties, "name")));
         checks.appendChild(label);
       });
     form.appendChild(checks);
     var shelterSelect = el("select", "mz-shelter-select");
     shelterSelect.multiple = true;
     ownShelters().forEach(function (s) {
-      var option = el("option", null, s.name_ja + " (" + s.status + ")");
+      var option = el("option", null, localized(s, "name") + " (" + statusWords(s.status) + ")");
       option.value = s.code;
       shelterSelect.appendChild(option);
     });
@@ -517,12 +514,12 @@
     open.name = "open_shelters";
     open.checked = true;
     openLabel.appendChild(open);
-    openLabel.appendChild(both("選んだ避難所を開設する", "Open the chosen shelters"));
+    openLabel.appendChild(words(gettext("Open the chosen shelters")));
     form.appendChild(openLabel);
     var confirmBox = confirmCheckbox(form);
     var issue = el("button", "mz-button mz-issue");
     issue.type = "submit";
-    issue.appendChild(both("発令する", "Issue"));
+    issue.appendChild(words(gettext("Issue")));
     form.appendChild(issue);
     form.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -544,11 +541,11 @@
     reason.name = "reason";
     reason.required = true;
     reason.maxLength = 300;
-    reason.placeholder = "見送りの理由 / Reason";
+    reason.placeholder = gettext("Reason");
     dismiss.appendChild(reason);
     var no = el("button", "mz-button");
     no.type = "submit";
-    no.appendChild(both("見送る", "Dismiss"));
+    no.appendChild(words(gettext("Dismiss")));
     dismiss.appendChild(no);
     dismiss.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -563,17 +560,17 @@
   function draftItem(d) {
     var li = el("li", "mz-order-draft mz-order-level-" + d.level);
     li.setAttribute("data-draft-id", String(d.id));
-    li.appendChild(el("p", "mz-recommendation-title", "L" + d.level + " " + d.title_ja + " / " + d.title_en));
-    li.appendChild(el("p", null, d.districts.map(function (x) { return x.name_ja + " / " + x.name_en; }).join(", ")));
-    li.appendChild(el("p", "mz-muted", "起案 / drafted by " + d.drafted_by + " — " + d.drafted_at));
+    li.appendChild(el("p", "mz-recommendation-title", "L" + d.level + " " + localized(d, "title")));
+    li.appendChild(el("p", null, d.districts.map(function (x) { return localized(x, "name"); }).join(gettext(", "))));
+    li.appendChild(el("p", "mz-muted", interpolate(gettext("drafted by %(who)s — %(when)s"), { who: d.drafted_by, when: d.drafted_at }, true)));
     if (boardRoot.getAttribute("data-may-issue") !== "true") { return li; }
     if (d.drafted_by === board.username) {
-      li.appendChild(el("p", "mz-muted mz-draft-own", "別の担当者の確認が必要です / Another operator must confirm"));
+      li.appendChild(el("p", "mz-muted mz-draft-own", gettext("Another operator must confirm")));
     } else {
       var confirmBox = confirmCheckbox(li);
       var confirm = el("button", "mz-button mz-issue mz-draft-confirm");
       confirm.type = "button";
-      confirm.appendChild(both("確認して発令", "Confirm and issue"));
+      confirm.appendChild(words(gettext("Confirm and issue")));
       confirm.addEventListener("click", function () {
         send("/api/v1/order-drafts/" + d.id + "/confirm", { confirm: confirmBox.checked }).then(function (reply) {
           if (reply) {
@@ -587,7 +584,7 @@
     }
     var withdraw = el("button", "mz-button mz-draft-withdraw");
     withdraw.type = "button";
-    withdraw.appendChild(both("取り下げ", "Withdraw"));
+    withdraw.appendChild(words(gettext("Withdraw")));
     withdraw.addEventListener("click", function () {
       send("/api/v1/order-drafts/" + d.id + "/withdraw", {}).then(function (reply) {
         if (reply) { delete drafts[d.id]; renderBoard(); }
@@ -601,13 +598,13 @@
     var p = feature.properties;
     var li = el("li", "mz-own-order mz-order-level-" + p.level);
     li.setAttribute("data-order-id", String(p.id));
-    li.appendChild(el("p", null, "L" + p.level + " " + p.title_ja + " — " + p.districts.map(function (d) { return d.name_ja; }).join("、")));
+    li.appendChild(el("p", null, "L" + p.level + " " + localized(p, "title") + " — " + p.districts.map(function (d) { return localized(d, "name"); }).join(gettext(", "))));
     if (boardRoot.getAttribute("data-may-issue") !== "true") { return li; }
     var level = levelSelect(p.level);
     li.appendChild(level);
     var change = el("button", "mz-button mz-change");
     change.type = "button";
-    change.appendChild(both("レベル変更", "Change level"));
+    change.appendChild(words(gettext("Change level")));
     change.addEventListener("click", function () {
       send("/api/v1/orders/" + p.id + "/change", { level: Number(level.value) }).then(function (reply) {
         if (reply) { applyOrders([asFeature(reply.order)]); }
@@ -616,9 +613,9 @@
     li.appendChild(change);
     var lift = el("button", "mz-button mz-lift");
     lift.type = "button";
-    lift.appendChild(both("解除", "Lift"));
+    lift.appendChild(words(gettext("Lift")));
     lift.addEventListener("click", function () {
-      if (!window.confirm("この避難情報を解除しますか? / Lift this order?")) { return; }
+      if (!window.confirm(gettext("Lift this order?"))) { return; }
       send("/api/v1/orders/" + p.id + "/lift", {}).then(function (reply) {
         if (reply) { applyOrders([asFeature(reply.order)]); }
       });

@@ -34,7 +34,7 @@
   if (!root || !window.fetch || !window.Promise) {
     return;
   }
-  var language = document.documentElement.lang === "en" ? "en" : "ja";
+  var language = Mizumori.language();
   // How often a websocket reader still fetches the document, in polls: for mode changes.
   var WEBSOCKET_CHECK_POLLS = 6;
   var MAX_BACKOFF_MS = 60000;
@@ -128,9 +128,7 @@
     var heading = node("p", "mz-notice-level");
     heading.appendChild(node("span", "mz-chip mz-level-" + level, "L" + level));
     heading.appendChild(document.createTextNode(" "));
-    heading.appendChild(node("strong", null, station.name_ja, "ja"));
-    heading.appendChild(document.createTextNode(" / "));
-    heading.appendChild(node("span", null, station.name_en, "en"));
+    heading.appendChild(node("strong", null, Mizumori.localized(station, "name")));
     item.appendChild(heading);
     var meta = node("p", "mz-notice-meta", localMinute(alert.opened_at) + " · ");
     var cap = node("a", null, "CAP");
@@ -151,9 +149,7 @@
     status.innerHTML = display.status || "";  // escaped by the server (dashboard.maps.shelter_status_chip_html)
     heading.appendChild(status);
     heading.appendChild(document.createTextNode(" "));
-    heading.appendChild(node("strong", null, props.name_ja, "ja"));
-    heading.appendChild(document.createTextNode(" / "));
-    heading.appendChild(node("span", null, props.name_en, "en"));
+    heading.appendChild(node("strong", null, Mizumori.localized(props, "name")));
     item.appendChild(heading);
     return item;
   }
@@ -163,7 +159,7 @@
     fill(document.getElementById("mz-public-alerts"), alerts.map(alertItem), "mz-public-alerts-empty");
     var notices = document.getElementById("mz-notices");
     if (doc.mode === "minimal" || !state.live) {
-      Mizumori.drawNotices(notices, document.getElementById("mz-notices-empty"), language,
+      Mizumori.drawNotices(notices, document.getElementById("mz-notices-empty"),
         Array.isArray(doc.features) ? doc.features : []);
     }
     var shelterSection = document.getElementById("mz-public-shelters-section");
@@ -193,8 +189,7 @@
     var box = document.getElementById("mz-public-notice");
     box.hidden = !notice;
     if (notice) {
-      box.querySelector("[lang=ja]").textContent = notice.ja || "";
-      box.querySelector("[lang=en]").textContent = notice.en || "";
+      box.textContent = Mizumori.localized(notice);
     }
   }
 
@@ -229,9 +224,10 @@
     }
     var minutes = Math.max(0, Math.floor((Date.now() - asOf) / 60000));
     var hours = Math.floor(minutes / 60);
-    var ja = hours ? hours + "時間" + (minutes % 60) + "分前" : minutes + "分前";
-    var en = hours ? hours + " h " + (minutes % 60) + " min ago" : minutes + " min ago";
-    return ["最終更新 " + clock + "（" + ja + "）", "last updated " + clock + " (" + en + ")"];
+    var ago = hours
+      ? interpolate(gettext("%(hours)s h %(minutes)s min ago"), { hours: hours, minutes: minutes % 60 }, true)
+      : interpolate(gettext("%(minutes)s min ago"), { minutes: minutes }, true);
+    return interpolate(gettext("last updated %(clock)s (%(ago)s)"), { clock: clock, ago: ago }, true);
   }
 
   function drawOfflineNotice() {
@@ -240,10 +236,7 @@
       return;
     }
     var age = box.querySelector("[data-offline-age]");
-    var words = state.shownAsOf ? ageWords(state.shownAsOf)
-      : ["表示できる情報がありません", "nothing to show yet"];
-    age.querySelector("[lang=ja]").textContent = words[0];
-    age.querySelector("[lang=en]").textContent = words[1];
+    age.textContent = state.shownAsOf ? ageWords(state.shownAsOf) : gettext("nothing to show yet");
     if (state.shownAsOf) {
       age.setAttribute("data-as-of", new Date(state.shownAsOf).toISOString());
     }
@@ -255,8 +248,9 @@
     if (!window.caches || !window.caches.open) {
       return Promise.resolve(null);
     }
-    var language = new URL(window.location.href).searchParams.get("lang");
-    var key = window.location.origin + "/" + (language === "en" || language === "ja" ? "?lang=" + language : "");
+    // The worker's cache key for this shell (service-worker.js cacheKey): its language only.
+    var asked = new URL(window.location.href).searchParams.get("lang");
+    var key = window.location.origin + "/" + (asked === language ? "?lang=" + language : "");
     return window.caches.open(SW_CACHE)
       .then(function (cache) { return cache.match(key); })
       .then(function (found) { return found ? Number(found.headers.get(STORED_AT_HEADER)) || null : null; })
@@ -337,7 +331,7 @@
 
   function levelWords(props) {
     var style = Mizumori.stationStateStyle ? Mizumori.stationStateStyle(props) : null;
-    return style && style.title ? style.title : ["L" + props.level, "L" + props.level];
+    return style && style.title ? Mizumori.pick(style.title) : "L" + props.level;
   }
 
   function currentStations() {
@@ -378,26 +372,25 @@
     if (!before) {
       return;
     }
-    var first = language === "en" ? 1 : 0;
     var parts = [];
     Object.keys(now.stations).forEach(function (code) {
       var props = now.stations[code];
       var previous = before.stations[code];
       if (!previous || previous.level !== props.level) {
-        parts.push((first ? props.name_en : props.name_ja) + " " + levelWords(props)[first]);
+        parts.push(Mizumori.localized(props, "name") + " " + levelWords(props));
       }
     });
     Object.keys(before.stations).forEach(function (code) {
       if (!now.stations[code]) {
         var props = before.stations[code];
-        parts.push(first ? (props.name_en + ": below alert level 2") : (props.name_ja + " 警戒レベル2相当未満に"));
+        parts.push(interpolate(gettext("%(station)s: below alert level 2"), { station: Mizumori.localized(props, "name") }, true));
       }
     });
     Object.keys(now.alerts).forEach(function (id) {
       var alert = now.alerts[id];
       if (!before.alerts[id] || before.alerts[id].level !== alert.level) {
         var station = alert.station || {};
-        parts.push((first ? "New alert: " : "新しいアラート: ") + (first ? station.name_en : station.name_ja) + " L" + alert.level);
+        parts.push(interpolate(gettext("New alert: %s"), [Mizumori.localized(station, "name") + " L" + alert.level]));
       }
     });
     if (!parts.length) {
@@ -405,8 +398,9 @@
     }
     var announcer = document.getElementById("mz-public-announcer");
     if (announcer) {
-      announcer.textContent = parts.slice(0, 5).join(first ? ". " : "。") +
-        (parts.length > 5 ? (first ? " and " + (parts.length - 5) + " more." : " ほか" + (parts.length - 5) + "件。") : "");
+      var more = parts.length - 5;
+      announcer.textContent = parts.slice(0, 5).join(gettext(". ")) + (more > 0
+        ? interpolate(gettext(" and %s more."), [more]) : "");
     }
   }
 
@@ -680,15 +674,6 @@
 
   document.addEventListener("mizumori:stations", announceChanges);
   document.addEventListener("mizumori:withdrawn", announceChanges);
-
-  // Chromium keeps the shaping of text laid out while the web font (site.css, for machines without
-  // a Japanese font) was on its way, boxes included, until that text's font changes: once the fonts
-  // are in, a no-op change of the root's font features has every text shaped again.
-  if (document.fonts && document.fonts.ready) {
-    document.fonts.ready.then(function () {
-      document.documentElement.classList.add("mz-fonts-in");
-    });
-  }
 
   Mizumori.publicPage = { refresh: refresh, state: state };
   registerServiceWorker();

@@ -1,5 +1,5 @@
 /*
- * Dam release notices (放流通知) on the map and in the release panel: the river downstream drawn as a
+ * Dam release notices on the map and in the release panel: the river downstream drawn as a
  * thick dashed line with the advice, and the panel's list. The page brings the notices in force
  * (#mz-releases-data); live.js hands over each `releases` message (Mizumori.applyReleases). A notice
  * leaves when it is ended or its end time passes. Text from notices only ever goes in as text.
@@ -16,12 +16,9 @@
     return release.in_force && !release.ended_at && (!release.ends_at || Date.parse(release.ends_at) > now);
   }
 
-  function text(tag, value, lang) {
+  function text(tag, value) {
     var element = document.createElement(tag);
     element.textContent = value;
-    if (lang) {
-      element.lang = lang;
-    }
     return element;
   }
 
@@ -29,22 +26,16 @@
     var li = document.createElement("li");
     li.className = "mz-notice mz-release";
     li.setAttribute("data-release", String(release.id));
-    li.appendChild(text("strong", "【放流中】" + release.dam.name_ja, "ja"));
-    li.appendChild(document.createTextNode(" "));
-    li.appendChild(text("span", "Dam release: " + release.dam.name_en, "en"));
+    li.appendChild(text("strong", interpolate(gettext("Dam release: %s"), [Mizumori.localized(release.dam, "name")])));
     li.appendChild(document.createElement("br"));
     var discharge = release.current_discharge !== null ? release.current_discharge : release.planned_discharge;
     var districts = release.districts && release.districts.length ? "（" + release.districts.join("、") + "）" : "";
     li.appendChild(document.createTextNode(release.reach + districts + " — " + discharge + " m³/s"));
     li.appendChild(document.createElement("br"));
-    li.appendChild(text("strong", release.advice_ja, "ja"));
-    li.appendChild(document.createTextNode(" "));
-    li.appendChild(text("span", release.advice_en, "en"));
+    li.appendChild(text("strong", Mizumori.localized(release, "advice")));
     if (ownTown && release.downstream.indexOf(ownTown) !== -1) {
       li.appendChild(document.createElement("br"));
-      li.appendChild(text("em", "貴自治体の区域に関係します", "ja"));
-      li.appendChild(document.createTextNode(" "));
-      li.appendChild(text("em", "Concerns your town", "en"));
+      li.appendChild(text("em", gettext("Concerns your town")));
     }
     return li;
   }
@@ -58,7 +49,8 @@
     var line = L.geoJSON(release.river_geometry, {
       style: { color: "#0050b3", weight: 7, opacity: 0.85, dashArray: "10 8" },
     });
-    line.bindTooltip(release.dam.name_ja + " 放流中 — " + release.advice_ja, { sticky: true });
+    line.bindTooltip(interpolate(gettext("Dam release: %s"), [Mizumori.localized(release.dam, "name")]) + " — " +
+      Mizumori.localized(release, "advice"), { sticky: true });
     line.addTo(Mizumori.map);
     lines[release.id] = line;
   }
@@ -86,7 +78,7 @@
     }
     current.forEach(function (release) { list.appendChild(item(release, ownTown)); });
     if (!current.length) {
-      var none = emptyCopy || text("li", "現在、放流中のダムはありません。 No dam is releasing water now.");
+      var none = emptyCopy || text("li", gettext("No dam is releasing water now."));
       none.className = "mz-muted mz-release-none";
       list.appendChild(none);
     }

@@ -6,7 +6,8 @@
  * this worker (the browser's HTTP cache and the conditional GETs still apply), and the answer is
  * kept. Only when the network fails does the kept copy answer, for:
  *
- *   the shell (/ and /?lang=…), its static files (/static/…), the base map (/public/basemap.js)
+ *   the shell (/ and /?lang=…), its static files (/static/…), its scripts' translations
+ *   (/i18n/catalog/<language>.js), the base map (/public/basemap.js)
  *   and the last public snapshot (/api/v1/public/snapshot).
  *
  * Every kept copy carries `X-Mizumori-Stored-At` (when this browser last had it from the server,
@@ -25,6 +26,11 @@ var STORED_AT = "X-Mizumori-Stored-At";
 var OFFLINE = "X-Mizumori-Offline";
 var SNAPSHOT_PATH = "/api/v1/public/snapshot";
 var SHELL_PATH = "/";
+// The scripts' translations (dashboard/js_catalog.py): the kept shell cannot run without its catalog.
+var CATALOG_PATH = "/i18n/catalog/";
+// A language code as the shell's `?lang=` spells one (settings.LANGUAGES: "ja", "en", "zh-hans" …);
+// anything else is not part of the key (the server answers it in its default language).
+var LANGUAGE_CODE = /^[a-z]{2,3}(-[a-z0-9]{2,8})?$/;
 // What the page hands over after its first load (it loaded them before this worker took over):
 // at most this many URLs, each of the kinds above.
 var REMEMBER_MAX = 100;
@@ -34,7 +40,7 @@ function keptPath(url) {
     return false;
   }
   return url.pathname === SHELL_PATH || url.pathname === SNAPSHOT_PATH || url.pathname === "/public/basemap.js" ||
-    url.pathname.indexOf("/static/") === 0;
+    url.pathname.indexOf("/static/") === 0 || url.pathname.indexOf(CATALOG_PATH) === 0;
 }
 
 // The shell's cache key: its language only (`?lang=`), so a kept shell is found whatever else the
@@ -42,7 +48,7 @@ function keptPath(url) {
 function cacheKey(url) {
   if (url.pathname === SHELL_PATH) {
     var language = url.searchParams.get("lang");
-    return self.location.origin + SHELL_PATH + (language === "en" || language === "ja" ? "?lang=" + language : "");
+    return self.location.origin + SHELL_PATH + (LANGUAGE_CODE.test(language || "") ? "?lang=" + language : "");
   }
   return url.origin + url.pathname + url.search;
 }

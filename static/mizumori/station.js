@@ -11,6 +11,7 @@
   "use strict";
 
   var uPlot = window.uPlot;
+  var Mizumori = window.Mizumori;
   var source = document.getElementById("station-chart-data");
   var container = document.getElementById("station-chart");
   if (!uPlot || !source || !container) {
@@ -18,11 +19,11 @@
   }
 
   var chart = JSON.parse(source.textContent);
-  var english = (document.documentElement.lang || "").slice(0, 2) === "en";
   var DAY_SECONDS = 86400;
 
-  function bilingual(item) {
-    return english ? item.label_en + " / " + item.label_ja : item.label_ja + " / " + item.label_en;
+  // Series and axis labels are data kept per language: the page's (static/mizumori/i18n.js).
+  function labelOf(item) {
+    return Mizumori.localized(item, "label");
   }
 
   function valueText(value) {
@@ -117,12 +118,9 @@
     return Boolean(scale) && scale.min != null && line.value >= scale.min && line.value <= scale.max;
   }
 
-  function textSpan(text, className, lang) {
+  function textSpan(text, className) {
     var element = document.createElement("span");
     element.className = className;
-    if (lang) {
-      element.lang = lang;
-    }
     element.textContent = text;
     return element;
   }
@@ -133,8 +131,7 @@
     // The value before the names: on a narrow screen the end of a long label is cut off, not this.
     label.appendChild(textSpan(line.badge, "mz-chip mz-level-" + line.level_css));
     label.appendChild(textSpan(line.value_text, "mz-threshold-value"));
-    label.appendChild(textSpan(line.label_ja, "mz-threshold-name", "ja"));
-    label.appendChild(textSpan(line.label_en, "mz-threshold-name", "en"));
+    label.appendChild(textSpan(labelOf(line), "mz-threshold-name"));
     return label;
   }
 
@@ -180,7 +177,7 @@
   ];
   chart.series.forEach(function (item) {
     var options = {
-      label: bilingual(item),
+      label: labelOf(item),
       scale: item.scale,
       stroke: item.colour,
       width: item.width || 2,
@@ -199,12 +196,19 @@
     series.push(options);
   });
 
-  var axes = [{ values: timeTicks, space: 55, size: 48 }];
+  // Canvas text in the page's font stack, whose last Japanese font is the web font (site.css):
+  // uPlot's own stack has no Japanese font, and a kiosk without one would draw boxes for good.
+  var pageFonts = window.getComputedStyle(document.body).fontFamily;
+  var axisFont = "12px " + pageFonts;
+  var labelFont = "bold 12px " + pageFonts;
+  var axes = [{ values: timeTicks, space: 55, size: 48, font: axisFont }];
   chart.scales.forEach(function (scale) {
     axes.push({
+      font: axisFont,
+      labelFont: labelFont,
       scale: scale.key,
       side: scale.side === "right" ? 1 : 3,
-      label: bilingual(scale),
+      label: labelOf(scale),
       labelSize: 20,
       size: 52,
       // One grid, from the first axis; a second one would not line up.
@@ -245,6 +249,10 @@
     [chart.x].concat(chart.series.map(function (item) { return item.values; })),
     container
   );
+
+  // Drawn again once the web font is in (static/mizumori/fonts.js): the axes' canvas text, and the
+  // threshold labels' places, measured from their height in the font of the time.
+  document.addEventListener("mizumori:fonts", function () { plot.redraw(false, true); });
 
   // Follow the container's width (phones turning, windows resizing).
   var lastWidth = container.clientWidth;

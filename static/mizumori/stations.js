@@ -93,12 +93,10 @@
 
   function windowText(seconds) {
     var minutes = Math.floor(Number(seconds) / 60);
-    var units = words().window;
     if (minutes % 60 === 0) {
-      var hours = minutes / 60;
-      return hours + units.hours[0] + " / " + hours + " " + units.hours[1];
+      return interpolate(gettext("%s h"), [minutes / 60]);
     }
-    return minutes + units.minutes[0] + " / " + minutes + " " + units.minutes[1];
+    return interpolate(gettext("%s min"), [minutes]);
   }
 
   // The highest threshold at the station's current level: what was crossed.
@@ -148,14 +146,14 @@
     return parent;
   }
 
-  // "日本語 / English", each in a span with its language.
-  function bilingual(pair, separator) {
-    return append(
-      document.createDocumentFragment(),
-      node("span", null, pair[0], "ja"),
-      separator === undefined ? " / " : separator,
-      node("span", null, pair[1], "en")
-    );
+  // Word pairs of the vocabulary ([ja, en]) and names kept per language, in the page's language
+  // (static/mizumori/i18n.js).
+  function pick(pair) {
+    return Mizumori.pick(pair);
+  }
+
+  function localized(source, field) {
+    return Mizumori.localized(source, field);
   }
 
   function chip(level) {
@@ -203,7 +201,7 @@
     svg.appendChild(badge);
     div.appendChild(svg);
     if (stale) {
-      div.appendChild(node("span", "mz-stale-tag", words().stale[0], "ja"));
+      div.appendChild(node("span", "mz-stale-tag", pick(words().stale)));
     }
     markerTemplates[key] = div;
     return div;
@@ -274,11 +272,9 @@
 
   function spokenText(props, level) {
     var kind = kindStyle(props.kind);
-    var kindNames = kind ? kind.name : [text(props.kind), text(props.kind)];
-    var spoken = text(props.name_ja) + " " + kindNames[0] + " " + level.title[0] + " / " +
-      text(props.name_en) + " " + kindNames[1] + " " + level.title[1];
+    var spoken = localized(props, "name") + " " + (kind ? pick(kind.name) : text(props.kind)) + " " + pick(level.title);
     if (props.stale) {
-      spoken += " (" + words().stale[0] + " / " + words().stale[1] + ")";
+      spoken += " (" + pick(words().stale) + ")";
     }
     return spoken;
   }
@@ -328,12 +324,12 @@
     var level = stateStyle(props);
     var tip = append(
       node("div", "mz-tip"),
-      node("strong", null, text(props.name_ja), "ja"), " ", node("span", null, text(props.name_en), "en"),
+      node("strong", null, localized(props, "name")),
       node("br"),
-      chip(level), " ", bilingual(level.action), " · " + headlineText(props)
+      chip(level), " ", pick(level.action), " · " + headlineText(props)
     );
     if (props.stale) {
-      append(tip, node("br"), append(node("span", "mz-stale-note"), words().stale[0] + " / " + words().stale[1]));
+      append(tip, node("br"), node("span", "mz-stale-note", pick(words().stale)));
     }
     return tip;
   }
@@ -342,21 +338,21 @@
     var vocab = words();
     var level = stateStyle(props);
     var kind = kindStyle(props.kind);
-    var rows = [["kind", kind ? kind.name.join(" / ") : text(props.kind)]];
+    var rows = [["kind", kind ? pick(kind.name) : text(props.kind)]];
     if (props.river) {
       rows.push(["river", text(props.river)]);
     }
     rows.push(["reading", headlineText(props)]);
     var trend = Object.prototype.hasOwnProperty.call(vocab.trends, props.trend) ? vocab.trends[props.trend] : null;
     if (trend) {
-      rows.push(["trend", append(document.createDocumentFragment(), trend[0] + " ", bilingual([trend[1], trend[2]]))]);
+      rows.push(["trend", trend[0] + " " + pick([trend[1], trend[2]])]);
     }
     rows.push(["observed", observedText(props.observed_at)]);
     var town = Object.prototype.hasOwnProperty.call(vocab.towns, props.municipality) ? vocab.towns[props.municipality] : null;
-    rows.push(["owner", town ? town.join(" / ") : text(props.municipality)]);
+    rows.push(["owner", town ? pick(town) : text(props.municipality)]);
     var threshold = reachedThreshold(props);
     if (threshold) {
-      rows.push(["threshold", text(threshold.label_ja) + " / " + text(threshold.label_en)]);
+      rows.push(["threshold", localized(threshold, "label")]);
     }
     var totals = props.accumulations && typeof props.accumulations === "object" ? props.accumulations : {};
     Object.keys(totals)
@@ -368,61 +364,45 @@
     // Present only on staff pages (the vocabulary has no sharing words on the public map) and only
     // in features sent to staff (dashboard.live.audience_feature).
     if (Object.prototype.hasOwnProperty.call(vocab.sharing, props.visibility)) {
-      rows.push(["sharing", vocab.sharing[props.visibility].join(" / ")]);
+      rows.push(["sharing", pick(vocab.sharing[props.visibility])]);
     }
 
     var popup = node("div", "mz-popup");
-    append(popup, append(
-      node("p", "mz-popup-title"),
-      node("strong", null, text(props.name_ja), "ja"), node("br"), node("span", null, text(props.name_en), "en")
-    ));
-    append(popup, append(
-      node("p", "mz-popup-level mz-level-" + level.css),
-      chip(level), " ", node("span", null, level.title[0], "ja"), node("br"), node("span", null, level.title[1], "en")
-    ));
+    append(popup, append(node("p", "mz-popup-title"), node("strong", null, localized(props, "name"))));
+    append(popup, append(node("p", "mz-popup-level mz-level-" + level.css), chip(level), " ", node("span", null, pick(level.title))));
     if (props.stale) {
-      append(popup, append(node("p", "mz-stale-note"), bilingual(vocab.words.stale_note, " ")));
+      append(popup, node("p", "mz-stale-note", pick(vocab.words.stale_note)));
     }
     var facts = node("dl", "mz-popup-facts");
     rows.forEach(function (row) {
-      append(facts, append(node("dt"), bilingual(vocab.rows[row[0]], " ")), append(node("dd"), row[1]));
+      append(facts, node("dt", null, pick(vocab.rows[row[0]])), append(node("dd"), row[1]));
     });
     append(popup, facts);
-    var link = node("a");
+    var link = node("a", null, pick(vocab.words.details));
     link.href = vocab.station_url.replace("__code__", encodeURIComponent(text(props.code)));
-    append(link, bilingual(vocab.words.details));
     append(popup, append(node("p", "mz-popup-code"), text(props.code) + " · ", link));
     return popup;
   }
 
   // One item of the list under the public map (the same words as dashboard/_notice_item.html).
-  function noticeElement(props, language) {
-    var other = language === "en" ? "ja" : "en";
-    var first = language === "en" ? 1 : 0;
-    var second = 1 - first;
+  function noticeElement(props) {
     var level = stateStyle(props);
     var kind = kindStyle(props.kind);
-    var kindNames = kind ? kind.name : [text(props.kind), text(props.kind)];
     var vocab = words();
     var town = Object.prototype.hasOwnProperty.call(vocab.towns, props.municipality)
-      ? vocab.towns[props.municipality] : [text(props.municipality), text(props.municipality)];
-    var heading = [level.name[0] + " " + level.action[0], level.name[1] + ": " + level.action[1]];
-    var names = [text(props.name_ja), text(props.name_en)];
+      ? pick(vocab.towns[props.municipality]) : text(props.municipality);
     var item = node("li", "mz-notice mz-level-" + level.css);
     append(item, append(
       node("p", "mz-notice-level"),
-      chip(level), " ", node("strong", null, heading[first], language), " ", node("span", null, heading[second], other)
+      chip(level), " ", node("strong", null, pick(level.title))
     ));
-    append(item, node("p", "mz-notice-advice", level.advice[first], language));
-    append(item, node("p", null, level.advice[second], other));
-    append(item, append(
-      node("p", "mz-notice-meta"),
-      node("span", null, names[first], language), " (", node("span", null, names[second], other), ")",
-      " — " + kindNames[first] + (language === "en" ? ", " : "、") + town[first]
-    ));
+    append(item, node("p", "mz-notice-advice", pick(level.advice)));
+    append(item, node("p", "mz-notice-meta", interpolate(gettext("%(station)s — %(kind)s, %(town)s"), {
+      station: localized(props, "name"), kind: kind ? pick(kind.name) : text(props.kind), town: town,
+    }, true)));
     var meta = append(node("p", "mz-notice-meta"), headlineText(props) + " · " + observedText(props.observed_at));
     if (props.stale) {
-      append(meta, " · ", append(node("span", "mz-stale-note"), bilingual(vocab.stale)));
+      append(meta, " · ", node("span", "mz-stale-note", pick(vocab.stale)));
     }
     return append(item, meta);
   }
@@ -592,7 +572,7 @@
 
   // The list under the public map, most severe first, rebuilt from `features` (by default the
   // markers' features; the public page's minimal mode has no markers and passes its snapshot's).
-  Mizumori.drawNotices = function (container, emptyTemplate, language, features) {
+  Mizumori.drawNotices = function (container, emptyTemplate, features) {
     var raised = (features || Object.keys(Mizumori.stationMarkers)
       .map(function (code) { return Mizumori.stationMarkers[code].feature; }))
       .filter(function (feature) { return feature && feature.properties; })
@@ -608,7 +588,7 @@
       return;
     }
     var list = node("ul", "mz-notice-list");
-    raised.forEach(function (feature) { list.appendChild(noticeElement(feature.properties, language)); });
+    raised.forEach(function (feature) { list.appendChild(noticeElement(feature.properties)); });
     container.appendChild(list);
   };
 

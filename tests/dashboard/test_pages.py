@@ -20,6 +20,7 @@ from sensors.services import observation_ingest
 from tenancy.models import Municipality
 from tenancy.selectors import ANONYMOUS
 from tests.conftest import make_station
+from public.tick_cache import forget_all
 from tests.public_page import (
     basemap_markup,
     public_basemap,
@@ -153,7 +154,10 @@ def test_public_list_says_so_when_nothing_is_raised(client, stations):
     html = page(client)
 
     assert "現在、警戒レベル2以上の観測所はありません。" in html
-    assert "No station is at alert level 2 or above now." in html
+    # One language per page (gettext), not side-by-side pairs.
+    assert "No station is at alert level 2 or above now." not in html
+    english = page(client, "/?lang=en")
+    assert "No station is at alert level 2 or above now." in english and "現在、警戒レベル2以上" not in english
 
 
 @pytest.mark.django_db
@@ -348,12 +352,15 @@ def test_station_names_are_escaped_everywhere(client, towns):
 
 
 @pytest.mark.django_db
-def test_legend_is_in_japanese_and_english(client, stations):
-    html = basemap_markup(public_basemap(client))
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_legend_speaks_the_language_of_its_page(client, stations, language):
+    forget_all()
+    script = client.get(f"/public/basemap.js?lang={language}", HTTP_ACCEPT_ENCODING="identity").content.decode()
+    html = basemap_markup(script)
     legend = html[html.index('class="mz-legend"') :]
     legend = legend[: legend.index("</details>")]
 
-    for words in [
+    pairs = [
         ("凡例", "Legend"),
         ("警戒レベル5相当", "Level 5 equivalent"),
         ("警戒レベル4相当", "Level 4 equivalent"),
@@ -363,9 +370,10 @@ def test_legend_is_in_japanese_and_english(client, stations):
         ("欠測", "Stale"),
         ("河川水位", "River level"),
         ("雨量", "Rainfall"),
-    ]:
-        for word in words:
-            assert word in legend, word
+    ]
+    for ja, en in pairs:
+        shown, other = (ja, en) if language == "ja" else (en, ja)
+        assert shown in legend and other not in legend, shown
     for badge in ("L5", "L4", "L3", "L2"):
         assert f">{badge}</text>" in legend
 

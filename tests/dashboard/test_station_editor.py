@@ -315,7 +315,7 @@ def test_retiring_stops_showing_keeps_history_and_refuses_readings(
     ).json()
     assert reply["accepted"] == 0 and "inactive" in reply["rejected"][0]["error"]
     listing = client.get(LIST).content.decode()
-    assert "Retired stations" in listing and "A-PUBLIC" in listing
+    assert "廃止した観測所" in listing and "A-PUBLIC" in listing
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(edit_url("A-PUBLIC"), {"action": "reinstate"}).status_code == 302
     assert Station.objects.get(code="A-PUBLIC").is_active

@@ -74,8 +74,10 @@ def storm(transactional_db):
     return {"token": ingest_token_create(municipality=town_a, label="e2e board gateway")[1]}
 
 
-def log_in(browser, server, credentials, next_path, *, width=1280, height=900, init_script=None):
+def log_in(browser, server, credentials, next_path, *, width=1280, height=900, init_script=None, language=None):
     page = browser.new_page(width=width, height=height)
+    if language:  # else the browser's (Accept-Language)
+        page.context.add_cookies([{"name": "django_language", "value": language, "url": server.url}])
     # Ten refreshes and three logins on a machine shared with other jobs: waits fail on what never
     # comes, not on a slow answer.
     page.set_default_timeout(60_000)
@@ -98,8 +100,13 @@ def tab_to(page, focus_key, *, limit=60):
     raise AssertionError(f"{focus_key} not reached in {limit} Tab presses")
 
 
-def test_the_board_keeps_focus_and_a_typed_note_through_ten_live_refreshes_and_cues_news(asgi_server, storm, browser):
-    board = log_in(browser, asgi_server, WATCHER, "/hq/alerts/", height=600, init_script=CUE_RECORDER)
+# A desktop reading English and a phone reading Japanese (issue 15: phone and desktop, ja and en).
+@pytest.mark.parametrize("language,width,height", [("en", 1280, 600), ("ja", 390, 844)])
+def test_the_board_keeps_focus_and_a_typed_note_through_ten_live_refreshes_and_cues_news(
+    asgi_server, storm, browser, language, width, height
+):
+    board = log_in(browser, asgi_server, WATCHER, "/hq/alerts/", width=width, height=height, init_script=CUE_RECORDER,
+                   language=language)
     board.wait_for_selector(LIVE)
     assert board.title().startswith("(1) ")
     assert board.locator(f"[data-row-key^='{HIDDEN}']").count() == 0
@@ -134,14 +141,15 @@ def test_the_board_keeps_focus_and_a_typed_note_through_ten_live_refreshes_and_c
     assert keys == [f"{FIRST}:level", f"{SECOND}:level"]  # L5 first, then L4
     assert board.get_attribute(f"[data-row-key='{FIRST}:level']", "data-level") == "5"
     assert "mz-alert-fresh" in board.get_attribute(f"[data-row-key='{SECOND}:level']", "class")
-    # In the page's language (the browser's, here): only the news, never the unchanged refreshes.
-    assert announced[0].startswith(("新しいアラート", "New alert")) and SECOND in announced[0]
-    assert announced[1].startswith(("レベル上昇", "Escalated")) and FIRST in announced[1]
+    # In the page's language: only the news, never the unchanged refreshes.
+    new, escalated = {"ja": ("新しいアラート", "レベル上昇"), "en": ("New alert", "Escalated")}[language]
+    assert announced[0].startswith(new) and SECOND in announced[0]
+    assert announced[1].startswith(escalated) and FIRST in announced[1]
     notifications = board.evaluate("window.__notifications")
     assert len(notifications) == 2 and SECOND in notifications[0] and FIRST in notifications[1]
     assert board.evaluate("window.__beeps") == 2
     assert board.title().startswith("(2) ")
-    board.screenshot(path=str(ARTIFACTS / "alert-board-live.png"))
+    board.screenshot(path=str(ARTIFACTS / f"alert-board-live-{language}-{width}.png"))
 
     # Muted: the next escalation notifies but makes no sound, and the choice survives a reload.
     board.click("#mz-sound-toggle")
@@ -156,8 +164,13 @@ def test_the_board_keeps_focus_and_a_typed_note_through_ten_live_refreshes_and_c
     browser.assert_clean()
 
 
-def test_a_keyboard_only_walk_acknowledges_with_a_note_and_resolves_through_the_dialog(asgi_server, storm, browser):
-    board = log_in(browser, asgi_server, WATCHER, "/hq/alerts/")
+@pytest.mark.parametrize("width,height", [(390, 844), (1280, 900)])
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_a_keyboard_only_walk_acknowledges_with_a_note_and_resolves_through_the_dialog(
+    asgi_server, storm, browser, language, width, height
+):
+    board = log_in(browser, asgi_server, WATCHER, "/hq/alerts/", width=width, height=height, language=language)
+    assert board.evaluate("document.documentElement.lang") == language
     board.wait_for_selector(LIVE)
     board.keyboard.press("Tab")
     board.keyboard.press("Tab")
@@ -177,7 +190,7 @@ def test_a_keyboard_only_walk_acknowledges_with_a_note_and_resolves_through_the_
     dialog = board.locator("#mz-resolve-dialog")
     assert dialog.is_visible() and FIRST in board.inner_text("#mz-resolve-text")
     assert board.evaluate("document.activeElement.id") == "mz-resolve-cancel"
-    board.screenshot(path=str(ARTIFACTS / "alert-board-dialog.png"))
+    board.screenshot(path=str(ARTIFACTS / f"alert-board-dialog-{language}-{width}.png"))
     board.keyboard.press("Escape")
     assert not dialog.is_visible()
     assert board.evaluate(FOCUS_KEY) == f"resolve-{FIRST}:level"

@@ -157,7 +157,8 @@ def test_a_2000_station_public_map_is_drawn_from_the_page_and_stays_live(asgi_se
     assert "3.20 m" in page.evaluate(
         "Mizumori.stationPopupElement(Mizumori.stationMarkers['BIG-0003'].feature.properties).textContent"
     )
-    page.wait_for_function("() => document.getElementById('mz-notices').textContent.includes('Mizumori River gauge 3')", polling=POLL_MS)
+    # The notice names it in the page's language (Japanese here).
+    page.wait_for_function("() => document.getElementById('mz-notices').textContent.includes('水守川 第3観測所')", polling=POLL_MS)
 
     # Ask for a number the server never issued: it answers with the whole snapshot, in parts, each
     # far below daphne's frame limit, applied only when complete (a marker dropped here comes back).
@@ -208,20 +209,23 @@ def test_hostile_station_names_stay_text_in_marker_tooltip_popup_and_notice(asgi
 
     page.evaluate("Mizumori.stationMarkers['EVIL'].openTooltip()")
     tooltip = page.locator(".leaflet-tooltip .mz-tip")
-    assert HOSTILE_JA in tooltip.text_content() and HOSTILE_EN in tooltip.text_content()
+    assert HOSTILE_JA in tooltip.text_content()
     page.evaluate("Mizumori.stationMarkers['EVIL'].openPopup()")
     popup = page.locator(".leaflet-popup-content .mz-popup")
     text = popup.text_content()
-    assert HOSTILE_JA in text and HOSTILE_EN in text
+    assert HOSTILE_JA in text
     # What the popup tells a resident: the reading, the level in words (not colour alone), the
-    # threshold reached, when, whose, and where to read more. No sharing line on the public map.
-    for words in ("4.20 m", "警戒レベル4", "Level 4", "L4", "氾濫危険水位", "Flood danger", "town a / Town A",
-                  hostile_region["observed_at"].strftime("%Y-%m-%d %H:%M") + " JST", "河川水位 / River level"):
+    # threshold reached, when, whose, and where to read more — in the page's language. No sharing
+    # line on the public map.
+    observed = hostile_region["observed_at"].strftime("%Y-%m-%d %H:%M") + " JST"
+    for words in ("4.20 m", "警戒レベル4", "L4", "氾濫危険水位", "town a", observed, "河川水位"):
         assert words in text, words
+    for words in ("Level 4", "Flood danger", "Town A", "River level"):
+        assert words not in text, words
     assert "Shared with" not in text
     assert popup.locator("a").get_attribute("href") == "/stations/EVIL/"
     notices = page.locator("#mz-notices")
-    assert HOSTILE_EN in notices.text_content()
+    assert HOSTILE_JA in notices.text_content()
     marker = page.evaluate("Mizumori.stationMarkers['EVIL'].getElement().querySelector('.mz-marker').getAttribute('aria-label')")
     assert HOSTILE_JA in marker
 
@@ -230,4 +234,16 @@ def test_hostile_station_names_stay_text_in_marker_tooltip_popup_and_notice(asgi
         assert page.locator(f"{scope} img, {scope} script, {scope} [onload]").count() == 0, scope
     assert page.evaluate("window.__pwned") is None
     page.screenshot(path=str(ARTIFACTS / "map-hostile-popup.png"))
+
+    # The same in English: the English name, and still only text.
+    english = browser.new_page()
+    english.goto(f"{asgi_server.url}/?lang=en")
+    english.wait_for_selector(LIVE)
+    english.wait_for_function(MARKER_BADGE, arg=["EVIL", "L4"])
+    english.evaluate("Mizumori.stationMarkers['EVIL'].openPopup()")
+    text = english.locator(".leaflet-popup-content .mz-popup").text_content()
+    for words in (HOSTILE_EN, "4.20 m", "Level 4", "L4", "Flood danger", "Town A", observed, "River level"):
+        assert words in text, words
+    assert HOSTILE_EN in english.locator("#mz-notices").text_content()
+    assert english.evaluate("window.__pwned") is None
     browser.assert_clean()

@@ -74,7 +74,8 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     asgi_server.post_readings(basin["token_a"], [("UP-1", 3.6)])  # over 避難判断水位 (3.5 m)
     recommendation = hq.locator("#mz-recommendations .mz-recommendation")
     recommendation.wait_for()
-    assert "UP-1" in recommendation.inner_text() and "避難判断水位" in recommendation.inner_text()
+    # The threshold's name in the page's language (this browser asks for English).
+    assert "UP-1" in recommendation.inner_text() and "Evacuation decision" in recommendation.inner_text()
 
     # Issuing needs the confirmation box: without it the server refuses and nothing is issued.
     assert recommendation.locator("select.mz-shelter-select option[value=SH-B2]").count() == 0
@@ -90,7 +91,7 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     banner = phone.locator("#mz-order-banners .mz-order-level-3")
     banner.wait_for()
     assert "高齢者等避難" in banner.inner_text() and "川端、港町" in banner.inner_text()
-    assert "港小学校 / Minato School (open)" in banner.inner_text()
+    assert "港小学校 (開設中)" in banner.inner_text()  # the public page in Japanese: names and status in it
     phone.wait_for_function("() => document.querySelectorAll('path.mz-district-level-3').length === 2")
     phone.select_option("#mz-my-district", "B-2")
     assert "港小学校" in phone.locator("#mz-nearest-shelters").inner_text()
@@ -109,7 +110,7 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     hq.locator("#mz-own-orders .mz-own-order button.mz-lift").click()
     phone.wait_for_selector("#mz-orders[data-orders-in-force='0']")
     assert phone.locator("#mz-order-banners .mz-order").count() == 0
-    assert "No evacuation information is in force." in phone.locator("#mz-order-banners").inner_text()
+    assert "現在、発令中の避難情報はありません。" in phone.locator("#mz-order-banners").inner_text()
 
     # The CAP document of each step: valid, and referencing every earlier one.
     schema = etree.XMLSchema(etree.parse(str(CAP_XSD)))

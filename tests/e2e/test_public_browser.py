@@ -80,7 +80,7 @@ def test_minimal_mode_lists_what_matters_without_a_map_and_keeps_updating(public
     notice = public.locator("#mz-public-notice")
     assert notice.is_visible() and "簡易表示" in notice.text_content()
     public.locator("#mz-public-shelters", has_text="水守小学校").wait_for()
-    assert "No station is at alert level 2 or above now." in public.locator("#mz-notices").text_content()
+    assert "現在、警戒レベル2以上の観測所はありません。" in public.locator("#mz-notices").text_content()
 
     public_server.post_readings(region["token"], [(PUBLIC_CODE, 3.6)])
     public.locator("#mz-notices", has_text="E2E-PUB").wait_for()

@@ -58,7 +58,7 @@ def test_the_board_reads_the_forecast_up_to_the_towns_lead_time_and_labels_the_f
     login(client, towns[0], "a-viewer")
     board = client.get("/hq/alerts/").content.decode().split('id="forecast-prealerts"')[1].split("</section>")[0]
     assert "A-PRIVATE" in board and "A-PUBLIC" in board and "80%" in board
-    assert board.count("the recent trend, extended") == 1  # the fallback says so, the learned model does not
+    assert board.count("直近の傾向による参考値") == 1  # the fallback says so, the learned model does not
     # 30 minutes ahead the same forecasts give 0.4: below the town's 0.5.
     setting.lead_minutes = 30
     setting.save()

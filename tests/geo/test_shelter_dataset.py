@@ -209,7 +209,7 @@ def test_a_town_admin_uploads_the_dataset_and_sees_the_report(client, towns):
     page = client.post("/hq/admin/shelters/", {"dataset": upload})
     assert page.status_code == 200
     text = page.content.decode()
-    assert "2 created" in text and "名称 is empty" in text and "belongs to town-b, not to town-a" in text
+    assert "新規2件" in text and "名称 is empty" in text and "belongs to town-b, not to town-a" in text
     assert sorted(Shelter.objects.values_list("code", flat=True)) == ["990001-0001", "990001-0002"]
     assert "水森小学校" in client.get("/hq/admin/shelters/").content.decode()
     download = client.get("/hq/admin/shelters/", {"format": "csv"})

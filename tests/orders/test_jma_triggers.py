@@ -185,7 +185,7 @@ def test_the_town_admin_page_adds_lists_and_removes_a_jma_rule(client, towns, me
     rule = TriggerRule.objects.get()
     assert (rule.municipality.slug, rule.station, rule.jma_warning, rule.level) == ("town-b", None, "土砂災害警戒情報", 4)
     page = client.get("/hq/admin/triggers/").content.decode()
-    assert '<td class="mz-jma-rule">気象庁 / JMA</td><td>土砂災害警戒情報</td>' in page
+    assert '<td class="mz-jma-rule">気象庁</td><td>土砂災害警戒情報</td>' in page
     client.post("/hq/admin/triggers/", {"action": "remove", "rule": str(rule.pk)})
     assert not TriggerRule.objects.exists()
     # Another town's admin neither sees nor adds rules for B.

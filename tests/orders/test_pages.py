@@ -25,7 +25,8 @@ def issue(member, level, codes, **extra):
 @pytest.mark.django_db
 def test_the_public_page_shows_orders_in_force_first_and_order_words_only_there(client, members, districts, shelters, stations):
     html = public_shell(client)
-    assert "No evacuation information is in force." in html
+    assert "現在、発令中の避難情報はありません。" in html and "No evacuation information is in force." not in html
+    assert "No evacuation information is in force." in public_shell(client, "/?lang=en")
     assert [f["id"] for f in page_json(html, "mz-orders-data")["districts"]] == ["A-1", "A-2", "B-1"]
     for word in RESERVED_WORDS:
         assert word not in html, word
@@ -35,7 +36,11 @@ def test_the_public_page_shows_orders_in_force_first_and_order_words_only_there(
     section = ORDER_SECTION.search(html).group(0)
     assert html.index('id="mz-orders"') < html.index('class="mz-map"')  # before the map
     assert "警戒レベル4 避難指示" in section and "危険な場所から全員避難" in section
-    assert "上町、下町" in section and "A小学校 / A School (open)" in section
+    banners = section.split('id="mz-order-banners"')[1].split("</div>")[0]
+    assert "上町、下町" in banners and "A小学校 (開設中)" in banners and "A School" not in banners
+    english = ORDER_SECTION.search(public_shell(client, "/?lang=en")).group(0)
+    banners = english.split('id="mz-order-banners"')[1].split("</div>")[0]
+    assert "Kamimachi, Shimomachi" in banners and "A School (Open)" in banners and "A小学校" not in banners
     data = page_json(html, "mz-orders-data")
     assert data["orders"][0]["properties"]["name_ja"] == "避難指示"
     # Whether each shelter is designated for floods travels with it: orders.js suggests none marked "no".

@@ -182,3 +182,17 @@ def test_a_stalled_public_pool_leaves_staff_pages_and_the_cached_page_answering(
         assert [future.result()[0] for future in stuck] == [200] * ANONYMOUS_CONNECTIONS
     assert set(pools(prefix, "/hq/")) == {f"127.0.0.1:{staff.port}"}
     assert pools(prefix, "/accounts/login/") == [f"127.0.0.1:{staff.port}"]
+
+
+def test_the_cache_keys_know_every_language_and_the_base_maps_is_one_of_them(tmp_path, settings):
+    """A shell or base map asked in a language nginx does not know would be kept under the default
+    key and served to every other reader (a Chinese page to Japanese readers): every code of
+    settings.LANGUAGES is mapped, and nothing else is."""
+    config = nginx_config.render(listen="127.0.0.1:1", upstream="127.0.0.1:2", prefix=tmp_path).read_text()
+    arg_map = config[config.index("map $arg_lang"):]
+    arg_map = arg_map[: arg_map.index("}")]
+    for code, _ in settings.LANGUAGES:
+        assert f" {code} {code};" in arg_map, code
+    assert len([line for line in arg_map.splitlines() if line.strip().endswith(";")]) == len(settings.LANGUAGES) + 1
+    basemap = config[config.index("location = /public/basemap.js"):]
+    assert "$mz_arg_lang" in basemap[: basemap.index("}")]

@@ -21,7 +21,7 @@ from public.http import public_cache_control, seconds_left
 from public.tick_cache import JSON, Built, Encoded, forget_all
 from sensors.services import observation_ingest
 from tests.geo.test_shelters import make_shelter
-from tests.public_page import BASEMAP_URL, SNAPSHOT_URL, public_document, public_features
+from tests.public_page import BASEMAP_URL, SNAPSHOT_URL, basemap_markup, public_document, public_features
 
 pytestmark = pytest.mark.django_db
 
@@ -145,6 +145,29 @@ def test_hostile_queries_do_not_change_the_shell(stations, query):
 
     assert odd.status_code == 200 and odd.content == plain.content
     assert b"<script>alert" not in odd.content
+
+
+@pytest.mark.parametrize("query, words, absent", [
+    ("", "形は種別", "Shape shows the kind"),
+    ("?lang=ja", "形は種別", "Shape shows the kind"),
+    ("?lang=en", "Shape shows the kind", "形は種別"),
+    ("?lang=<script>", "形は種別", "Shape shows the kind"),  # unknown or hostile: the site's language
+    ("?lang=" + "e" * 10_000, "形は種別", "Shape shows the kind"),
+])
+def test_the_base_maps_legend_speaks_the_asked_language_else_the_sites(stations, query, words, absent):
+    forget_all()
+    response = Client().get(BASEMAP_URL + query, HTTP_ACCEPT_ENCODING="identity")
+    script = response.content.decode()
+    markup = basemap_markup(script)
+    assert response.status_code == 200 and words in markup and absent not in markup
+    assert "<script>" not in script
+
+
+def test_the_shell_asks_for_the_base_map_in_its_own_language(stations):
+    for language in ("ja", "en", "zh-hans"):
+        forget_all()
+        html = Client().get(f"/?lang={language}").content.decode()
+        assert f'data-basemap-url="/public/basemap.js?lang={language}"' in html
 
 
 def test_staff_responses_are_private_and_never_stored(client, stations, user_a):

@@ -101,3 +101,14 @@ def test_a_town_without_a_boundary_is_flagged_with_how_the_maps_draw_it(client, 
             for slug in ("town-b", "town-c")}
     assert 'data-flag="no-boundary"' not in rows["town-b"]
     assert "not drawn on the maps" in rows["town-c"]
+
+
+def test_the_operators_hq_header_links_to_town_onboarding_and_no_one_elses_does(client, operator, towns):
+    client.force_login(operator)
+    assert 'href="/hq/platform/towns/"' in client.get("/hq/").content.decode()
+    for role in ("viewer", "operator", "admin"):
+        user = get_user_model().objects.create_user(f"nav-{role}", password="pw-12345-abc")
+        Membership.objects.create(user=user, municipality=towns[0], role=role)
+        client.force_login(user)
+        page = client.get("/hq/").content.decode()
+        assert "/hq/platform/towns/" not in page, role

@@ -41,21 +41,27 @@ def vacuum_due(live: int, dead: int) -> bool:
     return dead > AUTOVACUUM_THRESHOLD + AUTOVACUUM_SCALE_FACTOR * live
 
 
+def autovacuum_state(alias: str = DEFAULT_DB_ALIAS) -> str | None:
+    """The `autovacuum` setting of PostgreSQL behind `alias`; None on another database (SQLite has no
+    such thing, and no query is made) or when the database does not answer."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        with connection.cursor() as cursor:
+            return autovacuum_setting(cursor)
+    except DatabaseError:
+        return None
+
+
 @register(Tags.database, deploy=True)
 def autovacuum_check(app_configs=None, databases=None, **kwargs):
     """Warns when PostgreSQL runs with autovacuum off. Silent on SQLite and when the database cannot
     be reached: a deploy check must not fail because the database is elsewhere or down."""
     warnings = []
     for alias in databases or [DEFAULT_DB_ALIAS]:
-        connection = connections[alias]
-        if connection.vendor != "postgresql":
-            continue
-        try:
-            with connection.cursor() as cursor:
-                setting = autovacuum_setting(cursor)
-        except DatabaseError:
-            continue
-        if setting != "on":
+        setting = autovacuum_state(alias)
+        if setting not in (None, "on"):
             warnings.append(
                 Warning(
                     f"PostgreSQL (database {alias!r}) runs with autovacuum = {setting}: the tables every reading "

@@ -14,6 +14,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
 from events.selectors import EventLag, event_lag
+from events.vacuum import autovacuum_state
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,12 @@ class PipelineStatus:
     @property
     def lag_seconds(self) -> float | None:
         return None if self.lag is None else self.lag.lag_seconds
+
+    @property
+    def autovacuum(self) -> str | None:
+        """PostgreSQL's `autovacuum` setting ("off": the hot tables bloat, docs/deployment.md); None
+        elsewhere. Asked when the HQ page shows it, not by every /health/ poll."""
+        return autovacuum_state()
 
     @property
     def healthy(self) -> bool:

@@ -7,4 +7,4 @@ class EventsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system check)
+        from . import checks, vacuum  # noqa: F401  (register the system checks)

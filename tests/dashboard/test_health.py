@@ -43,3 +43,19 @@ def test_hq_shows_the_processing_lag(client, towns, user_a, settings):
     client.force_login(user_a)
     page = client.get("/hq/").content.decode()
     assert "mz-pipeline-degraded" in page and "処理遅延" in page
+
+
+def test_hq_says_when_postgresql_does_not_vacuum_and_health_does_not_ask(client, towns, user_a, monkeypatch):
+    from dashboard import health
+
+    asked = []
+    monkeypatch.setattr(health, "autovacuum_state", lambda: asked.append(1) or "off")
+    client.force_login(user_a)
+    page = client.get("/hq/").content.decode()
+    assert "autovacuum" in page and "docs/deployment.md" in page and asked == [1]
+    client.get("/health/")
+    assert asked == [1]
+    monkeypatch.setattr(health, "autovacuum_state", lambda: "on")
+    assert "autovacuum" not in client.get("/hq/").content.decode()
+    monkeypatch.setattr(health, "autovacuum_state", lambda: None)  # SQLite, or the database not answering
+    assert "autovacuum" not in client.get("/hq/").content.decode()

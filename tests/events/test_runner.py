@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -24,6 +25,10 @@ from tests.conftest import make_station
 @pytest.mark.django_db(transaction=True)
 async def test_the_in_process_drain_starts_with_the_first_connection_and_publishes(towns, settings):
     settings.EVENTS_DRAIN = "in-process"
+    # The snapshot is built off the consumers' sync thread, in the loop's default executor
+    # (dashboard.consumers.send_snapshot); one thread there, so the test can close what it opens.
+    snapshot_thread = ThreadPoolExecutor(max_workers=1)
+    asyncio.get_running_loop().set_default_executor(snapshot_thread)
     await database_sync_to_async(make_station)(towns[0], "IP-1")
     app = InProcessDrain(LiveConsumer.as_asgi())
     ws = WebsocketCommunicator(app, "/ws/live/")
@@ -43,7 +48,10 @@ async def test_the_in_process_drain_starts_with_the_first_connection_and_publish
         await ws.disconnect()
         app._stop.set()
         await asyncio.wait_for(app._task, timeout=10)
+        # Open sessions keep PostgreSQL from dropping the test database: close them in each thread.
         await database_sync_to_async(connections.close_all)()
+        await asyncio.get_running_loop().run_in_executor(snapshot_thread, connections.close_all)
+        snapshot_thread.shutdown()
 
 
 @pytest.mark.asyncio

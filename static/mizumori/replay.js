@@ -295,6 +295,18 @@
       });
   };
 
+  // Whether a frame's row holds what these properties already say (objects compared as JSON).
+  function sameValues(properties, fields, row) {
+    return fields.every(function (name, index) {
+      if (!(name in properties)) {
+        return true;
+      }
+      var value = properties[name];
+      return value === row[index] ||
+        (typeof value === "object" && value !== null && JSON.stringify(value) === JSON.stringify(row[index]));
+    });
+  }
+
   // One frame onto the map: each listed station's marker gets its feature with the frame's values.
   Replay.prototype.showFrame = function (frame) {
     this.at = frame.at;
@@ -309,8 +321,11 @@
         missing += 1; // not on the map this frame changes (not drawable, or new since it was drawn)
         return;
       }
-      var properties = {};
       var row = frame.stations[code];
+      if (sameValues(base.properties, frame.fields, row)) {
+        return; // the first frame of a batch lists every station, most as they already are
+      }
+      var properties = {};
       Object.keys(base.properties).forEach(function (key) { properties[key] = base.properties[key]; });
       frame.fields.forEach(function (name, index) {
         if (name in properties) { // the rain fields only where the feature has them

@@ -160,8 +160,9 @@
     window.clearTimeout(this.pongTimer);
   };
 
-  // While static/mizumori/replay.js shows the past: no socket, no reconnects, no ageing of markers.
-  // `unpause` reconnects and resumes from the last applied sequence number.
+  // While static/mizumori/replay.js shows the past: no socket, no reconnects, no ageing of markers,
+  // and a snapshot document the public page fetches meanwhile is held, not drawn. `unpause` draws
+  // that document, reconnects and resumes from the last applied sequence number.
   LiveMap.prototype.pause = function () {
     var socket = this.socket;
     this.paused = true;
@@ -175,7 +176,12 @@
   };
 
   LiveMap.prototype.unpause = function () {
+    var held = this.heldDocument;
     this.paused = false;
+    this.heldDocument = null;
+    if (held) {
+      this.applyDocument(held);
+    }
     this.attempt = 0;
     this.offlineSince = null;
     this.setStatus("connecting");
@@ -499,9 +505,14 @@
   };
 
   // A whole public snapshot document (static/mizumori/public.js): its stations unless the socket
-  // already brought newer ones, its shelters and its alerts.
+  // already brought newer ones, its shelters and its alerts; held for unpause while paused.
   LiveMap.prototype.applyDocument = function (doc) {
     var self = this;
+    if (this.paused) {
+      // Replaying: the map shows the past; the newest document is drawn on unpause.
+      this.heldDocument = doc;
+      return;
+    }
     if (!this.synced || doc.stream !== this.stream || doc.seq >= this.seq) {
       this.replaceAll(Array.isArray(doc.features) ? doc.features : []);
       this.seq = Math.max(doc.stream === this.stream ? this.seq : 0, doc.seq);

@@ -45,6 +45,11 @@
   var SW_CACHE = "mizumori-public-v1";  // the worker's cache name (read here for the shell's age)
   var AGE_EVERY_MS = 30000;
 
+  // Resolved once the first answer has been drawn (map mode: the map, its stations and the live
+  // layer exist): static/mizumori/replay.js draws a past moment only then.
+  var mapReadyResolve;
+  Mizumori.mapReady = new Promise(function (resolve) { mapReadyResolve = resolve; });
+
   var state = {
     etag: null, doc: null, mode: null, mapReady: null, live: null, timer: null, failures: 0, offlineSince: null,
     // When the server last answered (ms): the age of what the page shows once it no longer does.
@@ -205,6 +210,9 @@
   }
 
   function setStatus(status) {
+    if (state.live && state.live.paused) {
+      return;  // replaying: the indicator says so until LIVE
+    }
     root.setAttribute("data-live-status", status);
     Mizumori.showLiveStatus(document.getElementById("mz-live-status"), status, state.offlineSince);
   }
@@ -544,6 +552,10 @@
       if (!state.live) {
         // Not connected yet: connectOnce() opens the socket once the server has answered.
         state.live = Mizumori.live || Mizumori.startLive(doc, { connect: false });
+        if (Mizumori.replay && Mizumori.replay.at !== null) {
+          // The page opened in replay (?at= in its address): no socket until LIVE.
+          state.live.pause();
+        }
         if (Mizumori.map) {
           fitMapForReaders(Mizumori.map);
         }
@@ -656,7 +668,10 @@
         state.firstAnswer = false;
         failed();
       })
-      .then(schedule);
+      .then(function () {
+        mapReadyResolve();
+        schedule();
+      });
   }
 
   // The browser knows before a timeout does: ask again at once either way.

@@ -15,6 +15,11 @@
  * flight at a time, for the latest frame shown.
  *
  * ?at=<ISO time> in the page's address (the timeline's links) starts in replay at that moment.
+ *
+ * A page whose map is built after this script runs (the public page builds it once its first
+ * snapshot is in) says so with Mizumori.mapReady, a promise (static/mizumori/public.js): the live
+ * map is taken aside and the past drawn only once it is there, so the frames that follow find a
+ * marker for every station and change only what changed.
  */
 (function (window, document) {
   "use strict";
@@ -136,8 +141,26 @@
   };
 
   Replay.prototype.enter = function () {
-    var live = Mizumori.live;
+    var self = this;
     this.anchor = Date.now();
+    this.saved = null;
+    this.banner.hidden = false;
+    this.liveButton.disabled = false;
+    document.documentElement.classList.add("mz-replaying");
+    if (Mizumori.mapReady) {
+      Mizumori.mapReady.then(function () { self.takeOver(); });
+    } else {
+      this.takeOver();
+    }
+  };
+
+  // The live map is put aside (LIVE puts it back) and its socket paused: once per replay, when
+  // the page's map is there to put aside.
+  Replay.prototype.takeOver = function () {
+    var live = Mizumori.live;
+    if (this.at === null || this.saved) {
+      return;
+    }
     this.saved = {
       stations: Object.keys(Mizumori.stationMarkers || {}).map(function (code) { return Mizumori.stationMarkers[code].feature; }),
       shelters: Object.keys(Mizumori.shelterMarkers || {}).map(function (code) { return Mizumori.shelterMarkers[code].feature; }),
@@ -146,9 +169,6 @@
     if (live) {
       live.pause();
     }
-    this.banner.hidden = false;
-    this.liveButton.disabled = false;
-    document.documentElement.classList.add("mz-replaying");
   };
 
   Replay.prototype.fetchJson = function (url) {
@@ -169,10 +189,12 @@
       this.fetchJson(bar.getAttribute("data-stations-url") + "?at=" + at),
       this.fetchJson(bar.getAttribute("data-shelters-url") + "?at=" + at),
       this.fetchJson(bar.getAttribute("data-alerts-url") + "?limit=500&at=" + at),
+      Mizumori.mapReady,
     ]).then(function (answers) {
       if (token !== self.request || self.at === null) {
         return; // a later moment was asked for meanwhile, or we are live again
       }
+      self.takeOver();
       self.draw(answers[0].features || [], answers[1].features || [], answers[2].results || []);
       bar.setAttribute("data-replay-at", new Date(ms).toISOString());
       bar.setAttribute("data-replay-state", "shown");
@@ -273,6 +295,18 @@
       });
   };
 
+  // Whether a frame's row holds what these properties already say (objects compared as JSON).
+  function sameValues(properties, fields, row) {
+    return fields.every(function (name, index) {
+      if (!(name in properties)) {
+        return true;
+      }
+      var value = properties[name];
+      return value === row[index] ||
+        (typeof value === "object" && value !== null && JSON.stringify(value) === JSON.stringify(row[index]));
+    });
+  }
+
   // One frame onto the map: each listed station's marker gets its feature with the frame's values.
   Replay.prototype.showFrame = function (frame) {
     this.at = frame.at;
@@ -284,11 +318,14 @@
       var marker = markers[code];
       var base = marker && marker.feature;
       if (!base) {
-        missing += 1; // not drawn yet (the public page loads its map after the first read)
+        missing += 1; // not on the map this frame changes (not drawable, or new since it was drawn)
         return;
       }
-      var properties = {};
       var row = frame.stations[code];
+      if (sameValues(base.properties, frame.fields, row)) {
+        return; // the first frame of a batch lists every station, most as they already are
+      }
+      var properties = {};
       Object.keys(base.properties).forEach(function (key) { properties[key] = base.properties[key]; });
       frame.fields.forEach(function (name, index) {
         if (name in properties) { // the rain fields only where the feature has them
@@ -377,9 +414,10 @@
     }
     this.at = null;
     this.request += 1;
-    var saved = this.saved || { stations: [], shelters: [], alerts: [] };
+    // Nothing was put aside when the page's map never came: then nothing of the past was drawn either.
+    var saved = this.saved || { stations: null, shelters: [], alerts: [] };
     this.saved = null;
-    if (live) {
+    if (live && saved.stations) {
       live.replaceAll(saved.stations);
     }
     saved.shelters.forEach(function (feature) {
@@ -399,7 +437,7 @@
     this.syncSlider();
     this.bar.setAttribute("data-replay-state", "live");
     document.documentElement.classList.remove("mz-replaying");
-    if (live) {
+    if (live && live.paused) {
       live.unpause();
     }
   };

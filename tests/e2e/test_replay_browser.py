@@ -4,6 +4,7 @@ return to live (the socket resumes from its last sequence number) and receive a 
 Screenshot: test-artifacts/replay-hq.png."""
 
 import json
+from urllib.parse import quote
 from datetime import timedelta
 
 import pytest
@@ -105,4 +106,39 @@ def test_drag_back_replay_play_and_return_to_live(asgi_server, storm_history, br
         "(code) => Mizumori.stationPopupElement(Mizumori.stationMarkers[code].feature.properties).textContent.includes('3.10 m')",
         arg=CODE,
     )
+    browser.assert_clean()
+
+
+def test_public_page_opened_in_the_past_plays_from_frames_then_goes_live(asgi_server, storm_history, browser):
+    """/?at= (a timeline link): the public page builds its map after its first snapshot, so replay
+    waits for that map before drawing the past; the frames then find every marker and change it in
+    place (no whole as-of read per frame), and no socket is opened until LIVE."""
+    page = browser.new_page()
+    sockets = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
+    at = (timezone.now() - timedelta(minutes=45)).isoformat()
+    page.goto(f"{asgi_server.url}/?at={quote(at)}")
+    page.wait_for_function("() => document.getElementById('mz-replay').dataset.replayState === 'shown'")
+    assert page.evaluate(MARKER_HAS, [CODE, ">L4<"])  # the past, not the present's L0 drawn over it
+    assert page.locator("#mz-replay-banner").is_visible()
+    assert page.evaluate(f"() => {STATUS}") == "paused"
+
+    page.select_option("#mz-replay-speed", "120")
+    full_reads = sum("/api/v1/stations?at=" in url for url in asked)
+    page.click("#mz-replay-play")
+    page.wait_for_function(MARKER_HAS, arg=[CODE, ">L2<"], timeout=30_000)
+    page.wait_for_function(MARKER_HAS, arg=[CODE, ">L0<"], timeout=30_000)
+    page.click("#mz-replay-play")  # pause
+    assert any("/api/v1/replay/frames?" in url for url in asked)
+    assert sum("/api/v1/stations?at=" in url for url in asked) == full_reads
+    assert sockets == []
+
+    page.click("#mz-replay-live")
+    page.wait_for_function(f"() => {STATUS} === 'live'")
+    assert not page.locator("#mz-replay-banner").is_visible()
+    assert len(sockets) == 1
+    asgi_server.post_readings(storm_history["token"], [(CODE, 3.6)])
+    page.wait_for_function(MARKER_HAS, arg=[CODE, ">L3<"])
     browser.assert_clean()

@@ -277,3 +277,38 @@ def test_bad_replay_frames_parameters_are_a_400_naming_them(client, towns, query
     response = client.get("/api/v1/replay/frames", query)
     assert response.status_code == 400
     assert problem in str(response.json()[parameter])
+
+
+def test_readings_up_to_finds_each_newest_reading_however_long_ago(stations, clock):
+    """The newest-reading lookup looks in the day before `at` first and further back only for a
+    station silent that day: every gap around that bound gives what a plain scan of the table says."""
+    from sensors.models import Observation, Station
+    from sensors.selectors import NEWEST_LOOKUP_RECENT, readings_up_to
+
+    at = clock.now
+    bound = at - NEWEST_LOOKUP_RECENT
+    gaps = {  # station code → times of its readings
+        "A-PUBLIC": [at - timedelta(minutes=m) for m in (50, 30, 10, 0)],
+        "A-REGION": [bound - timedelta(minutes=20), bound],  # newest exactly on the bound
+        "A-PRIVATE": [bound - timedelta(minutes=5), bound + timedelta(seconds=1)],  # a second inside it
+        "B-PUBLIC": [at - timedelta(days=3, minutes=m) for m in (70, 40, 0)],  # silent for 3 days
+        "B-REGION": [at - timedelta(days=45, minutes=m) for m in (20, 0)] + [at + timedelta(minutes=5)],  # another month
+    }
+    by_code = {station.code: station for station in Station.objects.filter(code__in=gaps)}
+    Observation.objects.bulk_create(
+        Observation(station=by_code[code], observed_at=moment, value=1.0 + index / 10, received_at=at, source="import")
+        for code, moments in gaps.items() for index, moment in enumerate(moments)
+    )
+    span = timedelta(hours=1)
+    spans = {station.pk: span for station in by_code.values()}
+    silent = next(s for s in Station.objects.exclude(code__in=gaps))  # no reading at all
+    spans[silent.pk] = span
+
+    found = readings_up_to(spans, at)
+
+    for code, station in by_code.items():
+        past = [moment for moment in gaps[code] if moment <= at]
+        newest = max(past)
+        expected = sorted(moment for moment in past if newest - span < moment)
+        assert [row[0] for row in found[station.pk]] == expected, code
+    assert found.get(silent.pk, []) == []

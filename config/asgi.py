@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Before the settings load: an ASGI process serves each request in a thread of its own, where only a
+# pool lets PostgreSQL connections outlive the request (config.settings, DATABASE_POOL).
+os.environ.setdefault("DATABASE_POOL", "1")
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 

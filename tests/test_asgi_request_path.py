@@ -1,8 +1,10 @@
-"""ASGI processes reuse PostgreSQL connections across requests (config.settings DATABASE_POOL).
+"""The request path of a real ASGI server (config.asgi): gateway POSTs reuse pooled PostgreSQL
+connections (config.settings DATABASE_POOL) and run their middleware chain in one thread
+(config.sync_paths) with the same middleware as every other path.
 
 Django serves every ASGI request in a thread and context of its own, where a persistent connection
 is never found again: each request connected anew (a PostgreSQL backend started per request) and
-the old connections stayed open until garbage collection. Only means something on PostgreSQL.
+the old connections stayed open until garbage collection.
 """
 
 import json
@@ -30,9 +32,8 @@ def asgi_backends() -> set[int]:
     return {pid for (pid,) in rows}
 
 
-def test_an_asgi_server_serves_many_requests_from_a_few_pooled_connections(tmp_path):
-    if connection.vendor != "postgresql":
-        pytest.skip("connection pooling is PostgreSQL's (SQLite opens a file)")
+def test_gateway_posts_through_an_asgi_server_share_pooled_connections_and_the_middleware(tmp_path):
+    pooled = connection.vendor == "postgresql"
     town = make_town("990001", "town-a", "town a")
     codes = [f"POOL-{n}" for n in range(5)]
     for code in codes:
@@ -50,11 +51,18 @@ def test_an_asgi_server_serves_many_requests_from_a_few_pooled_connections(tmp_p
                 f"http://127.0.0.1:{port}/api/v1/observations", data=body.encode(),
                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
             )
-            reply = json.load(urllib.request.urlopen(request, timeout=20))
+            with urllib.request.urlopen(request, timeout=20) as response:
+                reply = json.load(response)
+                headers = response.headers
             assert reply == {"accepted": len(codes), "duplicates": 0, "rejected": []}
-            seen |= asgi_backends()
+            # Set by middleware (django SecurityMiddleware, public.middleware.CachePolicyMiddleware).
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            assert headers["Cache-Control"] == "private, no-store"
+            if pooled:
+                seen |= asgi_backends()
     finally:
         server.terminate()
         server.wait(timeout=10)
-    # The pool's backends (its minimum of 2, a third if a check-out ever overlapped), not one per request.
-    assert 1 <= len(seen) <= 3, f"{len(seen)} PostgreSQL backends served {REQUESTS} requests"
+    if pooled:
+        # The pool's backends (its minimum of 2, a third if a check-out ever overlapped), not one per request.
+        assert 1 <= len(seen) <= 3, f"{len(seen)} PostgreSQL backends served {REQUESTS} requests"

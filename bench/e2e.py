@@ -708,6 +708,10 @@ def phase_tick(report: Report, port: int, server: Server, seed_: Seed, args, sta
     timings, failures = [], 0
     indices = {code: i for i, code in enumerate(seed_.tick_codes)}
     web = server.processes()["web"]
+    # One untimed tick first: the serving process opens its connection pool at its first request,
+    # and only backends alive from start to end can be measured.
+    at = CLOCK.stamp()
+    http_.post_readings(token, [{"station": c, "observed_at": at, "value": wave_value(indices[c], 0)} for c in seed_.tick_codes])
     backends = {pid: cpu_seconds([pid]) for pid in asgi_backends()}
     cpu_web = cpu_seconds(web)
     for tick in range(args.ticks):

@@ -14,15 +14,16 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
+from django.urls import reverse
 
-# Sync views only (an async view would be run through async_to_sync here).
-SYNC_PATHS = frozenset({"/api/v1/observations"})
+# URL names of sync views only (an async view would be run through async_to_sync here).
+SYNC_URL_NAMES = ("api-observations-ingest",)
 
 
 class SyncPathsASGIHandler(ASGIHandler):
-    def __init__(self, sync_paths=SYNC_PATHS):
+    def __init__(self, url_names=SYNC_URL_NAMES):
         super().__init__()
-        self.sync_paths = sync_paths
+        self.sync_paths = frozenset(reverse(name) for name in url_names)
         self.sync_handler = BaseHandler()
         self.sync_handler.load_middleware(is_async=False)
 

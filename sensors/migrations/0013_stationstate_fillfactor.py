@@ -19,15 +19,18 @@ def set_fillfactor(fillfactor):
             return
         with schema_editor.connection.cursor() as cursor:
             cursor.execute(f"ALTER TABLE {TABLE} SET (fillfactor = {fillfactor})")
-            # Existing pages keep their layout until rewritten (one row per station: quick).
-            cursor.execute(f"VACUUM FULL {TABLE}")
+            # Existing pages keep their layout until rewritten (one row per station: quick). CLUSTER
+            # rewrites in the migration's transaction, where VACUUM FULL cannot run.
+            cursor.execute(
+                "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass AND indisprimary",
+                [TABLE],
+            )
+            cursor.execute(f"CLUSTER {TABLE} USING {cursor.fetchone()[0]}")
 
     return run
 
 
 class Migration(migrations.Migration):
-    atomic = False  # VACUUM cannot run inside a transaction
-
     dependencies = [
         ("sensors", "0012_tide_harmonics"),
     ]

@@ -724,12 +724,19 @@ def raw_copy(rows: int) -> float:
 # --- b: gateway tick ------------------------------------------------------------------------------
 
 
-def phase_tick(report: Report, port: int, seed_: Seed, args, state: dict) -> None:
+def phase_tick(report: Report, port: int, server: Server, seed_: Seed, args, state: dict) -> None:
     print("b: 300-station gateway tick", flush=True)
     http_ = Http(port)
     token = seed_.tokens[TOWNS[0][0]]
     timings, failures = [], 0
     indices = {code: i for i, code in enumerate(seed_.tick_codes)}
+    web = server.processes()["web"]
+    # One untimed tick first: the serving process opens its connection pool at its first request,
+    # and only backends alive from start to end can be measured.
+    at = CLOCK.stamp()
+    http_.post_readings(token, [{"station": c, "observed_at": at, "value": wave_value(indices[c], 0)} for c in seed_.tick_codes])
+    backends = {pid: cpu_seconds([pid]) for pid in asgi_backends()}
+    cpu_web = cpu_seconds(web)
     for tick in range(args.ticks):
         at = CLOCK.stamp()
         items = [{"station": c, "observed_at": at, "value": wave_value(indices[c], tick)} for c in seed_.tick_codes]
@@ -738,11 +745,32 @@ def phase_tick(report: Report, port: int, seed_: Seed, args, state: dict) -> Non
         timings.append(time.monotonic() - began)
         failures += status != 200 or json.loads(body)["accepted"] != len(items)
         time.sleep(args.tick_interval)
+    # Load-independent: CPU seconds the web processes and their PostgreSQL backends spent per tick
+    # (the drain's are not in it; it runs between ticks in its own processes).
+    cpu_web = cpu_seconds(web) - cpu_web
     report.add("b", f"300-station gateway tick, {args.ticks} ticks {args.tick_interval:.1f} s apart",
                f"p50 {ms(pct(timings, 50))}, p95 {ms(pct(timings, 95))}" + (f", {failures} failed" if failures else ""),
                GOALS["tick"])
+    report.add("b", f"CPU per tick, web ({len(web)} processes)",
+               f"{cpu_web / args.ticks * 1000:.1f} ms ({cpu_web / args.ticks / len(seed_.tick_codes) * 1e6:.0f} µs per reading)")
+    lasting = sorted(set(backends) & set(asgi_backends()))
+    if lasting:
+        cpu_database = sum(cpu_seconds([pid]) - backends[pid] for pid in lasting)
+        report.add("b", f"CPU per tick, the web processes' PostgreSQL backends ({len(lasting)} pooled)",
+                   f"{cpu_database / args.ticks * 1000:.1f} ms")
     wait_drained(http_, 120)
     http_.close()
+
+
+def asgi_backends() -> list[int]:
+    """pids of the PostgreSQL backends of the web processes' connection pools (same machine)."""
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'mizumori-asgi' AND datname = current_database()"
+        ).fetchall()
+    return [pid for (pid,) in rows]
 
 
 # --- c: websocket fan-out -------------------------------------------------------------------------
@@ -1336,7 +1364,7 @@ def main(argv=None) -> int:
                     f"seeded history's change log drained in {waited:.0f} s")
         phases = {
             "a": lambda: phase_ingest(report, port, server, seed_, args, state),
-            "b": lambda: phase_tick(report, port, seed_, args, state),
+            "b": lambda: phase_tick(report, port, server, seed_, args, state),
             "c": lambda: phase_websocket(report, port, server, seed_, args, state),
             "d": lambda: phase_alerts(report, port, seed_, args, state),
             "e": lambda: phase_history(report, port, server, seed_, args),

@@ -1,11 +1,18 @@
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Before the settings load: an ASGI process serves each request in a thread of its own, where only a
+# pool lets PostgreSQL connections outlive the request (config.settings, DATABASE_POOL).
+os.environ.setdefault("DATABASE_POOL", "1")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+import django  # noqa: E402
 
 # Django must be set up before anything imports models.
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from config.sync_paths import SyncPathsASGIHandler  # noqa: E402
+
+django_asgi_app = SyncPathsASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

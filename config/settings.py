@@ -5,7 +5,9 @@ environment. With no variables set the site runs on the "embedded default": SQLi
 an in-process channel layer and eager Celery, so `make demo` needs no services at all.
 """
 
+import importlib.util
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -139,7 +141,26 @@ ASGI_APPLICATION = "config.asgi.application"
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "var" / "mizumori.sqlite3"))
-if DATABASE_URL:
+# ASGI processes borrow PostgreSQL connections from a pool (config.asgi turns DATABASE_POOL on). Django
+# runs every ASGI request in a thread and context of its own (ThreadSensitiveContext), so a persistent
+# connection (CONN_MAX_AGE) is never reused there: each request opened a new one (a backend started,
+# its caches cold: ~10 ms and most of a gateway tick under load) and the old ones stayed open until
+# garbage collection. Other processes (drain, Celery, WSGI) keep one persistent connection per thread.
+DATABASE_POOL = env_bool("DATABASE_POOL")
+if DATABASE_POOL and DATABASE_URL and importlib.util.find_spec("psycopg_pool") is None:
+    # Serving without the pool is slower, not wrong: say so instead of failing every request.
+    warnings.warn("DATABASE_POOL is on but psycopg_pool is not installed (make install): one PostgreSQL "
+                  "connection per ASGI request", RuntimeWarning, stacklevel=1)
+    DATABASE_POOL = False
+DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 20)
+if DATABASE_URL and DATABASE_POOL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        # A request waiting longer than `timeout` for a free connection fails as a database outage (503).
+        pool={"min_size": min(2, DATABASE_POOL_MAX), "max_size": DATABASE_POOL_MAX, "timeout": 10},
+        application_name="mizumori-asgi",
+    )
+elif DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
     SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)

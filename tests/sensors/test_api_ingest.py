@@ -7,7 +7,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone as dj_timezone
 
-from sensors.models import Observation, StationState
+from sensors.models import Observation, Station, StationState
 from tenancy.models import IngestToken
 from tenancy.services import ingest_token_revoke
 
@@ -312,3 +312,48 @@ def test_a_batch_costs_a_fixed_number_of_queries(client, stations, token_a, djan
     # SQLite caps a statement at 999 parameters, so its bulk INSERTs hold ~160 rows each.
     with django_assert_max_num_queries(12 + 2700 // 150):
         assert post_json(client, token_a, batch(1000, 900)).json()["accepted"] == 2700
+
+
+def test_between_two_posts_a_revoked_token_a_retired_station_and_a_visibility_change_take_effect(
+    client, stations, token_a
+):
+    # Nothing on the request path is cached beyond what the next request checks: the token is read
+    # each time and the station catalog is reloaded when its stamp changes (any write path).
+    def post(minutes, token=token_a):
+        items = [{"station": code, "observed_at": iso(T0 + timedelta(minutes=minutes)), "value": 1.0}
+                 for code in ("A-PUBLIC", "A-PRIVATE")]
+        return post_json(client, token, {"observations": items})
+
+    assert post(0).json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    Station.objects.filter(code="A-PUBLIC").update(is_active=False)  # a write no signal sees
+    Station.objects.filter(code="A-PRIVATE").update(visibility="public")
+    assert post(10).json() == {
+        "accepted": 1, "duplicates": 0, "rejected": [{"index": 0, "error": "station 'A-PUBLIC' is inactive"}],
+    }
+    ingest_token_revoke(token=IngestToken.objects.get(digest=IngestToken.digest_of(token_a)))
+    assert post(20).status_code == 401
+    assert stored() == [("A-PRIVATE", T0, 1.0), ("A-PRIVATE", T0 + timedelta(minutes=10), 1.0), ("A-PUBLIC", T0, 1.0)]
+
+
+def test_a_gateway_tick_on_postgresql_is_a_fixed_handful_of_round_trips(client, stations, token_a):
+    """Every round trip waits for the scheduler twice on a loaded machine: the token, the catalog
+    stamp, the lock of the latest states, one statement for readings and states, the change-log row
+    (and BEGIN and COMMIT, which Django does not list)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite keeps the ORM flow")
+    codes = ("A-PUBLIC", "A-REGION", "A-PRIVATE")
+
+    def tick(minutes):
+        items = [{"station": code, "observed_at": iso(T0 + timedelta(minutes=minutes)), "value": 1.0} for code in codes]
+        return post_json(client, token_a, {"observations": items})
+
+    tick(0)  # first readings: state rows are created; the token's last use is written
+    with CaptureQueriesContext(connection) as captured:
+        assert tick(10).json()["accepted"] == 3
+    statements = [query["sql"].split()[0].upper() for query in captured.captured_queries]
+    # The test runs inside a transaction, where the request's atomic block is a savepoint.
+    statements = [statement for statement in statements if statement not in ("SAVEPOINT", "RELEASE")]
+    assert statements == ["SELECT", "SELECT", "SELECT", "WITH", "INSERT"], statements

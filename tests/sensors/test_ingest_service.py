@@ -105,18 +105,15 @@ def test_large_batch_stores_every_reading(towns):
     assert set(StationState.objects.values_list("value", flat=True)) == {1.0}
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_gateways_posting_the_same_batch_at_once_store_it_once(towns):
-    for i in range(20):
-        make_station(towns[0], f"C{i:02d}")
-    items = [reading(f"C{i:02d}", minutes, 1.0) for i in range(20) for minutes in range(0, 100, 10)]
+def post_twice_at_once(town, items):
+    """The same batch from two gateways at the same moment, each on its own connection."""
     reports, errors = [], []
     barrier = threading.Barrier(2)
 
     def post():
         try:
             barrier.wait()
-            reports.append(observation_ingest(municipality=towns[0], items=items, source="http"))
+            reports.append(observation_ingest(municipality=town, items=items, source="http"))
         except Exception as exc:  # pragma: no cover - surfaced below
             errors.append(exc)
         finally:
@@ -128,8 +125,46 @@ def test_two_gateways_posting_the_same_batch_at_once_store_it_once(towns):
     for thread in threads:
         thread.join()
     assert errors == []
+    return reports
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_gateways_posting_the_same_batch_at_once_store_it_once(towns):
+    for i in range(20):
+        make_station(towns[0], f"C{i:02d}")
+    items = [reading(f"C{i:02d}", minutes, 1.0) for i in range(20) for minutes in range(0, 100, 10)]
+    reports = post_twice_at_once(towns[0], items)
     assert sorted((r.accepted, r.duplicates) for r in reports) == [(0, 200), (200, 0)]
     assert Observation.objects.count() == 200
+
+
+def test_stations_on_their_first_reading_and_stations_with_a_state_move_in_one_batch(towns, workers):
+    # PostgreSQL locks the existing latest-state rows first and creates the missing ones after.
+    old = [make_station(towns[0], f"OLD{i}") for i in range(3)]
+    observation_ingest(municipality=towns[0], items=[reading(s.code, 30, 1.0) for s in old], source="http")
+    new = [make_station(towns[0], f"NEW{i}") for i in range(3)]
+    items = [reading(s.code, 10, 2.0 + i) for i, s in enumerate(old + new)]
+    report = observation_ingest(municipality=towns[0], items=items, source="http")
+    assert (report.accepted, report.duplicates, report.rejected) == (6, 0, [])
+    states = {s.station.code: s for s in StationState.objects.select_related("station")}
+    assert {code: state.value for code, state in states.items()} == {
+        "OLD0": 2.0, "OLD1": 3.0, "OLD2": 4.0, "NEW0": 5.0, "NEW1": 6.0, "NEW2": 7.0,
+    }
+    assert all(state.observed_at == NOW - timedelta(minutes=10) for state in states.values())
+    assert states["OLD1"].previous_value == 1.0 and states["NEW1"].previous_value is None
+    assert station_events()[-1] == {"stations": sorted(s.pk for s in old + new)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_gateways_posting_at_once_to_stations_old_and_new_store_each_reading_once(towns):
+    old = [make_station(towns[0], f"O{i:02d}") for i in range(10)]
+    observation_ingest(municipality=towns[0], items=[reading(s.code, 200, 1.0) for s in old], source="http")
+    new = [make_station(towns[0], f"N{i:02d}") for i in range(10)]
+    items = [reading(s.code, minutes, 2.0) for s in old + new for minutes in range(0, 100, 10)]
+    reports = post_twice_at_once(towns[0], items)
+    assert sorted((r.accepted, r.duplicates) for r in reports) == [(0, 200), (200, 0)]
+    assert Observation.objects.count() == 210
+    assert StationState.objects.filter(observed_at=NOW, value=2.0).count() == 20
 
 
 def test_a_spike_is_flagged_suspect_and_does_not_move_the_level(towns):

@@ -41,7 +41,6 @@ from .tide import TideError, harmonics_from_document, predict as tide_predict
 from .trends import (
     TREND_LOOKBACK,
     TREND_WINDOW_MICROS,
-    Reading,
     reading_trend,
     station_trend,
     trend_readings_of,

@@ -34,9 +34,10 @@ def public_features(client) -> dict[str, dict]:
     return {f["properties"]["code"]: f for f in public_document(client)["features"]}
 
 
-def public_basemap(client) -> str:
+def public_basemap(client, language: str | None = None) -> str:
+    """The base map script; built per language (`?lang=`, as the shell asks for its own)."""
     forget_all()
-    response = client.get(BASEMAP_URL)
+    response = client.get(BASEMAP_URL + (f"?lang={language}" if language else ""))
     assert response.status_code == 200
     return response.content.decode()
 

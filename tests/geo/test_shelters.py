@@ -156,14 +156,20 @@ def test_legend_explains_shelter_statuses_and_the_depth_bands_shown(client, shel
     make_zone("浅い", depth_min=None, depth_max=0.5, geometry=square(140.0, 35.0, 140.05, 35.05))
     make_zone("深い", depth_min=3.0, depth_max=5.0, geometry=square(140.1, 35.0, 140.15, 35.05))
 
-    html = page_text(client, "/")
-    legend = html.split('class="mz-legend"', 1)[1].split("</details>", 1)[0]
+    def legend_of(language):
+        markup = basemap_markup(public_basemap(client, language))
+        return markup.split('class="mz-legend"', 1)[1].split("</details>", 1)[0]
 
-    for words in ("避難所 開設中", "Shelter: Open", "避難所 満員", "Shelter: Full", "避難所 閉鎖中", "Shelter: Closed"):
-        assert words in legend, words
-    assert "mz-hazard-d0" in legend and "0.5m未満" in legend and "under 0.5 m" in legend
-    assert "mz-hazard-d2" in legend and "3.0〜5.0m" in legend
-    assert "mz-hazard-d1" not in legend  # no zone of that band on this map
+    # The legend speaks the page's language (one language per page since the i18n round).
+    japanese, english = legend_of(None), legend_of("en")
+    for words in ("避難所 開設中", "避難所 満員", "避難所 閉鎖中"):
+        assert words in japanese, words
+    for words in ("Shelter: Open", "Shelter: Full", "Shelter: Closed"):
+        assert words in english and words not in japanese, words
+    assert "mz-hazard-d0" in japanese and "0.5m未満" in japanese and "under 0.5 m" in english
+    for legend in (japanese, english):
+        assert "mz-hazard-d2" in legend and "3.0" in legend and "5.0" in legend
+        assert "mz-hazard-d1" not in legend  # no zone of that band on this map
 
 
 @pytest.mark.django_db

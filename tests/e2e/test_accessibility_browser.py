@@ -136,17 +136,19 @@ def region(transactional_db):
     make_station(town_a, RAIN, kind=StationKind.RAIN, visibility=Visibility.REGION, lon=140.05, lat=35.04)
     make_station(town_b, HIDDEN, visibility=Visibility.PRIVATE, lon=140.3, lat=35.1)
     now = timezone.now()
-    observation_ingest(
-        municipality=None, source="http",
-        items=[{"station": GAUGE, "observed_at": now - timedelta(minutes=10 * i), "value": 3.6 - 0.1 * i} for i in range(6)]
-        + [{"station": RAIN, "observed_at": now - timedelta(minutes=10 * i), "value": 2.0} for i in range(6)],
-    )
+    # The rule and its open alert exist before the readings: the server under test drains the
+    # readings at once and evaluates this rule; an alert inserted while it does races its rule lock.
     rule = AlertRule.objects.create(station=gauge, kind="threshold", name="Thresholds (reading)")
     alert = Alert.objects.create(
         station=gauge, rule=rule, level=3, peak_level=3, opened_at=now, updated_at=now, last_value=3.6,
         last_observed_at=now,
     )
     AlertEvent.objects.create(alert=alert, kind="opened", level=3, value=3.6, at=now)
+    observation_ingest(
+        municipality=None, source="http",
+        items=[{"station": GAUGE, "observed_at": now - timedelta(minutes=10 * i), "value": 3.6 - 0.1 * i} for i in range(6)]
+        + [{"station": RAIN, "observed_at": now - timedelta(minutes=10 * i), "value": 2.0} for i in range(6)],
+    )
     Shelter.objects.create(code="AXE-SH1", name_ja="公民館", name_en="Community hall", municipality=town_a,
                            lon=140.02, lat=35.02, capacity=100, status=Shelter.Status.OPEN, for_flood=True)
     admin = get_user_model().objects.create_user(ADMIN[0], password=ADMIN[1])

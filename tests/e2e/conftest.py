@@ -291,6 +291,21 @@ class Browser:
         self.browser.close()
 
 
+def sign_in(page, base_url: str, credentials: tuple[str, str], next_path: str | None = None):
+    """Log in through the login form. With `next_path` the page ends there (`?next=`); without, it
+    ends wherever the login sends it."""
+    page.goto(f"{base_url}/accounts/login/" + (f"?next={next_path}" if next_path else ""))
+    page.fill("#id_username", credentials[0])
+    page.fill("#id_password", credentials[1])
+    if next_path:
+        page.click("form.mz-form button[type=submit]")
+        page.wait_for_url(f"{base_url}{next_path}")
+    else:
+        with page.expect_navigation():
+            page.click("form.mz-form button[type=submit]")
+    return page
+
+
 @contextlib.contextmanager
 def chromium_for(base_url: str):
     """A guarded Chromium (`Browser`) that may reach `base_url` only; closed on exit."""

@@ -23,6 +23,7 @@ from sensors.models import StationKind, Visibility
 from sensors.services import observation_ingest
 from tenancy.models import Membership
 from tests.conftest import make_station, make_town
+from tests.e2e.conftest import sign_in
 from tests.e2e.test_alert_board_browser import run_axe
 
 ADMIN = ("e2e-axe-admin", "e2e-Axe-admin-pass-8812")
@@ -160,11 +161,7 @@ def signed_in(browser, server, credentials):
     page = browser.new_page()
     page.set_default_timeout(60_000)
     if credentials is not None:
-        page.goto(f"{server.url}/accounts/login/")
-        page.fill("#id_username", credentials[0])
-        page.fill("#id_password", credentials[1])
-        with page.expect_navigation():
-            page.click("form.mz-form button[type=submit]")
+        sign_in(page, server.url, credentials)
     return page
 
 

@@ -19,7 +19,7 @@ from sensors.models import Visibility
 from tenancy.models import Membership
 from tenancy.services import ingest_token_create
 from tests.conftest import make_station, make_town
-from tests.e2e.conftest import ARTIFACTS, ROOT
+from tests.e2e.conftest import ARTIFACTS, ROOT, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -83,12 +83,7 @@ def log_in(browser, server, credentials, next_path, *, width=1280, height=900, i
     page.set_default_timeout(60_000)
     if init_script:
         page.add_init_script(init_script)
-    page.goto(f"{server.url}/accounts/login/?next={next_path}")
-    page.fill("#id_username", credentials[0])
-    page.fill("#id_password", credentials[1])
-    page.click("form.mz-form button[type=submit]")
-    page.wait_for_url(f"{server.url}{next_path}")
-    return page
+    return sign_in(page, server.url, credentials, next_path)
 
 
 def tab_to(page, focus_key, *, limit=60):

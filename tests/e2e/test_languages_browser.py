@@ -10,7 +10,7 @@ Screenshots go to test-artifacts/ (languages-<language>-<width>.png).
 import pytest
 
 from tests.e2e import test_accessibility_browser
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, sign_in
 from tests.e2e.test_accessibility_browser import ADMIN, GAUGE, PLATFORM
 from tests.e2e.test_live_browser import LIVE
 
@@ -37,12 +37,7 @@ def other(language: str) -> str:
 def signed_in(browser, server, credentials, language, *, width, height):
     page = browser.new_page(width=width, height=height)
     page.context.add_cookies([{"name": "django_language", "value": language, "url": server.url}])
-    page.goto(f"{server.url}/accounts/login/")
-    page.fill("#id_username", credentials[0])
-    page.fill("#id_password", credentials[1])
-    with page.expect_navigation():
-        page.click("form.mz-form button[type=submit]")
-    return page
+    return sign_in(page, server.url, credentials)
 
 
 @pytest.mark.parametrize("width,height", SIZES)

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from sensors.models import SharingGrant, Visibility
 from tenancy.models import Membership
 from tests.conftest import make_station, make_town
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -29,13 +29,7 @@ def shared_station(transactional_db):
 
 
 def log_in(browser, server, credentials, next_path):
-    page = browser.new_page()
-    page.goto(f"{server.url}/accounts/login/?next={next_path}")
-    page.fill("#id_username", credentials[0])
-    page.fill("#id_password", credentials[1])
-    page.click("form.mz-form button[type=submit]")
-    page.wait_for_url(f"{server.url}{next_path}")
-    return page
+    return sign_in(browser.new_page(), server.url, credentials, next_path)
 
 
 def test_withdrawing_a_share_removes_the_station_from_the_neighbours_open_map(asgi_server, shared_station, browser):

@@ -102,7 +102,9 @@ def partition_observations(apps, schema_editor):
         months = {row[0] for row in cursor.fetchall()}
     this_month = partitions.month_start(timezone.now())
     ahead = getattr(settings, "OBSERVATION_PARTITIONS_AHEAD", 3)
-    months |= {partitions.add_months(this_month, offset) for offset in range(ahead + 1)}
+    # Last month too: on a fresh install early in a month, a week's history read or a gateway's
+    # backfill reaches back into it, and would otherwise land in (and scan) DEFAULT.
+    months |= {partitions.add_months(this_month, offset) for offset in range(-1, ahead + 1)}
     for month in sorted(months):
         partitions.create_month_partition(connection, month)
     with connection.cursor() as cursor:

@@ -139,7 +139,7 @@ def test_hq_stays_live_while_the_load_benchmark_polls_through_the_proxy(public_s
     assert polls >= LOAD_READERS * (LOAD_SECONDS - 5) * 0.5, polls  # they did poll, each about once a tick
     assert any(age < 30 for age in stats["age_s"])  # the probes saw the new reading
     # nginx answered the readers; the application saw a few requests per tick at most.
-    lines = access_log(proxied.prefix, "/api/v1/public/snapshot")
+    lines = access_log(proxied.prefix, "/api/v1/public/snapshot", at_least=polls)
     upstream = [line for line in lines if not line.endswith("up=-")]
     assert len(lines) >= polls and len(upstream) <= 3 * elapsed, (len(upstream), elapsed)
     assert sockets == [] and PRIVATE_CODE not in public.content()

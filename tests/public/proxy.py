@@ -73,7 +73,14 @@ def nginx_in_front(directory: Path, *, upstream: int, public_upstream: int | Non
             proxy.wait(timeout=10)
 
 
-def access_log(prefix: Path, path: str) -> list[str]:
-    """nginx's access-log lines for `path` (any query string)."""
-    lines = (prefix / "access.log").read_text().splitlines()
-    return [line for line in lines if f" {path} " in line or f" {path}?" in line]
+def access_log(prefix: Path, path: str, *, at_least: int = 1, timeout: float = 5.0) -> list[str]:
+    """nginx's access-log lines for `path` (any query string), once there are `at_least` of them or
+    `timeout` has passed: nginx writes a request's line after the client has its response, so a
+    test that reads the log right after a request can be ahead of it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = (prefix / "access.log").read_text().splitlines()
+        found = [line for line in lines if f" {path} " in line or f" {path}?" in line]
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)

@@ -96,7 +96,7 @@ def test_nginx_caches_the_public_page_collapses_misses_and_serves_stale(app_and_
     with ThreadPoolExecutor(max_workers=READERS) as pool:
         results = list(pool.map(lambda _: get(basemap), range(READERS)))
     assert {status for status, _, _ in results} == {200} and len({body for _, _, body in results}) == 1
-    statuses = [line.split("cache=")[1].split()[0] for line in access_log(prefix, "/public/basemap.js")]
+    statuses = [line.split("cache=")[1].split()[0] for line in access_log(prefix, "/public/basemap.js", at_least=READERS)]
     assert statuses.count("MISS") == 1 and len(statuses) == READERS, statuses
 
     # The application goes down: readers still get the last copy, after it expired.
@@ -134,8 +134,8 @@ def two_pools_and_proxy(stations, tmp_path):
         staff.stop()
 
 
-def pools(prefix: Path, path: str) -> list[str]:
-    return [line.rsplit("up=", 1)[1] for line in access_log(prefix, path)]
+def pools(prefix: Path, path: str, at_least: int = 1) -> list[str]:
+    return [line.rsplit("up=", 1)[1] for line in access_log(prefix, path, at_least=at_least)]
 
 
 def test_the_nginx_template_knows_the_session_cookie_by_its_name(settings):
@@ -180,7 +180,7 @@ def test_a_stalled_public_pool_leaves_staff_pages_and_the_cached_page_answering(
         assert not any(future.done() for future in stuck)
         os.kill(public.process.pid, signal.SIGCONT)
         assert [future.result()[0] for future in stuck] == [200] * ANONYMOUS_CONNECTIONS
-    assert set(pools(prefix, "/hq/")) == {f"127.0.0.1:{staff.port}"}
+    assert set(pools(prefix, "/hq/", at_least=2)) == {f"127.0.0.1:{staff.port}"}
     assert pools(prefix, "/accounts/login/") == [f"127.0.0.1:{staff.port}"]
 
 

@@ -595,32 +595,38 @@ def _settle_unconfirmed(batch: _Transitions, rule: AlertRule, history: _History)
 
 
 def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
-    """Ingest subscriber: apply every rule of the changed stations to their new readings.
+    """Apply every rule of the changed stations to their new readings (see `evaluate_stations`)."""
+    return evaluate_stations([state.station_id for state in states])
+
+
+def evaluate_stations(station_ids) -> list[AlertEvent]:
+    """Apply every rule of these stations to the readings it has not judged yet.
 
     Loads stations, thresholds, rules (locked, so concurrent batches for a station queue up), open
-    alerts and the recent history of all changed stations in a fixed number of queries, then writes
-    the transitions, their events and deliveries in one transaction. Notifications go out after commit.
-    """
-    return evaluate_newest_readings(
-        {state.station_id: state.observed_at for state in states if state.observed_at is not None}
-    )
-
-
-def evaluate_newest_readings(newest: dict[int, datetime]) -> list[AlertEvent]:
-    """`evaluate_station_changes` for {station id: its newest reading's time}."""
-    if not newest:
+    alerts and the recent history of all the stations in a fixed number of queries, then writes the
+    transitions, their events and deliveries in one transaction. Notifications go out after commit.
+    Each station's newest reading is read after its rules are locked: an evaluator that waited for
+    another one's locks judges what that one committed, never an older newest reading (which would
+    set an open alert's figures back)."""
+    station_ids = sorted(set(station_ids))
+    if not station_ids:
         return []
     now = timezone.now()
-    station_ids = sorted(newest)
     with transaction.atomic():
         catalog = _catalog_cache.current()
         stations = catalog.stations_of(station_ids)
         thresholds = catalog.thresholds_of(station_ids)
         rules = _locked_rules(station_ids)
-        missing = _missing_default_rules(stations, thresholds, rules, catalog.default_keys)
+        newest = _newest_readings(station_ids)
+        missing = _missing_default_rules(
+            {pk: station for pk, station in stations.items() if pk in newest}, thresholds, rules, catalog.default_keys
+        )
         if missing:
             AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
             rules = _locked_rules(station_ids)
+            newest = _newest_readings(station_ids)
+        rules = [rule for rule in rules if rule.station_id in newest]
+        station_ids = sorted(newest)
         batch = _Transitions(now=now, scheme=_active_scheme(), ladders=catalog.ladders)
         batch.open_alerts = {
             alert.rule_id: alert
@@ -684,6 +690,15 @@ def _cursors_save(rules: list[AlertRule]) -> None:
     for until, ids in by_time.items():
         for chunk in _chunks(ids):
             AlertRule.objects.filter(pk__in=chunk).update(evaluated_until=until)
+
+
+def _newest_readings(station_ids: list[int]) -> dict[int, datetime]:
+    """{station id: its newest reading's time}, for the stations that have one."""
+    newest: dict[int, datetime] = {}
+    states = StationState.objects.filter(observed_at__isnull=False).values_list("station_id", "observed_at")
+    for queryset in of_stations(states, station_ids):
+        newest.update(queryset)
+    return newest
 
 
 def _locked_rules(station_ids: list[int]) -> list[AlertRule]:

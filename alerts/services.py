@@ -32,12 +32,13 @@ from releases.models import DamRelease, ReleaseTransition
 from releases.selectors import release_notification_documents
 from sensors.models import Station, StationKind, StationState, Threshold
 from sensors.catalog import current_stamp
-from sensors.selectors import local_iso, readings_in_ranges_micros
+from sensors.selectors import local_iso
 from sensors.services import from_micros, to_micros
 from tenancy.models import AuditEvent
 from tenancy.services import audit_record
 
 from . import rules as rulebook
+from .recent import RecentReadings
 from .evaluation import (
     RATE_WINDOWS,
     jumps_and_spikes,
@@ -205,6 +206,8 @@ class _CatalogCache:
 
 
 _catalog_cache = _CatalogCache()
+# Each process's copy of the readings evaluation looks back over (alerts.recent).
+recent_readings = RecentReadings()
 
 
 # --- transitions -----------------------------------------------------------------------------
@@ -341,14 +344,14 @@ class _History:
     newest: datetime  # newest reading of the station (the changed state's)
 
     @classmethod
-    def from_series(cls, series: tuple[list, list, list] | None, newest: datetime) -> "_History":
-        micros, values, suspect = series or ([], [], [])
-        micros = np.array(micros, dtype=np.int64)
+    def from_series(cls, series, newest: datetime) -> "_History":
+        micros, values, suspect = series if series is not None else ([], [], [])
+        micros = np.asarray(micros, dtype=np.int64)
         return cls(
             micros=micros,
             times=micros / 1e6,  # the same double as datetime.timestamp() gives
-            values=np.array(values, dtype=float),
-            suspect=np.array(suspect, dtype=bool),
+            values=np.asarray(values, dtype=float),
+            suspect=np.asarray(suspect, dtype=bool),
             newest=newest,
         )
 
@@ -617,14 +620,14 @@ def evaluate_stations(station_ids) -> list[AlertEvent]:
         stations = catalog.stations_of(station_ids)
         thresholds = catalog.thresholds_of(station_ids)
         rules = _locked_rules(station_ids)
-        newest = _newest_readings(station_ids)
+        newest, marks = _newest_readings(station_ids)
         missing = _missing_default_rules(
             {pk: station for pk, station in stations.items() if pk in newest}, thresholds, rules, catalog.default_keys
         )
         if missing:
             AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
             rules = _locked_rules(station_ids)
-            newest = _newest_readings(station_ids)
+            newest, marks = _newest_readings(station_ids)
         rules = [rule for rule in rules if rule.station_id in newest]
         station_ids = sorted(newest)
         batch = _Transitions(now=now, scheme=_active_scheme(), ladders=catalog.ladders)
@@ -653,7 +656,7 @@ def evaluate_stations(station_ids) -> list[AlertEvent]:
             start = max(oldest_cursor, newest[station_id] - CATCH_UP)
             lookback = max(rulebook.rule_lookback(rule, station) for rule in stepping)
             ranges[station_id] = (start - lookback, newest[station_id])
-        history_rows = readings_in_ranges_micros(ranges)
+        history_rows = recent_readings.series(ranges, marks, catalog.stamp)
 
         stepped: list[AlertRule] = []
         histories: dict[int, _History] = {}
@@ -692,13 +695,16 @@ def _cursors_save(rules: list[AlertRule]) -> None:
             AlertRule.objects.filter(pk__in=chunk).update(evaluated_until=until)
 
 
-def _newest_readings(station_ids: list[int]) -> dict[int, datetime]:
-    """{station id: its newest reading's time}, for the stations that have one."""
+def _newest_readings(station_ids: list[int]) -> tuple[dict[int, datetime], dict[int, int]]:
+    """{station id: its newest reading's time} and {station id: its history mark} (alerts.recent),
+    for the stations that have a reading."""
     newest: dict[int, datetime] = {}
-    states = StationState.objects.filter(observed_at__isnull=False).values_list("station_id", "observed_at")
+    marks: dict[int, int] = {}
+    states = StationState.objects.filter(observed_at__isnull=False).values_list("station_id", "observed_at", "history_mark")
     for queryset in of_stations(states, station_ids):
-        newest.update(queryset)
-    return newest
+        for station_id, observed_at, mark in queryset:
+            newest[station_id], marks[station_id] = observed_at, mark
+    return newest, marks
 
 
 def _locked_rules(station_ids: list[int]) -> list[AlertRule]:

@@ -3,7 +3,12 @@ each station's latest state, changed by the writers that store a reading older t
 (ingest, state recompute), and the catalog stamp, now also changed by any UPDATE or DELETE of stored
 readings (corrections, data repair, a demo reseed; never on the ingest path, which only inserts)."""
 
+from importlib import import_module
+
 from django.db import migrations, models
+
+# The vendor-specific statement runner of the migration that made the stamp.
+_run = import_module("sensors.migrations.0009_perf_catalog_stamp")._run
 
 TABLE = "sensors_observation"
 
@@ -19,14 +24,6 @@ SQLITE_FORWARD = [
     for event in ("UPDATE", "DELETE")
 ]
 SQLITE_BACKWARD = [f"DROP TRIGGER IF EXISTS {TABLE}_catalog_touch_{event.lower()}" for event in ("UPDATE", "DELETE")]
-
-
-def _run(statements_by_vendor):
-    def run(apps, schema_editor):
-        for statement in statements_by_vendor.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(statement)
-
-    return run
 
 
 class Migration(migrations.Migration):

@@ -41,9 +41,9 @@ from . import rules as rulebook
 from .recent import RecentReadings
 from .evaluation import (
     RATE_WINDOWS,
+    LevelSteps,
     jumps_and_spikes,
     linear_trend,
-    next_level,
     rate_of_rise_now,
     time_to_next,
     window_sums,
@@ -495,18 +495,19 @@ def _evaluate_rule(
         fixed_steps, hysteresis, usable_measure, prefix_end, first, ~jump & ~history.suspect
     ):
         first = len(history.micros)  # no step can open an alert: nothing to step through
+    stepper = LevelSteps(usable_times, usable_measure, hysteresis) if first < len(history.micros) else None
     for k in range(first, len(history.micros)):
         if jump[k] or history.suspect[k]:
             continue  # flagged, or a jump not yet confirmed or refuted by the next reading
         end = int(prefix_end[k])
-        times, values, measure = usable_times[:end], usable_values[:end], usable_measure[:end]
         alert = batch.open_alerts.get(rule.pk)
         current = alert.level if alert else 0
         # Each reading is judged by the thresholds in force when it was taken.
         stamp = None if fixed_steps is not None else history.stamp(k)
         steps = fixed_steps if fixed_steps is not None else rulebook.rule_steps(rule, thresholds, at=stamp)
-        level = next_level(times, measure, steps, current=current, rules=hysteresis)
+        level = stepper.level(end, steps, current=current)
         if level != current:
+            times, values, measure = usable_times[:end], usable_values[:end], usable_measure[:end]
             stamp = stamp or history.stamp(k)
             batch.move(
                 rule, level, value=_finite(measure[-1]), observed_at=stamp,

@@ -13,7 +13,9 @@ there; else that station is read in full, as without the copy:
   which is read again after the batch's read: changed meanwhile, the stations are read in full;
 - a look-back that reaches before `lo` (a rule added or changed) reads in full.
 The copy holds only committed readings (the evaluator never writes readings), so a rolled-back
-evaluation leaves nothing wrong in it.
+evaluation leaves nothing wrong in it. Memory: what one batch's full read held (17 bytes a reading,
+trimmed to each station's look-back every batch), kept between batches. Partitions detached from
+the observations table are months old, far behind any look-back.
 """
 
 from __future__ import annotations

@@ -6,12 +6,15 @@ class AlertsConfig(AppConfig):
     verbose_name = "Alerts (rules, lifecycle, notifications, CAP)"
 
     def ready(self):
+        from django.conf import settings
+
         from events.registry import register
         from sensors.services import STATION_CHANGED
 
-        from .handlers import station_changes_evaluate
+        from .handlers import evaluation_handlers, station_changes_evaluate
 
-        register("alerts.evaluate", kinds=[STATION_CHANGED], func=station_changes_evaluate)
+        for name, route in evaluation_handlers(settings.ALERT_EVALUATION_SHARDS):
+            register(name, kinds=[STATION_CHANGED], func=station_changes_evaluate, route=route)
 
         from tenancy import permissions
 

@@ -248,16 +248,65 @@ def time_to_next(trend: Trend | None, steps: list[Step], *, current_level: int, 
 # --- the level state machine -----------------------------------------------------------------
 
 
-def _sustained(times: np.ndarray, holds: np.ndarray, rules: Hysteresis, *, lowering: bool = False) -> bool:
-    """Whether `holds` is true for the newest reading and has been for long enough, without a break."""
-    if len(holds) == 0 or not holds[-1]:
-        return False
-    breaks = np.flatnonzero(~holds)
-    start = breaks[-1] + 1 if len(breaks) else 0
-    run_readings = len(holds) - start
-    run_seconds = times[-1] - times[start]
-    duration = max(rules.min_duration, rules.hold) if lowering else rules.min_duration
-    return run_readings >= rules.min_readings and run_seconds >= duration.total_seconds()
+class LevelSteps:
+    """`next_level` after each reading of one series, for a rule stepped through a batch reading by
+    reading: the level after reading *k* looks only at readings ..k, and whether a comparison with a
+    rung has held through a run ending at *k* is a prefix property, so each comparison is made once
+    for the whole series (with the index of the last reading that broke it) instead of once per
+    step over the whole prefix. `level(end, ...)` is `next_level(times[:end], measure[:end], ...)`."""
+
+    def __init__(self, times: np.ndarray, measure: np.ndarray, rules: Hysteresis):
+        self.times = times
+        self.rules = rules
+        self.sign = 1.0 if rules.rising else -1.0
+        self.oriented = self.sign * measure
+        self._runs: dict[tuple[bool, float | None], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _run(self, below: bool, value: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """(holds, last break at or before each reading) for `oriented >= value`, or `< value`
+        (None: holds everywhere, NaN included)."""
+        key = (below, value)
+        run = self._runs.get(key)
+        if run is None:
+            with np.errstate(invalid="ignore"):
+                if value is None:
+                    holds = np.ones(len(self.oriented), dtype=bool)
+                else:
+                    holds = self.oriented < value if below else self.oriented >= value
+            positions = np.arange(len(holds))
+            run = self._runs[key] = (holds, np.maximum.accumulate(np.where(holds, -1, positions)))
+        return run
+
+    def _sustained(self, end: int, run: tuple[np.ndarray, np.ndarray], *, lowering: bool = False) -> bool:
+        """Whether the comparison holds for reading end-1 and has for long enough, without a break."""
+        holds, breaks = run
+        newest = end - 1
+        if end == 0 or not holds[newest]:
+            return False
+        start = int(breaks[newest]) + 1
+        rules = self.rules
+        duration = max(rules.min_duration, rules.hold) if lowering else rules.min_duration
+        return end - start >= rules.min_readings and self.times[newest] - self.times[start] >= duration.total_seconds()
+
+    def level(self, end: int, steps: list[Step], *, current: int) -> int:
+        if not steps:
+            return 0
+        sign, rules = self.sign, self.rules
+        for candidate in sorted({s.level for s in steps if s.level > current}, reverse=True):
+            run = self._run(False, min(sign * s.value for s in steps if s.level >= candidate))
+            if rules.immediate_level is not None and candidate >= rules.immediate_level and end and run[0][end - 1]:
+                return candidate
+            if self._sustained(end, run):
+                return candidate
+        if current == 0:
+            return 0
+        for candidate in sorted({0, *(s.level for s in steps if s.level < current)}):
+            higher = [sign * s.value - (rules.margin if s.margin is None else s.margin) for s in steps if s.level > candidate]
+            # No step above the candidate any more (thresholds were removed): nothing holds the level.
+            run = self._run(True, min(higher) if higher else None)
+            if self._sustained(end, run, lowering=True):
+                return candidate
+        return current
 
 
 def next_level(
@@ -272,24 +321,4 @@ def next_level(
     Inside the margin nothing moves, so a value hovering around a threshold does not flap. NaN
     measures (not enough data) break runs both ways: unknown never opens nor resolves.
     """
-    if not steps:
-        return 0
-    sign = 1.0 if rules.rising else -1.0
-    oriented = sign * measure
-    with np.errstate(invalid="ignore"):
-        for candidate in sorted({s.level for s in steps if s.level > current}, reverse=True):
-            entry = min(sign * s.value for s in steps if s.level >= candidate)
-            met = oriented >= entry
-            if rules.immediate_level is not None and candidate >= rules.immediate_level and met[-1]:
-                return candidate
-            if _sustained(times, met, rules):
-                return candidate
-        if current == 0:
-            return 0
-        for candidate in sorted({0, *(s.level for s in steps if s.level < current)}):
-            higher = [sign * s.value - (rules.margin if s.margin is None else s.margin) for s in steps if s.level > candidate]
-            # No step above the candidate any more (thresholds were removed): nothing holds the level.
-            below = oriented < min(higher) if higher else np.ones(len(oriented), dtype=bool)
-            if _sustained(times, below, rules, lowering=True):
-                return candidate
-    return current
+    return LevelSteps(times, measure, rules).level(len(times), steps, current=current)

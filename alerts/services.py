@@ -32,17 +32,18 @@ from releases.models import DamRelease, ReleaseTransition
 from releases.selectors import release_notification_documents
 from sensors.models import Station, StationKind, StationState, Threshold
 from sensors.catalog import current_stamp
-from sensors.selectors import local_iso, readings_in_ranges_micros
+from sensors.selectors import local_iso
 from sensors.services import from_micros, to_micros
 from tenancy.models import AuditEvent
 from tenancy.services import audit_record
 
 from . import rules as rulebook
+from .recent import RecentReadings
 from .evaluation import (
     RATE_WINDOWS,
+    LevelSteps,
     jumps_and_spikes,
     linear_trend,
-    next_level,
     rate_of_rise_now,
     time_to_next,
     window_sums,
@@ -205,6 +206,8 @@ class _CatalogCache:
 
 
 _catalog_cache = _CatalogCache()
+# Each process's copy of the readings evaluation looks back over (alerts.recent).
+recent_readings = RecentReadings()
 
 
 # --- transitions -----------------------------------------------------------------------------
@@ -341,14 +344,14 @@ class _History:
     newest: datetime  # newest reading of the station (the changed state's)
 
     @classmethod
-    def from_series(cls, series: tuple[list, list, list] | None, newest: datetime) -> "_History":
-        micros, values, suspect = series or ([], [], [])
-        micros = np.array(micros, dtype=np.int64)
+    def from_series(cls, series, newest: datetime) -> "_History":
+        micros, values, suspect = series if series is not None else ([], [], [])
+        micros = np.asarray(micros, dtype=np.int64)
         return cls(
             micros=micros,
             times=micros / 1e6,  # the same double as datetime.timestamp() gives
-            values=np.array(values, dtype=float),
-            suspect=np.array(suspect, dtype=bool),
+            values=np.asarray(values, dtype=float),
+            suspect=np.asarray(suspect, dtype=bool),
             newest=newest,
         )
 
@@ -492,18 +495,19 @@ def _evaluate_rule(
         fixed_steps, hysteresis, usable_measure, prefix_end, first, ~jump & ~history.suspect
     ):
         first = len(history.micros)  # no step can open an alert: nothing to step through
+    stepper = LevelSteps(usable_times, usable_measure, hysteresis) if first < len(history.micros) else None
     for k in range(first, len(history.micros)):
         if jump[k] or history.suspect[k]:
             continue  # flagged, or a jump not yet confirmed or refuted by the next reading
         end = int(prefix_end[k])
-        times, values, measure = usable_times[:end], usable_values[:end], usable_measure[:end]
         alert = batch.open_alerts.get(rule.pk)
         current = alert.level if alert else 0
         # Each reading is judged by the thresholds in force when it was taken.
         stamp = None if fixed_steps is not None else history.stamp(k)
         steps = fixed_steps if fixed_steps is not None else rulebook.rule_steps(rule, thresholds, at=stamp)
-        level = next_level(times, measure, steps, current=current, rules=hysteresis)
+        level = stepper.level(end, steps, current=current)
         if level != current:
+            times, values, measure = usable_times[:end], usable_values[:end], usable_measure[:end]
             stamp = stamp or history.stamp(k)
             batch.move(
                 rule, level, value=_finite(measure[-1]), observed_at=stamp,
@@ -595,32 +599,38 @@ def _settle_unconfirmed(batch: _Transitions, rule: AlertRule, history: _History)
 
 
 def evaluate_station_changes(states: list[StationState]) -> list[AlertEvent]:
-    """Ingest subscriber: apply every rule of the changed stations to their new readings.
+    """Apply every rule of the changed stations to their new readings (see `evaluate_stations`)."""
+    return evaluate_stations([state.station_id for state in states])
+
+
+def evaluate_stations(station_ids) -> list[AlertEvent]:
+    """Apply every rule of these stations to the readings it has not judged yet.
 
     Loads stations, thresholds, rules (locked, so concurrent batches for a station queue up), open
-    alerts and the recent history of all changed stations in a fixed number of queries, then writes
-    the transitions, their events and deliveries in one transaction. Notifications go out after commit.
-    """
-    return evaluate_newest_readings(
-        {state.station_id: state.observed_at for state in states if state.observed_at is not None}
-    )
-
-
-def evaluate_newest_readings(newest: dict[int, datetime]) -> list[AlertEvent]:
-    """`evaluate_station_changes` for {station id: its newest reading's time}."""
-    if not newest:
+    alerts and the recent history of all the stations in a fixed number of queries, then writes the
+    transitions, their events and deliveries in one transaction. Notifications go out after commit.
+    Each station's newest reading is read after its rules are locked: an evaluator that waited for
+    another one's locks judges what that one committed, never an older newest reading (which would
+    set an open alert's figures back)."""
+    station_ids = sorted(set(station_ids))
+    if not station_ids:
         return []
     now = timezone.now()
-    station_ids = sorted(newest)
     with transaction.atomic():
         catalog = _catalog_cache.current()
         stations = catalog.stations_of(station_ids)
         thresholds = catalog.thresholds_of(station_ids)
         rules = _locked_rules(station_ids)
-        missing = _missing_default_rules(stations, thresholds, rules, catalog.default_keys)
+        newest, marks = _newest_readings(station_ids)
+        missing = _missing_default_rules(
+            {pk: station for pk, station in stations.items() if pk in newest}, thresholds, rules, catalog.default_keys
+        )
         if missing:
             AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
             rules = _locked_rules(station_ids)
+            newest, marks = _newest_readings(station_ids)
+        rules = [rule for rule in rules if rule.station_id in newest]
+        station_ids = sorted(newest)
         batch = _Transitions(now=now, scheme=_active_scheme(), ladders=catalog.ladders)
         batch.open_alerts = {
             alert.rule_id: alert
@@ -647,7 +657,7 @@ def evaluate_newest_readings(newest: dict[int, datetime]) -> list[AlertEvent]:
             start = max(oldest_cursor, newest[station_id] - CATCH_UP)
             lookback = max(rulebook.rule_lookback(rule, station) for rule in stepping)
             ranges[station_id] = (start - lookback, newest[station_id])
-        history_rows = readings_in_ranges_micros(ranges)
+        history_rows = recent_readings.series(ranges, marks, catalog.stamp)
 
         stepped: list[AlertRule] = []
         histories: dict[int, _History] = {}
@@ -684,6 +694,18 @@ def _cursors_save(rules: list[AlertRule]) -> None:
     for until, ids in by_time.items():
         for chunk in _chunks(ids):
             AlertRule.objects.filter(pk__in=chunk).update(evaluated_until=until)
+
+
+def _newest_readings(station_ids: list[int]) -> tuple[dict[int, datetime], dict[int, int]]:
+    """{station id: its newest reading's time} and {station id: its history mark} (alerts.recent),
+    for the stations that have a reading."""
+    newest: dict[int, datetime] = {}
+    marks: dict[int, int] = {}
+    states = StationState.objects.filter(observed_at__isnull=False).values_list("station_id", "observed_at", "history_mark")
+    for queryset in of_stations(states, station_ids):
+        for station_id, observed_at, mark in queryset:
+            newest[station_id], marks[station_id] = observed_at, mark
+    return newest, marks
 
 
 def _locked_rules(station_ids: list[int]) -> list[AlertRule]:

@@ -416,10 +416,13 @@ def seed(report: Report) -> Seed:
 class Server:
     """`bin/serve` in its own process group; stopped on exit, error or Ctrl-C, within a bounded time."""
 
-    def __init__(self, port: int, web_workers: int, drain_workers: int):
+    def __init__(self, port: int, web_workers: int, drain_workers: int, evaluation_shards: int):
         self.port = port
         env = service_env()
-        env.update(PORT=str(port), WEB_WORKERS=str(web_workers), DRAIN_WORKERS=str(drain_workers))
+        env.update(
+            PORT=str(port), WEB_WORKERS=str(web_workers), DRAIN_WORKERS=str(drain_workers),
+            ALERT_EVALUATION_SHARDS=str(evaluation_shards),
+        )
         self.log = open(ROOT / "var" / "bench" / "serve.log", "w")
         self.proc = subprocess.Popen(
             ["bash", "bin/serve"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
@@ -1287,6 +1290,8 @@ def parse_args(argv=None):
                         help="websocket clients subscribe without asking for the snapshot")
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", 2)))
     parser.add_argument("--drain-workers", type=int, default=int(os.environ.get("DRAIN_WORKERS", 2)))
+    parser.add_argument("--evaluation-shards", type=int, default=int(os.environ.get("ALERT_EVALUATION_SHARDS", 0)),
+                        help="alert evaluation shards (default: one per drain worker, as make serve)")
     parser.add_argument("--map-stations", type=int, default=2000)
     parser.add_argument("--marker-selector", default=MARKER_SELECTOR)
     parser.add_argument("--profile", action="store_true",
@@ -1344,7 +1349,8 @@ def main(argv=None) -> int:
         seed_ = seed(report)
         saved.write_text(json.dumps({**seed_.__dict__, "t0": seed_.t0.isoformat()}))
     port = args.port or free_port()
-    server = Server(port, args.web_workers, args.drain_workers)
+    shards = args.evaluation_shards or args.drain_workers
+    server = Server(port, args.web_workers, args.drain_workers, shards)
     interrupted = False
     state: dict = {}
 
@@ -1360,7 +1366,7 @@ def main(argv=None) -> int:
         waited, _ = wait_drained(http_, 300)
         http_.close()
         report.note(f"process set: bin/serve on 127.0.0.1:{port}, WEB_WORKERS={args.web_workers}, "
-                    f"DRAIN_WORKERS={args.drain_workers}, Celery worker and beat; MQTT consumer not started; "
+                    f"DRAIN_WORKERS={args.drain_workers}, ALERT_EVALUATION_SHARDS={shards}, Celery worker and beat; MQTT consumer not started; "
                     f"seeded history's change log drained in {waited:.0f} s")
         phases = {
             "a": lambda: phase_ingest(report, port, server, seed_, args, state),

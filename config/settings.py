@@ -325,6 +325,13 @@ if EVENTS_DRAIN not in {"workers", "in-process", "eager"}:
 # How often an idle drain looks for new events: the fallback. A commit in the same process wakes it at
 # once, and on PostgreSQL so does one in any process (LISTEN/NOTIFY, events.runner).
 EVENTS_POLL_SECONDS = env_float("EVENTS_POLL_SECONDS", 0.1)
+# Alert evaluation is split into this many change-log handlers by station id, so that many drain
+# workers evaluate at once (docs/deployment.md). Every process that writes readings or drains must
+# use the same number; lower it only with the change log drained (rows of a shard that no longer
+# exists are never claimed: /health/ shows them as lag).
+ALERT_EVALUATION_SHARDS = env_int("ALERT_EVALUATION_SHARDS", 1)
+if ALERT_EVALUATION_SHARDS < 1:
+    raise ImproperlyConfigured(f"ALERT_EVALUATION_SHARDS={ALERT_EVALUATION_SHARDS}: use 1 or more")
 # /health/ and /hq/ report "degraded" when the oldest unhandled change is older than this.
 EVENTS_LAG_WARN_SECONDS = env_float("EVENTS_LAG_WARN_SECONDS", 5.0)
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 HandlerFunc = Callable[[list[tuple[str, dict]]], None]
+# (kind, payload) -> this handler's part of the payload, or None when it has nothing to do with it.
+RouteFunc = Callable[[str, dict], dict | None]
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class Handler:
     # While its oldest pending event waits for a retry, newer ones wait too: batches are handled
     # strictly in the order they were emitted (the live publisher: numbers follow events).
     in_order: bool = False
+    # Which part of each event this handler gets (None: all of it). Several handlers splitting one
+    # kind of event between them by a key (e.g. station id) run in parallel on disjoint keys, each
+    # under its own name, so each stays one at a time and keeps its batches in order.
+    route: RouteFunc | None = None
 
 
 _handlers: dict[str, Handler] = {}
@@ -46,13 +52,14 @@ def register(
     max_attempts: int = 100,
     retry_max_seconds: float | None = None,
     in_order: bool = False,
+    route: RouteFunc | None = None,
 ) -> Handler:
     """Register (or, for the same name, replace) a handler. Names are stored in outbox rows: keep them stable."""
     if len(name) > 60:
         raise ValueError(f"handler name {name!r} is longer than 60 characters")
     handler = Handler(
         name=name, kinds=frozenset(kinds), func=func, batch_size=batch_size, max_attempts=max_attempts,
-        retry_max_seconds=retry_max_seconds, in_order=in_order,
+        retry_max_seconds=retry_max_seconds, in_order=in_order, route=route,
     )
     _handlers[name] = handler
     return handler

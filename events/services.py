@@ -40,18 +40,17 @@ def emit(kind: str, payload: dict) -> int:
     Call it inside the transaction that makes the change: the event then exists if and only if
     the change was committed.
     """
-    handlers = registry.handlers_for(kind)
-    if not handlers:
-        return 0
     now = timezone.now()
-    OutboxEvent.objects.bulk_create(
-        [
-            OutboxEvent(kind=kind, handler=handler.name, payload=payload, created_at=now, available_at=now)
-            for handler in handlers
-        ]
-    )
+    rows = []
+    for handler in registry.handlers_for(kind):
+        part = payload if handler.route is None else handler.route(kind, payload)
+        if part is not None:
+            rows.append(OutboxEvent(kind=kind, handler=handler.name, payload=part, created_at=now, available_at=now))
+    if not rows:
+        return 0
+    OutboxEvent.objects.bulk_create(rows)
     transaction.on_commit(_wake, robust=True)
-    return len(handlers)
+    return len(rows)
 
 
 _wakers: list = []

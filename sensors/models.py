@@ -299,6 +299,10 @@ class StationState(models.Model):
     # For rain gauges: the amount in each threshold window ending at observed_at, {"3600": 12.5}.
     accumulations = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Changed (to a random value) whenever a reading older than the latest one is stored or the state
+    # is rebuilt from history: copies of the station's recent readings made before are then stale
+    # (alerts.recent). Appending newer readings leaves it alone.
+    history_mark = models.BigIntegerField(default=0, db_default=0)
 
     def __str__(self):
         return f"{self.station_id}: {self.value} at {self.observed_at} (level {self.level})"
@@ -410,7 +414,9 @@ class CatalogStamp(models.Model):
     written, by database triggers (migration 0009_perf_catalog_stamp), so every write path counts,
     `QuerySet.update` and raw SQL included. Ingestion (`sensors.catalog`) and alert evaluation keep
     stations and thresholds in per-process caches and reload them when the stamp they read differs
-    from the one they loaded with.
+    from the one they loaded with. It also changes when stored readings are updated or deleted
+    (migration 0014: corrections, data repair, a demo reseed; ingestion only inserts), which the
+    evaluator's copies of recent readings (alerts.recent) rely on.
 
     The stamp is random rather than a counter: a process that loaded inside a transaction which then
     rolled back has cached data under a stamp the database never commits, and must never meet it again.

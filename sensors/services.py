@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import logging
 import math
 import re
@@ -372,6 +373,10 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
         _flag_readings(station_readings, states[pk])
 
     report.stored_station_ids = set(by_station)
+    history_marks_change(
+        [pk for pk, station_readings in by_station.items()
+         if states[pk].observed_at is not None and station_readings[0].at <= states[pk].observed_at]
+    )
 
     changed: list[tuple[_State, StationRow]] = []
     rain: list[tuple[_State, StationRow]] = []
@@ -660,6 +665,14 @@ def _refresh_accumulations(rain: list[tuple[_State, StationRow]]) -> None:
 STATION_CHANGED = "station.changed"
 
 
+def history_marks_change(station_ids: list[int]) -> None:
+    """The stations' stored history changed other than by a newer reading (a late one, a rebuild):
+    copies of their recent readings are stale (StationState.history_mark). Nothing on the hot path
+    of newest readings."""
+    if station_ids:
+        StationState.objects.filter(station_id__in=station_ids).update(history_mark=secrets.randbits(62))
+
+
 def station_changes_emit(states: Iterable[StationState]) -> None:
     """One change-log event for a batch of moved station states; its handlers (alert evaluation, live
     publishing, NGSI notifications) run in the drain, batched, never in the writer's request."""
@@ -690,6 +703,7 @@ def station_state_recompute(*, station: Station) -> StationState:
         state.reference_value = good.value if good else None
         state.reference_at = good.observed_at if good else None
         state.repeats = 0
+        state.history_mark = secrets.randbits(62)
         for value in station.observations.order_by("-observed_at").values_list("value", flat=True)[:RECOMPUTE_REPEATS]:
             if value != state.value:
                 break

@@ -116,6 +116,16 @@ def no_shared_snapshot_from_another_test():
     forget_all()
 
 
+@pytest.fixture(autouse=True)
+def no_recent_readings_from_another_test():
+    """The evaluator's copies of recent readings (alerts.recent) trust only committed history; a test's
+    rolled-back transaction is a delete of its readings that no trigger sees, and the next test may
+    get the same station ids (SQLite)."""
+    from alerts.services import recent_readings
+
+    recent_readings.clear()
+
+
 @pytest.fixture
 def towns(db):
     # Fictional codes with valid check digits; prefecture 99 does not exist.

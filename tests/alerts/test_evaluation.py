@@ -8,6 +8,7 @@ import pytest
 from sensors.plausibility import Plausibility, neighbour_jumps
 from alerts.evaluation import (
     Hysteresis,
+    LevelSteps,
     Step,
     event_totals,
     jumps_and_spikes,
@@ -201,3 +202,37 @@ def test_jumps_and_spikes_takes_the_neighbour_check_only_when_no_neighbours_jump
     jump, spike = jumps_and_spikes(times, spiky, limits)
     assert jump.tolist() == [False, False, True, False, False, False]
     assert spike.tolist() == [False, False, True, False, False, False]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stepping_a_series_gives_next_level_on_each_prefix(seed):
+    """`LevelSteps` answers every step of a batch from comparisons made once for the whole series:
+    each answer must be what `next_level` gives on the prefix alone, the level carried from step to
+    step, through NaN measures, margins, holds, immediate levels, falling rules and a ladder whose
+    rungs change between steps (an edited threshold)."""
+    rng = np.random.default_rng(seed)
+    n = 160
+    times = np.cumsum(rng.choice([30.0, 60.0, 600.0], n))
+    measure = np.clip(np.cumsum(rng.normal(0.05, 0.35, n)) + 2.5, 0.0, 6.5)
+    measure[rng.random(n) < 0.08] = np.nan
+    rules = Hysteresis(
+        rising=bool(seed % 3), margin=float(rng.choice([0.0, 0.1, 0.3])),
+        min_duration=timedelta(minutes=int(rng.choice([0, 5, 20]))), min_readings=int(rng.choice([1, 2, 3])),
+        hold=timedelta(minutes=int(rng.choice([0, 10, 30]))), immediate_level=[None, 4, 5][seed % 3],
+    )
+    sign = 1.0 if rules.rising else -1.0
+    ladders = [
+        [Step(level, sign * value, margin) for level, value, margin in rungs]
+        for rungs in (
+            [(2, 3.0, None), (3, 3.5, 0.2), (4, 4.0, None), (5, 5.0, None)],
+            [(2, 2.8, None), (4, 3.9, None)],
+            [],
+        )
+    ]
+    stepper = LevelSteps(times, sign * measure, rules)
+    level = expected = 0
+    for end in range(1, n + 1):
+        steps = ladders[0] if end < 100 else ladders[int(rng.integers(0, 3))]
+        level = stepper.level(end, steps, current=level)
+        expected = next_level(times[:end], sign * measure[:end], steps, current=expected, rules=rules)
+        assert level == expected, end

@@ -46,6 +46,25 @@ def test_emit_writes_one_row_per_registered_handler_and_none_for_unknown_kinds(d
     assert (row.kind, row.handler, row.payload, row.attempts, row.failed_at) == ("test.thing", "test.record", {"x": 1}, 0, None)
 
 
+def test_a_routed_handler_gets_its_part_of_each_event_and_no_row_when_it_has_none(db, workers, handled):
+    def evens(kind, payload):
+        mine = [n for n in payload["ns"] if n % 2 == 0]
+        return {**payload, "ns": mine} if mine else None
+
+    registry.register("test.evens", kinds=["test.thing"], func=lambda events: None, route=evens)
+    try:
+        assert emit("test.thing", {"ns": [1, 2, 3, 4], "x": 1}) == 2
+        assert emit("test.thing", {"ns": [5], "x": 2}) == 1
+        rows = list(OutboxEvent.objects.order_by("id").values_list("handler", "payload"))
+    finally:
+        registry.unregister("test.evens")
+    assert rows == [
+        ("test.evens", {"ns": [2, 4], "x": 1}),
+        ("test.record", {"ns": [1, 2, 3, 4], "x": 1}),
+        ("test.record", {"ns": [5], "x": 2}),
+    ]
+
+
 def test_a_drain_hands_a_handler_its_whole_batch_in_order_and_removes_it(db, workers, handled):
     for n in range(5):
         emit("test.thing", {"n": n})

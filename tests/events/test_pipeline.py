@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from alerts.models import Alert, AlertEvent
+from alerts.handlers import EVALUATE, evaluation_handlers, station_changes_evaluate
+from alerts.models import Alert, AlertEvent, AlertRule
+from events import registry
 from events.models import OutboxEvent
 from events.services import drain_once, drain_pending
 from sensors.services import observation_ingest
@@ -26,6 +29,30 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def workers(settings):
     settings.EVENTS_DRAIN = "workers"
+
+
+@pytest.fixture
+def evaluation_shards():
+    """`use(n)` registers the evaluator as n shards, as ALERT_EVALUATION_SHARDS=n does at start, and
+    returns their names; the registration is restored afterwards."""
+
+    def evaluators():
+        return [handler for handler in registry.handlers() if handler.name.split("/")[0] == EVALUATE]
+
+    saved = evaluators()
+
+    def use(shards: int) -> list[str]:
+        for handler in evaluators():
+            registry.unregister(handler.name)
+        for name, route in evaluation_handlers(shards):
+            registry.register(name, kinds=saved[0].kinds, func=station_changes_evaluate, route=route)
+        return [name for name, _ in evaluation_handlers(shards)]
+
+    yield use
+    for handler in evaluators():
+        registry.unregister(handler.name)
+    for handler in saved:
+        registry.register(**{f.name: getattr(handler, f.name) for f in fields(handler)})
 
 
 def river_stations(town, count, prefix="R"):
@@ -57,11 +84,57 @@ def test_two_workers_evaluate_a_batch_exactly_once(towns, workers):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(towns, workers):
+def test_evaluation_shards_split_stations_and_two_workers_evaluate_each_once(towns, workers, evaluation_shards):
+    names = evaluation_shards(2)
+    stations = river_stations(towns[0], 30)
+    tick(stations, 4.2)
+    shards = {
+        handler: payload["stations"]
+        for handler, payload in OutboxEvent.objects.filter(handler__in=names).values_list("handler", "payload")
+    }
+    assert sorted(shards) == sorted(names)  # one row per shard, each with its own stations
+    assert sorted(pk for part in shards.values() for pk in part) == sorted(s.pk for s in stations)
+    assert all(pk % 2 == names.index(handler) for handler, part in shards.items() for pk in part)
+    errors = drain_in_threads()
+    assert not errors
+    assert opened_per_station() == sorted(s.code for s in stations)
+    assert Alert.objects.filter(level=4).count() == 30
+    assert not OutboxEvent.objects.exists()
+
+
+def test_an_evaluator_that_waited_for_rule_locks_judges_what_was_committed_meanwhile(towns, workers, monkeypatch):
+    """Two evaluators of one station (a shard count changed under a backlog, a re-run batch): the one
+    that got the rule locks second must not set the open alert's figures back to the newest reading
+    it saw before it waited."""
+    import alerts.services
+
+    station = river_stations(towns[0], 1, "W")
+    tick(station, 4.2, minutes_ago=10)
+    drain_pending()
+    tick(station, 4.3, minutes_ago=5)
+    real = alerts.services._locked_rules
+
+    def another_evaluator_first(station_ids):
+        monkeypatch.setattr(alerts.services, "_locked_rules", real)
+        tick(station, 4.4, minutes_ago=0)  # stored by a later request and evaluated by another worker
+        alerts.services.evaluate_stations(station_ids)
+        return real(station_ids)
+
+    monkeypatch.setattr(alerts.services, "_locked_rules", another_evaluator_first)
+    station_changes_evaluate([("station.changed", {"stations": [station[0].pk]})])
+    alert = Alert.objects.get(station=station[0], rule__kind=AlertRule.Kind.THRESHOLD)
+    newest = station[0].observations.order_by("-observed_at").first()
+    assert (alert.last_value, alert.last_observed_at) == (4.4, newest.observed_at)
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(towns, workers, evaluation_shards, shards):
+    names = evaluation_shards(shards)
     stations = river_stations(towns[0], 5)
     tick(stations, 4.2)
     database = connection.settings_dict
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ALERT_EVALUATION_SHARDS": str(shards)}
     if connection.vendor == "postgresql":
         env["DATABASE_URL"] = (
             f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
@@ -85,7 +158,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(towns, work
     died = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, timeout=120, capture_output=True)
     assert died.returncode == -9, died.stderr.decode()[-2000:]
     assert not Alert.objects.exists()
-    assert OutboxEvent.objects.filter(handler="alerts.evaluate").count() == 1
+    assert OutboxEvent.objects.filter(handler__in=names).count() == shards
 
     drain_pending()
     assert opened_per_station() == sorted(s.code for s in stations)
@@ -93,7 +166,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(towns, work
     assert len(opened_per_station()) == 5
 
 
-def queries_per_drain(town, count, prefix):
+def queries_per_drain(town, count, prefix, evaluators):
     stations = river_stations(town, count, prefix)
     tick(stations, 1.0, minutes_ago=20)
     drain_pending()
@@ -101,7 +174,7 @@ def queries_per_drain(town, count, prefix):
     # messages, NGSI notifications.
     tick(stations, 3.6, minutes_ago=10)
     counts = {}
-    for name in ("alerts.evaluate", "dashboard.live", "ngsi.notify"):
+    for name in [*evaluators, "dashboard.live", "ngsi.notify"]:
         with CaptureQueriesContext(connection) as queries:
             drain_once(handler_names=[name])
         counts[name] = len(queries)
@@ -111,14 +184,16 @@ def queries_per_drain(town, count, prefix):
     return counts
 
 
-def test_queries_per_drain_batch_do_not_grow_with_the_number_of_stations(towns, workers, monkeypatch):
+@pytest.mark.parametrize("shards", [1, 2])
+def test_queries_per_drain_batch_do_not_grow_with_the_number_of_stations(towns, workers, monkeypatch, evaluation_shards, shards):
+    evaluators = evaluation_shards(shards)
     # The live log trims itself once every TRIM_EVERY messages: a few queries amortised over a
     # hundred messages, which would land in one of the two measured batches by chance.
     monkeypatch.setattr("livelog.services.TRIM_EVERY", 10**9)
-    small = queries_per_drain(towns[0], 5, "S")
+    small = queries_per_drain(towns[0], 5, "S", evaluators)
     # 40, not more: on SQLite Django splits a bulk INSERT at 999 parameters, about 49 alert rows, so
     # a larger batch costs one more INSERT there (PostgreSQL has no such split).
-    large = queries_per_drain(towns[1], 40, "L")
+    large = queries_per_drain(towns[1], 40, "L", evaluators)
     assert small == large, (small, large)
 
 
@@ -138,7 +213,7 @@ def test_a_calm_station_costs_no_reading_by_reading_evaluation(towns, workers, m
 
         return wrapper
 
-    monkeypatch.setattr(alerts.services, "next_level", counting("next_level", alerts.services.next_level))
+    monkeypatch.setattr(alerts.evaluation.LevelSteps, "level", counting("next_level", alerts.evaluation.LevelSteps.level))
     monkeypatch.setattr(alerts.evaluation, "is_jump", counting("is_jump", alerts.evaluation.is_jump))
     calm = river_stations(towns[0], 20, "C")
     for minutes_ago, value in ((40, 1.0), (30, 1.05), (20, 1.1), (10, 1.2)):

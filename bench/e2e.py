@@ -908,6 +908,9 @@ def phase_websocket(report: Report, port: int, server: Server, seed_: Seed, args
                        f"max {max(rss):,.0f} MB, sum {sum(rss):,.0f} MB", GOALS["rss"])
         token = seed_.tokens[TOWNS[0][0]]
         sent: dict[str, float] = {}
+        # CPU of the ASGI processes while the messages go out: per delivery, whatever the load
+        # (it includes the POSTs themselves and the processes' idle ticks, the same in both designs).
+        web_cpu = cpu_seconds(kinds.get("web", []))
         for sample in range(args.samples):
             at = CLOCK.stamp()
             value = round(ALERT_BASE - 0.01 * (sample % 5), 3)
@@ -916,6 +919,7 @@ def phase_websocket(report: Report, port: int, server: Server, seed_: Seed, args
             sent[f"{seed_.ws_code}@{at}"] = began
             time.sleep(args.sample_interval)
         time.sleep(2)
+        web_cpu = cpu_seconds(kinds.get("web", [])) - web_cpu
         for commands, _ in pipes:
             commands.put("report")
         seen: dict[str, list[float]] = defaultdict(list)
@@ -927,6 +931,9 @@ def phase_websocket(report: Report, port: int, server: Server, seed_: Seed, args
         report.add("c", f"POST → `stations` message at {connected} clients, {args.samples} POSTs "
                         f"{args.sample_interval:.1f} s apart",
                    f"p50 {ms(pct(latencies, 50))}, p95 {ms(ws_p95)}, {missing} deliveries missing", GOALS["ws"])
+        if latencies and kinds.get("web"):
+            report.add("c", f"CPU of the ASGI processes meanwhile ({len(kinds['web'])} processes, from /proc)",
+                       f"{web_cpu:.2f} s, {web_cpu / len(latencies) * 1e6:,.0f} µs per delivery")
     finally:
         for commands, _ in pipes:
             commands.put("close")

@@ -16,6 +16,10 @@ frames stay in order with its replies.
 `stations` messages are filtered by station kind per layer set, exactly as the consumer did;
 `withdrawn` messages go to each consumer as a message (it checks per viewer whether the station is
 still visible another way); every other message goes to the listeners subscribed to its `layer`.
+
+A frame carries `wire`, a dict shared by every listener it is queued to: under `bin/serve` the
+server frames and compresses the text once per negotiated framing there and writes the same bytes
+to each socket (config.websocket, SHARED_TEXT).
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ class LiveBroadcaster:
                     return None
                 body = message if wanted == kinds else {
                     **message, "features": [f for f in features if f["properties"]["kind"] in wanted]}
-                return {"type": "live.frame", "seq": seq, "text": encode(body)}
+                return {"type": "live.frame", "seq": seq, "text": encode(body), "wire": {}}
         else:
             shared: list[dict] = []
 
@@ -135,7 +139,7 @@ class LiveBroadcaster:
                 if message.get("layer") not in layers:
                     return None
                 if not shared:
-                    shared.append({"type": "live.frame", "seq": seq, "text": encode(message)})
+                    shared.append({"type": "live.frame", "seq": seq, "text": encode(message), "wire": {}})
                 return shared[0]
 
         for listener in listeners:

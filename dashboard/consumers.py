@@ -33,6 +33,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
 from alerts.selectors import live_group
+from config.websocket import SHARED_TEXT
 from public.load import public_socket_closed, public_socket_opened
 from sensors.selectors import station_list
 from tenancy.models import Municipality
@@ -83,6 +84,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.layer_set: frozenset[str] = frozenset()
         self.groups_joined: list[str] = []
+        # bin/serve's server writes a live frame's bytes, built once per process, straight to the
+        # socket (config.websocket); elsewhere (daphne, tests) frames go through channels' send.
+        self.send_shared = ((scope.get("extensions") or {}).get(SHARED_TEXT) or {}).get("send")
         live_health().attach(self.inbox)
         pump = asyncio.get_running_loop().create_task(self._pump(receive))
         try:
@@ -121,7 +125,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 return
 
     def push_live(self, item: dict) -> None:
-        """From the fan-out: a live frame ({"type": "live.frame", "seq", "text"}) or a message that
+        """From the fan-out: a live frame ({"type": "live.frame", "seq", "text", "wire"}) or a message that
         needs this viewer's own check ({"type": "live.message", "message"}). Past LIVE_QUEUE_MAX
         waiting, it is dropped and a resync is queued once instead."""
         if self.resync_from is not None:
@@ -144,7 +148,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.layers: set[str] = set()
         # The newest number this client has been brought up to: where a replay after an outage starts.
         self.seq = 0
+        # In order (to forget the oldest) and as a set (to look one up per message without scanning).
         self.recent_seqs: deque[int] = deque(maxlen=RECENT_SEQS)
+        self.recent_seq_set: set[int] = set()
         self.degraded: str | None = None
         # Where the replay after an outage starts: the number reached when it began (a message the
         # channel layer dropped then may be older than one that got through later).
@@ -386,14 +392,20 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """A message of one of this client's groups, filtered to its layers and encoded once for
         every client of the process that asked for the same layers (dashboard.broadcast)."""
         if self._first_time(event["seq"]):
-            await self.send(text_data=event["text"])
+            if self.send_shared is not None:
+                await self.send_shared(event["text"], event["wire"])
+            else:
+                await self.send(text_data=event["text"])
 
     def _first_time(self, seq) -> bool:
         """False for a message this client was sent already (by replay, or by the channel layer)."""
         if isinstance(seq, int):
-            if seq in self.recent_seqs:
+            if seq in self.recent_seq_set:
                 return False
+            if len(self.recent_seqs) == RECENT_SEQS:
+                self.recent_seq_set.discard(self.recent_seqs[0])
             self.recent_seqs.append(seq)
+            self.recent_seq_set.add(seq)
             self.seq = max(self.seq, seq)
         return True
 

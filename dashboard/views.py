@@ -119,6 +119,8 @@ def map_page_context(*, viewer: Viewer, show_sharing: bool) -> dict:
         ),
         "map_vocabulary": map_vocabulary(towns=geography.municipalities, show_sharing=show_sharing),
         "shelters": list(zip(shelters, features)),
+        # Staff pages count these again in the overview (timeline's hq_overview tag): read once.
+        "alert_board": None if viewer.is_anonymous else alerts,
         "map": embed_parts(folium_map),
         "station_count": len(stations),
         "notices": station_notices(stations.needing_notice(), geography.municipalities),

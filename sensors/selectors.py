@@ -538,7 +538,7 @@ def replay_frames(
                 row = [props.get(name) for name in FRAME_FIELDS]
             else:
                 row = list(previous_row)
-                row[_STALE] = station_is_stale(station, now=moment, state=_StaleProbe(rows[newest - 1][0] if newest else None))
+                row[_STALE] = station_is_stale(station, now=moment, state=StaleProbe(rows[newest - 1][0] if newest else None))
             if row != previous_row:
                 frame["stations"][code] = row
                 previous_row = row
@@ -548,7 +548,7 @@ def replay_frames(
 _STALE = FRAME_FIELDS.index("stale")
 
 
-class _StaleProbe(NamedTuple):
+class StaleProbe(NamedTuple):
     """What `station_is_stale` reads of a state: when its newest reading was."""
 
     observed_at: datetime | None

@@ -7,12 +7,17 @@ from django.db import models
 from django.utils.translation import gettext_noop
 
 
+def local_government_check_digit(five: str) -> int:
+    """The sixth digit of the 全国地方公共団体コード whose first five are `five` (JIS X 0402)."""
+    weighted = sum(int(digit) * weight for digit, weight in zip(five, (6, 5, 4, 3, 2)))
+    return (11 - weighted % 11) % 10
+
+
 def validate_local_government_code(code: str) -> None:
     """全国地方公共団体コード: five digits and a check digit (JIS X 0402)."""
     if len(code) != 6 or not code.isdigit():
         return  # the regex validator reports the shape
-    weighted = sum(int(digit) * weight for digit, weight in zip(code[:5], (6, 5, 4, 3, 2)))
-    expected = (11 - weighted % 11) % 10
+    expected = local_government_check_digit(code[:5])
     if int(code[5]) != expected:
         raise ValidationError(f"Check digit of {code} should be {expected}.")
 

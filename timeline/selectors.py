@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 from django.db.models import Q
@@ -23,11 +24,12 @@ from alerts.vocabulary import EVENT_KIND_WORDS
 from dashboard.maps import level_style, levels
 from geo.models import Shelter
 from geo.selectors import shelter_list
-from sensors.models import SharingGrant, StationState, ThresholdRevision
+from sensors.models import SharingGrant, ThresholdRevision
 from sensors.selectors import (
     as_of_span,
     local_iso,
     ReadingJudge,
+    StaleProbe,
     readings_in_ranges,
     readings_up_to,
     station_is_stale,
@@ -352,10 +354,24 @@ class TownOverview:
         return [(level, self.alerts_by_level.get(level, 0)) for level in (5, 4, 3, 2, 1)]
 
 
-def hq_overview(*, viewer: Viewer, now: datetime) -> dict:
+class _Town(NamedTuple):
+    pk: int
+    slug: str
+    name_ja: str
+    name_en: str
+
+
+class _Gauge(NamedTuple):
+    """What `station_is_stale` reads of a station."""
+
+    expected_interval: timedelta | None
+
+
+def hq_overview(*, viewer: Viewer, now: datetime, board: list | None = None, shelters: list | None = None) -> dict:
     """Per town whose stations the viewer may see (its own first): stations by level, stale gauges,
     open alerts by level and how many nobody has acknowledged, shelters open / full; and the events of
-    the last OVERVIEW_RECENT minutes, newest first."""
+    the last OVERVIEW_RECENT minutes, newest first. `board` (the viewer's `alert_board`) and
+    `shelters` (`shelter_list`): when the page that includes the overview read them already."""
     towns: dict[str, TownOverview] = {}
 
     def town_of(municipality) -> TownOverview:
@@ -367,25 +383,22 @@ def hq_overview(*, viewer: Viewer, now: datetime) -> dict:
         return towns[municipality.slug]
 
     # Counts need each station's town, latest level and reporting interval only: not the thresholds
-    # and trend readings a map feature is built from (at 2,000 stations that load took seconds).
-    stations = visible_stations(viewer=viewer).select_related("state").only(
-        "code", "expected_interval", "municipality__slug", "municipality__name_ja", "municipality__name_en",
-        "state__level", "state__observed_at",
+    # and trend readings a map feature is built from (at 2,000 stations that load took seconds), nor
+    # model instances (three per station).
+    rows = visible_stations(viewer=viewer).values_list(
+        "expected_interval", "municipality_id", "municipality__slug", "municipality__name_ja",
+        "municipality__name_en", "state__level", "state__observed_at",
     )
-    for station in stations:
-        overview = town_of(station.municipality)
-        try:
-            level = station.state.level if station.state.observed_at is not None else None
-        except StationState.DoesNotExist:
-            level = None
-        key = "none" if level is None else str(level)
+    for interval, *town, level, observed_at in rows:
+        overview = town_of(_Town(*town))
+        key = "none" if level is None or observed_at is None else str(level)
         overview.stations_by_level[key] = overview.stations_by_level.get(key, 0) + 1
-        overview.stale += station_is_stale(station, now=now)
-    for alert in alert_board(viewer):
+        overview.stale += station_is_stale(_Gauge(interval), now=now, state=StaleProbe(observed_at))
+    for alert in alert_board(viewer) if board is None else board:
         overview = town_of(alert.station.municipality)
         overview.alerts_by_level[alert.level] = overview.alerts_by_level.get(alert.level, 0) + 1
         overview.unacknowledged += alert.state == "open"
-    for shelter in shelter_list():
+    for shelter in shelter_list() if shelters is None else shelters:
         if shelter.municipality.slug in towns or shelter.municipality.pk in viewer.municipality_ids:
             overview = town_of(shelter.municipality)
             overview.shelters_open += shelter.status == Shelter.Status.OPEN

@@ -26,18 +26,9 @@ async def close_worker_connections():
     await database_sync_to_async(connections.close_all)()
 
 
-async def test_many_clients_of_every_audience_in_one_process_hear_only_their_own(stations, towns, user_a, user_b):
-    """Anonymous, town A and town B clients side by side share the process's fan-out; each hears
-    exactly what its viewer may see, whatever the others hear."""
-    clients = {"anonymous": [await connect(), await connect()], "a": [await connect(user_a)], "b": [await connect(user_b)]}
-    for sockets in clients.values():
-        for ws in sockets:
-            await subscribe(ws)
-    fan_out = live_broadcaster(get_channel_layer())
-    # One channel per group in this process, however many clients listen to it.
-    assert fan_out.groups() == sorted({PUBLIC_GROUP, REGION_GROUP, town_group(towns[0].pk), town_group(towns[1].pk)})
-    assert fan_out.listeners(PUBLIC_GROUP) == 4
-
+async def each_hears_only_its_own(clients: dict) -> None:
+    """Readings of a station of every visibility; `clients` ("anonymous", "a", "b": town A's and town
+    B's members) each hear exactly what their viewer may see."""
     for code in ("A-PRIVATE", "B-PRIVATE", "A-SHARED", "B-REGION", "A-PUBLIC"):
         await ingest(code, 2.0)
 
@@ -53,11 +44,75 @@ async def test_many_clients_of_every_audience_in_one_process_hear_only_their_own
     # A-SHARED is shared with town B; A-PRIVATE never reaches it.
     assert await heard(clients["b"][0]) == ["A-PUBLIC", "A-SHARED", "B-PRIVATE", "B-REGION"]
 
+
+async def test_many_clients_of_every_audience_in_one_process_hear_only_their_own(stations, towns, user_a, user_b):
+    """Anonymous, town A and town B clients side by side share the process's fan-out; each hears
+    exactly what its viewer may see, whatever the others hear."""
+    clients = {"anonymous": [await connect(), await connect()], "a": [await connect(user_a)], "b": [await connect(user_b)]}
+    for sockets in clients.values():
+        for ws in sockets:
+            await subscribe(ws)
+    fan_out = live_broadcaster(get_channel_layer())
+    # One channel per group in this process, however many clients listen to it.
+    assert fan_out.groups() == sorted({PUBLIC_GROUP, REGION_GROUP, town_group(towns[0].pk), town_group(towns[1].pk)})
+    assert fan_out.listeners(PUBLIC_GROUP) == 4
+
+    await each_hears_only_its_own(clients)
+
     for sockets in clients.values():
         for ws in sockets:
             await ws.disconnect()
     # The last client of a group gone, the process stops hearing it.
     assert fan_out.groups() == []
+
+
+def with_shared_send(sent: list):
+    """LiveConsumer behind a stand-in for bin/serve's server (config.websocket): the SHARED_TEXT
+    extension, recording each (text, wire) it is given and sending the text on."""
+    from channels.testing import WebsocketCommunicator
+
+    from config.websocket import SHARED_TEXT
+
+    app = consumers.LiveConsumer.as_asgi()
+
+    async def server(scope, receive, send):
+        async def send_shared(text, wire):
+            sent.append((text, id(wire)))
+            await send({"type": "websocket.send", "text": text})
+
+        scope = {**scope, "extensions": {**(scope.get("extensions") or {}), SHARED_TEXT: {"send": send_shared}}}
+        await app(scope, receive, send)
+
+    async def connect_shared(user=None, path="/ws/live/"):
+        communicator = WebsocketCommunicator(server, path)
+        if user is not None:
+            communicator.scope["user"] = user
+        connected, _ = await communicator.connect()
+        assert connected
+        return communicator
+
+    return connect_shared
+
+
+async def test_shared_frames_reach_only_their_audience(stations, towns, user_a, user_b):
+    """Through the server's shared-bytes path, as under bin/serve: one text (and one wire cache) per
+    audience message, handed to that audience's clients only."""
+    sent = []
+    connect_shared = with_shared_send(sent)
+    clients = {"anonymous": [await connect_shared(), await connect_shared(path="/ws/live/?view=public")],
+               "a": [await connect_shared(user_a)], "b": [await connect_shared(user_b)]}
+    for sockets in clients.values():
+        for ws in sockets:
+            await subscribe(ws)
+    await each_hears_only_its_own(clients)
+    # Every live frame went the shared way (four to each town client, one to each anonymous one),
+    # and the four clients of the public message shared its text and wire cache.
+    assert len(sent) == 4 + 4 + 2
+    public = [(text, wire) for text, wire in sent if '"A-PUBLIC"' in text]
+    assert len(public) == 4 and len(set(public)) == 1
+    for sockets in clients.values():
+        for ws in sockets:
+            await ws.disconnect()
 
 
 async def test_layers_are_filtered_per_client_and_encoded_once_per_layer_set(towns, monkeypatch):

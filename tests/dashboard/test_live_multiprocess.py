@@ -60,11 +60,17 @@ def child_environment() -> dict[str, str]:
     }
 
 
-def start_server(port: int, tmp_path: Path) -> subprocess.Popen:
+def start_server(port: int, tmp_path: Path, *, as_bin_serve: bool = False) -> subprocess.Popen:
+    """daphne (`make demo`), or uvicorn with the websocket protocol `bin/serve` gives it, whose live
+    frames go out through the shared-bytes path (config.websocket.SHARED_TEXT)."""
     log = open(tmp_path / f"daphne-{port}.log", "w")
+    command = (
+        ["-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--ws", "config.websocket:WebSocketProtocol", "--lifespan", "on"]
+        if as_bin_serve else ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    )
     return subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT, env=child_environment(), stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, *command], cwd=ROOT, env=child_environment(), stdout=log, stderr=subprocess.STDOUT,
     )
 
 
@@ -96,7 +102,9 @@ def test_a_reading_posted_to_one_server_reaches_a_client_of_the_other(tmp_path):
     make_station(town, "MP-1")
     token = ingest_token_create(municipality=town)[1]
     ports = free_port(), free_port()
-    servers = [start_server(port, tmp_path) for port in ports] + [start_drain_worker(tmp_path)]
+    # The client listens on a server as bin/serve runs it, with a compressed connection.
+    servers = [start_server(ports[0], tmp_path), start_server(ports[1], tmp_path, as_bin_serve=True),
+               start_drain_worker(tmp_path)]
     try:
         for port, server in zip(ports, servers[:2]):
             wait_until_up(port, server, tmp_path)
@@ -113,7 +121,8 @@ def test_a_reading_posted_to_one_server_reaches_a_client_of_the_other(tmp_path):
 
 async def listen_on_second_while_posting_to_first(ports, token):
     uri = f"ws://127.0.0.1:{ports[1]}/ws/live/"
-    async with websockets.connect(uri, origin=f"http://127.0.0.1:{ports[1]}") as ws:
+    async with websockets.connect(uri, origin=f"http://127.0.0.1:{ports[1]}", compression="deflate") as ws:
+        assert "server_no_context_takeover" in ws.response.headers["Sec-WebSocket-Extensions"]
         await ws.send(json.dumps({"type": "subscribe", "layers": ["river"]}))
         assert json.loads(await ws.recv())["type"] == "subscribed"
         assert json.loads(await ws.recv())["type"] == "snapshot"

@@ -503,6 +503,49 @@ def test_query_count_does_not_grow_with_stations(client, stations, user_a, djang
     assert len(features) >= 17
 
 
+def fictional_town(n: int) -> Municipality:
+    """Town n of prefecture 99 (none exists), with a valid check digit."""
+    from tenancy.models import local_government_check_digit
+
+    five = f"99{n:03d}"
+    return Municipality.objects.create(code=f"{five}{local_government_check_digit(five)}", slug=f"more-{n}",
+                                       name_ja=f"町{n}", name_en=f"Town {n}")
+
+
+@pytest.mark.django_db
+def test_hq_query_count_does_not_grow_with_towns(client, stations, towns, user_a, django_user_model,
+                                                 django_assert_max_num_queries):
+    """More towns, each with stations of every kind (some above a threshold, so with open alerts),
+    a shelter and a station shared with town A: the same number of queries for an operator who sees
+    every town and for a member of town A."""
+    from geo.models import Shelter
+    from sensors.models import SharingGrant
+
+    operator = django_user_model.objects.create_superuser("operator", password="pw-operator-123")
+    observe("A-PUBLIC", 4.2)
+    counts = {}
+    for user in (operator, user_a):
+        client.force_login(user)
+        with CaptureQueriesContext(connection) as queries:
+            page(client, "/hq/")
+        counts[user.pk] = len(queries)
+
+    for n in range(3):
+        town = fictional_town(100 + n)
+        add_observed_stations(town, f"T{n}", 6, Visibility.SHARED)
+        for index in range(0, 6, 3):
+            observe(f"T{n}-{index}", 4.2)
+            SharingGrant.objects.create(station=Station.objects.get(code=f"T{n}-{index}"), grantor=town, grantee=towns[0])
+        Shelter.objects.create(code=f"SH{n}", name_ja=f"避難所{n}", name_en=f"Shelter {n}", municipality=town,
+                               lon=140.1, lat=35.1, status="open")
+
+    for user, sees in ((operator, 3 * 6), (user_a, 3 * 2)):
+        client.force_login(user)
+        with django_assert_max_num_queries(counts[user.pk]):
+            html = page(client, "/hq/")
+        assert len([code for code in station_features(html) if code.startswith("T")]) == sees
+
+
 def test_station_popup_links_to_the_station_page_with_a_trend(client, towns):
     from datetime import timedelta
 

@@ -15,7 +15,7 @@ from sensors.models import Visibility
 from tenancy.models import Membership
 from tenancy.services import ingest_token_create
 from tests.conftest import make_station, make_town
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -78,11 +78,7 @@ def open_public(browser, server):
 def open_hq(browser, server):
     """Log in through the login form, as staff do."""
     page = browser.new_page()
-    page.goto(f"{server.url}/accounts/login/?next=/hq/")
-    page.fill("#id_username", OPERATOR[0])
-    page.fill("#id_password", OPERATOR[1])
-    page.click("form.mz-form button[type=submit]")
-    page.wait_for_url(f"{server.url}/hq/")
+    sign_in(page, server.url, OPERATOR, "/hq/")
     page.wait_for_selector(LIVE)
     return page
 

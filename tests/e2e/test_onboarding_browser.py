@@ -52,7 +52,7 @@ def test_a_town_is_onboarded_in_the_product_to_its_first_reading(asgi_server, pl
     site = asgi_server.url
     for number, (language, size) in enumerate((lang, size) for lang in ("ja", "en") for size in SIZES):
         slug, code = f"onb-{language}-{size}", f"E2E-ONB-{number}"
-        admin = (f"e2e-onb-admin-{number}", f"e2e-Onb-admin-pass-77{number}1")
+        admin = (f"e2e-onb-admin-{number}", f"Kawa{number}-Mizu-Tsutsumi-9931")
 
         # The platform operator: the town and its first admin in one form.
         operator = new_page(browser, asgi_server, language, size)
@@ -65,6 +65,7 @@ def test_a_town_is_onboarded_in_the_product_to_its_first_reading(asgi_server, pl
         operator.fill("input[name=admin_password]", admin[1])
         with operator.expect_navigation():
             operator.click("form.mz-history-filters button[type=submit]")
+        assert operator.locator(".mz-form-error").count() == 0, operator.inner_text(".mz-form-error")
         assert slug in operator.inner_text(".mz-messages")
         # No boundary and no station yet: flagged, and nothing to draw.
         flag = town_row(operator, slug).locator("[data-flag=no-boundary]")
@@ -77,6 +78,9 @@ def test_a_town_is_onboarded_in_the_product_to_its_first_reading(asgi_server, pl
         town_admin.fill("#field-code", code)
         town_admin.fill("#field-name_ja", f"{code} 観測所")
         town_admin.fill("#field-name_en", f"{code} gauge")
+        # The river ladder, lowest line first (水防団待機水位 … 氾濫発生).
+        for value, field in zip(("2", "3", "3.5", "4", "5"), town_admin.locator(".mz-ladder[data-kind=river] input").all()):
+            field.fill(value)
         town_admin.fill("#field-lat", "35.1")
         town_admin.fill("#field-lon", "140.1")
         marker = town_admin.locator("#mz-picker-map .leaflet-marker-icon")
@@ -88,6 +92,7 @@ def test_a_town_is_onboarded_in_the_product_to_its_first_reading(asgi_server, pl
         assert picked[0] > 35.1 and picked[1] > 140.1, picked
         with town_admin.expect_navigation():
             town_admin.click("#mz-station-form button[type=submit]")
+        assert town_admin.locator("#mz-station-errors").count() == 0, town_admin.inner_text("#mz-station-errors")
         assert town_admin.url.endswith(f"/hq/admin/stations/{code}/edit/"), town_admin.url
         assert abs(float(town_admin.input_value("#field-lat")) - picked[0]) < 1e-6
 
@@ -96,7 +101,8 @@ def test_a_town_is_onboarded_in_the_product_to_its_first_reading(asgi_server, pl
         town_admin.fill("#field-lon", "140.095")
         with town_admin.expect_navigation():
             town_admin.click("#mz-station-form button[type=submit]")
-        assert (town_admin.input_value("#field-lat"), town_admin.input_value("#field-lon")) == ("35.105", "140.095")
+        moved = float(town_admin.input_value("#field-lat")), float(town_admin.input_value("#field-lon"))
+        assert moved == (35.105, 140.095), moved
 
         # A gateway token, shown once; no reading yet.
         town_admin.goto(f"{site}/hq/admin/tokens/")

@@ -28,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import pgettext_lazy
 from folium.elements import MacroElement
 from folium.template import Template
 from folium.utilities import JsCode
@@ -225,10 +226,13 @@ SHAPES: dict[str, tuple[str, dict[str, str]]] = {
 BADGE_FONT_SIZE = {"diamond": "9"}
 BADGE_FONT_SIZE_DEFAULT = "10.5"
 
+# UI words of the map's popups: gettext (locale/*/django.po), so every language's catalog has them and
+# a language without a translation shows Japanese. Level, threshold and order words are not here:
+# they are the level scheme's data (pairs, `pick`), never a .po entry.
 SHARING = {
-    "public": ("公開", "Public"),
-    "region": ("地域内で共有", "Shared in region"),
-    "private": ("自治体内のみ", "Own town only"),
+    "public": pgettext_lazy("map popup", "Public"),
+    "region": pgettext_lazy("map popup", "Shared in region"),
+    "private": pgettext_lazy("map popup", "Own town only"),
 }
 
 STALE_JA, STALE_EN = "欠測", "stale"
@@ -321,23 +325,23 @@ def window_text(seconds: str) -> str:
     return f"{minutes}{WINDOW_WORDS['minutes'][0]} / {minutes} {WINDOW_WORDS['minutes'][1]}"
 
 
-TRENDS = {"rising": ("↑", "上昇", "rising"), "steady": ("→", "横ばい", "steady"), "falling": ("↓", "下降", "falling")}
+TRENDS = {"rising": ("↑", pgettext_lazy("map popup", "rising")), "steady": ("→", pgettext_lazy("map popup", "steady")), "falling": ("↓", pgettext_lazy("map popup", "falling"))}
 
-# The row headings of a station's popup, (ja, en), keyed by what the row shows.
+# The row headings of a station's popup (gettext, as SHARING), keyed by what the row shows.
 POPUP_ROWS = {
-    "kind": ("種別", "Kind"),
-    "river": ("河川・流域", "River"),
-    "trend": ("傾向", "Trend"),
-    "reading": ("現在値", "Reading"),
-    "observed": ("観測時刻", "Observed"),
-    "owner": ("管理", "Owner"),
-    "threshold": ("超過基準", "Threshold"),
-    "rain_total": ("累積雨量", "Rain total"),
-    "sharing": ("公開範囲", "Shared with"),
+    "kind": pgettext_lazy("map popup", "Kind"),
+    "river": pgettext_lazy("map popup", "River"),
+    "trend": pgettext_lazy("map popup", "Trend"),
+    "reading": pgettext_lazy("map popup", "Reading"),
+    "observed": pgettext_lazy("map popup", "Observed"),
+    "owner": pgettext_lazy("map popup", "Owner"),
+    "threshold": pgettext_lazy("map popup", "Threshold"),
+    "rain_total": pgettext_lazy("map popup", "Rain total"),
+    "sharing": pgettext_lazy("map popup", "Shared with"),
 }
 POPUP_WORDS = {
-    "stale_note": (f"{STALE_JA}: 最新のデータが届いていません。", "Stale: no recent reading from this station."),
-    "details": ("詳細・グラフ", "Details and chart"),
+    "stale_note": pgettext_lazy("map popup", "Stale: no recent reading from this station."),
+    "details": pgettext_lazy("map popup", "Details and chart"),
 }
 
 
@@ -384,10 +388,12 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
         "shapes": {name: {"tag": tag, "attributes": attributes} for name, (tag, attributes) in SHAPES.items()},
         "badge_font_size": {**{shape: BADGE_FONT_SIZE_DEFAULT for shape in SHAPES}, **BADGE_FONT_SIZE},
         "stale": [STALE_JA, STALE_EN],
-        "trends": {name: list(words) for name, words in TRENDS.items()},
-        "sharing": {name: list(words) for name, words in SHARING.items()} if show_sharing else {},
-        "rows": {name: list(words) for name, words in POPUP_ROWS.items()},
-        "words": {name: list(words) for name, words in POPUP_WORDS.items()},
+        # UI words in the page's language (the map page is made per language; so is the public shell's
+        # cached copy, deploy/nginx.conf.template).
+        "trends": {name: [arrow, str(words)] for name, (arrow, words) in TRENDS.items()},
+        "sharing": {name: str(words) for name, words in SHARING.items()} if show_sharing else {},
+        "rows": {name: str(words) for name, words in POPUP_ROWS.items()},
+        "words": {name: str(words) for name, words in POPUP_WORDS.items()},
         "window": {name: list(words) for name, words in WINDOW_WORDS.items()},
         "value_digits": VALUE_DIGITS,
         "value_digits_default": VALUE_DIGITS_DEFAULT,

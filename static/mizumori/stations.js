@@ -345,7 +345,7 @@
     rows.push(["reading", headlineText(props)]);
     var trend = Object.prototype.hasOwnProperty.call(vocab.trends, props.trend) ? vocab.trends[props.trend] : null;
     if (trend) {
-      rows.push(["trend", trend[0] + " " + pick([trend[1], trend[2]])]);
+      rows.push(["trend", trend[0] + " " + text(trend[1])]);
     }
     rows.push(["observed", observedText(props.observed_at)]);
     var town = Object.prototype.hasOwnProperty.call(vocab.towns, props.municipality) ? vocab.towns[props.municipality] : null;
@@ -364,21 +364,21 @@
     // Present only on staff pages (the vocabulary has no sharing words on the public map) and only
     // in features sent to staff (dashboard.live.audience_feature).
     if (Object.prototype.hasOwnProperty.call(vocab.sharing, props.visibility)) {
-      rows.push(["sharing", pick(vocab.sharing[props.visibility])]);
+      rows.push(["sharing", text(vocab.sharing[props.visibility])]);
     }
 
     var popup = node("div", "mz-popup");
     append(popup, append(node("p", "mz-popup-title"), node("strong", null, localized(props, "name"))));
     append(popup, append(node("p", "mz-popup-level mz-level-" + level.css), chip(level), " ", node("span", null, pick(level.title))));
     if (props.stale) {
-      append(popup, node("p", "mz-stale-note", pick(vocab.words.stale_note)));
+      append(popup, node("p", "mz-stale-note", text(vocab.words.stale_note)));
     }
     var facts = node("dl", "mz-popup-facts");
     rows.forEach(function (row) {
-      append(facts, node("dt", null, pick(vocab.rows[row[0]])), append(node("dd"), row[1]));
+      append(facts, node("dt", null, text(vocab.rows[row[0]])), append(node("dd"), row[1]));
     });
     append(popup, facts);
-    var link = node("a", null, pick(vocab.words.details));
+    var link = node("a", null, text(vocab.words.details));
     link.href = vocab.station_url.replace("__code__", encodeURIComponent(text(props.code)));
     append(popup, append(node("p", "mz-popup-code"), text(props.code) + " · ", link));
     return popup;

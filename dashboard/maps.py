@@ -401,6 +401,10 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
         # adds the zone's name as the server's own pages do.
         "time_zone_name": timezone.localtime().strftime("%Z"),
         "towns": {town.slug: [town.name_ja, town.name_en] for town in towns},
+        "shelter_statuses": {
+            str(status): {"css": style.css, "name": [style.name_ja, style.name_en], "advice": [style.advice_ja, style.advice_en]}
+            for status, style in SHELTER_STATUSES.items()
+        },
         "station_url": reverse("station-detail", args=["__code__"]),
     }
 
@@ -499,32 +503,10 @@ def shelter_svg(style: ShelterStatusStyle) -> SafeString:
 
 
 def shelter_marker_html(shelter: Shelter) -> SafeString:
+    """The house drawn in its status. Its name (aria-label) is written by the page in its language
+    (static/mizumori/map.js `shelterIcon`): this drawing is the same for every reader."""
     style = shelter_status_style(shelter.status)
-    return format_html(
-        '<div class="mz-shelter mz-shelter-{}" role="img" aria-label="{} 避難所 {} / {} shelter: {}">{}</div>',
-        style.css,
-        shelter.name_ja,
-        style.name_ja,
-        shelter.name_en,
-        style.name_en,
-        shelter_svg(style),
-    )
-
-
-def shelter_status_chip_html(shelter: Shelter) -> SafeString:
-    style = shelter_status_style(shelter.status)
-    return format_html(
-        '<span class="mz-shelter-chip mz-shelter-{}"><span lang="ja">{}</span> / <span lang="en">{}</span></span>',
-        style.css,
-        style.name_ja,
-        style.name_en,
-    )
-
-
-def capacity_text(capacity: int | None) -> str:
-    if capacity is None:
-        return "収容人数不明 / capacity unknown"
-    return f"{capacity:,}人 / {capacity:,} people"
+    return format_html('<div class="mz-shelter mz-shelter-{}" role="img">{}</div>', style.css, shelter_svg(style))
 
 
 def local_time_text(moment: datetime | None) -> str:
@@ -534,51 +516,14 @@ def local_time_text(moment: datetime | None) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
-def shelter_tooltip_html(shelter: Shelter) -> SafeString:
-    return format_html(
-        '<div class="mz-tip"><strong lang="ja">{}</strong> <span lang="en">{}</span><br>{} · {}</div>',
-        shelter.name_ja,
-        shelter.name_en,
-        shelter_status_chip_html(shelter),
-        capacity_text(shelter.capacity),
-    )
-
-
-def shelter_popup_html(shelter: Shelter) -> SafeString:
-    style = shelter_status_style(shelter.status)
-    town = shelter.municipality
-    rows = [
-        ("収容人数", "Capacity", capacity_text(shelter.capacity)),
-        ("管理", "Run by", format_html("{} / {}", town.name_ja, town.name_en)),
-        ("状態の更新", "Status updated", local_time_text(shelter.status_updated_at)),
-    ]
-    if shelter.address:
-        rows.insert(1, ("住所", "Address", shelter.address))
-    return format_html(
-        '<div class="mz-popup mz-shelter-popup">'
-        '<p class="mz-popup-title"><strong lang="ja">{}</strong><br><span lang="en">{}</span></p>'
-        '<p class="mz-popup-level">{}<br><span lang="ja">{}</span> <span lang="en">{}</span></p>'
-        '<dl class="mz-popup-facts">{}</dl>'
-        '<p class="mz-popup-code">{}</p>'
-        "</div>",
-        shelter.name_ja,
-        shelter.name_en,
-        shelter_status_chip_html(shelter),
-        style.advice_ja,
-        style.advice_en,
-        format_html_join("", '<dt><span lang="ja">{}</span> <span lang="en">{}</span></dt><dd>{}</dd>', rows),
-        shelter.code,
-    )
-
-
 def shelter_display(shelter: Shelter) -> dict:
-    """The prepared, escaped strings for one shelter: marker, tooltip, popup and the HQ panel's cells."""
+    """What is the same in every language: the marker's drawing, its stacking, the HQ panel's time.
+    Words (status chip, tooltip, popup, the marker's name) are written by the page in its language
+    from the feature's data and `map_vocabulary()["shelter_statuses"]` (static/mizumori/stations.js):
+    the public snapshot carrying this is one document for every reader."""
     return {
         "icon": shelter_marker_html(shelter),
-        "tooltip": shelter_tooltip_html(shelter),
-        "popup": shelter_popup_html(shelter),
         "z": shelter_status_style(shelter.status).z,
-        "status": shelter_status_chip_html(shelter),
         "updated": local_time_text(shelter.status_updated_at),
     }
 

@@ -615,6 +615,69 @@
     container.appendChild(list);
   };
 
+  // --- shelters: their words in the page's language --------------------------------------------------
+  // A shelter's feature (dashboard.live_geo.shelter_feature) is the same for every reader (the public
+  // snapshot is one cached document): its chip, tooltip, popup and marker name are written here, in
+  // the page's language, from its data and the vocabulary (status words: dashboard.maps.SHELTER_STATUSES).
+
+  function shelterStatus(props) {
+    var statuses = words().shelter_statuses || {};
+    // An unknown status reads as closed, as on the server: never tell residents a shelter is open when unsure.
+    return statuses[props.status] || statuses.closed || { css: "closed", name: ["閉鎖中", "Closed"], advice: ["", ""] };
+  }
+
+  function shelterChip(props) {
+    var status = shelterStatus(props);
+    return node("span", "mz-shelter-chip mz-shelter-" + status.css, pick(status.name));
+  }
+
+  function capacityText(capacity) {
+    if (typeof capacity !== "number") {
+      return gettext("capacity unknown");
+    }
+    return interpolate(gettext("%s people"), [capacity.toLocaleString(Mizumori.language())]);
+  }
+
+  function shelterLabel(props) {
+    return interpolate(gettext("%(name)s, shelter: %(status)s"), {
+      name: localized(props, "name"), status: pick(shelterStatus(props).name),
+    }, true);
+  }
+
+  function shelterTooltip(feature) {
+    var props = (feature && feature.properties) || {};
+    return append(
+      node("div", "mz-tip"), node("strong", null, localized(props, "name")), node("br"),
+      shelterChip(props), " · " + capacityText(props.capacity)
+    );
+  }
+
+  function shelterPopup(feature) {
+    var props = (feature && feature.properties) || {};
+    var vocab = words();
+    var town = vocab.towns && vocab.towns[props.municipality];
+    var rows = [[gettext("Capacity"), capacityText(props.capacity)]];
+    if (props.address) {
+      rows.push([gettext("Address"), text(props.address)]);
+    }
+    rows.push([gettext("Run by"), town ? pick(town) : text(props.municipality)]);
+    rows.push([gettext("Status updated"), observedText(props.status_updated_at)]);
+    var popup = node("div", "mz-popup mz-shelter-popup");
+    append(popup, append(node("p", "mz-popup-title"), node("strong", null, localized(props, "name"))));
+    append(popup, append(node("p", "mz-popup-level"), shelterChip(props), node("br"), pick(shelterStatus(props).advice)));
+    var facts = node("dl", "mz-popup-facts");
+    rows.forEach(function (row) {
+      append(facts, node("dt", null, row[0]), append(node("dd"), row[1]));
+    });
+    append(popup, facts, node("p", "mz-popup-code", text(props.code)));
+    return popup;
+  }
+
+  Mizumori.shelterChip = shelterChip;
+  Mizumori.shelterLabel = shelterLabel;
+  Mizumori.shelterTooltipElement = shelterTooltip;
+  Mizumori.shelterPopupElement = shelterPopup;
+
   // For the live layer and for tests: the same builders the map uses.
   Mizumori.stationTooltipElement = tooltipElement;
   Mizumori.stationPopupElement = popupElement;

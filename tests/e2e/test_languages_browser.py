@@ -106,12 +106,17 @@ def test_the_platform_operator_reaches_town_onboarding_from_the_hq_header(asgi_s
     browser.assert_clean()
 
 
-def test_every_page_marks_the_web_fonts_arrival(asgi_server, region, browser):
-    """static/mizumori/fonts.js (base.html): the board and the station page, not only the public page."""
-    admin = signed_in(browser, asgi_server, ADMIN, "ja", width=1280, height=900)
+@pytest.mark.parametrize("width,height", SIZES)
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_every_page_marks_the_web_fonts_arrival(asgi_server, region, browser, language, width, height):
+    """static/mizumori/fonts.js (base.html): the board and the station page, not only the public page;
+    the vendored font covers their Japanese (this Chromium has no Japanese font of its own), which
+    an English page shows too (station and town names)."""
+    admin = signed_in(browser, asgi_server, ADMIN, language, width=width, height=height)
     for path in ("/hq/alerts/", f"/stations/{GAUGE}/"):
         admin.goto(f"{asgi_server.url}{path}")
         admin.wait_for_selector("html.mz-fonts-in")
+        assert admin.evaluate("() => document.fonts.check('16px \"Mizumori Gothic\"', '警戒レベル 観測所 水位')"), path
     admin.wait_for_selector("#station-chart canvas")
     # The chart's canvas text uses the page's font stack, which ends in the web font.
     assert admin.evaluate("() => getComputedStyle(document.body).fontFamily").count("Mizumori Gothic") == 1

@@ -87,7 +87,7 @@ ALERT_FIELDS = {
     "cap_url": serializers.URLField(),
     "url": serializers.URLField(),
     "station_page_url": serializers.URLField(help_text="The station's page, for people (hydrograph, thresholds)."),
-    "board_url": serializers.URLField(help_text="The HQ alert board, for people who may act on the alert."),
+    "board_url": serializers.URLField(help_text="The HQ alert board at this alert's row (#row-<station>-<concern>), for people who may act on it."),
 }
 ALERT = inline_serializer("Alert", ALERT_FIELDS)
 EVENT_FIELDS = {

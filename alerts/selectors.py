@@ -169,6 +169,12 @@ def alert_board(viewer: Viewer, municipality: str | None = None, kind: str | Non
     return list(queryset.order_by("-level", "opened_at", "pk"))
 
 
+def board_row_anchor(station_code: str, concern: str) -> str:
+    """The id of a board row (its station and concern): messages link to it, so a staff member
+    lands on the row the message is about, which keeps its id through live refreshes."""
+    return f"row-{station_code}-{concern}"
+
+
 @dataclass
 class BoardRow:
     """One row of the HQ board: a station and one concern (rules.rule_concern), its alerts most
@@ -181,6 +187,10 @@ class BoardRow:
     @property
     def key(self) -> str:
         return f"{self.station.code}:{self.concern}"
+
+    @property
+    def anchor(self) -> str:
+        return board_row_anchor(self.station.code, self.concern)
 
     @property
     def primary(self) -> Alert:
@@ -376,7 +386,7 @@ def alert_document(alert: Alert, *, site_url: str | None = None) -> dict:
         "cap_url": base + reverse("api-alert-cap", args=[alert.pk]),
         "url": base + reverse("api-alert-detail", args=[alert.pk]),
         "station_page_url": base + reverse("station-detail", args=[station.code]),
-        "board_url": base + reverse("alert-board"),
+        "board_url": base + reverse("alert-board") + "#" + board_row_anchor(station.code, rule_concern(alert.rule)),
     }
 
 

@@ -39,6 +39,7 @@ def shelter_feature(shelter: Shelter) -> dict:
             "name_en": shelter.name_en,
             "municipality": shelter.municipality.slug,
             "capacity": shelter.capacity,
+            "address": shelter.address,
             "status": shelter.status,
             "status_updated_at": local_iso(shelter.status_updated_at),
             # Designated for floods (the national dataset's 洪水; null: not known): residents' "nearest

@@ -28,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import pgettext_lazy
 from folium.elements import MacroElement
 from folium.template import Template
 from folium.utilities import JsCode
@@ -225,10 +226,13 @@ SHAPES: dict[str, tuple[str, dict[str, str]]] = {
 BADGE_FONT_SIZE = {"diamond": "9"}
 BADGE_FONT_SIZE_DEFAULT = "10.5"
 
+# UI words of the map's popups: gettext (locale/*/django.po), so every language's catalog has them and
+# a language without a translation shows Japanese. Level, threshold and order words are not here:
+# they are the level scheme's data (pairs, `pick`), never a .po entry.
 SHARING = {
-    "public": ("公開", "Public"),
-    "region": ("地域内で共有", "Shared in region"),
-    "private": ("自治体内のみ", "Own town only"),
+    "public": pgettext_lazy("map popup", "Public"),
+    "region": pgettext_lazy("map popup", "Shared in region"),
+    "private": pgettext_lazy("map popup", "Own town only"),
 }
 
 STALE_JA, STALE_EN = "欠測", "stale"
@@ -321,23 +325,23 @@ def window_text(seconds: str) -> str:
     return f"{minutes}{WINDOW_WORDS['minutes'][0]} / {minutes} {WINDOW_WORDS['minutes'][1]}"
 
 
-TRENDS = {"rising": ("↑", "上昇", "rising"), "steady": ("→", "横ばい", "steady"), "falling": ("↓", "下降", "falling")}
+TRENDS = {"rising": ("↑", pgettext_lazy("map popup", "rising")), "steady": ("→", pgettext_lazy("map popup", "steady")), "falling": ("↓", pgettext_lazy("map popup", "falling"))}
 
-# The row headings of a station's popup, (ja, en), keyed by what the row shows.
+# The row headings of a station's popup (gettext, as SHARING), keyed by what the row shows.
 POPUP_ROWS = {
-    "kind": ("種別", "Kind"),
-    "river": ("河川・流域", "River"),
-    "trend": ("傾向", "Trend"),
-    "reading": ("現在値", "Reading"),
-    "observed": ("観測時刻", "Observed"),
-    "owner": ("管理", "Owner"),
-    "threshold": ("超過基準", "Threshold"),
-    "rain_total": ("累積雨量", "Rain total"),
-    "sharing": ("公開範囲", "Shared with"),
+    "kind": pgettext_lazy("map popup", "Kind"),
+    "river": pgettext_lazy("map popup", "River"),
+    "trend": pgettext_lazy("map popup", "Trend"),
+    "reading": pgettext_lazy("map popup", "Reading"),
+    "observed": pgettext_lazy("map popup", "Observed"),
+    "owner": pgettext_lazy("map popup", "Owner"),
+    "threshold": pgettext_lazy("map popup", "Threshold"),
+    "rain_total": pgettext_lazy("map popup", "Rain total"),
+    "sharing": pgettext_lazy("map popup", "Shared with"),
 }
 POPUP_WORDS = {
-    "stale_note": (f"{STALE_JA}: 最新のデータが届いていません。", "Stale: no recent reading from this station."),
-    "details": ("詳細・グラフ", "Details and chart"),
+    "stale_note": pgettext_lazy("map popup", "Stale: no recent reading from this station."),
+    "details": pgettext_lazy("map popup", "Details and chart"),
 }
 
 
@@ -384,10 +388,12 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
         "shapes": {name: {"tag": tag, "attributes": attributes} for name, (tag, attributes) in SHAPES.items()},
         "badge_font_size": {**{shape: BADGE_FONT_SIZE_DEFAULT for shape in SHAPES}, **BADGE_FONT_SIZE},
         "stale": [STALE_JA, STALE_EN],
-        "trends": {name: list(words) for name, words in TRENDS.items()},
-        "sharing": {name: list(words) for name, words in SHARING.items()} if show_sharing else {},
-        "rows": {name: list(words) for name, words in POPUP_ROWS.items()},
-        "words": {name: list(words) for name, words in POPUP_WORDS.items()},
+        # UI words in the page's language (the map page is made per language; so is the public shell's
+        # cached copy, deploy/nginx.conf.template).
+        "trends": {name: [arrow, str(words)] for name, (arrow, words) in TRENDS.items()},
+        "sharing": {name: str(words) for name, words in SHARING.items()} if show_sharing else {},
+        "rows": {name: str(words) for name, words in POPUP_ROWS.items()},
+        "words": {name: str(words) for name, words in POPUP_WORDS.items()},
         "window": {name: list(words) for name, words in WINDOW_WORDS.items()},
         "value_digits": VALUE_DIGITS,
         "value_digits_default": VALUE_DIGITS_DEFAULT,
@@ -395,6 +401,10 @@ def map_vocabulary(*, towns: Iterable, show_sharing: bool) -> dict:
         # adds the zone's name as the server's own pages do.
         "time_zone_name": timezone.localtime().strftime("%Z"),
         "towns": {town.slug: [town.name_ja, town.name_en] for town in towns},
+        "shelter_statuses": {
+            str(status): {"css": style.css, "name": [style.name_ja, style.name_en], "advice": [style.advice_ja, style.advice_en]}
+            for status, style in SHELTER_STATUSES.items()
+        },
         "station_url": reverse("station-detail", args=["__code__"]),
     }
 
@@ -493,32 +503,10 @@ def shelter_svg(style: ShelterStatusStyle) -> SafeString:
 
 
 def shelter_marker_html(shelter: Shelter) -> SafeString:
+    """The house drawn in its status. Its name (aria-label) is written by the page in its language
+    (static/mizumori/map.js `shelterIcon`): this drawing is the same for every reader."""
     style = shelter_status_style(shelter.status)
-    return format_html(
-        '<div class="mz-shelter mz-shelter-{}" role="img" aria-label="{} 避難所 {} / {} shelter: {}">{}</div>',
-        style.css,
-        shelter.name_ja,
-        style.name_ja,
-        shelter.name_en,
-        style.name_en,
-        shelter_svg(style),
-    )
-
-
-def shelter_status_chip_html(shelter: Shelter) -> SafeString:
-    style = shelter_status_style(shelter.status)
-    return format_html(
-        '<span class="mz-shelter-chip mz-shelter-{}"><span lang="ja">{}</span> / <span lang="en">{}</span></span>',
-        style.css,
-        style.name_ja,
-        style.name_en,
-    )
-
-
-def capacity_text(capacity: int | None) -> str:
-    if capacity is None:
-        return "収容人数不明 / capacity unknown"
-    return f"{capacity:,}人 / {capacity:,} people"
+    return format_html('<div class="mz-shelter mz-shelter-{}" role="img">{}</div>', style.css, shelter_svg(style))
 
 
 def local_time_text(moment: datetime | None) -> str:
@@ -528,51 +516,14 @@ def local_time_text(moment: datetime | None) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
-def shelter_tooltip_html(shelter: Shelter) -> SafeString:
-    return format_html(
-        '<div class="mz-tip"><strong lang="ja">{}</strong> <span lang="en">{}</span><br>{} · {}</div>',
-        shelter.name_ja,
-        shelter.name_en,
-        shelter_status_chip_html(shelter),
-        capacity_text(shelter.capacity),
-    )
-
-
-def shelter_popup_html(shelter: Shelter) -> SafeString:
-    style = shelter_status_style(shelter.status)
-    town = shelter.municipality
-    rows = [
-        ("収容人数", "Capacity", capacity_text(shelter.capacity)),
-        ("管理", "Run by", format_html("{} / {}", town.name_ja, town.name_en)),
-        ("状態の更新", "Status updated", local_time_text(shelter.status_updated_at)),
-    ]
-    if shelter.address:
-        rows.insert(1, ("住所", "Address", shelter.address))
-    return format_html(
-        '<div class="mz-popup mz-shelter-popup">'
-        '<p class="mz-popup-title"><strong lang="ja">{}</strong><br><span lang="en">{}</span></p>'
-        '<p class="mz-popup-level">{}<br><span lang="ja">{}</span> <span lang="en">{}</span></p>'
-        '<dl class="mz-popup-facts">{}</dl>'
-        '<p class="mz-popup-code">{}</p>'
-        "</div>",
-        shelter.name_ja,
-        shelter.name_en,
-        shelter_status_chip_html(shelter),
-        style.advice_ja,
-        style.advice_en,
-        format_html_join("", '<dt><span lang="ja">{}</span> <span lang="en">{}</span></dt><dd>{}</dd>', rows),
-        shelter.code,
-    )
-
-
 def shelter_display(shelter: Shelter) -> dict:
-    """The prepared, escaped strings for one shelter: marker, tooltip, popup and the HQ panel's cells."""
+    """What is the same in every language: the marker's drawing, its stacking, the HQ panel's time.
+    Words (status chip, tooltip, popup, the marker's name) are written by the page in its language
+    from the feature's data and `map_vocabulary()["shelter_statuses"]` (static/mizumori/stations.js):
+    the public snapshot carrying this is one document for every reader."""
     return {
         "icon": shelter_marker_html(shelter),
-        "tooltip": shelter_tooltip_html(shelter),
-        "popup": shelter_popup_html(shelter),
         "z": shelter_status_style(shelter.status).z,
-        "status": shelter_status_chip_html(shelter),
         "updated": local_time_text(shelter.status_updated_at),
     }
 

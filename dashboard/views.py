@@ -47,10 +47,12 @@ from .maps import (
     alert_map_feature,
     SHELTER_STATUSES,
     LevelStyle,
+    ShelterStatusStyle,
     kind_style,
     level_style,
     rain_threshold_style,
     headline_text,
+    shelter_status_style,
     levels,
     map_vocabulary,
     state_style,
@@ -525,6 +527,10 @@ class ShelterRow:
     shelter: Shelter
     feature: dict
     settable: bool
+
+    @property
+    def status(self) -> ShelterStatusStyle:
+        return shelter_status_style(self.shelter.status)
 
 
 def shelter_panel_rows(viewer: Viewer, shelters: list[tuple[Shelter, dict]]) -> list[ShelterRow]:

@@ -336,11 +336,13 @@
     marker.feature = feature;
     marker.setIcon(icon);
     marker.setZIndexOffset(display.z || 0);
-    if (marker.getTooltip() && display.tooltip) {
-      marker.setTooltipContent(display.tooltip);
+    // Their content is a function of marker.feature (static/mizumori/map.js): set again, an open
+    // tooltip or popup is redrawn from the new feature.
+    if (marker.getTooltip()) {
+      marker.setTooltipContent(marker.getTooltip().getContent());
     }
-    if (marker.getPopup() && display.popup) {
-      marker.setPopupContent(display.popup);
+    if (marker.getPopup()) {
+      marker.setPopupContent(marker.getPopup().getContent());
     }
     var element = marker.getElement && marker.getElement();
     if (changed && element) {
@@ -393,8 +395,9 @@
       }
       var status = row.querySelector('[data-shelter-field="status"]');
       var updated = row.querySelector('[data-shelter-field="updated"]');
-      if (status && display.status) {
-        status.innerHTML = display.status;
+      if (status && Mizumori.shelterChip) {
+        status.textContent = "";
+        status.appendChild(Mizumori.shelterChip(props));
       }
       if (updated && display.updated) {
         updated.textContent = display.updated;

@@ -30,10 +30,17 @@
   Mizumori.shelterMarkers = Mizumori.shelterMarkers || {};
   Mizumori.shelterLayer = Mizumori.shelterLayer || null;
 
+  // The house is the server's drawing (the same for every reader); its name, in the page's
+  // language, is written here (static/mizumori/stations.js).
   Mizumori.shelterIcon = function (feature) {
+    var house = document.createElement("div");
+    house.innerHTML = displayOf(feature).icon || "";  // escaped by the server (dashboard.maps.shelter_marker_html)
+    if (house.firstElementChild) {
+      house.firstElementChild.setAttribute("aria-label", Mizumori.shelterLabel((feature && feature.properties) || {}));
+    }
     return L.divIcon({
       className: "mz-shelter-icon",
-      html: displayOf(feature).icon || "",
+      html: house.firstElementChild || "",
       iconSize: [30, 30],
       iconAnchor: [15, 15],
       popupAnchor: [0, -15],
@@ -49,6 +56,11 @@
       riseOnHover: true,
       zIndexOffset: displayOf(feature).z || 0,
     });
+    // Built when shown, from the marker's current feature: a live change never leaves old words behind.
+    marker.bindTooltip(function (layer) { return Mizumori.shelterTooltipElement(layer.feature); }, { direction: "top" });
+    marker.bindPopup(function (layer) { return Mizumori.shelterPopupElement(layer.feature); }, { maxWidth: 320, autoPanPadding: [16, 16] });
+    // On touch screens a tap opens the popup; a tooltip on top of it only gets in the way.
+    marker.on("popupopen", function () { marker.closeTooltip(); });
     if (feature && feature.id !== undefined) {
       Mizumori.shelterMarkers[feature.id] = marker;
     }

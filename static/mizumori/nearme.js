@@ -147,7 +147,6 @@
 
   function shelterPlace(feature) {
     var props = feature.properties || {};
-    var display = props.display || {};
     return {
       key: "shelter:" + feature.id,
       kind: "shelter",
@@ -159,9 +158,7 @@
       forFlood: props.for_flood !== false,
       rank: props.status === "open" ? 200 : props.status === "full" ? 150 : 100,
       status: function () {
-        var chip = el("span");
-        chip.innerHTML = display.status || "";  // escaped by the server (dashboard.maps.shelter_status_chip_html)
-        return chip;
+        return Mizumori.shelterChip(props);
       },
       signature: String(props.status),
     };

@@ -147,12 +147,9 @@
 
   function shelterItem(feature) {
     var props = feature.properties || {};
-    var display = props.display || {};
     var item = node("li", "mz-notice mz-shelter-" + String(props.status || ""));
     var heading = node("p", "mz-notice-level");
-    var status = node("span");
-    status.innerHTML = display.status || "";  // escaped by the server (dashboard.maps.shelter_status_chip_html)
-    heading.appendChild(status);
+    heading.appendChild(Mizumori.shelterChip(props));
     heading.appendChild(document.createTextNode(" "));
     heading.appendChild(node("strong", null, Mizumori.localized(props, "name")));
     item.appendChild(heading);

@@ -13,6 +13,7 @@
   "use strict";
 
   var DECIMALS = 6; // about 0.1 m
+  var TYPED_ZOOM = 13; // the zoom a station with a position opens at (below)
   var data = JSON.parse(document.getElementById("mz-picker-data").textContent);
   var latField = document.getElementById("field-lat");
   var lonField = document.getElementById("field-lon");
@@ -116,14 +117,16 @@
       var latlng = fromFields();
       if (latlng) {
         place(latlng, false);
-        map.panTo(latlng);
+        // Close enough to adjust by a click: a town without stations or boundary starts on all of
+        // Japan, where a click beside the typed point lands tens of kilometres away.
+        map.setView(latlng, Math.max(map.getZoom(), TYPED_ZOOM));
       }
     });
   });
 
   var start = fromFields();
   if (start) {
-    map.setView(start, 13);
+    map.setView(start, TYPED_ZOOM);
   } else if (context) {
     map.fitBounds(context.pad(0.2), { maxZoom: 13 });
   } else {

@@ -345,7 +345,7 @@
     rows.push(["reading", headlineText(props)]);
     var trend = Object.prototype.hasOwnProperty.call(vocab.trends, props.trend) ? vocab.trends[props.trend] : null;
     if (trend) {
-      rows.push(["trend", trend[0] + " " + pick([trend[1], trend[2]])]);
+      rows.push(["trend", trend[0] + " " + text(trend[1])]);
     }
     rows.push(["observed", observedText(props.observed_at)]);
     var town = Object.prototype.hasOwnProperty.call(vocab.towns, props.municipality) ? vocab.towns[props.municipality] : null;
@@ -364,21 +364,21 @@
     // Present only on staff pages (the vocabulary has no sharing words on the public map) and only
     // in features sent to staff (dashboard.live.audience_feature).
     if (Object.prototype.hasOwnProperty.call(vocab.sharing, props.visibility)) {
-      rows.push(["sharing", pick(vocab.sharing[props.visibility])]);
+      rows.push(["sharing", text(vocab.sharing[props.visibility])]);
     }
 
     var popup = node("div", "mz-popup");
     append(popup, append(node("p", "mz-popup-title"), node("strong", null, localized(props, "name"))));
     append(popup, append(node("p", "mz-popup-level mz-level-" + level.css), chip(level), " ", node("span", null, pick(level.title))));
     if (props.stale) {
-      append(popup, node("p", "mz-stale-note", pick(vocab.words.stale_note)));
+      append(popup, node("p", "mz-stale-note", text(vocab.words.stale_note)));
     }
     var facts = node("dl", "mz-popup-facts");
     rows.forEach(function (row) {
-      append(facts, node("dt", null, pick(vocab.rows[row[0]])), append(node("dd"), row[1]));
+      append(facts, node("dt", null, text(vocab.rows[row[0]])), append(node("dd"), row[1]));
     });
     append(popup, facts);
-    var link = node("a", null, pick(vocab.words.details));
+    var link = node("a", null, text(vocab.words.details));
     link.href = vocab.station_url.replace("__code__", encodeURIComponent(text(props.code)));
     append(popup, append(node("p", "mz-popup-code"), text(props.code) + " · ", link));
     return popup;
@@ -614,6 +614,69 @@
     raised.forEach(function (feature) { list.appendChild(noticeElement(feature.properties)); });
     container.appendChild(list);
   };
+
+  // --- shelters: their words in the page's language --------------------------------------------------
+  // A shelter's feature (dashboard.live_geo.shelter_feature) is the same for every reader (the public
+  // snapshot is one cached document): its chip, tooltip, popup and marker name are written here, in
+  // the page's language, from its data and the vocabulary (status words: dashboard.maps.SHELTER_STATUSES).
+
+  function shelterStatus(props) {
+    var statuses = words().shelter_statuses || {};
+    // An unknown status reads as closed, as on the server: never tell residents a shelter is open when unsure.
+    return statuses[props.status] || statuses.closed || { css: "closed", name: ["閉鎖中", "Closed"], advice: ["", ""] };
+  }
+
+  function shelterChip(props) {
+    var status = shelterStatus(props);
+    return node("span", "mz-shelter-chip mz-shelter-" + status.css, pick(status.name));
+  }
+
+  function capacityText(capacity) {
+    if (typeof capacity !== "number") {
+      return gettext("capacity unknown");
+    }
+    return interpolate(gettext("%s people"), [capacity.toLocaleString(Mizumori.language())]);
+  }
+
+  function shelterLabel(props) {
+    return interpolate(gettext("%(name)s, shelter: %(status)s"), {
+      name: localized(props, "name"), status: pick(shelterStatus(props).name),
+    }, true);
+  }
+
+  function shelterTooltip(feature) {
+    var props = (feature && feature.properties) || {};
+    return append(
+      node("div", "mz-tip"), node("strong", null, localized(props, "name")), node("br"),
+      shelterChip(props), " · " + capacityText(props.capacity)
+    );
+  }
+
+  function shelterPopup(feature) {
+    var props = (feature && feature.properties) || {};
+    var vocab = words();
+    var town = vocab.towns && vocab.towns[props.municipality];
+    var rows = [[gettext("Capacity"), capacityText(props.capacity)]];
+    if (props.address) {
+      rows.push([gettext("Address"), text(props.address)]);
+    }
+    rows.push([gettext("Run by"), town ? pick(town) : text(props.municipality)]);
+    rows.push([gettext("Status updated"), observedText(props.status_updated_at)]);
+    var popup = node("div", "mz-popup mz-shelter-popup");
+    append(popup, append(node("p", "mz-popup-title"), node("strong", null, localized(props, "name"))));
+    append(popup, append(node("p", "mz-popup-level"), shelterChip(props), node("br"), pick(shelterStatus(props).advice)));
+    var facts = node("dl", "mz-popup-facts");
+    rows.forEach(function (row) {
+      append(facts, node("dt", null, row[0]), append(node("dd"), row[1]));
+    });
+    append(popup, facts, node("p", "mz-popup-code", text(props.code)));
+    return popup;
+  }
+
+  Mizumori.shelterChip = shelterChip;
+  Mizumori.shelterLabel = shelterLabel;
+  Mizumori.shelterTooltipElement = shelterTooltip;
+  Mizumori.shelterPopupElement = shelterPopup;
 
   // For the live layer and for tests: the same builders the map uses.
   Mizumori.stationTooltipElement = tooltipElement;

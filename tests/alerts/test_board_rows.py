@@ -44,6 +44,7 @@ def test_a_rain_gauges_1_h_and_24_h_rules_are_one_row_naming_the_rule_that_fired
     client.force_login(operator_a)
     html = client.get("/hq/alerts/").content.decode()
     assert rows(html) == ["A-RAIN:level"]
+    assert 'id="row-A-RAIN-level"' in html  # what messages link to (alert_document's board_url)
     row = html[html.index('data-row-key="A-RAIN:level"'):]
     row = row[: row.index("</tr>")]
     # The rule that fired first, in plain words with units and JMA's intensity word, in the page's language.

@@ -267,7 +267,8 @@ def test_email_goes_to_every_town_that_may_see_the_station_and_no_other(towns, v
     assert f"/api/v1/alerts/{Alert.objects.get().pk}/cap" in message.body
     # People follow the links: the station page and the board on the site's own address, not JSON.
     assert f"{settings.SITE_URL.rstrip('/')}/stations/A-X/" in message.body
-    assert f"{settings.SITE_URL.rstrip('/')}/hq/alerts/" in message.body
+    # ... at the alert's row: the board's row of that station and concern has this id.
+    assert f"{settings.SITE_URL.rstrip('/')}/hq/alerts/#row-A-X-level" in message.body.split()
 
 
 @pytest.mark.django_db(transaction=True)

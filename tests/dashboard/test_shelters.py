@@ -71,7 +71,7 @@ def test_operator_of_the_owning_town_opens_a_shelter(client, shelter_a, operator
     feature = response.json()["shelter"]
     assert feature["id"] == "SH-A"
     assert feature["properties"]["status"] == "open"
-    assert "開設中" in feature["properties"]["display"]["status"]
+    assert "mz-shelter-open" in feature["properties"]["display"]["icon"]
     shelter = stored(shelter_a)
     assert (shelter.status, shelter.status_updated_by) == ("open", operator_a)
     (event,) = audit_rows()
@@ -200,7 +200,10 @@ def test_panel_lists_the_acting_towns_shelters_with_forms_for_operators(client, 
     assert 'action="/hq/shelters/SH-A/status"' in section
     assert re.search(r'value="open" aria-pressed="true"', section)
     assert re.search(r'value="closed" aria-pressed="false"', section)
-    assert "開設中" in section and "Open" in section
+    # The status in the page's language, as live.js writes it on a change (Mizumori.shelterChip).
+    assert '<span class="mz-shelter-chip mz-shelter-open">開設中</span>' in section
+    english = panel(client.get("/hq/", HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    assert '<span class="mz-shelter-chip mz-shelter-open">Open</span>' in english and "開設中" not in english
 
 
 @pytest.mark.django_db
@@ -275,7 +278,8 @@ async def test_snapshot_carries_every_shelter_when_subscribed(live_shelters):
     assert snapshot["features"] == []  # stations stay in "features"
     props = next(f for f in snapshot["shelters"] if f["id"] == "SH-LIVE")["properties"]
     assert props["status"] == "closed" and props["municipality"] == "town-a"
-    assert "&lt;b&gt;避難所&lt;/b&gt;" in props["display"]["popup"]
+    # The name is data, written by pages as text; the drawing has no words.
+    assert props["name_ja"] == "<b>避難所</b>" and "避難所" not in props["display"]["icon"]
     await ws.disconnect()
 
     ws = await connect()

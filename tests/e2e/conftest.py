@@ -291,15 +291,17 @@ class Browser:
         self.browser.close()
 
 
-def sign_in(page, base_url: str, credentials: tuple[str, str], next_path: str | None = None):
+def sign_in(page, base_url: str, credentials: tuple[str, str], next_path: str | None = None,
+            timeout: float | None = None):
     """Log in through the login form. With `next_path` the page ends there (`?next=`); without, it
-    ends wherever the login sends it."""
+    ends wherever the login sends it. `timeout` (ms) waits longer for the landing page than the
+    page's default, for a password hash slower than that on a loaded machine."""
     page.goto(f"{base_url}/accounts/login/" + (f"?next={next_path}" if next_path else ""))
     page.fill("#id_username", credentials[0])
     page.fill("#id_password", credentials[1])
     if next_path:
-        page.click("form.mz-form button[type=submit]")
-        page.wait_for_url(f"{base_url}{next_path}")
+        page.click("form.mz-form button[type=submit]", no_wait_after=timeout is not None)
+        page.wait_for_url(f"{base_url}{next_path}", timeout=timeout)
     else:
         with page.expect_navigation():
             page.click("form.mz-form button[type=submit]")

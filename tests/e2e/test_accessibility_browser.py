@@ -30,6 +30,8 @@ ADMIN = ("e2e-axe-admin", "e2e-Axe-admin-pass-8812")
 PLATFORM = ("e2e-axe-platform", "e2e-Axe-platform-pass-9923")
 GAUGE, RAIN, HIDDEN = "AXE-R1", "AXE-RAIN1", "AXE-B1"
 LANGUAGES = ("ja", "en")
+# A phone (the residents' and, in a storm, many staff's screen) and a desktop.
+VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 900)}
 
 # route (as the URLconf spells it) -> [(who opens it, path)]
 PAGES: dict[str, list[tuple[str, str]]] = {
@@ -157,8 +159,8 @@ def region(transactional_db):
     get_user_model().objects.create_superuser(PLATFORM[0], password=PLATFORM[1])
 
 
-def signed_in(browser, server, credentials):
-    page = browser.new_page()
+def signed_in(browser, server, credentials, viewport=VIEWPORTS["desktop"]):
+    page = browser.new_page(width=viewport[0], height=viewport[1])
     page.set_default_timeout(60_000)
     if credentials is not None:
         sign_in(page, server.url, credentials)
@@ -166,11 +168,13 @@ def signed_in(browser, server, credentials):
 
 
 @pytest.mark.e2e
-def test_axe_finds_no_violation_on_any_page_in_japanese_or_english(asgi_server, region, browser):
+@pytest.mark.parametrize("size", VIEWPORTS)
+def test_axe_finds_no_violation_on_any_page_in_japanese_or_english(asgi_server, region, browser, size):
+    viewport = VIEWPORTS[size]
     pages = {
-        "anonymous": signed_in(browser, asgi_server, None),
-        "admin": signed_in(browser, asgi_server, ADMIN),
-        "platform": signed_in(browser, asgi_server, PLATFORM),
+        "anonymous": signed_in(browser, asgi_server, None, viewport),
+        "admin": signed_in(browser, asgi_server, ADMIN, viewport),
+        "platform": signed_in(browser, asgi_server, PLATFORM, viewport),
     }
     found: dict[str, list[str]] = {}
     focus_missing: dict[str, list[str]] = {}

@@ -26,7 +26,7 @@ from dashboard.demo import storm
 from dashboard.demo.seed import demo_seed
 from dashboard.maps import headline_text
 from tests.dashboard.test_demo import FakeClock
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, sign_in
 
 from ..alerts.conftest import level_scheme  # noqa: F401  (transactional tests before this one flush it)
 
@@ -131,11 +131,7 @@ def _an_order_speaks_only_in_its_banner(browser):
     the recommendation its manual makes of it on its board, its operator issues it (高齢者等避難 for two
     districts), and the order's words appear on the public page in the order's banner only."""
     operator = browser.new_page(locale=JAPANESE)
-    operator.goto(f"{browser.base_url}/accounts/login/?next=/hq/")
-    operator.fill("#id_username", COAST_OPERATOR[0])
-    operator.fill("#id_password", COAST_OPERATOR[1])
-    operator.click("form.mz-form button[type=submit]")
-    operator.wait_for_url(f"{browser.base_url}/hq/")
+    sign_in(operator, browser.base_url, COAST_OPERATOR, "/hq/")
     recommendation = operator.locator("#mz-recommendations .mz-recommendation", has_text=SHARED_UPSTREAM_GAUGE)
     recommendation.wait_for()
     assert "避難判断水位" in recommendation.inner_text() and "高齢者等避難" in recommendation.inner_text()

@@ -21,7 +21,7 @@ from tenancy.models import Membership
 from tests.conftest import make_station
 from tests.forecasts.synthetic import STEP, basin
 
-from .conftest import ARTIFACTS, CHROMIUM
+from .conftest import ARTIFACTS, CHROMIUM, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -100,11 +100,7 @@ def forecast_pixels(page) -> tuple[int, int]:
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} is not installed")
 def test_staff_see_the_forecast_band_and_the_predicted_crossing(rising_river, asgi_server, browser):
     page = browser.new_page()
-    page.goto(f"{asgi_server.url}/accounts/login/?next=/stations/FC-DOWN/")
-    page.fill("#id_username", STAFF[0])
-    page.fill("#id_password", STAFF[1])
-    page.click("form.mz-form button[type=submit]")
-    page.wait_for_url(f"{asgi_server.url}/stations/FC-DOWN/")
+    sign_in(page, asgi_server.url, STAFF, "/stations/FC-DOWN/")
     text = page.inner_text("#station-forecast")
     # In the page's language only (this browser asks for English).
     assert "Flood danger level expected around" in text and "氾濫危険水位到達予測" not in text
@@ -163,12 +159,9 @@ def test_during_the_demo_storm_staff_see_the_band_and_the_predicted_crossing(dem
     forecast = demo_storm_forecasts
     code, crossing = forecast.station.code, forecast.crossing
     page = browser.new_page()
-    page.goto(f"{asgi_server.url}/accounts/login/?next=/stations/{code}/")
-    page.fill("#id_username", username_for(forecast.station.municipality.slug, "viewer"))
-    page.fill("#id_password", DEFAULT_PASSWORD)
     # Checking the password (PBKDF2) can take longer than the page timeout on a loaded machine.
-    page.click("form.mz-form button[type=submit]", no_wait_after=True)
-    page.wait_for_url(f"{asgi_server.url}/stations/{code}/", timeout=60_000)
+    credentials = (username_for(forecast.station.municipality.slug, "viewer"), DEFAULT_PASSWORD)
+    sign_in(page, asgi_server.url, credentials, f"/stations/{code}/", timeout=60_000)
     text = page.inner_text("#station-forecast")
     # In the page's language only (this browser asks for English).
     assert f"{crossing['label_en']} level expected around" in text, text

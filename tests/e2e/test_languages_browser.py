@@ -24,9 +24,11 @@ HOME = {"latitude": 35.01, "longitude": 140.01}  # between the gauge and the ope
 # What each language must show, and what the other one would have shown instead.
 WORDS = {
     "ja": {"live": "ライブ", "count": "件", "nearest": "最寄りの開設中の避難所", "shelter": "公民館",
-           "level": "警戒レベル3相当", "kind": "観測所"},
+           "level": "警戒レベル3相当", "kind": "観測所",
+           "capacity": "収容人数", "status": "開設中"},
     "en": {"live": "Live", "count": "item", "nearest": "Nearest open shelter", "shelter": "Community hall",
-           "level": "Level 3 equivalent", "kind": "Station"},
+           "level": "Level 3 equivalent", "kind": "Station",
+           "capacity": "Capacity", "status": "Open"},
 }
 
 
@@ -66,8 +68,14 @@ def test_the_public_page_speaks_one_language_in_its_scripts_too(asgi_server, reg
     popup.wait_for()
     status = page.locator("#mz-near-me-status").inner_text()
     assert words["nearest"] in status and words["shelter"] in status and others["nearest"] not in status
-    # A gauge's popup, drawn by stations.js from the feature: the level and the kind in the page's
-    # language. (A shelter's popup is still the snapshot's server-drawn HTML, in both languages.)
+    # The shelter's popup (the public snapshot is one document for every reader): drawn by the page
+    # from the feature's data, in the page's language only; its marker is named in it too.
+    shelter_text = page.locator("#mz-public-map .leaflet-popup .mz-shelter-popup").inner_text()
+    assert words["capacity"] in shelter_text and words["status"] in shelter_text, shelter_text
+    assert others["capacity"] not in shelter_text and others["status"] not in shelter_text, shelter_text
+    label = page.locator("#mz-public-map .mz-shelter[role=img]").first.get_attribute("aria-label")
+    assert words["shelter"] in label and words["status"] in label and others["status"] not in label, label
+    # A gauge's popup, drawn by stations.js from the feature: the level and the kind in the page's language.
     page.keyboard.press("Escape")
     popup.wait_for(state="detached")  # after Leaflet's fade
     page.evaluate("(code) => Mizumori.stationMarkers[code].openPopup()", GAUGE)
@@ -98,12 +106,24 @@ def test_the_platform_operator_reaches_town_onboarding_from_the_hq_header(asgi_s
     browser.assert_clean()
 
 
-def test_every_page_marks_the_web_fonts_arrival(asgi_server, region, browser):
-    """static/mizumori/fonts.js (base.html): the board and the station page, not only the public page."""
-    admin = signed_in(browser, asgi_server, ADMIN, "ja", width=1280, height=900)
+JAPANESE_SHOWN = "() => [...new Set((document.querySelector('main') || document.body).innerText.match(/[\\u3040-\\u30ff\\u3400-\\u9fff\\uff00-\\uffef]/g) || [])].join('')"
+
+
+@pytest.mark.parametrize("width,height", SIZES)
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_every_page_marks_the_web_fonts_arrival(asgi_server, region, browser, language, width, height):
+    """static/mizumori/fonts.js (base.html): the board and the station page, not only the public page;
+    the vendored font covers the Japanese they show, in either language (this Chromium has no
+    Japanese font of its own)."""
+    admin = signed_in(browser, asgi_server, ADMIN, language, width=width, height=height)
     for path in ("/hq/alerts/", f"/stations/{GAUGE}/"):
         admin.goto(f"{asgi_server.url}{path}")
         admin.wait_for_selector("html.mz-fonts-in")
+        # Every Japanese character of the page's content (an English page may show names) is drawn
+        # with the web font, not as boxes. (The language switch's 简体中文 is not: 简 is in no
+        # Japanese font, the vendored one included.)
+        japanese = admin.evaluate(JAPANESE_SHOWN)
+        assert admin.evaluate("(text) => document.fonts.check('16px \"Mizumori Gothic\"', text)", japanese), (path, japanese)
     admin.wait_for_selector("#station-chart canvas")
     # The chart's canvas text uses the page's font stack, which ends in the web font.
     assert admin.evaluate("() => getComputedStyle(document.body).fontFamily").count("Mizumori Gothic") == 1

@@ -17,7 +17,7 @@ from sensors.models import SharingGrant, Visibility
 from tenancy.models import Membership
 from tenancy.services import ingest_token_create
 from tests.conftest import make_station, make_town
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, sign_in
 
 from ..alerts.conftest import CAP_XSD, level_scheme  # noqa: F401  (the seeded level words)
 
@@ -58,11 +58,7 @@ def basin(transactional_db, level_scheme):  # noqa: F811
 
 def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser):
     hq = browser.new_page()
-    hq.goto(f"{asgi_server.url}/accounts/login/?next=/hq/")
-    hq.fill("#id_username", OPERATOR_B[0])
-    hq.fill("#id_password", OPERATOR_B[1])
-    hq.click("form.mz-form button[type=submit]")
-    hq.wait_for_url(f"{asgi_server.url}/hq/")
+    sign_in(hq, asgi_server.url, OPERATOR_B, "/hq/")
     hq.wait_for_selector("[data-live-view][data-live-status='live']")
     hq.on("dialog", lambda dialog: dialog.accept())
 

@@ -10,7 +10,7 @@ from geo.models import River
 from sensors.models import StationKind
 from tenancy.services import ingest_token_create
 from tests.conftest import make_station, make_town
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -79,11 +79,7 @@ def downstream_viewer(upstream_dam):
 
 def test_a_release_notice_appears_on_the_downstream_towns_open_alert_board(asgi_server, downstream_viewer, browser):
     page = browser.new_page()
-    page.goto(f"{asgi_server.url}/accounts/login/?next=/hq/alerts/")
-    page.fill("#id_username", DOWNSTREAM_VIEWER[0])
-    page.fill("#id_password", DOWNSTREAM_VIEWER[1])
-    page.click("form.mz-form button[type=submit]")
-    page.wait_for_url(f"{asgi_server.url}/hq/alerts/")
+    sign_in(page, asgi_server.url, DOWNSTREAM_VIEWER, "/hq/alerts/")
     page.wait_for_selector("#mz-live-status.mz-live-live")
     assert page.locator("#mz-alert-board .mz-release-row").count() == 0
 

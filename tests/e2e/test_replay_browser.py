@@ -16,7 +16,7 @@ from sensors.services import observation_ingest
 from tenancy.models import Membership
 from tenancy.services import ingest_token_create
 from tests.conftest import make_station, make_town
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -61,11 +61,7 @@ def test_drag_back_replay_play_and_return_to_live(asgi_server, storm_history, br
     page.on("websocket", lambda socket: socket.on("framesent", lambda payload: sent.append(payload)))
     asked = []
     page.on("request", lambda request: asked.append(request.url))
-    page.goto(f"{asgi_server.url}/accounts/login/?next=/hq/")
-    page.fill("#id_username", OPERATOR[0])
-    page.fill("#id_password", OPERATOR[1])
-    page.click("form.mz-form button[type=submit]")
-    page.wait_for_url(f"{asgi_server.url}/hq/")
+    sign_in(page, asgi_server.url, OPERATOR, "/hq/")
     page.wait_for_function(f"() => {STATUS} === 'live'")
     page.wait_for_function(MARKER_HAS, arg=[CODE, ">L0<"])
     assert not page.locator("#mz-replay-banner").is_visible()

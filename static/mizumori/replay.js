@@ -16,6 +16,12 @@
  *
  * ?at=<ISO time> in the page's address (the timeline's links) starts in replay at that moment.
  *
+ * The page's text list of alerts in force (the public page's, Mizumori.showAlertList) shows the
+ * alerts of the moment shown, and the live ones again on LIVE.
+ *
+ * The public page shows the bar only once it knows it draws a map (setAvailable from
+ * static/mizumori/public.js): in its minimal mode (no map) the bar is hidden and the page live.
+ *
  * A page whose map is built after this script runs (the public page builds it once its first
  * snapshot is in) says so with Mizumori.mapReady, a promise (static/mizumori/public.js): the live
  * map is taken aside and the past drawn only once it is there, so the frames that follow find a
@@ -56,7 +62,6 @@
 
   Replay.prototype.start = function () {
     var self = this;
-    this.bar.hidden = false;
     this.slider.addEventListener("input", function () { self.showTime(self.sliderTime()); });
     this.slider.addEventListener("change", function () { self.go(self.sliderTime()); });
     this.windowSelect.addEventListener("change", function () { self.syncSlider(); });
@@ -79,8 +84,28 @@
     this.liveButton.addEventListener("click", function () { self.goLive(); });
     var requested = new window.URLSearchParams(window.location.search).get("at");
     var parsed = requested ? Date.parse(requested) : NaN;
-    if (!isNaN(parsed)) {
-      this.go(parsed);
+    this.pendingAt = isNaN(parsed) ? null : parsed;
+    var publicPage = Mizumori.publicPage;
+    if (!Mizumori.mapReady) {
+      this.setAvailable(true);
+    } else if (publicPage && publicPage.state.mode) {
+      this.setAvailable(publicPage.state.mode === "map");
+    } // else the public page calls setAvailable once it knows its mode
+  };
+
+  // Whether the page draws a map to replay onto: the bar shows (and a pending ?at= is replayed), or
+  // the bar hides and the page goes live.
+  Replay.prototype.setAvailable = function (available) {
+    var pending = this.pendingAt;
+    this.pendingAt = null;
+    if (!available) {
+      this.goLive();
+      this.bar.hidden = true;
+      return;
+    }
+    this.bar.hidden = false;
+    if (pending !== null) {
+      this.go(pending);
     }
   };
 
@@ -227,6 +252,9 @@
     this.clearAlerts();
     if (live) {
       alerts.forEach(function (alert) { live.applyAlert(alert); });
+    }
+    if (Mizumori.showAlertList) {
+      Mizumori.showAlertList(alerts);
     }
   };
 
@@ -432,6 +460,9 @@
         Mizumori.alertMarkers[marker.feature.id] = marker;
       }
     });
+    if (Mizumori.showAlertList) {
+      Mizumori.showAlertList(null);
+    }
     this.banner.hidden = true;
     this.liveButton.disabled = true;
     this.syncSlider();

@@ -2,7 +2,8 @@
  * Replay: the map as it stood at a past moment (templates/timeline/_replay_bar.html).
  *
  * Dragging the slider, stepping or playing pauses the live socket (Mizumori.live.pause) and draws
- * what GET /api/v1/stations?at=, /api/v1/shelters?at= and /api/v1/alerts?at= say of that moment,
+ * what GET /api/v1/stations?at=, /api/v1/shelters?at=, /api/v1/alerts?at= and /api/v1/orders?at=
+ * say of that moment (orders through Mizumori.orders.showAt, static/mizumori/orders.js),
  * with the same drawing code as live (Mizumori.drawStation via live.replaceAll). A "REPLAY hh:mm"
  * banner says so. "LIVE" (or playing up to now) puts back the map as it was when replay began and
  * unpauses the socket, which resumes from the last sequence number it applied, so whatever changed
@@ -11,8 +12,8 @@
  * Playing shows a frame every FRAME_MS (slower at 1×: a frame a second). The stations of the frames
  * come a batch at a time from GET /api/v1/replay/frames (per moment only what changed of each
  * station; the next batch is asked for while the last is shown), so the frame rate does not hang on
- * a full as-of read per frame. Shelters and alerts follow with their own ?at= reads, one pair in
- * flight at a time, for the latest frame shown.
+ * a full as-of read per frame. Shelters, alerts and orders follow with their own ?at= reads, one set
+ * in flight at a time, for the latest frame shown.
  *
  * ?at=<ISO time> in the page's address (the timeline's links) starts in replay at that moment.
  *
@@ -214,13 +215,14 @@
       this.fetchJson(bar.getAttribute("data-stations-url") + "?at=" + at),
       this.fetchJson(bar.getAttribute("data-shelters-url") + "?at=" + at),
       this.fetchJson(bar.getAttribute("data-alerts-url") + "?limit=500&at=" + at),
+      this.fetchJson(bar.getAttribute("data-orders-url") + "?at=" + at),
       Mizumori.mapReady,
     ]).then(function (answers) {
       if (token !== self.request || self.at === null) {
         return; // a later moment was asked for meanwhile, or we are live again
       }
       self.takeOver();
-      self.draw(answers[0].features || [], answers[1].features || [], answers[2].results || []);
+      self.draw(answers[0].features || [], answers[1].features || [], answers[2].results || [], answers[3].features || []);
       bar.setAttribute("data-replay-at", new Date(ms).toISOString());
       bar.setAttribute("data-replay-state", "shown");
     }).catch(function () {
@@ -232,17 +234,17 @@
     });
   };
 
-  Replay.prototype.draw = function (stations, shelters, alerts) {
+  Replay.prototype.draw = function (stations, shelters, alerts, orders) {
     var live = Mizumori.live;
     if (live) {
       live.replaceAll(stations);
     } else {
       stations.forEach(function (feature) { Mizumori.drawStation(feature); });
     }
-    this.drawSide(shelters, alerts);
+    this.drawSide(shelters, alerts, orders);
   };
 
-  Replay.prototype.drawSide = function (shelters, alerts) {
+  Replay.prototype.drawSide = function (shelters, alerts, orders) {
     var live = Mizumori.live;
     shelters.forEach(function (feature) {
       if (Mizumori.applyShelter) {
@@ -255,6 +257,9 @@
     }
     if (Mizumori.showAlertList) {
       Mizumori.showAlertList(alerts);
+    }
+    if (Mizumori.orders && Mizumori.orders.showAt) {
+      Mizumori.orders.showAt(orders);
     }
   };
 
@@ -376,7 +381,7 @@
     this.loadSide(frame.at);
   };
 
-  // Shelters and alerts of a frame's moment; skipped while the last pair is still on its way.
+  // Shelters, alerts and orders of a frame's moment; skipped while the last set is still on its way.
   Replay.prototype.loadSide = function (ms) {
     if (this.sideLoading) {
       return;
@@ -388,9 +393,10 @@
     Promise.all([
       this.fetchJson(this.bar.getAttribute("data-shelters-url") + "?at=" + at),
       this.fetchJson(this.bar.getAttribute("data-alerts-url") + "?limit=500&at=" + at),
+      this.fetchJson(this.bar.getAttribute("data-orders-url") + "?at=" + at),
     ]).then(function (answers) {
       if (request === self.request && self.at !== null) {
-        self.drawSide(answers[0].features || [], answers[1].results || []);
+        self.drawSide(answers[0].features || [], answers[1].results || [], answers[2].features || []);
       }
     }).catch(function () {
       // The stations went on; the next frame asks again.
@@ -462,6 +468,9 @@
     });
     if (Mizumori.showAlertList) {
       Mizumori.showAlertList(null);
+    }
+    if (Mizumori.orders && Mizumori.orders.showAt) {
+      Mizumori.orders.showAt(null);
     }
     this.banner.hidden = true;
     this.liveButton.disabled = true;

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from alerts.models import Alert, AlertEvent, AlertRule
+from orders.models import District, Order, OrderEvent
 from sensors.models import Visibility
 from sensors.services import observation_ingest
 from tenancy.models import Membership
@@ -44,6 +45,7 @@ STATUS = "document.querySelector('[data-live-view]').dataset.liveStatus"
 # set at 45 minutes ago, in no live one.
 PAST_CODE = "E2E-RPL-PAST"
 PUBLIC_ALERTS = "document.getElementById('mz-public-alerts')"
+ORDERS = "document.getElementById('mz-orders')"
 
 
 @pytest.fixture
@@ -66,6 +68,15 @@ def storm_history(transactional_db, settings):
     )
     AlertEvent.objects.create(alert=alert, kind="opened", level=4, value=4.2, observed_at=opened, at=opened)
     AlertEvent.objects.create(alert=alert, kind="resolved", level=4, value=3.2, observed_at=resolved, at=resolved)
+    # And an evacuation order of the town in force over the same half hour.
+    district = District.objects.create(
+        code="E2E-D1", municipality=town, name_ja="川辺地区", name_en="Riverside",
+        geometry={"type": "Polygon", "coordinates": [[[140.0, 35.0], [140.02, 35.0], [140.02, 35.02], [140.0, 35.0]]]},
+    )
+    order = Order.objects.create(municipality=town, level=4, issued_at=opened, updated_at=resolved, lifted_at=resolved)
+    order.districts.set([district])
+    for kind, at in (("issued", opened), ("lifted", resolved)):
+        OrderEvent.objects.create(order=order, kind=kind, level=4, districts=[district.code], at=at, actor_name="e2e")
     user = get_user_model().objects.create_user(OPERATOR[0], password=OPERATOR[1])
     Membership.objects.create(user=user, municipality=town, role=Membership.Role.OPERATOR)
     return {"token": ingest_token_create(municipality=town, label="e2e replay gateway")[1], "past_alert": alert.pk}
@@ -90,6 +101,11 @@ def test_drag_back_replay_play_and_return_to_live(asgi_server, storm_history, br
     page.wait_for_function(MARKER_HAS, arg=[CODE, ">L4<"])
     page.wait_for_function("(id) => id in Mizumori.alertMarkers", arg=past_marker)
     assert page.evaluate("(id) => Mizumori.alertMarkers[id].feature.properties.level", past_marker) == 4
+    # The order in force then is in the banners (not on the board where staff act on the present).
+    page.wait_for_function(f"() => {ORDERS}.dataset.ordersOf === 'replay'")
+    assert page.evaluate(f"() => {ORDERS}.dataset.ordersInForce") == "1"
+    banners = page.locator("#mz-order-banners").inner_text()
+    assert "川辺地区" in banners or "Riverside" in banners  # the page speaks the browser's language
     banner = page.locator("#mz-replay-banner")
     assert banner.is_visible()
     assert banner.inner_text().startswith("REPLAY ")
@@ -116,6 +132,7 @@ def test_drag_back_replay_play_and_return_to_live(asgi_server, storm_history, br
     page.wait_for_function(f"() => {STATUS} === 'live'")
     assert not page.locator("#mz-replay-banner").is_visible()
     assert page.evaluate("(id) => id in Mizumori.alertMarkers", past_marker) is False
+    assert page.evaluate(f"() => [{ORDERS}.dataset.ordersOf, {ORDERS}.dataset.ordersInForce]") == ["live", "0"]
     resumes = [json.loads(p) for p in sent if isinstance(p, str) and json.loads(p).get("type") == "resume"]
     assert len(resumes) > resumes_before and isinstance(resumes[-1]["since"], int)
     asgi_server.post_readings(storm_history["token"], [(CODE, 3.1)])

@@ -144,6 +144,16 @@ def order_list_at(*, viewer: Viewer, at: datetime, municipality: str | None = No
     return sorted(orders, key=lambda order: (-order.level, -order.issued_at.timestamp(), -order.pk))
 
 
+def orders_in_force_during(*, viewer: Viewer, since: datetime, until: datetime, slugs=None) -> list[Order]:
+    """The orders in force at any time in [since, until] (of the towns `slugs`), first issued first."""
+    orders = restrict(_orders(), viewer, Action.VIEW).filter(issued_at__lte=until).filter(
+        Q(lifted_at__isnull=True) | Q(lifted_at__gte=since)
+    )
+    if slugs is not None:
+        orders = orders.filter(municipality__slug__in=list(slugs))
+    return list(orders.order_by("issued_at", "pk"))
+
+
 def order_steps_between(
     *, viewer: Viewer, since: datetime, until: datetime, municipality: str | None = None
 ) -> list[OrderEvent]:

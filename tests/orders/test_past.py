@@ -1,6 +1,7 @@
 """Evacuation orders in the past and in the overview (issue 14): GET /api/v1/orders?at= gives the
 orders in force at a moment as they stood then, the event timeline lists every step with a link to
-the map then, and the HQ overview counts the orders in force per town."""
+the map then, the situation report lists the orders of its window, and the HQ overview counts the
+orders in force per town."""
 
 from __future__ import annotations
 
@@ -116,3 +117,19 @@ def test_the_hq_overview_counts_the_orders_in_force_per_town(client, members, di
     order_lift(viewer=viewer_for_user(operator), actor=operator, order=order)
     row = client.get("/hq/overview/").content.decode().split('data-overview-town="town-a"')[1].split("</tr>")[0]
     assert 'data-overview="orders">0<' in row
+
+
+@pytest.mark.django_db
+def test_the_situation_report_lists_the_orders_of_its_window_at_their_highest(client, members, storm_orders):
+    before, after_issue, _, after_lift = storm_orders["moments"]
+    client.force_login(members["a-operator"])
+    page = client.get("/hq/reports/situation/", {"since": before.isoformat(), "until": after_lift.isoformat()})
+    assert page.status_code == 200
+    orders = page.content.decode().split("避難情報 / Evacuation orders")[1].split("</table>")[0]
+    assert "警戒レベル4 避難指示" in orders and "上町、下町" in orders and "発令中" not in orders
+    # A window that ends before the raise: the order at level 3 for its one district then (its later
+    # lift is dated all the same).
+    early = client.get("/hq/reports/situation/", {"since": before.isoformat(), "until": after_issue.isoformat()})
+    orders = early.content.decode().split("避難情報 / Evacuation orders")[1].split("</table>")[0]
+    assert "警戒レベル3 高齢者等避難" in orders and "警戒レベル4" not in orders
+    assert "上町" in orders and "下町" not in orders

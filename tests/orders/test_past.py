@@ -104,6 +104,10 @@ def test_every_order_step_is_on_the_timeline_filterable_and_linked_to_the_map_th
     client.force_login(members["a-operator"])
     page = client.get(f"/hq/timeline/?{window}&kind=order").content.decode()
     assert page.count('data-event-kind="order.') == 3
+    # The page's filter offers every kind on its own, too.
+    page = client.get(f"/hq/timeline/?{window}&kind=order.lifted").content.decode()
+    assert page.count('data-event-kind="order.') == 1 and '<option value="order.lifted" selected>' in page
+    assert '<option value="alert.acknowledged">' in page and '<option value="gauge.stale">' in page
 
 
 @pytest.mark.django_db

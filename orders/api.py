@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from alerts.api import CapXMLRenderer, Conflict
 from alerts.cap import CONTENT_TYPE as CAP_CONTENT_TYPE
 from config.api_params import choice_param, flag_param, int_param, slug_param
+from sensors.api import parse_as_of
 from tenancy.api_errors import REQUEST_ERROR
 from tenancy.selectors import viewer_for_request
 
@@ -27,6 +28,7 @@ from .selectors import (
     order_draft_list,
     order_get,
     order_list,
+    order_list_at,
     recommendation_get,
     recommendation_list,
 )
@@ -248,11 +250,22 @@ class OrderListAPI(APIView):
         parameters=[
             OpenApiParameter("all", enum=["1"], required=False, description="Include lifted orders (town staff)."),
             OpenApiParameter("municipality", str, required=False, description="Issuing town's slug."),
+            OpenApiParameter(
+                "at", OpenApiTypes.DATETIME, required=False,
+                description="The orders in force at this past moment, as they stood then (level, districts, "
+                "shelters and their statuses, steps up to then); not with `all`.",
+            ),
         ],
         responses={200: ORDER_COLLECTION, 400: REQUEST_ERROR},
     )
     def get(self, request):
         viewer = viewer_for_request(request)
+        if "at" in request.query_params:
+            if flag_param(request.query_params, "all"):
+                raise ValidationError({"at": "Not with 'all': a moment has only the orders in force then."})
+            at = parse_as_of("at", request.query_params["at"])
+            orders = order_list_at(viewer=viewer, at=at, municipality=slug_param(request.query_params))
+            return Response({"type": "FeatureCollection", "features": [order_feature(o, viewer=viewer) for o in orders]})
         orders = order_list(
             viewer=viewer,
             include_lifted=flag_param(request.query_params, "all"),

@@ -54,10 +54,13 @@ def event_document(event: OrderEvent) -> dict:
 
 def order_feature(order: Order, *, viewer: Viewer) -> dict:
     """An order as a GeoJSON Feature (geometry: its districts). `gauges` lists only the triggering
-    gauges the viewer may see; `events` (who acted, on what evidence) only for the owning town's staff."""
+    gauges the viewer may see; `events` (who acted, on what evidence) only for the owning town's staff.
+    An order of selectors.order_list_at is drawn as it stood then (its districts, shelters and steps then)."""
     words = order_words(order.level, order.level_scheme)
-    districts = list(order.districts.all())
-    events = list(order.events.all())
+    as_of = hasattr(order, "steps_then")
+    districts = order.districts_then if as_of else list(order.districts.all())
+    events = order.steps_then if as_of else list(order.events.all())
+    linked = order.shelters_then if as_of else sorted(order.shelters.all(), key=lambda shelter: shelter.code)
     gauges = [
         {
             "code": station.code,
@@ -88,7 +91,7 @@ def order_feature(order: Order, *, viewer: Viewer) -> dict:
                 "code": s.code, "name_ja": s.name_ja, "name_en": s.name_en, "status": s.status,
                 "lon": s.lon, "lat": s.lat,
             }
-            for s in sorted(order.shelters.all(), key=lambda shelter: shelter.code)
+            for s in linked
         ],
         "gauges": gauges,
         "reason": order.reason,

@@ -9,6 +9,7 @@ Districts are public geography, like shelters.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -115,6 +116,55 @@ def order_list(
     if municipality:
         orders = orders.filter(municipality__slug=municipality)
     return list(orders.order_by("-level", "-issued_at", "-pk"))
+
+
+def order_list_at(*, viewer: Viewer, at: datetime, municipality: str | None = None) -> list[Order]:
+    """The orders in force at `at`, as they stood then (in memory, never saved): level, reason,
+    districts and shelters of their last step up to `at` (shelter statuses of then), steps after it
+    left out. Visibility is today's (orders are public). Four queries, however many orders."""
+    from geo.selectors import shelter_list_at
+
+    orders = restrict(_orders(), viewer, Action.VIEW).filter(issued_at__lte=at).exclude(lifted_at__lte=at)
+    if municipality:
+        orders = orders.filter(municipality__slug=municipality)
+    orders = list(orders.order_by("-issued_at", "-pk"))
+    steps = {order.pk: [event for event in order.events.all() if event.at <= at] for order in orders}
+    orders = [order for order in orders if steps[order.pk]]
+    if not orders:
+        return []
+    codes = {code for order in orders for code in steps[order.pk][-1].districts}
+    districts = {district.code: district for district in District.objects.filter(code__in=codes)}
+    shelters = {shelter.code: shelter for shelter in shelter_list_at(at)}
+    for order in orders:
+        last = steps[order.pk][-1]
+        order.level, order.reason, order.updated_at, order.lifted_at = last.level, last.reason, last.at, None
+        order.steps_then = steps[order.pk]
+        order.districts_then = sorted((districts[c] for c in last.districts if c in districts), key=lambda d: d.code)
+        order.shelters_then = sorted((shelters[c] for c in last.shelters if c in shelters), key=lambda s: s.code)
+    return sorted(orders, key=lambda order: (-order.level, -order.issued_at.timestamp(), -order.pk))
+
+
+def orders_in_force_during(*, viewer: Viewer, since: datetime, until: datetime, slugs=None) -> list[Order]:
+    """The orders in force at any time in [since, until] (of the towns `slugs`), first issued first."""
+    orders = restrict(_orders(), viewer, Action.VIEW).filter(issued_at__lte=until).filter(
+        Q(lifted_at__isnull=True) | Q(lifted_at__gte=since)
+    )
+    if slugs is not None:
+        orders = orders.filter(municipality__slug__in=list(slugs))
+    return list(orders.order_by("issued_at", "pk"))
+
+
+def order_steps_between(
+    *, viewer: Viewer, since: datetime, until: datetime, municipality: str | None = None
+) -> list[OrderEvent]:
+    """The steps (issued, raised, lowered, districts changed, lifted) of the orders the viewer may see
+    taken in [since, until], oldest first, with their order, its town and scheme loaded."""
+    steps = OrderEvent.objects.filter(
+        at__gte=since, at__lte=until, order__in=restrict(Order.objects.all(), viewer, Action.VIEW).values("pk")
+    )
+    if municipality:
+        steps = steps.filter(order__municipality__slug=municipality)
+    return list(steps.select_related("order__municipality", "order__level_scheme").order_by("at", "pk"))
 
 
 def order_feed_list(*, viewer: Viewer, limit: int) -> list[Order]:

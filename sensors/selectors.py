@@ -317,18 +317,53 @@ def station_feature(station: Station, *, now: datetime, at: datetime | None = No
 
 def feature_of(
     station: Station, state, thresholds: list[Threshold], trend: str | None, *, now: datetime,
-    at: datetime | None = None, lang: str | None = None, iso=local_iso,
+    at: datetime | None = None, lang: str | None = None, iso=local_iso, fixed: "FixedParts | None" = None,
 ) -> dict:
     """The feature of `station_feature` from its parts: the station's state (a StationState, or the
     state it had at `at`), thresholds and trend. `at`: the feature as of that past moment; threshold
     values are those in force then, `now` is then. `iso`: how times are written (a LocalIsoFormatter
-    for many features)."""
+    for many features). `fixed`: the station's `fixed_parts` for this `at` and language, when the
+    caller keeps them (the as-of catalog: they are the same for every moment of an unedited station)."""
     lang = lang or _lang()
-    return {
-        "type": "Feature",
-        "id": station.code,
-        "geometry": {"type": "Point", "coordinates": [station.lon, station.lat]},
-        "properties": {
+    geometry, names, listed = fixed or fixed_parts(station, thresholds, at=at, lang=lang)
+    properties = dict(names)
+    properties.update({
+        "value": state.value if state else None,
+        "observed_at": iso(state.observed_at) if state and state.observed_at else None,
+        "level": state.level if state else None,
+        # "suspect" / "range" / "flatline": the latest reading is flagged (sensors.plausibility); it
+        # is shown but does not set the level.
+        "quality": state.quality if state and state.observed_at else None,
+        # ...yet QC never silences danger: the level that suspect reading would mean, so the map
+        # says "unconfirmed" rather than "normal" until the next reading confirms or withdraws it.
+        "unconfirmed_level": unconfirmed_level(state, thresholds),
+        # Rain gauges: the 1-hour total that sets their state and its JMA intensity category.
+        **rain_state(station, state),
+        "trend": trend,
+        "accumulations": state.accumulations if state else {},
+        "thresholds": listed,
+        "stale": station_is_stale(station, now=now, state=state),
+        # Lets a page that stops hearing from the server still grey the station out on time.
+        "stale_after": _iso_or_none(iso, station_stale_after(station, state)),
+        "visibility": station.visibility,
+    })
+    return {"type": "Feature", "id": station.code, "geometry": geometry, "properties": properties}
+
+
+class FixedParts(NamedTuple):
+    """What of a station's feature does not change with its readings: geometry, the leading
+    properties (code, names, kind, town, river, unit, datum) and the thresholds as listed at a moment.
+    Shared read-only between features (never mutate them)."""
+
+    geometry: dict
+    names: dict
+    thresholds: list[dict]
+
+
+def fixed_parts(station: Station, thresholds: list[Threshold], *, at: datetime | None, lang: str) -> FixedParts:
+    return FixedParts(
+        {"type": "Point", "coordinates": [station.lon, station.lat]},
+        {
             "code": station.code,
             "name": station.name_ja if lang == "ja" else station.name_en,
             "name_ja": station.name_ja,
@@ -339,36 +374,19 @@ def feature_of(
             "unit": station.unit,
             # What 0 m means for a stage or tide level (e.g. "T.P."); "" for the gauge's own zero.
             "datum": station.datum,
-            "value": state.value if state else None,
-            "observed_at": iso(state.observed_at) if state and state.observed_at else None,
-            "level": state.level if state else None,
-            # "suspect" / "range" / "flatline": the latest reading is flagged (sensors.plausibility); it
-            # is shown but does not set the level.
-            "quality": state.quality if state and state.observed_at else None,
-            # ...yet QC never silences danger: the level that suspect reading would mean, so the map
-            # says "unconfirmed" rather than "normal" until the next reading confirms or withdraws it.
-            "unconfirmed_level": unconfirmed_level(state, thresholds),
-            # Rain gauges: the 1-hour total that sets their state and its JMA intensity category.
-            **rain_state(station, state),
-            "trend": trend,
-            "accumulations": state.accumulations if state else {},
-            "thresholds": [
-                {
-                    "name": t.name,
-                    "label_ja": t.label_ja,
-                    "label_en": t.label_en,
-                    "level": t.level,
-                    "value": t.value_at(at),
-                    "window_minutes": int(t.window.total_seconds() // 60) if t.window else None,
-                }
-                for t in thresholds
-            ],
-            "stale": station_is_stale(station, now=now, state=state),
-            # Lets a page that stops hearing from the server still grey the station out on time.
-            "stale_after": _iso_or_none(iso, station_stale_after(station, state)),
-            "visibility": station.visibility,
         },
-    }
+        [
+            {
+                "name": t.name,
+                "label_ja": t.label_ja,
+                "label_en": t.label_en,
+                "level": t.level,
+                "value": t.value_at(at),
+                "window_minutes": int(t.window.total_seconds() // 60) if t.window else None,
+            }
+            for t in thresholds
+        ],
+    )
 
 
 def _iso_or_none(iso, value: datetime | None) -> str | None:
@@ -431,13 +449,23 @@ class AsOfStation:
     """A station ready to be judged at any moment: its thresholds (with revisions for edited ones),
     judge and as-of span. Read-only once made, so requests in many threads may share one."""
 
-    __slots__ = ("station", "thresholds", "judge", "span")
+    __slots__ = ("station", "thresholds", "judge", "span", "_fixed")
 
     def __init__(self, station: Station, thresholds: list[Threshold]):
         self.station = station
         self.thresholds = thresholds
         self.judge = ReadingJudge(station, thresholds)
         self.span = max([TREND_LOOKBACK, *self.judge.windows])
+        self._fixed: dict[str, FixedParts] = {}
+
+    def fixed(self, at: datetime, lang: str) -> FixedParts:
+        """The feature's fixed parts at `at`: built once per language for a station whose thresholds
+        were never edited (the same at every moment), else for each moment (values then)."""
+        if self.judge.has_edits:
+            return fixed_parts(self.station, self.thresholds, at=at, lang=lang)
+        if lang not in self._fixed:
+            self._fixed[lang] = fixed_parts(self.station, self.thresholds, at=at, lang=lang)
+        return self._fixed[lang]
 
     @classmethod
     def of(cls, station: Station) -> "AsOfStation":
@@ -489,7 +517,8 @@ def _feature_as_of(entry: AsOfStation, rows: list[tuple[datetime, float, str]], 
         trend = reading_trend(entry.station.kind, [row for row in rows if since < row[0]])
     else:
         trend = None
-    return feature_of(entry.station, state, entry.thresholds, trend, now=at, at=at, lang=lang, iso=iso)
+    return feature_of(entry.station, state, entry.thresholds, trend, now=at, at=at, lang=lang, iso=iso,
+                      fixed=entry.fixed(at, lang))
 
 
 # What of a station's feature changes with time: one row of these per station and frame in

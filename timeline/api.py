@@ -32,7 +32,7 @@ EVENT_FIELDS = {
     "at": serializers.DateTimeField(),
     "kind": serializers.ChoiceField(choices=KINDS),
     "municipality": serializers.CharField(),
-    "subject": serializers.CharField(help_text="Station code, shelter code or station group name."),
+    "subject": serializers.CharField(help_text="Station code, shelter code, station group name or order-<id>."),
     "name_ja": serializers.CharField(),
     "name_en": serializers.CharField(),
     "summary_ja": serializers.CharField(),

@@ -26,6 +26,8 @@ from dashboard.maps import level_style, levels
 from geo.maps import load_geography
 from geo.outlines import town_outlines
 from geo.selectors import shelter_list_at
+from orders.models import District
+from orders.selectors import order_words, orders_in_force_during
 from sensors.selectors import (
     ReadingJudge,
     station_feature_collection_at,
@@ -104,6 +106,7 @@ def situation_report(
         "events_count": len(events),
         **_listed_peaks(gauge_peaks(viewer=viewer, since=since, until=until, slugs=slugs, loaded=loaded)),
         "alerts": _alerts(viewer, since, until, slugs),
+        "orders": _orders(viewer, since, until, slugs),
         "shelters": [s for s in shelter_list_at(until) if s.municipality.slug in slugs],
         "maps": [map_moment(viewer=viewer, at=moment, slugs=slugs) for moment in moments[:MAX_MOMENTS]],
     }
@@ -190,6 +193,27 @@ def _alerts(viewer: Viewer, since: datetime, until: datetime, slugs: set[str]) -
     for alert in alerts:
         alert.acknowledgements = acknowledgements.get(alert.pk, [])
     return alerts
+
+
+def _orders(viewer: Viewer, since: datetime, until: datetime, slugs: set[str]) -> list:
+    """Evacuation orders in force at any time in the window, each with its title at its highest level
+    in the window (`peak_words`) and every district it covered in the window (`district_names`)."""
+    orders = orders_in_force_during(viewer=viewer, since=since, until=until, slugs=slugs)
+    windows = {}
+    for order in orders:
+        # The step in force at `since`, and those taken in the window.
+        windows[order.pk] = [step for step in order.events.all() if step.at < since][-1:] + [
+            step for step in order.events.all() if since <= step.at <= until
+        ]
+    codes = {code for steps in windows.values() for step in steps for code in step.districts}
+    names = dict(District.objects.filter(code__in=codes).values_list("code", "name_ja"))
+    for order in orders:
+        steps = windows[order.pk]
+        order.peak_level = max([step.level for step in steps] or [order.level])
+        order.peak_words = order_words(order.peak_level, order.level_scheme)
+        covered = sorted({code for step in steps for code in step.districts})
+        order.district_names = [names.get(code, code) for code in covered]
+    return orders
 
 
 def map_moment(*, viewer: Viewer, at: datetime, slugs: set[str]) -> MapMoment:

@@ -24,6 +24,9 @@ from alerts.vocabulary import EVENT_KIND_WORDS
 from dashboard.maps import level_style, levels
 from geo.models import Shelter
 from geo.selectors import shelter_list
+from orders.cap import STEP_WORDS
+from orders.models import OrderEvent
+from orders.selectors import order_history_visible, order_list, order_steps_between, order_words
 from sensors.models import SharingGrant, ThresholdRevision
 from sensors.selectors import (
     as_of_span,
@@ -45,7 +48,8 @@ SHELTER_STATUS = "shelter.status"
 SHARING_GRANTED, SHARING_WITHDRAWN = "sharing.granted", "sharing.withdrawn"
 THRESHOLD_CHANGED = "threshold.changed"
 ALERT_KINDS = [f"alert.{kind}" for kind in AlertEvent.Kind.values]
-KINDS = [LEVEL_UP, LEVEL_DOWN, *ALERT_KINDS, GAUGE_STALE, GAUGE_RECOVERED, SHELTER_STATUS,
+ORDER_KINDS = [f"order.{kind}" for kind in OrderEvent.Kind.values]
+KINDS = [LEVEL_UP, LEVEL_DOWN, *ALERT_KINDS, *ORDER_KINDS, GAUGE_STALE, GAUGE_RECOVERED, SHELTER_STATUS,
          SHARING_GRANTED, SHARING_WITHDRAWN, THRESHOLD_CHANGED]  # fmt: skip
 KIND_GROUPS = sorted({kind.split(".")[0] for kind in KINDS})
 
@@ -58,7 +62,7 @@ class TimelineEvent:
     at: datetime
     kind: str
     municipality: str
-    subject: str  # a station code, shelter code or group name
+    subject: str  # a station code, shelter code, group name or order-<id>
     name_ja: str
     name_en: str
     summary_ja: str
@@ -88,6 +92,8 @@ def timeline_events(
         events += level_changes(viewer=viewer, since=since, until=until, municipality=municipality, loaded=loaded)
     if wanted & {*ALERT_KINDS, GAUGE_STALE, GAUGE_RECOVERED}:
         events += _alert_events(viewer, since, until, municipality)
+    if wanted & set(ORDER_KINDS):
+        events += _order_events(viewer, since, until, municipality)
     if SHELTER_STATUS in wanted:
         events += _shelter_events(viewer, since, until, municipality)
     if wanted & {SHARING_GRANTED, SHARING_WITHDRAWN}:
@@ -210,6 +216,36 @@ def _alert_events(viewer: Viewer, since: datetime, until: datetime, municipality
             actor=actor,
             alert=row.alert_id,
             detail={"rule": row.alert.rule.kind, "note": row.note} if viewer.is_member else {"rule": row.alert.rule.kind},
+        ))
+    return events
+
+
+def _order_events(viewer: Viewer, since: datetime, until: datetime, municipality: str | None) -> list[TimelineEvent]:
+    """Orders are public; who took a step is the issuing town's record (orders.selectors)."""
+    events, said = [], {}
+    for step in order_steps_between(viewer=viewer, since=since, until=until, municipality=municipality):
+        order, town = step.order, step.order.municipality
+        key = (step.level, order.level_scheme_id)
+        if key not in said:  # a query each
+            said[key] = order_words(step.level, order.level_scheme)
+        words = said[key]
+        ja, en = STEP_WORDS[step.kind]
+        actor = (step.actor_name or None) if viewer.is_member and order_history_visible(viewer=viewer, order=order) else None
+        by_ja, by_en = (f"({actor})", f" by {actor}") if actor else ("", "")
+        count = len(step.districts)
+        events.append(TimelineEvent(
+            id=f"order-event:{step.pk}",
+            at=step.at,
+            kind=f"order.{step.kind}",
+            municipality=town.slug,
+            subject=f"order-{order.pk}",
+            name_ja=f"{town.name_ja} {words.title_ja}",
+            name_en=f"{town.name_en} {words.title_en}",
+            summary_ja=f"避難情報{ja}: {words.title_ja}、{count}地区{by_ja}",
+            summary_en=f"Evacuation information {en}: {words.title_en}, {count} district{'s' if count != 1 else ''}{by_en}",
+            level=step.level,
+            actor=actor,
+            detail={"order": order.pk, "districts": step.districts},
         ))
     return events
 
@@ -337,6 +373,7 @@ class TownOverview:
     unacknowledged: int = 0
     shelters_open: int = 0
     shelters_full: int = 0
+    orders_by_level: dict[int, int] = field(default_factory=dict)  # evacuation orders in force
 
     @property
     def stations(self) -> int:
@@ -352,6 +389,10 @@ class TownOverview:
 
     def alert_counts(self) -> list[tuple[int, int]]:
         return [(level, self.alerts_by_level.get(level, 0)) for level in (5, 4, 3, 2, 1)]
+
+    def order_counts(self) -> list[tuple[int, int]]:
+        """(level, orders in force at it), highest first: only the levels that have any."""
+        return sorted(self.orders_by_level.items(), reverse=True)
 
 
 class _Town(NamedTuple):
@@ -369,9 +410,10 @@ class _Gauge(NamedTuple):
 
 def hq_overview(*, viewer: Viewer, now: datetime, board: list | None = None, shelters: list | None = None) -> dict:
     """Per town whose stations the viewer may see (its own first): stations by level, stale gauges,
-    open alerts by level and how many nobody has acknowledged, shelters open / full; and the events of
-    the last OVERVIEW_RECENT minutes, newest first. `board` (the viewer's `alert_board`) and
-    `shelters` (`shelter_list`): when the page that includes the overview read them already."""
+    open alerts by level and how many nobody has acknowledged, evacuation orders in force by level,
+    shelters open / full; and the events of the last OVERVIEW_RECENT minutes, newest first. `board`
+    (the viewer's `alert_board`) and `shelters` (`shelter_list`): when the page that includes the
+    overview read them already."""
     towns: dict[str, TownOverview] = {}
 
     def town_of(municipality) -> TownOverview:
@@ -403,6 +445,10 @@ def hq_overview(*, viewer: Viewer, now: datetime, board: list | None = None, she
             overview = town_of(shelter.municipality)
             overview.shelters_open += shelter.status == Shelter.Status.OPEN
             overview.shelters_full += shelter.status == Shelter.Status.FULL
+    for order in order_list(viewer=viewer):
+        if order.municipality.slug in towns or order.municipality.pk in viewer.municipality_ids:
+            overview = town_of(order.municipality)
+            overview.orders_by_level[order.level] = overview.orders_by_level.get(order.level, 0) + 1
     recent = timeline_events(viewer=viewer, since=now - timedelta(minutes=OVERVIEW_RECENT), until=now)
     return {
         "towns": sorted(towns.values(), key=lambda town: (not town.is_own, town.slug)),

@@ -20,7 +20,7 @@ from tenancy.selectors import viewer_for_request
 from .api import parse_kinds
 from .reports import FONT_PATH, MAX_MOMENTS, report_towns, situation_report
 from .reports import report_pdf as render_pdf
-from .selectors import KIND_GROUPS, hq_overview, map_url, timeline_events
+from .selectors import KIND_GROUPS, KINDS, hq_overview, map_url, timeline_events
 
 TIMELINE_PAGE_MAX = 1000
 
@@ -32,6 +32,10 @@ def overview_fragment(request):
     response = render(request, "timeline/_hq_overview.html", {"overview": context})
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+# The timeline's kind filter: each group (all its kinds), then each kind on its own.
+KIND_CHOICES = [(group, [kind for kind in KINDS if kind.startswith(group + ".")]) for group in KIND_GROUPS]
 
 
 @login_required
@@ -61,7 +65,7 @@ def timeline_page(request):
         "errors": errors,
         "filters": {key: request.GET.get(key, "") for key in ("since", "until", "municipality", "kind")},
         "towns": Municipality.objects.order_by("code"),
-        "kind_groups": KIND_GROUPS,
+        "kind_choices": KIND_CHOICES,
     }
     status = 400 if errors else 200
     return render(request, "timeline/events.html", context, status=status)
@@ -91,7 +95,7 @@ def _report_refused(request, error: ValidationError):
     detail = {key: " ".join(str(item) for item in value) if isinstance(value, list) else str(value)
               for key, value in error.detail.items()}
     return render(request, "timeline/events.html", {"errors": detail, "rows": [], "count": 0, "filters": {},
-                                                     "towns": [], "kind_groups": KIND_GROUPS}, status=400)
+                                                     "towns": [], "kind_choices": KIND_CHOICES}, status=400)
 
 
 @login_required

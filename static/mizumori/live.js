@@ -67,6 +67,7 @@
   LiveMap.prototype.connect = function () {
     var self = this;
     var socket;
+    this.wanted = true;  // a socket is this page's transport: unpause reconnects only then
     if (this.paused) {
       return;
     }
@@ -118,6 +119,7 @@
   LiveMap.prototype.stop = function () {
     var socket = this.socket;
     this.socket = null;
+    this.wanted = false;
     this.stopHeartbeat();
     if (socket) {
       socket.close();
@@ -184,8 +186,13 @@
     }
     this.attempt = 0;
     this.offlineSince = null;
-    this.setStatus("connecting");
-    this.connect();
+    if (this.wanted) {
+      this.setStatus("connecting");
+      this.connect();
+    } else {
+      // A polling public page: its next poll brings the present.
+      this.setStatus("live");
+    }
   };
 
   LiveMap.prototype.handle = function (message) {

@@ -12,6 +12,11 @@
  * again from /api/v1/orders, so nothing missed while offline stays on screen. Text goes in as DOM
  * text, never as HTML.
  *
+ * Replay (static/mizumori/replay.js) hands the orders in force at the moment shown (GET
+ * /api/v1/orders?at=) to Mizumori.orders.showAt: the banners, the districts on the map and "my
+ * district" say the past until LIVE (showAt(null)); the HQ board of the town's own orders, where
+ * staff act, always shows the present.
+ *
  * On /hq/ loaded before the folium map script: L.Map.addInitHook hands over the map it creates. On
  * the public shell Leaflet and the map come later (static/mizumori/public.js builds them lazily):
  * static/mizumori/map.js announces the map with a "mizumori:map" event.
@@ -35,6 +40,7 @@
   var section = document.getElementById("mz-orders");
   var hq = section && section.getAttribute("data-orders-view") === "hq";
   var orders = {};  // by id: features in force
+  var past = null;  // while replaying: the orders in force at the moment shown, by id
   var shelters = {};
   var districts = {};
   var map = null;
@@ -66,8 +72,14 @@
     return el("span", null, text);
   }
 
-  function sortedOrders() {
-    return Object.keys(orders).map(function (id) { return orders[id]; }).sort(function (a, b) {
+  // The orders the banners and the map show: the past moment's while replaying.
+  function shownOrders() {
+    return past || orders;
+  }
+
+  function sortedOrders(from) {
+    var source = from || shownOrders();
+    return Object.keys(source).map(function (id) { return source[id]; }).sort(function (a, b) {
       return b.properties.level - a.properties.level || (a.properties.issued_at < b.properties.issued_at ? 1 : -1);
     });
   }
@@ -94,7 +106,7 @@
       var list = el("p", "mz-order-shelters");
       list.appendChild(words(gettext("Shelters")));
       list.appendChild(document.createTextNode(": " + p.shelters.map(function (s) {
-        var current = shelters[s.code] || s;
+        var current = past ? s : shelters[s.code] || s;  // the past's own shelter statuses
         return localized(s, "name") + " (" + statusWords(current.status) + ")";
       }).join(gettext(", "))));
       article.appendChild(list);
@@ -123,6 +135,7 @@
     var box = document.getElementById("mz-order-banners");
     if (!box) { return; }
     var list = sortedOrders();
+    section.setAttribute("data-orders-of", past ? "replay" : "live");
     // The banners are an assertive live region: rewritten only when what they say changes, not
     // on every message that brings the same orders again (a screen reader repeats a rewrite).
     var said = JSON.stringify(list.map(function (feature) {
@@ -145,8 +158,9 @@
 
   function levelOf(code) {
     var level = 0;
-    Object.keys(orders).forEach(function (id) {
-      var p = orders[id].properties;
+    var source = shownOrders();
+    Object.keys(source).forEach(function (id) {
+      var p = source[id].properties;
       if (p.districts.some(function (d) { return d.code === code; })) { level = Math.max(level, p.level); }
     });
     return level;
@@ -323,14 +337,15 @@
     if (event.detail && Array.isArray(event.detail.point)) { useLocation(event.detail.point); }
   });
 
-  // For the public page's "near me" list: the districts, the order in force for one (the most
-  // severe), a district's centre, and the one distance rule.
+  // For the public page's "near me" list: the districts, the order in force for one now (the most
+  // severe; also while the map replays the past: the list is what to do now), a district's centre,
+  // and the one distance rule.
   Mizumori.distanceKm = distanceKm;
   Mizumori.orderDistricts = {
     list: function () { return districts; },
     centre: centre,
     orderFor: function (code) {
-      var order = sortedOrders().filter(function (f) {
+      var order = sortedOrders(orders).filter(function (f) {
         return f.properties.districts.some(function (d) { return d.code === code; });
       })[0];
       return order ? order.properties : null;
@@ -644,7 +659,7 @@
     }
     var own = document.getElementById("mz-own-orders");
     own.textContent = "";
-    sortedOrders().filter(function (f) { return board.municipality && f.properties.municipality === board.municipality; })
+    sortedOrders(orders).filter(function (f) { return board.municipality && f.properties.municipality === board.municipality; })
       .forEach(function (feature) { own.appendChild(ownOrderItem(feature)); });
   }
 
@@ -668,5 +683,18 @@
     choose(null);
   }
   refresh();
-  Mizumori.orders = { choose: choose, districtAt: districtAt, refresh: resync };
+  // Replay: the orders in force at the moment shown (features of GET /api/v1/orders?at=), or null: now.
+  function showAt(features) {
+    if (features) {
+      past = {};
+      features.forEach(function (feature) { past[feature.id] = feature; });
+    } else {
+      past = null;
+    }
+    renderBanners();
+    drawDistricts();
+    renderMine();
+  }
+
+  Mizumori.orders = { choose: choose, districtAt: districtAt, refresh: resync, showAt: showAt };
 })(window, document);

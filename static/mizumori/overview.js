@@ -28,7 +28,7 @@
       .catch(function () { /* kept as it was; the next live message tries again */ });
   }
 
-  ["stations", "withdrawn", "shelters", "alert", "snapshot"].forEach(function (type) {
+  ["stations", "withdrawn", "shelters", "alert", "orders", "snapshot"].forEach(function (type) {
     document.addEventListener("mizumori:" + type, function () {
       if (!timer) {
         timer = window.setTimeout(refresh, QUIET_MS);

@@ -5,7 +5,8 @@
  *   mode "map"      Leaflet, the base map (/public/basemap.js) and every station, shelter and alert
  *                   on it, with the lists under it;
  *   mode "minimal"  no map library at all: the stations at level 2 equivalent and up, the alerts in
- *                   force, the open shelters and any other section, as text, with the server's notice.
+ *                   force, the open shelters and any other section, as text, with the server's notice;
+ *                   no time slider (static/mizumori/replay.js): the present only.
  *
  * and stays live the way the server names (doc.live.transport): "websocket" (static/mizumori/live.js,
  * resuming from the document's sequence number) or "poll": a conditional GET of the document every
@@ -156,9 +157,25 @@
     return item;
   }
 
+  function replaying() {
+    return Boolean(Mizumori.replay && Mizumori.replay.at !== null);
+  }
+
+  // The list of alerts in force: the document's, or while replaying the past moment's (given by
+  // static/mizumori/replay.js from GET /api/v1/alerts?at=); null: the document's again.
+  function drawAlertList(alerts) {
+    var shown = alerts || (state.doc && Array.isArray(state.doc.alerts) ? state.doc.alerts : []);
+    var container = document.getElementById("mz-public-alerts");
+    fill(container, shown.map(alertItem), "mz-public-alerts-empty");
+    container.setAttribute("data-alerts-of", alerts ? "replay" : "live");
+  }
+
+  Mizumori.showAlertList = drawAlertList;
+
   function drawLists(doc) {
-    var alerts = Array.isArray(doc.alerts) ? doc.alerts : [];
-    fill(document.getElementById("mz-public-alerts"), alerts.map(alertItem), "mz-public-alerts-empty");
+    if (!replaying()) {
+      drawAlertList(null);  // while replaying, the list shows the past moment's alerts until LIVE
+    }
     var notices = document.getElementById("mz-notices");
     if (doc.mode === "minimal" || !state.live) {
       Mizumori.drawNotices(notices, document.getElementById("mz-notices-empty"),
@@ -371,6 +388,11 @@
   // One sentence for what changed since the last one (the first state is only noted): a list
   // rewrite with the same stations and levels says nothing.
   function announceChanges() {
+    if (replaying()) {
+      // The map shows the past: nothing of it is news. Back to live, the first state is only noted.
+      state.announced = null;
+      return;
+    }
     var now = whatMatters();
     var before = state.announced;
     state.announced = now;
@@ -536,6 +558,11 @@
         state.live.stop();
         state.socketStarted = false;
       }
+      if (Mizumori.replay) {
+        // No map, no replay: minimal mode is the server shedding load, and a resident on it needs
+        // the present (the as-of reads are the expensive ones). Back to live, bar hidden.
+        Mizumori.replay.setAvailable(false);
+      }
       state.mode = "minimal";
       drawLists(doc);
       root.setAttribute("data-live-seq", String(doc.seq));
@@ -546,6 +573,9 @@
     root.classList.remove("mz-map-off");
     document.getElementById("mz-map-slot").hidden = false;
     return loadMap().then(function () {
+      if (Mizumori.replay) {
+        Mizumori.replay.setAvailable(true);  // before the live layer: a pending ?at= pauses it below
+      }
       if (!state.live) {
         // Not connected yet: connectOnce() opens the socket once the server has answered.
         state.live = Mizumori.live || Mizumori.startLive(doc, { connect: false });

@@ -2,7 +2,8 @@
  * Replay: the map as it stood at a past moment (templates/timeline/_replay_bar.html).
  *
  * Dragging the slider, stepping or playing pauses the live socket (Mizumori.live.pause) and draws
- * what GET /api/v1/stations?at=, /api/v1/shelters?at= and /api/v1/alerts?at= say of that moment,
+ * what GET /api/v1/stations?at=, /api/v1/shelters?at=, /api/v1/alerts?at= and /api/v1/orders?at=
+ * say of that moment (orders through Mizumori.orders.showAt, static/mizumori/orders.js),
  * with the same drawing code as live (Mizumori.drawStation via live.replaceAll). A "REPLAY hh:mm"
  * banner says so. "LIVE" (or playing up to now) puts back the map as it was when replay began and
  * unpauses the socket, which resumes from the last sequence number it applied, so whatever changed
@@ -11,10 +12,16 @@
  * Playing shows a frame every FRAME_MS (slower at 1×: a frame a second). The stations of the frames
  * come a batch at a time from GET /api/v1/replay/frames (per moment only what changed of each
  * station; the next batch is asked for while the last is shown), so the frame rate does not hang on
- * a full as-of read per frame. Shelters and alerts follow with their own ?at= reads, one pair in
- * flight at a time, for the latest frame shown.
+ * a full as-of read per frame. Shelters, alerts and orders follow with their own ?at= reads, one set
+ * in flight at a time, for the latest frame shown.
  *
  * ?at=<ISO time> in the page's address (the timeline's links) starts in replay at that moment.
+ *
+ * The page's text list of alerts in force (the public page's, Mizumori.showAlertList) shows the
+ * alerts of the moment shown, and the live ones again on LIVE.
+ *
+ * The public page shows the bar only once it knows it draws a map (setAvailable from
+ * static/mizumori/public.js): in its minimal mode (no map) the bar is hidden and the page live.
  *
  * A page whose map is built after this script runs (the public page builds it once its first
  * snapshot is in) says so with Mizumori.mapReady, a promise (static/mizumori/public.js): the live
@@ -56,7 +63,6 @@
 
   Replay.prototype.start = function () {
     var self = this;
-    this.bar.hidden = false;
     this.slider.addEventListener("input", function () { self.showTime(self.sliderTime()); });
     this.slider.addEventListener("change", function () { self.go(self.sliderTime()); });
     this.windowSelect.addEventListener("change", function () { self.syncSlider(); });
@@ -79,8 +85,28 @@
     this.liveButton.addEventListener("click", function () { self.goLive(); });
     var requested = new window.URLSearchParams(window.location.search).get("at");
     var parsed = requested ? Date.parse(requested) : NaN;
-    if (!isNaN(parsed)) {
-      this.go(parsed);
+    this.pendingAt = isNaN(parsed) ? null : parsed;
+    var publicPage = Mizumori.publicPage;
+    if (!Mizumori.mapReady) {
+      this.setAvailable(true);
+    } else if (publicPage && publicPage.state.mode) {
+      this.setAvailable(publicPage.state.mode === "map");
+    } // else the public page calls setAvailable once it knows its mode
+  };
+
+  // Whether the page draws a map to replay onto: the bar shows (and a pending ?at= is replayed), or
+  // the bar hides and the page goes live.
+  Replay.prototype.setAvailable = function (available) {
+    var pending = this.pendingAt;
+    this.pendingAt = null;
+    if (!available) {
+      this.goLive();
+      this.bar.hidden = true;
+      return;
+    }
+    this.bar.hidden = false;
+    if (pending !== null) {
+      this.go(pending);
     }
   };
 
@@ -189,13 +215,14 @@
       this.fetchJson(bar.getAttribute("data-stations-url") + "?at=" + at),
       this.fetchJson(bar.getAttribute("data-shelters-url") + "?at=" + at),
       this.fetchJson(bar.getAttribute("data-alerts-url") + "?limit=500&at=" + at),
+      this.fetchJson(bar.getAttribute("data-orders-url") + "?at=" + at),
       Mizumori.mapReady,
     ]).then(function (answers) {
       if (token !== self.request || self.at === null) {
         return; // a later moment was asked for meanwhile, or we are live again
       }
       self.takeOver();
-      self.draw(answers[0].features || [], answers[1].features || [], answers[2].results || []);
+      self.draw(answers[0].features || [], answers[1].features || [], answers[2].results || [], answers[3].features || []);
       bar.setAttribute("data-replay-at", new Date(ms).toISOString());
       bar.setAttribute("data-replay-state", "shown");
     }).catch(function () {
@@ -207,17 +234,17 @@
     });
   };
 
-  Replay.prototype.draw = function (stations, shelters, alerts) {
+  Replay.prototype.draw = function (stations, shelters, alerts, orders) {
     var live = Mizumori.live;
     if (live) {
       live.replaceAll(stations);
     } else {
       stations.forEach(function (feature) { Mizumori.drawStation(feature); });
     }
-    this.drawSide(shelters, alerts);
+    this.drawSide(shelters, alerts, orders);
   };
 
-  Replay.prototype.drawSide = function (shelters, alerts) {
+  Replay.prototype.drawSide = function (shelters, alerts, orders) {
     var live = Mizumori.live;
     shelters.forEach(function (feature) {
       if (Mizumori.applyShelter) {
@@ -227,6 +254,12 @@
     this.clearAlerts();
     if (live) {
       alerts.forEach(function (alert) { live.applyAlert(alert); });
+    }
+    if (Mizumori.showAlertList) {
+      Mizumori.showAlertList(alerts);
+    }
+    if (Mizumori.orders && Mizumori.orders.showAt) {
+      Mizumori.orders.showAt(orders);
     }
   };
 
@@ -348,7 +381,7 @@
     this.loadSide(frame.at);
   };
 
-  // Shelters and alerts of a frame's moment; skipped while the last pair is still on its way.
+  // Shelters, alerts and orders of a frame's moment; skipped while the last set is still on its way.
   Replay.prototype.loadSide = function (ms) {
     if (this.sideLoading) {
       return;
@@ -360,9 +393,10 @@
     Promise.all([
       this.fetchJson(this.bar.getAttribute("data-shelters-url") + "?at=" + at),
       this.fetchJson(this.bar.getAttribute("data-alerts-url") + "?limit=500&at=" + at),
+      this.fetchJson(this.bar.getAttribute("data-orders-url") + "?at=" + at),
     ]).then(function (answers) {
       if (request === self.request && self.at !== null) {
-        self.drawSide(answers[0].features || [], answers[1].results || []);
+        self.drawSide(answers[0].features || [], answers[1].results || [], answers[2].features || []);
       }
     }).catch(function () {
       // The stations went on; the next frame asks again.
@@ -432,6 +466,12 @@
         Mizumori.alertMarkers[marker.feature.id] = marker;
       }
     });
+    if (Mizumori.showAlertList) {
+      Mizumori.showAlertList(null);
+    }
+    if (Mizumori.orders && Mizumori.orders.showAt) {
+      Mizumori.orders.showAt(null);
+    }
     this.banner.hidden = true;
     this.liveButton.disabled = true;
     this.syncSlider();

@@ -245,3 +245,30 @@ def test_a_model_of_older_inputs_is_not_served_and_is_due_for_retraining(trained
     assert StationForecast.objects.get(station=down).method == Method.TREND
     assert "DOWN" in [m.station.code for m in forecasts_retrain_due()]
     assert StationForecast.objects.get(station=down).method == Method.ARX
+
+
+def test_a_version_stored_before_the_monotone_rain_response_is_migrated_then_retrained(trained_pair, ingest):
+    """The migration path: a version of features version 4 kept its skill twice (params and the
+    column); migration 0005 leaves it in the column only; the version is not served (its free
+    rain-response could forecast a fall on unseen rain: the labelled trend serves) and the periodic
+    retrain replaces it."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from forecasts.models import ForecastModel
+    from forecasts.services import forecasts_retrain_due
+
+    times, down, up, model = trained_pair
+    assert "skill" not in model.params and model.skill  # one home: the column
+    model.params = model.params | {"features_version": 4, "skill": model.skill}
+    model.save()
+    import_module("forecasts.migrations.0005_skill_one_home").drop_skill_from_params(apps, None)
+    migrated = ForecastModel.objects.get(pk=model.pk)
+    assert "skill" not in migrated.params and migrated.skill == model.skill
+    ingest([{"station": "DOWN", "observed_at": datetime.fromtimestamp(times[-1] + 600, UTC), "value": 1.0}])
+    assert StationForecast.objects.get(station=down).method == Method.TREND
+    assert ("DOWN", model.version + 1) in [(m.station.code, m.version) for m in forecasts_retrain_due()]
+    retrained = ForecastModel.objects.get(station=down, version=model.version + 1)
+    assert "skill" not in retrained.params and retrained.skill
+    assert StationForecast.objects.get(station=down).method == Method.ARX

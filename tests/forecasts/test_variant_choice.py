@@ -190,7 +190,6 @@ def test_the_api_and_the_page_say_which_leads_are_not_shown_and_why(towns, geogr
     for lead in (0, 12, 13, 14):
         skill[lead]["shown"] = False
     record.skill = skill
-    record.params = record.params | {"skill": skill}
     record.save()
     ForecastModel.objects.filter(pk=record.pk).update(trained_at=datetime.now(UTC))  # a version this process has not decoded
     with django_capture_on_commit_callbacks(execute=True):

@@ -25,7 +25,7 @@ Steps are the gauge's own reporting interval, so the same code serves 1-minute t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -87,14 +87,6 @@ MIN_TRAINING_ROWS = 300
 # lead and can harm where it is older (the demo basin's middle and lower gauges).
 FORECAST_RAIN_WINDOWS = (3600, 3 * 3600)
 FORECAST_RAIN_MAX_AGE = 3 * 3600
-# The model that reads forecast rain serves a time only when every input it reads lies within the
-# range of its training rows, widened by this share of that range on each side
-# (ArxModel.within_training_range): its extra inputs and their products extrapolate badly on a
-# catchment wetter than any in training, and the model of readings alone, with fewer inputs, serves
-# there instead. That includes more rain forecast than in any training issue (a limit: such a
-# forecast is not read until the history holds storms like it). The margin was set once, not tuned;
-# docs/performance.md "Forecasts", round 4, says what was measured before this rule was kept.
-INPUT_RANGE_MARGIN = 0.1
 # The variants of a gauge's model, as indices of predict.ModelRun.models.
 READINGS, WITH_FORECAST_RAIN = 0, 1
 NOT_SHOWN = -1  # a lead no variant won against persistence and the trend
@@ -414,8 +406,6 @@ class ArxModel:
     # The model that also reads forecast rain (an ArxModel's JSON), where the history allowed one.
     with_forecast_rain: dict | None = None
     tide_mean: list[float] = field(default_factory=list)  # one per tide input; empty: none
-    # Per input, the smallest and the largest value in the training rows (empty: not recorded).
-    input_range: list[list[float]] = field(default_factory=list)
 
     def features(self, inputs: Inputs, at: np.ndarray) -> np.ndarray:
         return features_at(inputs, at, self.step, self.upstream_calm, self.extended, self.forecast_rain, self.tide_mean)
@@ -435,15 +425,6 @@ class ArxModel:
         self._level_tables: dict[float, np.ndarray] = {}  # leads x bands: the quantile at a level
         self._forecast_rain_model = ArxModel.from_json(self.with_forecast_rain) if self.with_forecast_rain else None
 
-    def within_training_range(self, x: np.ndarray) -> np.ndarray:
-        """Per row of inputs: every input within its training range widened by INPUT_RANGE_MARGIN
-        (True for all rows of a model stored without its range)."""
-        if not self.input_range:
-            return np.ones(len(x), dtype=bool)
-        low, high = np.asarray(self.input_range[0]), np.asarray(self.input_range[1])
-        margin = (high - low) * INPUT_RANGE_MARGIN
-        return ((x >= low - margin) & (x <= high + margin)).all(axis=1)
-
     @property
     def forecast_rain_model(self) -> ArxModel | None:
         return self._forecast_rain_model
@@ -453,7 +434,10 @@ class ArxModel:
 
     @classmethod
     def from_json(cls, data: dict) -> ArxModel:
-        return cls(**({"features_version": 1, "skill": []} | data))
+        # Keys this code no longer has (a version of older features: "input_range") are left out;
+        # such a version is not served (`current`), only decoded.
+        known = {f.name for f in fields(cls)}
+        return cls(**({"features_version": 1, "skill": []} | {k: v for k, v in data.items() if k in known}))
 
     def as_params(self) -> dict:
         """What ForecastModel.params stores: everything but the skill, whose one home is
@@ -738,7 +722,6 @@ def _fit_rows(
         extended=extended,
         forecast_rain=forecast_rain,
         tide_mean=tide_mean or [],
-        input_range=[x.min(axis=0).tolist(), x.max(axis=0).tolist()],
     )
     return model, out_of_sample
 
@@ -755,8 +738,7 @@ def _shown(model: dict, persistence: dict, trend: dict, lead_seconds: float) -> 
 
 def served_variants(skill: list[dict], forecast_rain: bool) -> list[int]:
     """Which variant serves each lead (READINGS, WITH_FORECAST_RAIN, or NOT_SHOWN), one per lead of
-    the model. With a current forecast-rain issue (and its inputs within their training range,
-    predict.model_run) a lead is served by the model that reads it where training chose it
+    the model. With a current forecast-rain issue (predict.model_run) a lead is served by the model that reads it where training chose it
     (`_choose_variants`), else by the model of readings where that lead is shown; a lead neither
     won is not shown, whatever the leads around it did (a forecast's points are its shown leads)."""
     variants = []

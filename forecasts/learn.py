@@ -343,14 +343,16 @@ def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple[list[list[int]], list[i
         gamma = np.linalg.solve(basis, beta)
         gram, target = basis.T @ a @ basis, basis.T @ rhs
         for lead in np.flatnonzero((gamma[bounded] < 0).any(axis=0)):
-            beta[:, lead] = basis @ _bounded_lstsq(gram, target[:, lead], bounded)
+            beta[:, lead] = basis @ _bounded_lstsq(gram, target[:, lead], bounded, start=gamma[:, lead] > 0)
     return mean, scale, beta, centre
 
 
-def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | None = None) -> np.ndarray:
+def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | None = None,
+                   start: np.ndarray | None = None) -> np.ndarray:
     """argmin of |A c - b|^2 given as gram = A'A and target = A'b, with c >= 0 where `bounded` (all
     when None): Lawson and Hanson's active set, on the normal equations (the problems here have
-    fewer than 50 unknowns)."""
+    fewer than 50 unknowns). `start`: bounded unknowns to try free first (those the free solution
+    had positive), which saves most of the one-at-a-time additions."""
     n = len(target)
     bounded = np.ones(n, dtype=bool) if bounded is None else bounded
     free = ~bounded
@@ -358,17 +360,18 @@ def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | N
     def solve(columns):
         solution = np.zeros(n)
         if columns.any():
-            solution[columns] = np.linalg.lstsq(gram[np.ix_(columns, columns)], target[columns], rcond=None)[0]
+            sub = gram[np.ix_(columns, columns)]
+            try:
+                solution[columns] = np.linalg.solve(sub, target[columns])
+            except np.linalg.LinAlgError:  # a column of zeros (no rain gauge, say)
+                solution[columns] = np.linalg.lstsq(sub, target[columns], rcond=None)[0]
         return solution
 
-    coef = solve(free)
+    coef = solve(free)  # feasible: every bounded unknown at 0
     tolerance = 1e-10 * max(float(np.abs(target).max()), 1.0)
+    if start is not None:
+        free = free | (bounded & start)
     for _ in range(3 * n):
-        gradient = target - gram @ coef
-        candidates = bounded & ~free & (gradient > tolerance)
-        if not candidates.any():
-            break
-        free[np.argmax(np.where(candidates, gradient, -np.inf))] = True
         for _ in range(n):
             trial = solve(free)
             negative = free & bounded & (trial <= 0)
@@ -382,6 +385,11 @@ def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | N
             coef[first] = 0.0
             free &= ~(bounded & (coef <= tolerance))
             coef[~free] = 0.0
+        gradient = target - gram @ coef
+        candidates = bounded & ~free & (gradient > tolerance)
+        if not candidates.any():
+            break
+        free[np.argmax(np.where(candidates, gradient, -np.inf))] = True
     return coef
 
 

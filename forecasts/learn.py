@@ -11,12 +11,12 @@ per lead, solved for all leads at once.
 Rain can only raise the forecast: the coefficients of the rain inputs are constrained so that more
 rain in any interval (observed, or forecast) never lowers any lead's forecast (`monotone_columns`,
 `_ridge`), however far beyond the training storms it lies. A linear model left free learns
-negative weights on some rain windows (one window's rain standing in for another's recession) and
-extrapolated a storm larger than any in training to a FALL.
+negative weights on some rain windows (one window's rain standing in for another's recession), so
+more rain could forecast a lower level, and a storm larger than any in training a fall.
 
 Uncertainty: residuals are heteroscedastic (millimetres in calm weather, decimetres on a rising
-flood), so a spread model sigma(x) >= 0, linear in how active the gauge, its upstream and the rain
-are, is fitted to the absolute out-of-sample residuals (blocked cross-validation), and the
+flood), so a spread model sigma(x) >= 0, linear in how active the gauge and its upstream are (not
+in rain: `spread_features`), is fitted to the absolute out-of-sample residuals (blocked cross-validation), and the
 empirical quantiles of residual / sigma give the intervals and the probability of a crossing.
 
 Steps are the gauge's own reporting interval, so the same code serves 1-minute to daily gauges.

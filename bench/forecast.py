@@ -25,6 +25,11 @@ TRAINING storms; the fourth and fifth past storms, the design storm and the late
   warning rule's hits, early detections and false alarms per level.
 - rain: the same with forecast rain (hourly issues of the next 6 hours at each rain gauge: what the
   simulation will rain, times a log-normal error of FORECAST_RAIN_ERROR per issue).
+- clean: the clean held-out estimate: the skill part's models (trained on readings before the fourth
+  past storm of the demo timeline), without and with forecast rain, replayed over the five storms of
+  each of CLEAN_SEEDS' timelines: storm NSE at 1 h and 3 h, peak error and peak timing at 1 h and
+  3 h, 氾濫危険水位 crossings warned at least 30 minutes ahead and the false-warning rate, against
+  persistence and the trend. Run once, after the method was frozen (docs/performance.md).
 - train: training time for every demo gauge (forecasts.learn.fit on 60 days of 10-minute readings).
 - refresh: one refresh (forecasts.services.forecasts_refresh) of 300 gauges with stored models.
 
@@ -57,7 +62,14 @@ STORM_SPAN = timedelta(hours=48)
 HELD_OUT_LATER = 12
 TRAINING_STORMS = 3
 FORECAST_RAIN_ERROR = 0.3
-PARTS = ("calibrate", "skill", "rain", "train", "refresh")
+PARTS = ("calibrate", "skill", "rain", "clean", "train", "refresh")
+# The clean held-out estimate (part "clean"): timelines of the storm generator under seeds nobody had
+# looked at before the method of this round was frozen, run once. Each is 60 days of history (five
+# past storms of random size, track and spread) ending CLEAN_ANCHOR_SHIFT * k after ANCHOR, so the
+# tide's phase differs too; the design storm that follows each history is left out (it is the same
+# storm as the one held out in rounds 1-4).
+CLEAN_SEEDS = (20261201, 20261202, 20261203)
+CLEAN_ANCHOR_SHIFT = timedelta(days=97)
 GRID_PERSISTENCE = (1, 2, 3, 4)
 GRID_PROBABILITY = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -80,7 +92,7 @@ def simulate(weather, end):
     from forecasts.learn import Series
 
     code = b"".join((ROOT / "dashboard/demo" / name).read_bytes() for name in ("hydrology.py", "weather.py", "region.py"))
-    key = hashlib.sha256(code + f"{weather.anchor.isoformat()}|{end.isoformat()}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(code + f"{weather.anchor.isoformat()}|{weather.seed}|{end.isoformat()}".encode()).hexdigest()[:16]
     cache = ROOT / "var" / f"bench-forecast-{key}.npz"
     if cache.exists():
         data = np.load(cache)
@@ -156,12 +168,13 @@ def training_end(weather) -> float:
     return (weather.past_storms[TRAINING_STORMS].start - timedelta(days=1)).timestamp()
 
 
-def rule_warnings(replays, *, persistence, probability, minutes, levels):
-    """(replay, own series, threshold, where the rule warns) for the thresholds of these levels."""
+def rule_warnings(replays, *, persistence, probability, minutes, levels, method="model"):
+    """(replay, own series, threshold, where the rule warns) for the thresholds of these levels, by
+    the method's forecasts (the model's, or persistence's or the trend's as the backtest reads them)."""
     for replay, own, thresholds in replays:
         for threshold in thresholds:
             if threshold.level in levels:
-                warn = replay.warnings("model", threshold.value, min_probability=probability, within_minutes=minutes,
+                warn = replay.warnings(method, threshold.value, min_probability=probability, within_minutes=minutes,
                                        persistence=persistence)
                 yield replay, own, threshold, warn
 
@@ -353,6 +366,86 @@ def skill(stations, series, weather, forecasts=None, other_rules=()):
     print(f"skill pass: {clock}")
 
 
+def clean(stations, series, weather, with_forecast_rain: bool):
+    """The clean held-out estimate (module docstring, part "clean")."""
+    from dashboard.demo.weather import Weather
+    from forecasts import backtest, learn
+
+    clock = Clock()
+    since = training_end(weather)
+    forecasts = rain_forecasts(series) if with_forecast_rain else None
+    models = {spec.code: learn.fit(backtest._truncated(inputs, since), STEP,  # noqa: SLF001
+                                   since=since - backtest.TRAINING_WINDOW_SECONDS, until=since)
+              for spec, inputs, _ in gauges(stations, series, forecasts)}
+    print(f"clean held-out estimate, {'with' if with_forecast_rain else 'without'} forecast rain; models trained on the "
+          f"demo timeline's readings before {datetime.fromtimestamp(since, UTC):%m-%d} ({clock})")
+    pooled = {}  # gauge -> method -> lead -> [observed, predicted] over the storms of every seed
+    peaks = {}  # gauge -> method -> lead -> [(events, peak error share, timing minutes)]
+    replays = []
+    storms_seen = []
+    for k, seed in enumerate(CLEAN_SEEDS, start=1):
+        other = Weather(anchor=ANCHOR + CLEAN_ANCHOR_SHIFT * k, seed=seed)
+        other_series = simulate(other, other.anchor)
+        other_forecasts = rain_forecasts(other_series, seed=seed) if with_forecast_rain else None
+        start, end = (other.history_start + timedelta(days=1)).timestamp(), (other.anchor - timedelta(hours=6)).timestamp()
+        storms = [s for s in other.past_storms if s.start.timestamp() >= start]
+        storms_seen += [f"{s.start:%Y-%m-%d} scale {s.scale:.2f}" for s in storms]
+        windows = [(s.start.timestamp(), (s.start + STORM_SPAN).timestamp()) for s in storms]
+        for spec, inputs, thresholds in gauges(stations, other_series, other_forecasts):
+            replay = backtest.predictions(inputs, STEP, since=start, until=end, model=models[spec.code])
+            report = backtest.backtest(inputs, STEP, thresholds, since=start, until=end, replay=replay)
+            replays.append((replay, inputs.own, thresholds))
+            in_storm = np.zeros(len(replay.issue), dtype=bool)
+            for a, b in windows:
+                in_storm |= (replay.issue >= a) & (replay.issue <= b)
+            for method in backtest.METHODS:
+                for lead in (5, 17):
+                    cell = pooled.setdefault(spec.code, {}).setdefault(method, {}).setdefault(lead, [[], []])
+                    cell[0].append(replay.observed[in_storm, lead])
+                    cell[1].append(replay.predicted[method][in_storm, lead])
+                    step = report["steps"][lead][method]
+                    if step["peak_error_relative"] is not None:
+                        peaks.setdefault(spec.code, {}).setdefault(method, {}).setdefault(lead, []).append(
+                            (report["events"], step["peak_error_relative"], step["peak_timing_error_minutes"]))
+    print(f"clean storms ({len(storms_seen)}): {'; '.join(storms_seen)}")
+
+    def nse(code, method, lead):
+        observed, predicted = (np.concatenate(part) for part in pooled[code][method][lead])
+        return learn.skill_scores(observed, predicted)["nse"]
+
+    def peak(code, method, lead):
+        rows = peaks.get(code, {}).get(method, {}).get(lead, [])
+        weight = sum(r[0] for r in rows)
+        if not weight:
+            return "   —", "   —"
+        share = sum(r[0] * r[1] for r in rows) / weight
+        timing = sum(r[0] * r[2] for r in rows) / weight
+        return f"{share:.0%}", f"{timing:.0f}"
+
+    print(f"{'gauge':8} | storm NSE 1h model/pers/trend | 3h model/pers/trend | peak error 1h m/p/t | 3h m/p/t "
+          f"| peak timing min 3h m/p/t")
+    for code in pooled:
+        row = [f"{code:8}"]
+        for lead in (5, 17):
+            row.append("/".join(f3(nse(code, method, lead)) for method in backtest.METHODS))
+        for lead in (5, 17):
+            row.append("/".join(peak(code, method, lead)[0] for method in backtest.METHODS))
+        row.append("/".join(peak(code, method, 17)[1] for method in backtest.METHODS))
+        print(" | ".join(row))
+    from forecasts.learn import WARNING_MINUTES, WARNING_PERSISTENCE, WARNING_PROBABILITY
+
+    for level in (4, 3, 2):
+        totals = rule_scores(replays, persistence=WARNING_PERSISTENCE, probability=WARNING_PROBABILITY,
+                             minutes=WARNING_MINUTES, levels=(level,))
+        print(f"clean, level {level}, all river gauges, the warning rule (model): {describe(totals)}")
+    for method in ("persistence", "trend"):
+        totals = rule_scores(replays, persistence=WARNING_PERSISTENCE, probability=WARNING_PROBABILITY,
+                             minutes=WARNING_MINUTES, levels=(4,), method=method)
+        print(f"clean, level 4, all river gauges, {method} under the same rule: {describe(totals)}")
+    print(f"clean pass: {clock}")
+
+
+
 def training_time(stations, series, forecasts, weather_anchor):
     from forecasts import learn
 
@@ -432,6 +525,9 @@ def main():
         forecasts = rain_forecasts(series) if parts & {"rain", "train"} else {}
         if "rain" in parts:
             skill(summary.stations, series, weather, forecasts)
+        if "clean" in parts:
+            clean(summary.stations, series, weather, with_forecast_rain=False)
+            clean(summary.stations, series, weather, with_forecast_rain=True)
         if "train" in parts:
             training_time(summary.stations, series, forecasts, weather.anchor.timestamp())
         if "refresh" in parts:

@@ -8,9 +8,15 @@ before t (`features_at` never looks past t). The targets are the gauge's changes
 t + h * step for every lead h out to the longest horizon; one ridge-regularised linear model (ARX)
 per lead, solved for all leads at once.
 
+Rain can only raise the forecast: the coefficients of the rain inputs are constrained so that more
+rain in any interval (observed, or forecast) never lowers any lead's forecast (`monotone_columns`,
+`_ridge`), however far beyond the training storms it lies. A linear model left free learns
+negative weights on some rain windows (one window's rain standing in for another's recession), so
+more rain could forecast a lower level, and a storm larger than any in training a fall.
+
 Uncertainty: residuals are heteroscedastic (millimetres in calm weather, decimetres on a rising
-flood), so a spread model sigma(x) >= 0, linear in how active the gauge, its upstream and the rain
-are, is fitted to the absolute out-of-sample residuals (blocked cross-validation), and the
+flood), so a spread model sigma(x) >= 0, linear in how active the gauge and its upstream are (not
+in rain: `spread_features`), is fitted to the absolute out-of-sample residuals (blocked cross-validation), and the
 empirical quantiles of residual / sigma give the intervals and the probability of a crossing.
 
 Steps are the gauge's own reporting interval, so the same code serves 1-minute to daily gauges.
@@ -19,7 +25,7 @@ Steps are the gauge's own reporting interval, so the same code serves 1-minute t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -35,7 +41,7 @@ TIDE_LAGS = (1, 3)
 RAIN_WINDOWS = (1800, 3600, 3 * 3600, 6 * 3600)
 # Bumped whenever the inputs change: a stored model of another version is retrained, and serves
 # nothing meanwhile (the trend fallback does).
-FEATURES_VERSION = 4
+FEATURES_VERSION = 5  # 5: rain-response coefficients constrained (monotone in rain)
 # With at least this many training rows (about three weeks of 10-minute readings) the model also
 # reads the extended inputs below; with fewer, their products extrapolate wildly on a storm larger
 # than any seen in training.
@@ -81,14 +87,6 @@ MIN_TRAINING_ROWS = 300
 # lead and can harm where it is older (the demo basin's middle and lower gauges).
 FORECAST_RAIN_WINDOWS = (3600, 3 * 3600)
 FORECAST_RAIN_MAX_AGE = 3 * 3600
-# The model that reads forecast rain serves a time only when every input it reads lies within the
-# range of its training rows, widened by this share of that range on each side
-# (ArxModel.within_training_range): its extra inputs and their products extrapolate badly on a
-# catchment wetter than any in training, and the model of readings alone, with fewer inputs, serves
-# there instead. That includes more rain forecast than in any training issue (a limit: such a
-# forecast is not read until the history holds storms like it). The margin was set once, not tuned;
-# docs/performance.md "Forecasts", round 4, says what was measured before this rule was kept.
-INPUT_RANGE_MARGIN = 0.1
 # The variants of a gauge's model, as indices of predict.ModelRun.models.
 READINGS, WITH_FORECAST_RAIN = 0, 1
 NOT_SHOWN = -1  # a lead no variant won against persistence and the trend
@@ -234,6 +232,24 @@ def feature_names(upstream_count: int, extended: bool = False, forecast_rain: bo
     return names
 
 
+def monotone_columns(upstream_count: int, extended: bool = False, forecast_rain: bool = False,
+                     tide_count: int = 0) -> tuple[list[list[int]], list[int]]:
+    """Where rain enters the inputs (indices into feature_names): chains of nested totals, shortest
+    window first, and single columns that never fall as rain grows (the products). The forecast
+    never falls with more rain when every chain's suffix sums of raw coefficients (the weight of
+    the rain in one interval: the sum over the windows that contain it) and every single column's
+    coefficient are >= 0 (`_ridge`)."""
+    names = feature_names(upstream_count, extended, forecast_rain, tide_count)
+    observed = [f"rain_{window // 60}m" for window in RAIN_WINDOWS]
+    if extended:
+        observed += [f"rain_{window // 3600}h" for window in ANTECEDENT_WINDOWS]
+    chains = [[names.index(name) for name in observed]]
+    if forecast_rain:
+        chains.append([names.index(f"forecast_rain_next_{window // 60}m") for window in FORECAST_RAIN_WINDOWS])
+    products = ("rain_3h_squared", "rain_1h_x_3h", "rain_3h_x_level", "forecast_rain_next_3h_x_level")
+    return chains, [names.index(name) for name in products if name in names]
+
+
 def features_at(
     inputs: Inputs, at: np.ndarray, step: float, upstream_calm: list[float], extended: bool = False,
     forecast_rain: bool = False, tide_mean: list[float] | None = None,
@@ -262,27 +278,29 @@ def features_at(
         for window in ANTECEDENT_WINDOWS:
             columns.append(rain_total(inputs.rain, at, window))
         # Runoff is not linear in rain: heavy rain on rain runs off faster, and a high river rises
-        # differently from a low one (the rating curve). Products let the linear model bend.
+        # differently from a low one (the rating curve). Products let the linear model bend. The
+        # level in a product is clipped at 0 so that each product never falls as rain grows.
         rain_1h, rain_3h = rain_total(inputs.rain, at, 3600), rain_total(inputs.rain, at, 3 * 3600)
-        columns += [rain_3h * rain_3h, rain_1h * rain_3h, rain_3h * own_now]
+        columns += [rain_3h * rain_3h, rain_1h * rain_3h, rain_3h * np.maximum(own_now, 0)]
     if forecast_rain:
         ahead = [rain_forecast_total(inputs.rain_forecast, at, window) for window in FORECAST_RAIN_WINDOWS]
-        columns += ahead + [ahead[-1] * own_now]
-    # The RAIN_WINDOWS come last: spread_features reads the 1 h and 3 h totals from the end.
+        columns += ahead + [ahead[-1] * np.maximum(own_now, 0)]
     for window in RAIN_WINDOWS:
         columns.append(rain_total(inputs.rain, at, window))
     return np.column_stack(columns)
 
 
 def spread_features(x: np.ndarray, upstream_count: int) -> np.ndarray:
-    """What the residual's size is modelled on: how fast the gauge and its upstream move, and rain."""
+    """What the residual's size is modelled on: how fast the gauge and its upstream move. Not rain:
+    with a spread that does not read rain, every line of a forecast (its median and band: the
+    regression's level plus the spread times a fixed quantile) and every probability of reaching a
+    level never falls as rain grows, since the regression's level never does (`_ridge`)."""
     own = np.abs(x[:, 1 + OWN_LAGS.index(3)])
     columns = [np.ones(len(x)), own]
     if upstream_count:
         start = 1 + len(OWN_LAGS)
         width = 1 + len(UPSTREAM_LAGS)
         columns.append(sum(np.abs(x[:, start + i * width + 1 + UPSTREAM_LAGS.index(3)]) for i in range(upstream_count)))
-    columns += [x[:, -3], x[:, -2]]  # rain over 1 h and 3 h
     return np.column_stack(columns)
 
 
@@ -295,31 +313,83 @@ def targets_at(own: Series, at: np.ndarray, step: float, leads: int) -> np.ndarr
     return np.column_stack([level_at(own, at + h * step, step * 0.5) - now for h in range(1, leads + 1)])
 
 
-def _ridge(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple[list[list[int]], list[int]] = ([], [])):
+    """Ridge regression on standardised inputs, every lead at once; with `monotone` (as from
+    monotone_columns) the rain-response is constrained so that more rain never lowers a forecast.
+    Leads whose free solution already satisfies that keep it unchanged."""
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     z = (x - mean) / scale
     a = z.T @ z + RIDGE * np.eye(z.shape[1])
     centre = y.mean(axis=0)
-    beta = np.linalg.solve(a, z.T @ (y - centre))
+    rhs = z.T @ (y - centre)
+    beta = np.linalg.solve(a, rhs)
+    chains, singles = monotone
+    if chains or singles:
+        # Solved in the weights of rain per interval (gamma >= 0), with beta = basis @ gamma; the
+        # ridge penalty stays on beta, so a feasible free solution is the same solution.
+        basis = np.eye(len(scale))
+        bounded = np.zeros(len(scale), dtype=bool)
+        for chain in chains:
+            for shorter, longer in zip(chain, chain[1:]):
+                basis[shorter, longer] = -scale[shorter]
+            for column in chain:
+                basis[column, column] = scale[column]
+            bounded[chain] = True
+        for column in singles:
+            basis[column, column] = scale[column]
+            bounded[column] = True
+        gamma = np.linalg.solve(basis, beta)
+        gram, target = basis.T @ a @ basis, basis.T @ rhs
+        for lead in np.flatnonzero((gamma[bounded] < 0).any(axis=0)):
+            beta[:, lead] = basis @ _bounded_lstsq(gram, target[:, lead], bounded, start=gamma[:, lead] > 0)
     return mean, scale, beta, centre
 
 
-def _nonnegative_lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Least squares with coefficients >= 0 (an active-set loop; the problems here have ~5 unknowns)."""
-    active = np.ones(a.shape[1], dtype=bool)
-    coef = np.zeros(a.shape[1])
-    for _ in range(a.shape[1]):
-        solution, *_ = np.linalg.lstsq(a[:, active], b, rcond=None)
-        if (solution >= 0).all():
-            coef[:] = 0
-            coef[active] = solution
-            return coef
-        positions = np.flatnonzero(active)
-        active[positions[np.argmin(solution)]] = False
-        if not active.any():
+def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | None = None,
+                   start: np.ndarray | None = None) -> np.ndarray:
+    """argmin of |A c - b|^2 given as gram = A'A and target = A'b, with c >= 0 where `bounded` (all
+    when None): Lawson and Hanson's active set, on the normal equations (the problems here have
+    fewer than 50 unknowns). `start`: bounded unknowns to try free first (those the free solution
+    had positive), which saves most of the one-at-a-time additions."""
+    n = len(target)
+    bounded = np.ones(n, dtype=bool) if bounded is None else bounded
+    free = ~bounded
+
+    def solve(columns):
+        solution = np.zeros(n)
+        if columns.any():
+            sub = gram[np.ix_(columns, columns)]
+            try:
+                solution[columns] = np.linalg.solve(sub, target[columns])
+            except np.linalg.LinAlgError:  # a column of zeros (no rain gauge, say)
+                solution[columns] = np.linalg.lstsq(sub, target[columns], rcond=None)[0]
+        return solution
+
+    coef = solve(free)  # feasible: every bounded unknown at 0
+    tolerance = 1e-10 * max(float(np.abs(target).max()), 1.0)
+    if start is not None:
+        free = free | (bounded & start)
+    for _ in range(3 * n):
+        for _ in range(n):
+            trial = solve(free)
+            negative = free & bounded & (trial <= 0)
+            if not negative.any():
+                coef = trial
+                break
+            # Step back to where the first of them reaches zero, and hold it there.
+            ratios = np.where(negative, coef / np.maximum(coef - trial, 1e-300), np.inf)
+            first = int(np.argmin(ratios))
+            coef = coef + ratios[first] * (trial - coef)
+            coef[first] = 0.0
+            free &= ~(bounded & (coef <= tolerance))
+            coef[~free] = 0.0
+        gradient = target - gram @ coef
+        candidates = bounded & ~free & (gradient > tolerance)
+        if not candidates.any():
             break
+        free[np.argmax(np.where(candidates, gradient, -np.inf))] = True
     return coef
 
 
@@ -344,8 +414,6 @@ class ArxModel:
     # The model that also reads forecast rain (an ArxModel's JSON), where the history allowed one.
     with_forecast_rain: dict | None = None
     tide_mean: list[float] = field(default_factory=list)  # one per tide input; empty: none
-    # Per input, the smallest and the largest value in the training rows (empty: not recorded).
-    input_range: list[list[float]] = field(default_factory=list)
 
     def features(self, inputs: Inputs, at: np.ndarray) -> np.ndarray:
         return features_at(inputs, at, self.step, self.upstream_calm, self.extended, self.forecast_rain, self.tide_mean)
@@ -365,15 +433,6 @@ class ArxModel:
         self._level_tables: dict[float, np.ndarray] = {}  # leads x bands: the quantile at a level
         self._forecast_rain_model = ArxModel.from_json(self.with_forecast_rain) if self.with_forecast_rain else None
 
-    def within_training_range(self, x: np.ndarray) -> np.ndarray:
-        """Per row of inputs: every input within its training range widened by INPUT_RANGE_MARGIN
-        (True for all rows of a model stored without its range)."""
-        if not self.input_range:
-            return np.ones(len(x), dtype=bool)
-        low, high = np.asarray(self.input_range[0]), np.asarray(self.input_range[1])
-        margin = (high - low) * INPUT_RANGE_MARGIN
-        return ((x >= low - margin) & (x <= high + margin)).all(axis=1)
-
     @property
     def forecast_rain_model(self) -> ArxModel | None:
         return self._forecast_rain_model
@@ -383,7 +442,26 @@ class ArxModel:
 
     @classmethod
     def from_json(cls, data: dict) -> ArxModel:
-        return cls(**({"features_version": 1} | data))
+        # Keys this code no longer has (a version of older features: "input_range") are left out;
+        # such a version is not served (`current`), only decoded.
+        known = {f.name for f in fields(cls)}
+        return cls(**({"features_version": 1, "skill": []} | {k: v for k, v in data.items() if k in known}))
+
+    def as_params(self) -> dict:
+        """What ForecastModel.params stores: everything but the skill, whose one home is
+        ForecastModel.skill (the model's per-lead skill, which also records per lead the skill of
+        the variant that reads forecast rain and whether it serves)."""
+        params = self.as_json()
+        del params["skill"]
+        if self.with_forecast_rain:
+            params["with_forecast_rain"] = {k: v for k, v in self.with_forecast_rain.items() if k != "skill"}
+        return params
+
+    @classmethod
+    def from_params(cls, params: dict, skill: list[dict]) -> ArxModel:
+        """A stored version (ForecastModel.params and .skill); a copy of the skill left in the params
+        of a version stored before 2026-12 is ignored."""
+        return cls.from_json(params | {"skill": skill})
 
     @property
     def current(self) -> bool:
@@ -590,17 +668,19 @@ def _fit_rows(
     # spread and the skill are judged on data the model did not learn from.
     folds = np.array_split(np.arange(len(x)), CV_FOLDS)
     out_of_sample = np.empty_like(y)
+    monotone = monotone_columns(len(inputs.upstream), extended, forecast_rain, len(tide_mean or []))
     for fold in folds:
         train = np.ones(len(x), dtype=bool)
         train[fold] = False
-        mean, scale, beta, centre = _ridge(x[train], y[train])
+        mean, scale, beta, centre = _ridge(x[train], y[train], monotone)
         out_of_sample[fold] = ((x[fold] - mean) / scale) @ beta + centre
     residual = y - out_of_sample
     spread_x = spread_features(x, len(inputs.upstream))
     spread, quantiles, edges, skill = [], [], [], []
     persistence = np.zeros_like(y)
     for lead in range(leads):
-        coef = _nonnegative_lstsq(spread_x, np.abs(residual[:, lead]) * math.sqrt(math.pi / 2))
+        target = np.abs(residual[:, lead]) * math.sqrt(math.pi / 2)
+        coef = _bounded_lstsq(spread_x.T @ spread_x, spread_x.T @ target)
         if coef[0] <= 0:
             coef[0] = max(float(np.median(np.abs(residual[:, lead]))), 1e-4)
         sigma = np.maximum(spread_x @ coef, coef[0] * MIN_SIGMA_FRACTION)
@@ -632,7 +712,7 @@ def _fit_rows(
                 "shown": _shown(model_scores, persistence_scores, trend_scores, (lead + 1) * step),
             }
         )
-    mean, scale, beta, centre = _ridge(x, y)
+    mean, scale, beta, centre = _ridge(x, y, monotone)
     model = ArxModel(
         step=step,
         leads=leads,
@@ -650,7 +730,6 @@ def _fit_rows(
         extended=extended,
         forecast_rain=forecast_rain,
         tide_mean=tide_mean or [],
-        input_range=[x.min(axis=0).tolist(), x.max(axis=0).tolist()],
     )
     return model, out_of_sample
 
@@ -667,8 +746,7 @@ def _shown(model: dict, persistence: dict, trend: dict, lead_seconds: float) -> 
 
 def served_variants(skill: list[dict], forecast_rain: bool) -> list[int]:
     """Which variant serves each lead (READINGS, WITH_FORECAST_RAIN, or NOT_SHOWN), one per lead of
-    the model. With a current forecast-rain issue (and its inputs within their training range,
-    predict.model_run) a lead is served by the model that reads it where training chose it
+    the model. With a current forecast-rain issue (predict.model_run) a lead is served by the model that reads it where training chose it
     (`_choose_variants`), else by the model of readings where that lead is shown; a lead neither
     won is not shown, whatever the leads around it did (a forecast's points are its shown leads)."""
     variants = []

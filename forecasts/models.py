@@ -29,6 +29,7 @@ class ForecastModel(models.Model):
         default=0, help_text="The gauge's readings when it was trained: a retrain is due after enough new ones."
     )
     inputs = models.JSONField(default=dict, help_text='{"upstream": [codes], "rain": [codes]}')
+    # The skill's one home is `skill`; `params` holds the rest (learn.ArxModel.as_params).
     params = models.JSONField(default=dict, help_text="The learned coefficients, spread model and quantiles.")
     skill = models.JSONField(default=list, help_text="Per lead: NSE, RMSE and persistence RMSE on held-out data.")
     note = models.CharField(max_length=200, blank=True)

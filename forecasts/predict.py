@@ -114,9 +114,8 @@ def recent_issues(own: learn.Series, at: float, count: int = WARNING_PERSISTENCE
 class ModelRun:
     """A learned model's forecasts issued at many times, as served: each lead of each time by the
     variant learn.served_variants gives it (the model that also reads forecast rain where training
-    chose it, a current issue lets it and its inputs lie within their training range, the model of
-    readings otherwise); NaN where no model could forecast (an input missing) and at the leads not
-    shown."""
+    chose it and a current issue lets it, the model of readings otherwise); NaN where no model
+    could forecast (an input missing) and at the leads not shown."""
 
     models: list[learn.ArxModel]  # indexed by learn.READINGS, learn.WITH_FORECAST_RAIN
     times: np.ndarray
@@ -176,9 +175,9 @@ def model_run(model: learn.ArxModel, inputs: learn.Inputs, times: np.ndarray) ->
     if learn.WITH_FORECAST_RAIN in with_rain:
         rain_model = models[learn.WITH_FORECAST_RAIN]
         x_rain = rain_model.features(inputs, times)
-        # A current issue covers its windows, and the inputs lie where it learned.
+        # A current issue covers its windows. However much rain it forecasts, its model is read:
+        # its rain-response never lowers a forecast as rain grows (learn._ridge).
         current = rows & np.isfinite(x_rain).all(axis=1)
-        current[current] = rain_model.within_training_range(x_rain[current])
         if current.any():
             variants = np.asarray(with_rain)
             from_rain = np.flatnonzero(variants == learn.WITH_FORECAST_RAIN)

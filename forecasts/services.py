@@ -89,7 +89,7 @@ def forecast_train(station: Station, *, until: datetime | None = None, window: t
         else:
             record.method = Method.ARX
             record.train_since, record.train_until = _utc(own.times[0]), _utc(own.times[-1])
-            record.params = model.as_json()
+            record.params = model.as_params()
             record.skill = model.skill
             record.note = f"{model.rows} training rows, {len(codes['upstream'])} upstream gauges, {len(codes['rain'])} rain gauges."
             if model.forecast_rain_model is not None:
@@ -257,7 +257,7 @@ def _arx_of(model: ForecastModel) -> learn.ArxModel:
     if arx is None:
         if len(_LOADED) >= LOADED_MAX:
             _LOADED.pop(next(iter(_LOADED)))
-        arx = _LOADED[key] = learn.ArxModel.from_json(model.params)
+        arx = _LOADED[key] = learn.ArxModel.from_params(model.params, model.skill)
     return arx
 
 

@@ -53,3 +53,15 @@ def rain_forecasts(times: np.ndarray, rain: np.ndarray, seed: int, *, every: int
             if k + h < len(times):
                 rows.append((times[k], times[k + h], float(rain[k + h]) * factor))
     return RainForecasts.of(rows)
+
+
+def wetter(rain: Series, at: float, rng: np.random.Generator, most: float) -> Series:
+    """The rain series with extra rain (up to `most` mm per step) over a random span of the day
+    before `at`: the same readings or more, never less."""
+    values = rain.values.copy()
+    span = (rain.times > at - 86400) & (rain.times <= at)
+    steps = np.flatnonzero(span)
+    first = rng.integers(0, len(steps))
+    chosen = steps[first : first + rng.integers(1, 36)]
+    values[chosen] += rng.uniform(0, most, len(chosen))
+    return Series(rain.times, values)

@@ -6,7 +6,7 @@ import pytest
 from forecasts import learn, predict
 from forecasts.learn import Inputs, Series
 
-from .synthetic import STEP, basin
+from .synthetic import STEP, basin, wetter
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,27 @@ def test_training_does_not_read_past_its_window(trained):
     times, inputs, split, model = trained
     again = learn.fit(poisoned(inputs, split), STEP, since=times[0], until=split)
     assert again.beta == model.beta and again.quantiles == model.quantiles
+
+
+def test_more_rain_never_lowers_the_forecast(trained):
+    """The rain-response is monotone by construction (learn.monotone_columns): more rain, also far
+    more than in any training storm, never lowers any lead's forecast, nor its median as served."""
+    times, inputs, split, model = trained
+    rng = np.random.default_rng(11)
+    heaviest = inputs.rain[0].until(split).values.max()
+    for at in times[int(len(times) * 0.7) :: 89][:15]:
+        change, _ = model.predict(model.features(inputs, np.array([at])))
+        served = predict.model_forecast(model, inputs, at, model.leads)
+        for most in (heaviest, 10 * heaviest):
+            wet = Inputs(inputs.own, inputs.upstream, [wetter(inputs.rain[0], at, rng, most)])
+            wet_change, _ = model.predict(model.features(wet, np.array([at])))
+            assert (wet_change >= change - 1e-9).all()
+            wet_served = predict.model_forecast(model, wet, at, model.leads)
+            for wet_point, point in zip(wet_served.points, served.points):
+                assert all(w >= p - 1e-9 for w, p in zip(wet_point[1:], point[1:]))  # median, lower, upper
+            # ... nor the probability of reaching a level (the spread does not read rain).
+            value = served.level_now + 0.2
+            assert (wet_served.exceedance(value)[-1] >= served.exceedance(value)[-1] - 1e-12).all()
 
 
 def test_the_80_percent_interval_covers_70_to_90_percent_of_held_out_data(trained):

@@ -11,7 +11,7 @@ import pytest
 from forecasts import backtest, learn, predict
 from forecasts.learn import Inputs, RainForecasts
 
-from .synthetic import STEP, basin, rain_forecasts
+from .synthetic import STEP, basin, rain_forecasts, wetter
 from .test_services import geography, stored_pair  # noqa: F401  (geography: a fixture, the basin and its river)
 
 
@@ -41,6 +41,29 @@ def test_a_model_that_reads_forecast_rain_is_learned_next_to_the_one_that_does_n
     # Stored and loaded again (ForecastModel.params) it is the same model.
     again = learn.ArxModel.from_json(json.loads(json.dumps(model.as_json())))
     assert again.forecast_rain_model.beta == sub.beta
+
+
+def test_more_rain_forecast_or_fallen_never_lowers_the_forecast(with_forecasts):
+    """Monotone by construction in forecast rain too (learn.monotone_columns), also for far more than
+    any training issue held: the served forecast (either variant) never falls with more rain."""
+    times, inputs, split, model = with_forecasts
+    sub = model.forecast_rain_model
+    rng = np.random.default_rng(5)
+    issues = inputs.rain_forecast[0]
+    heaviest = inputs.rain[0].until(split).values.max()
+    checked = 0
+    for at in times[int(len(times) * 0.7) :: 89][:15]:
+        change, _ = sub.predict(sub.features(inputs, np.array([at])))
+        served = predict.model_forecast(model, inputs, at, model.leads)
+        for factor in (2.0, 20.0):
+            more = RainForecasts(issues.issued, issues.valid, [values * factor + 0.5 for values in issues.values])
+            wet = Inputs(inputs.own, inputs.upstream, [wetter(inputs.rain[0], at, rng, heaviest * factor)], [more])
+            wet_change, _ = sub.predict(sub.features(wet, np.array([at])))
+            assert (wet_change >= change - 1e-9).all()
+            wet_served = predict.model_forecast(model, wet, at, model.leads)
+            assert all(w[1] >= p[1] - 1e-9 for w, p in zip(wet_served.points, served.points))
+            checked += (wet_change > change + 1e-3).any()
+    assert checked  # the rain is read: more of it raised some forecast
 
 
 def test_forecast_rain_is_read_only_from_issues_made_by_the_forecast_time(with_forecasts):
@@ -200,18 +223,17 @@ def test_posted_forecast_rain_reaches_the_forecast_through_the_change_log(
     assert forecast.forecast_rain and forecast.method == "arx"
     assert client.get("/api/v1/stations/DOWN/forecast").json()["forecast_rain"] is True
     # Heavy rain forecast now raises the forecast above what light rain gave: as heavy as the
-    # heaviest 3 hours forecast in its training history (learn.INPUT_RANGE_MARGIN) ...
+    # heaviest 3 hours forecast in its training history ...
     light = forecast.points[-1][1]
-    rain_model = learn.ArxModel.from_json(model.params).forecast_rain_model
-    names = learn.feature_names(rain_model.upstream_count, rain_model.extended, forecast_rain=True)
-    heaviest = rain_model.input_range[1][names.index("forecast_rain_next_180m")]
+    heaviest = float(np.nanmax(learn.rain_forecast_total([forecasts], forecasts.issued, 3 * 3600)))
     with django_capture_on_commit_callbacks(execute=True):
         post(client, token_a, {"forecasts": [issue("RAIN", last, [heaviest / 18] * 36)]})
     heavy = StationForecast.objects.get(station=down)
     assert heavy.forecast_rain and heavy.points[-1][1] > light
-    # ... while far more than ever forecast in training is not read (its products would extrapolate):
-    # the model of readings alone answers, and says so.
+    # ... and far more than ever forecast in training is read too, and raises it further: the
+    # rain-response never lowers a forecast as rain grows (learn._ridge), so nothing to guard.
     with django_capture_on_commit_callbacks(execute=True):
         post(client, token_a, {"forecasts": [issue("RAIN", last, [heaviest / 18 * 3] * 36)]})
-    assert not StationForecast.objects.get(station=down).forecast_rain
-    assert client.get("/api/v1/stations/DOWN/forecast").json()["forecast_rain"] is False
+    heavier = StationForecast.objects.get(station=down)
+    assert heavier.forecast_rain and heavier.points[-1][1] > heavy.points[-1][1]
+    assert client.get("/api/v1/stations/DOWN/forecast").json()["forecast_rain"] is True

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 
+from forecasts import learn
 from forecasts.models import ForecastModel, Method, StationForecast
 from forecasts.selectors import forecast_inputs
 from forecasts.services import forecast_at, forecast_train
@@ -235,13 +236,29 @@ def test_retraining_is_due_for_missing_old_or_outgrown_models(trained_pair):
     assert forecasts_retrain_due_task.delay().get() == 2
 
 
-def test_a_model_of_older_inputs_is_not_served_and_is_due_for_retraining(trained_pair, ingest):
+def test_a_version_of_older_inputs_is_migrated_not_served_and_retrained(trained_pair, ingest):
+    """The migration path: a version of features version 4 kept its skill twice (params and the
+    column); migration 0005 leaves it in the column only; the version is not served (its free
+    rain-response could forecast a fall on unseen rain: the labelled trend serves) and the periodic
+    retrain replaces it. (A version stored before versions were recorded reads as version 1.)"""
+    from importlib import import_module
+
+    from django.apps import apps
+
     from forecasts.services import forecasts_retrain_due
 
     times, down, up, model = trained_pair
-    model.params = {key: value for key, value in model.params.items() if key != "features_version"}
+    assert "skill" not in model.params and model.skill  # one home: the column
+    unversioned = {key: value for key, value in model.params.items() if key != "features_version"}
+    assert not learn.ArxModel.from_params(unversioned, model.skill).current
+    model.params = model.params | {"features_version": 4, "skill": model.skill}
     model.save()
+    import_module("forecasts.migrations.0005_skill_one_home").drop_skill_from_params(apps, None)
+    migrated = ForecastModel.objects.get(pk=model.pk)
+    assert "skill" not in migrated.params and migrated.skill == model.skill
     ingest([{"station": "DOWN", "observed_at": datetime.fromtimestamp(times[-1] + 600, UTC), "value": 1.0}])
     assert StationForecast.objects.get(station=down).method == Method.TREND
-    assert "DOWN" in [m.station.code for m in forecasts_retrain_due()]
+    assert ("DOWN", model.version + 1) in [(m.station.code, m.version) for m in forecasts_retrain_due()]
+    retrained = ForecastModel.objects.get(station=down, version=model.version + 1)
+    assert "skill" not in retrained.params and retrained.skill
     assert StationForecast.objects.get(station=down).method == Method.ARX

@@ -113,34 +113,23 @@ def test_each_lead_is_served_by_the_variant_chosen_for_it(gauge):
     assert predict.model_forecast(old, inputs, at).points == alone.points
 
 
-def test_forecast_rain_serves_only_inside_the_range_it_learned_from(gauge):
+def test_forecast_rain_far_beyond_training_is_read_and_only_raises_the_forecast(gauge):
     times, inputs, split, model = gauge
     mixed = with_choice(model, chosen=set(range(9, 36)))
-    rain_json = mixed.with_forecast_rain
-    low, high = (np.asarray(bound) for bound in rain_json["input_range"])
     at = times[int(len(times) * 0.75)]
-    x = mixed.forecast_rain_model.features(inputs, np.array([at]))[0]
-    assert mixed.forecast_rain_model.within_training_range(x[None, :]).all()
-    assert predict.model_forecast(mixed, inputs, at).forecast_rain
-    # A catchment wetter than any in training (here: the range of the 24-hour rain total made to end
-    # below today's): the model of readings alone serves every lead.
-    names = learn.feature_names(mixed.upstream_count, mixed.extended, forecast_rain=True)
-    column = names.index("rain_24h")
-    narrowed = [list(low), list(high)]
-    narrowed[0][column] = narrowed[1][column] = x[column] - 1.0
-    outside = learn.ArxModel.from_json(mixed.as_json() | {"with_forecast_rain": rain_json | {"input_range": narrowed}})
-    alone = learn.ArxModel.from_json({key: value for key, value in model.as_json().items() if key != "with_forecast_rain"})
-    served = predict.model_forecast(outside, inputs, at)
-    assert not served.forecast_rain and served.points == predict.model_forecast(alone, inputs, at).points
-    # So does more rain forecast than in any training issue (its product with the level extrapolates too).
-    heavy = [list(low), list(high)]
-    column = names.index("forecast_rain_next_180m")
-    heavy[0][column] = heavy[1][column] = x[column] - 1.0
-    wet = learn.ArxModel.from_json(mixed.as_json() | {"with_forecast_rain": rain_json | {"input_range": heavy}})
-    assert not predict.model_forecast(wet, inputs, at).forecast_rain
-    # A model stored without its range is not limited by one.
-    unlimited = learn.ArxModel.from_json(mixed.as_json() | {"with_forecast_rain": rain_json | {"input_range": []}})
-    assert predict.model_forecast(unlimited, inputs, at).forecast_rain
+    base = predict.model_forecast(mixed, inputs, at)
+    assert base.forecast_rain
+    # Ten times the heaviest interval any issue held, in every interval of every issue.
+    issues = inputs.rain_forecast[0]
+    heaviest = max(float(values.max()) for values in issues.values if len(values))
+    flood = RainForecasts(issues.issued, issues.valid, [values * 0 + 10 * heaviest for values in issues.values])
+    served = predict.model_forecast(mixed, Inputs(inputs.own, inputs.upstream, inputs.rain, [flood]), at)
+    assert served.forecast_rain
+    assert all(wet[1] >= point[1] - 1e-9 for wet, point in zip(served.points, base.points))
+    assert served.points[-1][1] > base.points[-1][1]
+    # A version stored with the training range that once limited it (before 2026-12) still decodes.
+    old = learn.ArxModel.from_json(mixed.as_json() | {"input_range": [[0.0], [1.0]]})
+    assert predict.model_forecast(old, Inputs(inputs.own, inputs.upstream, inputs.rain, [flood]), at).points == served.points
 
 
 def test_a_lead_no_variant_wins_is_not_served(gauge):
@@ -190,7 +179,6 @@ def test_the_api_and_the_page_say_which_leads_are_not_shown_and_why(towns, geogr
     for lead in (0, 12, 13, 14):
         skill[lead]["shown"] = False
     record.skill = skill
-    record.params = record.params | {"skill": skill}
     record.save()
     ForecastModel.objects.filter(pk=record.pk).update(trained_at=datetime.now(UTC))  # a version this process has not decoded
     with django_capture_on_commit_callbacks(execute=True):

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 from outbound.destinations import destination_problem
 from sensors.models import Station, StationKind
@@ -305,13 +306,14 @@ class NotificationChannel(models.Model):
     """Where a town wants its alerts: every alert of a station the town may see goes to its enabled channels."""
 
     class Kind(models.TextChoices):
-        EMAIL = "email", "e-mail"
-        WEBHOOK = "webhook", "webhook (JSON POST, HMAC-signed)"
+        # Marked, not translated: the labels are in the migrations; pages translate them when shown.
+        EMAIL = "email", gettext_noop("e-mail")
+        WEBHOOK = "webhook", gettext_noop("webhook (JSON POST, HMAC-signed)")
 
     class Scope(models.TextChoices):
-        VISIBLE = "visible", "every station the town may see"
-        OWN = "own", "the town's own stations only"
-        SUBSCRIBED = "subscribed", "own stations and the neighbours' stations subscribed to"
+        VISIBLE = "visible", gettext_noop("every station the town may see")
+        OWN = "own", gettext_noop("the town's own stations only")
+        SUBSCRIBED = "subscribed", gettext_noop("own stations and the neighbours' stations subscribed to")
 
     municipality = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="notification_channels")
     kind = models.CharField(max_length=10, choices=Kind.choices)

@@ -10,7 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
+from config.i18n import localized
 from tenancy.models import Membership, Municipality
 from tenancy.permissions import Action, permits
 from tenancy.selectors import viewer_for_request
@@ -27,7 +29,7 @@ def towns_page(request):
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         try:
-            town, _ = town_onboard(
+            town, _admin = town_onboard(
                 **{field: request.POST.get(field, "") for field in FORM_FIELDS},
                 admin_password=request.POST.get("admin_password", ""),
                 actor=request.user,
@@ -35,7 +37,7 @@ def towns_page(request):
         except ValidationError as exc:
             errors = exc.message_dict
         else:
-            messages.success(request, f"Created / 作成しました: {town.name_ja} / {town.name_en} ({town.slug})")
+            messages.success(request, _("Created: %(town)s (%(slug)s)") % {"town": localized(town, "name"), "slug": town.slug})
             return redirect(reverse("platform-towns"))
     towns = Municipality.objects.annotate(
         station_count=Count("stations", filter=Q(stations__is_active=True), distinct=True),

@@ -18,6 +18,8 @@ from django.urls import reverse
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from config.i18n import localized
 
 from alerts.models import NotificationChannel
 from geo.models import Shelter
@@ -112,24 +114,24 @@ def _apply_sharing_change(request, viewer, town) -> None:
     if action == "visibility":
         station = _own_station(viewer, town, request.POST.get("station"))
         station_visibility_set(station=station, visibility=request.POST.get("visibility", ""), actor=user)
-        messages.success(request, f"{station.code}: {station.get_visibility_display()}")
+        messages.success(request, f"{station.code}: {_(station.get_visibility_display())}")
     elif action == "grant":
         grantee = _other_town(town, request.POST.get("grantee"))
         if request.POST.get("group"):
             group = _own_group(town, request.POST["group"])
             sharing_grant(group=group, grantee=grantee, actor=user)
-            messages.success(request, f"{group.name} → {grantee.name_en}")
+            messages.success(request, f"{group.name} → {localized(grantee, 'name')}")
         else:
             station = _own_station(viewer, town, request.POST.get("station"))
             sharing_grant(station=station, grantee=grantee, actor=user)
-            messages.success(request, f"{station.code} → {grantee.name_en}")
+            messages.success(request, f"{station.code} → {localized(grantee, 'name')}")
     elif action == "withdraw":
         try:
             grant = SharingGrant.objects.get(pk=int(request.POST.get("grant", "")), grantor=town)
         except (ValueError, SharingGrant.DoesNotExist):
             raise Http404("No such grant.") from None
         sharing_withdraw(grant=grant, actor=user)
-        messages.success(request, "Sharing withdrawn / 共有を取り消しました")
+        messages.success(request, _("Sharing withdrawn"))
     elif action == "group":
         codes = request.POST.getlist("stations")
         stations = list(station_list(viewer=viewer).filter(municipality=town, code__in=codes))
@@ -191,9 +193,9 @@ def thresholds_page(request, viewer, town):
             raise Http404("No such threshold.") from None
         try:
             threshold = threshold_set(threshold=threshold, value=request.POST.get("value", ""), actor=request.user)
-            messages.success(request, f"{threshold.station.code} {threshold.label_en}: {threshold.value:g}")
+            messages.success(request, f"{threshold.station.code} {localized(threshold, 'label')}: {threshold.value:g}")
         except ItemError as exc:
-            messages.error(request, f"{threshold.station.code} {threshold.label_en}: {exc}")
+            messages.error(request, f"{threshold.station.code} {localized(threshold, 'label')}: {exc}")
         return redirect(reverse("town-admin-thresholds"))
     stations = list(
         station_list(viewer=viewer).filter(municipality=town)
@@ -211,10 +213,10 @@ def tokens_page(request, viewer, town):
             except (ValueError, IngestToken.DoesNotExist):
                 raise Http404("No such token.") from None
             ingest_token_revoke(token=token, actor=request.user)
-            messages.success(request, f"Revoked {token.prefix}…")
+            messages.success(request, _("Revoked %(token)s…") % {"token": token.prefix})
         else:
             # Shown on this response only; never stored, never shown again.
-            _, created_secret = ingest_token_create(
+            _token, created_secret = ingest_token_create(
                 municipality=town, label=request.POST.get("label", "").strip(), created_by=request.user
             )
     tokens = list(IngestToken.objects.filter(municipality=town))
@@ -248,19 +250,19 @@ def members_page(request, viewer, town):
         username = request.POST.get("username", "").strip()
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
-            messages.error(request, "No active user with that name; the platform operator creates accounts.")
+            messages.error(request, _("No active user with that name; the platform operator creates accounts."))
         elif request.POST.get("action") == "remove":
             membership = Membership.objects.filter(user=user, municipality=town).first()
             if membership is None:
                 raise Http404("No such member.")
             if user == request.user:
-                messages.error(request, "You cannot remove yourself.")
+                messages.error(request, _("You cannot remove yourself."))
             else:
                 membership_remove(membership=membership, actor=request.user)
         elif request.POST.get("role") in Membership.Role.values:
             membership_set(user=user, municipality=town, role=request.POST["role"], actor=request.user)
         else:
-            messages.error(request, "Choose viewer, operator or admin.")
+            messages.error(request, _("Choose viewer, operator or admin."))
         return redirect(reverse("town-admin-members"))
     return render(
         request,
@@ -297,7 +299,7 @@ def channels_page(request, viewer, town):
                 enabled=request.POST.get("enabled") == "on",
                 digest_window=digest_window,
             )
-            messages.success(request, "Saved / 保存しました")
+            messages.success(request, _("Saved"))
         except ValidationError as exc:
             messages.error(request, "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items()))
         return redirect(reverse("town-admin-channels"))

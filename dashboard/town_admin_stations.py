@@ -10,6 +10,7 @@ from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from alerts.models import Alert
 from alerts.selectors import alert_list
@@ -77,8 +78,7 @@ def station_edit(request, viewer, town, code):
             raise Http404("No station with this code.") from None
         messages.success(
             request,
-            f"{station.code}: 廃止しました(記録は残ります) / retired (its readings are kept)" if retired
-            else f"{station.code}: 再開しました / reinstated",
+            f"{station.code}: " + (_("retired (its readings are kept)") if retired else _("reinstated")),
         )
         return redirect(reverse("town-admin-stations"))
     return _station_form(request, viewer, town, station)
@@ -96,7 +96,7 @@ def _station_form(request, viewer, town, station: Station | None):
         except StationForbidden:
             raise Http404("No station with this code.") from None
         else:
-            messages.success(request, f"{saved.code}: 保存しました / saved")
+            messages.success(request, f"{saved.code}: " + _("Saved"))
             return redirect(reverse("town-admin-station-edit", args=[saved.code]))
     values = _typed_values(request.POST) if errors else _initial_values(station)
     response = render(

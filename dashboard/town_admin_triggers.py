@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 
 
 from orders.models import JMA_TRIGGER_WARNINGS
@@ -30,19 +31,19 @@ def triggers_page(request, viewer, town):
                 except (ValueError, StopIteration):
                     raise Http404("No such rule.") from None
                 trigger_rule_remove(viewer=viewer, actor=request.user, rule=rule, request=request)
-                messages.success(request, "Rule removed / 削除しました")
+                messages.success(request, _("Rule removed"))
             elif request.POST.get("action") == "policy":
                 order_policy_set(
                     viewer=viewer, actor=request.user, town=town,
                     second_person=request.POST.get("second_person") == "on", request=request,
                 )
-                messages.success(request, "Saved / 保存しました")
+                messages.success(request, _("Saved"))
             elif request.POST.get("action") == "add_jma":
                 trigger_rule_add(
                     viewer=viewer, actor=request.user, town=town, jma_warning=request.POST.get("jma_warning") or None,
                     level=_int(request.POST.get("level")), districts=request.POST.getlist("districts"), request=request,
                 )
-                messages.success(request, "Rule added / 追加しました")
+                messages.success(request, _("Rule added"))
             else:
                 trigger_rule_add(
                     viewer=viewer, actor=request.user, town=town, station=request.POST.get("station"),
@@ -50,7 +51,7 @@ def triggers_page(request, viewer, town):
                     districts=request.POST.getlist("districts"), forecast_minutes=request.POST.get("forecast_minutes"),
                     request=request,
                 )
-                messages.success(request, "Rule added / 追加しました")
+                messages.success(request, _("Rule added"))
         except OrderError as exc:
             messages.error(request, f"{exc.field}: {exc.message}")
         except OrderForbidden as exc:

@@ -271,7 +271,7 @@ def test_admin_manages_members_of_own_town_only(client, towns, admin_a, user_b):
     client.post("/hq/admin/members/", {"username": "a-admin", "action": "remove"})
     assert Membership.objects.filter(user=admin_a, municipality=towns[0]).exists()
     page = client.post("/hq/admin/members/", {"username": "nobody", "role": "admin"}, follow=True).content.decode()
-    assert "No active user with that name" in page
+    assert "その名前の有効なユーザーはいません" in page  # the default language
     assert AuditEvent.objects.filter(action=AuditEvent.Action.MEMBERSHIP_CHANGED).count() == 2
 
 
@@ -352,3 +352,35 @@ def test_the_tokens_page_checks_for_a_token_and_the_first_reading_of_the_towns_o
     first = check("first-reading")
     assert first.startswith("✓") and "1 / 4" in first and "A-PUBLIC" in first
     assert "A-PUBLIC" not in check("silent") and "B-" not in check("silent")
+
+
+@pytest.mark.parametrize("language, says", [
+    ("ja", ["共有を取り消しました", "を無効にしました", "その名前の有効なユーザーはいません", "自分自身は外せません",
+            "メール", "町が見られるすべての観測所", "Webhook(JSON POST、HMAC署名付き)"]),
+    ("en", ["Sharing withdrawn", "Revoked", "No active user with that name", "You cannot remove yourself",
+            "e-mail", "every station the town may see", "webhook (JSON POST, HMAC-signed)"]),
+])
+def test_the_admin_pages_answer_in_the_readers_language_only(client, stations, towns, admin_a, language, says):
+    """Confirmations, refusals and the channel kinds and scopes are in the page's language, not
+    English in Japanese mode nor both languages glued together."""
+    from tenancy.models import IngestToken
+
+    a, b = towns
+    client.force_login(admin_a)
+    header = {"HTTP_ACCEPT_LANGUAGE": language}
+    seen = []
+    client.post(SHARING, {"action": "grant", "station": "A-REGION", "grantee": b.pk}, **header)
+    grant = SharingGrant.objects.get(station__code="A-REGION", grantee=b)
+    seen.append(client.post(SHARING, {"action": "withdraw", "grant": grant.pk}, follow=True, **header))
+    token = IngestToken.objects.create(municipality=a, prefix="mzm_lang", digest="c" * 64)
+    seen.append(client.post("/hq/admin/tokens/", {"action": "revoke", "token": token.pk}, follow=True, **header))
+    seen.append(client.post("/hq/admin/members/", {"username": "nobody", "role": "admin"}, follow=True, **header))
+    seen.append(client.post("/hq/admin/members/", {"username": "a-admin", "action": "remove"}, follow=True, **header))
+    seen.append(client.get("/hq/admin/channels/", **header))
+    page = "\n".join(response.content.decode() for response in seen)
+    for text in says:
+        assert text in page, text
+    other = dict(ja=["Sharing withdrawn", "You cannot remove yourself", "every station the town may see"],
+                 en=["共有を取り消しました", "自分自身は外せません", "町が見られるすべての観測所"])[language]
+    for text in other:
+        assert text not in page, text

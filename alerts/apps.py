@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AlertsConfig(AppConfig):
     name = "alerts"
-    verbose_name = "Alerts (rules, lifecycle, notifications, CAP)"
+    verbose_name = _("Alerts (rules, lifecycle, notifications, CAP)")
 
     def ready(self):
         from django.conf import settings

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, gettext_lazy as _
 
 from outbound.destinations import destination_problem
 from sensors.models import Station, StationKind
@@ -29,6 +29,8 @@ class LevelScheme(models.Model):
     )
 
     class Meta:
+        verbose_name = _("level scheme")
+        verbose_name_plural = _("level schemes")
         ordering = ["-valid_from"]
         constraints = [
             models.UniqueConstraint(
@@ -144,6 +146,8 @@ class AlertRule(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("alert rule")
+        verbose_name_plural = _("alert rules")
         ordering = ["station", "kind", "window", "pk"]
         constraints = [
             # One default rule per measure, so the sync is idempotent. Two constraints because NULLs are
@@ -227,6 +231,8 @@ class Alert(models.Model):
     )
 
     class Meta:
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
         ordering = ["-opened_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
@@ -341,6 +347,8 @@ class NotificationChannel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("notification channel")
+        verbose_name_plural = _("notification channels")
         ordering = ["municipality", "kind", "pk"]
 
     def __str__(self):
@@ -398,8 +406,9 @@ class Delivery(models.Model):
     digest_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
         ordering = ["pk"]
-        verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(fields=["event", "channel"], name="delivery_once_per_event_channel"),
             models.UniqueConstraint(

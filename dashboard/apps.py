@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class DashboardConfig(AppConfig):
     name = "dashboard"
-    verbose_name = "Dashboard (public and HQ pages)"
+    verbose_name = _("Dashboard (public and HQ pages)")
 
     def ready(self):
         from events.registry import register

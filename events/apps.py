@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class EventsConfig(AppConfig):
     name = "events"
-    verbose_name = "change log and outbox"
+    verbose_name = _("change log and outbox")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):

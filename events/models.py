@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class OutboxEvent(models.Model):
@@ -23,6 +24,8 @@ class OutboxEvent(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("outbox event")
+        verbose_name_plural = _("outbox events")
         indexes = [
             models.Index(
                 fields=["handler", "available_at"], name="outbox_claimable",

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ForecastsConfig(AppConfig):
     name = "forecasts"
-    verbose_name = "Water-level forecasts (learned per gauge, backtested)"
+    verbose_name = _("Water-level forecasts (learned per gauge, backtested)")
 
     def ready(self):
         from events.registry import register

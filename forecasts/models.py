@@ -1,5 +1,6 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from .learn import PREALERT_LEADS, WARNING_MINUTES, WARNING_PROBABILITY
 
@@ -35,6 +36,8 @@ class ForecastModel(models.Model):
     note = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("forecast model")
+        verbose_name_plural = _("forecast models")
         ordering = ["station", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["station", "version"], name="forecast_model_unique_version"),
@@ -68,6 +71,10 @@ class StationForecast(models.Model):
     def __str__(self):
         return f"{self.station_id} forecast at {self.based_on:%Y-%m-%d %H:%M}"
 
+    class Meta:
+        verbose_name = _("station forecast")
+        verbose_name_plural = _("station forecasts")
+
 
 class PrealertSetting(models.Model):
     """A town's choice for forecast warnings: its HQ board lists a gauge when the warning rule
@@ -85,6 +92,10 @@ class PrealertSetting(models.Model):
 
     def __str__(self):
         return f"{self.municipality_id}: P >= {self.min_probability} within {self.lead_minutes} min"
+
+    class Meta:
+        verbose_name = _("pre-alert setting")
+        verbose_name_plural = _("pre-alert settings")
 
 
 class RainForecast(models.Model):

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class GeoConfig(AppConfig):
     name = "geo"
-    verbose_name = "Geography (boundaries, basins, map)"
+    verbose_name = _("Geography (boundaries, basins, map)")
 
     def ready(self):
         from tenancy import permissions

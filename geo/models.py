@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Basin(models.Model):
@@ -10,6 +11,8 @@ class Basin(models.Model):
     geometry = models.JSONField(help_text="GeoJSON Polygon or MultiPolygon, [lon, lat].")
 
     class Meta:
+        verbose_name = _("basin")
+        verbose_name_plural = _("basins")
         ordering = ["name_en"]
 
     def __str__(self):
@@ -25,6 +28,8 @@ class River(models.Model):
     geometry = models.JSONField(help_text="GeoJSON LineString or MultiLineString, [lon, lat].")
 
     class Meta:
+        verbose_name = _("river")
+        verbose_name_plural = _("rivers")
         ordering = ["name_en"]
 
     def __str__(self):
@@ -51,6 +56,8 @@ class HazardZone(models.Model):
     source = models.CharField(max_length=200, blank=True, help_text="Where the zone came from (file, survey, year).")
 
     class Meta:
+        verbose_name = _("hazard zone")
+        verbose_name_plural = _("hazard zones")
         ordering = ["kind", "name_en"]
 
     def __str__(self):
@@ -91,6 +98,8 @@ class Shelter(models.Model):
     )
 
     class Meta:
+        verbose_name = _("shelter")
+        verbose_name_plural = _("shelters")
         ordering = ["code"]
 
     def __str__(self):

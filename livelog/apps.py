@@ -1,6 +1,7 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class LivelogConfig(AppConfig):
     name = "livelog"
-    verbose_name = "Live message log (websocket sequence and replay)"
+    verbose_name = _("Live message log (websocket sequence and replay)")

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class NgsiConfig(AppConfig):
     name = "ngsi"
-    verbose_name = "NGSI-v2 interface (FIWARE)"
+    verbose_name = _("NGSI-v2 interface (FIWARE)")
 
     def ready(self):
         from events.registry import register

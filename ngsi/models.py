@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from outbound.destinations import destination_problem
 from sensors.models import Station
@@ -95,6 +96,8 @@ class Subscription(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
         ordering = ["created_at", "pk"]
         indexes = [models.Index(fields=["status", "expires"])]
         constraints = [
@@ -149,6 +152,8 @@ class NotifyMapping(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("notify mapping")
+        verbose_name_plural = _("notify mappings")
         ordering = ["station", "pk"]
         constraints = [
             models.CheckConstraint(

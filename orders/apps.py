@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class OrdersConfig(AppConfig):
     name = "orders"
-    verbose_name = "Evacuation orders (districts, trigger rules, recommendations, orders)"
+    verbose_name = _("Evacuation orders (districts, trigger rules, recommendations, orders)")
 
     def ready(self):
         from geo.importers import POLYGONS

@@ -10,6 +10,7 @@ revision of the scale never rewrites what residents were told.
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 ORDER_LEVELS = (3, 4, 5)
 LEVEL_VALIDATORS = [MinValueValidator(3), MaxValueValidator(5)]
@@ -29,6 +30,8 @@ class District(models.Model):
     geometry = models.JSONField(help_text="GeoJSON Polygon or MultiPolygon, [lon, lat] (RFC 7946).")
 
     class Meta:
+        verbose_name = _("district")
+        verbose_name_plural = _("districts")
         ordering = ["code"]
 
     def __str__(self):
@@ -55,6 +58,8 @@ class Order(models.Model):
     )
 
     class Meta:
+        verbose_name = _("evacuation order")
+        verbose_name_plural = _("evacuation orders")
         ordering = ["-issued_at", "-pk"]
         indexes = [models.Index(fields=["municipality", "lifted_at"])]
 
@@ -138,6 +143,8 @@ class TriggerRule(models.Model):
     )
 
     class Meta:
+        verbose_name = _("trigger rule")
+        verbose_name_plural = _("trigger rules")
         ordering = ["municipality", "station", "level"]
         constraints = [
             models.CheckConstraint(
@@ -177,6 +184,8 @@ class Recommendation(models.Model):
     order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="recommendations")
 
     class Meta:
+        verbose_name = _("recommendation")
+        verbose_name_plural = _("recommendations")
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["municipality", "state"])]
 
@@ -197,6 +206,10 @@ class OrderPolicy(models.Model):
 
     def __str__(self):
         return f"{self.municipality_id}: second person {'on' if self.second_person else 'off'}"
+
+    class Meta:
+        verbose_name = _("order policy")
+        verbose_name_plural = _("order policies")
 
 
 class OrderDraft(models.Model):
@@ -231,6 +244,8 @@ class OrderDraft(models.Model):
     order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts")
 
     class Meta:
+        verbose_name = _("order draft")
+        verbose_name_plural = _("order drafts")
         ordering = ["-drafted_at", "-pk"]
         indexes = [models.Index(fields=["municipality", "state"])]
 

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ReleasesConfig(AppConfig):
     name = "releases"
-    verbose_name = "Dam release notices (放流通知)"
+    verbose_name = _("Dam release notices (放流通知)")
 
     def ready(self):
         from events.registry import register

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SensorsConfig(AppConfig):
     name = "sensors"
-    verbose_name = "Sensors (stations, thresholds, observations)"
+    verbose_name = _("Sensors (stations, thresholds, observations)")
 
     def ready(self):
         from tenancy import permissions

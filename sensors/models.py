@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, gettext_lazy as _
 
 from tenancy.models import Municipality
 
@@ -147,6 +147,8 @@ class Station(models.Model):
     trend_lookback = TrendLookback()
 
     class Meta:
+        verbose_name = _("station")
+        verbose_name_plural = _("stations")
         ordering = ["code"]
         indexes = [models.Index(fields=["municipality", "kind"]), models.Index(fields=["visibility"])]
 
@@ -270,6 +272,8 @@ class Observation(models.Model):
     # sensors/partitions.py); there the primary key is (id, observed_at), id staying unique by its
     # sequence.
     class Meta:
+        verbose_name = _("observation")
+        verbose_name_plural = _("observations")
         ordering = ["station", "observed_at"]
         constraints = [
             # Also the index for time-range reads of one station.
@@ -327,6 +331,8 @@ class RejectedMessage(models.Model):
     reason = models.TextField()
 
     class Meta:
+        verbose_name = _("rejected message")
+        verbose_name_plural = _("rejected messages")
         ordering = ["-received_at", "-id"]
 
     def __str__(self):

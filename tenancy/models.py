@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, gettext_lazy as _
 
 
 def local_government_check_digit(five: str) -> int:
@@ -43,8 +43,9 @@ class Municipality(models.Model):
     )
 
     class Meta:
+        verbose_name = _("municipality")
+        verbose_name_plural = _("municipalities")
         ordering = ["code"]
-        verbose_name_plural = "municipalities"
 
     def __str__(self):
         return f"{self.name_en} ({self.slug})"
@@ -62,6 +63,8 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
         constraints = [models.UniqueConstraint(fields=["user", "municipality"], name="membership_unique_user_town")]
 
     def __str__(self):
@@ -81,6 +84,8 @@ class IngestToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("gateway token")
+        verbose_name_plural = _("gateway tokens")
         ordering = ["-created_at"]
 
     def __str__(self):

@@ -33,3 +33,17 @@ def test_operator_rule_is_validated_in_the_admin(admin_client, towns):
     assert response.status_code == 200 and "rate in m/h" in response.content.decode()
     assert not AlertRule.objects.filter(name="Fast rise").exists()
     assert Alert.objects.count() == 0
+
+
+@pytest.mark.parametrize("language, names, not_names", [
+    ("ja", ["アラート(ルール・対応・通知・CAP)", "通知先", "避難所", "観測所", "発令の方針", "ゲートウェイトークン"],
+     ["Notification channels", "Order policys", "Ingest tokens"]),
+    ("en", ["Alerts (rules, lifecycle, notifications, CAP)", "Notification channels", "Shelters", "Order policies",
+            "Gateway tokens"], ["通知先", "避難所"]),
+])
+def test_the_admin_index_names_apps_and_models_in_the_readers_language(admin_client, language, names, not_names):
+    page = admin_client.get("/admin/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    for name in names:
+        assert name in page, name
+    for name in not_names:
+        assert name not in page, name

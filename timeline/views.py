@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 from rest_framework.exceptions import ValidationError
 
 from sensors.api import observation_window, parse_as_of
@@ -34,8 +35,42 @@ def overview_fragment(request):
     return response
 
 
-# The timeline's kind filter: each group (all its kinds), then each kind on its own.
-KIND_CHOICES = [(group, [kind for kind in KINDS if kind.startswith(group + ".")]) for group in KIND_GROUPS]
+# The kind filter names each group and kind in the reader's language; the values stay the API's codes.
+KIND_GROUP_WORDS = {
+    "alert": pgettext_lazy("timeline kind", "Alerts"),
+    "gauge": pgettext_lazy("timeline kind", "Gauges"),
+    "level": pgettext_lazy("timeline kind", "Levels"),
+    "order": pgettext_lazy("timeline kind", "Evacuation orders"),
+    "shelter": pgettext_lazy("timeline kind", "Shelters"),
+    "sharing": pgettext_lazy("timeline kind", "Sharing"),
+    "threshold": pgettext_lazy("timeline kind", "Thresholds"),
+}
+KIND_WORDS = {
+    "level.up": pgettext_lazy("timeline kind", "Level rose"),
+    "level.down": pgettext_lazy("timeline kind", "Level fell"),
+    "alert.opened": pgettext_lazy("timeline kind", "Alert raised"),
+    "alert.escalated": pgettext_lazy("timeline kind", "Alert escalated"),
+    "alert.deescalated": pgettext_lazy("timeline kind", "Alert de-escalated"),
+    "alert.acknowledged": pgettext_lazy("timeline kind", "Alert acknowledged"),
+    "alert.resolved": pgettext_lazy("timeline kind", "Alert ended"),
+    "alert.note": pgettext_lazy("timeline kind", "Note on an alert"),
+    "order.issued": pgettext_lazy("timeline kind", "Order issued"),
+    "order.raised": pgettext_lazy("timeline kind", "Order raised"),
+    "order.lowered": pgettext_lazy("timeline kind", "Order lowered"),
+    "order.extended": pgettext_lazy("timeline kind", "Order districts changed"),
+    "order.lifted": pgettext_lazy("timeline kind", "Order lifted"),
+    "gauge.stale": pgettext_lazy("timeline kind", "Gauge silent"),
+    "gauge.recovered": pgettext_lazy("timeline kind", "Gauge reporting again"),
+    "shelter.status": pgettext_lazy("timeline kind", "Shelter status"),
+    "sharing.granted": pgettext_lazy("timeline kind", "Sharing granted"),
+    "sharing.withdrawn": pgettext_lazy("timeline kind", "Sharing withdrawn"),
+    "threshold.changed": pgettext_lazy("timeline kind", "Threshold changed"),
+}
+# Each group (all its kinds), then each kind on its own: ((value, words), [(value, words), …]).
+KIND_CHOICES = [
+    ((group, KIND_GROUP_WORDS[group]), [(kind, KIND_WORDS[kind]) for kind in KINDS if kind.startswith(group + ".")])
+    for group in KIND_GROUPS
+]
 
 
 @login_required

@@ -66,6 +66,25 @@ def test_timeline_page_lists_events_linking_to_the_map_then(client, stations, us
     assert "is not an ISO 8601 time" in bad.content.decode()
 
 
+def test_the_timeline_kind_filter_names_every_kind_in_the_readers_language(client, stations, user_a):
+    from timeline.selectors import KIND_GROUPS, KINDS
+    from timeline.views import KIND_GROUP_WORDS, KIND_WORDS
+
+    assert set(KIND_WORDS) == set(KINDS) and set(KIND_GROUP_WORDS) == set(KIND_GROUPS)
+    client.force_login(user_a)
+    expected = {"ja": ("アラート発生", "アラート"), "en": ("Alert raised", "Alerts")}
+    for language, (kind_words, group_words) in expected.items():
+        html = client.get("/hq/timeline/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        select = re.search(r'<select name="kind">(.*?)</select>', html, re.S).group(1)
+        options = dict(re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select))
+        # The values are the API's codes; no code is shown to the reader as the option's words.
+        assert set(options) == {"", *KINDS, *KIND_GROUPS}
+        assert all(words.strip() and words != value for value, words in options.items() if value)
+        assert options["alert.opened"] == kind_words and f'label="{group_words}"' in select
+    picked = client.get("/hq/timeline/", {"kind": "order.lifted"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert '<option value="order.lifted" selected>Order lifted</option>' in picked
+
+
 def test_public_map_replays_public_data(client, stations):
     html = client.get("/").content.decode()
     assert 'data-view="public"' in html and "mizumori/replay.js" in html

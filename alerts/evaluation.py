@@ -102,22 +102,36 @@ def jumps_and_spikes(
     spike = np.zeros(size, dtype=bool)
     if limits is None or limits.max_step is None or size < 2:
         return jump, spike
-    # No consecutive pair jumps (nearly always): the reference then always moves on to the reading
-    # just judged, so the walk below would only ever compare neighbours and find nothing.
-    if not neighbour_jumps(limits, times, values).any():
+    # While the reference is the previous reading (nearly always: it moves on to every reading that
+    # is not a spike), judging a reading is the neighbour test, so the walk jumps straight to the next
+    # reading whose neighbour test fails and walks reading by reading only from there until the
+    # reference is the previous reading again (after a spike: one reading later).
+    suspicious = np.flatnonzero(neighbour_jumps(limits, times, values)) + 1
+    if not len(suspicious):
         return jump, spike
-    reference, reference_at = values[0], times[0]
-    for index in range(1, size):
+    reference = 0  # index of the last accepted reading
+    index = 1
+    while index < size:
+        if reference == index - 1:
+            position = int(np.searchsorted(suspicious, index))
+            if position == len(suspicious):
+                break
+            index = int(suspicious[position])
+            reference = index - 1
         value, at = values[index], times[index]
-        if not is_jump(limits, reference, value, at - reference_at):
-            reference, reference_at = value, at
-            continue
-        jump[index] = True
-        following = index + 1
-        if following < size and not is_jump(limits, reference, values[following], times[following] - reference_at):
-            spike[index] = True  # reference stays: the spike never happened
+        if not is_jump(limits, values[reference], value, at - times[reference]):
+            reference = index
         else:
-            reference, reference_at = value, at
+            jump[index] = True
+            following = index + 1
+            came_back = following < size and not is_jump(
+                limits, values[reference], values[following], times[following] - times[reference]
+            )
+            if came_back:
+                spike[index] = True  # reference stays: the spike never happened
+            else:
+                reference = index
+        index += 1
     return jump, spike
 
 
@@ -185,8 +199,8 @@ def linear_trend(times: np.ndarray, values: np.ndarray, window: timedelta = TREN
     """Least-squares line through the readings of the last `window`; None when there are too few."""
     if len(times) == 0:
         return None
-    recent = times >= times[-1] - window.total_seconds()
-    t, v = times[recent], values[recent]
+    start = int(np.searchsorted(times, times[-1] - window.total_seconds(), side="left"))  # oldest first
+    t, v = times[start:], values[start:]
     n = len(t)
     if n < TREND_MIN_POINTS or t[-1] - t[0] < TREND_MIN_SPAN.total_seconds():
         return None
@@ -253,7 +267,9 @@ class LevelSteps:
     reading: the level after reading *k* looks only at readings ..k, and whether a comparison with a
     rung has held through a run ending at *k* is a prefix property, so each comparison is made once
     for the whole series (with the index of the last reading that broke it) instead of once per
-    step over the whole prefix. `level(end, ...)` is `next_level(times[:end], measure[:end], ...)`."""
+    step over the whole prefix. `level(end, ...)` is `next_level(times[:end], measure[:end], ...)`;
+    `levels` answers many ends at once (numpy), so stepping a batch costs a few array operations per
+    transition instead of a call per reading."""
 
     def __init__(self, times: np.ndarray, measure: np.ndarray, rules: Hysteresis):
         self.times = times
@@ -277,36 +293,55 @@ class LevelSteps:
             run = self._runs[key] = (holds, np.maximum.accumulate(np.where(holds, -1, positions)))
         return run
 
-    def _sustained(self, end: int, run: tuple[np.ndarray, np.ndarray], *, lowering: bool = False) -> bool:
-        """Whether the comparison holds for reading end-1 and has for long enough, without a break."""
+    def _sustained(self, ends: np.ndarray, run: tuple[np.ndarray, np.ndarray], *, lowering: bool = False) -> np.ndarray:
+        """Per end: whether the comparison holds for reading end-1 and has for long enough, without a
+        break (False for an end of 0: nothing read yet)."""
         holds, breaks = run
-        newest = end - 1
-        if end == 0 or not holds[newest]:
-            return False
-        start = int(breaks[newest]) + 1
+        newest = np.maximum(ends - 1, 0)
+        held = (ends > 0) & holds[newest]
+        if not held.any():
+            return held
+        start = np.minimum(breaks[newest] + 1, newest)  # where it held, the run starts at or before newest
         rules = self.rules
         duration = max(rules.min_duration, rules.hold) if lowering else rules.min_duration
-        return end - start >= rules.min_readings and self.times[newest] - self.times[start] >= duration.total_seconds()
+        lasted = self.times[newest] - self.times[start] >= duration.total_seconds()
+        return held & (ends - start >= rules.min_readings) & lasted
 
-    def level(self, end: int, steps: list[Step], *, current: int) -> int:
+    def levels(self, ends: np.ndarray, steps: list[Step], *, current: int) -> np.ndarray:
+        """`level(end, steps, current=current)` for every end at once: the level each of these steps
+        would reach from `current`. A batch steps until the first answer that differs from `current`
+        (a transition) and goes on from there with the new level, as a loop over `level` would."""
+        ends = np.asarray(ends, dtype=np.int64)
         if not steps:
-            return 0
+            return np.zeros(len(ends), dtype=np.int64)
         sign, rules = self.sign, self.rules
+        result = np.full(len(ends), current, dtype=np.int64)
+        if not len(self.oriented):
+            return result  # every end is 0: nothing read, nothing moves
+        decided = np.zeros(len(ends), dtype=bool)
+
+        def take(candidate: int, met: np.ndarray) -> None:
+            chosen = met & ~decided
+            result[chosen] = candidate
+            decided[chosen] = True
+
         for candidate in sorted({s.level for s in steps if s.level > current}, reverse=True):
             run = self._run(False, min(sign * s.value for s in steps if s.level >= candidate))
-            if rules.immediate_level is not None and candidate >= rules.immediate_level and end and run[0][end - 1]:
-                return candidate
-            if self._sustained(end, run):
-                return candidate
+            met = self._sustained(ends, run)
+            if rules.immediate_level is not None and candidate >= rules.immediate_level:
+                met |= (ends > 0) & run[0][np.maximum(ends - 1, 0)]
+            take(candidate, met)
         if current == 0:
-            return 0
+            return result
         for candidate in sorted({0, *(s.level for s in steps if s.level < current)}):
             higher = [sign * s.value - (rules.margin if s.margin is None else s.margin) for s in steps if s.level > candidate]
             # No step above the candidate any more (thresholds were removed): nothing holds the level.
             run = self._run(True, min(higher) if higher else None)
-            if self._sustained(end, run, lowering=True):
-                return candidate
-        return current
+            take(candidate, self._sustained(ends, run, lowering=True))
+        return result
+
+    def level(self, end: int, steps: list[Step], *, current: int) -> int:
+        return int(self.levels(np.array([end]), steps, current=current)[0])
 
 
 def next_level(

@@ -342,6 +342,7 @@ class _History:
     values: np.ndarray
     suspect: np.ndarray  # flagged on ingest: never moves an alert
     newest: datetime  # newest reading of the station (the changed state's)
+    _jumps: dict = field(default_factory=dict)
 
     @classmethod
     def from_series(cls, series, newest: datetime) -> "_History":
@@ -358,22 +359,31 @@ class _History:
     def stamp(self, index: int) -> datetime:
         return from_micros(int(self.micros[index]))
 
+    def jumps_and_spikes(self, limits) -> tuple[np.ndarray, np.ndarray]:
+        """`jumps_and_spikes` of these readings, once per station and limits (a river's threshold and
+        rate-of-rise rules judge the same readings by the same limits)."""
+        found = self._jumps.get(limits)
+        if found is None:
+            found = self._jumps[limits] = jumps_and_spikes(self.times, self.values, limits)
+        return found
+
     @property
     def stamps(self) -> list[datetime]:
         """Every reading's time (only the rare unconfirmed-alert path needs them all)."""
         return [from_micros(int(micros)) for micros in self.micros]
 
 
-def _fixed_ladder(ladders: dict, rule: AlertRule, thresholds: list[Threshold]):
-    """The rule's ladder when none of the station's thresholds was ever edited, so the same at every
-    time; None otherwise (each reading is judged by the values in force then). Kept in `ladders`
-    (the catalog cache's, valid under one catalog stamp) by what `rule_steps` reads of the rule."""
+def _fixed_ladder(ladders: dict, rule: AlertRule, thresholds: list[Threshold], *, reading: bool = False):
+    """The rule's ladder (`reading`: the station's ladder on the reading itself, `reading_steps`) when
+    none of the station's thresholds was ever edited, so the same at every time; None otherwise (each
+    reading is judged by the values in force then). Kept in `ladders` (the catalog cache's, valid
+    under one catalog stamp) by what `rule_steps` reads of the rule."""
     if any(threshold.valid_from for threshold in thresholds):
         return None
-    key = (rule.station_id, rule.kind, rule.window, rule.value, rule.level)
+    key = (rule.station_id, "reading") if reading else (rule.station_id, rule.kind, rule.window, rule.value, rule.level)
     steps = ladders.get(key)
     if steps is None:
-        steps = ladders[key] = rulebook.rule_steps(rule, thresholds)
+        steps = ladders[key] = rulebook.reading_steps(thresholds) if reading else rulebook.rule_steps(rule, thresholds)
     return steps
 
 
@@ -422,7 +432,7 @@ def _rain_totals(times: np.ndarray, values: np.ndarray) -> dict[str, float]:
 
 def _metrics(
     rule: AlertRule, station: Station, thresholds: list[Threshold], times: np.ndarray, values: np.ndarray,
-    measure: float, level: int, *, at: datetime,
+    measure: float, level: int, *, at: datetime, ladders: dict,
 ) -> dict:
     """What an alert reports beside its measure: rates of rise and time to the next level, or rain totals."""
     metrics: dict = {"reading": float(values[-1]), "measure": _finite(measure)}
@@ -432,12 +442,14 @@ def _metrics(
     rates = {int(w.total_seconds() // 60): _finite(rate_of_rise_now(times, values, w)) for w in RATE_WINDOWS}
     metrics["rates_per_hour"] = {str(minutes): rate for minutes, rate in rates.items()}
     metrics["rate_of_rise_per_hour"] = rates[30]
-    if rule.kind == Kind.THRESHOLD:
-        steps = rulebook.rule_steps(rule, thresholds, at=at)
+    threshold_rule = rule.kind == Kind.THRESHOLD
+    steps = _fixed_ladder(ladders, rule, thresholds, reading=not threshold_rule)
+    if threshold_rule:
+        steps = rulebook.rule_steps(rule, thresholds, at=at) if steps is None else steps
         rising = rule.direction == AlertRule.Direction.RISING
         current = level
     else:
-        steps = rulebook.reading_steps(thresholds, at=at)
+        steps = rulebook.reading_steps(thresholds, at=at) if steps is None else steps
         rising = True
         current = max((step.level for step in steps if values[-1] >= step.value), default=0)
     forecast = time_to_next(linear_trend(times, values), steps, current_level=current, rising=rising)
@@ -481,7 +493,7 @@ def _evaluate_rule(
         rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
         return
     hysteresis = rulebook.rule_hysteresis(rule)
-    jump, spike = jumps_and_spikes(history.times, history.values, rulebook.rule_plausibility(rule, station))
+    jump, spike = history.jumps_and_spikes(rulebook.rule_plausibility(rule, station))
     usable = ~spike & ~history.suspect
     # A reading that is stepped is itself usable (a spike is a jump; flagged ones are skipped), so the
     # readings judged at step k are a prefix of the usable ones, and every measure is causal (a value
@@ -495,39 +507,64 @@ def _evaluate_rule(
         fixed_steps, hysteresis, usable_measure, prefix_end, first, ~jump & ~history.suspect
     ):
         first = len(history.micros)  # no step can open an alert: nothing to step through
-    stepper = LevelSteps(usable_times, usable_measure, hysteresis) if first < len(history.micros) else None
-    for k in range(first, len(history.micros)):
-        if jump[k] or history.suspect[k]:
-            continue  # flagged, or a jump not yet confirmed or refuted by the next reading
+    # Flagged readings and jumps not yet confirmed or refuted by the next reading are not steps.
+    steps_at = np.flatnonzero(~jump[first:] & ~history.suspect[first:]) + first
+    stepper = LevelSteps(usable_times, usable_measure, hysteresis) if len(steps_at) else None
+
+    def move(k: int, level: int, stamp: datetime) -> None:
         end = int(prefix_end[k])
+        times, values, measure = usable_times[:end], usable_values[:end], usable_measure[:end]
+        batch.move(
+            rule, level, value=_finite(measure[-1]), observed_at=stamp,
+            metrics=_metrics(
+                rule, station, thresholds, times, values, measure[-1], level, at=stamp, ladders=batch.ladders
+            ),
+        )
+
+    def current_level() -> int:
         alert = batch.open_alerts.get(rule.pk)
-        current = alert.level if alert else 0
-        # Each reading is judged by the thresholds in force when it was taken.
-        stamp = None if fixed_steps is not None else history.stamp(k)
-        steps = fixed_steps if fixed_steps is not None else rulebook.rule_steps(rule, thresholds, at=stamp)
-        level = stepper.level(end, steps, current=current)
-        if level != current:
-            times, values, measure = usable_times[:end], usable_values[:end], usable_measure[:end]
-            stamp = stamp or history.stamp(k)
-            batch.move(
-                rule, level, value=_finite(measure[-1]), observed_at=stamp,
-                metrics=_metrics(rule, station, thresholds, times, values, measure[-1], level, at=stamp),
-            )
+        return alert.level if alert else 0
+
+    if stepper is not None and fixed_steps is not None:
+        # One ladder for every step: the steps up to the next transition are judged at once.
+        ends = prefix_end[steps_at]
+        at = 0
+        while at < len(steps_at):
+            current = current_level()
+            answers = stepper.levels(ends[at:], fixed_steps, current=current)
+            moved = np.flatnonzero(answers != current)
+            if not len(moved):
+                break
+            at += int(moved[0])
+            k = int(steps_at[at])
+            move(k, int(answers[moved[0]]), history.stamp(k))
+            at += 1
+    elif stepper is not None:
+        for k in steps_at.tolist():
+            current = current_level()
+            # Each reading is judged by the thresholds in force when it was taken.
+            stamp = history.stamp(k)
+            level = stepper.level(int(prefix_end[k]), rulebook.rule_steps(rule, thresholds, at=stamp), current=current)
+            if level != current:
+                move(k, level, stamp)
     rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
 
     alert = batch.open_alerts.get(rule.pk)
     if alert is not None and len(history.times):
-        # Keep the open alert's figures current even when its level does not move.
-        keep = usable.copy()
-        keep[-1] &= not jump[-1]
-        times, values = history.times[keep], history.values[keep]
-        if len(times):
-            measure = rulebook.rule_measure(rule, times, values)
-            observed_at = history.stamp(int(np.flatnonzero(keep)[-1]))
+        # Keep the open alert's figures current even when its level does not move, from the usable
+        # readings without a newest one that jumped (measures are causal: a prefix's measure is the
+        # prefix of the measure).
+        kept = len(usable_times) - int(bool(usable[-1] and jump[-1]))
+        if kept:
+            observed_at = history.stamp(int(np.flatnonzero(usable)[kept - 1]))
             if observed_at != alert.last_observed_at:
+                times, values, measure = usable_times[:kept], usable_values[:kept], usable_measure[:kept]
                 _apply_metrics(
                     alert, value=_finite(measure[-1]), observed_at=observed_at,
-                    metrics=_metrics(rule, station, thresholds, times, values, measure[-1], alert.level, at=observed_at),
+                    metrics=_metrics(
+                        rule, station, thresholds, times, values, measure[-1], alert.level, at=observed_at,
+                        ladders=batch.ladders,
+                    ),
                 )
                 batch.touch(alert)
     if newest_is_new and (jump[-1] or history.suspect[-1]):

@@ -99,6 +99,10 @@ def main():
     parser.add_argument("--statements", type=int, default=0, metavar="N",
                         help="print each handler's N statements that took the most wall time (client side: "
                              "PostgreSQL's work and the round trip), summed over the measured rounds")
+    parser.add_argument("--spike", action="store_true",
+                        help="each station's first measured reading is a spike (+1 m, back at the next one) that "
+                             "stays in the look-back, as the jump from the seeded history does in bench/e2e.py "
+                             "phase a")
     parser.add_argument("--gateway", type=int, default=0, metavar="TICKS",
                         help="then POST this many gateway ticks (one reading for each of a town's stations) "
                              "through the Django test client and time the server side")
@@ -112,7 +116,7 @@ def main():
         now = timezone.now().replace(microsecond=0) - timedelta(hours=1)
         towns, stations = seed(args.stations, now)
         print(f"database: {connection.vendor}; {len(stations)} stations, {args.per_round} readings each per round, "
-              f"{args.rounds} rounds; loadavg {os.getloadavg()[0]:.2f}")
+              f"{args.rounds} rounds{', a spike first' if args.spike else ''}; loadavg {os.getloadavg()[0]:.2f}")
         names = [handler.name for handler in registry.handlers()]
         result = asyncio.run(_on_a_loop(measure, args, names, towns, stations, now))
         report(args, names, *result)
@@ -145,7 +149,8 @@ def measure(args, names, towns, stations, now):
             tick += 1
             at = now + timedelta(seconds=tick)
             for i, s in enumerate(stations):
-                by_town[i % 2].append({"station": s.code, "observed_at": at, "value": value_of(i, tick)})
+                spike = 1.0 if args.spike and tick == 1 else 0.0
+                by_town[i % 2].append({"station": s.code, "observed_at": at, "value": value_of(i, tick) + spike})
         for t, items in by_town.items():
             for start in range(0, len(items), 1000):
                 observation_ingest(municipality=towns[t], items=items[start : start + 1000], source="http")

@@ -423,6 +423,11 @@ class Server:
             PORT=str(port), WEB_WORKERS=str(web_workers), DRAIN_WORKERS=str(drain_workers),
             ALERT_EVALUATION_SHARDS=str(evaluation_shards),
         )
+        # Beat's state from an earlier run would make the periodic tasks due at once or not, by how long
+        # ago that run was (forecast training every 10 minutes: when it runs, the drain then refreshes
+        # the trained gauges' forecasts every batch). Each run starts as a new deployment does.
+        for state in (ROOT / "var").glob("celerybeat-schedule*"):
+            state.unlink()
         self.log = open(ROOT / "var" / "bench" / "serve.log", "w")
         self.proc = subprocess.Popen(
             ["bash", "bin/serve"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True

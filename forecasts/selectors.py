@@ -8,15 +8,17 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
+import numpy as np
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from shapely.geometry import Point, shape
 
 from geo.models import Basin, River
-from sensors.models import Observation, Station, StationKind
-from sensors.selectors import station_get
+from sensors.models import Station, StationKind
+from sensors.selectors import readings_in_ranges_micros, station_get
 from tenancy.models import Membership
 from tenancy.selectors import Viewer
 
@@ -128,27 +130,33 @@ def forecast_inputs(station: Station) -> InputStations:
     return InputStations([s for _, s in upstream[:MAX_UPSTREAM]], rain, tide_inputs(station))
 
 
+# `readings_of` without a bound: before and after every stored reading.
+_NO_START = datetime.min.replace(tzinfo=dt_timezone.utc)
+_NO_END = datetime.max.replace(tzinfo=dt_timezone.utc)
+
+
 def readings_of(station_ids, *, since: datetime | None = None, until: datetime | None = None) -> dict[int, Series]:
-    """Each station's usable readings (suspect ones left out) as epoch-second series. For services
-    that already hold the stations they work on; never answers a viewer."""
-    queryset = Observation.objects.filter(station_id__in=list(station_ids)).filter(quality=Observation.Quality.OK)
-    if since is not None:
-        queryset = queryset.filter(observed_at__gte=since)
-    if until is not None:
-        queryset = queryset.filter(observed_at__lte=until)
-    pairs = defaultdict(list)
-    for station_id, observed_at, value in queryset.order_by("station_id", "observed_at").values_list(
-        "station_id", "observed_at", "value"
-    ).iterator(chunk_size=20000):
-        pairs[station_id].append((observed_at.timestamp(), value))
-    return {station_id: Series.of(pairs.get(station_id, [])) for station_id in station_ids}
+    """Each station's usable readings (suspect ones left out) in [since, until] as epoch-second series.
+    For services that already hold the stations they work on; never answers a viewer. Read as arrays
+    (`readings_in_ranges_micros`: no row and no parsed timestamp per reading in Python — the drain's
+    forecast refresh reads every trained gauge's look-back each batch)."""
+    start = _NO_START if since is None else since - timedelta(microseconds=1)  # the ranges are (start, end]
+    end = _NO_END if until is None else until
+    arrays = readings_in_ranges_micros({pk: (start, end) for pk in station_ids})
+    series = {}
+    for station_id in station_ids:
+        micros, values, suspect = arrays.get(station_id, ([], [], []))
+        usable = ~np.asarray(suspect, dtype=bool)
+        # Integer microseconds / 1e6: the same double as `datetime.timestamp()` gives.
+        series[station_id] = Series(
+            np.asarray(micros, dtype=np.int64)[usable] / 1e6, np.asarray(values, dtype=float)[usable]
+        )
+    return series
 
 
 def rain_forecasts_of(station_ids, *, since: datetime | None = None, until: datetime | None = None) -> dict[int, RainForecasts]:
     """Each rain gauge's forecast issues made in [since - FORECAST_RAIN_MAX_AGE, until] (what a model
     forecasting from times in [since, until] may read). For services, like `readings_of`."""
-    from datetime import timedelta
-
     queryset = RainForecast.objects.filter(station_id__in=list(station_ids))
     if since is not None:
         queryset = queryset.filter(issued_at__gte=since - timedelta(seconds=FORECAST_RAIN_MAX_AGE))

@@ -5,7 +5,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from sensors.plausibility import Plausibility, neighbour_jumps
+from sensors.plausibility import Plausibility, is_jump, neighbour_jumps
 from alerts.evaluation import (
     Hysteresis,
     LevelSteps,
@@ -204,6 +204,18 @@ def test_jumps_and_spikes_takes_the_neighbour_check_only_when_no_neighbours_jump
     assert spike.tolist() == [False, False, True, False, False, False]
 
 
+def random_rule_series(rng, n: int, *, rising: bool, immediate_level: int | None):
+    """Reading times, a wandering measure with unknown (NaN) stretches, and a rule's hysteresis."""
+    times = np.cumsum(rng.choice([30.0, 60.0, 600.0], n))
+    measure = np.clip(np.cumsum(rng.normal(0.05, 0.35, n)) + 2.5, 0.0, 6.5)
+    measure[rng.random(n) < 0.08] = np.nan
+    return times, measure, Hysteresis(
+        rising=rising, margin=float(rng.choice([0.0, 0.1, 0.3])),
+        min_duration=timedelta(minutes=int(rng.choice([0, 5, 20]))), min_readings=int(rng.choice([1, 2, 3])),
+        hold=timedelta(minutes=int(rng.choice([0, 10, 30]))), immediate_level=immediate_level,
+    )
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_stepping_a_series_gives_next_level_on_each_prefix(seed):
     """`LevelSteps` answers every step of a batch from comparisons made once for the whole series:
@@ -212,14 +224,7 @@ def test_stepping_a_series_gives_next_level_on_each_prefix(seed):
     rungs change between steps (an edited threshold)."""
     rng = np.random.default_rng(seed)
     n = 160
-    times = np.cumsum(rng.choice([30.0, 60.0, 600.0], n))
-    measure = np.clip(np.cumsum(rng.normal(0.05, 0.35, n)) + 2.5, 0.0, 6.5)
-    measure[rng.random(n) < 0.08] = np.nan
-    rules = Hysteresis(
-        rising=bool(seed % 3), margin=float(rng.choice([0.0, 0.1, 0.3])),
-        min_duration=timedelta(minutes=int(rng.choice([0, 5, 20]))), min_readings=int(rng.choice([1, 2, 3])),
-        hold=timedelta(minutes=int(rng.choice([0, 10, 30]))), immediate_level=[None, 4, 5][seed % 3],
-    )
+    times, measure, rules = random_rule_series(rng, n, rising=bool(seed % 3), immediate_level=[None, 4, 5][seed % 3])
     sign = 1.0 if rules.rising else -1.0
     ladders = [
         [Step(level, sign * value, margin) for level, value, margin in rungs]
@@ -236,3 +241,99 @@ def test_stepping_a_series_gives_next_level_on_each_prefix(seed):
         level = stepper.level(end, steps, current=level)
         expected = next_level(times[:end], sign * measure[:end], steps, current=expected, rules=rules)
         assert level == expected, end
+
+
+def walked_jumps_and_spikes(times, values, limits):
+    """The plausibility walk reading by reading, as the module docstring describes it: the reference
+    the skipping walk of `jumps_and_spikes` must agree with."""
+    size = len(values)
+    jump, spike = np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)
+    if size < 2:
+        return jump, spike
+    reference = 0
+    for index in range(1, size):
+        if not is_jump(limits, values[reference], values[index], times[index] - times[reference]):
+            reference = index
+            continue
+        jump[index] = True
+        following = index + 1
+        if following < size and not is_jump(limits, values[reference], values[following], times[following] - times[reference]):
+            spike[index] = True
+        else:
+            reference = index
+    return jump, spike
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_jumps_and_spikes_skipping_calm_stretches_gives_the_walk_reading_by_reading(seed):
+    """Spikes, jumps that stay, two jumps in a row, a jump at the start and at the end, readings a
+    millisecond or hours apart: the walk that skips to the next neighbour jump flags the same readings."""
+    rng = np.random.default_rng(seed)
+    limits = Plausibility(0.0, 20.0, 0.5, 3.0, None)
+    for size in (2, 3, 5, 40, 400):
+        times = np.cumsum(rng.choice([0.001, 1.0, 60.0, 600.0, 7200.0], size=size))
+        values = np.cumsum(rng.normal(0.0, 0.1, size=size)) + 2.0
+        bursts = rng.random(size) < [0.02, 0.1, 0.3, 0.6][seed % 4]
+        values[bursts] += rng.choice([-2.0, 1.0, 3.0], size=int(bursts.sum()))
+        got = jumps_and_spikes(times, values, limits)
+        expected = walked_jumps_and_spikes(times, values, limits)
+        assert got[0].tolist() == expected[0].tolist() and got[1].tolist() == expected[1].tolist(), (size, values)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_levels_answers_every_end_at_once_as_next_level_on_each_prefix(seed):
+    """`LevelSteps.levels` judges many steps in one call (a batch up to its next transition): each
+    answer, from every starting level, is `next_level` on that prefix alone."""
+    rng = np.random.default_rng(100 + seed)
+    n = 120
+    times, measure, rules = random_rule_series(rng, n, rising=bool(seed % 2), immediate_level=[None, 4, 5][seed % 3])
+    sign = 1.0 if rules.rising else -1.0
+    rungs = [(2, 3.0, None), (3, 3.5, 0.2), (4, 4.0, None), (5, 5.0, None)]
+    steps = [Step(level, sign * value, margin) for level, value, margin in rungs]
+    stepper = LevelSteps(times, sign * measure, rules)
+    ends = np.arange(0, n + 1)
+    for current in (0, 2, 3, 4, 5):
+        expected = [
+            next_level(times[:end], sign * measure[:end], steps, current=current, rules=rules) for end in ends
+        ]
+        assert expected == [
+            scanned_next_level(times[:end], sign * measure[:end], steps, current=current, rules=rules) for end in ends
+        ]
+        assert stepper.levels(ends, steps, current=current).tolist() == expected, current
+        assert stepper.levels(ends, [], current=current).tolist() == [0] * len(ends)
+
+
+def scanned_next_level(times, measure, steps, *, current, rules):
+    """`next_level` as its docstring reads, scanning back from the newest reading for each candidate
+    level: the plain reference the array version must agree with."""
+    if not steps:
+        return 0
+    sign = 1.0 if rules.rising else -1.0
+    oriented = [sign * value for value in measure]
+
+    def held(test, duration):
+        count = 0
+        for index in range(len(oriented) - 1, -1, -1):
+            if not test(oriented[index]):  # NaN compares false: it breaks the run
+                break
+            count += 1
+        if not count:
+            return False
+        first = len(oriented) - count
+        return count >= rules.min_readings and times[-1] - times[first] >= duration.total_seconds()
+
+    for candidate in sorted({s.level for s in steps if s.level > current}, reverse=True):
+        rung = min(sign * s.value for s in steps if s.level >= candidate)
+        immediate = rules.immediate_level is not None and candidate >= rules.immediate_level
+        if immediate and len(oriented) and oriented[-1] >= rung:
+            return candidate
+        if held(lambda value: value >= rung, rules.min_duration):
+            return candidate
+    if current == 0:
+        return 0
+    for candidate in sorted({0, *(s.level for s in steps if s.level < current)}):
+        higher = [sign * s.value - (rules.margin if s.margin is None else s.margin) for s in steps if s.level > candidate]
+        below = min(higher) if higher else None
+        if held(lambda value: below is None or value < below, max(rules.min_duration, rules.hold)):
+            return candidate
+    return current

@@ -213,7 +213,8 @@ def test_a_calm_station_costs_no_reading_by_reading_evaluation(towns, workers, m
 
         return wrapper
 
-    monkeypatch.setattr(alerts.evaluation.LevelSteps, "level", counting("next_level", alerts.evaluation.LevelSteps.level))
+    # `levels` judges every step (`level`, one step, goes through it too).
+    monkeypatch.setattr(alerts.evaluation.LevelSteps, "levels", counting("next_level", alerts.evaluation.LevelSteps.levels))
     monkeypatch.setattr(alerts.evaluation, "is_jump", counting("is_jump", alerts.evaluation.is_jump))
     calm = river_stations(towns[0], 20, "C")
     for minutes_ago, value in ((40, 1.0), (30, 1.05), (20, 1.1), (10, 1.2)):

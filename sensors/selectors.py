@@ -543,7 +543,8 @@ class FeatureJson(NamedTuple):
 class AsOfStation:
     """A station ready to be judged at any moment: its thresholds (with revisions for edited ones),
     judge and as-of span. Read-only once made, so requests in many threads may share one (what it
-    keeps — fixed parts per language — is built whole before it is stored, and alike by any thread)."""
+    keeps — fixed parts per language and values in force — is built whole before it is stored, and
+    alike by any thread)."""
 
     __slots__ = ("station", "pk", "thresholds", "judge", "span", "_fixed", "_json")
 
@@ -557,21 +558,28 @@ class AsOfStation:
         self._json: dict[str, FeatureJson] = {}
 
     def fixed(self, at: datetime, lang: str) -> FixedParts:
-        """The feature's fixed parts at `at`: built once per language for a station whose thresholds
-        were never edited (the same at every moment), else for each moment (values then)."""
-        if self.judge.has_edits:
-            return fixed_parts(self.station, self.thresholds, at=at, lang=lang)
-        if lang not in self._fixed:
-            self._fixed[lang] = fixed_parts(self.station, self.thresholds, at=at, lang=lang)
-        return self._fixed[lang]
+        """The feature's fixed parts at `at`, built once per language and, for a station whose
+        thresholds were edited, per set of values in force (the thresholds are listed with those)."""
+        key = self._key(at, lang)
+        kept = self._fixed.get(key)
+        if kept is None:
+            kept = self._fixed[key] = fixed_parts(self.station, self.thresholds, at=at, lang=lang)
+        return kept
 
     def json(self, at: datetime, lang: str) -> FeatureJson:
-        """`fixed` as JSON text, kept as `fixed` is (once per language; per moment for edited thresholds)."""
-        if self.judge.has_edits:
-            return FeatureJson.of(self.station, self.fixed(at, lang), _api_json_encode())
-        if lang not in self._json:
-            self._json[lang] = FeatureJson.of(self.station, self.fixed(at, lang), _api_json_encode())
-        return self._json[lang]
+        """`fixed` as JSON text, kept as `fixed` is."""
+        key = self._key(at, lang)
+        kept = self._json.get(key)
+        if kept is None:
+            kept = self._json[key] = FeatureJson.of(self.station, self.fixed(at, lang), _api_json_encode())
+        return kept
+
+    def _key(self, at: datetime, lang: str) -> tuple:
+        # The values in force at `at` are all of `fixed_parts` that depends on the moment: a few
+        # revision periods per edited station, not one copy per moment asked for.
+        if not self.judge.has_edits:
+            return (lang,)
+        return (lang, *(t.value_at(at) for t in self.thresholds))
 
     @classmethod
     def of(cls, station: Station) -> "AsOfStation":

@@ -216,3 +216,24 @@ def test_a_town_never_sees_another_towns_private_station_through_the_as_of_map(c
 def test_times_from_microseconds_in_bulk_equal_one_by_one(micros):
     assert list(from_micros_many([micros, micros])) == [from_micros(micros)] * 2
     assert to_micros(next(from_micros_many([micros]))) == micros
+
+
+def test_the_written_map_takes_a_fixed_number_of_queries_whatever_the_stations(client, towns, stations, clock):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for_the_map() -> int:
+        answer_at(client, clock.now)  # loads the process's as-of catalog after the stations changed
+        with CaptureQueriesContext(connection) as queries:
+            features = features_at(client, clock.now)
+        assert all(props["value"] is not None for props in features.values())
+        return len(queries)
+
+    for code in ("A-PUBLIC", "B-PUBLIC"):
+        ingest(code, clock.now - timedelta(minutes=5), 2.5)
+    few = queries_for_the_map()
+    for index in range(20):
+        make_station(towns[index % 2], f"X-{index}", visibility=Visibility.PUBLIC)
+        ingest(f"X-{index}", clock.now - timedelta(minutes=5 + index), 2.0 + index / 10)
+    # The visible ids, the catalog stamp, the readings (on PostgreSQL with its savepoint and SET LOCAL jit).
+    assert queries_for_the_map() == few <= 6, few

@@ -554,8 +554,8 @@ class AsOfStation:
         self.thresholds = thresholds
         self.judge = ReadingJudge(station, thresholds)
         self.span = max([TREND_LOOKBACK, *self.judge.windows])
-        self._fixed: dict[str, FixedParts] = {}
-        self._json: dict[str, FeatureJson] = {}
+        self._fixed: dict[tuple, FixedParts] = {}
+        self._json: dict[tuple, FeatureJson] = {}
 
     def fixed(self, at: datetime, lang: str) -> FixedParts:
         """The feature's fixed parts at `at`, built once per language and, for a station whose

@@ -178,6 +178,14 @@ def main() -> None:
                   f"median {statistics.median(served[2:]):.0f} ms, best {min(served):.0f} ms (target ≤ 200 ms); "
                   f"Python CPU median {statistics.median(cpu[2:]):.0f} ms, best {min(cpu):.0f} ms "
                   f"(PostgreSQL's share is the EXPLAIN figure); load average {os.getloadavg()[0]:.1f}", flush=True)
+            # The answer is written from text kept per station: held to the renderer's bytes of the
+            # as-of dicts (as tests/timeline/test_as_of_json.py does on a few stations), at full size.
+            from rest_framework.renderers import JSONRenderer
+
+            from tenancy.selectors import ANONYMOUS
+
+            same = response.content == JSONRenderer().render(station_feature_collection_at(viewer=ANONYMOUS, at=at))
+            print(f"  the answer equals the renderer's bytes of the as-of dicts: {'yes' if same else 'NO'}", flush=True)
             if args.profile:
                 import cProfile
                 import pstats

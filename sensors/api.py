@@ -36,6 +36,7 @@ from .selectors import (
     observation_history_text,
     station_feature_collection,
     station_feature_collection_at,
+    station_feature_collection_at_json,
     station_get,
     tide_anomaly_series,
     visible_station_get,
@@ -160,12 +161,20 @@ class StationListAPI(APIView):
         viewer = viewer_for_request(request)
         if "at" in request.query_params:
             at = parse_as_of("at", request.query_params["at"])
+            if output != "csv" and self._renders_compact(request):
+                # Written from JSON text the process keeps per station, not rendered from dicts.
+                body = station_feature_collection_at_json(viewer=viewer, at=at, **filters)
+                return HttpResponse(body, content_type="application/geo+json")
             collection = station_feature_collection_at(viewer=viewer, at=at, **filters)
         else:
             collection = station_feature_collection(viewer=viewer, **filters)
         if output == "csv":
             return self._csv(collection)
         return Response(collection, content_type="application/geo+json")
+
+    def _renders_compact(self, request) -> bool:
+        """Whether the JSON renderer would write compact JSON (not asked for `indent` in Accept)."""
+        return request.accepted_renderer.get_indent(request.accepted_media_type, {}) is None
 
     CSV_COLUMNS = ("code", "name_ja", "name_en", "kind", "municipality", "river", "unit", "value", "observed_at",
                    "level", "stale", "visibility")

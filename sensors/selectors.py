@@ -258,10 +258,21 @@ class LocalIsoFormatter:
         self._start = self._end = datetime.max
         self._offset = timedelta(0)
         self._suffix = ""
+        self._written: dict[datetime, str] = {}
 
     def __call__(self, value: datetime) -> str:
         """One aware time (any offset), or a naive one meaning UTC, as local ISO 8601 text."""
-        return self.rows([(value,)])[0][0]
+        # Kept per time: one formatter writes a map's 2,000 newest readings and stale-after times,
+        # and gauges report on the same clock ticks, so most are repeats.
+        try:
+            return self._written[value]
+        except KeyError:
+            pass
+        at = _naive_utc(value)
+        if not self._start <= at < self._end:
+            self._span_from(at)
+        text = self._written[value] = (at + self._offset).isoformat() + self._suffix
+        return text
 
     def rows(self, rows) -> list[tuple]:
         """Rows whose first item is a time (aware, naive meaning UTC, or ISO text of either), with
@@ -270,11 +281,7 @@ class LocalIsoFormatter:
         append = formatted.append
         start, end, offset, suffix = self._start, self._end, self._offset, self._suffix
         for at, *rest in rows:
-            if type(at) is str:
-                at = datetime.fromisoformat(at)
-            if at.tzinfo is not None:
-                # Database drivers hand over UTC; other offsets take the slower exact path.
-                at = at.replace(tzinfo=None) if at.tzinfo is UTC else at.astimezone(UTC).replace(tzinfo=None)
+            at = _naive_utc(at)
             if not start <= at < end:
                 self._span_from(at)
                 start, end, offset, suffix = self._start, self._end, self._offset, self._suffix
@@ -309,6 +316,16 @@ class LocalIsoFormatter:
         return high
 
 
+def _naive_utc(at: datetime | str) -> datetime:
+    """An aware time (any offset), a naive one meaning UTC, or ISO text of either, as naive UTC."""
+    if type(at) is str:
+        at = datetime.fromisoformat(at)
+    if at.tzinfo is not None:
+        # Database drivers hand over UTC; other offsets take the slower exact path.
+        at = at.replace(tzinfo=None) if at.tzinfo is UTC else at.astimezone(UTC).replace(tzinfo=None)
+    return at
+
+
 def station_feature(station: Station, *, now: datetime, at: datetime | None = None) -> dict:
     """A GeoJSON Feature in the shape of the `/api/v1/stations` contract (and the live layer), of a
     station loaded with its state, thresholds and trend readings (`station_list`)."""
@@ -325,29 +342,45 @@ def feature_of(
     for many features). `fixed`: the station's `fixed_parts` for this `at` and language, when the
     caller keeps them (the as-of catalog: they are the same for every moment of an unedited station)."""
     lang = lang or _lang()
-    geometry, names, listed = fixed or fixed_parts(station, thresholds, at=at, lang=lang)
-    properties = dict(names)
-    properties.update({
-        "value": state.value if state else None,
-        "observed_at": iso(state.observed_at) if state and state.observed_at else None,
-        "level": state.level if state else None,
-        # "suspect" / "range" / "flatline": the latest reading is flagged (sensors.plausibility); it
-        # is shown but does not set the level.
-        "quality": state.quality if state and state.observed_at else None,
-        # ...yet QC never silences danger: the level that suspect reading would mean, so the map
-        # says "unconfirmed" rather than "normal" until the next reading confirms or withdraws it.
-        "unconfirmed_level": unconfirmed_level(state, thresholds),
-        # Rain gauges: the 1-hour total that sets their state and its JMA intensity category.
-        **rain_state(station, state),
-        "trend": trend,
-        "accumulations": state.accumulations if state else {},
-        "thresholds": listed,
-        "stale": station_is_stale(station, now=now, state=state),
-        # Lets a page that stops hearing from the server still grey the station out on time.
-        "stale_after": _iso_or_none(iso, station_stale_after(station, state)),
-        "visibility": station.visibility,
-    })
-    return {"type": "Feature", "id": station.code, "geometry": geometry, "properties": properties}
+    fixed = fixed or fixed_parts(station, thresholds, at=at, lang=lang)
+    return _feature(station, fixed, *moving_properties(station, state, thresholds, trend, now=now, iso=iso))
+
+
+def _feature(station: Station, fixed: "FixedParts", readings_part: dict, judged_part: dict) -> dict:
+    """A feature from its fixed and moving parts, in the order of the contract (docs/api.md).
+    `FeatureJson.text` writes the same order as JSON."""
+    properties = {**fixed.names, **readings_part, "thresholds": fixed.thresholds, **judged_part}
+    properties["visibility"] = station.visibility
+    return {"type": "Feature", "id": station.code, "geometry": fixed.geometry, "properties": properties}
+
+
+def moving_properties(station: Station, state, thresholds: list[Threshold], trend: str | None, *, now: datetime,
+                      iso=local_iso) -> tuple[dict, dict]:
+    """The properties of a station's feature that change with its readings and the time (the rest
+    are its `fixed_parts`): those listed before its thresholds, and those after them."""
+    observed_at = state.observed_at if state else None
+    return (
+        {
+            "value": state.value if state else None,
+            "observed_at": iso(observed_at) if observed_at else None,
+            "level": state.level if state else None,
+            # "suspect" / "range" / "flatline": the latest reading is flagged (sensors.plausibility); it
+            # is shown but does not set the level.
+            "quality": state.quality if observed_at else None,
+            # ...yet QC never silences danger: the level that suspect reading would mean, so the map
+            # says "unconfirmed" rather than "normal" until the next reading confirms or withdraws it.
+            "unconfirmed_level": unconfirmed_level(state, thresholds),
+            # Rain gauges: the 1-hour total that sets their state and its JMA intensity category.
+            **rain_state(station, state),
+            "trend": trend,
+            "accumulations": state.accumulations if state else {},
+        },
+        {
+            "stale": station_is_stale(station, now=now, state=state),
+            # Lets a page that stops hearing from the server still grey the station out on time.
+            "stale_after": _iso_or_none(iso, station_stale_after(station, state)),
+        },
+    )
 
 
 class FixedParts(NamedTuple):
@@ -403,10 +436,10 @@ def rain_state(station: Station, state: StationState | None) -> dict:
 
 def unconfirmed_level(state: StationState | None, thresholds: list[Threshold]) -> int | None:
     """The level a flagged latest reading would set (None when the reading is not flagged)."""
-    from .services import level_for
-
     if state is None or state.observed_at is None or state.quality == Observation.Quality.OK:
         return None
+    from .services import level_for  # here, not above: an import statement per feature costs
+
     return level_for(state, thresholds)
 
 
@@ -439,33 +472,114 @@ def station_feature_collection_at(
     return {"type": "FeatureCollection", "features": _features_as_of(entries, at)}
 
 
+def station_feature_collection_at_json(
+    *, viewer: Viewer, at: datetime, kind: str | None = None, municipality: str | None = None
+) -> bytes:
+    """`station_feature_collection_at` as `GET /api/v1/stations?at=` writes it: the bytes the API's
+    JSON renderer makes of that dict (tests/timeline/test_as_of_json.py holds them equal), without
+    building it. Each station's fixed parts are JSON text kept with the process's as-of catalog
+    (`FeatureJson`); per request only the properties that change with time are encoded, two small
+    dicts a station, where building and encoding 2,000 whole features (2.3 MB) was most of the
+    request's Python time (docs/performance.md, issue 14)."""
+    entries = _as_of_catalog(visible_stations(viewer=viewer, kind=kind, municipality=municipality))
+    readings = readings_up_to({entry.pk: entry.span for entry in entries}, at)
+    lang, iso, encode, none = _lang(), LocalIsoFormatter(), _api_json_encode(), []
+    features = ",".join(
+        entry.json(at, lang).text(*_moving_as_of(entry, readings.get(entry.pk, none), at, iso=iso), encode)
+        for entry in entries
+    )
+    return _api_json_text(f'{{"type":"FeatureCollection","features":[{features}]}}')
+
+
 def features_as_of(stations: list[Station], at: datetime) -> list[dict]:
     """`station_feature` of each station as it stood at `at` (thresholds loaded; revisions are read
     for edited ones). One readings query. The stations are left as they were."""
     return _features_as_of([AsOfStation.of(station) for station in stations], at)
 
 
+def _api_json_encode():
+    """`encode` of a JSON encoder set as the API's renderer sets its own (compact, non-ASCII kept,
+    NaN refused), for parts of an answer written ahead."""
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.compat import LONG_SEPARATORS, SHORT_SEPARATORS
+
+    return JSONRenderer.encoder_class(
+        ensure_ascii=JSONRenderer.ensure_ascii, allow_nan=not JSONRenderer.strict,
+        separators=SHORT_SEPARATORS if JSONRenderer.compact else LONG_SEPARATORS,
+    ).encode
+
+
+def _api_json_text(text: str) -> bytes:
+    """JSON text as the API's renderer finishes it: the two line separators JavaScript does not allow
+    in strings escaped (JSONRenderer.render), UTF-8."""
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+
+class FeatureJson(NamedTuple):
+    """A station's feature as JSON text with two gaps, for the properties listed before its
+    thresholds and those after them (`moving_properties`); the rest — geometry, names, thresholds,
+    visibility — is written once, from the very dict `_feature` builds (with a marker in each gap),
+    so the order and the encoding are the API's."""
+
+    head: str
+    middle: str
+    tail: str
+
+    # A key no feature has: a NUL is written as an escape, and only a key is followed by ':'.
+    _GAPS = ("\x00readings", "\x00judged")
+
+    @classmethod
+    def of(cls, station: Station, fixed: "FixedParts", encode) -> "FeatureJson":
+        readings, judged = (encode({gap: 0})[1:-1] for gap in cls._GAPS)
+        head, rest = encode(_feature(station, fixed, {cls._GAPS[0]: 0}, {cls._GAPS[1]: 0})).split(readings)
+        middle, tail = rest.split(judged)
+        return cls(head, middle, tail)
+
+    def text(self, readings_part: dict, judged_part: dict, encode) -> str:
+        """The feature's JSON with these moving properties (each a non-empty dict)."""
+        return f"{self.head}{encode(readings_part)[1:-1]}{self.middle}{encode(judged_part)[1:-1]}{self.tail}"
+
+
 class AsOfStation:
     """A station ready to be judged at any moment: its thresholds (with revisions for edited ones),
-    judge and as-of span. Read-only once made, so requests in many threads may share one."""
+    judge and as-of span. Read-only once made, so requests in many threads may share one (what it
+    keeps — fixed parts per language and values in force — is built whole before it is stored, and
+    alike by any thread)."""
 
-    __slots__ = ("station", "thresholds", "judge", "span", "_fixed")
+    __slots__ = ("station", "pk", "thresholds", "judge", "span", "_fixed", "_json")
 
     def __init__(self, station: Station, thresholds: list[Threshold]):
         self.station = station
+        self.pk = station.pk
         self.thresholds = thresholds
         self.judge = ReadingJudge(station, thresholds)
         self.span = max([TREND_LOOKBACK, *self.judge.windows])
-        self._fixed: dict[str, FixedParts] = {}
+        self._fixed: dict[tuple, FixedParts] = {}
+        self._json: dict[tuple, FeatureJson] = {}
 
     def fixed(self, at: datetime, lang: str) -> FixedParts:
-        """The feature's fixed parts at `at`: built once per language for a station whose thresholds
-        were never edited (the same at every moment), else for each moment (values then)."""
-        if self.judge.has_edits:
-            return fixed_parts(self.station, self.thresholds, at=at, lang=lang)
-        if lang not in self._fixed:
-            self._fixed[lang] = fixed_parts(self.station, self.thresholds, at=at, lang=lang)
-        return self._fixed[lang]
+        """The feature's fixed parts at `at`, built once per language and, for a station whose
+        thresholds were edited, per set of values in force (the thresholds are listed with those)."""
+        key = self._key(at, lang)
+        kept = self._fixed.get(key)
+        if kept is None:
+            kept = self._fixed[key] = fixed_parts(self.station, self.thresholds, at=at, lang=lang)
+        return kept
+
+    def json(self, at: datetime, lang: str) -> FeatureJson:
+        """`fixed` as JSON text, kept as `fixed` is."""
+        key = self._key(at, lang)
+        kept = self._json.get(key)
+        if kept is None:
+            kept = self._json[key] = FeatureJson.of(self.station, self.fixed(at, lang), _api_json_encode())
+        return kept
+
+    def _key(self, at: datetime, lang: str) -> tuple:
+        # The values in force at `at` are all of `fixed_parts` that depends on the moment: a few
+        # revision periods per edited station, not one copy per moment asked for.
+        if not self.judge.has_edits:
+            return (lang,)
+        return (lang, *(t.value_at(at) for t in self.thresholds))
 
     @classmethod
     def of(cls, station: Station) -> "AsOfStation":
@@ -481,7 +595,8 @@ def _as_of_catalog(stations: QuerySet[Station]) -> list[AsOfStation]:
     when the catalog stamp changes (database triggers change it on any write to stations,
     thresholds or revisions: sensors.catalog), when a station is missing from it, or when a
     station's town slug differs from the copy's (a town row is not under the stamp's triggers; the
-    slugs come with the ids, in the same query)."""
+    slugs come with the ids, in the same query). What the copy keeps per station (its fixed parts,
+    as dicts and as JSON) goes with it."""
     global _as_of_cache
     from .catalog import current_stamp
 
@@ -503,22 +618,28 @@ def _as_of_catalog(stations: QuerySet[Station]) -> list[AsOfStation]:
 
 
 def _features_as_of(entries: list[AsOfStation], at: datetime) -> list[dict]:
-    readings = readings_up_to({entry.station.pk: entry.span for entry in entries}, at)
-    lang, iso = _lang(), LocalIsoFormatter()
-    return [_feature_as_of(entry, readings.get(entry.station.pk, []), at, lang=lang, iso=iso) for entry in entries]
+    readings = readings_up_to({entry.pk: entry.span for entry in entries}, at)
+    lang, iso, none = _lang(), LocalIsoFormatter(), []
+    return [_feature_as_of(entry, readings.get(entry.pk, none), at, lang=lang, iso=iso) for entry in entries]
 
 
 def _feature_as_of(entry: AsOfStation, rows: list[tuple[datetime, float, str]], at: datetime, *, lang, iso) -> dict:
     """One station's feature at `at` from its readings up to its newest at or before `at` (with
     `entry.span` of history before that one), oldest first."""
+    return _feature(entry.station, entry.fixed(at, lang), *_moving_as_of(entry, rows, at, iso=iso))
+
+
+def _moving_as_of(entry: AsOfStation, rows: list[tuple[datetime, float, str]], at: datetime, *, iso) -> tuple[dict, dict]:
+    """`moving_properties` of one station at `at`, from rows as `_feature_as_of` takes them."""
     state = _state_as_of(entry, rows, at)
-    if state.observed_at:
+    if not state.observed_at:
+        trend = None
+    elif entry.span == TREND_LOOKBACK:  # the rows are the trend's look-back already
+        trend = reading_trend(entry.station.kind, rows)
+    else:
         since = state.observed_at - TREND_LOOKBACK
         trend = reading_trend(entry.station.kind, [row for row in rows if since < row[0]])
-    else:
-        trend = None
-    return feature_of(entry.station, state, entry.thresholds, trend, now=at, at=at, lang=lang, iso=iso,
-                      fixed=entry.fixed(at, lang))
+    return moving_properties(entry.station, state, entry.thresholds, trend, now=at, iso=iso)
 
 
 # What of a station's feature changes with time: one row of these per station and frame in
@@ -550,7 +671,7 @@ def replay_frames(
     entries = _as_of_catalog(visible_stations(viewer=viewer, kind=kind, municipality=municipality))
     before = readings_up_to({entry.station.pk: entry.span for entry in entries}, since)
     after = readings_in_ranges({entry.station.pk: (since, moments[-1]) for entry in entries}, without_jit=True)
-    lang, iso = _lang(), LocalIsoFormatter()
+    iso = LocalIsoFormatter()
     frames: list[dict] = [{"at": iso(moment), "stations": {}} for moment in moments]
     for entry in entries:
         station, code = entry.station, entry.station.code
@@ -562,7 +683,8 @@ def replay_frames(
             newest = bisect_right(times, moment)
             if props is None or newest != previous_newest or recompute_always:
                 first = bisect_right(times, times[newest - 1] - entry.span) if newest else 0
-                props = _feature_as_of(entry, rows[first:newest], moment, lang=lang, iso=iso)["properties"]
+                readings_part, judged_part = _moving_as_of(entry, rows[first:newest], moment, iso=iso)
+                props = {**readings_part, **judged_part}
                 previous_newest = newest
                 row = [props.get(name) for name in FRAME_FIELDS]
             else:
@@ -607,7 +729,8 @@ def _state_as_of(entry: AsOfStation, readings: list[tuple[datetime, float, str]]
     judge = entry.judge
     newest = len(readings) - 1
     observed_at, value, quality = readings[newest]
-    good = next((i for i in range(newest, -1, -1) if readings[i][2] == Observation.Quality.OK), newest)
+    ok = Observation.Quality.OK
+    good = newest if quality == ok else next((i for i in range(newest, -1, -1) if readings[i][2] == ok), newest)
     return PastState(value, observed_at, quality, judge.accumulations(readings, newest), judge.level(readings, good, at=at))
 
 
@@ -673,12 +796,14 @@ def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[
     station_ids = sorted(spans)
     seconds = [spans[pk].total_seconds() for pk in station_ids]
     if connection.vendor == "postgresql":
-        from .services import _TO_MICROS, from_micros
+        from .services import _TO_MICROS, from_micros_many
 
         # Times as integer microseconds: the driver's per-row timestamp parsing (Django's loader is
-        # the pure-Python one) was a third of an as-of map's Python time.
+        # the pure-Python one) was a third of an as-of map's Python time. One row per station, its
+        # readings as three arrays (parsed by the driver in C), where a row per reading cost a tuple
+        # and an append each.
         sql = f"""
-            SELECT o.station_id, {_TO_MICROS.format("o.observed_at")}, o.value, o.quality
+            SELECT s.station_id, o.times, o.vals, o.qualities
             FROM unnest(%s::bigint[], %s::float8[]) AS s(station_id, span_seconds)
             CROSS JOIN LATERAL (
                 -- Unbounded, the lookup merged the newest index entry of every partition up to `at`
@@ -693,18 +818,22 @@ def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[
                 OFFSET 0  -- a fence: inlined into the span's scan below, the lookup ran twice
             ) AS last
             CROSS JOIN LATERAL (
-                SELECT r.station_id, r.observed_at, r.value, r.quality FROM {table} r
+                -- An aggregate, so never flattened into a join: it stays a parameterized scan of
+                -- the (station, observed_at) index (as a join it was a hash join over the whole table).
+                SELECT array_agg({_TO_MICROS.format("r.observed_at")} ORDER BY r.observed_at) AS times,
+                       array_agg(r.value ORDER BY r.observed_at) AS vals,
+                       array_agg(r.quality ORDER BY r.observed_at) AS qualities
+                FROM {table} r
                 WHERE r.station_id = s.station_id
                     AND r.observed_at > last.newest - s.span_seconds * interval '1 second'
                     AND r.observed_at <= last.newest
-                OFFSET 0  -- a fence: flattened into a join, this becomes a hash join over the whole table
             ) AS o
-            ORDER BY o.station_id, o.observed_at"""
+            WHERE o.times IS NOT NULL"""
         recent = at - NEWEST_LOOKUP_RECENT
         with _cursor_without_jit() as cursor:
-            cursor.execute(sql, [station_ids, seconds, at, recent, recent])
-            for station_id, micros, value, quality in cursor.fetchall():
-                rows[station_id].append((from_micros(micros), value, quality))
+            cursor.execute(sql, [pg_array(station_ids), pg_array(seconds), at, recent, recent])
+            for station_id, times, values, qualities in cursor.fetchall():
+                rows[station_id] = list(zip(from_micros_many(times), values, qualities))
         return rows
     # SQLite keeps times as text to the second by datetime(): one second of slack below, then the
     # exact bound in Python.

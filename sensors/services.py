@@ -13,7 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from typing import Any, Iterable, Mapping, Sequence
+from itertools import repeat
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from django.conf import settings
 from django.core.cache import cache
@@ -82,6 +83,12 @@ def to_micros(at: datetime) -> int:
 
 def from_micros(micros: int) -> datetime:
     return EPOCH + timedelta(microseconds=micros)
+
+
+def from_micros_many(micros: Iterable[int]) -> Iterator[datetime]:
+    """`from_micros` of each, without a Python call per time (a map's 12,000 readings)."""
+    zero = repeat(0)
+    return map(EPOCH.__add__, map(timedelta, zero, zero, micros))  # timedelta(days, seconds, microseconds)
 
 
 class _Reading:

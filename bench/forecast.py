@@ -578,7 +578,7 @@ def refresh_300(model):
              ("flooding", "氾濫発生", "Flooding", 5, 2.6))
     Threshold.objects.bulk_create(Threshold(station=g, name=name, label_ja=ja, label_en=en, level=level, value=value)
                                   for g in gauges_[:REFRESH_GAUGES] for name, ja, en, level, value in scale)
-    params = model.as_json()
+    params = model.as_params()  # as forecasts.services.forecast_train stores it (the skill has its own column)
     ForecastModel.objects.bulk_create(
         ForecastModel(station=g, version=1, method=Method.ARX, trained_at=now, step_seconds=600,
                       inputs={"upstream": [upstream.code], "rain": [rain.code]}, params=params, skill=model.skill)

@@ -12,8 +12,8 @@ through the current (design) storm and HELD_OUT_LATER of the storms `simulate_st
 after it (cached in var/ per version of the simulation). The first three past storms are the
 TRAINING storms; the fourth and fifth past storms, the design storm and the later ones are HELD OUT.
 
-- calibrate: the warning rule's parameters (forecasts.learn.WARNING_*), chosen on the training storms
-  only. Each training storm is scored by a model trained on the training span without it (leave one
+- calibrate: the warning rule's parameters (forecasts.learn.WARNING_*) as the training storms alone
+  would choose them (round 3; the code follows part "select" since round 6). Each training storm is scored by a model trained on the training span without it (leave one
   storm out); every combination of persistence, probability and window is scored over the levelled
   thresholds (levels 2-4) of every river gauge by the issue's target (`criterion`: the most
   crossings warned at least 30 minutes ahead with at most 20 % false-alarm episodes); the choice is
@@ -25,6 +25,13 @@ TRAINING storms; the fourth and fifth past storms, the design storm and the late
   warning rule's hits, early detections and false alarms per level.
 - rain: the same with forecast rain (hourly issues of the next 6 hours at each rain gauge: what the
   simulation will rain, times a log-normal error of FORECAST_RAIN_ERROR per issue).
+- select: the warning rule's probability and window chosen on training and dev data (round 6):
+  the leave-one-storm-out replays of the training storms (as calibrate), the demo timeline's
+  held-out storms (the validation storms of rounds 3-5) and the timelines of DEV_SEEDS (the round-5
+  clean seeds, looked at since). The choice (`select_criterion`): among rules with at most 20 %
+  false 氾濫危険水位 warning episodes in each of the three sets and pooled, the most 氾濫危険水位
+  crossings warned at least 30 minutes ahead (pooled), then the fewest false episodes, then the most
+  crossings of levels 2-4 warned early.
 - clean: the clean held-out estimate: the skill part's models (trained on readings before the fourth
   past storm of the demo timeline), without and with forecast rain, replayed over the five storms of
   each of CLEAN_SEEDS' timelines: storm NSE at 1 h and 3 h, peak error and peak timing at 1 h and
@@ -62,16 +69,20 @@ STORM_SPAN = timedelta(hours=48)
 HELD_OUT_LATER = 12
 TRAINING_STORMS = 3
 FORECAST_RAIN_ERROR = 0.3
-PARTS = ("calibrate", "skill", "rain", "clean", "train", "refresh")
+PARTS = ("calibrate", "select", "skill", "rain", "clean", "train", "refresh")
 # The clean held-out estimate (part "clean"): timelines of the storm generator under seeds nobody had
 # looked at before the method of this round was frozen, run once. Each is 60 days of history (five
 # past storms of random size, track and spread) ending CLEAN_ANCHOR_SHIFT * k after ANCHOR, so the
 # tide's phase differs too; the design storm that follows each history is left out (it is the same
 # storm as the one held out in rounds 1-4).
-CLEAN_SEEDS = (20261201, 20261202, 20261203)
+# Round 5's clean seeds were 20261201-03; since their estimate was read they are dev data (DEV_SEEDS,
+# part "select"), and round 6's clean estimate uses three seeds nobody had run.
+CLEAN_SEEDS = (20261211, 20261212, 20261213)
+DEV_SEEDS = (20261201, 20261202, 20261203)
 CLEAN_ANCHOR_SHIFT = timedelta(days=97)
 GRID_PERSISTENCE = (1, 2, 3, 4)
 GRID_PROBABILITY = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+SELECT_MINUTES = (30, 60, 90)
 
 
 def load() -> str:
@@ -272,9 +283,9 @@ def calibrate(stations, series, weather):
     print(f"best CSI alone (the first criterion tried): persistence {by_csi[0][0]}, P ≥ {by_csi[0][1]}, within "
           f"{by_csi[0][2]} min: CSI {csi(by_csi[1]):.3f}, {describe(by_csi[1])}")
     used = (WARNING_PERSISTENCE, WARNING_PROBABILITY, WARNING_MINUTES)
-    print(f"chosen on the training storms: persistence {chosen[0][0]}, P ≥ {chosen[0][1]}, within {chosen[0][2]} min; "
-          f"the code uses persistence {used[0]}, P ≥ {used[1]}, within {used[2]} min"
-          f"{'' if chosen[0] == used else '  <-- DIFFERENT: update forecasts/learn.py WARNING_*'}")
+    print(f"chosen on the training storms alone (round 3's choice; since round 6 part select chooses on training and "
+          f"dev data): persistence {chosen[0][0]}, P ≥ {chosen[0][1]}, within {chosen[0][2]} min; "
+          f"the code uses persistence {used[0]}, P ≥ {used[1]}, within {used[2]} min")
     danger = rule_scores(replays, persistence=used[0], probability=used[1], minutes=used[2], levels=(4,))
     print(f"the code's rule on the training storms, 氾濫危険水位 alone: {describe(danger)}")
     return [("the criterion's choice", chosen[0]), ("best CSI", by_csi[0])]
@@ -366,9 +377,90 @@ def skill(stations, series, weather, forecasts=None, other_rules=()):
     print(f"skill pass: {clock}")
 
 
+def other_timelines(seeds):
+    """(weather, series, start, end) of the storm generator's timeline under each seed: 60 days of
+    history ending CLEAN_ANCHOR_SHIFT * k after ANCHOR, replayed from its second day to 6 hours
+    before its anchor (the design storm that follows is left out)."""
+    from dashboard.demo.weather import Weather
+
+    for k, seed in enumerate(seeds, start=1):
+        other = Weather(anchor=ANCHOR + CLEAN_ANCHOR_SHIFT * k, seed=seed)
+        start, end = (other.history_start + timedelta(days=1)).timestamp(), (other.anchor - timedelta(hours=6)).timestamp()
+        yield other, simulate(other, other.anchor), start, end
+
+
+def select(stations, series, weather):
+    """The warning rule chosen on training and dev data (module docstring, part "select")."""
+    from forecasts import backtest, learn
+    from forecasts.learn import WARNING_MINUTES, WARNING_PERSISTENCE, WARNING_PROBABILITY
+
+    clock = Clock()
+    end = training_end(weather)
+    later_end = (weather.later_storm(HELD_OUT_LATER).start + timedelta(hours=18)).timestamp()
+    sets = {"training storms, leave one out": [], "demo held-out storms (dev)": [], f"seeds {DEV_SEEDS} (dev)": []}
+    names = list(sets)
+    models = {}
+    for spec, inputs, thresholds in gauges(stations, series):
+        known = backtest._truncated(inputs, end)  # noqa: SLF001
+        models[spec.code] = learn.fit(known, STEP, since=end - backtest.TRAINING_WINDOW_SECONDS, until=end)
+        replay = backtest.predictions(inputs, STEP, since=end, until=later_end, model=models[spec.code])
+        sets[names[1]].append((replay, inputs.own, thresholds))
+        for storm in weather.past_storms[:TRAINING_STORMS]:
+            start = storm.start.timestamp()
+            model = learn.fit(known, STEP, since=end - backtest.TRAINING_WINDOW_SECONDS, until=end,
+                              exclude=(start - 86400, start + 3 * 86400))
+            replay = backtest.predictions(inputs, STEP, since=start - 12 * 3600, until=start + 60 * 3600, model=model)
+            sets[names[0]].append((replay, inputs.own, thresholds))
+    for _, other_series, start, stop in other_timelines(DEV_SEEDS):
+        for spec, inputs, thresholds in gauges(stations, other_series):
+            replay = backtest.predictions(inputs, STEP, since=start, until=stop, model=models[spec.code])
+            sets[names[2]].append((replay, inputs.own, thresholds))
+    print(f"selection replays: {clock}")
+    rows = []
+    for persistence in GRID_PERSISTENCE[:3]:
+        for minutes in SELECT_MINUTES:
+            for probability in GRID_PROBABILITY:
+                rule = {"persistence": persistence, "probability": probability, "minutes": minutes}
+                danger = {name: rule_scores(replays, levels=(4,), **rule) for name, replays in sets.items()}
+                levels = {name: rule_scores(replays, levels=(2, 3, 4), **rule) for name, replays in sets.items()}
+                rows.append(((persistence, probability, minutes), danger, levels))
+    chosen = max(rows, key=select_criterion)
+    print("persistence  window    P    氾濫危険水位 per set (training / demo dev / seeds dev) | pooled | levels 2-4 pooled")
+    for rule, danger, levels in sorted(rows, key=select_criterion, reverse=True)[:12]:
+        per_set = " / ".join(f"{t['early']}/{t['crossings']} early, {t['false_alarms']}/{t['hits'] + t['false_alarms']} false"
+                             for t in danger.values())
+        print(f"{rule[0]:>11}  {rule[2]:>4} min  {rule[1]:.1f}  {per_set} | {describe(pooled(danger))} | "
+              f"{describe(pooled(levels))}")
+    used = (WARNING_PERSISTENCE, WARNING_PROBABILITY, WARNING_MINUTES)
+    print(f"chosen on training and dev data: persistence {chosen[0][0]}, P ≥ {chosen[0][1]}, within {chosen[0][2]} min; "
+          f"the code uses persistence {used[0]}, P ≥ {used[1]}, within {used[2]} min"
+          f"{'' if chosen[0] == used else '  <-- DIFFERENT: update forecasts/learn.py WARNING_*'}")
+
+
+def pooled(by_set: dict) -> dict:
+    totals = {"crossings": 0, "early": 0, "hits": 0, "false_alarms": 0, "leads": []}
+    for part in by_set.values():
+        for key in totals:
+            totals[key] += part[key]
+    return totals
+
+
+def false_share(totals) -> float:
+    warned = totals["hits"] + totals["false_alarms"]
+    return totals["false_alarms"] / warned if warned else 0.0
+
+
+def select_criterion(row) -> tuple:
+    """Part "select": at most 20 % false 氾濫危険水位 episodes in every set and pooled, then the most
+    氾濫危険水位 crossings warned at least 30 minutes ahead, the fewest false episodes, the most
+    crossings of levels 2-4 warned early, the least persistence."""
+    rule, danger, levels = row
+    every = all(false_share(t) <= 0.2 for t in danger.values()) and false_share(pooled(danger)) <= 0.2
+    return (every, pooled(danger)["early"], -pooled(danger)["false_alarms"], pooled(levels)["early"], -rule[0])
+
+
 def clean(stations, series, weather, with_forecast_rain: bool):
     """The clean held-out estimate (module docstring, part "clean")."""
-    from dashboard.demo.weather import Weather
     from forecasts import backtest, learn
 
     clock = Clock()
@@ -383,11 +475,8 @@ def clean(stations, series, weather, with_forecast_rain: bool):
     peaks = {}  # gauge -> method -> lead -> [(events, peak error share, timing minutes)]
     replays = []
     storms_seen = []
-    for k, seed in enumerate(CLEAN_SEEDS, start=1):
-        other = Weather(anchor=ANCHOR + CLEAN_ANCHOR_SHIFT * k, seed=seed)
-        other_series = simulate(other, other.anchor)
-        other_forecasts = rain_forecasts(other_series, seed=seed) if with_forecast_rain else None
-        start, end = (other.history_start + timedelta(days=1)).timestamp(), (other.anchor - timedelta(hours=6)).timestamp()
+    for other, other_series, start, end in other_timelines(CLEAN_SEEDS):
+        other_forecasts = rain_forecasts(other_series, seed=other.seed) if with_forecast_rain else None
         storms = [s for s in other.past_storms if s.start.timestamp() >= start]
         storms_seen += [f"{s.start:%Y-%m-%d} scale {s.scale:.2f}" for s in storms]
         windows = [(s.start.timestamp(), (s.start + STORM_SPAN).timestamp()) for s in storms]
@@ -489,7 +578,7 @@ def refresh_300(model):
              ("flooding", "氾濫発生", "Flooding", 5, 2.6))
     Threshold.objects.bulk_create(Threshold(station=g, name=name, label_ja=ja, label_en=en, level=level, value=value)
                                   for g in gauges_[:REFRESH_GAUGES] for name, ja, en, level, value in scale)
-    params = model.as_json()
+    params = model.as_params()  # as forecasts.services.forecast_train stores it (the skill has its own column)
     ForecastModel.objects.bulk_create(
         ForecastModel(station=g, version=1, method=Method.ARX, trained_at=now, step_seconds=600,
                       inputs={"upstream": [upstream.code], "rain": [rain.code]}, params=params, skill=model.skill)
@@ -520,6 +609,8 @@ def main():
         others = []
         if "calibrate" in parts:
             others = calibrate(summary.stations, series, weather)
+        if "select" in parts:
+            select(summary.stations, series, weather)
         if "skill" in parts:
             skill(summary.stations, series, weather, other_rules=others)
         forecasts = rain_forecasts(series) if parts & {"rain", "train"} else {}

@@ -60,6 +60,11 @@ MIN_SIGMA_FRACTION = 0.25  # a spread never below this share of the calm-weather
 # rising fast ...): a linear spread model alone is fitted mostly to calm weather and would give
 # too narrow intervals on a flood, which is when they matter.
 SPREAD_BINS = 4
+# The spread model (coefficients, band edges, quantile tables) keeps this many significant digits:
+# far more than residual quantiles from a few storms can resolve, and the quantile tables at full
+# precision were three quarters of a stored version's JSON, whose decoding was most of the extra
+# time of a process's first forecast refresh (docs/performance.md, Forecasts round 6).
+SPREAD_DIGITS = 6
 # The lead times (minutes) a town may choose for forecast pre-alerts; probabilities are kept for each.
 PREALERT_LEADS = (30, 60, 90, 120, 180)
 # The warning rule (forecasts.predict.warning; read through forecasts.selectors.forecast_warning):
@@ -69,12 +74,13 @@ PREALERT_LEADS = (30, 60, 90, 120, 180)
 # probability asked for of reaching it within that window. The probability is the model's own
 # calibrated error distribution; the persistence keeps one forecast's jump (an odd upstream reading,
 # a burst of rain that stops) from raising a warning on its own. The persistence and the defaults
-# of a town's setting below were chosen on the demo basin's training storms only
-# (`bench/forecast.py --only calibrate`: leave one storm out, the critical success index of
-# warnings at least 30 minutes ahead), never on held-out storms; docs/performance.md "Forecasts".
-# On the demo basin's training storms a second forecast in a row added nothing: persistence 1.
+# of a town's setting below were chosen on training and dev data only (`bench/forecast.py --only
+# select`: the training storms left out one at a time, the demo timeline's validation storms and the
+# round-5 clean seeds; at most 20 % false 氾濫危険水位 warnings in each, then the most warned at least
+# 30 minutes ahead), never on the clean held-out seeds; docs/performance.md "Forecasts", round 6.
+# Round 3 chose P >= 0.3 on the training storms alone, which hold one 氾濫危険水位 crossing.
 WARNING_PERSISTENCE = 1
-WARNING_PROBABILITY = 0.3  # the default of forecasts.models.PrealertSetting.min_probability
+WARNING_PROBABILITY = 0.4  # the default of forecasts.models.PrealertSetting.min_probability
 WARNING_MINUTES = 30  # the default of forecasts.models.PrealertSetting.lead_minutes
 # Fewer training rows than this many steps' worth: the learned model is not trusted (trend fallback).
 MIN_TRAINING_ROWS = 300
@@ -683,15 +689,18 @@ def _fit_rows(
         coef = _bounded_lstsq(spread_x.T @ spread_x, spread_x.T @ target)
         if coef[0] <= 0:
             coef[0] = max(float(np.median(np.abs(residual[:, lead]))), 1e-4)
+        coef = _significant(coef)
         sigma = np.maximum(spread_x @ coef, coef[0] * MIN_SIGMA_FRACTION)
         spread.append(coef.tolist())
         normalised = residual[:, lead] / sigma
-        lead_edges = np.unique(np.quantile(sigma, np.linspace(0, 1, SPREAD_BINS + 1)[1:-1]))
+        lead_edges = np.unique(_significant(np.quantile(sigma, np.linspace(0, 1, SPREAD_BINS + 1)[1:-1])))
         band = np.searchsorted(lead_edges, sigma)
         edges.append(lead_edges.tolist())
         quantiles.append(
             [
-                np.quantile(normalised[band == b] if (band == b).sum() >= 20 else normalised, QUANTILE_LEVELS).tolist()
+                _significant(
+                    np.quantile(normalised[band == b] if (band == b).sum() >= 20 else normalised, QUANTILE_LEVELS)
+                ).tolist()
                 for b in range(len(lead_edges) + 1)
             ]
         )
@@ -732,6 +741,12 @@ def _fit_rows(
         tide_mean=tide_mean or [],
     )
     return model, out_of_sample
+
+
+def _significant(values: np.ndarray, digits: int = SPREAD_DIGITS) -> np.ndarray:
+    """`values` to `digits` significant digits (the spread model's coefficients, band edges and
+    quantile tables, rounded where they are made, so the model served and the model stored agree)."""
+    return np.array([float(f"{value:.{digits}g}") for value in np.ravel(values)]).reshape(np.shape(values))
 
 
 def _shown(model: dict, persistence: dict, trend: dict, lead_seconds: float) -> bool:

@@ -145,3 +145,17 @@ def test_the_crossing_text_names_the_threshold_and_its_interval():
     text_en = predict.crossing_text(crossing, english=True, zone=zone)
     assert text_ja.startswith("氾濫危険水位到達予測 ") and "頃（" in text_ja and "〜" in text_ja
     assert text_en.startswith("Flood danger level expected around ") and "–" in text_en
+
+
+
+def test_the_spread_model_is_stored_as_it_serves_with_six_significant_digits(trained):
+    import json
+
+    model = trained[3]
+    values = [*np.ravel(model.spread), *(edge for edges in model.bin_edges for edge in edges),
+              *(q for lead in model.quantiles for band in lead for q in band)]
+    assert len(values) > 100 and all(value == float(f"{value:.6g}") for value in values)
+    assert any(value != float(f"{value:.5g}") for value in values)  # rounded to six, not fewer
+    # The stored version decodes to the very spread model that served the backtest.
+    stored = learn.ArxModel.from_params(json.loads(json.dumps(model.as_params())), model.skill)
+    assert (stored.quantiles, stored.bin_edges, stored.spread) == (model.quantiles, model.bin_edges, model.spread)

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth import get_user_model
 
+from forecasts.learn import WARNING_PROBABILITY
 from forecasts.models import Method, PrealertSetting, StationForecast
 from tenancy.models import Membership
 
@@ -30,10 +31,10 @@ def login(client, town, name):
 
 @pytest.mark.django_db
 def test_the_board_lists_gauges_over_the_towns_probability_and_only_visible_ones(client, towns, stations):
-    # By default (forecasts.learn.WARNING_*): P >= 0.3 within 30 minutes; these give half their
-    # probability by 30 minutes.
-    forecast_for(stations["a-private"], 0.7)
-    forecast_for(stations["a-public"], 0.3)
+    # By default (forecasts.learn.WARNING_*): P >= WARNING_PROBABILITY within 30 minutes; these give
+    # half their probability by 30 minutes.
+    forecast_for(stations["a-private"], min(2 * WARNING_PROBABILITY + 0.05, 1.0))
+    forecast_for(stations["a-public"], 2 * WARNING_PROBABILITY - 0.05)
     forecast_for(stations["a-region"], 0.9, level=2)  # below the default minimum level 3
     login(client, towns[0], "a-viewer")
     board = client.get("/hq/alerts/").content.decode()

@@ -340,24 +340,37 @@
   }
 
   // After the first whole drawing: the files this load fetched before the worker took over are
-  // handed to it, so the next offline visit finds them.
+  // handed to it, so the next offline visit finds them. Files that arrive later without passing
+  // through the worker (an image the map's stylesheet asks for once the map is drawn, requested
+  // before the worker controlled the page) are handed over as they arrive.
   function rememberForOffline() {
     var workers = window.navigator.serviceWorker;
     if (state.remembered || !workers || !root.getAttribute("data-service-worker")) {
       return;
     }
     state.remembered = true;
+    var origin = window.location.origin;
+    var ours = function (entry) { return entry.name.indexOf(origin + "/") === 0; };
     workers.ready.then(function (registration) {
-      var origin = window.location.origin;
       var urls = [window.location.href, new URL(root.getAttribute("data-snapshot-url"), origin).href];
       (window.performance && window.performance.getEntriesByType ? window.performance.getEntriesByType("resource") : [])
         .forEach(function (entry) {
-          if (entry.name.indexOf(origin + "/") === 0 && urls.indexOf(entry.name) === -1) {
+          if (ours(entry) && urls.indexOf(entry.name) === -1) {
             urls.push(entry.name);
           }
         });
       if (registration.active) {
         registration.active.postMessage({ type: "remember", urls: urls });
+      }
+      if (window.PerformanceObserver) {
+        new window.PerformanceObserver(function (list) {
+          // workerStart 0: the worker never saw it, so it has kept no copy.
+          var missed = list.getEntries().filter(function (entry) { return ours(entry) && !entry.workerStart; })
+            .map(function (entry) { return entry.name; });
+          if (missed.length && registration.active) {
+            registration.active.postMessage({ type: "remember", urls: missed });
+          }
+        }).observe({ type: "resource" });
       }
     }).catch(function () { /* kept on a later visit */ });
   }

@@ -668,8 +668,6 @@
     }
   }
 
-  // A conditional GET: the browser revalidates its copy (If-None-Match), the proxy usually answers.
-  // While the network fails, the service worker answers with the last copy, marked as such.
   // The first request may be under way already (static/mizumori/public_prefetch.js, from <head>).
   function requestSnapshot(url) {
     var pending = Mizumori.firstSnapshot;
@@ -677,6 +675,8 @@
     return pending || window.fetch(url, { cache: "no-cache", credentials: "omit" });
   }
 
+  // A conditional GET: the browser revalidates its copy (If-None-Match), the proxy usually answers.
+  // While the network fails, the service worker answers with the last copy, marked as such.
   function refresh() {
     var url = root.getAttribute("data-snapshot-url");
     var first = state.firstAnswer;

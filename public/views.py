@@ -26,6 +26,7 @@ from releases.selectors import release_document, releases_in_force
 from sensors.selectors import station_list
 from tenancy.selectors import ANONYMOUS, municipality_list
 
+from . import load as load_module
 from .http import cached_response
 from .serializers import PublicSnapshotSerializer
 from .snapshot import public_snapshot, tick_seconds
@@ -48,6 +49,9 @@ def encoded_shell(language: str) -> Encoded:
             "public/shell.html",
             {
                 "LANGUAGE_CODE": language,
+                # The mode the snapshot of this moment would name: the shell then has the browser
+                # fetch the map library and base map beside the snapshot (public.js, data-map-hint).
+                "map_hint": load_module.page_mode(load_module.current_load()),
                 "map_vocabulary": map_vocabulary(towns=municipality_list(), show_sharing=False),
                 "map_assets": {
                     "css": [static(path) for _, path in VENDORED_CSS],
@@ -71,7 +75,9 @@ def encoded_basemap(language: str) -> Encoded:
     # Only the positions and towns (to fit the view and outline towns without a boundary): the
     # stations themselves come with the snapshot.
     positions = (
-        station_list(viewer=ANONYMOUS).select_related(None).prefetch_related(None)
+        station_list(viewer=ANONYMOUS)
+        .select_related(None)
+        .prefetch_related(None)
         .only("code", "lat", "lon", "municipality_id")
     )
     geography = load_geography()

@@ -97,20 +97,24 @@
     return Object.keys(markers || {}).map(function (code) { return markers[code].feature; }).filter(Boolean);
   }
 
+  // The map when the page shows one: the public page may have loaded it early (the shell's guess)
+  // and then been told by its snapshot to show the minimal lists instead.
+  function shownMap() {
+    return Mizumori.map && !(state.doc && state.doc.mode === "minimal") ? Mizumori.map : null;
+  }
+
   // On the map the markers hold the latest features (live patches, stale marks); in minimal mode
   // the snapshot does.
   function stationFeatures() {
-    var drawn = markerFeatures(Mizumori.stationMarkers);
-    if (drawn.length || Mizumori.map) {
-      return drawn;
+    if (shownMap()) {
+      return markerFeatures(Mizumori.stationMarkers);
     }
     return state.doc && Array.isArray(state.doc.features) ? state.doc.features : [];
   }
 
   function shelterFeatures() {
-    var drawn = markerFeatures(Mizumori.shelterMarkers);
-    if (drawn.length || Mizumori.map) {
-      return drawn;
+    if (shownMap()) {
+      return markerFeatures(Mizumori.shelterMarkers);
     }
     return state.doc && Array.isArray(state.doc.shelters) ? state.doc.shelters : [];
   }
@@ -274,7 +278,7 @@
     state.timer = null;
     var list = document.getElementById("mz-place-list");
     var count = document.getElementById("mz-place-count");
-    var interactive = Boolean(Mizumori.map);
+    var interactive = Boolean(shownMap());
     var found = ordered(matching(allPlaces()));
     var shown = found.slice(0, SHOWN);
     var signature = [interactive, state.doc && state.doc.mode, found.length].concat(shown.map(function (place) {
@@ -320,7 +324,7 @@
   }
 
   function showOnMap(place, opener) {
-    var map = Mizumori.map;
+    var map = shownMap();
     var L = window.L;
     if (!map || !L || !place) {
       return false;
@@ -368,7 +372,7 @@
   }
 
   function showYouAreHere() {
-    var map = Mizumori.map;
+    var map = shownMap();
     var L = window.L;
     if (!map || !L || !state.point) {
       return;
@@ -428,7 +432,7 @@
       say(WORDS.nearestShelter, el("strong", null, shelter.name + " (" + distanceText(shelter.km) + ")"));
       var list = document.getElementById("mz-place-list");
       var item = list.querySelector('[data-place="' + shelter.key.replace(/["\\]/g, "") + '"]');
-      if (Mizumori.map) {
+      if (shownMap()) {
         showOnMap(shelter, item || button);
         if (Mizumori.focusPopup) {
           Mizumori.focusPopup();

@@ -82,14 +82,27 @@
 
   // Leaflet, map.js and the base map, once. All are requested at once and run in order (each
   // needs the one before): scripts inserted with async = false execute in insertion order, so
-  // the downloads need not wait for each other.
+  // the downloads need not wait for each other. Once the map exists, its controls are measured for
+  // the popups (fitMapForReaders) while the snapshot may still be on its way.
   function loadMap() {
     if (!state.mapReady) {
       listOf("data-map-css").forEach(loadCss);
       var scripts = listOf("data-map-js").concat([root.getAttribute("data-basemap-url")]);
-      state.mapReady = Promise.all(scripts.map(loadScript));
+      state.mapReady = Promise.all(scripts.map(loadScript)).then(function () {
+        mark("mz:map-ready");
+        if (Mizumori.map) {
+          fitMapForReaders(Mizumori.map);
+        }
+      });
     }
     return state.mapReady;
+  }
+
+  // Where the first drawing's time goes (bench/map_profile.py prints these user timings).
+  function mark(name) {
+    if (window.performance && window.performance.mark) {
+      window.performance.mark(name);
+    }
   }
 
   function node(tag, className, content, lang) {
@@ -327,24 +340,37 @@
   }
 
   // After the first whole drawing: the files this load fetched before the worker took over are
-  // handed to it, so the next offline visit finds them.
+  // handed to it, so the next offline visit finds them. Files that arrive later without passing
+  // through the worker (an image the map's stylesheet asks for once the map is drawn, requested
+  // before the worker controlled the page) are handed over as they arrive.
   function rememberForOffline() {
     var workers = window.navigator.serviceWorker;
     if (state.remembered || !workers || !root.getAttribute("data-service-worker")) {
       return;
     }
     state.remembered = true;
+    var origin = window.location.origin;
+    var ours = function (entry) { return entry.name.indexOf(origin + "/") === 0; };
     workers.ready.then(function (registration) {
-      var origin = window.location.origin;
       var urls = [window.location.href, new URL(root.getAttribute("data-snapshot-url"), origin).href];
       (window.performance && window.performance.getEntriesByType ? window.performance.getEntriesByType("resource") : [])
         .forEach(function (entry) {
-          if (entry.name.indexOf(origin + "/") === 0 && urls.indexOf(entry.name) === -1) {
+          if (ours(entry) && urls.indexOf(entry.name) === -1) {
             urls.push(entry.name);
           }
         });
       if (registration.active) {
         registration.active.postMessage({ type: "remember", urls: urls });
+      }
+      if (window.PerformanceObserver) {
+        new window.PerformanceObserver(function (list) {
+          // workerStart 0: the worker never saw it, so it has kept no copy.
+          var missed = list.getEntries().filter(function (entry) { return ours(entry) && !entry.workerStart; })
+            .map(function (entry) { return entry.name; });
+          if (missed.length && registration.active) {
+            registration.active.postMessage({ type: "remember", urls: missed });
+          }
+        }).observe({ type: "resource" });
       }
     }).catch(function () { /* kept on a later visit */ });
   }
@@ -583,11 +609,9 @@
           // The page opened in replay (?at= in its address): no socket until LIVE.
           state.live.pause();
         }
-        if (Mizumori.map) {
-          fitMapForReaders(Mizumori.map);
-        }
       }
       state.live.applyDocument(doc);
+      mark("mz:stations-drawn");
       state.live.refreshNotices();
       drawLists(doc);
       afterApply(doc);
@@ -644,6 +668,13 @@
     }
   }
 
+  // The first request may be under way already (static/mizumori/public_prefetch.js, from <head>).
+  function requestSnapshot(url) {
+    var pending = Mizumori.firstSnapshot;
+    Mizumori.firstSnapshot = null;
+    return pending || window.fetch(url, { cache: "no-cache", credentials: "omit" });
+  }
+
   // A conditional GET: the browser revalidates its copy (If-None-Match), the proxy usually answers.
   // While the network fails, the service worker answers with the last copy, marked as such.
   function refresh() {
@@ -651,7 +682,7 @@
     var first = state.firstAnswer;
     var offlineCopy = false;
     var storedAt = null;
-    return window.fetch(url, { cache: "no-cache", credentials: "omit" })
+    return requestSnapshot(url)
       .then(function (response) {
         if (!response.ok) {
           throw new Error("snapshot: HTTP " + response.status);
@@ -670,6 +701,9 @@
           return null;
         }
         return response.json().then(function (doc) {
+          if (first) {
+            mark("mz:snapshot-parsed");
+          }
           state.etag = etag;
           showUpdated(lastModified);
           return apply(doc);
@@ -719,5 +753,11 @@
 
   Mizumori.publicPage = { refresh: refresh, state: state };
   registerServiceWorker();
+  // The shell names the mode the server was in when it was built (data-map-hint): the map library
+  // and base map then load beside the snapshot instead of after it. The snapshot's own mode still
+  // decides what is drawn; a wrong guess costs one early download, or the wait it would have anyway.
+  if (root.getAttribute("data-map-hint") === "map") {
+    loadMap().catch(function () { /* apply() meets the same failure and reports it */ });
+  }
   refresh();
 })(window, document);

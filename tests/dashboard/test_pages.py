@@ -33,6 +33,7 @@ from tests.public_page import (
 PUBLIC_CODES = {"A-PUBLIC", "B-PUBLIC"}
 # The page scripts' catalog of the default language (Japanese): a view of this site, not a static file.
 JS_CATALOG = "/i18n/catalog/ja.js"
+PUBLIC_BASEMAP = "/public/basemap.js?lang=ja"  # the public shell preloads its base map in map mode
 HIDDEN_FROM_PUBLIC = {"A-PRIVATE", "A-SHARED", "A-REGION", "B-PRIVATE", "B-SHARED", "B-REGION"}
 
 
@@ -273,8 +274,9 @@ def test_pages_load_no_external_assets(client, stations, user_a, settings, url):
 
     assert assets.script_srcs or url == "/accounts/login/"
     for src in assets.script_srcs + assets.link_hrefs:
-        # Static files, or the page scripts' translations served by this site (dashboard/js_catalog.py).
-        assert src.startswith(django_settings.STATIC_URL) or src == JS_CATALOG, src
+        # Static files, the page scripts' translations served by this site (dashboard/js_catalog.py),
+        # or the public shell's own base map (preloaded in map mode: templates/public/shell.html).
+        assert src.startswith(django_settings.STATIC_URL) or src in (JS_CATALOG, PUBLIC_BASEMAP), src
     # Without tiles there is no reason for any absolute URL in the page at all.
     assert "http://" not in html and "https://" not in html
 
@@ -289,9 +291,10 @@ def test_every_static_file_the_page_references_exists(client, stations, user_a, 
     # The public shell loads the map's assets itself, in map mode only (static/mizumori/public.js).
     referenced = assets.script_srcs + assets.link_hrefs + assets.map_assets
     assert any(src.endswith("leaflet.js") for src in referenced)
-    if JS_CATALOG in referenced:
-        referenced.remove(JS_CATALOG)
-        assert client.get(JS_CATALOG).status_code == 200
+    for served in (JS_CATALOG, PUBLIC_BASEMAP):
+        if served in referenced:
+            referenced.remove(served)
+            assert client.get(served).status_code == 200
     for url_path in referenced:
         relative = url_path.removeprefix(django_settings.STATIC_URL)
         assert finders.find(relative), f"{url_path} is referenced but not in any static directory"

@@ -281,6 +281,34 @@ def test_a_saturated_server_switches_readers_to_the_minimal_page_and_polling(sta
     assert {f["properties"]["code"] for f in document["features"]} == {"A-PUBLIC", "B-PUBLIC"}
 
 
+@pytest.mark.parametrize("mode", ["map", "minimal"])
+def test_the_shell_preloads_the_map_only_when_the_server_would_answer_in_map_mode(stations, settings, mode):
+    """The shell guesses the snapshot's mode (public.js then loads the map beside the snapshot): in
+    minimal mode, the page must not fetch the map library at all."""
+    if mode == "minimal":
+        settings.PUBLIC_MINIMAL_LAG_SECONDS = -1.0  # saturated, as the snapshot would see it
+    forget_all()
+
+    html = Client().get("/").content.decode()
+
+    assert f'data-map-hint="{mode}"' in html
+    assert public_document(Client())["mode"] == mode
+    preloads = [line for line in html.splitlines() if 'rel="preload"' in line]
+    if mode == "map":
+        hrefs = {line.split('href="')[1].split('"')[0] for line in preloads}
+        assert hrefs == {
+            "/static/vendor/leaflet/leaflet.css",
+            "/static/mizumori/map.css",
+            "/static/vendor/leaflet/leaflet.js",
+            "/static/mizumori/map.js",
+            f"{BASEMAP_URL}?lang=ja",
+        }
+    else:
+        assert preloads == [] and "leaflet" not in html.split("<body")[0]
+    # The first snapshot request starts from <head>, whatever the mode.
+    assert f'src="/static/mizumori/public_prefetch.js" data-snapshot-url="{SNAPSHOT_URL}" async' in html
+
+
 def test_a_database_that_does_not_answer_counts_as_saturated():
     assert load.Load(lag_seconds=None, queue_depth=None, cpu_load=0.0, public_sockets=0).saturated_by == ["lag"]
     assert load.Load(lag_seconds=0.0, queue_depth=10**9, cpu_load=0.0, public_sockets=0).saturated_by == ["queue"]

@@ -605,7 +605,7 @@
       if (!state.live) {
         // Not connected yet: connectOnce() opens the socket once the server has answered.
         state.live = Mizumori.live || Mizumori.startLive(doc, { connect: false });
-        if (Mizumori.replay && Mizumori.replay.at !== null) {
+        if (Mizumori.replay ? Mizumori.replay.at !== null : opensInPast()) {
           // The page opened in replay (?at= in its address): no socket until LIVE.
           state.live.pause();
         }
@@ -617,6 +617,15 @@
       afterApply(doc);
       connectOnce();
     });
+  }
+
+  // Whether the address asks for a past moment (?at=, a timeline link), by replay.js's own rule (a
+  // time before now). The first snapshot and the map are fetched from <head>, so they can be drawn
+  // before replay.js has run; the socket must stay shut until LIVE all the same.
+  function opensInPast() {
+    var requested = new window.URLSearchParams(window.location.search).get("at");
+    var parsed = requested ? Date.parse(requested) : NaN;
+    return !isNaN(parsed) && parsed < Date.now();
   }
 
   // The socket is opened once, when the server has answered; after that live.js reconnects it.

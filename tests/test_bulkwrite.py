@@ -64,3 +64,31 @@ def test_pg_array_literals_read_back_exactly_what_was_given():
             [pg_array(texts), pg_array(floats), pg_array(ints), pg_array(times), pg_array([True, False, None])],
         )
         assert cursor.fetchone() == (texts, floats, ints, times, [True, False, None])
+
+
+@pytest.mark.django_db
+def test_pg_array_of_one_kind_is_the_same_literal_as_member_by_member():
+    """Arrays of plain numbers, or of strings without quotes or backslashes, are joined at once (the
+    ingest batch's arrays); the literal must be the one `_element` writes member by member, and read
+    back exactly."""
+    import random
+
+    from bulkwrite import _element, pg_array
+
+    rng = random.Random(9)
+    ints = [rng.randrange(-(2**62), 2**62) for _ in range(300)] + [0, 2**62]
+    floats = [rng.uniform(-1e6, 1e6) for _ in range(300)] + [0.1, 1 / 3, -0.0, -2.5e-300, 1e300, 3.0]
+    mixed_numbers = [1, 2.5, -3]
+    texts = ["ok", "suspect", "NULL", "a,b", "{braces}", " spaced ", "水位", ""]
+    escaped = ["a\"b", "c\\d", "ok"]
+    for values in (ints, floats, mixed_numbers, texts, escaped, [True, 1], ("ok", "range")):
+        assert pg_array(values) == "{" + ",".join(map(_element, values)) + "}", values
+    assert pg_array(iter([1, 2])) == "{1,2}"  # an iterator is read once
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s::bigint[], %s::float8[], %s::text[], %s::text[]",
+            [pg_array(ints), pg_array(floats), pg_array(texts), pg_array(escaped)],
+        )
+        assert cursor.fetchone() == (ints, floats, texts, escaped)

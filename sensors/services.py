@@ -49,6 +49,7 @@ MAX_TIME_LENGTH = 64
 OLDEST_ACCEPTED = datetime(1900, 1, 1, tzinfo=dt_timezone.utc)
 # SQLite refuses statements with more than 32,766 parameters; stay well below.
 IN_CHUNK = 2000
+UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
 
 
 class ItemError(ValueError):
@@ -344,15 +345,45 @@ def observation_ingest(
         readings.append(_Reading(index, station, at, value))
 
     if readings:
-        with transaction.atomic():
-            _store(readings, report, now=now, source=source)
-            if report.changed_states:
-                station_changes_emit(report.changed_states)
+        try:
+            _store_and_emit(readings, report, now=now, source=source, expect_new=True)
+        except IntegrityError as exc:
+            if not _is_reading_conflict(exc):
+                raise
+            # A reading newer than its station's latest state was stored already (written by a path
+            # that does not move the state): store the batch again, skipping what is there.
+            for reading in readings:
+                reading.quality = OK
+            report.accepted = report.duplicates = 0
+            report.changed_states, report.stored_station_ids = [], set()
+            _store_and_emit(readings, report, now=now, source=source, expect_new=False)
     report.rejected.sort(key=lambda rejection: rejection["index"])
     return report
 
 
-def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, source: str) -> None:
+def _store_and_emit(readings: list[_Reading], report: IngestReport, *, now: datetime, source: str, expect_new: bool) -> None:
+    with transaction.atomic():
+        _store(readings, report, now=now, source=source, expect_new=expect_new)
+        if report.changed_states:
+            station_changes_emit(report.changed_states)
+
+
+def _is_reading_conflict(exc: IntegrityError) -> bool:
+    """Whether `exc` is a reading stored twice (the unique station and time of an observation, on
+    any partition), not another integrity error."""
+    cause = exc.__cause__
+    diag = getattr(cause, "diag", None)
+    return (
+        getattr(cause, "sqlstate", None) == UNIQUE_VIOLATION
+        and diag is not None
+        and (diag.table_name or "").startswith(_OBSERVATIONS)
+    )
+
+
+def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, source: str, expect_new: bool) -> None:
+    """`expect_new`: the readings the duplicate check found new are inserted without `ON CONFLICT`
+    (PostgreSQL's speculative insertion cost 40 % of the insert); should one be stored after all,
+    the insert fails and `observation_ingest` stores the batch again with `expect_new=False`."""
     station_ids = sorted({reading.station.pk for reading in readings})
     # Lock the latest-state rows of every station in the batch, in a fixed order, so concurrent
     # batches for the same stations queue up; the duplicate check below is then exact.
@@ -413,13 +444,15 @@ def _store(readings: list[_Reading], report: IngestReport, *, now: datetime, sou
     report.changed_states = [state for state, _ in changed]
     if rain:
         # Rain totals are summed over the stored readings, the new ones included: store them first.
-        stored = _observations_insert(fresh, received_at=now, source=source)
+        stored = _observations_insert(fresh, received_at=now, source=source, expect_new=expect_new)
         _refresh_accumulations(rain)
         _set_levels(changed)
         _states_save(report.changed_states, now=now)
     else:
         _set_levels(changed)
-        stored = _observations_insert_and_states_save(fresh, report.changed_states, now=now, source=source)
+        stored = _observations_insert_and_states_save(
+            fresh, report.changed_states, now=now, source=source, expect_new=expect_new
+        )
     report.accepted = stored
     report.duplicates += len(fresh) - stored
 
@@ -538,13 +571,13 @@ def _existing_keys(readings: list[_Reading], states: dict[int, _State]) -> set[t
     return keys
 
 
-def _observations_insert(readings: list[_Reading], *, received_at: datetime, source: str) -> int:
+def _observations_insert(readings: list[_Reading], *, received_at: datetime, source: str, expect_new: bool = False) -> int:
     """Store the readings; how many were stored. One INSERT from arrays on PostgreSQL: Django's
     bulk_create spends more time building model instances and SQL per row than the database spends
-    storing them."""
+    storing them. `expect_new`: see `_store`."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(*_observations_insert_sql(readings, received_at=received_at, source=source))
+            cursor.execute(*_observations_insert_sql(readings, received_at=received_at, source=source, expect_new=expect_new))
             return cursor.rowcount
     Observation.objects.bulk_create(
         [
@@ -559,12 +592,14 @@ def _observations_insert(readings: list[_Reading], *, received_at: datetime, sou
     return len(readings)
 
 
-def _observations_insert_sql(readings: list[_Reading], *, received_at: datetime, source: str) -> tuple[str, list]:
+def _observations_insert_sql(
+    readings: list[_Reading], *, received_at: datetime, source: str, expect_new: bool = False
+) -> tuple[str, list]:
     return (
         f"INSERT INTO {_OBSERVATIONS} (station_id, observed_at, value, quality, received_at, source) "
         f"SELECT station_id, {_FROM_MICROS.format('at')}, value, quality, %s, %s "
-        "FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::text[]) AS r(station_id, at, value, quality) "
-        "ON CONFLICT DO NOTHING",
+        "FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::text[]) AS r(station_id, at, value, quality)"
+        + ("" if expect_new else " ON CONFLICT DO NOTHING"),
         [
             received_at, source,
             pg_array([r.station.pk for r in readings]), pg_array([r.at for r in readings]),
@@ -619,16 +654,16 @@ def _states_update_sql(states: list[_State], *, now: datetime) -> tuple[str, lis
 
 
 def _observations_insert_and_states_save(
-    readings: list[_Reading], states: list[_State], *, now: datetime, source: str
+    readings: list[_Reading], states: list[_State], *, now: datetime, source: str, expect_new: bool = False
 ) -> int:
     """`_observations_insert` and `_states_save` in one statement on PostgreSQL (one round trip
     instead of two: on a loaded machine every round trip waits for the scheduler twice); how many
     readings were stored."""
     if connection.vendor != "postgresql" or not states:
-        stored = _observations_insert(readings, received_at=now, source=source)
+        stored = _observations_insert(readings, received_at=now, source=source, expect_new=expect_new)
         _states_save(states, now=now)
         return stored
-    insert, insert_params = _observations_insert_sql(readings, received_at=now, source=source)
+    insert, insert_params = _observations_insert_sql(readings, received_at=now, source=source, expect_new=expect_new)
     update, update_params = _states_update_sql(states, now=now)
     with connection.cursor() as cursor:
         # Both run to completion whatever the outer query reads (PostgreSQL's rule for data-modifying

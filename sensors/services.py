@@ -328,12 +328,22 @@ def observation_ingest(
     town = municipality.pk if municipality is not None else None
     scope = f"municipality '{municipality.slug}'" if municipality else "this platform"
     readings: list[_Reading] = []
+    codes, times = parser.codes, parser.times
     for index, item in enumerate(items):
-        try:
-            code, at, value = parser.item(item)
-        except ItemError as exc:
-            report.reject(index, str(exc))
-            continue
+        # The usual item — a dict whose code and time text were read earlier in the batch and a finite
+        # float (x - x is 0.0 for every finite x, NaN for inf and NaN) — is taken from the memos
+        # without a call; any other goes through the parser, which says what is wrong with it.
+        code = at = None
+        if type(item) is dict:
+            raw_code, raw_at, value = item.get("station"), item.get("observed_at"), item.get("value")
+            if type(raw_code) is str and type(raw_at) is str and type(value) is float and value - value == 0.0:
+                code, at = codes.get(raw_code), times.get(raw_at)
+        if type(code) is not str or type(at) is not int:
+            try:
+                code, at, value = parser.item(item)
+            except ItemError as exc:
+                report.reject(index, str(exc))
+                continue
         station = catalog.get(code)
         if station is None or (town is not None and station.municipality_id != town):
             # Same words for "no such station" and "another town's station": existence is private.

@@ -65,6 +65,30 @@ def test_a_routed_handler_gets_its_part_of_each_event_and_no_row_when_it_has_non
     ]
 
 
+def test_handlers_sharing_a_payload_each_get_all_of_it_and_a_routed_one_its_own_part(db, workers, handled):
+    """On PostgreSQL the rows go in as one statement with each distinct payload sent once."""
+    hostile = {"ns": [1, 2, 3], "text": 'quote " back \\ slash \'; -- 水位 \u2028', "nested": {"a": [None, True, 1.5]}}
+
+    def odds(kind, payload):
+        return {**payload, "ns": [n for n in payload["ns"] if n % 2]}
+
+    registry.register("test.copy", kinds=["test.thing"], func=lambda events: None)
+    registry.register("test.odds", kinds=["test.thing"], func=lambda events: None, route=odds)
+    try:
+        assert emit("test.thing", hostile) == 3
+        rows = list(OutboxEvent.objects.order_by("handler").values_list(
+            "kind", "handler", "payload", "attempts", "last_error", "failed_at", "created_at", "available_at"))
+    finally:
+        registry.unregister("test.copy")
+        registry.unregister("test.odds")
+    assert [row[1:3] for row in rows] == [
+        ("test.copy", hostile), ("test.odds", {**hostile, "ns": [1, 3]}), ("test.record", hostile),
+    ]
+    assert {row[0] for row in rows} == {"test.thing"}
+    assert {row[3:6] for row in rows} == {(0, "", None)}
+    assert len({row[6] for row in rows} | {row[7] for row in rows}) == 1
+
+
 def test_a_drain_hands_a_handler_its_whole_batch_in_order_and_removes_it(db, workers, handled):
     for n in range(5):
         emit("test.thing", {"n": n})

@@ -563,7 +563,8 @@ def ingest_client(port: int, token: str, codes: list[str], start_at: float, dura
         else:
             failures += 1
     http_.close()
-    results.put({"accepted": accepted, "posts": posts, "failures": failures, "latencies": latencies, "step": step})
+    results.put({"accepted": accepted, "posts": posts, "failures": failures, "latencies": latencies, "step": step,
+                 "cpu": time.process_time()})
 
 
 def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, state: dict) -> None:
@@ -647,8 +648,16 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
                f"{evaluated:,.0f}/s (drained {drained_after:.1f} s after posting stopped)", GOALS["ingest"])
     for kind in ("web", "drain", "celery"):
         if accepted and kind in cpu_used:
+            shares = ""
+            if kind == "web" and len(kinds.get(kind, [])) > 1:
+                each = [cpu_seconds([pid]) for pid in kinds[kind]]  # since each started: who got the clients
+                shares = "; by process since start " + " / ".join(f"{seconds:.1f}" for seconds in each) + " CPU-s"
             report.add("a", f"CPU per 1,000 readings, {kind} ({len(kinds.get(kind, []))} processes)",
-                       f"{cpu_used[kind] / accepted * 1e6:,.0f} ms ({cpu_used[kind]:.1f} CPU-s in all)")
+                       f"{cpu_used[kind] / accepted * 1e6:,.0f} ms ({cpu_used[kind]:.1f} CPU-s in all{shares})")
+    if accepted:
+        clients_cpu = sum(o["cpu"] for o in outcomes)
+        report.add("a", f"CPU per 1,000 readings, ingest clients ({len(outcomes)} processes, building and posting JSON)",
+                   f"{clients_cpu / accepted * 1e6:,.0f} ms ({clients_cpu:.1f} CPU-s in all)")
     if accepted:
         copy_rate = raw_copy(accepted)
         report.add("a", f"raw COPY of {accepted:,} rows into a copy of sensors_observation (indexes included)",
@@ -659,19 +668,21 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
 
 
 def start_profiles(kinds: dict[str, list[int]], args) -> list:
-    """py-spy (requirements-dev.txt) samples one web and one drain process through the sustained run."""
+    """py-spy (requirements-dev.txt) samples every web process (the kernel may hand all the clients'
+    keep-alive connections to one of them) and one drain process through the sustained run."""
     spy = Path(sys.executable).with_name("py-spy")
     profilers = []
-    for kind in ("web", "drain"):
-        if not kinds.get(kind) or not spy.exists():
+    for kind, pids in (("web", kinds.get("web", [])), ("drain", kinds.get("drain", [])[:1])):
+        if not spy.exists():
             continue
-        path = ROOT / "var" / "bench" / f"profile-{kind}.txt"
-        proc = subprocess.Popen(
-            [str(spy), "record", "--nonblocking", "--format", "raw", "--rate", "50", "--duration",
-             str(int(args.duration) + 3), "--pid", str(kinds[kind][0]), "--output", str(path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        profilers.append((kind, proc, path))
+        for n, pid in enumerate(pids):
+            path = ROOT / "var" / "bench" / f"profile-{kind}{'-' + str(n) if kind == 'web' else ''}.txt"
+            proc = subprocess.Popen(
+                [str(spy), "record", "--nonblocking", "--format", "raw", "--rate", "50", "--duration",
+                 str(int(args.duration) + 3), "--pid", str(pid), "--output", str(path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            profilers.append((kind, proc, path))
     return profilers
 
 
@@ -1307,7 +1318,7 @@ def parse_args(argv=None):
     parser.add_argument("--map-stations", type=int, default=2000)
     parser.add_argument("--marker-selector", default=MARKER_SELECTOR)
     parser.add_argument("--profile", action="store_true",
-                        help="py-spy one web and one drain process during the sustained run (var/bench/profile-*.txt)")
+                        help="py-spy every web process and one drain process during the sustained run (var/bench/profile-*.txt)")
     parser.add_argument("--startup-timeout", type=float, default=900,
                         help="seconds bin/serve may take to answer /health/ (migrate and collectstatic included; "
                              "minutes on a loaded machine)")

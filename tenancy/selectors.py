@@ -105,7 +105,10 @@ def ingest_token_by_secret(secret: str) -> IngestToken | None:
     if not secret:
         return None
     return (
+        # Every gateway POST reads its token: not the town's boundary (a GeoJSON polygon, often
+        # hundreds of KB), which the request path never uses.
         IngestToken.objects.select_related("municipality")
+        .defer("municipality__boundary")
         .filter(digest=IngestToken.digest_of(secret), revoked_at__isnull=True)
         .first()
     )

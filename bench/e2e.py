@@ -694,7 +694,7 @@ def profile_summary(path: Path, top: int = 8) -> str:
     inclusive: dict[str, int] = defaultdict(int)
     total = 0
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(errors="replace").splitlines()  # a frame name may not be UTF-8
     except OSError:
         return "no profile written"
     for line in lines:

@@ -115,3 +115,29 @@ def test_expecting_new_readings_stores_what_skipping_conflicts_stores(towns, wor
         assert rows(f"EQ-X{n}") == rows(f"EQ-Y{n}")
         assert state(f"EQ-X{n}") == state(f"EQ-Y{n}")
     assert Observation.objects.filter(station__code__startswith="EQ-X").exists()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), float("-inf"), True, False, None, "1.5", "１.５", 2, 10**400, [1.0], {"v": 1.0}],
+    ids=["nan", "inf", "-inf", "true", "false", "null", "text", "full-width", "int", "huge-int", "list", "object"],
+)
+def test_an_item_whose_code_and_time_were_read_earlier_in_the_batch_is_judged_as_when_alone(towns, workers, value):
+    """The usual item is taken from the parser's memos inline; any other must get the parser's own
+    answer, also when its code and time text were read (and memoised) earlier in the batch."""
+    make_station(towns[0], "EQ-H")
+    time = at(0).isoformat()
+    hostile = {"station": "EQ-H", "observed_at": time, "value": value}
+    alone = observation_ingest(municipality=towns[0], items=[hostile], source="http").as_dict()
+    Observation.objects.filter(station__code="EQ-H").delete()
+    StationState.objects.filter(station__code="EQ-H").delete()
+    after = observation_ingest(
+        municipality=towns[0], source="http",
+        items=[{"station": "EQ-H", "observed_at": time, "value": 1.0}, hostile,
+               {"station": "EQ-H", "observed_at": time, "value": 1.0, "extra": "ignored"}],
+    ).as_dict()
+    if alone["rejected"]:
+        assert after["rejected"] == [{**alone["rejected"][0], "index": 1}]
+        assert (after["accepted"], after["duplicates"]) == (1, 1)
+    else:  # a number the parser accepts (an int, a full-width numeral): the same reading again
+        assert alone["accepted"] == 1 and after == {"accepted": 1, "duplicates": 2, "rejected": []}

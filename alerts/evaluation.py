@@ -271,26 +271,49 @@ class LevelSteps:
     `levels` answers many ends at once (numpy), so stepping a batch costs a few array operations per
     transition instead of a call per reading."""
 
-    def __init__(self, times: np.ndarray, measure: np.ndarray, rules: Hysteresis):
+    def __init__(self, times: np.ndarray, measure: np.ndarray, rules: Hysteresis, *, first_end: int = 0):
+        """`first_end`: no end below it will be asked (a batch's first step). Runs are then compared
+        only from the first reading that can matter (`cut`), not over the whole look-back."""
         self.times = times
         self.rules = rules
         self.sign = 1.0 if rules.rising else -1.0
         self.oriented = self.sign * measure
+        self.first_end = first_end
+        self.cut = self._cut(first_end)
         self._runs: dict[tuple[bool, float | None], tuple[np.ndarray, np.ndarray]] = {}
 
+    def _cut(self, first_end: int) -> int:
+        """The latest reading a run may start at and still be long enough, in readings and in time
+        (the longer of min_duration and hold), for the end `first_end` and so for every later end.
+        A run reaching back before it is long enough whatever its true start (both tests only get
+        easier further back), so runs are built from here on and one that holds all the way back is
+        taken to start here: each answer stays exactly what the whole series would give."""
+        if first_end <= 1 or first_end > len(self.times):
+            return 0
+        rules = self.rules
+        newest = first_end - 1
+        reach = max(rules.min_duration, rules.hold).total_seconds()
+        by_time = int(np.searchsorted(self.times, self.times[newest] - reach, side="right")) - 1
+        # The same test `_sustained` makes (newest - start): the subtraction above may round the other way.
+        while by_time >= 0 and not self.times[newest] - self.times[by_time] >= reach:
+            by_time -= 1
+        return max(0, min(first_end - rules.min_readings, by_time, newest))
+
     def _run(self, below: bool, value: float | None) -> tuple[np.ndarray, np.ndarray]:
-        """(holds, last break at or before each reading) for `oriented >= value`, or `< value`
-        (None: holds everywhere, NaN included)."""
+        """(holds, last break at or before each reading, or cut - 1 where none since `cut`) for
+        `oriented >= value`, or `< value` (None: holds everywhere, NaN included), from `cut` on."""
         key = (below, value)
         run = self._runs.get(key)
         if run is None:
+            cut = self.cut
+            oriented = self.oriented[cut:]
             with np.errstate(invalid="ignore"):
                 if value is None:
-                    holds = np.ones(len(self.oriented), dtype=bool)
+                    holds = np.ones(len(oriented), dtype=bool)
                 else:
-                    holds = self.oriented < value if below else self.oriented >= value
-            positions = np.arange(len(holds))
-            run = self._runs[key] = (holds, np.maximum.accumulate(np.where(holds, -1, positions)))
+                    holds = oriented < value if below else oriented >= value
+            positions = np.arange(cut, cut + len(holds))
+            run = self._runs[key] = (holds, np.maximum.accumulate(np.where(holds, cut - 1, positions)))
         return run
 
     def _sustained(self, ends: np.ndarray, run: tuple[np.ndarray, np.ndarray], *, lowering: bool = False) -> np.ndarray:
@@ -298,10 +321,11 @@ class LevelSteps:
         break (False for an end of 0: nothing read yet)."""
         holds, breaks = run
         newest = np.maximum(ends - 1, 0)
-        held = (ends > 0) & holds[newest]
+        held = (ends > 0) & holds[newest - self.cut]
         if not held.any():
             return held
-        start = np.minimum(breaks[newest] + 1, newest)  # where it held, the run starts at or before newest
+        # where it held, the run starts at or before newest
+        start = np.minimum(breaks[newest - self.cut] + 1, newest)
         rules = self.rules
         duration = max(rules.min_duration, rules.hold) if lowering else rules.min_duration
         lasted = self.times[newest] - self.times[start] >= duration.total_seconds()
@@ -312,6 +336,8 @@ class LevelSteps:
         would reach from `current`. A batch steps until the first answer that differs from `current`
         (a transition) and goes on from there with the new level, as a loop over `level` would."""
         ends = np.asarray(ends, dtype=np.int64)
+        if len(ends) and int(ends.min()) < self.first_end:
+            raise ValueError(f"end {int(ends.min())} is before this stepper's first end {self.first_end}")
         if not steps:
             return np.zeros(len(ends), dtype=np.int64)
         sign, rules = self.sign, self.rules
@@ -329,7 +355,7 @@ class LevelSteps:
             run = self._run(False, min(sign * s.value for s in steps if s.level >= candidate))
             met = self._sustained(ends, run)
             if rules.immediate_level is not None and candidate >= rules.immediate_level:
-                met |= (ends > 0) & run[0][np.maximum(ends - 1, 0)]
+                met |= (ends > 0) & run[0][np.maximum(ends - 1, 0) - self.cut]
             take(candidate, met)
         if current == 0:
             return result

@@ -509,7 +509,11 @@ def _evaluate_rule(
         first = len(history.micros)  # no step can open an alert: nothing to step through
     # Flagged readings and jumps not yet confirmed or refuted by the next reading are not steps.
     steps_at = np.flatnonzero(~jump[first:] & ~history.suspect[first:]) + first
-    stepper = LevelSteps(usable_times, usable_measure, hysteresis) if len(steps_at) else None
+    stepper = (
+        LevelSteps(usable_times, usable_measure, hysteresis, first_end=int(prefix_end[steps_at[0]]))
+        if len(steps_at)
+        else None
+    )
 
     def move(k: int, level: int, stamp: datetime) -> None:
         end = int(prefix_end[k])

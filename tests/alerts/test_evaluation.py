@@ -342,7 +342,8 @@ def scanned_next_level(times, measure, steps, *, current, rules):
 @pytest.mark.parametrize("seed", range(8))
 def test_levels_cut_to_the_runs_that_matter_answer_as_over_the_whole_series(seed):
     """A stepper told its first end builds runs only from the latest reading a run can start at and
-    still be long enough (`cut`): from every first end and starting level, each later end answers what
+    still be long enough (`cuts`, one for raising and one for lowering, which also waits out the hold):
+    from every first end and starting level, each later end answers what
     the stepper over the whole series answers. Times on exact multiples of the holds and epoch-sized
     times (where subtracting rounds) meet the boundary of the duration tests; a stepper asked for an
     end before its first refuses."""
@@ -357,7 +358,7 @@ def test_levels_cut_to_the_runs_that_matter_answer_as_over_the_whole_series(seed
     cuts = set()
     for first_end in range(0, n + 1):
         stepper = LevelSteps(times, sign * measure, rules, first_end=first_end)
-        cuts.add(stepper.cut)
+        cuts.update(stepper.cuts.values())
         ends = np.arange(first_end, n + 1)
         for current in (0, 2, 3, 4, 5):
             assert stepper.levels(ends, steps, current=current).tolist() == whole.levels(ends, steps, current=current).tolist(), (first_end, current)

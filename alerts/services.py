@@ -24,7 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, prefetch_related_objects
 from django.utils import timezone
 
-from bulkwrite import filter_ids, update_from_arrays
+from bulkwrite import filter_ids, loaded_instances, update_from_arrays
 from events import emit
 from orders.documents import order_notification_documents
 from orders.models import OrderEvent
@@ -679,7 +679,7 @@ def evaluate_stations(station_ids) -> list[AlertEvent]:
                 Alert.objects.select_for_update(of=("self",)).exclude(state=Alert.State.RESOLVED).order_by("pk"),
                 station_ids,
             )
-            for alert in queryset
+            for alert in loaded_instances(queryset)
         }
         rules_by_station: dict[int, list[AlertRule]] = defaultdict(list)
         for rule in rules:
@@ -752,7 +752,7 @@ def _newest_readings(station_ids: list[int]) -> tuple[dict[int, datetime], dict[
 def _locked_rules(station_ids: list[int]) -> list[AlertRule]:
     rules: list[AlertRule] = []
     for queryset in of_stations(AlertRule.objects.select_for_update().order_by("station_id", "pk"), station_ids):
-        rules.extend(queryset)
+        rules.extend(loaded_instances(queryset))
     return rules
 
 

@@ -683,7 +683,7 @@ def evaluate_stations(station_ids) -> list[AlertEvent]:
         }
         rules_by_station: dict[int, list[AlertRule]] = defaultdict(list)
         for rule in rules:
-            rule.station = stations[rule.station_id]
+            # Not `rule.station = …`: the descriptor's checks per rule cost more than the lookups below.
             rules_by_station[rule.station_id].append(rule)
 
         ranges = {}
@@ -703,7 +703,7 @@ def evaluate_stations(station_ids) -> list[AlertEvent]:
         stepped: list[AlertRule] = []
         histories: dict[int, _History] = {}
         for rule in rules:
-            station = rule.station
+            station = stations[rule.station_id]
             alert = batch.open_alerts.get(rule.pk)
             if not rule.is_enabled:
                 if alert is not None:

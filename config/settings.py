@@ -325,12 +325,6 @@ if EVENTS_DRAIN not in {"workers", "in-process", "eager"}:
 # How often an idle drain looks for new events: the fallback. A commit in the same process wakes it at
 # once, and on PostgreSQL so does one in any process (LISTEN/NOTIFY, events.runner).
 EVENTS_POLL_SECONDS = env_float("EVENTS_POLL_SECONDS", 0.1)
-# While passes keep finding work (a storm), a drain process starts one at most this often, so a
-# batch holds a tick's readings of each station instead of one POST's (events.runner). Adds up to
-# this much to the lag in a storm; a lone change after an idle spell is not delayed. 0: no pacing.
-EVENTS_BUSY_TICK_SECONDS = env_float("EVENTS_BUSY_TICK_SECONDS", 0.25)
-if EVENTS_BUSY_TICK_SECONDS < 0:
-    raise ImproperlyConfigured(f"EVENTS_BUSY_TICK_SECONDS={EVENTS_BUSY_TICK_SECONDS}: use 0 or more")
 # Alert evaluation is split into this many change-log handlers by station id, so that many drain
 # workers evaluate at once (docs/deployment.md). Every process that writes readings or drains must
 # use the same number; lower it only with the change log drained (rows of a shard that no longer

@@ -36,22 +36,11 @@ def _drain_tick() -> DrainReport:
         close_old_connections()
 
 
-async def drain_forever(
-    *, stop: asyncio.Event, idle_seconds: float | None = None, busy_tick: float | None = None, name: str = "drain"
-) -> None:
-    """Drain until `stop` is set: at once again after a busy pass that followed an idle one, at most
-    once per `busy_tick` seconds (EVENTS_BUSY_TICK_SECONDS) while passes keep finding work, after
-    `idle_seconds` (or a wake-up from a commit in this process) when there was nothing to do, with
-    capped backoff while the database or Redis is unreachable (one WARNING when an outage starts,
-    one INFO when it ends).
-
-    Why pace a busy drain: a drain that starts again the moment it finishes takes whatever one POST
-    left, so every batch pays the per-station costs (rules locked, look-back merged, figures, live
-    features) for a few readings per station. Waiting out the tick lets each station's readings of
-    the tick go through in one batch. The first two passes after an idle spell are not paced: a lone
-    change (a crossing, and the alert it raised published by the next pass) goes out at once."""
+async def drain_forever(*, stop: asyncio.Event, idle_seconds: float | None = None, name: str = "drain") -> None:
+    """Drain until `stop` is set: at once again after a busy pass, after `idle_seconds` (or a wake-up
+    from a commit in this process) when there was nothing to do, with capped backoff while the
+    database or Redis is unreachable (one WARNING when an outage starts, one INFO when it ends)."""
     idle = settings.EVENTS_POLL_SECONDS if idle_seconds is None else idle_seconds
-    tick = settings.EVENTS_BUSY_TICK_SECONDS if busy_tick is None else busy_tick
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
 
@@ -62,11 +51,9 @@ async def drain_forever(
     listener = _start_listening(wake, stop, name)
     outage_since: float | None = None
     backoff = idle
-    busy_before = False
     try:
         while not stop.is_set():
             wake.clear()
-            started = time.monotonic()
             try:
                 report = await sync_to_async(_drain_tick, thread_sensitive=True)()
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any one failure
@@ -87,12 +74,7 @@ async def drain_forever(
                 outage_since = None
                 backoff = idle
             if report.claimed > report.failed:
-                # There may be more: go again, without waiting unless the drain is in a run of busy passes.
-                if busy_before and started + tick > time.monotonic():
-                    await _sleep_or_stop(stop, started + tick - time.monotonic())
-                busy_before = True
-                continue
-            busy_before = False
+                continue  # there may be more: go again without waiting
             await _wait_for_any(stop, wake, idle)
     finally:
         remove_waker(waker)

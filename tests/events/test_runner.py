@@ -85,48 +85,6 @@ async def test_the_drain_loop_outlives_a_database_outage_with_one_warning(monkey
     assert any("reachable again after" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.asyncio
-@pytest.mark.parametrize("tick", [30.0, 0.0])
-async def test_a_busy_drain_starts_a_pass_at_most_once_per_tick_after_its_first_two(monkeypatch, tick):
-    """After an idle spell the first two busy passes run back to back (a lone change and the alert it
-    raised go out at once); while passes keep finding work, each further one waits until `busy_tick`
-    after the previous one started, so a batch holds a tick's readings. An idle pass ends the run."""
-    busy, idle = DrainReport(claimed=3, handled=3), DrainReport()
-    failed = DrainReport(claimed=2, failed=2)
-    outcomes = [busy, busy, busy, busy, idle, busy, failed, busy, busy, busy, idle]
-    log = []
-
-    def fake_tick():
-        report = outcomes[min(len([e for e in log if e[0] == "pass"]), len(outcomes) - 1)]
-        log.append(("pass", "busy" if report is busy else "failed" if report is failed else "idle"))
-        return report
-
-    async def recorded_sleep(stop, seconds):
-        log.append(("sleep", seconds))
-
-    monkeypatch.setattr(runner, "_drain_tick", fake_tick)
-    monkeypatch.setattr(runner, "_start_listening", lambda *args: None)
-    monkeypatch.setattr(runner, "_sleep_or_stop", recorded_sleep)
-    stop = asyncio.Event()
-    task = asyncio.create_task(drain_forever(stop=stop, idle_seconds=0.01, busy_tick=tick, name="test drain"))
-    for _ in range(500):
-        if len([e for e in log if e[0] == "pass"]) >= len(outcomes):
-            break
-        await asyncio.sleep(0.01)
-    stop.set()
-    await asyncio.wait_for(task, timeout=5)
-    shape = [kind if kind == "sleep" else what for kind, what in log][: len(outcomes) + 5]
-    if tick:
-        assert all(0 < seconds <= tick for kind, seconds in log if kind == "sleep")
-        assert shape[:16] == [
-            "busy", "busy", "sleep", "busy", "sleep", "busy", "sleep", "idle",
-            "busy", "failed",  # a pass whose events all failed did no work: the run starts again
-            "busy", "busy", "sleep", "busy", "sleep", "idle",
-        ]
-    else:
-        assert "sleep" not in shape
-
-
 postgres_only = pytest.mark.skipif(
     connections["default"].vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll"
 )

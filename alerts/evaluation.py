@@ -271,37 +271,66 @@ class LevelSteps:
     `levels` answers many ends at once (numpy), so stepping a batch costs a few array operations per
     transition instead of a call per reading."""
 
-    def __init__(self, times: np.ndarray, measure: np.ndarray, rules: Hysteresis):
+    def __init__(self, times: np.ndarray, measure: np.ndarray, rules: Hysteresis, *, first_end: int = 0):
+        """`first_end`: no end below it will be asked (a batch's first step). Runs are then compared
+        only from the first reading that can matter (`cuts`: raising, lowering), not over the whole
+        look-back."""
         self.times = times
         self.rules = rules
         self.sign = 1.0 if rules.rising else -1.0
         self.oriented = self.sign * measure
-        self._runs: dict[tuple[bool, float | None], tuple[np.ndarray, np.ndarray]] = {}
+        self.first_end = first_end
+        # Lowering waits out the hold as well: its runs reach further back.
+        self.cuts = {
+            False: self._cut(first_end, rules.min_duration),
+            True: self._cut(first_end, max(rules.min_duration, rules.hold)),
+        }
+        self._runs: dict[tuple[bool, float | None], tuple[np.ndarray, np.ndarray, int]] = {}
 
-    def _run(self, below: bool, value: float | None) -> tuple[np.ndarray, np.ndarray]:
-        """(holds, last break at or before each reading) for `oriented >= value`, or `< value`
-        (None: holds everywhere, NaN included)."""
+    def _cut(self, first_end: int, duration: timedelta) -> int:
+        """The latest reading a run may start at and still be long enough, in readings and in time
+        (`duration`), for the end `first_end` and so for every later end.
+        A run reaching back before it is long enough whatever its true start (both tests only get
+        easier further back), so runs are built from here on and one that holds all the way back is
+        taken to start here: each answer stays exactly what the whole series would give."""
+        if first_end <= 1 or first_end > len(self.times):
+            return 0
+        rules = self.rules
+        newest = first_end - 1
+        reach = duration.total_seconds()
+        by_time = int(np.searchsorted(self.times, self.times[newest] - reach, side="right")) - 1
+        # The same test `_sustained` makes (newest - start): the subtraction above may round the other way.
+        while by_time >= 0 and not self.times[newest] - self.times[by_time] >= reach:
+            by_time -= 1
+        return max(0, min(first_end - rules.min_readings, by_time, newest))
+
+    def _run(self, below: bool, value: float | None) -> tuple[np.ndarray, np.ndarray, int]:
+        """(holds, last break at or before each reading, or cut - 1 where none since the cut; the cut)
+        for `oriented >= value`, or `< value` (None: holds everywhere, NaN included), from the cut on."""
         key = (below, value)
         run = self._runs.get(key)
         if run is None:
+            cut = self.cuts[below]
+            oriented = self.oriented[cut:]
             with np.errstate(invalid="ignore"):
                 if value is None:
-                    holds = np.ones(len(self.oriented), dtype=bool)
+                    holds = np.ones(len(oriented), dtype=bool)
                 else:
-                    holds = self.oriented < value if below else self.oriented >= value
-            positions = np.arange(len(holds))
-            run = self._runs[key] = (holds, np.maximum.accumulate(np.where(holds, -1, positions)))
+                    holds = oriented < value if below else oriented >= value
+            positions = np.arange(cut, cut + len(holds))
+            run = self._runs[key] = (holds, np.maximum.accumulate(np.where(holds, cut - 1, positions)), cut)
         return run
 
-    def _sustained(self, ends: np.ndarray, run: tuple[np.ndarray, np.ndarray], *, lowering: bool = False) -> np.ndarray:
+    def _sustained(self, ends: np.ndarray, run: tuple[np.ndarray, np.ndarray, int], *, lowering: bool = False) -> np.ndarray:
         """Per end: whether the comparison holds for reading end-1 and has for long enough, without a
         break (False for an end of 0: nothing read yet)."""
-        holds, breaks = run
+        holds, breaks, cut = run
         newest = np.maximum(ends - 1, 0)
-        held = (ends > 0) & holds[newest]
+        held = (ends > 0) & holds[newest - cut]
         if not held.any():
             return held
-        start = np.minimum(breaks[newest] + 1, newest)  # where it held, the run starts at or before newest
+        # where it held, the run starts at or before newest
+        start = np.minimum(breaks[newest - cut] + 1, newest)
         rules = self.rules
         duration = max(rules.min_duration, rules.hold) if lowering else rules.min_duration
         lasted = self.times[newest] - self.times[start] >= duration.total_seconds()
@@ -312,6 +341,8 @@ class LevelSteps:
         would reach from `current`. A batch steps until the first answer that differs from `current`
         (a transition) and goes on from there with the new level, as a loop over `level` would."""
         ends = np.asarray(ends, dtype=np.int64)
+        if len(ends) and int(ends.min()) < self.first_end:
+            raise ValueError(f"end {int(ends.min())} is before this stepper's first end {self.first_end}")
         if not steps:
             return np.zeros(len(ends), dtype=np.int64)
         sign, rules = self.sign, self.rules
@@ -329,7 +360,7 @@ class LevelSteps:
             run = self._run(False, min(sign * s.value for s in steps if s.level >= candidate))
             met = self._sustained(ends, run)
             if rules.immediate_level is not None and candidate >= rules.immediate_level:
-                met |= (ends > 0) & run[0][np.maximum(ends - 1, 0)]
+                met |= (ends > 0) & run[0][np.maximum(ends - 1, 0) - run[2]]
             take(candidate, met)
         if current == 0:
             return result

@@ -24,7 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, prefetch_related_objects
 from django.utils import timezone
 
-from bulkwrite import filter_ids, update_from_arrays
+from bulkwrite import filter_ids, loaded_instances, update_from_arrays
 from events import emit
 from orders.documents import order_notification_documents
 from orders.models import OrderEvent
@@ -509,7 +509,11 @@ def _evaluate_rule(
         first = len(history.micros)  # no step can open an alert: nothing to step through
     # Flagged readings and jumps not yet confirmed or refuted by the next reading are not steps.
     steps_at = np.flatnonzero(~jump[first:] & ~history.suspect[first:]) + first
-    stepper = LevelSteps(usable_times, usable_measure, hysteresis) if len(steps_at) else None
+    stepper = (
+        LevelSteps(usable_times, usable_measure, hysteresis, first_end=int(prefix_end[steps_at[0]]))
+        if len(steps_at)
+        else None
+    )
 
     def move(k: int, level: int, stamp: datetime) -> None:
         end = int(prefix_end[k])
@@ -675,11 +679,11 @@ def evaluate_stations(station_ids) -> list[AlertEvent]:
                 Alert.objects.select_for_update(of=("self",)).exclude(state=Alert.State.RESOLVED).order_by("pk"),
                 station_ids,
             )
-            for alert in queryset
+            for alert in loaded_instances(queryset)
         }
         rules_by_station: dict[int, list[AlertRule]] = defaultdict(list)
         for rule in rules:
-            rule.station = stations[rule.station_id]
+            # Not `rule.station = …`: the descriptor's checks per rule cost more than the lookups below.
             rules_by_station[rule.station_id].append(rule)
 
         ranges = {}
@@ -699,7 +703,7 @@ def evaluate_stations(station_ids) -> list[AlertEvent]:
         stepped: list[AlertRule] = []
         histories: dict[int, _History] = {}
         for rule in rules:
-            station = rule.station
+            station = stations[rule.station_id]
             alert = batch.open_alerts.get(rule.pk)
             if not rule.is_enabled:
                 if alert is not None:
@@ -748,7 +752,7 @@ def _newest_readings(station_ids: list[int]) -> tuple[dict[int, datetime], dict[
 def _locked_rules(station_ids: list[int]) -> list[AlertRule]:
     rules: list[AlertRule] = []
     for queryset in of_stations(AlertRule.objects.select_for_update().order_by("station_id", "pk"), station_ids):
-        rules.extend(queryset)
+        rules.extend(loaded_instances(queryset))
     return rules
 
 

@@ -1,4 +1,5 @@
-"""Bulk UPDATE of many rows with different values, for the hot paths (latest states, alerts).
+"""Bulk UPDATE of many rows with different values, for the hot paths (latest states, alerts), and
+bulk loading of rows as instances (`loaded_instances`).
 
 Django's `bulk_update` builds a `CASE WHEN id = … THEN …` per row and field: on a gateway tick or a
 drain batch it costs more Python than the rest of the work. On PostgreSQL `update_from_arrays` sends
@@ -13,6 +14,8 @@ from typing import Iterable, Sequence
 
 from django.db import connections, router
 from django.db.models import Model
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 
 
 def update_from_arrays(model: type[Model], objects: Sequence[Model], fields: Iterable[str], *, batch_size: int = 5000) -> None:
@@ -102,3 +105,37 @@ def filter_ids(queryset, field: str, ids: Sequence[int]):
     ops = connection.ops
     column = f"{ops.quote_name(queryset.model._meta.db_table)}.{ops.quote_name(field)}"
     return queryset.extra(where=[f"{column} = ANY(%s::bigint[])"], params=[pg_array(list(ids))])
+
+
+def loaded_instances(queryset) -> list[Model]:
+    """The rows of `queryset` as saved instances of its model, the same as `list(queryset)`, from one
+    tuple per row with each instance's attributes set at once instead of `Model.__init__` per row:
+    a drain batch loads (and locks) every rule and open alert of a thousand stations, and building
+    them field by field was a tenth of a drain process's time in a storm.
+
+    For querysets of the model's own columns only; anything else (related rows selected, deferred
+    fields, annotations, a model with init signal receivers) is iterated as usual."""
+    model = queryset.model
+    query = queryset.query
+    if (
+        query.select_related
+        or query.deferred_loading[0]
+        or query.annotations
+        or query.extra_select
+        or pre_init.has_listeners(model)
+        or post_init.has_listeners(model)
+    ):
+        return list(queryset)
+    attnames = [field.attname for field in model._meta.concrete_fields]
+    db = queryset.db
+    new = model.__new__
+    instances = []
+    for row in queryset.values_list(*attnames):
+        instance = new(model)
+        state = ModelState()
+        state.adding, state.db = False, db
+        values = instance.__dict__
+        values.update(zip(attnames, row))
+        values["_state"] = state
+        instances.append(instance)
+    return instances

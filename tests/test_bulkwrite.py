@@ -92,3 +92,36 @@ def test_pg_array_of_one_kind_is_the_same_literal_as_member_by_member():
             [pg_array(ints), pg_array(floats), pg_array(texts), pg_array(escaped)],
         )
         assert cursor.fetchone() == (ints, floats, texts, escaped)
+
+
+def _fields(instance):
+    return {key: value for key, value in instance.__dict__.items() if key != "_state"}
+
+
+def test_loaded_instances_are_what_iterating_the_queryset_gives(towns, user_a):
+    """Rules and alerts as the drain loads them: the same field values (durations, nulls, times, foreign
+    keys) and saved state as iterating the queryset, locked rows included; they save as updates and
+    follow their foreign keys. A queryset the fast path does not cover is iterated as usual."""
+    from django.db import transaction
+
+    from bulkwrite import loaded_instances
+
+    station = make_station(towns[0], "BW-L")
+    now = timezone.now()
+    AlertRule.objects.create(station=station, kind="threshold", name="a", min_duration=timedelta(minutes=5), evaluated_until=now)
+    rule = AlertRule.objects.create(station=station, kind="rate_of_rise", name="b", window=timedelta(minutes=30), value=0.5, level=1)
+    Alert.objects.create(station=station, rule=rule, level=2, peak_level=2, opened_at=now, updated_at=now,
+                         resolved_by=user_a, time_to_next_level=timedelta(minutes=3))
+    for queryset in (AlertRule.objects.order_by("pk"), Alert.objects.order_by("pk")):
+        with transaction.atomic():
+            fast = loaded_instances(queryset.select_for_update())
+            slow = list(queryset)
+        assert [_fields(x) for x in fast] == [_fields(x) for x in slow] and fast
+        assert all(not x._state.adding and x._state.db == "default" and type(x) is queryset.model for x in fast)
+    rule = loaded_instances(AlertRule.objects.filter(name="b"))[0]
+    assert rule.station.code == "BW-L" and rule.window == timedelta(minutes=30)
+    rule.evaluated_until = now
+    rule.save()
+    assert AlertRule.objects.count() == 2 and AlertRule.objects.get(name="b").evaluated_until == now
+    related = loaded_instances(Alert.objects.select_related("rule"))
+    assert related[0].rule.name == "b"  # iterated as usual: the related row came with it

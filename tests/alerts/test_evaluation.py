@@ -337,3 +337,46 @@ def scanned_next_level(times, measure, steps, *, current, rules):
         if held(lambda value: below is None or value < below, max(rules.min_duration, rules.hold)):
             return candidate
     return current
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_levels_cut_to_the_runs_that_matter_answer_as_over_the_whole_series(seed):
+    """A stepper told its first end builds runs only from the latest reading a run can start at and
+    still be long enough (`cuts`, one for raising and one for lowering, which also waits out the hold):
+    from every first end and starting level, each later end answers what
+    the stepper over the whole series answers. Times on exact multiples of the holds and epoch-sized
+    times (where subtracting rounds) meet the boundary of the duration tests; a stepper asked for an
+    end before its first refuses."""
+    rng = np.random.default_rng(300 + seed)
+    n = 90
+    times, measure, rules = random_rule_series(rng, n, rising=bool(seed % 2), immediate_level=[None, 4, 5][seed % 3])
+    if seed % 4 == 3:
+        times = times + 1.7e9 + rng.choice([0.0, 1e-6, 0.123456])
+    sign = 1.0 if rules.rising else -1.0
+    steps = [Step(level, sign * value, margin) for level, value, margin in [(2, 3.0, None), (3, 3.5, 0.2), (4, 4.0, None), (5, 5.0, None)]]
+    whole = LevelSteps(times, sign * measure, rules)
+    cuts = set()
+    for first_end in range(0, n + 1):
+        stepper = LevelSteps(times, sign * measure, rules, first_end=first_end)
+        cuts.update(stepper.cuts.values())
+        ends = np.arange(first_end, n + 1)
+        for current in (0, 2, 3, 4, 5):
+            assert stepper.levels(ends, steps, current=current).tolist() == whole.levels(ends, steps, current=current).tolist(), (first_end, current)
+        if first_end:
+            with pytest.raises(ValueError):
+                stepper.levels(np.array([first_end - 1]), steps, current=0)
+    assert max(cuts) > n // 2  # the cut does reach far into the series: the test exercises it
+
+
+def test_level_cut_at_the_exact_hold_boundary():
+    """Readings every 10 minutes, a 30-minute hold: the run that started exactly 30 minutes before the
+    first end is long enough; one reading later it is not. The cut keeps the first and so the answer."""
+    times = every_10_min(12) + 1.7e9
+    measure = np.array([5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    rules = Hysteresis(margin=0.1, min_readings=2, hold=timedelta(minutes=30))
+    for first_end in range(1, 13):
+        cut = LevelSteps(times, measure, rules, first_end=first_end)
+        whole = LevelSteps(times, measure, rules)
+        ends = np.arange(first_end, 13)
+        assert cut.levels(ends, RIVER, current=5).tolist() == whole.levels(ends, RIVER, current=5).tolist()
+    assert LevelSteps(times, measure, rules).levels(np.array([9, 10]), RIVER, current=5).tolist() == [5, 0]

@@ -215,7 +215,12 @@ def finish_map(
     folium.LayerControl(collapsed=True, position="topright").add_to(folium_map)
     bounds = bounds_of(fit_geometries, fit_points)
     if bounds is not None:
-        folium_map.fit_bounds(bounds, padding=(12, 12), max_zoom=FIT_MAX_ZOOM)
+        fit = folium.map.FitBounds(bounds, padding=(12, 12), max_zoom=FIT_MAX_ZOOM)
+        # Straight to the fitted view: from the fallback view Leaflet would animate the zoom, and
+        # markers drawn during those 250 ms (the public page's snapshot usually is) are all moved
+        # again when it ends: a second layout of every marker on the way to the first picture.
+        fit.options["animate"] = False
+        fit.add_to(folium_map)
 
 
 def embed_parts(folium_map: folium.Map) -> MapParts:

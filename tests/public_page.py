@@ -30,8 +30,19 @@ def public_document(client) -> dict:
     return json.loads(public_document_text(client))
 
 
+def with_thresholds(document: dict) -> dict:
+    """The document's features with their thresholds back from `threshold_sets`, as the page puts
+    them back (static/mizumori/public.js withThresholds): the features as the live messages carry them."""
+    sets = document.get("threshold_sets") or {}
+    for feature in document["features"]:
+        properties = feature["properties"]
+        if "threshold_set" in properties:
+            properties["thresholds"] = sets[properties.pop("threshold_set")]
+    return document
+
+
 def public_features(client) -> dict[str, dict]:
-    return {f["properties"]["code"]: f for f in public_document(client)["features"]}
+    return {f["properties"]["code"]: f for f in with_thresholds(public_document(client))["features"]}
 
 
 def public_basemap(client, language: str | None = None) -> str:

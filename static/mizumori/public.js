@@ -677,6 +677,22 @@
     }
   }
 
+  // The document names each station's thresholds by the key of their set in `threshold_sets` (a few
+  // standard sets shared by thousands of stations: docs/api.md): every feature gets its list back
+  // here, before anything reads it, so the page draws the features as the live messages carry them.
+  // A key the table lacks reads as no thresholds (the popup then names none reached).
+  function withThresholds(doc) {
+    var sets = doc && doc.threshold_sets && typeof doc.threshold_sets === "object" ? doc.threshold_sets : {};
+    (doc && Array.isArray(doc.features) ? doc.features : []).forEach(function (feature) {
+      var props = feature && feature.properties;
+      if (props && typeof props === "object" && typeof props.threshold_set === "string") {
+        var set = Object.prototype.hasOwnProperty.call(sets, props.threshold_set) ? sets[props.threshold_set] : null;
+        props.thresholds = Array.isArray(set) ? set : [];
+      }
+    });
+    return doc;
+  }
+
   // The first request may be under way already (static/mizumori/public_prefetch.js, from <head>).
   function requestSnapshot(url) {
     var pending = Mizumori.firstSnapshot;
@@ -710,6 +726,7 @@
           return null;
         }
         return response.json().then(function (doc) {
+          withThresholds(doc);
           if (first) {
             mark("mz:snapshot-parsed");
           }
@@ -760,7 +777,7 @@
   document.addEventListener("mizumori:stations", announceChanges);
   document.addEventListener("mizumori:withdrawn", announceChanges);
 
-  Mizumori.publicPage = { refresh: refresh, state: state };
+  Mizumori.publicPage = { refresh: refresh, state: state, withThresholds: withThresholds };
   registerServiceWorker();
   // The shell names the mode the server was in when it was built (data-map-hint): the map library
   // and base map then load beside the snapshot instead of after it. The snapshot's own mode still

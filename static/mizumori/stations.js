@@ -311,8 +311,10 @@
       html: light ? false : markerElement(props),
       label: light ? spokenText(props, level) : null,
       badge: level.badge,
-      iconSize: [30, 30],
-      iconAnchor: [15, 15],
+      // Size and anchor come from the .mz-station-icon rule (map.css), not from four inline styles
+      // per marker that the browser would parse 2,000 times over.
+      iconSize: null,
+      iconAnchor: null,
       popupAnchor: [0, -15],
       tooltipAnchor: [15, 0],
     });
@@ -419,8 +421,65 @@
       text(props.name_en)].join("|");
   }
 
+  // --- one set of map listeners for every station marker ------------------------------------------
+  //
+  // A Leaflet marker puts three listeners of its own on the map (zoom, viewreset, zoomanim), and
+  // Leaflet compares each new listener with every one already there: 2,000 markers are 6,000
+  // listeners and some 18 million comparisons, tens of milliseconds of the first drawing. A station
+  // marker puts none there: the map's one set (added with its first station) moves every station
+  // marker on it, as each marker's own listeners would.
+
+  var StationMarker = null;
+
+  function stationsOn(map) {
+    if (!map.mzStationMarkers) {
+      var placed = map.mzStationMarkers = {};
+      var each = function (act) {
+        return function (event) {
+          Object.keys(placed).forEach(function (id) { act(placed[id], event); });
+        };
+      };
+      var update = each(function (marker) { marker.update(); });
+      map.on({
+        zoom: update,
+        viewreset: update,
+        zoomanim: each(function (marker, event) {
+          if (marker._zoomAnimated) {
+            marker._animateZoom(event);
+          }
+        }),
+      });
+    }
+    return map.mzStationMarkers;
+  }
+
+  function stationMarkerClass() {
+    if (!StationMarker) {
+      var L = window.L;
+      StationMarker = L.Marker.extend({
+        getEvents: function () {
+          return {};
+        },
+        // L.Marker.onAdd, with the map's shared listeners instead of this marker's own.
+        onAdd: function (map) {
+          this._zoomAnimated = this._zoomAnimated && map.options.markerZoomAnimation;
+          stationsOn(map)[L.stamp(this)] = this;
+          this._initIcon();
+          this.update();
+        },
+        onRemove: function (map) {
+          delete stationsOn(map)[L.stamp(this)];
+          this._zoomAnimated = false;  // it has no zoomanim listener of its own to take off the map
+          L.Marker.prototype.onRemove.call(this, map);
+        },
+      });
+    }
+    return StationMarker;
+  }
+
   function createMarker(feature, latlng) {
-    var marker = window.L.marker(latlng, {
+    var Marker = stationMarkerClass();
+    var marker = new Marker(latlng, {
       icon: stationIcon(feature.properties),
       keyboard: true,
       riseOnHover: true,
@@ -486,6 +545,9 @@
       Mizumori.stationMarkers[feature.id] = marker;
       layer.addLayer(marker);
       return true;
+    }
+    if (marker.feature === feature) {
+      return true;  // drawn from this very feature already (a document applied a second time)
     }
     var changed = JSON.stringify(marker.feature.properties) !== JSON.stringify(props);
     var drawing = iconKey(props);

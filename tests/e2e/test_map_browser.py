@@ -182,6 +182,7 @@ def test_a_2000_station_public_map_is_drawn_from_the_page_and_stays_live(asgi_se
 # Each would set window.__pwned if any of it ran as markup or script.
 HOSTILE_JA = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 HOSTILE_EN = '</script><svg onload="window.__pwned=3">&amp;"\'`${x}`'
+HOSTILE_THRESHOLD_JA = '氾濫危険水位<img src=x onerror="window.__pwned=4">'
 
 
 @pytest.fixture
@@ -191,6 +192,8 @@ def hostile_region(transactional_db, settings):
     station = make_station(town, "EVIL", visibility=Visibility.PUBLIC)
     station.name_ja, station.name_en = HOSTILE_JA, HOSTILE_EN
     station.save()
+    # The threshold reached reaches the popup through the document's table of threshold sets.
+    Threshold.objects.filter(station=station, name="flood_danger").update(label_ja=HOSTILE_THRESHOLD_JA)
     make_station(town, "CALM", visibility=Visibility.PUBLIC, lon=140.05)
     observed_at = timezone.now() - timedelta(minutes=3)
     for value, at in ((3.9, observed_at - timedelta(minutes=10)), (4.2, observed_at)):
@@ -218,7 +221,7 @@ def test_hostile_station_names_stay_text_in_marker_tooltip_popup_and_notice(asgi
     # threshold reached, when, whose, and where to read more — in the page's language. No sharing
     # line on the public map.
     observed = hostile_region["observed_at"].strftime("%Y-%m-%d %H:%M") + " JST"
-    for words in ("4.20 m", "警戒レベル4", "L4", "氾濫危険水位", "town a", observed, "河川水位"):
+    for words in ("4.20 m", "警戒レベル4", "L4", HOSTILE_THRESHOLD_JA, "town a", observed, "河川水位"):
         assert words in text, words
     for words in ("Level 4", "Flood danger", "Town A", "River level"):
         assert words not in text, words
@@ -234,6 +237,17 @@ def test_hostile_station_names_stay_text_in_marker_tooltip_popup_and_notice(asgi
         assert page.locator(f"{scope} img, {scope} script, {scope} [onload]").count() == 0, scope
     assert page.evaluate("window.__pwned") is None
     page.screenshot(path=str(ARTIFACTS / "map-hostile-popup.png"))
+
+    # A table of threshold sets that is missing, not an object, or lacks the key (or names one only
+    # its prototype has) gives no thresholds, never another station's or an object's own members.
+    malformed = page.evaluate("""() => [
+        {features: [{properties: {threshold_set: 'k'}}]},
+        {threshold_sets: 'k', features: [{properties: {threshold_set: 'k'}}]},
+        {threshold_sets: {k: {length: 1}}, features: [{properties: {threshold_set: 'k'}}]},
+        {threshold_sets: {}, features: [{properties: {threshold_set: 'constructor'}}, {properties: {threshold_set: '__proto__'}}]},
+        {threshold_sets: {k: [{level: 4}]}, features: [null, {properties: null}, {properties: {threshold_set: 'k'}}]},
+    ].map((doc) => Mizumori.publicPage.withThresholds(doc).features.map((f) => f && f.properties && f.properties.thresholds))""")
+    assert malformed == [[[]], [[]], [[]], [[], []], [None, None, [{"level": 4}]]]
 
     # The same in English: the English name, and still only text.
     english = browser.new_page()

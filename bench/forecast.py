@@ -69,7 +69,7 @@ STORM_SPAN = timedelta(hours=48)
 HELD_OUT_LATER = 12
 TRAINING_STORMS = 3
 FORECAST_RAIN_ERROR = 0.3
-PARTS = ("calibrate", "select", "skill", "rain", "clean", "train", "refresh")
+PARTS = ("calibrate", "select", "skill", "rain", "dev", "clean", "train", "refresh")
 # The clean held-out estimate (part "clean"): timelines of the storm generator under seeds nobody had
 # looked at before the method of this round was frozen, run once. Each is 60 days of history (five
 # past storms of random size, track and spread) ending CLEAN_ANCHOR_SHIFT * k after ANCHOR, so the
@@ -79,6 +79,8 @@ PARTS = ("calibrate", "select", "skill", "rain", "clean", "train", "refresh")
 # part "select"), and round 6's clean estimate uses three seeds nobody had run.
 CLEAN_SEEDS = (20261211, 20261212, 20261213)
 DEV_SEEDS = (20261201, 20261202, 20261203)
+# Round 6's clean seeds: read since, so dev data too (part "dev").
+ROUND6_SEEDS = (20261211, 20261212, 20261213)
 CLEAN_ANCHOR_SHIFT = timedelta(days=97)
 GRID_PERSISTENCE = (1, 2, 3, 4)
 GRID_PROBABILITY = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -535,6 +537,63 @@ def clean(stations, series, weather, with_forecast_rain: bool):
 
 
 
+def dev(stations, series, weather, codes=None):
+    """Storm NSE at 1 h and 3 h without forecast rain on dev data only (round 7): the skill part's
+    models against the demo timeline's validation storms and the storms of DEV_SEEDS and
+    ROUND6_SEEDS, each set and pooled. `codes`: only these gauges (all river gauges by default)."""
+    from forecasts import backtest, learn
+
+    clock = Clock()
+    since = training_end(weather)
+    later = [weather.later_storm(n) for n in range(1, HELD_OUT_LATER + 1)]
+    held_out = list(weather.past_storms[TRAINING_STORMS:]) + [weather.current_storm] + later
+    until = (later[-1].start + timedelta(hours=18)).timestamp()
+    windows = [(s.start.timestamp(), (s.start + STORM_SPAN).timestamp()) for s in held_out[:3]]
+    windows += [(s.start.timestamp(), (s.start + timedelta(hours=24)).timestamp()) for s in later]
+    sets = [("validation", series, since, until, windows)]
+    for other, other_series, start, end in other_timelines(DEV_SEEDS + ROUND6_SEEDS):
+        storms = [s for s in other.past_storms if s.start.timestamp() >= start]
+        sets.append((f"seed {other.seed}", other_series, start, end,
+                     [(s.start.timestamp(), (s.start + STORM_SPAN).timestamp()) for s in storms]))
+    models, cells = {}, {}  # cells: gauge -> set -> lead -> [observed, predicted]
+    for name, set_series, start, end, set_windows in sets:
+        for spec, inputs, _ in gauges(stations, set_series):
+            if codes and spec.code not in codes:
+                continue
+            if spec.code not in models:
+                truncated = backtest._truncated(gauges_inputs(stations, series, spec.code), since)  # noqa: SLF001
+                models[spec.code] = learn.fit(truncated, STEP, since=since - backtest.TRAINING_WINDOW_SECONDS, until=since)
+            replay = backtest.predictions(inputs, STEP, since=start, until=end, model=models[spec.code])
+            in_storm = np.zeros(len(replay.issue), dtype=bool)
+            for a, b in set_windows:
+                in_storm |= (replay.issue >= a) & (replay.issue <= b)
+            group = "validation" if name == "validation" else ("seeds 2026120x" if other_seed(name) in DEV_SEEDS
+                                                                else "seeds 2026121x")
+            for lead in (5, 17):
+                cell = cells.setdefault(spec.code, {}).setdefault(group, {}).setdefault(lead, [[], []])
+                cell[0].append(replay.observed[in_storm, lead])
+                cell[1].append(replay.predicted["model"][in_storm, lead])
+    print(f"dev: storm NSE 1 h / 3 h without forecast rain ({clock})")
+    for code, groups in cells.items():
+        row = []
+        for group, leads in list(groups.items()) + [("pooled", None)]:
+            if leads is None:
+                leads = {lead: [sum((g[lead][0] for g in groups.values()), []), sum((g[lead][1] for g in groups.values()), [])]
+                         for lead in (5, 17)}
+            scores = [learn.skill_scores(np.concatenate(leads[lead][0]), np.concatenate(leads[lead][1]))["nse"]
+                      for lead in (5, 17)]
+            row.append(f"{group} {f3(scores[0])}/{f3(scores[1])}")
+        print(f"{code:8} | " + " | ".join(row))
+
+
+def other_seed(name: str) -> int:
+    return int(name.split()[-1])
+
+
+def gauges_inputs(stations, series, code):
+    return next(inputs for spec, inputs, _ in gauges(stations, series) if spec.code == code)
+
+
 def training_time(stations, series, forecasts, weather_anchor):
     from forecasts import learn
 
@@ -616,6 +675,8 @@ def main():
         forecasts = rain_forecasts(series) if parts & {"rain", "train"} else {}
         if "rain" in parts:
             skill(summary.stations, series, weather, forecasts)
+        if "dev" in parts:
+            dev(summary.stations, series, weather, [c for c in os.environ.get("DEV_GAUGES", "").split(",") if c])
         if "clean" in parts:
             clean(summary.stations, series, weather, with_forecast_rain=False)
             clean(summary.stations, series, weather, with_forecast_rain=True)

@@ -41,13 +41,22 @@ TIDE_LAGS = (1, 3)
 RAIN_WINDOWS = (1800, 3600, 3 * 3600, 6 * 3600)
 # Bumped whenever the inputs change: a stored model of another version is retrained, and serves
 # nothing meanwhile (the trend fallback does).
-FEATURES_VERSION = 5  # 5: rain-response coefficients constrained (monotone in rain)
+FEATURES_VERSION = 6  # 5: rain-response coefficients constrained (monotone in rain); 6: dryness inputs
 # With at least this many training rows (about three weeks of 10-minute readings) the model also
 # reads the extended inputs below; with fewer, their products extrapolate wildly on a storm larger
 # than any seen in training.
 EXTENDED_MIN_ROWS = 3000
 # Longer totals stand for how wet the catchment already is (rain still draining towards the river).
 ANTECEDENT_WINDOWS = (12 * 3600, 24 * 3600)
+# Dryness (extended inputs): exp(-rain over the window / DRYNESS_MM) — 1 after a dry spell, near 0
+# once a few millimetres have fallen, and never rising with more rain. Alone and times what the levels
+# say (the gauge's own rise, its upstream gauges' rise, its level; each clipped at 0) they tell the
+# model "rising while the rain has stopped: the wave is passing", the recession a monotone model
+# cannot learn from rain totals (docs/performance.md, Forecasts round 6). Their coefficients are
+# constrained <= 0 (`monotone_columns`), so their contribution, too, never falls as rain grows.
+DRYNESS_WINDOWS = (1800, 3600, 3 * 3600)
+DRYNESS_MM = 1.0
+DRYNESS_TERMS = ("dry", "rise_x_dry", "upstream_rise_x_dry", "level_x_dry")
 HORIZON_SECONDS = 6 * 3600
 SHORT_HORIZON_SECONDS = 3 * 3600  # always shown (if it beats persistence); beyond only where skill allows
 RIDGE = 1.0  # on standardised inputs
@@ -231,6 +240,7 @@ def feature_names(upstream_count: int, extended: bool = False, forecast_rain: bo
     if extended:
         names += [f"rain_{window // 3600}h" for window in ANTECEDENT_WINDOWS]
         names += ["rain_3h_squared", "rain_1h_x_3h", "rain_3h_x_level"]
+        names += dryness_names()
     if forecast_rain:
         names += [f"forecast_rain_next_{window // 60}m" for window in FORECAST_RAIN_WINDOWS]
         names += ["forecast_rain_next_3h_x_level"]
@@ -238,13 +248,18 @@ def feature_names(upstream_count: int, extended: bool = False, forecast_rain: bo
     return names
 
 
+def dryness_names() -> list[str]:
+    return [f"{term}_{window // 60}m" for window in DRYNESS_WINDOWS for term in DRYNESS_TERMS]
+
+
 def monotone_columns(upstream_count: int, extended: bool = False, forecast_rain: bool = False,
-                     tide_count: int = 0) -> tuple[list[list[int]], list[int]]:
+                     tide_count: int = 0) -> tuple[list[list[int]], list[int], list[int]]:
     """Where rain enters the inputs (indices into feature_names): chains of nested totals, shortest
-    window first, and single columns that never fall as rain grows (the products). The forecast
-    never falls with more rain when every chain's suffix sums of raw coefficients (the weight of
-    the rain in one interval: the sum over the windows that contain it) and every single column's
-    coefficient are >= 0 (`_ridge`)."""
+    window first; single columns that never fall as rain grows (the products); and columns that never
+    rise as rain grows (the dryness terms). The forecast never falls with more rain when every
+    chain's suffix sums of raw coefficients (the weight of the rain in one interval: the sum over the
+    windows that contain it) and every rising column's coefficient are >= 0, and every falling
+    column's coefficient is <= 0 (`_ridge`)."""
     names = feature_names(upstream_count, extended, forecast_rain, tide_count)
     observed = [f"rain_{window // 60}m" for window in RAIN_WINDOWS]
     if extended:
@@ -253,7 +268,8 @@ def monotone_columns(upstream_count: int, extended: bool = False, forecast_rain:
     if forecast_rain:
         chains.append([names.index(f"forecast_rain_next_{window // 60}m") for window in FORECAST_RAIN_WINDOWS])
     products = ("rain_3h_squared", "rain_1h_x_3h", "rain_3h_x_level", "forecast_rain_next_3h_x_level")
-    return chains, [names.index(name) for name in products if name in names]
+    falling = [names.index(name) for name in dryness_names()] if extended else []
+    return chains, [names.index(name) for name in products if name in names], falling
 
 
 def features_at(
@@ -288,6 +304,16 @@ def features_at(
         # level in a product is clipped at 0 so that each product never falls as rain grows.
         rain_1h, rain_3h = rain_total(inputs.rain, at, 3600), rain_total(inputs.rain, at, 3 * 3600)
         columns += [rain_3h * rain_3h, rain_1h * rain_3h, rain_3h * np.maximum(own_now, 0)]
+        own_rise = np.maximum(columns[1 + OWN_LAGS.index(3)], 0)
+        width = 1 + len(UPSTREAM_LAGS)
+        upstream_rise = sum((np.maximum(columns[1 + len(OWN_LAGS) + i * width + 1 + UPSTREAM_LAGS.index(3)], 0)
+                             for i in range(len(upstream_calm))), np.zeros(len(at)))
+        # Level-derived factors are clipped at 0, so each product falls (or stays) as rain grows.
+        factors = {"dry": np.ones(len(at)), "rise_x_dry": own_rise, "upstream_rise_x_dry": upstream_rise,
+                   "level_x_dry": np.maximum(own_now, 0)}
+        for window in DRYNESS_WINDOWS:
+            dryness = np.exp(-rain_total(inputs.rain, at, window) / DRYNESS_MM)
+            columns += [factors[term] * dryness for term in DRYNESS_TERMS]
     if forecast_rain:
         ahead = [rain_forecast_total(inputs.rain_forecast, at, window) for window in FORECAST_RAIN_WINDOWS]
         columns += ahead + [ahead[-1] * np.maximum(own_now, 0)]
@@ -319,7 +345,7 @@ def targets_at(own: Series, at: np.ndarray, step: float, leads: int) -> np.ndarr
     return np.column_stack([level_at(own, at + h * step, step * 0.5) - now for h in range(1, leads + 1)])
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple[list[list[int]], list[int]] = ([], [])):
+def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple = ([], [], [])):
     """Ridge regression on standardised inputs, every lead at once; with `monotone` (as from
     monotone_columns) the rain-response is constrained so that more rain never lowers a forecast.
     Leads whose free solution already satisfies that keep it unchanged."""
@@ -331,8 +357,8 @@ def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple[list[list[int]], list[i
     centre = y.mean(axis=0)
     rhs = z.T @ (y - centre)
     beta = np.linalg.solve(a, rhs)
-    chains, singles = monotone
-    if chains or singles:
+    chains, singles, falling = monotone
+    if chains or singles or falling:
         # Solved in the weights of rain per interval (gamma >= 0), with beta = basis @ gamma; the
         # ridge penalty stays on beta, so a feasible free solution is the same solution.
         basis = np.eye(len(scale))
@@ -345,6 +371,9 @@ def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple[list[list[int]], list[i
             bounded[chain] = True
         for column in singles:
             basis[column, column] = scale[column]
+            bounded[column] = True
+        for column in falling:  # beta = -scale * gamma <= 0
+            basis[column, column] = -scale[column]
             bounded[column] = True
         gamma = np.linalg.solve(basis, beta)
         gram, target = basis.T @ a @ basis, basis.T @ rhs

@@ -399,7 +399,8 @@ def select(stations, series, weather):
     clock = Clock()
     end = training_end(weather)
     later_end = (weather.later_storm(HELD_OUT_LATER).start + timedelta(hours=18)).timestamp()
-    sets = {"training storms, leave one out": [], "demo held-out storms (dev)": [], f"seeds {DEV_SEEDS} (dev)": []}
+    sets = {"training storms, leave one out": [], "demo held-out storms (dev)": [],
+            f"seeds {DEV_SEEDS + ROUND6_SEEDS} (dev)": []}
     names = list(sets)
     models = {}
     for spec, inputs, thresholds in gauges(stations, series):
@@ -413,7 +414,7 @@ def select(stations, series, weather):
                               exclude=(start - 86400, start + 3 * 86400))
             replay = backtest.predictions(inputs, STEP, since=start - 12 * 3600, until=start + 60 * 3600, model=model)
             sets[names[0]].append((replay, inputs.own, thresholds))
-    for _, other_series, start, stop in other_timelines(DEV_SEEDS):
+    for _, other_series, start, stop in other_timelines(DEV_SEEDS + ROUND6_SEEDS):
         for spec, inputs, thresholds in gauges(stations, other_series):
             replay = backtest.predictions(inputs, STEP, since=start, until=stop, model=models[spec.code])
             sets[names[2]].append((replay, inputs.own, thresholds))

@@ -27,11 +27,14 @@ TRAINING storms; the fourth and fifth past storms, the design storm and the late
   simulation will rain, times a log-normal error of FORECAST_RAIN_ERROR per issue).
 - select: the warning rule's probability and window chosen on training and dev data (round 6):
   the leave-one-storm-out replays of the training storms (as calibrate), the demo timeline's
-  held-out storms (the validation storms of rounds 3-5) and the timelines of DEV_SEEDS (the round-5
-  clean seeds, looked at since). The choice (`select_criterion`): among rules with at most 20 %
+  held-out storms (the validation storms of rounds 3-5) and the timelines of DEV_SEEDS and
+  ROUND6_SEEDS (the round-5 and round-6 clean seeds, looked at since). The choice (`select_criterion`): among rules with at most 20 %
   false 氾濫危険水位 warning episodes in each of the three sets and pooled, the most 氾濫危険水位
   crossings warned at least 30 minutes ahead (pooled), then the fewest false episodes, then the most
   crossings of levels 2-4 warned early.
+- dev: storm NSE at 1 h and 3 h without forecast rain on dev data only (the validation storms,
+  DEV_SEEDS, ROUND6_SEEDS), per set and pooled; DEV_GAUGES=<code>,... limits it to some gauges.
+  What the model's variants were chosen on (round 7).
 - clean: the clean held-out estimate: the skill part's models (trained on readings before the fourth
   past storm of the demo timeline), without and with forecast rain, replayed over the five storms of
   each of CLEAN_SEEDS' timelines: storm NSE at 1 h and 3 h, peak error and peak timing at 1 h and
@@ -75,11 +78,11 @@ PARTS = ("calibrate", "select", "skill", "rain", "dev", "clean", "train", "refre
 # past storms of random size, track and spread) ending CLEAN_ANCHOR_SHIFT * k after ANCHOR, so the
 # tide's phase differs too; the design storm that follows each history is left out (it is the same
 # storm as the one held out in rounds 1-4).
-# Round 5's clean seeds were 20261201-03; since their estimate was read they are dev data (DEV_SEEDS,
-# part "select"), and round 6's clean estimate uses three seeds nobody had run.
-CLEAN_SEEDS = (20261211, 20261212, 20261213)
+# Round 5's clean seeds were 20261201-03 and round 6's 20261211-13; since their estimates were read
+# they are dev data (DEV_SEEDS, ROUND6_SEEDS: parts "select" and "dev"), and round 7's clean
+# estimate uses three seeds nobody had run.
+CLEAN_SEEDS = (20261221, 20261222, 20261223)
 DEV_SEEDS = (20261201, 20261202, 20261203)
-# Round 6's clean seeds: read since, so dev data too (part "dev").
 ROUND6_SEEDS = (20261211, 20261212, 20261213)
 CLEAN_ANCHOR_SHIFT = timedelta(days=97)
 GRID_PERSISTENCE = (1, 2, 3, 4)

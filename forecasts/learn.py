@@ -288,6 +288,13 @@ def features_at(
     only above their start level, so their silence means low water. A tide gauge's gap reads as its
     mean level (`tide_mean`, one per tide input the model was trained with)."""
     tolerance = step * 1.5
+    totals: dict[float, np.ndarray] = {}
+
+    def rain(window: float) -> np.ndarray:  # each window's totals once (the dryness inputs reuse them)
+        if window not in totals:
+            totals[window] = rain_total(inputs.rain, at, window)
+        return totals[window]
+
     own_now = level_at(inputs.own, at, tolerance)
     columns = [own_now] + [own_now - level_at(inputs.own, at - lag * step, tolerance) for lag in OWN_LAGS]
     for series, calm in zip(inputs.upstream, upstream_calm):
@@ -304,11 +311,11 @@ def features_at(
             columns.append(now - np.nan_to_num(level_at(series, at - lag * step, tolerance), nan=mean))
     if extended:
         for window in ANTECEDENT_WINDOWS:
-            columns.append(rain_total(inputs.rain, at, window))
+            columns.append(rain(window))
         # Runoff is not linear in rain: heavy rain on rain runs off faster, and a high river rises
         # differently from a low one (the rating curve). Products let the linear model bend. The
         # level in a product is clipped at 0 so that each product never falls as rain grows.
-        rain_1h, rain_3h = rain_total(inputs.rain, at, 3600), rain_total(inputs.rain, at, 3 * 3600)
+        rain_1h, rain_3h = rain(3600), rain(3 * 3600)
         columns += [rain_3h * rain_3h, rain_1h * rain_3h, rain_3h * np.maximum(own_now, 0)]
         own_rise = np.maximum(columns[1 + OWN_LAGS.index(3)], 0)
         width = 1 + len(UPSTREAM_LAGS)
@@ -318,13 +325,13 @@ def features_at(
         factors = {"dry": np.ones(len(at)), "rise_x_dry": own_rise, "upstream_rise_x_dry": upstream_rise,
                    "level_x_dry": np.maximum(own_now, 0)}
         for window in DRYNESS_WINDOWS:
-            dryness = np.exp(-rain_total(inputs.rain, at, window) / DRYNESS_MM)
+            dryness = np.exp(-rain(window) / DRYNESS_MM)
             columns += [factors[term] * dryness for term in DRYNESS_TERMS]
     if forecast_rain:
         ahead = [rain_forecast_total(inputs.rain_forecast, at, window) for window in FORECAST_RAIN_WINDOWS]
         columns += ahead + [ahead[-1] * np.maximum(own_now, 0)]
     for window in RAIN_WINDOWS:
-        columns.append(rain_total(inputs.rain, at, window))
+        columns.append(rain(window))
     return np.column_stack(columns)
 
 

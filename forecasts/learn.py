@@ -390,8 +390,14 @@ def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple = ([], [], [])):
             bounded[column] = True
         gamma = np.linalg.solve(basis, beta)
         gram, target = basis.T @ a @ basis, basis.T @ rhs
-        for lead in np.flatnonzero((gamma[bounded] < 0).any(axis=0)):
-            beta[:, lead] = basis @ _bounded_lstsq(gram, target[:, lead], bounded, start=gamma[:, lead] > 0)
+        infeasible = (gamma[bounded] < 0).any(axis=0)
+        for lead in range(beta.shape[1]):
+            if infeasible[lead]:
+                # Neighbouring leads share most of their active set: starting from the previous
+                # lead's saves most of the additions and removals.
+                start = gamma[:, lead - 1] > 0 if lead else gamma[:, lead] > 0
+                gamma[:, lead] = _bounded_lstsq(gram, target[:, lead], bounded, start=start)
+                beta[:, lead] = basis @ gamma[:, lead]
     return mean, scale, beta, centre
 
 
@@ -400,7 +406,13 @@ def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | N
     """argmin of |A c - b|^2 given as gram = A'A and target = A'b, with c >= 0 where `bounded` (all
     when None): Lawson and Hanson's active set, on the normal equations (the problems here have
     fewer than 50 unknowns). `start`: bounded unknowns to try free first (those the free solution
-    had positive), which saves most of the one-at-a-time additions."""
+    or a neighbouring problem had positive), which saves most of the one-at-a-time additions.
+
+    Anti-cycling, for nearly collinear unknowns (two rain products, gram's condition ~6e14): after
+    a step back only the unknowns that reached 0 leave the free set (a small positive one, such as
+    the one just added, stays; the gradient's tolerance is no measure of a coefficient), and an
+    unknown is added at most once from any one free set, so rounding cannot make the loop re-add
+    what it has just dropped until its cap."""
     n = len(target)
     bounded = np.ones(n, dtype=bool) if bounded is None else bounded
     free = ~bounded
@@ -419,7 +431,8 @@ def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | N
     tolerance = 1e-10 * max(float(np.abs(target).max()), 1.0)
     if start is not None:
         free = free | (bounded & start)
-    for _ in range(3 * n):
+    tried: dict[bytes, set[int]] = {}
+    for _ in range(n * n):
         for _ in range(n):
             trial = solve(free)
             negative = free & bounded & (trial <= 0)
@@ -431,13 +444,17 @@ def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | N
             first = int(np.argmin(ratios))
             coef = coef + ratios[first] * (trial - coef)
             coef[first] = 0.0
-            free &= ~(bounded & (coef <= tolerance))
+            free &= ~(bounded & (coef <= 0))
             coef[~free] = 0.0
         gradient = target - gram @ coef
         candidates = bounded & ~free & (gradient > tolerance)
+        done = tried.setdefault(free.tobytes(), set())
+        candidates[list(done)] = False
         if not candidates.any():
             break
-        free[np.argmax(np.where(candidates, gradient, -np.inf))] = True
+        added = int(np.argmax(np.where(candidates, gradient, -np.inf)))
+        done.add(added)
+        free[added] = True
     return coef
 
 

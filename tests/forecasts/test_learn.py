@@ -210,3 +210,48 @@ def test_the_spread_model_is_stored_as_it_serves_with_six_significant_digits(tra
     # The stored version decodes to the very spread model that served the backtest.
     stored = learn.ArxModel.from_params(json.loads(json.dumps(model.as_params())), model.skill)
     assert (stored.quantiles, stored.bin_edges, stored.spread) == (model.quantiles, model.bin_edges, model.spread)
+
+
+def _kkt_violation(gram, target, bounded, coef):
+    """The largest breach of the Karush–Kuhn–Tucker conditions of min ½c'Gc − c't with c ≥ 0 where
+    bounded: primal feasibility, the dual sign (no bounded unknown at 0 whose gradient still points
+    up) and complementarity (zero gradient wherever an unknown is not at 0); each unknown's gradient
+    relative to the size of its own terms, so that a large unknown does not hide a small one's."""
+    gradient = (target - gram @ coef) / (np.abs(target) + np.abs(gram) @ np.abs(coef) + 1e-300)
+    at_bound = bounded & (coef <= 0)
+    return max(
+        max(0.0, -float(coef[bounded].min(initial=0.0))),
+        max(0.0, float(gradient[at_bound].max(initial=0.0))),
+        float(np.abs(gradient[~at_bound]).max(initial=0.0)),
+    )
+
+
+@pytest.mark.parametrize("start", [None, [True, False, False], [False, True, False]])
+def test_the_bounded_solver_reaches_the_optimum_of_a_degenerate_problem(start):
+    # Two nearly collinear constrained unknowns (correlation 0.9999) beside one large free unknown,
+    # so that a coefficient of 0 and a gradient of 0 are told apart at different scales: adding
+    # the second drives the first below 0, the step back leaves the second too small to keep, and
+    # without an anti-cycling rule the solver adds the first again, until its iteration cap.
+    correlation, scale = 0.9999, 10.0
+    gram = scale * np.array([[4.0, 2 * correlation, 0.0], [2 * correlation, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    target = np.array([1.5, 1.0, 1e9])
+    bounded = np.array([True, True, False])
+    coef = learn._bounded_lstsq(gram, target, bounded, None if start is None else np.array(start))
+    assert _kkt_violation(gram, target, bounded, coef) < 1e-9
+    # The optimum: the first held at 0, the second alone fits its part of the target.
+    np.testing.assert_allclose(coef, [0.0, 0.1, 1e8], rtol=1e-9, atol=1e-12)
+
+
+def test_the_bounded_solver_meets_the_kkt_conditions_on_random_ill_conditioned_problems():
+    rng = np.random.default_rng(20261201)
+    for _ in range(200):
+        n = int(rng.integers(3, 9))
+        a = rng.normal(size=(60, n)) * 10.0 ** rng.uniform(-2, 3, size=n)
+        a[:, 1] = a[:, 0] * rng.uniform(0.5, 2) + rng.normal(size=60) * 10.0 ** rng.uniform(-6, -3)
+        b = a @ rng.normal(size=n) + rng.normal(size=60)
+        bounded = rng.random(n) < 0.8
+        gram, target = a.T @ a, a.T @ b
+        coef = learn._bounded_lstsq(gram, target, bounded, rng.random(n) < 0.5)
+        # The solver stops adding at gradients below 1e-10 of the largest target; an unknown with
+        # much smaller terms may keep a relative breach up to that.
+        assert _kkt_violation(gram, target, bounded, coef) < 1e-5

@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from alerts.evaluation import linear_trend
 
@@ -669,6 +670,9 @@ def tide_means(inputs: Inputs, until: float) -> list[float]:
     return means
 
 
+# One BLAS thread: training runs in the Celery worker beside the drain on 2 cores, where a second
+# BLAS thread mostly spins waiting for a busy core (33-59 s of CPU for 21 s of work, round 7).
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def fit(
     inputs: Inputs, step: float, *, since: float, until: float, exclude: tuple[float, float] | None = None
 ) -> ArxModel | None:

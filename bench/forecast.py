@@ -27,11 +27,14 @@ TRAINING storms; the fourth and fifth past storms, the design storm and the late
   simulation will rain, times a log-normal error of FORECAST_RAIN_ERROR per issue).
 - select: the warning rule's probability and window chosen on training and dev data (round 6):
   the leave-one-storm-out replays of the training storms (as calibrate), the demo timeline's
-  held-out storms (the validation storms of rounds 3-5) and the timelines of DEV_SEEDS (the round-5
-  clean seeds, looked at since). The choice (`select_criterion`): among rules with at most 20 %
+  held-out storms (the validation storms of rounds 3-5) and the timelines of DEV_SEEDS and
+  ROUND6_SEEDS (the round-5 and round-6 clean seeds, looked at since). The choice (`select_criterion`): among rules with at most 20 %
   false 氾濫危険水位 warning episodes in each of the three sets and pooled, the most 氾濫危険水位
   crossings warned at least 30 minutes ahead (pooled), then the fewest false episodes, then the most
   crossings of levels 2-4 warned early.
+- dev: storm NSE at 1 h and 3 h without forecast rain on dev data only (the validation storms,
+  DEV_SEEDS, ROUND6_SEEDS), per set and pooled; DEV_GAUGES=<code>,... limits it to some gauges.
+  What the model's variants were chosen on (round 7).
 - clean: the clean held-out estimate: the skill part's models (trained on readings before the fourth
   past storm of the demo timeline), without and with forecast rain, replayed over the five storms of
   each of CLEAN_SEEDS' timelines: storm NSE at 1 h and 3 h, peak error and peak timing at 1 h and
@@ -69,16 +72,18 @@ STORM_SPAN = timedelta(hours=48)
 HELD_OUT_LATER = 12
 TRAINING_STORMS = 3
 FORECAST_RAIN_ERROR = 0.3
-PARTS = ("calibrate", "select", "skill", "rain", "clean", "train", "refresh")
+PARTS = ("calibrate", "select", "skill", "rain", "dev", "clean", "train", "refresh")
 # The clean held-out estimate (part "clean"): timelines of the storm generator under seeds nobody had
 # looked at before the method of this round was frozen, run once. Each is 60 days of history (five
 # past storms of random size, track and spread) ending CLEAN_ANCHOR_SHIFT * k after ANCHOR, so the
 # tide's phase differs too; the design storm that follows each history is left out (it is the same
 # storm as the one held out in rounds 1-4).
-# Round 5's clean seeds were 20261201-03; since their estimate was read they are dev data (DEV_SEEDS,
-# part "select"), and round 6's clean estimate uses three seeds nobody had run.
-CLEAN_SEEDS = (20261211, 20261212, 20261213)
+# Round 5's clean seeds were 20261201-03 and round 6's 20261211-13; since their estimates were read
+# they are dev data (DEV_SEEDS, ROUND6_SEEDS: parts "select" and "dev"), and round 7's clean
+# estimate uses three seeds nobody had run.
+CLEAN_SEEDS = (20261221, 20261222, 20261223)
 DEV_SEEDS = (20261201, 20261202, 20261203)
+ROUND6_SEEDS = (20261211, 20261212, 20261213)
 CLEAN_ANCHOR_SHIFT = timedelta(days=97)
 GRID_PERSISTENCE = (1, 2, 3, 4)
 GRID_PROBABILITY = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -397,7 +402,8 @@ def select(stations, series, weather):
     clock = Clock()
     end = training_end(weather)
     later_end = (weather.later_storm(HELD_OUT_LATER).start + timedelta(hours=18)).timestamp()
-    sets = {"training storms, leave one out": [], "demo held-out storms (dev)": [], f"seeds {DEV_SEEDS} (dev)": []}
+    sets = {"training storms, leave one out": [], "demo held-out storms (dev)": [],
+            f"seeds {DEV_SEEDS + ROUND6_SEEDS} (dev)": []}
     names = list(sets)
     models = {}
     for spec, inputs, thresholds in gauges(stations, series):
@@ -411,7 +417,7 @@ def select(stations, series, weather):
                               exclude=(start - 86400, start + 3 * 86400))
             replay = backtest.predictions(inputs, STEP, since=start - 12 * 3600, until=start + 60 * 3600, model=model)
             sets[names[0]].append((replay, inputs.own, thresholds))
-    for _, other_series, start, stop in other_timelines(DEV_SEEDS):
+    for _, other_series, start, stop in other_timelines(DEV_SEEDS + ROUND6_SEEDS):
         for spec, inputs, thresholds in gauges(stations, other_series):
             replay = backtest.predictions(inputs, STEP, since=start, until=stop, model=models[spec.code])
             sets[names[2]].append((replay, inputs.own, thresholds))
@@ -535,6 +541,63 @@ def clean(stations, series, weather, with_forecast_rain: bool):
 
 
 
+def dev(stations, series, weather, codes=None):
+    """Storm NSE at 1 h and 3 h without forecast rain on dev data only (round 7): the skill part's
+    models against the demo timeline's validation storms and the storms of DEV_SEEDS and
+    ROUND6_SEEDS, each set and pooled. `codes`: only these gauges (all river gauges by default)."""
+    from forecasts import backtest, learn
+
+    clock = Clock()
+    since = training_end(weather)
+    later = [weather.later_storm(n) for n in range(1, HELD_OUT_LATER + 1)]
+    held_out = list(weather.past_storms[TRAINING_STORMS:]) + [weather.current_storm] + later
+    until = (later[-1].start + timedelta(hours=18)).timestamp()
+    windows = [(s.start.timestamp(), (s.start + STORM_SPAN).timestamp()) for s in held_out[:3]]
+    windows += [(s.start.timestamp(), (s.start + timedelta(hours=24)).timestamp()) for s in later]
+    sets = [("validation", series, since, until, windows)]
+    for other, other_series, start, end in other_timelines(DEV_SEEDS + ROUND6_SEEDS):
+        storms = [s for s in other.past_storms if s.start.timestamp() >= start]
+        sets.append((f"seed {other.seed}", other_series, start, end,
+                     [(s.start.timestamp(), (s.start + STORM_SPAN).timestamp()) for s in storms]))
+    models, cells = {}, {}  # cells: gauge -> set -> lead -> [observed, predicted]
+    for name, set_series, start, end, set_windows in sets:
+        for spec, inputs, _ in gauges(stations, set_series):
+            if codes and spec.code not in codes:
+                continue
+            if spec.code not in models:
+                truncated = backtest._truncated(gauges_inputs(stations, series, spec.code), since)  # noqa: SLF001
+                models[spec.code] = learn.fit(truncated, STEP, since=since - backtest.TRAINING_WINDOW_SECONDS, until=since)
+            replay = backtest.predictions(inputs, STEP, since=start, until=end, model=models[spec.code])
+            in_storm = np.zeros(len(replay.issue), dtype=bool)
+            for a, b in set_windows:
+                in_storm |= (replay.issue >= a) & (replay.issue <= b)
+            group = "validation" if name == "validation" else ("seeds 2026120x" if other_seed(name) in DEV_SEEDS
+                                                                else "seeds 2026121x")
+            for lead in (5, 17):
+                cell = cells.setdefault(spec.code, {}).setdefault(group, {}).setdefault(lead, [[], []])
+                cell[0].append(replay.observed[in_storm, lead])
+                cell[1].append(replay.predicted["model"][in_storm, lead])
+    print(f"dev: storm NSE 1 h / 3 h without forecast rain ({clock})")
+    for code, groups in cells.items():
+        row = []
+        for group, leads in list(groups.items()) + [("pooled", None)]:
+            if leads is None:
+                leads = {lead: [sum((g[lead][0] for g in groups.values()), []), sum((g[lead][1] for g in groups.values()), [])]
+                         for lead in (5, 17)}
+            scores = [learn.skill_scores(np.concatenate(leads[lead][0]), np.concatenate(leads[lead][1]))["nse"]
+                      for lead in (5, 17)]
+            row.append(f"{group} {f3(scores[0])}/{f3(scores[1])}")
+        print(f"{code:8} | " + " | ".join(row))
+
+
+def other_seed(name: str) -> int:
+    return int(name.split()[-1])
+
+
+def gauges_inputs(stations, series, code):
+    return next(inputs for spec, inputs, _ in gauges(stations, series) if spec.code == code)
+
+
 def training_time(stations, series, forecasts, weather_anchor):
     from forecasts import learn
 
@@ -616,6 +679,8 @@ def main():
         forecasts = rain_forecasts(series) if parts & {"rain", "train"} else {}
         if "rain" in parts:
             skill(summary.stations, series, weather, forecasts)
+        if "dev" in parts:
+            dev(summary.stations, series, weather, [c for c in os.environ.get("DEV_GAUGES", "").split(",") if c])
         if "clean" in parts:
             clean(summary.stations, series, weather, with_forecast_rain=False)
             clean(summary.stations, series, weather, with_forecast_rain=True)

@@ -12,7 +12,11 @@ Rain can only raise the forecast: the coefficients of the rain inputs are constr
 rain in any interval (observed, or forecast) never lowers any lead's forecast (`monotone_columns`,
 `_ridge`), however far beyond the training storms it lies. A linear model left free learns
 negative weights on some rain windows (one window's rain standing in for another's recession), so
-more rain could forecast a lower level, and a storm larger than any in training a fall.
+more rain could forecast a lower level, and a storm larger than any in training a fall. The
+recession those negative weights stood for is carried instead by dryness inputs (how little rain
+fell over the last 10 minutes to 3 hours, alone and times the gauge's and its upstream gauges'
+rise and its level: "rising while the rain has stopped, the wave is passing"), which only fall as
+rain grows and whose coefficients are constrained <= 0.
 
 Uncertainty: residuals are heteroscedastic (millimetres in calm weather, decimetres on a rising
 flood), so a spread model sigma(x) >= 0, linear in how active the gauge and its upstream are (not
@@ -28,6 +32,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from alerts.evaluation import linear_trend
 
@@ -41,13 +46,24 @@ TIDE_LAGS = (1, 3)
 RAIN_WINDOWS = (1800, 3600, 3 * 3600, 6 * 3600)
 # Bumped whenever the inputs change: a stored model of another version is retrained, and serves
 # nothing meanwhile (the trend fallback does).
-FEATURES_VERSION = 5  # 5: rain-response coefficients constrained (monotone in rain)
+FEATURES_VERSION = 6  # 5: rain-response coefficients constrained (monotone in rain); 6: dryness inputs
 # With at least this many training rows (about three weeks of 10-minute readings) the model also
 # reads the extended inputs below; with fewer, their products extrapolate wildly on a storm larger
 # than any seen in training.
 EXTENDED_MIN_ROWS = 3000
 # Longer totals stand for how wet the catchment already is (rain still draining towards the river).
 ANTECEDENT_WINDOWS = (12 * 3600, 24 * 3600)
+# Dryness (extended inputs): exp(-rain over the window / DRYNESS_MM) — 1 after a dry spell, near 0
+# once a few millimetres have fallen, and never rising with more rain. Alone and times what the levels
+# say (the gauge's own rise, its upstream gauges' rise, its level; each clipped at 0) they tell the
+# model "rising while the rain has stopped: the wave is passing", the recession a monotone model
+# cannot learn from rain totals (docs/performance.md, Forecasts round 6). Their coefficients are
+# constrained <= 0 (`monotone_columns`), so their contribution, too, never falls as rain grows.
+# The 10-minute window (the demo's step) says the rain has just stopped; chosen on dev data only
+# (docs/performance.md, Forecasts round 7), as was DRYNESS_MM.
+DRYNESS_WINDOWS = (600, 1800, 3600, 3 * 3600)
+DRYNESS_MM = 1.0
+DRYNESS_TERMS = ("dry", "rise_x_dry", "upstream_rise_x_dry", "level_x_dry")
 HORIZON_SECONDS = 6 * 3600
 SHORT_HORIZON_SECONDS = 3 * 3600  # always shown (if it beats persistence); beyond only where skill allows
 RIDGE = 1.0  # on standardised inputs
@@ -231,6 +247,7 @@ def feature_names(upstream_count: int, extended: bool = False, forecast_rain: bo
     if extended:
         names += [f"rain_{window // 3600}h" for window in ANTECEDENT_WINDOWS]
         names += ["rain_3h_squared", "rain_1h_x_3h", "rain_3h_x_level"]
+        names += dryness_names()
     if forecast_rain:
         names += [f"forecast_rain_next_{window // 60}m" for window in FORECAST_RAIN_WINDOWS]
         names += ["forecast_rain_next_3h_x_level"]
@@ -238,13 +255,18 @@ def feature_names(upstream_count: int, extended: bool = False, forecast_rain: bo
     return names
 
 
+def dryness_names() -> list[str]:
+    return [f"{term}_{window // 60}m" for window in DRYNESS_WINDOWS for term in DRYNESS_TERMS]
+
+
 def monotone_columns(upstream_count: int, extended: bool = False, forecast_rain: bool = False,
-                     tide_count: int = 0) -> tuple[list[list[int]], list[int]]:
+                     tide_count: int = 0) -> tuple[list[list[int]], list[int], list[int]]:
     """Where rain enters the inputs (indices into feature_names): chains of nested totals, shortest
-    window first, and single columns that never fall as rain grows (the products). The forecast
-    never falls with more rain when every chain's suffix sums of raw coefficients (the weight of
-    the rain in one interval: the sum over the windows that contain it) and every single column's
-    coefficient are >= 0 (`_ridge`)."""
+    window first; single columns that never fall as rain grows (the products); and columns that never
+    rise as rain grows (the dryness terms). The forecast never falls with more rain when every
+    chain's suffix sums of raw coefficients (the weight of the rain in one interval: the sum over the
+    windows that contain it) and every rising column's coefficient are >= 0, and every falling
+    column's coefficient is <= 0 (`_ridge`)."""
     names = feature_names(upstream_count, extended, forecast_rain, tide_count)
     observed = [f"rain_{window // 60}m" for window in RAIN_WINDOWS]
     if extended:
@@ -253,7 +275,8 @@ def monotone_columns(upstream_count: int, extended: bool = False, forecast_rain:
     if forecast_rain:
         chains.append([names.index(f"forecast_rain_next_{window // 60}m") for window in FORECAST_RAIN_WINDOWS])
     products = ("rain_3h_squared", "rain_1h_x_3h", "rain_3h_x_level", "forecast_rain_next_3h_x_level")
-    return chains, [names.index(name) for name in products if name in names]
+    falling = [names.index(name) for name in dryness_names()] if extended else []
+    return chains, [names.index(name) for name in products if name in names], falling
 
 
 def features_at(
@@ -266,6 +289,13 @@ def features_at(
     only above their start level, so their silence means low water. A tide gauge's gap reads as its
     mean level (`tide_mean`, one per tide input the model was trained with)."""
     tolerance = step * 1.5
+    totals: dict[float, np.ndarray] = {}
+
+    def rain(window: float) -> np.ndarray:  # each window's totals once (the dryness inputs reuse them)
+        if window not in totals:
+            totals[window] = rain_total(inputs.rain, at, window)
+        return totals[window]
+
     own_now = level_at(inputs.own, at, tolerance)
     columns = [own_now] + [own_now - level_at(inputs.own, at - lag * step, tolerance) for lag in OWN_LAGS]
     for series, calm in zip(inputs.upstream, upstream_calm):
@@ -282,17 +312,27 @@ def features_at(
             columns.append(now - np.nan_to_num(level_at(series, at - lag * step, tolerance), nan=mean))
     if extended:
         for window in ANTECEDENT_WINDOWS:
-            columns.append(rain_total(inputs.rain, at, window))
+            columns.append(rain(window))
         # Runoff is not linear in rain: heavy rain on rain runs off faster, and a high river rises
         # differently from a low one (the rating curve). Products let the linear model bend. The
         # level in a product is clipped at 0 so that each product never falls as rain grows.
-        rain_1h, rain_3h = rain_total(inputs.rain, at, 3600), rain_total(inputs.rain, at, 3 * 3600)
+        rain_1h, rain_3h = rain(3600), rain(3 * 3600)
         columns += [rain_3h * rain_3h, rain_1h * rain_3h, rain_3h * np.maximum(own_now, 0)]
+        own_rise = np.maximum(columns[1 + OWN_LAGS.index(3)], 0)
+        width = 1 + len(UPSTREAM_LAGS)
+        upstream_rise = sum((np.maximum(columns[1 + len(OWN_LAGS) + i * width + 1 + UPSTREAM_LAGS.index(3)], 0)
+                             for i in range(len(upstream_calm))), np.zeros(len(at)))
+        # Level-derived factors are clipped at 0, so each product falls (or stays) as rain grows.
+        factors = {"dry": np.ones(len(at)), "rise_x_dry": own_rise, "upstream_rise_x_dry": upstream_rise,
+                   "level_x_dry": np.maximum(own_now, 0)}
+        for window in DRYNESS_WINDOWS:
+            dryness = np.exp(-rain(window) / DRYNESS_MM)
+            columns += [factors[term] * dryness for term in DRYNESS_TERMS]
     if forecast_rain:
         ahead = [rain_forecast_total(inputs.rain_forecast, at, window) for window in FORECAST_RAIN_WINDOWS]
         columns += ahead + [ahead[-1] * np.maximum(own_now, 0)]
     for window in RAIN_WINDOWS:
-        columns.append(rain_total(inputs.rain, at, window))
+        columns.append(rain(window))
     return np.column_stack(columns)
 
 
@@ -319,7 +359,7 @@ def targets_at(own: Series, at: np.ndarray, step: float, leads: int) -> np.ndarr
     return np.column_stack([level_at(own, at + h * step, step * 0.5) - now for h in range(1, leads + 1)])
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple[list[list[int]], list[int]] = ([], [])):
+def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple = ([], [], [])):
     """Ridge regression on standardised inputs, every lead at once; with `monotone` (as from
     monotone_columns) the rain-response is constrained so that more rain never lowers a forecast.
     Leads whose free solution already satisfies that keep it unchanged."""
@@ -331,8 +371,8 @@ def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple[list[list[int]], list[i
     centre = y.mean(axis=0)
     rhs = z.T @ (y - centre)
     beta = np.linalg.solve(a, rhs)
-    chains, singles = monotone
-    if chains or singles:
+    chains, singles, falling = monotone
+    if chains or singles or falling:
         # Solved in the weights of rain per interval (gamma >= 0), with beta = basis @ gamma; the
         # ridge penalty stays on beta, so a feasible free solution is the same solution.
         basis = np.eye(len(scale))
@@ -346,10 +386,19 @@ def _ridge(x: np.ndarray, y: np.ndarray, monotone: tuple[list[list[int]], list[i
         for column in singles:
             basis[column, column] = scale[column]
             bounded[column] = True
+        for column in falling:  # beta = -scale * gamma <= 0
+            basis[column, column] = -scale[column]
+            bounded[column] = True
         gamma = np.linalg.solve(basis, beta)
         gram, target = basis.T @ a @ basis, basis.T @ rhs
-        for lead in np.flatnonzero((gamma[bounded] < 0).any(axis=0)):
-            beta[:, lead] = basis @ _bounded_lstsq(gram, target[:, lead], bounded, start=gamma[:, lead] > 0)
+        infeasible = (gamma[bounded] < 0).any(axis=0)
+        for lead in range(beta.shape[1]):
+            if infeasible[lead]:
+                # Neighbouring leads share most of their active set: starting from the previous
+                # lead's saves most of the additions and removals.
+                start = gamma[:, lead - 1] > 0 if lead else gamma[:, lead] > 0
+                gamma[:, lead] = _bounded_lstsq(gram, target[:, lead], bounded, start=start)
+                beta[:, lead] = basis @ gamma[:, lead]
     return mean, scale, beta, centre
 
 
@@ -358,7 +407,13 @@ def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | N
     """argmin of |A c - b|^2 given as gram = A'A and target = A'b, with c >= 0 where `bounded` (all
     when None): Lawson and Hanson's active set, on the normal equations (the problems here have
     fewer than 50 unknowns). `start`: bounded unknowns to try free first (those the free solution
-    had positive), which saves most of the one-at-a-time additions."""
+    or a neighbouring problem had positive), which saves most of the one-at-a-time additions.
+
+    Anti-cycling, for nearly collinear unknowns (two rain products, gram's condition ~6e14): after
+    a step back only the unknowns that reached 0 leave the free set (a small positive one, such as
+    the one just added, stays; the gradient's tolerance is no measure of a coefficient), and an
+    unknown is added at most once from any one free set, so rounding cannot make the loop re-add
+    what it has just dropped until its cap."""
     n = len(target)
     bounded = np.ones(n, dtype=bool) if bounded is None else bounded
     free = ~bounded
@@ -377,7 +432,8 @@ def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | N
     tolerance = 1e-10 * max(float(np.abs(target).max()), 1.0)
     if start is not None:
         free = free | (bounded & start)
-    for _ in range(3 * n):
+    tried: dict[bytes, set[int]] = {}
+    for _ in range(n * n):
         for _ in range(n):
             trial = solve(free)
             negative = free & bounded & (trial <= 0)
@@ -389,13 +445,17 @@ def _bounded_lstsq(gram: np.ndarray, target: np.ndarray, bounded: np.ndarray | N
             first = int(np.argmin(ratios))
             coef = coef + ratios[first] * (trial - coef)
             coef[first] = 0.0
-            free &= ~(bounded & (coef <= tolerance))
+            free &= ~(bounded & (coef <= 0))
             coef[~free] = 0.0
         gradient = target - gram @ coef
         candidates = bounded & ~free & (gradient > tolerance)
+        done = tried.setdefault(free.tobytes(), set())
+        candidates[list(done)] = False
         if not candidates.any():
             break
-        free[np.argmax(np.where(candidates, gradient, -np.inf))] = True
+        added = int(np.argmax(np.where(candidates, gradient, -np.inf)))
+        done.add(added)
+        free[added] = True
     return coef
 
 
@@ -610,6 +670,9 @@ def tide_means(inputs: Inputs, until: float) -> list[float]:
     return means
 
 
+# One BLAS thread: training runs in the Celery worker beside the drain on 2 cores, where a second
+# BLAS thread mostly spins waiting for a busy core (33-59 s of CPU for 21 s of work, round 7).
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def fit(
     inputs: Inputs, step: float, *, since: float, until: float, exclude: tuple[float, float] | None = None
 ) -> ArxModel | None:

@@ -55,13 +55,17 @@ def rain_forecasts(times: np.ndarray, rain: np.ndarray, seed: int, *, every: int
     return RainForecasts.of(rows)
 
 
-def wetter(rain: Series, at: float, rng: np.random.Generator, most: float) -> Series:
+def wetter(rain: Series, at: float, rng: np.random.Generator, most: float, *, recent: bool = False) -> Series:
     """The rain series with extra rain (up to `most` mm per step) over a random span of the day
-    before `at`: the same readings or more, never less."""
+    before `at` (with `recent`, a span ending at `at`: the rain that has just fallen, which the
+    dryness inputs read): the same readings or more, never less."""
     values = rain.values.copy()
     span = (rain.times > at - 86400) & (rain.times <= at)
     steps = np.flatnonzero(span)
-    first = rng.integers(0, len(steps))
-    chosen = steps[first : first + rng.integers(1, 36)]
+    if recent:
+        chosen = steps[-rng.integers(1, 36) :]
+    else:
+        first = rng.integers(0, len(steps))
+        chosen = steps[first : first + rng.integers(1, 36)]
     values[chosen] += rng.uniform(0, most, len(chosen))
     return Series(rain.times, values)

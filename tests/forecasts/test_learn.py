@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from forecasts import learn, predict
-from forecasts.learn import Inputs, Series
+from forecasts.learn import Inputs, RainForecasts, Series
 
-from .synthetic import STEP, basin, wetter
+from .synthetic import STEP, basin, rain_forecasts, wetter
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +49,20 @@ def test_training_does_not_read_past_its_window(trained):
 
 def test_more_rain_never_lowers_the_forecast(trained):
     """The rain-response is monotone by construction (learn.monotone_columns): more rain, also far
-    more than in any training storm, never lowers any lead's forecast, nor its median as served."""
+    more than in any training storm, never lowers any lead's forecast, nor its median as served.
+    Also a drizzle around the dryness inputs' scale (learn.DRYNESS_MM), where they change most, and
+    rain that has just fallen, which only their shortest window reads."""
     times, inputs, split, model = trained
+    assert model.extended  # the dryness inputs are read
     rng = np.random.default_rng(11)
     heaviest = inputs.rain[0].until(split).values.max()
+    drizzle = (0.05 * learn.DRYNESS_MM, learn.DRYNESS_MM, 3 * learn.DRYNESS_MM)
+    perturbations = [(most, recent) for most in (heaviest, 10 * heaviest, *drizzle) for recent in (False, True)]
     for at in times[int(len(times) * 0.7) :: 89][:15]:
         change, _ = model.predict(model.features(inputs, np.array([at])))
         served = predict.model_forecast(model, inputs, at, model.leads)
-        for most in (heaviest, 10 * heaviest):
-            wet = Inputs(inputs.own, inputs.upstream, [wetter(inputs.rain[0], at, rng, most)])
+        for most, recent in perturbations:
+            wet = Inputs(inputs.own, inputs.upstream, [wetter(inputs.rain[0], at, rng, most, recent=recent)])
             wet_change, _ = model.predict(model.features(wet, np.array([at])))
             assert (wet_change >= change - 1e-9).all()
             wet_served = predict.model_forecast(model, wet, at, model.leads)
@@ -66,6 +71,52 @@ def test_more_rain_never_lowers_the_forecast(trained):
             # ... nor the probability of reaching a level (the spread does not read rain).
             value = served.level_now + 0.2
             assert (wet_served.exceedance(value)[-1] >= served.exceedance(value)[-1] - 1e-12).all()
+
+
+def allowed_coefficients(monotone, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Random raw coefficients that `monotone` (learn.monotone_columns) allows: any sign for a
+    column it does not name; in a chain of nested totals the weight of the rain in each interval
+    (the suffix sums) >= 0; >= 0 for a rising column, <= 0 for a falling one."""
+    chains, rising, falling = monotone
+    coefficients = rng.normal(0, 1, width)
+    for chain in chains:
+        weights = rng.exponential(1, len(chain))  # per interval, shortest window first
+        coefficients[chain] = weights - np.append(weights[1:], 0.0)
+    coefficients[rising] = rng.exponential(1, len(rising))
+    coefficients[falling] = -rng.exponential(1, len(falling))
+    return coefficients
+
+
+@pytest.mark.parametrize("extended, forecast_rain", [(False, False), (True, False), (True, True)])
+def test_every_input_that_rain_moves_is_constrained_so_that_more_rain_never_lowers_a_forecast(extended, forecast_rain):
+    """Whatever the training: an input that changes when rain is added (fallen or forecast) is one
+    monotone_columns names, and every set of coefficients it allows gives a change (each lead's: a
+    linear function of the inputs) that does not fall when rain is added anywhere in the day before —
+    a drizzle at the dryness scale, just now, or 100 times the heaviest step. Fails for a new
+    rain-dependent input left unconstrained, or constrained with the wrong sign (a product with a
+    level that can be negative)."""
+    times, inputs = basin(days=10, seed=5)
+    issues = [rain_forecasts(times, inputs.rain[0].values, seed=2)] if forecast_rain else []
+    own = Series(inputs.own.times, inputs.own.values - 1.0)  # levels below 0 too
+    inputs = Inputs(own, inputs.upstream, inputs.rain, issues)
+    rng = np.random.default_rng(23)
+    calm = learn.calm_levels(inputs)
+    monotone = learn.monotone_columns(len(inputs.upstream), extended, forecast_rain)
+    named = {c for chain in monotone[0] for c in chain} | set(monotone[1]) | set(monotone[2])
+    heaviest = inputs.rain[0].values.max()
+    at = times[200::37]
+    x = learn.features_at(inputs, at, STEP, calm, extended, forecast_rain)
+    coefficients = np.column_stack([allowed_coefficients(monotone, x.shape[1], rng) for _ in range(50)])
+    for most in (0.05 * learn.DRYNESS_MM, learn.DRYNESS_MM, 100 * heaviest):
+        more = [RainForecasts(f.issued, f.valid, [v + rng.uniform(0, most, len(v)) for v in f.values]) for f in issues]
+        for recent in (False, True):
+            for row, t in enumerate(at):
+                wet = Inputs(own, inputs.upstream, [wetter(inputs.rain[0], t, rng, most, recent=recent)], more)
+                delta = learn.features_at(wet, np.array([t]), STEP, calm, extended, forecast_rain)[0] - x[row]
+                moved = set(np.flatnonzero(np.abs(delta) > 1e-12))
+                names = learn.feature_names(len(inputs.upstream), extended, forecast_rain)
+                assert moved <= named, [names[c] for c in moved - named]
+                assert np.isfinite(delta).all() and (delta @ coefficients >= -1e-9).all()
 
 
 def test_the_80_percent_interval_covers_70_to_90_percent_of_held_out_data(trained):
@@ -159,3 +210,48 @@ def test_the_spread_model_is_stored_as_it_serves_with_six_significant_digits(tra
     # The stored version decodes to the very spread model that served the backtest.
     stored = learn.ArxModel.from_params(json.loads(json.dumps(model.as_params())), model.skill)
     assert (stored.quantiles, stored.bin_edges, stored.spread) == (model.quantiles, model.bin_edges, model.spread)
+
+
+def _kkt_violation(gram, target, bounded, coef):
+    """The largest breach of the Karush–Kuhn–Tucker conditions of min ½c'Gc − c't with c ≥ 0 where
+    bounded: primal feasibility, the dual sign (no bounded unknown at 0 whose gradient still points
+    up) and complementarity (zero gradient wherever an unknown is not at 0); each unknown's gradient
+    relative to the size of its own terms, so that a large unknown does not hide a small one's."""
+    gradient = (target - gram @ coef) / (np.abs(target) + np.abs(gram) @ np.abs(coef) + 1e-300)
+    at_bound = bounded & (coef <= 0)
+    return max(
+        max(0.0, -float(coef[bounded].min(initial=0.0))),
+        max(0.0, float(gradient[at_bound].max(initial=0.0))),
+        float(np.abs(gradient[~at_bound]).max(initial=0.0)),
+    )
+
+
+@pytest.mark.parametrize("start", [None, [True, False, False], [False, True, False]])
+def test_the_bounded_solver_reaches_the_optimum_of_a_degenerate_problem(start):
+    # Two nearly collinear constrained unknowns (correlation 0.9999) beside one large free unknown,
+    # so that a coefficient of 0 and a gradient of 0 are told apart at different scales: adding
+    # the second drives the first below 0, the step back leaves the second too small to keep, and
+    # without an anti-cycling rule the solver adds the first again, until its iteration cap.
+    correlation, scale = 0.9999, 10.0
+    gram = scale * np.array([[4.0, 2 * correlation, 0.0], [2 * correlation, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    target = np.array([1.5, 1.0, 1e9])
+    bounded = np.array([True, True, False])
+    coef = learn._bounded_lstsq(gram, target, bounded, None if start is None else np.array(start))
+    assert _kkt_violation(gram, target, bounded, coef) < 1e-9
+    # The optimum: the first held at 0, the second alone fits its part of the target.
+    np.testing.assert_allclose(coef, [0.0, 0.1, 1e8], rtol=1e-9, atol=1e-12)
+
+
+def test_the_bounded_solver_meets_the_kkt_conditions_on_random_ill_conditioned_problems():
+    rng = np.random.default_rng(20261201)
+    for _ in range(200):
+        n = int(rng.integers(3, 9))
+        a = rng.normal(size=(60, n)) * 10.0 ** rng.uniform(-2, 3, size=n)
+        a[:, 1] = a[:, 0] * rng.uniform(0.5, 2) + rng.normal(size=60) * 10.0 ** rng.uniform(-6, -3)
+        b = a @ rng.normal(size=n) + rng.normal(size=60)
+        bounded = rng.random(n) < 0.8
+        gram, target = a.T @ a, a.T @ b
+        coef = learn._bounded_lstsq(gram, target, bounded, rng.random(n) < 0.5)
+        # The solver stops adding at gradients below 1e-10 of the largest target; an unknown with
+        # much smaller terms may keep a relative breach up to that.
+        assert _kkt_violation(gram, target, bounded, coef) < 1e-5

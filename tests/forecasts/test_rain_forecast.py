@@ -55,9 +55,11 @@ def test_more_rain_forecast_or_fallen_never_lowers_the_forecast(with_forecasts):
     for at in times[int(len(times) * 0.7) :: 89][:15]:
         change, _ = sub.predict(sub.features(inputs, np.array([at])))
         served = predict.model_forecast(model, inputs, at, model.leads)
-        for factor in (2.0, 20.0):
+        # Far beyond any training issue, and a drizzle just now (the dryness inputs' scale).
+        for factor, most, recent in ((2.0, 2 * heaviest, False), (20.0, 20 * heaviest, False),
+                                     (1.0, learn.DRYNESS_MM, True)):
             more = RainForecasts(issues.issued, issues.valid, [values * factor + 0.5 for values in issues.values])
-            wet = Inputs(inputs.own, inputs.upstream, [wetter(inputs.rain[0], at, rng, heaviest * factor)], [more])
+            wet = Inputs(inputs.own, inputs.upstream, [wetter(inputs.rain[0], at, rng, most, recent=recent)], [more])
             wet_change, _ = sub.predict(sub.features(wet, np.array([at])))
             assert (wet_change >= change - 1e-9).all()
             wet_served = predict.model_forecast(model, wet, at, model.leads)

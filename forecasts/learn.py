@@ -28,6 +28,7 @@ Steps are the gauge's own reporting interval, so the same code serves 1-minute t
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass, field, fields
 
@@ -465,6 +466,8 @@ class ArxModel:
     leads: int
     upstream_count: int
     upstream_calm: list[float]
+    # The arrays below are lists as `fit` makes them, numpy arrays as a stored version decodes
+    # (`from_params`); as_json gives lists either way.
     mean: list[float]
     scale: list[float]
     beta: list[list[float]]  # features x leads
@@ -504,7 +507,10 @@ class ArxModel:
         return self._forecast_rain_model
 
     def as_json(self) -> dict:
-        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
+        data = _plain_fields({key: value for key, value in vars(self).items() if not key.startswith("_")})
+        if data["with_forecast_rain"]:
+            data["with_forecast_rain"] = _plain_fields(data["with_forecast_rain"])
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> ArxModel:
@@ -517,17 +523,21 @@ class ArxModel:
         """What ForecastModel.params stores: everything but the skill, whose one home is
         ForecastModel.skill (the model's per-lead skill, which also records per lead the skill of
         the variant that reads forecast rain and whether it serves)."""
-        params = self.as_json()
+        params = _packed(self.as_json())
         del params["skill"]
         if self.with_forecast_rain:
-            params["with_forecast_rain"] = {k: v for k, v in self.with_forecast_rain.items() if k != "skill"}
+            params["with_forecast_rain"] = _packed({k: v for k, v in self.with_forecast_rain.items() if k != "skill"})
         return params
 
     @classmethod
     def from_params(cls, params: dict, skill: list[dict]) -> ArxModel:
-        """A stored version (ForecastModel.params and .skill); a copy of the skill left in the params
-        of a version stored before 2026-12 is ignored."""
-        return cls.from_json(params | {"skill": skill})
+        """A stored version (ForecastModel.params and .skill), its arrays packed (`as_params`) or,
+        stored before 2026-12-01, JSON lists; a copy of the skill left in the params of a version
+        stored before 2026-12 is ignored."""
+        unpacked = _unpacked(params)
+        if isinstance(params.get("with_forecast_rain"), dict):
+            unpacked["with_forecast_rain"] = _unpacked(params["with_forecast_rain"])
+        return cls.from_json(unpacked | {"skill": skill})
 
     @property
     def current(self) -> bool:
@@ -606,6 +616,59 @@ class ArxModel:
         centres = np.full((1, lead_index + 1), centre)
         sigmas = np.full((1, lead_index + 1), sigma)
         return float(self.exceedance_matrix(centres, sigmas, value)[0, lead_index])
+
+
+# A stored version's arrays (ForecastModel.params) are kept as base64 of their little-endian float64
+# bytes: exact, like JSON's shortest repr of a float, but decoded at memory speed where JSON parses
+# every one of a version's thousands of numbers, which was most of what a process's first forecast
+# refresh does more than the next (docs/performance.md, Forecasts round 7).
+PACKED_FIELDS = ("mean", "scale", "beta", "centre", "spread", "quantiles", "bin_edges")
+PACKED_FORMAT = "float64le"
+
+
+def _plain(value):
+    """An array field as JSON lists (as `fit` makes it)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return [_plain(item) for item in value] if isinstance(value, list | tuple) else value
+
+
+def _plain_fields(data: dict) -> dict:
+    return {key: _plain(value) if key in PACKED_FIELDS else value for key, value in data.items()}
+
+
+def _pack(name: str, value) -> dict:
+    """{"float64le": base64, "shape": [...]}; a field of one array per lead whose first dimension
+    differs between leads (quantiles, bin_edges) is stored concatenated, with each lead's `split`."""
+    ragged = name in ("quantiles", "bin_edges")
+    arrays = [np.asarray(item, dtype="<f8") for item in value] if ragged else [np.asarray(value, dtype="<f8")]
+    whole = np.concatenate(arrays) if ragged and arrays else (arrays[0] if arrays else np.empty(0))
+    packed = {PACKED_FORMAT: base64.b64encode(whole.tobytes()).decode("ascii"), "shape": list(whole.shape)}
+    return packed | ({"split": [len(array) for array in arrays]} if ragged else {})
+
+
+def _unpack(name: str, value):
+    if not isinstance(value, dict):
+        return value  # stored as JSON lists (before 2026-12-01)
+    try:
+        array = np.frombuffer(base64.b64decode(value[PACKED_FORMAT], validate=True), dtype="<f8").reshape(value["shape"])
+        if "split" not in value:
+            return array
+        split = [int(length) for length in value["split"]]
+        if sum(split) != len(array) or min(split, default=0) < 0:
+            raise ValueError(f"its split {split} does not add up to its {len(array)} rows")
+        ends = np.cumsum(split).tolist()
+        return [array[end - length : end] for end, length in zip(ends, split)]
+    except (KeyError, TypeError, ValueError) as error:  # binascii.Error is a ValueError
+        raise ValueError(f"stored forecast model: field {name!r} is not a packed float64 array ({error})") from error
+
+
+def _packed(data: dict) -> dict:
+    return {key: _pack(key, value) if key in PACKED_FIELDS else value for key, value in data.items()}
+
+
+def _unpacked(data: dict) -> dict:
+    return {key: _unpack(key, value) if key in PACKED_FIELDS else value for key, value in data.items()}
 
 
 def trend_lines(own: Series, times: np.ndarray, step: float, leads: int) -> tuple[np.ndarray, np.ndarray]:

@@ -145,8 +145,8 @@ def forecasts_refresh(changed_station_ids, *, dependants: bool = True) -> list[S
         if model.station_id in changed
         or dependants and codes_changed.intersection(_input_codes(model))
     ]
-    # Coefficients are loaded only for versions this process has not decoded yet (_arx_of).
-    targets = list(ForecastModel.objects.filter(pk__in=target_ids).defer("params"))
+    # Coefficients and skill are loaded only for versions this process has not decoded yet (_arx_of).
+    targets = list(ForecastModel.objects.filter(pk__in=target_ids).defer("params", "skill"))
     if not targets:
         return []
     input_codes = {code for model in targets for code in _input_codes(model)}
@@ -242,11 +242,11 @@ def _arx_key(model: ForecastModel) -> tuple:
 
 
 def _arx_load(models: list[ForecastModel]) -> None:
-    """Decode the versions this process has not decoded yet, their coefficients read in one query."""
+    """Decode the versions this process has not decoded yet, their coefficients and skill read in one query."""
     missing = {model.pk: model for model in models if _arx_key(model) not in _LOADED}
     if missing:
-        for pk, params in ForecastModel.objects.filter(pk__in=list(missing)).values_list("pk", "params"):
-            missing[pk].params = params
+        for pk, params, skill in ForecastModel.objects.filter(pk__in=list(missing)).values_list("pk", "params", "skill"):
+            missing[pk].params, missing[pk].skill = params, skill
             _arx_of(missing[pk])
 
 

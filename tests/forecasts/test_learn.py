@@ -209,7 +209,73 @@ def test_the_spread_model_is_stored_as_it_serves_with_six_significant_digits(tra
     assert any(value != float(f"{value:.5g}") for value in values)  # rounded to six, not fewer
     # The stored version decodes to the very spread model that served the backtest.
     stored = learn.ArxModel.from_params(json.loads(json.dumps(model.as_params())), model.skill)
-    assert (stored.quantiles, stored.bin_edges, stored.spread) == (model.quantiles, model.bin_edges, model.spread)
+    fields = ("quantiles", "bin_edges", "spread")
+    assert [stored.as_json()[name] for name in fields] == [model.as_json()[name] for name in fields]
+
+
+def _same_forecasts(served: learn.ArxModel, stored: learn.ArxModel, inputs, times) -> int:
+    """The stored model forecasts exactly (bit for bit) what the served one does; how many compared."""
+    compared = 0
+    for at in times:
+        a, b = predict.model_forecast(served, inputs, at), predict.model_forecast(stored, inputs, at)
+        assert (a is None) == (b is None)
+        if a is None:
+            continue
+        assert a.points == b.points and a.level_now == b.level_now and a.forecast_rain == b.forecast_rain
+        for value in (1.0, 2.0, 3.0):
+            assert np.array_equal(a.exceedance(value), b.exceedance(value))
+        compared += 1
+    return compared
+
+
+def _list_params(model: learn.ArxModel) -> dict:
+    """The params as versions stored before 2026-12-01 hold them: every array as JSON lists."""
+    params = {key: value for key, value in model.as_json().items() if key != "skill"}
+    if params["with_forecast_rain"]:
+        params["with_forecast_rain"] = {k: v for k, v in params["with_forecast_rain"].items() if k != "skill"}
+    return params
+
+
+def test_a_stored_version_packs_its_arrays_and_forecasts_bit_for_bit_as_fitted(trained):
+    """ForecastModel.params keeps the arrays as base64 of little-endian float64 (exact): decoded, the
+    stored model is the fitted one and forecasts exactly what it forecast; a version stored before
+    the packing (JSON lists) decodes to the same model too."""
+    import json
+
+    times, inputs, split, model = trained
+    params = json.loads(json.dumps(model.as_params()))
+    for name in learn.PACKED_FIELDS:
+        assert set(params[name]) >= {learn.PACKED_FORMAT, "shape"} and isinstance(params[name][learn.PACKED_FORMAT], str)
+    assert params["quantiles"]["split"] == [len(lead) for lead in model.quantiles]
+    packed = learn.ArxModel.from_params(params, model.skill)
+    assert isinstance(packed.beta, np.ndarray)  # decoded straight into arrays
+    old = learn.ArxModel.from_params(json.loads(json.dumps(_list_params(model))), model.skill)
+    assert packed.as_json() == old.as_json() == model.as_json()
+    assert packed.as_params() == model.as_params()  # a decoded version stores the same again
+    issues = times[int(len(times) * 0.7) :: 131][:12]
+    assert _same_forecasts(model, packed, inputs, issues) >= 10
+    assert _same_forecasts(model, old, inputs, issues) >= 10
+
+
+@pytest.mark.parametrize(
+    "field, damage, says",
+    [
+        ("beta", lambda packed: packed | {learn.PACKED_FORMAT: packed[learn.PACKED_FORMAT][:-8]}, "'beta'"),
+        ("beta", lambda packed: packed | {learn.PACKED_FORMAT: "not base64!" * 3}, "'beta'"),
+        ("beta", lambda packed: packed | {"shape": [7, 7]}, "'beta'"),
+        ("beta", lambda packed: {"shape": packed["shape"]}, "'beta'"),
+        ("mean", lambda packed: packed | {"shape": "x"}, "'mean'"),
+        ("quantiles", lambda packed: packed | {"split": [1] * len(packed["split"])}, "'quantiles'"),
+        ("quantiles", lambda packed: packed | {"split": [-1] + packed["split"][1:]}, "'quantiles'"),
+        ("bin_edges", lambda packed: packed | {"split": None}, "'bin_edges'"),
+    ],
+)
+def test_a_damaged_packed_array_is_refused_naming_the_field(trained, field, damage, says):
+    model = trained[3]
+    params = model.as_params()
+    params[field] = damage(params[field])
+    with pytest.raises(ValueError, match=says):
+        learn.ArxModel.from_params(params, model.skill)
 
 
 def _kkt_violation(gram, target, bounded, coef):

@@ -41,6 +41,22 @@ def test_a_model_that_reads_forecast_rain_is_learned_next_to_the_one_that_does_n
     # Stored and loaded again (ForecastModel.params) it is the same model.
     again = learn.ArxModel.from_json(json.loads(json.dumps(model.as_json())))
     assert again.forecast_rain_model.beta == sub.beta
+    stored = learn.ArxModel.from_params(json.loads(json.dumps(model.as_params())), model.skill)
+    assert stored.forecast_rain_model.as_json() == sub.as_json() | {"skill": []} and stored.as_json() == model.as_json() | {
+        "with_forecast_rain": {k: v for k, v in model.with_forecast_rain.items() if k != "skill"}}
+
+
+def test_a_stored_version_with_forecast_rain_forecasts_bit_for_bit_as_fitted(with_forecasts):
+    """Both variants packed (learn.ArxModel.as_params) or as JSON lists (versions stored before
+    2026-12-01): decoded, each serves exactly the fitted model's forecasts, forecast rain included."""
+    from .test_learn import _list_params, _same_forecasts
+
+    times, inputs, split, model = with_forecasts
+    issues = times[int(len(times) * 0.7) :: 131][:12]
+    for params in (model.as_params(), _list_params(model)):
+        stored = learn.ArxModel.from_params(json.loads(json.dumps(params)), model.skill)
+        assert _same_forecasts(model, stored, inputs, issues) >= 10
+    assert any(predict.model_forecast(model, inputs, at).forecast_rain for at in issues)
 
 
 def test_more_rain_forecast_or_fallen_never_lowers_the_forecast(with_forecasts):

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from forecasts import learn
 from forecasts.models import ForecastModel, Method, StationForecast
 from forecasts.selectors import forecast_inputs
-from forecasts.services import forecast_at, forecast_train
+from forecasts.services import forecast_at, forecast_train, forecasts_refresh
 from geo.models import Basin, River
 from sensors.models import Observation, SharingGrant, StationKind, Visibility
 from sensors.services import observation_ingest
@@ -234,6 +234,27 @@ def test_retraining_is_due_for_missing_old_or_outgrown_models(trained_pair):
     assert [(m.station.code, m.version) for m in forecasts_retrain_due()] == [("DOWN", 2)]
     ForecastModel.objects.update(trained_at=datetime.now(UTC) - RETRAIN_AFTER)
     assert forecasts_retrain_due_task.delay().get() == 2
+
+
+def test_a_version_stored_with_json_lists_serves_the_same_forecast(trained_pair, ingest):
+    """Versions stored before 2026-12-01 keep their arrays as JSON lists, newer ones packed
+    (learn.ArxModel.as_params): a process decoding either stores the same forecast."""
+    from forecasts import services
+
+    from .test_learn import _list_params
+
+    times, down, up, model = trained_pair
+    assert isinstance(model.params["beta"], dict)
+    ingest([{"station": "DOWN", "observed_at": datetime.fromtimestamp(times[-1] + 600, UTC), "value": 1.0}])
+    packed = StationForecast.objects.get(station=down)
+    model.params = _list_params(learn.ArxModel.from_params(model.params, model.skill))
+    model.save()
+    services._LOADED.clear()  # as a new process: the version is decoded from the database again
+    forecasts_refresh([down.pk])
+    listed = StationForecast.objects.get(station=down)
+    assert isinstance(ForecastModel.objects.get(pk=model.pk).params["beta"], list)
+    assert listed.method == packed.method == Method.ARX
+    assert (listed.points, listed.exceedance, listed.crossing) == (packed.points, packed.exceedance, packed.crossing)
 
 
 def test_a_version_of_older_inputs_is_migrated_not_served_and_retrained(trained_pair, ingest):

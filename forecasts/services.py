@@ -232,7 +232,7 @@ def forecast_current(station: Station) -> StationForecast | None:
     return forecast
 
 
-_LOADED: dict[tuple, learn.ArxModel] = {}
+_LOADED: dict[tuple, learn.ArxModel | None] = {}
 LOADED_MAX = 2000
 
 
@@ -250,24 +250,34 @@ def _arx_load(models: list[ForecastModel]) -> None:
             _arx_of(missing[pk])
 
 
-def _arx_of(model: ForecastModel) -> learn.ArxModel:
-    """The learned model of a stored version, decoded once per process (versions never change)."""
+def _arx_of(model: ForecastModel) -> learn.ArxModel | None:
+    """The learned model of a stored version, decoded once per process (versions never change);
+    None for a version that cannot be decoded. One damaged version must not stop the refresh of the
+    batch's other gauges (it would fail every batch until someone noticed): its gauge gets the
+    labelled trend, and the error is logged once per process, until the version is retrained."""
     key = _arx_key(model)
-    arx = _LOADED.get(key)
-    if arx is None:
+    if key not in _LOADED:
         if len(_LOADED) >= LOADED_MAX:
             _LOADED.pop(next(iter(_LOADED)))
-        arx = _LOADED[key] = learn.ArxModel.from_params(model.params, model.skill)
-    return arx
+        try:
+            _LOADED[key] = learn.ArxModel.from_params(model.params, model.skill)
+        except (ValueError, KeyError, TypeError) as error:
+            logger.error(
+                "forecast model %s (station %s, version %s) cannot be decoded: %s; its gauge gets the trend forecast until it is retrained",
+                model.pk, model.station_id, model.version, error,
+            )
+            _LOADED[key] = None
+    return _LOADED[key]
 
 
 def forecast_compute(model: ForecastModel, inputs: learn.Inputs, *, at: float, thresholds) -> predict.Result | None:
     """The forecast of a stored model version at `at`, from readings at or before `at` only."""
     result = None
-    if model.method == Method.ARX and _arx_of(model).current:
+    arx = _arx_of(model) if model.method == Method.ARX else None
+    if arx is not None and arx.current:
         # The model that reads forecast rain where a current issue covers its windows, the other one
         # elsewhere; each only out to the leads whose skill beats persistence.
-        result = predict.model_forecast(_arx_of(model), inputs, at)
+        result = predict.model_forecast(arx, inputs, at)
     if result is None:
         # No learned model, no shown horizon, or an input missing now: the labelled fallback.
         result = predict.trend_forecast(inputs.own, at, model.step_seconds)

@@ -257,6 +257,25 @@ def test_a_version_stored_with_json_lists_serves_the_same_forecast(trained_pair,
     assert (listed.points, listed.exceedance, listed.crossing) == (packed.points, packed.exceedance, packed.crossing)
 
 
+def test_a_damaged_version_falls_back_to_the_trend_without_stopping_the_refresh(trained_pair, ingest, caplog):
+    """A stored version that cannot be decoded (damaged params) gets its gauge the labelled trend and
+    one logged error; the refresh goes on (it runs in the change-log drain, where raising would fail
+    the batch for every gauge, every batch)."""
+    from forecasts import services
+
+    times, down, up, model = trained_pair
+    model.params = model.params | {"beta": {"shape": [3]}}  # the packed array's bytes lost
+    model.save()
+    services._LOADED.clear()  # as a new process
+    with caplog.at_level("ERROR", logger="forecasts.services"):
+        ingest([{"station": "DOWN", "observed_at": datetime.fromtimestamp(times[-1] + 600, UTC), "value": 1.0}])
+        forecasts_refresh([down.pk])
+    forecast = StationForecast.objects.get(station=down)
+    assert forecast.method == Method.TREND
+    errors = [record for record in caplog.records if "cannot be decoded" in record.getMessage()]
+    assert len(errors) == 1 and "'beta'" in errors[0].getMessage()
+
+
 def test_a_version_of_older_inputs_is_migrated_not_served_and_retrained(trained_pair, ingest):
     """The migration path: a version of features version 4 kept its skill twice (params and the
     column); migration 0005 leaves it in the column only; the version is not served (its free

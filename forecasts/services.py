@@ -108,7 +108,8 @@ def forecast_train_many(stations=None) -> list[ForecastModel]:
 
 
 def forecasts_retrain_due(*, now: datetime | None = None) -> list[ForecastModel]:
-    """Retrain every gauge whose model is missing, old, or behind by enough new readings (periodic)."""
+    """Retrain every gauge whose model is missing, old, cannot be decoded, or behind by enough new
+    readings (periodic)."""
     now = now or timezone.now()
     stations = list(Station.objects.filter(is_active=True, kind__in=FORECAST_KINDS))
     models = active_models([s.pk for s in stations])
@@ -118,6 +119,7 @@ def forecasts_retrain_due(*, now: datetime | None = None) -> list[ForecastModel]
         if (
             model is None
             or (model.method == Method.ARX and model.params.get("features_version", 1) != learn.FEATURES_VERSION)
+            or (model.method == Method.ARX and _arx_of(model) is None)
             or now - model.trained_at >= RETRAIN_AFTER
             or station.observations.count() - model.readings_at_training >= RETRAIN_AFTER_READINGS
         ):

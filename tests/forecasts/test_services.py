@@ -274,6 +274,12 @@ def test_a_damaged_version_falls_back_to_the_trend_without_stopping_the_refresh(
     assert forecast.method == Method.TREND
     errors = [record for record in caplog.records if "cannot be decoded" in record.getMessage()]
     assert len(errors) == 1 and "'beta'" in errors[0].getMessage()
+    # The periodic retrain replaces it, and the gauge is served by the learned model again.
+    from forecasts.services import forecasts_retrain_due
+
+    retrained = [m for m in forecasts_retrain_due() if m.station_id == down.pk]
+    assert retrained and retrained[0].method == Method.ARX and retrained[0].pk != model.pk
+    assert StationForecast.objects.get(station=down).method == Method.ARX
 
 
 def test_a_version_of_older_inputs_is_migrated_not_served_and_retrained(trained_pair, ingest):

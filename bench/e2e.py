@@ -512,6 +512,31 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def cpu_by_command() -> dict[str, float]:
+    """CPU seconds of every process on the machine, summed by command name (PostgreSQL's backends,
+    Redis, the benchmark's own processes...): with `machine_cpu_seconds`, where all the CPU went."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = defaultdict(float)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, _, tail = (entry / "stat").read_text().rpartition(")")
+            fields = tail.split()
+        except OSError:
+            continue
+        totals[head.split("(", 1)[1]] += (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
+def machine_cpu_seconds() -> dict[str, float]:
+    """CPU seconds of the whole machine (all cores) by /proc/stat's kinds: busy is user, nice, system,
+    irq and softirq; steal is time the hypervisor gave to someone else."""
+    fields = [int(x) / os.sysconf("SC_CLK_TCK") for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return {"busy": user + nice + system + irq + softirq, "softirq": irq + softirq, "steal": steal}
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -604,6 +629,7 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
     while time.monotonic() < start_at:
         time.sleep(0.05)
     cpu_before = {kind: cpu_seconds(pids) for kind, pids in kinds.items()}
+    commands_before, machine_before, wall_before = cpu_by_command(), machine_cpu_seconds(), time.monotonic()
     sampler.start()
     outcomes = [results.get(timeout=args.duration + 120) for _ in clients]
     posting_ended = time.monotonic()
@@ -616,6 +642,9 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
     stop_sampling.set()
     sampler.join(timeout=5)
     cpu_used = {kind: cpu_seconds(pids) - cpu_before.get(kind, 0.0) for kind, pids in kinds.items()}
+    commands_used = {name: seconds - commands_before.get(name, 0.0) for name, seconds in cpu_by_command().items()}
+    machine = {kind: seconds - machine_before[kind] for kind, seconds in machine_cpu_seconds().items()}
+    busy, wall = machine["busy"], time.monotonic() - wall_before
     for kind, proc, path in profilers:
         try:
             proc.wait(timeout=60)
@@ -658,6 +687,11 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
         clients_cpu = sum(o["cpu"] for o in outcomes)
         report.add("a", f"CPU per 1,000 readings, ingest clients ({len(outcomes)} processes, building and posting JSON)",
                    f"{clients_cpu / accepted * 1e6:,.0f} ms ({clients_cpu:.1f} CPU-s in all)")
+    if accepted:
+        busiest = sorted(commands_used.items(), key=lambda item: -item[1])[:6]
+        report.add("a", "CPU of the whole machine from the start of posting until drained, by process name",
+                   f"{busy:.1f} CPU-s busy of {wall * (os.cpu_count() or 1):.1f} ({busy / accepted * 1e6:,.0f} ms per 1,000 "
+                   f"readings; interrupts {machine['softirq']:.1f}, stolen by the host {machine['steal']:.1f}); " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in busiest if seconds >= 0.05))
     if accepted:
         copy_rate = raw_copy(accepted)
         report.add("a", f"raw COPY of {accepted:,} rows into a copy of sensors_observation (indexes included)",

@@ -273,9 +273,14 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # WhiteNoise warns on every request while STATIC_ROOT is missing (before the first collectstatic).
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Content-hashed names (`public.4f2a9c1e07b3.js`): every page names the files of its own deploy, so
+# a browser never runs one deploy's script against another's page or data, and WhiteNoise serves a
+# hashed file as immutable for a year (an unhashed name: 60 s). `collectstatic` writes the manifest
+# (make demo, make serve and docs/deployment.md run it); the tests run without one
+# (tests/conftest.py says why). The service worker keeps its own name (config/static_headers.py).
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
 # The public page's service worker (scope "/") needs Service-Worker-Allowed (config/static_headers.py).

@@ -245,7 +245,15 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         seq = await database_sync_to_async(live.live_store().current_seq)()
         stream = await database_sync_to_async(live.live_store().stream_id)()
         self.seq = seq
-        await self.send_json({"type": "subscribed", "layers": sorted(self.layers), "seq": seq, "stream": stream})
+        await self.send_json(
+            {
+                "type": "subscribed",
+                "version": live.PROTOCOL_VERSION,
+                "layers": sorted(self.layers),
+                "seq": seq,
+                "stream": stream,
+            }
+        )
         reason = live_health().reason
         if reason is not None:
             self.degraded, self.replay_from = reason, seq

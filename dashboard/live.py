@@ -43,6 +43,10 @@ PUBLIC_GROUP = "live.public"
 REGION_GROUP = "live.region"
 STATION_LAYERS = ("river", "rain", "reservoir", "tide")
 LAYERS = (*STATION_LAYERS, "alerts", "shelters", "releases", "orders")
+# The shape of the live messages (docs/api.md), announced in `subscribed`: a page's live.js that does
+# not know it (a page loaded before a deploy that changed them) draws nothing more and asks the reader
+# to reload. Raise it with any change a page of the previous deploy would draw wrongly.
+PROTOCOL_VERSION = 1
 # At most this many missed messages are replayed to a reconnecting client; further behind, it gets a
 # snapshot (cheaper, and the same result: messages carry current state).
 REPLAY_DEPTH = 200

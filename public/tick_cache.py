@@ -20,6 +20,8 @@ import brotli
 from django.conf import settings
 from django.core.cache import cache
 
+from config.build import front_end_build
+
 JSON = "application/json"
 JAVASCRIPT = "text/javascript; charset=utf-8"
 HTML = "text/html; charset=utf-8"
@@ -72,7 +74,9 @@ class TickCache:
         self._lock = threading.Lock()
 
     def _keys(self, variant: tuple) -> tuple[str, str]:
-        suffix = ":".join(str(part) for part in variant)
+        # Per front-end build: a process of a new deploy never serves a shell (naming the previous
+        # deploy's static files) or base map that a process of the old one left in the shared cache.
+        suffix = ":".join(str(part) for part in (front_end_build(), *variant))
         return f"public:{self.name}:v1:{suffix}", f"public:{self.name}:v1:{suffix}:lock"
 
     def get(self, *variant, now: float | None = None) -> Built:

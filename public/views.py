@@ -19,6 +19,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
+from config.build import front_end_build
+from config.static_headers import service_worker_url
 from dashboard.maps import map_vocabulary, station_map
 from geo.maps import VENDORED_CSS, VENDORED_JS, embed_parts, load_geography
 from jma.selectors import jma_warnings_by_town
@@ -57,6 +59,9 @@ def encoded_shell(language: str) -> Encoded:
                     "css": [static(path) for _, path in VENDORED_CSS],
                     "js": [static(path) for _, path in VENDORED_JS],
                 },
+                # The base map's URL and the service worker's carry it (config.build): fixed URLs.
+                "build": front_end_build(),
+                "service_worker_url": service_worker_url(front_end_build()),
                 "demo_banner": getattr(settings, "MIZUMORI_DEMO_BANNER", False),
                 "tick": tick_seconds(),
                 # Public notices in force, rendered with the shell (same bytes for every reader);

@@ -82,6 +82,26 @@ def change_log_drains_on_commit():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def static_files_under_their_own_names():
+    """This process renders pages with the static files' own names (WhiteNoise serves them from the
+    source tree), not production's content-hashed ones: those need collectstatic's manifest, which a
+    checkout has not (`make test` runs no collectstatic), and a manifest a `make demo` left in
+    staticfiles/ would name files of older content. Production's names are tested against a
+    collectstatic of the test's own (tests/public/test_static_build.py), and the servers the tests
+    start use them (tests/server_settings.py)."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    from config.build import forget
+
+    unhashed = {**settings.STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}}
+    with override_settings(STORAGES=unhashed):
+        forget()
+        yield
+    forget()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def fast_password_hashing():
     """Passwords are hashed with MD5 in tests, and the servers the tests start read those hashes
     (tests/server_settings.py says why)."""

@@ -29,6 +29,9 @@
   var STALE_CHECK_MS = 15000;
   // More parts than this is not a snapshot this page asked for.
   var MAX_SNAPSHOT_PARTS = 10000;
+  // The live message shapes this script draws (`subscribed.version`, dashboard/live.py
+  // PROTOCOL_VERSION); a server without the field speaks version 1.
+  var PROTOCOL_VERSIONS = [1];
 
   function readJson(id) {
     var element = document.getElementById(id);
@@ -201,6 +204,13 @@
     }
     switch (message.type) {
       case "subscribed":
+        if (PROTOCOL_VERSIONS.indexOf(message.version === undefined ? 1 : message.version) === -1) {
+          // A server of a newer deploy: its messages drawn by this script could be wrong.
+          this.stop();
+          this.setStatus("outdated");
+          Mizumori.showOutdated();
+          return;
+        }
         this.attempt = 0;
         this.offlineSince = null;
         this.stream = message.stream;
@@ -511,7 +521,40 @@
       degraded: gettext("Updates delayed (server recovering)"),
       offline: interpolate(gettext("Offline since %s (retrying)"), [time]),
       paused: gettext("Live updates paused (replaying the past)"),
+      outdated: gettext("Not updated: reload the page"),
     }[status] || gettext("Connecting…");
+  };
+
+  // The server now speaks a version of the live messages or of the public snapshot document that
+  // this page's scripts do not know (a deploy since the page was loaded): what they would draw could
+  // be wrong, so they draw nothing more, and the reader is asked to reload. Once per page; the map
+  // already drawn stays, washed out as offline, under this notice.
+  Mizumori.showOutdated = function () {
+    Mizumori.outdated = true;
+    if (document.getElementById("mz-outdated-notice")) {
+      return;
+    }
+    var box = document.createElement("div");
+    box.id = "mz-outdated-notice";
+    box.className = "mz-outdated-notice";
+    box.setAttribute("role", "alert");
+    var heading = document.createElement("p");
+    var strong = document.createElement("strong");
+    strong.textContent = gettext("This page is out of date: the server has been updated.");
+    heading.appendChild(strong);
+    var words = document.createElement("p");
+    words.textContent = gettext("What the page shows is no longer updated and may be wrong. Reload it to see the current situation.");
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "mz-button";
+    button.textContent = gettext("Reload");
+    button.addEventListener("click", function () { window.location.reload(); });
+    box.appendChild(heading);
+    box.appendChild(words);
+    box.appendChild(button);
+    document.body.classList.add("mz-outdated");
+    var main = document.getElementById("main") || document.body;
+    main.insertBefore(box, main.firstChild);
   };
 
   // A whole public snapshot document (static/mizumori/public.js): its stations unless the socket

@@ -41,9 +41,14 @@
   var MAX_BACKOFF_MS = 60000;
   var OPEN_SHELTER_STATUSES = { open: true, full: true };
 
+  // The snapshot document versions this script draws (docs/api.md): 1 gives each feature its own
+  // thresholds, 2 names them in `threshold_sets` (withThresholds). Any other comes from a deploy
+  // newer than this page (the shell or its scripts out of a cache): drawn by this script it could be
+  // wrong, so the page stops and asks the reader to reload (Mizumori.showOutdated, live.js).
+  var SNAPSHOT_VERSIONS = [1, 2];
+
   var OFFLINE_HEADER = "X-Mizumori-Offline";
   var STORED_AT_HEADER = "X-Mizumori-Stored-At";
-  var SW_CACHE = "mizumori-public-v1";  // the worker's cache name (read here for the shell's age)
   var AGE_EVERY_MS = 30000;
 
   // Resolved once the first answer has been drawn (map mode: the map, its stations and the live
@@ -280,14 +285,14 @@
   // The shell kept by the worker is at least as old as the snapshot when the page itself came from
   // there (its orders, releases and warnings are of then): the older of the two is what is shown.
   function keptShellTime() {
-    if (!window.caches || !window.caches.open) {
+    if (!window.caches || !window.caches.match) {
       return Promise.resolve(null);
     }
-    // The worker's cache key for this shell (service-worker.js cacheKey): its language only.
+    // The worker's cache key for this shell (service-worker.js cacheKey): its language only. In any
+    // of its caches: it keeps one, named after the front-end build, and deletes the others.
     var asked = new URL(window.location.href).searchParams.get("lang");
     var key = window.location.origin + "/" + (asked === language ? "?lang=" + language : "");
-    return window.caches.open(SW_CACHE)
-      .then(function (cache) { return cache.match(key); })
+    return window.caches.match(key)
       .then(function (found) { return found ? Number(found.headers.get(STORED_AT_HEADER)) || null : null; })
       .catch(function () { return null; });
   }
@@ -703,6 +708,9 @@
   // A conditional GET: the browser revalidates its copy (If-None-Match), the proxy usually answers.
   // While the network fails, the service worker answers with the last copy, marked as such.
   function refresh() {
+    if (Mizumori.outdated) {
+      return Promise.resolve();  // nothing more is fetched or drawn: the page says to reload
+    }
     var url = root.getAttribute("data-snapshot-url");
     var first = state.firstAnswer;
     var offlineCopy = false;
@@ -726,6 +734,10 @@
           return null;
         }
         return response.json().then(function (doc) {
+          if (!doc || SNAPSHOT_VERSIONS.indexOf(doc.version) === -1) {
+            outdated(doc);
+            return null;
+          }
           withThresholds(doc);
           if (first) {
             mark("mz:snapshot-parsed");
@@ -736,6 +748,9 @@
         });
       })
       .then(function () {
+        if (Mizumori.outdated) {
+          return;
+        }
         if (offlineCopy) {
           // The page itself came from the worker too when this is its first answer.
           return (first ? keptShellTime() : Promise.resolve(null)).then(function (shellAt) {
@@ -757,8 +772,21 @@
       })
       .then(function () {
         mapReadyResolve();
-        schedule();
+        if (!Mizumori.outdated) {
+          schedule();
+        }
       });
+  }
+
+  // A document this script cannot draw: no socket, no more polls (the notice washes the map out).
+  function outdated(doc) {
+    window.clearTimeout(state.timer);
+    if (state.live) {
+      state.live.stop();
+    }
+    setStatus("outdated");
+    root.setAttribute("data-outdated", String(doc && doc.version));
+    Mizumori.showOutdated();
   }
 
   // The browser knows before a timeout does: ask again at once either way.

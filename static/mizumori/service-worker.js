@@ -2,6 +2,12 @@
  * The public page offline (registered by static/mizumori/public.js with scope "/"; served with
  * `Service-Worker-Allowed: /`, config/static_headers.py).
  *
+ * One cache per front-end build (config/build.py): the page registers this script as
+ * `service-worker.js?build=<id>`, so a page of a new deploy installs a new worker (a script URL the
+ * registration has not seen), which keeps what it is handed in a cache named after its build and,
+ * when it takes over, deletes the caches of every other build. A copy kept under one deploy (its
+ * shell, its content-hashed scripts, its snapshot) is therefore never served to another's page.
+ *
  * Network first, always: while the server answers, the page gets exactly what it would get without
  * this worker (the browser's HTTP cache and the conditional GETs still apply), and the answer is
  * kept. Only when the network fails does the kept copy answer, for:
@@ -21,7 +27,9 @@
 /* eslint-env serviceworker */
 "use strict";
 
-var CACHE = "mizumori-public-v1";
+var CACHE_PREFIX = "mizumori-public-";
+// Registered without a build (a page older than builds): the name the worker had then.
+var CACHE = CACHE_PREFIX + (new URL(self.location.href).searchParams.get("build") || "v1").replace(/[^\w-]/g, "");
 var STORED_AT = "X-Mizumori-Stored-At";
 var OFFLINE = "X-Mizumori-Offline";
 var SNAPSHOT_PATH = "/api/v1/public/snapshot";
@@ -101,7 +109,7 @@ self.addEventListener("activate", function (event) {
   event.waitUntil(
     caches.keys().then(function (names) {
       return Promise.all(names.filter(function (name) {
-        return name.indexOf("mizumori-public-") === 0 && name !== CACHE;
+        return name.indexOf(CACHE_PREFIX) === 0 && name !== CACHE;
       }).map(function (name) { return caches.delete(name); }));
     }).then(function () { return self.clients.claim(); })
   );

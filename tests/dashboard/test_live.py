@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from config.asgi import application
 from dashboard.consumers import LiveConsumer
+from dashboard.live import PROTOCOL_VERSION
 from sensors.services import observation_ingest
 from tests.conftest import make_station
 
@@ -62,6 +63,8 @@ async def test_anonymous_gets_a_snapshot_and_live_updates_of_public_stations_onl
     ws = await connect()
     subscribed, snapshot = await subscribe(ws)
     assert subscribed["layers"] == ["river"]
+    # The messages' shape, which a page's live.js checks before drawing any (docs/api.md).
+    assert subscribed["version"] == PROTOCOL_VERSION == 1
     assert codes(snapshot) == ["A-PUBLIC", "B-PUBLIC"]
 
     await ingest("A-PRIVATE", 4.2)

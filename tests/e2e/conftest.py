@@ -14,7 +14,9 @@ browser (while Playwright's loop runs in the test's thread, Django refuses datab
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import json
 import os
 import re
@@ -23,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -68,11 +71,27 @@ def server_drains_the_change_log(settings):
     publish to this process's channel layer, which no browser listens to."""
     settings.EVENTS_DRAIN = "workers"
 
+@functools.cache
+def collected_static_root() -> str:
+    """The servers' STATIC_ROOT: production's content-hashed files and manifest (tests/server_settings.py),
+    collected once per test process into a directory of its own, removed when the process ends."""
+    root = tempfile.mkdtemp(prefix="mizumori-static-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.server_settings", "STATIC_ROOT": root}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
 def server_environment() -> dict[str, str]:
     return {
         **os.environ,
         # Production's settings, reading the fast password hashes the tests write.
         "DJANGO_SETTINGS_MODULE": "tests.server_settings",
+        "STATIC_ROOT": collected_static_root(),
         "DATABASE_URL": database_url_for_children(),
         "SQLITE_PATH": str(connection.settings_dict["NAME"]),
         # The server drains the change log itself (alerts, live publishing), with Redis too.

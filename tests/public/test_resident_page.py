@@ -11,6 +11,7 @@ import re
 import pytest
 from django.test import Client
 
+from config.build import front_end_build
 from config.static_headers import static_headers
 from public.tick_cache import forget_all
 from tests.geo.test_shelters import make_shelter
@@ -42,7 +43,8 @@ def test_the_shell_puts_what_to_do_before_the_map_and_skips_to_the_list_and_the_
     privacy = "never sent to the server" if language == "en" else "サーバーなどへは送信しません"
     assert privacy in html
     assert 'src="/static/mizumori/nearme.js"' in html
-    assert f'data-service-worker="{SERVICE_WORKER_URL}"' in html
+    # Its own name (not content-hashed), with the front-end build it names its cache after.
+    assert f'data-service-worker="{SERVICE_WORKER_URL}?build={front_end_build()}"' in html
 
 
 def test_the_lists_are_not_live_regions_one_announcer_is(client, stations):

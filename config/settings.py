@@ -276,11 +276,12 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Content-hashed names (`public.4f2a9c1e07b3.js`): every page names the files of its own deploy, so
 # a browser never runs one deploy's script against another's page or data, and WhiteNoise serves a
 # hashed file as immutable for a year (an unhashed name: 60 s). `collectstatic` writes the manifest
-# (make demo, make serve and docs/deployment.md run it); the tests run without one
-# (tests/conftest.py says why). The service worker keeps its own name (config/static_headers.py).
+# (make demo, make serve and docs/deployment.md run it; without one, names stay unhashed, with a
+# warning: config/staticfiles.py); the tests render unhashed names (tests/conftest.py says why).
+# The service worker keeps its own name (config/static_headers.py).
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "config.staticfiles.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
 # The public page's service worker (scope "/") needs Service-Worker-Allowed (config/static_headers.py).

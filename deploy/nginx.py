@@ -58,6 +58,19 @@ def site_languages() -> tuple[str, ...]:
     return tuple(code for code, _ in settings.LANGUAGES)
 
 
+def front_end_build() -> str:
+    """config.build's id of the static files collected (bin/serve renders after collectstatic): part
+    of every cache key, so an nginx started with a new deploy never answers with a shell, base map,
+    snapshot or unhashed static file (the service worker) it kept for the previous one."""
+    site_languages()  # the settings, as above
+    import django
+
+    django.setup()
+    from config.build import front_end_build as build
+
+    return build()
+
+
 def language_map(languages: tuple[str, ...], indent: str) -> str:
     # Codes are letters, digits and "-" (Django's language codes): nothing nginx would read otherwise.
     return "\n".join(f"{indent}{code} {code};" for code in languages if re.fullmatch(r"[a-z0-9-]+", code))
@@ -117,6 +130,7 @@ def render(
                 "proxy_headers": proxy_headers(" " * 8),
                 "proxy_headers_location": proxy_headers(" " * 12),
                 "language_map": language_map(site_languages(), " " * 8),
+                "build": front_end_build(),
             },
         )
     )

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from config.build import front_end_build
 from dashboard.live import live_feature
 from dashboard.maps import SHAPES, level_style, marker_svg, station_notices
 from dashboard.selectors import features_needing_notice, map_stations
@@ -31,10 +32,14 @@ from tests.public_page import (
 )
 
 PUBLIC_CODES = {"A-PUBLIC", "B-PUBLIC"}
-# The page scripts' catalog of the default language (Japanese): a view of this site, not a static file.
-JS_CATALOG = "/i18n/catalog/ja.js"
-PUBLIC_BASEMAP = "/public/basemap.js?lang=ja"  # the public shell preloads its base map in map mode
 HIDDEN_FROM_PUBLIC = {"A-PRIVATE", "A-SHARED", "A-REGION", "B-PRIVATE", "B-SHARED", "B-REGION"}
+
+
+def served_scripts() -> tuple[str, str]:
+    """The page scripts' catalog of the default language (Japanese): a view of this site, not a static
+    file; and the base map the public shell preloads in map mode. Both with the front-end build
+    (config/build.py), their URLs being fixed."""
+    return f"/i18n/catalog/ja.js?v={front_end_build()}", f"/public/basemap.js?lang=ja&v={front_end_build()}"
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -276,7 +281,7 @@ def test_pages_load_no_external_assets(client, stations, user_a, settings, url):
     for src in assets.script_srcs + assets.link_hrefs:
         # Static files, the page scripts' translations served by this site (dashboard/js_catalog.py),
         # or the public shell's own base map (preloaded in map mode: templates/public/shell.html).
-        assert src.startswith(django_settings.STATIC_URL) or src in (JS_CATALOG, PUBLIC_BASEMAP), src
+        assert src.startswith(django_settings.STATIC_URL) or src in served_scripts(), src
     # Without tiles there is no reason for any absolute URL in the page at all.
     assert "http://" not in html and "https://" not in html
 
@@ -291,7 +296,7 @@ def test_every_static_file_the_page_references_exists(client, stations, user_a, 
     # The public shell loads the map's assets itself, in map mode only (static/mizumori/public.js).
     referenced = assets.script_srcs + assets.link_hrefs + assets.map_assets
     assert any(src.endswith("leaflet.js") for src in referenced)
-    for served in (JS_CATALOG, PUBLIC_BASEMAP):
+    for served in served_scripts():
         if served in referenced:
             referenced.remove(served)
             assert client.get(served).status_code == 200

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import signal
 import socket
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from config.build import front_end_build
 from tests.e2e.conftest import AsgiServer, free_port, server_environment
 from tests.public.proxy import ROOT, access_log, nginx_config, nginx_in_front
 
@@ -196,3 +198,11 @@ def test_the_cache_keys_know_every_language_and_the_base_maps_is_one_of_them(tmp
     assert len([line for line in arg_map.splitlines() if line.strip().endswith(";")]) == len(settings.LANGUAGES) + 1
     basemap = config[config.index("location = /public/basemap.js"):]
     assert "$mz_arg_lang" in basemap[: basemap.index("}")]
+
+
+def test_every_cache_key_carries_the_front_end_build(tmp_path):
+    """An nginx started with a new deploy keeps its copies apart from the previous deploy's (its cache
+    directory outlives a restart): no shell naming old files, no old base map or service worker."""
+    config = nginx_config.render(listen="127.0.0.1:1", upstream="127.0.0.1:2", prefix=tmp_path).read_text()
+    keys = re.findall(r"proxy_cache_key (.*);", config)
+    assert len(keys) == 4 and all(f"|{front_end_build()}|" in key for key in keys), keys

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.http import http_date
 
 from alerts.models import Alert, AlertEvent, AlertRule
+from config.build import front_end_build
 from events.services import drain_pending
 from alerts.vocabulary import RESERVED_WORDS
 from public import load, snapshot
@@ -167,7 +168,7 @@ def test_the_shell_asks_for_the_base_map_in_its_own_language(stations):
     for language in ("ja", "en", "zh-hans"):
         forget_all()
         html = Client().get(f"/?lang={language}").content.decode()
-        assert f'data-basemap-url="/public/basemap.js?lang={language}"' in html
+        assert f'data-basemap-url="/public/basemap.js?lang={language}&amp;v={front_end_build()}"' in html
 
 
 def test_staff_responses_are_private_and_never_stored(client, stations, user_a):
@@ -301,7 +302,7 @@ def test_the_shell_preloads_the_map_only_when_the_server_would_answer_in_map_mod
             "/static/mizumori/map.css",
             "/static/vendor/leaflet/leaflet.js",
             "/static/mizumori/map.js",
-            f"{BASEMAP_URL}?lang=ja",
+            f"{BASEMAP_URL}?lang=ja&amp;v={front_end_build()}",
         }
     else:
         assert preloads == [] and "leaflet" not in html.split("<body")[0]

@@ -109,3 +109,16 @@ def test_the_build_is_the_manifests_and_follows_the_files(production_static, tmp
             build.forget()
             second = front_end_build()
     assert len({with_manifest, unhashed, first, second}) == 4
+
+
+def test_without_a_manifest_the_names_stay_unhashed_and_a_warning_says_so(tmp_path, caplog, monkeypatch):
+    from django.templatetags.static import static
+
+    from config.staticfiles import StaticFilesStorage
+
+    monkeypatch.setattr(StaticFilesStorage, "warned", False)
+    with override_settings(STORAGES=production.STORAGES, STATIC_ROOT=tmp_path):
+        assert static("mizumori/public.js") == "/static/mizumori/public.js"
+        assert static("mizumori/live.js") == "/static/mizumori/live.js"
+    warnings = [record for record in caplog.records if "No staticfiles manifest" in record.getMessage()]
+    assert len(warnings) == 1

@@ -82,9 +82,19 @@
   var marker = null;
   var label = mapElement.getAttribute("aria-label");
 
+  // Leaflet's own marker, its images named by the page: Leaflet would guess their URLs from its
+  // stylesheet's file names, which content-hashed static names (config/staticfiles.py) change.
+  function markerIcon() {
+    return L.icon(L.extend({}, L.Icon.Default.prototype.options, {
+      iconUrl: mapElement.getAttribute("data-marker-icon"),
+      iconRetinaUrl: mapElement.getAttribute("data-marker-icon-2x"),
+      shadowUrl: mapElement.getAttribute("data-marker-shadow"),
+    }));
+  }
+
   function place(latlng, writeFields) {
     if (!marker) {
-      marker = L.marker(latlng, { draggable: true, keyboard: true, title: label, alt: label }).addTo(map);
+      marker = L.marker(latlng, { icon: markerIcon(), draggable: true, keyboard: true, title: label, alt: label }).addTo(map);
       marker.on("dragend", function () {
         place(marker.getLatLng(), true);
       });

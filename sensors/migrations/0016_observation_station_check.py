@@ -80,7 +80,8 @@ FORWARD = [
     "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION sensors_station_removal_check()",
     f"CREATE TRIGGER station_removal_check_update AFTER UPDATE OF id ON {STATIONS} "
     "FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION sensors_station_removal_check()",
-    f"CREATE TRIGGER station_removal_check_truncate BEFORE TRUNCATE ON {STATIONS} "
+    # After: a TRUNCATE that empties the readings too (as Django's flush does) is allowed, as with the key.
+    f"CREATE TRIGGER station_removal_check_truncate AFTER TRUNCATE ON {STATIONS} "
     "FOR EACH STATEMENT EXECUTE FUNCTION sensors_station_removal_check()",
 ]
 BACKWARD = [

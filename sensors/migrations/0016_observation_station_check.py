@@ -9,7 +9,8 @@ rounds, load 5.7). In a storm of 1,000-reading batches that was a quarter of Pos
 The key is replaced by triggers that keep what it guaranteed — no reading of a station that does not
 exist, whatever writes it and whatever runs at the same time:
 - after each INSERT or UPDATE of readings, one query over the statement's new rows (a transition
-  table) raises foreign_key_violation if any names a missing station;
+  table) raises foreign_key_violation if any names a missing station (triggers on the parent and on
+  every partition, for writes made straight into one; sensors.partitions adds them to new months);
 - a station is removed only when it has no readings (the key's NO ACTION): after a DELETE of
   stations (or an UPDATE of their id, or a TRUNCATE) the readings are looked up and the statement
   fails while any remain. Django deletes a station's readings first (on_delete=CASCADE), as before.
@@ -20,11 +21,13 @@ for the removal to commit, and then no longer finds the station. Removing statio
 operator's action); storing readings never waits for another writer on this lock.
 
 The model keeps its ForeignKey (Django still cascades deletes and joins on it); SQLite keeps the
-plain foreign key. Partitions attached later have no key of their own: the triggers are on the
-parent. Detached partitions (archives) keep the key they had when detached, if any.
+plain foreign key. Detached partitions (archives) had their key dropped already; an archive
+attached again is not checked by ATTACH (docs/operations.md says what to run first).
 """
 
 from django.db import migrations
+
+from sensors import partitions
 
 OBSERVATIONS = "sensors_observation"
 STATIONS = "sensors_station"
@@ -71,11 +74,6 @@ FORWARD = [
         RETURN NULL;
     END $$
     """,
-    # Transition tables allow one event per trigger.
-    f"CREATE TRIGGER observation_station_check_insert AFTER INSERT ON {OBSERVATIONS} "
-    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION sensors_observation_station_check()",
-    f"CREATE TRIGGER observation_station_check_update AFTER UPDATE ON {OBSERVATIONS} "
-    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION sensors_observation_station_check()",
     f"CREATE TRIGGER station_removal_check_delete AFTER DELETE ON {STATIONS} "
     "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION sensors_station_removal_check()",
     f"CREATE TRIGGER station_removal_check_update AFTER UPDATE OF id ON {STATIONS} "
@@ -85,8 +83,6 @@ FORWARD = [
     "FOR EACH STATEMENT EXECUTE FUNCTION sensors_station_removal_check()",
 ]
 BACKWARD = [
-    f"DROP TRIGGER IF EXISTS observation_station_check_insert ON {OBSERVATIONS}",
-    f"DROP TRIGGER IF EXISTS observation_station_check_update ON {OBSERVATIONS}",
     f"DROP TRIGGER IF EXISTS station_removal_check_delete ON {STATIONS}",
     f"DROP TRIGGER IF EXISTS station_removal_check_update ON {STATIONS}",
     f"DROP TRIGGER IF EXISTS station_removal_check_truncate ON {STATIONS}",
@@ -105,6 +101,16 @@ def _station_keys(cursor) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
+def _tables(cursor) -> list[str]:
+    """The parent and its partitions: each gets the check's triggers (sensors.partitions.add_station_check)."""
+    cursor.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass "
+        "ORDER BY c.relname",
+        [OBSERVATIONS],
+    )
+    return [OBSERVATIONS, *(row[0] for row in cursor.fetchall())]
+
+
 def forward(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
@@ -116,6 +122,8 @@ def forward(apps, schema_editor):
             cursor.execute(f'ALTER TABLE {OBSERVATIONS} DROP CONSTRAINT "{name}"')
         for statement in FORWARD:
             cursor.execute(statement)
+        for table in _tables(cursor):
+            partitions.add_station_check(cursor, table)
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
@@ -124,6 +132,9 @@ def backward(apps, schema_editor):
         return
     observation = apps.get_model("sensors", "Observation")
     with schema_editor.connection.cursor() as cursor:
+        for table in _tables(cursor):
+            for event in ("insert", "update"):
+                cursor.execute(f'DROP TRIGGER IF EXISTS observation_station_check_{event} ON "{table}"')
         for statement in BACKWARD:
             cursor.execute(statement)
         if not _station_keys(cursor):

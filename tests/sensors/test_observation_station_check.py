@@ -4,13 +4,14 @@ batch of its readings is being stored."""
 
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from sensors import partitions
 from sensors.models import Observation, Station
 from sensors.services import observation_ingest
 from tests.conftest import make_station
@@ -146,3 +147,34 @@ def test_a_station_removed_while_its_readings_are_being_stored_leaves_no_orphan(
     assert not Station.objects.filter(pk=station.pk).exists()
     assert not Observation.objects.filter(station_id=station.pk).exists()
     writer.close()
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_a_write_straight_into_a_partition_is_checked_too(towns):
+    """Statement triggers of the parent do not fire for a statement on a partition: each month
+    partition has its own, a new month's included, and an archive (detached) none."""
+    now = timezone.now()
+    month = partitions.partition_name(partitions.month_start(now))
+    with pytest.raises(IntegrityError, match="station that does not exist"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {month} (id, station_id, observed_at, value, quality, received_at, source) "
+                "VALUES (10000000000, %s, %s, 1.5, 'ok', now(), 'import')",
+                [missing_station_id(), now],
+            )
+    far = datetime(2091, 5, 1, tzinfo=UTC)
+    assert partitions.partitions_ensure_ahead(months_ahead=0, now=far).created == ["sensors_observation_p2091_05"]
+    with pytest.raises(IntegrityError, match="station that does not exist"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO sensors_observation_p2091_05 (id, station_id, observed_at, value, quality, received_at, source) "
+                "VALUES (10000000001, %s, %s, 1.5, 'ok', now(), 'import')",
+                [missing_station_id(), far],
+            )
+    partitions.partitions_detach_before(date(2091, 6, 1), now=datetime(2091, 7, 1, tzinfo=UTC))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'sensors_observation_p2091_05'::regclass AND NOT tgisinternal"
+        )
+        assert cursor.fetchone()[0] == 0

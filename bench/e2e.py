@@ -629,6 +629,9 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
     while time.monotonic() < start_at:
         time.sleep(0.05)
     tables_before = pg_statements_reset() if args.pg_statements else {}
+    bench_backends = BenchBackendsCpu() if args.pg_statements else None
+    if bench_backends is not None:
+        bench_backends.start()
     cpu_before = {kind: cpu_seconds(pids) for kind, pids in kinds.items()}
     commands_before, machine_before, wall_before = cpu_by_command(), machine_cpu_seconds(), time.monotonic()
     sampler.start()
@@ -648,6 +651,9 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
     busy, wall = machine["busy"], time.monotonic() - wall_before
     accepted = sum(o["accepted"] for o in outcomes)
     if args.pg_statements:
+        backends_cpu = bench_backends.stop()
+        report.add("a", f"CPU per 1,000 readings, PostgreSQL backends of the bench database ({len(bench_backends.last)} seen)",
+                   f"{backends_cpu / accepted * 1e6:,.1f} ms ({backends_cpu:.1f} CPU-s in all)" if accepted else "no readings")
         pg_statements_report(report, accepted, tables_before)
     for kind, proc, path in profilers:
         try:
@@ -702,6 +708,42 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
         report.add("a", "ingest ÷ raw COPY", f"{rate / copy_rate:.1%} stored, {evaluated / copy_rate:.1%} evaluated",
                    GOALS["ratio"])
         state["copy_rate"] = copy_rate
+
+
+class BenchBackendsCpu(threading.Thread):
+    """--pg-statements: CPU of the PostgreSQL backends connected to the bench database only (other
+    databases on a shared server, e.g. another run's tests, count in the machine's `postgres` row
+    but not here), from /proc every 0.5 s: a backend seen at the first sample counts from there, one
+    that started later from its start; one that exits between samples loses at most 0.5 s."""
+
+    def __init__(self):
+        super().__init__(name="bench backends cpu", daemon=True)
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._stop_event = threading.Event()
+        self._sampled = False
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=10) as conn:
+            while True:
+                pids = [pid for (pid,) in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchall()]
+                for pid in pids:
+                    seconds = cpu_seconds([pid])
+                    if pid not in self.first:
+                        self.first[pid] = seconds if not self._sampled else 0.0
+                    self.last[pid] = max(seconds, self.last.get(pid, 0.0))
+                self._sampled = True
+                if self._stop_event.wait(0.5):
+                    break
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join(10)
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
 
 
 def pg_statements_reset() -> dict:

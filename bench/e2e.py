@@ -628,6 +628,10 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
     profilers = start_profiles(kinds, args) if args.profile else []
     while time.monotonic() < start_at:
         time.sleep(0.05)
+    tables_before = pg_statements_reset() if args.pg_statements else {}
+    bench_backends = BenchBackendsCpu() if args.pg_statements else None
+    if bench_backends is not None:
+        bench_backends.start()
     cpu_before = {kind: cpu_seconds(pids) for kind, pids in kinds.items()}
     commands_before, machine_before, wall_before = cpu_by_command(), machine_cpu_seconds(), time.monotonic()
     sampler.start()
@@ -645,6 +649,12 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
     commands_used = {name: seconds - commands_before.get(name, 0.0) for name, seconds in cpu_by_command().items()}
     machine = {kind: seconds - machine_before[kind] for kind, seconds in machine_cpu_seconds().items()}
     busy, wall = machine["busy"], time.monotonic() - wall_before
+    accepted = sum(o["accepted"] for o in outcomes)
+    if args.pg_statements:
+        backends_cpu = bench_backends.stop()
+        report.add("a", f"CPU per 1,000 readings, PostgreSQL backends of the bench database ({len(bench_backends.last)} seen)",
+                   f"{backends_cpu / accepted * 1e6:,.1f} ms ({backends_cpu:.1f} CPU-s in all)" if accepted else "no readings")
+        pg_statements_report(report, accepted, tables_before)
     for kind, proc, path in profilers:
         try:
             proc.wait(timeout=60)
@@ -652,7 +662,6 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
             proc.kill()
         report.note(f"py-spy profile of one {kind} process during the sustained run ({path.name}), "
                     f"share of samples: {profile_summary(path)}")
-    accepted = sum(o["accepted"] for o in outcomes)
     failures = sum(o["failures"] for o in outcomes)
     latencies = [x for o in outcomes for x in o["latencies"]]
     elapsed = posting_ended - start_at
@@ -699,6 +708,88 @@ def phase_ingest(report: Report, port: int, server: Server, seed_: Seed, args, s
         report.add("a", "ingest ÷ raw COPY", f"{rate / copy_rate:.1%} stored, {evaluated / copy_rate:.1%} evaluated",
                    GOALS["ratio"])
         state["copy_rate"] = copy_rate
+
+
+class BenchBackendsCpu(threading.Thread):
+    """--pg-statements: CPU of the PostgreSQL backends connected to the bench database only (other
+    databases on a shared server, e.g. another run's tests, count in the machine's `postgres` row
+    but not here), from /proc every 0.5 s: a backend seen at the first sample counts from there, one
+    that started later from its start; one that exits between samples loses at most 0.5 s."""
+
+    def __init__(self):
+        super().__init__(name="bench backends cpu", daemon=True)
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._stop_event = threading.Event()
+        self._sampled = False
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=10) as conn:
+            while True:
+                pids = [pid for (pid,) in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchall()]
+                for pid in pids:
+                    seconds = cpu_seconds([pid])
+                    if pid not in self.first:
+                        self.first[pid] = seconds if not self._sampled else 0.0
+                    self.last[pid] = max(seconds, self.last.get(pid, 0.0))
+                self._sampled = True
+                if self._stop_event.wait(0.5):
+                    break
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join(10)
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+
+def pg_statements_reset() -> dict:
+    """--pg-statements: create pg_stat_statements in the bench database (the server must preload it)
+    and reset this database's entries only (other databases on the server keep theirs); returns the
+    table counters to subtract afterwards."""
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)")
+        return {row[0]: row[1:] for row in conn.execute(_TABLE_COUNTERS)}
+
+
+_TABLE_COUNTERS = ("SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables "
+                   "WHERE n_tup_ins + n_tup_upd + n_tup_del > 0")
+
+
+def pg_statements_report(report: Report, readings: int, tables_before: dict, top: int = 15) -> None:
+    """The statements of the bench database by total execution time since `pg_statements_reset`
+    (COMMIT included: deferred foreign-key checks run there), per 1,000 readings, and the rows each
+    busy table got (updates that stayed HOT among them)."""
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT query, calls, total_exec_time, rows FROM pg_stat_statements "
+            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC"
+        ).fetchall()
+        tables = {row[0]: row[1:] for row in conn.execute(_TABLE_COUNTERS)}
+    total = sum(row[2] for row in rows) or 1.0
+    per = 1000 / readings if readings else 0.0
+    report.note(f"pg_stat_statements, bench database, from the start of posting until drained: {total / 1000:.1f} s "
+                f"of execution in {sum(row[1] for row in rows):,} calls ({total * per:.2f} ms per 1,000 readings); "
+                f"top {top} by total time below")
+    for query, calls, spent, count in rows[:top]:
+        text = " ".join(query.split())
+        report.note(f"  {spent / total:5.1%} {spent * per:6.2f} ms/1k readings, {calls:,} calls, {spent / calls:.2f} ms/call, "
+                    f"{count:,} rows: {text[:220]}{'…' if len(text) > 220 else ''}")
+    changed = []
+    for name, (ins, upd, hot, dele) in sorted(tables.items()):
+        b = tables_before.get(name, (0, 0, 0, 0))
+        ins, upd, hot, dele = ins - b[0], upd - b[1], hot - b[2], dele - b[3]
+        if ins or upd or dele:
+            changed.append(f"{name} +{ins:,}/~{upd:,} ({hot:,} HOT)/-{dele:,}")
+    report.note("rows inserted/updated/deleted per table meanwhile: " + "; ".join(changed))
 
 
 def start_profiles(kinds: dict[str, list[int]], args) -> list:
@@ -1353,6 +1444,9 @@ def parse_args(argv=None):
     parser.add_argument("--marker-selector", default=MARKER_SELECTOR)
     parser.add_argument("--profile", action="store_true",
                         help="py-spy every web process and one drain process during the sustained run (var/bench/profile-*.txt)")
+    parser.add_argument("--pg-statements", action="store_true",
+                        help="phase a: the bench database's statements by execution time (pg_stat_statements, "
+                             "which the server must preload) and rows written per table, from posting until drained")
     parser.add_argument("--startup-timeout", type=float, default=900,
                         help="seconds bin/serve may take to answer /health/ (migrate and collectstatic included; "
                              "minutes on a loaded machine)")

@@ -162,6 +162,16 @@ if DATABASE_URL and DATABASE_POOL:
     )
 elif DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+if DATABASE_URL:
+    # Every session plans without JIT compilation. This application's queries are index probes per
+    # station (LATERAL lookups over the monthly partitions, arrays joined to the (station, time)
+    # index) whose cost PostgreSQL overestimates by orders of magnitude, past jit_above_cost and
+    # jit_optimize_above_cost: in a storm the live publisher's trend read compiled for 690 of its
+    # 770 ms, about a third of all PostgreSQL's CPU (bench/e2e.py --pg-statements), and no query
+    # here runs long enough to gain from it. Set at connection start, so it costs no statement; an `options`
+    # given in DATABASE_URL comes after it and wins.
+    _database_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _database_options["options"] = f"-c jit=off {_database_options.get('options', '')}".strip()
 else:
     SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -111,6 +111,25 @@ def _table_exists(cursor, name: str) -> bool:
     return cursor.fetchone()[0]
 
 
+# That a reading's station exists is checked by a statement trigger (sensors migration 0016): the
+# parent's fires for every write through it, and each partition has its own for a write made
+# straight into it (statement triggers of a partition do not fire for rows routed by the parent).
+STATION_CHECK = "sensors_observation_station_check"
+
+
+def add_station_check(cursor, table: str) -> None:
+    """The station check's triggers on `table` (the parent or a partition), once the migration that
+    defines the check has run; before it, partitions carry the foreign key's clone instead."""
+    cursor.execute("SELECT to_regproc(%s) IS NOT NULL", [STATION_CHECK])
+    if not cursor.fetchone()[0]:
+        return
+    for event in ("INSERT", "UPDATE"):  # a trigger with a transition table takes one event
+        cursor.execute(
+            f'CREATE TRIGGER observation_station_check_{event.lower()} AFTER {event} ON "{table}" '
+            f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {STATION_CHECK}()"
+        )
+
+
 def create_month_partition(connection, month: date) -> int:
     """Attach the partition for `month`, moving that month's rows out of DEFAULT; returns rows moved.
 
@@ -150,6 +169,7 @@ def create_month_partition(connection, month: date) -> int:
         )
         cursor.execute(f"ALTER TABLE {quote(PARENT)} ATTACH PARTITION {quote(name)} FOR VALUES FROM ({start}) TO ({end})")
         cursor.execute(f"ALTER TABLE {quote(name)} DROP CONSTRAINT {bound}")
+        add_station_check(cursor, name)
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     return max(moved, 0)
 
@@ -188,8 +208,8 @@ def partitions_detach_before(cutoff: date, *, now: datetime | None = None, using
 
     A detached partition stays a standalone table with its rows, indexes and name, for the operator
     to dump and drop (docs/operations.md); its readings no longer appear in history reads. Its
-    foreign key to stations is dropped, so an archive never blocks deleting a station. The current
-    month is never detached.
+    foreign key to stations (or station check) is dropped, so an archive never blocks deleting a
+    station. The current month is never detached.
     """
     connection = connections[using]
     report = PartitionReport()
@@ -210,6 +230,8 @@ def partitions_detach_before(cutoff: date, *, now: datetime | None = None, using
             cursor.execute("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'", [name])
             for (constraint,) in cursor.fetchall():
                 cursor.execute(f"ALTER TABLE {quote(name)} DROP CONSTRAINT {quote(constraint)}")
+            for event in ("insert", "update"):  # nor the station check's triggers (add_station_check)
+                cursor.execute(f"DROP TRIGGER IF EXISTS observation_station_check_{event} ON {quote(name)}")
             report.detached.append(name)
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     return report

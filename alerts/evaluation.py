@@ -205,15 +205,20 @@ def linear_trend(times: np.ndarray, values: np.ndarray, window: timedelta = TREN
     if n < TREND_MIN_POINTS or t[-1] - t[0] < TREND_MIN_SPAN.total_seconds():
         return None
     hours = (t - t[-1]) / HOUR
-    mean_t, mean_v = hours.mean(), v.mean()
-    sxx = float(((hours - mean_t) ** 2).sum())
+    # `np.add.reduce(x)` is what `x.sum()` runs and `/ n` what `x.mean()` does after it (the same
+    # pairwise sums, the same doubles), without the method wrappers: an open alert's figures are
+    # refreshed every batch.
+    total = np.add.reduce
+    mean_t, mean_v = total(hours) / n, total(v) / n
+    dt, dv = hours - mean_t, v - mean_v
+    sxx = float(total(dt**2))
     if sxx <= 0:
         return None
-    slope = float(((hours - mean_t) * (v - mean_v)).sum() / sxx)
+    slope = float(total(dt * dv) / sxx)
     intercept = mean_v - slope * mean_t
     residuals = v - (intercept + slope * hours)
-    ss_res = float((residuals**2).sum())
-    ss_tot = float(((v - mean_v) ** 2).sum())
+    ss_res = float(total(residuals**2))
+    ss_tot = float(total(dv**2))
     resid_sd = math.sqrt(ss_res / (n - 2))
     return Trend(
         slope_per_hour=slope,

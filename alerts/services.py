@@ -10,6 +10,7 @@ live groups and run the dispatcher, which claims due deliveries atomically and s
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -24,7 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, prefetch_related_objects
 from django.utils import timezone
 
-from bulkwrite import filter_ids, loaded_instances, update_from_arrays
+from bulkwrite import FROM_MICROS_SQL, TO_MICROS_SQL, filter_ids, loaded_instances, pg_array, update_from_arrays
 from events import emit
 from orders.documents import order_notification_documents
 from orders.models import OrderEvent
@@ -65,6 +66,9 @@ DELIVERY_LEASE = timedelta(
 )
 RETRY_BASE = timedelta(seconds=getattr(settings, "ALERT_RETRY_BASE_SECONDS", 15))
 RETRY_MAX = timedelta(hours=1)
+# Timestamps of the rows a drain batch loads, read as microseconds (see `bulkwrite.loaded_instances`).
+RULE_TIMES = ("evaluated_until", "created_at")
+ALERT_TIMES = ("opened_at", "updated_at", "acknowledged_at", "resolved_at", "last_observed_at", "unconfirmed_at")
 ALERT_FIELDS = [
     "level", "peak_level", "state", "updated_at", "resolved_at", "last_value", "last_observed_at",
     "rate_of_rise", "next_level", "time_to_next_level", "time_to_next_level_uncertainty",
@@ -343,6 +347,8 @@ class _History:
     suspect: np.ndarray  # flagged on ingest: never moves an alert
     newest: datetime  # newest reading of the station (the changed state's)
     _jumps: dict = field(default_factory=dict)
+    _usable: dict = field(default_factory=dict)
+    _figures: dict = field(default_factory=dict)
 
     @classmethod
     def from_series(cls, series, newest: datetime) -> "_History":
@@ -367,10 +373,44 @@ class _History:
             found = self._jumps[limits] = jumps_and_spikes(self.times, self.values, limits)
         return found
 
+    def usable(self, limits) -> "_Usable":
+        """The readings rules judged by `limits` may use, once per station and limits like the jumps."""
+        found = self._usable.get(limits)
+        if found is None:
+            jump, spike = self.jumps_and_spikes(limits)
+            usable = ~spike & ~self.suspect
+            found = self._usable[limits] = _Usable(
+                jump=jump,
+                usable=usable,
+                stepped=~jump & ~self.suspect,
+                times=self.times[usable],
+                values=self.values[usable],
+                prefix_end=np.cumsum(usable),
+                positions=np.flatnonzero(usable),
+                figures=self._figures.setdefault(limits, {}),
+            )
+        return found
+
     @property
     def stamps(self) -> list[datetime]:
         """Every reading's time (only the rare unconfirmed-alert path needs them all)."""
         return [from_micros(int(micros)) for micros in self.micros]
+
+
+@dataclass
+class _Usable:
+    """A station's readings as the rules judged by one set of plausibility limits see them."""
+
+    jump: np.ndarray  # jumped implausibly (`jumps_and_spikes`)
+    usable: np.ndarray  # not a spike, not flagged: what measures are computed from
+    stepped: np.ndarray  # not a jump, not flagged: a step of the level state machine
+    times: np.ndarray  # of the usable readings
+    values: np.ndarray
+    prefix_end: np.ndarray  # usable readings up to and including each reading
+    positions: np.ndarray  # of the usable readings among all
+    # Rates and trend of a usable prefix, by its length: what `_metrics` reports beside a measure,
+    # the same for every rule of the station (a river's threshold and rate-of-rise alerts both).
+    figures: dict
 
 
 def _fixed_ladder(ladders: dict, rule: AlertRule, thresholds: list[Threshold], *, reading: bool = False):
@@ -378,7 +418,10 @@ def _fixed_ladder(ladders: dict, rule: AlertRule, thresholds: list[Threshold], *
     none of the station's thresholds was ever edited, so the same at every time; None otherwise (each
     reading is judged by the values in force then). Kept in `ladders` (the catalog cache's, valid
     under one catalog stamp) by what `rule_steps` reads of the rule."""
-    if any(threshold.valid_from for threshold in thresholds):
+    edited = ladders.get((rule.station_id, "edited"))
+    if edited is None:
+        edited = ladders[(rule.station_id, "edited")] = any(threshold.valid_from for threshold in thresholds)
+    if edited:
         return None
     key = (rule.station_id, "reading") if reading else (rule.station_id, rule.kind, rule.window, rule.value, rule.level)
     steps = ladders.get(key)
@@ -432,14 +475,23 @@ def _rain_totals(times: np.ndarray, values: np.ndarray) -> dict[str, float]:
 
 def _metrics(
     rule: AlertRule, station: Station, thresholds: list[Threshold], times: np.ndarray, values: np.ndarray,
-    measure: float, level: int, *, at: datetime, ladders: dict,
+    measure: float, level: int, *, at: datetime, ladders: dict, figures: dict | None = None,
 ) -> dict:
-    """What an alert reports beside its measure: rates of rise and time to the next level, or rain totals."""
+    """What an alert reports beside its measure: rates of rise and time to the next level, or rain totals.
+    `figures`: rates and trends already computed for prefixes of the same readings, by length (`_Usable`)."""
     metrics: dict = {"reading": float(values[-1]), "measure": _finite(measure)}
     if station.kind == StationKind.RAIN:
         metrics["rain"] = _rain_totals(times, values)
         return metrics
-    rates = {int(w.total_seconds() // 60): _finite(rate_of_rise_now(times, values, w)) for w in RATE_WINDOWS}
+    found = None if figures is None else figures.get(len(times))
+    if found is None:
+        found = (
+            {int(w.total_seconds() // 60): _finite(rate_of_rise_now(times, values, w)) for w in RATE_WINDOWS},
+            linear_trend(times, values),
+        )
+        if figures is not None:
+            figures[len(times)] = found
+    rates, trend = found
     metrics["rates_per_hour"] = {str(minutes): rate for minutes, rate in rates.items()}
     metrics["rate_of_rise_per_hour"] = rates[30]
     threshold_rule = rule.kind == Kind.THRESHOLD
@@ -452,7 +504,7 @@ def _metrics(
         steps = rulebook.reading_steps(thresholds, at=at) if steps is None else steps
         rising = True
         current = max((step.level for step in steps if values[-1] >= step.value), default=0)
-    forecast = time_to_next(linear_trend(times, values), steps, current_level=current, rising=rising)
+    forecast = time_to_next(trend, steps, current_level=current, rising=rising)
     metrics["forecast"] = (
         {
             "level": forecast.level,
@@ -468,7 +520,7 @@ def _metrics(
 
 def _finite(value) -> float | None:
     value = float(value)
-    return round(value, 4) if np.isfinite(value) else None
+    return round(value, 4) if math.isfinite(value) else None
 
 
 def _evaluate_rule(
@@ -493,22 +545,21 @@ def _evaluate_rule(
         rule.evaluated_until = max(history.newest, rule.evaluated_until or history.newest)
         return
     hysteresis = rulebook.rule_hysteresis(rule)
-    jump, spike = history.jumps_and_spikes(rulebook.rule_plausibility(rule, station))
-    usable = ~spike & ~history.suspect
+    seen = history.usable(rulebook.rule_plausibility(rule, station))
+    jump, usable, prefix_end = seen.jump, seen.usable, seen.prefix_end
     # A reading that is stepped is itself usable (a spike is a jump; flagged ones are skipped), so the
     # readings judged at step k are a prefix of the usable ones, and every measure is causal (a value
     # depends on earlier readings only): the measure is computed once, not once per reading.
-    usable_times, usable_values = history.times[usable], history.values[usable]
+    usable_times, usable_values = seen.times, seen.values
     usable_measure = rulebook.rule_measure(rule, usable_times, usable_values)
-    prefix_end = np.cumsum(usable)
     # Thresholds never edited have one ladder whatever the time: looked up once, not per reading.
     fixed_steps = _fixed_ladder(batch.ladders, rule, thresholds)
     if fixed_steps is not None and rule.pk not in batch.open_alerts and _never_meets(
-        fixed_steps, hysteresis, usable_measure, prefix_end, first, ~jump & ~history.suspect
+        fixed_steps, hysteresis, usable_measure, prefix_end, first, seen.stepped
     ):
         first = len(history.micros)  # no step can open an alert: nothing to step through
     # Flagged readings and jumps not yet confirmed or refuted by the next reading are not steps.
-    steps_at = np.flatnonzero(~jump[first:] & ~history.suspect[first:]) + first
+    steps_at = np.flatnonzero(seen.stepped[first:]) + first
     stepper = (
         LevelSteps(usable_times, usable_measure, hysteresis, first_end=int(prefix_end[steps_at[0]]))
         if len(steps_at)
@@ -521,7 +572,8 @@ def _evaluate_rule(
         batch.move(
             rule, level, value=_finite(measure[-1]), observed_at=stamp,
             metrics=_metrics(
-                rule, station, thresholds, times, values, measure[-1], level, at=stamp, ladders=batch.ladders
+                rule, station, thresholds, times, values, measure[-1], level, at=stamp, ladders=batch.ladders,
+                figures=seen.figures,
             ),
         )
 
@@ -560,14 +612,14 @@ def _evaluate_rule(
         # prefix of the measure).
         kept = len(usable_times) - int(bool(usable[-1] and jump[-1]))
         if kept:
-            observed_at = history.stamp(int(np.flatnonzero(usable)[kept - 1]))
+            observed_at = history.stamp(int(seen.positions[kept - 1]))
             if observed_at != alert.last_observed_at:
                 times, values, measure = usable_times[:kept], usable_values[:kept], usable_measure[:kept]
                 _apply_metrics(
                     alert, value=_finite(measure[-1]), observed_at=observed_at,
                     metrics=_metrics(
                         rule, station, thresholds, times, values, measure[-1], alert.level, at=observed_at,
-                        ladders=batch.ladders,
+                        ladders=batch.ladders, figures=seen.figures,
                     ),
                 )
                 batch.touch(alert)
@@ -679,7 +731,7 @@ def evaluate_stations(station_ids) -> list[AlertEvent]:
                 Alert.objects.select_for_update(of=("self",)).exclude(state=Alert.State.RESOLVED).order_by("pk"),
                 station_ids,
             )
-            for alert in loaded_instances(queryset)
+            for alert in loaded_instances(queryset, micros=ALERT_TIMES)
         }
         rules_by_station: dict[int, list[AlertRule]] = defaultdict(list)
         for rule in rules:
@@ -724,10 +776,19 @@ def evaluate_stations(station_ids) -> list[AlertEvent]:
 
 
 def _cursors_save(rules: list[AlertRule]) -> None:
-    """Store how far each rule has stepped, without a CASE per row: arrays on PostgreSQL; elsewhere
-    one UPDATE per distinct time (a gateway tick moves every station to the same time)."""
+    """Store how far each rule has stepped, without a CASE per row: arrays of ids and microseconds
+    on PostgreSQL (integers join at C speed); elsewhere one UPDATE per distinct time (a gateway tick
+    moves every station to the same time)."""
     if connection.vendor == "postgresql":
-        update_from_arrays(AlertRule, rules, ["evaluated_until"])
+        if rules:
+            quote = connection.ops.quote_name
+            table, column = quote(AlertRule._meta.db_table), quote(AlertRule._meta.get_field("evaluated_until").column)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} AS t SET {column} = {FROM_MICROS_SQL.format('s.micros')} "
+                    "FROM unnest(%s::bigint[], %s::bigint[]) AS s(id, micros) WHERE t.id = s.id",
+                    [pg_array([rule.pk for rule in rules]), pg_array([to_micros(rule.evaluated_until) for rule in rules])],
+                )
         return
     by_time: dict[datetime, list[int]] = defaultdict(list)
     for rule in rules:
@@ -742,8 +803,15 @@ def _newest_readings(station_ids: list[int]) -> tuple[dict[int, datetime], dict[
     for the stations that have a reading."""
     newest: dict[int, datetime] = {}
     marks: dict[int, int] = {}
-    states = StationState.objects.filter(observed_at__isnull=False).values_list("station_id", "observed_at", "history_mark")
-    for queryset in of_stations(states, station_ids):
+    states = StationState.objects.filter(observed_at__isnull=False)
+    if connection.vendor == "postgresql":
+        # As microseconds: no timestamp parsed in Python (see `bulkwrite.loaded_instances`).
+        micros = TO_MICROS_SQL.format(f"{connection.ops.quote_name(StationState._meta.db_table)}.observed_at")
+        for queryset in of_stations(states.extra(select={"_micros": micros}), station_ids):
+            for station_id, at, mark in queryset.values_list("station_id", "_micros", "history_mark"):
+                newest[station_id], marks[station_id] = from_micros(at), mark
+        return newest, marks
+    for queryset in of_stations(states.values_list("station_id", "observed_at", "history_mark"), station_ids):
         for station_id, observed_at, mark in queryset:
             newest[station_id], marks[station_id] = observed_at, mark
     return newest, marks
@@ -752,7 +820,7 @@ def _newest_readings(station_ids: list[int]) -> tuple[dict[int, datetime], dict[
 def _locked_rules(station_ids: list[int]) -> list[AlertRule]:
     rules: list[AlertRule] = []
     for queryset in of_stations(AlertRule.objects.select_for_update().order_by("station_id", "pk"), station_ids):
-        rules.extend(loaded_instances(queryset))
+        rules.extend(loaded_instances(queryset, micros=RULE_TIMES))
     return rules
 
 

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from bulkwrite import pg_array
+from bulkwrite import FROM_MICROS_SQL, TO_MICROS_SQL, pg_array
 from events import emit
 from tenancy.models import AuditEvent, Municipality
 from tenancy.services import audit_record
@@ -487,9 +487,8 @@ def to_micros_span(span: timedelta) -> int:
 
 _OBSERVATIONS = Observation._meta.db_table
 _STATES = StationState._meta.db_table
-# Microseconds since the epoch back to a timestamp, exactly (a float epoch would round).
-_FROM_MICROS = "(timestamptz 'epoch' + {} * interval '1 microsecond')"
-_TO_MICROS = "(extract(epoch FROM {}) * 1000000)::bigint"
+# Microseconds since the epoch and back to a timestamp, exactly (a float epoch would round).
+_FROM_MICROS, _TO_MICROS = FROM_MICROS_SQL, TO_MICROS_SQL
 STATE_FIELDS = [
     "value", "observed_at", "quality", "previous_value", "previous_at", "reference_value", "reference_at",
     "level", "repeats", "accumulations", "updated_at",

@@ -55,15 +55,59 @@ def test_pg_array_literals_read_back_exactly_what_was_given():
     assert pg_array([]) == "{}"
     # Anything else goes to the driver as the list it was.
     assert pg_array([Decimal("1.5")]) == [Decimal("1.5")]
-    assert pg_array([timedelta(minutes=1), None]) == [timedelta(minutes=1), None]
+    durations = [timedelta(minutes=1), timedelta(days=-1, seconds=5, microseconds=7), timedelta(0), None,
+                 timedelta(days=400, microseconds=1), -timedelta(microseconds=1)]  # fmt: skip
+    assert isinstance(pg_array(durations), str)
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT %s::text[], %s::float8[], %s::bigint[], %s::timestamptz[], %s::boolean[]",
-            [pg_array(texts), pg_array(floats), pg_array(ints), pg_array(times), pg_array([True, False, None])],
-        )
-        assert cursor.fetchone() == (texts, floats, ints, times, [True, False, None])
+            "SELECT %s::text[], %s::float8[], %s::bigint[], %s::timestamptz[], %s::boolean[], %s::interval[]",
+            [pg_array(texts), pg_array(floats), pg_array(ints), pg_array(times), pg_array([True, False, None]),
+             pg_array(durations)],
+        )  # fmt: skip
+        assert cursor.fetchone() == (texts, floats, ints, times, [True, False, None], durations)
+        # Durations read the same whatever the session's interval style.
+        cursor.execute("SHOW intervalstyle")
+        style = cursor.fetchone()[0]
+        for other in ("sql_standard", "iso_8601", "postgres_verbose", style):
+            cursor.execute(f"SET intervalstyle = {other}")
+            cursor.execute("SELECT %s::interval[] = %s::interval[]", [pg_array(durations), durations])
+            assert cursor.fetchone()[0] is True
+
+
+@pytest.mark.django_db
+def test_values_written_without_get_db_prep_save_are_what_it_gives(user_a):
+    """`update_from_arrays` skips `get_db_prep_save` where it gives the value back (or the same
+    integer in the driver's wrapper): every field kind the skip covers, with the values it skips and
+    some it must not (a naive time, numbers of another type)."""
+    import warnings
+
+    from bulkwrite import _UNCHANGED, _db_values
+
+    now = timezone.now()
+    samples = {
+        "last_value": [1.5, None, 3, -0.0],
+        "level": [3, None, 0, True],
+        "state": ["open", None, ""],
+        "updated_at": [now, None, now.replace(tzinfo=None)],
+        "time_to_next_level": [timedelta(minutes=3), None],
+        "resolved_by": [user_a.pk, None, 0],
+        "id": [1, 2**40],
+    }
+    covered = set()
+    for name, values in samples.items():
+        field = Alert._meta.get_field(name)
+        covered.add(type(field))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the naive time's warning, both ways
+            given, expected = _db_values(field, values, connection), [field.get_db_prep_save(v, connection) for v in values]
+        assert given == expected
+        # The same type, or a plain int where the field wraps it for the driver.
+        assert all(type(g) is type(e) or (type(g) is int and isinstance(e, int)) for g, e in zip(given, expected))
+    rule_enabled = AlertRule._meta.get_field("is_enabled")
+    assert _db_values(rule_enabled, [True, None], connection) == [True, None]
+    assert covered - set(_UNCHANGED) == set()
 
 
 @pytest.mark.django_db
@@ -112,12 +156,22 @@ def test_loaded_instances_are_what_iterating_the_queryset_gives(towns, user_a):
     rule = AlertRule.objects.create(station=station, kind="rate_of_rise", name="b", window=timedelta(minutes=30), value=0.5, level=1)
     Alert.objects.create(station=station, rule=rule, level=2, peak_level=2, opened_at=now, updated_at=now,
                          resolved_by=user_a, time_to_next_level=timedelta(minutes=3))
+    Alert.objects.create(station=station, rule=rule, level=1, peak_level=1, opened_at=now - timedelta(days=900),
+                         updated_at=now, state="resolved", resolved_at=now.replace(microsecond=999999),
+                         last_observed_at=now - timedelta(microseconds=1))  # fmt: skip
+    times = {AlertRule: ("evaluated_until", "created_at"), Alert: ("opened_at", "updated_at", "acknowledged_at",
+             "resolved_at", "last_observed_at", "unconfirmed_at")}  # fmt: skip
     for queryset in (AlertRule.objects.order_by("pk"), Alert.objects.order_by("pk")):
-        with transaction.atomic():
-            fast = loaded_instances(queryset.select_for_update())
-            slow = list(queryset)
-        assert [_fields(x) for x in fast] == [_fields(x) for x in slow] and fast
-        assert all(not x._state.adding and x._state.db == "default" and type(x) is queryset.model for x in fast)
+        for micros in ((), times[queryset.model]):
+            with transaction.atomic():
+                fast = loaded_instances(queryset.select_for_update(), micros=micros)
+                slow = list(queryset)
+            assert [_fields(x) for x in fast] == [_fields(x) for x in slow] and fast
+            # The same times, to the microsecond and with the same time zone object.
+            assert [[(getattr(x, name), getattr(getattr(x, name), "tzinfo", None)) for name in times[queryset.model]]
+                    for x in fast] == [[(getattr(x, name), getattr(getattr(x, name), "tzinfo", None))
+                                        for name in times[queryset.model]] for x in slow]  # fmt: skip
+            assert all(not x._state.adding and x._state.db == "default" and type(x) is queryset.model for x in fast)
     rule = loaded_instances(AlertRule.objects.filter(name="b"))[0]
     assert rule.station.code == "BW-L" and rule.window == timedelta(minutes=30)
     rule.evaluated_until = now

@@ -21,7 +21,7 @@ from django.db.models import QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from bulkwrite import filter_ids, pg_array
+from bulkwrite import TO_MICROS_SQL, filter_ids, pg_array
 from tenancy.selectors import Viewer
 
 from .levels import Measure, level_for, value_ladder, window_totals
@@ -1086,7 +1086,7 @@ def readings_in_ranges_micros(ranges: dict[int, tuple[datetime, datetime]]) -> d
         SELECT r.station_id, h.micros, h.vals, h.suspect
         FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS r(station_id, start_at, end_at)
         CROSS JOIN LATERAL (
-            SELECT array_agg((extract(epoch FROM o.observed_at) * 1000000)::bigint ORDER BY o.observed_at) AS micros,
+            SELECT array_agg({TO_MICROS_SQL.format("o.observed_at")} ORDER BY o.observed_at) AS micros,
                    array_agg(o.value ORDER BY o.observed_at) AS vals,
                    array_agg(o.quality <> %s ORDER BY o.observed_at) AS suspect
             FROM {table} o

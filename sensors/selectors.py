@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-from contextlib import contextmanager
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, connections, transaction
+from django.db import connection, connections
 from django.db.models import QuerySet, TextField, prefetch_related_objects
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -670,7 +669,7 @@ def replay_frames(
     moments = [since + step * index for index in range(count)]
     entries = _as_of_catalog(visible_stations(viewer=viewer, kind=kind, municipality=municipality))
     before = readings_up_to({entry.station.pk: entry.span for entry in entries}, since)
-    after = readings_in_ranges({entry.station.pk: (since, moments[-1]) for entry in entries}, without_jit=True)
+    after = readings_in_ranges({entry.station.pk: (since, moments[-1]) for entry in entries})
     iso = LocalIsoFormatter()
     frames: list[dict] = [{"at": iso(moment), "stations": {}} for moment in moments]
     for entry in entries:
@@ -764,17 +763,6 @@ class ReadingJudge:
         return level_for(measured, self.thresholds, at=at)
 
 
-@contextmanager
-def _cursor_without_jit():
-    """A PostgreSQL cursor whose transaction plans without JIT compilation. The per-station reads
-    below are thousands of short index scans whose cost PostgreSQL overestimates past
-    `jit_above_cost`: compiling them took 250 of 600 ms of the as-of map's query (bench/asof.py,
-    EXPLAIN ANALYZE) and saves nothing."""
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
-        yield cursor
-
-
 # How far before `at` readings_up_to first looks for each station's newest reading (the partitions
 # the lookup touches); a station silent that long is looked up again further back.
 NEWEST_LOOKUP_RECENT = timedelta(days=1)
@@ -830,7 +818,7 @@ def readings_up_to(spans: dict[int, timedelta], at: datetime) -> dict[int, list[
             ) AS o
             WHERE o.times IS NOT NULL"""
         recent = at - NEWEST_LOOKUP_RECENT
-        with _cursor_without_jit() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(sql, [pg_array(station_ids), pg_array(seconds), at, recent, recent])
             for station_id, times, values, qualities in cursor.fetchall():
                 rows[station_id] = list(zip(from_micros_many(times), values, qualities))
@@ -1012,13 +1000,13 @@ def sharing_grants_of(*, municipality_id: int) -> QuerySet[SharingGrant]:
 
 
 def readings_in_ranges(
-    ranges: dict[int, tuple[datetime, datetime]], *, without_jit: bool = False
+    ranges: dict[int, tuple[datetime, datetime]],
 ) -> dict[int, list[tuple[datetime, float, str]]]:
     """Readings in (start, end] for every station, in one query whatever the number of stations: the
     ranges go in as arrays (PostgreSQL `unnest`) or one JSON document (SQLite `json_each`) and are
     joined to the (station, observed_at) index, instead of an OR with a term per station.
-    `without_jit`: for reads of thousands of stations outside ingestion (`_cursor_without_jit`);
-    ingestion's own transaction is left as it is."""
+    (Every session plans without JIT, config.settings: these thousands of short index scans are
+    estimated far past jit_above_cost and compiling them saved nothing.)"""
     rows: dict[int, list] = defaultdict(list)
     if not ranges:
         return rows
@@ -1035,7 +1023,7 @@ def readings_in_ranges(
             pg_array(station_ids), pg_array([ranges[pk][0] for pk in station_ids]),
             pg_array([ranges[pk][1] for pk in station_ids]),
         ]
-        with _cursor_without_jit() if without_jit else connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             for station_id, micros, value, quality in cursor.fetchall():
                 rows[station_id].append((from_micros(micros), value, quality))

@@ -173,7 +173,7 @@ def level_changes(
 
 def window_readings(stations, since: datetime, until: datetime) -> dict:
     """The readings of (since − as-of span, until] per station: what judging a window needs."""
-    return readings_in_ranges({station.pk: (since - as_of_span(station), until) for station in stations}, without_jit=True)
+    return readings_in_ranges({station.pk: (since - as_of_span(station), until) for station in stations})
 
 
 def _alert_events(viewer: Viewer, since: datetime, until: datetime, municipality: str | None) -> list[TimelineEvent]:

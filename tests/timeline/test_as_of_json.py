@@ -235,5 +235,5 @@ def test_the_written_map_takes_a_fixed_number_of_queries_whatever_the_stations(c
     for index in range(20):
         make_station(towns[index % 2], f"X-{index}", visibility=Visibility.PUBLIC)
         ingest(f"X-{index}", clock.now - timedelta(minutes=5 + index), 2.0 + index / 10)
-    # The visible ids, the catalog stamp, the readings (on PostgreSQL with its savepoint and SET LOCAL jit).
+    # The visible ids, the catalog stamp, the readings.
     assert queries_for_the_map() == few <= 6, few

@@ -639,28 +639,68 @@
     return li;
   }
 
+  // Live messages redraw the board many times a minute in a storm, and every (re)subscription
+  // fetches the orders again. An item whose data did not change keeps its node, so what an operator
+  // has ticked, chosen or typed in it survives them; a changed item is drawn anew.
+  function reconcile(list, entries, build) {
+    var wanted = {};
+    entries.forEach(function (entry) { wanted[entry.key] = entry; });
+    var kept = {};
+    Array.prototype.slice.call(list.children).forEach(function (node) {
+      var entry = wanted[node.getAttribute("data-board-key")];
+      if (entry && node.getAttribute("data-board-said") === entry.said) {
+        kept[entry.key] = node;
+      } else {
+        list.removeChild(node);
+      }
+    });
+    entries.forEach(function (entry, index) {
+      var node = kept[entry.key];
+      if (!node) {
+        node = build(entry.item);
+        node.setAttribute("data-board-key", entry.key);
+        node.setAttribute("data-board-said", entry.said);
+      }
+      if (list.children[index] !== node) { list.insertBefore(node, list.children[index] || null); }
+    });
+  }
+
+  // The board's lists, newest first, or one "—" line for an empty list.
+  function boardEntries(items, key, said) {
+    var entries = items.map(function (item) { return { key: String(key(item)), said: said(item), item: item }; });
+    return entries.length ? entries : [{ key: "none", said: "", item: null }];
+  }
+
+  function itemOrNone(build) {
+    return function (item) { return item === null ? el("li", "mz-muted", "— ") : build(item); };
+  }
+
+  function newestFirst(byId) {
+    return Object.keys(byId).sort(function (a, b) { return b - a; }).map(function (id) { return byId[id]; });
+  }
+
   function renderBoard() {
     if (!board || !boardRoot) { return; }
-    var list = document.getElementById("mz-recommendations");
-    list.textContent = "";
-    Object.keys(recommendations).sort(function (a, b) { return b - a; }).forEach(function (id) {
-      list.appendChild(recommendationItem(recommendations[id]));
-    });
-    if (!list.children.length) {
-      list.appendChild(el("li", "mz-muted", "— "));
-    }
+    // A recommendation's form offers the town's shelters with their status: a status change redraws it.
+    var shelterStates = JSON.stringify(ownShelters().map(function (s) { return [s.code, s.status]; }));
+    reconcile(document.getElementById("mz-recommendations"),
+      boardEntries(newestFirst(recommendations), function (r) { return r.id; },
+        function (r) { return JSON.stringify(r) + shelterStates; }),
+      itemOrNone(recommendationItem));
     var waiting = document.getElementById("mz-order-drafts");
     if (waiting) {
-      waiting.textContent = "";
-      Object.keys(drafts).sort(function (a, b) { return b - a; }).forEach(function (id) {
-        waiting.appendChild(draftItem(drafts[id]));
-      });
-      if (!waiting.children.length) { waiting.appendChild(el("li", "mz-muted", "— ")); }
+      reconcile(waiting, boardEntries(newestFirst(drafts), function (d) { return d.id; }, JSON.stringify),
+        itemOrNone(draftItem));
     }
-    var own = document.getElementById("mz-own-orders");
-    own.textContent = "";
-    sortedOrders(orders).filter(function (f) { return board.municipality && f.properties.municipality === board.municipality; })
-      .forEach(function (feature) { own.appendChild(ownOrderItem(feature)); });
+    var own = sortedOrders(orders).filter(function (f) {
+      return board.municipality && f.properties.municipality === board.municipality;
+    });
+    // An order's own item says its level, title and districts, all changed only with updated_at (the
+    // write endpoints' reply and GET /api/v1/orders carry the order in different shapes).
+    reconcile(document.getElementById("mz-own-orders"), own.map(function (f) {
+      var p = f.properties;
+      return { key: String(p.id), said: JSON.stringify([p.level, p.updated_at]), item: f };
+    }), ownOrderItem);
   }
 
   document.addEventListener("mizumori:order_drafts", function (event) {

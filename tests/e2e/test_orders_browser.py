@@ -80,6 +80,13 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
     recommendation.locator("button.mz-issue").click()
     hq.wait_for_selector("#mz-order-board-error:not([hidden])")
     recommendation.locator("input[name=confirm]").check()
+    recommendation.locator("input[name=reason]").fill("half typed")
+    # What the operator has ticked, chosen and typed survives the board's redraws (every resubscription
+    # fetches the orders again and redraws; in a storm, messages redraw it many times a minute).
+    _resubscribe(hq)
+    assert recommendation.locator("input[name=confirm]").is_checked()
+    assert recommendation.locator("select.mz-shelter-select").evaluate("(s) => s.value") == "SH-B1"
+    assert recommendation.locator("input[name=reason]").input_value() == "half typed"
     recommendation.locator("button.mz-issue").click()
     hq.locator("#mz-own-orders .mz-own-order").wait_for()
     hq.screenshot(path=str(ARTIFACTS / "orders-hq.png"))
@@ -97,6 +104,8 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
 
     own = hq.locator("#mz-own-orders .mz-own-order")
     own.locator("select.mz-level-select").select_option("4")
+    _resubscribe(hq)
+    assert own.locator("select.mz-level-select").input_value() == "4"
     own.locator("button.mz-change").click()
     phone.locator("#mz-order-banners .mz-order-level-4").wait_for()
     assert "避難指示" in phone.locator("#mz-order-banners").inner_text()
@@ -122,3 +131,25 @@ def test_from_an_upstream_crossing_to_a_lifted_order(asgi_server, basin, browser
         assert all(identifier in references for identifier in identifiers)
         identifiers.append(root.findtext("cap:identifier", namespaces=NS))
     browser.assert_clean()
+
+
+def _resubscribe(page):
+    """What static/mizumori/live.js announces after every (re)subscription; returns once what it
+    fetched again has been read and applied."""
+    page.evaluate("""async () => {
+      const original = window.fetch;
+      const replies = [];
+      window.fetch = function (...args) {
+        const reply = original.apply(this, args);
+        replies.push(reply.then((response) => response.clone().text()).catch(() => null));
+        return reply;
+      };
+      try {
+        document.dispatchEvent(new CustomEvent("mizumori:subscribed", { detail: {} }));
+      } finally {
+        window.fetch = original;
+      }
+      if (!replies.length) { throw new Error("nothing was fetched again"); }
+      await Promise.all(replies);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }""")

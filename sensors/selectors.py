@@ -151,7 +151,8 @@ def live_features_of(station_ids, *, now: datetime) -> dict[int, dict]:
             _feature_catalog.forget(station_id)
             catalog[station_id][0].municipality.slug = slug
     trends = trend_readings_of({pk: station.kind for pk, (station, _) in catalog.items()})
-    lang, iso = _lang(), local_iso_of_zone()
+    # One formatter for the batch: a storm's readings share a few clock ticks, each written once.
+    lang, iso = _lang(), LocalIsoFormatter()
     return {
         pk: feature_of(
             station, by_station.get(pk), thresholds, reading_trend(station.kind, trends[pk], window=TREND_WINDOW_MICROS),
@@ -228,20 +229,9 @@ def local_iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
 
 
-def local_iso_of_zone(zone=None):
-    """`local_iso` with the current zone looked up once, for writing many times: the lookup goes
-    through a context-local (asgiref) on every call, which in a drain worker's thread cost more
-    than the formatting."""
-    zone = zone or timezone.get_current_timezone()
-
-    def iso(value: datetime | None) -> str | None:
-        return timezone.localtime(value, zone).isoformat() if value else None
-
-    return iso
-
-
 class LocalIsoFormatter:
-    """`local_iso` for many UTC times in ascending order, without a time zone conversion per time.
+    """`local_iso` for many UTC times, without a time zone conversion per time (in any order; spans
+    are looked up again when times go back and forth, so ascending order is cheapest).
 
     The zone's offset is looked up once per span in which it is constant (probed every few hours,
     with the exact change instant found by bisection), then each time is shifted by it and given
@@ -291,27 +281,39 @@ class LocalIsoFormatter:
         return utc.replace(tzinfo=UTC).astimezone(self.zone).utcoffset()
 
     def _span_from(self, utc: datetime) -> None:
+        """The span of constant offset around `utc`, up to HORIZON either way: times that come back
+        and forth within it (a batch of stations' readings, in station order) find it again."""
         offset = self._offset_at(utc)
         end = utc
         limit = min(utc, datetime.max - self.HORIZON - self.PROBE) + self.HORIZON
         while end < limit:
             probe = end + self.PROBE
             if self._offset_at(probe) != offset:
-                end = self._first_change(end, probe, offset)
+                end = self._first_with_offset_of(end, probe)
                 break
             end = probe
+        start = utc
+        floor = max(utc, datetime.min + self.HORIZON + self.PROBE) - self.HORIZON
+        while start > floor:
+            probe = start - self.PROBE
+            if self._offset_at(probe) != offset:
+                start = self._first_with_offset_of(probe, start)
+                break
+            start = probe
         aware = utc.replace(tzinfo=UTC).astimezone(self.zone)
-        self._start, self._end, self._offset = utc, max(end, utc + timedelta(microseconds=1)), offset
+        self._start, self._end, self._offset = start, max(end, utc + timedelta(microseconds=1)), offset
         self._suffix = aware.isoformat()[len(aware.replace(tzinfo=None).isoformat()):]
 
-    def _first_change(self, low: datetime, high: datetime, offset: timedelta) -> datetime:
-        """The first microsecond in (low, high] whose offset differs from `offset` (the one at low)."""
+    def _first_with_offset_of(self, low: datetime, high: datetime) -> datetime:
+        """The first microsecond in (low, high] with the offset in force at `high` (not the one at `low`;
+        one change between them: see PROBE)."""
+        offset = self._offset_at(high)
         while high - low > timedelta(microseconds=1):
             middle = low + (high - low) // 2
             if self._offset_at(middle) == offset:
-                low = middle
-            else:
                 high = middle
+            else:
+                low = middle
         return high
 
 

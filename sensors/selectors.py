@@ -95,14 +95,15 @@ class _FeatureCatalog:
     owner and thresholds, as loaded by `station_list`), kept while the catalog stamp
     (`sensors.models.CatalogStamp`) stays the same: the live publisher then loads only the states and
     the trend readings of a batch's stations, as tuples, instead of the station, owner and five
-    thresholds of each as model instances every batch."""
+    thresholds of each as model instances every batch. Each entry also keeps the station's
+    `fixed_parts` by language once built (the same for every batch until the stamp moves)."""
 
     def __init__(self):
         self.stamp: int | None = None
-        self.stations: dict[int, tuple[Station, list[Threshold]]] = {}
+        self.stations: dict[int, tuple[Station, list[Threshold], dict[str, FixedParts]]] = {}
         self.lock = threading.Lock()
 
-    def of(self, station_ids: list[int]) -> dict[int, tuple[Station, list[Threshold]]]:
+    def of(self, station_ids: list[int]) -> dict[int, tuple[Station, list[Threshold], dict[str, FixedParts]]]:
         from .catalog import current_stamp
 
         stamp = current_stamp()
@@ -113,7 +114,7 @@ class _FeatureCatalog:
         missing = [pk for pk in station_ids if pk not in known]
         if missing:
             loaded = {
-                station.pk: (station, list(station.thresholds.all()))
+                station.pk: (station, list(station.thresholds.all()), {})
                 for station in Station.objects.filter(is_active=True, pk__in=missing)
                 .select_related("municipality").prefetch_related("thresholds")
             }
@@ -150,16 +151,20 @@ def live_features_of(station_ids, *, now: datetime) -> dict[int, dict]:
             # The town was renamed (towns are not under the stamp): this station's copy is reloaded.
             _feature_catalog.forget(station_id)
             catalog[station_id][0].municipality.slug = slug
-    trends = trend_readings_of({pk: station.kind for pk, (station, _) in catalog.items()})
+            catalog[station_id][2].clear()
+    trends = trend_readings_of({pk: station.kind for pk, (station, _, _) in catalog.items()})
     # One formatter for the batch: a storm's readings share a few clock ticks, each written once.
     lang, iso = _lang(), LocalIsoFormatter()
-    return {
-        pk: feature_of(
+    features = {}
+    for pk, (station, thresholds, fixed) in sorted(catalog.items(), key=lambda item: item[1][0].code):
+        parts = fixed.get(lang)
+        if parts is None:
+            parts = fixed[lang] = fixed_parts(station, thresholds, at=None, lang=lang)
+        features[pk] = feature_of(
             station, by_station.get(pk), thresholds, reading_trend(station.kind, trends[pk], window=TREND_WINDOW_MICROS),
-            now=now, lang=lang, iso=iso,
+            now=now, lang=lang, iso=iso, fixed=parts,
         )
-        for pk, (station, thresholds) in sorted(catalog.items(), key=lambda item: item[1][0].code)
-    }
+    return features
 
 
 def stations_with_threshold_history(

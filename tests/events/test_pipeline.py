@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from alerts.handlers import EVALUATE, evaluation_handlers, station_changes_evaluate
 from alerts.models import Alert, AlertEvent, AlertRule
@@ -273,3 +273,14 @@ def test_the_live_publishers_features_are_the_stations_features(towns):
     features = live_features_of(ids, now=at)
     assert features == expected()
     assert list(features) == [long.pk, rain.pk, river.pk, silent.pk]  # by code, as the map lists them
+    # Each station's fixed parts are kept per language until the stamp moves; a town renamed (towns
+    # are not under the stamp) shows its new name in the very next batch.
+    assert live_features_of(ids, now=at) == expected()
+    with translation.override("en"):
+        assert live_features_of(ids, now=at) == expected()
+        assert live_features_of(ids, now=at)[river.pk]["properties"]["name"] == "F-RIVER gauge"
+    towns[0].slug = "renamed-town"
+    towns[0].save(update_fields=["slug"])
+    features = live_features_of(ids, now=at)
+    assert features == expected()
+    assert features[river.pk]["properties"]["municipality"] == "renamed-town"

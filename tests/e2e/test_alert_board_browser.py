@@ -174,11 +174,14 @@ def test_a_keyboard_only_walk_acknowledges_with_a_note_and_resolves_through_the_
     tab_to(board, f"note-{FIRST}:level")
     board.keyboard.type("消防団に連絡済み")
     tab_to(board, f"ack-{FIRST}:level")
-    board.keyboard.press("Enter")
+    # The acknowledgement is a form post: a new page, whose rows are there before its script (the
+    # resolve dialog's) has run, so a Resolve pressed sooner takes the page's no-script path. Waited
+    # for as a navigation, not by its row or load state: until the new page commits, the old one
+    # still takes live messages, and the alert message of this very acknowledgement can patch its
+    # row to "acknowledged" there first (its load event long past).
+    with board.expect_navigation():
+        board.keyboard.press("Enter")
     board.wait_for_selector(f"[data-row-key='{FIRST}:level'][data-state='acknowledged']")
-    # The acknowledgement was a form post: a new page, whose rows are there before its script (the
-    # resolve dialog's) has run. A Resolve pressed sooner takes the page's no-script path.
-    board.wait_for_load_state("load")
     assert "消防団に連絡済み" in board.inner_text(f"[data-row-key='{FIRST}:level'] [data-cell=ack]")
     # The focus ring shows where the keyboard is.
     tab_to(board, f"resolve-{FIRST}:level")

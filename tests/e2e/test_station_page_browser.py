@@ -200,7 +200,10 @@ def test_window_control_goes_back_shows_replay_and_returns_live(live_server, flo
     page.wait_for_selector("#station-chart canvas")
     assert canvas_pixels_like(page, "#0b4f8a") > 20  # the hydrograph up to then
 
-    page.locator("#mz-station-earlier").click()
+    # A link to the page a day earlier: the page it leaves has a replay banner too, so the new one
+    # is waited for as a navigation (not by the banner).
+    with page.expect_navigation():
+        page.locator("#mz-station-earlier").click()
     page.wait_for_selector("#mz-replay-banner")
     earlier = (past - timedelta(hours=24)).strftime("%H:%M")
     assert earlier in page.locator("#mz-replay-banner").inner_text()
